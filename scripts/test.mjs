@@ -1,0 +1,71 @@
+#!/usr/bin/env node
+// npm test: build every package, run every test suite, end with one summary line.
+//
+//   npm test                          all suites
+//   npm test -- packages/procfile     one package (any vitest filter works)
+//
+// Suites that need a real engine (etcd, dockerd) get it from scripts/services.mjs; when one
+// cannot be had, the run fails and says what is missing. Nothing is skipped silently.
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const started = performance.now();
+
+function run(cmd, args, env = process.env) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: root, stdio: 'inherit', env });
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
+}
+
+const bin = (name) => join(root, 'node_modules', '.bin', name);
+
+console.log('> tsc -b');
+if ((await run(bin('tsc'), ['-b'])) !== 0) {
+  console.log('flotilla test: build failed, no test ran');
+  process.exit(1);
+}
+
+const { startServices } = await import('./services.mjs');
+let services;
+try {
+  services = await startServices({ root });
+} catch (err) {
+  console.error(`flotilla test: ${err.message}`);
+  process.exit(1);
+}
+
+const resultsDir = join(root, '.test-results');
+const resultsFile = join(resultsDir, 'vitest.json');
+mkdirSync(resultsDir, { recursive: true });
+rmSync(resultsFile, { force: true });
+
+const code = await run(
+  bin('vitest'),
+  [
+    'run',
+    '--reporter=default',
+    '--reporter=json',
+    `--outputFile.json=${resultsFile}`,
+    ...process.argv.slice(2),
+  ],
+  { ...process.env, ...services.env },
+);
+await services.stop();
+
+const seconds = ((performance.now() - started) / 1000).toFixed(1);
+let summary;
+try {
+  const r = JSON.parse(readFileSync(resultsFile, 'utf8'));
+  const skipped = r.numPendingTests + r.numTodoTests;
+  summary =
+    `flotilla test: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped ` +
+    `(${r.numTotalTestSuites} suites in ${r.testResults.length} files) in ${seconds}s`;
+} catch {
+  summary = `flotilla test: vitest wrote no results (exit code ${code}) after ${seconds}s`;
+}
+console.log(`\n${summary}`);
+process.exit(code === 0 ? 0 : 1);
