@@ -1,7 +1,12 @@
 /**
- * Zero-dependency primitives shared by every Flotilla package.
+ * Zero-dependency primitives shared by every Flotilla package: the error type, the clock and
+ * the logger interface.
  *
  * @packageDocumentation
  */
 export { FlotillaError, isFlotillaError } from './errors.js';
 export type { FlotillaErrorOptions } from './errors.js';
+export { ManualClock, systemClock } from './clock.js';
+export type { Clock, TimerHandle } from './clock.js';
+export { silentLogger } from './logger.js';
+export type { LogFn, Logger } from './logger.js';

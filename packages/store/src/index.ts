@@ -1,0 +1,53 @@
+/**
+ * The Flotilla cluster state store: the `Store` interface (etcd v3 semantics: versioned KV,
+ * compare-and-set transactions, leases, prefix watches), `MemoryStore`, JSON helpers, and
+ * building blocks for backends. The contract suite is in `@flotilla/store/testing`.
+ *
+ * @packageDocumentation
+ */
+export type {
+  CallOptions,
+  Compare,
+  CompareOp,
+  CompareTarget,
+  DeleteResult,
+  KeyValue,
+  Lease,
+  LeaseEndReason,
+  LeaseId,
+  ListOptions,
+  ListResult,
+  PutOptions,
+  PutResult,
+  Store,
+  StoreLimits,
+  Txn,
+  TxnOp,
+  TxnOpResult,
+  TxnResult,
+  WatchEvent,
+  WatchOptions,
+} from './store.js';
+export { MemoryStore } from './memory-store.js';
+export type { MemoryStoreOptions } from './memory-store.js';
+export { getJson, parseJson, putJson, toJson } from './json.js';
+export type { JsonEntry } from './json.js';
+export { StoreError, StoreErrorCodes } from './errors.js';
+export type { StoreErrorCode, StoreErrorDetails } from './errors.js';
+export {
+  byteLength,
+  closedError,
+  compareKeys,
+  DEFAULT_LIMITS,
+  evaluateCompare,
+  EventQueue,
+  LeaseKeeper,
+  throwIfAborted,
+  validateKey,
+  validatePrefix,
+  validateRevision,
+  validateTtl,
+  validateTxn,
+  validateValue,
+} from './backend.js';
+export type { LeaseBackend } from './backend.js';

@@ -1,0 +1,75 @@
+import { ManualClock } from '@flotilla/core';
+import { describe, expect, it } from 'vitest';
+import { MemoryStore } from './memory-store.js';
+import { runStoreContract, takeEvents } from './testing/contract.js';
+
+let clock = new ManualClock();
+runStoreContract({
+  name: 'MemoryStore (manual clock)',
+  create: () => {
+    clock = new ManualClock(Date.UTC(2026, 0, 1));
+    return new MemoryStore({ clock });
+  },
+  advanceTime: (ms) => clock.advance(ms),
+});
+
+runStoreContract({
+  name: 'MemoryStore (system clock)',
+  create: () => new MemoryStore(),
+  leaseTtlMs: 300,
+});
+
+describe('MemoryStore specifics', () => {
+  it('compacts its own history beyond historyLimit', async () => {
+    const store = new MemoryStore({ historyLimit: 10 });
+    const first = await store.put('a', '0');
+    for (let i = 1; i < 30; i++) await store.put('a', String(i));
+    const events = store.watch('a', { fromRevision: first.revision })[Symbol.asyncIterator]();
+    await expect(events.next()).rejects.toMatchObject({ code: 'FLOTILLA_STORE_COMPACTED' });
+    const recent = store
+      .watch('a', { fromRevision: (await store.revision()) - 5 })
+      [Symbol.asyncIterator]();
+    expect((await takeEvents(recent, 6)).map((e) => e.kv.value)).toEqual([
+      '24',
+      '25',
+      '26',
+      '27',
+      '28',
+      '29',
+    ]);
+    await store.close();
+  });
+
+  it('expires a lease at exactly its TTL on the manual clock and tells the owner', async () => {
+    const c = new ManualClock();
+    const store = new MemoryStore({ clock: c });
+    const lease = await store.grant(2000);
+    await store.put('k', 'v', { lease: lease.id });
+    await c.advance(1999);
+    expect(await store.get('k')).toBeDefined();
+    await c.advance(1);
+    expect(await store.get('k')).toBeUndefined();
+    expect(await lease.ended).toBe('expired');
+    await store.close();
+  });
+
+  it('keeps its key index right across the incremental limit', async () => {
+    const store = new MemoryStore();
+    const n = 60_000;
+    for (let i = 0; i < n; i += 120) {
+      await store.txn({
+        compare: [],
+        success: Array.from({ length: 120 }, (_, j) => ({
+          op: 'put' as const,
+          key: `k/${i + j}`,
+          value: '',
+        })),
+      });
+    }
+    await store.delete('k/5');
+    const listed = await store.list('k/');
+    expect(listed.kvs).toHaveLength(n - 1);
+    expect(listed.kvs.some((kv) => kv.key === 'k/5')).toBe(false);
+    await store.close();
+  });
+});

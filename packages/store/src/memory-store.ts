@@ -1,0 +1,482 @@
+import { type Clock, systemClock } from '@flotilla/core';
+import {
+  closedError,
+  compareKeys,
+  DEFAULT_LIMITS,
+  evaluateCompare,
+  EventQueue,
+  LeaseKeeper,
+  throwIfAborted,
+  validateKey,
+  validatePrefix,
+  validateRevision,
+  validateTtl,
+  validateTxn,
+  validateValue,
+} from './backend.js';
+import { StoreError, StoreErrorCodes } from './errors.js';
+import type {
+  CallOptions,
+  DeleteResult,
+  KeyValue,
+  Lease,
+  LeaseId,
+  ListOptions,
+  ListResult,
+  PutOptions,
+  PutResult,
+  Store,
+  StoreLimits,
+  Txn,
+  TxnOp,
+  TxnOpResult,
+  TxnResult,
+  WatchEvent,
+  WatchOptions,
+} from './store.js';
+
+/** Options of {@link MemoryStore}. */
+export interface MemoryStoreOptions {
+  /** Drives lease TTLs; pass a `ManualClock` in tests to expire leases without sleeping. */
+  readonly clock?: Clock;
+  /**
+   * How many change events to keep for watches that resume from a revision (default 100,000).
+   * Older ones are compacted away, as etcd's auto-compaction does.
+   */
+  readonly historyLimit?: number;
+  /** Override the limits (default: etcd's, {@link DEFAULT_LIMITS}). */
+  readonly limits?: Partial<StoreLimits>;
+}
+
+interface MemoryLease {
+  readonly ttlMs: number;
+  readonly keys: Set<string>;
+  timer: unknown;
+  readonly keeper: LeaseKeeper;
+}
+
+interface Watcher {
+  readonly prefix: string;
+  readonly minRevision: number;
+  readonly queue: EventQueue<WatchEvent>;
+}
+
+/** Keep the sorted key index up to date on writes while it is this small; rebuild lazily above. */
+const INCREMENTAL_INDEX_LIMIT = 50_000;
+
+/**
+ * A `Store` in memory: the reference implementation of the contract, for tests, simulators and
+ * single-process tools. Everything is lost when the process ends; use `SqliteStore` for a
+ * durable embedded store.
+ *
+ * @example
+ * ```ts
+ * const store = new MemoryStore();
+ * const { revision } = await store.put('apps/demo', JSON.stringify({ name: 'demo' }));
+ * const res = await store.txn({
+ *   compare: [{ key: 'apps/demo', target: 'modRevision', op: '==', value: revision }],
+ *   success: [{ op: 'put', key: 'apps/demo', value: '{"name":"demo","v":2}' }],
+ * });
+ * res.succeeded; // true: nobody wrote in between
+ * ```
+ */
+export class MemoryStore implements Store {
+  readonly limits: StoreLimits;
+  #clock: Clock;
+  #historyLimit: number;
+  #kvs = new Map<string, KeyValue>();
+  #sorted: string[] | null = [];
+  #revision = 1;
+  #compactRevision = 1;
+  #history: WatchEvent[] = [];
+  #watchers = new Set<Watcher>();
+  #leases = new Map<LeaseId, MemoryLease>();
+  #nextLease = 1;
+  #closed = false;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.#clock = options.clock ?? systemClock;
+    this.#historyLimit = options.historyLimit ?? 100_000;
+    this.limits = Object.freeze({ ...DEFAULT_LIMITS, ...options.limits });
+  }
+
+  get(key: string, options?: CallOptions): Promise<KeyValue | undefined> {
+    return this.#run(options, () => {
+      validateKey(key);
+      return this.#kvs.get(key);
+    });
+  }
+
+  list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
+    return this.#run(options, () => {
+      validatePrefix(prefix);
+      const limit = options.limit ?? Infinity;
+      if (limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 1)) {
+        throw new StoreError(
+          StoreErrorCodes.INVALID_ARGUMENT,
+          `limit must be a positive integer, got ${String(limit)}`,
+        );
+      }
+      const sorted = this.#index();
+      const start =
+        options.after !== undefined && compareKeys(options.after, prefix) >= 0
+          ? options.after
+          : prefix;
+      let i = lowerBound(sorted, start);
+      if (options.after !== undefined && sorted[i] === options.after) i++;
+      const kvs: KeyValue[] = [];
+      let more = false;
+      for (; i < sorted.length; i++) {
+        const key = sorted[i] as string;
+        if (!key.startsWith(prefix)) break;
+        if (kvs.length >= limit) {
+          more = true;
+          break;
+        }
+        kvs.push(this.#kvs.get(key) as KeyValue);
+      }
+      return { kvs, revision: this.#revision, more };
+    });
+  }
+
+  put(key: string, value: string, options: PutOptions = {}): Promise<PutResult> {
+    return this.#run(options, () => {
+      validateKey(key);
+      validateValue(key, value, this.limits);
+      const request = key.length + value.length;
+      if (request > this.limits.maxRequestBytes) {
+        throw new StoreError(
+          StoreErrorCodes.TOO_LARGE,
+          `put of ${JSON.stringify(key)} is over the request limit`,
+          { key },
+        );
+      }
+      if (options.lease !== undefined) this.#requireLease(options.lease);
+      const events: WatchEvent[] = [];
+      const revision = this.#revision + 1;
+      this.#applyPut(key, value, options.lease, revision, events);
+      this.#commit(revision, events);
+      return { revision };
+    });
+  }
+
+  delete(key: string, options?: CallOptions): Promise<DeleteResult> {
+    return this.#run(options, () => {
+      validateKey(key);
+      return this.#deleteKeys(this.#kvs.has(key) ? [key] : []);
+    });
+  }
+
+  deletePrefix(prefix: string, options?: CallOptions): Promise<DeleteResult> {
+    return this.#run(options, () => {
+      validatePrefix(prefix);
+      return this.#deleteKeys(this.#keysWithPrefix(prefix));
+    });
+  }
+
+  txn(txn: Txn, options?: CallOptions): Promise<TxnResult> {
+    return this.#run(options, () => {
+      validateTxn(txn, this.limits);
+      const succeeded = txn.compare.every((c) => evaluateCompare(this.#kvs.get(c.key), c));
+      const ops: readonly TxnOp[] = succeeded ? txn.success : (txn.failure ?? []);
+      for (const op of ops) {
+        if (op.op === 'put' && op.lease !== undefined) this.#requireLease(op.lease);
+      }
+      const revision = this.#revision + 1;
+      const events: WatchEvent[] = [];
+      const results: TxnOpResult[] = [];
+      for (const op of ops) {
+        switch (op.op) {
+          case 'put':
+            this.#applyPut(op.key, op.value, op.lease, revision, events);
+            results.push({ op: 'put' });
+            break;
+          case 'get':
+            results.push({ op: 'get', kv: this.#kvs.get(op.key) });
+            break;
+          case 'delete':
+          case 'deletePrefix': {
+            const keys =
+              op.op === 'delete'
+                ? this.#kvs.has(op.key)
+                  ? [op.key]
+                  : []
+                : this.#keysWithPrefix(op.prefix);
+            for (const key of keys) this.#applyDelete(key, revision, events);
+            results.push({ op: op.op, deleted: keys.length });
+            break;
+          }
+        }
+      }
+      this.#commit(revision, events);
+      return { succeeded, revision: this.#revision, results };
+    });
+  }
+
+  grant(ttlMs: number, options?: CallOptions): Promise<Lease> {
+    return this.#run(options, () => {
+      validateTtl(ttlMs);
+      const id = String(this.#nextLease++);
+      const keeper = new LeaseKeeper(
+        id,
+        ttlMs,
+        {
+          renew: (leaseId, o) => this.#renew(leaseId, o),
+          revoke: (leaseId, o) => this.#revoke(leaseId, 'revoked', o),
+        },
+        { clock: this.#clock },
+      );
+      const lease: MemoryLease = { ttlMs, keys: new Set(), timer: undefined, keeper };
+      this.#leases.set(id, lease);
+      this.#arm(id, lease);
+      return keeper;
+    });
+  }
+
+  watch(prefix: string, options: WatchOptions = {}): AsyncIterable<WatchEvent> {
+    if (this.#closed) throw closedError();
+    validatePrefix(prefix);
+    if (options.fromRevision !== undefined) validateRevision(options.fromRevision, 'fromRevision');
+    const watcher: Watcher = {
+      prefix,
+      minRevision: options.fromRevision ?? this.#revision + 1,
+      queue: new EventQueue<WatchEvent>(options.signal, () => this.#watchers.delete(watcher)),
+    };
+    if (options.signal?.aborted === true) return watcher.queue;
+    if (options.fromRevision !== undefined) {
+      if (options.fromRevision < this.#compactRevision) {
+        watcher.queue.fail(this.#compactedError(options.fromRevision));
+        return watcher.queue;
+      }
+      let i = lowerBoundRevision(this.#history, options.fromRevision);
+      for (; i < this.#history.length; i++) {
+        const ev = this.#history[i] as WatchEvent;
+        if (ev.kv.key.startsWith(prefix)) watcher.queue.push(ev);
+      }
+    }
+    this.#watchers.add(watcher);
+    return watcher.queue;
+  }
+
+  revision(options?: CallOptions): Promise<number> {
+    return this.#run(options, () => this.#revision);
+  }
+
+  compact(revision: number, options?: CallOptions): Promise<void> {
+    return this.#run(options, () => {
+      validateRevision(revision, 'compact revision');
+      if (revision > this.#revision) {
+        throw new StoreError(
+          StoreErrorCodes.INVALID_ARGUMENT,
+          `cannot compact to revision ${revision}: the store is at ${this.#revision}`,
+        );
+      }
+      this.#compactTo(revision);
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    for (const w of [...this.#watchers]) w.queue.fail(closedError());
+    this.#watchers.clear();
+    for (const lease of this.#leases.values()) {
+      this.#clock.clearTimeout(lease.timer);
+      lease.keeper.end('closed');
+    }
+    this.#leases.clear();
+    return Promise.resolve();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // --- internals ---
+
+  #run<T>(options: CallOptions | undefined, fn: () => T): Promise<T> {
+    try {
+      if (this.#closed) throw closedError();
+      throwIfAborted(options);
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  #requireLease(id: LeaseId): void {
+    if (!this.#leases.has(id)) {
+      throw new StoreError(
+        StoreErrorCodes.LEASE_NOT_FOUND,
+        `lease ${id} does not exist (it expired or was revoked): grant a new one`,
+        { lease: id },
+      );
+    }
+  }
+
+  #applyPut(
+    key: string,
+    value: string,
+    lease: LeaseId | undefined,
+    revision: number,
+    events: WatchEvent[],
+  ): void {
+    const prev = this.#kvs.get(key);
+    if (prev?.lease !== undefined && prev.lease !== lease)
+      this.#leases.get(prev.lease)?.keys.delete(key);
+    if (lease !== undefined) this.#leases.get(lease)?.keys.add(key);
+    const kv: KeyValue = {
+      key,
+      value,
+      createRevision: prev?.createRevision ?? revision,
+      modRevision: revision,
+      version: (prev?.version ?? 0) + 1,
+      ...(lease === undefined ? {} : { lease }),
+    };
+    this.#kvs.set(key, kv);
+    if (prev === undefined) this.#indexAdd(key);
+    events.push({ type: 'put', kv, revision });
+  }
+
+  #applyDelete(key: string, revision: number, events: WatchEvent[]): void {
+    const prev = this.#kvs.get(key);
+    if (prev === undefined) return;
+    if (prev.lease !== undefined) this.#leases.get(prev.lease)?.keys.delete(key);
+    this.#kvs.delete(key);
+    this.#indexRemove(key);
+    events.push({
+      type: 'delete',
+      kv: { key, value: '', createRevision: 0, modRevision: revision, version: 0 },
+      revision,
+    });
+  }
+
+  #deleteKeys(keys: readonly string[]): DeleteResult {
+    if (keys.length === 0) return { revision: this.#revision, deleted: 0 };
+    const revision = this.#revision + 1;
+    const events: WatchEvent[] = [];
+    for (const key of keys) this.#applyDelete(key, revision, events);
+    this.#commit(revision, events);
+    return { revision, deleted: keys.length };
+  }
+
+  #keysWithPrefix(prefix: string): string[] {
+    const sorted = this.#index();
+    const keys: string[] = [];
+    for (let i = lowerBound(sorted, prefix); i < sorted.length; i++) {
+      const key = sorted[i] as string;
+      if (!key.startsWith(prefix)) break;
+      keys.push(key);
+    }
+    return keys;
+  }
+
+  #commit(revision: number, events: WatchEvent[]): void {
+    if (events.length === 0) return;
+    this.#revision = revision;
+    for (const ev of events) this.#history.push(ev);
+    if (this.#history.length > this.#historyLimit) {
+      const cut = this.#history[this.#history.length - this.#historyLimit] as WatchEvent;
+      this.#compactTo(cut.revision);
+    }
+    for (const w of this.#watchers) {
+      for (const ev of events) {
+        if (ev.revision >= w.minRevision && ev.kv.key.startsWith(w.prefix)) w.queue.push(ev);
+      }
+    }
+  }
+
+  #compactTo(revision: number): void {
+    if (revision <= this.#compactRevision) return;
+    this.#compactRevision = revision;
+    const i = lowerBoundRevision(this.#history, revision);
+    this.#history = this.#history.slice(i);
+  }
+
+  #compactedError(from: number): StoreError {
+    return new StoreError(
+      StoreErrorCodes.COMPACTED,
+      `revision ${from} has been compacted (oldest available: ${this.#compactRevision}): list again and watch from the list's revision + 1`,
+      { compactRevision: this.#compactRevision },
+    );
+  }
+
+  #arm(id: LeaseId, lease: MemoryLease): void {
+    this.#clock.clearTimeout(lease.timer);
+    lease.timer = this.#clock.setTimeout(() => {
+      lease.timer = undefined;
+      void this.#revoke(id, 'expired');
+    }, lease.ttlMs);
+  }
+
+  #renew(id: LeaseId, options?: CallOptions): Promise<void> {
+    return this.#run(options, () => {
+      const lease = this.#leases.get(id);
+      if (lease === undefined) {
+        throw new StoreError(
+          StoreErrorCodes.LEASE_NOT_FOUND,
+          `lease ${id} has expired or was revoked: grant a new one`,
+          { lease: id },
+        );
+      }
+      this.#arm(id, lease);
+    });
+  }
+
+  #revoke(id: LeaseId, reason: 'revoked' | 'expired', options?: CallOptions): Promise<void> {
+    return this.#run(options, () => {
+      const lease = this.#leases.get(id);
+      if (lease === undefined) return;
+      this.#leases.delete(id);
+      this.#clock.clearTimeout(lease.timer);
+      this.#deleteKeys([...lease.keys].sort(compareKeys));
+      lease.keeper.end(reason);
+    });
+  }
+
+  #index(): string[] {
+    if (this.#sorted === null) this.#sorted = [...this.#kvs.keys()].sort(compareKeys);
+    return this.#sorted;
+  }
+
+  #indexAdd(key: string): void {
+    if (this.#sorted === null) return;
+    if (this.#sorted.length >= INCREMENTAL_INDEX_LIMIT) {
+      this.#sorted = null;
+      return;
+    }
+    this.#sorted.splice(lowerBound(this.#sorted, key), 0, key);
+  }
+
+  #indexRemove(key: string): void {
+    if (this.#sorted === null) return;
+    if (this.#sorted.length >= INCREMENTAL_INDEX_LIMIT) {
+      this.#sorted = null;
+      return;
+    }
+    const i = lowerBound(this.#sorted, key);
+    if (this.#sorted[i] === key) this.#sorted.splice(i, 1);
+  }
+}
+
+function lowerBound(sorted: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareKeys(sorted[mid] as string, key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function lowerBoundRevision(history: readonly WatchEvent[], revision: number): number {
+  let lo = 0;
+  let hi = history.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((history[mid] as WatchEvent).revision < revision) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}

@@ -1,0 +1,584 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isFlotillaError } from '@flotilla/core';
+import { compareKeys } from '../backend.js';
+import type { Lease, Store, TxnOp, WatchEvent } from '../store.js';
+
+/** Options of {@link runStoreContract}. */
+export interface StoreContractOptions {
+  /** Suite name, e.g. `'MemoryStore'`. */
+  readonly name: string;
+  /** Makes a fresh, empty store for one test. It is closed after the test. */
+  readonly create: () => Store | Promise<Store>;
+  /**
+   * Moves the store's clock forward, for stores on a manual clock. Without it, lease tests wait
+   * in real time for the backend to expire leases (a few seconds each).
+   */
+  readonly advanceTime?: (ms: number) => Promise<void>;
+  /** Lease TTL the lease tests use, in ms (default 2000: etcd's minimum). */
+  readonly leaseTtlMs?: number;
+  /** How long to wait for an event before failing, in ms (default 10,000). */
+  readonly eventTimeoutMs?: number;
+}
+
+/** Pulls `n` events from a watch, failing after `timeoutMs`. */
+export async function takeEvents(
+  iterator: AsyncIterator<WatchEvent>,
+  n: number,
+  timeoutMs = 10_000,
+): Promise<WatchEvent[]> {
+  const out: WatchEvent[] = [];
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(new Error(`watch delivered ${out.length} of ${n} events within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+  });
+  try {
+    while (out.length < n) {
+      const r = await Promise.race([iterator.next(), timeout]);
+      if (r.done === true) throw new Error(`watch ended after ${out.length} of ${n} events`);
+      out.push(r.value);
+    }
+    return out;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function expectCode(
+  promise: Promise<unknown> | (() => unknown),
+  code: string,
+): Promise<void> {
+  try {
+    await (typeof promise === 'function' ? promise() : promise);
+  } catch (err) {
+    expect(isFlotillaError(err), `expected a FlotillaError ${code}, got ${String(err)}`).toBe(true);
+    expect((err as { code: string }).code).toBe(code);
+    return;
+  }
+  throw new Error(`expected the call to fail with ${code}, but it succeeded`);
+}
+
+const summary = (ev: WatchEvent): [string, string, string] => [ev.type, ev.kv.key, ev.kv.value];
+
+/**
+ * The one suite every `Store` backend runs: memory, SQLite and etcd pass the very same tests.
+ * Call it inside a vitest test file.
+ *
+ * @example
+ * ```ts
+ * import { runStoreContract } from '@flotilla/store/testing';
+ * runStoreContract({ name: 'MyStore', create: () => new MyStore() });
+ * ```
+ */
+export function runStoreContract(options: StoreContractOptions): void {
+  const ttl = options.leaseTtlMs ?? 2000;
+  const eventTimeout = options.eventTimeoutMs ?? 10_000;
+  // Time passing is what lease tests are about: on a real clock they wait for it.
+  const advance = (ms: number): Promise<void> =>
+    options.advanceTime !== undefined
+      ? options.advanceTime(ms)
+      : new Promise((resolve) => setTimeout(resolve, ms));
+
+  describe(`Store contract: ${options.name}`, () => {
+    let store: Store;
+    const cleanups: (() => unknown)[] = [];
+    beforeEach(async () => {
+      store = await options.create();
+    });
+    afterEach(async () => {
+      for (const fn of cleanups.splice(0).reverse()) await fn();
+      await store.close();
+    });
+    const watch = (prefix: string, fromRevision?: number): AsyncIterator<WatchEvent> => {
+      const controller = new AbortController();
+      cleanups.push(() => controller.abort());
+      const iterable = store.watch(prefix, {
+        signal: controller.signal,
+        ...(fromRevision === undefined ? {} : { fromRevision }),
+      });
+      return iterable[Symbol.asyncIterator]();
+    };
+
+    describe('keys and revisions', () => {
+      it('puts and gets a key with its revisions and version', async () => {
+        const r1 = await store.put('a/one', 'v1');
+        expect(await store.get('a/one')).toMatchObject({
+          key: 'a/one',
+          value: 'v1',
+          createRevision: r1.revision,
+          modRevision: r1.revision,
+          version: 1,
+        });
+        const r2 = await store.put('a/one', 'v2');
+        expect(r2.revision).toBeGreaterThan(r1.revision);
+        expect(await store.get('a/one')).toMatchObject({
+          value: 'v2',
+          createRevision: r1.revision,
+          modRevision: r2.revision,
+          version: 2,
+        });
+        expect((await store.get('a/one'))?.lease).toBeUndefined();
+      });
+
+      it('returns undefined for an absent key', async () => {
+        expect(await store.get('nope')).toBeUndefined();
+      });
+
+      it('increases one store-wide revision with every write', async () => {
+        const start = await store.revision();
+        const revs = [];
+        for (const k of ['x', 'y', 'x', 'z']) revs.push((await store.put(k, k)).revision);
+        revs.push((await store.delete('x')).revision);
+        expect(revs).toEqual([start + 1, start + 2, start + 3, start + 4, start + 5]);
+        expect(await store.revision()).toBe(start + 5);
+      });
+
+      it('deletes a key; deleting an absent key changes nothing', async () => {
+        await store.put('d', '1');
+        const del = await store.delete('d');
+        expect(del.deleted).toBe(1);
+        expect(await store.get('d')).toBeUndefined();
+        const again = await store.delete('d');
+        expect(again).toEqual({ deleted: 0, revision: del.revision });
+        // A re-created key starts over at version 1.
+        const put = await store.put('d', '2');
+        expect(await store.get('d')).toMatchObject({ version: 1, createRevision: put.revision });
+      });
+
+      it('deletes a prefix in one revision and nothing outside it', async () => {
+        await store.put('p/1', '1');
+        await store.put('p/2', '2');
+        await store.put('p/3/x', '3');
+        await store.put('q/1', 'q');
+        await store.put('p', 'not under p/');
+        const events = watch('');
+        const del = await store.deletePrefix('p/');
+        expect(del.deleted).toBe(3);
+        const seen = await takeEvents(events, 3, eventTimeout);
+        expect(seen.map((e) => [e.type, e.kv.key, e.revision])).toEqual([
+          ['delete', 'p/1', del.revision],
+          ['delete', 'p/2', del.revision],
+          ['delete', 'p/3/x', del.revision],
+        ]);
+        expect((await store.list('')).kvs.map((kv) => kv.key)).toEqual(['p', 'q/1']);
+      });
+    });
+
+    describe('list', () => {
+      it('lists a prefix sorted by key, with the revision it read at', async () => {
+        for (const k of ['b/2', 'b/10', 'a/1', 'b/1', 'c/1']) await store.put(k, k.toUpperCase());
+        const res = await store.list('b/');
+        expect(res.kvs.map((kv) => [kv.key, kv.value])).toEqual([
+          ['b/1', 'B/1'],
+          ['b/10', 'B/10'],
+          ['b/2', 'B/2'],
+        ]);
+        expect(res.more).toBe(false);
+        expect(res.revision).toBe(await store.revision());
+        expect((await store.list('')).kvs).toHaveLength(5);
+        expect((await store.list('zz')).kvs).toEqual([]);
+      });
+
+      it('pages with limit and after', async () => {
+        for (let i = 0; i < 7; i++) await store.put(`k/${i}`, String(i));
+        const page1 = await store.list('k/', { limit: 3 });
+        expect(page1.kvs.map((kv) => kv.key)).toEqual(['k/0', 'k/1', 'k/2']);
+        expect(page1.more).toBe(true);
+        const page2 = await store.list('k/', { limit: 3, after: 'k/2' });
+        expect(page2.kvs.map((kv) => kv.key)).toEqual(['k/3', 'k/4', 'k/5']);
+        const page3 = await store.list('k/', { limit: 3, after: 'k/5' });
+        expect(page3.kvs.map((kv) => kv.key)).toEqual(['k/6']);
+        expect(page3.more).toBe(false);
+      });
+
+      it('stores many keys', async () => {
+        const n = 1000;
+        const keys = Array.from({ length: n }, (_, i) => `many/${String(i).padStart(4, '0')}`);
+        for (let i = 0; i < n; i += 100) {
+          await store.txn({
+            compare: [],
+            success: keys.slice(i, i + 100).map((key) => ({ op: 'put', key, value: key })),
+          });
+        }
+        const all = await store.list('many/');
+        expect(all.kvs.map((kv) => kv.key)).toEqual(keys);
+      });
+    });
+
+    describe('values and keys', () => {
+      it('round-trips unicode keys and values and sorts keys by UTF-8 bytes', async () => {
+        const keys = ['u/é', 'u/日本', 'u/😀', 'u/\uffff', 'u/a', 'u/Z', 'u/ß'];
+        for (const k of keys) await store.put(k, `${k} ✓ \u0000 \u2028`);
+        const listed = (await store.list('u/')).kvs;
+        expect(listed.map((kv) => kv.key)).toEqual([...keys].sort(compareKeys));
+        expect(listed.map((kv) => kv.key)).toEqual([
+          'u/Z',
+          'u/a',
+          'u/ß',
+          'u/é',
+          'u/日本',
+          'u/\uffff',
+          'u/😀',
+        ]);
+        for (const kv of listed) expect(kv.value).toBe(`${kv.key} ✓ \u0000 \u2028`);
+      });
+
+      it('stores a value of the size limit and refuses a larger one', async () => {
+        const big = 'x'.repeat(store.limits.maxValueBytes);
+        await store.put('big', big);
+        expect((await store.get('big'))?.value).toBe(big);
+        await expectCode(store.put('big2', `${big}y`), 'FLOTILLA_STORE_TOO_LARGE');
+        expect(await store.get('big2')).toBeUndefined();
+      });
+
+      it('refuses bad keys and values with coded errors', async () => {
+        await expectCode(store.put('', 'x'), 'FLOTILLA_STORE_INVALID_KEY');
+        await expectCode(store.get(''), 'FLOTILLA_STORE_INVALID_KEY');
+        await expectCode(store.put('k', 42 as unknown as string), 'FLOTILLA_STORE_INVALID_VALUE');
+        await expectCode(store.put('k\ud800', 'x'), 'FLOTILLA_STORE_INVALID_KEY');
+        await expectCode(store.grant(0), 'FLOTILLA_STORE_INVALID_ARGUMENT');
+        expect(await store.get('k')).toBeUndefined();
+      });
+
+      it('stores an empty value', async () => {
+        await store.put('empty', '');
+        expect(await store.get('empty')).toMatchObject({ value: '', version: 1 });
+      });
+    });
+
+    describe('transactions', () => {
+      it('creates a key only if absent (version == 0)', async () => {
+        const create = (value: string) =>
+          store.txn({
+            compare: [{ key: 'lock', target: 'version', op: '==', value: 0 }],
+            success: [{ op: 'put', key: 'lock', value }],
+            failure: [{ op: 'get', key: 'lock' }],
+          });
+        const first = await create('a');
+        expect(first.succeeded).toBe(true);
+        const second = await create('b');
+        expect(second.succeeded).toBe(false);
+        expect(second.results).toEqual([
+          { op: 'get', kv: expect.objectContaining({ value: 'a' }) },
+        ]);
+        expect(second.revision).toBe(first.revision);
+      });
+
+      it('detects a conflicting write by modRevision (optimistic concurrency)', async () => {
+        const { revision } = await store.put('host/a', '{"free":4}');
+        await store.put('host/a', '{"free":3}'); // another writer wins the race
+        const res = await store.txn({
+          compare: [{ key: 'host/a', target: 'modRevision', op: '==', value: revision }],
+          success: [{ op: 'put', key: 'host/a', value: '{"free":2}' }],
+        });
+        expect(res.succeeded).toBe(false);
+        expect((await store.get('host/a'))?.value).toBe('{"free":3}');
+      });
+
+      it('compares values and revisions with ==, !=, < and >', async () => {
+        const { revision } = await store.put('c', 'm');
+        const check = async (cmp: Parameters<Store['txn']>[0]['compare'][number]) =>
+          (await store.txn({ compare: [cmp], success: [] })).succeeded;
+        expect(await check({ key: 'c', target: 'value', op: '==', value: 'm' })).toBe(true);
+        expect(await check({ key: 'c', target: 'value', op: '!=', value: 'm' })).toBe(false);
+        expect(await check({ key: 'c', target: 'value', op: '<', value: 'n' })).toBe(true);
+        expect(await check({ key: 'c', target: 'value', op: '>', value: 'n' })).toBe(false);
+        expect(await check({ key: 'c', target: 'modRevision', op: '<', value: revision + 1 })).toBe(
+          true,
+        );
+        expect(await check({ key: 'c', target: 'createRevision', op: '==', value: revision })).toBe(
+          true,
+        );
+        expect(await check({ key: 'c', target: 'version', op: '>', value: 0 })).toBe(true);
+        expect(await check({ key: 'c', target: 'lease', op: '==', value: '0' })).toBe(true);
+        expect(await check({ key: 'absent', target: 'modRevision', op: '==', value: 0 })).toBe(
+          true,
+        );
+      });
+
+      it('applies all writes of a transaction at one revision, atomically', async () => {
+        await store.put('t/old', 'x');
+        const events = watch('t/');
+        const res = await store.txn({
+          compare: [],
+          success: [
+            { op: 'put', key: 't/a', value: '1' },
+            { op: 'put', key: 't/b', value: '2' },
+            { op: 'delete', key: 't/old' },
+            { op: 'get', key: 't/a' },
+          ],
+        });
+        expect(res.succeeded).toBe(true);
+        expect(res.results).toEqual([
+          { op: 'put' },
+          { op: 'put' },
+          { op: 'delete', deleted: 1 },
+          {
+            op: 'get',
+            kv: expect.objectContaining({ key: 't/a', value: '1', modRevision: res.revision }),
+          },
+        ]);
+        const seen = await takeEvents(events, 3, eventTimeout);
+        expect(new Set(seen.map((e) => e.revision))).toEqual(new Set([res.revision]));
+        expect(seen.map(summary).sort()).toEqual([
+          ['delete', 't/old', ''],
+          ['put', 't/a', '1'],
+          ['put', 't/b', '2'],
+        ]);
+      });
+
+      it('enforces the op limit and refuses writing one key twice, writing nothing', async () => {
+        const max = store.limits.maxTxnOps;
+        const ops = (n: number): TxnOp[] =>
+          Array.from({ length: n }, (_, i) => ({ op: 'put', key: `lim/${i}`, value: 'v' }));
+        await store.txn({ compare: [], success: ops(max) });
+        expect((await store.list('lim/')).kvs).toHaveLength(max);
+        await store.deletePrefix('lim/');
+        await expectCode(
+          store.txn({ compare: [], success: ops(max + 1) }),
+          'FLOTILLA_STORE_TOO_MANY_OPS',
+        );
+        await expectCode(
+          store.txn({
+            compare: [],
+            success: [
+              { op: 'put', key: 'dup', value: '1' },
+              { op: 'put', key: 'dup', value: '2' },
+            ],
+          }),
+          'FLOTILLA_STORE_DUPLICATE_KEY',
+        );
+        expect((await store.list('')).kvs).toEqual([]);
+      });
+
+      it('never loses an update under concurrent compare-and-set writers', async () => {
+        await store.put('counter', '0');
+        const writers = 8;
+        const each = 5;
+        const conflicts = { n: 0 };
+        const increment = async (): Promise<void> => {
+          for (;;) {
+            const kv = await store.get('counter');
+            if (kv === undefined) throw new Error('counter vanished');
+            const res = await store.txn({
+              compare: [{ key: 'counter', target: 'modRevision', op: '==', value: kv.modRevision }],
+              success: [{ op: 'put', key: 'counter', value: String(Number(kv.value) + 1) }],
+            });
+            if (res.succeeded) return;
+            conflicts.n++;
+          }
+        };
+        await Promise.all(
+          Array.from({ length: writers }, async () => {
+            for (let i = 0; i < each; i++) await increment();
+          }),
+        );
+        expect((await store.get('counter'))?.value).toBe(String(writers * each));
+        expect((await store.get('counter'))?.version).toBe(writers * each + 1);
+      });
+
+      it('gives concurrent plain writes distinct revisions', async () => {
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => store.put(`cw/${i}`, String(i))),
+        );
+        expect(new Set(results.map((r) => r.revision)).size).toBe(50);
+      });
+    });
+
+    describe('watch', () => {
+      it('streams puts and deletes under a prefix in revision order', async () => {
+        const events = watch('w/');
+        await store.put('w/a', '1');
+        await store.put('other', 'x');
+        await store.put('w/b', '2');
+        await store.put('w/a', '3');
+        await store.delete('w/b');
+        const seen = await takeEvents(events, 4, eventTimeout);
+        expect(seen.map(summary)).toEqual([
+          ['put', 'w/a', '1'],
+          ['put', 'w/b', '2'],
+          ['put', 'w/a', '3'],
+          ['delete', 'w/b', ''],
+        ]);
+        const revs = seen.map((e) => e.revision);
+        expect([...revs].sort((a, b) => a - b)).toEqual(revs);
+        expect(seen[2]?.kv).toMatchObject({ version: 2, modRevision: revs[2] });
+        expect(seen[3]?.kv).toMatchObject({ version: 0, modRevision: revs[3] });
+      });
+
+      it('resumes from a revision with no gap and no duplicate', async () => {
+        const revs: number[] = [];
+        for (let i = 0; i < 6; i++) revs.push((await store.put(`r/${i}`, String(i))).revision);
+        const from = revs[2] as number;
+        const events = watch('r/', from);
+        const replayed = await takeEvents(events, 4, eventTimeout);
+        expect(replayed.map((e) => e.kv.key)).toEqual(['r/2', 'r/3', 'r/4', 'r/5']);
+        await store.put('r/6', '6');
+        const [live] = await takeEvents(events, 1, eventTimeout);
+        expect(live?.kv.key).toBe('r/6');
+        expect(live?.revision).toBeGreaterThan(revs[5] as number);
+      });
+
+      it('lets a list then a watch from its revision + 1 see every change exactly once', async () => {
+        await store.put('s/1', 'a');
+        const snap = await store.list('s/');
+        await store.put('s/2', 'b'); // after the list, before the watch starts
+        const events = watch('s/', snap.revision + 1);
+        await store.put('s/3', 'c');
+        const seen = await takeEvents(events, 2, eventTimeout);
+        expect(seen.map((e) => e.kv.key)).toEqual(['s/2', 's/3']);
+      });
+
+      it('fails with FLOTILLA_STORE_COMPACTED when the revision was compacted', async () => {
+        const first = await store.put('cp/a', '1');
+        await store.put('cp/a', '2');
+        const last = await store.put('cp/a', '3');
+        await store.compact(last.revision);
+        const events = store.watch('cp/', { fromRevision: first.revision })[Symbol.asyncIterator]();
+        try {
+          await events.next();
+          throw new Error('expected the watch to fail');
+        } catch (err) {
+          expect(isFlotillaError(err, 'FLOTILLA_STORE_COMPACTED')).toBe(true);
+          expect((err as { compactRevision?: number }).compactRevision).toBeLessThanOrEqual(
+            last.revision,
+          );
+        }
+        // Watching from the compaction point itself still works.
+        const ok = watch('cp/', last.revision);
+        expect((await takeEvents(ok, 1, eventTimeout))[0]?.kv.value).toBe('3');
+      });
+
+      it('ends the iteration when its signal aborts', async () => {
+        const controller = new AbortController();
+        const seen: string[] = [];
+        const done = (async () => {
+          for await (const ev of store.watch('ab/', { signal: controller.signal })) {
+            seen.push(ev.kv.key);
+            if (seen.length === 1) controller.abort();
+          }
+        })();
+        await store.put('ab/1', 'x');
+        await done;
+        expect(seen).toEqual(['ab/1']);
+      });
+
+      it('serves several watchers of overlapping prefixes', async () => {
+        const all = watch('');
+        const some = watch('m/x');
+        await store.put('m/y', '1');
+        await store.put('m/x1', '2');
+        expect((await takeEvents(all, 2, eventTimeout)).map((e) => e.kv.key)).toEqual([
+          'm/y',
+          'm/x1',
+        ]);
+        expect((await takeEvents(some, 1, eventTimeout)).map((e) => e.kv.key)).toEqual(['m/x1']);
+      });
+    });
+
+    describe('leases', () => {
+      it('attaches keys to a lease and deletes them on revoke, seen by watchers', async () => {
+        const lease = await store.grant(ttl);
+        expect(lease.state).toBe('active');
+        await store.put('l/a', '1', { lease: lease.id });
+        await store.put('l/b', '2', { lease: lease.id });
+        await store.put('l/keep', '3');
+        expect((await store.get('l/a'))?.lease).toBe(lease.id);
+        const events = watch('l/');
+        await lease.revoke();
+        const seen = await takeEvents(events, 2, eventTimeout);
+        expect(seen.map(summary)).toEqual([
+          ['delete', 'l/a', ''],
+          ['delete', 'l/b', ''],
+        ]);
+        expect(await lease.ended).toBe('revoked');
+        expect(lease.state).toBe('ended');
+        expect((await store.list('l/')).kvs.map((kv) => kv.key)).toEqual(['l/keep']);
+        await lease.revoke(); // idempotent
+      });
+
+      it('expires a lease that is not kept alive, and watchers see its keys go', async () => {
+        const lease = await store.grant(ttl);
+        await store.put('exp/a', '1', { lease: lease.id });
+        const events = watch('exp/');
+        const gone = takeEvents(events, 1, ttl + eventTimeout);
+        await advance(ttl + 1);
+        const [ev] = await gone;
+        expect(ev && summary(ev)).toEqual(['delete', 'exp/a', '']);
+        expect(await store.get('exp/a')).toBeUndefined();
+        await expectCode(
+          store.put('exp/b', '1', { lease: lease.id }),
+          'FLOTILLA_STORE_LEASE_NOT_FOUND',
+        );
+      });
+
+      it('keeps a lease alive past its TTL with keepAlive', async () => {
+        const lease = await store.grant(ttl);
+        cleanups.push(() => lease.revoke().catch(() => undefined));
+        await store.put('ka/a', '1', { lease: lease.id });
+        await lease.keepAlive();
+        // Three TTLs pass; a sentinel lease that is not kept alive proves time really passed.
+        const sentinel = await store.grant(ttl);
+        await store.put('ka/sentinel', 'x', { lease: sentinel.id });
+        const events = watch('ka/');
+        const sentinelGone = takeEvents(events, 1, ttl + eventTimeout);
+        await advance(ttl + 1);
+        expect((await sentinelGone).map(summary)).toEqual([['delete', 'ka/sentinel', '']]);
+        await advance(ttl + 1);
+        await advance(ttl + 1);
+        expect((await store.get('ka/a'))?.value).toBe('1');
+        expect(lease.state).toBe('active');
+      });
+
+      it('refuses a put with an unknown lease and writes nothing', async () => {
+        await expectCode(
+          store.put('nl', 'x', { lease: '987654321' }),
+          'FLOTILLA_STORE_LEASE_NOT_FOUND',
+        );
+        expect(await store.get('nl')).toBeUndefined();
+      });
+
+      it('detaches a key from its lease when it is put again without one', async () => {
+        const lease = await store.grant(ttl);
+        await store.put('det', '1', { lease: lease.id });
+        await store.put('det', '2');
+        await lease.revoke();
+        expect((await store.get('det'))?.value).toBe('2');
+      });
+    });
+
+    describe('close', () => {
+      it('rejects every call with FLOTILLA_STORE_CLOSED after close, and close is idempotent', async () => {
+        const lease: Lease = await store.grant(ttl);
+        await store.close();
+        await store.close();
+        await expectCode(store.get('a'), 'FLOTILLA_STORE_CLOSED');
+        await expectCode(store.put('a', 'b'), 'FLOTILLA_STORE_CLOSED');
+        await expectCode(store.list(''), 'FLOTILLA_STORE_CLOSED');
+        await expectCode(store.delete('a'), 'FLOTILLA_STORE_CLOSED');
+        await expectCode(store.txn({ compare: [], success: [] }), 'FLOTILLA_STORE_CLOSED');
+        await expectCode(store.grant(ttl), 'FLOTILLA_STORE_CLOSED');
+        await expectCode(store.revision(), 'FLOTILLA_STORE_CLOSED');
+        await expectCode(() => store.watch('a'), 'FLOTILLA_STORE_CLOSED');
+        expect(await lease.ended).toBe('closed');
+      });
+
+      it('fails open watches with FLOTILLA_STORE_CLOSED', async () => {
+        const events = store.watch('x/')[Symbol.asyncIterator]();
+        const next = events.next();
+        await store.close();
+        await expectCode(next, 'FLOTILLA_STORE_CLOSED');
+      });
+    });
+
+    it('rejects a call whose signal has aborted', async () => {
+      const controller = new AbortController();
+      controller.abort(new Error('stop'));
+      await expect(store.put('a', 'b', { signal: controller.signal })).rejects.toThrow('stop');
+      expect(await store.get('a')).toBeUndefined();
+    });
+  });
+}
