@@ -26,9 +26,8 @@ describe('MemoryStore specifics', () => {
     for (let i = 1; i < 30; i++) await store.put('a', String(i));
     const events = store.watch('a', { fromRevision: first.revision })[Symbol.asyncIterator]();
     await expect(events.next()).rejects.toMatchObject({ code: 'FLOTILLA_STORE_COMPACTED' });
-    const recent = store
-      .watch('a', { fromRevision: (await store.revision()) - 5 })
-      [Symbol.asyncIterator]();
+    const from = (await store.revision()) - 5;
+    const recent = store.watch('a', { fromRevision: from })[Symbol.asyncIterator]();
     expect((await takeEvents(recent, 6)).map((e) => e.kv.value)).toEqual([
       '24',
       '25',
