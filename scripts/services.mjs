@@ -1,14 +1,31 @@
-// Engines the integration suites run against. Each is started here, on loopback, with a
-// fresh data directory, and stopped after the run. A suite that needs an engine reads its
-// address from the environment this returns; when an engine is needed and cannot be
-// started, startServices throws an error that names what is missing.
+// Engines the integration suites run against, started for `npm test` on loopback with fresh
+// data and stopped after the run. Suites read their addresses from the environment returned
+// here. When an engine is needed and cannot be started, startServices throws an error that
+// names what is missing: nothing is skipped silently.
 //
-// No engine is needed yet: @flotilla/procfile and @flotilla/core are pure.
+// FLOTILLA_ETCD_ENDPOINTS  set by us (or by you, to test against an etcd you run)
+import { ETCD_MISSING, findEtcd, startEtcd } from './etcd.mjs';
 
 /**
  * @param {{ root: string }} _options
  * @returns {Promise<{ env: Record<string, string>, stop: () => Promise<void> }>}
  */
 export async function startServices(_options) {
-  return { env: {}, stop: () => Promise.resolve() };
+  const env = {};
+  const stops = [];
+  if (process.env.FLOTILLA_ETCD_ENDPOINTS) {
+    console.log(`> etcd: using ${process.env.FLOTILLA_ETCD_ENDPOINTS}`);
+  } else {
+    if (!findEtcd()) throw new Error(ETCD_MISSING);
+    const etcd = await startEtcd();
+    console.log(`> etcd: started at ${etcd.endpoint} (data ${etcd.dataDir})`);
+    env.FLOTILLA_ETCD_ENDPOINTS = etcd.endpoint;
+    stops.push(() => etcd.stop());
+  }
+  return {
+    env,
+    stop: async () => {
+      for (const stop of stops.reverse()) await stop();
+    },
+  };
 }

@@ -1,0 +1,22 @@
+/** A throwaway etcd started by {@link startEtcd}. */
+export interface TestEtcd {
+  readonly endpoint: string;
+  readonly dataDir: string;
+  readonly clientPort: number;
+  readonly peerPort: number;
+  readonly pid: number | undefined;
+  restart(): Promise<void>;
+  halt(signal?: NodeJS.Signals): Promise<void>;
+  resume(): Promise<void>;
+  stop(): Promise<void>;
+}
+export function findEtcd(): string | undefined;
+export const ETCD_MISSING: string;
+export function freePort(): Promise<number>;
+export function startEtcd(options?: {
+  dataDir?: string;
+  clientPort?: number;
+  peerPort?: number;
+  timeoutMs?: number;
+  extraArgs?: string[];
+}): Promise<TestEtcd>;
