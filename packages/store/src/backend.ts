@@ -485,6 +485,7 @@ export class LeaseKeeper implements Lease {
   #timer: unknown = undefined;
   #keeping = false;
   #retryMs: number;
+  #deadline: number;
 
   constructor(
     id: LeaseId,
@@ -498,6 +499,17 @@ export class LeaseKeeper implements Lease {
     this.#clock = options.clock ?? systemClock;
     this.#retryMs = options.retryMs ?? Math.min(500, Math.max(50, ttlMs / 10));
     this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
+    this.#deadline = this.#clock.now() + ttlMs;
+  }
+
+  get deadline(): number {
+    return this.#deadline;
+  }
+
+  async #renewOnce(options?: CallOptions): Promise<void> {
+    const sent = this.#clock.now();
+    await this.#backend.renew(this.id, options);
+    this.#deadline = Math.max(this.#deadline, sent + this.ttlMs);
   }
 
   get state(): 'active' | 'ended' {
@@ -518,7 +530,7 @@ export class LeaseKeeper implements Lease {
     throwIfAborted(options);
     if (this.#state === 'ended') throw this.#notFound();
     try {
-      await this.#backend.renew(this.id, options);
+      await this.#renewOnce(options);
     } catch (err) {
       if (err instanceof StoreError && err.code === StoreErrorCodes.LEASE_NOT_FOUND)
         this.end('expired');
@@ -538,7 +550,7 @@ export class LeaseKeeper implements Lease {
     if (!this.#keeping) return;
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
-      this.#backend.renew(this.id).then(
+      this.#renewOnce().then(
         () => this.#schedule(this.ttlMs / 3),
         (err: unknown) => {
           if (err instanceof StoreError && err.code === StoreErrorCodes.LEASE_NOT_FOUND)

@@ -173,6 +173,12 @@ export interface Lease extends AsyncDisposable {
   /** `'active'` until the lease ends. */
   readonly state: 'active' | 'ended';
   /**
+   * The owner's conservative view of when the lease ends unless renewed: the clock time of the
+   * last acknowledged grant or renewal plus the TTL. Past it, the store may already have
+   * deleted the lease's keys (a leader must step down then, whatever it has heard).
+   */
+  readonly deadline: number;
+  /**
    * Resolves once, when the lease ends, with the reason. Owners of leased keys wait on it to
    * re-grant and re-put (after an etcd restart, say). Never rejects.
    */
