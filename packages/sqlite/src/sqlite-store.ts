@@ -1,0 +1,640 @@
+import { type Clock, type Logger, silentLogger, systemClock } from '@flotilla/core';
+import {
+  closedError,
+  DEFAULT_LIMITS,
+  evaluateCompare,
+  EventQueue,
+  LeaseKeeper,
+  StoreError,
+  StoreErrorCodes,
+  throwIfAborted,
+  validateKey,
+  validatePrefix,
+  validateRevision,
+  validateTtl,
+  validateTxn,
+  validateValue,
+} from '@flotilla/store';
+import type {
+  CallOptions,
+  DeleteResult,
+  KeyValue,
+  Lease,
+  LeaseId,
+  ListOptions,
+  ListResult,
+  PutOptions,
+  PutResult,
+  Store,
+  StoreLimits,
+  Txn,
+  TxnOp,
+  TxnOpResult,
+  TxnResult,
+  WatchEvent,
+  WatchOptions,
+} from '@flotilla/store';
+import Database from 'better-sqlite3';
+import { openDatabase } from './internal/database.js';
+import { keyBytes, keyString, prefixRange } from './internal/keys.js';
+import {
+  type HistoryRow,
+  type KvRow,
+  type MetaName,
+  prepareStatements,
+  type Statements,
+} from './internal/statements.js';
+
+/** Options of {@link SqliteStore}. */
+export interface SqliteStoreOptions {
+  /**
+   * The database file, created if absent (its directory must exist). SQLite also keeps a
+   * `-wal` file beside it while the store is open. `':memory:'` makes a store that is not
+   * durable, for tests.
+   */
+  readonly path: string;
+  /** Drives lease TTLs; pass a `ManualClock` in tests to expire leases without sleeping. */
+  readonly clock?: Clock;
+  /**
+   * How many change events to keep for watches that resume from a revision (default
+   * 100,000). Older ones are compacted away, as etcd's auto-compaction does.
+   */
+  readonly historyLimit?: number;
+  /**
+   * `'full'` (default): a write is on disk, synced, when its promise resolves, and survives
+   * a power loss. `'normal'`: faster; a write survives the process being killed, but the last
+   * ones before a power loss or OS crash may be lost (never half of a transaction).
+   */
+  readonly synchronous?: 'full' | 'normal';
+  /** A pino-compatible logger (default: silent). */
+  readonly logger?: Logger;
+  /** Override the limits (default: etcd's, `DEFAULT_LIMITS` of `@flotilla/store`). */
+  readonly limits?: Partial<StoreLimits>;
+}
+
+interface SqliteLease {
+  readonly ttlMs: number;
+  timer: unknown;
+  /** The handle given by `grant`; none for a lease left by a previous owner of the file. */
+  readonly keeper: LeaseKeeper | undefined;
+}
+
+interface Watcher {
+  readonly prefix: string;
+  readonly minRevision: number;
+  readonly queue: EventQueue<WatchEvent>;
+}
+
+/** The writes of one SQLite transaction, applied to the store's state once it commits. */
+interface Pending {
+  readonly revision: number;
+  readonly events: WatchEvent[];
+}
+
+/** How long to wait before retrying a lease expiry that failed (a full disk, say). */
+const EXPIRY_RETRY_MS = 1000;
+
+/**
+ * A durable `Store` in one SQLite file, for a single node: the embedded default of Flotilla.
+ * Same semantics as `MemoryStore` (it passes the same contract suite), and every write is
+ * on disk when its promise resolves.
+ *
+ * One process owns the file at a time: opening it elsewhere fails with
+ * `FLOTILLA_SQLITE_LOCKED`. Watches and leases live in the owning process. Leases left in the
+ * file by a previous owner get their full TTL again on open, as etcd does after a restart;
+ * nobody can renew them, so their keys then vanish.
+ *
+ * The constructor opens the file synchronously and throws a {@link SqliteError} when it
+ * cannot.
+ *
+ * @example
+ * ```ts
+ * import { SqliteStore } from '@flotilla/sqlite';
+ *
+ * await using store = new SqliteStore({ path: '.flotilla/state.db' });
+ * const { revision } = await store.put('apps/demo', JSON.stringify({ name: 'demo' }));
+ * const res = await store.txn({
+ *   compare: [{ key: 'apps/demo', target: 'modRevision', op: '==', value: revision }],
+ *   success: [{ op: 'put', key: 'apps/demo', value: '{"name":"demo","v":2}' }],
+ * });
+ * res.succeeded; // true: nobody wrote in between
+ * for await (const ev of store.watch('apps/', { fromRevision: revision })) console.log(ev);
+ * ```
+ */
+export class SqliteStore implements Store {
+  readonly limits: StoreLimits;
+  /** The database file. */
+  readonly path: string;
+  #db: Database.Database;
+  #s: Statements;
+  #tx: <T>(fn: () => T) => T;
+  #clock: Clock;
+  #logger: Logger;
+  #historyLimit: number;
+  #revision: number;
+  #compactRevision: number;
+  #historyCount: number;
+  #nextLease: number;
+  #watchers = new Set<Watcher>();
+  #leases = new Map<LeaseId, SqliteLease>();
+  #closed = false;
+
+  /**
+   * Opens (or creates) the store in `options.path`.
+   *
+   * @throws {@link SqliteError} `FLOTILLA_SQLITE_LOCKED` when another store holds the file,
+   *   `FLOTILLA_SQLITE_OPEN` when the path cannot be opened or holds something else,
+   *   `FLOTILLA_SQLITE_SCHEMA` when a newer version wrote it.
+   */
+  constructor(options: SqliteStoreOptions) {
+    const historyLimit = options.historyLimit ?? 100_000;
+    if (!Number.isSafeInteger(historyLimit) || historyLimit < 1) {
+      throw new StoreError(
+        StoreErrorCodes.INVALID_ARGUMENT,
+        `historyLimit must be a positive integer, got ${String(historyLimit)}`,
+      );
+    }
+    if (typeof options.path !== 'string' || options.path === '') {
+      throw new StoreError(
+        StoreErrorCodes.INVALID_ARGUMENT,
+        "path must be the database file's path (or ':memory:')",
+      );
+    }
+    const synchronous = options.synchronous ?? 'full';
+    if (synchronous !== 'full' && synchronous !== 'normal') {
+      throw new StoreError(
+        StoreErrorCodes.INVALID_ARGUMENT,
+        `synchronous must be 'full' or 'normal', got ${String(synchronous)}`,
+      );
+    }
+    this.path = options.path;
+    this.limits = Object.freeze({ ...DEFAULT_LIMITS, ...options.limits });
+    this.#historyLimit = historyLimit;
+    this.#clock = options.clock ?? systemClock;
+    this.#logger = options.logger ?? silentLogger;
+    this.#db = openDatabase({ path: options.path, synchronous });
+    try {
+      this.#s = prepareStatements(this.#db);
+      const tx = this.#db.transaction((fn: () => unknown) => fn());
+      this.#tx = tx as <T>(fn: () => T) => T;
+      const meta = new Map(this.#s.getMeta.all().map((m) => [m.name, m.value]));
+      const read = (name: MetaName): number => {
+        const value = meta.get(name);
+        if (value === undefined) throw new Error(`meta.${name} is missing`);
+        return value;
+      };
+      this.#revision = read('revision');
+      this.#compactRevision = read('compact_revision');
+      this.#nextLease = read('next_lease');
+      this.#historyCount = this.#s.historyCount.get() ?? 0;
+      const leftover = this.#s.allLeases.all();
+      for (const row of leftover) {
+        const lease: SqliteLease = { ttlMs: row.ttl_ms, timer: undefined, keeper: undefined };
+        this.#leases.set(String(row.id), lease);
+        this.#arm(String(row.id), lease);
+      }
+      this.#logger.debug(
+        { path: this.path, revision: this.#revision, leases: leftover.length },
+        'sqlite store opened',
+      );
+      if (leftover.length > 0) {
+        this.#logger.info(
+          { path: this.path, leases: leftover.map((l) => String(l.id)) },
+          'leases of the previous owner restart their TTL',
+        );
+      }
+    } catch (err) {
+      for (const lease of this.#leases.values()) this.#clock.clearTimeout(lease.timer);
+      this.#db.close();
+      throw err;
+    }
+  }
+
+  get(key: string, options?: CallOptions): Promise<KeyValue | undefined> {
+    return this.#run(options, () => {
+      validateKey(key);
+      return this.#get(key);
+    });
+  }
+
+  list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
+    return this.#run(options, () => {
+      validatePrefix(prefix);
+      const limit = options.limit ?? Infinity;
+      if (limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 1)) {
+        throw new StoreError(
+          StoreErrorCodes.INVALID_ARGUMENT,
+          `limit must be a positive integer, got ${String(limit)}`,
+        );
+      }
+      const { after } = options;
+      if (after !== undefined && (typeof after !== 'string' || !after.isWellFormed())) {
+        throw new StoreError(
+          StoreErrorCodes.INVALID_ARGUMENT,
+          'after must be a key (a well-formed string)',
+        );
+      }
+      const [low, high] = prefixRange(prefix);
+      const sqlLimit = limit === Infinity ? -1 : limit + 1;
+      const afterBytes = after === undefined ? undefined : keyBytes(after);
+      const rows =
+        afterBytes !== undefined && Buffer.compare(afterBytes, low) >= 0
+          ? this.#s.listAfter.all(afterBytes, high, sqlLimit)
+          : this.#s.listFrom.all(low, high, sqlLimit);
+      const more = rows.length > limit;
+      if (more) rows.length = limit;
+      return {
+        kvs: rows.map((row) => toKv(keyString(row.key), row)),
+        revision: this.#revision,
+        more,
+      };
+    });
+  }
+
+  put(key: string, value: string, options: PutOptions = {}): Promise<PutResult> {
+    return this.#run(options, () => {
+      validateKey(key);
+      validateValue(key, value, this.limits);
+      if (key.length + value.length > this.limits.maxRequestBytes) {
+        throw new StoreError(
+          StoreErrorCodes.TOO_LARGE,
+          `put of ${JSON.stringify(key)} is over the request limit`,
+          { key },
+        );
+      }
+      if (options.lease !== undefined) this.#requireLease(options.lease);
+      this.#write((p) => this.#applyPut(key, value, options.lease, p));
+      return { revision: this.#revision };
+    });
+  }
+
+  delete(key: string, options?: CallOptions): Promise<DeleteResult> {
+    return this.#run(options, () => {
+      validateKey(key);
+      const deleted = this.#write((p) => (this.#applyDelete(key, p) ? 1 : 0));
+      return { revision: this.#revision, deleted };
+    });
+  }
+
+  deletePrefix(prefix: string, options?: CallOptions): Promise<DeleteResult> {
+    return this.#run(options, () => {
+      validatePrefix(prefix);
+      const deleted = this.#write((p) => this.#applyDeletePrefix(prefix, p));
+      return { revision: this.#revision, deleted };
+    });
+  }
+
+  txn(txn: Txn, options?: CallOptions): Promise<TxnResult> {
+    return this.#run(options, () => {
+      validateTxn(txn, this.limits);
+      const { succeeded, results } = this.#write((p) => {
+        const ok = txn.compare.every((c) => evaluateCompare(this.#get(c.key), c));
+        const ops: readonly TxnOp[] = ok ? txn.success : (txn.failure ?? []);
+        for (const op of ops) {
+          if (op.op === 'put' && op.lease !== undefined) this.#requireLease(op.lease);
+        }
+        const out: TxnOpResult[] = [];
+        for (const op of ops) {
+          switch (op.op) {
+            case 'put':
+              this.#applyPut(op.key, op.value, op.lease, p);
+              out.push({ op: 'put' });
+              break;
+            case 'get':
+              out.push({ op: 'get', kv: this.#get(op.key) });
+              break;
+            case 'delete':
+              out.push({ op: 'delete', deleted: this.#applyDelete(op.key, p) ? 1 : 0 });
+              break;
+            case 'deletePrefix':
+              out.push({ op: 'deletePrefix', deleted: this.#applyDeletePrefix(op.prefix, p) });
+              break;
+          }
+        }
+        return { succeeded: ok, results: out };
+      });
+      return { succeeded, revision: this.#revision, results };
+    });
+  }
+
+  grant(ttlMs: number, options?: CallOptions): Promise<Lease> {
+    return this.#run(options, () => {
+      validateTtl(ttlMs);
+      const id = this.#nextLease;
+      this.#tx(() => {
+        this.#s.insertLease.run(id, ttlMs);
+        this.#s.setMeta.run(id + 1, 'next_lease');
+      });
+      this.#nextLease = id + 1;
+      const leaseId = String(id);
+      const keeper = new LeaseKeeper(
+        leaseId,
+        ttlMs,
+        {
+          renew: (l, o) => this.#renew(l, o),
+          revoke: (l, o) => this.#run(o, () => this.#revoke(l, 'revoked')),
+        },
+        { clock: this.#clock },
+      );
+      const lease: SqliteLease = { ttlMs, timer: undefined, keeper };
+      this.#leases.set(leaseId, lease);
+      this.#arm(leaseId, lease);
+      return keeper;
+    });
+  }
+
+  watch(prefix: string, options: WatchOptions = {}): AsyncIterable<WatchEvent> {
+    if (this.#closed) throw closedError();
+    validatePrefix(prefix);
+    if (options.fromRevision !== undefined) validateRevision(options.fromRevision, 'fromRevision');
+    const watcher: Watcher = {
+      prefix,
+      minRevision: options.fromRevision ?? this.#revision + 1,
+      queue: new EventQueue<WatchEvent>(options.signal, () => this.#watchers.delete(watcher)),
+    };
+    if (options.signal?.aborted === true) return watcher.queue;
+    if (options.fromRevision !== undefined) {
+      if (options.fromRevision < this.#compactRevision) {
+        watcher.queue.fail(this.#compactedError(options.fromRevision));
+        return watcher.queue;
+      }
+      try {
+        const rows =
+          prefix === ''
+            ? this.#s.historyFrom.iterate(options.fromRevision)
+            : this.#s.historyFromInRange.iterate(options.fromRevision, ...prefixRange(prefix));
+        for (const row of rows) watcher.queue.push(toEvent(row));
+      } catch (err) {
+        watcher.queue.fail(this.#engineError(err));
+        return watcher.queue;
+      }
+    }
+    this.#watchers.add(watcher);
+    return watcher.queue;
+  }
+
+  revision(options?: CallOptions): Promise<number> {
+    return this.#run(options, () => this.#revision);
+  }
+
+  compact(revision: number, options?: CallOptions): Promise<void> {
+    return this.#run(options, () => {
+      validateRevision(revision, 'compact revision');
+      if (revision > this.#revision) {
+        throw new StoreError(
+          StoreErrorCodes.INVALID_ARGUMENT,
+          `cannot compact to revision ${revision}: the store is at ${this.#revision}`,
+        );
+      }
+      if (revision <= this.#compactRevision) return;
+      const dropped = this.#tx(() => this.#compactTo(revision));
+      this.#compactRevision = revision;
+      this.#historyCount -= dropped;
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    for (const w of [...this.#watchers]) w.queue.fail(closedError());
+    this.#watchers.clear();
+    for (const lease of this.#leases.values()) {
+      this.#clock.clearTimeout(lease.timer);
+      lease.keeper?.end('closed');
+    }
+    this.#leases.clear();
+    try {
+      this.#db.close();
+    } catch (err) {
+      this.#logger.error({ err, path: this.path }, 'closing the sqlite store failed');
+    }
+    this.#logger.debug({ path: this.path, revision: this.#revision }, 'sqlite store closed');
+    return Promise.resolve();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  // --- internals ---
+
+  #run<T>(options: CallOptions | undefined, fn: () => T): Promise<T> {
+    try {
+      if (this.#closed) throw closedError();
+      throwIfAborted(options);
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(this.#engineError(err));
+    }
+  }
+
+  /** Wraps a failure of SQLite itself (disk full, I/O error) as a retryable store error. */
+  #engineError(err: unknown): unknown {
+    if (!(err instanceof Database.SqliteError)) return err;
+    this.#logger.error({ err, path: this.path }, 'sqlite failed');
+    return new StoreError(
+      StoreErrorCodes.UNAVAILABLE,
+      `SQLite failed on ${this.path}: ${err.message} (${err.code})`,
+      { cause: err },
+    );
+  }
+
+  /**
+   * Runs `body` in one SQLite transaction at the next revision. If it wrote anything, the
+   * revision and history are saved with it; watchers hear of it once it has committed.
+   */
+  #write<T>(body: (p: Pending) => T): T {
+    const p: Pending = { revision: this.#revision + 1, events: [] };
+    let historyCount = this.#historyCount;
+    let compactRevision = this.#compactRevision;
+    const result = this.#tx(() => {
+      const r = body(p);
+      if (p.events.length === 0) return r;
+      this.#s.setMeta.run(p.revision, 'revision');
+      historyCount += p.events.length;
+      if (historyCount > this.#historyLimit) {
+        const cut = this.#s.historyRevisionAt.get(historyCount - this.#historyLimit);
+        if (cut !== undefined && cut > compactRevision) {
+          historyCount -= this.#compactTo(cut);
+          compactRevision = cut;
+        }
+      }
+      return r;
+    });
+    if (p.events.length === 0) return result;
+    this.#revision = p.revision;
+    this.#historyCount = historyCount;
+    this.#compactRevision = compactRevision;
+    for (const w of this.#watchers) {
+      for (const ev of p.events) {
+        if (ev.revision >= w.minRevision && ev.kv.key.startsWith(w.prefix)) w.queue.push(ev);
+      }
+    }
+    return result;
+  }
+
+  /** Drops history before `revision`, inside a transaction; returns how many events went. */
+  #compactTo(revision: number): number {
+    const { changes } = this.#s.deleteHistoryBefore.run(revision);
+    this.#s.setMeta.run(revision, 'compact_revision');
+    return changes;
+  }
+
+  #get(key: string): KeyValue | undefined {
+    const row = this.#s.getKv.get(keyBytes(key));
+    return row === undefined ? undefined : toKv(key, row);
+  }
+
+  #applyPut(key: string, value: string, lease: LeaseId | undefined, p: Pending): void {
+    const bytes = keyBytes(key);
+    const leaseNo = lease === undefined ? null : Number(lease);
+    const row = this.#s.upsert.get(bytes, value, p.revision, p.revision, leaseNo);
+    if (row === undefined) throw new Error('upsert returned no row');
+    this.#s.insertHistory.run(
+      p.revision,
+      0,
+      bytes,
+      value,
+      row.create_revision,
+      row.version,
+      leaseNo,
+    );
+    const kv: KeyValue = {
+      key,
+      value,
+      createRevision: row.create_revision,
+      modRevision: p.revision,
+      version: row.version,
+      ...(lease === undefined ? {} : { lease }),
+    };
+    p.events.push({ type: 'put', kv, revision: p.revision });
+  }
+
+  #applyDelete(key: string, p: Pending): boolean {
+    const bytes = keyBytes(key);
+    if (this.#s.deleteKey.run(bytes).changes === 0) return false;
+    this.#deleted(key, bytes, p);
+    return true;
+  }
+
+  #applyDeletePrefix(prefix: string, p: Pending): number {
+    const [low, high] = prefixRange(prefix);
+    const keys = this.#s.keysInRange.all(low, high);
+    if (keys.length === 0) return 0;
+    this.#s.deleteRange.run(low, high);
+    for (const bytes of keys) this.#deleted(keyString(bytes), bytes, p);
+    return keys.length;
+  }
+
+  #deleted(key: string, bytes: Buffer, p: Pending): void {
+    this.#s.insertHistory.run(p.revision, 1, bytes, '', 0, 0, null);
+    p.events.push({
+      type: 'delete',
+      kv: { key, value: '', createRevision: 0, modRevision: p.revision, version: 0 },
+      revision: p.revision,
+    });
+  }
+
+  #requireLease(id: LeaseId): void {
+    if (!this.#leases.has(id)) {
+      throw new StoreError(
+        StoreErrorCodes.LEASE_NOT_FOUND,
+        `lease ${id} does not exist (it expired or was revoked): grant a new one`,
+        { lease: id },
+      );
+    }
+  }
+
+  #compactedError(from: number): StoreError {
+    return new StoreError(
+      StoreErrorCodes.COMPACTED,
+      `revision ${from} has been compacted (oldest available: ${this.#compactRevision}): list again and watch from the list's revision + 1`,
+      { compactRevision: this.#compactRevision },
+    );
+  }
+
+  #arm(id: LeaseId, lease: SqliteLease, ms = lease.ttlMs): void {
+    this.#clock.clearTimeout(lease.timer);
+    lease.timer = this.#clock.setTimeout(() => {
+      lease.timer = undefined;
+      this.#expire(id, lease);
+    }, ms);
+  }
+
+  #expire(id: LeaseId, lease: SqliteLease): void {
+    if (this.#closed) return;
+    try {
+      this.#revoke(id, 'expired');
+    } catch (err) {
+      this.#logger.warn(
+        { err: this.#engineError(err), lease: id, path: this.path },
+        'lease expiry failed; retrying',
+      );
+      if (!this.#closed && this.#leases.get(id) === lease) this.#arm(id, lease, EXPIRY_RETRY_MS);
+    }
+  }
+
+  #renew(id: LeaseId, options?: CallOptions): Promise<void> {
+    return this.#run(options, () => {
+      const lease = this.#leases.get(id);
+      if (lease === undefined) {
+        throw new StoreError(
+          StoreErrorCodes.LEASE_NOT_FOUND,
+          `lease ${id} has expired or was revoked: grant a new one`,
+          { lease: id },
+        );
+      }
+      this.#arm(id, lease);
+    });
+  }
+
+  /** Ends a lease and deletes its keys in one revision. Nothing happens if it is gone. */
+  #revoke(id: LeaseId, reason: 'revoked' | 'expired'): void {
+    const lease = this.#leases.get(id);
+    if (lease === undefined) return;
+    const leaseNo = Number(id);
+    this.#write((p) => {
+      const keys = this.#s.keysOfLease.all(leaseNo);
+      if (keys.length > 0) this.#s.deleteByLease.run(leaseNo);
+      this.#s.deleteLease.run(leaseNo);
+      for (const bytes of keys) this.#deleted(keyString(bytes), bytes, p);
+    });
+    this.#leases.delete(id);
+    this.#clock.clearTimeout(lease.timer);
+    lease.keeper?.end(reason);
+  }
+}
+
+function toKv(key: string, row: KvRow): KeyValue {
+  return {
+    key,
+    value: row.value,
+    createRevision: row.create_revision,
+    modRevision: row.mod_revision,
+    version: row.version,
+    ...(row.lease === null ? {} : { lease: String(row.lease) }),
+  };
+}
+
+function toEvent(row: HistoryRow): WatchEvent {
+  const key = keyString(row.key);
+  if (row.type === 1) {
+    return {
+      type: 'delete',
+      kv: { key, value: '', createRevision: 0, modRevision: row.revision, version: 0 },
+      revision: row.revision,
+    };
+  }
+  return {
+    type: 'put',
+    kv: {
+      key,
+      value: row.value,
+      createRevision: row.create_revision,
+      modRevision: row.revision,
+      version: row.version,
+      ...(row.lease === null ? {} : { lease: String(row.lease) }),
+    },
+    revision: row.revision,
+  };
+}
