@@ -1,0 +1,364 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type Clock,
+  type Logger,
+  isFlotillaError,
+  silentLogger,
+  systemClock,
+} from '@flotilla/core';
+import type { CallOptions, KeyValue, Store } from '@flotilla/store';
+import { Election } from './election.js';
+import { DiscoveryError, DiscoveryErrorCodes } from './errors.js';
+import type { DiscoveryEvent, ServiceInstance } from './instance.js';
+import {
+  validateAddr,
+  validateId,
+  validateMeta,
+  validateService,
+  validateTtl,
+} from './internal/validate.js';
+import { Registration } from './registration.js';
+
+/** Options of {@link Discovery}. */
+export interface DiscoveryOptions {
+  /** The store every participant shares (MemoryStore, SqliteStore, EtcdStore). */
+  readonly store: Store;
+  /** Key prefix of discovery data in the store (default `'discovery/'`). */
+  readonly prefix?: string;
+  /** Drives retry backoff and leadership deadlines (default: the system clock). */
+  readonly clock?: Clock;
+  /** A pino-compatible logger (default: silent). */
+  readonly logger?: Logger;
+}
+
+/** Options of {@link Discovery.register}. */
+export interface RegisterOptions {
+  /** The service name: lower-case DNS-style labels (`demo-web`). */
+  readonly service: string;
+  /** `host:port` where the instance serves. */
+  readonly addr: string;
+  /** Instance id, unique within the service (default: a random UUID). */
+  readonly id?: string;
+  /** String labels (release, zone...). */
+  readonly meta?: Readonly<Record<string, string>>;
+  /** Heartbeat TTL: the instance disappears this long after its process dies (default 10,000). */
+  readonly ttlMs?: number;
+  /** Whether it takes traffic at once (default false: call `setReady(true)` when it does). */
+  readonly ready?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/** Options of {@link Discovery.watch}. */
+export interface DiscoveryWatchOptions {
+  readonly signal?: AbortSignal;
+  /**
+   * See only ready instances: becoming ready is `up`, becoming unready is `down`. What a router
+   * wants. Default false: every instance, readiness changes are `update`s.
+   */
+  readonly readyOnly?: boolean;
+}
+
+/** Options of {@link Discovery.elect}. */
+export interface ElectOptions {
+  /** This candidate's id, unique among the candidates (a host id, say). */
+  readonly id: string;
+  /** Labels the leader publishes (an address, say). */
+  readonly meta?: Readonly<Record<string, string>>;
+  /** Lease TTL: how long a dead leader holds the seat (default 10,000). */
+  readonly ttlMs?: number;
+}
+
+/**
+ * Service discovery on any `Store`: instances with TTL heartbeats and a readiness flag, a
+ * watch that starts with a snapshot, and leader election.
+ *
+ * Keys (under `prefix`): `services/<service>/<id>` holds an instance as JSON, attached to its
+ * registrant's lease; `elections/<name>` holds the leader.
+ *
+ * @example
+ * ```ts
+ * const discovery = new Discovery({ store });
+ * const reg = await discovery.register({ service: 'demo-web', addr: '127.0.0.1:5001', ttlMs: 2000 });
+ * await reg.setReady(true);
+ * for await (const ev of discovery.watch('demo-web', { signal })) {
+ *   if (ev.kind === 'current') console.log(ev.instances);
+ *   else console.log(ev.kind, ev.instance.addr);
+ * }
+ * await reg.close(); // watchers see `down` at once
+ * ```
+ */
+export class Discovery implements AsyncDisposable {
+  readonly #store: Store;
+  readonly #prefix: string;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #owned = new Set<Registration | Election>();
+  #closed = false;
+
+  constructor(options: DiscoveryOptions) {
+    this.#store = options.store;
+    this.#prefix = options.prefix ?? 'discovery/';
+    this.#clock = options.clock ?? systemClock;
+    this.#logger = options.logger ?? silentLogger;
+  }
+
+  /**
+   * Registers an instance and keeps it alive with lease heartbeats until `close()`.
+   *
+   * @throws {@link DiscoveryError} for invalid input, or `FLOTILLA_DISCOVERY_DUPLICATE_ID` when
+   * a live registrant already holds the id. Store errors (unavailable...) pass through.
+   */
+  async register(options: RegisterOptions): Promise<Registration> {
+    this.#throwIfClosed();
+    validateService(options.service);
+    validateAddr(options.addr);
+    const id = options.id ?? randomUUID();
+    validateId(id);
+    const meta = options.meta ?? {};
+    validateMeta(meta);
+    const ttlMs = options.ttlMs ?? 10_000;
+    validateTtl(ttlMs);
+    const ready = options.ready ?? false;
+    if (typeof ready !== 'boolean') {
+      throw new DiscoveryError(DiscoveryErrorCodes.INVALID_META, 'ready must be a boolean');
+    }
+    const instance: ServiceInstance = {
+      id,
+      service: options.service,
+      addr: options.addr,
+      meta: { ...meta },
+      ready,
+      registeredAt: new Date(this.#clock.now()).toISOString(),
+    };
+    const key = this.#instanceKey(options.service, id);
+    const call: CallOptions = options.signal === undefined ? {} : { signal: options.signal };
+    const lease = await this.#store.grant(ttlMs, call);
+    try {
+      const res = await this.#store.txn(
+        {
+          compare: [{ key, target: 'version', op: '==', value: 0 }],
+          success: [{ op: 'put', key, value: JSON.stringify(instance), lease: lease.id }],
+        },
+        call,
+      );
+      if (!res.succeeded) {
+        throw new DiscoveryError(
+          DiscoveryErrorCodes.DUPLICATE_ID,
+          `instance ${id} of ${options.service} is already registered by a live registrant: use another id, or wait for its TTL if that registrant died`,
+          { service: options.service, instanceId: id },
+        );
+      }
+      await lease.keepAlive(call);
+    } catch (err) {
+      await lease.revoke().catch(() => undefined);
+      throw err;
+    }
+    const reg = new Registration(
+      {
+        store: this.#store,
+        key,
+        ttlMs,
+        clock: this.#clock,
+        logger: this.#logger.child({ service: options.service, instance: id }),
+        onClose: () => this.#owned.delete(reg),
+      },
+      lease,
+      instance,
+    );
+    this.#owned.add(reg);
+    return reg;
+  }
+
+  /** The instances of a service now, sorted by id. */
+  async instances(
+    service: string,
+    options: CallOptions & { readyOnly?: boolean } = {},
+  ): Promise<ServiceInstance[]> {
+    this.#throwIfClosed();
+    validateService(service);
+    const res = await this.#store.list(this.#servicePrefix(service), options);
+    const all = this.#parseAll(res.kvs);
+    return options.readyOnly === true ? all.filter((i) => i.ready) : all;
+  }
+
+  /** The names of services that have at least one instance, sorted. */
+  async services(options: CallOptions = {}): Promise<string[]> {
+    this.#throwIfClosed();
+    const res = await this.#store.list(`${this.#prefix}services/`, options);
+    const names = new Set<string>();
+    for (const kv of res.kvs) {
+      const rest = kv.key.slice(`${this.#prefix}services/`.length);
+      names.add(rest.slice(0, rest.indexOf('/')));
+    }
+    return [...names].sort();
+  }
+
+  /**
+   * Watches a service: first a `current` snapshot, then `up`, `update` and `down` events, with
+   * nothing missed in between. If the store compacts past this watch (a long disconnect), it
+   * lists again and emits the difference as events, so the consumer's view stays exact.
+   * Ends when `signal` aborts.
+   */
+  async *watch(
+    service: string,
+    options: DiscoveryWatchOptions = {},
+  ): AsyncGenerator<DiscoveryEvent> {
+    this.#throwIfClosed();
+    validateService(service);
+    const { signal } = options;
+    const readyOnly = options.readyOnly === true;
+    const visible = (i: ServiceInstance | undefined): i is ServiceInstance =>
+      i !== undefined && (!readyOnly || i.ready);
+    const prefix = this.#servicePrefix(service);
+    const known = new Map<string, ServiceInstance>();
+
+    const snapshot = async (): Promise<number | undefined> => {
+      try {
+        const res = await this.#store.list(prefix, signal === undefined ? {} : { signal });
+        known.clear();
+        for (const i of this.#parseAll(res.kvs)) known.set(i.id, i);
+        return res.revision;
+      } catch (err) {
+        if (signal?.aborted === true) return undefined;
+        throw err;
+      }
+    };
+
+    let revision = await snapshot();
+    if (revision === undefined) return;
+    yield { kind: 'current', instances: [...known.values()].filter(visible) };
+
+    for (;;) {
+      try {
+        for await (const ev of this.#store.watch(prefix, {
+          fromRevision: revision + 1,
+          ...(signal === undefined ? {} : { signal }),
+        })) {
+          revision = ev.revision;
+          const id = ev.kv.key.slice(prefix.length);
+          const before = known.get(id);
+          let after: ServiceInstance | undefined;
+          if (ev.type === 'put') {
+            after = this.#parse(ev.kv);
+            if (after === undefined) continue;
+            known.set(id, after);
+          } else {
+            known.delete(id);
+          }
+          const out = transition(before, after, visible);
+          if (out !== undefined) yield out;
+        }
+        return;
+      } catch (err) {
+        if (signal?.aborted === true) return;
+        if (!isFlotillaError(err, 'FLOTILLA_STORE_COMPACTED')) throw err;
+        // We fell behind compaction: list again and emit what changed.
+        const before = new Map(known);
+        const next = await snapshot();
+        if (next === undefined) return;
+        revision = next;
+        this.#logger.warn({ service }, 'watch compacted, resynchronised from a new list');
+        for (const [id, old] of before) {
+          const out = transition(old, known.get(id), visible);
+          if (out !== undefined) yield out;
+        }
+        for (const [id, cur] of known) {
+          if (before.has(id)) continue;
+          const out = transition(undefined, cur, visible);
+          if (out !== undefined) yield out;
+        }
+      }
+    }
+  }
+
+  /** Campaigns for leadership of `name` at once; see {@link Election}. */
+  elect(name: string, options: ElectOptions): Election {
+    this.#throwIfClosed();
+    validateService(name);
+    validateId(options.id, 'candidate id');
+    const meta = options.meta ?? {};
+    validateMeta(meta);
+    const ttlMs = options.ttlMs ?? 10_000;
+    validateTtl(ttlMs);
+    const election: Election = new Election({
+      store: this.#store,
+      key: `${this.#prefix}elections/${name}`,
+      name,
+      id: options.id,
+      meta: { ...meta },
+      ttlMs,
+      clock: this.#clock,
+      logger: this.#logger.child({ election: name, candidate: options.id }),
+      onClose: () => this.#owned.delete(election),
+    });
+    this.#owned.add(election);
+    election.campaign();
+    return election;
+  }
+
+  /** Closes every registration (deregistering) and election (resigning) made here. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#owned].map((o) => o.close()));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #throwIfClosed(): void {
+    if (this.#closed) {
+      throw new DiscoveryError(
+        DiscoveryErrorCodes.CLOSED,
+        'this Discovery is closed: create a new one',
+      );
+    }
+  }
+
+  #servicePrefix(service: string): string {
+    return `${this.#prefix}services/${service}/`;
+  }
+
+  #instanceKey(service: string, id: string): string {
+    return `${this.#servicePrefix(service)}${id}`;
+  }
+
+  #parseAll(kvs: readonly KeyValue[]): ServiceInstance[] {
+    const out: ServiceInstance[] = [];
+    for (const kv of kvs) {
+      const i = this.#parse(kv);
+      if (i !== undefined) out.push(i);
+    }
+    return out;
+  }
+
+  #parse(kv: KeyValue): ServiceInstance | undefined {
+    try {
+      const v = JSON.parse(kv.value) as ServiceInstance;
+      if (typeof v.id === 'string' && typeof v.addr === 'string' && typeof v.ready === 'boolean')
+        return v;
+    } catch {
+      // fall through
+    }
+    this.#logger.warn({ key: kv.key }, 'ignoring a malformed instance entry');
+    return undefined;
+  }
+}
+
+function transition(
+  before: ServiceInstance | undefined,
+  after: ServiceInstance | undefined,
+  visible: (i: ServiceInstance | undefined) => i is ServiceInstance,
+): DiscoveryEvent | undefined {
+  const was = visible(before);
+  const is = visible(after);
+  if (!was && is) return { kind: 'up', instance: after as ServiceInstance };
+  if (was && !is) return { kind: 'down', instance: after ?? (before as ServiceInstance) };
+  if (was && is) {
+    return JSON.stringify(before) === JSON.stringify(after)
+      ? undefined
+      : { kind: 'update', instance: after as ServiceInstance };
+  }
+  return undefined;
+}

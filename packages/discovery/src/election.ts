@@ -1,0 +1,288 @@
+import { EventEmitter } from 'eventemitter3';
+import { type Clock, type Logger, isFlotillaError } from '@flotilla/core';
+import type { Lease, Store, WatchEvent } from '@flotilla/store';
+import { DiscoveryError, DiscoveryErrorCodes } from './errors.js';
+import { sleep } from './internal/sleep.js';
+
+/** The value stored under an election's key while someone leads. */
+export interface LeaderInfo {
+  /** The leader's candidate id. */
+  readonly id: string;
+  /** Free-form labels the leader published (an address, say). */
+  readonly meta: Readonly<Record<string, string>>;
+  /** ISO 8601 time the leader won. */
+  readonly since: string;
+}
+
+/** Events of an {@link Election}. */
+export interface ElectionEvents {
+  /** This candidate became the leader. */
+  elected: () => void;
+  /** This candidate lost leadership (its lease ended or could not be renewed in time). */
+  lost: (reason: string) => void;
+  /** The observed leader changed (`undefined`: nobody leads right now). */
+  leader: (leader: LeaderInfo | undefined) => void;
+  /** A store call failed; the campaign retries. */
+  error: (err: unknown) => void;
+}
+
+/** @internal */
+export interface ElectionContext {
+  readonly store: Store;
+  readonly key: string;
+  readonly name: string;
+  readonly id: string;
+  readonly meta: Readonly<Record<string, string>>;
+  readonly ttlMs: number;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly onClose: () => void;
+}
+
+/**
+ * Leader election for one name: at most one leader at a time among every candidate that
+ * campaigns on the same store. The leader holds a key attached to its lease; it loses
+ * leadership when the lease ends, or as soon as its own clock says the lease may have ended
+ * without a renewal (so a partitioned leader steps down before anyone else can be elected).
+ *
+ * Created by `Discovery.elect()`; it campaigns at once.
+ *
+ * @example
+ * ```ts
+ * const election = discovery.elect('scheduler', { id: 'host-a' });
+ * election.on('elected', () => scheduler.start());
+ * election.on('lost', () => scheduler.stop());
+ * ```
+ */
+export class Election extends EventEmitter<ElectionEvents> implements AsyncDisposable {
+  #ctx: ElectionContext;
+  #state: 'campaigning' | 'leader' | 'idle' | 'closed' = 'idle';
+  #leader: LeaderInfo | undefined;
+  #abort = new AbortController();
+  #loop: Promise<void> | undefined;
+  #lease: Lease | undefined;
+  #waiters = new Set<() => void>();
+
+  /** @internal */
+  constructor(ctx: ElectionContext) {
+    super();
+    this.#ctx = ctx;
+  }
+
+  /** This candidate's id. */
+  get id(): string {
+    return this.#ctx.id;
+  }
+
+  /** The election name. */
+  get name(): string {
+    return this.#ctx.name;
+  }
+
+  /** `campaigning`, `leader`, `idle` (resigned) or `closed`. */
+  get state(): 'campaigning' | 'leader' | 'idle' | 'closed' {
+    return this.#state;
+  }
+
+  /** Whether this candidate leads now. */
+  get isLeader(): boolean {
+    return this.#state === 'leader';
+  }
+
+  /** The leader as last observed by this candidate. */
+  get leader(): LeaderInfo | undefined {
+    return this.#leader;
+  }
+
+  /** Starts (or restarts, after {@link resign}) campaigning. */
+  campaign(): void {
+    if (this.#state === 'closed') throw this.#closed();
+    if (this.#state !== 'idle') return;
+    this.#state = 'campaigning';
+    this.#abort = new AbortController();
+    this.#loop = this.#run(this.#abort.signal);
+  }
+
+  /** Resolves when this candidate leads; rejects with the signal's reason when it aborts. */
+  waitForLeadership(options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#state === 'leader') return Promise.resolve();
+    if (this.#state === 'closed') return Promise.reject(this.#closed());
+    return new Promise((resolve, reject) => {
+      const done = (): void => {
+        options.signal?.removeEventListener('abort', onAbort);
+        this.#waiters.delete(done);
+        resolve();
+      };
+      const onAbort = (): void => {
+        this.#waiters.delete(done);
+        reject(options.signal?.reason);
+      };
+      options.signal?.throwIfAborted();
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.add(done);
+    });
+  }
+
+  /** Gives up leadership (deleting the key at once) and stops campaigning. */
+  async resign(): Promise<void> {
+    if (this.#state === 'idle' || this.#state === 'closed') return;
+    this.#state = 'idle';
+    this.#abort.abort();
+    const lease = this.#lease;
+    this.#lease = undefined;
+    await lease?.revoke().catch((err: unknown) => {
+      if (!isFlotillaError(err) || !(err.retryable || err.code === 'FLOTILLA_STORE_CLOSED'))
+        throw err;
+    });
+    await this.#loop;
+  }
+
+  /** Resigns and stops for good. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return;
+    await this.resign();
+    this.#state = 'closed';
+    this.#ctx.onClose();
+    this.removeAllListeners();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #closed(): DiscoveryError {
+    return new DiscoveryError(
+      DiscoveryErrorCodes.CLOSED,
+      `election ${this.#ctx.name} is closed: elect again`,
+    );
+  }
+
+  #setLeader(leader: LeaderInfo | undefined): void {
+    const same = leader?.id === this.#leader?.id && leader?.since === this.#leader?.since;
+    this.#leader = leader;
+    if (!same) this.emit('leader', leader);
+  }
+
+  async #run(signal: AbortSignal): Promise<void> {
+    let delay = 100;
+    while (!signal.aborted) {
+      try {
+        await this.#round(signal);
+        delay = 100;
+      } catch (err) {
+        if (signal.aborted) break;
+        if (isFlotillaError(err, 'FLOTILLA_STORE_CLOSED')) {
+          this.#state = 'closed';
+          break;
+        }
+        this.#ctx.logger.warn({ err, election: this.#ctx.name }, 'election round failed, retrying');
+        this.emit('error', err);
+        await sleep(this.#ctx.clock, delay, signal);
+        delay = Math.min(delay * 2, Math.max(1000, this.#ctx.ttlMs / 2));
+      }
+    }
+  }
+
+  /** One campaign round: win and lead until the lease is lost, or wait for the seat to free. */
+  async #round(signal: AbortSignal): Promise<void> {
+    const { store, key } = this.#ctx;
+    const lease = await store.grant(this.#ctx.ttlMs, { signal });
+    this.#lease = lease;
+    try {
+      await lease.keepAlive({ signal });
+      const info: LeaderInfo = {
+        id: this.#ctx.id,
+        meta: this.#ctx.meta,
+        since: new Date(this.#ctx.clock.now()).toISOString(),
+      };
+      const res = await store.txn(
+        {
+          compare: [{ key, target: 'version', op: '==', value: 0 }],
+          success: [{ op: 'put', key, value: JSON.stringify(info), lease: lease.id }],
+          failure: [{ op: 'get', key }],
+        },
+        { signal },
+      );
+      if (res.succeeded) {
+        await this.#lead(lease, info, signal);
+        return;
+      }
+      // Someone else leads: follow until the seat is free, then campaign again.
+      await lease.revoke({ signal });
+      this.#lease = undefined;
+      const current = res.results[0];
+      const kv = current?.op === 'get' ? current.kv : undefined;
+      if (kv === undefined) return; // freed in between: try again at once
+      this.#setLeader(parseLeader(kv.value));
+      await this.#waitForVacancy(kv.modRevision + 1, signal);
+    } finally {
+      if (this.#lease === lease && this.#state !== 'leader') {
+        this.#lease = undefined;
+        await lease.revoke().catch(() => undefined);
+      }
+    }
+  }
+
+  async #lead(lease: Lease, info: LeaderInfo, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return;
+    this.#state = 'leader';
+    this.#setLeader(info);
+    this.#ctx.logger.info({ election: this.#ctx.name, id: this.#ctx.id }, 'elected leader');
+    this.emit('elected');
+    for (const w of [...this.#waiters]) w();
+    // Lead until the lease ends, or until our own clock passes its deadline unrenewed.
+    const reason = await new Promise<string>((resolve) => {
+      let timer: unknown;
+      let settled = false;
+      const finish = (why: string): void => {
+        if (settled) return;
+        settled = true;
+        this.#ctx.clock.clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        resolve(why);
+      };
+      const onAbort = (): void => finish('resigned');
+      const check = (): void => {
+        const now = this.#ctx.clock.now();
+        if (now >= lease.deadline) finish('lease deadline passed without a renewal');
+        else timer = this.#ctx.clock.setTimeout(check, lease.deadline - now);
+      };
+      check();
+      void lease.ended.then((r) => finish(`lease ${r}`));
+      if (signal.aborted) finish('resigned');
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    if (this.#state === 'leader') this.#state = 'campaigning';
+    if (this.#lease === lease) this.#lease = undefined;
+    this.#setLeader(undefined);
+    if (reason !== 'resigned') {
+      this.#ctx.logger.warn({ election: this.#ctx.name, reason }, 'lost leadership');
+      await lease.revoke().catch(() => undefined);
+    }
+    this.emit('lost', reason);
+  }
+
+  async #waitForVacancy(fromRevision: number, signal: AbortSignal): Promise<void> {
+    for await (const ev of this.#ctx.store.watch(this.#ctx.key, { fromRevision, signal })) {
+      if (ev.kv.key !== this.#ctx.key) continue;
+      if (isVacancy(ev)) {
+        this.#setLeader(undefined);
+        return;
+      }
+      this.#setLeader(parseLeader(ev.kv.value));
+    }
+  }
+}
+
+function isVacancy(ev: WatchEvent): boolean {
+  return ev.type === 'delete';
+}
+
+function parseLeader(value: string): LeaderInfo | undefined {
+  try {
+    const v = JSON.parse(value) as LeaderInfo;
+    return typeof v.id === 'string' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}

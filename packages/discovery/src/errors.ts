@@ -1,0 +1,40 @@
+import { FlotillaError } from '@flotilla/core';
+
+/** Every code a {@link DiscoveryError} can carry. Store failures keep their store codes. */
+export const DiscoveryErrorCodes = {
+  /** A service name that is not a DNS-style name (`demo-web`, `api.v2`). */
+  INVALID_SERVICE: 'FLOTILLA_DISCOVERY_INVALID_SERVICE',
+  /** An instance or candidate id outside `[A-Za-z0-9_.-]`, 1-128 characters. */
+  INVALID_ID: 'FLOTILLA_DISCOVERY_INVALID_ID',
+  /** An address that is not `host:port`. */
+  INVALID_ADDR: 'FLOTILLA_DISCOVERY_INVALID_ADDR',
+  /** Meta that is not a flat record of string values, or is too large. */
+  INVALID_META: 'FLOTILLA_DISCOVERY_INVALID_META',
+  /** A TTL that is not an integer number of ms of at least 1000. */
+  INVALID_TTL: 'FLOTILLA_DISCOVERY_INVALID_TTL',
+  /** An instance id already registered by a live registrant. */
+  DUPLICATE_ID: 'FLOTILLA_DISCOVERY_DUPLICATE_ID',
+  /** The registration, election or discovery was closed. */
+  CLOSED: 'FLOTILLA_DISCOVERY_CLOSED',
+} as const;
+
+/** The union of {@link DiscoveryErrorCodes} values. */
+export type DiscoveryErrorCode = (typeof DiscoveryErrorCodes)[keyof typeof DiscoveryErrorCodes];
+
+/** The error thrown by `@flotilla/discovery` for bad input and misuse. */
+export class DiscoveryError extends FlotillaError<DiscoveryErrorCode> {
+  /** The service concerned, when there is one. */
+  readonly service: string | undefined;
+  /** The instance id concerned, when there is one. */
+  readonly instanceId: string | undefined;
+
+  constructor(
+    code: DiscoveryErrorCode,
+    message: string,
+    details: { service?: string; instanceId?: string; cause?: unknown } = {},
+  ) {
+    super(code, message, { cause: details.cause });
+    this.service = details.service;
+    this.instanceId = details.instanceId;
+  }
+}
