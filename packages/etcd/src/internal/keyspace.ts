@@ -1,0 +1,121 @@
+import type { KeyValue, WatchEvent } from '@flotilla/store';
+import type { IEvent, IKeyValue } from 'etcd3';
+import { compareKeys } from '@flotilla/store';
+
+/** etcd's "\0": as a range end, every key from the start key on. */
+const ZERO = Buffer.from([0]);
+
+/** The smallest key greater than every key that starts with `start` (etcd's prefix range end). */
+export function prefixEnd(start: Buffer): Buffer {
+  for (let i = start.length - 1; i >= 0; i--) {
+    const byte = start[i] as number;
+    if (byte < 0xff) {
+      const end = Buffer.from(start.subarray(0, i + 1));
+      end[i] = byte + 1;
+      return end;
+    }
+  }
+  return ZERO;
+}
+
+/** A key range of etcd: `[key, range_end)`. */
+export interface EtcdRange {
+  readonly key: Buffer;
+  readonly range_end: Buffer;
+}
+
+/**
+ * Maps the store's keys to etcd keys under the store prefix, and back: users never see the
+ * prefix.
+ */
+export class KeySpace {
+  readonly #prefix: Buffer;
+
+  constructor(prefix: string) {
+    this.#prefix = Buffer.from(prefix, 'utf8');
+  }
+
+  /** The etcd key of a store key. */
+  key(key: string): Buffer {
+    return Buffer.concat([this.#prefix, Buffer.from(key, 'utf8')]);
+  }
+
+  /** The etcd range of every store key that starts with `prefix` (`''`: the whole store). */
+  range(prefix: string): EtcdRange {
+    const start = this.key(prefix);
+    if (start.length === 0) return { key: ZERO, range_end: ZERO };
+    return { key: start, range_end: prefixEnd(start) };
+  }
+
+  /** Like {@link range}, starting strictly after the store key `after`. */
+  rangeAfter(prefix: string, after: string | undefined): EtcdRange {
+    const whole = this.range(prefix);
+    if (after === undefined || compareKeys(after, prefix) < 0) return whole;
+    // after + "\0" is the smallest key greater than `after`.
+    return { key: this.key(`${after}\u0000`), range_end: whole.range_end };
+  }
+
+  /** Some etcd key of the store, for reading the revision. */
+  anyKey(): Buffer {
+    return this.#prefix.length === 0 ? ZERO : this.#prefix;
+  }
+
+  /** The store key of an etcd key. */
+  storeKey(key: Buffer): string {
+    return key.subarray(this.#prefix.length).toString('utf8');
+  }
+
+  /** A store entry from etcd's `mvccpb.KeyValue`. */
+  keyValue(kv: IKeyValue): KeyValue {
+    const lease = String(kv.lease);
+    return {
+      key: this.storeKey(kv.key),
+      value: kv.value.toString('utf8'),
+      createRevision: Number(kv.create_revision),
+      modRevision: Number(kv.mod_revision),
+      version: Number(kv.version),
+      ...(lease === '0' ? {} : { lease }),
+    };
+  }
+
+  /** A watch event from etcd's `mvccpb.Event`. */
+  event(ev: IEvent): WatchEvent {
+    const revision = Number(ev.kv.mod_revision);
+    // Decoded with enums as strings: 'PUT' or 'DELETE' (the typings say 'Put' | 'Delete').
+    if (String(ev.type).toUpperCase() === 'DELETE') {
+      return {
+        type: 'delete',
+        kv: {
+          key: this.storeKey(ev.kv.key),
+          value: '',
+          createRevision: 0,
+          modRevision: revision,
+          version: 0,
+        },
+        revision,
+      };
+    }
+    return { type: 'put', kv: this.keyValue(ev.kv), revision };
+  }
+}
+
+/**
+ * etcd's form of a lease id for a put: the id when it can be an etcd lease (a positive int64
+ * in canonical decimal), else `'-1'`, which no lease has, so that etcd answers "lease not
+ * found" exactly where `MemoryStore` would.
+ */
+export function leaseForPut(id: string | undefined): string {
+  if (id === undefined) return '0';
+  return isCanonicalLease(id) && id !== '0' ? id : '-1';
+}
+
+/** etcd's form of a lease id in a compare: `'0'` (no lease) is kept. */
+export function leaseForCompare(id: string): string {
+  return isCanonicalLease(id) ? id : '-1';
+}
+
+const INT64_MAX = 2n ** 63n - 1n;
+
+function isCanonicalLease(id: string): boolean {
+  return /^(?:0|[1-9][0-9]{0,18})$/.test(id) && BigInt(id) <= INT64_MAX;
+}

@@ -1,0 +1,235 @@
+import type { Clock, Logger, TimerHandle } from '@flotilla/core';
+import { type EventQueue, StoreError, StoreErrorCodes, type WatchEvent } from '@flotilla/store';
+import type { IDuplexStream, IWatchRequest, IWatchResponse } from 'etcd3';
+import type { EtcdRange, KeySpace } from './keyspace.js';
+
+type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
+
+/** What a {@link ResumingWatch} needs from its store. */
+export interface ResumingWatchDeps {
+  /** Opens a new etcd watch stream. */
+  readonly open: () => Promise<WatchStream>;
+  /** Reads etcd's current revision, linearizably. */
+  readonly currentRevision: () => Promise<number>;
+  readonly range: EtcdRange;
+  readonly keys: KeySpace;
+  readonly queue: EventQueue<WatchEvent>;
+  /** Deliver from this revision on; without it, from the revision after the stream starts. */
+  readonly fromRevision: number | undefined;
+  /** Stop holding calls back after this long if the stream cannot start. */
+  readonly startTimeoutMs: number;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+const INITIAL_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 2000;
+
+/** Ends a stream without letting etcd3 take the cancel for a failed connection. */
+function closeStream(stream: WatchStream): void {
+  const duplex = stream as WatchStream & { writable?: boolean };
+  try {
+    // Half-close first: etcd3 only reports errors of still-writable streams as host failures.
+    if (duplex.writable === true) duplex.end();
+    stream.cancel();
+  } catch {
+    // Already closed.
+  }
+}
+
+/**
+ * One `Store.watch` on etcd: a watch stream of its own that delivers events in revision order
+ * and, when the stream breaks (etcd restarted, connection lost), opens a new one from the
+ * revision after the last one delivered, so that the consumer sees no gap and no duplicate.
+ * Fails the queue with `FLOTILLA_STORE_COMPACTED` when that revision is compacted, or when
+ * etcd lost its history (its revision went back, as after a restore or a wipe).
+ */
+export class ResumingWatch {
+  /** Resolves once the watch has its start revision (or could not get it in time). */
+  readonly started: Promise<void>;
+  readonly #deps: ResumingWatchDeps;
+  #resolveStarted!: () => void;
+  #startTimer: TimerHandle | undefined;
+  /** The next revision to deliver; undefined until the first stream reports its start. */
+  #next: number | undefined;
+  #stream: WatchStream | undefined;
+  #retryTimer: TimerHandle | undefined;
+  #backoffMs = INITIAL_BACKOFF_MS;
+  #stopped = false;
+
+  constructor(deps: ResumingWatchDeps) {
+    this.#deps = deps;
+    this.#next = deps.fromRevision;
+    this.started = new Promise((resolve) => (this.#resolveStarted = resolve));
+    if (this.#next === undefined) {
+      this.#startTimer = deps.clock.setTimeout(() => this.#markStarted(), deps.startTimeoutMs);
+    } else {
+      this.#markStarted();
+    }
+  }
+
+  /** Opens the first stream. */
+  start(): void {
+    void this.#connect();
+  }
+
+  /** Stops for good: the consumer left or the store closed. */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#markStarted();
+    if (this.#retryTimer !== undefined) this.#deps.clock.clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    const stream = this.#stream;
+    this.#stream = undefined;
+    if (stream !== undefined) closeStream(stream);
+  }
+
+  /** Stops and fails the consumer's iteration with `error`. */
+  fail(error: unknown): void {
+    this.stop();
+    this.#deps.queue.fail(error);
+  }
+
+  #markStarted(): void {
+    if (this.#startTimer !== undefined) this.#deps.clock.clearTimeout(this.#startTimer);
+    this.#startTimer = undefined;
+    this.#resolveStarted();
+  }
+
+  async #connect(): Promise<void> {
+    if (this.#stopped) return;
+    let stream: WatchStream;
+    try {
+      stream = await this.#deps.open();
+    } catch (err) {
+      this.#retry(err);
+      return;
+    }
+    if (this.#stopped) {
+      closeStream(stream);
+      return;
+    }
+    this.#stream = stream;
+    let broken = false;
+    const onBroken = (err: unknown): void => {
+      if (broken) return;
+      broken = true;
+      if (this.#stream === stream) this.#stream = undefined;
+      closeStream(stream);
+      this.#retry(err);
+    };
+    stream.on('data', (res) => {
+      if (broken || this.#stopped) return;
+      try {
+        this.#onResponse(res, stream, () => (broken = true));
+      } catch (err) {
+        this.fail(err);
+      }
+    });
+    stream.on('error', (err) => onBroken(err));
+    stream.on('end', () => onBroken(new Error('etcd ended the watch stream')));
+    stream.write({
+      create_request: {
+        ...this.#deps.range,
+        start_revision: this.#next ?? 0,
+      },
+    });
+  }
+
+  #onResponse(res: IWatchResponse, stream: WatchStream, drop: () => void): void {
+    const headerRevision = Number(res.header.revision);
+    if (res.canceled) {
+      this.#onCanceled(res);
+      return;
+    }
+    if (res.created) {
+      const next = this.#next;
+      if (next !== undefined && headerRevision < next - 1) {
+        // etcd is behind what we delivered: a lagging member, or history lost. Ask the leader.
+        drop();
+        if (this.#stream === stream) this.#stream = undefined;
+        closeStream(stream);
+        void this.#checkHistory(next);
+        return;
+      }
+      this.#next ??= headerRevision + 1;
+      this.#backoffMs = INITIAL_BACKOFF_MS;
+      this.#markStarted();
+      return;
+    }
+    let last = 0;
+    const next = this.#next ?? 0;
+    for (const ev of res.events) {
+      const revision = Number(ev.kv.mod_revision);
+      // After a reconnect etcd replays from `next`; never deliver a revision twice.
+      if (revision < next) continue;
+      this.#deps.queue.push(this.#deps.keys.event(ev));
+      last = revision;
+    }
+    // etcd never splits one revision's events over two responses (no fragment option).
+    if (last > 0) this.#next = last + 1;
+  }
+
+  #onCanceled(res: IWatchResponse): void {
+    const compactRevision = Number(res.compact_revision);
+    if (compactRevision > 0) {
+      this.fail(
+        new StoreError(
+          StoreErrorCodes.COMPACTED,
+          `revision ${this.#next ?? '?'} has been compacted (oldest available: ${compactRevision}): list again and watch from the list's revision + 1`,
+          { compactRevision },
+        ),
+      );
+      return;
+    }
+    this.fail(
+      new StoreError(
+        StoreErrorCodes.UNAVAILABLE,
+        `etcd canceled the watch (${res.cancel_reason || 'no reason given'}): watch again`,
+      ),
+    );
+  }
+
+  async #checkHistory(next: number): Promise<void> {
+    let current: number;
+    try {
+      current = await this.#deps.currentRevision();
+    } catch (err) {
+      this.#retry(err);
+      return;
+    }
+    if (this.#stopped) return;
+    if (current < next - 1) {
+      this.#deps.logger.warn(
+        { revision: current, delivered: next - 1 },
+        'etcd revision went back: its history was lost',
+      );
+      this.fail(
+        new StoreError(
+          StoreErrorCodes.COMPACTED,
+          `etcd is at revision ${current}, before revision ${next - 1} that this watch delivered: etcd lost its history (restored or wiped); list again and watch from the list's revision + 1`,
+          { compactRevision: current + 1 },
+        ),
+      );
+      return;
+    }
+    void this.#connect();
+  }
+
+  #retry(err: unknown): void {
+    if (this.#stopped) return;
+    // Calls held for this watch's start go ahead; the watch starts once etcd answers.
+    this.#markStarted();
+    const delay = this.#backoffMs;
+    this.#backoffMs = Math.min(this.#backoffMs * 2, MAX_BACKOFF_MS);
+    this.#deps.logger.debug(
+      { err, retryInMs: delay, fromRevision: this.#next },
+      'etcd watch stream broke; reconnecting',
+    );
+    this.#retryTimer = this.#deps.clock.setTimeout(() => {
+      this.#retryTimer = undefined;
+      void this.#connect();
+    }, delay);
+  }
+}
