@@ -28,7 +28,9 @@ export interface SqliteErrorDetails {
   readonly pid?: number;
   /** For `FLOTILLA_SQLITE_SCHEMA`: the schema version found in the file. */
   readonly schemaVersion?: number;
+  /** Overrides the default: true for `FLOTILLA_SQLITE_LOCKED`, false otherwise. */
   readonly retryable?: boolean;
+  /** The underlying error (better-sqlite3's, usually). */
   readonly cause?: unknown;
 }
 

@@ -255,6 +255,14 @@ describe('SqliteStore open errors', () => {
     expect(existsSync(path)).toBe(false);
   });
 
+  it('returns an ended watch for a signal that has already aborted', async () => {
+    const store = open({ path: ':memory:' });
+    const seen: string[] = [];
+    for await (const ev of store.watch('a', { signal: AbortSignal.abort() })) seen.push(ev.kv.key);
+    await store.put('a', '1');
+    expect(seen).toEqual([]);
+  });
+
   it("runs on ':memory:' for tests", async () => {
     const store = open({ path: ':memory:' });
     await store.put('k', 'v');

@@ -122,6 +122,7 @@ const EXPIRY_RETRY_MS = 1000;
  * ```
  */
 export class SqliteStore implements Store {
+  /** The limits this store enforces (etcd's unless overridden). */
   readonly limits: StoreLimits;
   /** The database file. */
   readonly path: string;
@@ -210,6 +211,7 @@ export class SqliteStore implements Store {
     }
   }
 
+  /** Reads one key; `undefined` when absent. */
   get(key: string, options?: CallOptions): Promise<KeyValue | undefined> {
     return this.#run(options, () => {
       validateKey(key);
@@ -217,6 +219,7 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** Reads the keys that start with `prefix` in UTF-8 byte order, one index range scan. */
   list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
     return this.#run(options, () => {
       validatePrefix(prefix);
@@ -251,6 +254,7 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** Writes a key; it is on disk when the promise resolves. */
   put(key: string, value: string, options: PutOptions = {}): Promise<PutResult> {
     return this.#run(options, () => {
       validateKey(key);
@@ -268,6 +272,7 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** Deletes a key; deleting an absent key writes nothing and keeps the revision. */
   delete(key: string, options?: CallOptions): Promise<DeleteResult> {
     return this.#run(options, () => {
       validateKey(key);
@@ -276,6 +281,7 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** Deletes every key under `prefix` in one revision and one SQLite transaction. */
   deletePrefix(prefix: string, options?: CallOptions): Promise<DeleteResult> {
     return this.#run(options, () => {
       validatePrefix(prefix);
@@ -284,6 +290,7 @@ export class SqliteStore implements Store {
     });
   }
 
+  /** Runs a compare-and-set transaction as one SQLite transaction: all of it or nothing. */
   txn(txn: Txn, options?: CallOptions): Promise<TxnResult> {
     return this.#run(options, () => {
       validateTxn(txn, this.limits);
@@ -317,6 +324,10 @@ export class SqliteStore implements Store {
     });
   }
 
+  /**
+   * Grants a lease, saved with its TTL. If this store closes or its process dies, the next
+   * store to open the file gives the lease its full TTL again, then expires it.
+   */
   grant(ttlMs: number, options?: CallOptions): Promise<Lease> {
     return this.#run(options, () => {
       validateTtl(ttlMs);
@@ -343,16 +354,26 @@ export class SqliteStore implements Store {
     });
   }
 
+  /**
+   * Streams changes under `prefix`: from `fromRevision` out of the history table (also
+   * across restarts), then live ones as they commit in this process.
+   */
   watch(prefix: string, options: WatchOptions = {}): AsyncIterable<WatchEvent> {
     if (this.#closed) throw closedError();
     validatePrefix(prefix);
     if (options.fromRevision !== undefined) validateRevision(options.fromRevision, 'fromRevision');
+    if (options.signal?.aborted === true) {
+      // Not through the watcher below: its queue would end, and call back, before the
+      // watcher exists.
+      const ended = new EventQueue<WatchEvent>();
+      ended.end();
+      return ended;
+    }
     const watcher: Watcher = {
       prefix,
       minRevision: options.fromRevision ?? this.#revision + 1,
       queue: new EventQueue<WatchEvent>(options.signal, () => this.#watchers.delete(watcher)),
     };
-    if (options.signal?.aborted === true) return watcher.queue;
     if (options.fromRevision !== undefined) {
       if (options.fromRevision < this.#compactRevision) {
         watcher.queue.fail(this.#compactedError(options.fromRevision));
@@ -373,10 +394,12 @@ export class SqliteStore implements Store {
     return watcher.queue;
   }
 
+  /** The current store revision (1 for a new store). */
   revision(options?: CallOptions): Promise<number> {
     return this.#run(options, () => this.#revision);
   }
 
+  /** Drops history before `revision`, durably; older watches fail with `FLOTILLA_STORE_COMPACTED`. */
   compact(revision: number, options?: CallOptions): Promise<void> {
     return this.#run(options, () => {
       validateRevision(revision, 'compact revision');
@@ -393,6 +416,10 @@ export class SqliteStore implements Store {
     });
   }
 
+  /**
+   * Ends watches and lease handles and releases the file. Leases stay in the file (they are
+   * not revoked) and restart their TTL when the file is opened again. Idempotent.
+   */
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
@@ -412,6 +439,7 @@ export class SqliteStore implements Store {
     return Promise.resolve();
   }
 
+  /** Same as {@link SqliteStore.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
