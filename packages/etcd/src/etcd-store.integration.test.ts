@@ -58,4 +58,50 @@ describe('EtcdStore on a shared etcd', () => {
       await store.close();
     }
   });
+
+  it('maps etcd errors to the shared codes', async () => {
+    const store = new EtcdStore({ endpoints, prefix: uniquePrefix('errors') });
+    try {
+      for (const lease of ['0', '007', 'not-a-lease']) {
+        await expect(store.put('k', 'v', { lease })).rejects.toMatchObject({
+          code: 'FLOTILLA_STORE_LEASE_NOT_FOUND',
+        });
+      }
+      // An unknown lease in the branch that does not run is no error, as in MemoryStore.
+      const res = await store.txn({
+        compare: [{ key: 'k', target: 'version', op: '>', value: 0 }],
+        success: [{ op: 'put', key: 'k', value: 'v', lease: '42' }],
+        failure: [{ op: 'get', key: 'k' }],
+      });
+      expect(res.succeeded).toBe(false);
+      const now = await store.revision();
+      await expect(store.compact(now + 1000)).rejects.toMatchObject({
+        code: 'FLOTILLA_STORE_INVALID_ARGUMENT',
+      });
+      // Revision 1 holds nothing anyone watches, so this is harmless on a shared etcd; the second
+      // time it is already compacted, which is no error.
+      await store.compact(1);
+      await store.compact(1);
+      await expect(store.grant(1e15)).rejects.toMatchObject({
+        code: 'FLOTILLA_STORE_INVALID_ARGUMENT',
+      });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('keeps keys under a unicode prefix and pages past the end of a prefix', async () => {
+    const store = new EtcdStore({ endpoints, prefix: `${uniquePrefix('unicode')}集群/` });
+    try {
+      await store.put('a/1', '1');
+      await store.put('b/1', '2');
+      expect((await store.list('')).kvs.map((kv) => kv.key)).toEqual(['a/1', 'b/1']);
+      expect((await store.list('a/', { after: 'a/1' })).kvs).toEqual([]);
+      expect((await store.list('a/', { after: 'z' })).kvs).toEqual([]);
+      expect((await store.list('', { after: 'a/1' })).kvs.map((kv) => kv.key)).toEqual(['b/1']);
+      await store.deletePrefix('');
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -383,8 +383,9 @@ export class EtcdStore implements Store {
 
   /**
    * Runs one call: closed and abort checks, validation (`check`, which names the call for
-   * errors), the start barrier, a deadline, error mapping. Reads are retried on another
-   * endpoint when one is unreachable; writes are not, since etcd may have applied them.
+   * errors), the start barrier, one deadline for all of it, error mapping. Reads are retried
+   * on another endpoint when one is unreachable; writes are not, since etcd may have applied
+   * them.
    */
   async #call<T>(
     options: CallOptions | undefined,
@@ -395,13 +396,15 @@ export class EtcdStore implements Store {
     if (this.#closed) throw closedError();
     throwIfAborted(options);
     const context = check();
+    // One deadline for the whole call, including the wait for starting watches.
+    const grpcOptions = this.#deadline();
     await this.#barrier.wait();
     if (this.#closed) throw closedError();
     throwIfAborted(options);
     const attempts = kind === 'read' ? this.#options.endpoints.length : 1;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await withSignal(run(this.#deadline()), options?.signal);
+        return await withSignal(run(grpcOptions), options?.signal);
       } catch (err) {
         if (this.#closed) throw closedError();
         if (options?.signal?.aborted === true) throw options.signal.reason;
