@@ -11,7 +11,7 @@ export const SqliteErrorCodes = {
    * Retryable: it opens once the holder closes it or exits.
    */
   LOCKED: 'FLOTILLA_SQLITE_LOCKED',
-  /** The path cannot be opened as a database, or the file is not a Flotilla store. */
+  /** The path cannot be opened as a database, or the file is not a (sound) Flotilla store. */
   OPEN: 'FLOTILLA_SQLITE_OPEN',
   /** The file was written by a newer `@flotilla/sqlite` whose schema this one cannot read. */
   SCHEMA: 'FLOTILLA_SQLITE_SCHEMA',

@@ -160,8 +160,8 @@ describe('SqliteStore ownership of the file', () => {
 
   it('makes a second process fail with FLOTILLA_SQLITE_LOCKED while this one holds the file', async () => {
     const path = tempPath();
+    // Opening alone takes the lock, before any read or write.
     const store = open({ path });
-    await store.put('mine', '1');
     const child = startChild('try-open', path);
     const report = (await child.next()) as {
       error?: { code: string; message: string; pid: number | null };
@@ -169,9 +169,8 @@ describe('SqliteStore ownership of the file', () => {
     expect(report.error?.code).toBe('FLOTILLA_SQLITE_LOCKED');
     if (process.platform === 'linux') expect(report.error?.pid).toBe(process.pid);
     expect((await child.exited).code).toBe(0);
-    // The failed attempt changed nothing.
+    await store.put('mine', '1');
     expect((await store.get('mine'))?.value).toBe('1');
-    await store.put('mine', '2');
   });
 
   it('opens a file that a killed process held', async () => {
@@ -239,6 +238,17 @@ describe('SqliteStore open errors', () => {
     expect(err.code).toBe('FLOTILLA_SQLITE_SCHEMA');
     expect(err.schemaVersion).toBe(99);
     expect(err.message).toContain('upgrade @flotilla/sqlite');
+  });
+
+  it('fails with FLOTILLA_SQLITE_OPEN on a damaged store', async () => {
+    const path = tempPath();
+    await open({ path }).close();
+    const db = new Database(path);
+    db.exec("DELETE FROM meta WHERE name = 'revision'");
+    db.close();
+    const err = openError({ path });
+    expect(err.code).toBe('FLOTILLA_SQLITE_OPEN');
+    expect(err.message).toContain('damaged');
   });
 
   it('refuses bad options with FLOTILLA_STORE_INVALID_ARGUMENT', () => {

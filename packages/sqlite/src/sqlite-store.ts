@@ -35,6 +35,7 @@ import type {
   WatchOptions,
 } from '@flotilla/store';
 import Database from 'better-sqlite3';
+import { SqliteError, SqliteErrorCodes } from './errors.js';
 import { openDatabase } from './internal/database.js';
 import { keyBytes, keyString, prefixRange } from './internal/keys.js';
 import {
@@ -181,7 +182,7 @@ export class SqliteStore implements Store {
       const meta = new Map(this.#s.getMeta.all().map((m) => [m.name, m.value]));
       const read = (name: MetaName): number => {
         const value = meta.get(name);
-        if (value === undefined) throw new Error(`meta.${name} is missing`);
+        if (value === undefined) throw new Error(`its meta table has no ${name}`);
         return value;
       };
       this.#revision = read('revision');
@@ -207,7 +208,11 @@ export class SqliteStore implements Store {
     } catch (err) {
       for (const lease of this.#leases.values()) this.#clock.clearTimeout(lease.timer);
       this.#db.close();
-      throw err;
+      throw new SqliteError(
+        SqliteErrorCodes.OPEN,
+        `${this.path} is a damaged Flotilla store (${err instanceof Error ? err.message : String(err)}): restore it from a backup or choose another path`,
+        { path: this.path, cause: err },
+      );
     }
   }
 
