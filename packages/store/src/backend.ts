@@ -357,11 +357,13 @@ export class EventQueue<T> implements AsyncIterable<T> {
    * @param onClose - called once when the consumer stops (break, return, abort, end, fail).
    */
   constructor(signal?: AbortSignal, onClose?: () => void) {
-    this.#onClose = onClose;
-    if (signal !== undefined) {
-      if (signal.aborted) this.end();
-      else signal.addEventListener('abort', () => this.end(), { once: true });
+    if (signal?.aborted === true) {
+      // Ended before anyone could register it: nothing to release.
+      this.#done = true;
+      return;
     }
+    this.#onClose = onClose;
+    signal?.addEventListener('abort', () => this.end(), { once: true });
   }
 
   /** Whether the queue still accepts events. */

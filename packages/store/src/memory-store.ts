@@ -1,5 +1,6 @@
 import { type Clock, systemClock } from '@flotilla/core';
 import {
+  byteLength,
   closedError,
   compareKeys,
   DEFAULT_LIMITS,
@@ -143,8 +144,7 @@ export class MemoryStore implements Store {
     return this.#run(options, () => {
       validateKey(key);
       validateValue(key, value, this.limits);
-      const request = key.length + value.length;
-      if (request > this.limits.maxRequestBytes) {
+      if (byteLength(key) + byteLength(value) > this.limits.maxRequestBytes) {
         throw new StoreError(
           StoreErrorCodes.TOO_LARGE,
           `put of ${JSON.stringify(key)} is over the request limit`,

@@ -466,6 +466,16 @@ export function runStoreContract(options: StoreContractOptions): void {
         expect(seen).toEqual(['ab/1']);
       });
 
+      it('ends at once when its signal has already aborted', async () => {
+        const controller = new AbortController();
+        controller.abort();
+        const seen: WatchEvent[] = [];
+        for await (const ev of store.watch('', { signal: controller.signal })) seen.push(ev);
+        expect(seen).toEqual([]);
+        await store.put('after', 'x'); // the store is unaffected
+        expect((await store.get('after'))?.value).toBe('x');
+      });
+
       it('serves several watchers of overlapping prefixes', async () => {
         const all = watch('');
         const some = watch('m/x');
