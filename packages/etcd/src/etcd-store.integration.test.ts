@@ -104,4 +104,25 @@ describe('EtcdStore on a shared etcd', () => {
       await store.close();
     }
   });
+
+  it('watches from a future revision, delivering only from there', async () => {
+    const store = new EtcdStore({ endpoints, prefix: uniquePrefix('future') });
+    const controller = new AbortController();
+    try {
+      const from = (await store.revision()) + 3;
+      const iterable = store.watch('f/', { fromRevision: from, signal: controller.signal });
+      const events = iterable[Symbol.asyncIterator]();
+      // Other suites may write to the same etcd: write until a put lands at or past `from`.
+      const revisions: number[] = [];
+      while ((revisions.at(-1) ?? 0) < from) {
+        revisions.push((await store.put(`f/${revisions.length}`, 'x')).revision);
+      }
+      const [first] = await takeEvents(events, 1);
+      expect(first?.revision).toBe(revisions.find((r) => r >= from));
+    } finally {
+      controller.abort();
+      await store.deletePrefix('');
+      await store.close();
+    }
+  });
 });

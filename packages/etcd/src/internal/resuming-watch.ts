@@ -52,6 +52,8 @@ export class ResumingWatch {
   #startTimer: TimerHandle | undefined;
   /** The next revision to deliver; undefined until the first stream reports its start. */
   #next: number | undefined;
+  /** The highest revision this watch has seen etcd at: it cannot go back unless history was lost. */
+  #confirmed = 0;
   #stream: WatchStream | undefined;
   #retryTimer: TimerHandle | undefined;
   #backoffMs = INITIAL_BACKOFF_MS;
@@ -144,15 +146,15 @@ export class ResumingWatch {
       return;
     }
     if (res.created) {
-      const next = this.#next;
-      if (next !== undefined && headerRevision < next - 1) {
-        // etcd is behind what we delivered: a lagging member, or history lost. Ask the leader.
+      if (headerRevision < this.#confirmed) {
+        // etcd is behind what we saw: a lagging member, or history lost. Ask the leader.
         drop();
         if (this.#stream === stream) this.#stream = undefined;
         closeStream(stream);
-        void this.#checkHistory(next);
+        void this.#checkHistory(this.#confirmed);
         return;
       }
+      this.#confirmed = headerRevision;
       this.#next ??= headerRevision + 1;
       this.#backoffMs = INITIAL_BACKOFF_MS;
       this.#markStarted();
@@ -168,7 +170,10 @@ export class ResumingWatch {
       last = revision;
     }
     // etcd never splits one revision's events over two responses (no fragment option).
-    if (last > 0) this.#next = last + 1;
+    if (last > 0) {
+      this.#next = last + 1;
+      this.#confirmed = Math.max(this.#confirmed, last);
+    }
   }
 
   #onCanceled(res: IWatchResponse): void {
@@ -191,7 +196,7 @@ export class ResumingWatch {
     );
   }
 
-  async #checkHistory(next: number): Promise<void> {
+  async #checkHistory(seen: number): Promise<void> {
     let current: number;
     try {
       current = await this.#deps.currentRevision();
@@ -200,15 +205,15 @@ export class ResumingWatch {
       return;
     }
     if (this.#stopped) return;
-    if (current < next - 1) {
+    if (current < seen) {
       this.#deps.logger.warn(
-        { revision: current, delivered: next - 1 },
+        { revision: current, seen },
         'etcd revision went back: its history was lost',
       );
       this.fail(
         new StoreError(
           StoreErrorCodes.COMPACTED,
-          `etcd is at revision ${current}, before revision ${next - 1} that this watch delivered: etcd lost its history (restored or wiped); list again and watch from the list's revision + 1`,
+          `etcd is at revision ${current}, before revision ${seen} that this watch saw: etcd lost its history (restored or wiped); list again and watch from the list's revision + 1`,
           { compactRevision: current + 1 },
         ),
       );
