@@ -1,4 +1,5 @@
 // EtcdStore against an etcd of its own that the tests stop, restart, freeze and wipe.
+import { readFileSync } from 'node:fs';
 import { isFlotillaError } from '@flotilla/core';
 import type { Store, StoreError, WatchEvent } from '@flotilla/store';
 import { takeEvents } from '@flotilla/store/testing';
@@ -30,6 +31,18 @@ async function once<T>(fn: () => Promise<T>, timeoutMs = 15_000): Promise<T> {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
+}
+
+/** Freezes a process with SIGSTOP and waits until the kernel reports it stopped. */
+async function freeze(pid: number): Promise<void> {
+  process.kill(pid, 'SIGSTOP');
+  // Delivery is asynchronous and there is no event for it: read the state from /proc.
+  for (let i = 0; i < 200; i++) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (/^\d+ \(.*\) [Tt] /.test(stat)) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`process ${pid} did not stop`);
 }
 
 async function expectUnavailableWithin(call: Promise<unknown>, ms: number): Promise<void> {
@@ -179,7 +192,7 @@ describe('EtcdStore across etcd restarts', () => {
     const store = open();
     await store.put('k', 'v');
     const pid = etcd.pid as number;
-    process.kill(pid, 'SIGSTOP');
+    await freeze(pid);
     try {
       await expectUnavailableWithin(store.get('k'), REQUEST_TIMEOUT_MS + 1000);
       await expectUnavailableWithin(
