@@ -1,19 +1,33 @@
 import { runStoreContract, takeEvents } from '@flotilla/store/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { etcdEndpoints, releaseEtcd, uniquePrefix } from '../../../test/support/etcd.js';
+import {
+  etcdEndpoints,
+  releaseEtcd,
+  startEtcd,
+  type TestEtcd,
+  uniquePrefix,
+} from '../../../test/support/etcd.js';
 import { EtcdStore } from './etcd-store.js';
 
+// The contract asserts exact revisions ("one more per write") and compacts: on the etcd that
+// `npm test` shares between suites running in parallel, another suite's writes would break
+// the first and the compaction could break the other suites' watches. So the contract runs
+// on an etcd of its own; the tests below run on the shared one and tolerate others' writes.
+let exclusive: TestEtcd | undefined;
 let endpoints: string[] = [];
 beforeAll(async () => {
+  exclusive = await startEtcd();
   endpoints = await etcdEndpoints();
 });
 afterAll(async () => {
+  await exclusive?.stop();
   await releaseEtcd();
 });
 
 runStoreContract({
   name: 'EtcdStore',
-  create: () => new EtcdStore({ endpoints, prefix: uniquePrefix('contract') }),
+  create: () =>
+    new EtcdStore({ endpoints: [exclusive?.endpoint ?? ''], prefix: uniquePrefix('contract') }),
 });
 
 describe('EtcdStore on a shared etcd', () => {

@@ -219,7 +219,8 @@ export class ResumingWatch {
       );
       return;
     }
-    void this.#connect();
+    // A member behind the others: try again shortly.
+    this.#retry(new Error(`etcd member at revision ${current}, behind revision ${seen}`));
   }
 
   #retry(err: unknown): void {
