@@ -113,6 +113,7 @@ describe('EtcdStore on a shared etcd', () => {
       expect((await store.list('a/', { after: 'a/1' })).kvs).toEqual([]);
       expect((await store.list('a/', { after: 'z' })).kvs).toEqual([]);
       expect((await store.list('', { after: 'a/1' })).kvs.map((kv) => kv.key)).toEqual(['b/1']);
+      expect((await store.list('', { after: '' })).kvs).toHaveLength(2);
       await store.deletePrefix('');
     } finally {
       await store.close();

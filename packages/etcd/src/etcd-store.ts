@@ -146,7 +146,9 @@ export class EtcdStore implements Store {
             `limit must be a positive integer, got ${String(limit)}`,
           );
         }
-        if (options.after !== undefined) validateKey(options.after, 'after');
+        // '' is before every key, as in MemoryStore.
+        if (options.after !== undefined && options.after !== '')
+          validateKey(options.after, 'after');
         return { what: `list of ${JSON.stringify(prefix)}` };
       },
       async (grpcOptions) => {
