@@ -1,0 +1,31 @@
+import { FlotillaError } from '@flotilla/core';
+
+/** Every code a {@link SchedulerError} can carry. */
+export const SchedulerErrorCodes = {
+  /** A snapshot that cannot be scheduled: duplicate ids, negative resources, a bad count... */
+  INVALID_SNAPSHOT: 'FLOTILLA_SCHEDULER_INVALID_SNAPSHOT',
+  /** Bad options: an unknown strategy, a plugin without a name... */
+  INVALID_OPTIONS: 'FLOTILLA_SCHEDULER_INVALID_OPTIONS',
+  /** A formation, host or job record in the store that is not valid. */
+  INVALID_RECORD: 'FLOTILLA_SCHEDULER_INVALID_RECORD',
+  /** The Scheduler service was closed. */
+  CLOSED: 'FLOTILLA_SCHEDULER_CLOSED',
+} as const;
+
+/** The union of {@link SchedulerErrorCodes} values. */
+export type SchedulerErrorCode = (typeof SchedulerErrorCodes)[keyof typeof SchedulerErrorCodes];
+
+/** The error of `@flotilla/scheduler`. `path` points into the input (`hosts[3].capacity.cpu`). */
+export class SchedulerError extends FlotillaError<SchedulerErrorCode> {
+  /** Where in the input the problem is, when it is in the input. */
+  readonly path: string | undefined;
+
+  constructor(
+    code: SchedulerErrorCode,
+    message: string,
+    details: { path?: string; cause?: unknown } = {},
+  ) {
+    super(code, message, { cause: details.cause });
+    this.path = details.path;
+  }
+}

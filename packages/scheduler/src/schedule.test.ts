@@ -1,0 +1,561 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { PlacementPlugin } from './plugins.js';
+import { schedule, type ScheduleOptions } from './schedule.js';
+import type { ClusterSnapshot, Formation, HostSnapshot, JobSnapshot, Plan } from './types.js';
+
+const host = (
+  id: string,
+  zone: string,
+  cpu = 4000,
+  memory = 8192,
+  extra: Partial<HostSnapshot> = {},
+): HostSnapshot => ({
+  id,
+  tags: { zone, ...extra.tags },
+  capacity: { cpu, memory },
+  state: extra.state ?? 'up',
+});
+
+const formation = (app: string, release: string, processes: Formation['processes']): Formation => ({
+  app,
+  release,
+  processes,
+});
+
+const small = { cpu: 100, memory: 128 };
+
+let jobSeq = 0;
+const job = (
+  app: string,
+  release: string,
+  type: string,
+  hostId: string,
+  extra: Partial<JobSnapshot> = {},
+): JobSnapshot => ({
+  id: extra.id ?? `j${++jobSeq}`,
+  app,
+  release,
+  type,
+  hostId,
+  resources: extra.resources ?? small,
+  state: extra.state ?? 'up',
+  ...(extra.createdAt === undefined ? {} : { createdAt: extra.createdAt }),
+});
+
+/** Jobs after a plan is carried out: starts become up jobs, stops are gone. */
+function apply(snapshot: ClusterSnapshot, plan: Plan): ClusterSnapshot {
+  const stopped = new Set(plan.stop.map((s) => s.jobId));
+  const jobs = snapshot.jobs.filter((j) => !stopped.has(j.id));
+  plan.start.forEach((s, i) =>
+    jobs.push({ ...s, id: `new-${jobSeq}-${i}`, state: 'up', createdAt: 1e12 + i }),
+  );
+  jobSeq++;
+  return { ...snapshot, jobs };
+}
+
+/** Resources held per host after the plan: never more than capacity. */
+function checkCapacity(snapshot: ClusterSnapshot, plan: Plan): void {
+  const used = new Map<string, { cpu: number; memory: number }>();
+  const add = (hostId: string, r: { cpu: number; memory: number }): void => {
+    const u = used.get(hostId) ?? { cpu: 0, memory: 0 };
+    used.set(hostId, { cpu: u.cpu + r.cpu, memory: u.memory + r.memory });
+  };
+  for (const j of snapshot.jobs)
+    if (!['down', 'crashed'].includes(j.state)) add(j.hostId, j.resources);
+  for (const s of plan.start) add(s.hostId, s.resources);
+  for (const h of snapshot.hosts) {
+    const u = used.get(h.id);
+    if (u === undefined) continue;
+    // Existing jobs may already overcommit (an operator shrank a host); the plan adds nothing then.
+    const before = snapshot.jobs.filter(
+      (j) => j.hostId === h.id && !['down', 'crashed'].includes(j.state),
+    );
+    const already = before.reduce((a, j) => a + j.resources.cpu, 0) > h.capacity.cpu;
+    if (!already) {
+      expect(u.cpu, `cpu on ${h.id}`).toBeLessThanOrEqual(h.capacity.cpu);
+      expect(u.memory, `memory on ${h.id}`).toBeLessThanOrEqual(h.capacity.memory);
+    }
+  }
+}
+
+const count = (plan: Plan, pred: (s: Plan['start'][number]) => boolean): number =>
+  plan.start.filter(pred).length;
+const perHost = (plan: Plan): Map<string, number> => {
+  const m = new Map<string, number>();
+  for (const s of plan.start) m.set(s.hostId, (m.get(s.hostId) ?? 0) + 1);
+  return m;
+};
+
+describe('reconcile', () => {
+  it('starts what a formation declares and nothing once it runs', () => {
+    const snap: ClusterSnapshot = {
+      hosts: [host('h1', 'a'), host('h2', 'b')],
+      jobs: [],
+      formations: [
+        formation('demo', 'v1', {
+          web: { count: 3, resources: small },
+          worker: { count: 1, resources: small },
+        }),
+      ],
+    };
+    const plan = schedule(snap);
+    expect(count(plan, (s) => s.type === 'web')).toBe(3);
+    expect(count(plan, (s) => s.type === 'worker')).toBe(1);
+    expect(plan.stop).toEqual([]);
+    expect(plan.unplaced).toEqual([]);
+    const again = schedule(apply(snap, plan));
+    expect(again).toEqual({ start: [], stop: [], unplaced: [] });
+  });
+
+  it('scales down newest first', () => {
+    const jobs = [1, 2, 3, 4].map((n) =>
+      job('demo', 'v1', 'web', 'h1', { id: `w${n}`, createdAt: n }),
+    );
+    const plan = schedule({
+      hosts: [host('h1', 'a')],
+      jobs,
+      formations: [formation('demo', 'v1', { web: { count: 2, resources: small } })],
+    });
+    expect(plan.stop).toEqual([
+      { jobId: 'w4', reason: 'scaled-down' },
+      { jobId: 'w3', reason: 'scaled-down' },
+    ]);
+    expect(plan.start).toEqual([]);
+  });
+
+  it('reconciles each live release of an app on its own (a deploy in progress)', () => {
+    const jobs = [
+      job('demo', 'v1', 'web', 'h1'),
+      job('demo', 'v1', 'web', 'h2'),
+      job('demo', 'v1', 'web', 'h1'),
+    ];
+    const plan = schedule({
+      hosts: [host('h1', 'a'), host('h2', 'b')],
+      jobs,
+      formations: [
+        formation('demo', 'v1', { web: { count: 1, resources: small } }),
+        formation('demo', 'v2', { web: { count: 2, resources: small } }),
+      ],
+    });
+    expect(plan.stop.filter((s) => s.reason === 'scaled-down')).toHaveLength(2);
+    expect(plan.start.every((s) => s.release === 'v2')).toBe(true);
+    expect(plan.start).toHaveLength(2);
+  });
+
+  it('stops jobs of no formation, on unknown hosts, and on hosts that lost their tags', () => {
+    const jobs = [
+      job('gone', 'v1', 'web', 'h1', { id: 'orphan' }),
+      job('demo', 'v1', 'web', 'nowhere', { id: 'lost' }),
+      job('demo', 'v1', 'web', 'h1', { id: 'mismatch' }),
+    ];
+    const plan = schedule({
+      hosts: [host('h1', 'a'), host('h2', 'b', 4000, 8192, { tags: { disk: 'ssd' } })],
+      jobs,
+      formations: [
+        formation('demo', 'v1', {
+          web: { count: 1, resources: small, constraints: { disk: 'ssd' } },
+        }),
+      ],
+    });
+    expect(new Map(plan.stop.map((s) => [s.jobId, s.reason]))).toEqual(
+      new Map([
+        ['orphan', 'no-formation'],
+        ['lost', 'host-unknown'],
+        ['mismatch', 'constraint-mismatch'],
+      ]),
+    );
+    expect(plan.start.map((s) => s.hostId)).toEqual(['h2']);
+  });
+
+  it('replaces jobs of down and draining hosts elsewhere and places nothing new there', () => {
+    const hosts = [
+      host('up', 'a'),
+      host('down', 'b', 4000, 8192, { state: 'down' }),
+      host('drain', 'c', 4000, 8192, { state: 'draining' }),
+    ];
+    const jobs = [
+      job('demo', 'v1', 'web', 'down', { id: 'd' }),
+      job('demo', 'v1', 'web', 'drain', { id: 'r' }),
+    ];
+    const plan = schedule({
+      hosts,
+      jobs,
+      formations: [formation('demo', 'v1', { web: { count: 2, resources: small } })],
+    });
+    expect(new Map(plan.stop.map((s) => [s.jobId, s.reason]))).toEqual(
+      new Map([
+        ['d', 'host-down'],
+        ['r', 'host-draining'],
+      ]),
+    );
+    expect(plan.start.map((s) => s.hostId)).toEqual(['up', 'up']);
+  });
+
+  it('does not count crashed, down or stopping jobs, but stopping ones still hold resources', () => {
+    const jobs = [
+      job('demo', 'v1', 'web', 'h1', { state: 'crashed', resources: { cpu: 1000, memory: 1 } }),
+      job('demo', 'v1', 'web', 'h1', { state: 'stopping', resources: { cpu: 3900, memory: 1 } }),
+    ];
+    const plan = schedule({
+      hosts: [host('h1', 'a'), host('h2', 'a')],
+      jobs,
+      formations: [
+        formation('demo', 'v1', { web: { count: 2, resources: { cpu: 200, memory: 1 } } }),
+      ],
+    });
+    expect(plan.stop).toEqual([]);
+    // h1 has 100 millicores free while the stopping job runs: both go to h2.
+    expect(plan.start.map((s) => s.hostId)).toEqual(['h2', 'h2']);
+  });
+
+  it('runs omni types on every eligible host, including new ones, and trims extras', () => {
+    const hosts = [
+      host('h1', 'a'),
+      host('h2', 'b'),
+      host('h3', 'c', 4000, 8192, { tags: { role: 'edge' } }),
+    ];
+    const jobs = [
+      job('router', 'v1', 'proxy', 'h1', { id: 'p1', createdAt: 1 }),
+      job('router', 'v1', 'proxy', 'h1', { id: 'p2', createdAt: 2 }),
+    ];
+    const plan = schedule({
+      hosts,
+      jobs,
+      formations: [
+        formation('router', 'v1', { proxy: { count: 1, resources: small, omni: true } }),
+      ],
+    });
+    expect(plan.stop).toEqual([{ jobId: 'p2', reason: 'scaled-down' }]);
+    expect(plan.start.map((s) => s.hostId).sort()).toEqual(['h2', 'h3']);
+    const edgeOnly = schedule({
+      hosts,
+      jobs: [],
+      formations: [
+        formation('router', 'v1', {
+          proxy: { count: 2, resources: small, omni: true, constraints: { role: 'edge' } },
+        }),
+      ],
+    });
+    expect(edgeOnly.start.map((s) => s.hostId)).toEqual(['h3', 'h3']);
+  });
+});
+
+describe('placement rules', () => {
+  it('never puts more on a host than its capacity, and says what did not fit', () => {
+    const plan = schedule({
+      hosts: [host('h1', 'a', 1000, 1024), host('h2', 'b', 1000, 1024)],
+      jobs: [],
+      formations: [
+        formation('demo', 'v1', { web: { count: 5, resources: { cpu: 400, memory: 100 } } }),
+      ],
+    });
+    expect(plan.start).toHaveLength(4);
+    expect(plan.unplaced).toEqual([
+      expect.objectContaining({
+        app: 'demo',
+        release: 'v1',
+        type: 'web',
+        count: 1,
+        reason: 'no-capacity',
+      }),
+    ]);
+    expect(plan.unplaced[0]?.message).toMatch(/400 millicores and 100 MiB.*200 millicores/);
+  });
+
+  it('places constrained types only on hosts with every tag, and says when there is none', () => {
+    const hosts = [host('plain', 'a'), host('ssd', 'b', 4000, 8192, { tags: { disk: 'ssd' } })];
+    const plan = schedule({
+      hosts,
+      jobs: [],
+      formations: [
+        formation('db', 'v1', {
+          main: { count: 2, resources: small, constraints: { disk: 'ssd' } },
+        }),
+        formation('ml', 'v1', {
+          train: { count: 1, resources: small, constraints: { gpu: 'true' } },
+        }),
+      ],
+    });
+    expect(plan.start.filter((s) => s.app === 'db').map((s) => s.hostId)).toEqual(['ssd', 'ssd']);
+    expect(plan.unplaced).toEqual([
+      expect.objectContaining({ app: 'ml', reason: 'no-matching-host', count: 1 }),
+    ]);
+    expect(plan.unplaced[0]?.message).toContain('"gpu":"true"');
+  });
+
+  it('spread: one job per host while there are hosts, zones balanced within one', () => {
+    const hosts = Array.from({ length: 12 }, (_, i) =>
+      host(`h${i}`, ['a', 'b', 'c'][i % 3] as string),
+    );
+    const plan = schedule({
+      hosts,
+      jobs: [],
+      formations: [formation('demo', 'v1', { web: { count: 10, resources: small } })],
+    });
+    expect([...perHost(plan).values()].every((n) => n === 1)).toBe(true);
+    const zones = new Map<string, number>();
+    for (const s of plan.start) {
+      const z = hosts.find((h) => h.id === s.hostId)?.tags?.zone as string;
+      zones.set(z, (zones.get(z) ?? 0) + 1);
+    }
+    expect(Math.max(...zones.values()) - Math.min(...zones.values())).toBeLessThanOrEqual(1);
+    // With more jobs than hosts, every host gets two before any gets three.
+    const many = schedule({
+      hosts,
+      jobs: [],
+      formations: [formation('demo', 'v1', { web: { count: 30, resources: small } })],
+    });
+    const counts = [...perHost(many).values()];
+    expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+  });
+
+  it('spread: counts existing jobs of the group when balancing zones', () => {
+    const hosts = [host('a1', 'a'), host('a2', 'a'), host('b1', 'b'), host('b2', 'b')];
+    const jobs = [job('demo', 'v1', 'web', 'a1'), job('demo', 'v1', 'web', 'a2')];
+    const plan = schedule({
+      hosts,
+      jobs,
+      formations: [formation('demo', 'v1', { web: { count: 4, resources: small } })],
+    });
+    expect(plan.start.map((s) => s.hostId).sort()).toEqual(['b1', 'b2']);
+  });
+
+  it('spread: prefers the least loaded host', () => {
+    const hosts = [host('busy', 'a'), host('idle', 'a')];
+    const jobs = [job('other', 'v1', 'web', 'busy', { resources: { cpu: 3000, memory: 100 } })];
+    const plan = schedule({
+      hosts,
+      jobs,
+      formations: [
+        formation('other', 'v1', { web: { count: 1, resources: { cpu: 3000, memory: 100 } } }),
+        formation('demo', 'v1', { web: { count: 1, resources: small } }),
+      ],
+    });
+    expect(plan.start).toEqual([expect.objectContaining({ app: 'demo', hostId: 'idle' })]);
+  });
+
+  it('binpack: fills as few hosts as possible, biggest jobs first, used hosts first', () => {
+    const hosts = Array.from({ length: 6 }, (_, i) => host(`h${i}`, 'a', 1000, 1000));
+    const plan = schedule(
+      {
+        hosts,
+        jobs: [job('old', 'v1', 'web', 'h5', { resources: { cpu: 500, memory: 500 } })],
+        formations: [
+          formation('old', 'v1', { web: { count: 1, resources: { cpu: 500, memory: 500 } } }),
+          formation('demo', 'v1', {
+            big: { count: 2, resources: { cpu: 600, memory: 600 } },
+            small: { count: 4, resources: { cpu: 200, memory: 200 } },
+          }),
+        ],
+      },
+      { strategy: 'binpack' },
+    );
+    expect(plan.unplaced).toEqual([]);
+    // 500 + 2x600 + 4x200 = 2500 on hosts of 1000: three hosts, and h5 (in use) is one of them.
+    const used = new Set(plan.start.map((s) => s.hostId));
+    used.add('h5');
+    expect(used.size).toBe(3);
+  });
+
+  it('is deterministic for a seed', () => {
+    const hosts = Array.from({ length: 20 }, (_, i) => host(`h${i}`, ['a', 'b'][i % 2] as string));
+    const snap = {
+      hosts,
+      jobs: [],
+      formations: [formation('demo', 'v1', { web: { count: 7, resources: small } })],
+    };
+    expect(schedule(snap, { seed: 7 })).toEqual(schedule(snap, { seed: 7 }));
+    const placements = new Set(
+      [1, 2, 3, 4, 5].map((seed) =>
+        JSON.stringify(
+          schedule(snap, { seed })
+            .start.map((s) => s.hostId)
+            .sort(),
+        ),
+      ),
+    );
+    expect(placements.size).toBeGreaterThan(1);
+  });
+});
+
+describe('plugins', () => {
+  const hosts = [
+    host('canary', 'a', 4000, 8192, { tags: { canary: 'true' } }),
+    host('hdd', 'b'),
+    host('ssd', 'c', 4000, 8192, { tags: { disk: 'ssd' } }),
+  ];
+  const snap = {
+    hosts,
+    jobs: [],
+    formations: [formation('demo', 'v1', { web: { count: 2, resources: small } })],
+  };
+  const avoidCanary: PlacementPlugin = {
+    name: 'avoid-canary',
+    filter: (view) => (view.host.tags?.canary === 'true' ? 'canary' : undefined),
+  };
+  const preferSsd: PlacementPlugin = {
+    name: 'prefer-ssd',
+    score: (view) => (view.host.tags?.disk === 'ssd' ? 10 : 0),
+  };
+
+  it('filters hosts out and re-ranks the rest', () => {
+    const filtered = schedule(snap, { plugins: [avoidCanary] });
+    expect(filtered.start.map((s) => s.hostId).sort()).toEqual(['hdd', 'ssd']);
+    const scored = schedule(snap, { plugins: [avoidCanary, preferSsd] });
+    expect(scored.start.map((s) => s.hostId)).toEqual(['ssd', 'ssd']);
+  });
+
+  it('says which plugin rejected hosts when nothing fits', () => {
+    const plan = schedule(snap, { plugins: [{ name: 'nothing', filter: () => 'closed' }] });
+    expect(plan.unplaced[0]?.message).toContain('plugin nothing rejected');
+  });
+
+  it('gives the same placements as the fast path when plugins change nothing', () => {
+    const many = {
+      hosts: Array.from({ length: 30 }, (_, i) =>
+        host(`h${i}`, ['a', 'b', 'c'][i % 3] as string, 2000, 4096),
+      ),
+      jobs: [],
+      formations: [
+        formation('demo', 'v1', { web: { count: 25, resources: { cpu: 300, memory: 300 } } }),
+      ],
+    };
+    const noop: PlacementPlugin = { name: 'noop', score: () => 0 };
+    for (const strategy of ['spread', 'binpack'] as const) {
+      const fast = perHost(schedule(many, { strategy }));
+      const slow = perHost(schedule(many, { strategy, plugins: [noop] }));
+      expect([...slow.values()].sort()).toEqual([...fast.values()].sort());
+    }
+  });
+
+  it('refuses a plugin with nothing to run', () => {
+    expect(() => schedule(snap, { plugins: [{ name: 'empty' }] })).toThrow(
+      expect.objectContaining({ code: 'FLOTILLA_SCHEDULER_INVALID_OPTIONS' }),
+    );
+  });
+});
+
+describe('validation', () => {
+  it.each([
+    [{ hosts: [host('h', 'a'), host('h', 'b')], jobs: [], formations: [] }, 'hosts[1].id'],
+    [{ hosts: [host('h', 'a', -1)], jobs: [], formations: [] }, 'hosts[0].capacity.cpu'],
+    [
+      {
+        hosts: [],
+        jobs: [job('a', 'v1', 'web', 'h', { id: 'x' }), job('a', 'v1', 'web', 'h', { id: 'x' })],
+        formations: [],
+      },
+      'jobs[1].id',
+    ],
+    [
+      {
+        hosts: [],
+        jobs: [],
+        formations: [formation('a', 'v1', { web: { count: 1.5, resources: small } })],
+      },
+      'formations[0].processes.web.count',
+    ],
+    [
+      { hosts: [], jobs: [], formations: [formation('a', 'v1', {}), formation('a', 'v1', {})] },
+      'formations[1]',
+    ],
+  ] as [ClusterSnapshot, string][])('refuses a bad snapshot, naming %#', (snap, path) => {
+    expect(() => schedule(snap)).toThrow(
+      expect.objectContaining({ code: 'FLOTILLA_SCHEDULER_INVALID_SNAPSHOT', path }),
+    );
+  });
+
+  it('refuses an unknown strategy', () => {
+    expect(() =>
+      schedule({ hosts: [], jobs: [], formations: [] }, { strategy: 'random' as 'spread' }),
+    ).toThrow(expect.objectContaining({ code: 'FLOTILLA_SCHEDULER_INVALID_OPTIONS' }));
+  });
+});
+
+describe('properties', () => {
+  const arbSnapshot = fc
+    .record({
+      hosts: fc.array(
+        fc.record({
+          zone: fc.constantFrom('a', 'b', 'c'),
+          cpu: fc.integer({ min: 0, max: 4000 }),
+          memory: fc.integer({ min: 0, max: 4000 }),
+          state: fc.constantFrom('up', 'up', 'up', 'draining', 'down'),
+          ssd: fc.boolean(),
+        }),
+        { maxLength: 12 },
+      ),
+      formations: fc.array(
+        fc.record({
+          types: fc.array(
+            fc.record({
+              count: fc.integer({ min: 0, max: 12 }),
+              cpu: fc.integer({ min: 0, max: 1500 }),
+              memory: fc.integer({ min: 0, max: 1500 }),
+              ssd: fc.boolean(),
+              omni: fc.boolean(),
+            }),
+            { minLength: 1, maxLength: 3 },
+          ),
+        }),
+        { maxLength: 4 },
+      ),
+    })
+    .map(({ hosts, formations }): ClusterSnapshot => ({
+      hosts: hosts.map((h, i) => ({
+        id: `h${i}`,
+        tags: h.ssd ? { zone: h.zone, disk: 'ssd' } : { zone: h.zone },
+        capacity: { cpu: h.cpu, memory: h.memory },
+        state: h.state as HostSnapshot['state'],
+      })),
+      jobs: [],
+      formations: formations.map((f, a) => ({
+        app: `app${a}`,
+        release: 'v1',
+        processes: Object.fromEntries(
+          f.types.map((t, i) => [
+            `t${i}`,
+            {
+              count: t.count,
+              resources: { cpu: t.cpu, memory: t.memory },
+              ...(t.ssd ? { constraints: { disk: 'ssd' } } : {}),
+              ...(t.omni ? { omni: true } : {}),
+            },
+          ]),
+        ),
+      })),
+    }));
+
+  for (const options of [
+    { strategy: 'spread' },
+    { strategy: 'binpack' },
+    { strategy: 'spread', plugins: [{ name: 'noop', score: () => 0 }] },
+  ] as ScheduleOptions[]) {
+    it(`${options.strategy}${options.plugins ? ' with plugins' : ''}: respects capacity, constraints and host state, and converges`, () => {
+      fc.assert(
+        fc.property(arbSnapshot, fc.integer(), (snap, seed) => {
+          const plan = schedule(snap, { ...options, seed });
+          checkCapacity(snap, plan);
+          const byId = new Map(snap.hosts.map((h) => [h.id, h]));
+          for (const s of plan.start) {
+            const h = byId.get(s.hostId) as HostSnapshot;
+            expect(h.state).toBe('up');
+            const spec = snap.formations.find((f) => f.app === s.app)?.processes[s.type];
+            for (const [k, v] of Object.entries(spec?.constraints ?? {}))
+              expect(h.tags?.[k]).toBe(v);
+          }
+          // Carrying out the plan leaves nothing to do but what could not be placed.
+          const next = apply(snap, plan);
+          const again = schedule(next, { ...options, seed });
+          expect(again.stop).toEqual([]);
+          expect(again.start).toEqual([]);
+          expect(again.unplaced.reduce((a, u) => a + u.count, 0)).toBe(
+            plan.unplaced.reduce((a, u) => a + u.count, 0),
+          );
+        }),
+        { numRuns: 300 },
+      );
+    });
+  }
+});
