@@ -263,11 +263,12 @@ export class EtcdStore implements Store {
       },
       async (grpcOptions) => {
         const seconds = Math.ceil(ttlMs / 1000);
+        const sentAt = this.#clock.now();
         const res = await this.#client.leaseClient.leaseGrant({ TTL: seconds, ID: 0 }, grpcOptions);
         if (res.error !== '') throw new Error(`etcdserver: ${res.error}`);
         const id = String(res.ID);
         if (this.#closed) throw closedError();
-        return this.#track(id, Number(res.TTL) * 1000);
+        return this.#track(id, Number(res.TTL) * 1000, sentAt);
       },
     );
   }
@@ -423,7 +424,7 @@ export class EtcdStore implements Store {
     }
   }
 
-  #track(id: string, ttlMs: number): LeaseKeeper {
+  #track(id: string, ttlMs: number, grantedAt?: number): LeaseKeeper {
     const keeper = new LeaseKeeper(
       id,
       ttlMs,
@@ -431,7 +432,7 @@ export class EtcdStore implements Store {
         renew: (leaseId, o) => this.#renew(leaseId, o),
         revoke: (leaseId, o) => this.#revoke(leaseId, o),
       },
-      { clock: this.#clock },
+      grantedAt === undefined ? { clock: this.#clock } : { clock: this.#clock, grantedAt },
     );
     const tracked: TrackedLease = { keeper, timer: undefined };
     this.#leases.set(id, tracked);

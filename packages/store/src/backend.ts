@@ -493,7 +493,12 @@ export class LeaseKeeper implements Lease {
     id: LeaseId,
     ttlMs: number,
     backend: LeaseBackend,
-    options: { clock?: Clock; retryMs?: number } = {},
+    options: {
+      clock?: Clock;
+      retryMs?: number;
+      /** Clock time the grant request was sent; the first deadline counts from it. */
+      grantedAt?: number;
+    } = {},
   ) {
     this.id = id;
     this.ttlMs = ttlMs;
@@ -501,7 +506,7 @@ export class LeaseKeeper implements Lease {
     this.#clock = options.clock ?? systemClock;
     this.#retryMs = options.retryMs ?? Math.min(500, Math.max(50, ttlMs / 10));
     this.ended = new Promise((resolve) => (this.#resolveEnded = resolve));
-    this.#deadline = this.#clock.now() + ttlMs;
+    this.#deadline = (options.grantedAt ?? this.#clock.now()) + ttlMs;
   }
 
   get deadline(): number {

@@ -157,7 +157,10 @@ export interface WatchOptions extends CallOptions {
 export type LeaseEndReason =
   /** Not renewed within its TTL (the owner stopped, or could not reach the store). */
   | 'expired'
-  /** Revoked, by its owner or by anyone else holding its id. */
+  /**
+   * Revoked by its owner through this handle. (A revoke by another client holding the id is,
+   * for remote backends such as etcd, indistinguishable from an expiry and reported as such.)
+   */
   | 'revoked'
   /** The store was closed. */
   | 'closed';

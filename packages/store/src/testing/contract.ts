@@ -67,6 +67,10 @@ const summary = (ev: WatchEvent): [string, string, string] => [ev.type, ev.kv.ke
  * The one suite every `Store` backend runs: memory, SQLite and etcd pass the very same tests.
  * Call it inside a vitest test file.
  *
+ * Each store it creates must have the backend to itself while the test runs: the suite checks
+ * exact revision steps and compacts history, so a backend shared with other writers (one etcd
+ * used by several suites at once) must not be used; start one for the contract.
+ *
  * @example
  * ```ts
  * import { runStoreContract } from '@flotilla/store/testing';
