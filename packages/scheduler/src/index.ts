@@ -5,7 +5,9 @@
  * @packageDocumentation
  */
 export { schedule } from './schedule.js';
-export type { ScheduleOptions, Strategy } from './schedule.js';
+export type { ScheduleOptions } from './schedule.js';
+export { Planner } from './planner.js';
+export type { PlannerOptions, Strategy } from './planner.js';
 export type { HostView, PlacementPlugin, PlacementRequest } from './plugins.js';
 export type {
   ClusterSnapshot,

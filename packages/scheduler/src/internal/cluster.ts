@@ -1,53 +1,72 @@
 import type { HostSnapshot } from '../types.js';
-import { shuffledRanks } from './rng.js';
+import { rng } from './rng.js';
 
 /**
- * The hosts of a snapshot in typed arrays, with their usage as the plan grows, and cached
- * lists of the up hosts that match each set of constraints.
+ * The hosts of a cluster in growable typed arrays, with the resources held on each. Host
+ * slots are never reused: a removed host leaves an empty slot.
  */
 export class Cluster {
-  readonly n: number;
-  readonly hosts: readonly HostSnapshot[];
+  /** Slots in use (including removed hosts' empty slots). */
+  n = 0;
+  readonly hosts: (HostSnapshot | undefined)[] = [];
   readonly index = new Map<string, number>();
-  readonly capCpu: Float64Array;
-  readonly capMem: Float64Array;
-  readonly usedCpu: Float64Array;
-  readonly usedMem: Float64Array;
-  readonly up: Uint8Array;
-  /** Zone slot of each host (value of the spread tag), see {@link zoneNames}. */
-  readonly zone: Int32Array;
-  readonly zoneNames: string[] = [];
+  capCpu: Float64Array = new Float64Array(16);
+  capMem: Float64Array = new Float64Array(16);
+  usedCpu: Float64Array = new Float64Array(16);
+  usedMem: Float64Array = new Float64Array(16);
+  /** 1 when the host exists and is up. */
+  up: Uint8Array = new Uint8Array(16);
+  /** Zone slot of each host (its value of the spread tag), see {@link zoneNames}. */
+  zone: Int32Array = new Int32Array(16);
   /** Seeded tie-break rank of each host. */
-  readonly rank: Int32Array;
+  rank: Int32Array = new Int32Array(16);
+  readonly zoneNames: string[] = [];
+  readonly #zoneSlots = new Map<string, number>();
+  readonly #spreadTag: string;
+  readonly #random: () => number;
   readonly #eligible = new Map<string, Int32Array>();
 
-  constructor(hosts: readonly HostSnapshot[], spreadTag: string, seed: number) {
-    const n = hosts.length;
-    this.n = n;
-    this.hosts = hosts;
-    this.capCpu = new Float64Array(n);
-    this.capMem = new Float64Array(n);
-    this.usedCpu = new Float64Array(n);
-    this.usedMem = new Float64Array(n);
-    this.up = new Uint8Array(n);
-    this.zone = new Int32Array(n);
-    this.rank = shuffledRanks(n, seed);
-    const zones = new Map<string, number>();
-    for (let i = 0; i < n; i++) {
-      const h = hosts[i] as HostSnapshot;
-      this.index.set(h.id, i);
-      this.capCpu[i] = h.capacity.cpu;
-      this.capMem[i] = h.capacity.memory;
-      this.up[i] = h.state === 'up' ? 1 : 0;
-      const z = h.tags?.[spreadTag] ?? '';
-      let slot = zones.get(z);
-      if (slot === undefined) {
-        slot = this.zoneNames.length;
-        zones.set(z, slot);
-        this.zoneNames.push(z);
-      }
-      this.zone[i] = slot;
+  constructor(spreadTag: string, seed: number) {
+    this.#spreadTag = spreadTag;
+    this.#random = rng(seed);
+  }
+
+  /** Adds or replaces a host; returns its slot. Resources held stay as they are. */
+  setHost(host: HostSnapshot): number {
+    let h = this.index.get(host.id);
+    if (h === undefined) {
+      h = this.n++;
+      if (h >= this.capCpu.length) this.#grow();
+      this.index.set(host.id, h);
+      this.rank[h] = Math.floor(this.#random() * 0x7fffffff);
     }
+    this.hosts[h] = host;
+    this.capCpu[h] = host.capacity.cpu;
+    this.capMem[h] = host.capacity.memory;
+    this.up[h] = host.state === 'up' ? 1 : 0;
+    const z = host.tags?.[this.#spreadTag] ?? '';
+    let slot = this.#zoneSlots.get(z);
+    if (slot === undefined) {
+      slot = this.zoneNames.length;
+      this.#zoneSlots.set(z, slot);
+      this.zoneNames.push(z);
+    }
+    this.zone[h] = slot;
+    this.#eligible.clear();
+    return h;
+  }
+
+  /** Removes a host: its slot stays, empty and not up. Returns the slot, if it existed. */
+  removeHost(id: string): number | undefined {
+    const h = this.index.get(id);
+    if (h === undefined) return undefined;
+    this.index.delete(id);
+    this.hosts[h] = undefined;
+    this.up[h] = 0;
+    this.capCpu[h] = 0;
+    this.capMem[h] = 0;
+    this.#eligible.clear();
+    return h;
   }
 
   /** Load of a host: its dominant share, max of used/capacity over CPU and memory. */
@@ -73,14 +92,14 @@ export class Cluster {
 
   matches(h: number, constraints: Readonly<Record<string, string>> | undefined): boolean {
     if (constraints === undefined) return true;
-    const tags = (this.hosts[h] as HostSnapshot).tags;
+    const tags = this.hosts[h]?.tags;
     for (const key in constraints) {
       if (tags?.[key] !== constraints[key]) return false;
     }
     return true;
   }
 
-  /** Up hosts that match the constraints, in snapshot order (cached per constraint set). */
+  /** Up hosts that match the constraints, by slot (cached per constraint set until hosts change). */
   eligible(
     signature: string,
     constraints: Readonly<Record<string, string>> | undefined,
@@ -95,6 +114,29 @@ export class Cluster {
       this.#eligible.set(signature, list);
     }
     return list;
+  }
+
+  #grow(): void {
+    const n = this.capCpu.length * 2;
+    const f = (a: Float64Array): Float64Array => {
+      const b = new Float64Array(n);
+      b.set(a);
+      return b;
+    };
+    const i = (a: Int32Array): Int32Array => {
+      const b = new Int32Array(n);
+      b.set(a);
+      return b;
+    };
+    this.capCpu = f(this.capCpu);
+    this.capMem = f(this.capMem);
+    this.usedCpu = f(this.usedCpu);
+    this.usedMem = f(this.usedMem);
+    const up = new Uint8Array(n);
+    up.set(this.up);
+    this.up = up;
+    this.zone = i(this.zone);
+    this.rank = i(this.rank);
   }
 }
 
