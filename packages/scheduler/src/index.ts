@@ -25,5 +25,18 @@ export type {
   Unplaced,
   UnplacedReason,
 } from './types.js';
+export { Scheduler } from './scheduler.js';
+export type {
+  CrashLoop,
+  PlanReport,
+  SchedulerEvents,
+  SchedulerOptions,
+  SchedulerState,
+} from './scheduler.js';
+export { ClusterKeys } from './keys.js';
+export { parseFormation, parseHostRecord, parseJobRecord } from './records.js';
+export type { HostAlloc, HostRecord, JobRecord } from './records.js';
+export { ClusterSimulator } from './simulator.js';
+export type { ClusterSimulatorOptions } from './simulator.js';
 export { SchedulerError, SchedulerErrorCodes } from './errors.js';
 export type { SchedulerErrorCode } from './errors.js';

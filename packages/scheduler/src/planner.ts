@@ -264,6 +264,12 @@ export class Planner {
     for (const type of Object.keys(before.processes)) this.#setSpec(app, release, type, undefined);
   }
 
+  /** Marks a process type for planning again (after a commit of its placements failed). */
+  invalidate(app: string, release: string, type: string): void {
+    const g = this.#groups.get(groupKey(app, release, type));
+    if (g !== undefined) this.#dirty.add(g);
+  }
+
   /**
    * Plans what changed since the last plan (or, with `all`, everything). Does not change the
    * planner's state, unless `keep` is set: then the placements stay applied, for a planner that
