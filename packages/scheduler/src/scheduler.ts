@@ -159,6 +159,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
   #kicked = false;
   #idleWaiters: (() => void)[] = [];
   #seq = 0;
+  readonly #tag = randomBytes(3).toString('hex');
 
   constructor(options: SchedulerOptions) {
     super();
@@ -738,8 +739,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
     return units;
   }
 
+  /** A job id unique across schedulers: type, time, a per-scheduler random tag, a sequence. */
   #jobId(type: string): string {
-    this.#seq = (this.#seq + 1) % 0x100000;
-    return `${type}.${this.#clock.now().toString(36)}${this.#seq.toString(36)}${randomBytes(3).toString('hex')}`;
+    this.#seq = (this.#seq + 1) % 0x1000000;
+    return `${type}.${this.#clock.now().toString(36)}.${this.#tag}${this.#seq.toString(36)}`;
   }
 }

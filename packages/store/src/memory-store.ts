@@ -62,8 +62,8 @@ interface Watcher {
   readonly queue: EventQueue<WatchEvent>;
 }
 
-/** Keep the sorted key index up to date on writes while it is this small; rebuild lazily above. */
-const INCREMENTAL_INDEX_LIMIT = 50_000;
+/** Insert new keys into the sorted index while it is this small; above, append or rebuild lazily. */
+const INCREMENTAL_INDEX_LIMIT = 4096;
 
 /**
  * A `Store` in memory: the reference implementation of the contract, for tests, simulators and
@@ -375,7 +375,8 @@ export class MemoryStore implements Store {
     if (events.length === 0) return;
     this.#revision = revision;
     for (const ev of events) this.#history.push(ev);
-    if (this.#history.length > this.#historyLimit) {
+    // Compact in steps of a quarter of the limit, so that each commit costs O(1) amortised.
+    if (this.#history.length > this.#historyLimit + Math.max(16, this.#historyLimit >> 2)) {
       const cut = this.#history[this.#history.length - this.#historyLimit] as WatchEvent;
       this.#compactTo(cut.revision);
     }
@@ -440,12 +441,13 @@ export class MemoryStore implements Store {
   }
 
   #indexAdd(key: string): void {
-    if (this.#sorted === null) return;
-    if (this.#sorted.length >= INCREMENTAL_INDEX_LIMIT) {
-      this.#sorted = null;
-      return;
-    }
-    this.#sorted.splice(lowerBound(this.#sorted, key), 0, key);
+    const sorted = this.#sorted;
+    if (sorted === null) return;
+    const last = sorted[sorted.length - 1];
+    // Keys written in order (ids that grow) append; others insert while the index is small.
+    if (last === undefined || compareKeys(last, key) < 0) sorted.push(key);
+    else if (sorted.length < INCREMENTAL_INDEX_LIMIT) sorted.splice(lowerBound(sorted, key), 0, key);
+    else this.#sorted = null;
   }
 
   #indexRemove(key: string): void {

@@ -1,0 +1,209 @@
+#!/usr/bin/env node
+// The Scheduler service committing to a store. Prints one JSON object.
+//
+//   node --max-old-space-size=8192 bench/scheduler-service.mjs [--backend memory|etcd]
+//        [--hosts 10000] [--jobs 1000000] [--trials 50]
+//
+// 1. Bulk: formations for --jobs jobs over many apps are written; the time until the
+//    scheduler has committed every placement (jobs/s, transactions).
+// 2. Incremental, with those jobs placed (memory backend): time from the store write to the
+//    committed plan for a scale of one app by +10, a host failure (its jobs re-placed), and a
+//    new release (formation replaced), p50/p99 over --trials.
+import { Scheduler, ClusterKeys } from '@flotilla/scheduler';
+import { MemoryStore } from '@flotilla/store';
+
+const args = process.argv.slice(2);
+const arg = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i === -1 ? dflt : args[i + 1];
+};
+const BACKEND = arg('backend', 'memory');
+const HOSTS = Number(arg('hosts', 10_000));
+const JOBS = Number(arg('jobs', 1_000_000));
+const TRIALS = Number(arg('trials', 50));
+const PER_APP = 100;
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] * 1000) / 1000;
+};
+
+let store;
+let etcd;
+if (BACKEND === 'etcd') {
+  const { EtcdStore } = await import('@flotilla/etcd');
+  let endpoints = process.env.FLOTILLA_ETCD_ENDPOINTS?.split(',');
+  if (!endpoints) {
+    const { startEtcd } = await import('../scripts/etcd.mjs');
+    // A quota large enough for a million job records.
+    etcd = await startEtcd({
+      extraArgs: [
+        '--quota-backend-bytes',
+        String(8 * 1024 ** 3),
+        '--auto-compaction-retention',
+        '1',
+      ],
+    });
+    endpoints = [etcd.endpoint];
+  }
+  store = new EtcdStore({
+    endpoints,
+    prefix: `/bench-scheduler-${process.pid}/`,
+    requestTimeoutMs: 30_000,
+  });
+} else {
+  store = new MemoryStore({ historyLimit: 50_000 });
+}
+const keys = new ClusterKeys();
+
+// Hosts of 64 to 128 cores in four zones, heartbeats on one long lease.
+const lease = await store.grant(600_000);
+await lease.keepAlive();
+const hosts = Array.from({ length: HOSTS }, (_, i) => ({
+  id: `host-${i}`,
+  tags: { zone: 'abcd'[i % 4] },
+  capacity: i % 2 === 0 ? { cpu: 64000, memory: 262144 } : { cpu: 128000, memory: 524288 },
+  state: 'up',
+}));
+for (let i = 0; i < hosts.length; i += 60) {
+  const ops = [];
+  for (const h of hosts.slice(i, i + 60)) {
+    ops.push({ op: 'put', key: keys.host(h.id), value: JSON.stringify(h) });
+    ops.push({ op: 'put', key: keys.heartbeat(h.id), value: '1', lease: lease.id });
+  }
+  await store.txn({ compare: [], success: ops });
+}
+
+const scheduler = new Scheduler({ store, strategy: 'spread', seed: 1, hostGraceMs: 600_000 });
+let placed = 0;
+let transactions = 0;
+let conflicts = 0;
+let waiter;
+scheduler.on('plan', (r) => {
+  placed += r.started;
+  transactions += r.transactions;
+  conflicts += r.conflicts;
+  waiter?.(r);
+});
+scheduler.on('error', (err) => console.error('scheduler error', err.message));
+await scheduler.start();
+
+// 1. Bulk.
+const apps = Math.ceil(JOBS / PER_APP);
+const sizes = [
+  { cpu: 50, memory: 128 },
+  { cpu: 100, memory: 256 },
+  { cpu: 250, memory: 512 },
+];
+const t0 = performance.now();
+for (let a = 0; a < apps; a += 100) {
+  const ops = [];
+  for (let k = a; k < Math.min(apps, a + 100); k++) {
+    const f = {
+      app: `app-${k}`,
+      release: 'v1',
+      processes: { web: { count: PER_APP, resources: sizes[k % sizes.length] } },
+    };
+    ops.push({ op: 'put', key: keys.formation(f.app, 'v1'), value: JSON.stringify(f) });
+  }
+  await store.txn({ compare: [], success: ops });
+}
+const target = apps * PER_APP;
+while (placed < target) {
+  await new Promise((resolve) => (waiter = resolve));
+}
+await scheduler.idle();
+const bulkMs = performance.now() - t0;
+const bulk = {
+  jobs: placed,
+  seconds: Math.round(bulkMs / 100) / 10,
+  jobsPerSecond: Math.round(placed / (bulkMs / 1000)),
+  transactions,
+  conflicts,
+  heapMiB: Math.round(process.memoryUsage().heapUsed / 1048576),
+};
+
+// 2. Incremental.
+async function timed(write) {
+  const done = new Promise((resolve) => (waiter = resolve));
+  const t = performance.now();
+  await write();
+  const report = await done;
+  const ms = performance.now() - t;
+  await scheduler.idle();
+  return { ms, report };
+}
+
+const incremental = {};
+if (BACKEND === 'memory') {
+  const scale = [];
+  for (let i = 0; i < TRIALS; i++) {
+    const app = `app-${(i * 7919) % apps}`;
+    const f = {
+      app,
+      release: 'v1',
+      processes: {
+        web: { count: PER_APP + 10, resources: sizes[((i * 7919) % apps) % sizes.length] },
+      },
+    };
+    const { ms, report } = await timed(() =>
+      store.put(keys.formation(app, 'v1'), JSON.stringify(f)),
+    );
+    if (report.started !== 10) throw new Error(`scale started ${report.started}`);
+    scale.push(ms);
+  }
+  const failure = [];
+  for (let i = 0; i < Math.min(TRIALS, 20); i++) {
+    const h = hosts[(i * 131) % hosts.length];
+    const { ms } = await timed(() =>
+      store.put(keys.host(h.id), JSON.stringify({ ...h, state: 'down' })),
+    );
+    failure.push(ms);
+  }
+  const release = [];
+  for (let i = 0; i < TRIALS; i++) {
+    const k = (i * 104729) % apps;
+    const app = `app-${k}`;
+    const f = {
+      app,
+      release: 'v2',
+      processes: { web: { count: PER_APP, resources: sizes[k % sizes.length] } },
+    };
+    const { ms } = await timed(() =>
+      store.txn({
+        compare: [],
+        success: [
+          { op: 'put', key: keys.formation(app, 'v2'), value: JSON.stringify(f) },
+          { op: 'delete', key: keys.formation(app, 'v1') },
+        ],
+      }),
+    );
+    release.push(ms);
+  }
+  incremental.scaleBy10Ms = { p50: pct(scale, 50), p99: pct(scale, 99), trials: scale.length };
+  incremental.hostFailureMs = {
+    p50: pct(failure, 50),
+    p99: pct(failure, 99),
+    trials: failure.length,
+    jobsPerHost: Math.round(placed / HOSTS),
+  };
+  incremental.newReleaseMs = {
+    p50: pct(release, 50),
+    p99: pct(release, 99),
+    trials: release.length,
+    jobsReplaced: PER_APP,
+  };
+}
+
+console.log(
+  JSON.stringify(
+    { bench: 'scheduler-service', backend: BACKEND, hosts: HOSTS, bulk, incremental },
+    null,
+    2,
+  ),
+);
+await scheduler.close();
+await lease.revoke().catch(() => undefined);
+if (BACKEND === 'etcd') await store.deletePrefix('').catch(() => undefined);
+await store.close();
+await etcd?.stop();
