@@ -124,6 +124,9 @@ const bulk = {
 };
 
 // 2. Incremental.
+// The first few trials of each kind warm the JIT and the indexes; they are reported apart.
+const WARMUP = 3;
+
 async function timed(write) {
   const done = new Promise((resolve) => (waiter = resolve));
   const t = performance.now();
@@ -137,7 +140,7 @@ async function timed(write) {
 const incremental = {};
 if (BACKEND === 'memory') {
   const scale = [];
-  for (let i = 0; i < TRIALS; i++) {
+  for (let i = 0; i < TRIALS + WARMUP; i++) {
     const app = `app-${(i * 7919) % apps}`;
     const f = {
       app,
@@ -153,7 +156,7 @@ if (BACKEND === 'memory') {
     scale.push(ms);
   }
   const failure = [];
-  for (let i = 0; i < Math.min(TRIALS, 20); i++) {
+  for (let i = 0; i < Math.min(TRIALS, 20) + WARMUP; i++) {
     const h = hosts[(i * 131) % hosts.length];
     const { ms } = await timed(() =>
       store.put(keys.host(h.id), JSON.stringify({ ...h, state: 'down' })),
@@ -161,7 +164,7 @@ if (BACKEND === 'memory') {
     failure.push(ms);
   }
   const release = [];
-  for (let i = 0; i < TRIALS; i++) {
+  for (let i = 0; i < TRIALS + WARMUP; i++) {
     const k = (i * 104729) % apps;
     const app = `app-${k}`;
     const f = {
