@@ -41,7 +41,7 @@ export interface SchedulerOptions extends PlannerOptions {
   readonly crashResetMs?: number;
   /** Consecutive crashes after which a `crashloop` is reported (default 5). */
   readonly crashLoopAfter?: number;
-  /** Transactions in flight at once while committing a plan (default 4). */
+  /** Transactions in flight at once while committing a plan (default 16). */
   readonly commitConcurrency?: number;
 }
 
@@ -634,7 +634,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       for (const u of b) await run([u]);
     };
     let next = 0;
-    const width = Math.max(1, this.#options.commitConcurrency ?? 4);
+    const width = Math.max(1, this.#options.commitConcurrency ?? 16);
     await Promise.all(
       Array.from({ length: Math.min(width, batches.length) }, async () => {
         while (next < batches.length) await run(batches[next++] as Unit[]);
