@@ -446,7 +446,8 @@ export class MemoryStore implements Store {
     const last = sorted[sorted.length - 1];
     // Keys written in order (ids that grow) append; others insert while the index is small.
     if (last === undefined || compareKeys(last, key) < 0) sorted.push(key);
-    else if (sorted.length < INCREMENTAL_INDEX_LIMIT) sorted.splice(lowerBound(sorted, key), 0, key);
+    else if (sorted.length < INCREMENTAL_INDEX_LIMIT)
+      sorted.splice(lowerBound(sorted, key), 0, key);
     else this.#sorted = null;
   }
 
