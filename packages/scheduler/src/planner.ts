@@ -108,6 +108,7 @@ export class Planner {
   readonly #omni = new Set<Group>();
   #capacityChanged = false;
   #lastGroup: Group | undefined;
+  #frozen = false;
 
   constructor(options: PlannerOptions = {}) {
     const strategy = options.strategy ?? 'spread';
@@ -153,6 +154,7 @@ export class Planner {
 
   /** Adds or replaces a host. */
   setHost(host: HostSnapshot): void {
+    this.#thaw();
     const c = this.#cluster;
     const before = c.index.has(host.id) ? c.hosts[c.index.get(host.id) as number] : undefined;
     const h = c.setHost(host);
@@ -177,6 +179,7 @@ export class Planner {
 
   /** Removes a host: its jobs are stopped and replaced when planned. */
   removeHost(id: string): void {
+    this.#thaw();
     const c = this.#cluster;
     const h = c.removeHost(id);
     if (h === undefined) return;
@@ -191,6 +194,7 @@ export class Planner {
 
   /** Adds or replaces a job (a new state, say). */
   setJob(job: JobSnapshot): void {
+    this.#thaw();
     const prev = this.#jobs.size === 0 ? undefined : this.#jobs.get(job.id);
     if (prev !== undefined) {
       const sameGroup = prev.group.key === groupKey(job.app, job.release, job.type);
@@ -220,6 +224,7 @@ export class Planner {
 
   /** Forgets a job (it is gone from the store). */
   removeJob(id: string): void {
+    this.#thaw();
     const e = this.#jobs.get(id);
     if (e === undefined) return;
     this.#release(e);
@@ -243,6 +248,7 @@ export class Planner {
 
   /** Adds or replaces the formation of an app's release. */
   setFormation(formation: Formation): void {
+    this.#thaw();
     const key = `${formation.app}\u0000${formation.release}`;
     const before = this.#formations.get(key);
     this.#formations.set(key, formation);
@@ -257,6 +263,7 @@ export class Planner {
 
   /** Removes the formation of an app's release: its jobs will be stopped. */
   removeFormation(app: string, release: string): void {
+    this.#thaw();
     const key = `${app}\u0000${release}`;
     const before = this.#formations.get(key);
     if (before === undefined) return;
@@ -314,15 +321,42 @@ export class Planner {
     return { start, stop, unplaced };
   }
 
-  /** Loads a whole snapshot without keeping it current: for one-off plans (`schedule()`). */
-  load(snapshot: {
-    hosts: readonly HostSnapshot[];
-    jobs: readonly JobSnapshot[];
-    formations: readonly Formation[];
-  }): void {
+  /**
+   * Loads a whole snapshot. With `frozen`, the planner is for one plan only (`schedule()` does
+   * that): jobs are not indexed by id or host, which makes loading a million of them about twice
+   * as fast, and any later change throws `FLOTILLA_SCHEDULER_INVALID_OPTIONS`.
+   */
+  load(
+    snapshot: {
+      hosts: readonly HostSnapshot[];
+      jobs: readonly JobSnapshot[];
+      formations: readonly Formation[];
+    },
+    options: { frozen?: boolean } = {},
+  ): void {
     for (const h of snapshot.hosts) this.setHost(h);
     for (const f of snapshot.formations) this.setFormation(f);
-    for (const j of snapshot.jobs) this.setJob(j);
+    if (options.frozen !== true) {
+      for (const j of snapshot.jobs) this.setJob(j);
+      return;
+    }
+    for (const job of snapshot.jobs) {
+      const group = this.#group(job.app, job.release, job.type);
+      const entry: JobEntry = { job, held: -1, group, gi: group.jobs.length, hi: -1 };
+      group.jobs.push(entry);
+      this.#hold(entry);
+      if (COUNTED.has(job.state)) this.#dirty.add(group);
+    }
+    this.#frozen = true;
+  }
+
+  #thaw(): void {
+    if (this.#frozen) {
+      throw new SchedulerError(
+        SchedulerErrorCodes.INVALID_OPTIONS,
+        'this planner was loaded frozen, for one plan: create a new Planner to keep one current',
+      );
+    }
   }
 
   #group(app: string, release: string, type: string): Group {

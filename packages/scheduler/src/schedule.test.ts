@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { PlacementPlugin } from './plugins.js';
+import { Planner } from './planner.js';
 import { schedule, type ScheduleOptions } from './schedule.js';
 import type { ClusterSnapshot, Formation, HostSnapshot, JobSnapshot, Plan } from './types.js';
 
@@ -431,6 +432,36 @@ describe('plugins', () => {
 
   it('refuses a plugin with nothing to run', () => {
     expect(() => schedule(snap, { plugins: [{ name: 'empty' }] })).toThrow(
+      expect.objectContaining({ code: 'FLOTILLA_SCHEDULER_INVALID_OPTIONS' }),
+    );
+  });
+});
+
+describe('Planner', () => {
+  it('plans only what changed, and nothing twice', () => {
+    const planner = new Planner();
+    planner.setHost(host('h1', 'a'));
+    planner.setHost(host('h2', 'b'));
+    planner.setFormation(formation('a', 'v1', { web: { count: 2, resources: small } }));
+    planner.setFormation(formation('b', 'v1', { web: { count: 1, resources: small } }));
+    const first = planner.plan();
+    expect(first.start).toHaveLength(3);
+    // Nothing was committed, and nothing changed: nothing to plan.
+    expect(planner.pending).toBe(false);
+    expect(planner.plan().start).toEqual([]);
+    // Commit a's jobs; scale b: only b is planned.
+    first.start
+      .filter((s) => s.app === 'a')
+      .forEach((s, i) => planner.setJob({ ...s, id: `a${i}`, state: 'pending' }));
+    planner.setFormation(formation('b', 'v1', { web: { count: 2, resources: small } }));
+    const second = planner.plan();
+    expect(second.start.map((s) => s.app)).toEqual(['b', 'b']);
+  });
+
+  it('refuses changes once loaded frozen', () => {
+    const planner = new Planner();
+    planner.load({ hosts: [host('h1', 'a')], jobs: [], formations: [] }, { frozen: true });
+    expect(() => planner.setHost(host('h2', 'b'))).toThrow(
       expect.objectContaining({ code: 'FLOTILLA_SCHEDULER_INVALID_OPTIONS' }),
     );
   });

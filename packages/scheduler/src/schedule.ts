@@ -38,6 +38,6 @@ export interface ScheduleOptions extends PlannerOptions {
 export function schedule(snapshot: ClusterSnapshot, options: ScheduleOptions = {}): Plan {
   const planner = new Planner(options);
   if (options.trusted !== true) validateSnapshot(snapshot);
-  planner.load(snapshot);
+  planner.load(snapshot, { frozen: true });
   return planner.plan({ all: true, keep: true });
 }
