@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { MemoryStore, type Store } from '@flotilla/store';
+import {
+  MemoryStore,
+  StoreError,
+  StoreErrorCodes,
+  type Store,
+  type WatchEvent,
+} from '@flotilla/store';
 import { ManualClock } from '@flotilla/core';
 import { ClusterKeys } from './keys.js';
 import type { HostRecord, JobRecord } from './records.js';
@@ -178,6 +184,63 @@ function withLatency(store: Store, ms: number): Store {
     },
   });
 }
+
+describe('resynchronising', () => {
+  it('lists everything again when its watch falls behind compaction, and catches up', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const memory = new MemoryStore({ clock });
+    const keys = new ClusterKeys();
+    let trip: (() => void) | undefined;
+    let watches = 0;
+    // The scheduler's first watch goes blind, then fails as compacted; later ones are real.
+    const store = new Proxy(memory, {
+      get(target, prop, receiver) {
+        if (prop === 'watch' && watches++ === 0) {
+          return () => ({
+            [Symbol.asyncIterator]: () => ({
+              next: async (): Promise<IteratorResult<WatchEvent>> => {
+                await new Promise<void>((resolve) => (trip = resolve));
+                throw new StoreError(StoreErrorCodes.COMPACTED, 'compacted (test)', {
+                  compactRevision: 1,
+                });
+              },
+            }),
+          });
+        }
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === 'function'
+          ? (value as (...a: unknown[]) => unknown).bind(target)
+          : value;
+      },
+    });
+    const hosts: HostRecord[] = ['h1', 'h2'].map((id) => ({
+      id,
+      tags: {},
+      capacity: { cpu: 2000, memory: 4096 },
+      state: 'up',
+    }));
+    for (const h of hosts) {
+      await memory.put(keys.host(h.id), JSON.stringify(h));
+      await memory.put(keys.heartbeat(h.id), '1');
+    }
+    const scheduler = new Scheduler({ store, clock });
+    await scheduler.start();
+    // While it is blind: a formation appears and a host goes away.
+    await memory.put(keys.formation('demo', 'v1'), JSON.stringify(web(2)));
+    await memory.delete(keys.host('h2'));
+    await scheduler.idle();
+    expect((await memory.list(keys.jobs)).kvs).toHaveLength(0);
+    trip?.();
+    const placed = new Promise<PlanReport>((resolve) => scheduler.once('plan', resolve));
+    expect((await placed).started).toBe(2);
+    await scheduler.idle();
+    const jobs = (await memory.list(keys.jobs)).kvs.map((kv) => JSON.parse(kv.value) as JobRecord);
+    expect(jobs.map((j) => j.hostId)).toEqual(['h1', 'h1']);
+    expect(scheduler.state).toBe('running');
+    await scheduler.close();
+    await memory.close();
+  });
+});
 
 describe('several schedulers on one store', () => {
   it('never over-commit a host, and together place exactly what fits', async () => {

@@ -146,6 +146,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
   #state: SchedulerState = 'idle';
   readonly #hosts = new Map<string, { record: HostRecord; rev: number }>();
   readonly #heartbeats = new Set<string>();
+  readonly #formationKeys = new Set<string>();
   readonly #jobs = new Map<string, KnownJob>();
   readonly #allocRev = new Map<string, number>();
   readonly #usage = new Map<string, { jobs: number; cpu: number; memory: number }>();
@@ -196,26 +197,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
     }
     this.#state = 'starting';
     try {
-      const listed = await this.#store.list(
-        this.keys.prefix,
-        options.signal === undefined ? {} : { signal: options.signal },
-      );
-      // Hosts first, so that jobs find their hosts.
-      const order = (kv: KeyValue): number => {
-        const k = this.keys.parse(kv.key)?.kind;
-        return k === 'host'
-          ? 0
-          : k === 'heartbeat' || k === 'alloc'
-            ? 1
-            : k === 'formation'
-              ? 2
-              : 3;
-      };
-      for (const kv of [...listed.kvs].sort((a, b) => order(a) - order(b))) this.#applyPut(kv);
+      const revision = await this.#resync(options.signal);
       for (const [id, host] of this.#hosts) {
         if (host.record.state === 'up' && !this.#heartbeats.has(id)) this.#startGrace(id);
       }
-      this.#watching = this.#watch(listed.revision + 1);
+      this.#watching = this.#watch(revision + 1);
       this.#state = 'running';
       this.#kick();
     } catch (err) {
@@ -262,17 +248,69 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
 
   async #watch(fromRevision: number): Promise<void> {
     const signal = this.#abort.signal;
-    try {
-      for await (const ev of this.#store.watch(this.keys.prefix, { fromRevision, signal })) {
-        this.#apply(ev);
-        this.#kick();
+    let from = fromRevision;
+    let delay = 100;
+    for (;;) {
+      try {
+        for await (const ev of this.#store.watch(this.keys.prefix, {
+          fromRevision: from,
+          signal,
+        })) {
+          this.#apply(ev);
+          from = ev.revision + 1;
+          delay = 100;
+          this.#kick();
+        }
+        return;
+      } catch (watchError) {
+        if (signal.aborted) return;
+        let err = watchError;
+        if (isFlotillaError(err, 'FLOTILLA_STORE_COMPACTED')) {
+          // We fell behind the store's history (a long disconnect): read everything again.
+          this.#logger.warn({ err }, 'scheduler watch compacted: resynchronising');
+          try {
+            from = (await this.#resync()) + 1;
+            this.#kick();
+            continue;
+          } catch (resyncError) {
+            if (signal.aborted) return;
+            err = resyncError;
+          }
+        }
+        if (isFlotillaError(err) && err.retryable) {
+          this.emit('error', err);
+          await new Promise((resolve) => setTimeout(resolve, delay).unref());
+          delay = Math.min(delay * 2, 5000);
+          continue;
+        }
+        this.#logger.error({ err }, 'scheduler watch failed');
+        this.#state = 'failed';
+        this.emit('error', err);
+        this.#settle();
+        return;
       }
-    } catch (err) {
-      if (signal.aborted) return;
-      this.#logger.error({ err }, 'scheduler watch failed');
-      this.#state = 'failed';
-      this.emit('error', err);
     }
+  }
+
+  /** Lists the whole cluster state again and applies the difference; returns the list's revision. */
+  async #resync(signal: AbortSignal = this.#abort.signal): Promise<number> {
+    const listed = await this.#store.list(this.keys.prefix, { signal });
+    const present = new Set(listed.kvs.map((kv) => kv.key));
+    const gone: string[] = [];
+    for (const id of this.#hosts.keys())
+      if (!present.has(this.keys.host(id))) gone.push(this.keys.host(id));
+    for (const id of this.#heartbeats)
+      if (!present.has(this.keys.heartbeat(id))) gone.push(this.keys.heartbeat(id));
+    for (const key of this.#formationKeys) if (!present.has(key)) gone.push(key);
+    for (const job of this.#jobs.values()) if (!present.has(job.key)) gone.push(job.key);
+    for (const key of gone) this.#applyDelete(key, listed.revision);
+    // Hosts first, so that jobs find their hosts.
+    const order = (kv: KeyValue): number => {
+      const k = this.keys.parse(kv.key)?.kind;
+      return k === 'host' ? 0 : k === 'heartbeat' || k === 'alloc' ? 1 : k === 'formation' ? 2 : 3;
+    };
+    for (const kv of [...listed.kvs].sort((a, b) => order(a) - order(b))) this.#applyPut(kv);
+    return listed.revision;
   }
 
   #apply(ev: WatchEvent): void {
@@ -317,6 +355,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
             throw new Error('formation app and release do not match its key');
           }
           this.#planner.setFormation(formation);
+          this.#formationKeys.add(kv.key);
           return;
         }
         case 'job': {
@@ -360,6 +399,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
         return;
       case 'formation':
         this.#planner.removeFormation(where.app, where.release);
+        this.#formationKeys.delete(key);
         return;
       case 'job':
         this.#forgetJob(where.jobId);
