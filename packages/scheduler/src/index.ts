@@ -7,7 +7,7 @@
 export { schedule } from './schedule.js';
 export type { ScheduleOptions } from './schedule.js';
 export { Planner } from './planner.js';
-export type { PlannerOptions, Strategy } from './planner.js';
+export type { PlannerOptions } from './planner.js';
 export type { HostView, PlacementPlugin, PlacementRequest } from './plugins.js';
 export type {
   ClusterSnapshot,
@@ -22,6 +22,7 @@ export type {
   ProcessSpec,
   Resources,
   StopReason,
+  Strategy,
   Unplaced,
   UnplacedReason,
 } from './types.js';

@@ -1,3 +1,6 @@
+/** Placement strategies: `spread` (even across zones and hosts) or `binpack` (fewest hosts). */
+export type Strategy = 'spread' | 'binpack';
+
 /** CPU in millicores and memory in MiB. */
 export interface Resources {
   /** Millicores: 1000 is one core. */

@@ -34,14 +34,14 @@ export { getJson, parseJson, putJson, toJson } from './json.js';
 export type { JsonEntry } from './json.js';
 export { StoreError, StoreErrorCodes } from './errors.js';
 export type { StoreErrorCode, StoreErrorDetails } from './errors.js';
+export { byteLength, compareKeys } from './keys.js';
+export { evaluateCompare } from './compare.js';
+export { EventQueue } from './event-queue.js';
+export { LeaseKeeper } from './lease-keeper.js';
+export type { LeaseBackend } from './lease-keeper.js';
 export {
-  byteLength,
   closedError,
-  compareKeys,
   DEFAULT_LIMITS,
-  evaluateCompare,
-  EventQueue,
-  LeaseKeeper,
   throwIfAborted,
   validateKey,
   validatePrefix,
@@ -49,5 +49,4 @@ export {
   validateTtl,
   validateTxn,
   validateValue,
-} from './backend.js';
-export type { LeaseBackend } from './backend.js';
+} from './validate.js';

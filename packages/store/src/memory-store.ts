@@ -1,12 +1,11 @@
 import { type Clock, systemClock } from '@flotilla/core';
+import { evaluateCompare } from './compare.js';
+import { EventQueue } from './event-queue.js';
+import { byteLength, compareKeys } from './keys.js';
+import { LeaseKeeper } from './lease-keeper.js';
 import {
-  byteLength,
   closedError,
-  compareKeys,
   DEFAULT_LIMITS,
-  evaluateCompare,
-  EventQueue,
-  LeaseKeeper,
   throwIfAborted,
   validateKey,
   validatePrefix,
@@ -14,7 +13,7 @@ import {
   validateTtl,
   validateTxn,
   validateValue,
-} from './backend.js';
+} from './validate.js';
 import { StoreError, StoreErrorCodes } from './errors.js';
 import type {
   CallOptions,

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isFlotillaError } from '@flotilla/core';
-import { compareKeys } from '../backend.js';
+import { compareKeys } from '../keys.js';
 import type { Lease, Store, TxnOp, WatchEvent } from '../store.js';
 
 /** Options of {@link runStoreContract}. */

@@ -1,5 +1,5 @@
 import { type Clock, systemClock } from '@flotilla/core';
-import { LeaseKeeper } from '../backend.js';
+import { LeaseKeeper } from '../lease-keeper.js';
 import { StoreError, StoreErrorCodes } from '../errors.js';
 import type {
   CallOptions,

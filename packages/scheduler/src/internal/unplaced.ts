@@ -1,0 +1,50 @@
+import type { Cluster } from './cluster.js';
+import type { Need } from './placement.js';
+import type { HostSnapshot, Unplaced } from '../types.js';
+
+/** Says why a need could not be placed: no host with the tags, or no room (and how much there is). */
+export function describeUnplaced(
+  cluster: Cluster,
+  need: Need,
+  count: number,
+  rejections: ReadonlyMap<string, number>,
+): Unplaced {
+  const { group, spec } = need;
+  const base = { app: group.app, release: group.release, type: group.type, count };
+  const { cpu, memory } = spec.resources;
+  const eligible = cluster.eligible(group.signature, spec.constraints);
+  if (eligible.length === 0) {
+    return {
+      ...base,
+      reason: 'no-matching-host',
+      message: `no up host has the tags ${JSON.stringify(spec.constraints ?? {})}: tag a host or change the constraints`,
+    };
+  }
+  let bestCpu = 0;
+  let bestMem = 0;
+  const room = (c: number, m: number): number =>
+    Math.min(c / Math.max(cpu, 1), m / Math.max(memory, 1));
+  const hosts = need.host === undefined ? eligible : [need.host];
+  for (const h of hosts) {
+    const c = (cluster.capCpu[h] as number) - (cluster.usedCpu[h] as number);
+    const m = (cluster.capMem[h] as number) - (cluster.usedMem[h] as number);
+    if (room(c, m) > room(bestCpu, bestMem)) {
+      bestCpu = c;
+      bestMem = m;
+    }
+  }
+  const where =
+    need.host === undefined
+      ? `any of ${eligible.length} eligible hosts`
+      : `host ${(cluster.hosts[need.host] as HostSnapshot).id}`;
+  let rejected = '';
+  if (rejections.size > 0) {
+    const [name, n] = [...rejections.entries()].sort((a, b) => b[1] - a[1])[0] as [string, number];
+    rejected = `; plugin ${name} rejected ${n} host checks`;
+  }
+  return {
+    ...base,
+    reason: 'no-capacity',
+    message: `${count} job(s) need ${cpu} millicores and ${memory} MiB each; the roomiest of ${where} has ${bestCpu} millicores and ${bestMem} MiB free${rejected}: add capacity or lower the count`,
+  };
+}

@@ -1,0 +1,127 @@
+import { StoreError, StoreErrorCodes } from './errors.js';
+
+/**
+ * An unbounded queue turned into an `AsyncIterable`: a backend pushes events as they happen,
+ * the consumer pulls them in order. Ends on `end()`, fails on `fail(err)`, and ends quietly
+ * when the signal aborts.
+ */
+export class EventQueue<T> implements AsyncIterable<T> {
+  #items: T[] = [];
+  #head = 0;
+  #waiter: ((r: IteratorResult<T>) => void) | undefined;
+  #rejecter: ((e: unknown) => void) | undefined;
+  #done = false;
+  #error: unknown = undefined;
+  #onClose: (() => void) | undefined;
+  #iterating = false;
+
+  /**
+   * @param signal - ends the iteration when aborted.
+   * @param onClose - called once when the consumer stops (break, return, abort, end, fail).
+   */
+  constructor(signal?: AbortSignal, onClose?: () => void) {
+    if (signal?.aborted === true) {
+      // Ended before anyone could register it: nothing to release.
+      this.#done = true;
+      return;
+    }
+    this.#onClose = onClose;
+    signal?.addEventListener('abort', () => this.end(), { once: true });
+  }
+
+  /** Whether the queue still accepts events. */
+  get open(): boolean {
+    return !this.#done;
+  }
+
+  /** Number of events waiting to be pulled. */
+  get size(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(item: T): void {
+    if (this.#done) return;
+    if (this.#waiter !== undefined) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      this.#rejecter = undefined;
+      w({ value: item, done: false });
+      return;
+    }
+    this.#items.push(item);
+  }
+
+  /** Ends the iteration after the queued events are pulled. */
+  end(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#release();
+    if (this.#waiter !== undefined) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      this.#rejecter = undefined;
+      w({ value: undefined, done: true });
+    }
+  }
+
+  /** Fails the iteration with `error` after the queued events are pulled. */
+  fail(error: unknown): void {
+    if (this.#done) return;
+    this.#error = error;
+    this.#done = true;
+    this.#release();
+    if (this.#rejecter !== undefined) {
+      const r = this.#rejecter;
+      this.#waiter = undefined;
+      this.#rejecter = undefined;
+      r(error);
+    }
+  }
+
+  #release(): void {
+    const cb = this.#onClose;
+    this.#onClose = undefined;
+    cb?.();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    if (this.#iterating) {
+      throw new StoreError(
+        StoreErrorCodes.INVALID_ARGUMENT,
+        'a watch can be iterated only once: call watch() again',
+      );
+    }
+    this.#iterating = true;
+    return {
+      next: () => {
+        if (this.#head < this.#items.length) {
+          const value = this.#items[this.#head++] as T;
+          if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+            this.#items = this.#items.slice(this.#head);
+            this.#head = 0;
+          }
+          return Promise.resolve({ value, done: false });
+        }
+        if (this.#done) {
+          if (this.#error !== undefined) {
+            const e = this.#error;
+            this.#error = undefined;
+            return Promise.reject(e);
+          }
+          return Promise.resolve({ value: undefined, done: true });
+        }
+        return new Promise<IteratorResult<T>>((resolve, reject) => {
+          this.#waiter = resolve;
+          this.#rejecter = reject;
+        });
+      },
+      return: () => {
+        this.#error = undefined;
+        this.end();
+        this.#items = [];
+        this.#head = 0;
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+}
