@@ -1,321 +1,347 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ManualClock, isFlotillaError } from '@flotilla/core';
-import { MemoryStore } from '@flotilla/store';
+import { SqliteStore } from '@flotilla/sqlite';
+import { MemoryStore, type Store } from '@flotilla/store';
 import { PartitionableStore } from '@flotilla/store/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Discovery } from './discovery.js';
 import type { DiscoveryEvent } from './instance.js';
 
+// The same behaviour on the in-memory store and on SQLite, the embedded default.
+const backends: [string, (clock: ManualClock) => { store: Store; cleanup: () => void }][] = [
+  ['MemoryStore', (clock) => ({ store: new MemoryStore({ clock }), cleanup: () => undefined })],
+  [
+    'SqliteStore',
+    (clock) => {
+      const dir = mkdtempSync(join(tmpdir(), 'flotilla-discovery-'));
+      return {
+        store: new SqliteStore({ path: join(dir, 'state.db'), clock, synchronous: 'normal' }),
+        cleanup: () => rmSync(dir, { recursive: true, force: true }),
+      };
+    },
+  ],
+];
+
 let clock: ManualClock;
-let store: MemoryStore;
+let store: Store;
 let discovery: Discovery;
+let cleanup: () => void;
 const controllers: AbortController[] = [];
 
-beforeEach(() => {
-  clock = new ManualClock(Date.UTC(2026, 10, 28));
-  store = new MemoryStore({ clock });
-  discovery = new Discovery({ store, clock });
-});
+describe.each(backends)('Discovery on %s', (_name, make) => {
+  beforeEach(() => {
+    clock = new ManualClock(Date.UTC(2026, 10, 28));
+    ({ store, cleanup } = make(clock));
+    discovery = new Discovery({ store, clock });
+  });
 
-afterEach(async () => {
-  for (const c of controllers.splice(0)) c.abort();
-  await discovery.close();
-  await store.close();
-});
+  afterEach(async () => {
+    for (const c of controllers.splice(0)) c.abort();
+    await discovery.close();
+    await store.close();
+    cleanup();
+  });
 
-interface Watching {
-  (): Promise<DiscoveryEvent>;
-  /** The next event if one is already due, else undefined (leaves it for the next call). */
-  maybe(): Promise<DiscoveryEvent | undefined>;
-}
+  interface Watching {
+    (): Promise<DiscoveryEvent>;
+    /** The next event if one is already due, else undefined (leaves it for the next call). */
+    maybe(): Promise<DiscoveryEvent | undefined>;
+  }
 
-/** Starts a watch; calling the result pulls its next event. */
-function watching(service: string, readyOnly = false): Watching {
-  const controller = new AbortController();
-  controllers.push(controller);
-  const it = discovery.watch(service, { signal: controller.signal, readyOnly });
-  let pending: Promise<IteratorResult<DiscoveryEvent>> | undefined;
-  const take = (r: IteratorResult<DiscoveryEvent>): DiscoveryEvent => {
-    pending = undefined;
-    if (r.done === true) throw new Error('watch ended');
-    return r.value;
-  };
-  const next = async (): Promise<DiscoveryEvent> => take(await (pending ??= it.next()));
-  next.maybe = async (): Promise<DiscoveryEvent | undefined> => {
-    const none = Symbol('none');
-    const r = await Promise.race([(pending ??= it.next()), clock.advance(0).then(() => none)]);
-    return r === none ? undefined : take(r as IteratorResult<DiscoveryEvent>);
-  };
-  return next;
-}
+  /** Starts a watch; calling the result pulls its next event. */
+  function watching(service: string, readyOnly = false): Watching {
+    const controller = new AbortController();
+    controllers.push(controller);
+    const it = discovery.watch(service, { signal: controller.signal, readyOnly });
+    let pending: Promise<IteratorResult<DiscoveryEvent>> | undefined;
+    const take = (r: IteratorResult<DiscoveryEvent>): DiscoveryEvent => {
+      pending = undefined;
+      if (r.done === true) throw new Error('watch ended');
+      return r.value;
+    };
+    const next = async (): Promise<DiscoveryEvent> => take(await (pending ??= it.next()));
+    next.maybe = async (): Promise<DiscoveryEvent | undefined> => {
+      const none = Symbol('none');
+      const r = await Promise.race([(pending ??= it.next()), clock.advance(0).then(() => none)]);
+      return r === none ? undefined : take(r as IteratorResult<DiscoveryEvent>);
+    };
+    return next;
+  }
 
-describe('register and instances', () => {
-  it('registers an instance with its fields, not ready by default', async () => {
-    const reg = await discovery.register({
-      service: 'demo-web',
-      addr: '127.0.0.1:5001',
-      meta: { release: 'v3' },
-      ttlMs: 2000,
-      id: 'web-1',
-    });
-    expect(reg.id).toBe('web-1');
-    expect(await discovery.instances('demo-web')).toEqual([
-      {
-        id: 'web-1',
+  describe('register and instances', () => {
+    it('registers an instance with its fields, not ready by default', async () => {
+      const reg = await discovery.register({
         service: 'demo-web',
         addr: '127.0.0.1:5001',
         meta: { release: 'v3' },
-        ready: false,
-        registeredAt: '2026-11-28T00:00:00.000Z',
-      },
-    ]);
-    expect(await discovery.instances('demo-web', { readyOnly: true })).toEqual([]);
-    await reg.setReady(true);
-    expect(await discovery.instances('demo-web', { readyOnly: true })).toHaveLength(1);
-    expect(await discovery.services()).toEqual(['demo-web']);
-  });
-
-  it('generates unique ids when none is given', async () => {
-    const a = await discovery.register({ service: 's', addr: 'localhost:1' });
-    const b = await discovery.register({ service: 's', addr: 'localhost:2' });
-    expect(a.id).not.toBe(b.id);
-    expect((await discovery.instances('s')).map((i) => i.addr).sort()).toEqual([
-      'localhost:1',
-      'localhost:2',
-    ]);
-  });
-
-  it('refuses an id a live registrant holds, and leaves the holder alone', async () => {
-    await discovery.register({ service: 's', addr: '127.0.0.1:1', id: 'x' });
-    await expect(
-      discovery.register({ service: 's', addr: '127.0.0.1:2', id: 'x' }),
-    ).rejects.toMatchObject({
-      code: 'FLOTILLA_DISCOVERY_DUPLICATE_ID',
+        ttlMs: 2000,
+        id: 'web-1',
+      });
+      expect(reg.id).toBe('web-1');
+      expect(await discovery.instances('demo-web')).toEqual([
+        {
+          id: 'web-1',
+          service: 'demo-web',
+          addr: '127.0.0.1:5001',
+          meta: { release: 'v3' },
+          ready: false,
+          registeredAt: '2026-11-28T00:00:00.000Z',
+        },
+      ]);
+      expect(await discovery.instances('demo-web', { readyOnly: true })).toEqual([]);
+      await reg.setReady(true);
+      expect(await discovery.instances('demo-web', { readyOnly: true })).toHaveLength(1);
+      expect(await discovery.services()).toEqual(['demo-web']);
     });
-    expect((await discovery.instances('s')).map((i) => i.addr)).toEqual(['127.0.0.1:1']);
-  });
 
-  it.each(
-    [
-      [{ service: 'Demo_Web', addr: '127.0.0.1:1' }, 'FLOTILLA_DISCOVERY_INVALID_SERVICE'],
-      [{ service: '-web', addr: '127.0.0.1:1' }, 'FLOTILLA_DISCOVERY_INVALID_SERVICE'],
-      [{ service: 'web', addr: '127.0.0.1' }, 'FLOTILLA_DISCOVERY_INVALID_ADDR'],
-      [{ service: 'web', addr: '127.0.0.1:0' }, 'FLOTILLA_DISCOVERY_INVALID_ADDR'],
-      [{ service: 'web', addr: '127.0.0.1:65536' }, 'FLOTILLA_DISCOVERY_INVALID_ADDR'],
-      [{ service: 'web', addr: '300.1.1.1:80' }, 'FLOTILLA_DISCOVERY_INVALID_ADDR'],
-      [{ service: 'web', addr: '::1:80' }, 'FLOTILLA_DISCOVERY_INVALID_ADDR'],
-      [{ service: 'web', addr: 'exa mple:80' }, 'FLOTILLA_DISCOVERY_INVALID_ADDR'],
-      [{ service: 'web', addr: '127.0.0.1:1', id: 'a/b' }, 'FLOTILLA_DISCOVERY_INVALID_ID'],
-      [{ service: 'web', addr: '127.0.0.1:1', meta: { n: 1 } }, 'FLOTILLA_DISCOVERY_INVALID_META'],
+    it('generates unique ids when none is given', async () => {
+      const a = await discovery.register({ service: 's', addr: 'localhost:1' });
+      const b = await discovery.register({ service: 's', addr: 'localhost:2' });
+      expect(a.id).not.toBe(b.id);
+      expect((await discovery.instances('s')).map((i) => i.addr).sort()).toEqual([
+        'localhost:1',
+        'localhost:2',
+      ]);
+    });
+
+    it('refuses an id a live registrant holds, and leaves the holder alone', async () => {
+      await discovery.register({ service: 's', addr: '127.0.0.1:1', id: 'x' });
+      await expect(
+        discovery.register({ service: 's', addr: '127.0.0.1:2', id: 'x' }),
+      ).rejects.toMatchObject({
+        code: 'FLOTILLA_DISCOVERY_DUPLICATE_ID',
+      });
+      expect((await discovery.instances('s')).map((i) => i.addr)).toEqual(['127.0.0.1:1']);
+    });
+
+    it.each(
       [
-        { service: 'web', addr: '127.0.0.1:1', meta: { 'a b': 'x' } },
-        'FLOTILLA_DISCOVERY_INVALID_META',
-      ],
-      [
-        { service: 'web', addr: '127.0.0.1:1', meta: { big: 'x'.repeat(20_000) } },
-        'FLOTILLA_DISCOVERY_INVALID_META',
-      ],
-      [{ service: 'web', addr: '127.0.0.1:1', ttlMs: 500 }, 'FLOTILLA_DISCOVERY_INVALID_TTL'],
-    ].map(([o, c]) => [c, o] as const),
-  )('refuses bad input with %s (%#) and writes nothing', async (code, options) => {
-    await expect(discovery.register(options as never)).rejects.toMatchObject({ code });
-    expect((await store.list('')).kvs).toEqual([]);
-  });
-
-  it('accepts IPv6 and host names', async () => {
-    await discovery.register({ service: 'v6', addr: '[::1]:8080' });
-    await discovery.register({ service: 'v6', addr: 'web-1.internal:8080' });
-    expect(await discovery.instances('v6')).toHaveLength(2);
-  });
-});
-
-describe('watch', () => {
-  it('starts with a snapshot, then up, update and down; close is seen at once', async () => {
-    const existing = await discovery.register({ service: 'web', addr: '127.0.0.1:1', id: 'a' });
-    const next = watching('web');
-    const first = await next();
-    expect(first).toEqual({ kind: 'current', instances: [existing.instance] });
-
-    const reg = await discovery.register({
-      service: 'web',
-      addr: '127.0.0.1:2',
-      id: 'b',
-      ttlMs: 2000,
+        [{ service: 'Demo_Web', addr: '127.0.0.1:1' }, 'FLOTILLA_DISCOVERY_INVALID_SERVICE'],
+        [{ service: '-web', addr: '127.0.0.1:1' }, 'FLOTILLA_DISCOVERY_INVALID_SERVICE'],
+        [{ service: 'web', addr: '127.0.0.1' }, 'FLOTILLA_DISCOVERY_INVALID_ADDR'],
+        [{ service: 'web', addr: '127.0.0.1:0' }, 'FLOTILLA_DISCOVERY_INVALID_ADDR'],
+        [{ service: 'web', addr: '127.0.0.1:65536' }, 'FLOTILLA_DISCOVERY_INVALID_ADDR'],
+        [{ service: 'web', addr: '300.1.1.1:80' }, 'FLOTILLA_DISCOVERY_INVALID_ADDR'],
+        [{ service: 'web', addr: '::1:80' }, 'FLOTILLA_DISCOVERY_INVALID_ADDR'],
+        [{ service: 'web', addr: 'exa mple:80' }, 'FLOTILLA_DISCOVERY_INVALID_ADDR'],
+        [{ service: 'web', addr: '127.0.0.1:1', id: 'a/b' }, 'FLOTILLA_DISCOVERY_INVALID_ID'],
+        [
+          { service: 'web', addr: '127.0.0.1:1', meta: { n: 1 } },
+          'FLOTILLA_DISCOVERY_INVALID_META',
+        ],
+        [
+          { service: 'web', addr: '127.0.0.1:1', meta: { 'a b': 'x' } },
+          'FLOTILLA_DISCOVERY_INVALID_META',
+        ],
+        [
+          { service: 'web', addr: '127.0.0.1:1', meta: { big: 'x'.repeat(20_000) } },
+          'FLOTILLA_DISCOVERY_INVALID_META',
+        ],
+        [{ service: 'web', addr: '127.0.0.1:1', ttlMs: 500 }, 'FLOTILLA_DISCOVERY_INVALID_TTL'],
+      ].map(([o, c]) => [c, o] as const),
+    )('refuses bad input with %s (%#) and writes nothing', async (code, options) => {
+      await expect(discovery.register(options as never)).rejects.toMatchObject({ code });
+      expect((await store.list('')).kvs).toEqual([]);
     });
-    expect(await next()).toMatchObject({ kind: 'up', instance: { id: 'b', ready: false } });
-    await reg.setReady(true);
-    expect(await next()).toMatchObject({ kind: 'update', instance: { id: 'b', ready: true } });
-    await reg.update({ meta: { release: 'v4' } });
-    expect(await next()).toMatchObject({
-      kind: 'update',
-      instance: { id: 'b', meta: { release: 'v4' } },
+
+    it('accepts IPv6 and host names', async () => {
+      await discovery.register({ service: 'v6', addr: '[::1]:8080' });
+      await discovery.register({ service: 'v6', addr: 'web-1.internal:8080' });
+      expect(await discovery.instances('v6')).toHaveLength(2);
     });
-    await reg.close();
-    // No time passes: a graceful close is seen without waiting for the TTL.
-    expect(await next()).toMatchObject({ kind: 'down', instance: { id: 'b' } });
-    expect(clock.now()).toBe(Date.UTC(2026, 10, 28));
   });
 
-  it('with readyOnly, readiness is up and down', async () => {
-    const next = watching('web', true);
-    expect(await next()).toEqual({ kind: 'current', instances: [] });
-    const reg = await discovery.register({ service: 'web', addr: '127.0.0.1:2', id: 'b' });
-    expect(await next.maybe()).toBeUndefined();
-    await reg.setReady(true);
-    expect(await next()).toMatchObject({ kind: 'up', instance: { id: 'b', ready: true } });
-    await reg.setReady(false);
-    expect(await next()).toMatchObject({ kind: 'down', instance: { id: 'b', ready: false } });
-    await reg.setReady(true);
-    expect(await next()).toMatchObject({ kind: 'up' });
-    await reg.close();
-    expect(await next()).toMatchObject({ kind: 'down', instance: { id: 'b' } });
+  describe('watch', () => {
+    it('starts with a snapshot, then up, update and down; close is seen at once', async () => {
+      const existing = await discovery.register({ service: 'web', addr: '127.0.0.1:1', id: 'a' });
+      const next = watching('web');
+      const first = await next();
+      expect(first).toEqual({ kind: 'current', instances: [existing.instance] });
+
+      const reg = await discovery.register({
+        service: 'web',
+        addr: '127.0.0.1:2',
+        id: 'b',
+        ttlMs: 2000,
+      });
+      expect(await next()).toMatchObject({ kind: 'up', instance: { id: 'b', ready: false } });
+      await reg.setReady(true);
+      expect(await next()).toMatchObject({ kind: 'update', instance: { id: 'b', ready: true } });
+      await reg.update({ meta: { release: 'v4' } });
+      expect(await next()).toMatchObject({
+        kind: 'update',
+        instance: { id: 'b', meta: { release: 'v4' } },
+      });
+      await reg.close();
+      // No time passes: a graceful close is seen without waiting for the TTL.
+      expect(await next()).toMatchObject({ kind: 'down', instance: { id: 'b' } });
+      expect(clock.now()).toBe(Date.UTC(2026, 10, 28));
+    });
+
+    it('with readyOnly, readiness is up and down', async () => {
+      const next = watching('web', true);
+      expect(await next()).toEqual({ kind: 'current', instances: [] });
+      const reg = await discovery.register({ service: 'web', addr: '127.0.0.1:2', id: 'b' });
+      expect(await next.maybe()).toBeUndefined();
+      await reg.setReady(true);
+      expect(await next()).toMatchObject({ kind: 'up', instance: { id: 'b', ready: true } });
+      await reg.setReady(false);
+      expect(await next()).toMatchObject({ kind: 'down', instance: { id: 'b', ready: false } });
+      await reg.setReady(true);
+      expect(await next()).toMatchObject({ kind: 'up' });
+      await reg.close();
+      expect(await next()).toMatchObject({ kind: 'down', instance: { id: 'b' } });
+    });
+
+    it('does not mix services', async () => {
+      const next = watching('web');
+      await next();
+      await discovery.register({ service: 'web2', addr: '127.0.0.1:1' });
+      await discovery.register({ service: 'we', addr: '127.0.0.1:1' });
+      expect(await next.maybe()).toBeUndefined();
+    });
+
+    it('ends when its signal aborts', async () => {
+      const controller = new AbortController();
+      const events: string[] = [];
+      const done = (async () => {
+        for await (const ev of discovery.watch('web', { signal: controller.signal })) {
+          events.push(ev.kind);
+          controller.abort();
+        }
+      })();
+      await done;
+      expect(events).toEqual(['current']);
+    });
   });
 
-  it('does not mix services', async () => {
-    const next = watching('web');
-    await next();
-    await discovery.register({ service: 'web2', addr: '127.0.0.1:1' });
-    await discovery.register({ service: 'we', addr: '127.0.0.1:1' });
-    expect(await next.maybe()).toBeUndefined();
+  describe('heartbeats and TTL', () => {
+    it('an instance whose registrant goes silent is down exactly at its TTL', async () => {
+      const silent = new PartitionableStore(store, { clock });
+      const other = new Discovery({ store: silent, clock });
+      await other.register({ service: 'web', addr: '127.0.0.1:9', id: 'dies', ttlMs: 2000 });
+      const next = watching('web');
+      await next();
+      silent.partitioned = true; // the process is gone: no more heartbeats
+      await clock.advance(1999);
+      expect(await next.maybe()).toBeUndefined();
+      await clock.advance(1);
+      expect(await next()).toMatchObject({ kind: 'down', instance: { id: 'dies' } });
+      await other.close();
+    });
+
+    it('a live registrant is kept alive by heartbeats far beyond its TTL', async () => {
+      await discovery.register({ service: 'web', addr: '127.0.0.1:9', id: 'lives', ttlMs: 2000 });
+      const next = watching('web');
+      await next();
+      for (let i = 0; i < 10; i++) await clock.advance(1000);
+      expect(await next.maybe()).toBeUndefined();
+      expect(await discovery.instances('web')).toHaveLength(1);
+    });
+
+    it('re-registers by itself after its lease was lost, keeping id, meta and readiness', async () => {
+      const flaky = new PartitionableStore(store, { clock });
+      const d = new Discovery({ store: flaky, clock });
+      const reg = await d.register({ service: 'web', addr: '127.0.0.1:9', id: 'r', ttlMs: 2000 });
+      await reg.setReady(true);
+      const lost: string[] = [];
+      reg.on('lost', (why) => lost.push(why));
+      const restored = new Promise((resolve) => reg.once('restored', resolve));
+      const next = watching('web');
+      await next();
+      flaky.partitioned = true;
+      await clock.advance(2000);
+      expect(await next()).toMatchObject({ kind: 'down', instance: { id: 'r' } });
+      flaky.partitioned = false;
+      await clock.advance(1000); // next heartbeat finds the lease gone
+      await restored;
+      expect(lost).toEqual(['lease expired']);
+      expect(reg.state).toBe('registered');
+      expect(await next()).toMatchObject({ kind: 'up', instance: { id: 'r', ready: true } });
+      await d.close();
+      expect(await next()).toMatchObject({ kind: 'down' });
+    });
   });
 
-  it('ends when its signal aborts', async () => {
-    const controller = new AbortController();
-    const events: string[] = [];
-    const done = (async () => {
-      for await (const ev of discovery.watch('web', { signal: controller.signal })) {
-        events.push(ev.kind);
-        controller.abort();
+  describe('leader election', () => {
+    it('elects exactly one leader; the others see who it is', async () => {
+      const candidates = ['a', 'b', 'c'].map((id) =>
+        discovery.elect('scheduler', { id, ttlMs: 2000 }),
+      );
+      let leaders = 0;
+      for (const c of candidates) {
+        c.on('elected', () => {
+          leaders++;
+          expect(candidates.filter((x) => x.isLeader)).toHaveLength(1);
+        });
       }
-    })();
-    await done;
-    expect(events).toEqual(['current']);
-  });
-});
-
-describe('heartbeats and TTL', () => {
-  it('an instance whose registrant goes silent is down exactly at its TTL', async () => {
-    const silent = new PartitionableStore(store, { clock });
-    const other = new Discovery({ store: silent, clock });
-    await other.register({ service: 'web', addr: '127.0.0.1:9', id: 'dies', ttlMs: 2000 });
-    const next = watching('web');
-    await next();
-    silent.partitioned = true; // the process is gone: no more heartbeats
-    await clock.advance(1999);
-    expect(await next.maybe()).toBeUndefined();
-    await clock.advance(1);
-    expect(await next()).toMatchObject({ kind: 'down', instance: { id: 'dies' } });
-    await other.close();
-  });
-
-  it('a live registrant is kept alive by heartbeats far beyond its TTL', async () => {
-    await discovery.register({ service: 'web', addr: '127.0.0.1:9', id: 'lives', ttlMs: 2000 });
-    const next = watching('web');
-    await next();
-    for (let i = 0; i < 10; i++) await clock.advance(1000);
-    expect(await next.maybe()).toBeUndefined();
-    expect(await discovery.instances('web')).toHaveLength(1);
-  });
-
-  it('re-registers by itself after its lease was lost, keeping id, meta and readiness', async () => {
-    const flaky = new PartitionableStore(store, { clock });
-    const d = new Discovery({ store: flaky, clock });
-    const reg = await d.register({ service: 'web', addr: '127.0.0.1:9', id: 'r', ttlMs: 2000 });
-    await reg.setReady(true);
-    const lost: string[] = [];
-    reg.on('lost', (why) => lost.push(why));
-    const restored = new Promise((resolve) => reg.once('restored', resolve));
-    const next = watching('web');
-    await next();
-    flaky.partitioned = true;
-    await clock.advance(2000);
-    expect(await next()).toMatchObject({ kind: 'down', instance: { id: 'r' } });
-    flaky.partitioned = false;
-    await clock.advance(1000); // next heartbeat finds the lease gone
-    await restored;
-    expect(lost).toEqual(['lease expired']);
-    expect(reg.state).toBe('registered');
-    expect(await next()).toMatchObject({ kind: 'up', instance: { id: 'r', ready: true } });
-    await d.close();
-    expect(await next()).toMatchObject({ kind: 'down' });
-  });
-});
-
-describe('leader election', () => {
-  it('elects exactly one leader; the others see who it is', async () => {
-    const candidates = ['a', 'b', 'c'].map((id) =>
-      discovery.elect('scheduler', { id, ttlMs: 2000 }),
-    );
-    let leaders = 0;
-    for (const c of candidates) {
-      c.on('elected', () => {
-        leaders++;
-        expect(candidates.filter((x) => x.isLeader)).toHaveLength(1);
-      });
-    }
-    await Promise.race(candidates.map((c) => c.waitForLeadership()));
-    await clock.advance(0);
-    expect(leaders).toBe(1);
-    const leader = candidates.find((c) => c.isLeader);
-    for (const c of candidates) expect(c.leader?.id).toBe(leader?.id);
-  });
-
-  it('hands leadership over on resign, one leader at a time', async () => {
-    const candidates = ['a', 'b', 'c'].map((id) => discovery.elect('sched', { id, ttlMs: 2000 }));
-    const order: string[] = [];
-    for (const c of candidates) {
-      c.on('elected', () => {
-        expect(candidates.filter((x) => x.isLeader)).toHaveLength(1);
-        order.push(c.id);
-      });
-    }
-    for (let round = 0; round < 3; round++) {
       await Promise.race(candidates.map((c) => c.waitForLeadership()));
+      await clock.advance(0);
+      expect(leaders).toBe(1);
       const leader = candidates.find((c) => c.isLeader);
-      expect(leader).toBeDefined();
-      await leader?.resign();
-      expect(leader?.state).toBe('idle');
-    }
-    expect([...order].sort()).toEqual(['a', 'b', 'c']);
+      for (const c of candidates) expect(c.leader?.id).toBe(leader?.id);
+    });
+
+    it('hands leadership over on resign, one leader at a time', async () => {
+      const candidates = ['a', 'b', 'c'].map((id) => discovery.elect('sched', { id, ttlMs: 2000 }));
+      const order: string[] = [];
+      for (const c of candidates) {
+        c.on('elected', () => {
+          expect(candidates.filter((x) => x.isLeader)).toHaveLength(1);
+          order.push(c.id);
+        });
+      }
+      for (let round = 0; round < 3; round++) {
+        await Promise.race(candidates.map((c) => c.waitForLeadership()));
+        const leader = candidates.find((c) => c.isLeader);
+        expect(leader).toBeDefined();
+        await leader?.resign();
+        expect(leader?.state).toBe('idle');
+      }
+      expect([...order].sort()).toEqual(['a', 'b', 'c']);
+    });
+
+    it('a leader cut off from the store steps down by its TTL, and another is elected', async () => {
+      const cutOff = new PartitionableStore(store, { clock });
+      const d = new Discovery({ store: cutOff, clock });
+      const first = d.elect('sched', { id: 'first', ttlMs: 2000 });
+      await first.waitForLeadership();
+      const second = discovery.elect('sched', { id: 'second', ttlMs: 2000 });
+      await clock.advance(0);
+      expect(second.leader?.id).toBe('first');
+      const lost = new Promise<string>((resolve) => first.once('lost', resolve));
+      cutOff.partitioned = true;
+      await clock.advance(2000);
+      expect(await lost).toMatch(/deadline|expired/);
+      expect(first.isLeader).toBe(false);
+      await second.waitForLeadership();
+      expect(second.leader?.id).toBe('second');
+      await first.close().catch((err: unknown) => expect(isFlotillaError(err)).toBe(true));
+      await d.close();
+    });
+
+    it('validates names and ids', () => {
+      expect(() => discovery.elect('Bad Name', { id: 'a' })).toThrow(
+        expect.objectContaining({ code: 'FLOTILLA_DISCOVERY_INVALID_SERVICE' }),
+      );
+      expect(() => discovery.elect('ok', { id: '' })).toThrow(
+        expect.objectContaining({ code: 'FLOTILLA_DISCOVERY_INVALID_ID' }),
+      );
+    });
   });
 
-  it('a leader cut off from the store steps down by its TTL, and another is elected', async () => {
-    const cutOff = new PartitionableStore(store, { clock });
-    const d = new Discovery({ store: cutOff, clock });
-    const first = d.elect('sched', { id: 'first', ttlMs: 2000 });
-    await first.waitForLeadership();
-    const second = discovery.elect('sched', { id: 'second', ttlMs: 2000 });
-    await clock.advance(0);
-    expect(second.leader?.id).toBe('first');
-    const lost = new Promise<string>((resolve) => first.once('lost', resolve));
-    cutOff.partitioned = true;
-    await clock.advance(2000);
-    expect(await lost).toMatch(/deadline|expired/);
-    expect(first.isLeader).toBe(false);
-    await second.waitForLeadership();
-    expect(second.leader?.id).toBe('second');
-    await first.close().catch((err: unknown) => expect(isFlotillaError(err)).toBe(true));
-    await d.close();
-  });
-
-  it('validates names and ids', () => {
-    expect(() => discovery.elect('Bad Name', { id: 'a' })).toThrow(
-      expect.objectContaining({ code: 'FLOTILLA_DISCOVERY_INVALID_SERVICE' }),
-    );
-    expect(() => discovery.elect('ok', { id: '' })).toThrow(
-      expect.objectContaining({ code: 'FLOTILLA_DISCOVERY_INVALID_ID' }),
-    );
-  });
-});
-
-describe('close', () => {
-  it('closing Discovery deregisters its instances and refuses new calls', async () => {
-    await discovery.register({ service: 'web', addr: '127.0.0.1:1' });
-    await discovery.close();
-    expect((await store.list('')).kvs).toEqual([]);
-    await expect(discovery.register({ service: 'web', addr: '127.0.0.1:1' })).rejects.toMatchObject(
-      {
+  describe('close', () => {
+    it('closing Discovery deregisters its instances and refuses new calls', async () => {
+      await discovery.register({ service: 'web', addr: '127.0.0.1:1' });
+      await discovery.close();
+      expect((await store.list('')).kvs).toEqual([]);
+      await expect(
+        discovery.register({ service: 'web', addr: '127.0.0.1:1' }),
+      ).rejects.toMatchObject({
         code: 'FLOTILLA_DISCOVERY_CLOSED',
-      },
-    );
+      });
+    });
   });
 });
