@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ManualClock, systemClock } from './clock.js';
+import { ManualClock, sleep, systemClock } from './clock.js';
 
 describe('ManualClock', () => {
   it('fires due timers in time order and nothing early', async () => {
@@ -46,5 +46,23 @@ describe('systemClock', () => {
     const before = Date.now();
     expect(systemClock.now()).toBeGreaterThanOrEqual(before);
     await new Promise<void>((resolve) => systemClock.setTimeout(resolve, 1));
+  });
+});
+
+describe('sleep', () => {
+  it('waits on the clock and ends early when its signal aborts', async () => {
+    const clock = new ManualClock();
+    let done = false;
+    const slept = sleep(clock, 100).then(() => (done = true));
+    await clock.advance(99);
+    expect(done).toBe(false);
+    await clock.advance(1);
+    await slept;
+    expect(done).toBe(true);
+    const controller = new AbortController();
+    const aborted = sleep(clock, 1000, controller.signal);
+    controller.abort();
+    await aborted;
+    expect(clock.pending).toBe(0);
   });
 });

@@ -104,3 +104,32 @@ async function flushMicrotasks(): Promise<void> {
   // setImmediate runs after all pending promise jobs, including ones they queue.
   await new Promise<void>((resolve) => setImmediate(resolve));
 }
+
+/**
+ * Waits `ms` on `clock` (a backoff, a retry delay). Resolves early, without error, when
+ * `signal` aborts, so that a loop that sleeps can check its signal and stop.
+ *
+ * @example
+ * ```ts
+ * while (!signal.aborted) {
+ *   try { return await attempt(); } catch { await sleep(clock, delay, signal); delay *= 2; }
+ * }
+ * ```
+ */
+export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted === true) {
+      resolve();
+      return;
+    }
+    const onAbort = (): void => {
+      clock.clearTimeout(timer);
+      resolve();
+    };
+    const timer = clock.setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,8 +1,7 @@
 import { EventEmitter } from 'eventemitter3';
-import { type Clock, type Logger, isFlotillaError } from '@flotilla/core';
+import { type Clock, type Logger, isFlotillaError, sleep } from '@flotilla/core';
 import type { Lease, Store, WatchEvent } from '@flotilla/store';
 import { DiscoveryError, DiscoveryErrorCodes } from './errors.js';
-import { sleep } from './internal/sleep.js';
 
 /** The value stored under an election's key while someone leads. */
 export interface LeaderInfo {

@@ -1,9 +1,8 @@
 import { EventEmitter } from 'eventemitter3';
-import { type Clock, type Logger, isFlotillaError } from '@flotilla/core';
+import { type Clock, type Logger, isFlotillaError, sleep } from '@flotilla/core';
 import type { Lease, Store } from '@flotilla/store';
 import { DiscoveryError, DiscoveryErrorCodes } from './errors.js';
 import type { ServiceInstance } from './instance.js';
-import { sleep } from './internal/sleep.js';
 import { validateAddr, validateMeta } from './internal/validate.js';
 
 /** Events of a {@link Registration}. */

@@ -4,6 +4,7 @@ import {
   type Clock,
   type Logger,
   isFlotillaError,
+  sleep,
   silentLogger,
   systemClock,
 } from '@flotilla/core';
@@ -279,7 +280,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
         }
         if (isFlotillaError(err) && err.retryable) {
           this.emit('error', err);
-          await new Promise((resolve) => setTimeout(resolve, delay).unref());
+          await sleep(this.#clock, delay, this.#abort.signal);
           delay = Math.min(delay * 2, 5000);
           continue;
         }
@@ -608,7 +609,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
         this.#logger.warn({ err }, 'commit failed; planning again');
         this.emit('error', err);
         this.#requeue(plan);
-        await new Promise((resolve) => setTimeout(resolve, delay).unref());
+        await sleep(this.#clock, delay, this.#abort.signal);
         delay = Math.min(delay * 2, 5000);
       }
     }
