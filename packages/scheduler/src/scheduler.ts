@@ -723,8 +723,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       list.push(s);
     }
     const units: Unit[] = [];
-    // Each unit: compare the host's allocation revision, put the jobs, put the allocation.
-    const perUnit = Math.max(1, this.#store.limits.maxTxnOps - 2);
+    // Each unit: compare the host's allocation and record revisions, put the jobs, put the
+    // allocation.
+    const perUnit = Math.max(1, this.#store.limits.maxTxnOps - 3);
     const now = this.#clock.now();
     for (const [hostId, list] of byHost) {
       const allocKey = this.keys.alloc(hostId);
@@ -761,8 +762,13 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       }));
       ops.push({ op: 'put', key: allocKey, value: JSON.stringify(alloc) });
       const rev = this.#allocRev.get(hostId) ?? 0;
+      const hostRev = this.#hosts.get(hostId)?.rev ?? 0;
       units.push({
-        compare: [{ key: allocKey, target: 'modRevision', op: '==', value: rev }],
+        // The host's allocations and its record (state, capacity) are as this plan saw them.
+        compare: [
+          { key: allocKey, target: 'modRevision', op: '==', value: rev },
+          { key: this.keys.host(hostId), target: 'modRevision', op: '==', value: hostRev },
+        ],
         ops,
         bytes:
           ops.reduce((a, o) => a + (o.op === 'put' ? o.key.length + o.value.length : 0), 0) * 2,
