@@ -207,7 +207,14 @@ if (BACKEND === 'memory') {
 
 console.log(
   JSON.stringify(
-    { bench: 'scheduler-service', backend: BACKEND, hosts: HOSTS, bulk, incremental },
+    {
+      bench: 'scheduler-service',
+      backend: BACKEND,
+      hosts: HOSTS,
+      commitConcurrency: CONCURRENCY,
+      bulk,
+      incremental,
+    },
     null,
     2,
   ),
