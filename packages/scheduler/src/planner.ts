@@ -61,6 +61,7 @@ export class Planner {
   readonly #jobs = new Map<string, JobEntry>();
   readonly #jobsByHost = new Map<string, JobEntry[]>();
   readonly #groups = new Map<string, Group>();
+  readonly #byApp = new Map<string, Map<string, Map<string, Group>>>();
   readonly #formations = new Map<string, Formation>();
   readonly #dirty = new Set<Group>();
   /** Groups that could not place everything: retried when capacity appears. */
@@ -326,14 +327,20 @@ export class Planner {
       last.app === app &&
       last.release === release &&
       last.type === type &&
-      this.#groups.get(last.key) === last
+      !last.gone
     ) {
       return last;
     }
-    const key = groupKey(app, release, type);
-    let g = this.#groups.get(key);
+    // Nested maps: no key string is built (and hashed) per lookup.
+    let releases = this.#byApp.get(app);
+    if (releases === undefined) this.#byApp.set(app, (releases = new Map()));
+    let types = releases.get(release);
+    if (types === undefined) releases.set(release, (types = new Map()));
+    let g = types.get(type);
     if (g === undefined) {
-      g = { key, app, release, type, spec: undefined, signature: '', jobs: [] };
+      const key = groupKey(app, release, type);
+      g = { key, app, release, type, spec: undefined, signature: '', jobs: [], gone: false };
+      types.set(type, g);
       this.#groups.set(key, g);
     }
     this.#lastGroup = g;
@@ -353,6 +360,12 @@ export class Planner {
   #forgetIfEmpty(g: Group): void {
     if (g.spec === undefined && g.jobs.length === 0) {
       this.#groups.delete(g.key);
+      g.gone = true;
+      const releases = this.#byApp.get(g.app);
+      const types = releases?.get(g.release);
+      types?.delete(g.type);
+      if (types?.size === 0) releases?.delete(g.release);
+      if (releases?.size === 0) this.#byApp.delete(g.app);
       this.#dirty.delete(g);
       this.#waiting.delete(g);
       this.#omni.delete(g);

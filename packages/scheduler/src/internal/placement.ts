@@ -22,6 +22,8 @@ export interface Group {
   spec: ProcessSpec | undefined;
   signature: string;
   readonly jobs: JobEntry[];
+  /** Set once the planner forgot the group (no spec, no jobs). */
+  gone: boolean;
 }
 
 /** Jobs of a group to place. */

@@ -2,10 +2,24 @@ import { SchedulerError, SchedulerErrorCodes } from '../errors.js';
 import type { ClusterSnapshot, Resources } from '../types.js';
 
 const HOST_STATES = new Set(['up', 'draining', 'down']);
-const JOB_STATES = new Set(['pending', 'starting', 'up', 'stopping', 'down', 'crashed']);
 
 function bad(path: string, what: string): SchedulerError {
   return new SchedulerError(SchedulerErrorCodes.INVALID_SNAPSHOT, `${path} ${what}`, { path });
+}
+
+/** A switch: faster than a Set lookup in a loop over a million jobs. */
+function isJobState(value: unknown): boolean {
+  switch (value) {
+    case 'pending':
+    case 'starting':
+    case 'up':
+    case 'stopping':
+    case 'down':
+    case 'crashed':
+      return true;
+    default:
+      return false;
+  }
 }
 
 function isName(value: unknown): boolean {
@@ -77,7 +91,7 @@ export function validateSnapshot(snapshot: ClusterSnapshot): void {
     if (typeof r !== 'object' || r === null || !isAmount(r.cpu) || !isAmount(r.memory)) {
       checkResources(r, `jobs[${i}].resources`);
     }
-    if (!JOB_STATES.has(j.state))
+    if (!isJobState(j.state))
       throw bad(`jobs[${i}].state`, `must be a job state, got ${String(j.state)}`);
   }
   const formations = new Set<string>();
