@@ -293,10 +293,17 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
           order.push(c.id);
         });
       }
+      let lastTerm = 0;
       for (let round = 0; round < 3; round++) {
         await Promise.race(candidates.map((c) => c.waitForLeadership()));
         const leader = candidates.find((c) => c.isLeader);
         expect(leader).toBeDefined();
+        // Each new leader's term (its fencing token) is larger than the one before.
+        expect(leader?.term).toBeGreaterThan(lastTerm);
+        lastTerm = leader?.term ?? Infinity;
+        expect(candidates.filter((c) => c !== leader).every((c) => c.term === undefined)).toBe(
+          true,
+        );
         await leader?.resign();
         expect(leader?.state).toBe('idle');
       }

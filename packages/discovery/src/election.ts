@@ -57,6 +57,7 @@ export class Election extends EventEmitter<ElectionEvents> implements AsyncDispo
   #ctx: ElectionContext;
   #state: 'campaigning' | 'leader' | 'idle' | 'closed' = 'idle';
   #leader: LeaderInfo | undefined;
+  #term: number | undefined;
   #abort = new AbortController();
   #loop: Promise<void> | undefined;
   #lease: Lease | undefined;
@@ -91,6 +92,16 @@ export class Election extends EventEmitter<ElectionEvents> implements AsyncDispo
   /** The leader as last observed by this candidate. */
   get leader(): LeaderInfo | undefined {
     return this.#leader;
+  }
+
+  /**
+   * While this candidate leads: the store revision at which it won, larger than any earlier
+   * leader's. Use it as a fencing token (write it with what you do as leader, and have others
+   * refuse a smaller one), since a leader cut off from the store may act for up to its TTL
+   * before it knows it lost. `undefined` when not leading.
+   */
+  get term(): number | undefined {
+    return this.#state === 'leader' ? this.#term : undefined;
   }
 
   /** Starts (or restarts, after {@link resign}) campaigning. */
@@ -203,7 +214,7 @@ export class Election extends EventEmitter<ElectionEvents> implements AsyncDispo
         { signal },
       );
       if (res.succeeded) {
-        await this.#lead(lease, info, signal);
+        await this.#lead(lease, info, res.revision, signal);
         return;
       }
       // Someone else leads: follow until the seat is free, then campaign again.
@@ -222,9 +233,10 @@ export class Election extends EventEmitter<ElectionEvents> implements AsyncDispo
     }
   }
 
-  async #lead(lease: Lease, info: LeaderInfo, signal: AbortSignal): Promise<void> {
+  async #lead(lease: Lease, info: LeaderInfo, term: number, signal: AbortSignal): Promise<void> {
     if (signal.aborted) return;
     this.#state = 'leader';
+    this.#term = term;
     this.#setLeader(info);
     this.#ctx.logger.info({ election: this.#ctx.name, id: this.#ctx.id }, 'elected leader');
     this.emit('elected');
