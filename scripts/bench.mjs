@@ -15,9 +15,13 @@ const benches = readdirSync(join(root, 'bench')).filter(
 );
 let failed = 0;
 for (const file of benches) {
-  const r = spawnSync(process.execPath, ['--expose-gc', join(root, 'bench', file)], {
-    stdio: 'inherit',
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--expose-gc', '--max-old-space-size=12000', join(root, 'bench', file)],
+    {
+      stdio: 'inherit',
+    },
+  );
   if (r.status !== 0) failed++;
 }
 if (benches.length === 0) console.error('no benchmark matched');
