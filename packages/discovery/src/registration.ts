@@ -47,7 +47,8 @@ export class Registration extends EventEmitter<RegistrationEvents> implements As
   #state: 'registered' | 'recovering' | 'closed' = 'registered';
   #writes: Promise<void> = Promise.resolve();
   #recovery: Promise<void> | undefined;
-  #stop = new AbortController();
+  /** Made only when recovering: an AbortController per registration costs more than all the rest. */
+  #stop: AbortController | undefined;
 
   /** @internal */
   constructor(ctx: RegistrationContext, lease: Lease, instance: ServiceInstance) {
@@ -112,7 +113,7 @@ export class Registration extends EventEmitter<RegistrationEvents> implements As
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
-    this.#stop.abort();
+    this.#stop?.abort();
     this.#ctx.onClose();
     await this.#writes.catch(() => undefined);
     try {
@@ -198,6 +199,7 @@ export class Registration extends EventEmitter<RegistrationEvents> implements As
         }
         this.emit('error', err);
         await granted?.revoke().catch(() => undefined);
+        this.#stop ??= new AbortController();
         await sleep(this.#ctx.clock, delay, this.#stop.signal);
         delay = Math.min(delay * 2, Math.max(1000, this.#ctx.ttlMs / 2));
       }
