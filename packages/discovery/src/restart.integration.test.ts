@@ -1,0 +1,81 @@
+// Registrations against an etcd of their own that the tests restart and wipe: owners of leased
+// keys keep or re-create them by themselves.
+import { EtcdStore } from '@flotilla/etcd';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startEtcd, type TestEtcd } from '../../../test/support/etcd.js';
+import { Discovery } from './discovery.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+async function cluster(): Promise<{ etcd: TestEtcd; open: () => Discovery }> {
+  const etcd = await startEtcd();
+  cleanups.push(() => etcd.stop());
+  const open = (): Discovery => {
+    const store = new EtcdStore({
+      endpoints: [etcd.endpoint],
+      prefix: '/restart/',
+      requestTimeoutMs: 1000,
+    });
+    const discovery = new Discovery({ store });
+    cleanups.push(async () => {
+      await discovery.close().catch(() => undefined);
+      await store.close();
+    });
+    return discovery;
+  };
+  return { etcd, open };
+}
+
+describe('Discovery across etcd restarts', () => {
+  it('keeps a registration through a restart of etcd with its data', async () => {
+    const { etcd, open } = await cluster();
+    const owner = open();
+    const reg = await owner.register({
+      service: 'demo-web',
+      addr: '127.0.0.1:5001',
+      id: 'r1',
+      ttlMs: 2000,
+      ready: true,
+    });
+    const lost: string[] = [];
+    reg.on('lost', (why) => lost.push(why));
+    await etcd.restart();
+    // Heartbeats resume once etcd is back; the lease (persisted by etcd) is still there.
+    const observer = open();
+    expect(await observer.instances('demo-web')).toEqual([
+      expect.objectContaining({ id: 'r1', ready: true }),
+    ]);
+    await reg.update({ meta: { after: 'restart' } });
+    expect((await observer.instances('demo-web'))[0]?.meta).toEqual({ after: 'restart' });
+    expect(lost).toEqual([]);
+  }, 30_000);
+
+  it('re-registers by itself when etcd comes back without its data', async () => {
+    const { etcd, open } = await cluster();
+    const owner = open();
+    const reg = await owner.register({
+      service: 'demo-web',
+      addr: '127.0.0.1:5001',
+      id: 'r1',
+      ttlMs: 2000,
+      ready: true,
+      meta: { release: 'v3' },
+    });
+    const restored = new Promise((resolve) => reg.once('restored', resolve));
+    const lost = new Promise<string>((resolve) => reg.once('lost', resolve));
+    // Wipe: a new etcd with empty data on the same ports.
+    await etcd.halt();
+    const wiped = await startEtcd({ clientPort: etcd.clientPort, peerPort: etcd.peerPort });
+    cleanups.push(() => wiped.stop());
+    expect(await lost).toBe('lease expired');
+    await restored;
+    expect(reg.state).toBe('registered');
+    const observer = open();
+    expect(await observer.instances('demo-web')).toEqual([
+      expect.objectContaining({ id: 'r1', ready: true, meta: { release: 'v3' } }),
+    ]);
+  }, 30_000);
+});
