@@ -21,6 +21,7 @@ import {
   type Txn,
   type TxnResult,
   validateKey,
+  validateList,
   validatePrefix,
   validateRevision,
   validateTtl,
@@ -138,17 +139,7 @@ export class EtcdStore implements Store {
       options,
       'read',
       () => {
-        validatePrefix(prefix);
-        const limit = options.limit;
-        if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
-          throw new StoreError(
-            StoreErrorCodes.INVALID_ARGUMENT,
-            `limit must be a positive integer, got ${String(limit)}`,
-          );
-        }
-        // '' is before every key, as in MemoryStore.
-        if (options.after !== undefined && options.after !== '')
-          validateKey(options.after, 'after');
+        validateList(prefix, options);
         return { what: `list of ${JSON.stringify(prefix)}` };
       },
       async (grpcOptions) => {

@@ -9,6 +9,7 @@ import {
   StoreErrorCodes,
   throwIfAborted,
   validateKey,
+  validateList,
   validatePrefix,
   validateRevision,
   validateTtl,
@@ -227,21 +228,9 @@ export class SqliteStore implements Store {
   /** Reads the keys that start with `prefix` in UTF-8 byte order, one index range scan. */
   list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
     return this.#run(options, () => {
-      validatePrefix(prefix);
+      validateList(prefix, options);
       const limit = options.limit ?? Infinity;
-      if (limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 1)) {
-        throw new StoreError(
-          StoreErrorCodes.INVALID_ARGUMENT,
-          `limit must be a positive integer, got ${String(limit)}`,
-        );
-      }
       const { after } = options;
-      if (after !== undefined && (typeof after !== 'string' || !after.isWellFormed())) {
-        throw new StoreError(
-          StoreErrorCodes.INVALID_ARGUMENT,
-          'after must be a key (a well-formed string)',
-        );
-      }
       const [low, high] = prefixRange(prefix);
       const sqlLimit = limit === Infinity ? -1 : limit + 1;
       const afterBytes = after === undefined ? undefined : keyBytes(after);

@@ -44,6 +44,7 @@ export {
   DEFAULT_LIMITS,
   throwIfAborted,
   validateKey,
+  validateList,
   validatePrefix,
   validateRevision,
   validateTtl,

@@ -8,6 +8,7 @@ import {
   DEFAULT_LIMITS,
   throwIfAborted,
   validateKey,
+  validateList,
   validatePrefix,
   validateRevision,
   validateTtl,
@@ -109,14 +110,8 @@ export class MemoryStore implements Store {
 
   list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
     return this.#run(options, () => {
-      validatePrefix(prefix);
+      validateList(prefix, options);
       const limit = options.limit ?? Infinity;
-      if (limit !== Infinity && (!Number.isSafeInteger(limit) || limit < 1)) {
-        throw new StoreError(
-          StoreErrorCodes.INVALID_ARGUMENT,
-          `limit must be a positive integer, got ${String(limit)}`,
-        );
-      }
       const sorted = this.#index();
       const start =
         options.after !== undefined && compareKeys(options.after, prefix) >= 0

@@ -1,6 +1,6 @@
 import { StoreError, StoreErrorCodes } from './errors.js';
 import { byteLength } from './keys.js';
-import type { CallOptions, Compare, StoreLimits, Txn } from './store.js';
+import type { CallOptions, Compare, ListOptions, StoreLimits, Txn } from './store.js';
 
 /** The limits of etcd's defaults, which every Flotilla backend enforces. */
 export const DEFAULT_LIMITS: StoreLimits = Object.freeze({
@@ -36,6 +36,22 @@ export function validatePrefix(prefix: unknown): asserts prefix is string {
     );
   }
   if (prefix !== '') validateKey(prefix, 'prefix');
+}
+
+/**
+ * Validates the prefix and options of a `list` call: `limit` a positive integer, `after` a
+ * well-formed key (`''` means before every key). Every backend checks them alike.
+ */
+export function validateList(prefix: unknown, options: ListOptions): void {
+  validatePrefix(prefix);
+  const { limit, after } = options;
+  if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
+    throw new StoreError(
+      StoreErrorCodes.INVALID_ARGUMENT,
+      `limit must be a positive integer, got ${String(limit)}`,
+    );
+  }
+  if (after !== undefined && after !== '') validateKey(after, 'after');
 }
 
 /** Validates a value and returns its UTF-8 size. */

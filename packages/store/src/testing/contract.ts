@@ -198,6 +198,14 @@ export function runStoreContract(options: StoreContractOptions): void {
         expect(page3.more).toBe(false);
       });
 
+      it('refuses a bad limit or after with coded errors', async () => {
+        await expectCode(store.list('', { limit: 0 }), 'FLOTILLA_STORE_INVALID_ARGUMENT');
+        await expectCode(store.list('', { limit: 1.5 }), 'FLOTILLA_STORE_INVALID_ARGUMENT');
+        await expectCode(store.list('', { after: 'a\ud800' }), 'FLOTILLA_STORE_INVALID_KEY');
+        await store.put('a', '1');
+        expect((await store.list('', { after: '' })).kvs.map((kv) => kv.key)).toEqual(['a']);
+      });
+
       it('stores many keys', async () => {
         const n = 1000;
         const keys = Array.from({ length: n }, (_, i) => `many/${String(i).padStart(4, '0')}`);
