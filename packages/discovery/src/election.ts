@@ -1,6 +1,6 @@
 import { EventEmitter } from 'eventemitter3';
 import { type Clock, type Logger, isFlotillaError, sleep } from '@flotilla/core';
-import type { Lease, Store, WatchEvent } from '@flotilla/store';
+import type { Lease, Store } from '@flotilla/store';
 import { DiscoveryError, DiscoveryErrorCodes } from './errors.js';
 
 /** The value stored under an election's key while someone leads. */
@@ -276,17 +276,13 @@ export class Election extends EventEmitter<ElectionEvents> implements AsyncDispo
   async #waitForVacancy(fromRevision: number, signal: AbortSignal): Promise<void> {
     for await (const ev of this.#ctx.store.watch(this.#ctx.key, { fromRevision, signal })) {
       if (ev.kv.key !== this.#ctx.key) continue;
-      if (isVacancy(ev)) {
+      if (ev.type === 'delete') {
         this.#setLeader(undefined);
         return;
       }
       this.#setLeader(parseLeader(ev.kv.value));
     }
   }
-}
-
-function isVacancy(ev: WatchEvent): boolean {
-  return ev.type === 'delete';
 }
 
 function parseLeader(value: string): LeaderInfo | undefined {

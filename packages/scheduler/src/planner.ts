@@ -116,26 +116,17 @@ export class Planner {
   /** Adds or replaces a host. */
   setHost(host: HostSnapshot): void {
     this.#thaw();
-    const c = this.#cluster;
-    const before = c.index.has(host.id) ? c.hosts[c.index.get(host.id) as number] : undefined;
-    const h = c.setHost(host);
-    // Jobs that arrived before their host now hold resources on it.
+    const { isNew, changed } = this.#cluster.setHost(host);
     const jobs = this.#jobsByHost.get(host.id);
-    if (before === undefined && jobs !== undefined) {
+    // Jobs that arrived before their host now hold resources on it.
+    if (isNew && jobs !== undefined) {
       for (const e of jobs) this.#hold(e);
     }
-    const changed =
-      before === undefined ||
-      before.state !== host.state ||
-      before.capacity.cpu !== host.capacity.cpu ||
-      before.capacity.memory !== host.capacity.memory ||
-      JSON.stringify(before.tags ?? {}) !== JSON.stringify(host.tags ?? {});
     if (!changed) return;
     this.#placer.reset();
     for (const e of jobs ?? []) this.#dirty.add(e.group);
     for (const g of this.#omni) this.#dirty.add(g);
     if (host.state === 'up') this.#capacityChanged = true;
-    void h;
   }
 
   /** Removes a host: its jobs are stopped and replaced when planned. */

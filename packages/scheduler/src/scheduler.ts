@@ -325,11 +325,13 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
     try {
       switch (where.kind) {
         case 'host': {
+          // An echo of what we already hold (our own commit, seen again by the watch): skip
+          // the parse.
+          const known = this.#hosts.get(where.hostId);
+          if (known !== undefined && known.rev >= kv.modRevision) return;
           const record = parseHostRecord(kv.value);
           if (record.id !== where.hostId)
             throw new Error(`host record id ${record.id} does not match its key`);
-          const known = this.#hosts.get(record.id);
-          if (known !== undefined && known.rev > kv.modRevision) return;
           this.#hosts.set(record.id, { record, rev: kv.modRevision });
           this.#planner.setHost(record);
           if (record.state !== 'up') this.#stopGrace(record.id);
@@ -360,6 +362,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
           return;
         }
         case 'job': {
+          const known = this.#jobs.get(where.jobId);
+          if (known !== undefined && known.rev >= kv.modRevision) return; // an echo
           const record = parseJobRecord(kv.value);
           if (record.id !== where.jobId || record.hostId !== where.hostId)
             throw new Error('job record does not match its key');
@@ -416,7 +420,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
     if (record.state === 'down') {
       // Ended: nothing to keep. Collect it.
       this.#planner.removeJob(record.id);
-      void this.#collect(record.id, key, rev);
+      void this.#collect(key, rev);
       return;
     }
     if (record.state === 'crashed') {
@@ -485,7 +489,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       this.#held.delete(record.id);
       // Not counted any more: the planner replaces it; the record is collected.
       this.#planner.setJob(record);
-      void this.#collect(record.id, key, rev);
+      void this.#collect(key, rev);
       this.#kick();
     };
     if (delay <= 0) {
@@ -498,7 +502,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
   }
 
   /** Deletes an ended job's record, unless it changed since. */
-  async #collect(id: string, key: string, rev: number): Promise<void> {
+  async #collect(key: string, rev: number): Promise<void> {
     try {
       await this.#store.txn({
         compare: [{ key, target: 'modRevision', op: '==', value: rev }],
@@ -507,7 +511,6 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
     } catch (err) {
       if (!this.#abort.signal.aborted) this.emit('error', err);
     }
-    void id;
   }
 
   #startGrace(hostId: string): void {
@@ -732,8 +735,6 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       // One unit per host: more jobs than fit one transaction are left for the next cycle.
       const chunk = list.slice(0, perUnit);
       if (chunk.length < list.length) {
-        const first = list[0] as PlannedStart;
-        this.#planner.invalidate(first.app, first.release, first.type);
         for (const s of list.slice(perUnit)) this.#planner.invalidate(s.app, s.release, s.type);
         this.#again = true;
       }

@@ -1,5 +1,6 @@
 import { type Clock, ManualClock } from '@flotilla/core';
 import { type Lease, MemoryStore, type Store } from '@flotilla/store';
+import { rng } from './internal/rng.js';
 import { ClusterKeys } from './keys.js';
 import type { PlannerOptions } from './planner.js';
 import type { HostRecord, JobRecord } from './records.js';
@@ -152,15 +153,13 @@ export class ClusterSimulator implements AsyncDisposable {
       await this.scheduler.idle();
       await this.#work;
       await new Promise((resolve) => setImmediate(resolve));
-      if (this.#inflight === 0 && (await this.#isQuiet())) return;
+      // Quiet once a further turn of the event loop brings no new work.
+      if (this.#inflight !== 0) continue;
+      await this.scheduler.idle();
+      await new Promise((resolve) => setImmediate(resolve));
+      if (this.#inflight === 0) return;
     }
     throw new Error('the simulated cluster did not settle');
-  }
-
-  async #isQuiet(): Promise<boolean> {
-    await this.scheduler.idle();
-    await new Promise((resolve) => setImmediate(resolve));
-    return this.#inflight === 0;
   }
 
   /** Every job record in the store. */
@@ -210,11 +209,11 @@ export class ClusterSimulator implements AsyncDisposable {
       lease: lease.id,
     });
     host.lease = lease;
-    await this.#keepAlive(host, lease);
+    this.#keepAlive(host, lease);
   }
 
   /** Renews the heartbeat on the manual clock while the host lives. */
-  async #keepAlive(host: SimHost, lease: Lease): Promise<void> {
+  #keepAlive(host: SimHost, lease: Lease): void {
     const tick = (): void => {
       if (!host.alive || host.lease !== lease || this.#abort.signal.aborted) return;
       lease.renew().then(
@@ -223,7 +222,6 @@ export class ClusterSimulator implements AsyncDisposable {
       );
     };
     this.clock.setTimeout(tick, this.#ttl / 3);
-    await Promise.resolve();
   }
 
   /** One watcher standing in for every host agent. */
@@ -273,14 +271,7 @@ function generateHosts(options: ClusterSimulatorOptions): HostRecord[] {
     { cpu: 16000, memory: 65536 },
   ];
   const n = options.hosts as number;
-  let a = (options.seed ?? 0) >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = rng(options.seed ?? 0);
   return Array.from({ length: n }, (_, i) => ({
     id: `host-${i}`,
     tags: { zone: zones[i % zones.length] as string },

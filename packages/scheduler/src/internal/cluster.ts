@@ -31,9 +31,14 @@ export class Cluster {
     this.#random = rng(seed);
   }
 
-  /** Adds or replaces a host; returns its slot. Resources held stay as they are. */
-  setHost(host: HostSnapshot): number {
+  /**
+   * Adds or replaces a host. Resources held stay as they are. Returns whether the host is new
+   * or changed in a way placement sees (state, capacity, tags): a re-put of the same record
+   * changes nothing, and keeps the cached eligibility lists.
+   */
+  setHost(host: HostSnapshot): { slot: number; isNew: boolean; changed: boolean } {
     let h = this.index.get(host.id);
+    const before = h === undefined ? undefined : this.hosts[h];
     if (h === undefined) {
       h = this.n++;
       if (h >= this.capCpu.length) this.#grow();
@@ -41,6 +46,13 @@ export class Cluster {
       this.rank[h] = Math.floor(this.#random() * 0x7fffffff);
     }
     this.hosts[h] = host;
+    const eligibility =
+      before === undefined || before.state !== host.state || !sameTags(before.tags, host.tags);
+    const changed =
+      eligibility ||
+      before.capacity.cpu !== host.capacity.cpu ||
+      before.capacity.memory !== host.capacity.memory;
+    if (!changed) return { slot: h, isNew: false, changed: false };
     this.capCpu[h] = host.capacity.cpu;
     this.capMem[h] = host.capacity.memory;
     this.up[h] = host.state === 'up' ? 1 : 0;
@@ -52,8 +64,8 @@ export class Cluster {
       this.zoneNames.push(z);
     }
     this.zone[h] = slot;
-    this.#eligible.clear();
-    return h;
+    if (eligibility) this.#eligible.clear();
+    return { slot: h, isNew: before === undefined, changed: true };
   }
 
   /** Removes a host: its slot stays, empty and not up. Returns the slot, if it existed. */
@@ -149,4 +161,13 @@ export function constraintSignature(
   if (keys.length === 0) return '';
   keys.sort();
   return keys.map((k) => `${k}=${constraints[k]}`).join('\u0000');
+}
+
+function sameTags(
+  a: Readonly<Record<string, string>> | undefined,
+  b: Readonly<Record<string, string>> | undefined,
+): boolean {
+  const ka = Object.keys(a ?? {});
+  if (ka.length !== Object.keys(b ?? {}).length) return false;
+  return ka.every((k) => a?.[k] === b?.[k]);
 }
