@@ -15,6 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { Discovery } from '@flotilla/discovery';
 import { EtcdStore } from '@flotilla/etcd';
 import { MemoryStore } from '@flotilla/store';
+import { acquireEtcd } from '../scripts/etcd.mjs';
+import { percentile } from './lib/stats.mjs';
 
 const args = process.argv.slice(2);
 const trialsArg = args.indexOf('--trials');
@@ -23,10 +25,7 @@ const fixture = fileURLToPath(
   new URL('../packages/discovery/test-fixtures/register-child.mjs', import.meta.url),
 );
 
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] * 10) / 10;
-};
+const pct = (xs, p) => percentile(xs, p, 1);
 
 async function registrationsPerSecond(store, n) {
   const discovery = new Discovery({ store });
@@ -51,13 +50,7 @@ async function registrationsPerSecond(store, n) {
   return Math.round(rate);
 }
 
-let endpoints = process.env.FLOTILLA_ETCD_ENDPOINTS?.split(',');
-let etcd;
-if (!endpoints) {
-  const { startEtcd } = await import('../scripts/etcd.mjs');
-  etcd = await startEtcd();
-  endpoints = [etcd.endpoint];
-}
+const { endpoints, release } = await acquireEtcd();
 
 const memory = new MemoryStore();
 const memoryRate = await registrationsPerSecond(memory, 5000);
@@ -117,7 +110,7 @@ controller.abort();
 await discovery.close();
 await store.deletePrefix('');
 await store.close();
-await etcd?.stop();
+await release();
 
 console.log(
   JSON.stringify(

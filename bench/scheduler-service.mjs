@@ -11,6 +11,8 @@
 //    new release (formation replaced), p50/p99 over --trials.
 import { Scheduler, ClusterKeys } from '@flotilla/scheduler';
 import { MemoryStore } from '@flotilla/store';
+import { acquireEtcd } from '../scripts/etcd.mjs';
+import { percentile } from './lib/stats.mjs';
 
 const args = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -24,29 +26,18 @@ const TRIALS = Number(arg('trials', 50));
 const CONCURRENCY = Number(arg('concurrency', 16));
 const PER_APP = 100;
 
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] * 1000) / 1000;
-};
+const pct = (xs, p) => percentile(xs, p, 3);
 
 let store;
-let etcd;
+let releaseEtcd = () => Promise.resolve();
 if (BACKEND === 'etcd') {
   const { EtcdStore } = await import('@flotilla/etcd');
-  let endpoints = process.env.FLOTILLA_ETCD_ENDPOINTS?.split(',');
-  if (!endpoints) {
-    const { startEtcd } = await import('../scripts/etcd.mjs');
-    // A quota large enough for a million job records.
-    etcd = await startEtcd({
-      extraArgs: [
-        '--quota-backend-bytes',
-        String(8 * 1024 ** 3),
-        '--auto-compaction-retention',
-        '1',
-      ],
-    });
-    endpoints = [etcd.endpoint];
-  }
+  // A quota large enough for a million job records.
+  const acquired = await acquireEtcd({
+    extraArgs: ['--quota-backend-bytes', String(8 * 1024 ** 3), '--auto-compaction-retention', '1'],
+  });
+  const { endpoints } = acquired;
+  releaseEtcd = acquired.release;
   store = new EtcdStore({
     endpoints,
     prefix: `/bench-scheduler-${process.pid}/`,
@@ -223,4 +214,4 @@ await scheduler.close();
 await lease.revoke().catch(() => undefined);
 if (BACKEND === 'etcd') await store.deletePrefix('').catch(() => undefined);
 await store.close();
-await etcd?.stop();
+await releaseEtcd();

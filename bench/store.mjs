@@ -8,15 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryStore } from '@flotilla/store';
+import { acquireEtcd } from '../scripts/etcd.mjs';
+import { percentile } from './lib/stats.mjs';
 
 const args = process.argv.slice(2);
 const backends = (args.find((a) => !a.startsWith('--')) ?? 'memory,sqlite,etcd').split(',');
 const opsArg = args.indexOf('--ops');
 const N = opsArg === -1 ? 2000 : Number(args[opsArg + 1]);
-
-const percentile = (sorted, p) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-const round = (x, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
 
 async function timeOps(n, fn) {
   const t0 = performance.now();
@@ -86,7 +84,6 @@ async function measure(name, store) {
   }
   controller.abort();
   await watching;
-  latencies.sort((a, b) => a - b);
   return {
     backend: name,
     ops: N,
@@ -96,8 +93,8 @@ async function measure(name, store) {
     cas_txn_ops_s: Math.round(txnSeq),
     batched_puts_per_s_100_per_txn: Math.round(batchedPuts),
     watch_latency_ms: {
-      p50: round(percentile(latencies, 50)),
-      p99: round(percentile(latencies, 99)),
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
       n: latencies.length,
     },
   };
@@ -120,18 +117,12 @@ for (const backend of backends) {
     rmSync(dir, { recursive: true, force: true });
   } else if (backend === 'etcd') {
     const { EtcdStore } = await import('@flotilla/etcd');
-    let endpoints = process.env.FLOTILLA_ETCD_ENDPOINTS?.split(',');
-    let etcd;
-    if (!endpoints) {
-      const { startEtcd } = await import('../scripts/etcd.mjs');
-      etcd = await startEtcd();
-      endpoints = [etcd.endpoint];
-    }
+    const { endpoints, release } = await acquireEtcd();
     const store = new EtcdStore({ endpoints, prefix: `/bench-${process.pid}/` });
     results.push(await measure('etcd', store));
     await store.deletePrefix('');
     await store.close();
-    await etcd?.stop();
+    await release();
   }
 }
 console.log(JSON.stringify({ bench: 'store', node: process.version, results }, null, 2));

@@ -20,3 +20,6 @@ export function startEtcd(options?: {
   timeoutMs?: number;
   extraArgs?: string[];
 }): Promise<TestEtcd>;
+export function acquireEtcd(
+  options?: Parameters<typeof startEtcd>[0],
+): Promise<{ endpoints: string[]; release: () => Promise<void> }>;

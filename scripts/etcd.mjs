@@ -12,7 +12,8 @@ import { join } from 'node:path';
 
 /** Where the etcd binary is, or undefined. */
 export function findEtcd() {
-  if (process.env.FLOTILLA_ETCD_BIN) return process.env.FLOTILLA_ETCD_BIN;
+  const fromEnv = process.env.FLOTILLA_ETCD_BIN;
+  if (fromEnv) return existsSync(fromEnv) ? fromEnv : undefined;
   for (const candidate of ['/usr/bin/etcd', '/usr/local/bin/etcd']) {
     if (existsSync(candidate)) return candidate;
   }
@@ -100,6 +101,10 @@ export async function startEtcd(options = {}) {
     child.stderr.on('data', (d) => {
       stderr = (stderr + d).slice(-4000);
     });
+    // A binary that cannot be run: let waitHealthy see the exit instead of crashing the process.
+    child.on('error', (err) => {
+      stderr += `\n${err.message}`;
+    });
     try {
       await waitHealthy(endpoint, child, options.timeoutMs ?? 20_000);
     } catch (err) {
@@ -143,4 +148,18 @@ export async function startEtcd(options = {}) {
       if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The etcd to run against: the one FLOTILLA_ETCD_ENDPOINTS names, or a throwaway one started
+ * here (with `options`). `release()` stops what was started here and leaves the rest alone.
+ *
+ * @param {Parameters<typeof startEtcd>[0]} [options]
+ * @returns {Promise<{ endpoints: string[], release: () => Promise<void> }>}
+ */
+export async function acquireEtcd(options) {
+  const fromEnv = process.env.FLOTILLA_ETCD_ENDPOINTS;
+  if (fromEnv) return { endpoints: fromEnv.split(','), release: () => Promise.resolve() };
+  const etcd = await startEtcd(options);
+  return { endpoints: [etcd.endpoint], release: () => etcd.stop() };
 }

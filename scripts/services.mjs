@@ -4,7 +4,7 @@
 // names what is missing: nothing is skipped silently.
 //
 // FLOTILLA_ETCD_ENDPOINTS  set by us (or by you, to test against an etcd you run)
-import { ETCD_MISSING, findEtcd, startEtcd } from './etcd.mjs';
+import { startEtcd } from './etcd.mjs';
 
 /**
  * @param {{ root: string }} _options
@@ -16,7 +16,7 @@ export async function startServices(_options) {
   if (process.env.FLOTILLA_ETCD_ENDPOINTS) {
     console.log(`> etcd: using ${process.env.FLOTILLA_ETCD_ENDPOINTS}`);
   } else {
-    if (!findEtcd()) throw new Error(ETCD_MISSING);
+    // Throws, naming the Debian packages to install, when etcd is missing.
     const etcd = await startEtcd();
     console.log(`> etcd: started at ${etcd.endpoint} (data ${etcd.dataDir})`);
     env.FLOTILLA_ETCD_ENDPOINTS = etcd.endpoint;

@@ -1,24 +1,22 @@
 // The etcd an integration suite runs against: the one `npm test` started (scripts/services.mjs
 // sets FLOTILLA_ETCD_ENDPOINTS), or, when a suite is run on its own (`npx vitest run
 // packages/etcd`), one started here for this file. Fails, never skips, when etcd is missing.
-import { startEtcd, type TestEtcd } from '../../scripts/etcd.mjs';
+import { acquireEtcd, startEtcd, type TestEtcd } from '../../scripts/etcd.mjs';
 
-let own: Promise<TestEtcd> | undefined;
+let acquired: ReturnType<typeof acquireEtcd> | undefined;
 
 /** Endpoints of the etcd to test against. Call from beforeAll; pair with {@link releaseEtcd}. */
 export async function etcdEndpoints(): Promise<string[]> {
-  const fromEnv = process.env.FLOTILLA_ETCD_ENDPOINTS;
-  if (fromEnv) return fromEnv.split(',');
-  own ??= startEtcd();
-  return [(await own).endpoint];
+  acquired ??= acquireEtcd();
+  return (await acquired).endpoints;
 }
 
 /** Stops the etcd this file started, if it started one. */
 export async function releaseEtcd(): Promise<void> {
-  if (own === undefined) return;
-  const etcd = await own;
-  own = undefined;
-  await etcd.stop();
+  if (acquired === undefined) return;
+  const { release } = await acquired;
+  acquired = undefined;
+  await release();
 }
 
 /** A unique key prefix so that suites sharing one etcd never see each other's keys. */
