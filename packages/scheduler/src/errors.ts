@@ -8,6 +8,10 @@ export const SchedulerErrorCodes = {
   INVALID_OPTIONS: 'FLOTILLA_SCHEDULER_INVALID_OPTIONS',
   /** A formation, host or job record in the store that is not valid. */
   INVALID_RECORD: 'FLOTILLA_SCHEDULER_INVALID_RECORD',
+  /** A simulator call named a host or job that does not exist. */
+  UNKNOWN_ID: 'FLOTILLA_SCHEDULER_UNKNOWN_ID',
+  /** The simulated cluster kept changing and never settled (a feedback loop). */
+  NOT_SETTLED: 'FLOTILLA_SCHEDULER_NOT_SETTLED',
   /** The Scheduler service was closed. */
   CLOSED: 'FLOTILLA_SCHEDULER_CLOSED',
 } as const;

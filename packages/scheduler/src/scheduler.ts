@@ -305,12 +305,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
     for (const key of this.#formationKeys) if (!present.has(key)) gone.push(key);
     for (const job of this.#jobs.values()) if (!present.has(job.key)) gone.push(job.key);
     for (const key of gone) this.#applyDelete(key, listed.revision);
-    // Hosts first, so that jobs find their hosts.
-    const order = (kv: KeyValue): number => {
-      const k = this.keys.parse(kv.key)?.kind;
-      return k === 'host' ? 0 : k === 'heartbeat' || k === 'alloc' ? 1 : k === 'formation' ? 2 : 3;
-    };
-    for (const kv of [...listed.kvs].sort((a, b) => order(a) - order(b))) this.#applyPut(kv);
+    // Jobs last, so that they find their hosts: two passes, no sort of a million keys.
+    const jobs = this.keys.jobs;
+    for (const kv of listed.kvs) if (!kv.key.startsWith(jobs)) this.#applyPut(kv);
+    for (const kv of listed.kvs) if (kv.key.startsWith(jobs)) this.#applyPut(kv);
     return listed.revision;
   }
 

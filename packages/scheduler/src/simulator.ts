@@ -1,5 +1,6 @@
 import { type Clock, ManualClock } from '@flotilla/core';
 import { type Lease, MemoryStore, type Store } from '@flotilla/store';
+import { SchedulerError, SchedulerErrorCodes } from './errors.js';
 import { rng } from './internal/rng.js';
 import { ClusterKeys } from './keys.js';
 import type { PlannerOptions } from './planner.js';
@@ -96,7 +97,7 @@ export class ClusterSimulator implements AsyncDisposable {
   /** Kills a host: its agent stops heartbeating and acting, as if the machine died. */
   async killHost(id: string): Promise<void> {
     const host = this.#hosts.get(id);
-    if (host === undefined) throw new Error(`no host ${id}`);
+    if (host === undefined) throw unknown(`host ${id}`);
     host.alive = false;
     // The lease is no longer renewed: the store expires it after its TTL.
     host.lease = undefined;
@@ -106,7 +107,7 @@ export class ClusterSimulator implements AsyncDisposable {
   /** Marks a host draining: it gets nothing new, its jobs are moved away. */
   async drainHost(id: string): Promise<void> {
     const host = this.#hosts.get(id);
-    if (host === undefined) throw new Error(`no host ${id}`);
+    if (host === undefined) throw unknown(`host ${id}`);
     host.record = { ...host.record, state: 'draining' };
     await this.store.put(this.keys.host(id), JSON.stringify(host.record));
     await this.settle();
@@ -130,7 +131,7 @@ export class ClusterSimulator implements AsyncDisposable {
   /** Makes a running job crash, as its agent would report it. */
   async crash(jobId: string): Promise<void> {
     const job = (await this.jobs()).find((j) => j.id === jobId);
-    if (job === undefined) throw new Error(`no job ${jobId}`);
+    if (job === undefined) throw unknown(`job ${jobId}`);
     await this.store.put(
       this.keys.job(job.hostId, job.id),
       JSON.stringify({ ...job, state: 'crashed', exitStatus: 1 }),
@@ -159,7 +160,10 @@ export class ClusterSimulator implements AsyncDisposable {
       await new Promise((resolve) => setImmediate(resolve));
       if (this.#inflight === 0) return;
     }
-    throw new Error('the simulated cluster did not settle');
+    throw new SchedulerError(
+      SchedulerErrorCodes.NOT_SETTLED,
+      'the simulated cluster did not settle after 1000 rounds: something keeps changing it',
+    );
   }
 
   /** Every job record in the store. */
@@ -261,6 +265,10 @@ export class ClusterSimulator implements AsyncDisposable {
       // closed
     }
   }
+}
+
+function unknown(what: string): SchedulerError {
+  return new SchedulerError(SchedulerErrorCodes.UNKNOWN_ID, `the simulated cluster has no ${what}`);
 }
 
 function generateHosts(options: ClusterSimulatorOptions): HostRecord[] {
