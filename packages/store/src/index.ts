@@ -38,6 +38,8 @@ export { byteLength, compareKeys } from './keys.js';
 export { evaluateCompare } from './compare.js';
 export { EventQueue } from './event-queue.js';
 export { LeaseKeeper } from './lease-keeper.js';
+export { listAndWatch } from './list-and-watch.js';
+export type { ListAndWatchOptions, ListWatchItem } from './list-and-watch.js';
 export type { LeaseBackend } from './lease-keeper.js';
 export {
   closedError,
