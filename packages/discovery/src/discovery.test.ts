@@ -3,11 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManualClock, isFlotillaError } from '@flotilla/core';
 import { SqliteStore } from '@flotilla/sqlite';
-import { MemoryStore, type Store } from '@flotilla/store';
+import { MemoryStore, type Store, StoreError, StoreErrorCodes } from '@flotilla/store';
 import { PartitionableStore } from '@flotilla/store/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Discovery } from './discovery.js';
 import type { DiscoveryEvent } from './instance.js';
+import type { Registration } from './registration.js';
 
 // The same behaviour on the in-memory store and on SQLite, the embedded default.
 const backends: [string, (clock: ManualClock) => { store: Store; cleanup: () => void }][] = [
@@ -23,6 +24,65 @@ const backends: [string, (clock: ManualClock) => { store: Store; cleanup: () => 
     },
   ],
 ];
+
+/** A view of `inner` with some of its methods replaced. */
+function intercept(inner: Store, overrides: Partial<Store>): Store {
+  return new Proxy(inner, {
+    get(target, prop) {
+      if (Object.hasOwn(overrides, prop)) return overrides[prop as keyof Store];
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+}
+
+/**
+ * A view of a store whose puts can be held, as a request on the wire is: `hold()` makes the next
+ * puts wait; `arrived` resolves when one is waiting; `release()` lets them reach the store. A
+ * held put honours its signal as a network client does: the caller's promise rejects at once,
+ * but the request still reaches the store on `release()` (etcd may apply a write whose caller
+ * gave up).
+ */
+function holdPuts(inner: Store): {
+  store: Store;
+  hold: () => void;
+  arrived: () => Promise<void>;
+  release: () => Promise<void>;
+} {
+  let holding = false;
+  let waiting: (() => Promise<unknown>)[] = [];
+  let onArrive: (() => void) | undefined;
+  const put: Store['put'] = (key, value, options) => {
+    if (!holding) return inner.put(key, value, options);
+    const { signal, ...rest } = options ?? {};
+    return new Promise((resolve, reject) => {
+      waiting.push(() => inner.put(key, value, rest).then(resolve, reject));
+      signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+      onArrive?.();
+    });
+  };
+  return {
+    store: intercept(inner, { put }),
+    hold: () => {
+      holding = true;
+    },
+    arrived: () =>
+      waiting.length > 0
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            onArrive = () => {
+              onArrive = undefined;
+              resolve();
+            };
+          }),
+    release: async () => {
+      holding = false;
+      const run = waiting;
+      waiting = [];
+      await Promise.allSettled(run.map((fn) => fn()));
+    },
+  };
+}
 
 let clock: ManualClock;
 let store: Store;
@@ -262,6 +322,107 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
       expect(await next()).toMatchObject({ kind: 'up', instance: { id: 'r', ready: true } });
       await d.close();
       expect(await next()).toMatchObject({ kind: 'down' });
+    });
+  });
+
+  describe('close while a registration recovers', () => {
+    /**
+     * A registration on its own view of the store whose lease was lost: its re-registration's
+     * put is held on the wire when this returns.
+     */
+    async function recovering(): Promise<{
+      d: Discovery;
+      reg: Registration;
+      release: () => Promise<void>;
+    }> {
+      const flaky = new PartitionableStore(store, { clock });
+      const wire = holdPuts(flaky);
+      const d = new Discovery({ store: wire.store, clock });
+      const reg = await d.register({ service: 'web', addr: '127.0.0.1:9', id: 'r', ttlMs: 2000 });
+      flaky.partitioned = true;
+      await clock.advance(2000); // the store expires the lease
+      flaky.partitioned = false;
+      wire.hold();
+      await clock.advance(1000); // the next heartbeat finds it gone: re-registering
+      await wire.arrived();
+      expect(reg.state).toBe('recovering');
+      return { d, reg, release: wire.release };
+    }
+
+    /** Nothing lists the instance now, nor after many TTLs of heartbeats would have passed. */
+    async function staysGone(): Promise<void> {
+      expect(await discovery.instances('web')).toEqual([]);
+      for (let i = 0; i < 10; i++) await clock.advance(1000);
+      expect(await discovery.instances('web')).toEqual([]);
+    }
+
+    it('a close that lands while the re-registration is in flight wins', async () => {
+      const { reg, release } = await recovering();
+      const closing = reg.close();
+      await release(); // the re-put reaches the store after close began
+      await closing;
+      expect(reg.state).toBe('closed');
+      await staysGone();
+    });
+
+    it('a re-put that reaches the store after close resolved is fenced off', async () => {
+      const { reg, release } = await recovering();
+      await reg.close(); // gives up on the held put...
+      await release(); // ...which the store still receives
+      expect(reg.state).toBe('closed');
+      await staysGone();
+    });
+
+    it('Discovery.close() also wins against a registration in recovery', async () => {
+      const { d, reg, release } = await recovering();
+      const closing = d.close();
+      await release();
+      await closing;
+      expect(reg.state).toBe('closed');
+      await staysGone();
+    });
+
+    it('a close while the store is unreachable returns, and nothing comes back after', async () => {
+      const flaky = new PartitionableStore(store, { clock });
+      let refuseGrants = false;
+      const view = intercept(flaky, {
+        grant: (ttlMs, options) =>
+          refuseGrants
+            ? Promise.reject(new StoreError(StoreErrorCodes.UNAVAILABLE, 'unreachable (test)'))
+            : flaky.grant(ttlMs, options),
+      });
+      const d = new Discovery({ store: view, clock });
+      const reg = await d.register({ service: 'web', addr: '127.0.0.1:9', id: 'r', ttlMs: 2000 });
+      const errors: unknown[] = [];
+      reg.on('error', (err) => errors.push(err));
+      flaky.partitioned = true;
+      await clock.advance(2000); // the store expires the lease
+      flaky.partitioned = false;
+      refuseGrants = true;
+      await clock.advance(1000); // lost: re-registering, backing off
+      expect(reg.state).toBe('recovering');
+      expect(errors.length).toBeGreaterThan(0);
+      await d.close();
+      refuseGrants = false;
+      await staysGone();
+    });
+
+    it('a register() in flight when Discovery.close() lands is refused and leaves nothing', async () => {
+      let grant!: () => void;
+      const granted = new Promise<void>((resolve) => (grant = resolve));
+      const slow = intercept(store, {
+        grant: async (ttlMs, options) => {
+          await granted;
+          return store.grant(ttlMs, options);
+        },
+      });
+      const d = new Discovery({ store: slow, clock });
+      const registering = d.register({ service: 'web', addr: '127.0.0.1:9', id: 'late' });
+      const closing = d.close();
+      grant();
+      await expect(registering).rejects.toMatchObject({ code: 'FLOTILLA_DISCOVERY_CLOSED' });
+      await closing;
+      await staysGone();
     });
   });
 

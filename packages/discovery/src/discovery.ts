@@ -93,6 +93,8 @@ export class Discovery implements AsyncDisposable {
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #owned = new Set<Registration | Election>();
+  /** register() calls in flight: close() waits for them, and they refuse to finish after it. */
+  readonly #registering = new Set<Promise<Registration>>();
   #closed = false;
 
   constructor(options: DiscoveryOptions) {
@@ -106,7 +108,8 @@ export class Discovery implements AsyncDisposable {
    * Registers an instance and keeps it alive with lease heartbeats until `close()`.
    *
    * @throws {@link DiscoveryError} for invalid input, or `FLOTILLA_DISCOVERY_DUPLICATE_ID` when
-   * a live registrant already holds the id. Store errors (unavailable...) pass through.
+   * a live registrant already holds the id, or `FLOTILLA_DISCOVERY_CLOSED` when this Discovery
+   * is (or gets) closed before it completes. Store errors (unavailable...) pass through.
    */
   async register(options: RegisterOptions): Promise<Registration> {
     this.#throwIfClosed();
@@ -130,8 +133,23 @@ export class Discovery implements AsyncDisposable {
       ready,
       registeredAt: new Date(this.#clock.now()).toISOString(),
     };
-    const key = this.#instanceKey(options.service, id);
-    const call: CallOptions = options.signal === undefined ? {} : { signal: options.signal };
+    const pending = this.#register(instance, ttlMs, options.signal);
+    this.#registering.add(pending);
+    try {
+      return await pending;
+    } finally {
+      this.#registering.delete(pending);
+    }
+  }
+
+  async #register(
+    instance: ServiceInstance,
+    ttlMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Registration> {
+    const { service, id } = instance;
+    const key = this.#instanceKey(service, id);
+    const call: CallOptions = signal === undefined ? {} : { signal };
     const lease = await this.#store.grant(ttlMs, call);
     try {
       const res = await this.#store.txn(
@@ -144,11 +162,13 @@ export class Discovery implements AsyncDisposable {
       if (!res.succeeded) {
         throw new DiscoveryError(
           DiscoveryErrorCodes.DUPLICATE_ID,
-          `instance ${id} of ${options.service} is already registered by a live registrant: use another id, or wait for its TTL if that registrant died`,
-          { service: options.service, instanceId: id },
+          `instance ${id} of ${service} is already registered by a live registrant: use another id, or wait for its TTL if that registrant died`,
+          { service, instanceId: id },
         );
       }
       await lease.keepAlive(call);
+      // close() landed meanwhile: it waits for this call, which must not leave the key behind.
+      this.#throwIfClosed();
     } catch (err) {
       await lease.revoke().catch(() => undefined);
       throw err;
@@ -159,7 +179,7 @@ export class Discovery implements AsyncDisposable {
         key,
         ttlMs,
         clock: this.#clock,
-        logger: this.#logger.child({ service: options.service, instance: id }),
+        logger: this.#logger.child({ service, instance: id }),
         onClose: () => this.#owned.delete(reg),
       },
       lease,
@@ -296,10 +316,17 @@ export class Discovery implements AsyncDisposable {
     return election;
   }
 
-  /** Closes every registration (deregistering) and election (resigning) made here. Idempotent. */
+  /**
+   * Closes every registration (deregistering) and election (resigning) made here, including
+   * registrations that are re-registering after a lost lease; a `register()` still in flight
+   * is refused with `FLOTILLA_DISCOVERY_CLOSED` and leaves nothing behind. Once this resolves,
+   * no instance registered here is listed (unless the store could not be reached: then they
+   * end with their TTL). Idempotent.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await Promise.allSettled([...this.#registering]);
     await Promise.all([...this.#owned].map((o) => o.close()));
   }
 

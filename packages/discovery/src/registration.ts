@@ -46,8 +46,12 @@ export class Registration extends EventEmitter<RegistrationEvents> implements As
   #instance: ServiceInstance;
   #state: 'registered' | 'recovering' | 'closed' = 'registered';
   #writes: Promise<void> = Promise.resolve();
+  /** The re-registration in progress, if any; it never rejects. */
   #recovery: Promise<void> | undefined;
-  /** Made only when recovering: an AbortController per registration costs more than all the rest. */
+  /**
+   * Aborts a recovery's store calls and backoff on close. Made only when recovering: an
+   * AbortController per registration costs more than all the rest.
+   */
   #stop: AbortController | undefined;
 
   /** @internal */
@@ -109,13 +113,20 @@ export class Registration extends EventEmitter<RegistrationEvents> implements As
     });
   }
 
-  /** Deregisters now: watchers see `down` at once. Idempotent. */
+  /**
+   * Deregisters now: watchers see `down` at once. Idempotent. Close always wins over a
+   * re-registration in progress: it is stopped, any lease it granted is revoked (so a re-put
+   * still on the wire is refused by the store, or deleted if it landed first), and nothing
+   * writes the instance again once this resolves. If the store cannot be reached, the key
+   * ends with its TTL instead.
+   */
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#stop?.abort();
     this.#ctx.onClose();
     await this.#writes.catch(() => undefined);
+    await this.#recovery;
     try {
       await this.#lease.revoke();
     } catch (err) {
@@ -169,23 +180,30 @@ export class Registration extends EventEmitter<RegistrationEvents> implements As
     this.#recovery = this.#recover();
   }
 
+  /**
+   * Re-registers under a new lease until it succeeds or the registration is closed. Never
+   * rejects. A lease it grants is adopted only if the registration is still recovering after
+   * the put and the first renewal; otherwise it is revoked before this resolves, which fences
+   * off the put: the store refuses a put on a revoked lease, and deletes the key if it landed.
+   */
   async #recover(): Promise<void> {
+    const { store, key, ttlMs, clock } = this.#ctx;
+    this.#stop ??= new AbortController();
+    const { signal } = this.#stop;
     let delay = 100;
-    while (this.#state === 'recovering') {
+    while (!this.#closing()) {
       let granted: Lease | undefined;
       try {
-        const lease = await this.#ctx.store.grant(this.#ctx.ttlMs);
-        granted = lease;
-        if (this.#state !== 'recovering') {
-          await lease.revoke().catch(() => undefined);
-          return;
-        }
+        granted = await store.grant(ttlMs, { signal });
+        if (this.#closing()) return;
         const written = this.#instance;
-        await this.#ctx.store.put(this.#ctx.key, JSON.stringify(written), { lease: lease.id });
-        await lease.keepAlive();
-        this.#lease = lease;
+        await store.put(key, JSON.stringify(written), { lease: granted.id, signal });
+        await granted.keepAlive({ signal });
+        if (this.#closing()) return;
+        this.#lease = granted;
+        granted = undefined; // adopted: close() revokes it from now on
         this.#state = 'registered';
-        this.#watchLease(lease);
+        this.#watchLease(this.#lease);
         // An update made while we were recovering was not written: write it now.
         if (this.#instance !== written) {
           void this.update({}).catch((err: unknown) => this.emit('error', err));
@@ -193,16 +211,24 @@ export class Registration extends EventEmitter<RegistrationEvents> implements As
         this.emit('restored', this.#instance);
         return;
       } catch (err) {
+        if (this.#closing()) return;
         if (isFlotillaError(err, 'FLOTILLA_STORE_CLOSED')) {
           this.#state = 'closed';
+          this.#ctx.onClose();
           return;
         }
         this.emit('error', err);
+      } finally {
+        // Not adopted: revoke it, whatever happened to the put made with it.
         await granted?.revoke().catch(() => undefined);
-        this.#stop ??= new AbortController();
-        await sleep(this.#ctx.clock, delay, this.#stop.signal);
-        delay = Math.min(delay * 2, Math.max(1000, this.#ctx.ttlMs / 2));
       }
+      await sleep(clock, delay, signal);
+      delay = Math.min(delay * 2, Math.max(1000, ttlMs / 2));
     }
+  }
+
+  /** Whether close() was called (a method, so that checks after an await are not narrowed away). */
+  #closing(): boolean {
+    return this.#state === 'closed';
   }
 }
