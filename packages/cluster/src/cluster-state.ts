@@ -1,0 +1,652 @@
+import { EventEmitter } from 'eventemitter3';
+import {
+  type Clock,
+  type Logger,
+  isFlotillaError,
+  silentLogger,
+  systemClock,
+} from '@flotilla/core';
+import {
+  listAndWatch,
+  type CallOptions,
+  type KeyValue,
+  type Lease,
+  type LeaseEndReason,
+  type Store,
+} from '@flotilla/store';
+import { decodeRecord, type ClusterRecord } from './decode.js';
+import { ClusterError, ClusterErrorCodes } from './errors.js';
+import { validateId } from './ids.js';
+import { ClusterKeys } from './keys.js';
+import {
+  hostState,
+  jobState,
+  validateFormation,
+  validateHostControl,
+  validateHostRecord,
+  validateJobStatus,
+  validateReleaseRecord,
+  type Formation,
+  type HostAlloc,
+  type HostControl,
+  type HostRecord,
+  type HostState,
+  type JobRecord,
+  type JobState,
+  type JobStatus,
+  type ReleaseRecord,
+} from './records.js';
+
+/** Options of {@link ClusterState}. */
+export interface ClusterStateOptions {
+  /** The store holding the cluster state. It is not closed by {@link ClusterState.close}. */
+  readonly store: Store;
+  /** Key prefix (default `'cluster/'`); see {@link ClusterKeys}. */
+  readonly prefix?: string;
+  /** Timestamps and watch backoff (default: the system clock). */
+  readonly clock?: Clock;
+  /** A pino-compatible logger (default: silent). */
+  readonly logger?: Logger;
+}
+
+/** Events of a {@link ClusterState}. */
+export interface ClusterStateEvents {
+  /** A record a read came across could not be parsed; it is left out of the result. */
+  invalid: (error: ClusterError) => void;
+}
+
+/** A host as operators see it: its three records and the state derived from them. */
+export interface HostView {
+  readonly record: HostRecord;
+  /** Whether its agent's heartbeat lease is alive. */
+  readonly live: boolean;
+  /** The operator's settings, when any were made. */
+  readonly control: HostControl | undefined;
+  readonly state: HostState;
+  /** What schedulers have placed on it. */
+  readonly alloc: HostAlloc | undefined;
+}
+
+/** A job as the controller sees it: the scheduler's record, the agent's status, the derived state. */
+export interface JobView {
+  readonly record: JobRecord;
+  readonly status: JobStatus | undefined;
+  readonly state: JobState;
+}
+
+/** A job assigned to a host, with what to run. */
+export interface AssignedJob {
+  readonly record: JobRecord;
+  /** The job's release; undefined when it cannot be read (see `releaseError`). */
+  readonly release: ReleaseRecord | undefined;
+  /** Why the release could not be read (`FLOTILLA_CLUSTER_UNKNOWN_RELEASE` or `..._INVALID_RECORD`). */
+  readonly releaseError?: ClusterError;
+}
+
+/** What {@link ClusterState.watchAssigned} yields. */
+export type AssignedItem =
+  | {
+      /** Every job assigned to the host now; with `reset`, it replaces all earlier knowledge. */
+      readonly type: 'snapshot';
+      readonly jobs: readonly AssignedJob[];
+      readonly reset: boolean;
+    }
+  /** A job newly assigned, or its record changed (asked to stop, say). */
+  | { readonly type: 'assigned'; readonly job: AssignedJob }
+  /** A job's record was deleted: it is no longer the host's to run. */
+  | { readonly type: 'removed'; readonly jobId: string }
+  /** A record under the host's jobs that cannot be read: reported, not skipped. */
+  | { readonly type: 'invalid'; readonly key: string; readonly error: ClusterError };
+
+/** A live host registration, from {@link ClusterState.registerHost}. */
+export interface HostRegistration extends AsyncDisposable {
+  readonly hostId: string;
+  /** The agent's lease: the heartbeat vanishes when it ends. */
+  readonly lease: Lease;
+  /**
+   * Resolves when the lease ends. On `'expired'` (the agent could not reach the store in time)
+   * the scheduler has seen the host down; the agent registers again.
+   */
+  readonly ended: Promise<LeaseEndReason>;
+  /** Revokes the lease: the host goes down at once. Its record and operator settings stay. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link ClusterState.registerHost}. */
+export interface RegisterHostOptions extends CallOptions {
+  /** Heartbeat lease TTL in ms (default 10,000): how soon schedulers notice a dead agent. */
+  readonly ttlMs?: number;
+}
+
+const CAS_ATTEMPTS = 16;
+
+type RecordOf<K extends ClusterRecord['kind']> =
+  Extract<ClusterRecord, { kind: K }> extends {
+    record: infer R;
+  }
+    ? R
+    : never;
+
+/**
+ * The typed cluster state over a {@link Store}: every write validated and compare-and-set,
+ * every read strict, each key written by one owner (see {@link ClusterKeys}). The controller,
+ * host agents, operators' tools and the scheduler's simulator use it.
+ *
+ * @example
+ * ```ts
+ * const cluster = new ClusterState({ store });
+ * await cluster.putRelease({ app: 'demo', release: 'v1', artifact, config: {}, processes: { web: { command: 'node server.js' } }, createdAt: Date.now() });
+ * await cluster.setFormation({ app: 'demo', release: 'v1', processes: { web: { count: 2, resources: { cpu: 250, memory: 256 } } } });
+ * const reg = await cluster.registerHost({ id: 'host-1', addr: '127.0.0.1:7000', capacity: { cpu: 4000, memory: 8192 } });
+ * for await (const item of cluster.watchAssigned('host-1', { signal })) console.log(item);
+ * ```
+ */
+export class ClusterState extends EventEmitter<ClusterStateEvents> implements AsyncDisposable {
+  readonly keys: ClusterKeys;
+  readonly store: Store;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #registrations = new Set<HostRegistration>();
+  #closed = false;
+
+  constructor(options: ClusterStateOptions) {
+    super();
+    this.store = options.store;
+    this.keys = new ClusterKeys(options.prefix);
+    this.#clock = options.clock ?? systemClock;
+    this.#logger = options.logger ?? silentLogger;
+  }
+
+  // --- releases and formations: the controller's -------------------------------------------
+
+  /**
+   * Writes a release record, once. Writing the same record again is a no-op (`created: false`);
+   * a different record under an existing key is refused with `FLOTILLA_CLUSTER_RELEASE_EXISTS`:
+   * releases are immutable, make a new one.
+   */
+  async putRelease(
+    release: ReleaseRecord,
+    options: CallOptions = {},
+  ): Promise<{ created: boolean }> {
+    this.#open();
+    const record = validateReleaseRecord(release);
+    const key = this.keys.release(record.app, record.release);
+    const value = JSON.stringify(record);
+    const res = await this.store.txn(
+      {
+        compare: [{ key, target: 'version', op: '==', value: 0 }],
+        success: [{ op: 'put', key, value }],
+        failure: [{ op: 'get', key }],
+      },
+      options,
+    );
+    if (res.succeeded) return { created: true };
+    const got = res.results[0];
+    if (got?.op === 'get' && got.kv?.value === value) return { created: false };
+    throw new ClusterError(
+      ClusterErrorCodes.RELEASE_EXISTS,
+      `release ${record.release} of ${record.app} already exists with other content: releases are immutable, write a new release`,
+      { key },
+    );
+  }
+
+  /** Reads a release record; undefined when absent. */
+  async getRelease(
+    app: string,
+    release: string,
+    options: CallOptions = {},
+  ): Promise<ReleaseRecord | undefined> {
+    this.#open();
+    const kv = await this.store.get(this.keys.release(app, release), options);
+    if (kv === undefined) return undefined;
+    return this.#decode(kv, 'release', true)?.record;
+  }
+
+  /** An app's release records, by release id. */
+  async releases(app: string, options: CallOptions = {}): Promise<ReleaseRecord[]> {
+    return this.#listOf(this.keys.releasesOf(app), 'release', options);
+  }
+
+  /**
+   * Declares how many jobs of each process type of a release to run. The release record must
+   * exist and define every process type named (`FLOTILLA_CLUSTER_UNKNOWN_RELEASE` otherwise),
+   * so that no job is ever placed without a command.
+   */
+  async setFormation(
+    formation: Formation,
+    options: CallOptions = {},
+  ): Promise<{ revision: number }> {
+    this.#open();
+    const record = validateFormation(formation);
+    const releaseKey = this.keys.release(record.app, record.release);
+    const release = await this.getRelease(record.app, record.release, options);
+    if (release === undefined) {
+      throw new ClusterError(
+        ClusterErrorCodes.UNKNOWN_RELEASE,
+        `release ${record.release} of ${record.app} does not exist: write it with putRelease first`,
+        { key: releaseKey },
+      );
+    }
+    for (const type of Object.keys(record.processes)) {
+      if (release.processes[type] === undefined) {
+        throw new ClusterError(
+          ClusterErrorCodes.UNKNOWN_RELEASE,
+          `release ${record.release} of ${record.app} has no process type ${type} (it has ${Object.keys(release.processes).join(', ') || 'none'})`,
+          { key: releaseKey, path: `processes.${type}` },
+        );
+      }
+    }
+    const key = this.keys.formation(record.app, record.release);
+    const res = await this.store.txn(
+      {
+        // The release cannot vanish between the check and the write.
+        compare: [{ key: releaseKey, target: 'version', op: '>', value: 0 }],
+        success: [{ op: 'put', key, value: JSON.stringify(record) }],
+      },
+      options,
+    );
+    if (!res.succeeded) {
+      throw new ClusterError(
+        ClusterErrorCodes.UNKNOWN_RELEASE,
+        `release ${record.release} of ${record.app} was deleted while the formation was written`,
+        { key: releaseKey },
+      );
+    }
+    return { revision: res.revision };
+  }
+
+  /** Removes a release's formation: its jobs are stopped. True when there was one. */
+  async removeFormation(app: string, release: string, options: CallOptions = {}): Promise<boolean> {
+    this.#open();
+    const res = await this.store.delete(this.keys.formation(app, release), options);
+    return res.deleted > 0;
+  }
+
+  /** The formations, of one app or of all. */
+  async formations(options: CallOptions & { app?: string } = {}): Promise<Formation[]> {
+    const prefix =
+      options.app === undefined ? this.keys.formations : this.keys.formationsOf(options.app);
+    return this.#listOf(prefix, 'formation', options);
+  }
+
+  // --- hosts: the agent's and the operators' -----------------------------------------------
+
+  /**
+   * Registers a host: writes its record (address, tags, capacity) and its heartbeat under a
+   * new lease kept alive until {@link HostRegistration.close}. Never touches the operator's
+   * settings: a restarted agent leaves a drain in place.
+   */
+  async registerHost(
+    host: Omit<HostRecord, 'registeredAt'> & { registeredAt?: number },
+    options: RegisterHostOptions = {},
+  ): Promise<HostRegistration> {
+    this.#open();
+    const now = this.#clock.now();
+    const record = validateHostRecord({ ...host, registeredAt: host.registeredAt ?? now });
+    const lease = await this.store.grant(options.ttlMs ?? 10_000, options);
+    try {
+      await this.store.txn(
+        {
+          compare: [],
+          success: [
+            { op: 'put', key: this.keys.host(record.id), value: JSON.stringify(record) },
+            {
+              op: 'put',
+              key: this.keys.heartbeat(record.id),
+              value: JSON.stringify({ at: now, lease: lease.id }),
+              lease: lease.id,
+            },
+          ],
+        },
+        options,
+      );
+      await lease.keepAlive(options);
+    } catch (err) {
+      await lease.revoke().catch(() => undefined);
+      throw err;
+    }
+    const registrations = this.#registrations;
+    const registration: HostRegistration = {
+      hostId: record.id,
+      lease,
+      ended: lease.ended,
+      async close() {
+        registrations.delete(registration);
+        await lease.revoke().catch((err: unknown) => {
+          if (!isFlotillaError(err, 'FLOTILLA_STORE_CLOSED')) throw err;
+        });
+      },
+      async [Symbol.asyncDispose]() {
+        await registration.close();
+      },
+    };
+    this.#registrations.add(registration);
+    void lease.ended.then(() => this.#registrations.delete(registration));
+    return registration;
+  }
+
+  /** Drains a host: it gets no new jobs and its jobs are placed elsewhere. Operators' call. */
+  async drainHost(
+    hostId: string,
+    options: CallOptions & { reason?: string } = {},
+  ): Promise<HostControl> {
+    return this.#control(hostId, (c) => ({ ...c, drain: true }), options);
+  }
+
+  /** Ends a drain. */
+  async undrainHost(
+    hostId: string,
+    options: CallOptions & { reason?: string } = {},
+  ): Promise<HostControl> {
+    return this.#control(hostId, (c) => ({ ...c, drain: false }), options);
+  }
+
+  /** Makes a host eligible for new jobs, or not (its jobs keep running). */
+  async setEligible(
+    hostId: string,
+    eligible: boolean,
+    options: CallOptions & { reason?: string } = {},
+  ): Promise<HostControl> {
+    return this.#control(hostId, (c) => ({ ...c, eligible }), options);
+  }
+
+  async #control(
+    hostId: string,
+    change: (c: HostControl) => HostControl,
+    options: CallOptions & { reason?: string },
+  ): Promise<HostControl> {
+    this.#open();
+    const key = this.keys.hostControl(hostId);
+    const hostKey = this.keys.host(hostId);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const [host, kv] = await Promise.all([
+        this.store.get(hostKey, options),
+        this.store.get(key, options),
+      ]);
+      if (host === undefined) {
+        throw new ClusterError(
+          ClusterErrorCodes.UNKNOWN_HOST,
+          `host ${hostId} has never registered: check the id (flotilla hosts lists them)`,
+          { key: hostKey },
+        );
+      }
+      const current: HostControl =
+        kv === undefined
+          ? { eligible: true, drain: false, updatedAt: 0 }
+          : (this.#decode(kv, 'host-control', true)?.record ?? {
+              eligible: true,
+              drain: false,
+              updatedAt: 0,
+            });
+      // The reason is the one of this call: an older reason does not carry over.
+      const { eligible, drain } = change(current);
+      const next = validateHostControl({
+        eligible,
+        drain,
+        ...(options.reason === undefined ? {} : { reason: options.reason }),
+        updatedAt: this.#clock.now(),
+      });
+      const res = await this.store.txn(
+        {
+          compare: [{ key, target: 'modRevision', op: '==', value: kv?.modRevision ?? 0 }],
+          success: [{ op: 'put', key, value: JSON.stringify(next) }],
+        },
+        options,
+      );
+      if (res.succeeded) return next;
+    }
+    throw this.#conflict(key);
+  }
+
+  /** Every host with its derived state, sorted by id. */
+  async hosts(options: CallOptions = {}): Promise<HostView[]> {
+    this.#open();
+    const [records, beats, controls, allocs] = await Promise.all([
+      this.#listOf(this.keys.hosts, 'host', options),
+      this.#list(this.keys.heartbeats, options),
+      this.#list(this.keys.hostControls, options),
+      this.#list(this.keys.allocs, options),
+    ]);
+    const live = new Set<string>();
+    const control = new Map<string, HostControl>();
+    const alloc = new Map<string, HostAlloc>();
+    for (const r of beats) if (r.kind === 'heartbeat') live.add(r.hostId);
+    for (const r of controls) if (r.kind === 'host-control') control.set(r.hostId, r.record);
+    for (const r of allocs) if (r.kind === 'alloc') alloc.set(r.hostId, r.record);
+    return records.map((record) => {
+      const c = control.get(record.id);
+      return {
+        record,
+        live: live.has(record.id),
+        control: c,
+        state: hostState(live.has(record.id), c),
+        alloc: alloc.get(record.id),
+      };
+    });
+  }
+
+  // --- jobs: the scheduler places, the agent reports ---------------------------------------
+
+  /**
+   * Reports what the host agent observed of one of its jobs. Writes only the job's status key,
+   * never the scheduler's record. Returns false, writing nothing, when the job is no longer
+   * assigned to that host (the scheduler removed it): the agent should stop it.
+   */
+  async reportJob(
+    hostId: string,
+    jobId: string,
+    status: Omit<JobStatus, 'updatedAt'> & { updatedAt?: number },
+    options: CallOptions = {},
+  ): Promise<boolean> {
+    this.#open();
+    const record = validateJobStatus({
+      ...status,
+      updatedAt: status.updatedAt ?? this.#clock.now(),
+    });
+    const jobKey = this.keys.job(hostId, jobId);
+    const res = await this.store.txn(
+      {
+        compare: [{ key: jobKey, target: 'version', op: '>', value: 0 }],
+        success: [
+          { op: 'put', key: this.keys.jobStatus(hostId, jobId), value: JSON.stringify(record) },
+        ],
+      },
+      options,
+    );
+    return res.succeeded;
+  }
+
+  /** Jobs with their status and derived state, of one app or one host or all; sorted by key. */
+  async jobs(options: CallOptions & { app?: string; hostId?: string } = {}): Promise<JobView[]> {
+    this.#open();
+    const { app, hostId } = options;
+    if (app !== undefined) validateId('app', app);
+    const [records, statuses] = await Promise.all([
+      this.#listOf(
+        hostId === undefined ? this.keys.jobs : this.keys.jobsOf(hostId),
+        'job',
+        options,
+      ),
+      this.#list(
+        hostId === undefined ? this.keys.jobStatuses : this.keys.jobStatusesOf(hostId),
+        options,
+      ),
+    ]);
+    const byId = new Map<string, JobStatus>();
+    for (const s of statuses)
+      if (s.kind === 'job-status') byId.set(`${s.hostId}/${s.jobId}`, s.record);
+    const out: JobView[] = [];
+    for (const record of records) {
+      if (app !== undefined && record.app !== app) continue;
+      const status = byId.get(`${record.hostId}/${record.id}`);
+      out.push({ record, status, state: jobState(record, status) });
+    }
+    return out;
+  }
+
+  /**
+   * Watches the jobs assigned to one host, each with its release record: a snapshot first,
+   * then every assignment, change and removal; after a long disconnect, a new snapshot with
+   * `reset`. A job whose release cannot be read comes with `releaseError`, and a record that
+   * cannot be read as an `invalid` item: nothing is skipped. Ends when `signal` aborts.
+   */
+  async *watchAssigned(hostId: string, options: CallOptions = {}): AsyncGenerator<AssignedItem> {
+    this.#open();
+    const prefix = this.keys.jobsOf(hostId);
+    const releases = new Map<string, ReleaseRecord | ClusterError>();
+    const assigned = async (record: JobRecord): Promise<AssignedJob> => {
+      const id = `${record.app}/${record.release}`;
+      let release = releases.get(id);
+      if (release === undefined) {
+        release = await this.#releaseOrError(record, options);
+        // Releases are immutable: one read per release, unless it was missing.
+        if (!(
+          release instanceof ClusterError && release.code === ClusterErrorCodes.UNKNOWN_RELEASE
+        ))
+          releases.set(id, release);
+      }
+      return release instanceof ClusterError
+        ? { record, release: undefined, releaseError: release }
+        : { record, release };
+    };
+    for await (const item of listAndWatch(this.store, prefix, {
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      clock: this.#clock,
+      onRetry: (err, delayMs) =>
+        this.#logger.warn({ err, delayMs, hostId }, 'watch of assigned jobs failed: retrying'),
+    })) {
+      if (item.type === 'snapshot') {
+        const jobs: AssignedJob[] = [];
+        const invalid: AssignedItem[] = [];
+        for (const kv of item.kvs) {
+          const decoded = this.#tryDecode(kv);
+          if (decoded instanceof ClusterError)
+            invalid.push({ type: 'invalid', key: kv.key, error: decoded });
+          else if (decoded?.kind === 'job') jobs.push(await assigned(decoded.record));
+        }
+        yield { type: 'snapshot', jobs, reset: item.reset };
+        for (const i of invalid) yield i;
+        continue;
+      }
+      const { event } = item;
+      if (event.type === 'delete') {
+        const where = this.keys.parse(event.kv.key);
+        if (where?.kind === 'job') yield { type: 'removed', jobId: where.jobId };
+        continue;
+      }
+      const decoded = this.#tryDecode(event.kv);
+      if (decoded instanceof ClusterError)
+        yield { type: 'invalid', key: event.kv.key, error: decoded };
+      else if (decoded?.kind === 'job')
+        yield { type: 'assigned', job: await assigned(decoded.record) };
+    }
+  }
+
+  async #releaseOrError(
+    record: JobRecord,
+    options: CallOptions,
+  ): Promise<ReleaseRecord | ClusterError> {
+    const key = this.keys.release(record.app, record.release);
+    const kv = await this.store.get(key, options);
+    if (kv === undefined) {
+      return new ClusterError(
+        ClusterErrorCodes.UNKNOWN_RELEASE,
+        `job ${record.id} names release ${record.release} of ${record.app}, which does not exist`,
+        { key },
+      );
+    }
+    const decoded = this.#tryDecode(kv);
+    if (decoded instanceof ClusterError) return decoded;
+    if (decoded?.kind !== 'release') throw new Error(`unreachable: ${key} is not a release key`);
+    return decoded.record;
+  }
+
+  // --- lifecycle -----------------------------------------------------------------------------
+
+  /** Revokes the host registrations made here. The store stays open. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#registrations].map((r) => r.close()));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // --- helpers -------------------------------------------------------------------------------
+
+  #open(): void {
+    if (this.#closed)
+      throw new ClusterError(
+        ClusterErrorCodes.CLOSED,
+        'this ClusterState is closed: create a new one',
+      );
+  }
+
+  #conflict(key: string): ClusterError {
+    return new ClusterError(
+      ClusterErrorCodes.CONFLICT,
+      `${key} kept changing under ${CAS_ATTEMPTS} compare-and-set attempts: try again`,
+      { key, retryable: true },
+    );
+  }
+
+  #tryDecode(kv: KeyValue): ClusterRecord | ClusterError | undefined {
+    try {
+      return decodeRecord(this.keys, kv);
+    } catch (err) {
+      if (err instanceof ClusterError) return err;
+      throw err;
+    }
+  }
+
+  /** Decodes, reporting (event and log) what cannot be read; `strict` throws it instead. */
+  #decode<K extends ClusterRecord['kind']>(
+    kv: KeyValue,
+    kind: K,
+    strict = false,
+  ): Extract<ClusterRecord, { kind: K }> | undefined {
+    const decoded = this.#tryDecode(kv);
+    if (decoded instanceof ClusterError) {
+      if (strict) throw decoded;
+      this.#logger.warn({ key: kv.key, err: decoded }, 'cluster record cannot be read');
+      this.emit('invalid', decoded);
+      return undefined;
+    }
+    return decoded?.kind === kind ? (decoded as Extract<ClusterRecord, { kind: K }>) : undefined;
+  }
+
+  async #list(prefix: string, options: CallOptions): Promise<ClusterRecord[]> {
+    const out: ClusterRecord[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.store.list(prefix, {
+        limit: 10_000,
+        ...(after === undefined ? {} : { after }),
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      });
+      for (const kv of page.kvs) {
+        const decoded = this.#tryDecode(kv);
+        if (decoded instanceof ClusterError) {
+          this.#logger.warn({ key: kv.key, err: decoded }, 'cluster record cannot be read');
+          this.emit('invalid', decoded);
+        } else if (decoded !== undefined) out.push(decoded);
+      }
+      if (!page.more) return out;
+      after = page.kvs[page.kvs.length - 1]?.key;
+    }
+  }
+
+  async #listOf<K extends 'host' | 'formation' | 'release' | 'job'>(
+    prefix: string,
+    kind: K,
+    options: CallOptions,
+  ): Promise<RecordOf<K>[]> {
+    this.#open();
+    const out: RecordOf<K>[] = [];
+    for (const r of await this.#list(prefix, options))
+      if (r.kind === kind) out.push((r as unknown as { record: RecordOf<K> }).record);
+    return out;
+  }
+}
