@@ -500,6 +500,99 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
     });
   });
 
+  describe('listeners that throw', () => {
+    /** Whether `p` settles once due work has run (a pending promise stays pending). */
+    async function settles(p: Promise<unknown>): Promise<boolean> {
+      let settled = false;
+      p.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      await clock.advance(0);
+      return settled;
+    }
+
+    it('a throwing elected listener neither wedges the election nor silences the others', async () => {
+      const errors: unknown[] = [];
+      const a = discovery.elect('sched', { id: 'a', ttlMs: 2000 });
+      const heard: string[] = [];
+      a.on('elected', () => {
+        throw new Error('boom in elected');
+      });
+      a.on('elected', () => heard.push('second listener'));
+      a.on('error', (err) => errors.push(err));
+      expect(await settles(a.waitForLeadership())).toBe(true);
+      expect(a.isLeader).toBe(true);
+      expect(heard).toEqual(['second listener']);
+      expect(errors).toEqual([
+        expect.objectContaining({
+          code: 'FLOTILLA_DISCOVERY_LISTENER_FAILED',
+          cause: expect.objectContaining({ message: 'boom in elected' }),
+        }),
+      ]);
+      // It still leads for real: heartbeats go on, and it hands over on resign.
+      for (let i = 0; i < 5; i++) await clock.advance(1000);
+      expect(a.isLeader).toBe(true);
+      const b = discovery.elect('sched', { id: 'b', ttlMs: 2000 });
+      await clock.advance(0);
+      expect(b.isLeader).toBe(false);
+      await a.resign();
+      expect(await settles(b.waitForLeadership())).toBe(true);
+    });
+
+    it('throwing lost and leader listeners do not stop the election either', async () => {
+      const cutOff = new PartitionableStore(store, { clock });
+      const d = new Discovery({ store: cutOff, clock });
+      const a = d.elect('sched', { id: 'a', ttlMs: 2000 });
+      await a.waitForLeadership();
+      a.on('lost', () => {
+        throw new Error('boom in lost');
+      });
+      a.on('leader', () => {
+        throw new Error('boom in leader');
+      });
+      cutOff.partitioned = true;
+      await clock.advance(2000);
+      expect(a.isLeader).toBe(false);
+      cutOff.partitioned = false;
+      await clock.advance(1000);
+      expect(await settles(a.waitForLeadership())).toBe(true);
+      await d.close();
+    });
+
+    it('a throwing lost or restored listener does not stop a registration recovering', async () => {
+      const flaky = new PartitionableStore(store, { clock });
+      const d = new Discovery({ store: flaky, clock });
+      const reg = await d.register({ service: 'web', addr: '127.0.0.1:9', id: 'r', ttlMs: 2000 });
+      const restored: string[] = [];
+      const errors: unknown[] = [];
+      reg.on('lost', () => {
+        throw new Error('boom in lost');
+      });
+      reg.on('restored', () => {
+        throw new Error('boom in restored');
+      });
+      reg.on('restored', (i) => restored.push(i.id));
+      reg.on('error', (err) => errors.push(err));
+      flaky.partitioned = true;
+      await clock.advance(2000);
+      flaky.partitioned = false;
+      await clock.advance(1000);
+      expect(reg.state).toBe('registered');
+      expect(restored).toEqual(['r']);
+      expect(errors.map((e) => (e as { code?: string }).code)).toEqual([
+        'FLOTILLA_DISCOVERY_LISTENER_FAILED',
+        'FLOTILLA_DISCOVERY_LISTENER_FAILED',
+      ]);
+      // Registered once, and it stays so: no loop of losses.
+      for (let i = 0; i < 10; i++) await clock.advance(1000);
+      expect(reg.state).toBe('registered');
+      expect(restored).toEqual(['r']);
+      expect(await discovery.instances('web')).toEqual([expect.objectContaining({ id: 'r' })]);
+      await d.close();
+    });
+  });
+
   describe('close', () => {
     it('closing Discovery deregisters its instances and refuses new calls', async () => {
       await discovery.register({ service: 'web', addr: '127.0.0.1:1' });

@@ -1,7 +1,7 @@
-import { EventEmitter } from 'eventemitter3';
 import { type Clock, type Logger, isFlotillaError, sleep } from '@flotilla/core';
 import type { Lease, Store } from '@flotilla/store';
 import { DiscoveryError, DiscoveryErrorCodes } from './errors.js';
+import { GuardedEmitter } from './internal/guarded-emitter.js';
 
 /** The value stored under an election's key while someone leads. */
 export interface LeaderInfo {
@@ -21,7 +21,12 @@ export interface ElectionEvents {
   lost: (reason: string) => void;
   /** The observed leader changed (`undefined`: nobody leads right now). */
   leader: (leader: LeaderInfo | undefined) => void;
-  /** A store call failed; the campaign retries. */
+  /**
+   * A store call failed (the campaign retries), or a listener of this election threw
+   * (`FLOTILLA_DISCOVERY_LISTENER_FAILED`, the thrown value as `cause`). A throwing listener
+   * changes nothing else: a candidate whose `elected` listener threw still leads, and
+   * `waitForLeadership()` resolves; resign if your leader work could not start.
+   */
   error: (err: unknown) => void;
 }
 
@@ -53,7 +58,7 @@ export interface ElectionContext {
  * election.on('lost', () => scheduler.stop());
  * ```
  */
-export class Election extends EventEmitter<ElectionEvents> implements AsyncDisposable {
+export class Election extends GuardedEmitter<ElectionEvents> implements AsyncDisposable {
   #ctx: ElectionContext;
   #state: 'campaigning' | 'leader' | 'idle' | 'closed' = 'idle';
   #leader: LeaderInfo | undefined;
@@ -65,7 +70,7 @@ export class Election extends EventEmitter<ElectionEvents> implements AsyncDispo
 
   /** @internal */
   constructor(ctx: ElectionContext) {
-    super();
+    super(ctx.logger);
     this.#ctx = ctx;
   }
 
@@ -239,8 +244,8 @@ export class Election extends EventEmitter<ElectionEvents> implements AsyncDispo
     this.#term = term;
     this.#setLeader(info);
     this.#ctx.logger.info({ election: this.#ctx.name, id: this.#ctx.id }, 'elected leader');
-    this.emit('elected');
     for (const w of [...this.#waiters]) w();
+    this.emit('elected');
     // Lead until the lease ends, or until our own clock passes its deadline unrenewed.
     const reason = await new Promise<string>((resolve) => {
       let timer: unknown;

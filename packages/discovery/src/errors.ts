@@ -14,6 +14,11 @@ export const DiscoveryErrorCodes = {
   INVALID_TTL: 'FLOTILLA_DISCOVERY_INVALID_TTL',
   /** An instance id already registered by a live registrant. */
   DUPLICATE_ID: 'FLOTILLA_DISCOVERY_DUPLICATE_ID',
+  /**
+   * A listener of a registration's or an election's event threw. Reported as an `error` event,
+   * with the thrown value as `cause`; the registration or election carries on regardless.
+   */
+  LISTENER_FAILED: 'FLOTILLA_DISCOVERY_LISTENER_FAILED',
   /** The registration, election or discovery was closed. */
   CLOSED: 'FLOTILLA_DISCOVERY_CLOSED',
 } as const;

@@ -1,8 +1,8 @@
-import { EventEmitter } from 'eventemitter3';
 import { type Clock, type Logger, isFlotillaError, sleep } from '@flotilla/core';
 import type { Lease, Store } from '@flotilla/store';
 import { DiscoveryError, DiscoveryErrorCodes } from './errors.js';
 import type { ServiceInstance } from './instance.js';
+import { GuardedEmitter } from './internal/guarded-emitter.js';
 import { validateAddr, validateMeta } from './internal/validate.js';
 
 /** Events of a {@link Registration}. */
@@ -11,7 +11,11 @@ export interface RegistrationEvents {
   lost: (reason: string) => void;
   /** Registered again under a new lease after a loss. */
   restored: (instance: ServiceInstance) => void;
-  /** A re-registration attempt failed; it will be retried. */
+  /**
+   * A re-registration attempt failed (it will be retried), or a listener of this registration
+   * threw (`FLOTILLA_DISCOVERY_LISTENER_FAILED`, the thrown value as `cause`: the registration
+   * carries on as if the listener had returned).
+   */
   error: (err: unknown) => void;
 }
 
@@ -36,11 +40,11 @@ export interface RegistrationContext {
  * A live registration of one instance, kept alive by its lease's heartbeats until
  * {@link close}. If the lease is lost (the store was unreachable past the TTL, or etcd lost its
  * data), the registration re-registers itself under a new lease and emits `lost` then
- * `restored`.
+ * `restored`. A listener that throws is reported as an `error` event and changes nothing else.
  *
  * Created by `Discovery.register()`.
  */
-export class Registration extends EventEmitter<RegistrationEvents> implements AsyncDisposable {
+export class Registration extends GuardedEmitter<RegistrationEvents> implements AsyncDisposable {
   #ctx: RegistrationContext;
   #lease: Lease;
   #instance: ServiceInstance;
@@ -56,7 +60,7 @@ export class Registration extends EventEmitter<RegistrationEvents> implements As
 
   /** @internal */
   constructor(ctx: RegistrationContext, lease: Lease, instance: ServiceInstance) {
-    super();
+    super(ctx.logger);
     this.#ctx = ctx;
     this.#lease = lease;
     this.#instance = instance;
