@@ -11,14 +11,29 @@ import type { DiscoveryEvent } from './instance.js';
 import type { Registration } from './registration.js';
 
 // The same behaviour on the in-memory store and on SQLite, the embedded default.
-const backends: [string, (clock: ManualClock) => { store: Store; cleanup: () => void }][] = [
-  ['MemoryStore', (clock) => ({ store: new MemoryStore({ clock }), cleanup: () => undefined })],
+// `historyLimit`: how many changes the store keeps for watches that resume (real compaction).
+const backends: [
+  string,
+  (clock: ManualClock, historyLimit?: number) => { store: Store; cleanup: () => void },
+][] = [
+  [
+    'MemoryStore',
+    (clock, historyLimit) => ({
+      store: new MemoryStore({ clock, ...(historyLimit === undefined ? {} : { historyLimit }) }),
+      cleanup: () => undefined,
+    }),
+  ],
   [
     'SqliteStore',
-    (clock) => {
+    (clock, historyLimit) => {
       const dir = mkdtempSync(join(tmpdir(), 'flotilla-discovery-'));
       return {
-        store: new SqliteStore({ path: join(dir, 'state.db'), clock, synchronous: 'normal' }),
+        store: new SqliteStore({
+          path: join(dir, 'state.db'),
+          clock,
+          synchronous: 'normal',
+          ...(historyLimit === undefined ? {} : { historyLimit }),
+        }),
         cleanup: () => rmSync(dir, { recursive: true, force: true }),
       };
     },
@@ -111,10 +126,10 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
   }
 
   /** Starts a watch; calling the result pulls its next event. */
-  function watching(service: string, readyOnly = false): Watching {
+  function watching(service: string, readyOnly = false, from: Discovery = discovery): Watching {
     const controller = new AbortController();
     controllers.push(controller);
-    const it = discovery.watch(service, { signal: controller.signal, readyOnly });
+    const it = from.watch(service, { signal: controller.signal, readyOnly });
     let pending: Promise<IteratorResult<DiscoveryEvent>> | undefined;
     const take = (r: IteratorResult<DiscoveryEvent>): DiscoveryEvent => {
       pending = undefined;
@@ -261,6 +276,71 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
       await discovery.register({ service: 'web2', addr: '127.0.0.1:1' });
       await discovery.register({ service: 'we', addr: '127.0.0.1:1' });
       expect(await next.maybe()).toBeUndefined();
+    });
+
+    it('lists again when the store compacts past a lagging watch, and emits the difference', async () => {
+      const small = make(clock, 4);
+      const d = new Discovery({ store: small.store, clock });
+      const reg = (id: string): Promise<Registration> =>
+        d.register({ service: 'web', addr: '127.0.0.1:1', id, ttlMs: 2000 });
+      const [a, b, c] = [await reg('a'), await reg('b'), await reg('c')];
+      const next = watching('web', false, d);
+      const first = await next();
+      expect(first).toEqual({ kind: 'current', instances: [a, b, c].map((r) => r.instance) });
+      const listedAt = await small.store.revision();
+      // The consumer lags behind while far more changes happen than the store keeps.
+      await b.close();
+      const e = await reg('e');
+      await a.update({ meta: { release: 'v2' } });
+      for (let i = 0; i < 40; i++) await c.setReady(i % 2 === 0); // ends as it began
+      const stale = small.store.watch('web', { fromRevision: listedAt + 1 });
+      await expect(stale[Symbol.asyncIterator]().next()).rejects.toMatchObject({
+        code: 'FLOTILLA_STORE_COMPACTED',
+      });
+      // The watch lists again and emits the difference only, in key order: none of c's flips.
+      expect([await next(), await next(), await next()]).toEqual([
+        { kind: 'update', instance: a.instance },
+        { kind: 'down', instance: expect.objectContaining({ id: 'b' }) },
+        { kind: 'up', instance: e.instance },
+      ]);
+      expect(await next.maybe()).toBeUndefined();
+      // And it goes on watching from the new list.
+      await e.close();
+      expect(await next()).toMatchObject({ kind: 'down', instance: { id: 'e' } });
+      for (const c of controllers.splice(0)) c.abort();
+      await d.close();
+      await small.store.close();
+      small.cleanup();
+    });
+
+    it('backs off and resumes, missing nothing, when the store is unreachable', async () => {
+      const view = new PartitionableStore(store, { clock });
+      const d = new Discovery({ store: view, clock });
+      const next = watching('web', false, d);
+      expect(await next()).toEqual({ kind: 'current', instances: [] });
+      view.partitioned = true;
+      await discovery.register({ service: 'web', addr: '127.0.0.1:1', id: 'x' });
+      const ev = next();
+      await clock.advance(100); // first retry: still unreachable
+      await clock.advance(200);
+      expect(await next.maybe()).toBeUndefined();
+      view.partitioned = false;
+      await clock.advance(400);
+      expect(await ev).toMatchObject({ kind: 'up', instance: { id: 'x' } });
+      await d.close();
+    });
+
+    it('backs off and retries its first list when the store is unreachable', async () => {
+      await discovery.register({ service: 'web', addr: '127.0.0.1:1', id: 'x' });
+      const view = new PartitionableStore(store, { clock });
+      view.partitioned = true;
+      const d = new Discovery({ store: view, clock });
+      const next = watching('web', false, d);
+      expect(await next.maybe()).toBeUndefined();
+      view.partitioned = false;
+      await clock.advance(100);
+      expect(await next()).toMatchObject({ kind: 'current', instances: [{ id: 'x' }] });
+      await d.close();
     });
 
     it('ends when its signal aborts', async () => {

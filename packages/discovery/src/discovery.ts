@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { type Clock, type Logger, silentLogger, systemClock } from '@flotilla/core';
 import {
-  type Clock,
-  type Logger,
-  isFlotillaError,
-  silentLogger,
-  systemClock,
-} from '@flotilla/core';
-import type { CallOptions, KeyValue, Store } from '@flotilla/store';
+  type CallOptions,
+  type KeyValue,
+  type Store,
+  compareKeys,
+  listAndWatch,
+} from '@flotilla/store';
 import { Election } from './election.js';
 import { DiscoveryError, DiscoveryErrorCodes } from './errors.js';
 import type { DiscoveryEvent, ServiceInstance } from './instance.js';
@@ -215,9 +215,13 @@ export class Discovery implements AsyncDisposable {
 
   /**
    * Watches a service: first a `current` snapshot, then `up`, `update` and `down` events, with
-   * nothing missed in between. If the store compacts past this watch (a long disconnect), it
-   * lists again and emits the difference as events, so the consumer's view stays exact.
+   * nothing missed in between. If the store compacts past this watch (a consumer that lags, a
+   * long disconnect), it lists again and emits the difference as events, in key order, so the
+   * consumer's view stays exact. While the store fails with a retryable error (unreachable), it
+   * backs off on the Discovery's clock and resumes where it was; other errors are thrown.
    * Ends when `signal` aborts.
+   *
+   * Built on `listAndWatch` from `@flotilla/store`, the one list / watch / relist loop.
    */
   async *watch(
     service: string,
@@ -230,64 +234,49 @@ export class Discovery implements AsyncDisposable {
     const visible = (i: ServiceInstance | undefined): i is ServiceInstance =>
       i !== undefined && (!readyOnly || i.ready);
     const prefix = this.#servicePrefix(service);
-    const known = new Map<string, ServiceInstance>();
-
-    const snapshot = async (): Promise<number | undefined> => {
-      try {
-        const res = await this.#store.list(prefix, signal === undefined ? {} : { signal });
-        known.clear();
-        for (const i of this.#parseAll(res.kvs)) known.set(i.id, i);
-        return res.revision;
-      } catch (err) {
-        if (signal?.aborted === true) return undefined;
-        throw err;
-      }
-    };
-
-    let revision = await snapshot();
-    if (revision === undefined) return;
-    yield { kind: 'current', instances: [...known.values()].filter(visible) };
-
-    for (;;) {
-      try {
-        for await (const ev of this.#store.watch(prefix, {
-          fromRevision: revision + 1,
-          ...(signal === undefined ? {} : { signal }),
-        })) {
-          revision = ev.revision;
-          const id = ev.kv.key.slice(prefix.length);
-          const before = known.get(id);
-          let after: ServiceInstance | undefined;
-          if (ev.type === 'put') {
-            after = this.#parse(ev.kv);
-            if (after === undefined) continue;
-            known.set(id, after);
-          } else {
-            known.delete(id);
-          }
-          const out = transition(before, after, visible);
-          if (out !== undefined) yield out;
+    /** Instances by key, as of the last snapshot and the changes since. */
+    let known = new Map<string, ServiceInstance>();
+    const items = listAndWatch(this.#store, prefix, {
+      ...(signal === undefined ? {} : { signal }),
+      clock: this.#clock,
+      onRetry: (err, delayMs) =>
+        this.#logger.warn({ err, service, delayMs }, 'watch failed, retrying'),
+    });
+    for await (const item of items) {
+      if (item.type === 'snapshot') {
+        const listed = new Map<string, ServiceInstance>();
+        for (const kv of item.kvs) {
+          const i = this.#parse(kv);
+          if (i !== undefined) listed.set(kv.key, i);
         }
-        return;
-      } catch (err) {
-        if (signal?.aborted === true) return;
-        if (!isFlotillaError(err, 'FLOTILLA_STORE_COMPACTED')) throw err;
-        // We fell behind compaction: list again and emit what changed.
-        const before = new Map(known);
-        const next = await snapshot();
-        if (next === undefined) return;
-        revision = next;
+        const before = known;
+        known = listed;
+        if (!item.reset) {
+          yield { kind: 'current', instances: [...listed.values()].filter(visible) };
+          continue;
+        }
+        // We fell behind compaction and listed again: emit what changed meanwhile.
         this.#logger.warn({ service }, 'watch compacted, resynchronised from a new list');
-        for (const [id, old] of before) {
-          const out = transition(old, known.get(id), visible);
+        const keys = [...new Set([...before.keys(), ...listed.keys()])].sort(compareKeys);
+        for (const key of keys) {
+          const out = transition(before.get(key), listed.get(key), visible);
           if (out !== undefined) yield out;
         }
-        for (const [id, cur] of known) {
-          if (before.has(id)) continue;
-          const out = transition(undefined, cur, visible);
-          if (out !== undefined) yield out;
-        }
+        continue;
       }
+      const { event } = item;
+      const key = event.kv.key;
+      const before = known.get(key);
+      let after: ServiceInstance | undefined;
+      if (event.type === 'put') {
+        after = this.#parse(event.kv);
+        if (after === undefined) continue;
+        known.set(key, after);
+      } else {
+        known.delete(key);
+      }
+      const out = transition(before, after, visible);
+      if (out !== undefined) yield out;
     }
   }
 
