@@ -56,9 +56,11 @@ export type ClusterRecord =
   | { readonly kind: 'scheduler-epoch'; readonly record: SchedulerEpoch };
 
 function invalid(key: string, message: string, cause?: unknown): ClusterError {
+  const path = cause instanceof ClusterError ? cause.path : undefined;
   return new ClusterError(ClusterErrorCodes.INVALID_RECORD, `record at ${key} ${message}`, {
     key,
     cause,
+    ...(path === undefined ? {} : { path }),
   });
 }
 
@@ -79,12 +81,15 @@ function check<T>(kv: KeyValue, validate: (v: unknown) => T): T {
   }
 }
 
-function match(key: string, what: string, got: string, want: string): void {
-  if (got !== want)
-    throw invalid(
-      key,
-      `holds ${what} ${JSON.stringify(got)}, but its key says ${JSON.stringify(want)}`,
-    );
+/** The id at `path` in the record must be the one in its key; the cause names the field. */
+function match(key: string, path: string, got: string, want: string): void {
+  if (got === want) return;
+  const why = `holds ${JSON.stringify(got)}, but its key says ${JSON.stringify(want)}`;
+  throw invalid(
+    key,
+    `is not valid: ${path} ${why}`,
+    new ClusterError(ClusterErrorCodes.INVALID_RECORD, `${path} ${why}`, { path }),
+  );
 }
 
 /**
@@ -101,7 +106,7 @@ export function decodeRecord(keys: ClusterKeys, kv: KeyValue): ClusterRecord | u
       throw invalid(kv.key, `is not a key of the cluster layout: ${where.reason}`);
     case 'host': {
       const record = check(kv, validateHostRecord);
-      match(kv.key, 'host id', record.id, where.hostId);
+      match(kv.key, 'host.id', record.id, where.hostId);
       return { kind: 'host', hostId: where.hostId, record };
     }
     case 'heartbeat':
@@ -116,16 +121,17 @@ export function decodeRecord(keys: ClusterKeys, kv: KeyValue): ClusterRecord | u
         where.kind === 'formation'
           ? check(kv, validateFormation)
           : check(kv, validateReleaseRecord);
-      match(kv.key, 'app', record.app, where.app);
-      match(kv.key, 'release', record.release, where.release);
+      const what = where.kind === 'formation' ? 'formation' : 'release';
+      match(kv.key, `${what}.app`, record.app, where.app);
+      match(kv.key, `${what}.release`, record.release, where.release);
       return where.kind === 'formation'
         ? { ...where, kind: 'formation', record: record as Formation }
         : { ...where, kind: 'release', record: record as ReleaseRecord };
     }
     case 'job': {
       const record = check(kv, validateJobRecord);
-      match(kv.key, 'job id', record.id, where.jobId);
-      match(kv.key, 'host id', record.hostId, where.hostId);
+      match(kv.key, 'job.id', record.id, where.jobId);
+      match(kv.key, 'job.hostId', record.hostId, where.hostId);
       return { ...where, kind: 'job', record };
     }
     case 'job-status':

@@ -240,6 +240,13 @@ export interface ReleaseRecord {
 const TIME_MAX = 8.64e15;
 const CONFIG_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SHA256 = /^[0-9a-f]{64}$/;
+/** An image reference: no whitespace, and no leading `-` that an engine's CLI would read as a flag. */
+const IMAGE = /^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$/;
+
+/** Entries sorted by key, so that equal records serialise alike whatever order they came in. */
+function sortedEntries(o: Record<string, unknown>): [string, unknown][] {
+  return Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
 
 function resources(v: unknown, path: string, min: number): Resources {
   const o = object(v, path);
@@ -391,7 +398,15 @@ function healthCheck(v: unknown, path: string): HealthCheck {
 function artifact(v: unknown, path: string): Artifact {
   const o = object(v, path);
   const type = oneOf(o.type, `${path}.type`, ['slug', 'image'] as const);
-  if (type === 'image') return { type, image: nonEmpty(o.image, `${path}.image`, 512) };
+  if (type === 'image') {
+    const image = nonEmpty(o.image, `${path}.image`, 512);
+    if (!IMAGE.test(image))
+      fail(
+        `${path}.image`,
+        `must be an image reference (A-Z a-z 0-9 . _ - / : @ +, starting with a letter or digit), got ${JSON.stringify(image.slice(0, 40))}`,
+      );
+    return { type, image };
+  }
   const url = nonEmpty(o.url, `${path}.url`, 4096);
   if (!/^(file|https?):\/\//.test(url))
     fail(
@@ -407,19 +422,18 @@ function artifact(v: unknown, path: string): Artifact {
 export function validateReleaseRecord(v: unknown, path = 'release'): ReleaseRecord {
   const o = object(v, path);
   const config: Record<string, string> = {};
-  for (const [name, value] of Object.entries(object(o.config, `${path}.config`)).sort(([a], [b]) =>
-    a < b ? -1 : a > b ? 1 : 0,
-  )) {
-    if (!CONFIG_NAME.test(name) || name.length > 256)
+  for (const [name, value] of sortedEntries(object(o.config, `${path}.config`))) {
+    // `__proto__` would be dropped by the assignment below: refused, not lost.
+    if (!CONFIG_NAME.test(name) || name.length > 256 || name === '__proto__')
       fail(
         `${path}.config`,
-        `has an invalid variable name ${JSON.stringify(name.slice(0, 40))}: use A-Z a-z 0-9 _, not starting with a digit`,
+        `has an invalid variable name ${JSON.stringify(name.slice(0, 40))}: use A-Z a-z 0-9 _, not starting with a digit, at most 256 characters, not __proto__`,
       );
     config[name] = string(value, `${path}.config.${name}`, 256 * 1024);
   }
   const processes: Record<string, ProcessDefinition> = {};
   const raw = object(o.processes, `${path}.processes`);
-  for (const [type, def] of Object.entries(raw)) {
+  for (const [type, def] of sortedEntries(raw)) {
     const q = `${path}.processes.${type}`;
     id(type, q, 'process type');
     const d = object(def, q);
