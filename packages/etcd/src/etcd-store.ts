@@ -1,6 +1,5 @@
 import type { Clock, Logger, TimerHandle } from '@flotilla/core';
 import {
-  byteLength,
   type CallOptions,
   closedError,
   DEFAULT_LIMITS,
@@ -9,10 +8,12 @@ import {
   type KeyValue,
   type Lease,
   LeaseKeeper,
+  leaseNotFoundError,
   type ListOptions,
   type ListResult,
   type PutOptions,
   type PutResult,
+  showKey,
   type Store,
   StoreError,
   StoreErrorCodes,
@@ -23,10 +24,10 @@ import {
   validateKey,
   validateList,
   validatePrefix,
+  validatePut,
   validateRevision,
   validateTtl,
   validateTxn,
-  validateValue,
   type WatchEvent,
   type WatchOptions,
 } from '@flotilla/store';
@@ -56,6 +57,8 @@ interface TrackedLease {
 const EXPIRY_SLACK_MS = 750;
 /** How soon to check a lease again when etcd could not be asked. */
 const EXPIRY_RETRY_MS = 1000;
+/** The longest delay a Node timer keeps (a longer one fires at once). */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * The Flotilla `Store` on a real etcd v3 cluster, through the `etcd3` client: versioned keys,
@@ -123,8 +126,8 @@ export class EtcdStore implements Store {
       options,
       'read',
       () => {
-        validateKey(key);
-        return { what: `get of ${JSON.stringify(key)}`, key };
+        validateKey(key, 'key', this.limits);
+        return { what: `get of ${showKey(key)}`, key };
       },
       async (grpcOptions) => {
         const res = await this.#client.kv.range({ key: this.#keys.key(key) }, grpcOptions);
@@ -139,8 +142,8 @@ export class EtcdStore implements Store {
       options,
       'read',
       () => {
-        validateList(prefix, options);
-        return { what: `list of ${JSON.stringify(prefix)}` };
+        validateList(prefix, options, this.limits);
+        return { what: `list of ${showKey(prefix)}` };
       },
       async (grpcOptions) => {
         const res = await this.#client.kv.range(
@@ -161,26 +164,9 @@ export class EtcdStore implements Store {
       options,
       'write',
       () => {
-        validateKey(key);
-        const size = validateValue(key, value, this.limits) + byteLength(key);
-        if (size > this.limits.maxRequestBytes) {
-          throw new StoreError(
-            StoreErrorCodes.TOO_LARGE,
-            `put of ${JSON.stringify(key)} carries ${size} bytes, over the request limit of ${this.limits.maxRequestBytes}`,
-            { key },
-          );
-        }
-        if (options.lease !== undefined && typeof options.lease !== 'string') {
-          throw new StoreError(
-            StoreErrorCodes.INVALID_ARGUMENT,
-            'lease must be a lease id string',
-            {
-              key,
-            },
-          );
-        }
+        validatePut(key, value, options, this.limits);
         return {
-          what: `put of ${JSON.stringify(key)}`,
+          what: `put of ${showKey(key)}`,
           key,
           ...(options.lease === undefined ? {} : { lease: options.lease }),
         };
@@ -204,8 +190,8 @@ export class EtcdStore implements Store {
       options,
       'write',
       () => {
-        validateKey(key);
-        return { what: `delete of ${JSON.stringify(key)}`, key };
+        validateKey(key, 'key', this.limits);
+        return { what: `delete of ${showKey(key)}`, key };
       },
       async (grpcOptions) => {
         const res = await this.#client.kv.deleteRange({ key: this.#keys.key(key) }, grpcOptions);
@@ -219,8 +205,8 @@ export class EtcdStore implements Store {
       options,
       'write',
       () => {
-        validatePrefix(prefix);
-        return { what: `delete of prefix ${JSON.stringify(prefix)}` };
+        validatePrefix(prefix, this.limits);
+        return { what: `delete of prefix ${showKey(prefix)}` };
       },
       async (grpcOptions) => {
         const res = await this.#client.kv.deleteRange(this.#keys.range(prefix), grpcOptions);
@@ -276,7 +262,7 @@ export class EtcdStore implements Store {
    */
   watch(prefix: string, options: WatchOptions = {}): AsyncIterable<WatchEvent> {
     if (this.#closed) throw closedError();
-    validatePrefix(prefix);
+    validatePrefix(prefix, this.limits);
     if (options.fromRevision !== undefined) validateRevision(options.fromRevision, 'fromRevision');
     if (options.signal?.aborted === true) return new EventQueue<WatchEvent>(options.signal);
     // The queue calls back when the consumer stops (break, abort, close): stop the stream.
@@ -443,10 +429,14 @@ export class EtcdStore implements Store {
    */
   #checkExpiryIn(tracked: TrackedLease, ms: number): void {
     if (tracked.timer !== undefined) this.#clock.clearTimeout(tracked.timer);
-    tracked.timer = this.#clock.setTimeout(() => {
-      tracked.timer = undefined;
-      void this.#checkExpiry(tracked);
-    }, ms);
+    // A check that comes early only asks etcd again; one past a timer's range would fire at once.
+    tracked.timer = this.#clock.setTimeout(
+      () => {
+        tracked.timer = undefined;
+        void this.#checkExpiry(tracked);
+      },
+      Math.min(ms, MAX_TIMER_MS),
+    );
   }
 
   async #checkExpiry(tracked: TrackedLease): Promise<void> {
@@ -496,13 +486,7 @@ export class EtcdStore implements Store {
         }),
         options?.signal,
       );
-      if (ttl <= 0) {
-        throw new StoreError(
-          StoreErrorCodes.LEASE_NOT_FOUND,
-          `lease ${id} has expired or was revoked: grant a new one`,
-          { lease: id },
-        );
-      }
+      if (ttl <= 0) throw leaseNotFoundError(id, { what: context.what });
       const tracked = this.#leases.get(id);
       if (tracked !== undefined) this.#checkExpiryIn(tracked, ttl * 1000 + EXPIRY_SLACK_MS);
     } catch (err) {

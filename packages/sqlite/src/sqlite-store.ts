@@ -1,20 +1,22 @@
 import { type Clock, type Logger, silentLogger, systemClock } from '@flotilla/core';
 import {
   closedError,
-  DEFAULT_LIMITS,
+  compactedError,
   evaluateCompare,
   EventQueue,
   LeaseKeeper,
+  leaseNotFoundError,
+  resolveLimits,
   StoreError,
   StoreErrorCodes,
   throwIfAborted,
   validateKey,
   validateList,
   validatePrefix,
+  validatePut,
   validateRevision,
   validateTtl,
   validateTxn,
-  validateValue,
 } from '@flotilla/store';
 import type {
   CallOptions,
@@ -70,7 +72,10 @@ export interface SqliteStoreOptions {
   readonly synchronous?: 'full' | 'normal';
   /** A pino-compatible logger (default: silent). */
   readonly logger?: Logger;
-  /** Override the limits (default: etcd's, `DEFAULT_LIMITS` of `@flotilla/store`). */
+  /**
+   * Override the limits (default: etcd's, `DEFAULT_LIMITS` of `@flotilla/store`); each a
+   * positive integer, or the constructor throws `FLOTILLA_STORE_INVALID_ARGUMENT`.
+   */
   readonly limits?: Partial<StoreLimits>;
 }
 
@@ -171,7 +176,7 @@ export class SqliteStore implements Store {
       );
     }
     this.path = options.path;
-    this.limits = Object.freeze({ ...DEFAULT_LIMITS, ...options.limits });
+    this.limits = resolveLimits(options.limits);
     this.#historyLimit = historyLimit;
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
@@ -220,7 +225,7 @@ export class SqliteStore implements Store {
   /** Reads one key; `undefined` when absent. */
   get(key: string, options?: CallOptions): Promise<KeyValue | undefined> {
     return this.#run(options, () => {
-      validateKey(key);
+      validateKey(key, 'key', this.limits);
       return this.#get(key);
     });
   }
@@ -228,7 +233,7 @@ export class SqliteStore implements Store {
   /** Reads the keys that start with `prefix` in UTF-8 byte order, one index range scan. */
   list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
     return this.#run(options, () => {
-      validateList(prefix, options);
+      validateList(prefix, options, this.limits);
       const limit = options.limit ?? Infinity;
       const { after } = options;
       const [low, high] = prefixRange(prefix);
@@ -251,15 +256,7 @@ export class SqliteStore implements Store {
   /** Writes a key; it is on disk when the promise resolves. */
   put(key: string, value: string, options: PutOptions = {}): Promise<PutResult> {
     return this.#run(options, () => {
-      validateKey(key);
-      validateValue(key, value, this.limits);
-      if (key.length + value.length > this.limits.maxRequestBytes) {
-        throw new StoreError(
-          StoreErrorCodes.TOO_LARGE,
-          `put of ${JSON.stringify(key)} is over the request limit`,
-          { key },
-        );
-      }
+      validatePut(key, value, options, this.limits);
       if (options.lease !== undefined) this.#requireLease(options.lease);
       this.#write((p) => this.#applyPut(key, value, options.lease, p));
       return { revision: this.#revision };
@@ -269,7 +266,7 @@ export class SqliteStore implements Store {
   /** Deletes a key; deleting an absent key writes nothing and keeps the revision. */
   delete(key: string, options?: CallOptions): Promise<DeleteResult> {
     return this.#run(options, () => {
-      validateKey(key);
+      validateKey(key, 'key', this.limits);
       const deleted = this.#write((p) => (this.#applyDelete(key, p) ? 1 : 0));
       return { revision: this.#revision, deleted };
     });
@@ -278,7 +275,7 @@ export class SqliteStore implements Store {
   /** Deletes every key under `prefix` in one revision and one SQLite transaction. */
   deletePrefix(prefix: string, options?: CallOptions): Promise<DeleteResult> {
     return this.#run(options, () => {
-      validatePrefix(prefix);
+      validatePrefix(prefix, this.limits);
       const deleted = this.#write((p) => this.#applyDeletePrefix(prefix, p));
       return { revision: this.#revision, deleted };
     });
@@ -354,7 +351,7 @@ export class SqliteStore implements Store {
    */
   watch(prefix: string, options: WatchOptions = {}): AsyncIterable<WatchEvent> {
     if (this.#closed) throw closedError();
-    validatePrefix(prefix);
+    validatePrefix(prefix, this.limits);
     if (options.fromRevision !== undefined) validateRevision(options.fromRevision, 'fromRevision');
     if (options.signal?.aborted === true) {
       // Not through the watcher below: its queue would end, and call back, before the
@@ -370,7 +367,7 @@ export class SqliteStore implements Store {
     };
     if (options.fromRevision !== undefined) {
       if (options.fromRevision < this.#compactRevision) {
-        watcher.queue.fail(this.#compactedError(options.fromRevision));
+        watcher.queue.fail(compactedError(options.fromRevision, this.#compactRevision));
         return watcher.queue;
       }
       try {
@@ -558,21 +555,7 @@ export class SqliteStore implements Store {
   }
 
   #requireLease(id: LeaseId): void {
-    if (!this.#leases.has(id)) {
-      throw new StoreError(
-        StoreErrorCodes.LEASE_NOT_FOUND,
-        `lease ${id} does not exist (it expired or was revoked): grant a new one`,
-        { lease: id },
-      );
-    }
-  }
-
-  #compactedError(from: number): StoreError {
-    return new StoreError(
-      StoreErrorCodes.COMPACTED,
-      `revision ${from} has been compacted (oldest available: ${this.#compactRevision}): list again and watch from the list's revision + 1`,
-      { compactRevision: this.#compactRevision },
-    );
+    if (!this.#leases.has(id)) throw leaseNotFoundError(id);
   }
 
   #arm(id: LeaseId, lease: SqliteLease, ms = lease.ttlMs): void {
@@ -599,13 +582,7 @@ export class SqliteStore implements Store {
   #renew(id: LeaseId, options?: CallOptions): Promise<void> {
     return this.#run(options, () => {
       const lease = this.#leases.get(id);
-      if (lease === undefined) {
-        throw new StoreError(
-          StoreErrorCodes.LEASE_NOT_FOUND,
-          `lease ${id} has expired or was revoked: grant a new one`,
-          { lease: id },
-        );
-      }
+      if (lease === undefined) throw leaseNotFoundError(id);
       this.#arm(id, lease);
     });
   }

@@ -62,3 +62,83 @@ export class StoreError extends FlotillaError<StoreErrorCode> {
     this.compactRevision = details.compactRevision;
   }
 }
+
+/** Shows a key (or any user text) in a message: JSON-quoted, and cut to 80 characters. */
+export function showKey(key: string, max = 80): string {
+  if (key.length <= max) return JSON.stringify(key);
+  let end = max - 1;
+  // Never split a surrogate pair: half of one has no UTF-8 form.
+  if (/[\ud800-\udbff]/.test(key.charAt(end - 1))) end--;
+  return `${JSON.stringify(key.slice(0, end))}… (${key.length} characters)`;
+}
+
+/**
+ * The `FLOTILLA_STORE_CLOSED` error every backend throws once closed, from every call,
+ * watch and lease handle.
+ *
+ * @param what - what is closed, for the message (default `'store'`).
+ * @param cause - the engine's own error, when the engine reported the close.
+ */
+export function closedError(what = 'store', cause?: unknown): StoreError {
+  return new StoreError(
+    StoreErrorCodes.CLOSED,
+    `the ${what} is closed: create a new one`,
+    cause === undefined ? {} : { cause },
+  );
+}
+
+/** Options of {@link leaseNotFoundError}. */
+export interface LeaseNotFoundOptions {
+  /** The call that failed, e.g. `put of "hosts/a"`, to start the message with. */
+  readonly what?: string;
+  /** The key concerned, when there is one. */
+  readonly key?: string;
+  /** The engine's own error. */
+  readonly cause?: unknown;
+}
+
+/**
+ * The `FLOTILLA_STORE_LEASE_NOT_FOUND` error every backend throws for a put or renewal of a
+ * lease that expired or was revoked (or never existed).
+ *
+ * @param lease - the lease id, when known (etcd does not say which lease of a txn is missing).
+ */
+export function leaseNotFoundError(
+  lease: string | undefined,
+  options: LeaseNotFoundOptions = {},
+): StoreError {
+  const which = lease === undefined ? 'the lease' : `lease ${showKey(lease, 40)}`;
+  const what = options.what === undefined ? '' : `${options.what} failed: `;
+  return new StoreError(
+    StoreErrorCodes.LEASE_NOT_FOUND,
+    `${what}${which} does not exist (it expired or was revoked): grant a new one`,
+    {
+      ...(lease === undefined ? {} : { lease }),
+      ...(options.key === undefined ? {} : { key: options.key }),
+      ...(options.cause === undefined ? {} : { cause: options.cause }),
+    },
+  );
+}
+
+/**
+ * The `FLOTILLA_STORE_COMPACTED` error every backend fails a watch with when the revision it
+ * asked for is older than the compaction point (or the history is otherwise gone).
+ *
+ * @param fromRevision - the revision the watch asked for, when known.
+ * @param compactRevision - the oldest revision a watch may start from now.
+ * @param why - says why, when it is not a plain compaction (etcd lost its history, say).
+ */
+export function compactedError(
+  fromRevision: number | undefined,
+  compactRevision: number,
+  why?: string,
+): StoreError {
+  const reason =
+    why ??
+    `revision ${fromRevision ?? '?'} has been compacted (oldest available: ${compactRevision})`;
+  return new StoreError(
+    StoreErrorCodes.COMPACTED,
+    `${reason}: list again and watch from the list's revision + 1`,
+    { compactRevision },
+  );
+}

@@ -32,8 +32,15 @@ export { MemoryStore } from './memory-store.js';
 export type { MemoryStoreOptions } from './memory-store.js';
 export { getJson, parseJson, putJson, toJson } from './json.js';
 export type { JsonEntry } from './json.js';
-export { StoreError, StoreErrorCodes } from './errors.js';
-export type { StoreErrorCode, StoreErrorDetails } from './errors.js';
+export {
+  closedError,
+  compactedError,
+  leaseNotFoundError,
+  showKey,
+  StoreError,
+  StoreErrorCodes,
+} from './errors.js';
+export type { LeaseNotFoundOptions, StoreErrorCode, StoreErrorDetails } from './errors.js';
 export { byteLength, compareKeys } from './keys.js';
 export { evaluateCompare } from './compare.js';
 export { EventQueue } from './event-queue.js';
@@ -42,12 +49,14 @@ export { listAndWatch } from './list-and-watch.js';
 export type { ListAndWatchOptions, ListWatchItem } from './list-and-watch.js';
 export type { LeaseBackend } from './lease-keeper.js';
 export {
-  closedError,
   DEFAULT_LIMITS,
+  MAX_LEASE_TTL_MS,
+  resolveLimits,
   throwIfAborted,
   validateKey,
   validateList,
   validatePrefix,
+  validatePut,
   validateRevision,
   validateTtl,
   validateTxn,

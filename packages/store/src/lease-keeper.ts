@@ -1,5 +1,5 @@
 import { type Clock, systemClock } from '@flotilla/core';
-import { StoreError, StoreErrorCodes } from './errors.js';
+import { closedError, leaseNotFoundError, StoreError, StoreErrorCodes } from './errors.js';
 import type { CallOptions, Lease, LeaseEndReason, LeaseId } from './store.js';
 import { throwIfAborted } from './validate.js';
 
@@ -15,12 +15,18 @@ export interface LeaseBackend {
  * The {@link Lease} every backend hands out: keep-alive loop on an injectable clock, idempotent
  * revoke, and the `ended` promise. The backend calls {@link LeaseKeeper.end} when it learns the
  * lease is gone (expired, revoked elsewhere, store closed).
+ *
+ * Once ended, `renew` and `keepAlive` reject with `FLOTILLA_STORE_CLOSED` if the store closed,
+ * else `FLOTILLA_STORE_LEASE_NOT_FOUND`; `revoke` resolves if the lease expired or was revoked
+ * (its keys are gone) and rejects with `FLOTILLA_STORE_CLOSED` if the store closed (its keys
+ * were not deleted: they go when the TTL runs out).
  */
 export class LeaseKeeper implements Lease {
   readonly id: LeaseId;
   readonly ttlMs: number;
   readonly ended: Promise<LeaseEndReason>;
   #state: 'active' | 'ended' = 'active';
+  #endReason: LeaseEndReason | undefined;
   #resolveEnded!: (reason: LeaseEndReason) => void;
   #backend: LeaseBackend;
   #clock: Clock;
@@ -67,6 +73,7 @@ export class LeaseKeeper implements Lease {
   end(reason: LeaseEndReason): void {
     if (this.#state === 'ended') return;
     this.#state = 'ended';
+    this.#endReason = reason;
     this.#keeping = false;
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -75,18 +82,19 @@ export class LeaseKeeper implements Lease {
 
   async renew(options?: CallOptions): Promise<void> {
     throwIfAborted(options);
-    if (this.#state === 'ended') throw this.#notFound();
+    if (this.#state === 'ended') throw this.#endedError();
     try {
       await this.#renewOnce(options);
     } catch (err) {
       if (err instanceof StoreError && err.code === StoreErrorCodes.LEASE_NOT_FOUND)
         this.end('expired');
+      else if (err instanceof StoreError && err.code === StoreErrorCodes.CLOSED) this.end('closed');
       throw err;
     }
   }
 
   async keepAlive(options?: CallOptions): Promise<void> {
-    if (this.#state === 'ended') throw this.#notFound();
+    if (this.#state === 'ended') throw this.#endedError();
     await this.renew(options);
     if (this.#keeping || this.state === 'ended') return;
     this.#keeping = true;
@@ -111,7 +119,10 @@ export class LeaseKeeper implements Lease {
   }
 
   async revoke(options?: CallOptions): Promise<void> {
-    if (this.#state === 'ended') return;
+    if (this.#state === 'ended') {
+      if (this.#endReason === 'closed') throw this.#endedError();
+      return;
+    }
     this.#keeping = false;
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -127,11 +138,8 @@ export class LeaseKeeper implements Lease {
     }
   }
 
-  #notFound(): StoreError {
-    return new StoreError(
-      StoreErrorCodes.LEASE_NOT_FOUND,
-      `lease ${this.id} has ended: grant a new one`,
-      { lease: this.id },
-    );
+  /** Why a call on an ended lease fails: its store closed, or the lease itself is gone. */
+  #endedError(): StoreError {
+    return this.#endReason === 'closed' ? closedError() : leaseNotFoundError(this.id);
   }
 }

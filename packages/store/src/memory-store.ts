@@ -1,21 +1,26 @@
 import { type Clock, systemClock } from '@flotilla/core';
 import { evaluateCompare } from './compare.js';
 import { EventQueue } from './event-queue.js';
-import { byteLength, compareKeys } from './keys.js';
+import { compareKeys } from './keys.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import {
-  closedError,
-  DEFAULT_LIMITS,
+  resolveLimits,
   throwIfAborted,
   validateKey,
   validateList,
   validatePrefix,
+  validatePut,
   validateRevision,
   validateTtl,
   validateTxn,
-  validateValue,
 } from './validate.js';
-import { StoreError, StoreErrorCodes } from './errors.js';
+import {
+  closedError,
+  compactedError,
+  leaseNotFoundError,
+  StoreError,
+  StoreErrorCodes,
+} from './errors.js';
 import type {
   CallOptions,
   DeleteResult,
@@ -45,7 +50,10 @@ export interface MemoryStoreOptions {
    * Older ones are compacted away, as etcd's auto-compaction does.
    */
   readonly historyLimit?: number;
-  /** Override the limits (default: etcd's, {@link DEFAULT_LIMITS}). */
+  /**
+   * Override the limits (default: etcd's, {@link DEFAULT_LIMITS}); each a positive integer, or
+   * the constructor throws `FLOTILLA_STORE_INVALID_ARGUMENT`.
+   */
   readonly limits?: Partial<StoreLimits>;
 }
 
@@ -98,19 +106,19 @@ export class MemoryStore implements Store {
   constructor(options: MemoryStoreOptions = {}) {
     this.#clock = options.clock ?? systemClock;
     this.#historyLimit = options.historyLimit ?? 100_000;
-    this.limits = Object.freeze({ ...DEFAULT_LIMITS, ...options.limits });
+    this.limits = resolveLimits(options.limits);
   }
 
   get(key: string, options?: CallOptions): Promise<KeyValue | undefined> {
     return this.#run(options, () => {
-      validateKey(key);
+      validateKey(key, 'key', this.limits);
       return this.#kvs.get(key);
     });
   }
 
   list(prefix: string, options: ListOptions = {}): Promise<ListResult> {
     return this.#run(options, () => {
-      validateList(prefix, options);
+      validateList(prefix, options, this.limits);
       const limit = options.limit ?? Infinity;
       const sorted = this.#index();
       const start =
@@ -136,15 +144,7 @@ export class MemoryStore implements Store {
 
   put(key: string, value: string, options: PutOptions = {}): Promise<PutResult> {
     return this.#run(options, () => {
-      validateKey(key);
-      validateValue(key, value, this.limits);
-      if (byteLength(key) + byteLength(value) > this.limits.maxRequestBytes) {
-        throw new StoreError(
-          StoreErrorCodes.TOO_LARGE,
-          `put of ${JSON.stringify(key)} is over the request limit`,
-          { key },
-        );
-      }
+      validatePut(key, value, options, this.limits);
       if (options.lease !== undefined) this.#requireLease(options.lease);
       const events: WatchEvent[] = [];
       const revision = this.#revision + 1;
@@ -156,14 +156,14 @@ export class MemoryStore implements Store {
 
   delete(key: string, options?: CallOptions): Promise<DeleteResult> {
     return this.#run(options, () => {
-      validateKey(key);
+      validateKey(key, 'key', this.limits);
       return this.#deleteKeys(this.#kvs.has(key) ? [key] : []);
     });
   }
 
   deletePrefix(prefix: string, options?: CallOptions): Promise<DeleteResult> {
     return this.#run(options, () => {
-      validatePrefix(prefix);
+      validatePrefix(prefix, this.limits);
       return this.#deleteKeys(this.#keysWithPrefix(prefix));
     });
   }
@@ -229,7 +229,7 @@ export class MemoryStore implements Store {
 
   watch(prefix: string, options: WatchOptions = {}): AsyncIterable<WatchEvent> {
     if (this.#closed) throw closedError();
-    validatePrefix(prefix);
+    validatePrefix(prefix, this.limits);
     if (options.fromRevision !== undefined) validateRevision(options.fromRevision, 'fromRevision');
     const watcher: Watcher = {
       prefix,
@@ -239,7 +239,7 @@ export class MemoryStore implements Store {
     if (options.signal?.aborted === true) return watcher.queue;
     if (options.fromRevision !== undefined) {
       if (options.fromRevision < this.#compactRevision) {
-        watcher.queue.fail(this.#compactedError(options.fromRevision));
+        watcher.queue.fail(compactedError(options.fromRevision, this.#compactRevision));
         return watcher.queue;
       }
       let i = lowerBoundRevision(this.#history, options.fromRevision);
@@ -299,13 +299,7 @@ export class MemoryStore implements Store {
   }
 
   #requireLease(id: LeaseId): void {
-    if (!this.#leases.has(id)) {
-      throw new StoreError(
-        StoreErrorCodes.LEASE_NOT_FOUND,
-        `lease ${id} does not exist (it expired or was revoked): grant a new one`,
-        { lease: id },
-      );
-    }
+    if (!this.#leases.has(id)) throw leaseNotFoundError(id);
   }
 
   #applyPut(
@@ -388,14 +382,6 @@ export class MemoryStore implements Store {
     this.#history = this.#history.slice(i);
   }
 
-  #compactedError(from: number): StoreError {
-    return new StoreError(
-      StoreErrorCodes.COMPACTED,
-      `revision ${from} has been compacted (oldest available: ${this.#compactRevision}): list again and watch from the list's revision + 1`,
-      { compactRevision: this.#compactRevision },
-    );
-  }
-
   #arm(id: LeaseId, lease: MemoryLease): void {
     this.#clock.clearTimeout(lease.timer);
     lease.timer = this.#clock.setTimeout(() => {
@@ -407,13 +393,7 @@ export class MemoryStore implements Store {
   #renew(id: LeaseId, options?: CallOptions): Promise<void> {
     return this.#run(options, () => {
       const lease = this.#leases.get(id);
-      if (lease === undefined) {
-        throw new StoreError(
-          StoreErrorCodes.LEASE_NOT_FOUND,
-          `lease ${id} has expired or was revoked: grant a new one`,
-          { lease: id },
-        );
-      }
+      if (lease === undefined) throw leaseNotFoundError(id);
       this.#arm(id, lease);
     });
   }

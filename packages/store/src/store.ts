@@ -189,22 +189,36 @@ export interface Lease extends AsyncDisposable {
   /**
    * Renews the lease automatically (at a third of its TTL) until it is revoked or the store
    * closes. Idempotent. Resolves once the first renewal is acknowledged; rejects with
-   * `FLOTILLA_STORE_LEASE_NOT_FOUND` if the lease already ended.
+   * `FLOTILLA_STORE_LEASE_NOT_FOUND` if the lease already expired or was revoked, and with
+   * `FLOTILLA_STORE_CLOSED` once its store is closed.
    */
   keepAlive(options?: CallOptions): Promise<void>;
-  /** Renews the lease once, now. */
+  /**
+   * Renews the lease once, now. Rejects as {@link keepAlive} does when the lease ended or its
+   * store closed.
+   */
   renew(options?: CallOptions): Promise<void>;
-  /** Ends the lease now and deletes its keys. Idempotent. */
+  /**
+   * Ends the lease now and deletes its keys. Idempotent: resolves at once when the lease
+   * already expired or was revoked. Rejects with `FLOTILLA_STORE_CLOSED` once its store is
+   * closed, since it can no longer delete the keys (they go when the TTL runs out; a
+   * `SqliteStore` file gives them a full TTL when it is opened again). `await using` disposal
+   * ignores that error.
+   */
   revoke(options?: CallOptions): Promise<void>;
 }
 
 /** Limits every backend enforces alike, so code tested on one runs on the others. */
 export interface StoreLimits {
-  /** Most operations in one transaction (etcd's default `--max-txn-ops`: 128). */
+  /** Most compares plus operations in one branch of a transaction (etcd's `--max-txn-ops`: 128). */
   readonly maxTxnOps: number;
   /** Most bytes (UTF-8) of one value. */
   readonly maxValueBytes: number;
-  /** Most bytes (UTF-8) of keys plus values in one request (etcd's default is 1.5 MiB). */
+  /**
+   * Most bytes (UTF-8, never UTF-16 units) of keys plus values in one request (etcd's default
+   * is 1.5 MiB): a put's key and value; a txn's compares and both branches; a list's prefix
+   * and `after`; any single key or prefix.
+   */
   readonly maxRequestBytes: number;
 }
 
@@ -232,7 +246,10 @@ export interface Store extends AsyncDisposable {
   deletePrefix(prefix: string, options?: CallOptions): Promise<DeleteResult>;
   /** Runs a compare-and-set transaction atomically. */
   txn(txn: Txn, options?: CallOptions): Promise<TxnResult>;
-  /** Grants a lease of `ttlMs`; keys put with it vanish when it ends. */
+  /**
+   * Grants a lease of `ttlMs` (at most `MAX_LEASE_TTL_MS`, about 24.8 days); keys put with it
+   * vanish when it ends.
+   */
   grant(ttlMs: number, options?: CallOptions): Promise<Lease>;
   /**
    * Streams the changes to keys under `prefix` in revision order. The iterable ends when

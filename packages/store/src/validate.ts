@@ -1,6 +1,6 @@
-import { StoreError, StoreErrorCodes } from './errors.js';
+import { showKey, StoreError, StoreErrorCodes } from './errors.js';
 import { byteLength } from './keys.js';
-import type { CallOptions, Compare, ListOptions, StoreLimits, Txn } from './store.js';
+import type { CallOptions, Compare, ListOptions, PutOptions, StoreLimits, Txn } from './store.js';
 
 /** The limits of etcd's defaults, which every Flotilla backend enforces. */
 export const DEFAULT_LIMITS: StoreLimits = Object.freeze({
@@ -10,8 +10,64 @@ export const DEFAULT_LIMITS: StoreLimits = Object.freeze({
   maxRequestBytes: 1_500_000,
 });
 
-/** Throws `FLOTILLA_STORE_INVALID_KEY` unless `key` is a non-empty, well-formed string. */
-export function validateKey(key: unknown, what = 'key'): asserts key is string {
+/**
+ * The longest lease TTL every backend keeps alike: 2^31 - 1 ms (about 24.8 days), the longest
+ * delay of a Node timer (a longer one fires at once). etcd itself would take longer TTLs;
+ * leases are for liveness, which wants seconds.
+ */
+export const MAX_LEASE_TTL_MS = 2_147_483_647;
+
+/**
+ * The limits of a store: {@link DEFAULT_LIMITS} with `overrides`, each a positive integer
+ * (else `FLOTILLA_STORE_INVALID_ARGUMENT`). Frozen.
+ */
+export function resolveLimits(overrides: Partial<StoreLimits> = {}): StoreLimits {
+  if (typeof overrides !== 'object' || overrides === null) {
+    throw new StoreError(
+      StoreErrorCodes.INVALID_ARGUMENT,
+      'limits must be an object of maxTxnOps, maxValueBytes and maxRequestBytes',
+    );
+  }
+  const limits = { ...DEFAULT_LIMITS };
+  for (const name of ['maxTxnOps', 'maxValueBytes', 'maxRequestBytes'] as const) {
+    const value = overrides[name];
+    if (value === undefined) continue;
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new StoreError(
+        StoreErrorCodes.INVALID_ARGUMENT,
+        `limits.${name} must be a positive integer, got ${String(value)}`,
+      );
+    }
+    limits[name] = value;
+  }
+  return Object.freeze(limits);
+}
+
+/**
+ * Throws `FLOTILLA_STORE_TOO_LARGE` when `text` (a key, a prefix) alone is over the request
+ * limit, which no backend could send. Counts bytes only when the string could be that large.
+ */
+function checkKeySize(text: string, what: string, limits: StoreLimits | undefined): void {
+  // A UTF-16 unit is at most 3 bytes of UTF-8 (a surrogate pair, 2 units, is 4).
+  if (limits === undefined || text.length * 3 <= limits.maxRequestBytes) return;
+  const size = byteLength(text);
+  if (size > limits.maxRequestBytes) {
+    throw new StoreError(
+      StoreErrorCodes.TOO_LARGE,
+      `${what} ${showKey(text)} is ${size} bytes, over the request limit of ${limits.maxRequestBytes}: use shorter keys`,
+    );
+  }
+}
+
+/**
+ * Throws `FLOTILLA_STORE_INVALID_KEY` unless `key` is a non-empty, well-formed string; with
+ * `limits`, also `FLOTILLA_STORE_TOO_LARGE` when the key alone is over `maxRequestBytes`.
+ */
+export function validateKey(
+  key: unknown,
+  what = 'key',
+  limits?: StoreLimits,
+): asserts key is string {
   if (typeof key !== 'string' || key === '') {
     throw new StoreError(
       StoreErrorCodes.INVALID_KEY,
@@ -21,29 +77,34 @@ export function validateKey(key: unknown, what = 'key'): asserts key is string {
   if (!key.isWellFormed()) {
     throw new StoreError(
       StoreErrorCodes.INVALID_KEY,
-      `${what} ${JSON.stringify(key)} holds a lone UTF-16 surrogate and has no UTF-8 form: fix the string`,
+      `${what} ${showKey(key)} holds a lone UTF-16 surrogate and has no UTF-8 form: fix the string`,
       { key },
     );
   }
+  checkKeySize(key, what, limits);
 }
 
-/** Throws `FLOTILLA_STORE_INVALID_KEY` unless `prefix` is a well-formed string ('' allowed). */
-export function validatePrefix(prefix: unknown): asserts prefix is string {
+/**
+ * Throws `FLOTILLA_STORE_INVALID_KEY` unless `prefix` is a well-formed string (`''` allowed);
+ * with `limits`, also `FLOTILLA_STORE_TOO_LARGE` when it is over `maxRequestBytes`.
+ */
+export function validatePrefix(prefix: unknown, limits?: StoreLimits): asserts prefix is string {
   if (typeof prefix !== 'string') {
     throw new StoreError(
       StoreErrorCodes.INVALID_KEY,
       `prefix must be a string, got ${typeof prefix}`,
     );
   }
-  if (prefix !== '') validateKey(prefix, 'prefix');
+  if (prefix !== '') validateKey(prefix, 'prefix', limits);
 }
 
 /**
  * Validates the prefix and options of a `list` call: `limit` a positive integer, `after` a
- * well-formed key (`''` means before every key). Every backend checks them alike.
+ * well-formed key (`''` means before every key); with `limits`, prefix and `after` together
+ * within `maxRequestBytes`. Every backend checks them alike.
  */
-export function validateList(prefix: unknown, options: ListOptions): void {
-  validatePrefix(prefix);
+export function validateList(prefix: unknown, options: ListOptions, limits?: StoreLimits): void {
+  validatePrefix(prefix, limits);
   const { limit, after } = options;
   if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
     throw new StoreError(
@@ -51,7 +112,10 @@ export function validateList(prefix: unknown, options: ListOptions): void {
       `limit must be a positive integer, got ${String(limit)}`,
     );
   }
-  if (after !== undefined && after !== '') validateKey(after, 'after');
+  if (after !== undefined && after !== '') {
+    validateKey(after, 'after', limits);
+    checkKeySize(prefix + after, 'list prefix and after', limits);
+  }
 }
 
 /** Validates a value and returns its UTF-8 size. */
@@ -59,14 +123,14 @@ export function validateValue(key: string, value: unknown, limits: StoreLimits):
   if (typeof value !== 'string') {
     throw new StoreError(
       StoreErrorCodes.INVALID_VALUE,
-      `value of ${JSON.stringify(key)} must be a string, got ${typeof value}: serialise it first (putJson does)`,
+      `value of ${showKey(key)} must be a string, got ${typeof value}: serialise it first (putJson does)`,
       { key },
     );
   }
   if (!value.isWellFormed()) {
     throw new StoreError(
       StoreErrorCodes.INVALID_VALUE,
-      `value of ${JSON.stringify(key)} holds a lone UTF-16 surrogate and has no UTF-8 form`,
+      `value of ${showKey(key)} holds a lone UTF-16 surrogate and has no UTF-8 form`,
       { key },
     );
   }
@@ -74,19 +138,67 @@ export function validateValue(key: string, value: unknown, limits: StoreLimits):
   if (size > limits.maxValueBytes) {
     throw new StoreError(
       StoreErrorCodes.TOO_LARGE,
-      `value of ${JSON.stringify(key)} is ${size} bytes, over the limit of ${limits.maxValueBytes}: store large data elsewhere and keep a reference`,
+      `value of ${showKey(key)} is ${size} bytes, over the limit of ${limits.maxValueBytes}: store large data elsewhere and keep a reference`,
       { key },
     );
   }
   return size;
 }
 
-/** Validates a TTL in ms. */
+/** Validates a lease TTL in ms: positive, at most {@link MAX_LEASE_TTL_MS}. */
 export function validateTtl(ttlMs: unknown): asserts ttlMs is number {
   if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
     throw new StoreError(
       StoreErrorCodes.INVALID_ARGUMENT,
       `lease TTL must be a positive number of milliseconds, got ${String(ttlMs)}`,
+    );
+  }
+  if (ttlMs > MAX_LEASE_TTL_MS) {
+    throw new StoreError(
+      StoreErrorCodes.INVALID_ARGUMENT,
+      `lease TTL of ${ttlMs} ms is over the longest a lease may have, ${MAX_LEASE_TTL_MS} ms (about 24.8 days): leases are for liveness, renew a shorter one`,
+    );
+  }
+}
+
+/**
+ * Validates one put, of a `put` call or a txn op: key, value, lease id type. Returns its size
+ * in UTF-8 bytes (key and value), as it counts towards `maxRequestBytes`.
+ */
+function putSize(key: unknown, value: unknown, lease: unknown, limits: StoreLimits): number {
+  validateKey(key);
+  const size = byteLength(key) + validateValue(key, value, limits);
+  if (lease !== undefined && typeof lease !== 'string') {
+    throw new StoreError(
+      StoreErrorCodes.INVALID_ARGUMENT,
+      `lease of the put of ${showKey(key)} must be a lease id string, got ${typeof lease}`,
+      { key },
+    );
+  }
+  return size;
+}
+
+/**
+ * Checks a `put` call as every backend must: a non-empty well-formed key, a well-formed
+ * string value within `maxValueBytes`, a lease id that is a string, and key plus value within
+ * `maxRequestBytes`, all sizes counted in UTF-8 bytes as etcd counts them. It does not check
+ * that the lease exists: that is the backend's (`FLOTILLA_STORE_LEASE_NOT_FOUND`).
+ *
+ * @throws StoreError `FLOTILLA_STORE_INVALID_KEY`, `FLOTILLA_STORE_INVALID_VALUE`,
+ *   `FLOTILLA_STORE_INVALID_ARGUMENT` or `FLOTILLA_STORE_TOO_LARGE`.
+ */
+export function validatePut(
+  key: string,
+  value: string,
+  options: PutOptions | undefined,
+  limits: StoreLimits,
+): void {
+  const size = putSize(key, value, options?.lease, limits);
+  if (size > limits.maxRequestBytes) {
+    throw new StoreError(
+      StoreErrorCodes.TOO_LARGE,
+      `put of ${showKey(key)} carries ${size} bytes of key and value, over the request limit of ${limits.maxRequestBytes}: store large data elsewhere and keep a reference`,
+      { key },
     );
   }
 }
@@ -103,8 +215,9 @@ export function validateRevision(revision: unknown, what: string): asserts revis
 
 /**
  * Checks a transaction's shape and limits: known compare targets and ops, valid keys and
- * values, at most `maxTxnOps` ops per branch, no key written twice in a branch, total size
- * within `maxRequestBytes`.
+ * values (as {@link validatePut} checks a put), at most `maxTxnOps` compares and ops per
+ * branch, no key written twice in a branch, and every key and value of both branches and the
+ * compares within `maxRequestBytes` (UTF-8 bytes).
  */
 export function validateTxn(txn: Txn, limits: StoreLimits): void {
   if (
@@ -124,6 +237,12 @@ export function validateTxn(txn: Txn, limits: StoreLimits): void {
   }
   let bytes = 0;
   for (const c of txn.compare) {
+    if (typeof c !== 'object' || c === null) {
+      throw new StoreError(
+        StoreErrorCodes.INVALID_ARGUMENT,
+        `txn.compare holds ${c === null ? 'null' : typeof c}: each compare is { key, target, op, value }`,
+      );
+    }
     validateKey(c.key, 'compare key');
     bytes += byteLength(c.key);
     if (!['==', '!=', '<', '>'].includes(c.op)) {
@@ -183,17 +302,15 @@ export function validateTxn(txn: Txn, limits: StoreLimits): void {
     const written = new Set<string>();
     const prefixes: string[] = [];
     for (const op of ops) {
+      if (typeof op !== 'object' || op === null) {
+        throw new StoreError(
+          StoreErrorCodes.INVALID_ARGUMENT,
+          `txn.${name} holds ${op === null ? 'null' : typeof op}: each op is { op: 'put' | 'delete' | 'deletePrefix' | 'get', ... }`,
+        );
+      }
       switch (op.op) {
         case 'put':
-          validateKey(op.key);
-          bytes += byteLength(op.key) + validateValue(op.key, op.value, limits);
-          if (op.lease !== undefined && typeof op.lease !== 'string') {
-            throw new StoreError(
-              StoreErrorCodes.INVALID_ARGUMENT,
-              'lease must be a lease id string',
-              { key: op.key },
-            );
-          }
+          bytes += putSize(op.key, op.value, op.lease, limits);
           break;
         case 'delete':
         case 'get':
@@ -215,7 +332,7 @@ export function validateTxn(txn: Txn, limits: StoreLimits): void {
         if (written.has(op.key)) {
           throw new StoreError(
             StoreErrorCodes.DUPLICATE_KEY,
-            `txn writes ${JSON.stringify(op.key)} twice in its ${name} branch: write each key once`,
+            `txn writes ${showKey(op.key)} twice in its ${name} branch: write each key once`,
             { key: op.key },
           );
         }
@@ -227,7 +344,7 @@ export function validateTxn(txn: Txn, limits: StoreLimits): void {
         if (k.startsWith(p) && ops.some((o) => o.op === 'put' && o.key === k)) {
           throw new StoreError(
             StoreErrorCodes.DUPLICATE_KEY,
-            `txn both deletes prefix ${JSON.stringify(p)} and puts ${JSON.stringify(k)} under it: split it`,
+            `txn both deletes prefix ${showKey(p)} and puts ${showKey(k)} under it: split it`,
             { key: k },
           );
         }
@@ -245,9 +362,4 @@ export function validateTxn(txn: Txn, limits: StoreLimits): void {
 /** Rejects with the signal's reason when it has aborted. */
 export function throwIfAborted(options: CallOptions | undefined): void {
   options?.signal?.throwIfAborted();
-}
-
-/** The error every backend throws once closed. */
-export function closedError(what = 'store'): StoreError {
-  return new StoreError(StoreErrorCodes.CLOSED, `the ${what} is closed: create a new one`);
 }

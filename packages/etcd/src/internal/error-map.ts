@@ -1,4 +1,4 @@
-import { StoreError, StoreErrorCodes } from '@flotilla/store';
+import { closedError, leaseNotFoundError, StoreError, StoreErrorCodes } from '@flotilla/store';
 import {
   ClientClosedError,
   EtcdAuthenticationFailedError,
@@ -64,16 +64,13 @@ export function toStoreError(err: unknown, context: CallContext): StoreError {
     ...(context.key === undefined ? {} : { key: context.key }),
     ...(context.lease === undefined ? {} : { lease: context.lease }),
   };
-  if (err instanceof ClientClosedError) {
-    return new StoreError(StoreErrorCodes.CLOSED, 'the store is closed: create a new one', fields);
-  }
+  if (err instanceof ClientClosedError) return closedError('store', err);
   if (isLeaseNotFound(err)) {
-    const lease = context.lease === undefined ? 'the lease' : `lease ${context.lease}`;
-    return new StoreError(
-      StoreErrorCodes.LEASE_NOT_FOUND,
-      `${context.what} failed: ${lease} does not exist (it expired or was revoked): grant a new one`,
-      fields,
-    );
+    return leaseNotFoundError(context.lease, {
+      what: context.what,
+      cause: err,
+      ...(context.key === undefined ? {} : { key: context.key }),
+    });
   }
   if (isAuthProblem(err)) {
     return new StoreError(

@@ -1,5 +1,11 @@
 import type { Clock, Logger, TimerHandle } from '@flotilla/core';
-import { type EventQueue, StoreError, StoreErrorCodes, type WatchEvent } from '@flotilla/store';
+import {
+  compactedError,
+  type EventQueue,
+  StoreError,
+  StoreErrorCodes,
+  type WatchEvent,
+} from '@flotilla/store';
 import type { IDuplexStream, IWatchRequest, IWatchResponse } from 'etcd3';
 import type { EtcdRange, KeySpace } from './keyspace.js';
 
@@ -179,13 +185,7 @@ export class ResumingWatch {
   #onCanceled(res: IWatchResponse): void {
     const compactRevision = Number(res.compact_revision);
     if (compactRevision > 0) {
-      this.fail(
-        new StoreError(
-          StoreErrorCodes.COMPACTED,
-          `revision ${this.#next ?? '?'} has been compacted (oldest available: ${compactRevision}): list again and watch from the list's revision + 1`,
-          { compactRevision },
-        ),
-      );
+      this.fail(compactedError(this.#next, compactRevision));
       return;
     }
     this.fail(
@@ -211,10 +211,10 @@ export class ResumingWatch {
         'etcd revision went back: its history was lost',
       );
       this.fail(
-        new StoreError(
-          StoreErrorCodes.COMPACTED,
-          `etcd is at revision ${current}, before revision ${seen} that this watch saw: etcd lost its history (restored or wiped); list again and watch from the list's revision + 1`,
-          { compactRevision: current + 1 },
+        compactedError(
+          this.#next,
+          current + 1,
+          `etcd is at revision ${current}, before revision ${seen} that this watch saw: etcd lost its history (restored or wiped)`,
         ),
       );
       return;

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isFlotillaError } from '@flotilla/core';
 import { compareKeys } from '../keys.js';
-import type { Lease, Store, TxnOp, WatchEvent } from '../store.js';
+import type { Lease, Store, Txn, TxnOp, WatchEvent } from '../store.js';
+import { MAX_LEASE_TTL_MS } from '../validate.js';
 
 /** Options of {@link runStoreContract}. */
 export interface StoreContractOptions {
@@ -258,6 +259,107 @@ export function runStoreContract(options: StoreContractOptions): void {
       it('stores an empty value', async () => {
         await store.put('empty', '');
         expect(await store.get('empty')).toMatchObject({ value: '', version: 1 });
+      });
+
+      it('refuses a lease id that is not a string, in a put as in a txn', async () => {
+        const lease = 5 as unknown as string;
+        await expectCode(store.put('k', 'v', { lease }), 'FLOTILLA_STORE_INVALID_ARGUMENT');
+        await expectCode(
+          store.txn({ compare: [], success: [{ op: 'put', key: 'k', value: 'v', lease }] }),
+          'FLOTILLA_STORE_INVALID_ARGUMENT',
+        );
+        expect(await store.get('k')).toBeUndefined();
+      });
+    });
+
+    describe('limits, counted alike on every backend', () => {
+      // Sizes are UTF-8 bytes, as etcd counts them. '日' is one UTF-16 unit but three bytes, so
+      // a backend that counted string length would let through three times too much.
+      const wide = (bytes: number): string =>
+        '日'.repeat(Math.floor(bytes / 3)) + 'k'.repeat(bytes % 3);
+
+      it('counts a value in UTF-8 bytes, in a put and in a txn', async () => {
+        const max = store.limits.maxValueBytes;
+        const fits = wide(max);
+        const over = `${fits}é`; // two bytes over, yet far fewer UTF-16 units than the limit
+        expect(over.length).toBeLessThan(max);
+        await store.put('v/put', fits);
+        expect((await store.get('v/put'))?.value).toBe(fits);
+        await store.txn({ compare: [], success: [{ op: 'put', key: 'v/txn', value: fits }] });
+        expect((await store.get('v/txn'))?.value).toBe(fits);
+        await expectCode(store.put('v/over', over), 'FLOTILLA_STORE_TOO_LARGE');
+        await expectCode(
+          store.txn({ compare: [], success: [{ op: 'put', key: 'v/over', value: over }] }),
+          'FLOTILLA_STORE_TOO_LARGE',
+        );
+        expect(await store.get('v/over')).toBeUndefined();
+      });
+
+      it('counts a put request (key and value) in UTF-8 bytes', async () => {
+        const { maxValueBytes, maxRequestBytes } = store.limits;
+        const value = 'x'.repeat(Math.min(maxValueBytes, maxRequestBytes - 3));
+        // A key of multibyte characters that makes the request exactly the limit...
+        const key = `r/${wide(maxRequestBytes - value.length - 2)}`;
+        // ...and one that is three bytes over, though its UTF-16 length is well under.
+        const over = `${key}日`;
+        expect(over.length + value.length).toBeLessThan(maxRequestBytes);
+        await store.put(key, value);
+        expect((await store.get(key))?.value).toBe(value);
+        await expectCode(store.put(over, value), 'FLOTILLA_STORE_TOO_LARGE');
+        expect(await store.get(over)).toBeUndefined();
+      });
+
+      it('counts a txn request (keys, compared and put values) in UTF-8 bytes', async () => {
+        const { maxValueBytes, maxRequestBytes } = store.limits;
+        const value = 'x'.repeat(Math.min(maxValueBytes, maxRequestBytes - 6));
+        // The compare carries 3 bytes; the key fills the rest up to exactly the limit.
+        const fits = `t/${wide(maxRequestBytes - value.length - 3 - 2)}`;
+        await store.put('c', 'x');
+        const txn = (k: string): Txn => ({
+          compare: [{ key: 'c', target: 'value', op: '!=', value: 'é' }], // 1 + 2 bytes
+          success: [{ op: 'put', key: k, value }],
+        });
+        const over = `${fits}é`; // two bytes over; far under in UTF-16 units
+        expect(over.length + value.length + 2).toBeLessThan(maxRequestBytes);
+        await expectCode(store.txn(txn(over)), 'FLOTILLA_STORE_TOO_LARGE');
+        expect(await store.get(over)).toBeUndefined();
+        expect((await store.txn(txn(fits))).succeeded).toBe(true);
+        expect((await store.get(fits))?.value).toBe(value);
+      });
+
+      it('refuses keys and prefixes larger than a request, in every call', async () => {
+        const huge = 'k'.repeat(store.limits.maxRequestBytes + 1);
+        const half = 'k'.repeat(Math.ceil(store.limits.maxRequestBytes / 2) + 1);
+        const tooLarge = 'FLOTILLA_STORE_TOO_LARGE';
+        await expectCode(store.get(huge), tooLarge);
+        await expectCode(store.delete(huge), tooLarge);
+        await expectCode(store.deletePrefix(huge), tooLarge);
+        await expectCode(store.list(huge), tooLarge);
+        await expectCode(store.list('', { after: huge }), tooLarge);
+        await expectCode(store.list(half, { after: half }), tooLarge); // together over
+        await expectCode(() => store.watch(huge), tooLarge);
+        await expectCode(store.put(huge, ''), tooLarge);
+        await expectCode(store.txn({ compare: [], success: [{ op: 'get', key: huge }] }), tooLarge);
+      });
+
+      it('refuses a lease TTL over MAX_LEASE_TTL_MS, and keeps a lease of that TTL', async () => {
+        await expectCode(store.grant(MAX_LEASE_TTL_MS + 1), 'FLOTILLA_STORE_INVALID_ARGUMENT');
+        const lease = await store.grant(MAX_LEASE_TTL_MS);
+        cleanups.push(() => lease.revoke().catch(() => undefined));
+        await store.put('long/a', '1', { lease: lease.id });
+        await advance(ttl + 1);
+        expect(lease.state).toBe('active');
+        expect((await store.get('long/a'))?.lease).toBe(lease.id);
+      });
+
+      it('refuses malformed compares and ops with coded errors', async () => {
+        const bad = [
+          { compare: [null], success: [] },
+          { compare: [], success: [null] },
+          { compare: [], success: [], failure: [42] },
+          { compare: [{ key: 'a', target: 'version', op: '=', value: 0 }], success: [] },
+        ] as unknown as Txn[];
+        for (const txn of bad) await expectCode(store.txn(txn), 'FLOTILLA_STORE_INVALID_ARGUMENT');
       });
     });
 
@@ -585,6 +687,18 @@ export function runStoreContract(options: StoreContractOptions): void {
         await expectCode(store.grant(ttl), 'FLOTILLA_STORE_CLOSED');
         await expectCode(store.revision(), 'FLOTILLA_STORE_CLOSED');
         await expectCode(() => store.watch('a'), 'FLOTILLA_STORE_CLOSED');
+        expect(await lease.ended).toBe('closed');
+      });
+
+      it('rejects lease calls after close with FLOTILLA_STORE_CLOSED, not as a lost lease', async () => {
+        const lease = await store.grant(ttl);
+        await store.put('lc/a', '1', { lease: lease.id });
+        await store.close();
+        await expectCode(lease.renew(), 'FLOTILLA_STORE_CLOSED');
+        await expectCode(lease.keepAlive(), 'FLOTILLA_STORE_CLOSED');
+        // Its keys were not deleted (they end with the TTL): a revoke that resolved would lie.
+        await expectCode(lease.revoke(), 'FLOTILLA_STORE_CLOSED');
+        await lease[Symbol.asyncDispose](); // disposal after close is quiet
         expect(await lease.ended).toBe('closed');
       });
 

@@ -1,6 +1,6 @@
 import { type Clock, systemClock } from '@flotilla/core';
 import { LeaseKeeper } from '../lease-keeper.js';
-import { StoreError, StoreErrorCodes } from '../errors.js';
+import { closedError, StoreError, StoreErrorCodes } from '../errors.js';
 import type {
   CallOptions,
   DeleteResult,
@@ -35,9 +35,10 @@ import type {
  * ```
  */
 export class PartitionableStore implements Store {
-  /** Whether calls fail as if the store were unreachable. */
-  partitioned = false;
   readonly #inner: Store;
+  #partitioned = false;
+  /** Aborted when the view is cut off: ends the watches open through it. */
+  #cut = new AbortController();
   readonly #clock: Clock;
   #closed = false;
 
@@ -46,20 +47,33 @@ export class PartitionableStore implements Store {
     this.#clock = options.clock ?? systemClock;
   }
 
+  /**
+   * Whether calls fail as if the store were unreachable. Setting it also breaks the watches
+   * open through this view, as a lost connection does: they throw `FLOTILLA_STORE_UNAVAILABLE`.
+   */
+  get partitioned(): boolean {
+    return this.#partitioned;
+  }
+
+  set partitioned(value: boolean) {
+    this.#partitioned = value;
+    if (value) {
+      this.#cut.abort();
+      this.#cut = new AbortController();
+    }
+  }
+
   get limits(): StoreLimits {
     return this.#inner.limits;
   }
 
   #check(): void {
-    if (this.#closed) {
-      throw new StoreError(StoreErrorCodes.CLOSED, 'the store is closed: create a new one');
-    }
-    if (this.partitioned) {
-      throw new StoreError(
-        StoreErrorCodes.UNAVAILABLE,
-        'store unreachable (partitioned for a test)',
-      );
-    }
+    if (this.#closed) throw closedError();
+    if (this.#partitioned) throw this.#unavailable();
+  }
+
+  #unavailable(): StoreError {
+    return new StoreError(StoreErrorCodes.UNAVAILABLE, 'store unreachable (partitioned for a test)');
   }
 
   async get(key: string, options?: CallOptions): Promise<KeyValue | undefined> {
@@ -112,9 +126,25 @@ export class PartitionableStore implements Store {
     );
   }
 
-  watch(prefix: string, options?: WatchOptions): AsyncIterable<WatchEvent> {
+  watch(prefix: string, options: WatchOptions = {}): AsyncIterable<WatchEvent> {
     this.#check();
-    return this.#inner.watch(prefix, options);
+    const inner = this.#inner;
+    const cut = this.#cut.signal;
+    const unavailable = (): StoreError => this.#unavailable();
+    return (async function* () {
+      const stop = new AbortController();
+      const onAbort = (): void => stop.abort();
+      cut.addEventListener('abort', onAbort, { once: true });
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      if (options.signal?.aborted === true) stop.abort();
+      try {
+        yield* inner.watch(prefix, { ...options, signal: stop.signal });
+        if (cut.aborted && options.signal?.aborted !== true) throw unavailable();
+      } finally {
+        cut.removeEventListener('abort', onAbort);
+        options.signal?.removeEventListener('abort', onAbort);
+      }
+    })();
   }
 
   async revision(options?: CallOptions): Promise<number> {
