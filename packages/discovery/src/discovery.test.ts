@@ -357,6 +357,99 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
     });
   });
 
+  describe('invalid entries', () => {
+    const valid = {
+      id: 'v',
+      service: 'web',
+      addr: '127.0.0.1:1',
+      meta: {},
+      ready: true,
+      registeredAt: '2026-11-28T00:00:00.000Z',
+    };
+    const key = 'discovery/services/web/v';
+
+    /** Collects what the Discovery reports as `invalid-record`: [key, code]. */
+    function reported(): [string, string][] {
+      const out: [string, string][] = [];
+      discovery.on('invalid-record', (k, error) => out.push([k, error.code]));
+      return out;
+    }
+
+    it('a watch reports them with a code and counts them as absent', async () => {
+      const seen = reported();
+      await store.put('discovery/services/web/bad', 'not json');
+      await store.put('discovery/services/web/x/y', JSON.stringify({ ...valid, id: 'x/y' }));
+      const a = await discovery.register({ service: 'web', addr: '127.0.0.1:1', id: 'a' });
+      const next = watching('web');
+      expect(await next()).toEqual({ kind: 'current', instances: [a.instance] });
+      for (const k of ['discovery/services/web/bad', 'discovery/services/web/x/y']) {
+        expect(await next()).toMatchObject({
+          kind: 'invalid',
+          key: k,
+          error: { code: 'FLOTILLA_DISCOVERY_INVALID_RECORD', key: k },
+        });
+      }
+      // An instance overwritten by something invalid goes down, then is reported.
+      await store.put('discovery/services/web/a', JSON.stringify({ ...a.instance, id: 'b' }));
+      expect(await next()).toMatchObject({ kind: 'down', instance: { id: 'a' } });
+      expect(await next()).toMatchObject({
+        kind: 'invalid',
+        key: 'discovery/services/web/a',
+        error: { message: expect.stringMatching(/id "b" is not the one its key names/) },
+      });
+      // Written right again, it is up again.
+      await store.put('discovery/services/web/a', JSON.stringify(a.instance));
+      expect(await next()).toMatchObject({ kind: 'up', instance: { id: 'a' } });
+      expect(seen.map(([k]) => k)).toEqual([
+        'discovery/services/web/bad',
+        'discovery/services/web/x/y',
+        'discovery/services/web/a',
+      ]);
+      expect(new Set(seen.map(([, code]) => code))).toEqual(
+        new Set(['FLOTILLA_DISCOVERY_INVALID_RECORD']),
+      );
+    });
+
+    it.each([
+      ['not JSON', 'not json'],
+      ['a JSON array', '[]'],
+      ['JSON null', 'null'],
+      ['an id other than its key names', JSON.stringify({ ...valid, id: 'w' })],
+      ['a service other than its key names', JSON.stringify({ ...valid, service: 'api' })],
+      ['ready that is not a boolean', JSON.stringify({ ...valid, ready: 'yes' })],
+      ['a missing addr', JSON.stringify({ ...valid, addr: undefined })],
+      ['a bad addr', JSON.stringify({ ...valid, addr: 'nowhere' })],
+      ['meta that is not strings', JSON.stringify({ ...valid, meta: { n: 1 } })],
+      ['meta that is not a record', JSON.stringify({ ...valid, meta: 'x' })],
+      ['no registeredAt', JSON.stringify({ ...valid, registeredAt: undefined })],
+    ])('instances() skips and reports an entry with %s', async (_what, value) => {
+      const seen = reported();
+      const ok = await discovery.register({ service: 'web', addr: '127.0.0.1:2', id: 'ok' });
+      await store.put(key, value);
+      expect(await discovery.instances('web')).toEqual([ok.instance]);
+      expect(seen).toEqual([[key, 'FLOTILLA_DISCOVERY_INVALID_RECORD']]);
+    });
+
+    it('instances() reads a valid entry written by hand', async () => {
+      const seen = reported();
+      await store.put(key, JSON.stringify(valid));
+      expect(await discovery.instances('web')).toEqual([valid]);
+      expect(seen).toEqual([]);
+    });
+
+    it('services() skips and reports keys that name no service and instance', async () => {
+      const seen = reported();
+      await discovery.register({ service: 'web', addr: '127.0.0.1:1' });
+      await store.put('discovery/services/orphan', JSON.stringify(valid));
+      await store.put('discovery/services/Bad_Name/v', JSON.stringify(valid));
+      expect(await discovery.services()).toEqual(['web']);
+      expect(seen).toEqual([
+        ['discovery/services/Bad_Name/v', 'FLOTILLA_DISCOVERY_INVALID_RECORD'],
+        ['discovery/services/orphan', 'FLOTILLA_DISCOVERY_INVALID_RECORD'],
+      ]);
+    });
+  });
+
   describe('heartbeats and TTL', () => {
     it('an instance whose registrant goes silent is down exactly at its TTL', async () => {
       const silent = new PartitionableStore(store, { clock });

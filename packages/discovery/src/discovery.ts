@@ -17,6 +17,8 @@ import {
   validateService,
   validateTtl,
 } from './internal/validate.js';
+import { GuardedEmitter } from './internal/guarded-emitter.js';
+import { keyParts, parseInstance } from './internal/parse-instance.js';
 import { Registration } from './registration.js';
 
 /** Options of {@link Discovery}. */
@@ -68,6 +70,18 @@ export interface ElectOptions {
   readonly ttlMs?: number;
 }
 
+/** Events of a {@link Discovery}. */
+export interface DiscoveryEvents {
+  /**
+   * A read (`instances()`, `services()`, `watch()`) met an entry under `services/` that is not
+   * a valid instance, and skipped it. `error` has code `FLOTILLA_DISCOVERY_INVALID_RECORD`
+   * and says what is wrong; `watch()` also yields it as an `invalid` event.
+   */
+  'invalid-record': (key: string, error: DiscoveryError) => void;
+  /** A listener of this Discovery threw (`FLOTILLA_DISCOVERY_LISTENER_FAILED`). */
+  error: (err: unknown) => void;
+}
+
 /**
  * Service discovery on any `Store`: instances with TTL heartbeats and a readiness flag, a
  * watch that starts with a snapshot, and leader election.
@@ -82,12 +96,13 @@ export interface ElectOptions {
  * await reg.setReady(true);
  * for await (const ev of discovery.watch('demo-web', { signal })) {
  *   if (ev.kind === 'current') console.log(ev.instances);
+ *   else if (ev.kind === 'invalid') console.warn(ev.error.message); // a bad entry, skipped
  *   else console.log(ev.kind, ev.instance.addr);
  * }
  * await reg.close(); // watchers see `down` at once
  * ```
  */
-export class Discovery implements AsyncDisposable {
+export class Discovery extends GuardedEmitter<DiscoveryEvents> implements AsyncDisposable {
   readonly #store: Store;
   readonly #prefix: string;
   readonly #clock: Clock;
@@ -98,10 +113,12 @@ export class Discovery implements AsyncDisposable {
   #closed = false;
 
   constructor(options: DiscoveryOptions) {
+    const logger = options.logger ?? silentLogger;
+    super(logger);
     this.#store = options.store;
     this.#prefix = options.prefix ?? 'discovery/';
     this.#clock = options.clock ?? systemClock;
-    this.#logger = options.logger ?? silentLogger;
+    this.#logger = logger;
   }
 
   /**
@@ -189,7 +206,10 @@ export class Discovery implements AsyncDisposable {
     return reg;
   }
 
-  /** The instances of a service now, sorted by id. */
+  /**
+   * The instances of a service now, sorted by id. An entry that is not a valid instance is
+   * skipped and reported as an `invalid-record` event.
+   */
   async instances(
     service: string,
     options: CallOptions & { readyOnly?: boolean } = {},
@@ -201,14 +221,20 @@ export class Discovery implements AsyncDisposable {
     return options.readyOnly === true ? all.filter((i) => i.ready) : all;
   }
 
-  /** The names of services that have at least one instance, sorted. */
+  /**
+   * The names of services that have at least one instance, sorted. A key that names no valid
+   * service and id is skipped and reported as an `invalid-record` event.
+   */
   async services(options: CallOptions = {}): Promise<string[]> {
     this.#throwIfClosed();
-    const res = await this.#store.list(`${this.#prefix}services/`, options);
+    const res = await this.#store.list(this.#servicesPrefix(), options);
     const names = new Set<string>();
     for (const kv of res.kvs) {
-      const rest = kv.key.slice(`${this.#prefix}services/`.length);
-      names.add(rest.slice(0, rest.indexOf('/')));
+      try {
+        names.add(keyParts(kv.key, this.#servicesPrefix()).service);
+      } catch (err) {
+        this.#reportInvalid(kv.key, err as DiscoveryError);
+      }
     }
     return [...names].sort();
   }
@@ -245,38 +271,38 @@ export class Discovery implements AsyncDisposable {
     for await (const item of items) {
       if (item.type === 'snapshot') {
         const listed = new Map<string, ServiceInstance>();
+        const invalid: DiscoveryEvent[] = [];
         for (const kv of item.kvs) {
           const i = this.#parse(kv);
-          if (i !== undefined) listed.set(kv.key, i);
+          if (i instanceof DiscoveryError) invalid.push({ kind: 'invalid', key: kv.key, error: i });
+          else listed.set(kv.key, i);
         }
         const before = known;
         known = listed;
         if (!item.reset) {
           yield { kind: 'current', instances: [...listed.values()].filter(visible) };
-          continue;
+        } else {
+          // We fell behind compaction and listed again: emit what changed meanwhile.
+          this.#logger.warn({ service }, 'watch compacted, resynchronised from a new list');
+          const keys = [...new Set([...before.keys(), ...listed.keys()])].sort(compareKeys);
+          for (const key of keys) {
+            const out = transition(before.get(key), listed.get(key), visible);
+            if (out !== undefined) yield out;
+          }
         }
-        // We fell behind compaction and listed again: emit what changed meanwhile.
-        this.#logger.warn({ service }, 'watch compacted, resynchronised from a new list');
-        const keys = [...new Set([...before.keys(), ...listed.keys()])].sort(compareKeys);
-        for (const key of keys) {
-          const out = transition(before.get(key), listed.get(key), visible);
-          if (out !== undefined) yield out;
-        }
+        yield* invalid;
         continue;
       }
       const { event } = item;
       const key = event.kv.key;
       const before = known.get(key);
-      let after: ServiceInstance | undefined;
-      if (event.type === 'put') {
-        after = this.#parse(event.kv);
-        if (after === undefined) continue;
-        known.set(key, after);
-      } else {
-        known.delete(key);
-      }
-      const out = transition(before, after, visible);
+      const after = event.type === 'put' ? this.#parse(event.kv) : undefined;
+      if (after === undefined || after instanceof DiscoveryError) known.delete(key);
+      else known.set(key, after);
+      const valid = after instanceof DiscoveryError ? undefined : after;
+      const out = transition(before, valid, visible);
       if (out !== undefined) yield out;
+      if (after instanceof DiscoveryError) yield { kind: 'invalid', key, error: after };
     }
   }
 
@@ -333,32 +359,40 @@ export class Discovery implements AsyncDisposable {
   }
 
   #servicePrefix(service: string): string {
-    return `${this.#prefix}services/${service}/`;
+    return `${this.#servicesPrefix()}${service}/`;
   }
 
   #instanceKey(service: string, id: string): string {
     return `${this.#servicePrefix(service)}${id}`;
   }
 
+  #servicesPrefix(): string {
+    return `${this.#prefix}services/`;
+  }
+
   #parseAll(kvs: readonly KeyValue[]): ServiceInstance[] {
     const out: ServiceInstance[] = [];
     for (const kv of kvs) {
       const i = this.#parse(kv);
-      if (i !== undefined) out.push(i);
+      if (!(i instanceof DiscoveryError)) out.push(i);
     }
     return out;
   }
 
-  #parse(kv: KeyValue): ServiceInstance | undefined {
+  /** The instance at `kv`, or the error that says why it is none (reported already). */
+  #parse(kv: KeyValue): ServiceInstance | DiscoveryError {
     try {
-      const v = JSON.parse(kv.value) as ServiceInstance;
-      if (typeof v.id === 'string' && typeof v.addr === 'string' && typeof v.ready === 'boolean')
-        return v;
-    } catch {
-      // fall through
+      return parseInstance(kv, this.#servicesPrefix());
+    } catch (err) {
+      if (!(err instanceof DiscoveryError)) throw err;
+      this.#reportInvalid(kv.key, err);
+      return err;
     }
-    this.#logger.warn({ key: kv.key }, 'ignoring a malformed instance entry');
-    return undefined;
+  }
+
+  #reportInvalid(key: string, error: DiscoveryError): void {
+    this.#logger.warn({ key, err: error }, 'skipping an invalid instance entry');
+    this.emit('invalid-record', key, error);
   }
 }
 

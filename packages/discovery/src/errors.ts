@@ -12,6 +12,12 @@ export const DiscoveryErrorCodes = {
   INVALID_META: 'FLOTILLA_DISCOVERY_INVALID_META',
   /** A TTL that is not an integer number of ms of at least 1000. */
   INVALID_TTL: 'FLOTILLA_DISCOVERY_INVALID_TTL',
+  /**
+   * An entry under `services/` that is not a valid instance: not JSON, a missing or mistyped
+   * field, an id or service other than its key names, a key that names no service and id.
+   * Reads skip it and report it (watch's `invalid` event, Discovery's `invalid-record` event).
+   */
+  INVALID_RECORD: 'FLOTILLA_DISCOVERY_INVALID_RECORD',
   /** An instance id already registered by a live registrant. */
   DUPLICATE_ID: 'FLOTILLA_DISCOVERY_DUPLICATE_ID',
   /**
@@ -32,14 +38,17 @@ export class DiscoveryError extends FlotillaError<DiscoveryErrorCode> {
   readonly service: string | undefined;
   /** The instance id concerned, when there is one. */
   readonly instanceId: string | undefined;
+  /** The store key concerned, when there is one (an invalid record's). */
+  readonly key: string | undefined;
 
   constructor(
     code: DiscoveryErrorCode,
     message: string,
-    details: { service?: string; instanceId?: string; cause?: unknown } = {},
+    details: { service?: string; instanceId?: string; key?: string; cause?: unknown } = {},
   ) {
     super(code, message, { cause: details.cause });
     this.service = details.service;
     this.instanceId = details.instanceId;
+    this.key = details.key;
   }
 }

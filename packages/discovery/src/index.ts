@@ -6,6 +6,7 @@
  */
 export { Discovery } from './discovery.js';
 export type {
+  DiscoveryEvents,
   DiscoveryOptions,
   DiscoveryWatchOptions,
   ElectOptions,

@@ -1,0 +1,79 @@
+import type { KeyValue } from '@flotilla/store';
+import { DiscoveryError, DiscoveryErrorCodes } from '../errors.js';
+import type { ServiceInstance } from '../instance.js';
+import { validateAddr, validateId, validateMeta, validateService } from './validate.js';
+
+/**
+ * Reads the instance stored at `services/<service>/<id>` (under `servicesPrefix`), checking it
+ * as `register()` checks its input, and that its id and service are the ones its key names.
+ *
+ * @throws {@link DiscoveryError} `FLOTILLA_DISCOVERY_INVALID_RECORD` when it is not a valid
+ * instance; the check that failed is its `cause` when there is one.
+ */
+export function parseInstance(kv: KeyValue, servicesPrefix: string): ServiceInstance {
+  const { service, id } = keyParts(kv.key, servicesPrefix);
+  let value: unknown;
+  try {
+    value = JSON.parse(kv.value);
+  } catch (err) {
+    throw invalidRecord(kv.key, 'its value is not JSON', err);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalidRecord(kv.key, 'its value is not a JSON object');
+  }
+  const v = value as Record<string, unknown>;
+  if (v.id !== id) {
+    throw invalidRecord(kv.key, `its id ${JSON.stringify(v.id)} is not the one its key names`);
+  }
+  if (v.service !== service) {
+    throw invalidRecord(
+      kv.key,
+      `its service ${JSON.stringify(v.service)} is not the one its key names`,
+    );
+  }
+  if (typeof v.ready !== 'boolean') throw invalidRecord(kv.key, 'ready is not a boolean');
+  if (typeof v.registeredAt !== 'string') {
+    throw invalidRecord(kv.key, 'registeredAt is not a string');
+  }
+  const { addr, meta, ready, registeredAt } = v;
+  try {
+    validateAddr(addr);
+    validateMeta(meta);
+  } catch (err) {
+    throw invalidRecord(kv.key, (err as Error).message, err);
+  }
+  return { id, service, addr, meta, ready, registeredAt };
+}
+
+/**
+ * The service and instance id a key under `servicesPrefix` names.
+ *
+ * @throws {@link DiscoveryError} `FLOTILLA_DISCOVERY_INVALID_RECORD` when it names no valid
+ * service and id (`services/web`, `services/web/a/b`, `services/Web/a`).
+ */
+export function keyParts(key: string, servicesPrefix: string): { service: string; id: string } {
+  const rest = key.slice(servicesPrefix.length);
+  const slash = rest.indexOf('/');
+  if (slash < 0) throw invalidRecord(key, 'its key names a service but no instance id');
+  const service = rest.slice(0, slash);
+  const id = rest.slice(slash + 1);
+  try {
+    validateService(service);
+    validateId(id);
+  } catch (err) {
+    throw invalidRecord(
+      key,
+      `its key does not name a valid service and id: ${(err as Error).message}`,
+      err,
+    );
+  }
+  return { service, id };
+}
+
+function invalidRecord(key: string, why: string, cause?: unknown): DiscoveryError {
+  return new DiscoveryError(
+    DiscoveryErrorCodes.INVALID_RECORD,
+    `instance entry ${JSON.stringify(key)} is invalid: ${why}. Discovery skips it: delete or rewrite it, and find what wrote it`,
+    { key, cause },
+  );
+}
