@@ -266,7 +266,7 @@ function positiveResources(v: unknown, path: string): Resources {
   return r;
 }
 
-const time = (v: unknown, path: string): number => integer(v, path, 0, TIME_MAX);
+const time = (v: unknown, path: string): number => number(v, path, 0, TIME_MAX);
 
 /** Checks a formation; returns a normalised copy. Throws `FLOTILLA_CLUSTER_INVALID_RECORD` naming the field. */
 export function validateFormation(v: unknown, path = 'formation'): Formation {

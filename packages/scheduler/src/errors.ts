@@ -12,6 +12,8 @@ export const SchedulerErrorCodes = {
   UNKNOWN_ID: 'FLOTILLA_SCHEDULER_UNKNOWN_ID',
   /** The simulated cluster kept changing and never settled (a feedback loop). */
   NOT_SETTLED: 'FLOTILLA_SCHEDULER_NOT_SETTLED',
+  /** The scheduler epoch (the member list sharding apps) kept changing under compare-and-set; retried later. */
+  CONFLICT: 'FLOTILLA_SCHEDULER_CONFLICT',
   /** The Scheduler service was closed. */
   CLOSED: 'FLOTILLA_SCHEDULER_CLOSED',
 } as const;
@@ -27,9 +29,9 @@ export class SchedulerError extends FlotillaError<SchedulerErrorCode> {
   constructor(
     code: SchedulerErrorCode,
     message: string,
-    details: { path?: string; cause?: unknown } = {},
+    details: { path?: string; cause?: unknown; retryable?: boolean } = {},
   ) {
-    super(code, message, { cause: details.cause });
+    super(code, message, { cause: details.cause, retryable: details.retryable ?? false });
     this.path = details.path;
   }
 }

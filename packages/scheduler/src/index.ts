@@ -9,19 +9,14 @@ export type { ScheduleOptions } from './schedule.js';
 export { Planner } from './planner.js';
 export type { PlannerOptions } from './planner.js';
 export type { HostView, PlacementPlugin, PlacementRequest } from './plugins.js';
+// Records (Formation, Resources, StopReason...) are @flotilla/cluster's: import them from there.
 export type {
   ClusterSnapshot,
-  Formation,
   HostSnapshot,
-  HostState,
   JobSnapshot,
-  JobState,
   Plan,
   PlannedStart,
   PlannedStop,
-  ProcessSpec,
-  Resources,
-  StopReason,
   Strategy,
   Unplaced,
   UnplacedReason,
@@ -34,10 +29,7 @@ export type {
   SchedulerOptions,
   SchedulerState,
 } from './scheduler.js';
-export { ClusterKeys } from './keys.js';
-export { parseFormation, parseHostRecord, parseJobRecord } from './records.js';
-export type { HostAlloc, HostRecord, JobRecord } from './records.js';
 export { ClusterSimulator } from './simulator.js';
-export type { ClusterSimulatorOptions } from './simulator.js';
+export type { ClusterSimulatorOptions, SimulatedHost, SimulatedJob } from './simulator.js';
 export { SchedulerError, SchedulerErrorCodes } from './errors.js';
 export type { SchedulerErrorCode } from './errors.js';

@@ -1,9 +1,9 @@
-// Two schedulers on one real etcd, racing to place more than fits: no host is over-committed.
+// Schedulers on one real etcd, racing from their first plan: no host is over-committed in
+// either dimension, and no formation gets more jobs than it asks for.
+import { ClusterState, type Formation } from '@flotilla/cluster';
 import { EtcdStore } from '@flotilla/etcd';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdEndpoints, releaseEtcd, uniquePrefix } from '../../../test/support/etcd.js';
-import { ClusterKeys } from './keys.js';
-import type { HostRecord, JobRecord } from './records.js';
 import { Scheduler, type PlanReport } from './scheduler.js';
 
 let endpoints: string[];
@@ -13,65 +13,98 @@ beforeAll(async () => {
 afterAll(releaseEtcd);
 
 describe('Scheduler on etcd', () => {
-  it('two concurrent schedulers never over-commit a host', async () => {
+  it('three racing schedulers place each formation exactly, never over-committing a host', async () => {
     const prefix = uniquePrefix('scheduler');
     const admin = new EtcdStore({ endpoints, prefix });
-    const keys = new ClusterKeys();
-    const hosts: HostRecord[] = Array.from({ length: 10 }, (_, i) => ({
+    const cluster = new ClusterState({ store: admin });
+    // 10 hosts; cpu fits 13 jobs of 300m each, memory 10 of 768 MiB on the small ones: room
+    // for 115 jobs, so only the schedulers' own discipline keeps each formation at its count.
+    const hosts = Array.from({ length: 10 }, (_, i) => ({
       id: `h${i}`,
+      addr: `127.0.0.1:${7000 + i}`,
       tags: { zone: `z${i % 3}` },
-      capacity: { cpu: 2000, memory: 8192 },
-      state: 'up',
+      capacity: { cpu: 4000, memory: i % 2 === 0 ? 8192 : 16384 },
     }));
-    const lease = await admin.grant(60_000);
-    await lease.keepAlive();
-    for (const h of hosts) {
-      await admin.put(keys.host(h.id), JSON.stringify(h));
-      await admin.put(keys.heartbeat(h.id), '1', { lease: lease.id });
-    }
-    const stores = [1, 2].map(() => new EtcdStore({ endpoints, prefix }));
+    for (const h of hosts) await cluster.registerHost(h, { ttlMs: 60_000 });
+    const stores = [0, 1, 2].map(() => new EtcdStore({ endpoints, prefix }));
     const schedulers = stores.map(
       (store, i) =>
-        new Scheduler({ store, id: `s${i}`, seed: i, strategy: i === 0 ? 'spread' : 'binpack' }),
+        new Scheduler({ store, id: `s${i}`, seed: i, strategy: i === 1 ? 'binpack' : 'spread' }),
     );
     const reports: PlanReport[] = [];
     for (const s of schedulers) s.on('plan', (r) => reports.push(r));
     await Promise.all(schedulers.map((s) => s.start()));
-
-    // 8 apps x 10 jobs of 300m = 80 wanted; 10 hosts x 6 = 60 fit.
     await Promise.all(
-      Array.from({ length: 8 }, (_, a) =>
-        admin.put(
-          keys.formation(`app${a}`, 'v1'),
-          JSON.stringify({
-            app: `app${a}`,
-            release: 'v1',
-            processes: { web: { count: 10, resources: { cpu: 300, memory: 512 } } },
+      schedulers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            if (s.stats.members.length === 3) resolve();
+            else s.on('epoch', (m) => m.length === 3 && resolve());
           }),
-        ),
       ),
     );
+    // 24 apps x 3 jobs = 72 wanted, all declared in one transaction: every scheduler sees them
+    // at the same revision and plans at once.
+    const formations: Formation[] = Array.from({ length: 24 }, (_, a) => ({
+      app: `app${a}`,
+      release: 'v1',
+      processes: { web: { count: 3, resources: { cpu: 300, memory: 768 } } },
+    }));
+    await admin.txn({
+      compare: [],
+      success: formations.flatMap((f) => [
+        {
+          op: 'put' as const,
+          key: cluster.keys.release(f.app, 'v1'),
+          value: JSON.stringify({
+            app: f.app,
+            release: 'v1',
+            artifact: { type: 'image', image: 'test' },
+            config: {},
+            processes: { web: { command: 'serve' } },
+            createdAt: Date.now(),
+          }),
+        },
+        { op: 'put' as const, key: cluster.keys.formation(f.app, 'v1'), value: JSON.stringify(f) },
+      ]),
+    });
     const seen = new Set<string>();
-    for await (const ev of admin.watch(keys.jobs, {
+    for await (const ev of admin.watch(cluster.keys.jobs, {
       fromRevision: 1,
       signal: AbortSignal.timeout(20_000),
     })) {
       if (ev.type === 'put') seen.add(ev.kv.key);
-      if (seen.size >= 60) break;
+      if (seen.size >= 72) break;
     }
     await Promise.all(schedulers.map((s) => s.idle()));
 
-    const jobs = (await admin.list(keys.jobs)).kvs.map((kv) => JSON.parse(kv.value) as JobRecord);
-    const cpu = new Map<string, number>();
-    for (const j of jobs) cpu.set(j.hostId, (cpu.get(j.hostId) ?? 0) + j.resources.cpu);
-    for (const h of hosts) expect(cpu.get(h.id) ?? 0, h.id).toBeLessThanOrEqual(h.capacity.cpu);
-    expect(jobs).toHaveLength(60);
-    expect(reports.some((r) => r.unplaced.length > 0)).toBe(true);
+    const jobs = (await cluster.jobs()).map((j) => j.record);
+    const used = new Map<string, { cpu: number; memory: number }>();
+    for (const j of jobs) {
+      const u = used.get(j.hostId) ?? { cpu: 0, memory: 0 };
+      used.set(j.hostId, { cpu: u.cpu + j.resources.cpu, memory: u.memory + j.resources.memory });
+    }
+    for (const h of hosts) {
+      expect(used.get(h.id)?.cpu ?? 0, h.id).toBeLessThanOrEqual(h.capacity.cpu);
+      expect(used.get(h.id)?.memory ?? 0, h.id).toBeLessThanOrEqual(h.capacity.memory);
+    }
+    expect(jobs).toHaveLength(72);
+    const perApp = new Map<string, number[]>();
+    for (const j of jobs) perApp.set(j.app, [...(perApp.get(j.app) ?? []), j.index]);
+    expect(perApp.size).toBe(24);
+    for (const [app, indexes] of perApp) expect(indexes.sort(), app).toEqual([1, 2, 3]);
+    // They really raced: some commits were refused (a host or the member list changed first).
+    expect(reports.reduce((a, r) => a + r.conflicts, 0)).toBeGreaterThan(0);
+    expect(schedulers.map((s) => s.stats.members)).toEqual([
+      ['s0', 's1', 's2'],
+      ['s0', 's1', 's2'],
+      ['s0', 's1', 's2'],
+    ]);
 
     await Promise.all(schedulers.map((s) => s.close()));
     await Promise.all(stores.map((s) => s.close()));
+    await cluster.close();
     await admin.deletePrefix('');
-    await lease.revoke();
     await admin.close();
   });
 });

@@ -1,17 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import {
-  MemoryStore,
-  StoreError,
-  StoreErrorCodes,
-  type Store,
-  type WatchEvent,
-} from '@flotilla/store';
+import { ClusterKeys, ClusterState, type Formation, type JobRecord } from '@flotilla/cluster';
 import { ManualClock } from '@flotilla/core';
-import { ClusterKeys } from './keys.js';
-import type { HostRecord, JobRecord } from './records.js';
+import { MemoryStore, type Store } from '@flotilla/store';
+import { PartitionableStore } from '@flotilla/store/testing';
 import { Scheduler, type CrashLoop, type PlanReport } from './scheduler.js';
-import { ClusterSimulator } from './simulator.js';
-import type { Formation } from './types.js';
+import { ClusterSimulator, type SimulatedJob } from './simulator.js';
 
 const web = (count: number, extra: Partial<Formation['processes'][string]> = {}): Formation => ({
   app: 'demo',
@@ -19,7 +12,7 @@ const web = (count: number, extra: Partial<Formation['processes'][string]> = {})
   processes: { web: { count, resources: { cpu: 500, memory: 512 }, ...extra } },
 });
 
-const running = (jobs: JobRecord[], filter: Partial<JobRecord> = {}): JobRecord[] =>
+const running = (jobs: SimulatedJob[], filter: Partial<JobRecord> = {}): SimulatedJob[] =>
   jobs.filter(
     (j) =>
       ['pending', 'starting', 'up'].includes(j.state) &&
@@ -27,7 +20,7 @@ const running = (jobs: JobRecord[], filter: Partial<JobRecord> = {}): JobRecord[
   );
 
 describe('Scheduler service (simulated cluster)', () => {
-  it('runs a formation, scales it up and down, and leaves a stopped job to its agent', async () => {
+  it('runs a formation, scales it up and down, numbers its jobs, and leaves a stop to the agent', async () => {
     await using sim = new ClusterSimulator({ hosts: 6, seed: 1 });
     await sim.start();
     await sim.setFormation(web(4));
@@ -35,15 +28,22 @@ describe('Scheduler service (simulated cluster)', () => {
     expect(running(jobs)).toHaveLength(4);
     expect(jobs.every((j) => j.state === 'up')).toBe(true);
     expect(new Set(jobs.map((j) => j.hostId)).size).toBe(4); // spread: one per host
+    expect(jobs.map((j) => j.index).sort()).toEqual([1, 2, 3, 4]); // web.1 .. web.4
 
     await sim.setFormation(web(6));
-    expect(running(await sim.jobs())).toHaveLength(6);
+    jobs = await sim.jobs();
+    expect(running(jobs)).toHaveLength(6);
+    expect(jobs.map((j) => j.index).sort()).toEqual([1, 2, 3, 4, 5, 6]);
 
     await sim.setFormation(web(2));
     jobs = await sim.jobs();
     expect(running(jobs)).toHaveLength(2);
-    // Stopped jobs went stopping -> down (agent) -> collected (scheduler).
+    // Stopped jobs went stopping -> down (agent) -> collected with their status (scheduler).
     expect(jobs).toHaveLength(2);
+    expect((await sim.store.list(sim.keys.jobStatuses)).kvs).toHaveLength(2);
+    // Scaling up again reuses the freed numbers.
+    await sim.setFormation(web(4));
+    expect((await sim.jobs()).map((j) => j.index).sort()).toEqual([1, 2, 3, 4]);
     expect(await sim.overcommitted()).toEqual([]);
   });
 
@@ -62,20 +62,27 @@ describe('Scheduler service (simulated cluster)', () => {
     const jobs = await sim.jobs();
     expect(running(jobs)).toHaveLength(5);
     expect(jobs.some((j) => j.hostId === victim)).toBe(false);
-    expect((await sim.hosts()).find((h) => h.id === victim)?.state).toBe('down');
+    expect((await sim.hosts()).find((h) => h.record.id === victim)?.state).toBe('down');
   });
 
-  it('moves jobs off a draining host and places nothing new there', async () => {
+  it('moves jobs off a draining host, and a restarted agent does not undo the drain', async () => {
     await using sim = new ClusterSimulator({ hosts: 4, seed: 3 });
     await sim.start();
     await sim.setFormation(web(3));
     const host = (await sim.jobs())[0]?.hostId as string;
     await sim.drainHost(host);
-    const jobs = await sim.jobs();
+    let jobs = await sim.jobs();
     expect(running(jobs)).toHaveLength(3);
     expect(jobs.some((j) => j.hostId === host)).toBe(false);
+    // The agent dies and comes back: it registers again, the operator's drain stays.
+    await sim.killHost(host);
+    await sim.advance(3000);
+    await sim.reviveHost(host);
+    expect((await sim.hosts()).find((h) => h.record.id === host)?.state).toBe('draining');
     await sim.setFormation(web(4));
-    expect((await sim.jobs()).some((j) => j.hostId === host)).toBe(false);
+    jobs = await sim.jobs();
+    expect(running(jobs)).toHaveLength(4);
+    expect(jobs.some((j) => j.hostId === host)).toBe(false);
   });
 
   it('restarts crashed jobs with backoff, reports a crash loop, and resets after quiet time', async () => {
@@ -92,20 +99,22 @@ describe('Scheduler service (simulated cluster)', () => {
     sim.scheduler.on('crashloop', (l) => loops.push(l));
     await sim.start();
     await sim.setFormation(web(1));
-    const up = async (): Promise<JobRecord[]> => (await sim.jobs()).filter((j) => j.state === 'up');
+    const up = async (): Promise<SimulatedJob[]> =>
+      (await sim.jobs()).filter((j) => j.state === 'up');
+    const first = async (): Promise<string> => ((await up())[0] as SimulatedJob).id;
 
-    // 1st crash: restarted at once.
-    await sim.crash(((await up())[0] as JobRecord).id);
-    expect(await up()).toHaveLength(1);
+    // 1st crash: restarted at once, under the same number.
+    await sim.crash(await first());
+    expect((await up()).map((j) => j.index)).toEqual([1]);
     // 2nd crash: 10 s backoff.
-    await sim.crash(((await up())[0] as JobRecord).id);
+    await sim.crash(await first());
     expect(await up()).toHaveLength(0);
     await sim.advance(9000);
     expect(await up()).toHaveLength(0);
     await sim.advance(1500);
     expect(await up()).toHaveLength(1);
     // 3rd crash: 30 s, and reported.
-    await sim.crash(((await up())[0] as JobRecord).id);
+    await sim.crash(await first());
     expect(loops).toEqual([
       { app: 'demo', release: 'v1', type: 'web', crashes: 3, nextRestartInMs: 30_000 },
     ]);
@@ -115,7 +124,7 @@ describe('Scheduler service (simulated cluster)', () => {
     expect(await up()).toHaveLength(1);
     // Five quiet minutes later, a crash is restarted at once again.
     await sim.advance(300_000);
-    await sim.crash(((await up())[0] as JobRecord).id);
+    await sim.crash(await first());
     expect(await up()).toHaveLength(1);
   }, 60_000);
 
@@ -141,29 +150,160 @@ describe('Scheduler service (simulated cluster)', () => {
     expect(reports.at(-1)?.unplaced).toEqual([
       expect.objectContaining({ count: 2, reason: 'no-matching-host' }),
     ]);
-    await sim.addHost({
-      id: 'late',
-      tags: { zone: 'a' },
-      capacity: { cpu: 4000, memory: 8192 },
-      state: 'up',
-    });
+    await sim.addHost({ id: 'late', tags: { zone: 'a' }, capacity: { cpu: 4000, memory: 8192 } });
     expect(running(await sim.jobs())).toHaveLength(2);
   });
 
-  it('ignores invalid records and says so', async () => {
+  it('reports every record it cannot read, keeps running, and schedules the rest', async () => {
     await using sim = new ClusterSimulator({ hosts: 2, seed: 7 });
-    const invalid: string[] = [];
-    sim.scheduler.on('invalid-record', (key) => invalid.push(key));
+    const invalid: [string, string][] = [];
+    sim.scheduler.on('invalid-record', (key, err) => invalid.push([key, err.code]));
     await sim.start();
+    const k = sim.keys;
+    const bad = {
+      // Negative count, and a formation that would have made 1e8 jobs of nothing.
+      negative: k.formation('bad', 'v1'),
+      huge: k.formation('huge', 'v1'),
+      notJson: k.host('junk'),
+      // Ids that cannot round-trip through their keys.
+      slashType: `${k.formations}slash/v1`,
+      slashJob: `${k.jobs}host-0/web/1`,
+      unknownDesired: k.job('host-0', 'web.x'),
+    };
     await sim.store.put(
-      sim.keys.formation('bad', 'v1'),
+      bad.negative,
       '{"app":"bad","release":"v1","processes":{"web":{"count":-1}}}',
     );
-    await sim.store.put(sim.keys.host('junk'), 'not json');
+    await sim.store.put(
+      bad.huge,
+      JSON.stringify({
+        app: 'huge',
+        release: 'v1',
+        processes: { web: { count: 1e8, resources: { cpu: 0, memory: 0 } } },
+      }),
+    );
+    await sim.store.put(bad.notJson, 'not json');
+    await sim.store.put(
+      bad.slashType,
+      JSON.stringify({
+        app: 'slash',
+        release: 'v1',
+        processes: { 'a/b': { count: 1, resources: { cpu: 1, memory: 1 } } },
+      }),
+    );
+    await sim.store.put(bad.slashJob, '{}');
+    await sim.store.put(
+      bad.unknownDesired,
+      JSON.stringify({
+        id: 'web.x',
+        app: 'demo',
+        release: 'v1',
+        type: 'web',
+        hostId: 'host-0',
+        index: 1,
+        resources: { cpu: 1, memory: 1 },
+        desired: 'maybe',
+        createdAt: 0,
+      }),
+    );
     await sim.settle();
-    expect(invalid.sort()).toEqual([sim.keys.formation('bad', 'v1'), sim.keys.host('junk')].sort());
+    expect(invalid.map(([key]) => key).sort()).toEqual(Object.values(bad).sort());
+    expect(new Set(invalid.map(([, code]) => code))).toEqual(
+      new Set(['FLOTILLA_CLUSTER_INVALID_RECORD']),
+    );
+    expect(sim.scheduler.state).toBe('running');
     await sim.setFormation(web(1));
     expect(running(await sim.jobs())).toHaveLength(1);
+    // The writer refuses such ids before anything is written.
+    await expect(
+      sim.cluster.setFormation({
+        app: 'demo',
+        release: 'v1',
+        processes: { 'a/b': { count: 1, resources: { cpu: 1, memory: 1 } } },
+      }),
+    ).rejects.toMatchObject({ code: 'FLOTILLA_CLUSTER_INVALID_RECORD' });
+    expect(() => sim.keys.job('host/0', 'web.1')).toThrow(
+      expect.objectContaining({ code: 'FLOTILLA_CLUSTER_INVALID_ID' }),
+    );
+  });
+
+  it('refuses bad options with a coded error', () => {
+    const store = new MemoryStore();
+    for (const bad of [
+      { hostGraceMs: -1 },
+      { hostGraceMs: Number.NaN },
+      { commitConcurrency: 0 },
+      { restartBackoffMs: [] },
+      { crashLoopAfter: 0.5 },
+      { id: 'a/b' },
+      { strategy: 'random' },
+    ]) {
+      expect(() => new Scheduler({ store, ...(bad as object) })).toThrow(
+        expect.objectContaining({ code: 'FLOTILLA_SCHEDULER_INVALID_OPTIONS' }),
+      );
+    }
+  });
+});
+
+async function seedHosts(
+  store: Store,
+  clock: ManualClock,
+  hosts: { id: string; tags?: Record<string, string>; capacity: { cpu: number; memory: number } }[],
+): Promise<ClusterState> {
+  const cluster = new ClusterState({ store, clock });
+  for (const h of hosts)
+    await cluster.registerHost({ ...h, addr: `test://${h.id}` }, { ttlMs: 600_000 });
+  return cluster;
+}
+
+async function declare(cluster: ClusterState, formation: Formation): Promise<void> {
+  await cluster.putRelease({
+    app: formation.app,
+    release: formation.release,
+    artifact: { type: 'image', image: 'test' },
+    config: {},
+    processes: Object.fromEntries(Object.keys(formation.processes).map((t) => [t, { command: t }])),
+    createdAt: 0,
+  });
+  await cluster.setFormation(formation);
+}
+
+describe('resynchronising', () => {
+  it('lists everything again when its watch falls behind a real compaction, and catches up', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const memory = new MemoryStore({ clock, historyLimit: 20 });
+    const view = new PartitionableStore(memory, { clock });
+    const cluster = await seedHosts(memory, clock, [
+      { id: 'h1', capacity: { cpu: 2000, memory: 4096 } },
+      { id: 'h2', capacity: { cpu: 2000, memory: 4096 } },
+    ]);
+    const scheduler = new Scheduler({ store: view, clock });
+    const errors: unknown[] = [];
+    scheduler.on('error', (e) => errors.push(e));
+    await scheduler.start();
+    // The scheduler is cut off: its watch breaks, and it backs off.
+    view.partitioned = true;
+    // Meanwhile a formation appears, a host goes away, and the store moves far past its history.
+    await declare(cluster, web(2));
+    const h2 = (await cluster.hosts()).find((h) => h.record.id === 'h2');
+    await memory.delete(cluster.keys.heartbeat('h2'));
+    await memory.delete(cluster.keys.host('h2'));
+    for (let i = 0; i < 30; i++) await memory.put('elsewhere/noise', String(i));
+    expect(h2?.state).toBe('up');
+    expect((await memory.list(cluster.keys.jobs)).kvs).toHaveLength(0);
+    // Back: watching from where it was fails as compacted, so it lists again and applies the difference.
+    view.partitioned = false;
+    const placed = new Promise<PlanReport>((resolve) => scheduler.once('plan', resolve));
+    await clock.advance(5000);
+    expect((await placed).started).toBe(2);
+    await scheduler.idle();
+    const jobs = await cluster.jobs();
+    expect(jobs.map((j) => j.record.hostId)).toEqual(['h1', 'h1']);
+    expect(scheduler.state).toBe('running');
+    expect(errors.length).toBeGreaterThan(0); // it did lose the store for a while
+    await scheduler.close();
+    await cluster.close();
+    await memory.close();
   });
 });
 
@@ -185,102 +325,31 @@ function withLatency(store: Store, ms: number): Store {
   });
 }
 
-describe('resynchronising', () => {
-  it('lists everything again when its watch falls behind compaction, and catches up', async () => {
-    const clock = new ManualClock(Date.UTC(2026, 0, 1));
-    const memory = new MemoryStore({ clock });
-    const keys = new ClusterKeys();
-    let trip: (() => void) | undefined;
-    let watches = 0;
-    // The scheduler's first watch goes blind, then fails as compacted; later ones are real.
-    const store = new Proxy(memory, {
-      get(target, prop, receiver) {
-        if (prop === 'watch' && watches++ === 0) {
-          return () => ({
-            [Symbol.asyncIterator]: () => ({
-              next: async (): Promise<IteratorResult<WatchEvent>> => {
-                await new Promise<void>((resolve) => (trip = resolve));
-                throw new StoreError(StoreErrorCodes.COMPACTED, 'compacted (test)', {
-                  compactRevision: 1,
-                });
-              },
-            }),
-          });
-        }
-        const value = Reflect.get(target, prop, receiver) as unknown;
-        return typeof value === 'function'
-          ? (value as (...a: unknown[]) => unknown).bind(target)
-          : value;
-      },
-    });
-    const hosts: HostRecord[] = ['h1', 'h2'].map((id) => ({
-      id,
-      tags: {},
-      capacity: { cpu: 2000, memory: 4096 },
-      state: 'up',
-    }));
-    for (const h of hosts) {
-      await memory.put(keys.host(h.id), JSON.stringify(h));
-      await memory.put(keys.heartbeat(h.id), '1');
-    }
-    const scheduler = new Scheduler({ store, clock });
-    await scheduler.start();
-    // While it is blind: a formation appears and a host goes away.
-    await memory.put(keys.formation('demo', 'v1'), JSON.stringify(web(2)));
-    await memory.delete(keys.host('h2'));
-    await scheduler.idle();
-    expect((await memory.list(keys.jobs)).kvs).toHaveLength(0);
-    trip?.();
-    const placed = new Promise<PlanReport>((resolve) => scheduler.once('plan', resolve));
-    expect((await placed).started).toBe(2);
-    await scheduler.idle();
-    const jobs = (await memory.list(keys.jobs)).kvs.map((kv) => JSON.parse(kv.value) as JobRecord);
-    expect(jobs.map((j) => j.hostId)).toEqual(['h1', 'h1']);
-    expect(scheduler.state).toBe('running');
-    await scheduler.close();
-    await memory.close();
-  });
-});
-
 describe('several schedulers on one store', () => {
-  it('never over-commit a host, and together place exactly what fits', async () => {
+  it('never over-commit a host nor over-place a formation, and together place what fits', async () => {
     const clock = new ManualClock(Date.UTC(2026, 0, 1));
     const memory = new MemoryStore({ clock });
     const store = withLatency(memory, 2);
-    const keys = new ClusterKeys();
-    const hosts: HostRecord[] = Array.from({ length: 8 }, (_, i) => ({
-      id: `h${i}`,
-      tags: { zone: `z${i % 2}` },
-      capacity: { cpu: 2000, memory: 4096 },
-      state: 'up',
-    }));
-    for (const h of hosts) {
-      await store.put(keys.host(h.id), JSON.stringify(h));
-      const lease = await store.grant(60_000);
-      await store.put(keys.heartbeat(h.id), '1', { lease: lease.id });
-    }
+    const cluster = await seedHosts(
+      memory,
+      clock,
+      Array.from({ length: 8 }, (_, i) => ({
+        id: `h${i}`,
+        tags: { zone: `z${i % 2}` },
+        capacity: { cpu: 2000, memory: 4096 },
+      })),
+    );
+    // 6 apps x 6 jobs of 500m: 36 wanted, 8 hosts x 4 = 32 fit. Declared before the schedulers
+    // start, so that they all race from their first plan, while still joining one another.
+    for (const app of ['a', 'b', 'c', 'd', 'e', 'f']) await declare(cluster, { ...web(6), app });
     const schedulers = [1, 2, 3].map(
       (i) => new Scheduler({ store, clock, id: `s${i}`, seed: i, hostGraceMs: 60_000 }),
     );
     let conflicts = 0;
     for (const s of schedulers) s.on('plan', (r) => (conflicts += r.conflicts));
     await Promise.all(schedulers.map((s) => s.start()));
-    // 3 apps x 12 jobs of 500m: 36 wanted, 8 hosts x 4 = 32 fit.
-    await Promise.all(
-      ['a', 'b', 'c'].map((app) =>
-        store.put(
-          keys.formation(app, 'v1'),
-          JSON.stringify({
-            app,
-            release: 'v1',
-            processes: { web: { count: 12, resources: { cpu: 500, memory: 512 } } },
-          }),
-        ),
-      ),
-    );
-    // Wait, on the store's own events, until 32 jobs exist; then let every scheduler go idle.
     const seen = new Set<string>();
-    for await (const ev of memory.watch(keys.jobs, {
+    for await (const ev of memory.watch(cluster.keys.jobs, {
       fromRevision: 1,
       signal: AbortSignal.timeout(10_000),
     })) {
@@ -288,13 +357,59 @@ describe('several schedulers on one store', () => {
       if (seen.size >= 32) break;
     }
     await Promise.all(schedulers.map((s) => s.idle()));
-    const jobs = (await store.list(keys.jobs)).kvs.map((kv) => JSON.parse(kv.value) as JobRecord);
-    const perHost = new Map<string, number>();
-    for (const j of jobs) perHost.set(j.hostId, (perHost.get(j.hostId) ?? 0) + j.resources.cpu);
-    for (const [, cpu] of perHost) expect(cpu).toBeLessThanOrEqual(2000);
+    const jobs = await cluster.jobs();
+    const perHost = new Map<string, { cpu: number; memory: number }>();
+    for (const { record: j } of jobs) {
+      const u = perHost.get(j.hostId) ?? { cpu: 0, memory: 0 };
+      perHost.set(j.hostId, {
+        cpu: u.cpu + j.resources.cpu,
+        memory: u.memory + j.resources.memory,
+      });
+    }
+    for (const [, u] of perHost) {
+      expect(u.cpu).toBeLessThanOrEqual(2000);
+      expect(u.memory).toBeLessThanOrEqual(4096);
+    }
     expect(jobs).toHaveLength(32);
+    const perApp = new Map<string, number>();
+    for (const { record: j } of jobs) perApp.set(j.app, (perApp.get(j.app) ?? 0) + 1);
+    for (const [, n] of perApp) expect(n).toBeLessThanOrEqual(6);
     expect(conflicts).toBeGreaterThan(0); // they did race, and the commits caught it
+    expect(schedulers.map((s) => s.stats.members)).toEqual([
+      ['s1', 's2', 's3'],
+      ['s1', 's2', 's3'],
+      ['s1', 's2', 's3'],
+    ]);
     await Promise.all(schedulers.map((s) => s.close()));
+    await cluster.close();
     await memory.close();
   });
+
+  it("hands a closed scheduler's apps to the others", async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const memory = new MemoryStore({ clock });
+    const cluster = await seedHosts(memory, clock, [
+      { id: 'h', capacity: { cpu: 64_000, memory: 65_536 } },
+    ]);
+    const a = new Scheduler({ store: memory, clock, id: 'a' });
+    const b = new Scheduler({ store: memory, clock, id: 'b' });
+    await a.start();
+    await b.start();
+    await a.close();
+    await b.idle();
+    expect(b.stats.members).toEqual(['b']);
+    for (const app of ['p', 'q', 'r', 's']) await declare(cluster, { ...web(2), app });
+    await b.idle();
+    expect(await cluster.jobs()).toHaveLength(8);
+    await b.close();
+    await cluster.close();
+    await memory.close();
+  });
+});
+
+// The keys are the cluster package's; the scheduler re-exports none of them.
+it('leaves the cluster layout to @flotilla/cluster', async () => {
+  const mod = (await import('./index.js')) as Record<string, unknown>;
+  expect(mod.ClusterKeys).toBeUndefined();
+  expect(new ClusterKeys().jobs).toBe('cluster/jobs/');
 });

@@ -1,17 +1,38 @@
 import { type Clock, ManualClock } from '@flotilla/core';
-import { type Lease, MemoryStore, type Store } from '@flotilla/store';
+import {
+  ClusterState,
+  type Formation,
+  type HostRegistration,
+  type HostView,
+  type JobRecord,
+  type JobState,
+  type JobStatus,
+  type Resources,
+} from '@flotilla/cluster';
+import { listAndWatch, MemoryStore, type Store } from '@flotilla/store';
+import { PartitionableStore } from '@flotilla/store/testing';
 import { SchedulerError, SchedulerErrorCodes } from './errors.js';
 import { rng } from './internal/rng.js';
-import { ClusterKeys } from './keys.js';
 import type { PlannerOptions } from './planner.js';
-import type { HostRecord, JobRecord } from './records.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
-import type { Formation, Resources } from './types.js';
+
+/** A host of a {@link ClusterSimulator}. */
+export interface SimulatedHost {
+  readonly id: string;
+  readonly tags?: Readonly<Record<string, string>>;
+  readonly capacity: Resources;
+}
+
+/** A job as the simulator reports it: the scheduler's record, the agent's status, the derived state. */
+export interface SimulatedJob extends JobRecord {
+  readonly state: JobState;
+  readonly status: JobStatus | undefined;
+}
 
 /** Options of {@link ClusterSimulator}. */
 export interface ClusterSimulatorOptions extends PlannerOptions {
-  /** Hosts to start with: a count (sizes and zones drawn from `seed`) or the records. */
-  readonly hosts?: number | readonly HostRecord[];
+  /** Hosts to start with: a count (sizes and zones drawn from `seed`) or the hosts. */
+  readonly hosts?: number | readonly SimulatedHost[];
   /** Zones hosts are spread over when `hosts` is a count (default a, b, c). */
   readonly zones?: readonly string[];
   /** Host sizes drawn from when `hosts` is a count (default 4, 8 and 16 cores, 4 GiB a core). */
@@ -27,22 +48,25 @@ export interface ClusterSimulatorOptions extends PlannerOptions {
 }
 
 interface SimHost {
-  record: HostRecord;
-  lease: Lease | undefined;
+  readonly host: SimulatedHost;
+  /** The agent's own view of the store: cut off when the host is killed. */
+  readonly view: PartitionableStore;
+  readonly cluster: ClusterState;
+  registration: HostRegistration | undefined;
   alive: boolean;
 }
 
 /**
- * A cluster in a box for tests and experiments: simulated host agents (heartbeat leases, jobs
- * taken from `pending` to `up`, stopped on request, crashes on demand) around the real
- * {@link Scheduler}, on a MemoryStore driven by a ManualClock, deterministic for a seed.
+ * A cluster in a box for tests and experiments: simulated host agents (registered through
+ * {@link ClusterState}, heartbeat leases, jobs reported from nothing to `up`, stopped on
+ * request, crashes on demand) around the real {@link Scheduler}, on a MemoryStore driven by a
+ * ManualClock, deterministic for a seed.
  *
  * @example
  * ```ts
  * const sim = new ClusterSimulator({ hosts: 20, seed: 1 });
  * await sim.start();
  * await sim.setFormation({ app: 'demo', release: 'v1', processes: { web: { count: 10, resources } } });
- * await sim.settle();
  * await sim.killHost('host-3');
  * await sim.advance(3000); // heartbeat lapses: host down, its jobs placed elsewhere
  * ```
@@ -51,11 +75,14 @@ export class ClusterSimulator implements AsyncDisposable {
   readonly store: Store;
   readonly clock: ManualClock;
   readonly scheduler: Scheduler;
-  readonly keys: ClusterKeys;
+  /** The cluster state as the controller and operators use it. */
+  readonly cluster: ClusterState;
   readonly #hosts = new Map<string, SimHost>();
   readonly #ttl: number;
   readonly #ownsStore: boolean;
   readonly #abort = new AbortController();
+  /** What the simulated agents last reported, by job id. */
+  readonly #reported = new Map<string, JobStatus['state']>();
   #agent: Promise<void> | undefined;
   #inflight = 0;
   #work: Promise<void> = Promise.resolve();
@@ -65,7 +92,12 @@ export class ClusterSimulator implements AsyncDisposable {
     this.#ownsStore = options.store === undefined;
     this.store = options.store ?? new MemoryStore({ clock: this.clock as Clock });
     this.#ttl = options.heartbeatTtlMs ?? 2000;
-    this.keys = new ClusterKeys(options.scheduler?.prefix);
+    const prefix = options.scheduler?.prefix;
+    this.cluster = new ClusterState({
+      store: this.store,
+      clock: this.clock,
+      ...(prefix === undefined ? {} : { prefix }),
+    });
     this.scheduler = new Scheduler({
       ...options,
       ...options.scheduler,
@@ -73,9 +105,14 @@ export class ClusterSimulator implements AsyncDisposable {
       clock: this.clock,
       hostGraceMs: options.scheduler?.hostGraceMs ?? this.#ttl,
     });
-    const records =
+    const hosts =
       typeof options.hosts === 'number' ? generateHosts(options) : (options.hosts ?? []);
-    for (const r of records) this.#hosts.set(r.id, { record: r, lease: undefined, alive: true });
+    for (const h of hosts) this.#hosts.set(h.id, this.#simHost(h));
+  }
+
+  /** The cluster keys. */
+  get keys(): ClusterState['keys'] {
+    return this.cluster.keys;
   }
 
   /** Registers the hosts, starts their agents and the scheduler. */
@@ -87,44 +124,57 @@ export class ClusterSimulator implements AsyncDisposable {
   }
 
   /** Adds a host (its agent registers and heartbeats). */
-  async addHost(record: HostRecord): Promise<void> {
-    const host: SimHost = { record, lease: undefined, alive: true };
-    this.#hosts.set(record.id, host);
-    await this.#register(host);
+  async addHost(host: SimulatedHost): Promise<void> {
+    const sim = this.#simHost(host);
+    this.#hosts.set(host.id, sim);
+    await this.#register(sim);
     await this.settle();
   }
 
   /** Kills a host: its agent stops heartbeating and acting, as if the machine died. */
   async killHost(id: string): Promise<void> {
-    const host = this.#hosts.get(id);
-    if (host === undefined) throw unknown(`host ${id}`);
+    const host = this.#host(id);
     host.alive = false;
-    // The lease is no longer renewed: the store expires it after its TTL.
-    host.lease = undefined;
+    // Cut off from the store: its lease is no longer renewed and expires after its TTL.
+    host.view.partitioned = true;
     await this.settle();
   }
 
-  /** Marks a host draining: it gets nothing new, its jobs are moved away. */
+  /** Restarts a killed host's agent: it registers again (and keeps any operator's drain). */
+  async reviveHost(id: string): Promise<void> {
+    const host = this.#host(id);
+    host.view.partitioned = false;
+    host.alive = true;
+    await this.#register(host);
+    await this.settle();
+  }
+
+  /** Drains a host, as an operator would: it gets nothing new, its jobs are moved away. */
   async drainHost(id: string): Promise<void> {
-    const host = this.#hosts.get(id);
-    if (host === undefined) throw unknown(`host ${id}`);
-    host.record = { ...host.record, state: 'draining' };
-    await this.store.put(this.keys.host(id), JSON.stringify(host.record));
+    await this.cluster.drainHost(id);
     await this.settle();
   }
 
-  /** Declares (or replaces) a formation. */
+  /** Writes the formation's release (a command per process type) if needed, then the formation. */
   async setFormation(formation: Formation): Promise<void> {
-    await this.store.put(
-      this.keys.formation(formation.app, formation.release),
-      JSON.stringify(formation),
+    const processes = Object.fromEntries(
+      Object.keys(formation.processes).map((type) => [type, { command: `run-${type}` }]),
     );
+    await this.cluster.putRelease({
+      app: formation.app,
+      release: formation.release,
+      artifact: { type: 'image', image: 'sim' },
+      config: {},
+      processes,
+      createdAt: 0,
+    });
+    await this.cluster.setFormation(formation);
     await this.settle();
   }
 
   /** Removes a formation: its jobs stop. */
   async removeFormation(app: string, release: string): Promise<void> {
-    await this.store.delete(this.keys.formation(app, release));
+    await this.cluster.removeFormation(app, release);
     await this.settle();
   }
 
@@ -132,10 +182,12 @@ export class ClusterSimulator implements AsyncDisposable {
   async crash(jobId: string): Promise<void> {
     const job = (await this.jobs()).find((j) => j.id === jobId);
     if (job === undefined) throw unknown(`job ${jobId}`);
-    await this.store.put(
-      this.keys.job(job.hostId, job.id),
-      JSON.stringify({ ...job, state: 'crashed', exitStatus: 1 }),
-    );
+    this.#reported.set(job.id, 'crashed');
+    await this.#host(job.hostId).cluster.reportJob(job.hostId, job.id, {
+      state: 'crashed',
+      exitStatus: 1,
+      finishedAt: this.clock.now(),
+    });
     await this.settle();
   }
 
@@ -166,16 +218,18 @@ export class ClusterSimulator implements AsyncDisposable {
     );
   }
 
-  /** Every job record in the store. */
-  async jobs(): Promise<JobRecord[]> {
-    const res = await this.store.list(this.keys.jobs);
-    return res.kvs.map((kv) => JSON.parse(kv.value) as JobRecord);
+  /** Every job, with its status and derived state. */
+  async jobs(): Promise<SimulatedJob[]> {
+    return (await this.cluster.jobs()).map((j) => ({
+      ...j.record,
+      state: j.state,
+      status: j.status,
+    }));
   }
 
-  /** Every host record in the store. */
-  async hosts(): Promise<HostRecord[]> {
-    const res = await this.store.list(this.keys.hosts);
-    return res.kvs.map((kv) => JSON.parse(kv.value) as HostRecord);
+  /** Every host, with its derived state. */
+  async hosts(): Promise<HostView[]> {
+    return this.cluster.hosts();
   }
 
   /** Hosts whose jobs hold more than their capacity (should always be empty). */
@@ -188,9 +242,9 @@ export class ClusterSimulator implements AsyncDisposable {
     }
     const out: { hostId: string; cpu: number; memory: number }[] = [];
     for (const h of await this.hosts()) {
-      const u = used.get(h.id);
-      if (u !== undefined && (u.cpu > h.capacity.cpu || u.memory > h.capacity.memory))
-        out.push({ hostId: h.id, ...u });
+      const u = used.get(h.record.id);
+      if (u !== undefined && (u.cpu > h.record.capacity.cpu || u.memory > h.record.capacity.memory))
+        out.push({ hostId: h.record.id, ...u });
     }
     return out;
   }
@@ -199,6 +253,11 @@ export class ClusterSimulator implements AsyncDisposable {
     this.#abort.abort();
     await this.scheduler.close();
     await this.#agent?.catch(() => undefined);
+    for (const h of this.#hosts.values()) {
+      await h.cluster.close().catch(() => undefined);
+      await h.view.close();
+    }
+    await this.cluster.close();
     if (this.#ownsStore) await this.store.close();
   }
 
@@ -206,64 +265,73 @@ export class ClusterSimulator implements AsyncDisposable {
     await this.close();
   }
 
-  async #register(host: SimHost): Promise<void> {
-    await this.store.put(this.keys.host(host.record.id), JSON.stringify(host.record));
-    const lease = await this.store.grant(this.#ttl);
-    await this.store.put(this.keys.heartbeat(host.record.id), String(this.clock.now()), {
-      lease: lease.id,
-    });
-    host.lease = lease;
-    this.#keepAlive(host, lease);
+  #simHost(host: SimulatedHost): SimHost {
+    const view = new PartitionableStore(this.store, { clock: this.clock });
+    const cluster = new ClusterState({ store: view, clock: this.clock, prefix: this.keys.prefix });
+    return { host, view, cluster, registration: undefined, alive: true };
   }
 
-  /** Renews the heartbeat on the manual clock while the host lives. */
-  #keepAlive(host: SimHost, lease: Lease): void {
-    const tick = (): void => {
-      if (!host.alive || host.lease !== lease || this.#abort.signal.aborted) return;
-      lease.renew().then(
-        () => this.clock.setTimeout(tick, this.#ttl / 3),
-        () => undefined,
-      );
-    };
-    this.clock.setTimeout(tick, this.#ttl / 3);
+  #host(id: string): SimHost {
+    const host = this.#hosts.get(id);
+    if (host === undefined) throw unknown(`host ${id}`);
+    return host;
+  }
+
+  async #register(host: SimHost): Promise<void> {
+    host.registration = await host.cluster.registerHost(
+      {
+        id: host.host.id,
+        addr: `sim://${host.host.id}`,
+        capacity: host.host.capacity,
+        ...(host.host.tags === undefined ? {} : { tags: host.host.tags }),
+      },
+      { ttlMs: this.#ttl },
+    );
   }
 
   /** One watcher standing in for every host agent. */
   async #runAgents(): Promise<void> {
     const signal = this.#abort.signal;
     try {
-      for await (const ev of this.store.watch(this.keys.jobs, { signal })) {
-        if (ev.type !== 'put') continue;
-        const job = JSON.parse(ev.kv.value) as JobRecord;
-        const host = this.#hosts.get(job.hostId);
-        if (host === undefined || !host.alive) continue;
-        let next: JobRecord | undefined;
-        if (job.desired === 'stop' && job.state !== 'down')
-          next = { ...job, state: 'down', exitStatus: 0 };
-        else if (job.desired === 'run' && (job.state === 'pending' || job.state === 'starting')) {
-          next = { ...job, state: 'up', startedAt: this.clock.now() };
+      for await (const item of listAndWatch(this.store, this.keys.jobs, {
+        signal,
+        clock: this.clock,
+      })) {
+        const kvs =
+          item.type === 'snapshot' ? item.kvs : item.event.type === 'put' ? [item.event.kv] : [];
+        for (const kv of kvs) this.#act(JSON.parse(kv.value) as JobRecord);
+        if (item.type === 'change' && item.event.type === 'delete') {
+          const where = this.keys.parse(item.event.kv.key);
+          if (where?.kind === 'job') this.#reported.delete(where.jobId);
         }
-        if (next === undefined) continue;
-        const key = ev.kv.key;
-        const value = JSON.stringify(next);
-        const rev = ev.kv.modRevision;
-        this.#inflight++;
-        this.#work = this.#work.then(async () => {
-          try {
-            await this.store.txn({
-              compare: [{ key, target: 'modRevision', op: '==', value: rev }],
-              success: [{ op: 'put', key, value }],
-            });
-          } catch {
-            // the store closed
-          } finally {
-            this.#inflight--;
-          }
-        });
       }
     } catch {
       // closed
     }
+  }
+
+  #act(job: JobRecord): void {
+    const host = this.#hosts.get(job.hostId);
+    if (host === undefined || !host.alive) return;
+    const last = this.#reported.get(job.id);
+    let status: Omit<JobStatus, 'updatedAt'> | undefined;
+    if (job.desired === 'stop' && last !== 'down' && last !== 'crashed')
+      status = { state: 'down', exitStatus: 0, finishedAt: this.clock.now() };
+    else if (job.desired === 'run' && last === undefined)
+      status = { state: 'up', startedAt: this.clock.now() };
+    if (status === undefined) return;
+    this.#reported.set(job.id, status.state);
+    const report = status;
+    this.#inflight++;
+    this.#work = this.#work.then(async () => {
+      try {
+        await host.cluster.reportJob(job.hostId, job.id, report);
+      } catch {
+        // the store closed, or the host was cut off
+      } finally {
+        this.#inflight--;
+      }
+    });
   }
 }
 
@@ -271,7 +339,7 @@ function unknown(what: string): SchedulerError {
   return new SchedulerError(SchedulerErrorCodes.UNKNOWN_ID, `the simulated cluster has no ${what}`);
 }
 
-function generateHosts(options: ClusterSimulatorOptions): HostRecord[] {
+function generateHosts(options: ClusterSimulatorOptions): SimulatedHost[] {
   const zones = options.zones ?? ['a', 'b', 'c'];
   const sizes = options.sizes ?? [
     { cpu: 4000, memory: 16384 },
@@ -284,6 +352,5 @@ function generateHosts(options: ClusterSimulatorOptions): HostRecord[] {
     id: `host-${i}`,
     tags: { zone: zones[i % zones.length] as string },
     capacity: sizes[Math.floor(next() * sizes.length)] as Resources,
-    state: 'up' as const,
   }));
 }

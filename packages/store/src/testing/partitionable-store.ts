@@ -73,7 +73,10 @@ export class PartitionableStore implements Store {
   }
 
   #unavailable(): StoreError {
-    return new StoreError(StoreErrorCodes.UNAVAILABLE, 'store unreachable (partitioned for a test)');
+    return new StoreError(
+      StoreErrorCodes.UNAVAILABLE,
+      'store unreachable (partitioned for a test)',
+    );
   }
 
   async get(key: string, options?: CallOptions): Promise<KeyValue | undefined> {

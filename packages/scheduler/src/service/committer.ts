@@ -1,0 +1,326 @@
+import type { ClusterKeys, HostAlloc, JobRecord } from '@flotilla/cluster';
+import type { Clock } from '@flotilla/core';
+import type { Compare, Store, TxnOp } from '@flotilla/store';
+import type { Planner } from '../planner.js';
+import type { Plan, PlannedStart, PlannedStop } from '../types.js';
+import { ClusterMirror } from './mirror.js';
+
+/** A unit of commit: one transaction's worth of work on one host or one job. */
+interface Unit {
+  readonly compare: Compare[];
+  readonly ops: TxnOp[];
+  readonly bytes: number;
+  /** Applies the unit's effect locally after a successful commit. */
+  readonly apply: (revision: number) => void;
+  /** Marks what it planned for planning again after a conflict. */
+  readonly retry: () => void;
+  readonly starts: number;
+  readonly stops: number;
+}
+
+/** What committing one plan did. */
+export interface CommitResult {
+  started: number;
+  stopped: number;
+  conflicts: number;
+  transactions: number;
+  /** Whether something was left for the next cycle (a conflict, a host over one transaction). */
+  again: boolean;
+}
+
+const size = (ops: readonly TxnOp[]): number =>
+  ops.reduce(
+    (a, o) =>
+      a + o.op.length + ('key' in o ? o.key.length : 0) + (o.op === 'put' ? o.value.length : 0),
+    0,
+  ) * 2;
+
+/**
+ * Turns a plan into store transactions and commits them: stops per job (compare the job's and
+ * its status' revisions), starts per host (compare the host's allocation, record, operator
+ * settings and heartbeat), packed into transactions within the store's limits, several in
+ * flight. Every transaction also compares the scheduler epoch, so a scheduler acting on an old
+ * member list commits nothing. A transaction that fails is split into its units; only the
+ * units that conflict are planned again.
+ */
+export class Committer {
+  readonly #store: Store;
+  readonly #keys: ClusterKeys;
+  readonly #mirror: ClusterMirror;
+  readonly #planner: Planner;
+  readonly #clock: Clock;
+  readonly #id: string;
+  readonly #concurrency: number;
+  readonly #live: (hostId: string) => boolean;
+  readonly #beating: (hostId: string) => boolean;
+  readonly #held: (jobId: string) => boolean;
+  #seq = 0;
+  readonly #tag: string;
+
+  constructor(options: {
+    store: Store;
+    keys: ClusterKeys;
+    mirror: ClusterMirror;
+    planner: Planner;
+    clock: Clock;
+    id: string;
+    tag: string;
+    concurrency: number;
+    beating: (hostId: string) => boolean;
+    live: (hostId: string) => boolean;
+    held: (jobId: string) => boolean;
+  }) {
+    this.#store = options.store;
+    this.#keys = options.keys;
+    this.#mirror = options.mirror;
+    this.#planner = options.planner;
+    this.#clock = options.clock;
+    this.#id = options.id;
+    this.#tag = options.tag;
+    this.#concurrency = options.concurrency;
+    this.#beating = options.beating;
+    this.#live = options.live;
+    this.#held = options.held;
+  }
+
+  /** Commits a plan under the epoch revision `epoch` (0: compare it absent). */
+  async commit(plan: Plan, epoch: number): Promise<CommitResult> {
+    const result: CommitResult = {
+      started: 0,
+      stopped: 0,
+      conflicts: 0,
+      transactions: 0,
+      again: false,
+    };
+    const units = [...this.#stopUnits(plan.stop), ...this.#startUnits(plan.start, result)];
+    const limits = this.#store.limits;
+    const maxOps = limits.maxTxnOps - 1; // one compare for the epoch
+    const maxBytes = Math.floor(limits.maxRequestBytes * 0.9);
+    const batches: Unit[][] = [];
+    let batch: Unit[] = [];
+    let ops = 0;
+    let bytes = 0;
+    for (const u of units) {
+      const n = u.ops.length + u.compare.length;
+      if (batch.length > 0 && (ops + n > maxOps || bytes + u.bytes > maxBytes)) {
+        batches.push(batch);
+        batch = [];
+        ops = 0;
+        bytes = 0;
+      }
+      batch.push(u);
+      ops += n;
+      bytes += u.bytes;
+    }
+    if (batch.length > 0) batches.push(batch);
+
+    const epochCompare: Compare = {
+      key: this.#keys.schedulerEpoch,
+      target: 'modRevision',
+      op: '==',
+      value: epoch,
+    };
+    const run = async (b: Unit[]): Promise<void> => {
+      const res = await this.#store.txn({
+        compare: [epochCompare, ...b.flatMap((u) => u.compare)],
+        success: b.flatMap((u) => u.ops),
+      });
+      result.transactions++;
+      if (res.succeeded) {
+        for (const u of b) {
+          u.apply(res.revision);
+          result.started += u.starts;
+          result.stopped += u.stops;
+        }
+        return;
+      }
+      if (b.length === 1) {
+        // This host or job (or the epoch) changed under us: plan it again once the watch has
+        // caught up.
+        const u = b[0] as Unit;
+        result.conflicts += u.starts + u.stops;
+        u.retry();
+        result.again = true;
+        return;
+      }
+      // Find the units that conflict: commit each on its own.
+      for (const u of b) await run([u]);
+    };
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(this.#concurrency, batches.length) }, async () => {
+        while (next < batches.length) await run(batches[next++] as Unit[]);
+      }),
+    );
+    return result;
+  }
+
+  #stopUnits(stops: readonly PlannedStop[]): Unit[] {
+    const units: Unit[] = [];
+    for (const stop of stops) {
+      const known = this.#mirror.jobs.get(stop.jobId);
+      if (known === undefined) continue;
+      const { record, key, rev } = known;
+      const retry = (): void => this.#planner.invalidate(record.app, record.release, record.type);
+      if (stop.reason === 'host-down' || stop.reason === 'host-unknown') {
+        // Nobody is left to stop a job on a down host: drop its records.
+        const statusKey = this.#keys.jobStatus(record.hostId, record.id);
+        const ops: TxnOp[] = [
+          { op: 'delete', key },
+          { op: 'delete', key: statusKey },
+        ];
+        units.push({
+          compare: [
+            { key, target: 'modRevision', op: '==', value: rev },
+            { key: statusKey, target: 'modRevision', op: '==', value: known.statusRev },
+          ],
+          ops,
+          bytes: size(ops),
+          starts: 0,
+          stops: 1,
+          apply: () => this.#mirror.deleted(record.id),
+          retry,
+        });
+        continue;
+      }
+      const next: JobRecord = { ...record, desired: 'stop', stopReason: stop.reason };
+      const ops: TxnOp[] = [{ op: 'put', key, value: JSON.stringify(next) }];
+      units.push({
+        compare: [{ key, target: 'modRevision', op: '==', value: rev }],
+        ops,
+        bytes: size(ops),
+        starts: 0,
+        stops: 1,
+        apply: (revision) => this.#mirror.committed(next, key, revision),
+        retry,
+      });
+    }
+    return units;
+  }
+
+  #startUnits(starts: readonly PlannedStart[], result: CommitResult): Unit[] {
+    const byHost = new Map<string, PlannedStart[]>();
+    for (const s of starts) {
+      let list = byHost.get(s.hostId);
+      if (list === undefined) byHost.set(s.hostId, (list = []));
+      list.push(s);
+    }
+    const units: Unit[] = [];
+    const indexes = new Map<string, IndexAllocator>();
+    // Each unit: compare the host's allocation, record, operator settings and heartbeat; put
+    // the jobs and the allocation.
+    const perUnit = Math.max(1, this.#store.limits.maxTxnOps - 6);
+    const now = this.#clock.now();
+    for (const [hostId, list] of byHost) {
+      const allocKey = this.#keys.alloc(hostId);
+      // One unit per host: more jobs than fit one transaction are left for the next cycle.
+      const chunk = list.slice(0, perUnit);
+      if (chunk.length < list.length) {
+        for (const s of list.slice(perUnit)) this.#planner.invalidate(s.app, s.release, s.type);
+        result.again = true;
+      }
+      const records: JobRecord[] = chunk.map((s) => {
+        const g = ClusterMirror.group(s.app, s.release, s.type);
+        let alloc = indexes.get(g);
+        if (alloc === undefined) indexes.set(g, (alloc = this.#indexes(g)));
+        return {
+          id: this.#jobId(s.type),
+          app: s.app,
+          release: s.release,
+          type: s.type,
+          hostId,
+          index: alloc.next(),
+          resources: s.resources,
+          desired: 'run',
+          createdAt: now,
+        };
+      });
+      const usage = this.#mirror.usage.get(hostId) ?? { jobs: 0, cpu: 0, memory: 0 };
+      const alloc: HostAlloc = {
+        jobs: usage.jobs + records.length,
+        cpu: usage.cpu + records.reduce((a, r) => a + r.resources.cpu, 0),
+        memory: usage.memory + records.reduce((a, r) => a + r.resources.memory, 0),
+        by: this.#id,
+      };
+      const ops: TxnOp[] = records.map((r) => ({
+        op: 'put',
+        key: this.#keys.job(hostId, r.id),
+        value: JSON.stringify(r),
+      }));
+      ops.push({ op: 'put', key: allocKey, value: JSON.stringify(alloc) });
+      const compare: Compare[] = [
+        {
+          key: allocKey,
+          target: 'modRevision',
+          op: '==',
+          value: this.#mirror.allocRev.get(hostId) ?? 0,
+        },
+        {
+          key: this.#keys.host(hostId),
+          target: 'modRevision',
+          op: '==',
+          value: this.#mirror.hosts.get(hostId)?.rev ?? 0,
+        },
+        {
+          key: this.#keys.hostControl(hostId),
+          target: 'modRevision',
+          op: '==',
+          value: this.#mirror.controls.get(hostId)?.rev ?? 0,
+        },
+      ];
+      // A host in its start-up grace has no heartbeat yet; any other must still have one.
+      if (this.#beating(hostId) || !this.#live(hostId))
+        compare.push({ key: this.#keys.heartbeat(hostId), target: 'version', op: '>', value: 0 });
+      units.push({
+        compare,
+        ops,
+        bytes: size(ops),
+        starts: records.length,
+        stops: 0,
+        apply: (revision) => {
+          if ((this.#mirror.allocRev.get(hostId) ?? 0) < revision)
+            this.#mirror.allocRev.set(hostId, revision);
+          for (const r of records)
+            this.#mirror.committed(r, this.#keys.job(hostId, r.id), revision);
+        },
+        retry: () => {
+          for (const r of records) this.#planner.invalidate(r.app, r.release, r.type);
+        },
+      });
+    }
+    return units;
+  }
+
+  /** The indexes in use in a group: running (or held) jobs the scheduler still wants. */
+  #indexes(group: string): IndexAllocator {
+    const used = new Set<number>();
+    for (const j of this.#mirror.groups.get(group) ?? []) {
+      if (j.record.desired !== 'run' || j.state === 'down') continue;
+      if (j.state === 'crashed' && !this.#held(j.id)) continue; // released: being replaced
+      used.add(j.record.index);
+    }
+    return new IndexAllocator(used);
+  }
+
+  /** A job id unique across schedulers: type, time, a per-scheduler random tag, a sequence. */
+  #jobId(type: string): string {
+    this.#seq = (this.#seq + 1) % 0x1000000;
+    return `${type.slice(0, 100)}.${this.#clock.now().toString(36)}.${this.#tag}${this.#seq.toString(36)}`;
+  }
+}
+
+/** Hands out the lowest free indexes of a group, from 1 (`web.1`, `web.2`...). */
+class IndexAllocator {
+  readonly #used: Set<number>;
+  #cursor = 1;
+
+  constructor(used: Set<number>) {
+    this.#used = used;
+  }
+
+  next(): number {
+    while (this.#used.has(this.#cursor)) this.#cursor++;
+    this.#used.add(this.#cursor);
+    return this.#cursor;
+  }
+}

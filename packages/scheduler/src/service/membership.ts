@@ -1,0 +1,231 @@
+import { type Clock, type Logger, sleep } from '@flotilla/core';
+import { validateSchedulerEpoch, type ClusterKeys, type SchedulerEpoch } from '@flotilla/cluster';
+import type { Lease, Store } from '@flotilla/store';
+import { SchedulerError, SchedulerErrorCodes } from '../errors.js';
+
+/** FNV-1a, 32 bits: a cheap, stable string hash for rendezvous hashing. */
+function hash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/**
+ * Which apps this scheduler schedules. Schedulers share the hosts (every commit checks the
+ * hosts it places on, as in Omega) but shard the apps: each app belongs to exactly one member
+ * of the epoch record, by rendezvous hashing, so two schedulers never both place jobs of one
+ * formation. The epoch record lists the members; it changes only by compare-and-set, and every
+ * commit compares its revision, so a scheduler acting on an old member list (one that was
+ * partitioned and dropped, say) has its commits refused rather than double-placing.
+ *
+ * Each member holds a leased key; when a member's key vanishes (it died), the others remove it
+ * from the epoch and take over its apps.
+ */
+export class Membership {
+  readonly #store: Store;
+  readonly #keys: ClusterKeys;
+  readonly #id: string;
+  readonly #clock: Clock;
+  readonly #ttlMs: number;
+  readonly #logger: Logger;
+  readonly #onChange: () => void;
+  readonly #abort = new AbortController();
+  #members: readonly string[] = [];
+  #revision = 0;
+  #owners = new Map<string, boolean>();
+  #lease: Lease | undefined;
+  readonly #present = new Set<string>();
+
+  constructor(options: {
+    store: Store;
+    keys: ClusterKeys;
+    id: string;
+    clock: Clock;
+    ttlMs: number;
+    logger: Logger;
+    onChange: () => void;
+  }) {
+    this.#store = options.store;
+    this.#keys = options.keys;
+    this.#id = options.id;
+    this.#clock = options.clock;
+    this.#ttlMs = options.ttlMs;
+    this.#logger = options.logger;
+    this.#onChange = options.onChange;
+  }
+
+  /** The revision of the epoch record this scheduler acts on (0: none yet). Commits compare it. */
+  get revision(): number {
+    return this.#revision;
+  }
+
+  /** The member schedulers, sorted. */
+  get members(): readonly string[] {
+    return this.#members;
+  }
+
+  /** Whether this scheduler is in the epoch, and so owns some apps. */
+  get active(): boolean {
+    return this.#members.includes(this.#id);
+  }
+
+  /** Whether this scheduler schedules `app` under the current epoch. */
+  owns(app: string): boolean {
+    let mine = this.#owners.get(app);
+    if (mine === undefined) {
+      let best = -1;
+      let owner = '';
+      for (const m of this.#members) {
+        const h = hash(`${m}\u0000${app}`);
+        if (h > best || (h === best && m < owner)) {
+          best = h;
+          owner = m;
+        }
+      }
+      mine = owner === this.#id;
+      this.#owners.set(app, mine);
+    }
+    return mine;
+  }
+
+  /** Registers this scheduler (a leased member key) and adds it to the epoch. */
+  async join(): Promise<void> {
+    const lease = await this.#store.grant(this.#ttlMs, { signal: this.#abort.signal });
+    await this.#store.put(
+      this.#keys.scheduler(this.#id),
+      JSON.stringify({ at: this.#clock.now() }),
+      {
+        lease: lease.id,
+      },
+    );
+    await lease.keepAlive();
+    this.#lease = lease;
+    this.#present.add(this.#id);
+    void lease.ended.then((reason) => {
+      if (reason === 'expired' && !this.#abort.signal.aborted) void this.#rejoin();
+    });
+    await this.#update(
+      (m) => (m.includes(this.#id) ? undefined : [...m, this.#id]),
+      [{ key: this.#keys.scheduler(this.#id), target: 'version', op: '>', value: 0 }],
+    );
+  }
+
+  /** The epoch record, as listed or watched. */
+  applyEpoch(epoch: SchedulerEpoch | undefined, revision: number): void {
+    if (revision < this.#revision) return;
+    this.#set(epoch?.members ?? [], revision);
+  }
+
+  /** A member key appeared or vanished. A vanished member is removed from the epoch. */
+  applyMember(id: string, present: boolean): void {
+    if (present) {
+      this.#present.add(id);
+      return;
+    }
+    this.#present.delete(id);
+    if (id === this.#id || !this.#members.includes(id)) return;
+    this.#logger.warn({ scheduler: id }, 'a scheduler left: taking over its share of apps');
+    void this.#update(
+      (m) => (m.includes(id) ? m.filter((x) => x !== id) : undefined),
+      [{ key: this.#keys.scheduler(id), target: 'version', op: '==', value: 0 }],
+    ).catch((err: unknown) => {
+      if (!this.#abort.signal.aborted)
+        this.#logger.warn({ err }, 'could not remove a dead scheduler');
+    });
+  }
+
+  /** Members listed in the epoch whose keys are gone: removed now (after a relist). */
+  sweep(): void {
+    for (const m of this.#members) if (!this.#present.has(m)) this.applyMember(m, false);
+  }
+
+  /** Leaves the epoch (its apps go to the others) and revokes the member key. Idempotent. */
+  async leave(): Promise<void> {
+    if (this.#abort.signal.aborted) return;
+    this.#abort.abort();
+    try {
+      await this.#update(
+        (m) => (m.includes(this.#id) ? m.filter((x) => x !== this.#id) : undefined),
+        [],
+      );
+    } catch (err) {
+      this.#logger.warn({ err }, 'could not leave the scheduler epoch; others will remove it');
+    }
+    await this.#lease?.revoke().catch(() => undefined);
+  }
+
+  #set(members: readonly string[], revision: number): void {
+    this.#revision = revision;
+    const same =
+      members.length === this.#members.length && members.every((m, i) => m === this.#members[i]);
+    if (same) return;
+    this.#members = [...members];
+    this.#owners = new Map();
+    this.#onChange();
+  }
+
+  async #rejoin(): Promise<void> {
+    let delay = 100;
+    while (!this.#abort.signal.aborted) {
+      try {
+        this.#logger.warn('scheduler membership lease expired: joining again');
+        await this.join();
+        return;
+      } catch (err) {
+        this.#logger.warn({ err }, 'could not join the scheduler epoch; retrying');
+        await sleep(this.#clock, delay, this.#abort.signal);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+
+  /** Compare-and-set on the epoch record: `change` returns the new members, or undefined for none. */
+  async #update(
+    change: (members: readonly string[]) => string[] | undefined,
+    guard: { key: string; target: 'version'; op: '==' | '>'; value: number }[],
+  ): Promise<void> {
+    const key = this.#keys.schedulerEpoch;
+    for (let attempt = 0; attempt < 32; attempt++) {
+      const kv = await this.#store.get(key);
+      const current = kv === undefined ? [] : this.#read(kv.value);
+      const next = change(current);
+      if (next === undefined) {
+        this.applyEpoch({ members: current }, kv?.modRevision ?? 0);
+        return;
+      }
+      const value = JSON.stringify({ members: [...new Set(next)].sort() } satisfies SchedulerEpoch);
+      const res = await this.#store.txn({
+        compare: [{ key, target: 'modRevision', op: '==', value: kv?.modRevision ?? 0 }, ...guard],
+        success: [{ op: 'put', key, value }],
+      });
+      if (res.succeeded) {
+        this.applyEpoch(JSON.parse(value) as SchedulerEpoch, res.revision);
+        return;
+      }
+      if (guard.length > 0) {
+        // The guard may be what failed (the member came back, or our lease is gone): re-read.
+        const still = await Promise.all(guard.map((g) => this.#store.get(g.key)));
+        if (guard.some((g, i) => (g.op === '==' ? still[i] !== undefined : still[i] === undefined)))
+          return;
+      }
+    }
+    throw new SchedulerError(
+      SchedulerErrorCodes.CONFLICT,
+      'the scheduler epoch kept changing under 32 compare-and-set attempts: retrying later',
+      { retryable: true },
+    );
+  }
+
+  /** Reads the epoch record; a corrupt one is reported and replaced by the next update. */
+  #read(value: string): readonly string[] {
+    try {
+      return validateSchedulerEpoch(JSON.parse(value)).members;
+    } catch (err) {
+      this.#logger.error({ err }, 'the scheduler epoch record is corrupt: rewriting it');
+      return [];
+    }
+  }
+}

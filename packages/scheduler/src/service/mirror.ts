@@ -1,0 +1,341 @@
+import {
+  ClusterError,
+  decodeRecord,
+  hostState,
+  jobState,
+  type ClusterKeys,
+  type Formation,
+  type HostControl,
+  type HostRecord,
+  type JobRecord,
+  type JobStatus,
+  type SchedulerEpoch,
+} from '@flotilla/cluster';
+import type { KeyValue, WatchEvent } from '@flotilla/store';
+import type { Planner } from '../planner.js';
+import type { JobSnapshot } from '../types.js';
+import type { HostMonitor } from './host-monitor.js';
+
+/** A job as the scheduler holds it: the planner's snapshot, plus both records and revisions. */
+export interface KnownJob extends JobSnapshot {
+  readonly record: JobRecord;
+  readonly key: string;
+  /** modRevision of the job record. */
+  readonly rev: number;
+  readonly status: JobStatus | undefined;
+  /** modRevision of the status key (0: none). */
+  readonly statusRev: number;
+}
+
+/** What the mirror tells the orchestrator. */
+export interface MirrorHooks {
+  /** A job reached `down`: collect it. */
+  ended(job: KnownJob): void;
+  /** A job reached `crashed`: back off, then replace it. */
+  crashed(job: KnownJob): void;
+  /** Whether a crashed job is held in backoff (the planner then counts it as pending). */
+  held(jobId: string): boolean;
+  /** A job's record vanished. */
+  removed(jobId: string): void;
+  /** The scheduler epoch changed. */
+  epoch(epoch: SchedulerEpoch | undefined, revision: number): void;
+  /** A scheduler's member key appeared or vanished. */
+  member(schedulerId: string, present: boolean): void;
+  /** A record could not be read: reported, never skipped silently. */
+  invalid(key: string, error: ClusterError): void;
+}
+
+interface Orphan {
+  status: JobStatus;
+  rev: number;
+}
+
+const holds = (state: string): boolean => state !== 'down' && state !== 'crashed';
+
+/**
+ * The scheduler's copy of the cluster state, fed by the watch, and kept in the planner: hosts
+ * with their derived state, jobs with their derived state, formations, and the revisions every
+ * commit compares. It decides nothing; it tells the orchestrator through {@link MirrorHooks}.
+ */
+export class ClusterMirror {
+  readonly hosts = new Map<string, { record: HostRecord; rev: number }>();
+  readonly controls = new Map<string, { record: HostControl; rev: number }>();
+  readonly jobs = new Map<string, KnownJob>();
+  /** Jobs by group (`app\0release\0type`), for index assignment. */
+  readonly groups = new Map<string, Set<KnownJob>>();
+  readonly formations = new Map<string, Formation>();
+  readonly allocRev = new Map<string, number>();
+  readonly usage = new Map<string, { jobs: number; cpu: number; memory: number }>();
+  readonly #orphans = new Map<string, Orphan>();
+  readonly #members = new Set<string>();
+  readonly #keys: ClusterKeys;
+  readonly #planner: Planner;
+  readonly #monitor: HostMonitor;
+  readonly #hooks: MirrorHooks;
+
+  constructor(keys: ClusterKeys, planner: Planner, monitor: HostMonitor, hooks: MirrorHooks) {
+    this.#keys = keys;
+    this.#planner = planner;
+    this.#monitor = monitor;
+    this.#hooks = hooks;
+  }
+
+  /** Applies a full listing; with `reset`, whatever it lacks was deleted meanwhile. */
+  applySnapshot(kvs: readonly KeyValue[], revision: number, reset: boolean): void {
+    if (reset) {
+      const present = new Set(kvs.map((kv) => kv.key));
+      const gone: string[] = [];
+      const k = this.#keys;
+      for (const id of this.hosts.keys()) gone.push(k.host(id));
+      for (const id of this.#monitor.beating) gone.push(k.heartbeat(id));
+      for (const id of this.controls.keys()) gone.push(k.hostControl(id));
+      for (const id of this.allocRev.keys()) gone.push(k.alloc(id));
+      for (const f of this.formations.keys()) gone.push(f);
+      for (const j of this.jobs.values()) {
+        gone.push(j.key);
+        if (j.statusRev > 0) gone.push(k.jobStatus(j.hostId, j.id));
+      }
+      for (const id of this.#members) gone.push(k.scheduler(id));
+      gone.push(k.schedulerEpoch);
+      for (const key of gone) if (!present.has(key)) this.#delete(key, revision);
+    }
+    // Hosts and formations first, then jobs (so that they find their hosts), statuses last:
+    // three passes, no sort of a million keys.
+    const { jobs, jobStatuses } = this.#keys;
+    for (const kv of kvs)
+      if (!kv.key.startsWith(jobs) && !kv.key.startsWith(jobStatuses)) this.#put(kv);
+    for (const kv of kvs) if (kv.key.startsWith(jobs)) this.#put(kv);
+    for (const kv of kvs) if (kv.key.startsWith(jobStatuses)) this.#put(kv);
+  }
+
+  /** Applies one watched change. */
+  apply(ev: WatchEvent): void {
+    if (ev.type === 'put') this.#put(ev.kv);
+    else this.#delete(ev.kv.key, ev.revision);
+  }
+
+  /** Applies a job record this scheduler just committed (its watch echo is then skipped). */
+  committed(record: JobRecord, key: string, revision: number): void {
+    this.#setJob(record, key, revision);
+  }
+
+  /** Forgets a job this scheduler just deleted. */
+  deleted(jobId: string): void {
+    this.#forgetJob(jobId);
+  }
+
+  /** Feeds the planner a host's derived state (after its liveness changed, say). */
+  refreshHost(hostId: string): void {
+    const host = this.hosts.get(hostId);
+    if (host === undefined) return;
+    const { record } = host;
+    this.#planner.setHost({
+      id: record.id,
+      capacity: record.capacity,
+      state: hostState(this.#monitor.live(hostId), this.controls.get(hostId)?.record),
+      ...(record.tags === undefined ? {} : { tags: record.tags }),
+    });
+  }
+
+  /** The group key of a job or start. */
+  static group(app: string, release: string, type: string): string {
+    return `${app}\u0000${release}\u0000${type}`;
+  }
+
+  #put(kv: KeyValue): void {
+    const where = this.#keys.parse(kv.key);
+    if (where === undefined || where.kind === 'release') return; // not ours to read
+    if (where.kind === 'job') {
+      const known = this.jobs.get(where.jobId);
+      if (known !== undefined && known.rev >= kv.modRevision) return; // an echo of our commit
+    }
+    let decoded;
+    try {
+      decoded = decodeRecord(this.#keys, kv);
+    } catch (err) {
+      if (err instanceof ClusterError) return this.#hooks.invalid(kv.key, err);
+      throw err;
+    }
+    if (decoded === undefined) return;
+    switch (decoded.kind) {
+      case 'host': {
+        const known = this.hosts.get(decoded.hostId);
+        if (known !== undefined && known.rev >= kv.modRevision) return;
+        this.hosts.set(decoded.hostId, { record: decoded.record, rev: kv.modRevision });
+        this.refreshHost(decoded.hostId);
+        return;
+      }
+      case 'heartbeat':
+        this.#monitor.beat(decoded.hostId);
+        return;
+      case 'host-control':
+        this.controls.set(decoded.hostId, { record: decoded.record, rev: kv.modRevision });
+        this.refreshHost(decoded.hostId);
+        return;
+      case 'alloc':
+        if ((this.allocRev.get(decoded.hostId) ?? 0) < kv.modRevision)
+          this.allocRev.set(decoded.hostId, kv.modRevision);
+        return;
+      case 'formation':
+        this.formations.set(kv.key, decoded.record);
+        this.#planner.setFormation(decoded.record);
+        return;
+      case 'job':
+        this.#setJob(decoded.record, kv.key, kv.modRevision);
+        return;
+      case 'job-status': {
+        const job = this.jobs.get(decoded.jobId);
+        if (job === undefined || job.hostId !== decoded.hostId) {
+          this.#orphans.set(decoded.jobId, { status: decoded.record, rev: kv.modRevision });
+          return;
+        }
+        if (job.statusRev >= kv.modRevision) return;
+        this.#update(job, job.record, job.rev, decoded.record, kv.modRevision);
+        return;
+      }
+      case 'scheduler':
+        this.#members.add(decoded.schedulerId);
+        this.#hooks.member(decoded.schedulerId, true);
+        return;
+      case 'scheduler-epoch':
+        this.#hooks.epoch(decoded.record, kv.modRevision);
+        return;
+    }
+  }
+
+  #delete(key: string, revision: number): void {
+    const where = this.#keys.parse(key);
+    if (where === undefined) return;
+    switch (where.kind) {
+      case 'host':
+        this.hosts.delete(where.hostId);
+        this.#monitor.forget(where.hostId);
+        this.#planner.removeHost(where.hostId);
+        return;
+      case 'heartbeat':
+        this.#monitor.lost(where.hostId);
+        return;
+      case 'host-control':
+        this.controls.delete(where.hostId);
+        this.refreshHost(where.hostId);
+        return;
+      case 'alloc':
+        if ((this.allocRev.get(where.hostId) ?? 0) < revision) this.allocRev.delete(where.hostId);
+        return;
+      case 'formation': {
+        const f = this.formations.get(key);
+        if (f === undefined) return;
+        this.formations.delete(key);
+        this.#planner.removeFormation(f.app, f.release);
+        return;
+      }
+      case 'job':
+        this.#forgetJob(where.jobId);
+        return;
+      case 'job-status': {
+        this.#orphans.delete(where.jobId);
+        const job = this.jobs.get(where.jobId);
+        if (job !== undefined && job.statusRev > 0 && job.statusRev < revision)
+          this.#update(job, job.record, job.rev, undefined, 0);
+        return;
+      }
+      case 'scheduler':
+        this.#members.delete(where.schedulerId);
+        this.#hooks.member(where.schedulerId, false);
+        return;
+      case 'scheduler-epoch':
+        this.#hooks.epoch(undefined, revision);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #setJob(record: JobRecord, key: string, rev: number): void {
+    const known = this.jobs.get(record.id);
+    if (known !== undefined && known.rev >= rev) return;
+    let status = known?.status;
+    let statusRev = known?.statusRev ?? 0;
+    const orphan = this.#orphans.get(record.id);
+    if (orphan !== undefined) {
+      this.#orphans.delete(record.id);
+      status = orphan.status;
+      statusRev = orphan.rev;
+    }
+    this.#update(known, record, rev, status, statusRev, key);
+  }
+
+  /** Replaces a job's entry with a new one (the planner detects changes by identity). */
+  #update(
+    before: KnownJob | undefined,
+    record: JobRecord,
+    rev: number,
+    status: JobStatus | undefined,
+    statusRev: number,
+    key = before?.key ?? this.#keys.job(record.hostId, record.id),
+  ): void {
+    const state = jobState(record, status);
+    const job: KnownJob = {
+      id: record.id,
+      app: record.app,
+      release: record.release,
+      type: record.type,
+      hostId: record.hostId,
+      resources: record.resources,
+      createdAt: record.createdAt,
+      state,
+      record,
+      key,
+      rev,
+      status,
+      statusRev,
+    };
+    this.#track(before, job);
+    this.jobs.set(job.id, job);
+    const g = ClusterMirror.group(job.app, job.release, job.type);
+    let set = this.groups.get(g);
+    if (set === undefined) this.groups.set(g, (set = new Set()));
+    if (before !== undefined) set.delete(before);
+    set.add(job);
+    if (state === 'down') {
+      this.#planner.removeJob(job.id);
+      this.#hooks.ended(job);
+      return;
+    }
+    if (state === 'crashed') {
+      this.#hooks.crashed(job);
+      return;
+    }
+    if (this.#hooks.held(job.id)) return; // in backoff: the planner sees it as pending
+    this.#planner.setJob(job);
+  }
+
+  #forgetJob(id: string): void {
+    const known = this.jobs.get(id);
+    this.#orphans.delete(id);
+    if (known === undefined) return;
+    this.#track(known, undefined);
+    this.jobs.delete(id);
+    const g = ClusterMirror.group(known.app, known.release, known.type);
+    const set = this.groups.get(g);
+    set?.delete(known);
+    if (set?.size === 0) this.groups.delete(g);
+    this.#hooks.removed(id);
+    this.#planner.removeJob(id);
+  }
+
+  /** Keeps the per-host allocation summary current. */
+  #track(before: KnownJob | undefined, after: KnownJob | undefined): void {
+    if (before !== undefined && holds(before.state)) this.#addUsage(before, -1);
+    if (after !== undefined && holds(after.state)) this.#addUsage(after, 1);
+  }
+
+  #addUsage(job: KnownJob, sign: 1 | -1): void {
+    const u = this.usage.get(job.hostId) ?? { jobs: 0, cpu: 0, memory: 0 };
+    u.jobs += sign;
+    u.cpu += sign * job.resources.cpu;
+    u.memory += sign * job.resources.memory;
+    if (u.jobs === 0) this.usage.delete(job.hostId);
+    else this.usage.set(job.hostId, u);
+  }
+}
