@@ -147,6 +147,10 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #registrations = new Set<HostRegistration>();
+  /** registerHost calls in flight: close() waits for them, and they refuse to finish after it. */
+  readonly #registering = new Set<Promise<unknown>>();
+  /** Aborted by close(): ends the watches opened here. */
+  readonly #closing = new AbortController();
   #closed = false;
 
   constructor(options: ClusterStateOptions) {
@@ -228,7 +232,8 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
       );
     }
     for (const type of Object.keys(record.processes)) {
-      if (release.processes[type] === undefined) {
+      // Own keys only: `toString` or `constructor` are not process types of the release.
+      if (!Object.hasOwn(release.processes, type)) {
         throw new ClusterError(
           ClusterErrorCodes.UNKNOWN_RELEASE,
           `release ${record.release} of ${record.app} has no process type ${type} (it has ${Object.keys(release.processes).join(', ') || 'none'})`,
@@ -274,17 +279,33 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
   /**
    * Registers a host: writes its record (address, tags, capacity) and its heartbeat under a
    * new lease kept alive until {@link HostRegistration.close}. Never touches the operator's
-   * settings: a restarted agent leaves a drain in place.
+   * settings: a restarted agent leaves a drain in place. A {@link close} while it is in flight
+   * wins: the lease is revoked and the call rejects with `FLOTILLA_CLUSTER_CLOSED`.
    */
   async registerHost(
     host: Omit<HostRecord, 'registeredAt'> & { registeredAt?: number },
     options: RegisterHostOptions = {},
   ): Promise<HostRegistration> {
     this.#open();
+    const registering = this.#register(host, options);
+    this.#registering.add(registering);
+    try {
+      return await registering;
+    } finally {
+      this.#registering.delete(registering);
+    }
+  }
+
+  async #register(
+    host: Omit<HostRecord, 'registeredAt'> & { registeredAt?: number },
+    options: RegisterHostOptions,
+  ): Promise<HostRegistration> {
     const now = this.#clock.now();
     const record = validateHostRecord({ ...host, registeredAt: host.registeredAt ?? now });
     const lease = await this.store.grant(options.ttlMs ?? 10_000, options);
     try {
+      // Closed while the lease was granted: write nothing.
+      this.#open();
       await this.store.txn(
         {
           compare: [],
@@ -301,6 +322,8 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
         options,
       );
       await lease.keepAlive(options);
+      // Closed while the heartbeat was written: close() did not see this registration.
+      this.#open();
     } catch (err) {
       await lease.revoke().catch(() => undefined);
       throw err;
@@ -488,11 +511,33 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
    * Watches the jobs assigned to one host, each with its release record: a snapshot first,
    * then every assignment, change and removal; after a long disconnect, a new snapshot with
    * `reset`. A job whose release cannot be read comes with `releaseError`, and a record that
-   * cannot be read as an `invalid` item: nothing is skipped. Ends when `signal` aborts.
+   * cannot be read as an `invalid` item: nothing is skipped. Ends when `signal` aborts; throws
+   * `FLOTILLA_CLUSTER_CLOSED` when this ClusterState closes.
    */
   async *watchAssigned(hostId: string, options: CallOptions = {}): AsyncGenerator<AssignedItem> {
     this.#open();
     const prefix = this.keys.jobsOf(hostId);
+    // Ends on the caller's signal or on close(), whichever comes first.
+    const stop = new AbortController();
+    const onAbort = (): void => stop.abort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    this.#closing.signal.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted === true || this.#closing.signal.aborted) stop.abort();
+    try {
+      yield* this.#watchAssigned(hostId, prefix, stop.signal, options);
+      if (this.#closed && options.signal?.aborted !== true) throw this.#closedError();
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+      this.#closing.signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async *#watchAssigned(
+    hostId: string,
+    prefix: string,
+    signal: AbortSignal,
+    options: CallOptions,
+  ): AsyncGenerator<AssignedItem> {
     const releases = new Map<string, ReleaseRecord | ClusterError>();
     const assigned = async (record: JobRecord): Promise<AssignedJob> => {
       const id = `${record.app}/${record.release}`;
@@ -510,7 +555,7 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
         : { record, release };
     };
     for await (const item of listAndWatch(this.store, prefix, {
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      signal,
       clock: this.#clock,
       onRetry: (err, delayMs) =>
         this.#logger.warn({ err, delayMs, hostId }, 'watch of assigned jobs failed: retrying'),
@@ -563,10 +608,16 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
 
   // --- lifecycle -----------------------------------------------------------------------------
 
-  /** Revokes the host registrations made here. The store stays open. Idempotent. */
+  /**
+   * Revokes the host registrations made here (waiting for those in flight) and ends the
+   * watches opened here. The store stays open. Idempotent.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#closing.abort();
+    // A registration in flight sees #closed and revokes its own lease.
+    await Promise.allSettled([...this.#registering]);
     await Promise.all([...this.#registrations].map((r) => r.close()));
   }
 
@@ -577,11 +628,14 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
   // --- helpers -------------------------------------------------------------------------------
 
   #open(): void {
-    if (this.#closed)
-      throw new ClusterError(
-        ClusterErrorCodes.CLOSED,
-        'this ClusterState is closed: create a new one',
-      );
+    if (this.#closed) throw this.#closedError();
+  }
+
+  #closedError(): ClusterError {
+    return new ClusterError(
+      ClusterErrorCodes.CLOSED,
+      'this ClusterState is closed: create a new one',
+    );
   }
 
   #conflict(key: string): ClusterError {
