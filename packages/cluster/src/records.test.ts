@@ -538,7 +538,7 @@ describe('validators refuse what writers hand them', () => {
   });
 
   it('a time of NaN, Infinity or before the epoch', () => {
-    for (const at of [Number.NaN, Number.POSITIVE_INFINITY, -1, 1.5]) {
+    for (const at of [Number.NaN, Number.POSITIVE_INFINITY, -1]) {
       expect(thrown(() => validateJobStatus({ state: 'up', updatedAt: at }))).toMatchObject({
         code: 'FLOTILLA_CLUSTER_INVALID_RECORD',
         path: 'jobStatus.updatedAt',
