@@ -3,7 +3,13 @@
 // (lease expiry) run on MemoryStore only, at the end of this file.
 import { pathToFileURL } from 'node:url';
 import { ManualClock } from '@flotilla/core';
-import { MemoryStore, type Store } from '@flotilla/store';
+import {
+  MemoryStore,
+  StoreError,
+  StoreErrorCodes,
+  type CallOptions,
+  type Store,
+} from '@flotilla/store';
 import { PartitionableStore } from '@flotilla/store/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ClusterState, type AssignedItem } from './cluster-state.js';
@@ -788,6 +794,52 @@ if (import.meta.url === pathToFileURL(expect.getState().testPath ?? '').href) {
       await expect(again.ended).resolves.toBe('revoked');
       await scheduler.close();
       await shared.close();
+    });
+
+    it('watchAssigned rides out a store hiccup while reading a release, backing off on the clock', async () => {
+      const clock = new ManualClock(1_700_000_000_000);
+      const memory = new MemoryStore({ clock });
+      let failures = 1;
+      let failed!: () => void;
+      const hiccup = new Promise<void>((resolve) => (failed = resolve));
+      // The store fails the agent's first read of a release with a retryable error.
+      const flaky = new Proxy(memory, {
+        get(target, prop) {
+          if (prop === 'get')
+            return async (key: string, options?: CallOptions) => {
+              if (key.startsWith(keys.releases) && failures-- > 0) {
+                failed();
+                throw new StoreError(StoreErrorCodes.UNAVAILABLE, 'etcd is electing a leader');
+              }
+              return target.get(key, options);
+            };
+          const value = Reflect.get(target, prop, target) as unknown;
+          return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+        },
+      });
+      const controller = new ClusterState({ store: memory, clock });
+      const agent = new ClusterState({ store: flaky, clock });
+      await controller.putRelease(release('demo', 'v1'));
+      const ac = new AbortController();
+      const watch = agent.watchAssigned('h1', { signal: ac.signal })[Symbol.asyncIterator]();
+      expect(brief(await next(watch, 'the snapshot'))).toEqual({
+        type: 'snapshot',
+        reset: false,
+        jobs: [],
+      });
+
+      const item = next(watch, 'j1 assigned');
+      await placeJob(memory, jobRecord('h1', 'j1'));
+      await hiccup;
+      await clock.advance(100);
+      expect(brief(await item)).toEqual({
+        type: 'assigned',
+        job: { id: 'j1', desired: 'run', release: 'v1', releaseError: undefined },
+      });
+      ac.abort();
+      await expect(watch.next()).resolves.toMatchObject({ done: true });
+      await Promise.all([agent.close(), controller.close()]);
+      await memory.close();
     });
 
     it('the heartbeat records when the agent registered, on the injected clock', async () => {

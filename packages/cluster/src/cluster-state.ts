@@ -4,6 +4,7 @@ import {
   type Logger,
   isFlotillaError,
   silentLogger,
+  sleep,
   systemClock,
 } from '@flotilla/core';
 import {
@@ -524,7 +525,7 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
     this.#closing.signal.addEventListener('abort', onAbort, { once: true });
     if (options.signal?.aborted === true || this.#closing.signal.aborted) stop.abort();
     try {
-      yield* this.#watchAssigned(hostId, prefix, stop.signal, options);
+      yield* this.#watchAssigned(hostId, prefix, stop.signal);
       if (this.#closed && options.signal?.aborted !== true) throw this.#closedError();
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
@@ -536,14 +537,19 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
     hostId: string,
     prefix: string,
     signal: AbortSignal,
-    options: CallOptions,
   ): AsyncGenerator<AssignedItem> {
     const releases = new Map<string, ReleaseRecord | ClusterError>();
-    const assigned = async (record: JobRecord): Promise<AssignedJob> => {
+    /** The job with its release; undefined when the watch ended while the release was read. */
+    const assigned = async (record: JobRecord): Promise<AssignedJob | undefined> => {
       const id = `${record.app}/${record.release}`;
       let release = releases.get(id);
       if (release === undefined) {
-        release = await this.#releaseOrError(record, options);
+        try {
+          release = await this.#releaseOrError(record, hostId, signal);
+        } catch (err) {
+          if (signal.aborted) return undefined;
+          throw err;
+        }
         // Releases are immutable: one read per release, unless it was missing.
         if (!(
           release instanceof ClusterError && release.code === ClusterErrorCodes.UNKNOWN_RELEASE
@@ -567,7 +573,11 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
           const decoded = this.#tryDecode(kv);
           if (decoded instanceof ClusterError)
             invalid.push({ type: 'invalid', key: kv.key, error: decoded });
-          else if (decoded?.kind === 'job') jobs.push(await assigned(decoded.record));
+          else if (decoded?.kind === 'job') {
+            const job = await assigned(decoded.record);
+            if (job === undefined) return;
+            jobs.push(job);
+          }
         }
         yield { type: 'snapshot', jobs, reset: item.reset };
         for (const i of invalid) yield i;
@@ -582,17 +592,39 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
       const decoded = this.#tryDecode(event.kv);
       if (decoded instanceof ClusterError)
         yield { type: 'invalid', key: event.kv.key, error: decoded };
-      else if (decoded?.kind === 'job')
-        yield { type: 'assigned', job: await assigned(decoded.record) };
+      else if (decoded?.kind === 'job') {
+        const job = await assigned(decoded.record);
+        if (job === undefined) return;
+        yield { type: 'assigned', job };
+      }
     }
   }
 
+  /**
+   * The release of an assigned job, or why it cannot be read. A retryable store error (etcd
+   * unreachable for a moment) is retried with backoff on the clock, as the watch itself is,
+   * rather than ending the agent's watch.
+   */
   async #releaseOrError(
     record: JobRecord,
-    options: CallOptions,
+    hostId: string,
+    signal: AbortSignal,
   ): Promise<ReleaseRecord | ClusterError> {
     const key = this.keys.release(record.app, record.release);
-    const kv = await this.store.get(key, options);
+    let kv: KeyValue | undefined;
+    for (let delay = 100; ; delay = Math.min(delay * 2, 5000)) {
+      try {
+        kv = await this.store.get(key, { signal });
+        break;
+      } catch (err) {
+        if (signal.aborted || !(isFlotillaError(err) && err.retryable)) throw err;
+        this.#logger.warn(
+          { err, delayMs: delay, hostId, key },
+          'release of an assigned job cannot be read: retrying',
+        );
+        await sleep(this.#clock, delay, signal);
+      }
+    }
     if (kv === undefined) {
       return new ClusterError(
         ClusterErrorCodes.UNKNOWN_RELEASE,
