@@ -384,6 +384,18 @@ export function runClusterStateSuite(name: string, create: () => Store | Promise
         await reg2.close();
       });
 
+      it('the old lease of a restarted agent ending does not take the host down', async () => {
+        const crashed = open();
+        const old = await crashed.registerHost(h1);
+        const restarted = await open().registerHost(h1);
+        // The old process's lease ends (here revoked; a crash lets it expire): the heartbeat now
+        // belongs to the new lease and stays.
+        await old.close();
+        expect((await cluster.hosts()).map((h) => h.state)).toEqual(['up']);
+        await restarted.close();
+        expect((await cluster.hosts()).map((h) => h.state)).toEqual(['down']);
+      });
+
       it('drain, eligibility and their reasons; an unknown host is refused', async () => {
         await open().registerHost(h1);
         await expect(
