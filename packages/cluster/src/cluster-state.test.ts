@@ -854,6 +854,49 @@ if (import.meta.url === pathToFileURL(expect.getState().testPath ?? '').href) {
       await memory.close();
     });
 
+    it.each(['abort', 'close'] as const)(
+      'watchAssigned ends on %s while it is retrying a release read',
+      async (how) => {
+        const clock = new ManualClock(1_700_000_000_000);
+        const memory = new MemoryStore({ clock });
+        let failed!: () => void;
+        const hiccup = new Promise<void>((resolve) => (failed = resolve));
+        // Every read of a release fails, retryably: the watch backs off for ever.
+        const down = new Proxy(memory, {
+          get(target, prop) {
+            if (prop === 'get')
+              return async (key: string, options?: CallOptions) => {
+                if (!key.startsWith(keys.releases)) return target.get(key, options);
+                failed();
+                throw new StoreError(StoreErrorCodes.UNAVAILABLE, 'etcd is unreachable');
+              };
+            const value = Reflect.get(target, prop, target) as unknown;
+            return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+          },
+        });
+        const agent = new ClusterState({ store: down, clock });
+        const ac = new AbortController();
+        const watch = agent.watchAssigned('h1', { signal: ac.signal })[Symbol.asyncIterator]();
+        await next(watch, 'the snapshot');
+        const item = watch.next();
+        await placeJob(memory, jobRecord('h1', 'j1'));
+        await hiccup;
+        await clock.advance(1000); // a few retries
+        if (how === 'abort') {
+          ac.abort();
+          await expect(within(item, 'the watch ending')).resolves.toMatchObject({ done: true });
+        } else {
+          await agent.close();
+          await expect(within(item, 'the watch ending')).rejects.toMatchObject({
+            code: 'FLOTILLA_CLUSTER_CLOSED',
+          });
+        }
+        expect(clock.pending).toBe(0); // no retry left behind
+        await agent.close();
+        await memory.close();
+      },
+    );
+
     it('the heartbeat records when the agent registered, on the injected clock', async () => {
       const clock = new ManualClock(42_000);
       const store = new MemoryStore({ clock });
