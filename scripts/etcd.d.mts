@@ -5,7 +5,8 @@ export interface TestEtcd {
   readonly clientPort: number;
   readonly peerPort: number;
   readonly pid: number | undefined;
-  restart(): Promise<void>;
+  /** Stops etcd with `signal` (default SIGTERM; SIGKILL for a crash) and starts it again. */
+  restart(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
   halt(signal?: NodeJS.Signals): Promise<void>;
   resume(): Promise<void>;
   stop(): Promise<void>;

@@ -3,6 +3,7 @@
 //
 //   const etcd = await startEtcd();     // { endpoint: 'http://127.0.0.1:PORT', ... }
 //   await etcd.restart();               // same data dir and port: for restart tests
+//   await etcd.restart('SIGKILL');      // the same after a crash
 //   await etcd.stop();
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -127,9 +128,12 @@ export async function startEtcd(options = {}) {
     get pid() {
       return child.pid;
     },
-    /** Stops etcd (SIGTERM) and starts it again on the same port and data. */
-    async restart() {
-      await stopChild('SIGTERM');
+    /**
+     * Stops etcd and starts it again on the same port and data: with SIGTERM (the default) it
+     * shuts down cleanly; with SIGKILL it dies as in a crash, keeping only what it had synced.
+     */
+    async restart(signal = 'SIGTERM') {
+      await stopChild(signal);
       await launch();
     },
     /** Stops etcd without removing its data (for restart tests). */
