@@ -214,6 +214,11 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
           { service: 'web', addr: '127.0.0.1:1', meta: { big: 'x'.repeat(20_000) } },
           'FLOTILLA_DISCOVERY_INVALID_META',
         ],
+        // 6,000 characters, 18,000 bytes of UTF-8: the limit counts bytes.
+        [
+          { service: 'web', addr: '127.0.0.1:1', meta: { big: '€'.repeat(6000) } },
+          'FLOTILLA_DISCOVERY_INVALID_META',
+        ],
         [{ service: 'web', addr: '127.0.0.1:1', ttlMs: 500 }, 'FLOTILLA_DISCOVERY_INVALID_TTL'],
       ].map(([o, c]) => [c, o] as const),
     )('refuses bad input with %s (%#) and writes nothing', async (code, options) => {

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { byteLength } from '@flotilla/store';
 import { DiscoveryError, DiscoveryErrorCodes } from '../errors.js';
 
 const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
@@ -7,7 +8,7 @@ const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const HOSTNAME =
   /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const META_KEY = /^[A-Za-z0-9_.-]{1,128}$/;
-/** Most bytes of meta (JSON) per instance. */
+/** Most bytes of meta (JSON, UTF-8) per instance. */
 export const MAX_META_BYTES = 16 * 1024;
 
 export function validateService(service: unknown): asserts service is string {
@@ -78,7 +79,7 @@ export function validateMeta(meta: unknown): asserts meta is Record<string, stri
       );
     }
   }
-  const size = JSON.stringify(meta).length;
+  const size = byteLength(JSON.stringify(meta));
   if (size > MAX_META_BYTES) {
     throw new DiscoveryError(
       DiscoveryErrorCodes.INVALID_META,
