@@ -673,6 +673,23 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
       await d.close();
     });
 
+    it('reports a leader entry it cannot read, and elects once it is gone', async () => {
+      const key = 'discovery/elections/sched';
+      await store.put(key, '{"id": 42}');
+      const c = discovery.elect('sched', { id: 'a', ttlMs: 2000 });
+      const errors: unknown[] = [];
+      c.on('error', (err) => errors.push(err));
+      await clock.advance(0);
+      expect(errors).toEqual([
+        expect.objectContaining({ code: 'FLOTILLA_DISCOVERY_INVALID_RECORD', key }),
+      ]);
+      expect(c.leader).toBeUndefined();
+      expect(c.isLeader).toBe(false);
+      await store.delete(key);
+      await c.waitForLeadership();
+      expect(c.leader?.id).toBe('a');
+    });
+
     it('validates names and ids', () => {
       expect(() => discovery.elect('Bad Name', { id: 'a' })).toThrow(
         expect.objectContaining({ code: 'FLOTILLA_DISCOVERY_INVALID_SERVICE' }),

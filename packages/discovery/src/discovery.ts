@@ -18,7 +18,7 @@ import {
   validateTtl,
 } from './internal/validate.js';
 import { GuardedEmitter } from './internal/guarded-emitter.js';
-import { keyParts, parseInstance } from './internal/parse-instance.js';
+import { keyParts, parseInstance } from './internal/records.js';
 import { Registration } from './registration.js';
 
 /** Options of {@link Discovery}. */

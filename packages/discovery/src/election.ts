@@ -2,6 +2,7 @@ import { type Clock, type Logger, isFlotillaError, sleep } from '@flotilla/core'
 import type { Lease, Store } from '@flotilla/store';
 import { DiscoveryError, DiscoveryErrorCodes } from './errors.js';
 import { GuardedEmitter } from './internal/guarded-emitter.js';
+import { parseLeader } from './internal/records.js';
 
 /** The value stored under an election's key while someone leads. */
 export interface LeaderInfo {
@@ -19,10 +20,15 @@ export interface ElectionEvents {
   elected: () => void;
   /** This candidate lost leadership (its lease ended or could not be renewed in time). */
   lost: (reason: string) => void;
-  /** The observed leader changed (`undefined`: nobody leads right now). */
+  /**
+   * The observed leader changed (`undefined`: nobody leads right now, or the leader entry
+   * cannot be read, which is reported as an `error`).
+   */
   leader: (leader: LeaderInfo | undefined) => void;
   /**
-   * A store call failed (the campaign retries), or a listener of this election threw
+   * A store call failed (the campaign retries), the leader entry cannot be read
+   * (`FLOTILLA_DISCOVERY_INVALID_RECORD`: nobody can win until it is deleted or rewritten),
+   * or a listener of this election threw
    * (`FLOTILLA_DISCOVERY_LISTENER_FAILED`, the thrown value as `cause`). A throwing listener
    * changes nothing else: a candidate whose `elected` listener threw still leads, and
    * `waitForLeadership()` resolves; resign if your leader work could not start.
@@ -178,6 +184,21 @@ export class Election extends GuardedEmitter<ElectionEvents> implements AsyncDis
     if (!same) this.emit('leader', leader);
   }
 
+  /**
+   * The leader stored at the key; `undefined` (unknown) when the record cannot be read, which
+   * is reported as an `error` event with code `FLOTILLA_DISCOVERY_INVALID_RECORD`. While it is
+   * there nobody can win (the seat is taken): delete or rewrite it.
+   */
+  #readLeader(key: string, value: string): LeaderInfo | undefined {
+    try {
+      return parseLeader(key, value);
+    } catch (err) {
+      this.#ctx.logger.warn({ err, key }, 'the leader entry is invalid');
+      this.emit('error', err);
+      return undefined;
+    }
+  }
+
   async #run(signal: AbortSignal): Promise<void> {
     let delay = 100;
     while (!signal.aborted) {
@@ -228,7 +249,7 @@ export class Election extends GuardedEmitter<ElectionEvents> implements AsyncDis
       const current = res.results[0];
       const kv = current?.op === 'get' ? current.kv : undefined;
       if (kv === undefined) return; // freed in between: try again at once
-      this.#setLeader(parseLeader(kv.value));
+      this.#setLeader(this.#readLeader(kv.key, kv.value));
       await this.#waitForVacancy(kv.modRevision + 1, signal);
     } finally {
       if (this.#lease === lease && this.#state !== 'leader') {
@@ -285,16 +306,7 @@ export class Election extends GuardedEmitter<ElectionEvents> implements AsyncDis
         this.#setLeader(undefined);
         return;
       }
-      this.#setLeader(parseLeader(ev.kv.value));
+      this.#setLeader(this.#readLeader(ev.kv.key, ev.kv.value));
     }
-  }
-}
-
-function parseLeader(value: string): LeaderInfo | undefined {
-  try {
-    const v = JSON.parse(value) as LeaderInfo;
-    return typeof v.id === 'string' ? v : undefined;
-  } catch {
-    return undefined;
   }
 }

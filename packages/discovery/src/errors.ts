@@ -16,6 +16,7 @@ export const DiscoveryErrorCodes = {
    * An entry under `services/` that is not a valid instance: not JSON, a missing or mistyped
    * field, an id or service other than its key names, a key that names no service and id.
    * Reads skip it and report it (watch's `invalid` event, Discovery's `invalid-record` event).
+   * Also an election's leader entry that cannot be read (the election's `error` event).
    */
   INVALID_RECORD: 'FLOTILLA_DISCOVERY_INVALID_RECORD',
   /** An instance id already registered by a live registrant. */

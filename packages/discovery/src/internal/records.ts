@@ -1,5 +1,7 @@
+// Reading the records discovery stores, checked as strictly as they are written.
 import type { KeyValue } from '@flotilla/store';
 import { DiscoveryError, DiscoveryErrorCodes } from '../errors.js';
+import type { LeaderInfo } from '../election.js';
 import type { ServiceInstance } from '../instance.js';
 import { validateAddr, validateId, validateMeta, validateService } from './validate.js';
 
@@ -70,10 +72,44 @@ export function keyParts(key: string, servicesPrefix: string): { service: string
   return { service, id };
 }
 
-function invalidRecord(key: string, why: string, cause?: unknown): DiscoveryError {
+/**
+ * Reads the leader stored at an election's key.
+ *
+ * @throws {@link DiscoveryError} `FLOTILLA_DISCOVERY_INVALID_RECORD` when it is not a valid
+ * leader record.
+ */
+export function parseLeader(key: string, value: string): LeaderInfo {
+  const invalid = (why: string, cause?: unknown): DiscoveryError =>
+    invalidRecord(key, why, cause, 'leader entry');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (err) {
+    throw invalid('its value is not JSON', err);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw invalid('its value is not a JSON object');
+  }
+  const { id, meta, since } = parsed as Record<string, unknown>;
+  if (typeof since !== 'string') throw invalid('since is not a string');
+  try {
+    validateId(id, 'candidate id');
+    validateMeta(meta);
+  } catch (err) {
+    throw invalid((err as Error).message, err);
+  }
+  return { id, meta, since };
+}
+
+function invalidRecord(
+  key: string,
+  why: string,
+  cause?: unknown,
+  what = 'instance entry',
+): DiscoveryError {
   return new DiscoveryError(
     DiscoveryErrorCodes.INVALID_RECORD,
-    `instance entry ${JSON.stringify(key)} is invalid: ${why}. Discovery skips it: delete or rewrite it, and find what wrote it`,
+    `${what} ${JSON.stringify(key)} is invalid: ${why}. Discovery skips it: delete or rewrite it, and find what wrote it`,
     { key, cause },
   );
 }
