@@ -690,6 +690,36 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
       expect(c.leader?.id).toBe('a');
     });
 
+    it('a close while the campaign backs off or its txn is on the wire leaves no leader', async () => {
+      const flaky = new PartitionableStore(store, { clock });
+      let holdTxn = Promise.resolve();
+      const view = intercept(flaky, {
+        txn: async (txn, options) => {
+          await holdTxn;
+          return flaky.txn(txn, options);
+        },
+      });
+      const d = new Discovery({ store: view, clock });
+      // Backing off: the store is unreachable.
+      flaky.partitioned = true;
+      const backingOff = d.elect('sched', { id: 'a', ttlMs: 2000 });
+      await clock.advance(100);
+      await backingOff.close();
+      flaky.partitioned = false;
+      // On the wire: the winning txn lands after close.
+      let land!: () => void;
+      holdTxn = new Promise((resolve) => (land = resolve));
+      const onWire = d.elect('sched', { id: 'b', ttlMs: 2000 });
+      await clock.advance(0);
+      const closing = onWire.close();
+      land();
+      await closing;
+      for (let i = 0; i < 5; i++) await clock.advance(1000);
+      expect(backingOff.isLeader || onWire.isLeader).toBe(false);
+      expect(await store.get('discovery/elections/sched')).toBeUndefined();
+      await d.close();
+    });
+
     it('validates names and ids', () => {
       expect(() => discovery.elect('Bad Name', { id: 'a' })).toThrow(
         expect.objectContaining({ code: 'FLOTILLA_DISCOVERY_INVALID_SERVICE' }),
