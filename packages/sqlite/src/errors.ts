@@ -1,9 +1,9 @@
 import { FlotillaError } from '@flotilla/core';
 
 /**
- * The codes of errors specific to `SqliteStore`: opening the database file. Errors of
- * the `Store` operations themselves carry the `StoreErrorCodes` of `@flotilla/store`, as on
- * every backend.
+ * The codes of errors specific to `SqliteStore`: opening the database file, and losing it
+ * while open. Errors of the `Store` operations themselves carry the `StoreErrorCodes` of
+ * `@flotilla/store`, as on every backend.
  */
 export const SqliteErrorCodes = {
   /**
@@ -15,6 +15,13 @@ export const SqliteErrorCodes = {
   OPEN: 'FLOTILLA_SQLITE_OPEN',
   /** The file was written by a newer `@flotilla/sqlite` whose schema this one cannot read. */
   SCHEMA: 'FLOTILLA_SQLITE_SCHEMA',
+  /**
+   * The database file was deleted, or another file was renamed over its path, while the store
+   * had it open. Every call of that store fails with it from then on, so that no write is
+   * acknowledged into a file nobody will open again. Not retryable: close the store and open
+   * the path again.
+   */
+  REPLACED: 'FLOTILLA_SQLITE_REPLACED',
 } as const;
 
 /** The union of {@link SqliteErrorCodes} values. */
@@ -35,7 +42,8 @@ export interface SqliteErrorDetails {
 }
 
 /**
- * An error opening a `SqliteStore`'s database. Match on {@link SqliteError.code}.
+ * An error opening a `SqliteStore`'s database, or (`FLOTILLA_SQLITE_REPLACED`) of any call
+ * once its file was deleted or replaced. Match on {@link SqliteError.code}.
  *
  * @example
  * ```ts

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -193,6 +193,78 @@ describe('SqliteStore ownership of the file', () => {
     await first.close();
     const second = open({ path });
     expect((await second.get('a'))?.value).toBe('1');
+  });
+});
+
+describe('SqliteStore when its file is deleted or replaced', () => {
+  const replaced = { code: 'FLOTILLA_SQLITE_REPLACED', retryable: false };
+
+  it('rejects a put with FLOTILLA_SQLITE_REPLACED once its file is unlinked', async () => {
+    const path = tempPath();
+    const store = open({ path });
+    await store.put('a', '1');
+    unlinkSync(path);
+    await expect(store.put('b', '2')).rejects.toMatchObject({ ...replaced, path });
+    // Every later call fails alike, reads too: what they would show is in no file any more.
+    await expect(store.get('a')).rejects.toMatchObject(replaced);
+    await expect(store.delete('a')).rejects.toMatchObject(replaced);
+    // Whoever opens the path next starts empty, and was promised nothing it lacks.
+    const next = open({ path });
+    expect((await next.list('')).kvs).toEqual([]);
+  });
+
+  it('rejects a put with FLOTILLA_SQLITE_REPLACED once another file is renamed over it', async () => {
+    const path = tempPath();
+    const store = open({ path });
+    for (let i = 0; i < 20; i++) await store.put(`old/${i}`, 'x'.repeat(200));
+    const lease = await store.grant(60_000);
+    const backup = tempPath();
+    const restored = new SqliteStore({ path: backup });
+    await restored.put('restored', 'yes');
+    await restored.close();
+    renameSync(backup, path);
+
+    await expect(store.put('late', '1')).rejects.toMatchObject({ ...replaced, path });
+    await expect(
+      store.txn({ compare: [], success: [{ op: 'put', key: 'late', value: '1' }] }),
+    ).rejects.toMatchObject(replaced);
+    await expect(store.grant(1000)).rejects.toMatchObject(replaced);
+    await expect(store.compact(2)).rejects.toMatchObject(replaced);
+    expect(await lease.ended).toBe('closed');
+
+    // The next owner sees the file that was put there, not this store's pages: this store
+    // gave up its -wal file, which SQLite would otherwise replay onto the new file.
+    const next = open({ path });
+    expect((await next.list('')).kvs.map((kv) => [kv.key, kv.value])).toEqual([
+      ['restored', 'yes'],
+    ]);
+    await next.put('after', '1');
+    // Closing the orphaned store leaves the new owner's -wal file alone.
+    await store.close();
+    expect(existsSync(`${path}-wal`)).toBe(true);
+    await next.close();
+    const reopened = open({ path });
+    expect((await reopened.get('after'))?.value).toBe('1');
+  });
+
+  it('notices by itself within a second, failing open watches and ending leases', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const path = tempPath();
+    const store = open({ path, clock });
+    const lease = await store.grant(60_000);
+    const events = store.watch('')[Symbol.asyncIterator]();
+    const failed = expect(events.next()).rejects.toMatchObject(replaced);
+    unlinkSync(path);
+    await clock.advance(1000);
+    await failed;
+    expect(await lease.ended).toBe('closed');
+    expect(() => store.watch('')).toThrow(expect.objectContaining(replaced) as Error);
+  });
+
+  it('does not check a store in memory', async () => {
+    const store = open({ path: ':memory:' });
+    await store.put('a', '1');
+    expect((await store.get('a'))?.value).toBe('1');
   });
 });
 

@@ -40,6 +40,7 @@ import type {
 import Database from 'better-sqlite3';
 import { SqliteError, SqliteErrorCodes } from './errors.js';
 import { openDatabase } from './internal/database.js';
+import { FileGuard, type FileProblem } from './internal/file-guard.js';
 import { keyBytes, keyString, prefixRange } from './internal/keys.js';
 import {
   type HistoryRow,
@@ -100,6 +101,8 @@ interface Pending {
 
 /** How long to wait before retrying a lease expiry that failed (a full disk, say). */
 const EXPIRY_RETRY_MS = 1000;
+/** How often an idle store checks that its path still names its file (writes check first). */
+const FILE_CHECK_MS = 1000;
 
 /**
  * A durable `Store` in one SQLite file, for a single node: the embedded default of Flotilla.
@@ -110,6 +113,12 @@ const EXPIRY_RETRY_MS = 1000;
  * `FLOTILLA_SQLITE_LOCKED`. Watches and leases live in the owning process. Leases left in the
  * file by a previous owner get their full TTL again on open, as etcd does after a restart;
  * nobody can renew them, so their keys then vanish.
+ *
+ * If the file is deleted or another file is renamed over its path while the store is open,
+ * the store notices before its next write (and within a second when idle) and stops: every
+ * call fails with {@link SqliteErrorCodes.REPLACED}, watches fail with it, leases end with
+ * `'closed'`, and the store gives up its `-wal` file so that whoever opens the path next sees
+ * the file that is there.
  *
  * The constructor opens the file synchronously and throws a {@link SqliteError} when it
  * cannot.
@@ -146,6 +155,11 @@ export class SqliteStore implements Store {
   #watchers = new Set<Watcher>();
   #leases = new Map<LeaseId, SqliteLease>();
   #closed = false;
+  /** Checks that the path still names the open file; none for `':memory:'`. */
+  #guard: FileGuard | undefined;
+  #guardTimer: unknown;
+  /** Set once the file was found deleted or replaced: every call fails with it. */
+  #failure: SqliteError | undefined;
 
   /**
    * Opens (or creates) the store in `options.path`.
@@ -181,6 +195,17 @@ export class SqliteStore implements Store {
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
     this.#db = openDatabase({ path: options.path, synchronous });
+    if (options.path !== ':memory:') {
+      this.#guard = FileGuard.open(options.path);
+      if (this.#guard === undefined) {
+        this.#db.close();
+        throw new SqliteError(
+          SqliteErrorCodes.OPEN,
+          `${options.path} vanished while it was being opened: check what else deletes or moves it`,
+          { path: options.path },
+        );
+      }
+    }
     try {
       this.#s = prepareStatements(this.#db);
       const tx = this.#db.transaction((fn: () => unknown) => fn());
@@ -211,8 +236,10 @@ export class SqliteStore implements Store {
           'leases of the previous owner restart their TTL',
         );
       }
+      this.#armGuard();
     } catch (err) {
       for (const lease of this.#leases.values()) this.#clock.clearTimeout(lease.timer);
+      this.#clock.clearTimeout(this.#guardTimer);
       this.#db.close();
       throw new SqliteError(
         SqliteErrorCodes.OPEN,
@@ -323,7 +350,7 @@ export class SqliteStore implements Store {
     return this.#run(options, () => {
       validateTtl(ttlMs);
       const id = this.#nextLease;
-      this.#tx(() => {
+      this.#writeTx(() => {
         this.#s.insertLease.run(id, ttlMs);
         this.#s.setMeta.run(id + 1, 'next_lease');
       });
@@ -351,6 +378,7 @@ export class SqliteStore implements Store {
    */
   watch(prefix: string, options: WatchOptions = {}): AsyncIterable<WatchEvent> {
     if (this.#closed) throw closedError();
+    if (this.#failure !== undefined) throw this.#failure;
     validatePrefix(prefix, this.limits);
     if (options.fromRevision !== undefined) validateRevision(options.fromRevision, 'fromRevision');
     if (options.signal?.aborted === true) {
@@ -401,7 +429,7 @@ export class SqliteStore implements Store {
         );
       }
       if (revision <= this.#compactRevision) return;
-      const dropped = this.#tx(() => this.#compactTo(revision));
+      const dropped = this.#writeTx(() => this.#compactTo(revision));
       this.#compactRevision = revision;
       this.#historyCount -= dropped;
     });
@@ -414,6 +442,7 @@ export class SqliteStore implements Store {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
+    this.#clock.clearTimeout(this.#guardTimer);
     for (const w of [...this.#watchers]) w.queue.fail(closedError());
     this.#watchers.clear();
     for (const lease of this.#leases.values()) {
@@ -440,6 +469,7 @@ export class SqliteStore implements Store {
   #run<T>(options: CallOptions | undefined, fn: () => T): Promise<T> {
     try {
       if (this.#closed) throw closedError();
+      if (this.#failure !== undefined) throw this.#failure;
       throwIfAborted(options);
       return Promise.resolve(fn());
     } catch (err) {
@@ -459,6 +489,71 @@ export class SqliteStore implements Store {
   }
 
   /**
+   * Runs `fn` as one SQLite write transaction, once the path is known to still name the open
+   * file: a write into a deleted or replaced file would be acknowledged and then lost.
+   */
+  #writeTx<T>(fn: () => T): T {
+    this.#checkFile();
+    return this.#tx(fn);
+  }
+
+  /** Throws `FLOTILLA_SQLITE_REPLACED` (and stops the store) if the file is gone. */
+  #checkFile(): void {
+    if (this.#failure !== undefined) throw this.#failure;
+    const problem = this.#guard?.check();
+    if (problem !== undefined) throw this.#stopReplaced(problem);
+  }
+
+  /** Checks the file every {@link FILE_CHECK_MS}, so that an idle store and its watchers learn. */
+  #armGuard(): void {
+    if (this.#guard === undefined) return;
+    this.#guardTimer = this.#clock.setTimeout(() => {
+      this.#guardTimer = undefined;
+      if (this.#closed || this.#failure !== undefined) return;
+      try {
+        this.#checkFile();
+        this.#armGuard();
+      } catch {
+        // Stopped: #stopReplaced logged it and told watchers and lease owners.
+      }
+    }, FILE_CHECK_MS);
+  }
+
+  /**
+   * The file was deleted or replaced: fail every call from now on, fail watches, end leases,
+   * and give up the -wal file while its name is still this connection's, so that SQLite
+   * neither replays it onto the new file nor deletes the next owner's by name on close.
+   */
+  #stopReplaced(problem: FileProblem): SqliteError {
+    const how =
+      problem === 'deleted'
+        ? 'was deleted'
+        : 'was replaced by another file (renamed or copied over its path)';
+    const err = new SqliteError(
+      SqliteErrorCodes.REPLACED,
+      `${this.path} ${how} while this store had it open: the store stopped so that no write goes to a file nobody will open again; close it and open the path again (check first that the file there holds the data you want)`,
+      { path: this.path },
+    );
+    this.#failure = err;
+    this.#logger.error({ err, path: this.path, problem }, 'sqlite store file is gone; stopped');
+    this.#clock.clearTimeout(this.#guardTimer);
+    try {
+      // Checkpoints into the orphaned file and deletes path-wal, which is still ours.
+      if (this.#guard?.ownsWal() === true) this.#db.pragma('journal_mode = DELETE');
+    } catch (walErr) {
+      this.#logger.warn({ err: walErr, path: this.path }, 'could not give up the -wal file');
+    }
+    for (const w of [...this.#watchers]) w.queue.fail(err);
+    this.#watchers.clear();
+    for (const lease of this.#leases.values()) {
+      this.#clock.clearTimeout(lease.timer);
+      lease.keeper?.end('closed');
+    }
+    this.#leases.clear();
+    return err;
+  }
+
+  /**
    * Runs `body` in one SQLite transaction at the next revision. If it wrote anything, the
    * revision and history are saved with it; watchers hear of it once it has committed.
    */
@@ -466,7 +561,7 @@ export class SqliteStore implements Store {
     const p: Pending = { revision: this.#revision + 1, events: [] };
     let historyCount = this.#historyCount;
     let compactRevision = this.#compactRevision;
-    const result = this.#tx(() => {
+    const result = this.#writeTx(() => {
       const r = body(p);
       if (p.events.length === 0) return r;
       this.#s.setMeta.run(p.revision, 'revision');
@@ -567,10 +662,11 @@ export class SqliteStore implements Store {
   }
 
   #expire(id: LeaseId, lease: SqliteLease): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#failure !== undefined) return;
     try {
       this.#revoke(id, 'expired');
     } catch (err) {
+      if (this.#failure !== undefined) return; // the file is gone: stopped, and said so
       this.#logger.warn(
         { err: this.#engineError(err), lease: id, path: this.path },
         'lease expiry failed; retrying',
