@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManualClock, isFlotillaError } from '@flotilla/core';
 import { SqliteStore } from '@flotilla/sqlite';
-import { MemoryStore, type Store, StoreError, StoreErrorCodes } from '@flotilla/store';
+import {
+  type CallOptions,
+  MemoryStore,
+  type Store,
+  StoreError,
+  StoreErrorCodes,
+} from '@flotilla/store';
 import { PartitionableStore } from '@flotilla/store/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Discovery } from './discovery.js';
@@ -585,6 +591,25 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
       await staysGone();
     });
 
+    it('a second close(), or Discovery.close(), resolves only once the first has deregistered', async () => {
+      const wire = holdPuts(store);
+      const d = new Discovery({ store: wire.store, clock });
+      const reg = await d.register({ service: 'web', addr: '127.0.0.1:9', id: 'r' });
+      wire.hold();
+      const updating = reg.update({ meta: { release: 'v2' } }); // on the wire
+      await wire.arrived();
+      const first = reg.close();
+      let secondDone = false;
+      const second = Promise.all([reg.close(), d.close()]).then(() => (secondDone = true));
+      await clock.advance(0);
+      expect(secondDone).toBe(false); // the first close still waits for the write
+      await wire.release();
+      await second;
+      expect(await discovery.instances('web')).toEqual([]);
+      await first;
+      await updating;
+    });
+
     it('a register() in flight when Discovery.close() lands is refused and leaves nothing', async () => {
       let grant!: () => void;
       const granted = new Promise<void>((resolve) => (grant = resolve));
@@ -718,6 +743,49 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
       expect(backingOff.isLeader || onWire.isLeader).toBe(false);
       expect(await store.get('discovery/elections/sched')).toBeUndefined();
       await d.close();
+    });
+
+    it('close rejects waitForLeadership calls still waiting', async () => {
+      const a = discovery.elect('sched', { id: 'a', ttlMs: 2000 });
+      await a.waitForLeadership();
+      const b = discovery.elect('sched', { id: 'b', ttlMs: 2000 });
+      const waiting = b.waitForLeadership();
+      await clock.advance(0);
+      await b.close();
+      await expect(waiting).rejects.toMatchObject({ code: 'FLOTILLA_DISCOVERY_CLOSED' });
+    });
+
+    it('a second resign() or close() resolves only once the seat is free', async () => {
+      const cutOff = new PartitionableStore(store, { clock });
+      let revoking = Promise.resolve();
+      const view = intercept(cutOff, {
+        grant: async (ttlMs, options) => {
+          const lease = await cutOff.grant(ttlMs, options);
+          const revoke = lease.revoke.bind(lease);
+          return Object.assign(lease, {
+            revoke: async (o?: CallOptions) => {
+              await revoking;
+              await revoke(o);
+            },
+          });
+        },
+      });
+      const d = new Discovery({ store: view, clock });
+      const a = d.elect('sched', { id: 'a', ttlMs: 2000 });
+      await a.waitForLeadership();
+      let free!: () => void;
+      revoking = new Promise((resolve) => (free = resolve));
+      const first = a.resign();
+      let othersDone = false;
+      const others = Promise.all([a.resign(), a.close(), d.close()]).then(
+        () => (othersDone = true),
+      );
+      await clock.advance(0);
+      expect(othersDone).toBe(false); // the first resign is still revoking
+      free();
+      await others;
+      expect(await store.get('discovery/elections/sched')).toBeUndefined();
+      await first;
     });
 
     it('validates names and ids', () => {

@@ -72,7 +72,12 @@ export class Election extends GuardedEmitter<ElectionEvents> implements AsyncDis
   #abort = new AbortController();
   #loop: Promise<void> | undefined;
   #lease: Lease | undefined;
-  #waiters = new Set<() => void>();
+  /** Pending waitForLeadership() calls: settled when elected, rejected on close. */
+  #waiters = new Set<{ resolve: () => void; reject: (err: unknown) => void }>();
+  /** The close in progress or done, shared by every close() call. */
+  #closing: Promise<void> | undefined;
+  /** The last resign, shared by resign() calls until the next campaign. */
+  #resigning: Promise<void> | undefined;
 
   /** @internal */
   constructor(ctx: ElectionContext) {
@@ -124,30 +129,42 @@ export class Election extends GuardedEmitter<ElectionEvents> implements AsyncDis
     this.#loop = this.#run(this.#abort.signal);
   }
 
-  /** Resolves when this candidate leads; rejects with the signal's reason when it aborts. */
+  /**
+   * Resolves when this candidate leads; rejects with the signal's reason when it aborts, and
+   * with `FLOTILLA_DISCOVERY_CLOSED` when the election is closed first.
+   */
   waitForLeadership(options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.#state === 'leader') return Promise.resolve();
     if (this.#state === 'closed') return Promise.reject(this.#closed());
     return new Promise((resolve, reject) => {
-      const done = (): void => {
+      const settle = (err?: unknown): void => {
         options.signal?.removeEventListener('abort', onAbort);
-        this.#waiters.delete(done);
-        resolve();
+        this.#waiters.delete(waiter);
+        if (err === undefined) resolve();
+        else reject(err);
       };
-      const onAbort = (): void => {
-        this.#waiters.delete(done);
-        reject(options.signal?.reason);
-      };
+      const waiter = { resolve: () => settle(), reject: settle };
+      const onAbort = (): void => settle(options.signal?.reason);
       options.signal?.throwIfAborted();
       options.signal?.addEventListener('abort', onAbort, { once: true });
-      this.#waiters.add(done);
+      this.#waiters.add(waiter);
     });
   }
 
-  /** Gives up leadership (deleting the key at once) and stops campaigning. */
-  async resign(): Promise<void> {
-    if (this.#state === 'idle' || this.#state === 'closed') return;
+  /**
+   * Gives up leadership (deleting the key at once) and stops campaigning. A call while a
+   * resign is in progress resolves when it has finished.
+   */
+  resign(): Promise<void> {
+    if (this.#state === 'idle' || this.#state === 'closed') {
+      return this.#resigning ?? Promise.resolve();
+    }
     this.#state = 'idle';
+    this.#resigning = this.#resign();
+    return this.#resigning;
+  }
+
+  async #resign(): Promise<void> {
     this.#abort.abort();
     const lease = this.#lease;
     this.#lease = undefined;
@@ -158,13 +175,21 @@ export class Election extends GuardedEmitter<ElectionEvents> implements AsyncDis
     await this.#loop;
   }
 
-  /** Resigns and stops for good. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#state === 'closed') return;
-    await this.resign();
-    this.#state = 'closed';
-    this.#ctx.onClose();
-    this.removeAllListeners();
+  /** Resigns and stops for good. Idempotent: every call resolves when the first has finished. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    try {
+      await this.resign();
+    } finally {
+      this.#state = 'closed';
+      for (const w of [...this.#waiters]) w.reject(this.#closed());
+      this.#ctx.onClose();
+      this.removeAllListeners();
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -209,6 +234,7 @@ export class Election extends GuardedEmitter<ElectionEvents> implements AsyncDis
         if (signal.aborted) break;
         if (isFlotillaError(err, 'FLOTILLA_STORE_CLOSED')) {
           this.#state = 'closed';
+          void this.close(); // settles waiters, tells the Discovery
           break;
         }
         this.#ctx.logger.warn({ err, election: this.#ctx.name }, 'election round failed, retrying');
@@ -265,7 +291,7 @@ export class Election extends GuardedEmitter<ElectionEvents> implements AsyncDis
     this.#term = term;
     this.#setLeader(info);
     this.#ctx.logger.info({ election: this.#ctx.name, id: this.#ctx.id }, 'elected leader');
-    for (const w of [...this.#waiters]) w();
+    for (const w of [...this.#waiters]) w.resolve();
     this.emit('elected');
     // Lead until the lease ends, or until our own clock passes its deadline unrenewed.
     const reason = await new Promise<string>((resolve) => {

@@ -50,6 +50,8 @@ export class Registration extends GuardedEmitter<RegistrationEvents> implements 
   #instance: ServiceInstance;
   #state: 'registered' | 'recovering' | 'closed' = 'registered';
   #writes: Promise<void> = Promise.resolve();
+  /** The close in progress or done, shared by every close() call. */
+  #closed: Promise<void> | undefined;
   /** The re-registration in progress, if any; it never rejects. */
   #recovery: Promise<void> | undefined;
   /**
@@ -122,24 +124,29 @@ export class Registration extends GuardedEmitter<RegistrationEvents> implements 
    * re-registration in progress: it is stopped, any lease it granted is revoked (so a re-put
    * still on the wire is refused by the store, or deleted if it landed first), and nothing
    * writes the instance again once this resolves. If the store cannot be reached, the key
-   * ends with its TTL instead.
+   * ends with its TTL instead. Every call resolves when the first has finished.
    */
-  async close(): Promise<void> {
-    if (this.#state === 'closed') return;
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
     this.#state = 'closed';
     this.#stop?.abort();
-    this.#ctx.onClose();
-    await this.#writes.catch(() => undefined);
-    await this.#recovery;
     try {
+      await this.#writes.catch(() => undefined);
+      await this.#recovery;
       await this.#lease.revoke();
     } catch (err) {
       // The store is gone or unreachable: the key ends with its TTL anyway.
       if (!isFlotillaError(err) || !(err.retryable || err.code === 'FLOTILLA_STORE_CLOSED'))
         throw err;
       this.#ctx.logger.warn({ err, key: this.#ctx.key }, 'deregistration left to the TTL');
+    } finally {
+      this.#ctx.onClose();
+      this.removeAllListeners();
     }
-    this.removeAllListeners();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
