@@ -1,5 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -281,6 +291,56 @@ describe('SqliteStore open errors', () => {
     const err = openError({ path });
     expect(err.code).toBe('FLOTILLA_SQLITE_OPEN');
     expect(err.message).toContain('not an SQLite database');
+  });
+
+  it.each([
+    ['cut in half', (path: string) => truncateSync(path, Math.floor(statSync(path).size / 2))],
+    ['cut inside its header', (path: string) => truncateSync(path, 50)],
+    ['cut to its first page', (path: string) => truncateSync(path, 4096)],
+  ])('fails with FLOTILLA_SQLITE_OPEN saying a store %s is damaged', async (_, damage) => {
+    const path = tempPath();
+    const store = new SqliteStore({ path });
+    for (let i = 0; i < 100; i++) await store.put(`k/${i}`, 'v'.repeat(500));
+    await store.close();
+    damage(path);
+    const err = openError({ path });
+    expect(err.code).toBe('FLOTILLA_SQLITE_OPEN');
+    expect(err.message).toContain('damaged');
+    expect(err.message).toContain('restore it from a backup');
+    expect(err.message).not.toContain('directory exists');
+  });
+
+  it('fails with FLOTILLA_SQLITE_OPEN on a few garbage bytes, saying what to do', () => {
+    const path = tempPath();
+    writeFileSync(path, Buffer.from([0x53, 0x51, 0x4c, 0x00, 0xff, 0x07]));
+    const err = openError({ path });
+    expect(err.code).toBe('FLOTILLA_SQLITE_OPEN');
+    expect(err.message).toContain('not an SQLite database');
+    expect(err.message).toContain('restore it from a backup');
+    expect(err.message).not.toContain('directory exists');
+  });
+
+  it('fails calls on a page found damaged after opening as not retryable', async () => {
+    const path = tempPath();
+    const store = new SqliteStore({ path });
+    for (let i = 0; i < 300; i++) await store.put(`k/${i}`, 'v'.repeat(500));
+    await store.close();
+    const db = new Database(path);
+    const root = db
+      .prepare<[], { rootpage: number }>("SELECT rootpage FROM sqlite_schema WHERE name = 'kv'")
+      .get()?.rootpage as number;
+    const pageSize = db.pragma('page_size', { simple: true }) as number;
+    db.close();
+    const bytes = readFileSync(path);
+    bytes.fill(0x55, (root - 1) * pageSize, root * pageSize);
+    writeFileSync(path, bytes);
+    const damaged = open({ path }); // the pages it reads on open are sound
+    const err = await damaged.list('k/').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'FLOTILLA_STORE_UNAVAILABLE', retryable: false });
+    expect((err as Error).message).toContain('restore it from a backup');
   });
 
   it("fails with FLOTILLA_SQLITE_OPEN on another application's database, leaving it as it was", () => {

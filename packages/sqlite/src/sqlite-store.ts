@@ -39,7 +39,7 @@ import type {
 } from '@flotilla/store';
 import Database from 'better-sqlite3';
 import { SqliteError, SqliteErrorCodes } from './errors.js';
-import { openDatabase } from './internal/database.js';
+import { isDamage, openDatabase } from './internal/database.js';
 import { FileGuard, type FileProblem } from './internal/file-guard.js';
 import { keyBytes, keyString, prefixRange } from './internal/keys.js';
 import {
@@ -165,7 +165,8 @@ export class SqliteStore implements Store {
    * Opens (or creates) the store in `options.path`.
    *
    * @throws {@link SqliteError} `FLOTILLA_SQLITE_LOCKED` when another store holds the file,
-   *   `FLOTILLA_SQLITE_OPEN` when the path cannot be opened or holds something else,
+   *   `FLOTILLA_SQLITE_OPEN` when the path cannot be opened, holds something else, or holds a
+   *   damaged (cut short, overwritten) database,
    *   `FLOTILLA_SQLITE_SCHEMA` when a newer version wrote it.
    */
   constructor(options: SqliteStoreOptions) {
@@ -477,10 +478,20 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** Wraps a failure of SQLite itself (disk full, I/O error) as a retryable store error. */
+  /**
+   * Wraps a failure of SQLite itself as `FLOTILLA_STORE_UNAVAILABLE`: retryable (disk full,
+   * I/O error), except when the file is damaged, which no retry mends.
+   */
   #engineError(err: unknown): unknown {
     if (!(err instanceof Database.SqliteError)) return err;
     this.#logger.error({ err, path: this.path }, 'sqlite failed');
+    if (isDamage(err.code)) {
+      return new StoreError(
+        StoreErrorCodes.UNAVAILABLE,
+        `${this.path} is damaged (${err.message}, ${err.code}): retrying will not help; stop the store and restore it from a backup`,
+        { cause: err, retryable: false },
+      );
+    }
     return new StoreError(
       StoreErrorCodes.UNAVAILABLE,
       `SQLite failed on ${this.path}: ${err.message} (${err.code})`,

@@ -155,13 +155,40 @@ function openError(path: string, err: unknown): SqliteError {
   if (code === 'SQLITE_NOTADB') {
     return new SqliteError(
       SqliteErrorCodes.OPEN,
-      `${path} is not an SQLite database (${message}): choose another path`,
+      `${path} is not an SQLite database (${message}), or is one damaged beyond recognition (cut short or overwritten): if it held a Flotilla store, restore it from a backup; otherwise choose another path`,
+      { path, cause: err },
+    );
+  }
+  if (isDamage(code)) {
+    return new SqliteError(
+      SqliteErrorCodes.OPEN,
+      `${path} is a damaged SQLite database (${message}), cut short or overwritten (by a full disk or an interrupted copy, say): restore it from a backup, or move it and its -wal file aside to start an empty store`,
+      { path, cause: err },
+    );
+  }
+  if (
+    code === 'SQLITE_CANTOPEN' ||
+    (typeof code === 'string' && code.startsWith('SQLITE_READONLY'))
+  ) {
+    return new SqliteError(
+      SqliteErrorCodes.OPEN,
+      `cannot open ${path} as a Flotilla store: ${message}: check that its directory exists and is writable`,
       { path, cause: err },
     );
   }
   return new SqliteError(
     SqliteErrorCodes.OPEN,
-    `cannot open ${path} as a Flotilla store: ${message}: check that its directory exists and is writable`,
+    `cannot open ${path} as a Flotilla store: ${message}${typeof code === 'string' ? ` (${code})` : ''}`,
     { path, cause: err },
+  );
+}
+
+/**
+ * Whether an SQLite error code says the file's content is damaged (`SQLITE_CORRUPT` and its
+ * extended codes, `SQLITE_NOTADB`): retrying cannot help, restoring a backup can.
+ */
+export function isDamage(code: unknown): boolean {
+  return (
+    typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB')
   );
 }
