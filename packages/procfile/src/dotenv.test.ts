@@ -157,3 +157,46 @@ describe('stringifyDotenv', () => {
     );
   });
 });
+
+describe('hostile input', () => {
+  const big = 'a'.repeat(10_000_000);
+  const invalidArgument = { code: 'FLOTILLA_PROCFILE_INVALID_ARGUMENT' };
+
+  it('refuses options that are not an options object with FLOTILLA_PROCFILE_INVALID_ARGUMENT', () => {
+    for (const options of [null, 'strict', 42, { strict: 'yes' }]) {
+      expect(() => parseDotenv('A=1\n', options as never)).toThrow(
+        expect.objectContaining(invalidArgument) as Error,
+      );
+    }
+  });
+
+  it('stringify refuses what is neither entries nor a record with FLOTILLA_PROCFILE_INVALID_ARGUMENT', () => {
+    for (const vars of [null, undefined, 'A=1', 42, [null], ['A']]) {
+      expect(() => stringifyDotenv(vars as never)).toThrow(
+        expect.objectContaining(invalidArgument) as Error,
+      );
+    }
+  });
+
+  it('keeps NUL bytes in values, both ways', () => {
+    expect(parseDotenv('A=a\u0000b\n').values.A).toBe('a\u0000b');
+    expect(parseDotenv(stringifyDotenv({ A: 'a\u0000b' })).values.A).toBe('a\u0000b');
+  });
+
+  it('quotes at most 80 characters of a 10 MB line or key in warnings and errors', () => {
+    expect(parseDotenv(`!${big}`).warnings[0]?.message.length).toBeLessThan(300);
+    for (const fn of [
+      () => parseDotenv(`!${big}`, { strict: true }),
+      () => stringifyDotenv({ [`${big}!`]: 'x' }),
+      () => stringifyDotenv({ [big]: 42 as unknown as string }),
+    ]) {
+      try {
+        fn();
+        throw new Error('expected a ProcfileError');
+      } catch (err) {
+        expect(isFlotillaError(err)).toBe(true);
+        expect((err as Error).message.length).toBeLessThan(300);
+      }
+    }
+  });
+});

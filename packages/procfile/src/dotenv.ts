@@ -1,4 +1,5 @@
 import { ProcfileError, ProcfileErrorCodes } from './errors.js';
+import { readEntries, readOptions } from './internal/arguments.js';
 import { quote, toText } from './internal/text.js';
 
 /** One assignment of a `.env` file. */
@@ -54,8 +55,10 @@ const VALID_KEY = /^[\w.-]+$/;
  * expanded only inside double quotes, later keys winning. Lines that assign nothing are reported
  * as warnings with their line number.
  *
- * @throws {@link ProcfileError} `FLOTILLA_PROCFILE_INPUT`, `FLOTILLA_PROCFILE_ENCODING`, and in
- * strict mode `FLOTILLA_PROCFILE_DOTENV_SYNTAX`.
+ * @param options - left out, or an object; `strict` is a boolean.
+ * @throws {@link ProcfileError} `FLOTILLA_PROCFILE_INPUT`, `FLOTILLA_PROCFILE_ENCODING`,
+ * `FLOTILLA_PROCFILE_INVALID_ARGUMENT` (options that are not an options object), and in strict
+ * mode `FLOTILLA_PROCFILE_DOTENV_SYNTAX`.
  *
  * @example
  * ```ts
@@ -65,6 +68,7 @@ const VALID_KEY = /^[\w.-]+$/;
  * ```
  */
 export function parseDotenv(input: string | Uint8Array, options: ParseDotenvOptions = {}): Dotenv {
+  const { strict } = readOptions(options, 'parseDotenv');
   const text = toText(input, '.env file').replace(/\r\n?/g, '\n');
   const lines = text.split('\n');
   // Offset of the start of each line, to turn match offsets into line numbers.
@@ -106,7 +110,7 @@ export function parseDotenv(input: string | Uint8Array, options: ParseDotenvOpti
     const trimmed = raw.trim();
     if (trimmed === '' || trimmed.startsWith('#')) continue;
     const message = `${quote(raw)} assigns nothing and is ignored: write KEY=value (keys use letters, digits, '_', '.', '-')`;
-    if (options.strict === true) {
+    if (strict) {
       throw new ProcfileError(ProcfileErrorCodes.DOTENV_SYNTAX, `.env line ${line}: ${message}`, {
         line,
         column: 1,
@@ -128,8 +132,9 @@ function unquote(raw: string): string {
  * Writes a `.env` file, one `KEY=value` per line, quoting each value only as much as needed so
  * that {@link parseDotenv} (and Node's dotenv) read back exactly the same values.
  *
- * @param vars - a record, or entries in order (a later entry of the same key wins on read).
- * @throws {@link ProcfileError} `FLOTILLA_PROCFILE_DOTENV_INVALID_KEY` for a key outside
+ * @param vars - a plain record, or entries in order (a later entry of the same key wins on read).
+ * @throws {@link ProcfileError} `FLOTILLA_PROCFILE_INVALID_ARGUMENT` when `vars` is neither;
+ * `FLOTILLA_PROCFILE_DOTENV_INVALID_KEY` for a key outside
  * `[A-Za-z0-9_.-]+`; `FLOTILLA_PROCFILE_DOTENV_INVALID_VALUE` for a value that holds all three
  * quote characters together with a line break or a literal `\n`, which no dotenv quoting can carry.
  *
@@ -142,22 +147,20 @@ function unquote(raw: string): string {
 export function stringifyDotenv(
   vars: Readonly<Record<string, string>> | readonly Pick<DotenvEntry, 'key' | 'value'>[],
 ): string {
-  const list: readonly Pick<DotenvEntry, 'key' | 'value'>[] = Array.isArray(vars)
-    ? vars
-    : Object.entries(vars as Record<string, string>).map(([key, value]) => ({ key, value }));
+  const list = readEntries(vars, 'stringifyDotenv', 'key', 'value');
   let out = '';
   for (const { key, value } of list) {
     if (typeof key !== 'string' || !VALID_KEY.test(key)) {
       throw new ProcfileError(
         ProcfileErrorCodes.DOTENV_INVALID_KEY,
-        `.env key ${JSON.stringify(key)} is invalid: use only letters, digits, '_', '.' and '-'`,
+        `.env key ${typeof key === 'string' ? quote(key) : `of type ${typeof key}`} is invalid: use only letters, digits, '_', '.' and '-'`,
         { key: String(key) },
       );
     }
     if (typeof value !== 'string') {
       throw new ProcfileError(
         ProcfileErrorCodes.DOTENV_INVALID_VALUE,
-        `.env value of ${key} must be a string, got ${typeof value}`,
+        `.env value of ${quote(key)} must be a string, got ${typeof value}`,
         { key },
       );
     }
@@ -178,7 +181,7 @@ function encodeValue(key: string, value: string): string {
   }
   throw new ProcfileError(
     ProcfileErrorCodes.DOTENV_INVALID_VALUE,
-    `.env value of ${key} cannot be written so that it reads back unchanged: it mixes ' " and \` quotes with a line break or a literal \\n; set it another way`,
+    `.env value of ${quote(key)} cannot be written so that it reads back unchanged: it mixes ' " and \` quotes with a line break or a literal \\n; set it another way`,
     { key },
   );
 }

@@ -7,6 +7,11 @@ import { FlotillaError } from '@flotilla/core';
 export const ProcfileErrorCodes = {
   /** The input is neither a string nor UTF-8 bytes. */
   INPUT: 'FLOTILLA_PROCFILE_INPUT',
+  /**
+   * An argument other than the input is of the wrong kind: options that are not an options
+   * object, or what is given to a stringifier is neither entries nor a plain record.
+   */
+  INVALID_ARGUMENT: 'FLOTILLA_PROCFILE_INVALID_ARGUMENT',
   /** The input bytes are not valid UTF-8. */
   ENCODING: 'FLOTILLA_PROCFILE_ENCODING',
   /** Strict mode: a line that is not blank, not a comment and does not define a process. */

@@ -251,3 +251,84 @@ describe('round trip (property)', () => {
     );
   });
 });
+
+describe('hostile input', () => {
+  const big = 'a'.repeat(10_000_000); // a 10 MB "line"
+  const invalidArgument = { code: 'FLOTILLA_PROCFILE_INVALID_ARGUMENT' };
+
+  it('refuses options that are not an options object with FLOTILLA_PROCFILE_INVALID_ARGUMENT', () => {
+    for (const options of [null, 'strict', 42, [], { strict: 'no' }, { strict: 1 }]) {
+      expect(() => parseProcfile('web: x\n', options as never)).toThrow(
+        expect.objectContaining(invalidArgument) as Error,
+      );
+    }
+    expect(parseProcfile('web: x\n', {}).entries).toHaveLength(1);
+    expect(parseProcfile('web: x\n', { strict: false }).entries).toHaveLength(1);
+  });
+
+  it('stringify refuses what is neither entries nor a record with FLOTILLA_PROCFILE_INVALID_ARGUMENT', () => {
+    for (const processes of [null, undefined, 'web: x', 42, [null], [42], ['web']]) {
+      expect(() => stringifyProcfile(processes as never)).toThrow(
+        expect.objectContaining(invalidArgument) as Error,
+      );
+    }
+  });
+
+  it('keeps NUL bytes in commands, and names a NUL in a name', () => {
+    const pf = parseProcfile('web: a\u0000b\nw\u0000b: c\n');
+    expect(pf.entries).toEqual([{ name: 'web', command: 'a\u0000b', line: 1 }]);
+    expect(pf.warnings[0]).toMatchObject({ code: 'invalid-name', column: 2 });
+    expect(pf.warnings[0]?.message).toContain('\\u0000');
+    expect(parseProcfile(stringifyProcfile({ web: 'a\u0000b' })).entries[0]?.command).toBe(
+      'a\u0000b',
+    );
+  });
+
+  const lines: [string, string][] = [
+    ['space-before-colon', `${big} : x`],
+    ['missing-command', `${big}:`],
+    ['blank-command', `${big}: `],
+    ['duplicate-name', `${big}: x\n${big}: y`],
+    ['invalid-name', `${big}.: x`],
+    ['missing-colon', big],
+    ['leading-whitespace', ` ${big}: x`],
+    ['merge-conflict-marker', `<<<<<<< ${big}`],
+  ];
+
+  it.each(lines)('quotes at most 80 characters of a 10 MB line in a %s warning', (code, text) => {
+    const pf = parseProcfile(text);
+    const warning = pf.warnings.find((w) => w.code === code);
+    expect(warning?.message.length).toBeLessThan(300);
+    expect(warning?.message).toContain('…');
+    // The strict error says the same, as briefly.
+    try {
+      parseProcfile(text, { strict: true });
+      throw new Error('expected strict mode to throw');
+    } catch (err) {
+      expect(isFlotillaError(err)).toBe(true);
+      expect((err as Error).message.length).toBeLessThan(300);
+    }
+  });
+
+  it('quotes at most 80 characters of a 10 MB name or command in stringify errors', () => {
+    for (const processes of [
+      { [`${big}.`]: 'x' },
+      { [big]: 'x\ny' },
+      [{ name: big, command: '' }],
+    ]) {
+      try {
+        stringifyProcfile(processes);
+        throw new Error('expected stringifyProcfile to throw');
+      } catch (err) {
+        expect(isFlotillaError(err)).toBe(true);
+        expect((err as Error).message.length).toBeLessThan(300);
+      }
+    }
+  });
+
+  it('never splits a surrogate pair when it shortens a line', () => {
+    const pf = parseProcfile(`web : ${'😀'.repeat(100)}`);
+    expect(pf.warnings[0]?.message.isWellFormed()).toBe(true);
+    expect(pf.warnings[0]?.message).not.toMatch(/\\ud[89ab]/);
+  });
+});

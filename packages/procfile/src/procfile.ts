@@ -1,4 +1,5 @@
 import { ProcfileError, ProcfileErrorCodes } from './errors.js';
+import { readEntries, readOptions } from './internal/arguments.js';
 import { quote, toText } from './internal/text.js';
 
 /** One process type of a Procfile: `web: bundle exec puma`. */
@@ -43,7 +44,7 @@ export interface ProcfileWarning {
   /** 1-based column of the offending character. */
   readonly column: number;
   readonly code: ProcfileWarningCode;
-  /** What is wrong and how to fix it. */
+  /** What is wrong and how to fix it. Quotes at most 80 characters of the line. */
   readonly message: string;
 }
 
@@ -82,7 +83,9 @@ const MERGE_MARKER = /^(?:<{7}|={7}|>{7}|\|{7})/;
  * would lose line 1), and `strict: true` turns warnings into errors.
  *
  * @param input - the Procfile text, or its bytes (decoded as UTF-8).
- * @throws {@link ProcfileError} `FLOTILLA_PROCFILE_INPUT`, `FLOTILLA_PROCFILE_ENCODING`, and in
+ * @param options - left out, or an object; `strict` is a boolean.
+ * @throws {@link ProcfileError} `FLOTILLA_PROCFILE_INPUT`, `FLOTILLA_PROCFILE_ENCODING`,
+ * `FLOTILLA_PROCFILE_INVALID_ARGUMENT` (options that are not an options object), and in
  * strict mode `FLOTILLA_PROCFILE_SYNTAX`, `FLOTILLA_PROCFILE_DUPLICATE`, `FLOTILLA_PROCFILE_EMPTY`.
  *
  * @example
@@ -96,8 +99,8 @@ export function parseProcfile(
   input: string | Uint8Array,
   options: ParseProcfileOptions = {},
 ): Procfile {
+  const { strict } = readOptions(options, 'parseProcfile');
   const text = toText(input, 'Procfile');
-  const strict = options.strict ?? false;
   const entries: ProcfileEntry[] = [];
   const warnings: ProcfileWarning[] = [];
   const firstLine = new Map<string, number>();
@@ -127,7 +130,7 @@ export function parseProcfile(
     const command = match[2] as string;
     if (command.trim() === '') {
       const column = name.length + 2;
-      const message = `${quote(raw)} gives process "${name}" a command of only whitespace: write the command after the colon`;
+      const message = `${quote(raw)} gives process ${quote(name)} a command of only whitespace: write the command after the colon`;
       if (strict) {
         throw new ProcfileError(ProcfileErrorCodes.SYNTAX, `Procfile line ${line}: ${message}`, {
           line,
@@ -140,7 +143,7 @@ export function parseProcfile(
     }
     const first = firstLine.get(name);
     if (first !== undefined) {
-      const message = `process "${name}" is defined again (first on line ${first}): foreman runs both; rename or remove one`;
+      const message = `process ${quote(name)} is defined again (first on line ${first}): foreman runs both; rename or remove one`;
       if (strict) {
         throw new ProcfileError(ProcfileErrorCodes.DUPLICATE, `Procfile line ${line}: ${message}`, {
           line,
@@ -210,14 +213,14 @@ function classify(raw: string, line: number): ProcfileWarning {
     return warn(
       'space-before-colon',
       trimmedName.length + 1,
-      `remove the whitespace before ':' (write "${trimmedName}: ...")`,
+      `remove the whitespace before ':' (write ${quote(`${trimmedName}: ...`)})`,
     );
   }
   if (NAME.test(name)) {
     return warn(
       'missing-command',
       colon + 2,
-      `process "${name}" has no command; write it after the colon`,
+      `process ${quote(name)} has no command; write it after the colon`,
     );
   }
   if (name === '') {
@@ -237,10 +240,11 @@ function classify(raw: string, line: number): ProcfileWarning {
  * Writes a Procfile, one `name: command` line per entry in order, that {@link parseProcfile}
  * reads back to the same names and commands. Duplicate names are written as given.
  *
- * @param processes - entries in order, or a record of name to command.
- * @throws {@link ProcfileError} `FLOTILLA_PROCFILE_INVALID_NAME` for a name outside
- * `[A-Za-z0-9_-]+`; `FLOTILLA_PROCFILE_INVALID_COMMAND` for a command that is empty, starts with
- * whitespace, holds a line break, or ends in `\r`.
+ * @param processes - entries in order, or a plain record of name to command.
+ * @throws {@link ProcfileError} `FLOTILLA_PROCFILE_INVALID_ARGUMENT` when `processes` is
+ * neither; `FLOTILLA_PROCFILE_INVALID_NAME` for a name outside `[A-Za-z0-9_-]+`;
+ * `FLOTILLA_PROCFILE_INVALID_COMMAND` for a command that is empty, starts with whitespace,
+ * holds a line break, or ends in `\r`.
  *
  * @example
  * ```ts
@@ -251,18 +255,13 @@ function classify(raw: string, line: number): ProcfileWarning {
 export function stringifyProcfile(
   processes: readonly Pick<ProcfileEntry, 'name' | 'command'>[] | Readonly<Record<string, string>>,
 ): string {
-  const list: readonly Pick<ProcfileEntry, 'name' | 'command'>[] = Array.isArray(processes)
-    ? processes
-    : Object.entries(processes as Record<string, string>).map(([name, command]) => ({
-        name,
-        command,
-      }));
+  const list = readEntries(processes, 'stringifyProcfile', 'name', 'command');
   let out = '';
   for (const { name, command } of list) {
     if (typeof name !== 'string' || !NAME.test(name)) {
       throw new ProcfileError(
         ProcfileErrorCodes.INVALID_NAME,
-        `process name ${JSON.stringify(name)} is invalid: use only letters A-Z a-z, digits, '_' and '-'`,
+        `process name ${typeof name === 'string' ? quote(name) : `of type ${typeof name}`} is invalid: use only letters A-Z a-z, digits, '_' and '-'`,
         { processName: String(name) },
       );
     }
@@ -270,11 +269,11 @@ export function stringifyProcfile(
     if (problem !== undefined) {
       throw new ProcfileError(
         ProcfileErrorCodes.INVALID_COMMAND,
-        `command of process "${name}" ${problem}`,
+        `command of process ${quote(name)} ${problem}`,
         { processName: name },
       );
     }
-    out += `${name}: ${command}\n`;
+    out += `${name}: ${command as string}\n`;
   }
   return out;
 }

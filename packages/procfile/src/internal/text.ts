@@ -23,20 +23,30 @@ export function toText(input: unknown, what: string): string {
   } else {
     throw new ProcfileError(
       ProcfileErrorCodes.INPUT,
-      `${what} must be a string or a Uint8Array of UTF-8 bytes, got ${describe(input)}`,
+      `${what} must be a string or a Uint8Array of UTF-8 bytes, got ${describeInput(input)}`,
     );
   }
   return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
 
-function describe(value: unknown): string {
+function describeInput(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   return typeof value;
 }
 
-/** Shows a line in a message: quoted, shortened, control characters made visible. */
-export function quote(line: string, max = 60): string {
-  const shown = line.length > max ? `${line.slice(0, max - 1)}…` : line;
-  return JSON.stringify(shown);
+/** The most characters of user text (a line, a name, a key) a message quotes. */
+export const QUOTE_MAX = 80;
+
+/**
+ * Shows user text in a message: JSON-quoted (control characters and NUL made visible), and
+ * cut to {@link QUOTE_MAX} characters with an ellipsis, never inside a surrogate pair, so that
+ * a 10 MB line makes a short message.
+ */
+export function quote(text: string, max = QUOTE_MAX): string {
+  if (text.length <= max) return JSON.stringify(text);
+  let end = max - 1;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${JSON.stringify(text.slice(0, end))}…`;
 }
