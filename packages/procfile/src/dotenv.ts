@@ -38,12 +38,20 @@ export interface ParseDotenvOptions {
 // whole text so that quoted values can span lines: optional `export`, a key of [\w.-], `=` (or
 // `: `), then a single-, double- or backtick-quoted value or a bare value up to '#', then an
 // optional comment.
+//
+// One change that matches the same assignments: dotenv starts with `^\s*`, whose `\s` also
+// crosses line breaks, so at every blank line it ran over all the blank lines after it, and a
+// file of n blank lines before a line that assigns nothing took n^2 steps (minutes for a
+// megabyte). Here the leading whitespace stops at line breaks (`^` of the `m` flag matches
+// after \n, \r, U+2028 and U+2029); an assignment after blank lines is then found from the
+// start of its own line instead, with the same key, value and end.
+const LEADING_SPACE = String.raw`[^\S\n\r\u2028\u2029]*`;
 const KEY = String.raw`([\w.-]+)`;
 const ASSIGN = String.raw`(?:\s*=\s*?|:\s+?)`;
 const QUOTED = (q: string): string => String.raw`\s*${q}(?:\\${q}|[^${q}])*${q}`;
 const VALUE = `(${QUOTED("'")}|${QUOTED('"')}|${QUOTED('`')}|[^#\\r\\n]+)?`;
 const ASSIGNMENT = new RegExp(
-  String.raw`^\s*(?:export\s+)?${KEY}${ASSIGN}${VALUE}\s*(?:#.*)?$`,
+  String.raw`^${LEADING_SPACE}(?:export\s+)?${KEY}${ASSIGN}${VALUE}\s*(?:#.*)?$`,
   'gmd',
 );
 const UNQUOTE = /^(['"`])([\s\S]*)\1$/m;
