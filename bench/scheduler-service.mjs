@@ -4,12 +4,15 @@
 //   node --max-old-space-size=8192 bench/scheduler-service.mjs [--backend memory|etcd]
 //        [--hosts 10000] [--jobs 1000000] [--trials 50] [--concurrency 16]
 //
+// 0. Raw: the store's own rate for job-sized puts, in transactions of 100 with --concurrency in
+//    flight, measured in the same run, so that the scheduler's rate has a yardstick.
 // 1. Bulk: formations for --jobs jobs over many apps are written; the time until the
-//    scheduler has committed every placement (jobs/s, transactions).
+//    scheduler has committed every placement (jobs/s, transactions, ratio to the raw rate).
 // 2. Incremental, with those jobs placed (memory backend): time from the store write to the
 //    committed plan for a scale of one app by +10, a host failure (its jobs re-placed), and a
 //    new release (formation replaced), p50/p99 over --trials.
-import { Scheduler, ClusterKeys } from '@flotilla/scheduler';
+import { ClusterKeys } from '@flotilla/cluster';
+import { Scheduler } from '@flotilla/scheduler';
 import { MemoryStore } from '@flotilla/store';
 import { acquireEtcd } from '../scripts/etcd.mjs';
 import { percentile } from './lib/stats.mjs';
@@ -53,18 +56,52 @@ const lease = await store.grant(600_000);
 await lease.keepAlive();
 const hosts = Array.from({ length: HOSTS }, (_, i) => ({
   id: `host-${i}`,
+  addr: `127.0.0.1:${10000 + (i % 50000)}`,
   tags: { zone: 'abcd'[i % 4] },
   capacity: i % 2 === 0 ? { cpu: 64000, memory: 262144 } : { cpu: 128000, memory: 524288 },
-  state: 'up',
+  registeredAt: Date.now(),
 }));
+const heartbeat = JSON.stringify({ at: Date.now(), lease: lease.id });
 for (let i = 0; i < hosts.length; i += 60) {
   const ops = [];
   for (const h of hosts.slice(i, i + 60)) {
     ops.push({ op: 'put', key: keys.host(h.id), value: JSON.stringify(h) });
-    ops.push({ op: 'put', key: keys.heartbeat(h.id), value: '1', lease: lease.id });
+    ops.push({ op: 'put', key: keys.heartbeat(h.id), value: heartbeat, lease: lease.id });
   }
   await store.txn({ compare: [], success: ops });
 }
+
+// 0. Raw: job-sized values (what the scheduler writes per placement), 100 per transaction.
+const RAW = Math.min(JOBS, 200_000);
+const sample = JSON.stringify({
+  id: 'web.mjuohukl.c6f44c1',
+  app: 'app-1234',
+  release: 'v1',
+  type: 'web',
+  hostId: 'host-1234',
+  index: 42,
+  resources: { cpu: 100, memory: 256 },
+  desired: 'run',
+  createdAt: Date.now(),
+});
+const tRaw = performance.now();
+{
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < RAW) {
+        const from = next;
+        next += 100;
+        const ops = [];
+        for (let i = from; i < Math.min(RAW, from + 100); i++)
+          ops.push({ op: 'put', key: `raw/host-${i % HOSTS}/job-${i}`, value: sample });
+        await store.txn({ compare: [], success: ops });
+      }
+    }),
+  );
+}
+const raw = { puts: RAW, putsPerSecond: Math.round(RAW / ((performance.now() - tRaw) / 1000)) };
+await store.deletePrefix('raw/');
 
 const scheduler = new Scheduler({
   store,
@@ -116,6 +153,7 @@ const bulk = {
   jobs: placed,
   seconds: Math.round(bulkMs / 100) / 10,
   jobsPerSecond: Math.round(placed / (bulkMs / 1000)),
+  ratioToRaw: Math.round((placed / (bulkMs / 1000) / raw.putsPerSecond) * 100) / 100,
   transactions,
   conflicts,
   heapMiB: Math.round(process.memoryUsage().heapUsed / 1048576),
@@ -156,9 +194,8 @@ if (BACKEND === 'memory') {
   const failure = [];
   for (let i = 0; i < Math.min(TRIALS, 20) + WARMUP; i++) {
     const h = hosts[(i * 131) % hosts.length];
-    const { ms } = await timed(() =>
-      store.put(keys.host(h.id), JSON.stringify({ ...h, state: 'down' })),
-    );
+    // The agent dies: its heartbeat vanishes.
+    const { ms } = await timed(() => store.delete(keys.heartbeat(h.id)));
     failure.push(ms);
   }
   const release = [];
@@ -203,6 +240,7 @@ console.log(
       backend: BACKEND,
       hosts: HOSTS,
       commitConcurrency: CONCURRENCY,
+      raw,
       bulk,
       incremental,
     },

@@ -6,8 +6,6 @@ export const SchedulerErrorCodes = {
   INVALID_SNAPSHOT: 'FLOTILLA_SCHEDULER_INVALID_SNAPSHOT',
   /** Bad options: an unknown strategy, a plugin without a name... */
   INVALID_OPTIONS: 'FLOTILLA_SCHEDULER_INVALID_OPTIONS',
-  /** A formation, host or job record in the store that is not valid. */
-  INVALID_RECORD: 'FLOTILLA_SCHEDULER_INVALID_RECORD',
   /** A simulator call named a host or job that does not exist. */
   UNKNOWN_ID: 'FLOTILLA_SCHEDULER_UNKNOWN_ID',
   /** The simulated cluster kept changing and never settled (a feedback loop). */

@@ -172,8 +172,6 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       id: o.id,
       tag: randomBytes(3).toString('hex'),
       concurrency: o.commitConcurrency,
-      beating: (id) => this.#monitor.beating.has(id),
-      live: (id) => this.#monitor.live(id),
       held: (id) => this.#backoff.holds(id),
     });
   }
@@ -350,7 +348,9 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       const plan = this.#mine(this.#planner.plan());
       const planMs = performance.now() - t0;
       try {
-        const committed = await this.#committer.commit(plan, this.#membership.revision);
+        const m = this.#membership;
+        const sole = m.active && m.members.length === 1;
+        const committed = await this.#committer.commit(plan, m.revision, sole);
         if (committed.again) this.#again = true;
         this.emit('plan', {
           started: committed.started,

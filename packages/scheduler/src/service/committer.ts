@@ -51,8 +51,6 @@ export class Committer {
   readonly #clock: Clock;
   readonly #id: string;
   readonly #concurrency: number;
-  readonly #live: (hostId: string) => boolean;
-  readonly #beating: (hostId: string) => boolean;
   readonly #held: (jobId: string) => boolean;
   #seq = 0;
   readonly #tag: string;
@@ -66,8 +64,6 @@ export class Committer {
     id: string;
     tag: string;
     concurrency: number;
-    beating: (hostId: string) => boolean;
-    live: (hostId: string) => boolean;
     held: (jobId: string) => boolean;
   }) {
     this.#store = options.store;
@@ -78,13 +74,15 @@ export class Committer {
     this.#id = options.id;
     this.#tag = options.tag;
     this.#concurrency = options.concurrency;
-    this.#beating = options.beating;
-    this.#live = options.live;
     this.#held = options.held;
   }
 
-  /** Commits a plan under the epoch revision `epoch` (0: compare it absent). */
-  async commit(plan: Plan, epoch: number): Promise<CommitResult> {
+  /**
+   * Commits a plan under the epoch revision `epoch` (0: compare it absent). `sole`: this
+   * scheduler is the epoch's only member, so no other can place anything without changing the
+   * epoch first; the per-host allocation compares are then skipped.
+   */
+  async commit(plan: Plan, epoch: number, sole: boolean): Promise<CommitResult> {
     const result: CommitResult = {
       started: 0,
       stopped: 0,
@@ -92,7 +90,7 @@ export class Committer {
       transactions: 0,
       again: false,
     };
-    const units = [...this.#stopUnits(plan.stop), ...this.#startUnits(plan.start, result)];
+    const units = [...this.#stopUnits(plan.stop), ...this.#startUnits(plan.start, result, sole)];
     const limits = this.#store.limits;
     const maxOps = limits.maxTxnOps - 1; // one compare for the epoch
     const maxBytes = Math.floor(limits.maxRequestBytes * 0.9);
@@ -198,7 +196,7 @@ export class Committer {
     return units;
   }
 
-  #startUnits(starts: readonly PlannedStart[], result: CommitResult): Unit[] {
+  #startUnits(starts: readonly PlannedStart[], result: CommitResult, sole: boolean): Unit[] {
     const byHost = new Map<string, PlannedStart[]>();
     for (const s of starts) {
       let list = byHost.get(s.hostId);
@@ -207,9 +205,8 @@ export class Committer {
     }
     const units: Unit[] = [];
     const indexes = new Map<string, IndexAllocator>();
-    // Each unit: compare the host's allocation, record, operator settings and heartbeat; put
-    // the jobs and the allocation.
-    const perUnit = Math.max(1, this.#store.limits.maxTxnOps - 6);
+    // Each unit: compare the host's record (and allocation); put the jobs and the allocation.
+    const perUnit = Math.max(1, this.#store.limits.maxTxnOps - 4);
     const now = this.#clock.now();
     for (const [hostId, list] of byHost) {
       const allocKey = this.#keys.alloc(hostId);
@@ -248,29 +245,24 @@ export class Committer {
         value: JSON.stringify(r),
       }));
       ops.push({ op: 'put', key: allocKey, value: JSON.stringify(alloc) });
+      // The host's capacity is as the plan saw it; and, when other schedulers may place
+      // here too, so is its allocation (Omega's per-machine check). A drain or a lost heartbeat
+      // racing this commit is not compared: the next plan moves what landed there.
       const compare: Compare[] = [
-        {
-          key: allocKey,
-          target: 'modRevision',
-          op: '==',
-          value: this.#mirror.allocRev.get(hostId) ?? 0,
-        },
         {
           key: this.#keys.host(hostId),
           target: 'modRevision',
           op: '==',
           value: this.#mirror.hosts.get(hostId)?.rev ?? 0,
         },
-        {
-          key: this.#keys.hostControl(hostId),
+      ];
+      if (!sole)
+        compare.push({
+          key: allocKey,
           target: 'modRevision',
           op: '==',
-          value: this.#mirror.controls.get(hostId)?.rev ?? 0,
-        },
-      ];
-      // A host in its start-up grace has no heartbeat yet; any other must still have one.
-      if (this.#beating(hostId) || !this.#live(hostId))
-        compare.push({ key: this.#keys.heartbeat(hostId), target: 'version', op: '>', value: 0 });
+          value: this.#mirror.allocRev.get(hostId) ?? 0,
+        });
       units.push({
         compare,
         ops,
