@@ -85,6 +85,21 @@ describe('Scheduler service (simulated cluster)', () => {
     expect(jobs.some((j) => j.hostId === host)).toBe(false);
   });
 
+  it('keeps the jobs of an ineligible host but places nothing new there', async () => {
+    await using sim = new ClusterSimulator({ hosts: 3, seed: 8 });
+    await sim.start();
+    await sim.setFormation(web(3));
+    const host = (await sim.jobs())[0]?.hostId as string;
+    await sim.cluster.setEligible(host, false, { reason: 'kernel upgrade tonight' });
+    await sim.settle();
+    expect((await sim.hosts()).find((h) => h.record.id === host)?.state).toBe('ineligible');
+    expect(running(await sim.jobs(), { hostId: host })).toHaveLength(1);
+    await sim.setFormation(web(9));
+    const jobs = running(await sim.jobs());
+    expect(jobs).toHaveLength(9);
+    expect(jobs.filter((j) => j.hostId === host)).toHaveLength(1);
+  });
+
   it('restarts crashed jobs with backoff, reports a crash loop, and resets after quiet time', async () => {
     await using sim = new ClusterSimulator({
       hosts: 3,
