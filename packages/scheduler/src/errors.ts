@@ -12,6 +12,8 @@ export const SchedulerErrorCodes = {
   NOT_SETTLED: 'FLOTILLA_SCHEDULER_NOT_SETTLED',
   /** The scheduler epoch (the member list sharding apps) kept changing under compare-and-set; retried later. */
   CONFLICT: 'FLOTILLA_SCHEDULER_CONFLICT',
+  /** Another live scheduler holds this scheduler's id (its member key did not expire in 2 TTLs). */
+  ID_IN_USE: 'FLOTILLA_SCHEDULER_ID_IN_USE',
   /** The Scheduler service was closed. */
   CLOSED: 'FLOTILLA_SCHEDULER_CLOSED',
 } as const;

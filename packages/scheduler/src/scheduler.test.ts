@@ -400,6 +400,29 @@ describe('several schedulers on one store', () => {
     await memory.close();
   });
 
+  it('refuses to run two schedulers with one id, and lets a restarted one take its id back', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const memory = new MemoryStore({ clock });
+    const first = new PartitionableStore(memory, { clock });
+    const a = new Scheduler({ store: first, clock, id: 'same', memberTtlMs: 1000 });
+    await a.start();
+    const twin = new Scheduler({ store: memory, clock, id: 'same', memberTtlMs: 1000 });
+    const refused = twin.start().catch((err: unknown) => err);
+    for (let t = 0; t < 2500; t += 250) await clock.advance(250);
+    expect(await refused).toMatchObject({ code: 'FLOTILLA_SCHEDULER_ID_IN_USE' });
+    // The first one dies without leaving (cut off): its key expires, and a restart joins.
+    first.partitioned = true;
+    const restarted = new Scheduler({ store: memory, clock, id: 'same', memberTtlMs: 1000 });
+    const joined = restarted.start();
+    for (let t = 0; t < 2000; t += 250) await clock.advance(250);
+    await joined;
+    expect(restarted.stats.members).toEqual(['same']);
+    await restarted.close();
+    await a.close();
+    await twin.close();
+    await memory.close();
+  });
+
   it("hands a closed scheduler's apps to the others", async () => {
     const clock = new ManualClock(Date.UTC(2026, 0, 1));
     const memory = new MemoryStore({ clock });

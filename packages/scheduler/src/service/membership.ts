@@ -93,15 +93,33 @@ export class Membership {
 
   /** Registers this scheduler (a leased member key) and adds it to the epoch. */
   async join(): Promise<void> {
+    const key = this.#keys.scheduler(this.#id);
     const lease = await this.#store.grant(this.#ttlMs, { signal: this.#abort.signal });
-    await this.#store.put(
-      this.#keys.scheduler(this.#id),
-      JSON.stringify({ at: this.#clock.now() }),
-      {
-        lease: lease.id,
-      },
-    );
     await lease.keepAlive();
+    // Another live scheduler with this id would own the same apps: wait for its key to expire
+    // (a restart after a crash), but not for ever (two running with one id).
+    const deadline = this.#clock.now() + 2 * this.#ttlMs;
+    for (;;) {
+      const res = await this.#store.txn({
+        compare: [{ key, target: 'version', op: '==', value: 0 }],
+        success: [
+          { op: 'put', key, value: JSON.stringify({ at: this.#clock.now() }), lease: lease.id },
+        ],
+      });
+      if (res.succeeded) break;
+      if (this.#clock.now() >= deadline || this.#abort.signal.aborted) {
+        await lease.revoke().catch(() => undefined);
+        throw new SchedulerError(
+          SchedulerErrorCodes.ID_IN_USE,
+          `another scheduler with id ${this.#id} is running: give each scheduler an id of its own`,
+        );
+      }
+      this.#logger.warn(
+        { id: this.#id },
+        'a scheduler with this id is registered: waiting for it to expire',
+      );
+      await sleep(this.#clock, Math.max(100, this.#ttlMs / 4), this.#abort.signal);
+    }
     this.#lease = lease;
     this.#present.add(this.#id);
     void lease.ended.then((reason) => {
