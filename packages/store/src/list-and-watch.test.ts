@@ -54,7 +54,7 @@ describe('listAndWatch', () => {
     const after = await next(it);
     expect(after.type === 'change' && after.event.kv.key).toBe('p/new');
     ac.abort();
-    await it.return?.();
+    await it.return?.(undefined);
     await store.close();
   });
 
@@ -87,7 +87,7 @@ describe('listAndWatch', () => {
     expect(snap).toMatchObject({ type: 'snapshot', reset: false });
     expect(snap.type === 'snapshot' && snap.kvs.map((kv) => kv.key)).toEqual(['p/x']);
     ac.abort();
-    await it.return?.();
+    await it.return?.(undefined);
     await store.close();
     await inner.close();
   });
