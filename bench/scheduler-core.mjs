@@ -6,9 +6,15 @@
 // Cluster: hosts of mixed sizes in four zones with 30% existing load; 1,000,000 new jobs of
 // mixed sizes over many apps, some with constraints. Reports bulk placement rate and peak
 // memory for each strategy, spread quality (one job per host per app and type, zone balance,
-// host utilisation evenness vs round-robin), and binpack quality on an empty cluster (hosts
-// used vs a lower bound).
-import { Planner, schedule } from '@flotilla/scheduler';
+// host utilisation evenness vs round-robin), binpack quality on an empty cluster (hosts used vs
+// a lower bound), and binpack in two dimensions: 1,000,000 CPU-heavy and memory-heavy jobs of
+// uncorrelated sizes on the empty cluster, against the lower bound and against a plain
+// first-fit-decreasing baseline with the shapes alternating.
+// FLOTILLA_SCHEDULER_ENTRY points the bench at another build of the package (a module that
+// exports schedule and Planner), to compare builds without rebuilding dist.
+const { Planner, schedule } = await import(
+  process.env.FLOTILLA_SCHEDULER_ENTRY ?? '@flotilla/scheduler'
+);
 
 const args = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -258,6 +264,101 @@ function binpackLowerBound(hosts, formations) {
   return Math.max(need('cpu', cpu), need('memory', mem));
 }
 
+/**
+ * Two-dimensional shapes: `jobs` new jobs in groups of 1 to 200, each group either CPU-heavy
+ * (200 to 1000 millicores, 64 to 512 MiB) or memory-heavy (50 to 250 millicores, 1 to 4 GiB),
+ * CPU and memory drawn independently. Hosts have 4 GiB per core, so neither shape matches
+ * them, while the whole demand is about balanced between the two dimensions: only a packer
+ * that mixes shapes on a host reaches the lower bound.
+ */
+function makeMixedFormations(jobs) {
+  const r = rng(SEED + 1);
+  const between = (lo, hi, step) => lo + step * Math.floor(r() * ((hi - lo) / step + 1));
+  const formations = [];
+  let left = jobs;
+  for (let app = 0; left > 0; app++) {
+    const count = Math.min(left, 1 + Math.floor(r() * 200));
+    const resources =
+      r() < 0.5
+        ? { cpu: between(200, 1000, 50), memory: between(64, 512, 64) }
+        : { cpu: between(50, 250, 50), memory: between(1024, 4096, 256) };
+    formations.push({
+      app: `mixed-${app}`,
+      release: 'v1',
+      processes: { main: { count, resources } },
+    });
+    left -= count;
+  }
+  return formations;
+}
+
+/**
+ * The baseline for two dimensions: plain first fit over hosts largest first, jobs biggest
+ * first (dominant share of the largest host), CPU-heavy and memory-heavy jobs alternating.
+ * A max segment tree of free CPU and memory finds the first fit.
+ */
+function firstFitDecreasing(hosts, formations) {
+  const t0 = performance.now();
+  // Shares of the cluster's total capacity: what makes a job CPU-heavy and a host large.
+  const totalCpu = hosts.reduce((a, h) => a + h.capacity.cpu, 0);
+  const totalMem = hosts.reduce((a, h) => a + h.capacity.memory, 0);
+  const size = (r) => Math.max(r.cpu / totalCpu, r.memory / totalMem);
+  const kinds = [[], []];
+  for (const f of formations)
+    for (const s of Object.values(f.processes))
+      if (s.count > 0)
+        kinds[s.resources.cpu / totalCpu >= s.resources.memory / totalMem ? 0 : 1].push(s);
+  for (const kind of kinds) kind.sort((a, b) => size(b.resources) - size(a.resources));
+  const order = hosts
+    .map((h, i) => i)
+    .sort((a, b) => size(hosts[b].capacity) - size(hosts[a].capacity) || a - b);
+  let leaves = 1;
+  while (leaves < order.length) leaves *= 2;
+  const cpu = new Float64Array(2 * leaves).fill(-1);
+  const mem = new Float64Array(2 * leaves).fill(-1);
+  order.forEach((h, i) => {
+    cpu[leaves + i] = hosts[h].capacity.cpu;
+    mem[leaves + i] = hosts[h].capacity.memory;
+  });
+  for (let i = leaves - 1; i >= 1; i--) {
+    cpu[i] = Math.max(cpu[2 * i], cpu[2 * i + 1]);
+    mem[i] = Math.max(mem[2 * i], mem[2 * i + 1]);
+  }
+  const used = new Uint8Array(leaves);
+  let placed = 0;
+  let unplaced = 0;
+  const descend = (i, r) => {
+    if (cpu[i] < r.cpu || mem[i] < r.memory) return -1;
+    if (i >= leaves) return i;
+    const left = descend(2 * i, r);
+    return left >= 0 ? left : descend(2 * i + 1, r);
+  };
+  const place = (r) => {
+    let i = descend(1, r);
+    if (i < 0) return void unplaced++;
+    used[i - leaves] = 1;
+    cpu[i] -= r.cpu;
+    mem[i] -= r.memory;
+    for (i >>= 1; i >= 1; i >>= 1) {
+      cpu[i] = Math.max(cpu[2 * i], cpu[2 * i + 1]);
+      mem[i] = Math.max(mem[2 * i], mem[2 * i + 1]);
+    }
+    placed++;
+  };
+  // One job of each kind in turn: [group, jobs of it placed] per kind.
+  const at = kinds.map(() => [0, 0]);
+  while (kinds.some((kind, k) => at[k][0] < kind.length)) {
+    kinds.forEach((kind, k) => {
+      const spec = kind[at[k][0]];
+      if (spec === undefined) return;
+      place(spec.resources);
+      if (++at[k][1] === spec.count) at[k] = [at[k][0] + 1, 0];
+    });
+  }
+  const ms = performance.now() - t0;
+  return { placed, unplaced, hostsUsed: used.reduce((s, u) => s + u, 0), ms };
+}
+
 const hosts = makeHosts();
 const existing = makeExisting(hosts);
 const newFormations = makeFormations(JOBS, 'v1');
@@ -276,6 +377,13 @@ const emptySnapshot = { hosts, jobs: [], formations: newFormations };
 const emptyBinpack = measure('binpack', emptySnapshot);
 const usedHosts = new Set(emptyBinpack.plan.start.map((s) => s.hostId)).size;
 const lowerBound = binpackLowerBound(hosts, newFormations);
+
+// Two dimensions: CPU-heavy and memory-heavy jobs on an empty cluster.
+const mixedFormations = makeMixedFormations(JOBS);
+const mixed = measure('binpack', { hosts, jobs: [], formations: mixedFormations });
+const mixedUsed = new Set(mixed.plan.start.map((s) => s.hostId)).size;
+const mixedBound = binpackLowerBound(hosts, mixedFormations);
+const ffd = firstFitDecreasing(hosts, mixedFormations);
 
 const result = {
   bench: 'scheduler-core',
@@ -305,6 +413,21 @@ const result = {
     hostsUsed: usedHosts,
     lowerBound,
     ratio: round(usedHosts / lowerBound),
+  },
+  binpackMixedShapes: {
+    ...timings(mixed),
+    placed: mixed.plan.start.length,
+    unplaced: mixed.plan.unplaced.reduce((a, u) => a + u.count, 0),
+    hostsUsed: mixedUsed,
+    lowerBound: mixedBound,
+    ratio: round(mixedUsed / mixedBound),
+    firstFitDecreasing: {
+      placed: ffd.placed,
+      unplaced: ffd.unplaced,
+      hostsUsed: ffd.hostsUsed,
+      ratio: round(ffd.hostsUsed / mixedBound),
+      placementsPerSecond: Math.round(ffd.placed / (ffd.ms / 1000)),
+    },
   },
 };
 console.log(JSON.stringify(result, null, 2));

@@ -23,7 +23,8 @@ export interface PlannerOptions {
   /**
    * `spread` (default): a process type's jobs spread as evenly as eligible hosts allow, first
    * across values of the spread tag, then across hosts, least loaded first. `binpack`: as few
-   * hosts as possible (first fit, decreasing sizes, over hosts in best-fit order).
+   * hosts as possible (first fit, decreasing sizes, over hosts in best-fit order), CPU-heavy
+   * and memory-heavy jobs mixed so that hosts fill in both dimensions.
    */
   readonly strategy?: Strategy;
   /** Tie-break seed: the same inputs in the same order and seed give the same plan (default 0). */
@@ -252,15 +253,14 @@ export class Planner {
     const start: PlannedStart[] = [];
     const unplaced: Unplaced[] = [];
     const held: number[] = [];
-    for (const need of needs) {
-      const placed = this.#placer.place(need, start, held);
+    this.#placer.placeAll(needs, start, held, (need, placed) => {
       if (placed < need.count) {
         unplaced.push(
           describeUnplaced(this.#cluster, need, need.count - placed, this.#placer.rejections()),
         );
         this.#waiting.add(need.group);
       }
-    }
+    });
     if (options.keep === true) return { start, stop, unplaced };
     // Placements are tentative: give back what they took.
     const c = this.#cluster;

@@ -3,7 +3,15 @@ import { describe, expect, it } from 'vitest';
 import type { PlacementPlugin } from './plugins.js';
 import { Planner } from './planner.js';
 import { schedule, type ScheduleOptions } from './schedule.js';
-import type { ClusterSnapshot, Formation, HostSnapshot, JobSnapshot, Plan } from './types.js';
+import { rng } from './internal/rng.js';
+import type {
+  ClusterSnapshot,
+  Formation,
+  HostSnapshot,
+  JobSnapshot,
+  Plan,
+  Resources,
+} from './types.js';
 
 const host = (
   id: string,
@@ -87,6 +95,58 @@ const perHost = (plan: Plan): Map<string, number> => {
   for (const s of plan.start) m.set(s.hostId, (m.get(s.hostId) ?? 0) + 1);
   return m;
 };
+
+const hostsUsed = (plan: Plan): number => new Set(plan.start.map((s) => s.hostId)).size;
+
+/** The fewest hosts, largest first, whose capacity covers the demand, per dimension. */
+function lowerBound(snap: ClusterSnapshot): number {
+  const need = (key: 'cpu' | 'memory'): number => {
+    let total = 0;
+    for (const f of snap.formations)
+      for (const p of Object.values(f.processes)) total += p.count * p.resources[key];
+    const caps = snap.hosts.map((h) => h.capacity[key]).sort((a, b) => b - a);
+    let n = 0;
+    for (let sum = 0; sum < total && n < caps.length; n++) sum += caps[n] as number;
+    return n;
+  };
+  return Math.max(need('cpu'), need('memory'));
+}
+
+/**
+ * The reference for two dimensions: first fit over hosts largest first, jobs biggest first,
+ * CPU-heavy and memory-heavy jobs alternating (shares of the cluster's total capacity).
+ */
+function firstFitDecreasing(snap: ClusterSnapshot): { hostsUsed: number; unplaced: number } {
+  const cpu = snap.hosts.reduce((a, h) => a + h.capacity.cpu, 0);
+  const memory = snap.hosts.reduce((a, h) => a + h.capacity.memory, 0);
+  const size = (r: Resources): number => Math.max(r.cpu / cpu, r.memory / memory);
+  const jobs = snap.formations.flatMap((f) =>
+    Object.values(f.processes).flatMap((p) => Array<Resources>(p.count).fill(p.resources)),
+  );
+  const heavy = (r: Resources): boolean => r.cpu / cpu >= r.memory / memory;
+  const kinds = [jobs.filter(heavy), jobs.filter((r) => !heavy(r))].map((k) =>
+    k.sort((a, b) => size(b) - size(a)),
+  );
+  const free = snap.hosts
+    .map((h) => ({ ...h.capacity, used: false }))
+    .sort((a, b) => size(b) - size(a));
+  let unplaced = 0;
+  for (let i = 0; i < jobs.length; i++) {
+    for (const kind of kinds) {
+      const r = kind[i];
+      if (r === undefined) continue;
+      const f = free.find((h) => h.cpu >= r.cpu && h.memory >= r.memory);
+      if (f === undefined) {
+        unplaced++;
+        continue;
+      }
+      f.cpu -= r.cpu;
+      f.memory -= r.memory;
+      f.used = true;
+    }
+  }
+  return { hostsUsed: free.filter((h) => h.used).length, unplaced };
+}
 
 describe('reconcile', () => {
   it('starts what a formation declares and nothing once it runs', () => {
@@ -359,6 +419,75 @@ describe('placement rules', () => {
     expect(used.size).toBe(3);
   });
 
+  it('binpack: mixes CPU-heavy and memory-heavy jobs on a host, no dimension stranded', () => {
+    // 8 x 1200 millicores / 256 MiB and 8 x 100 millicores / 2 GiB on hosts of 4000 / 8192:
+    // 10,400 millicores and 18,432 MiB, three hosts at least. Placing the memory-heavy type first
+    // and alone fills two hosts' memory and strands their CPU: five hosts.
+    const snap: ClusterSnapshot = {
+      hosts: Array.from({ length: 6 }, (_, i) => host(`h${i}`, 'a', 4000, 8192)),
+      jobs: [],
+      formations: [
+        formation('api', 'v1', { web: { count: 8, resources: { cpu: 1200, memory: 256 } } }),
+        formation('cache', 'v1', { redis: { count: 8, resources: { cpu: 100, memory: 2048 } } }),
+      ],
+    };
+    const plan = schedule(snap, { strategy: 'binpack' });
+    expect(plan.unplaced).toEqual([]);
+    checkCapacity(snap, plan);
+    expect(hostsUsed(plan)).toBe(3);
+    expect(hostsUsed(plan)).toBeLessThanOrEqual(firstFitDecreasing(snap).hostsUsed);
+  });
+
+  it('binpack: on a mixed workload, no more hosts than first-fit decreasing with shapes alternating', () => {
+    // Groups of 1 to 40 jobs, CPU-heavy or memory-heavy, sizes drawn apart, on hosts of four sizes.
+    const next = rng(7);
+    const between = (lo: number, hi: number, step: number): number =>
+      lo + step * Math.floor(next() * ((hi - lo) / step + 1));
+    const formations = Array.from({ length: 60 }, (_, i) =>
+      formation(`app${i}`, 'v1', {
+        main: {
+          count: 1 + Math.floor(next() * 40),
+          resources:
+            next() < 0.5
+              ? { cpu: between(200, 1000, 50), memory: between(64, 512, 64) }
+              : { cpu: between(50, 250, 50), memory: between(1024, 4096, 256) },
+        },
+      }),
+    );
+    const snap: ClusterSnapshot = {
+      hosts: Array.from({ length: 80 }, (_, i) =>
+        host(`h${i}`, 'a', 8000 * (1 + (i % 4)), 32768 * (1 + (i % 4))),
+      ),
+      jobs: [],
+      formations,
+    };
+    const plan = schedule(snap, { strategy: 'binpack' });
+    const ffd = firstFitDecreasing(snap);
+    expect(ffd.unplaced).toBe(0);
+    expect(plan.unplaced).toEqual([]);
+    checkCapacity(snap, plan);
+    expect(hostsUsed(plan)).toBeLessThanOrEqual(ffd.hostsUsed);
+    expect(hostsUsed(plan) / lowerBound(snap)).toBeLessThanOrEqual(1.05);
+  });
+
+  it('binpack: omni types take their host before others fill it', () => {
+    const plan = schedule(
+      {
+        hosts: [host('h1', 'a', 1000, 1000)],
+        jobs: [],
+        formations: [
+          formation('big', 'v1', { web: { count: 1, resources: { cpu: 900, memory: 900 } } }),
+          formation('agent', 'v1', {
+            logs: { count: 1, resources: { cpu: 200, memory: 200 }, omni: true },
+          }),
+        ],
+      },
+      { strategy: 'binpack' },
+    );
+    expect(plan.start.map((s) => s.app)).toEqual(['agent']);
+    expect(plan.unplaced).toEqual([expect.objectContaining({ app: 'big', reason: 'no-capacity' })]);
+  });
+
   it('is deterministic for a seed', () => {
     const hosts = Array.from({ length: 20 }, (_, i) => host(`h${i}`, ['a', 'b'][i % 2] as string));
     const snap = {
@@ -558,16 +687,42 @@ describe('properties', () => {
       })),
     }));
 
+  /** Jobs that could not be placed had nowhere to go: no eligible up host has room for one. */
+  function checkComplete(snap: ClusterSnapshot, plan: Plan): void {
+    const after = apply(snap, plan);
+    const used = new Map<string, { cpu: number; memory: number }>();
+    for (const j of after.jobs) {
+      const u = used.get(j.hostId) ?? { cpu: 0, memory: 0 };
+      used.set(j.hostId, { cpu: u.cpu + j.resources.cpu, memory: u.memory + j.resources.memory });
+    }
+    for (const u of plan.unplaced) {
+      const spec = snap.formations.find((f) => f.app === u.app)?.processes[u.type];
+      if (spec === undefined || spec.omni === true || u.reason !== 'no-capacity') continue;
+      for (const h of snap.hosts) {
+        if (h.state !== 'up') continue;
+        if (Object.entries(spec.constraints ?? {}).some(([k, v]) => h.tags?.[k] !== v)) continue;
+        const x = used.get(h.id) ?? { cpu: 0, memory: 0 };
+        const fits =
+          x.cpu + spec.resources.cpu <= h.capacity.cpu &&
+          x.memory + spec.resources.memory <= h.capacity.memory;
+        expect(fits, `${u.app}/${u.type} left unplaced while ${h.id} has room`).toBe(false);
+      }
+    }
+  }
+
+  const noop = { name: 'noop', score: () => 0 };
   for (const options of [
     { strategy: 'spread' },
     { strategy: 'binpack' },
-    { strategy: 'spread', plugins: [{ name: 'noop', score: () => 0 }] },
+    { strategy: 'spread', plugins: [noop] },
+    { strategy: 'binpack', plugins: [noop] },
   ] as ScheduleOptions[]) {
     it(`${options.strategy}${options.plugins ? ' with plugins' : ''}: respects capacity, constraints and host state, and converges`, () => {
       fc.assert(
         fc.property(arbSnapshot, fc.integer(), (snap, seed) => {
           const plan = schedule(snap, { ...options, seed });
           checkCapacity(snap, plan);
+          checkComplete(snap, plan);
           const byId = new Map(snap.hosts.map((h) => [h.id, h]));
           for (const s of plan.start) {
             const h = byId.get(s.hostId) as HostSnapshot;
@@ -586,6 +741,44 @@ describe('properties', () => {
           );
         }),
         { numRuns: 300 },
+      );
+    });
+  }
+
+  for (const strategy of ['spread', 'binpack'] as const) {
+    it(`${strategy}: a Planner kept current over several plans never over-commits and leaves no room unused`, () => {
+      fc.assert(
+        fc.property(arbSnapshot, fc.integer({ min: 2, max: 3 }), (snap, factor) => {
+          const planner = new Planner({ strategy });
+          planner.load({ hosts: snap.hosts, jobs: [], formations: snap.formations });
+          let current: ClusterSnapshot = snap;
+          // Commit a plan, scale every type up, plan again on the same planner.
+          for (const round of [1, factor]) {
+            if (round > 1) {
+              current = {
+                ...current,
+                formations: current.formations.map((f) => ({
+                  ...f,
+                  processes: Object.fromEntries(
+                    Object.entries(f.processes).map(([t, p]) => [
+                      t,
+                      { ...p, count: p.count * round },
+                    ]),
+                  ),
+                })),
+              };
+              for (const f of current.formations) planner.setFormation(f);
+            }
+            const plan = planner.plan();
+            checkCapacity(current, plan);
+            checkComplete(current, plan);
+            const next = apply(current, plan);
+            const before = new Set(current.jobs.map((j) => j.id));
+            for (const j of next.jobs) if (!before.has(j.id)) planner.setJob(j);
+            current = next;
+          }
+        }),
+        { numRuns: 200 },
       );
     });
   }

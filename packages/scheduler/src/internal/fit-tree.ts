@@ -65,12 +65,36 @@ export class FitTree {
 
   /** The first host in order with at least `cpu` and `mem` free, or -1. */
   first(cpu: number, mem: number): number {
-    return this.#descend(1, cpu, mem);
+    const at = this.firstFrom(0, cpu, mem);
+    return at < 0 ? -1 : (this.#hosts[at] as number);
   }
 
+  /** Position in the order of the first host at or after `start` with room, or -1. */
+  firstFrom(start: number, cpu: number, mem: number): number {
+    if (start <= 0) return this.#descend(1, cpu, mem);
+    if (start >= this.#size) return -1;
+    // Up from the start leaf: at each left child, try its right sibling's subtree.
+    let node = this.#size + start;
+    if ((this.#cpu[node] as number) >= cpu && (this.#mem[node] as number) >= mem) return start;
+    while (node > 1) {
+      if ((node & 1) === 0) {
+        const found = this.#descend(node + 1, cpu, mem);
+        if (found >= 0) return found;
+      }
+      node >>= 1;
+    }
+    return -1;
+  }
+
+  /** The host at a position in the order. */
+  hostAt(position: number): number {
+    return this.#hosts[position] as number;
+  }
+
+  /** Position of the leftmost leaf under `node` with room, or -1. */
   #descend(node: number, cpu: number, mem: number): number {
     if ((this.#cpu[node] as number) < cpu || (this.#mem[node] as number) < mem) return -1;
-    if (node >= this.#size) return this.#hosts[node - this.#size] as number;
+    if (node >= this.#size) return node - this.#size;
     const left = this.#descend(2 * node, cpu, mem);
     return left >= 0 ? left : this.#descend(2 * node + 1, cpu, mem);
   }

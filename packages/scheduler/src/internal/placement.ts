@@ -39,8 +39,17 @@ export interface Need {
 
 /** A placement strategy on the planner's indexes. */
 export interface Placer {
-  /** Places up to `need.count` jobs, appending to `out` and `held`; returns how many. */
-  place(need: Need, out: PlannedStart[], held: number[]): number;
+  /**
+   * Places up to `need.count` jobs of each need, in the order of `needs` or one of its own,
+   * appending to `out` and `held`. Calls `done` once per need with how many it placed, as soon
+   * as that need is settled (so that {@link Placer.rejections} is about that need).
+   */
+  placeAll(
+    needs: readonly Need[],
+    out: PlannedStart[],
+    held: number[],
+    done: (need: Need, placed: number) => void,
+  ): void;
   /** A host's usage changed; `grew` when it went up (spread sees growth lazily). */
   touch(h: number, grew: boolean): void;
   /** Hosts changed: drop indexes. */
@@ -60,6 +69,17 @@ export function startOf(cluster: Cluster, need: Need, h: number): PlannedStart {
 }
 
 export const NO_REJECTIONS: ReadonlyMap<string, number> = new Map();
+
+/** `placeAll` for placers that place needs one after the other. */
+export function placeInOrder(
+  place: (need: Need, out: PlannedStart[], held: number[]) => number,
+  needs: readonly Need[],
+  out: PlannedStart[],
+  held: number[],
+  done: (need: Need, placed: number) => void,
+): void {
+  for (const need of needs) done(need, place(need, out, held));
+}
 
 /** Places an omni need: its host or nothing. */
 export function placeOnHost(

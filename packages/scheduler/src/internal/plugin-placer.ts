@@ -1,5 +1,5 @@
 import type { Cluster } from './cluster.js';
-import { startOf, type Need, type Placer } from './placement.js';
+import { placeInOrder, startOf, type Need, type Placer } from './placement.js';
 import type { HostView, PlacementPlugin, PlacementRequest } from '../plugins.js';
 import type { HostSnapshot, PlannedStart, Strategy } from '../types.js';
 
@@ -32,7 +32,16 @@ export class PluginPlacer implements Placer {
     // No index to keep current.
   }
 
-  place(need: Need, out: PlannedStart[], held: number[]): number {
+  placeAll(
+    needs: readonly Need[],
+    out: PlannedStart[],
+    held: number[],
+    done: (need: Need, placed: number) => void,
+  ): void {
+    placeInOrder((n, o, h) => this.#place(n, o, h), needs, out, held, done);
+  }
+
+  #place(need: Need, out: PlannedStart[], held: number[]): number {
     const c = this.#cluster;
     const { group, spec } = need;
     const { cpu, memory } = spec.resources;

@@ -1,6 +1,13 @@
 import type { Cluster } from './cluster.js';
 import { HostHeap } from './host-heap.js';
-import { NO_REJECTIONS, placeOnHost, startOf, type Need, type Placer } from './placement.js';
+import {
+  NO_REJECTIONS,
+  placeInOrder,
+  placeOnHost,
+  startOf,
+  type Need,
+  type Placer,
+} from './placement.js';
 import type { PlannedStart, ProcessSpec } from '../types.js';
 
 interface SpreadIndex {
@@ -66,7 +73,16 @@ export class SpreadPlacer implements Placer {
     return index;
   }
 
-  place(need: Need, out: PlannedStart[], held: number[]): number {
+  placeAll(
+    needs: readonly Need[],
+    out: PlannedStart[],
+    held: number[],
+    done: (need: Need, placed: number) => void,
+  ): void {
+    placeInOrder((n, o, h) => this.#place(n, o, h), needs, out, held, done);
+  }
+
+  #place(need: Need, out: PlannedStart[], held: number[]): number {
     const c = this.#cluster;
     if (need.host !== undefined) {
       return placeOnHost(c, need, need.host, out, held);
