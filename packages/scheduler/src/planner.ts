@@ -4,7 +4,8 @@ import { Cluster, constraintSignature } from './internal/cluster.js';
 import type { Group, JobEntry, Need, Placer } from './internal/placement.js';
 import { PluginPlacer } from './internal/plugin-placer.js';
 import { SpreadPlacer } from './internal/spread-placer.js';
-import { describeUnplaced } from './internal/unplaced.js';
+import { describeOverLimit, describeUnplaced } from './internal/unplaced.js';
+import { shown } from './internal/validate.js';
 import type { PlacementPlugin } from './plugins.js';
 import type {
   Formation,
@@ -33,7 +34,17 @@ export interface PlannerOptions {
   readonly spreadTag?: string;
   /** Extra filter and score steps; see {@link PlacementPlugin}. */
   readonly plugins?: readonly PlacementPlugin[];
+  /**
+   * The most jobs one process type may ask for (`count`, or `count` times the eligible hosts
+   * for an omni type); default {@link DEFAULT_MAX_JOBS_PER_TYPE}. A type that asks for more
+   * places nothing and is reported `unplaced` with reason `over-limit`, at a cost that does not
+   * grow with the count: a formation of a hundred million jobs is a typo, not a plan.
+   */
+  readonly maxJobsPerType?: number;
 }
+
+/** The default of {@link PlannerOptions.maxJobsPerType}: the count a formation record may hold. */
+export const DEFAULT_MAX_JOBS_PER_TYPE = 100_000;
 
 const COUNTED = new Set(['pending', 'starting', 'up']);
 const HOLDING = new Set(['pending', 'starting', 'up', 'stopping']);
@@ -71,25 +82,13 @@ export class Planner {
   #capacityChanged = false;
   #lastGroup: Group | undefined;
   #frozen = false;
+  readonly #maxJobs: number;
 
   constructor(options: PlannerOptions = {}) {
-    const strategy = options.strategy ?? 'spread';
-    if (strategy !== 'spread' && strategy !== 'binpack') {
-      throw new SchedulerError(
-        SchedulerErrorCodes.INVALID_OPTIONS,
-        `strategy must be 'spread' or 'binpack', got ${JSON.stringify(strategy)}`,
-      );
-    }
-    const plugins = options.plugins ?? [];
-    for (const [i, p] of plugins.entries()) {
-      if (typeof p?.name !== 'string' || (p.filter === undefined && p.score === undefined)) {
-        throw new SchedulerError(
-          SchedulerErrorCodes.INVALID_OPTIONS,
-          `plugins[${i}] needs a name and a filter or a score function`,
-        );
-      }
-    }
-    this.#cluster = new Cluster(options.spreadTag ?? 'zone', options.seed ?? 0);
+    const o = checkOptions(options ?? {});
+    this.#maxJobs = o.maxJobsPerType;
+    const { strategy, plugins } = o;
+    this.#cluster = new Cluster(o.spreadTag, o.seed);
     this.#placer =
       plugins.length > 0
         ? new PluginPlacer(this.#cluster, strategy, plugins)
@@ -245,13 +244,13 @@ export class Planner {
     const unique = new Set(groups);
     const stop: PlannedStop[] = [];
     const needs: Need[] = [];
+    const unplaced: Unplaced[] = [];
     for (const g of unique) {
       this.#waiting.delete(g);
-      this.#reconcile(g, stop, needs);
+      this.#reconcile(g, stop, needs, unplaced);
     }
     needs.sort(byPlacementOrder);
     const start: PlannedStart[] = [];
-    const unplaced: Unplaced[] = [];
     const held: number[] = [];
     this.#placer.placeAll(needs, start, held, (need, placed) => {
       if (placed < need.count) {
@@ -381,7 +380,7 @@ export class Planner {
     this.#capacityChanged = true;
   }
 
-  #reconcile(g: Group, stop: PlannedStop[], needs: Need[]): void {
+  #reconcile(g: Group, stop: PlannedStop[], needs: Need[], unplaced: Unplaced[]): void {
     const c = this.#cluster;
     const spec = g.spec;
     const kept: JobEntry[] = [];
@@ -412,6 +411,14 @@ export class Planner {
       kept.push(e);
     }
     if (spec === undefined) return;
+    const hosts = spec.omni === true ? c.eligible(g.signature, spec.constraints).length : 1;
+    const wanted = spec.count * hosts;
+    // `!(<=)`: a NaN or infinite count is over the limit too.
+    if (!(wanted <= this.#maxJobs)) {
+      const missing = Math.max(0, wanted - kept.length);
+      unplaced.push(describeOverLimit(g, spec, wanted, missing, this.#maxJobs, hosts));
+      return;
+    }
     if (spec.omni === true) {
       const byHost = new Map<number, JobEntry[]>();
       for (const e of kept) {
@@ -453,6 +460,45 @@ export class Planner {
 
 function groupKey(app: string, release: string, type: string): string {
   return `${app}\u0000${release}\u0000${type}`;
+}
+
+/** Options with their defaults, or `FLOTILLA_SCHEDULER_INVALID_OPTIONS` naming the bad one. */
+function checkOptions(options: PlannerOptions): {
+  strategy: Strategy;
+  seed: number;
+  spreadTag: string;
+  plugins: readonly PlacementPlugin[];
+  maxJobsPerType: number;
+} {
+  const fail = (what: string): SchedulerError =>
+    new SchedulerError(SchedulerErrorCodes.INVALID_OPTIONS, what);
+  const {
+    strategy = 'spread',
+    seed = 0,
+    spreadTag = 'zone',
+    plugins = [],
+    maxJobsPerType = DEFAULT_MAX_JOBS_PER_TYPE,
+  } = options;
+  if (strategy !== 'spread' && strategy !== 'binpack')
+    throw fail(`strategy must be 'spread' or 'binpack', got ${shown(strategy)}`);
+  if (!Number.isFinite(seed)) throw fail(`seed must be a finite number, got ${shown(seed)}`);
+  if (typeof spreadTag !== 'string' || spreadTag === '')
+    throw fail(`spreadTag must be a non-empty string, got ${shown(spreadTag)}`);
+  if (!Number.isSafeInteger(maxJobsPerType) || maxJobsPerType < 0)
+    throw fail(`maxJobsPerType must be a whole number >= 0, got ${shown(maxJobsPerType)}`);
+  if (!Array.isArray(plugins)) throw fail(`plugins must be an array, got ${shown(plugins)}`);
+  for (let i = 0; i < plugins.length; i++) {
+    const p = plugins[i] as PlacementPlugin | null | undefined;
+    if (
+      typeof p?.name !== 'string' ||
+      (p.filter === undefined && p.score === undefined) ||
+      (p.filter !== undefined && typeof p.filter !== 'function') ||
+      (p.score !== undefined && typeof p.score !== 'function')
+    ) {
+      throw fail(`plugins[${i}] needs a name and a filter or a score function`);
+    }
+  }
+  return { strategy, seed, spreadTag, plugins, maxJobsPerType };
 }
 
 function newestFirst(a: JobEntry, b: JobEntry): number {

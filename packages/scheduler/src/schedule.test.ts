@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { assert, describe, expect, it } from 'vitest';
 import type { PlacementPlugin } from './plugins.js';
 import { Planner } from './planner.js';
 import { schedule, type ScheduleOptions } from './schedule.js';
@@ -596,6 +596,111 @@ describe('Planner', () => {
   });
 });
 
+describe('bounds', () => {
+  const hosts = [host('h1', 'a'), host('h2', 'b'), host('h3', 'c')];
+  const huge = (resources: Resources, extra: Partial<Formation['processes'][string]> = {}) =>
+    formation('typo', 'v1', { web: { count: 1e8, resources, ...extra } });
+
+  it('refuses a process type that reserves no CPU or no memory', () => {
+    for (const [resources, path] of [
+      [{ cpu: 0, memory: 0 }, 'cpu'],
+      [{ cpu: 100, memory: 0 }, 'memory'],
+    ] as const) {
+      expect(() => schedule({ hosts, jobs: [], formations: [huge(resources)] })).toThrow(
+        expect.objectContaining({
+          code: 'FLOTILLA_SCHEDULER_INVALID_SNAPSHOT',
+          path: `formations[0].processes.web.resources.${path}`,
+        }),
+      );
+    }
+  });
+
+  it.each(['spread', 'binpack'] as const)(
+    '%s: a count of 1e8 is reported over the limit, nothing is placed for it, and the rest plans',
+    (strategy) => {
+      for (const resources of [
+        { cpu: 1, memory: 1 },
+        { cpu: 0, memory: 0 }, // only a Planner, which does not validate, can be given this
+      ]) {
+        const planner = new Planner({ strategy });
+        planner.load({
+          hosts,
+          jobs: [job('typo', 'v1', 'web', 'h1', { id: 'running' })],
+          formations: [
+            huge(resources),
+            formation('ok', 'v1', { web: { count: 2, resources: small } }),
+          ],
+        });
+        const plan = planner.plan();
+        expect(plan.start.map((s) => s.app)).toEqual(['ok', 'ok']);
+        expect(plan.stop).toEqual([]);
+        expect(plan.unplaced).toEqual([
+          {
+            app: 'typo',
+            release: 'v1',
+            type: 'web',
+            count: 1e8 - 1,
+            reason: 'over-limit',
+            message: expect.stringContaining(
+              'asks for 100000000 jobs, over the limit of 100000 per process type',
+            ) as string,
+          },
+        ]);
+      }
+      const plan = schedule(
+        { hosts, jobs: [], formations: [huge({ cpu: 1, memory: 1 })] },
+        { strategy },
+      );
+      expect(plan.start).toEqual([]);
+      expect(plan.unplaced).toEqual([
+        expect.objectContaining({ count: 1e8, reason: 'over-limit' }),
+      ]);
+    },
+  );
+
+  it('counts an omni type on every eligible host against the limit', () => {
+    const plan = schedule(
+      {
+        hosts,
+        jobs: [],
+        formations: [
+          formation('agent', 'v1', { logs: { count: 2, resources: small, omni: true } }),
+        ],
+      },
+      { maxJobsPerType: 5 },
+    );
+    expect(plan.start).toEqual([]);
+    expect(plan.unplaced).toEqual([expect.objectContaining({ count: 6, reason: 'over-limit' })]);
+    expect(plan.unplaced[0]?.message).toContain('2 per host on 3 eligible hosts');
+  });
+
+  it('places what fits of a count within the limit and reports the rest, without a job per missing one', () => {
+    // 1 millicore and 1 MiB each: 12,000 fit on three hosts of 4000 millicores; 88,000 do not.
+    const plan = schedule(
+      {
+        hosts,
+        jobs: [],
+        formations: [
+          formation('tiny', 'v1', { web: { count: 100_000, resources: { cpu: 1, memory: 1 } } }),
+        ],
+      },
+      { strategy: 'binpack' },
+    );
+    expect(plan.start).toHaveLength(12_000);
+    expect(plan.unplaced).toEqual([
+      expect.objectContaining({ count: 88_000, reason: 'no-capacity' }),
+    ]);
+  });
+
+  it('refuses a bad maxJobsPerType', () => {
+    for (const maxJobsPerType of [-1, 1.5, Number.NaN, Infinity]) {
+      expect(() => new Planner({ maxJobsPerType })).toThrow(
+        expect.objectContaining({ code: 'FLOTILLA_SCHEDULER_INVALID_OPTIONS' }),
+      );
+    }
+  });
+});
+
 describe('validation', () => {
   it.each([
     [{ hosts: [host('h', 'a'), host('h', 'b')], jobs: [], formations: [] }, 'hosts[1].id'],
@@ -626,6 +731,145 @@ describe('validation', () => {
     );
   });
 
+  describe('hostile input', () => {
+    const h = (extra: object = {}): unknown => ({ ...host('h1', 'a'), ...extra });
+    const j = (extra: object = {}): unknown => ({ ...job('a', 'v1', 'web', 'h1'), ...extra });
+    const spec = (extra: object = {}): unknown => ({ count: 1, resources: small, ...extra });
+    const f = (processes: unknown = { web: spec() }, extra: object = {}): unknown => ({
+      app: 'a',
+      release: 'v1',
+      processes,
+      ...extra,
+    });
+    const snap = (extra: object): ClusterSnapshot =>
+      ({ hosts: [h()], jobs: [], formations: [f()], ...extra }) as ClusterSnapshot;
+    const hostile = { toString: (): string => assert.fail('toString called') };
+    const web = 'formations[0].processes.web';
+    // eslint-disable-next-line no-sparse-arrays
+    const sparse = [, h()];
+    it.each([
+      ['a null snapshot', null, 'snapshot'],
+      ['hosts: [null]', snap({ hosts: [null] }), 'hosts[0]'],
+      ['a hole in hosts', snap({ hosts: sparse }), 'hosts[0]'],
+      ['jobs: [null]', snap({ jobs: [null] }), 'jobs[0]'],
+      ['formations: [null]', snap({ formations: [null] }), 'formations[0]'],
+      ['processes: null', snap({ formations: [f(null)] }), 'formations[0].processes'],
+      ['processes: []', snap({ formations: [f([])] }), 'formations[0].processes'],
+      ['a null process type', snap({ formations: [f({ web: null })] }), web],
+      [
+        'resources: null',
+        snap({ formations: [f({ web: spec({ resources: null }) })] }),
+        `${web}.resources`,
+      ],
+      [
+        'zero CPU',
+        snap({ formations: [f({ web: spec({ resources: { cpu: 0, memory: 1 } }) })] }),
+        `${web}.resources.cpu`,
+      ],
+      [
+        'half a millicore',
+        snap({ formations: [f({ web: spec({ resources: { cpu: 0.5, memory: 1 } }) })] }),
+        `${web}.resources.cpu`,
+      ],
+      [
+        'memory NaN',
+        snap({ formations: [f({ web: spec({ resources: { cpu: 1, memory: NaN } }) })] }),
+        `${web}.resources.memory`,
+      ],
+      ['count NaN', snap({ formations: [f({ web: spec({ count: NaN }) })] }), `${web}.count`],
+      ['count -1', snap({ formations: [f({ web: spec({ count: -1 }) })] }), `${web}.count`],
+      [
+        'count Infinity',
+        snap({ formations: [f({ web: spec({ count: Infinity }) })] }),
+        `${web}.count`,
+      ],
+      ['omni: "yes"', snap({ formations: [f({ web: spec({ omni: 'yes' }) })] }), `${web}.omni`],
+      [
+        'constraints: null',
+        snap({ formations: [f({ web: spec({ constraints: null }) })] }),
+        `${web}.constraints`,
+      ],
+      [
+        'capacity Infinity',
+        snap({ hosts: [h({ capacity: { cpu: Infinity, memory: 1 } })] }),
+        'hosts[0].capacity.cpu',
+      ],
+      [
+        'capacity 2^60',
+        snap({ hosts: [h({ capacity: { cpu: 2 ** 60, memory: 1 } })] }),
+        'hosts[0].capacity.cpu',
+      ],
+      [
+        'capacity 1.5',
+        snap({ hosts: [h({ capacity: { cpu: 1.5, memory: 1 } })] }),
+        'hosts[0].capacity.cpu',
+      ],
+      [
+        'capacity "1000"',
+        snap({ hosts: [h({ capacity: { cpu: '1000', memory: 1 } })] }),
+        'hosts[0].capacity.cpu',
+      ],
+      ['tags: null', snap({ hosts: [h({ tags: null })] }), 'hosts[0].tags'],
+      [
+        'a state with a hostile toString',
+        snap({ hosts: [h({ state: hostile })] }),
+        'hosts[0].state',
+      ],
+      [
+        'a job state with a hostile toString',
+        snap({ jobs: [j({ state: hostile })] }),
+        'jobs[0].state',
+      ],
+      [
+        'job resources -1',
+        snap({ jobs: [j({ resources: { cpu: -1, memory: 1 } })] }),
+        'jobs[0].resources.cpu',
+      ],
+      ['createdAt NaN', snap({ jobs: [j({ createdAt: NaN })] }), 'jobs[0].createdAt'],
+      [
+        'createdAt "yesterday"',
+        snap({ jobs: [j({ createdAt: 'yesterday' })] }),
+        'jobs[0].createdAt',
+      ],
+    ] as [string, ClusterSnapshot, string][])('refuses %s, naming it', (_, input, path) => {
+      expect(() => schedule(input)).toThrow(
+        expect.objectContaining({ code: 'FLOTILLA_SCHEDULER_INVALID_SNAPSHOT', path }),
+      );
+    });
+
+    it('quotes a huge id in a short message', () => {
+      const id = 'x'.repeat(1_000_000);
+      const error = (() => {
+        try {
+          schedule(snap({ hosts: [h({ id }), h({ id })] }));
+        } catch (e) {
+          return e as Error;
+        }
+        return undefined;
+      })();
+      expect(error).toMatchObject({
+        code: 'FLOTILLA_SCHEDULER_INVALID_SNAPSHOT',
+        path: 'hosts[1].id',
+      });
+      expect(error?.message.length).toBeLessThan(200);
+    });
+
+    it('takes null options as the defaults', () => {
+      expect(schedule(snap({}), null as unknown as ScheduleOptions).start).toHaveLength(1);
+    });
+
+    it.each([
+      ['plugins that are not an array', { plugins: {} }],
+      ['a plugin whose filter is not a function', { plugins: [{ name: 'p', filter: 'no' }] }],
+      ['a NaN seed', { seed: NaN }],
+      ['an empty spreadTag', { spreadTag: '' }],
+    ] as [string, ScheduleOptions][])('refuses %s with a coded error', (_, options) => {
+      expect(() => schedule(snap({}), options)).toThrow(
+        expect.objectContaining({ code: 'FLOTILLA_SCHEDULER_INVALID_OPTIONS' }),
+      );
+    });
+  });
+
   it('refuses an unknown strategy', () => {
     expect(() =>
       schedule({ hosts: [], jobs: [], formations: [] }, { strategy: 'random' as 'spread' }),
@@ -651,8 +895,8 @@ describe('properties', () => {
           types: fc.array(
             fc.record({
               count: fc.integer({ min: 0, max: 12 }),
-              cpu: fc.integer({ min: 0, max: 1500 }),
-              memory: fc.integer({ min: 0, max: 1500 }),
+              cpu: fc.integer({ min: 1, max: 1500 }),
+              memory: fc.integer({ min: 1, max: 1500 }),
               ssd: fc.boolean(),
               omni: fc.boolean(),
             }),

@@ -18,8 +18,14 @@ export interface ScheduleOptions extends PlannerOptions {
  * eligible host. Placement then runs the strategy; jobs that fit nowhere come back in
  * `unplaced` with the reason.
  *
- * @throws {@link SchedulerError} `FLOTILLA_SCHEDULER_INVALID_SNAPSHOT` naming the bad field,
- * `FLOTILLA_SCHEDULER_INVALID_OPTIONS`.
+ * Bad input never gets further than validation: an entry that is not an object, a duplicate
+ * id, an amount that is not a whole number from 0 to 2^40, a process type that reserves no CPU
+ * or no memory are refused with the path of the field. A count above `maxJobsPerType` (100,000
+ * by default) is not an error: that type is reported `unplaced` with reason `over-limit`, at a
+ * cost that does not depend on the count.
+ *
+ * @throws {@link SchedulerError} `FLOTILLA_SCHEDULER_INVALID_SNAPSHOT` naming the bad field in
+ * `path`, `FLOTILLA_SCHEDULER_INVALID_OPTIONS`.
  *
  * @example
  * ```ts
@@ -37,7 +43,7 @@ export interface ScheduleOptions extends PlannerOptions {
  */
 export function schedule(snapshot: ClusterSnapshot, options: ScheduleOptions = {}): Plan {
   const planner = new Planner(options);
-  if (options.trusted !== true) validateSnapshot(snapshot);
+  if (options?.trusted !== true) validateSnapshot(snapshot);
   planner.load(snapshot, { frozen: true });
   return planner.plan({ all: true, keep: true });
 }

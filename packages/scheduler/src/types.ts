@@ -63,7 +63,9 @@ export type UnplacedReason =
   /** No up host has every tag the constraints ask for. */
   | 'no-matching-host'
   /** Eligible hosts exist, but none has room for the job. */
-  | 'no-capacity';
+  | 'no-capacity'
+  /** The process type asks for more jobs than the planner's `maxJobsPerType`: none are placed. */
+  | 'over-limit';
 
 /** Jobs of one process type that could not be placed, and why. */
 export interface Unplaced {

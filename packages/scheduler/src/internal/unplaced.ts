@@ -1,6 +1,6 @@
 import type { Cluster } from './cluster.js';
-import type { Need } from './placement.js';
-import type { HostSnapshot, Unplaced } from '../types.js';
+import type { Group, Need } from './placement.js';
+import type { HostSnapshot, ProcessSpec, Unplaced } from '../types.js';
 
 /** Says why a need could not be placed: no host with the tags, or no room (and how much there is). */
 export function describeUnplaced(
@@ -46,5 +46,32 @@ export function describeUnplaced(
     ...base,
     reason: 'no-capacity',
     message: `${count} job(s) need ${cpu} millicores and ${memory} MiB each; the roomiest of ${where} has ${bestCpu} millicores and ${bestMem} MiB free${rejected}: add capacity or lower the count`,
+  };
+}
+
+/**
+ * Says that a process type asks for more jobs than the limit: `wanted` in all (per host times
+ * eligible hosts for omni types), of which `missing` are not running. O(1): nothing is counted
+ * job by job.
+ */
+export function describeOverLimit(
+  group: Group,
+  spec: ProcessSpec,
+  wanted: number,
+  missing: number,
+  limit: number,
+  hosts: number,
+): Unplaced {
+  const asked =
+    spec.omni === true
+      ? `${spec.count} per host on ${hosts} eligible hosts (${wanted} jobs)`
+      : `${wanted} jobs`;
+  return {
+    app: group.app,
+    release: group.release,
+    type: group.type,
+    count: missing,
+    reason: 'over-limit',
+    message: `${group.type} asks for ${asked}, over the limit of ${limit} per process type: lower the count, or raise maxJobsPerType if the cluster is meant to run that many`,
   };
 }
