@@ -149,7 +149,8 @@ export class Planner {
     this.#thaw();
     const prev = this.#jobs.size === 0 ? undefined : this.#jobs.get(job.id);
     if (prev !== undefined) {
-      const sameGroup = prev.group.key === groupKey(job.app, job.release, job.type);
+      const sameGroup =
+        prev.job.app === job.app && prev.job.release === job.release && prev.job.type === job.type;
       const counted = COUNTED.has(prev.job.state) !== COUNTED.has(job.state);
       const moved = prev.job.hostId !== job.hostId;
       const resized =
@@ -201,7 +202,7 @@ export class Planner {
   /** Adds or replaces the formation of an app's release. */
   setFormation(formation: Formation): void {
     this.#thaw();
-    const key = `${formation.app}\u0000${formation.release}`;
+    const key = formationKey(formation.app, formation.release);
     const before = this.#formations.get(key);
     this.#formations.set(key, formation);
     for (const type of Object.keys(before?.processes ?? {})) {
@@ -216,7 +217,7 @@ export class Planner {
   /** Removes the formation of an app's release: its jobs will be stopped. */
   removeFormation(app: string, release: string): void {
     this.#thaw();
-    const key = `${app}\u0000${release}`;
+    const key = formationKey(app, release);
     const before = this.#formations.get(key);
     if (before === undefined) return;
     this.#formations.delete(key);
@@ -225,7 +226,7 @@ export class Planner {
 
   /** Marks a process type for planning again (after a commit of its placements failed). */
   invalidate(app: string, release: string, type: string): void {
-    const g = this.#groups.get(groupKey(app, release, type));
+    const g = this.#byApp.get(app)?.get(release)?.get(type);
     if (g !== undefined) this.#dirty.add(g);
   }
 
@@ -458,8 +459,13 @@ export class Planner {
   }
 }
 
+/** Keys that no choice of names can make collide (names may hold any character). */
 function groupKey(app: string, release: string, type: string): string {
-  return `${app}\u0000${release}\u0000${type}`;
+  return JSON.stringify([app, release, type]);
+}
+
+function formationKey(app: string, release: string): string {
+  return JSON.stringify([app, release]);
 }
 
 /** Options with their defaults, or `FLOTILLA_SCHEDULER_INVALID_OPTIONS` naming the bad one. */

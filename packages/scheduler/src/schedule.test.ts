@@ -854,6 +854,65 @@ describe('validation', () => {
       expect(error?.message.length).toBeLessThan(200);
     });
 
+    it('keeps names apart whatever characters they hold', () => {
+      // Names joined with NUL collided: two formations were "duplicates", two groups were one.
+      const plan = schedule({
+        hosts: [host('h1', 'a')],
+        jobs: [],
+        formations: [
+          formation('a\u0000b', 'c', { web: { count: 1, resources: small } }),
+          formation('a', 'b\u0000c', { web: { count: 1, resources: small } }),
+          formation('a', 'v1\u0000w', { x: { count: 1, resources: small } }),
+          formation('a', 'v1', { 'w\u0000x': { count: 2, resources: small } }),
+          formation('a/b', 'v/1', { web: { count: 1, resources: small } }),
+        ],
+      });
+      expect(plan.unplaced).toEqual([]);
+      expect(plan.start.map((s) => JSON.stringify([s.app, s.release, s.type])).sort()).toEqual(
+        [
+          ['a\u0000b', 'c', 'web'],
+          ['a', 'b\u0000c', 'web'],
+          ['a', 'v1\u0000w', 'x'],
+          ['a', 'v1', 'w\u0000x'],
+          ['a', 'v1', 'w\u0000x'],
+          ['a/b', 'v/1', 'web'],
+        ]
+          .map((k) => JSON.stringify(k))
+          .sort(),
+      );
+    });
+
+    it.each(['spread', 'binpack'] as const)(
+      '%s: keeps constraint sets apart whatever characters their tags hold',
+      (strategy) => {
+        // { a: 'b=c' } and { 'a=b': 'c' } had the same key, so one set used the other's hosts.
+        const plan = schedule(
+          {
+            hosts: [
+              host('h1', 'z', 4000, 8192, { tags: { a: 'b=c' } }),
+              host('h2', 'z', 4000, 8192, { tags: { 'a=b': 'c' } }),
+            ],
+            jobs: [],
+            formations: [
+              formation('x', 'v1', {
+                web: { count: 1, resources: small, constraints: { a: 'b=c' } },
+              }),
+              formation('y', 'v1', {
+                web: { count: 1, resources: small, constraints: { 'a=b': 'c' } },
+              }),
+            ],
+          },
+          { strategy },
+        );
+        expect(new Map(plan.start.map((s) => [s.app, s.hostId]))).toEqual(
+          new Map([
+            ['x', 'h1'],
+            ['y', 'h2'],
+          ]),
+        );
+      },
+    );
+
     it('takes null options as the defaults', () => {
       expect(schedule(snap({}), null as unknown as ScheduleOptions).start).toHaveLength(1);
     });

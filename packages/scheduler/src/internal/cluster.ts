@@ -152,7 +152,10 @@ export class Cluster {
   }
 }
 
-/** A stable key for a set of constraints. */
+/**
+ * A stable key for a set of constraints, `''` for none. Two sets get the same key only if
+ * they are equal, whatever characters their tags hold (`{ 'a=b': 'c' }` is not `{ a: 'b=c' }`).
+ */
 export function constraintSignature(
   constraints: Readonly<Record<string, string>> | undefined,
 ): string {
@@ -160,7 +163,7 @@ export function constraintSignature(
   const keys = Object.keys(constraints);
   if (keys.length === 0) return '';
   keys.sort();
-  return keys.map((k) => `${k}=${constraints[k]}`).join('\u0000');
+  return JSON.stringify(keys.map((k) => [k, constraints[k]]));
 }
 
 function sameTags(
