@@ -21,6 +21,7 @@ export { decodeRecord } from './decode.js';
 export type { ClusterRecord } from './decode.js';
 export {
   hostState,
+  isResourceAmount,
   jobState,
   MAX_PROCESS_COUNT,
   MAX_RESOURCE,

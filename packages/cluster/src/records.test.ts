@@ -57,7 +57,7 @@ const formation: Formation = {
   release: 'v1',
   processes: {
     web: { count: 2, resources: { cpu: 250, memory: 256 }, constraints: { zone: 'a' } },
-    worker: { count: 0, resources: { cpu: 0.5, memory: 64 }, omni: true },
+    worker: { count: 0, resources: { cpu: 5, memory: 64 }, omni: true },
   },
 };
 

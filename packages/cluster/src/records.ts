@@ -248,11 +248,28 @@ function sortedEntries(o: Record<string, unknown>): [string, unknown][] {
   return Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
+/**
+ * The one rule for a CPU or memory amount, shared with the scheduler's core: a whole number of
+ * millicores or MiB from 0 to {@link MAX_RESOURCE}. Fractions are refused: sums of them drift,
+ * and a host's books must balance to the unit.
+ */
+export function isResourceAmount(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= MAX_RESOURCE;
+}
+
 function resources(v: unknown, path: string, min: number): Resources {
   const o = object(v, path);
+  const amount = (x: unknown, p: string, unit: string): number => {
+    if (!isResourceAmount(x) || x < min)
+      fail(
+        p,
+        `must be a whole number of ${unit} from ${min} to ${MAX_RESOURCE}, got ${typeof x === 'number' ? x : typeof x}`,
+      );
+    return x;
+  };
   return {
-    cpu: number(o.cpu, `${path}.cpu`, min, MAX_RESOURCE),
-    memory: number(o.memory, `${path}.memory`, min, MAX_RESOURCE),
+    cpu: amount(o.cpu, `${path}.cpu`, 'millicores'),
+    memory: amount(o.memory, `${path}.memory`, 'MiB'),
   };
 }
 

@@ -6,7 +6,7 @@
  */
 export { schedule } from './schedule.js';
 export type { ScheduleOptions } from './schedule.js';
-export { Planner } from './planner.js';
+export { DEFAULT_MAX_JOBS_PER_TYPE, Planner } from './planner.js';
 export type { PlannerOptions } from './planner.js';
 export type { HostView, PlacementPlugin, PlacementRequest } from './plugins.js';
 // Records (Formation, Resources, StopReason...) are @flotilla/cluster's: import them from there.

@@ -1,8 +1,8 @@
-import { MAX_RESOURCE } from '@flotilla/cluster';
+import { isResourceAmount, MAX_RESOURCE } from '@flotilla/cluster';
 import { SchedulerError, SchedulerErrorCodes } from '../errors.js';
 import type { ClusterSnapshot } from '../types.js';
 
-const HOST_STATES = new Set(['up', 'draining', 'down']);
+const HOST_STATES = new Set(['up', 'ineligible', 'draining', 'down']);
 
 function bad(path: string, what: string): SchedulerError {
   return new SchedulerError(SchedulerErrorCodes.INVALID_SNAPSHOT, `${path} ${what}`, { path });
@@ -42,7 +42,7 @@ function isName(value: unknown): boolean {
 
 /** A whole number of millicores or MiB, from 0 to the cluster's MAX_RESOURCE. */
 function isAmount(value: unknown): boolean {
-  return Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= MAX_RESOURCE;
+  return isResourceAmount(value);
 }
 
 function checkObject(value: unknown, path: string, what: string): void {
@@ -103,7 +103,7 @@ export function validateSnapshot(snapshot: ClusterSnapshot): void {
     hostIds.add(id);
     checkResources(h.capacity, `${p}.capacity`, 0);
     if (!HOST_STATES.has(h.state as string))
-      throw bad(`${p}.state`, `must be up, draining or down, got ${shown(h.state)}`);
+      throw bad(`${p}.state`, `must be up, ineligible, draining or down, got ${shown(h.state)}`);
     checkTags(h.tags, `${p}.tags`);
   }
   const jobIds = new Set<string>();
