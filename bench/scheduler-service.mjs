@@ -4,8 +4,9 @@
 //   node --max-old-space-size=8192 bench/scheduler-service.mjs [--backend memory|etcd]
 //        [--hosts 10000] [--jobs 1000000] [--trials 50] [--concurrency 16]
 //
-// 0. Raw: the store's own rate for job-sized puts, in transactions of 100 with --concurrency in
-//    flight, measured in the same run right after the bulk phase, as the scheduler's yardstick.
+// 0. Raw: the store's own rate for as many job-sized puts as the scheduler will place, in
+//    transactions of 100 with --concurrency in flight, on a fresh store of the same backend,
+//    in the same run: the scheduler's yardstick.
 // 1. Bulk: formations for --jobs jobs over many apps are written; the time until the
 //    scheduler has committed every placement (jobs/s, transactions, ratio to the raw rate).
 // 2. Incremental, with those jobs placed (memory backend): time from the store write to the
@@ -31,24 +32,64 @@ const PER_APP = 100;
 
 const pct = (xs, p) => percentile(xs, p, 3);
 
-let store;
-let releaseEtcd = () => Promise.resolve();
-if (BACKEND === 'etcd') {
+/** A fresh store of the backend under test: its own throwaway etcd, or a new MemoryStore. */
+async function openStore(name) {
+  if (BACKEND !== 'etcd')
+    return { store: new MemoryStore({ historyLimit: 50_000 }), release: () => Promise.resolve() };
   const { EtcdStore } = await import('@flotilla/etcd');
   // A quota large enough for a million job records.
   const acquired = await acquireEtcd({
     extraArgs: ['--quota-backend-bytes', String(8 * 1024 ** 3), '--auto-compaction-retention', '1'],
   });
-  const { endpoints } = acquired;
-  releaseEtcd = acquired.release;
-  store = new EtcdStore({
-    endpoints,
-    prefix: `/bench-scheduler-${process.pid}/`,
+  const store = new EtcdStore({
+    endpoints: acquired.endpoints,
+    prefix: `/bench-${name}-${process.pid}/`,
     requestTimeoutMs: 30_000,
   });
-} else {
-  store = new MemoryStore({ historyLimit: 50_000 });
+  return { store, release: acquired.release };
 }
+
+// 0. Raw: as many job-sized values as the scheduler will place (what it writes per placement),
+// 100 per transaction, --concurrency in flight, on a fresh store of its own: the yardstick.
+const raw = await (async () => {
+  const { store: rawStore, release } = await openStore('raw');
+  const sample = JSON.stringify({
+    id: 'web.mjuohukl.c6f44c1',
+    app: 'app-1234',
+    release: 'v1',
+    type: 'web',
+    hostId: 'host-1234',
+    index: 42,
+    resources: { cpu: 100, memory: 256 },
+    desired: 'run',
+    createdAt: Date.now(),
+  });
+  const puts = Math.ceil(JOBS / PER_APP) * PER_APP;
+  const t = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < puts) {
+        const from = next;
+        next += 100;
+        const ops = [];
+        for (let i = from; i < Math.min(puts, from + 100); i++)
+          ops.push({ op: 'put', key: `cluster/jobs/host-${i % HOSTS}/web.${i}`, value: sample });
+        await rawStore.txn({ compare: [], success: ops });
+      }
+    }),
+  );
+  const seconds = (performance.now() - t) / 1000;
+  await rawStore.close();
+  await release();
+  return {
+    puts,
+    seconds: Math.round(seconds * 10) / 10,
+    putsPerSecond: Math.round(puts / seconds),
+  };
+})();
+
+const { store, release: releaseEtcd } = await openStore('scheduler');
 const keys = new ClusterKeys();
 
 // Hosts of 64 to 128 cores in four zones, heartbeats on one long lease.
@@ -117,39 +158,6 @@ while (placed < target) {
 }
 await scheduler.idle();
 const bulkMs = performance.now() - t0;
-// 0. Raw: job-sized values (what the scheduler writes per placement), 100 per transaction,
-// measured right after the bulk phase on the same store, so both see the same database size.
-// (Measured before it, and deleted, the raw keys leave etcd slower for the scheduler: a
-// 200k-key delete cost the bulk phase 5x in one run.)
-const RAW = Math.min(JOBS, 200_000);
-const sample = JSON.stringify({
-  id: 'web.mjuohukl.c6f44c1',
-  app: 'app-1234',
-  release: 'v1',
-  type: 'web',
-  hostId: 'host-1234',
-  index: 42,
-  resources: { cpu: 100, memory: 256 },
-  desired: 'run',
-  createdAt: Date.now(),
-});
-const tRaw = performance.now();
-{
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < RAW) {
-        const from = next;
-        next += 100;
-        const ops = [];
-        for (let i = from; i < Math.min(RAW, from + 100); i++)
-          ops.push({ op: 'put', key: `raw/host-${i % HOSTS}/job-${i}`, value: sample });
-        await store.txn({ compare: [], success: ops });
-      }
-    }),
-  );
-}
-const raw = { puts: RAW, putsPerSecond: Math.round(RAW / ((performance.now() - tRaw) / 1000)) };
 const bulk = {
   jobs: placed,
   seconds: Math.round(bulkMs / 100) / 10,
@@ -251,7 +259,6 @@ console.log(
 );
 await scheduler.close();
 await lease.revoke().catch(() => undefined);
-await store.deletePrefix('raw/').catch(() => undefined);
 if (BACKEND === 'etcd') await store.deletePrefix('').catch(() => undefined);
 await store.close();
 await releaseEtcd();

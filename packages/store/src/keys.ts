@@ -2,9 +2,19 @@
  * Key order and size: UTF-8 byte order, as etcd and SQLite's BINARY collation sort keys.
  */
 
-/** UTF-8 length of a string, without allocating for ASCII. */
+const nativeByteLength = (
+  globalThis as { Buffer?: { byteLength(s: string, encoding: 'utf8'): number } }
+).Buffer?.byteLength;
+
+/** UTF-8 length of a string, without allocating. */
 export function byteLength(s: string): number {
-  // Buffer.byteLength is fast but Node-only; count by hand to stay portable.
+  // Node's native count is about ten times faster on job-sized values; elsewhere, count by hand.
+  if (nativeByteLength !== undefined) return nativeByteLength(s, 'utf8');
+  return countUtf8(s);
+}
+
+/** The portable count behind {@link byteLength}: lone surrogates count 3 bytes, as U+FFFD does. */
+export function countUtf8(s: string): number {
   let n = 0;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);

@@ -1,5 +1,6 @@
 import { ManualClock } from '@flotilla/core';
 import { describe, expect, it } from 'vitest';
+import { byteLength, countUtf8 } from './keys.js';
 import { MemoryStore } from './memory-store.js';
 import { runStoreContract, takeEvents } from './testing/contract.js';
 
@@ -70,5 +71,12 @@ describe('MemoryStore specifics', () => {
     expect(listed.kvs).toHaveLength(n - 1);
     expect(listed.kvs.some((kv) => kv.key === 'k/5')).toBe(false);
     await store.close();
+  });
+});
+
+describe('byteLength', () => {
+  it('agrees with the portable count on ASCII, multibyte, astral and lone surrogates', () => {
+    for (const s of ['', 'cluster/jobs/h1/web.1', 'é€', '😀x', '\ud800', 'a\udc00b', '\u0000'])
+      expect([s, byteLength(s)]).toEqual([s, countUtf8(s)]);
   });
 });
