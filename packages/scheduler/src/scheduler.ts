@@ -111,6 +111,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
   readonly #membership: Membership;
   readonly #abort = new AbortController();
   #state: SchedulerState = 'idle';
+  #starting: Promise<void> | undefined;
   #watching: Promise<void> | undefined;
   #cycle: Promise<void> | undefined;
   #again = false;
@@ -141,13 +142,20 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
     const onError = (err: unknown): void => {
       if (!this.#abort.signal.aborted) this.emit('error', err);
     };
-    this.#collector = new Collector(o.store, o.keys, onError);
+    this.#collector = new Collector({
+      store: o.store,
+      keys: o.keys,
+      clock: o.clock,
+      signal: this.#abort.signal,
+      onError,
+    });
     this.#mirror = new ClusterMirror(o.keys, this.#planner, this.#monitor, {
       ended: (job) => this.#collector.collect(job),
       crashed: (job) => this.#crashed(job),
       held: (id) => this.#backoff.holds(id),
       removed: (id) => this.#backoff.forget(id),
-      epoch: (epoch, revision) => this.#membership.applyEpoch(epoch, revision),
+      epoch: (epoch, revision, modRevision) =>
+        this.#membership.applyEpoch(epoch, revision, modRevision),
       member: (id, present) => this.#membership.applyMember(id, present),
       invalid: (key, error) => {
         o.logger.warn({ key, err: error }, 'cluster record cannot be read; left out');
@@ -199,21 +207,32 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
     };
   }
 
-  /** Joins the schedulers, loads the cluster state, starts watching it and plans. Idempotent. */
+  /**
+   * Joins the schedulers, loads the cluster state, starts watching it and plans. Idempotent: a
+   * second call resolves with the first. Rejects with `FLOTILLA_SCHEDULER_CLOSED` when `close()`
+   * comes first.
+   */
   async start(options: { signal?: AbortSignal } = {}): Promise<void> {
-    if (this.#state !== 'idle') {
-      if (this.#state === 'stopped' || this.#state === 'stopping') throw this.#closedError();
-      return;
-    }
+    if (this.#state === 'stopped' || this.#state === 'stopping') throw this.#closedError();
+    this.#starting ??= this.#start(options);
+    return this.#starting;
+  }
+
+  async #start(options: { signal?: AbortSignal }): Promise<void> {
     this.#state = 'starting';
+    const closed = (): void => {
+      if (this.#abort.signal.aborted) throw this.#closedError();
+    };
     try {
       await this.#membership.join();
+      closed();
       const items = listAndWatch(this.#o.store, this.keys.prefix, {
         signal: this.#abort.signal,
         clock: this.#o.clock,
         onRetry: (err) => this.emit('error', err),
       })[Symbol.asyncIterator]();
       const first = await items.next();
+      closed();
       options.signal?.throwIfAborted();
       if (first.done === true || first.value.type !== 'snapshot') throw this.#closedError();
       this.#mirror.applySnapshot(first.value.kvs, first.value.revision, false);
@@ -223,6 +242,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       this.#state = 'running';
       this.#kick();
     } catch (err) {
+      if (this.#abort.signal.aborted) throw this.#closedError(); // close() owns the state
       this.#state = 'failed';
       await this.#membership.leave();
       throw err;
@@ -242,10 +262,13 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
     this.#abort.abort();
     this.#backoff.close();
     this.#monitor.close();
+    // Leaving first ends a join in flight, so that a start() in flight settles.
+    const left = this.#membership.leave();
+    await this.#starting?.catch(() => undefined);
     await this.#watching?.catch(() => undefined);
     await this.#cycle?.catch(() => undefined);
     await this.#collector.drain();
-    await this.#membership.leave();
+    await left;
     this.#state = 'stopped';
     for (const w of this.#idleWaiters.splice(0)) w();
   }
@@ -351,7 +374,6 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
         const m = this.#membership;
         const sole = m.active && m.members.length === 1;
         const committed = await this.#committer.commit(plan, m.revision, sole);
-        if (committed.again) this.#again = true;
         this.emit('plan', {
           started: committed.started,
           stopped: committed.stopped,
@@ -362,6 +384,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
           durationMs: performance.now() - t0,
         });
         delay = 50;
+        if (committed.again) {
+          // Conflicts are planned again once the watch has caught up: yield to it, or a
+          // conflict that persists (a store answering from memory) starves the event loop.
+          this.#again = true;
+          return;
+        }
       } catch (err) {
         if (this.#abort.signal.aborted) return;
         this.#o.logger.warn({ err }, 'commit failed; planning again');

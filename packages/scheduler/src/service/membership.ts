@@ -34,7 +34,15 @@ export class Membership {
   readonly #onChange: () => void;
   readonly #abort = new AbortController();
   #members: readonly string[] = [];
+  /** modRevision of the epoch record (0: absent): what commits compare. */
   #revision = 0;
+  /** The store revision of the last epoch applied: older news is ignored. */
+  #seen = 0;
+  /** A join in flight (at start, or again after the lease expired): `leave()` waits for it. */
+  #joining: Promise<void> | undefined;
+  /** Whether this scheduler's member key is written under a live lease. */
+  #joined = false;
+  #repairing = false;
   #owners = new Map<string, boolean>();
   #lease: Lease | undefined;
   readonly #present = new Set<string>();
@@ -91,10 +99,28 @@ export class Membership {
     return mine;
   }
 
-  /** Registers this scheduler (a leased member key) and adds it to the epoch. */
+  /**
+   * Registers this scheduler (a leased member key) and adds it to the epoch. Throws
+   * `FLOTILLA_SCHEDULER_CLOSED` when {@link leave} comes first.
+   */
   async join(): Promise<void> {
+    const p = this.#join();
+    this.#joining = p;
+    try {
+      await p;
+    } finally {
+      if (this.#joining === p) this.#joining = undefined;
+    }
+  }
+
+  async #join(): Promise<void> {
     const key = this.#keys.scheduler(this.#id);
+    this.#throwIfLeft();
     const lease = await this.#store.grant(this.#ttlMs, { signal: this.#abort.signal });
+    if (this.#abort.signal.aborted) {
+      await lease.revoke().catch(() => undefined);
+      this.#throwIfLeft();
+    }
     await lease.keepAlive();
     // Another live scheduler with this id would own the same apps: wait for its key to expire
     // (a restart after a crash), but not for ever (two running with one id).
@@ -109,6 +135,7 @@ export class Membership {
       if (res.succeeded) break;
       if (this.#clock.now() >= deadline || this.#abort.signal.aborted) {
         await lease.revoke().catch(() => undefined);
+        this.#throwIfLeft();
         throw new SchedulerError(
           SchedulerErrorCodes.ID_IN_USE,
           `another scheduler with id ${this.#id} is running: give each scheduler an id of its own`,
@@ -120,21 +147,32 @@ export class Membership {
       );
       await sleep(this.#clock, Math.max(100, this.#ttlMs / 4), this.#abort.signal);
     }
+    // From here on, leave() (which waits for this join) revokes the lease.
     this.#lease = lease;
+    this.#joined = true;
     this.#present.add(this.#id);
     void lease.ended.then((reason) => {
+      if (this.#lease === lease) this.#joined = false;
       if (reason === 'expired' && !this.#abort.signal.aborted) void this.#rejoin();
     });
+    this.#throwIfLeft();
     await this.#update(
       (m) => (m.includes(this.#id) ? undefined : [...m, this.#id]),
       [{ key: this.#keys.scheduler(this.#id), target: 'version', op: '>', value: 0 }],
     );
   }
 
-  /** The epoch record, as listed or watched. */
-  applyEpoch(epoch: SchedulerEpoch | undefined, revision: number): void {
-    if (revision < this.#revision) return;
-    this.#set(epoch?.members ?? [], revision);
+  /**
+   * The epoch record, as listed or watched at store revision `revision`: `epoch` undefined when
+   * it is absent or corrupt, `modRevision` the record's (0: absent). An epoch that lacks this
+   * scheduler while it is registered (deleted or rewritten by hand) gets it added again.
+   */
+  applyEpoch(epoch: SchedulerEpoch | undefined, revision: number, modRevision: number): void {
+    if (revision < this.#seen) return;
+    this.#seen = revision;
+    this.#revision = modRevision;
+    this.#set(epoch?.members ?? []);
+    this.#repair();
   }
 
   /** A member key appeared or vanished. A vanished member is removed from the epoch. */
@@ -144,7 +182,8 @@ export class Membership {
       return;
     }
     this.#present.delete(id);
-    if (id === this.#id || !this.#members.includes(id)) return;
+    if (id === this.#id) return this.#reregister();
+    if (!this.#members.includes(id)) return;
     this.#logger.warn({ scheduler: id }, 'a scheduler left: taking over its share of apps');
     void this.#update(
       (m) => (m.includes(id) ? m.filter((x) => x !== id) : undefined),
@@ -164,6 +203,8 @@ export class Membership {
   async leave(): Promise<void> {
     if (this.#abort.signal.aborted) return;
     this.#abort.abort();
+    await this.#joining?.catch(() => undefined);
+    this.#joined = false;
     try {
       await this.#update(
         (m) => (m.includes(this.#id) ? m.filter((x) => x !== this.#id) : undefined),
@@ -175,14 +216,63 @@ export class Membership {
     await this.#lease?.revoke().catch(() => undefined);
   }
 
-  #set(members: readonly string[], revision: number): void {
-    this.#revision = revision;
+  #set(members: readonly string[]): void {
     const same =
       members.length === this.#members.length && members.every((m, i) => m === this.#members[i]);
     if (same) return;
     this.#members = [...members];
     this.#owners = new Map();
     this.#onChange();
+  }
+
+  #throwIfLeft(): void {
+    if (this.#abort.signal.aborted)
+      throw new SchedulerError(SchedulerErrorCodes.CLOSED, 'the scheduler left while joining');
+  }
+
+  /** Adds this scheduler back to an epoch that lost it, until it is back or the lease is gone. */
+  #repair(): void {
+    if (this.#repairing || this.#joining !== undefined) return;
+    const missing = (): boolean => this.#joined && !this.#abort.signal.aborted && !this.active;
+    if (!missing()) return;
+    this.#repairing = true;
+    void (async () => {
+      let delay = 100;
+      while (missing()) {
+        this.#logger.warn('this scheduler is missing from the scheduler epoch: adding it again');
+        try {
+          await this.#update(
+            (m) => (m.includes(this.#id) ? undefined : [...m, this.#id]),
+            [{ key: this.#keys.scheduler(this.#id), target: 'version', op: '>', value: 0 }],
+          );
+        } catch (err) {
+          this.#logger.warn({ err }, 'could not add this scheduler to the epoch; retrying');
+        }
+        if (!missing()) break;
+        await sleep(this.#clock, delay, this.#abort.signal);
+        delay = Math.min(delay * 2, 5000);
+      }
+      this.#repairing = false;
+    })();
+  }
+
+  /** Our member key was deleted while our lease lives (by hand): write it again. */
+  #reregister(): void {
+    const lease = this.#lease;
+    if (!this.#joined || lease === undefined || this.#abort.signal.aborted) return;
+    const key = this.#keys.scheduler(this.#id);
+    this.#logger.warn("this scheduler's member key was deleted: writing it again");
+    this.#store
+      .txn({
+        compare: [{ key, target: 'version', op: '==', value: 0 }],
+        success: [
+          { op: 'put', key, value: JSON.stringify({ at: this.#clock.now() }), lease: lease.id },
+        ],
+      })
+      .then(
+        () => this.#repair(),
+        (err: unknown) => this.#logger.warn({ err }, 'could not write the member key again'),
+      );
   }
 
   async #rejoin(): Promise<void> {
@@ -211,7 +301,7 @@ export class Membership {
       const current = kv === undefined ? [] : this.#read(kv.value);
       const next = change(current);
       if (next === undefined) {
-        this.applyEpoch({ members: current }, kv?.modRevision ?? 0);
+        if (kv !== undefined) this.applyEpoch({ members: current }, kv.modRevision, kv.modRevision);
         return;
       }
       const value = JSON.stringify({ members: [...new Set(next)].sort() } satisfies SchedulerEpoch);
@@ -220,7 +310,7 @@ export class Membership {
         success: [{ op: 'put', key, value }],
       });
       if (res.succeeded) {
-        this.applyEpoch(JSON.parse(value) as SchedulerEpoch, res.revision);
+        this.applyEpoch(JSON.parse(value) as SchedulerEpoch, res.revision, res.revision);
         return;
       }
       if (guard.length > 0) {

@@ -37,8 +37,11 @@ export interface MirrorHooks {
   held(jobId: string): boolean;
   /** A job's record vanished. */
   removed(jobId: string): void;
-  /** The scheduler epoch changed. */
-  epoch(epoch: SchedulerEpoch | undefined, revision: number): void;
+  /**
+   * The scheduler epoch changed, at store revision `revision`. `epoch` is undefined when the
+   * record is absent or unreadable; `modRevision` is the record's (0: absent), which commits compare.
+   */
+  epoch(epoch: SchedulerEpoch | undefined, revision: number, modRevision: number): void;
   /** A scheduler's member key appeared or vanished. */
   member(schedulerId: string, present: boolean): void;
   /** A record could not be read: reported, never skipped silently. */
@@ -153,8 +156,12 @@ export class ClusterMirror {
     try {
       decoded = decodeRecord(this.#keys, kv);
     } catch (err) {
-      if (err instanceof ClusterError) return this.#hooks.invalid(kv.key, err);
-      throw err;
+      if (!(err instanceof ClusterError)) throw err;
+      this.#hooks.invalid(kv.key, err);
+      // A corrupt epoch still has a revision: the schedulers must see it to rewrite it.
+      if (where.kind === 'scheduler-epoch')
+        this.#hooks.epoch(undefined, kv.modRevision, kv.modRevision);
+      return;
     }
     if (decoded === undefined) return;
     switch (decoded.kind) {
@@ -198,7 +205,7 @@ export class ClusterMirror {
         this.#hooks.member(decoded.schedulerId, true);
         return;
       case 'scheduler-epoch':
-        this.#hooks.epoch(decoded.record, kv.modRevision);
+        this.#hooks.epoch(decoded.record, kv.modRevision, kv.modRevision);
         return;
     }
   }
@@ -244,7 +251,7 @@ export class ClusterMirror {
         this.#hooks.member(where.schedulerId, false);
         return;
       case 'scheduler-epoch':
-        this.#hooks.epoch(undefined, revision);
+        this.#hooks.epoch(undefined, revision, 0);
         return;
       default:
         return;

@@ -1,0 +1,229 @@
+import { describe, expect, it } from 'vitest';
+import { ClusterState, type Formation } from '@flotilla/cluster';
+import { ManualClock } from '@flotilla/core';
+import { MemoryStore, StoreError, StoreErrorCodes, type Store, type Txn } from '@flotilla/store';
+import { PartitionableStore } from '@flotilla/store/testing';
+import { Scheduler } from './scheduler.js';
+
+// Hostile probes of the Scheduler service: hand edits of its records, faults, and races of its
+// own lifecycle.
+
+const web = (count: number, app = 'demo'): Formation => ({
+  app,
+  release: 'v1',
+  processes: { web: { count, resources: { cpu: 100, memory: 100 } } },
+});
+
+async function setup(hosts = 1): Promise<{
+  clock: ManualClock;
+  memory: MemoryStore;
+  cluster: ClusterState;
+}> {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const memory = new MemoryStore({ clock });
+  const cluster = new ClusterState({ store: memory, clock });
+  for (let i = 0; i < hosts; i++)
+    await cluster.registerHost(
+      { id: `h${i}`, addr: `test://h${i}`, capacity: { cpu: 64_000, memory: 65_536 } },
+      { ttlMs: 600_000 },
+    );
+  return { clock, memory, cluster };
+}
+
+async function declare(cluster: ClusterState, formation: Formation): Promise<void> {
+  await cluster.putRelease({
+    app: formation.app,
+    release: formation.release,
+    artifact: { type: 'image', image: 'test' },
+    config: {},
+    processes: Object.fromEntries(Object.keys(formation.processes).map((t) => [t, { command: t }])),
+    createdAt: 0,
+  });
+  await cluster.setFormation(formation);
+}
+
+/** Advances the clock step by step until `done()` or the time runs out. */
+async function until(clock: ManualClock, done: () => Promise<boolean>, ms = 60_000): Promise<void> {
+  for (let t = 0; t < ms && !(await done()); t += 250) await clock.advance(250);
+}
+
+/** A store whose next transaction matching `when` fails as if the engine dropped the call. */
+function failing(store: Store, when: (txn: Txn) => boolean): Store & { failures: number } {
+  const state = { failures: 0, armed: true };
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'failures') return state.failures;
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (prop === 'txn')
+        return async (...args: Parameters<Store['txn']>) => {
+          if (state.armed && when(args[0])) {
+            state.armed = false;
+            state.failures++;
+            throw new StoreError(StoreErrorCodes.UNAVAILABLE, 'connection reset (injected)');
+          }
+          return target.txn(...args);
+        };
+      return typeof value === 'function'
+        ? (value as (...a: unknown[]) => unknown).bind(target)
+        : value;
+    },
+  }) as Store & { failures: number };
+}
+
+describe('Scheduler probes: its own lifecycle', () => {
+  it('closed while starting, it leaves neither a member key nor a place in the epoch', async () => {
+    const { clock, memory, cluster } = await setup();
+    const s = new Scheduler({ store: memory, clock, id: 'quitter' });
+    const started = s.start().catch((err: unknown) => err);
+    await s.close();
+    await started;
+    expect(s.state).toBe('stopped');
+    expect(await memory.get(cluster.keys.scheduler('quitter'))).toBeUndefined();
+    const epoch = await memory.get(cluster.keys.schedulerEpoch);
+    expect(
+      epoch === undefined ? [] : (JSON.parse(epoch.value) as { members: string[] }).members,
+    ).not.toContain('quitter');
+    // Another scheduler is not left waiting for a dead member's apps.
+    const b = new Scheduler({ store: memory, clock, id: 'b' });
+    await b.start();
+    await declare(cluster, web(2));
+    await b.idle();
+    expect(await cluster.jobs()).toHaveLength(2);
+    await b.close();
+    await cluster.close();
+    await memory.close();
+  });
+
+  it('start() called twice resolves both only once it runs', async () => {
+    const { clock, memory, cluster } = await setup();
+    const s = new Scheduler({ store: memory, clock });
+    const first = s.start();
+    const second = s.start();
+    const states: string[] = [];
+    await second.then(() => states.push(s.state));
+    await first.then(() => states.push(s.state));
+    expect(states).toEqual(['running', 'running']);
+    await s.close();
+    await cluster.close();
+    await memory.close();
+  });
+});
+
+describe('Scheduler probes: the epoch edited by hand', () => {
+  it('keeps scheduling after the epoch record is deleted', async () => {
+    const { clock, memory, cluster } = await setup();
+    const s = new Scheduler({ store: memory, clock, id: 's1' });
+    await s.start();
+    await memory.delete(cluster.keys.schedulerEpoch);
+    await s.idle();
+    await declare(cluster, web(2));
+    await until(clock, async () => (await cluster.jobs()).length >= 2, 30_000);
+    await s.idle();
+    expect(await cluster.jobs()).toHaveLength(2);
+    expect(s.stats.members).toEqual(['s1']);
+    await s.close();
+    await cluster.close();
+    await memory.close();
+  });
+
+  it('keeps scheduling, and reports it, after the epoch record is overwritten with garbage', async () => {
+    const { clock, memory, cluster } = await setup();
+    const s = new Scheduler({ store: memory, clock, id: 's1' });
+    const invalid: string[] = [];
+    s.on('invalid-record', (key) => invalid.push(key));
+    let conflicts = 0;
+    s.on('plan', (r) => (conflicts += r.conflicts));
+    await s.start();
+    await memory.put(cluster.keys.schedulerEpoch, '{"members":"everyone"}');
+    await declare(cluster, web(2));
+    await until(clock, async () => (await cluster.jobs()).length >= 2, 30_000);
+    await s.idle();
+    expect(invalid).toContain(cluster.keys.schedulerEpoch);
+    expect(await cluster.jobs()).toHaveLength(2);
+    expect(conflicts).toBeLessThan(10); // no hot loop of refused commits
+    await s.close();
+    await cluster.close();
+    await memory.close();
+  });
+
+  it('two schedulers both come back into a deleted epoch and share the apps', async () => {
+    const { clock, memory, cluster } = await setup();
+    const a = new Scheduler({ store: memory, clock, id: 'a' });
+    const b = new Scheduler({ store: memory, clock, id: 'b' });
+    await a.start();
+    await b.start();
+    await memory.delete(cluster.keys.schedulerEpoch);
+    for (const app of ['p', 'q', 'r', 's', 't', 'u']) await declare(cluster, web(2, app));
+    await until(clock, async () => (await cluster.jobs()).length >= 12, 30_000);
+    await Promise.all([a.idle(), b.idle()]);
+    expect(await cluster.jobs()).toHaveLength(12);
+    expect(a.stats.members).toEqual(['a', 'b']);
+    expect(b.stats.members).toEqual(['a', 'b']);
+    await a.close();
+    await b.close();
+    await cluster.close();
+    await memory.close();
+  });
+});
+
+describe('Scheduler probes: faults', () => {
+  it('a partitioned scheduler dropped from the epoch joins again when it comes back', async () => {
+    const { clock, memory, cluster } = await setup();
+    const view = new PartitionableStore(memory, { clock });
+    const a = new Scheduler({ store: view, clock, id: 'a', memberTtlMs: 1000 });
+    const b = new Scheduler({ store: memory, clock, id: 'b', memberTtlMs: 1000 });
+    await a.start();
+    await b.start();
+    view.partitioned = true;
+    await until(clock, async () => b.stats.members.length === 1, 10_000);
+    expect(b.stats.members).toEqual(['b']);
+    view.partitioned = false;
+    await until(
+      clock,
+      async () => a.stats.members.length === 2 && b.stats.members.length === 2,
+      30_000,
+    );
+    expect(a.stats.members).toEqual(['a', 'b']);
+    expect(b.stats.members).toEqual(['a', 'b']);
+    for (const app of ['p', 'q', 'r', 's', 't', 'u']) await declare(cluster, web(2, app));
+    await until(clock, async () => (await cluster.jobs()).length >= 12, 30_000);
+    await Promise.all([a.idle(), b.idle()]);
+    expect(await cluster.jobs()).toHaveLength(12);
+    await a.close();
+    await b.close();
+    await cluster.close();
+    await memory.close();
+  });
+
+  it('collects an ended job even when the store drops the first delete', async () => {
+    const { clock, memory, cluster } = await setup();
+    const store = failing(memory, (t) =>
+      t.success.some((op) => op.op === 'delete' && op.key.startsWith(cluster.keys.jobStatuses)),
+    );
+    const s = new Scheduler({ store, clock });
+    const errors: unknown[] = [];
+    s.on('error', (e) => errors.push(e));
+    await s.start();
+    await declare(cluster, web(1));
+    await s.idle();
+    const [job] = await cluster.jobs();
+    // The agent reports the job down (it exited); the scheduler's delete fails once.
+    await cluster.reportJob('h0', job?.record.id as string, { state: 'down', exitStatus: 1 });
+    await s.idle();
+    await until(
+      clock,
+      async () => !(await cluster.jobs()).some((j) => j.record.id === job?.record.id),
+      30_000,
+    );
+    await s.idle();
+    expect(store.failures).toBe(1);
+    expect(errors).toHaveLength(1);
+    const jobs = await cluster.jobs();
+    expect(jobs.map((j) => j.record.id)).not.toContain(job?.record.id);
+    expect((await memory.list(cluster.keys.jobStatuses)).kvs).toHaveLength(0);
+    expect(jobs.filter((j) => j.state === 'pending')).toHaveLength(1); // its replacement
+    await s.close();
+    await cluster.close();
+    await memory.close();
+  });
+});
