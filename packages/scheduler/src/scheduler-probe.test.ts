@@ -227,3 +227,44 @@ describe('Scheduler probes: faults', () => {
     await memory.close();
   });
 });
+
+describe('Scheduler probes: a commit failing in the middle', () => {
+  it('plans again only after the transactions still in flight have landed: no job placed twice', async () => {
+    const { clock, memory, cluster } = await setup(100);
+    // The first transaction placing jobs fails at once; the others take a little real time.
+    const jobsPrefix = cluster.keys.jobs;
+    let failures = 0;
+    const slow = new Proxy(memory, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (prop !== 'txn')
+          return typeof value === 'function'
+            ? (value as (...a: unknown[]) => unknown).bind(target)
+            : value;
+        return async (...args: Parameters<Store['txn']>) => {
+          const placing = args[0].success.some(
+            (op) => op.op === 'put' && op.key.startsWith(jobsPrefix),
+          );
+          if (placing && failures++ === 0)
+            throw new StoreError(StoreErrorCodes.UNAVAILABLE, 'connection reset (injected)');
+          await new Promise((r) => setTimeout(r, 20));
+          return target.txn(...args);
+        };
+      },
+    });
+    const s = new Scheduler({ store: slow, clock, hostGraceMs: 600_000 });
+    const failed = new Promise<void>((resolve) => s.once('error', () => resolve()));
+    await s.start();
+    await declare(cluster, web(100));
+    await failed;
+    // The commit's retry delay runs out while the other transactions are still in flight.
+    await clock.advance(1000);
+    await until(clock, async () => (await cluster.jobs()).length >= 100, 10_000);
+    await s.idle();
+    // Without agents, a job placed twice stays (asked to stop) beside the one kept.
+    expect(await cluster.jobs()).toHaveLength(100);
+    await s.close();
+    await cluster.close();
+    await memory.close();
+  });
+});

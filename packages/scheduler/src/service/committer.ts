@@ -144,12 +144,20 @@ export class Committer {
       // Find the units that conflict: commit each on its own.
       for (const u of b) await run([u]);
     };
+    // When one transaction fails, the others in flight are still waited for (and applied):
+    // planning again before they land would place their jobs a second time.
     let next = 0;
-    await Promise.all(
+    let failed = false;
+    const settled = await Promise.allSettled(
       Array.from({ length: Math.min(this.#concurrency, batches.length) }, async () => {
-        while (next < batches.length) await run(batches[next++] as Unit[]);
+        while (next < batches.length && !failed)
+          await run(batches[next++] as Unit[]).catch((err: unknown) => {
+            failed = true;
+            throw err;
+          });
       }),
     );
+    for (const s of settled) if (s.status === 'rejected') throw s.reason;
     return result;
   }
 
