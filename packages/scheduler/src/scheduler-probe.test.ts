@@ -268,3 +268,25 @@ describe('Scheduler probes: a commit failing in the middle', () => {
     await memory.close();
   });
 });
+
+describe('Scheduler probes: orphans', () => {
+  it('deletes a job status whose job does not exist, and keeps one whose job record is unreadable', async () => {
+    const { clock, memory, cluster } = await setup();
+    const k = cluster.keys;
+    const status = JSON.stringify({ state: 'up', updatedAt: 0 });
+    await memory.put(k.jobStatus('h0', 'before.1'), status); // found at start
+    await memory.put(k.job('h0', 'garbled.1'), '{"id":"garbled.1"}');
+    await memory.put(k.jobStatus('h0', 'garbled.1'), status);
+    const s = new Scheduler({ store: memory, clock });
+    await s.start();
+    await memory.put(k.jobStatus('h0', 'after.1'), status); // appears while it runs
+    await until(clock, async () => (await memory.list(k.jobStatuses)).kvs.length <= 1, 10_000);
+    await s.idle();
+    expect((await memory.list(k.jobStatuses)).kvs.map((kv) => kv.key)).toEqual([
+      k.jobStatus('h0', 'garbled.1'),
+    ]);
+    await s.close();
+    await cluster.close();
+    await memory.close();
+  });
+});

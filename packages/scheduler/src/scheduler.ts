@@ -151,6 +151,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
     });
     this.#mirror = new ClusterMirror(o.keys, this.#planner, this.#monitor, {
       ended: (job) => this.#collector.collect(job),
+      orphan: (hostId, jobId, rev) => this.#collector.collectOrphan(hostId, jobId, rev),
       crashed: (job) => this.#crashed(job),
       held: (id) => this.#backoff.holds(id),
       removed: (id) => this.#backoff.forget(id),

@@ -1,6 +1,6 @@
 import type { ClusterKeys } from '@flotilla/cluster';
 import { type Clock, sleep } from '@flotilla/core';
-import type { Store } from '@flotilla/store';
+import type { Compare, Store, TxnOp } from '@flotilla/store';
 import type { KnownJob } from './mirror.js';
 
 /**
@@ -8,7 +8,8 @@ import type { KnownJob } from './mirror.js';
  * status, in one transaction), unless either changed since the scheduler read them. A delete
  * the store fails is retried with backoff until `signal` aborts: no later event would bring
  * the job back to be collected, and an ended job left with `desired: 'run'` would be run again
- * by an agent that restarts.
+ * by an agent that restarts. It also deletes job statuses whose job does not exist (agents
+ * cannot write those: `reportJob` checks the job in the same transaction).
  */
 export class Collector {
   readonly #store: Store;
@@ -34,7 +35,33 @@ export class Collector {
 
   /** Deletes an ended job's records, in the background. */
   collect(job: KnownJob): void {
-    const p = this.#collect(job).finally(() => this.#inflight.delete(p));
+    const statusKey = this.#keys.jobStatus(job.hostId, job.id);
+    this.#run(
+      [
+        { key: job.key, target: 'modRevision', op: '==', value: job.rev },
+        { key: statusKey, target: 'modRevision', op: '==', value: job.statusRev },
+      ],
+      [
+        { op: 'delete', key: job.key },
+        { op: 'delete', key: statusKey },
+      ],
+    );
+  }
+
+  /** Deletes a job status (at revision `rev`) whose job record does not exist, in the background. */
+  collectOrphan(hostId: string, jobId: string, rev: number): void {
+    const statusKey = this.#keys.jobStatus(hostId, jobId);
+    this.#run(
+      [
+        { key: this.#keys.job(hostId, jobId), target: 'version', op: '==', value: 0 },
+        { key: statusKey, target: 'modRevision', op: '==', value: rev },
+      ],
+      [{ op: 'delete', key: statusKey }],
+    );
+  }
+
+  #run(compare: Compare[], success: TxnOp[]): void {
+    const p = this.#delete(compare, success).finally(() => this.#inflight.delete(p));
     this.#inflight.add(p);
   }
 
@@ -43,22 +70,12 @@ export class Collector {
     await Promise.all(this.#inflight);
   }
 
-  async #collect(job: KnownJob): Promise<void> {
-    const statusKey = this.#keys.jobStatus(job.hostId, job.id);
+  async #delete(compare: Compare[], success: TxnOp[]): Promise<void> {
     let delay = 100;
     while (!this.#signal.aborted) {
       try {
         // Not succeeded: the job or its status changed since; the change brings it back here.
-        await this.#store.txn({
-          compare: [
-            { key: job.key, target: 'modRevision', op: '==', value: job.rev },
-            { key: statusKey, target: 'modRevision', op: '==', value: job.statusRev },
-          ],
-          success: [
-            { op: 'delete', key: job.key },
-            { op: 'delete', key: statusKey },
-          ],
-        });
+        await this.#store.txn({ compare, success });
         return;
       } catch (err) {
         this.#onError(err);

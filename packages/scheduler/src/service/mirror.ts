@@ -31,6 +31,8 @@ export interface KnownJob extends JobSnapshot {
 export interface MirrorHooks {
   /** A job reached `down`: collect it. */
   ended(job: KnownJob): void;
+  /** A job status whose job record does not exist (at revision `rev`): delete it. */
+  orphan(hostId: string, jobId: string, rev: number): void;
   /** A job reached `crashed`: back off, then replace it. */
   crashed(job: KnownJob): void;
   /** Whether a crashed job is held in backoff (the planner then counts it as pending). */
@@ -194,6 +196,7 @@ export class ClusterMirror {
         const job = this.jobs.get(decoded.jobId);
         if (job === undefined || job.hostId !== decoded.hostId) {
           this.#orphans.set(decoded.jobId, { status: decoded.record, rev: kv.modRevision });
+          this.#hooks.orphan(decoded.hostId, decoded.jobId, kv.modRevision);
           return;
         }
         if (job.statusRev >= kv.modRevision) return;
