@@ -290,3 +290,50 @@ describe('Scheduler probes: orphans', () => {
     await memory.close();
   });
 });
+
+describe('Scheduler probes: jobs that end unexpectedly', () => {
+  it('replaces a job its agent reports down while it is still wanted, under the same number', async () => {
+    const { clock, memory, cluster } = await setup(2);
+    const s = new Scheduler({ store: memory, clock });
+    await s.start();
+    await declare(cluster, web(2));
+    await s.idle();
+    const [victim] = await cluster.jobs();
+    const id = victim?.record.id as string;
+    await cluster.reportJob(victim?.record.hostId as string, id, { state: 'down', exitStatus: 0 });
+    await until(clock, async () => !(await cluster.jobs()).some((j) => j.record.id === id));
+    await s.idle();
+    const jobs = await cluster.jobs();
+    expect(jobs).toHaveLength(2);
+    expect(jobs.map((j) => j.record.index).sort()).toEqual([1, 2]);
+    await s.close();
+    await cluster.close();
+    await memory.close();
+  });
+
+  it('a crashed job held in backoff whose host dies is replaced at once, not after the backoff', async () => {
+    const { clock, memory, cluster } = await setup(2);
+    const s = new Scheduler({ store: memory, clock, restartBackoffMs: [600_000] });
+    await s.start();
+    await declare(cluster, web(1));
+    await s.idle();
+    const [victim] = await cluster.jobs();
+    const host = victim?.record.hostId as string;
+    await cluster.reportJob(host, victim?.record.id as string, { state: 'crashed' });
+    await s.idle();
+    expect(s.stats.heldForBackoff).toBe(1);
+    await memory.delete(cluster.keys.heartbeat(host)); // the host dies
+    await until(
+      clock,
+      async () => (await cluster.jobs()).some((j) => j.record.hostId !== host),
+      5000,
+    );
+    await s.idle();
+    const jobs = await cluster.jobs();
+    expect(jobs.map((j) => j.record.hostId)).toEqual([host === 'h0' ? 'h1' : 'h0']);
+    expect(s.stats.heldForBackoff).toBe(0);
+    await s.close();
+    await cluster.close();
+    await memory.close();
+  });
+});
