@@ -1,0 +1,330 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, open, readdir, readlink, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import * as tar from 'tar-stream';
+import { SlugError, SlugErrorCodes, quoteName } from './errors.js';
+import { checkPath, checkSignal, linkedController, waitDrain } from './internal/streams.js';
+import { resolveLink } from './internal/tree.js';
+import type { Node } from './internal/tree.js';
+
+/** Options of {@link packSlug}. */
+export interface PackSlugOptions {
+  /** Aborts the packing; the call then rejects with the signal's `reason` and leaves nothing at `dest`. */
+  readonly signal?: AbortSignal;
+  /**
+   * Entries to leave out. Either paths relative to the directory (`'.git'`, `'tmp/cache'`,
+   * POSIX separators, no leading `./`), or a predicate given each such path. Leaving out a
+   * directory leaves out everything under it.
+   */
+  readonly exclude?: readonly string[] | ((path: string) => boolean);
+}
+
+/** What {@link packSlug} wrote. */
+export interface PackedSlug {
+  /** The absolute path of the slug. */
+  readonly path: string;
+  /** The sha256 of the slug's bytes, in lowercase hex: what `extractSlug`'s `expectedSha256` takes. */
+  readonly sha256: string;
+  /** The slug's size in bytes. */
+  readonly size: number;
+  /** How many entries the slug holds: regular files, directories and symlinks (the root not counted). */
+  readonly files: number;
+}
+
+/** A header as `tar-stream`'s `pack.entry` takes it. */
+type EntryHeader = Parameters<tar.Pack['entry']>[0];
+
+/** One entry to pack, found by the walk. */
+interface SourceEntry {
+  /** Path relative to the root, POSIX separators. */
+  readonly path: string;
+  readonly node: Node;
+  /** Permission bits (`0o777` mask). */
+  readonly mode: number;
+  /** Bytes, for a regular file. */
+  readonly size: number;
+}
+
+/** Every entry's mtime in a slug: fixed, so that the same tree always gives the same bytes. */
+const MTIME = new Date(0);
+
+/**
+ * Packs the directory `dir` into a slug, a gzipped tar, at `dest`.
+ *
+ * The slug is written atomically: to a temporary file beside `dest`, flushed to disk and then
+ * renamed onto `dest` (replacing what was there). On any error or abort the temporary file is
+ * removed and `dest` is left as it was. The sha256 and size are computed while writing.
+ *
+ * What a slug holds: regular files with their permission bits (so `bin/` scripts stay
+ * executable), directories, and symlinks whose target stays inside the tree. Entries are sorted,
+ * their mtimes fixed at the epoch and owners at uid/gid 0, so the same tree always gives the
+ * same bytes and the same sha256.
+ *
+ * @param dir - the directory to pack; `dest`, if inside it, is left out.
+ * @param dest - where to write the slug; its directory must exist.
+ * @throws {@link SlugError} `FLOTILLA_SLUG_LINK` for a symlink that is absolute or leads outside
+ *   `dir`, `FLOTILLA_SLUG_SPECIAL` for a device, FIFO or socket, `FLOTILLA_SLUG_NOT_DIRECTORY`,
+ *   `FLOTILLA_SLUG_CHANGED`, `FLOTILLA_SLUG_INVALID_ARGUMENT`; the signal's reason when aborted.
+ *
+ * @example
+ * ```ts
+ * import { packSlug } from '@flotilla/slug';
+ *
+ * const slug = await packSlug('/tmp/build/app', '/var/flotilla/slugs/demo-v3.tgz', {
+ *   exclude: ['.git'],
+ * });
+ * console.log(slug.sha256, slug.size, slug.files);
+ * ```
+ */
+export async function packSlug(
+  dir: string,
+  dest: string,
+  options: PackSlugOptions = {},
+): Promise<PackedSlug> {
+  checkPath(dir, 'packSlug: dir');
+  checkPath(dest, 'packSlug: dest');
+  checkSignal(options.signal);
+  const exclude = excluder(options.exclude);
+  options.signal?.throwIfAborted();
+
+  const root = resolve(dir);
+  const target = resolve(dest);
+  const rootStat = await stat(root).catch(() => undefined);
+  if (rootStat?.isDirectory() !== true) {
+    throw new SlugError(
+      SlugErrorCodes.NOT_DIRECTORY,
+      `packSlug: ${root} is not a directory; pass the directory that holds the app`,
+      { path: root },
+    );
+  }
+  const destInside = relative(root, target);
+  const skip = (path: string): boolean => path === destInside.split(sep).join('/') || exclude(path);
+
+  const entries = await walk(root, skip, options.signal);
+  checkLinks(entries);
+
+  const { controller, dispose } = linkedController(options.signal);
+  const temp = join(dirname(target), `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
+  const file = await open(temp, 'wx', 0o644);
+  let closed = false;
+  try {
+    const hash = createHash('sha256');
+    let size = 0;
+    const pack = tar.pack();
+    const produce = writeEntries(pack, root, entries, controller.signal);
+    produce.catch(() => undefined);
+    try {
+      await pipeline(
+        Readable.from(pack),
+        createGzip(),
+        async (source: AsyncIterable<Buffer>) => {
+          for await (const chunk of source) {
+            hash.update(chunk);
+            size += chunk.byteLength;
+            await file.write(chunk);
+          }
+        },
+        { signal: controller.signal },
+      );
+    } catch (err) {
+      controller.abort(err);
+      pack.destroy();
+      await produce.catch(() => undefined);
+      throw err;
+    }
+    await produce;
+    await file.sync();
+    closed = true;
+    await file.close();
+    options.signal?.throwIfAborted();
+    await rename(temp, target);
+    await syncDirectory(dirname(target));
+    return { path: target, sha256: hash.digest('hex'), size, files: entries.length };
+  } catch (err) {
+    if (!closed) await file.close().catch(() => undefined);
+    await rm(temp, { force: true });
+    if (options.signal?.aborted === true) throw options.signal.reason;
+    throw err;
+  } finally {
+    dispose();
+  }
+}
+
+function excluder(exclude: PackSlugOptions['exclude']): (path: string) => boolean {
+  if (exclude === undefined) return () => false;
+  if (typeof exclude === 'function') return exclude;
+  if (Array.isArray(exclude) && exclude.every((p) => typeof p === 'string')) {
+    const paths = new Set(
+      exclude.map((p) =>
+        p
+          .split('/')
+          .filter((c) => c !== '' && c !== '.')
+          .join('/'),
+      ),
+    );
+    return (path) => paths.has(path);
+  }
+  throw new SlugError(
+    SlugErrorCodes.INVALID_ARGUMENT,
+    'packSlug: options.exclude must be an array of relative paths or a predicate',
+  );
+}
+
+/** Lists the tree under `root` depth first, each directory's entries sorted by name. */
+async function walk(
+  root: string,
+  skip: (path: string) => boolean,
+  signal: AbortSignal | undefined,
+): Promise<SourceEntry[]> {
+  const out: SourceEntry[] = [];
+  const visit = async (relDir: string): Promise<void> => {
+    signal?.throwIfAborted();
+    const names = (await readdir(join(root, relDir))).sort();
+    for (const name of names) {
+      const path = relDir === '' ? name : `${relDir}/${name}`;
+      if (skip(path)) continue;
+      const abs = join(root, path);
+      const st = await lstat(abs);
+      const mode = st.mode & 0o777;
+      if (st.isDirectory()) {
+        out.push({ path, node: { kind: 'directory' }, mode, size: 0 });
+        await visit(path);
+      } else if (st.isFile()) {
+        out.push({ path, node: { kind: 'file' }, mode, size: st.size });
+      } else if (st.isSymbolicLink()) {
+        out.push({
+          path,
+          node: { kind: 'symlink', target: await readlink(abs) },
+          mode: 0o777,
+          size: 0,
+        });
+      } else {
+        throw new SlugError(
+          SlugErrorCodes.SPECIAL,
+          `packSlug: ${quoteName(path)} is a ${specialKind(st)}; a slug holds only files, directories and symlinks: remove it or exclude it`,
+          { entry: path, path: abs },
+        );
+      }
+    }
+  };
+  await visit('');
+  return out;
+}
+
+function specialKind(st: {
+  isFIFO(): boolean;
+  isSocket(): boolean;
+  isCharacterDevice(): boolean;
+  isBlockDevice(): boolean;
+}): string {
+  if (st.isFIFO()) return 'FIFO';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'character device';
+  if (st.isBlockDevice()) return 'block device';
+  return 'special file';
+}
+
+/** Refuses symlinks that are absolute, lead outside the tree, or loop. */
+function checkLinks(entries: readonly SourceEntry[]): void {
+  const tree = new Map(entries.map((e) => [e.path, e.node]));
+  for (const { path, node } of entries) {
+    if (node.kind !== 'symlink') continue;
+    const where = resolveLink(tree, path, node.target);
+    if (where === 'inside') continue;
+    const why = node.target.startsWith('/')
+      ? 'is absolute: make it relative to the link'
+      : where === 'loop'
+        ? 'loops'
+        : 'leads outside the directory';
+    throw new SlugError(
+      SlugErrorCodes.LINK,
+      `packSlug: symlink ${quoteName(path)} -> ${quoteName(node.target)} ${why}; a slug may only link within itself`,
+      { entry: path },
+    );
+  }
+}
+
+/** Feeds every entry into `pack`, then finalizes it. */
+async function writeEntries(
+  pack: tar.Pack,
+  root: string,
+  entries: readonly SourceEntry[],
+  signal: AbortSignal,
+): Promise<void> {
+  for (const entry of entries) {
+    signal.throwIfAborted();
+    const base = { mode: entry.mode, mtime: MTIME, uid: 0, gid: 0, uname: '', gname: '' };
+    if (entry.node.kind === 'directory') {
+      await addEntry(pack, { ...base, name: `${entry.path}/`, type: 'directory' });
+    } else if (entry.node.kind === 'symlink') {
+      await addEntry(pack, {
+        ...base,
+        name: entry.path,
+        type: 'symlink',
+        linkname: entry.node.target,
+      });
+    } else {
+      await addFile(
+        pack,
+        root,
+        entry,
+        { ...base, name: entry.path, type: 'file', size: entry.size },
+        signal,
+      );
+    }
+  }
+  pack.finalize();
+}
+
+function addEntry(pack: tar.Pack, header: EntryHeader): Promise<void> {
+  return new Promise((resolve, reject) => {
+    pack.entry(header, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+async function addFile(
+  pack: tar.Pack,
+  root: string,
+  entry: SourceEntry,
+  header: EntryHeader,
+  signal: AbortSignal,
+): Promise<void> {
+  let settle!: { resolve: () => void; reject: (err: unknown) => void };
+  const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  done.catch(() => undefined);
+  const sink = pack.entry(header, (err) => (err ? settle.reject(err) : settle.resolve()));
+  let read = 0;
+  if (entry.size > 0) {
+    const abs = join(root, entry.path);
+    for await (const chunk of createReadStream(abs, { start: 0, end: entry.size - 1, signal })) {
+      read += (chunk as Buffer).byteLength;
+      if (!sink.write(chunk)) await waitDrain(sink, signal);
+    }
+  }
+  if (read !== entry.size) {
+    const err = new SlugError(
+      SlugErrorCodes.CHANGED,
+      `packSlug: ${quoteName(entry.path)} shrank from ${entry.size} to ${read} bytes while it was packed; pack a tree nothing writes to`,
+      { entry: entry.path },
+    );
+    sink.destroy(err);
+    throw err;
+  }
+  sink.end(undefined);
+  await done;
+}
+
+/** Flushes a directory's entries (the rename) to disk; a no-op where directories cannot be opened. */
+async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, 'r').catch(() => undefined);
+  if (handle === undefined) return;
+  try {
+    await handle.sync().catch(() => undefined);
+  } finally {
+    await handle.close();
+  }
+}
