@@ -337,3 +337,59 @@ describe('Scheduler probes: jobs that end unexpectedly', () => {
     await memory.close();
   });
 });
+
+describe('Scheduler probes: a commit that lands but whose answer is lost', () => {
+  it('a sole scheduler does not place again what an unanswered commit placed', async () => {
+    const { clock, memory, cluster } = await setup(4);
+    const jobsPrefix = cluster.keys.jobs;
+    let lost = 0;
+    // The first placing transaction is applied, then its answer is lost (an etcd timeout),
+    // and the watch is slow to tell of it: the retry must not place the jobs a second time.
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const lossy = new Proxy(memory, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (prop === 'watch')
+          return (...args: Parameters<Store['watch']>) =>
+            (async function* () {
+              for await (const ev of target.watch(...args)) {
+                if (ev.kv.key.startsWith(jobsPrefix)) await held;
+                yield ev;
+              }
+            })();
+        if (prop !== 'txn')
+          return typeof value === 'function'
+            ? (value as (...a: unknown[]) => unknown).bind(target)
+            : value;
+        return async (...args: Parameters<Store['txn']>) => {
+          const placing = args[0].success.some(
+            (op) => op.op === 'put' && op.key.startsWith(jobsPrefix),
+          );
+          const res = await target.txn(...args);
+          if (placing && lost++ === 0)
+            throw new StoreError(StoreErrorCodes.UNAVAILABLE, 'deadline exceeded (injected)');
+          return res;
+        };
+      },
+    });
+    const s = new Scheduler({ store: lossy, clock, hostGraceMs: 600_000 });
+    const failed = new Promise<void>((resolve) => s.once('error', () => resolve()));
+    await s.start();
+    await declare(cluster, web(8));
+    await failed;
+    // The retry comes while the watch still holds back the news of the first commit.
+    for (let i = 0; i < 8; i++) await clock.advance(250);
+    release();
+    await until(clock, async () => (await cluster.jobs()).length >= 8, 10_000);
+    await s.idle();
+    // Without agents, a job placed twice would stay (asked to stop) beside the one kept.
+    const jobs = await cluster.jobs();
+    expect(jobs.filter((j) => j.record.desired === 'stop')).toEqual([]);
+    expect(jobs).toHaveLength(8);
+    expect(jobs.map((j) => j.record.index).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    await s.close();
+    await cluster.close();
+    await memory.close();
+  });
+});

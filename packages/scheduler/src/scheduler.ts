@@ -76,6 +76,11 @@ export interface SchedulerEvents {
   error: (error: unknown) => void;
 }
 
+interface SeenWaiter {
+  readonly revision: number;
+  readonly resolve: () => void;
+}
+
 /** The lifecycle of a {@link Scheduler}. */
 export type SchedulerState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 
@@ -117,6 +122,15 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
   #again = false;
   #kicked = false;
   #idleWaiters: (() => void)[] = [];
+  /**
+   * Set when a commit failed without an answer: it may have landed. Until a commit succeeds,
+   * the per-host allocation checks are made even by a sole scheduler, so that a retry of what
+   * did land conflicts instead of placing it twice.
+   */
+  #uncertain = false;
+  /** The newest store revision the watch has delivered. */
+  #seen = 0;
+  #seenWaiters: SeenWaiter[] = [];
 
   constructor(options: SchedulerOptions) {
     super();
@@ -299,6 +313,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
           this.#mirror.applySnapshot(item.kvs, item.revision, true);
           this.#membership.sweep();
         } else this.#mirror.apply(item.event);
+        this.#saw(item.type === 'snapshot' ? item.revision : item.event.revision);
         this.#kick();
       }
     } catch (err) {
@@ -308,6 +323,35 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       this.emit('error', err);
       this.#settle();
     }
+  }
+
+  #saw(revision: number): void {
+    if (revision <= this.#seen) return;
+    this.#seen = revision;
+    if (this.#seenWaiters.length === 0) return;
+    const still: SeenWaiter[] = [];
+    for (const w of this.#seenWaiters) {
+      if (w.revision <= revision) w.resolve();
+      else still.push(w);
+    }
+    this.#seenWaiters = still;
+  }
+
+  /**
+   * After a commit failed without an answer: waits until the watch has delivered a write made
+   * after it, so that what the commit may have placed is known before planning again. Without
+   * it, a sole scheduler (which skips the per-host allocation checks) could place it twice.
+   */
+  async #catchUp(): Promise<void> {
+    const revision = await this.#membership.barrier();
+    if (revision <= this.#seen) return;
+    const signal = this.#abort.signal;
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve();
+      const w = { revision, resolve };
+      this.#seenWaiters.push(w);
+      signal.addEventListener('abort', () => resolve(), { once: true });
+    });
   }
 
   #crashed(job: KnownJob): void {
@@ -373,7 +417,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       const planMs = performance.now() - t0;
       try {
         const m = this.#membership;
-        const sole = m.active && m.members.length === 1;
+        const sole = m.active && m.members.length === 1 && !this.#uncertain;
         const committed = await this.#committer.commit(plan, m.revision, sole);
         this.emit('plan', {
           started: committed.started,
@@ -393,11 +437,19 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
         }
       } catch (err) {
         if (this.#abort.signal.aborted) return;
+        this.#uncertain = true;
         this.#o.logger.warn({ err }, 'commit failed; planning again');
         this.emit('error', err);
         this.#requeue(plan);
         await sleep(this.#o.clock, delay, this.#abort.signal);
         delay = Math.min(delay * 2, 5000);
+        try {
+          await this.#catchUp();
+          this.#uncertain = false;
+        } catch (barrierError) {
+          // Still unreachable: the next commit fails too, or lands with the allocation checks.
+          if (!this.#abort.signal.aborted) this.emit('error', barrierError);
+        }
       }
     }
   }

@@ -256,6 +256,28 @@ export class Membership {
     })();
   }
 
+  /**
+   * A write ordered after every earlier request of this scheduler: rewrites its member key (same
+   * lease) and returns the revision. Once the watch has delivered that revision, the mirror has
+   * seen whatever an earlier, unanswered commit wrote. Throws when the store cannot be reached.
+   */
+  async barrier(): Promise<number> {
+    const lease = this.#lease;
+    const key = this.#keys.scheduler(this.#id);
+    const res = await this.#store.txn({
+      compare: [{ key, target: 'version', op: '>', value: 0 }],
+      success: [
+        {
+          op: 'put',
+          key,
+          value: JSON.stringify({ at: this.#clock.now() }),
+          ...(lease === undefined ? {} : { lease: lease.id }),
+        },
+      ],
+    });
+    return res.revision;
+  }
+
   /** Our member key was deleted while our lease lives (by hand): write it again. */
   #reregister(): void {
     const lease = this.#lease;
