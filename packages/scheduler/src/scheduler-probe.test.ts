@@ -393,3 +393,35 @@ describe('Scheduler probes: a commit that lands but whose answer is lost', () =>
     await memory.close();
   });
 });
+
+describe('Scheduler probes: taking over from a dead scheduler', () => {
+  it('removes a dead member from the epoch even when the first attempt fails', async () => {
+    const { clock, memory, cluster } = await setup(1);
+    const epochKey = cluster.keys.schedulerEpoch;
+    // A's first write of the epoch after B died is lost.
+    let armed = false;
+    const aStore = failing(
+      memory,
+      (txn) => armed && txn.success.some((op) => 'key' in op && op.key === epochKey),
+    );
+    const bView = new PartitionableStore(memory, { clock });
+    const a = new Scheduler({ store: aStore, clock, id: 'a', memberTtlMs: 1000 });
+    const b = new Scheduler({ store: bView, clock, id: 'b', memberTtlMs: 1000 });
+    await a.start();
+    await b.start();
+    await until(clock, () => Promise.resolve(a.stats.members.length === 2));
+    expect(a.stats.members).toEqual(['a', 'b']);
+    armed = true;
+    bView.partitioned = true; // B dies: its lease runs out
+    await until(clock, () => Promise.resolve(a.stats.members.length === 1), 10_000);
+    expect(aStore.failures).toBe(1);
+    expect(a.stats.members).toEqual(['a']);
+    for (const app of ['p', 'q', 'r']) await declare(cluster, web(1, app));
+    await a.idle();
+    expect(await cluster.jobs()).toHaveLength(3);
+    await a.close();
+    await b.close();
+    await cluster.close();
+    await memory.close();
+  });
+});

@@ -188,9 +188,12 @@ export class Membership {
     void this.#update(
       (m) => (m.includes(id) ? m.filter((x) => x !== id) : undefined),
       [{ key: this.#keys.scheduler(id), target: 'version', op: '==', value: 0 }],
-    ).catch((err: unknown) => {
-      if (!this.#abort.signal.aborted)
-        this.#logger.warn({ err }, 'could not remove a dead scheduler');
+    ).catch(async (err: unknown) => {
+      if (this.#abort.signal.aborted) return;
+      // Until it is removed, its apps have no scheduler: try again after a while.
+      this.#logger.warn({ err }, 'could not remove a dead scheduler; retrying');
+      await sleep(this.#clock, 1000, this.#abort.signal);
+      if (!this.#abort.signal.aborted && !this.#present.has(id)) this.applyMember(id, false);
     });
   }
 
