@@ -12,6 +12,7 @@ import { HostMonitor } from './service/host-monitor.js';
 import { Membership } from './service/membership.js';
 import { ClusterMirror, type KnownJob } from './service/mirror.js';
 import { resolveOptions, type ResolvedOptions } from './service/options.js';
+import { Watermark } from './service/watermark.js';
 import type { Plan, Unplaced } from './types.js';
 
 export type { CrashLoop } from './service/crash-backoff.js';
@@ -76,11 +77,6 @@ export interface SchedulerEvents {
   error: (error: unknown) => void;
 }
 
-interface SeenWaiter {
-  readonly revision: number;
-  readonly resolve: () => void;
-}
-
 /** The lifecycle of a {@link Scheduler}. */
 export type SchedulerState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 
@@ -129,8 +125,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
    */
   #uncertain = false;
   /** The newest store revision the watch has delivered. */
-  #seen = 0;
-  #seenWaiters: SeenWaiter[] = [];
+  readonly #watermark = new Watermark();
 
   constructor(options: SchedulerOptions) {
     super();
@@ -313,7 +308,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
           this.#mirror.applySnapshot(item.kvs, item.revision, true);
           this.#membership.sweep();
         } else this.#mirror.apply(item.event);
-        this.#saw(item.type === 'snapshot' ? item.revision : item.event.revision);
+        this.#watermark.saw(item.type === 'snapshot' ? item.revision : item.event.revision);
         this.#kick();
       }
     } catch (err) {
@@ -325,18 +320,6 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
     }
   }
 
-  #saw(revision: number): void {
-    if (revision <= this.#seen) return;
-    this.#seen = revision;
-    if (this.#seenWaiters.length === 0) return;
-    const still: SeenWaiter[] = [];
-    for (const w of this.#seenWaiters) {
-      if (w.revision <= revision) w.resolve();
-      else still.push(w);
-    }
-    this.#seenWaiters = still;
-  }
-
   /**
    * After a commit failed without an answer: waits until the watch has delivered a write made
    * after it, so that what the commit may have placed is known before planning again. Without
@@ -344,14 +327,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
    */
   async #catchUp(): Promise<void> {
     const revision = await this.#membership.barrier();
-    if (revision <= this.#seen) return;
-    const signal = this.#abort.signal;
-    await new Promise<void>((resolve) => {
-      if (signal.aborted) return resolve();
-      const w = { revision, resolve };
-      this.#seenWaiters.push(w);
-      signal.addEventListener('abort', () => resolve(), { once: true });
-    });
+    await this.#watermark.reached(revision, this.#abort.signal);
   }
 
   #crashed(job: KnownJob): void {
