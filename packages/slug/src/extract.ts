@@ -145,16 +145,21 @@ interface Limits {
 
 /** Streams `src` through sha256, gunzip and tar into `root` (a fresh, empty directory). */
 async function extractInto(src: string, root: string, limits: Limits): Promise<ExtractedSlug> {
-  const { signal } = limits;
   const hash = createHash('sha256');
   const extract = tar.extract();
   const writer = new TreeWriter(root, limits);
+  const stop = linkedController(limits.signal);
+  const signal = stop.controller.signal;
   let inflated = 0;
-  const gunzip = createGunzip();
-  gunzip.once('error', (err) => corrupt.add(err));
+  // What went wrong in the slug itself, as gunzip and the tar parser saw it.
+  let damage: Error | undefined;
   let feedError: unknown;
+  const gunzip = createGunzip();
+  gunzip.on('error', (err: Error & { code?: unknown }) => {
+    if (typeof err.code === 'string' && err.code.startsWith('Z_')) damage ??= err;
+  });
   extract.on('error', (err: unknown) => {
-    if (err !== feedError && typeof err === 'object' && err !== null) corrupt.add(err);
+    if (err !== feedError && err instanceof Error && !(err instanceof SlugError)) damage ??= err;
   });
 
   const feed = pipeline(
@@ -167,22 +172,29 @@ async function extractInto(src: string, root: string, limits: Limits): Promise<E
     }),
     gunzip,
     async (source: AsyncIterable<Buffer>) => {
-      for await (const chunk of source) {
-        inflated += chunk.byteLength;
-        if (inflated > limits.maxBytes + TAR_OVERHEAD + 8192 * writer.entries) {
-          throw new SlugError(
-            SlugErrorCodes.TOO_LARGE,
-            `extractSlug: the slug inflates past ${limits.maxBytes} bytes of files plus tar overhead; raise maxBytes if it is genuine`,
-          );
+      try {
+        for await (const chunk of source) {
+          inflated += chunk.byteLength;
+          if (inflated > limits.maxBytes + TAR_OVERHEAD + 8192 * writer.entries) {
+            throw new SlugError(
+              SlugErrorCodes.TOO_LARGE,
+              `extractSlug: the slug inflates past ${limits.maxBytes} bytes of files plus tar overhead; raise maxBytes if it is genuine`,
+            );
+          }
+          if (extract.destroyed) throw new Error('tar parser closed');
+          if (!extract.write(chunk)) await waitDrain(extract, signal);
         }
-        if (!extract.write(chunk)) await waitDrain(extract, signal);
+        extract.end(undefined);
+      } catch (err) {
+        // Node's pipeline rejects with an AbortError of its own when its last stage throws.
+        feedError ??= err;
+        throw err;
       }
-      extract.end(undefined);
     },
     { signal },
   ).catch((err: unknown) => {
-    feedError = err;
-    extract.destroy(err as Error);
+    feedError ??= err;
+    extract.destroy(feedError as Error);
     throw err;
   });
   feed.catch(() => undefined);
@@ -191,9 +203,17 @@ async function extractInto(src: string, root: string, limits: Limits): Promise<E
     for await (const entry of extract) await writer.add(entry);
     await feed;
   } catch (err) {
+    stop.controller.abort(err);
     extract.destroy();
     await feed.catch(() => undefined);
-    throw err;
+    // Our own refusals first, then the slug's damage, then whatever else failed (I/O).
+    if (err instanceof SlugError) throw err;
+    if (feedError instanceof SlugError) throw feedError;
+    limits.signal.throwIfAborted();
+    if (damage !== undefined) throw corrupt(src, damage);
+    throw feedError ?? err;
+  } finally {
+    stop.dispose();
   }
   writer.checkLinks();
   if (limits.expected !== undefined) {
@@ -205,9 +225,6 @@ async function extractInto(src: string, root: string, limits: Limits): Promise<E
 
 /** One entry of a tar being read: its header, and a stream of its data. */
 type Entry = tar.Extract extends AsyncIterable<infer S> ? S : never;
-
-/** Errors raised by gunzip or by tar parsing: the slug is corrupt. */
-const corrupt = new WeakSet<object>();
 
 /** Writes entries into a fresh directory, keeping a model of what it holds to judge links. */
 class TreeWriter {
@@ -463,27 +480,27 @@ function digestMismatch(src: string, expected: string, actual: string, cause?: u
   );
 }
 
+function corrupt(src: string, cause: Error): SlugError {
+  return new SlugError(
+    SlugErrorCodes.CORRUPT,
+    `extractSlug: ${src} is not a complete gzipped tar (${cause.message}); fetch or build it again`,
+    { path: src, cause },
+  );
+}
+
 /**
- * Turns a failure into the error the caller sees: gunzip and tar errors become
- * `FLOTILLA_SLUG_CORRUPT`, and when a digest was expected and the slug does not match it, the
- * mismatch is what is reported (a damaged download shows as unreadable before its end is hashed).
+ * When a digest was expected and the slug does not match it, the mismatch is what the caller
+ * sees, whatever else failed: a damaged download mostly shows as unreadable before its end is
+ * hashed, and what to do about it is to fetch it again.
  */
 async function explain(err: unknown, src: string, expected: string | undefined): Promise<unknown> {
-  let out = err;
-  if (typeof err === 'object' && err !== null && corrupt.has(err)) {
-    out = new SlugError(
-      SlugErrorCodes.CORRUPT,
-      `extractSlug: ${src} is not a complete gzipped tar (${(err as Error).message}); fetch or build it again`,
-      { path: src, cause: err },
-    );
-  }
-  if (expected === undefined || (out instanceof SlugError && out.code === SlugErrorCodes.DIGEST)) {
-    return out;
+  if (expected === undefined || (err instanceof SlugError && err.code === SlugErrorCodes.DIGEST)) {
+    return err;
   }
   const actual = await hashFile(src).catch(() => undefined);
   if (actual !== undefined && actual !== expected)
-    return digestMismatch(src, expected, actual, out);
-  return out;
+    return digestMismatch(src, expected, actual, err);
+  return err;
 }
 
 async function hashFile(path: string): Promise<string> {

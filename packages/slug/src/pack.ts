@@ -115,7 +115,14 @@ export async function packSlug(
     const hash = createHash('sha256');
     let size = 0;
     const pack = tar.pack();
-    const produce = writeEntries(pack, root, entries, controller.signal);
+    // The first failure is the one reported: a refusal while reading the tree, rather than the
+    // pipeline's own AbortError once it is torn down.
+    let failure: unknown;
+    const produce = writeEntries(pack, root, entries, controller.signal).catch((err: unknown) => {
+      failure ??= err;
+      pack.destroy(err as Error);
+      throw err;
+    });
     produce.catch(() => undefined);
     try {
       await pipeline(
@@ -131,10 +138,11 @@ export async function packSlug(
         { signal: controller.signal },
       );
     } catch (err) {
-      controller.abort(err);
+      failure ??= err;
+      controller.abort(failure);
       pack.destroy();
       await produce.catch(() => undefined);
-      throw err;
+      throw failure;
     }
     await produce;
     await file.sync();
@@ -282,7 +290,8 @@ async function writeEntries(
 
 function addEntry(pack: tar.Pack, header: EntryHeader): Promise<void> {
   return new Promise((resolve, reject) => {
-    pack.entry(header, (err) => (err ? reject(err) : resolve()));
+    const sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+    sink.on('error', () => undefined); // reported through the callback
   });
 }
 
@@ -297,6 +306,7 @@ async function addFile(
   const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
   done.catch(() => undefined);
   const sink = pack.entry(header, (err) => (err ? settle.reject(err) : settle.resolve()));
+  sink.on('error', () => undefined); // reported through the callback
   let read = 0;
   if (entry.size > 0) {
     const abs = join(root, entry.path);

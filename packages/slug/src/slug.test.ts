@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { watch } from 'node:fs';
+import { truncateSync, watch } from 'node:fs';
 import {
   chmod,
   lstat,
@@ -200,6 +200,22 @@ describe('packSlug refuses', () => {
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+
+  it('a file that shrinks while it is packed', async () => {
+    const app = join(work, 'app');
+    await writeFile(join(app, 'a'), 'a'.repeat(1000));
+    await writeFile(join(app, 'z'), 'z');
+    // The walk has measured a when it asks about z; a shrinks before it is read.
+    const exclude = (path: string): boolean => {
+      if (path === 'z') truncateSync(join(app, 'a'), 10);
+      return false;
+    };
+    const err: unknown = await packSlug(app, join(work, 'app.tgz'), { exclude }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'FLOTILLA_SLUG_CHANGED', entry: 'a' });
+    expect((await readdir(work)).sort()).toEqual(['app', 'outside']);
   });
 
   it('a dir that is not a directory, and bad arguments', async () => {

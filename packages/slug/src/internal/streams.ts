@@ -2,6 +2,7 @@ import { SlugError, SlugErrorCodes } from '../errors.js';
 
 /** The part of a stream (Node or streamx) that {@link waitDrain} listens to. */
 interface Drainable {
+  readonly destroyed: boolean;
   once(event: 'drain' | 'close' | 'error', listener: (err?: unknown) => void): unknown;
   off(event: 'drain' | 'close' | 'error', listener: (err?: unknown) => void): unknown;
 }
@@ -14,6 +15,10 @@ export function waitDrain(stream: Drainable, signal: AbortSignal): Promise<void>
   return new Promise((resolve, reject) => {
     if (signal.aborted) {
       reject(signal.reason as Error);
+      return;
+    }
+    if (stream.destroyed) {
+      reject(new Error('stream closed'));
       return;
     }
     const done = (err?: unknown): void => {
