@@ -93,7 +93,10 @@ async function expectRefused(
   return err as SlugError;
 }
 
-const file = (name: string, body = 'x'): Crafted => ({ header: { name, mode: 0o644 }, body });
+const file = (name: string, body: string | Buffer = 'x'): Crafted => ({
+  header: { name, mode: 0o644 },
+  body,
+});
 const dir = (name: string): Crafted => ({ header: { name, type: 'directory', mode: 0o755 } });
 const symlink = (name: string, linkname: string): Crafted => ({
   header: { name, type: 'symlink', linkname },
@@ -225,7 +228,8 @@ describe('extractSlug refuses hostile slugs and leaves nothing behind', () => {
     const bytes = await readFile(packed.path);
     await rm(app, { recursive: true });
     await rm(packed.path);
-    bytes[bytes.length >> 1] ^= 0x01;
+    const middle = bytes.length >> 1;
+    bytes.writeUInt8(bytes.readUInt8(middle) ^ 0x01, middle);
     const err = await expectRefused(bytes, 'FLOTILLA_SLUG_DIGEST', {
       expectedSha256: packed.sha256,
     });
