@@ -115,6 +115,14 @@ describe('extractSlug refuses hostile slugs and leaves nothing behind', () => {
     expect(err.message).toContain('"../evil"');
   });
 
+  it('a long or unicode name carried in a pax header that climbs out', async () => {
+    await expectRefused(
+      await craft([file(`${'d'.repeat(120)}/../../evil`)]),
+      'FLOTILLA_SLUG_ESCAPE',
+    );
+    await expectRefused(await craft([file('ü/../../evil')]), 'FLOTILLA_SLUG_ESCAPE');
+  });
+
   it('an absolute entry /etc/x', async () => {
     const name = `/etc/flotilla-slug-test-${randomBytes(4).toString('hex')}`;
     await expectRefused(await craft([file(name)]), 'FLOTILLA_SLUG_ESCAPE');

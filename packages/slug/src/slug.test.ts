@@ -39,6 +39,9 @@ async function makeApp(root: string): Promise<void> {
   await writeFile(join(root, 'lib/deep/er/data.txt'), 'x'.repeat(100_000));
   await writeFile(join(root, 'lib/empty'), '');
   await writeFile(join(root, 'lib/ünïcødé-名前.txt'), 'unicode\n');
+  const long = join(root, 'l'.repeat(200), 'o'.repeat(200));
+  await mkdir(long, { recursive: true });
+  await writeFile(join(long, 'n'.repeat(200)), 'a path longer than ustar holds\n');
   await symlink('deep/er/data.txt', join(root, 'lib/data-link'));
   await symlink('../bin', join(root, 'lib/bin-link'));
 }
@@ -78,7 +81,7 @@ describe('packSlug and extractSlug', () => {
     const extracted = await extractSlug(packed.path, out, { expectedSha256: packed.sha256 });
     expect(await describeTree(out)).toEqual(await describeTree(app));
     expect(extracted.files).toBe(packed.files);
-    expect(extracted.bytes).toBe(100_000 + 8 + 13 + 35);
+    expect(extracted.bytes).toBe(100_000 + 8 + 13 + 35 + 31);
 
     // The script is runnable where it landed, through the symlinked directory too.
     expect(execFileSync(join(out, 'lib/bin-link/web'), { encoding: 'utf8' })).toBe(
@@ -135,6 +138,19 @@ describe('packSlug and extractSlug', () => {
       code: 'FLOTILLA_SLUG_NOT_EMPTY',
     });
     expect(await readdir(work)).toEqual(['app', 'app.tgz', 'empty']);
+  });
+
+  it('two extractions racing for one target: one wins whole, the other is refused and cleans up', async () => {
+    const app = join(work, 'app');
+    await makeApp(app);
+    const { path } = await packSlug(app, join(work, 'app.tgz'));
+    const out = join(work, 'out', 'web.1');
+    const results = await Promise.allSettled([extractSlug(path, out), extractSlug(path, out)]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const refused = results.find((r) => r.status === 'rejected');
+    expect(refused?.reason).toMatchObject({ code: 'FLOTILLA_SLUG_NOT_EMPTY' });
+    expect(await describeTree(out)).toEqual(await describeTree(app));
+    expect(await readdir(join(work, 'out'))).toEqual(['web.1']);
   });
 
   it('never gives an extracted file setuid, setgid, sticky or write bits for others', async () => {
