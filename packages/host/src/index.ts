@@ -1,0 +1,31 @@
+/**
+ * Run a Flotilla cluster's jobs on a machine: the `Driver` interface every driver implements,
+ * `ProcessDriver` (local process groups, the embedded default), per-job log ring buffers, and
+ * the job spec and environment a driver runs. The contract suite every driver passes is in
+ * `@flotilla/host/testing`.
+ *
+ * @packageDocumentation
+ */
+export { hasStats } from './driver.js';
+export type {
+  Driver,
+  DriverStats,
+  ExitReason,
+  ExitStatus,
+  JobInfo,
+  JobStats,
+  StopOptions,
+} from './driver.js';
+export { jobEnv, validateJobSpec } from './job-spec.js';
+export type { JobEnvInput, JobSpec } from './job-spec.js';
+export {
+  DEFAULT_LOG_MAX_BYTES,
+  DEFAULT_LOG_MAX_LINE_BYTES,
+  DEFAULT_LOG_MAX_LINES,
+  LogBuffer,
+} from './log-buffer.js';
+export type { LogBufferOptions, LogLine, LogReadOptions, LogStream } from './log-buffer.js';
+export { ProcessDriver } from './process-driver.js';
+export type { ProcessDriverEvents, ProcessDriverOptions } from './process-driver.js';
+export { HostError, HostErrorCodes } from './errors.js';
+export type { HostErrorCode } from './errors.js';

@@ -1,0 +1,148 @@
+import { HostError, HostErrorCodes } from './errors.js';
+import { describe } from './internal/validate.js';
+
+/**
+ * What a driver runs: one job, an instance of a release's process type. The agent builds it
+ * from the job's record and its release; {@link jobEnv} builds its `env`.
+ */
+export interface JobSpec {
+  /** The job id, as in the cluster: 1 to 200 characters of `A-Z a-z 0-9 . _ - @ : +`. */
+  readonly id: string;
+  readonly app: string;
+  readonly release: string;
+  /** The process type (`web`, `worker`). */
+  readonly processType: string;
+  /** The instance number within the process type, from 1 (the `1` of `web.1`). */
+  readonly index: number;
+  /** The Procfile command, run by `bash -c` after the slug's `.profile.d/*.sh` and `.profile`. */
+  readonly command: string;
+  /** The directory to run in: the job's extracted slug (also its `HOME`). Absolute. */
+  readonly cwd: string;
+  /** The environment the command sees, already merged ({@link jobEnv}). */
+  readonly env: Readonly<Record<string, string>>;
+  /** The memory limit in MiB; none when absent. */
+  readonly memoryMiB?: number;
+  /** Between SIGTERM and SIGKILL when the job is stopped, ms; the driver's default when absent. */
+  readonly stopGraceMs?: number;
+}
+
+/** What {@link jobEnv} merges. */
+export interface JobEnvInput {
+  readonly jobId: string;
+  readonly app: string;
+  readonly release: string;
+  readonly processType: string;
+  readonly index: number;
+  /** The port the job listens on, set as `PORT`. */
+  readonly port?: number;
+  /** The release's config vars. */
+  readonly config?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The environment of a job, as on Heroku: the release's config vars, then `PORT`,
+ * `DYNO=<type>.<index>`, `FLOTILLA_JOB_ID`, `FLOTILLA_APP` and `FLOTILLA_RELEASE`, which a
+ * config var cannot override.
+ *
+ * @example
+ * ```ts
+ * const env = jobEnv({ jobId, app: 'demo', release: 'v3', processType: 'web', index: 1,
+ *   port: 5000, config: release.config });
+ * // { ...config, PORT: '5000', DYNO: 'web.1', FLOTILLA_JOB_ID: jobId, ... }
+ * ```
+ */
+export function jobEnv(input: JobEnvInput): Record<string, string> {
+  const env: Record<string, string> = { ...input.config };
+  if (input.port !== undefined) env.PORT = String(input.port);
+  env.DYNO = `${input.processType}.${input.index}`;
+  env.FLOTILLA_JOB_ID = input.jobId;
+  env.FLOTILLA_APP = input.app;
+  env.FLOTILLA_RELEASE = input.release;
+  return env;
+}
+
+/** The id rule of `@flotilla/cluster` (`isValidId`): a job id is also a directory name here. */
+const ID = /^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,199}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const MAX_COMMAND = 64 * 1024;
+const MAX_ENV_BYTES = 1024 * 1024;
+
+function invalid(path: string, why: string, jobId?: string): never {
+  throw new HostError(HostErrorCodes.INVALID_SPEC, `job spec ${path}: ${why}`, {
+    path,
+    ...(jobId === undefined ? {} : { jobId }),
+  });
+}
+
+/**
+ * Checks a job spec and returns a copy of it, or throws `FLOTILLA_HOST_INVALID_SPEC` naming the
+ * field. Drivers call it in `start`.
+ */
+export function validateJobSpec(spec: unknown): JobSpec {
+  if (typeof spec !== 'object' || spec === null) invalid('spec', 'it must be an object');
+  const o = spec as Record<string, unknown>;
+  if (typeof o.id !== 'string' || !ID.test(o.id)) {
+    invalid(
+      'spec.id',
+      `${describe(o.id)} is not a job id: use 1 to 200 characters from A-Z a-z 0-9 . _ - @ : +, starting with a letter or digit`,
+    );
+  }
+  const id = o.id;
+  for (const key of ['app', 'release', 'processType'] as const) {
+    const v = o[key];
+    if (typeof v !== 'string' || !ID.test(v)) {
+      invalid(`spec.${key}`, `${describe(v)} is not a valid ${key}`, id);
+    }
+  }
+  if (typeof o.index !== 'number' || !Number.isInteger(o.index) || o.index < 0 || o.index > 1e6) {
+    invalid('spec.index', `${describe(o.index)} is not a whole number from 0 to 1000000`, id);
+  }
+  if (typeof o.command !== 'string' || o.command.trim() === '') {
+    invalid('spec.command', 'it must be a non-empty string', id);
+  }
+  if (o.command.length > MAX_COMMAND || o.command.includes('\0')) {
+    invalid('spec.command', `it must be under ${MAX_COMMAND} characters, without NUL`, id);
+  }
+  if (typeof o.cwd !== 'string' || !o.cwd.startsWith('/') || o.cwd.includes('\0')) {
+    invalid('spec.cwd', `${describe(o.cwd)} is not an absolute path`, id);
+  }
+  if (typeof o.env !== 'object' || o.env === null || Array.isArray(o.env)) {
+    invalid('spec.env', 'it must be a record of strings', id);
+  }
+  const env: Record<string, string> = {};
+  let bytes = 0;
+  for (const [name, value] of Object.entries(o.env)) {
+    if (!ENV_NAME.test(name)) invalid(`spec.env`, `${describe(name)} is not a variable name`, id);
+    if (typeof value !== 'string' || value.includes('\0')) {
+      invalid(`spec.env.${name}`, 'it must be a string without NUL', id);
+    }
+    bytes += name.length + value.length + 2;
+    env[name] = value;
+  }
+  if (bytes > MAX_ENV_BYTES) invalid('spec.env', `it is over ${MAX_ENV_BYTES} bytes`, id);
+  const out: { -readonly [K in keyof JobSpec]: JobSpec[K] } = {
+    id,
+    app: o.app as string,
+    release: o.release as string,
+    processType: o.processType as string,
+    index: o.index,
+    command: o.command,
+    cwd: o.cwd,
+    env,
+  };
+  if (o.memoryMiB !== undefined) {
+    const m = o.memoryMiB;
+    if (typeof m !== 'number' || !Number.isInteger(m) || m < 1 || m > 2 ** 30) {
+      invalid('spec.memoryMiB', `${describe(m)} is not a whole number of MiB from 1`, id);
+    }
+    out.memoryMiB = m;
+  }
+  if (o.stopGraceMs !== undefined) {
+    const g = o.stopGraceMs;
+    if (typeof g !== 'number' || !Number.isInteger(g) || g < 0 || g > 3_600_000) {
+      invalid('spec.stopGraceMs', `${describe(g)} is not a whole number of ms up to an hour`, id);
+    }
+    out.stopGraceMs = g;
+  }
+  return out;
+}

@@ -1,0 +1,772 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join, resolve as resolvePath } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { EventEmitter } from 'eventemitter3';
+import { silentLogger, systemClock, type Clock, type Logger } from '@flotilla/core';
+import type {
+  Driver,
+  DriverStats,
+  ExitReason,
+  ExitStatus,
+  JobInfo,
+  JobStats,
+  StopOptions,
+} from './driver.js';
+import { HostError, HostErrorCodes } from './errors.js';
+import { validateJobSpec, type JobSpec } from './job-spec.js';
+import {
+  DEFAULT_LOG_MAX_BYTES,
+  LogBuffer,
+  type LogBufferOptions,
+  type LogLine,
+  type LogReadOptions,
+} from './log-buffer.js';
+import { decodeShellStatus, isSignal, JOB_SCRIPT } from './internal/job-script.js';
+import { LogTailer } from './internal/log-tailer.js';
+import { MemoryWatch } from './internal/memory-watch.js';
+import {
+  isSameProcess,
+  killGroup,
+  processGroups,
+  readStat,
+  residentBytes,
+} from './internal/proc.js';
+import {
+  jobPaths,
+  lockStateDir,
+  parseJobRecord,
+  readExit,
+  writeJson,
+  type JobPaths,
+  type JobRecord,
+} from './internal/state-dir.js';
+import { intOption } from './internal/validate.js';
+
+/** Options of {@link ProcessDriver.create}. */
+export interface ProcessDriverOptions {
+  /**
+   * Where the driver keeps its jobs' state and output files, one directory per job: what a
+   * later driver on the same directory adopts. One live driver per directory.
+   */
+  readonly stateDir: string;
+  /** The clock of memory samples, adopted jobs' liveness checks and stop grace periods. */
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+  /** The shell that runs commands. Default `'bash'` (found on `PATH`). */
+  readonly shell?: string;
+  /**
+   * The environment under every job's own (which wins). Default: `PATH` and `LANG` of this
+   * process, nothing else, so the agent's secrets do not leak into jobs. `HOME` is the job's cwd.
+   */
+  readonly baseEnv?: Readonly<Record<string, string>>;
+  /** Between SIGTERM and SIGKILL when neither `stop` nor the spec says, ms. Default 30,000. */
+  readonly defaultStopGraceMs?: number;
+  /** How often memory is sampled and adopted jobs are checked, ms. Default 1000. */
+  readonly sampleIntervalMs?: number;
+  /** Consecutive samples over the limit before a job is killed (R15). Default 3. */
+  readonly memoryGraceSamples?: number;
+  /** Over this multiple of its limit a job is killed at the first sample. Default 2. */
+  readonly memoryHardFactor?: number;
+  /** Each job's log ring buffer. */
+  readonly log?: Omit<LogBufferOptions, 'clock'>;
+  /** An output file read to its end and larger than this is truncated, bytes. Default 8 MiB. */
+  readonly maxLogFileBytes?: number;
+  /** A safety net under inotify: output files are also read this often, ms. Default 1000. */
+  readonly logPollMs?: number;
+}
+
+/** The events of a {@link ProcessDriver}. */
+export interface ProcessDriverEvents {
+  /** A job ended (by itself, stopped, killed over its memory limit, or found ended at adoption). */
+  exit: (id: string, status: ExitStatus) => void;
+  /** A memory sample and liveness check of every job finished. */
+  sampled: () => void;
+  /** A failure that is not any call's: an unreadable output file, a job group that outlived SIGKILL. */
+  error: (err: HostError) => void;
+}
+
+interface Job {
+  readonly id: string;
+  readonly record: JobRecord;
+  readonly paths: JobPaths;
+  readonly logs: LogBuffer;
+  readonly adopted: boolean;
+  readonly memory: MemoryWatch | undefined;
+  readonly exited: Promise<ExitStatus>;
+  readonly resolveExit: (status: ExitStatus) => void;
+  tailers: LogTailer[];
+  child: ChildProcess | undefined;
+  exit: ExitStatus | undefined;
+  finishing: boolean;
+  stopping: Promise<ExitStatus> | undefined;
+  stopReason: 'stopped' | 'memory' | undefined;
+  stopSignal: NodeJS.Signals;
+  graceMs: number;
+  killedAfterGrace: boolean;
+  memoryMessage: string;
+  memoryWarned: boolean;
+}
+
+const REAP_TIMEOUT_MS = 5000;
+const KERNEL_POLL_MS = 10;
+
+/**
+ * The embedded default driver: each job is a local process group, `bash -c` running the
+ * Procfile command in the job's slug directory.
+ *
+ * - A job's processes share a process group (`detached`), so stop signals reach all of them
+ *   and none outlives the job: when the job's main process ends, whatever is left of its group
+ *   is SIGKILLed before the exit is reported, so no orphan keeps holding its port.
+ * - Output goes to files under the state directory and is followed into a {@link LogBuffer}.
+ * - Memory limits are enforced by sampling the group's resident memory from /proc (Heroku's
+ *   R14 warning, R15 kill), not by cgroups: see the package README.
+ * - Jobs outlive the driver. A driver created later on the same `stateDir` adopts those that
+ *   still run (the pid and its /proc start time guard against pid reuse) and reports how the
+ *   others ended.
+ *
+ * Linux only (it reads /proc).
+ *
+ * @example
+ * ```ts
+ * const driver = await ProcessDriver.create({ stateDir: '/var/lib/flotilla/jobs' });
+ * await driver.start({ id: 'demo.web.1', app: 'demo', release: 'v3', processType: 'web',
+ *   index: 1, command: 'node server.js', cwd: slugDir,
+ *   env: jobEnv({ jobId: 'demo.web.1', app: 'demo', release: 'v3', processType: 'web', index: 1, port: 5000 }) });
+ * for await (const l of driver.logs('demo.web.1', { tail: 10 })) console.log(l.line);
+ * const status = await driver.stop('demo.web.1'); // SIGTERM, 30 s grace, SIGKILL
+ * ```
+ */
+export class ProcessDriver
+  extends EventEmitter<ProcessDriverEvents>
+  implements Driver, DriverStats
+{
+  /** Always `'process'`. */
+  readonly name = 'process';
+  /** Where the driver keeps its jobs' state. */
+  readonly stateDir: string;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #shell: string;
+  readonly #baseEnv: Readonly<Record<string, string>>;
+  readonly #defaultGraceMs: number;
+  readonly #sampleMs: number;
+  readonly #memoryGraceSamples: number;
+  readonly #memoryHardFactor: number;
+  readonly #logOptions: LogBufferOptions;
+  readonly #maxLogFileBytes: number;
+  readonly #logPollMs: number;
+  readonly #releaseLock: () => Promise<void>;
+  readonly #jobs = new Map<string, Job>();
+  readonly #starting = new Set<string>();
+  readonly #adoptionErrors: HostError[] = [];
+  #tick: unknown;
+  #closed: Promise<void> | undefined;
+
+  private constructor(
+    stateDir: string,
+    options: ProcessDriverOptions,
+    releaseLock: () => Promise<void>,
+  ) {
+    super();
+    this.stateDir = stateDir;
+    this.#clock = options.clock ?? systemClock;
+    this.#logger = (options.logger ?? silentLogger).child({ driver: 'process' });
+    this.#shell = options.shell ?? 'bash';
+    this.#baseEnv = options.baseEnv ?? defaultBaseEnv();
+    this.#defaultGraceMs = intOption(
+      options.defaultStopGraceMs,
+      'defaultStopGraceMs',
+      30_000,
+      0,
+      3_600_000,
+    );
+    this.#sampleMs = intOption(options.sampleIntervalMs, 'sampleIntervalMs', 1000, 10);
+    this.#memoryGraceSamples = intOption(options.memoryGraceSamples, 'memoryGraceSamples', 3, 1);
+    this.#memoryHardFactor = intOption(options.memoryHardFactor, 'memoryHardFactor', 2, 1);
+    this.#logOptions = { ...options.log, clock: this.#clock };
+    new LogBuffer('options-check', this.#logOptions); // throws on bad log options
+    this.#maxLogFileBytes = intOption(
+      options.maxLogFileBytes,
+      'maxLogFileBytes',
+      8 * 1024 * 1024,
+      4096,
+    );
+    this.#logPollMs = intOption(options.logPollMs, 'logPollMs', 1000, 10);
+    this.#releaseLock = releaseLock;
+  }
+
+  /**
+   * Opens a driver on `stateDir` (created if missing), adopting the jobs an earlier driver on it
+   * left running. Throws `FLOTILLA_HOST_STATE_DIR_IN_USE` while another live driver holds it.
+   */
+  static async create(options: ProcessDriverOptions): Promise<ProcessDriver> {
+    if (typeof options.stateDir !== 'string' || options.stateDir === '') {
+      throw new HostError(HostErrorCodes.INVALID_OPTIONS, 'stateDir must be a directory path', {
+        path: 'stateDir',
+      });
+    }
+    const stateDir = resolvePath(options.stateDir);
+    const release = await lockStateDir(stateDir);
+    let driver: ProcessDriver;
+    try {
+      driver = new ProcessDriver(stateDir, options, release);
+      await driver.#adoptAll();
+    } catch (err) {
+      await release();
+      throw err;
+    }
+    driver.#scheduleTick();
+    return driver;
+  }
+
+  /**
+   * Job directories found at {@link ProcessDriver.create} that could not be read back
+   * (`FLOTILLA_HOST_STATE_RECORD`): neither adopted nor stopped. Also logged as errors.
+   */
+  get adoptionErrors(): readonly HostError[] {
+    return this.#adoptionErrors;
+  }
+
+  async start(spec: JobSpec): Promise<JobInfo> {
+    this.#assertOpen();
+    const s = validateJobSpec(spec);
+    if (this.#jobs.has(s.id) || this.#starting.has(s.id)) throw exists(s.id);
+    this.#starting.add(s.id);
+    try {
+      return info(await this.#spawn(s));
+    } finally {
+      this.#starting.delete(s.id);
+    }
+  }
+
+  async stop(id: string, options: StopOptions = {}): Promise<ExitStatus> {
+    const job = this.#get(id);
+    if (job.exit !== undefined) return job.exit;
+    const signal = options.signal ?? 'SIGTERM';
+    if (!isSignal(signal)) throw badSignal(signal);
+    const grace = intOption(
+      options.graceMs,
+      'graceMs',
+      job.record.stopGraceMs ?? this.#defaultGraceMs,
+      0,
+      3_600_000,
+    );
+    job.stopping ??= this.#stop(job, signal, grace);
+    return job.stopping;
+  }
+
+  async signal(id: string, signal: NodeJS.Signals): Promise<void> {
+    const job = this.#get(id);
+    if (!isSignal(signal)) throw badSignal(signal);
+    if (job.exit !== undefined || !(await this.#signalJob(job, signal))) {
+      throw new HostError(HostErrorCodes.JOB_EXITED, `job ${id} has exited: nothing to signal`, {
+        jobId: id,
+      });
+    }
+  }
+
+  async inspect(id: string): Promise<JobInfo> {
+    return info(this.#get(id));
+  }
+
+  async wait(id: string, options: { signal?: AbortSignal } = {}): Promise<ExitStatus> {
+    const job = this.#get(id);
+    const { signal } = options;
+    if (signal === undefined) return job.exited;
+    signal.throwIfAborted();
+    let onAbort!: () => void;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([job.exited, aborted]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  logs(id: string, options: LogReadOptions = {}): AsyncIterable<LogLine> {
+    return this.#get(id).logs.read(options);
+  }
+
+  async list(): Promise<JobInfo[]> {
+    this.#assertOpen();
+    return [...this.#jobs.values()].filter((j) => j.exit === undefined).map(info);
+  }
+
+  async remove(id: string): Promise<void> {
+    const job = this.#get(id);
+    if (job.exit === undefined) {
+      throw new HostError(
+        HostErrorCodes.JOB_RUNNING,
+        `job ${id} is still running: stop it before removing it`,
+        { jobId: id },
+      );
+    }
+    this.#jobs.delete(id);
+    await rm(job.paths.dir, { recursive: true, force: true });
+  }
+
+  async stats(id: string): Promise<JobStats> {
+    const job = this.#get(id);
+    if (job.exit !== undefined) {
+      throw new HostError(HostErrorCodes.JOB_EXITED, `job ${id} has exited: no stats`, {
+        jobId: id,
+      });
+    }
+    const members = (await processGroups()).get(job.record.pid) ?? [];
+    return { ...(await groupMemory(members)), time: this.#clock.now() };
+  }
+
+  /**
+   * Stops following the jobs and releases the state directory. Jobs keep running: a driver
+   * created later on the same directory adopts them; stop them first to end them. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #close(): Promise<void> {
+    this.#clock.clearTimeout(this.#tick);
+    for (const job of this.#jobs.values()) {
+      if (job.exit !== undefined) continue;
+      job.child?.removeAllListeners('exit');
+      job.child?.unref();
+      await Promise.all(job.tailers.map((t) => t.stop()));
+      job.logs.end();
+    }
+    await this.#releaseLock();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed !== undefined) {
+      throw new HostError(HostErrorCodes.CLOSED, 'the process driver was closed');
+    }
+  }
+
+  #get(id: string): Job {
+    this.#assertOpen();
+    const job = this.#jobs.get(id);
+    if (job === undefined) {
+      throw new HostError(HostErrorCodes.JOB_NOT_FOUND, `no job ${String(id)} on this driver`, {
+        jobId: String(id),
+      });
+    }
+    return job;
+  }
+
+  async #spawn(s: JobSpec): Promise<Job> {
+    const isDir = await stat(s.cwd).then(
+      (st) => st.isDirectory(),
+      () => false,
+    );
+    if (!isDir) throw startFailed(s.id, `its cwd ${s.cwd} is not a directory`);
+    const paths = jobPaths(this.stateDir, s.id);
+    try {
+      await mkdir(paths.dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw exists(s.id, paths.dir);
+      throw startFailed(s.id, `cannot create ${paths.dir}`, err);
+    }
+    const out = await open(paths.stdout, 'a', 0o600);
+    const errOut = await open(paths.stderr, 'a', 0o600);
+    let child: ChildProcess;
+    // The exit may come at any await from here on: hold it until the job is set up.
+    const exitHold: {
+      args?: [number | null, NodeJS.Signals | null];
+      handler?: (code: number | null, sig: NodeJS.Signals | null) => void;
+    } = {};
+    try {
+      child = spawn(this.#shell, ['-c', JOB_SCRIPT, 'bash', s.command, paths.shellExit], {
+        cwd: s.cwd,
+        env: { ...this.#baseEnv, HOME: s.cwd, ...s.env },
+        detached: true,
+        stdio: ['ignore', out.fd, errOut.fd],
+      });
+      child.once('exit', (code, sig) => {
+        if (exitHold.handler === undefined) exitHold.args = [code, sig];
+        else exitHold.handler(code, sig);
+      });
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', resolve);
+        child.once('error', reject);
+      });
+    } catch (err) {
+      await rm(paths.dir, { recursive: true, force: true });
+      throw startFailed(s.id, `${this.#shell} could not be started`, err);
+    } finally {
+      await out.close();
+      await errOut.close();
+    }
+    const pid = child.pid as number;
+    child.on('error', (err) =>
+      this.#emitError(
+        new HostError(HostErrorCodes.STATE_DIR, `job ${s.id}: ${err.message}`, {
+          jobId: s.id,
+          cause: err,
+        }),
+      ),
+    );
+    const startTime = (await readStat(pid))?.startTime ?? 0;
+    const port = s.env.PORT === undefined ? undefined : Number(s.env.PORT);
+    const record: JobRecord = {
+      id: s.id,
+      app: s.app,
+      release: s.release,
+      processType: s.processType,
+      index: s.index,
+      port: Number.isInteger(port) ? port : undefined,
+      memoryMiB: s.memoryMiB,
+      stopGraceMs: s.stopGraceMs,
+      pid,
+      startTime,
+      startedAt: this.#clock.now(),
+    };
+    const job = this.#newJob(record, paths, false);
+    job.child = child;
+    this.#jobs.set(s.id, job);
+    try {
+      await writeJson(paths.record, record);
+      await this.#follow(job, undefined);
+    } catch (err) {
+      this.#emitError(startFailed(s.id, `cannot write its state under ${paths.dir}`, err));
+    }
+    exitHold.handler = (code, sig) => void this.#finish(job, code, sig);
+    if (exitHold.args !== undefined) exitHold.handler(...exitHold.args);
+    return job;
+  }
+
+  #newJob(record: JobRecord, paths: JobPaths, adopted: boolean): Job {
+    let resolveExit!: (status: ExitStatus) => void;
+    const exited = new Promise<ExitStatus>((r) => (resolveExit = r));
+    return {
+      id: record.id,
+      record,
+      paths,
+      logs: new LogBuffer(record.id, this.#logOptions),
+      adopted,
+      memory:
+        record.memoryMiB === undefined
+          ? undefined
+          : new MemoryWatch(record.memoryMiB, this.#memoryGraceSamples, this.#memoryHardFactor),
+      exited,
+      resolveExit,
+      tailers: [],
+      child: undefined,
+      exit: undefined,
+      finishing: false,
+      stopping: undefined,
+      stopReason: undefined,
+      stopSignal: 'SIGTERM',
+      graceMs: 0,
+      killedAfterGrace: false,
+      memoryMessage: '',
+      memoryWarned: false,
+    };
+  }
+
+  async #follow(job: Job, backlogBytes: number | undefined): Promise<void> {
+    const common = {
+      buffer: job.logs,
+      maxFileBytes: this.#maxLogFileBytes,
+      pollMs: this.#logPollMs,
+      onError: (err: unknown) =>
+        this.#emitError(
+          new HostError(HostErrorCodes.STATE_DIR, `cannot read the output of job ${job.id}`, {
+            jobId: job.id,
+            cause: err,
+          }),
+        ),
+      ...(backlogBytes === undefined ? {} : { backlogBytes }),
+    };
+    job.tailers = await Promise.all([
+      LogTailer.start({ ...common, path: job.paths.stdout, stream: 'stdout' }),
+      LogTailer.start({ ...common, path: job.paths.stderr, stream: 'stderr' }),
+    ]);
+  }
+
+  async #stop(job: Job, signal: NodeJS.Signals, graceMs: number): Promise<ExitStatus> {
+    job.stopReason ??= 'stopped';
+    job.stopSignal = signal;
+    job.graceMs = graceMs;
+    await this.#signalJob(job, signal);
+    const timer = this.#clock.setTimeout(() => {
+      if (job.exit !== undefined) return;
+      job.killedAfterGrace = true;
+      void this.#signalJob(job, 'SIGKILL');
+    }, graceMs);
+    if (job.adopted) void this.#watchAdopted(job);
+    try {
+      return await job.exited;
+    } finally {
+      this.#clock.clearTimeout(timer);
+    }
+  }
+
+  /** Signals the job's group, unless its leader is gone or its pid now names another process. */
+  async #signalJob(job: Job, signal: NodeJS.Signals): Promise<boolean> {
+    if (job.exit !== undefined || job.finishing) return false;
+    if (job.child === undefined && !(await this.#leaderAlive(job))) return false;
+    return killGroup(job.record.pid, signal);
+  }
+
+  #leaderAlive(job: Job): Promise<boolean> {
+    return isSameProcess(job.record.pid, job.record.startTime);
+  }
+
+  /** Polls an adopted job (not our child: no exit event) until it ends, during a stop. */
+  async #watchAdopted(job: Job): Promise<void> {
+    while (job.exit === undefined && !job.finishing) {
+      if (!(await this.#leaderAlive(job))) {
+        await this.#adoptedEnded(job);
+        return;
+      }
+      await delay(KERNEL_POLL_MS);
+    }
+  }
+
+  async #adoptedEnded(job: Job): Promise<void> {
+    let shell: ReturnType<typeof decodeShellStatus>;
+    try {
+      shell = decodeShellStatus(await readFile(job.paths.shellExit, 'utf8'));
+    } catch {
+      shell = undefined;
+    }
+    await this.#finish(job, shell?.code ?? null, shell?.signal ?? null);
+  }
+
+  /** Reports a job's end once its whole group is gone and its output is read. */
+  async #finish(job: Job, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+    if (job.exit !== undefined || job.finishing) return;
+    job.finishing = true;
+    await this.#reapGroup(job);
+    await Promise.all(job.tailers.map((t) => t.stop()));
+    const known = code !== null || signal !== null;
+    if (job.killedAfterGrace && !known) signal = 'SIGKILL';
+    const reason: ExitReason = job.stopReason ?? (known ? 'exited' : 'lost');
+    const status: ExitStatus = {
+      code,
+      signal,
+      reason,
+      finishedAt: this.#clock.now(),
+      message: exitMessage(job, reason, code, signal),
+    };
+    job.exit = status;
+    job.logs.append('system', status.message);
+    job.logs.end();
+    await writeJson(job.paths.exit, status).catch((err: unknown) =>
+      this.#emitError(
+        new HostError(HostErrorCodes.STATE_DIR, `cannot record the exit of job ${job.id}`, {
+          jobId: job.id,
+          cause: err,
+        }),
+      ),
+    );
+    this.#logger.info({ jobId: job.id, ...status }, 'job ended');
+    job.resolveExit(status);
+    this.emit('exit', job.id, status);
+  }
+
+  /**
+   * SIGKILLs what is left of a job's group once its leader is gone, and waits (on the kernel,
+   * so in real time) until no process of it is left. A group id cannot be reused while the
+   * group has a member, so if the leader's pid names another process the group is empty.
+   */
+  async #reapGroup(job: Job): Promise<void> {
+    const { pid, startTime } = job.record;
+    const deadline = Date.now() + REAP_TIMEOUT_MS;
+    for (;;) {
+      const leader = await readStat(pid);
+      if (leader !== undefined && leader.state !== 'Z' && leader.startTime !== startTime) return;
+      const members = (await processGroups()).get(pid) ?? [];
+      if (members.length === 0) return;
+      killGroup(pid, 'SIGKILL');
+      if (Date.now() > deadline) {
+        this.#emitError(
+          new HostError(
+            HostErrorCodes.STATE_DIR,
+            `processes ${members.join(', ')} of job ${job.id} outlived SIGKILL for ${REAP_TIMEOUT_MS} ms (uninterruptible I/O?)`,
+            { jobId: job.id },
+          ),
+        );
+        return;
+      }
+      await delay(KERNEL_POLL_MS);
+    }
+  }
+
+  async #adoptAll(): Promise<void> {
+    for (const id of await readdir(join(this.stateDir, 'jobs'))) {
+      const paths = jobPaths(this.stateDir, id);
+      let record: JobRecord;
+      try {
+        record = parseJobRecord(await readFile(paths.record, 'utf8'), paths.record, id);
+      } catch (err) {
+        const e =
+          err instanceof HostError
+            ? err
+            : new HostError(HostErrorCodes.STATE_RECORD, `cannot read ${paths.record}`, {
+                jobId: id,
+                path: paths.record,
+                cause: err,
+              });
+        this.#adoptionErrors.push(e);
+        this.#logger.error({ err: e, code: e.code, jobId: id }, e.message);
+        continue;
+      }
+      const job = this.#newJob(record, paths, true);
+      this.#jobs.set(id, job);
+      await this.#follow(job, this.#logOptions.maxBytes ?? DEFAULT_LOG_MAX_BYTES);
+      const exit = await readExit(paths.exit);
+      if (exit !== undefined) {
+        job.finishing = true;
+        await Promise.all(job.tailers.map((t) => t.stop()));
+        job.exit = exit;
+        job.logs.end();
+        job.resolveExit(exit);
+      } else if (!(await this.#leaderAlive(job))) {
+        await this.#adoptedEnded(job);
+      } else {
+        this.#logger.info({ jobId: id, pid: record.pid }, 'adopted a running job');
+      }
+    }
+  }
+
+  #scheduleTick(): void {
+    if (this.#closed !== undefined) return;
+    this.#tick = this.#clock.setTimeout(() => void this.#sample(), this.#sampleMs);
+  }
+
+  /** One round of the watchdog: adopted jobs' liveness, then memory against limits. */
+  async #sample(): Promise<void> {
+    try {
+      const running = [...this.#jobs.values()].filter((j) => j.exit === undefined && !j.finishing);
+      for (const job of running) {
+        if (job.adopted && !(await this.#leaderAlive(job))) await this.#adoptedEnded(job);
+      }
+      const limited = running.filter((j) => j.memory !== undefined && j.exit === undefined);
+      if (limited.length > 0) {
+        const groups = await processGroups();
+        for (const job of limited) {
+          const { memoryBytes } = await groupMemory(groups.get(job.record.pid) ?? []);
+          this.#judgeMemory(job, memoryBytes);
+        }
+      }
+    } catch (err) {
+      this.#emitError(
+        new HostError(HostErrorCodes.STATE_DIR, 'the job watchdog failed', { cause: err }),
+      );
+    } finally {
+      this.emit('sampled');
+      this.#scheduleTick();
+    }
+  }
+
+  #judgeMemory(job: Job, rss: number): void {
+    if (job.memory === undefined || job.exit !== undefined || job.stopReason === 'memory') return;
+    const verdict = job.memory.sample(rss);
+    if (verdict.action === 'ok') {
+      job.memoryWarned = false;
+      return;
+    }
+    this.#logger.warn({ jobId: job.id, rss }, verdict.message);
+    if (verdict.action === 'warn') {
+      if (!job.memoryWarned) job.logs.append('system', verdict.message);
+      job.memoryWarned = true;
+      return;
+    }
+    job.logs.append('system', verdict.message);
+    job.stopReason = 'memory';
+    job.memoryMessage = verdict.message;
+    void this.#signalJob(job, 'SIGKILL');
+    if (job.adopted) void this.#watchAdopted(job);
+  }
+
+  #emitError(err: HostError): void {
+    this.#logger.error({ err, code: err.code, jobId: err.jobId }, err.message);
+    this.emit('error', err);
+  }
+}
+
+function info(job: Job): JobInfo {
+  const r = job.record;
+  return {
+    id: r.id,
+    app: r.app,
+    release: r.release,
+    processType: r.processType,
+    index: r.index,
+    state: job.exit === undefined ? 'running' : 'exited',
+    pid: r.pid,
+    port: r.port,
+    startedAt: r.startedAt,
+    exit: job.exit,
+    adopted: job.adopted,
+  };
+}
+
+function exitMessage(
+  job: Job,
+  reason: ExitReason,
+  code: number | null,
+  signal: NodeJS.Signals | null,
+): string {
+  const how =
+    code !== null ? `exited with code ${code}` : `ended by ${signal ?? 'an unknown cause'}`;
+  switch (reason) {
+    case 'exited':
+      return `${job.id} ${how}`;
+    case 'lost':
+      return `${job.id} ended while no driver watched it; how is unknown`;
+    case 'memory':
+      return `${job.id} was killed by SIGKILL over its memory limit (${job.memoryMessage})`;
+    case 'stopped':
+      return job.killedAfterGrace
+        ? `${job.id} was stopped: still running ${job.graceMs} ms after ${job.stopSignal}, killed by SIGKILL`
+        : `${job.id} was stopped with ${job.stopSignal} and ${how}`;
+  }
+}
+
+async function groupMemory(pids: readonly number[]): Promise<Omit<JobStats, 'time'>> {
+  const sizes = await Promise.all(pids.map((pid) => residentBytes(pid)));
+  return { memoryBytes: sizes.reduce((a, b) => a + b, 0), processes: pids.length };
+}
+
+function defaultBaseEnv(): Record<string, string> {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin' };
+  if (process.env.LANG !== undefined) env.LANG = process.env.LANG;
+  return env;
+}
+
+function exists(id: string, dir?: string): HostError {
+  return new HostError(
+    HostErrorCodes.JOB_EXISTS,
+    dir === undefined
+      ? `job ${id} already exists on this driver: remove it first, or use a new job id`
+      : `job ${id} already has a state directory ${dir} (an earlier job of that id, or one that could not be read back): remove it first`,
+    { jobId: id },
+  );
+}
+
+function startFailed(id: string, why: string, cause?: unknown): HostError {
+  const detail = cause instanceof Error ? `: ${cause.message}` : '';
+  return new HostError(HostErrorCodes.START_FAILED, `cannot start job ${id}: ${why}${detail}`, {
+    jobId: id,
+    cause,
+  });
+}
+
+function badSignal(signal: unknown): HostError {
+  return new HostError(
+    HostErrorCodes.INVALID_OPTIONS,
+    `${String(signal)} is not a signal name such as 'SIGTERM'`,
+    { path: 'signal' },
+  );
+}
