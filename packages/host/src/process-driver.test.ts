@@ -165,6 +165,23 @@ describe('ProcessDriver', () => {
     }
   });
 
+  it('close lets a stop in flight finish and ends pending waits', async () => {
+    const d = await create();
+    await d.start(
+      spec('slow', `trap 'sleep 0.2; exit 0' TERM; echo up; while :; do sleep 0.05; done`),
+    );
+    await d.start(spec('other', 'echo up; exec sleep 1000'));
+    await line(d, 'slow', 'up');
+    await line(d, 'other', 'up');
+    const waiting = d.wait('other').catch((err: unknown) => err);
+    const stopping = d.stop('slow', { graceMs: 10_000 });
+    await d.close();
+    expect(await stopping).toMatchObject({ reason: 'stopped', code: 0 });
+    expect(await waiting).toMatchObject({ code: 'FLOTILLA_HOST_CLOSED' });
+    const next = await create();
+    expect((await next.list()).map((j) => j.id)).toEqual(['other']);
+  });
+
   it('refuses bad options and signals with coded errors', async () => {
     await expect(create({ sampleIntervalMs: 0 })).rejects.toMatchObject({
       code: 'FLOTILLA_HOST_INVALID_OPTIONS',

@@ -162,6 +162,9 @@ export class ProcessDriver
   readonly #adoptionErrors: HostError[] = [];
   #tick: unknown;
   #closed: Promise<void> | undefined;
+  /** Rejects with `FLOTILLA_HOST_CLOSED` when the driver closes: ends pending `wait` calls. */
+  readonly #closing: Promise<never>;
+  #rejectClosing!: (err: HostError) => void;
 
   private constructor(
     stateDir: string,
@@ -194,6 +197,8 @@ export class ProcessDriver
     );
     this.#logPollMs = intOption(options.logPollMs, 'logPollMs', 1000, 10);
     this.#releaseLock = releaseLock;
+    this.#closing = new Promise<never>((_, reject) => (this.#rejectClosing = reject));
+    this.#closing.catch(() => undefined);
   }
 
   /**
@@ -273,7 +278,8 @@ export class ProcessDriver
   async wait(id: string, options: { signal?: AbortSignal } = {}): Promise<ExitStatus> {
     const job = this.#get(id);
     const { signal } = options;
-    if (signal === undefined) return job.exited;
+    if (job.exit !== undefined) return job.exit;
+    if (signal === undefined) return Promise.race([job.exited, this.#closing]);
     signal.throwIfAborted();
     let onAbort!: () => void;
     const aborted = new Promise<never>((_, reject) => {
@@ -281,7 +287,7 @@ export class ProcessDriver
       signal.addEventListener('abort', onAbort, { once: true });
     });
     try {
-      return await Promise.race([job.exited, aborted]);
+      return await Promise.race([job.exited, aborted, this.#closing]);
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
@@ -322,7 +328,8 @@ export class ProcessDriver
 
   /**
    * Stops following the jobs and releases the state directory. Jobs keep running: a driver
-   * created later on the same directory adopts them; stop them first to end them. Idempotent.
+   * created later on the same directory adopts them; stop them first to end them. Stops in
+   * flight finish first; pending `wait` calls reject with `FLOTILLA_HOST_CLOSED`. Idempotent.
    */
   close(): Promise<void> {
     this.#closed ??= this.#close();
@@ -335,6 +342,11 @@ export class ProcessDriver
 
   async #close(): Promise<void> {
     this.#clock.clearTimeout(this.#tick);
+    // stops in flight finish (their grace is bounded) before the jobs are let go
+    await Promise.allSettled([...this.#jobs.values()].map((j) => j.stopping));
+    this.#rejectClosing(
+      new HostError(HostErrorCodes.CLOSED, 'the process driver was closed while waiting'),
+    );
     for (const job of this.#jobs.values()) {
       if (job.exit !== undefined) continue;
       job.child?.removeAllListeners('exit');
