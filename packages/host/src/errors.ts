@@ -25,6 +25,14 @@ export const HostErrorCodes = {
    * driver reports it through its logger and leaves the directory in place for an operator.
    */
   STATE_RECORD: 'FLOTILLA_HOST_STATE_RECORD',
+  /** An artifact could not be fetched: unreachable, HTTP error (401/403: check the token), missing file. Retryable for network errors and 5xx. */
+  ARTIFACT_FETCH: 'FLOTILLA_HOST_ARTIFACT_FETCH',
+  /** A download that is not the artifact its release names: wrong sha256, truncated, or larger than declared. Never used. */
+  ARTIFACT_CORRUPT: 'FLOTILLA_HOST_ARTIFACT_CORRUPT',
+  /** An artifact descriptor that cannot be fetched as given: a bad URL scheme, sha256 or size; an image on a driver that runs slugs. */
+  ARTIFACT_INVALID: 'FLOTILLA_HOST_ARTIFACT_INVALID',
+  /** Every port of the agent's range is taken: widen `ports` or run fewer jobs on the host. */
+  NO_PORT: 'FLOTILLA_HOST_NO_PORT',
   /** The driver or log buffer was closed. */
   CLOSED: 'FLOTILLA_HOST_CLOSED',
 } as const;

@@ -1,5 +1,5 @@
 /**
- * Run a Flotilla cluster's jobs on a machine: the `Driver` interface every driver implements,
+ * Run a Flotilla cluster's jobs on a machine: the `HostAgent`, the `Driver` interface every driver implements,
  * `ProcessDriver` (local process groups, the embedded default), per-job log ring buffers, and
  * the job spec and environment a driver runs. The contract suite every driver passes is in
  * `@flotilla/host/testing`.
@@ -27,5 +27,13 @@ export {
 export type { LogBufferOptions, LogLine, LogReadOptions, LogStream } from './log-buffer.js';
 export { ProcessDriver } from './process-driver.js';
 export type { ProcessDriverEvents, ProcessDriverOptions } from './process-driver.js';
+export { HostAgent, serviceName } from './host-agent.js';
+export type { HostAgentEvents, HostAgentOptions } from './host-agent.js';
+export { ArtifactCache } from './artifact-cache.js';
+export type { ArtifactCacheOptions, SlugArtifact } from './artifact-cache.js';
+export { HEALTH_CHECK_DEFAULTS, HealthMonitor, probe, resolveHealthCheck } from './health-check.js';
+export type { HealthEvents, ProbeResult, ResolvedHealthCheck } from './health-check.js';
+export { PortAllocator } from './ports.js';
+export type { PortRange } from './ports.js';
 export { HostError, HostErrorCodes } from './errors.js';
 export type { HostErrorCode } from './errors.js';

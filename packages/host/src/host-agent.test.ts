@@ -1,0 +1,266 @@
+import { createServer } from 'node:net';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ClusterState, type HealthCheck, type JobRecord } from '@flotilla/cluster';
+import { Discovery } from '@flotilla/discovery';
+import { packSlug } from '@flotilla/slug';
+import { MemoryStore } from '@flotilla/store';
+import { ArtifactCache } from './artifact-cache.js';
+import { HostAgent } from './host-agent.js';
+import { ProcessDriver } from './process-driver.js';
+
+// A hello app: answers with its DYNO and a config var, /healthz with HEALTH_STATUS, exits on /crash.
+const SERVER = `
+const http = require('http');
+const server = http.createServer((req, res) => {
+  if (req.url === '/crash') { res.end('bye'); setTimeout(() => process.exit(3), 10); return; }
+  if (req.url === '/healthz') { res.statusCode = Number(process.env.HEALTH_STATUS || 200); res.end(); return; }
+  res.end('hello from ' + process.env.DYNO + ' ' + process.env.GREETING);
+});
+server.listen(Number(process.env.PORT), '127.0.0.1');
+process.on('SIGTERM', () => { console.log('got SIGTERM'); server.close(() => process.exit(0)); });
+`;
+
+async function freePortRange(n: number): Promise<{ from: number; to: number }> {
+  for (;;) {
+    const from = 20000 + Math.floor(Math.random() * 30000);
+    const ok = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(from, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (ok) return { from, to: from + n - 1 };
+  }
+}
+
+describe('HostAgent (ProcessDriver, MemoryStore)', () => {
+  let dir: string;
+  let store: MemoryStore;
+  let cluster: ClusterState;
+  let discovery: Discovery;
+  let slug: { url: string; sha256: string; size: number };
+  const agents: HostAgent[] = [];
+  const drivers: ProcessDriver[] = [];
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'flotilla-agent-'));
+    await mkdir(join(dir, 'app'));
+    await writeFile(join(dir, 'app', 'server.js'), SERVER);
+    const packed = await packSlug(join(dir, 'app'), join(dir, 'slug.tgz'));
+    slug = { url: pathToFileURL(packed.path).href, sha256: packed.sha256, size: packed.size };
+    store = new MemoryStore();
+    cluster = new ClusterState({ store });
+    discovery = new Discovery({ store });
+  });
+
+  afterEach(async () => {
+    for (const a of agents.splice(0)) await a.close({ stopJobs: true }).catch(() => undefined);
+    for (const d of drivers.splice(0)) {
+      for (const job of await d.list().catch(() => []))
+        await d.stop(job.id, { graceMs: 0 }).catch(() => undefined);
+      await d.close();
+    }
+    await discovery.close();
+    await cluster.close();
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function agent(id = 'h1'): Promise<HostAgent> {
+    const driver = await ProcessDriver.create({
+      stateDir: join(dir, `state-${id}`),
+      logPollMs: 50,
+    });
+    drivers.push(driver);
+    const a = new HostAgent({
+      id,
+      store,
+      driver,
+      address: '127.0.0.1:7000',
+      capacity: { cpu: 4000, memory: 8192 },
+      ports: await freePortRange(20),
+      artifacts: new ArtifactCache({ dir: join(dir, 'artifacts') }),
+      workDir: join(dir, `run-${id}`),
+      discovery,
+      drainMs: 50,
+    });
+    agents.push(a);
+    return a;
+  }
+
+  async function release(
+    extra: { healthCheck?: HealthCheck; config?: Record<string, string>; sha256?: string } = {},
+  ): Promise<void> {
+    await cluster.putRelease({
+      app: 'demo',
+      release: 'v1',
+      artifact: {
+        type: 'slug',
+        url: slug.url,
+        sha256: extra.sha256 ?? slug.sha256,
+        size: slug.size,
+      },
+      config: { GREETING: 'hi', ...extra.config },
+      processes: {
+        web: {
+          command: 'exec node server.js',
+          stopGraceMs: 5000,
+          ...(extra.healthCheck === undefined ? {} : { healthCheck: extra.healthCheck }),
+        },
+      },
+      createdAt: Date.now(),
+    });
+  }
+
+  /** Writes a job record as the scheduler would. */
+  async function assign(
+    hostId: string,
+    id: string,
+    desired: 'run' | 'stop' = 'run',
+  ): Promise<JobRecord> {
+    const record: JobRecord = {
+      id,
+      app: 'demo',
+      release: 'v1',
+      type: 'web',
+      hostId,
+      index: 1,
+      resources: { cpu: 100, memory: 256 },
+      desired,
+      createdAt: Date.now(),
+    };
+    await store.put(cluster.keys.job(hostId, id), JSON.stringify(record));
+    return record;
+  }
+
+  const once = <T extends unknown[]>(
+    a: HostAgent,
+    event: 'ready' | 'ended' | 'started',
+    jobId: string,
+  ): Promise<T> =>
+    new Promise((resolve) => {
+      const on = (...args: unknown[]): void => {
+        if (args[0] !== jobId) return;
+        a.off(event, on);
+        resolve(args as T);
+      };
+      a.on(event, on);
+    });
+
+  it('runs an assigned job from its release, publishes it once healthy, and stops it gracefully', async () => {
+    await release();
+    const a = await agent();
+    await a.start();
+    const ready = once(a, 'ready', 'web.a');
+    await assign('h1', 'web.a');
+    await ready;
+    const [instance] = await discovery.instances('demo-web', { readyOnly: true });
+    expect(instance?.id).toBe('web.a');
+    const res = await fetch(`http://${instance?.addr}/`);
+    expect(await res.text()).toBe('hello from web.1 hi');
+    const [job] = await cluster.jobs({ app: 'demo' });
+    expect(job?.status).toMatchObject({ state: 'up', port: Number(instance?.addr.split(':')[1]) });
+
+    // The scheduler asks it to stop: deregistered, SIGTERM, exit 0, reported down.
+    const ended = once<[string, string, string]>(a, 'ended', 'web.a');
+    await assign('h1', 'web.a', 'stop');
+    const [, state, message] = await ended;
+    expect(state).toBe('down');
+    expect(message).toContain('asked to stop');
+    expect(await discovery.instances('demo-web')).toEqual([]);
+    expect((await cluster.jobs({ app: 'demo' }))[0]?.status).toMatchObject({
+      state: 'down',
+      exitStatus: 0,
+    });
+    expect(await readdir(join(dir, 'run-h1'))).toEqual([]);
+  });
+
+  it('keeps a job whose health check fails out of discovery, and stops it after the boot grace (R10)', async () => {
+    await release({
+      config: { HEALTH_STATUS: '500' },
+      healthCheck: {
+        type: 'http',
+        path: '/healthz',
+        intervalMs: 50,
+        timeoutMs: 500,
+        threshold: 3,
+        graceMs: 300,
+      },
+    });
+    const a = await agent();
+    const seen: string[] = [];
+    a.on('ready', (id) => seen.push(id));
+    await a.start();
+    const ended = once<[string, string, string]>(a, 'ended', 'web.b');
+    await assign('h1', 'web.b');
+    const [, state, message] = await ended;
+    expect(state).toBe('crashed');
+    expect(message).toContain('HTTP 500');
+    expect(seen).toEqual([]);
+    expect(await discovery.instances('demo-web')).toEqual([]);
+    expect((await cluster.jobs({ app: 'demo' }))[0]?.status?.state).toBe('crashed');
+  });
+
+  it('deregisters a job that exits at once, and reports the crash', async () => {
+    await release();
+    const a = await agent();
+    await a.start();
+    const ready = once(a, 'ready', 'web.c');
+    await assign('h1', 'web.c');
+    await ready;
+    const [instance] = await discovery.instances('demo-web');
+    const ac = new AbortController();
+    const events = discovery.watch('demo-web', { signal: ac.signal })[Symbol.asyncIterator]();
+    expect((await events.next()).value).toMatchObject({ kind: 'current' });
+    const ended = once<[string, string, string]>(a, 'ended', 'web.c');
+    await fetch(`http://${instance?.addr}/crash`);
+    expect((await events.next()).value).toMatchObject({ kind: 'down', instance: { id: 'web.c' } });
+    ac.abort();
+    const [, state] = await ended;
+    expect(state).toBe('crashed');
+    expect((await cluster.jobs({ app: 'demo' }))[0]?.status).toMatchObject({
+      state: 'crashed',
+      exitStatus: 3,
+    });
+  });
+
+  it('after a restart, adopts the running job instead of starting another', async () => {
+    await release();
+    const first = await agent();
+    await first.start();
+    const ready = once(first, 'ready', 'web.d');
+    await assign('h1', 'web.d');
+    await ready;
+    const pid = (await drivers[0]?.inspect('web.d'))?.pid;
+    expect(pid).toBeGreaterThan(0);
+    // The agent goes away (its jobs keep running), and a new one comes up on the same state.
+    await first.close();
+    agents.splice(agents.indexOf(first), 1);
+    await drivers.shift()?.close();
+    const second = await agent();
+    const started = once<[string, boolean]>(second, 'started', 'web.d');
+    const again = once(second, 'ready', 'web.d');
+    await second.start();
+    expect(await started).toEqual(['web.d', true]);
+    await again;
+    expect((await drivers[0]?.inspect('web.d'))?.pid).toBe(pid);
+    expect((await drivers[0]?.list())?.map((j) => j.id)).toEqual(['web.d']);
+    expect(await discovery.instances('demo-web', { readyOnly: true })).toHaveLength(1);
+  });
+
+  it('refuses a tampered artifact: the job is reported crashed and nothing is extracted', async () => {
+    await release({ sha256: 'f'.repeat(64) });
+    const a = await agent();
+    await a.start();
+    const ended = once<[string, string, string]>(a, 'ended', 'web.e');
+    await assign('h1', 'web.e');
+    const [, state, message] = await ended;
+    expect(state).toBe('crashed');
+    expect(message).toMatch(/sha256/);
+    expect(await readdir(join(dir, 'run-h1'))).toEqual([]);
+    expect(await readdir(join(dir, 'artifacts')).catch(() => [])).toEqual([]);
+  });
+});

@@ -1,0 +1,560 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EventEmitter } from 'eventemitter3';
+import {
+  ClusterState,
+  type AssignedJob,
+  type HostRegistration,
+  type JobRecord,
+  type JobStatus,
+  type ReleaseRecord,
+  type Resources,
+} from '@flotilla/cluster';
+import { type Clock, type Logger, silentLogger, sleep, systemClock } from '@flotilla/core';
+import { Discovery, type Registration } from '@flotilla/discovery';
+import { extractSlug } from '@flotilla/slug';
+import type { Store } from '@flotilla/store';
+import type { ArtifactCache } from './artifact-cache.js';
+import type { Driver, ExitStatus, JobInfo } from './driver.js';
+import { HostError, HostErrorCodes } from './errors.js';
+import { HealthMonitor, resolveHealthCheck, type ProbeResult } from './health-check.js';
+import { jobEnv } from './job-spec.js';
+import { PortAllocator, type PortRange } from './ports.js';
+
+/** Options of {@link HostAgent}. */
+export interface HostAgentOptions {
+  /** This host's id in the cluster. */
+  readonly id: string;
+  /** The cluster state (shared with schedulers and the controller). */
+  readonly store: Store;
+  /** Runs the jobs (`ProcessDriver`, `DockerDriver`). The agent does not close it. */
+  readonly driver: Driver;
+  /** Where this agent can be reached, for operators (`127.0.0.1:7000`). */
+  readonly address: string;
+  /** What the host offers to jobs. */
+  readonly capacity: Resources;
+  /** Labels that constraints match and spreading reads (`zone`...). */
+  readonly tags?: Readonly<Record<string, string>>;
+  /** Ports handed to jobs as `PORT`. */
+  readonly ports: PortRange;
+  /** Fetches and verifies slugs, once per host. */
+  readonly artifacts: ArtifactCache;
+  /** Where each job's slug is extracted (`<workDir>/<job id>`). */
+  readonly workDir: string;
+  /** Where ready jobs are published (default: a `Discovery` on `store`). */
+  readonly discovery?: Discovery;
+  /** Key prefix of the cluster state (default `'cluster/'`). */
+  readonly prefix?: string;
+  /** Heartbeat lease TTL (default 10,000 ms): how soon the scheduler notices a dead agent. */
+  readonly heartbeatTtlMs?: number;
+  /** Between deregistering a job and SIGTERM, for routers to drain it (default 1000 ms). */
+  readonly drainMs?: number;
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+}
+
+/** Events of a {@link HostAgent}. */
+export interface HostAgentEvents {
+  /** A job was started, or adopted from an earlier agent. */
+  started: (jobId: string, adopted: boolean) => void;
+  /** A job's health check passed: it is published as ready. */
+  ready: (jobId: string) => void;
+  /** A job ended: asked to stop (`down`), or by itself (`crashed`). */
+  ended: (jobId: string, state: 'down' | 'crashed', message: string) => void;
+  /** Something went wrong that the agent retries or reports; never fatal. */
+  error: (error: unknown) => void;
+}
+
+/** The discovery service a job of an app's process type is published under (`demo-web`). */
+export function serviceName(app: string, processType: string): string {
+  return `${app}-${processType}`.toLowerCase().replace(/[^a-z0-9.-]/g, '-');
+}
+
+interface Local {
+  record: JobRecord;
+  release: ReleaseRecord | undefined;
+  port: number | undefined;
+  dir: string | undefined;
+  health: HealthMonitor | undefined;
+  instance: Registration | undefined;
+  /** Set once a stop was asked for: the exit watcher then leaves the report to the stop. */
+  stopping: boolean;
+  ended: boolean;
+}
+
+/**
+ * The agent on every machine of a cluster (Flynn's flynn-host, Nomad's client): registers the
+ * host under a lease, runs the jobs the scheduler assigns to it from their release records
+ * (fetching and verifying the slug, extracting it per job, a port each), health-checks them and
+ * publishes the ready ones in discovery, reports what it observes, and stops jobs gracefully:
+ * not ready, deregistered, a drain, SIGTERM, grace, SIGKILL.
+ *
+ * After a restart it adopts the jobs its driver still runs instead of starting duplicates, and
+ * it never touches the operator's settings (a drain stays).
+ *
+ * @example
+ * ```ts
+ * const driver = await ProcessDriver.create({ stateDir: '/var/lib/flotilla/jobs' });
+ * const agent = new HostAgent({ id: 'host-1', store, driver, address: '127.0.0.1:7000',
+ *   capacity: { cpu: 4000, memory: 8192 }, ports: { from: 20000, to: 20999 },
+ *   artifacts: new ArtifactCache({ dir: '/var/lib/flotilla/slugs', token }), workDir: '/var/lib/flotilla/run' });
+ * await agent.start();
+ * ```
+ */
+export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDisposable {
+  readonly id: string;
+  readonly cluster: ClusterState;
+  readonly #o: HostAgentOptions;
+  readonly #driver: Driver;
+  readonly #discovery: Discovery;
+  readonly #ownsDiscovery: boolean;
+  readonly #ports: PortAllocator;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #jobs = new Map<string, Local>();
+  /** One operation at a time per job: a stop waits for a start in flight. */
+  readonly #ops = new Map<string, Promise<void>>();
+  readonly #abort = new AbortController();
+  #registration: HostRegistration | undefined;
+  #watching: Promise<void> | undefined;
+  #adoptable = new Map<string, JobInfo>();
+  #state: 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' = 'idle';
+  #synced: (() => void) | undefined;
+
+  constructor(options: HostAgentOptions) {
+    super();
+    this.#o = options;
+    this.id = options.id;
+    this.#driver = options.driver;
+    this.#clock = options.clock ?? systemClock;
+    this.#logger = options.logger ?? silentLogger;
+    this.#ports = new PortAllocator(options.ports);
+    this.cluster = new ClusterState({
+      store: options.store,
+      clock: this.#clock,
+      logger: this.#logger,
+      ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+    });
+    this.#ownsDiscovery = options.discovery === undefined;
+    this.#discovery =
+      options.discovery ?? new Discovery({ store: options.store, clock: this.#clock });
+  }
+
+  /** The lifecycle state. */
+  get state(): string {
+    return this.#state;
+  }
+
+  /** The jobs this agent runs now, by id. */
+  get jobs(): readonly string[] {
+    return [...this.#jobs.keys()];
+  }
+
+  /**
+   * Registers the host, learns what the driver already runs (adoption), and converges on the
+   * assigned jobs. Resolves once the first assignment snapshot has been acted on.
+   */
+  async start(): Promise<void> {
+    if (this.#state !== 'idle')
+      throw new HostError(HostErrorCodes.CLOSED, 'a HostAgent starts once');
+    this.#state = 'starting';
+    await mkdir(this.#o.workDir, { recursive: true });
+    for (const info of await this.#driver.list()) this.#adoptable.set(info.id, info);
+    await this.#register();
+    const synced = new Promise<void>((resolve) => (this.#synced = resolve));
+    this.#watching = this.#watch();
+    await synced;
+    this.#state = 'running';
+  }
+
+  /**
+   * Stops watching. Jobs keep running, to be adopted by the next agent; their discovery
+   * entries are withdrawn until it has checked them again. The heartbeat lease is not revoked:
+   * an agent restarting within its TTL keeps the host up. With `stopJobs`, every job is stopped
+   * gracefully and the host is deregistered (for decommissioning). Idempotent.
+   */
+  async close(options: { stopJobs?: boolean } = {}): Promise<void> {
+    if (this.#state === 'stopping' || this.#state === 'stopped') return;
+    this.#state = 'stopping';
+    this.#abort.abort();
+    await this.#watching?.catch(() => undefined);
+    await Promise.all([...this.#ops.values()].map((p) => p.catch(() => undefined)));
+    if (options.stopJobs === true) {
+      await Promise.all(
+        [...this.#jobs.keys()].map((id) => this.#stop(id, 'the host agent shut down')),
+      );
+      await this.#registration?.close().catch(() => undefined);
+    } else {
+      for (const local of this.#jobs.values()) {
+        local.health?.stop();
+        await local.instance?.close().catch(() => undefined);
+      }
+    }
+    if (this.#ownsDiscovery) await this.#discovery.close();
+    this.#state = 'stopped';
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // --- registration --------------------------------------------------------------------------
+
+  async #register(): Promise<void> {
+    const o = this.#o;
+    this.#registration = await this.cluster.registerHost(
+      {
+        id: o.id,
+        addr: o.address,
+        capacity: o.capacity,
+        ...(o.tags === undefined ? {} : { tags: o.tags }),
+      },
+      { ttlMs: o.heartbeatTtlMs ?? 10_000 },
+    );
+    const registration = this.#registration;
+    void registration.ended.then((reason) => {
+      if (reason === 'expired' && !this.#abort.signal.aborted) void this.#reregister();
+    });
+  }
+
+  /** The lease was lost (the store unreachable past the TTL): register again, with backoff. */
+  async #reregister(): Promise<void> {
+    let delay = 200;
+    while (!this.#abort.signal.aborted) {
+      try {
+        this.#logger.warn({ host: this.id }, 'heartbeat lease lost: registering again');
+        await this.#register();
+        return;
+      } catch (err) {
+        this.emit('error', err);
+        await sleep(this.#clock, delay, this.#abort.signal);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+
+  // --- converging ----------------------------------------------------------------------------
+
+  async #watch(): Promise<void> {
+    try {
+      for await (const item of this.cluster.watchAssigned(this.id, {
+        signal: this.#abort.signal,
+      })) {
+        if (item.type === 'snapshot') this.#converge(item.jobs);
+        else if (item.type === 'assigned') this.#assigned(item.job);
+        else if (item.type === 'removed')
+          this.#queue(item.jobId, () => this.#stop(item.jobId, 'no longer assigned'));
+        else {
+          this.#logger.warn(
+            { key: item.key, err: item.error },
+            'assigned job record cannot be read',
+          );
+          this.emit('error', item.error);
+        }
+      }
+    } catch (err) {
+      if (!this.#abort.signal.aborted) {
+        this.#logger.error({ err }, 'watch of assigned jobs failed');
+        this.emit('error', err);
+      }
+    } finally {
+      this.#synced?.();
+    }
+  }
+
+  /** A full snapshot: start what is wanted and not running, stop what runs and is not wanted. */
+  #converge(jobs: readonly AssignedJob[]): void {
+    const wanted = new Set<string>();
+    for (const job of jobs) {
+      wanted.add(job.record.id);
+      this.#assigned(job);
+    }
+    for (const id of [...this.#jobs.keys(), ...this.#adoptable.keys()]) {
+      if (!wanted.has(id)) this.#queue(id, () => this.#stop(id, 'no longer assigned'));
+    }
+    const synced = this.#synced;
+    this.#synced = undefined;
+    if (synced !== undefined) void Promise.all([...this.#ops.values()]).finally(synced);
+  }
+
+  #assigned(job: AssignedJob): void {
+    const id = job.record.id;
+    if (job.record.desired === 'stop') {
+      this.#queue(id, () =>
+        this.#stop(id, `asked to stop (${job.record.stopReason ?? 'no reason'})`),
+      );
+      return;
+    }
+    const known = this.#jobs.get(id);
+    if (known !== undefined) {
+      known.record = job.record;
+      return;
+    }
+    this.#queue(id, () => this.#launch(job));
+  }
+
+  /** Runs `op` after whatever is in flight for the job. */
+  #queue(id: string, op: () => Promise<void>): void {
+    const prev = this.#ops.get(id) ?? Promise.resolve();
+    const next = prev
+      .then(op)
+      .catch((err: unknown) => {
+        this.#logger.error({ err, jobId: id }, 'job operation failed');
+        this.emit('error', err);
+      })
+      .finally(() => {
+        if (this.#ops.get(id) === next) this.#ops.delete(id);
+      });
+    this.#ops.set(id, next);
+  }
+
+  // --- running a job -------------------------------------------------------------------------
+
+  async #launch(job: AssignedJob): Promise<void> {
+    const { record } = job;
+    const id = record.id;
+    if (this.#jobs.has(id) || this.#abort.signal.aborted) return;
+    const local: Local = {
+      record,
+      release: job.release,
+      port: undefined,
+      dir: undefined,
+      health: undefined,
+      instance: undefined,
+      stopping: false,
+      ended: false,
+    };
+    this.#jobs.set(id, local);
+    const adopted = this.#adoptable.get(id);
+    this.#adoptable.delete(id);
+    if (adopted !== undefined) return this.#adopt(local, adopted);
+    try {
+      const release = job.release;
+      if (release === undefined) throw job.releaseError ?? new Error('release missing');
+      const def = release.processes[record.type];
+      if (def === undefined || !Object.hasOwn(release.processes, record.type))
+        throw new HostError(
+          HostErrorCodes.INVALID_SPEC,
+          `release ${release.release} of ${release.app} has no process type ${record.type}`,
+          { jobId: id },
+        );
+      if (release.artifact.type !== 'slug')
+        throw new HostError(
+          HostErrorCodes.ARTIFACT_INVALID,
+          `release ${release.release} of ${release.app} is an image: the ${this.#driver.name} driver runs slugs`,
+          { jobId: id },
+        );
+      const slug = await this.#o.artifacts.get(release.artifact, { signal: this.#abort.signal });
+      const dir = join(this.#o.workDir, id);
+      await rm(dir, { recursive: true, force: true });
+      await extractSlug(slug, dir, {
+        signal: this.#abort.signal,
+        expectedSha256: release.artifact.sha256,
+      });
+      local.dir = dir;
+      local.port = this.#ports.allocate(id);
+      const info = await this.#driver.start({
+        id,
+        app: record.app,
+        release: record.release,
+        processType: record.type,
+        index: record.index,
+        command: def.command,
+        cwd: dir,
+        env: jobEnv({
+          jobId: id,
+          app: record.app,
+          release: record.release,
+          processType: record.type,
+          index: record.index,
+          port: local.port,
+          config: release.config,
+        }),
+        memoryMiB: record.resources.memory,
+        ...(def.stopGraceMs === undefined ? {} : { stopGraceMs: def.stopGraceMs }),
+      });
+      this.emit('started', id, false);
+      await this.#report(local, { state: 'starting', startedAt: info.startedAt, port: local.port });
+      this.#supervise(local, info.startedAt);
+    } catch (err) {
+      if (this.#abort.signal.aborted) return;
+      const message = `could not start: ${(err as Error).message}`;
+      this.#logger.warn({ err, jobId: id }, message);
+      await this.#end(local, 'crashed', { message, finishedAt: this.#clock.now() });
+    }
+  }
+
+  /** Takes over a job an earlier agent started and the driver still knows. */
+  async #adopt(local: Local, info: JobInfo): Promise<void> {
+    const id = info.id;
+    if (info.state === 'exited' && info.exit !== undefined) {
+      await this.#exited(local, info.exit);
+      return;
+    }
+    if (info.port !== undefined) {
+      this.#ports.claim(id, info.port);
+      local.port = info.port;
+    }
+    local.dir = join(this.#o.workDir, id);
+    this.emit('started', id, true);
+    this.#supervise(local, info.startedAt);
+  }
+
+  /** Health checks and publication, and the watch for the job's exit. */
+  #supervise(local: Local, startedAt: number): void {
+    const { record } = local;
+    const id = record.id;
+    void this.#driver.wait(id).then(
+      (exit) => {
+        if (!local.stopping) this.#queue(id, () => this.#exited(local, exit));
+      },
+      () => undefined, // the driver closed
+    );
+    const def = local.release?.processes[record.type];
+    const check = resolveHealthCheck(record.type, def?.healthCheck);
+    if (check === undefined || local.port === undefined) {
+      void this.#report(local, {
+        state: 'up',
+        startedAt,
+        ...(local.port === undefined ? {} : { port: local.port }),
+      });
+      this.emit('ready', id);
+      return;
+    }
+    const port = local.port;
+    local.health = new HealthMonitor({
+      check,
+      port,
+      clock: this.#clock,
+      on: {
+        ready: () => {
+          void this.#publish(local, true);
+          void this.#report(local, { state: 'up', startedAt, port });
+          this.emit('ready', id);
+        },
+        unready: (result) => {
+          this.#logger.warn(
+            { jobId: id, check: result.message },
+            'health check failing: not ready',
+          );
+          void this.#publish(local, false);
+        },
+        bootTimeout: (result) => this.#queue(id, () => this.#bootTimeout(local, result)),
+      },
+    });
+  }
+
+  async #publish(local: Local, ready: boolean): Promise<void> {
+    if (local.ended || local.stopping || local.port === undefined) return;
+    const { record } = local;
+    try {
+      if (local.instance === undefined) {
+        if (!ready) return;
+        local.instance = await this.#discovery.register({
+          service: serviceName(record.app, record.type),
+          id: record.id,
+          addr: `127.0.0.1:${local.port}`,
+          ready: true,
+          meta: { app: record.app, release: record.release, type: record.type, host: this.id },
+        });
+        if (local.ended || local.stopping) await local.instance.close();
+        return;
+      }
+      await local.instance.setReady(ready);
+    } catch (err) {
+      this.emit('error', err);
+    }
+  }
+
+  async #bootTimeout(local: Local, result: ProbeResult): Promise<void> {
+    if (local.ended || local.stopping) return;
+    const message = `failed its health check within the boot grace (${result.message}): stopped (R10)`;
+    local.stopping = true;
+    const exit = await this.#driver.stop(local.record.id).catch(() => undefined);
+    await this.#end(local, 'crashed', {
+      message,
+      finishedAt: exit?.finishedAt ?? this.#clock.now(),
+      ...exitFields(exit),
+    });
+  }
+
+  /** The job's process ended by itself. Deregistered at once, reported for crash backoff. */
+  async #exited(local: Local, exit: ExitStatus): Promise<void> {
+    if (local.ended || local.stopping) return;
+    await this.#end(local, 'crashed', {
+      message: exit.message,
+      finishedAt: exit.finishedAt,
+      ...exitFields(exit),
+    });
+  }
+
+  /** Stops a job gracefully: not ready, deregistered, drained, SIGTERM, grace, SIGKILL. */
+  async #stop(id: string, why: string): Promise<void> {
+    const adoptable = this.#adoptable.get(id);
+    if (adoptable !== undefined) {
+      // Running since an earlier agent, and no longer wanted.
+      this.#adoptable.delete(id);
+      await this.#driver.stop(id).catch(() => undefined);
+      await this.#driver.remove(id).catch(() => undefined);
+      await rm(join(this.#o.workDir, id), { recursive: true, force: true });
+      return;
+    }
+    const local = this.#jobs.get(id);
+    if (local === undefined || local.ended) return;
+    local.stopping = true;
+    local.health?.stop();
+    if (local.instance !== undefined) {
+      await local.instance.setReady(false).catch(() => undefined);
+      await local.instance.close().catch(() => undefined);
+      local.instance = undefined;
+      await sleep(this.#clock, this.#o.drainMs ?? 1000, this.#abort.signal);
+    }
+    let exit: ExitStatus | undefined;
+    try {
+      exit = await this.#driver.stop(id);
+    } catch (err) {
+      if (!(err instanceof HostError && err.code === HostErrorCodes.JOB_NOT_FOUND)) throw err;
+    }
+    await this.#end(local, 'down', {
+      message: exit === undefined ? why : `${why}: ${exit.message}`,
+      finishedAt: exit?.finishedAt ?? this.#clock.now(),
+      ...exitFields(exit),
+    });
+  }
+
+  /** Reports the end, withdraws the instance, and frees the job's port, directory and driver state. */
+  async #end(
+    local: Local,
+    state: 'down' | 'crashed',
+    status: Omit<JobStatus, 'state' | 'updatedAt'> & { message: string },
+  ): Promise<void> {
+    if (local.ended) return;
+    local.ended = true;
+    local.health?.stop();
+    await local.instance?.close().catch(() => undefined);
+    local.instance = undefined;
+    const id = local.record.id;
+    await this.#report(local, { state, ...status });
+    this.#ports.release(id);
+    await this.#driver.remove(id).catch(() => undefined);
+    if (local.dir !== undefined) await rm(local.dir, { recursive: true, force: true });
+    this.#jobs.delete(id);
+    this.emit('ended', id, state, status.message);
+  }
+
+  async #report(local: Local, status: Omit<JobStatus, 'updatedAt'>): Promise<void> {
+    try {
+      await this.cluster.reportJob(this.id, local.record.id, status);
+    } catch (err) {
+      this.emit('error', err);
+    }
+  }
+}
+
+function exitFields(exit: ExitStatus | undefined): Pick<JobStatus, 'exitStatus' | 'signal'> {
+  if (exit === undefined) return {};
+  return {
+    ...(exit.code === null ? {} : { exitStatus: exit.code }),
+    ...(exit.signal === null ? {} : { signal: exit.signal }),
+  };
+}
