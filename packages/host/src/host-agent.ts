@@ -426,6 +426,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
       check,
       port,
       clock: this.#clock,
+      logger: this.#logger.child({ jobId: id }),
       on: {
         ready: () => {
           void this.#publish(local, true);

@@ -32,7 +32,12 @@ export type { HostAgentEvents, HostAgentOptions } from './host-agent.js';
 export { ArtifactCache } from './artifact-cache.js';
 export type { ArtifactCacheOptions, SlugArtifact } from './artifact-cache.js';
 export { HEALTH_CHECK_DEFAULTS, HealthMonitor, probe, resolveHealthCheck } from './health-check.js';
-export type { HealthEvents, ProbeResult, ResolvedHealthCheck } from './health-check.js';
+export type {
+  HealthEvents,
+  HealthMonitorOptions,
+  ProbeResult,
+  ResolvedHealthCheck,
+} from './health-check.js';
 export { PortAllocator } from './ports.js';
 export type { PortRange } from './ports.js';
 export { HostError, HostErrorCodes } from './errors.js';
