@@ -3,8 +3,8 @@ import {
   type Clock,
   type Logger,
   isFlotillaError,
+  retry,
   silentLogger,
-  sleep,
   systemClock,
 } from '@flotilla/core';
 import {
@@ -611,20 +611,15 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
     signal: AbortSignal,
   ): Promise<ReleaseRecord | ClusterError> {
     const key = this.keys.release(record.app, record.release);
-    let kv: KeyValue | undefined;
-    for (let delay = 100; ; delay = Math.min(delay * 2, 5000)) {
-      try {
-        kv = await this.store.get(key, { signal });
-        break;
-      } catch (err) {
-        if (signal.aborted || !(isFlotillaError(err) && err.retryable)) throw err;
+    const kv = await retry(() => this.store.get(key, { signal }), {
+      clock: this.#clock,
+      signal,
+      onRetry: (err, delayMs) =>
         this.#logger.warn(
-          { err, delayMs: delay, hostId, key },
+          { err, delayMs, hostId, key },
           'release of an assigned job cannot be read: retrying',
-        );
-        await sleep(this.#clock, delay, signal);
-      }
-    }
+        ),
+    });
     if (kv === undefined) {
       return new ClusterError(
         ClusterErrorCodes.UNKNOWN_RELEASE,

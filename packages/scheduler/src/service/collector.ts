@@ -1,5 +1,5 @@
 import type { ClusterKeys } from '@flotilla/cluster';
-import { type Clock, sleep } from '@flotilla/core';
+import { type Clock, retry } from '@flotilla/core';
 import type { Compare, Store, TxnOp } from '@flotilla/store';
 import type { KnownJob } from './mirror.js';
 
@@ -71,17 +71,12 @@ export class Collector {
   }
 
   async #delete(compare: Compare[], success: TxnOp[]): Promise<void> {
-    let delay = 100;
-    while (!this.#signal.aborted) {
-      try {
-        // Not succeeded: the job or its status changed since; the change brings it back here.
-        await this.#store.txn({ compare, success });
-        return;
-      } catch (err) {
-        this.#onError(err);
-        await sleep(this.#clock, delay, this.#signal);
-        delay = Math.min(delay * 2, 5000);
-      }
-    }
+    // Not succeeded: the job or its status changed since; the change brings it back here.
+    await retry(() => this.#store.txn({ compare, success }), {
+      clock: this.#clock,
+      signal: this.#signal,
+      retryable: () => true,
+      onRetry: (err) => this.#onError(err),
+    }).catch(() => undefined); // aborted: the scheduler closed
   }
 }

@@ -1,4 +1,4 @@
-import { type Clock, type Logger, sleep } from '@flotilla/core';
+import { type Clock, type Logger, retry, sleep } from '@flotilla/core';
 import { validateSchedulerEpoch, type ClusterKeys, type SchedulerEpoch } from '@flotilla/cluster';
 import type { Lease, Store } from '@flotilla/store';
 import { SchedulerError, SchedulerErrorCodes } from '../errors.js';
@@ -185,16 +185,19 @@ export class Membership {
     if (id === this.#id) return this.#reregister();
     if (!this.#members.includes(id)) return;
     this.#logger.warn({ scheduler: id }, 'a scheduler left: taking over its share of apps');
-    void this.#update(
-      (m) => (m.includes(id) ? m.filter((x) => x !== id) : undefined),
-      [{ key: this.#keys.scheduler(id), target: 'version', op: '==', value: 0 }],
-    ).catch(async (err: unknown) => {
-      if (this.#abort.signal.aborted) return;
-      // Until it is removed, its apps have no scheduler: try again after a while.
-      this.#logger.warn({ err }, 'could not remove a dead scheduler; retrying');
-      await sleep(this.#clock, 1000, this.#abort.signal);
-      if (!this.#abort.signal.aborted && !this.#present.has(id)) this.applyMember(id, false);
-    });
+    // Until it is removed, its apps have no scheduler: retry while its key stays away.
+    const remove = (): Promise<void> =>
+      this.#update(
+        (m) => (m.includes(id) ? m.filter((x) => x !== id) : undefined),
+        [{ key: this.#keys.scheduler(id), target: 'version', op: '==', value: 0 }],
+      );
+    void retry(remove, {
+      clock: this.#clock,
+      signal: this.#abort.signal,
+      initialMs: 1000,
+      retryable: () => !this.#present.has(id),
+      onRetry: (err) => this.#logger.warn({ err }, 'could not remove a dead scheduler; retrying'),
+    }).catch(() => undefined); // left, or the member came back
   }
 
   /** Members listed in the epoch whose keys are gone: removed now (after a relist). */
@@ -239,24 +242,25 @@ export class Membership {
     const missing = (): boolean => this.#joined && !this.#abort.signal.aborted && !this.active;
     if (!missing()) return;
     this.#repairing = true;
-    void (async () => {
-      let delay = 100;
-      while (missing()) {
-        this.#logger.warn('this scheduler is missing from the scheduler epoch: adding it again');
-        try {
-          await this.#update(
-            (m) => (m.includes(this.#id) ? undefined : [...m, this.#id]),
-            [{ key: this.#keys.scheduler(this.#id), target: 'version', op: '>', value: 0 }],
-          );
-        } catch (err) {
-          this.#logger.warn({ err }, 'could not add this scheduler to the epoch; retrying');
-        }
-        if (!missing()) break;
-        await sleep(this.#clock, delay, this.#abort.signal);
-        delay = Math.min(delay * 2, 5000);
-      }
-      this.#repairing = false;
-    })();
+    const attempt = async (): Promise<void> => {
+      if (!missing()) return;
+      this.#logger.warn('this scheduler is missing from the scheduler epoch: adding it again');
+      await this.#update(
+        (m) => (m.includes(this.#id) ? undefined : [...m, this.#id]),
+        [{ key: this.#keys.scheduler(this.#id), target: 'version', op: '>', value: 0 }],
+      );
+      // A guard that failed (our key is gone) leaves us out: try again while the lease lives.
+      if (missing()) throw new Error('still missing from the epoch');
+    };
+    void retry(attempt, {
+      clock: this.#clock,
+      signal: this.#abort.signal,
+      retryable: () => missing(),
+      onRetry: (err) =>
+        this.#logger.warn({ err }, 'could not add this scheduler to the epoch; retrying'),
+    })
+      .catch(() => undefined) // left, or the lease is gone (a rejoin follows)
+      .finally(() => (this.#repairing = false));
   }
 
   /**
@@ -301,18 +305,13 @@ export class Membership {
   }
 
   async #rejoin(): Promise<void> {
-    let delay = 100;
-    while (!this.#abort.signal.aborted) {
-      try {
-        this.#logger.warn('scheduler membership lease expired: joining again');
-        await this.join();
-        return;
-      } catch (err) {
-        this.#logger.warn({ err }, 'could not join the scheduler epoch; retrying');
-        await sleep(this.#clock, delay, this.#abort.signal);
-        delay = Math.min(delay * 2, 5000);
-      }
-    }
+    this.#logger.warn('scheduler membership lease expired: joining again');
+    await retry(() => this.join(), {
+      clock: this.#clock,
+      signal: this.#abort.signal,
+      retryable: () => true,
+      onRetry: (err) => this.#logger.warn({ err }, 'could not join the scheduler epoch; retrying'),
+    }).catch(() => undefined); // left while rejoining
   }
 
   /** Compare-and-set on the epoch record: `change` returns the new members, or undefined for none. */
