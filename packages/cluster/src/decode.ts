@@ -1,6 +1,6 @@
 import type { KeyValue } from '@flotilla/store';
 import { ClusterError, ClusterErrorCodes } from './errors.js';
-import type { ClusterKeys } from './keys.js';
+import type { ClusterKey, ClusterKeys } from './keys.js';
 import {
   validateFormation,
   validateHeartbeat,
@@ -97,9 +97,15 @@ function match(key: string, path: string, got: string, want: string): void {
  * record against the ids in the key. Returns `undefined` for a key outside the layout (another
  * tool's). Throws `FLOTILLA_CLUSTER_INVALID_RECORD`, with the `key` and a `cause`, for anything
  * else that is wrong: callers report it, they never skip it silently.
+ *
+ * A caller that has already classified the key (to skip kinds it does not read) passes the
+ * result as `where`, so the key is not parsed twice.
  */
-export function decodeRecord(keys: ClusterKeys, kv: KeyValue): ClusterRecord | undefined {
-  const where = keys.parse(kv.key);
+export function decodeRecord(
+  keys: ClusterKeys,
+  kv: KeyValue,
+  where: ClusterKey | undefined = keys.parse(kv.key),
+): ClusterRecord | undefined {
   if (where === undefined) return undefined;
   switch (where.kind) {
     case 'invalid':

@@ -247,9 +247,10 @@ export class Committer {
         memory: usage.memory + records.reduce((a, r) => a + r.resources.memory, 0),
         by: this.#id,
       };
-      const ops: TxnOp[] = records.map((r) => ({
+      const jobKeys = records.map((r) => this.#keys.job(hostId, r.id));
+      const ops: TxnOp[] = records.map((r, i) => ({
         op: 'put',
-        key: this.#keys.job(hostId, r.id),
+        key: jobKeys[i] as string,
         value: JSON.stringify(r),
       }));
       ops.push({ op: 'put', key: allocKey, value: JSON.stringify(alloc) });

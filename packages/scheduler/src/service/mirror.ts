@@ -156,7 +156,7 @@ export class ClusterMirror {
     }
     let decoded;
     try {
-      decoded = decodeRecord(this.#keys, kv);
+      decoded = decodeRecord(this.#keys, kv, where);
     } catch (err) {
       if (!(err instanceof ClusterError)) throw err;
       this.#hooks.invalid(kv.key, err);
