@@ -281,8 +281,7 @@ export class Committer {
         apply: (revision) => {
           if ((this.#mirror.allocRev.get(hostId) ?? 0) < revision)
             this.#mirror.allocRev.set(hostId, revision);
-          for (const r of records)
-            this.#mirror.committed(r, this.#keys.job(hostId, r.id), revision);
+          records.forEach((r, i) => this.#mirror.committed(r, jobKeys[i] as string, revision));
         },
         retry: () => {
           for (const r of records) this.#planner.invalidate(r.app, r.release, r.type);
