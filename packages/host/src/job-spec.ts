@@ -1,3 +1,4 @@
+import { isValidId } from '@flotilla/cluster';
 import { HostError, HostErrorCodes } from './errors.js';
 import { describe } from './internal/validate.js';
 
@@ -61,8 +62,6 @@ export function jobEnv(input: JobEnvInput): Record<string, string> {
   return env;
 }
 
-/** The id rule of `@flotilla/cluster` (`isValidId`): a job id is also a directory name here. */
-const ID = /^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,199}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MAX_COMMAND = 64 * 1024;
 const MAX_ENV_BYTES = 1024 * 1024;
@@ -80,8 +79,9 @@ function invalid(path: string, why: string, jobId?: string): never {
  */
 export function validateJobSpec(spec: unknown): JobSpec {
   if (typeof spec !== 'object' || spec === null) invalid('spec', 'it must be an object');
+  // Ids follow the cluster's rule (`isValidId`): a job id is also a directory name here.
   const o = spec as Record<string, unknown>;
-  if (typeof o.id !== 'string' || !ID.test(o.id)) {
+  if (!isValidId(o.id)) {
     invalid(
       'spec.id',
       `${describe(o.id)} is not a job id: use 1 to 200 characters from A-Z a-z 0-9 . _ - @ : +, starting with a letter or digit`,
@@ -90,7 +90,7 @@ export function validateJobSpec(spec: unknown): JobSpec {
   const id = o.id;
   for (const key of ['app', 'release', 'processType'] as const) {
     const v = o[key];
-    if (typeof v !== 'string' || !ID.test(v)) {
+    if (!isValidId(v)) {
       invalid(`spec.${key}`, `${describe(v)} is not a valid ${key}`, id);
     }
   }
