@@ -1,4 +1,4 @@
-import { type Clock, type Logger, isFlotillaError, sleep } from '@flotilla/core';
+import { type Clock, type Logger, isFlotillaError, retry } from '@flotilla/core';
 import type { Lease, Store } from '@flotilla/store';
 import { DiscoveryError, DiscoveryErrorCodes } from './errors.js';
 import { GuardedEmitter } from './internal/guarded-emitter.js';
@@ -225,22 +225,30 @@ export class Election extends GuardedEmitter<ElectionEvents> implements AsyncDis
   }
 
   async #run(signal: AbortSignal): Promise<void> {
-    let delay = 100;
     while (!signal.aborted) {
       try {
-        await this.#round(signal);
-        delay = 100;
-      } catch (err) {
-        if (signal.aborted) break;
-        if (isFlotillaError(err, 'FLOTILLA_STORE_CLOSED')) {
+        // Each round that ends well (lost the lead, saw the seat free) starts a fresh backoff.
+        await retry(() => this.#round(signal), {
+          clock: this.#ctx.clock,
+          signal,
+          maxMs: Math.max(1000, this.#ctx.ttlMs / 2),
+          retryable: (err) => !isFlotillaError(err, 'FLOTILLA_STORE_CLOSED'),
+          onRetry: (err) => {
+            this.#ctx.logger.warn(
+              { err, election: this.#ctx.name },
+              'election round failed, retrying',
+            );
+            this.emit('error', err);
+          },
+        });
+      } catch {
+        // Resigned or closed (the signal's reason), or the store was closed under us: then
+        // close, which settles the waiters and tells the Discovery.
+        if (!signal.aborted) {
           this.#state = 'closed';
-          void this.close(); // settles waiters, tells the Discovery
-          break;
+          void this.close();
         }
-        this.#ctx.logger.warn({ err, election: this.#ctx.name }, 'election round failed, retrying');
-        this.emit('error', err);
-        await sleep(this.#ctx.clock, delay, signal);
-        delay = Math.min(delay * 2, Math.max(1000, this.#ctx.ttlMs / 2));
+        return;
       }
     }
   }

@@ -1,4 +1,4 @@
-import { type Clock, type Logger, isFlotillaError, sleep } from '@flotilla/core';
+import { type Clock, type Logger, isFlotillaError, retry } from '@flotilla/core';
 import type { Lease, Store } from '@flotilla/store';
 import { DiscoveryError, DiscoveryErrorCodes } from './errors.js';
 import type { ServiceInstance } from './instance.js';
@@ -198,43 +198,48 @@ export class Registration extends GuardedEmitter<RegistrationEvents> implements 
    * off the put: the store refuses a put on a revoked lease, and deletes the key if it landed.
    */
   async #recover(): Promise<void> {
-    const { store, key, ttlMs, clock } = this.#ctx;
+    const { ttlMs, clock } = this.#ctx;
     this.#stop ??= new AbortController();
     const { signal } = this.#stop;
-    let delay = 100;
-    while (!this.#closing()) {
-      let granted: Lease | undefined;
-      try {
-        granted = await store.grant(ttlMs, { signal });
-        if (this.#closing()) return;
-        const written = this.#instance;
-        await store.put(key, JSON.stringify(written), { lease: granted.id, signal });
-        await granted.keepAlive({ signal });
-        if (this.#closing()) return;
-        this.#lease = granted;
-        granted = undefined; // adopted: close() revokes it from now on
-        this.#state = 'registered';
-        this.#watchLease(this.#lease);
-        // An update made while we were recovering was not written: write it now.
-        if (this.#instance !== written) {
-          void this.update({}).catch((err: unknown) => this.emit('error', err));
-        }
-        this.emit('restored', this.#instance);
-        return;
-      } catch (err) {
-        if (this.#closing()) return;
-        if (isFlotillaError(err, 'FLOTILLA_STORE_CLOSED')) {
-          this.#state = 'closed';
-          this.#ctx.onClose();
-          return;
-        }
-        this.emit('error', err);
-      } finally {
-        // Not adopted: revoke it, whatever happened to the put made with it.
-        await granted?.revoke().catch(() => undefined);
+    try {
+      await retry(() => this.#reregister(signal), {
+        clock,
+        signal,
+        maxMs: Math.max(1000, ttlMs / 2),
+        retryable: (err) => !isFlotillaError(err, 'FLOTILLA_STORE_CLOSED'),
+        onRetry: (err) => this.emit('error', err),
+      });
+    } catch {
+      // Closed (the signal's reason), or the store was closed under us.
+      if (this.#closing()) return;
+      this.#state = 'closed';
+      this.#ctx.onClose();
+    }
+  }
+
+  /** One attempt of {@link #recover}: a new lease, the put, the first renewal, adoption. */
+  async #reregister(signal: AbortSignal): Promise<void> {
+    const { store, key, ttlMs } = this.#ctx;
+    let granted: Lease | undefined;
+    try {
+      granted = await store.grant(ttlMs, { signal });
+      if (this.#closing()) return;
+      const written = this.#instance;
+      await store.put(key, JSON.stringify(written), { lease: granted.id, signal });
+      await granted.keepAlive({ signal });
+      if (this.#closing()) return;
+      this.#lease = granted;
+      granted = undefined; // adopted: close() revokes it from now on
+      this.#state = 'registered';
+      this.#watchLease(this.#lease);
+      // An update made while we were recovering was not written: write it now.
+      if (this.#instance !== written) {
+        void this.update({}).catch((err: unknown) => this.emit('error', err));
       }
-      await sleep(clock, delay, signal);
-      delay = Math.min(delay * 2, Math.max(1000, ttlMs / 2));
+      this.emit('restored', this.#instance);
+    } finally {
+      // Not adopted: revoke it, whatever happened to the put made with it.
+      await granted?.revoke().catch(() => undefined);
     }
   }
 
