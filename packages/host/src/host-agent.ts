@@ -10,7 +10,7 @@ import {
   type ReleaseRecord,
   type Resources,
 } from '@flotilla/cluster';
-import { type Clock, type Logger, silentLogger, sleep, systemClock } from '@flotilla/core';
+import { type Clock, type Logger, retry, silentLogger, sleep, systemClock } from '@flotilla/core';
 import { Discovery, type Registration } from '@flotilla/discovery';
 import { extractSlug } from '@flotilla/slug';
 import type { Store } from '@flotilla/store';
@@ -219,18 +219,16 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
 
   /** The lease was lost (the store unreachable past the TTL): register again, with backoff. */
   async #reregister(): Promise<void> {
-    let delay = 200;
-    while (!this.#abort.signal.aborted) {
-      try {
-        this.#logger.warn({ host: this.id }, 'heartbeat lease lost: registering again');
-        await this.#register();
-        return;
-      } catch (err) {
-        this.emit('error', err);
-        await sleep(this.#clock, delay, this.#abort.signal);
-        delay = Math.min(delay * 2, 5000);
-      }
-    }
+    this.#logger.warn({ host: this.id }, 'heartbeat lease lost: registering again');
+    await retry(() => this.#register(), {
+      clock: this.#clock,
+      signal: this.#abort.signal,
+      initialMs: 200,
+      maxMs: 5000,
+      // Whatever failed (the store still unreachable, a refused write), the host must come back.
+      retryable: () => true,
+      onRetry: (err) => this.emit('error', err),
+    }).catch(() => undefined); // aborted by close()
   }
 
   // --- converging ----------------------------------------------------------------------------
