@@ -204,7 +204,7 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
     this.#open();
     const kv = await this.store.get(this.keys.release(app, release), options);
     if (kv === undefined) return undefined;
-    return this.#decode(kv, 'release', true)?.record;
+    return this.#decode(kv, 'release')?.record;
   }
 
   /** An app's release records, by release id. */
@@ -397,7 +397,7 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
       const current: HostControl =
         kv === undefined
           ? { eligible: true, drain: false, updatedAt: 0 }
-          : (this.#decode(kv, 'host-control', true)?.record ?? {
+          : (this.#decode(kv, 'host-control')?.record ?? {
               eligible: true,
               drain: false,
               updatedAt: 0,
@@ -682,19 +682,12 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
     }
   }
 
-  /** Decodes, reporting (event and log) what cannot be read; `strict` throws it instead. */
+  /** Decodes one record a call asked for by key: what cannot be read is thrown. */
   #decode<K extends ClusterRecord['kind']>(
     kv: KeyValue,
     kind: K,
-    strict = false,
   ): Extract<ClusterRecord, { kind: K }> | undefined {
-    const decoded = this.#tryDecode(kv);
-    if (decoded instanceof ClusterError) {
-      if (strict) throw decoded;
-      this.#logger.warn({ key: kv.key, err: decoded }, 'cluster record cannot be read');
-      this.emit('invalid', decoded);
-      return undefined;
-    }
+    const decoded = decodeRecord(this.keys, kv);
     return decoded?.kind === kind ? (decoded as Extract<ClusterRecord, { kind: K }>) : undefined;
   }
 
