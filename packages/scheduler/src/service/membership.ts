@@ -250,7 +250,12 @@ export class Membership {
         [{ key: this.#keys.scheduler(this.#id), target: 'version', op: '>', value: 0 }],
       );
       // A guard that failed (our key is gone) leaves us out: try again while the lease lives.
-      if (missing()) throw new Error('still missing from the epoch');
+      if (missing())
+        throw new SchedulerError(
+          SchedulerErrorCodes.CONFLICT,
+          'this scheduler is still missing from the scheduler epoch',
+          { retryable: true },
+        );
     };
     void retry(attempt, {
       clock: this.#clock,
