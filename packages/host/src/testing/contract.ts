@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { isFlotillaError } from '@flotilla/core';
 import type { Driver, ExitStatus } from '../driver.js';
 import { jobEnv, type JobSpec } from '../job-spec.js';
 import type { LogLine } from '../log-buffer.js';
+import { readStat } from '../internal/proc.js';
 
 /** Options of {@link runDriverContract}. */
 export interface DriverContractOptions {
@@ -69,12 +70,8 @@ async function portOpen(port: number): Promise<boolean> {
 
 /** Whether pid names a live process (a zombie counts as gone). */
 async function alive(pid: number): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
+  const stat = await readStat(pid);
+  return stat !== undefined && stat.state !== 'Z';
 }
 
 async function expectCode(promise: Promise<unknown> | (() => unknown), code: string) {
