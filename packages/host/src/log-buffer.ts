@@ -98,6 +98,8 @@ export class LogBuffer {
   readonly #maxLineBytes: number;
   readonly #clock: Clock;
   readonly #ring: (LogLine | undefined)[];
+  /** The bytes each kept line counts for, by ring slot: not measured again when it is dropped. */
+  readonly #sizes: number[];
   readonly #decoder = new TextDecoder('utf-8', { fatal: false });
   readonly #pending: Record<'stdout' | 'stderr', Pending> = {
     stdout: { parts: [], length: 0 },
@@ -122,6 +124,7 @@ export class LogBuffer {
     );
     this.#clock = options.clock ?? systemClock;
     this.#ring = new Array<LogLine | undefined>(this.#maxLines);
+    this.#sizes = new Array<number>(this.#maxLines);
   }
 
   /** How many lines are kept now. */
@@ -154,12 +157,18 @@ export class LogBuffer {
       typeof chunk === 'string'
         ? Buffer.from(chunk, 'utf8')
         : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const pending = this.#pending[stream];
     let start = 0;
     while (start < buf.length) {
       const nl = buf.indexOf(NEWLINE, start);
-      this.#take(stream, buf.subarray(start, nl === -1 ? buf.length : nl));
+      const piece = buf.subarray(start, nl === -1 ? buf.length : nl);
+      if (nl !== -1 && pending.length === 0 && piece.length <= this.#maxLineBytes) {
+        this.#complete(stream, piece); // the common case: a whole line, decoded in place
+      } else {
+        this.#take(stream, piece);
+        if (nl !== -1) this.#emitPending(stream);
+      }
       if (nl === -1) break;
-      this.#emitPending(stream);
       start = nl + 1;
     }
   }
@@ -261,11 +270,17 @@ export class LogBuffer {
 
   #emitPending(stream: 'stdout' | 'stderr'): void {
     const p = this.#pending[stream];
-    let bytes = p.parts.length === 1 ? (p.parts[0] as Buffer) : Buffer.concat(p.parts);
-    if (bytes.length > 0 && bytes[bytes.length - 1] === CR) bytes = bytes.subarray(0, -1);
+    const bytes = p.parts.length === 1 ? (p.parts[0] as Buffer) : Buffer.concat(p.parts);
     p.parts = [];
     p.length = 0;
-    this.#push(stream, this.#decoder.decode(bytes), false);
+    this.#complete(stream, bytes);
+  }
+
+  /** Adds a line completed by its newline, without a trailing `\r`. */
+  #complete(stream: 'stdout' | 'stderr', bytes: Buffer): void {
+    const end =
+      bytes.length > 0 && bytes[bytes.length - 1] === CR ? bytes.length - 1 : bytes.length;
+    this.#push(stream, this.#decoder.decode(bytes.subarray(0, end)), false);
   }
 
   #push(stream: LogStream, text: string, partial: boolean): void {
@@ -283,11 +298,12 @@ export class LogBuffer {
       (this.#first < this.#next && this.#bytes + size > this.#maxBytes)
     ) {
       const slot = this.#first % this.#maxLines;
-      this.#bytes -= Buffer.byteLength(this.#ring[slot]?.line ?? '', 'utf8') + LINE_OVERHEAD;
+      this.#bytes -= this.#sizes[slot] ?? 0;
       this.#ring[slot] = undefined;
       this.#first++;
     }
     this.#ring[this.#next % this.#maxLines] = line;
+    this.#sizes[this.#next % this.#maxLines] = size;
     this.#next++;
     this.#bytes += size;
     this.#notify();
