@@ -204,6 +204,95 @@ describe('EtcdStore across etcd restarts', () => {
     }
     expect((await once(() => store.get('k')))?.value).toBeDefined();
   }, 30_000);
+
+  it('a watch frozen with etcd past the request timeout delivers on after SIGCONT, no gap, no duplicate', async () => {
+    const store = open();
+    const events = watch(store, 'fw/');
+    await store.put('fw/1', 'before');
+    expect((await takeEvents(events, 1)).map((e) => e.kv.key)).toEqual(['fw/1']);
+    const pid = etcd.pid as number;
+    await freeze(pid);
+    try {
+      // Long enough for every timeout of the client to fire while etcd cannot answer.
+      await new Promise((resolve) => setTimeout(resolve, REQUEST_TIMEOUT_MS * 3));
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    const writer = open(store.prefix);
+    const second = await once(() => writer.put('fw/2', 'after'));
+    const third = await writer.put('fw/3', 'after');
+    const seen = await takeEvents(events, 2);
+    expect(seen.map((e) => [e.kv.key, e.revision])).toEqual([
+      ['fw/2', second.revision],
+      ['fw/3', third.revision],
+    ]);
+  }, 30_000);
+
+  it('a kept-alive lease frozen with etcd past its TTL agrees with etcd after SIGCONT', async () => {
+    const store = open();
+    const lease = await store.grant(TTL_MS);
+    await store.put('fl/a', 'up', { lease: lease.id });
+    await lease.keepAlive();
+    const pid = etcd.pid as number;
+    await freeze(pid);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, TTL_MS * 2));
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    // etcd may expire it on waking, or the keep-alive may win: either way store and lease agree,
+    // for longer than a TTL.
+    const ended = await Promise.race([
+      lease.ended,
+      new Promise<undefined>((resolve) => setTimeout(resolve, TTL_MS * 3)),
+    ]);
+    const kv = await once(() => store.get('fl/a'));
+    if (ended === undefined) {
+      expect(lease.state).toBe('active');
+      expect(kv).toMatchObject({ value: 'up', lease: lease.id });
+    } else {
+      expect(ended).toBe('expired');
+      expect(kv).toBeUndefined();
+    }
+  }, 30_000);
+
+  it('a txn in flight when etcd is killed fails retryable, all or nothing, and the store recovers', async () => {
+    const store = open();
+    const pid = etcd.pid as number;
+    await freeze(pid);
+    const call = store.txn({
+      compare: [],
+      success: [
+        { op: 'put', key: 'kt/a', value: '1' },
+        { op: 'put', key: 'kt/b', value: '1' },
+      ],
+    });
+    call.catch(() => undefined);
+    await etcd.halt('SIGKILL'); // a frozen process dies of SIGKILL too
+    await expectUnavailableWithin(call, REQUEST_TIMEOUT_MS + 1000);
+    await etcd.resume();
+    const listed = await once(() => store.list('kt/'));
+    expect([0, 2]).toContain(listed.kvs.length);
+    await store.put('kt/c', 'after');
+    expect((await store.get('kt/c'))?.value).toBe('after');
+  }, 30_000);
+
+  it('a watch and a kept-alive lease live on after etcd is killed and restarted', async () => {
+    const store = open();
+    const lease = await store.grant(TTL_MS);
+    await store.put('kw/a', 'up', { lease: lease.id });
+    await lease.keepAlive();
+    const events = watch(store, 'kw/');
+    await etcd.restart('SIGKILL');
+    const writer = open(store.prefix);
+    const after = await once(() => writer.put('kw/b', 'after'));
+    const [ev] = await takeEvents(events, 1);
+    expect(ev).toMatchObject({ type: 'put', revision: after.revision, kv: { key: 'kw/b' } });
+    // Two TTLs after the crash, the kept-alive lease and its key are still there.
+    await new Promise((resolve) => setTimeout(resolve, TTL_MS * 2));
+    expect(lease.state).toBe('active');
+    expect(await store.get('kw/a')).toMatchObject({ value: 'up', lease: lease.id });
+  }, 30_000);
 });
 
 describe('EtcdStore leases on a shared etcd', () => {
