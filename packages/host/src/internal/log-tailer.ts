@@ -97,9 +97,11 @@ export class LogTailer {
     const fh = this.#fh;
     if (fh === undefined) return;
     const buf = Buffer.allocUnsafe(CHUNK);
+    let read = 0;
     for (;;) {
       const { bytesRead } = await fh.read(buf, 0, CHUNK, this.#position);
       if (bytesRead === 0) break;
+      read += bytesRead;
       this.#position += bytesRead;
       let data = buf.subarray(0, bytesRead);
       if (this.#skipToNewline) {
@@ -110,6 +112,9 @@ export class LogTailer {
       }
       if (!this.#o.buffer.ended) this.#o.buffer.write(this.#o.stream, data);
     }
+    // The size matters only to truncate a file past its bound, or to notice that someone else
+    // truncated it (then a kick finds nothing to read): no stat for every write of the job.
+    if (read > 0 && this.#position <= this.#o.maxFileBytes) return;
     const { size } = await fh.stat();
     if (size < this.#position) {
       this.#position = 0; // truncated by someone else: start over
