@@ -266,6 +266,24 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
       expect(clock.now()).toBe(Date.UTC(2026, 10, 28));
     });
 
+    it('a change of one meta value is an update; a write that changes nothing is none', async () => {
+      const reg = await discovery.register({
+        service: 'web',
+        addr: '127.0.0.1:2',
+        id: 'b',
+        meta: { release: 'v3', zone: 'a' },
+      });
+      const next = watching('web');
+      await next();
+      await reg.update({ meta: { release: 'v3', zone: 'a' } });
+      expect(await next.maybe()).toBeUndefined();
+      await reg.update({ meta: { release: 'v4', zone: 'a' } });
+      expect(await next()).toMatchObject({
+        kind: 'update',
+        instance: { meta: { release: 'v4', zone: 'a' } },
+      });
+    });
+
     it('with readyOnly, readiness is up and down', async () => {
       const next = watching('web', true);
       expect(await next()).toEqual({ kind: 'current', instances: [] });

@@ -396,19 +396,32 @@ export class Discovery extends GuardedEmitter<DiscoveryEvents> implements AsyncD
   }
 }
 
+/** The event that takes a watcher from `before` to `after` at one key, if any. */
 function transition(
   before: ServiceInstance | undefined,
   after: ServiceInstance | undefined,
   visible: (i: ServiceInstance | undefined) => i is ServiceInstance,
 ): DiscoveryEvent | undefined {
-  const was = visible(before);
-  const is = visible(after);
-  if (!was && is) return { kind: 'up', instance: after as ServiceInstance };
-  if (was && !is) return { kind: 'down', instance: after ?? (before as ServiceInstance) };
-  if (was && is) {
-    return JSON.stringify(before) === JSON.stringify(after)
-      ? undefined
-      : { kind: 'update', instance: after as ServiceInstance };
+  const was = visible(before) ? before : undefined;
+  const is = visible(after) ? after : undefined;
+  if (was === undefined) return is === undefined ? undefined : { kind: 'up', instance: is };
+  // Gone, or (readyOnly) no longer ready: the down carries what it became, if anything.
+  if (is === undefined) return { kind: 'down', instance: after ?? was };
+  return sameInstance(was, is) ? undefined : { kind: 'update', instance: is };
+}
+
+/** Whether two instances have the same fields, compared field by field (no serialising). */
+function sameInstance(a: ServiceInstance, b: ServiceInstance): boolean {
+  if (
+    a.id !== b.id ||
+    a.service !== b.service ||
+    a.addr !== b.addr ||
+    a.ready !== b.ready ||
+    a.registeredAt !== b.registeredAt
+  ) {
+    return false;
   }
-  return undefined;
+  const keys = Object.keys(a.meta);
+  if (keys.length !== Object.keys(b.meta).length) return false;
+  return keys.every((k) => Object.hasOwn(b.meta, k) && a.meta[k] === b.meta[k]);
 }
