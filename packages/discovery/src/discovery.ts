@@ -14,6 +14,7 @@ import {
   validateAddr,
   validateId,
   validateMeta,
+  validateReady,
   validateService,
   validateTtl,
 } from './internal/validate.js';
@@ -139,9 +140,7 @@ export class Discovery extends GuardedEmitter<DiscoveryEvents> implements AsyncD
     const ttlMs = options.ttlMs ?? 10_000;
     validateTtl(ttlMs);
     const ready = options.ready ?? false;
-    if (typeof ready !== 'boolean') {
-      throw new DiscoveryError(DiscoveryErrorCodes.INVALID_META, 'ready must be a boolean');
-    }
+    validateReady(ready);
     const instance: ServiceInstance = {
       id,
       service: options.service,

@@ -3,7 +3,7 @@ import type { Lease, Store } from '@flotilla/store';
 import { DiscoveryError, DiscoveryErrorCodes } from './errors.js';
 import type { ServiceInstance } from './instance.js';
 import { GuardedEmitter } from './internal/guarded-emitter.js';
-import { validateAddr, validateMeta } from './internal/validate.js';
+import { validateAddr, validateMeta, validateReady } from './internal/validate.js';
 
 /** Events of a {@link Registration}. */
 export interface RegistrationEvents {
@@ -94,9 +94,7 @@ export class Registration extends GuardedEmitter<RegistrationEvents> implements 
     this.#throwIfClosed();
     if (change.addr !== undefined) validateAddr(change.addr);
     if (change.meta !== undefined) validateMeta(change.meta);
-    if (change.ready !== undefined && typeof change.ready !== 'boolean') {
-      throw new DiscoveryError(DiscoveryErrorCodes.INVALID_META, 'ready must be a boolean');
-    }
+    if (change.ready !== undefined) validateReady(change.ready);
     this.#instance = {
       ...this.#instance,
       ...(change.addr === undefined ? {} : { addr: change.addr }),

@@ -3,7 +3,13 @@ import type { KeyValue } from '@flotilla/store';
 import { DiscoveryError, DiscoveryErrorCodes } from '../errors.js';
 import type { LeaderInfo } from '../election.js';
 import type { ServiceInstance } from '../instance.js';
-import { validateAddr, validateId, validateMeta, validateService } from './validate.js';
+import {
+  validateAddr,
+  validateId,
+  validateMeta,
+  validateReady,
+  validateService,
+} from './validate.js';
 
 /**
  * Reads the instance stored at `services/<service>/<id>` (under `servicesPrefix`), checking it
@@ -14,35 +20,21 @@ import { validateAddr, validateId, validateMeta, validateService } from './valid
  */
 export function parseInstance(kv: KeyValue, servicesPrefix: string): ServiceInstance {
   const { service, id } = keyParts(kv.key, servicesPrefix);
-  let value: unknown;
-  try {
-    value = JSON.parse(kv.value);
-  } catch (err) {
-    throw invalidRecord(kv.key, 'its value is not JSON', err);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw invalidRecord(kv.key, 'its value is not a JSON object');
-  }
-  const v = value as Record<string, unknown>;
-  if (v.id !== id) {
-    throw invalidRecord(kv.key, `its id ${JSON.stringify(v.id)} is not the one its key names`);
-  }
+  const invalid = (why: string, cause?: unknown): DiscoveryError =>
+    invalidRecord(kv.key, why, cause);
+  const v = parseObject(kv.value, invalid);
+  if (v.id !== id) throw invalid(`its id ${JSON.stringify(v.id)} is not the one its key names`);
   if (v.service !== service) {
-    throw invalidRecord(
-      kv.key,
-      `its service ${JSON.stringify(v.service)} is not the one its key names`,
-    );
-  }
-  if (typeof v.ready !== 'boolean') throw invalidRecord(kv.key, 'ready is not a boolean');
-  if (typeof v.registeredAt !== 'string') {
-    throw invalidRecord(kv.key, 'registeredAt is not a string');
+    throw invalid(`its service ${JSON.stringify(v.service)} is not the one its key names`);
   }
   const { addr, meta, ready, registeredAt } = v;
+  if (typeof registeredAt !== 'string') throw invalid('registeredAt is not a string');
   try {
     validateAddr(addr);
     validateMeta(meta);
+    validateReady(ready);
   } catch (err) {
-    throw invalidRecord(kv.key, (err as Error).message, err);
+    throw invalid((err as Error).message, err);
   }
   return { id, service, addr, meta, ready, registeredAt };
 }
@@ -81,16 +73,7 @@ export function keyParts(key: string, servicesPrefix: string): { service: string
 export function parseLeader(key: string, value: string): LeaderInfo {
   const invalid = (why: string, cause?: unknown): DiscoveryError =>
     invalidRecord(key, why, cause, 'leader entry');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value);
-  } catch (err) {
-    throw invalid('its value is not JSON', err);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw invalid('its value is not a JSON object');
-  }
-  const { id, meta, since } = parsed as Record<string, unknown>;
+  const { id, meta, since } = parseObject(value, invalid);
   if (typeof since !== 'string') throw invalid('since is not a string');
   try {
     validateId(id, 'candidate id');
@@ -101,11 +84,28 @@ export function parseLeader(key: string, value: string): LeaderInfo {
   return { id, meta, since };
 }
 
+/** A stored value as a JSON object, or `invalid`'s error. */
+function parseObject(
+  value: string,
+  invalid: (why: string, cause?: unknown) => DiscoveryError,
+): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (err) {
+    throw invalid('its value is not JSON', err);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw invalid('its value is not a JSON object');
+  }
+  return parsed as Record<string, unknown>;
+}
+
 function invalidRecord(
   key: string,
   why: string,
   cause?: unknown,
-  what = 'instance entry',
+  what: 'instance entry' | 'leader entry' = 'instance entry',
 ): DiscoveryError {
   return new DiscoveryError(
     DiscoveryErrorCodes.INVALID_RECORD,

@@ -88,6 +88,12 @@ export function validateMeta(meta: unknown): asserts meta is Record<string, stri
   }
 }
 
+export function validateReady(ready: unknown): asserts ready is boolean {
+  if (typeof ready !== 'boolean') {
+    throw new DiscoveryError(DiscoveryErrorCodes.INVALID_META, 'ready must be a boolean');
+  }
+}
+
 export function validateTtl(ttlMs: unknown): asserts ttlMs is number {
   if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs < 1000) {
     throw new DiscoveryError(
