@@ -34,6 +34,8 @@ export const SlugErrorCodes = {
   DIGEST: 'FLOTILLA_SLUG_DIGEST',
   /** `extractSlug`: the target exists and is not an empty directory. */
   NOT_EMPTY: 'FLOTILLA_SLUG_NOT_EMPTY',
+  /** `extractSlug`: an entry's name, or one of its components, is longer than the filesystem takes. */
+  NAME_TOO_LONG: 'FLOTILLA_SLUG_NAME_TOO_LONG',
 } as const;
 
 /** The union of {@link SlugErrorCodes} values. */

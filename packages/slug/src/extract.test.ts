@@ -228,6 +228,66 @@ describe('extractSlug refuses hostile slugs and leaves nothing behind', () => {
     await expectRefused(Buffer.alloc(0), 'FLOTILLA_SLUG_CORRUPT');
   });
 
+  it('a slug cut short at any of 50 points (still being written): corrupt, nothing left', async () => {
+    const app = join(work, 'app');
+    await mkdir(join(app, 'lib'), { recursive: true });
+    await writeFile(join(app, 'Procfile'), 'web: bin/web\n');
+    await writeFile(join(app, 'lib/data'), randomBytes(40_000));
+    await writeFile(join(app, 'lib/text'), 'y'.repeat(30_000));
+    const whole = await readFile((await packSlug(app, join(work, 'whole.tgz'))).path);
+    await rm(app, { recursive: true });
+    await rm(join(work, 'whole.tgz'));
+    for (let i = 0; i < 50; i++) {
+      const cut = Math.max(1, Math.floor((whole.length * i) / 50) + (i % 7));
+      const err = await expectRefused(whole.subarray(0, cut), 'FLOTILLA_SLUG_CORRUPT').catch(
+        (e: unknown) => e,
+      );
+      expect([cut, err instanceof SlugError ? err.code : String(err)]).toEqual([
+        cut,
+        'FLOTILLA_SLUG_CORRUPT',
+      ]);
+    }
+  });
+
+  it('a name or link target holding a NUL byte, and names of 10 MB', async () => {
+    // In a ustar field a NUL ends the name ('ok' is what tar reads too); a pax header carries it.
+    const nul = await expectRefused(
+      await craft([{ header: { name: 'ok', pax: { path: 'ok\0../../evil' } }, body: 'x' }]),
+      'FLOTILLA_SLUG_ESCAPE',
+    );
+    expect(nul.message.length).toBeLessThan(1000);
+    await expectRefused(
+      await craft([
+        {
+          header: { name: 'l', type: 'symlink', linkname: 'ok', pax: { linkpath: 'ok\0/../../x' } },
+        },
+      ]),
+      'FLOTILLA_SLUG_LINK',
+    );
+    const huge = 'n'.repeat(10 * 1024 * 1024);
+    for (const slug of [
+      await craft([file(huge)]),
+      await craft([file(`d/${huge}`)]),
+      await craft([symlink('l', huge)]),
+    ]) {
+      const err = await expectRefused(slug, 'FLOTILLA_SLUG_CORRUPT').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SlugError);
+      expect((err as Error).message.length).toBeLessThan(1000);
+    }
+  });
+
+  it('a name longer than the filesystem takes: one component, or the whole path', async () => {
+    const component = await expectRefused(
+      await craft([file('n'.repeat(300))]),
+      'FLOTILLA_SLUG_NAME_TOO_LONG',
+    );
+    expect(component.entry).toMatch(/^n{80}/);
+    expect(component.message.length).toBeLessThan(1000);
+    const deep = Array.from({ length: 30 }, () => 'd'.repeat(200)).join('/');
+    const path = await expectRefused(await craft([file(deep)]), 'FLOTILLA_SLUG_NAME_TOO_LONG');
+    expect(path.message.length).toBeLessThan(1000);
+  });
+
   it('a tampered byte: a digest mismatch when a digest is expected, corrupt otherwise', async () => {
     const app = join(work, 'app');
     await mkdir(app);

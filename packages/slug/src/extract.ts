@@ -199,8 +199,15 @@ async function extractInto(src: string, root: string, limits: Limits): Promise<E
   });
   feed.catch(() => undefined);
 
+  // What failed writing an entry (I/O): reported before the AbortError it makes the feed fail with.
+  let writeError: unknown;
   try {
-    for await (const entry of extract) await writer.add(entry);
+    for await (const entry of extract) {
+      await writer.add(entry).catch((err: unknown) => {
+        writeError = err;
+        throw err;
+      });
+    }
     await feed;
   } catch (err) {
     stop.controller.abort(err);
@@ -211,7 +218,7 @@ async function extractInto(src: string, root: string, limits: Limits): Promise<E
     if (feedError instanceof SlugError) throw feedError;
     limits.signal.throwIfAborted();
     if (damage !== undefined) throw corrupt(src, damage);
-    throw feedError ?? err;
+    throw writeError ?? feedError ?? err;
   } finally {
     stop.dispose();
   }
@@ -240,7 +247,22 @@ class TreeWriter {
     this.#limits = limits;
   }
 
+  /** Writes one entry, or refuses it with a {@link SlugError}. */
   async add(entry: Entry): Promise<void> {
+    try {
+      await this.#add(entry);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'ENAMETOOLONG') throw err;
+      const name = entry.header.name;
+      throw new SlugError(
+        SlugErrorCodes.NAME_TOO_LONG,
+        `extractSlug: the name ${quoteName(name)} (${name.length} characters) is longer than the filesystem takes; rebuild the slug with shorter names`,
+        { entry: name, cause: err },
+      );
+    }
+  }
+
+  async #add(entry: Entry): Promise<void> {
     const header = entry.header;
     const name = header.name;
     if (++this.entries > this.#limits.maxEntries) {
