@@ -3,6 +3,7 @@ import { ClusterState, type Formation } from '@flotilla/cluster';
 import { ManualClock } from '@flotilla/core';
 import { MemoryStore, StoreError, StoreErrorCodes, type Store, type Txn } from '@flotilla/store';
 import { PartitionableStore } from '@flotilla/store/testing';
+import { interceptStore, placesJobs } from '../../../test/support/intercept-store.js';
 import { Scheduler } from './scheduler.js';
 
 // Hostile probes of the Scheduler service: hand edits of its records, faults, and races of its
@@ -50,24 +51,19 @@ async function until(clock: ManualClock, done: () => Promise<boolean>, ms = 60_0
 /** A store whose next transaction matching `when` fails as if the engine dropped the call. */
 function failing(store: Store, when: (txn: Txn) => boolean): Store & { failures: number } {
   const state = { failures: 0, armed: true };
-  return new Proxy(store, {
-    get(target, prop, receiver) {
-      if (prop === 'failures') return state.failures;
-      const value = Reflect.get(target, prop, receiver) as unknown;
-      if (prop === 'txn')
-        return async (...args: Parameters<Store['txn']>) => {
-          if (state.armed && when(args[0])) {
-            state.armed = false;
-            state.failures++;
-            throw new StoreError(StoreErrorCodes.UNAVAILABLE, 'connection reset (injected)');
-          }
-          return target.txn(...args);
-        };
-      return typeof value === 'function'
-        ? (value as (...a: unknown[]) => unknown).bind(target)
-        : value;
+  const view = interceptStore(store, {
+    txn: (txn, next) => {
+      if (!state.armed || !when(txn)) return next();
+      state.armed = false;
+      state.failures++;
+      return Promise.reject(
+        new StoreError(StoreErrorCodes.UNAVAILABLE, 'connection reset (injected)'),
+      );
     },
-  }) as Store & { failures: number };
+  });
+  return Object.defineProperty(view, 'failures', { get: () => state.failures }) as Store & {
+    failures: number;
+  };
 }
 
 describe('Scheduler probes: its own lifecycle', () => {
@@ -234,22 +230,12 @@ describe('Scheduler probes: a commit failing in the middle', () => {
     // The first transaction placing jobs fails at once; the others take a little real time.
     const jobsPrefix = cluster.keys.jobs;
     let failures = 0;
-    const slow = new Proxy(memory, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver) as unknown;
-        if (prop !== 'txn')
-          return typeof value === 'function'
-            ? (value as (...a: unknown[]) => unknown).bind(target)
-            : value;
-        return async (...args: Parameters<Store['txn']>) => {
-          const placing = args[0].success.some(
-            (op) => op.op === 'put' && op.key.startsWith(jobsPrefix),
-          );
-          if (placing && failures++ === 0)
-            throw new StoreError(StoreErrorCodes.UNAVAILABLE, 'connection reset (injected)');
-          await new Promise((r) => setTimeout(r, 20));
-          return target.txn(...args);
-        };
+    const slow = interceptStore(memory, {
+      txn: async (txn, next) => {
+        if (placesJobs(txn, jobsPrefix) && failures++ === 0)
+          throw new StoreError(StoreErrorCodes.UNAVAILABLE, 'connection reset (injected)');
+        await new Promise((r) => setTimeout(r, 20));
+        return next();
       },
     });
     const s = new Scheduler({ store: slow, clock, hostGraceMs: 600_000 });
@@ -347,30 +333,15 @@ describe('Scheduler probes: a commit that lands but whose answer is lost', () =>
     // and the watch is slow to tell of it: the retry must not place the jobs a second time.
     let release: () => void = () => undefined;
     const held = new Promise<void>((resolve) => (release = resolve));
-    const lossy = new Proxy(memory, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver) as unknown;
-        if (prop === 'watch')
-          return (...args: Parameters<Store['watch']>) =>
-            (async function* () {
-              for await (const ev of target.watch(...args)) {
-                if (ev.kv.key.startsWith(jobsPrefix)) await held;
-                yield ev;
-              }
-            })();
-        if (prop !== 'txn')
-          return typeof value === 'function'
-            ? (value as (...a: unknown[]) => unknown).bind(target)
-            : value;
-        return async (...args: Parameters<Store['txn']>) => {
-          const placing = args[0].success.some(
-            (op) => op.op === 'put' && op.key.startsWith(jobsPrefix),
-          );
-          const res = await target.txn(...args);
-          if (placing && lost++ === 0)
-            throw new StoreError(StoreErrorCodes.UNAVAILABLE, 'deadline exceeded (injected)');
-          return res;
-        };
+    const lossy = interceptStore(memory, {
+      watchEvent: async (ev) => {
+        if (ev.kv.key.startsWith(jobsPrefix)) await held;
+      },
+      txn: async (txn, next) => {
+        const res = await next();
+        if (placesJobs(txn, jobsPrefix) && lost++ === 0)
+          throw new StoreError(StoreErrorCodes.UNAVAILABLE, 'deadline exceeded (injected)');
+        return res;
       },
     });
     const s = new Scheduler({ store: lossy, clock, hostGraceMs: 600_000 });
