@@ -31,20 +31,16 @@ async function cluster(): Promise<{ etcd: TestEtcd; open: () => Discovery }> {
   return { etcd, open };
 }
 
+/** The instance every test registers. */
+const ttlMs = 2000;
+const r1 = { service: 'demo-web', addr: '127.0.0.1:5001', id: 'r1', ttlMs, ready: true } as const;
+
 describe('Discovery across etcd restarts', () => {
   it.each(['SIGTERM', 'SIGKILL'] as const)(
     'keeps a registration through a %s restart of etcd with its data',
     async (signal) => {
-      const ttlMs = 2000;
       const { etcd, open } = await cluster();
-      const owner = open();
-      const reg = await owner.register({
-        service: 'demo-web',
-        addr: '127.0.0.1:5001',
-        id: 'r1',
-        ttlMs,
-        ready: true,
-      });
+      const reg = await open().register(r1);
       const lost: string[] = [];
       reg.on('lost', (why) => lost.push(why));
       const observer = open();
@@ -82,15 +78,7 @@ describe('Discovery across etcd restarts', () => {
 
   it('re-registers by itself when etcd comes back without its data', async () => {
     const { etcd, open } = await cluster();
-    const owner = open();
-    const reg = await owner.register({
-      service: 'demo-web',
-      addr: '127.0.0.1:5001',
-      id: 'r1',
-      ttlMs: 2000,
-      ready: true,
-      meta: { release: 'v3' },
-    });
+    const reg = await open().register({ ...r1, meta: { release: 'v3' } });
     const restored = new Promise((resolve) => reg.once('restored', resolve));
     const lost = new Promise<string>((resolve) => reg.once('lost', resolve));
     // Wipe: a new etcd with empty data on the same ports.
