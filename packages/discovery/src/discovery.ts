@@ -48,11 +48,13 @@ export interface RegisterOptions {
   readonly ttlMs?: number;
   /** Whether it takes traffic at once (default false: call `setReady(true)` when it does). */
   readonly ready?: boolean;
+  /** Aborts the registration; whatever it granted or wrote is revoked. */
   readonly signal?: AbortSignal;
 }
 
 /** Options of {@link Discovery.watch}. */
 export interface DiscoveryWatchOptions {
+  /** Ends the watch (the iteration finishes without an error). */
   readonly signal?: AbortSignal;
   /**
    * See only ready instances: becoming ready is `up`, becoming unready is `down`. What a router
@@ -113,6 +115,7 @@ export class Discovery extends GuardedEmitter<DiscoveryEvents> implements AsyncD
   readonly #registering = new Set<Promise<Registration>>();
   #closed = false;
 
+  /** Makes no store call: registrations, watches and elections start when asked for. */
   constructor(options: DiscoveryOptions) {
     const logger = options.logger ?? silentLogger;
     super(logger);
@@ -344,6 +347,7 @@ export class Discovery extends GuardedEmitter<DiscoveryEvents> implements AsyncD
     await Promise.all([...this.#owned].map((o) => o.close()));
   }
 
+  /** {@link close}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

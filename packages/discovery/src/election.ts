@@ -192,6 +192,7 @@ export class Election extends GuardedEmitter<ElectionEvents> implements AsyncDis
     }
   }
 
+  /** {@link close}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

@@ -42,6 +42,7 @@ export class DiscoveryError extends FlotillaError<DiscoveryErrorCode> {
   /** The store key concerned, when there is one (an invalid record's). */
   readonly key: string | undefined;
 
+  /** @param details - the service, instance id, key and cause concerned, when known. */
   constructor(
     code: DiscoveryErrorCode,
     message: string,

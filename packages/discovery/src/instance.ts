@@ -4,6 +4,7 @@ import type { DiscoveryError } from './errors.js';
 export interface ServiceInstance {
   /** Unique within the service. */
   readonly id: string;
+  /** The service it belongs to. */
   readonly service: string;
   /** `host:port` where the instance serves. */
   readonly addr: string;

@@ -21,8 +21,11 @@ export interface RegistrationEvents {
 
 /** What {@link Registration.update} may change. */
 export interface RegistrationUpdate {
+  /** A new `host:port`. */
   readonly addr?: string;
+  /** New labels: they replace the old ones as a whole. */
   readonly meta?: Readonly<Record<string, string>>;
+  /** Whether the instance takes traffic. */
   readonly ready?: boolean;
 }
 
@@ -147,6 +150,7 @@ export class Registration extends GuardedEmitter<RegistrationEvents> implements 
     }
   }
 
+  /** {@link close}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

@@ -11,6 +11,7 @@ const META_KEY = /^[A-Za-z0-9_.-]{1,128}$/;
 /** Most bytes of meta (JSON, UTF-8) per instance. */
 export const MAX_META_BYTES = 16 * 1024;
 
+/** Checks a service (or election) name: lower-case DNS-style labels. */
 export function validateService(service: unknown): asserts service is string {
   if (typeof service !== 'string' || service.length > 253 || !SERVICE.test(service)) {
     throw new DiscoveryError(
@@ -21,6 +22,7 @@ export function validateService(service: unknown): asserts service is string {
   }
 }
 
+/** Checks an instance or candidate id: it must round-trip through its key (no `/`). */
 export function validateId(id: unknown, what = 'instance id'): asserts id is string {
   if (typeof id !== 'string' || !ID.test(id)) {
     throw new DiscoveryError(
@@ -31,7 +33,7 @@ export function validateId(id: unknown, what = 'instance id'): asserts id is str
   }
 }
 
-/** Checks `host:port` (IPv6 in brackets) and returns it unchanged. */
+/** Checks `host:port` (IPv6 in brackets). */
 export function validateAddr(addr: unknown): asserts addr is string {
   const bad = (why: string): DiscoveryError =>
     new DiscoveryError(
@@ -58,6 +60,7 @@ export function validateAddr(addr: unknown): asserts addr is string {
   if (!HOSTNAME.test(host)) throw bad('the host is not a valid IP address or host name');
 }
 
+/** Checks meta: a flat record of string values, keys safe, at most {@link MAX_META_BYTES}. */
 export function validateMeta(meta: unknown): asserts meta is Record<string, string> {
   if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) {
     throw new DiscoveryError(
@@ -88,12 +91,14 @@ export function validateMeta(meta: unknown): asserts meta is Record<string, stri
   }
 }
 
+/** Checks a readiness flag. */
 export function validateReady(ready: unknown): asserts ready is boolean {
   if (typeof ready !== 'boolean') {
     throw new DiscoveryError(DiscoveryErrorCodes.INVALID_META, 'ready must be a boolean');
   }
 }
 
+/** Checks a TTL: an integer number of ms, at least 1000. */
 export function validateTtl(ttlMs: unknown): asserts ttlMs is number {
   if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs < 1000) {
     throw new DiscoveryError(
