@@ -10,7 +10,7 @@ export const SlugErrorCodes = {
   INVALID_ARGUMENT: 'FLOTILLA_SLUG_INVALID_ARGUMENT',
   /** `packSlug`: the directory to pack does not exist or is not a directory. */
   NOT_DIRECTORY: 'FLOTILLA_SLUG_NOT_DIRECTORY',
-  /** `packSlug`: a file changed size while it was being packed. */
+  /** `packSlug`: a file was written to, deleted or replaced (by a directory or a link) while it was being packed. */
   CHANGED: 'FLOTILLA_SLUG_CHANGED',
   /** `extractSlug`: an entry name is absolute or has a `..` component, so it would land outside the target directory. */
   ESCAPE: 'FLOTILLA_SLUG_ESCAPE',

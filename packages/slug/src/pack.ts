@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { constants } from 'node:fs';
 import { lstat, open, readdir, readlink, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
@@ -47,7 +47,27 @@ interface SourceEntry {
   readonly mode: number;
   /** Bytes, for a regular file. */
   readonly size: number;
+  /** What the walk saw of a regular file, to tell whether it changed before it was read. */
+  readonly seen?: FileVersion;
 }
+
+/** Which file a path named, and which version of it: it changed if any of these did. */
+interface FileVersion {
+  readonly dev: number;
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+}
+
+const versionOf = (st: FileVersion): FileVersion => ({
+  dev: st.dev,
+  ino: st.ino,
+  size: st.size,
+  mtimeMs: st.mtimeMs,
+});
+
+const sameVersion = (a: FileVersion, b: FileVersion): boolean =>
+  a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
 
 /** Every entry's mtime in a slug: fixed, so that the same tree always gives the same bytes. */
 const MTIME = new Date(0);
@@ -202,7 +222,7 @@ async function walk(
         out.push({ path, node: { kind: 'directory' }, mode, size: 0 });
         await visit(path);
       } else if (st.isFile()) {
-        out.push({ path, node: { kind: 'file' }, mode, size: st.size });
+        out.push({ path, node: { kind: 'file' }, mode, size: st.size, seen: versionOf(st) });
       } else if (st.isSymbolicLink()) {
         out.push({
           path,
@@ -307,22 +327,43 @@ async function addFile(
   done.catch(() => undefined);
   const sink = pack.entry(header, (err) => (err ? settle.reject(err) : settle.resolve()));
   sink.on('error', () => undefined); // reported through the callback
-  let read = 0;
-  if (entry.size > 0) {
-    const abs = join(root, entry.path);
-    for await (const chunk of createReadStream(abs, { start: 0, end: entry.size - 1, signal })) {
-      read += (chunk as Buffer).byteLength;
-      if (!sink.write(chunk)) await waitDrain(sink, signal);
-    }
-  }
-  if (read !== entry.size) {
+  const changed = (how: string, cause?: unknown): SlugError => {
     const err = new SlugError(
       SlugErrorCodes.CHANGED,
-      `packSlug: ${quoteName(entry.path)} shrank from ${entry.size} to ${read} bytes while it was packed; pack a tree nothing writes to`,
-      { entry: entry.path },
+      `packSlug: ${quoteName(entry.path)} ${how} while it was packed; pack a tree nothing writes to`,
+      { entry: entry.path, cause },
     );
     sink.destroy(err);
-    throw err;
+    return err;
+  };
+  // Never follow a link: a file swapped for one after the walk could lead out of the tree.
+  const handle = await open(
+    join(root, entry.path),
+    constants.O_RDONLY | constants.O_NOFOLLOW,
+  ).catch((err: unknown) => {
+    throw changed('was deleted or replaced by a link', err);
+  });
+  let read = 0;
+  try {
+    const seen = entry.seen;
+    const before = await handle.stat();
+    if (!before.isFile() || (seen !== undefined && !sameVersion(versionOf(before), seen))) {
+      throw changed(before.isFile() ? 'was written to' : 'was replaced by a directory');
+    }
+    if (entry.size > 0) {
+      const stream = handle.createReadStream({ start: 0, end: entry.size - 1, autoClose: false });
+      for await (const chunk of stream) {
+        signal.throwIfAborted();
+        read += (chunk as Buffer).byteLength;
+        if (!sink.write(chunk)) await waitDrain(sink, signal);
+      }
+    }
+    if (read !== entry.size) throw changed(`shrank from ${entry.size} to ${read} bytes`);
+    if (!sameVersion(versionOf(await handle.stat()), versionOf(before))) {
+      throw changed('was written to');
+    }
+  } finally {
+    await handle.close();
   }
   sink.end(undefined);
   await done;

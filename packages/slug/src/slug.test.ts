@@ -1,6 +1,15 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { truncateSync, watch } from 'node:fs';
+import {
+  appendFileSync,
+  mkdirSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  utimesSync,
+  watch,
+  writeFileSync,
+} from 'node:fs';
 import {
   chmod,
   lstat,
@@ -232,6 +241,42 @@ describe('packSlug refuses', () => {
     );
     expect(err).toMatchObject({ code: 'FLOTILLA_SLUG_CHANGED', entry: 'a' });
     expect((await readdir(work)).sort()).toEqual(['app', 'outside']);
+  });
+
+  it('a file that grows, is rewritten, is deleted or becomes a directory while it is packed', async () => {
+    const app = join(work, 'app');
+    const change: Record<string, () => void> = {
+      grows: () => appendFileSync(join(app, 'a'), 'more'),
+      rewritten: () => {
+        writeFileSync(join(app, 'a'), 'b'.repeat(1000));
+        utimesSync(join(app, 'a'), 1, 1);
+      },
+      deleted: () => rmSync(join(app, 'a')),
+      'a directory': () => {
+        rmSync(join(app, 'a'));
+        mkdirSync(join(app, 'a'));
+      },
+      'a symlink out': () => {
+        rmSync(join(app, 'a'));
+        symlinkSync(join(work, 'outside'), join(app, 'a'));
+      },
+    };
+    for (const [what, act] of Object.entries(change)) {
+      await writeFile(join(app, 'a'), 'a'.repeat(1000));
+      await writeFile(join(app, 'z'), 'z');
+      // The walk has measured a when it asks about z; a changes before it is read.
+      const exclude = (path: string): boolean => {
+        if (path === 'z') act();
+        return false;
+      };
+      const err: unknown = await packSlug(app, join(work, 'app.tgz'), { exclude }).catch(
+        (e: unknown) => e,
+      );
+      expect([what, err]).toMatchObject([what, { code: 'FLOTILLA_SLUG_CHANGED', entry: 'a' }]);
+      expect((await readdir(work)).sort()).toEqual(['app', 'outside']);
+      await rm(app, { recursive: true });
+      await mkdir(app);
+    }
   });
 
   it('a dir that is not a directory, and bad arguments', async () => {
