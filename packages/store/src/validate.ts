@@ -300,6 +300,7 @@ export function validateTxn(txn: Txn, limits: StoreLimits): void {
       );
     }
     const written = new Set<string>();
+    const puts = new Set<string>();
     const prefixes: string[] = [];
     for (const op of ops) {
       if (typeof op !== 'object' || op === null) {
@@ -311,6 +312,7 @@ export function validateTxn(txn: Txn, limits: StoreLimits): void {
       switch (op.op) {
         case 'put':
           bytes += putSize(op.key, op.value, op.lease, limits);
+          puts.add(op.key);
           break;
         case 'delete':
         case 'get':
@@ -340,8 +342,8 @@ export function validateTxn(txn: Txn, limits: StoreLimits): void {
       }
     }
     for (const p of prefixes) {
-      for (const k of written) {
-        if (k.startsWith(p) && ops.some((o) => o.op === 'put' && o.key === k)) {
+      for (const k of puts) {
+        if (k.startsWith(p)) {
           throw new StoreError(
             StoreErrorCodes.DUPLICATE_KEY,
             `txn both deletes prefix ${showKey(p)} and puts ${showKey(k)} under it: split it`,
