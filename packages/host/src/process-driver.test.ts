@@ -6,6 +6,7 @@ import { ManualClock } from '@flotilla/core';
 import { hasStats } from './driver.js';
 import { jobEnv, type JobSpec } from './job-spec.js';
 import { ProcessDriver, type ProcessDriverOptions } from './process-driver.js';
+import { readStat } from './internal/proc.js';
 import { runDriverContract } from './testing/contract.js';
 
 runDriverContract({
@@ -180,6 +181,38 @@ describe('ProcessDriver', () => {
     expect(await waiting).toMatchObject({ code: 'FLOTILLA_HOST_CLOSED' });
     const next = await create();
     expect((await next.list()).map((j) => j.id)).toEqual(['other']);
+  });
+
+  it('keeps the output file of a job that prints 400 MB without a newline far below that', async () => {
+    const d = await create({ maxLogFileBytes: 1024 * 1024 });
+    // The job measures its own stdout file (fd 1) as it writes, and writes down its peak.
+    const flood = `${process.execPath} -e "
+      const fs = require('fs'); const chunk = Buffer.alloc(1 << 20, 97); let peak = 0;
+      for (let i = 0; i < 400; i++) { fs.writeSync(1, chunk); peak = Math.max(peak, fs.fstatSync(1).size); }
+      fs.writeSync(1, '\\ndone\\n'); fs.writeFileSync('peak', String(peak));"`;
+    await d.start(spec('flood', flood));
+    expect(await d.wait('flood')).toMatchObject({ reason: 'exited', code: 0 });
+    const lines = [];
+    for await (const l of d.logs('flood')) lines.push(l);
+    const peak = Number(await readFile(join(slug, 'peak'), 'utf8'));
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThan(200 * 1024 * 1024); // it grew with the output, towards 400 MB
+    expect(lines.every((l) => Buffer.byteLength(l.line) <= 16 * 1024)).toBe(true);
+  });
+
+  it('kills what a job left running in the background when it exits (a daemon in its group)', async () => {
+    const d = await create();
+    await d.start(
+      spec('daemon', '(sleep 1000 & echo daemon $!); sleep 1000 & echo child $!; exit 0'),
+    );
+    expect(await d.wait('daemon')).toMatchObject({ reason: 'exited', code: 0 });
+    const pids = [];
+    for await (const l of d.logs('daemon')) {
+      const m = /^(daemon|child) (\d+)$/.exec(l.line);
+      if (m !== null) pids.push(Number(m[2]));
+    }
+    expect(pids).toHaveLength(2);
+    for (const pid of pids) expect((await readStat(pid))?.state ?? 'gone').toMatch(/^(gone|Z)$/);
   });
 
   it('refuses bad options and signals with coded errors', async () => {

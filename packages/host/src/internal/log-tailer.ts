@@ -111,6 +111,8 @@ export class LogTailer {
         data = data.subarray(nl + 1);
       }
       if (!this.#o.buffer.ended) this.#o.buffer.write(this.#o.stream, data);
+      // A full chunk: more may be waiting, the job may be writing faster than this reads.
+      if (bytesRead === CHUNK) await this.#dropIfBehind(fh);
     }
     // The size matters only to truncate a file past its bound, or to notice that someone else
     // truncated it (then a kick finds nothing to read): no stat for every write of the job.
@@ -121,6 +123,25 @@ export class LogTailer {
     } else if (size === this.#position && size > this.#o.maxFileBytes) {
       await fh.truncate(0);
       this.#position = 0;
+    }
+  }
+
+  /**
+   * A job that writes faster than its file is read never lets the reader reach the end, where
+   * the file is truncated: past twice the bound, it is truncated anyway and what was not read
+   * is dropped, with a `system` line saying how much, so the disk use stays bounded.
+   */
+  async #dropIfBehind(fh: FileHandle): Promise<void> {
+    const { size } = await fh.stat();
+    if (size <= 2 * this.#o.maxFileBytes) return;
+    await fh.truncate(0);
+    const dropped = size - this.#position;
+    this.#position = 0;
+    if (!this.#o.buffer.ended) {
+      this.#o.buffer.append(
+        'system',
+        `${dropped} bytes of ${this.#o.stream} were dropped unread: the job writes faster than its log is read`,
+      );
     }
   }
 }
