@@ -24,5 +24,6 @@ runStoreContract({
 runStoreContract({
   name: 'SqliteStore (system clock)',
   create: () => new SqliteStore({ path: nextPath() }),
+  createWithHistoryLimit: (historyLimit) => new SqliteStore({ path: nextPath(), historyLimit }),
   leaseTtlMs: 300,
 });

@@ -473,7 +473,7 @@ describe('SqliteStore reopen', () => {
     controller.abort();
   });
 
-  it('bounds its history by historyLimit and remembers the compaction point', async () => {
+  it('keeps its history bound and its compaction point across a reopen', async () => {
     const path = tempPath();
     const first = open({ path, historyLimit: 10 });
     const start = await first.put('h', '0');

@@ -2,7 +2,7 @@ import { ManualClock } from '@flotilla/core';
 import { describe, expect, it } from 'vitest';
 import { byteLength, countUtf8 } from './keys.js';
 import { MemoryStore } from './memory-store.js';
-import { runStoreContract, takeEvents } from './testing/contract.js';
+import { runStoreContract } from './testing/contract.js';
 
 let clock = new ManualClock();
 runStoreContract({
@@ -17,29 +17,11 @@ runStoreContract({
 runStoreContract({
   name: 'MemoryStore (system clock)',
   create: () => new MemoryStore(),
+  createWithHistoryLimit: (historyLimit) => new MemoryStore({ historyLimit }),
   leaseTtlMs: 300,
 });
 
 describe('MemoryStore specifics', () => {
-  it('compacts its own history beyond historyLimit', async () => {
-    const store = new MemoryStore({ historyLimit: 10 });
-    const first = await store.put('a', '0');
-    for (let i = 1; i < 30; i++) await store.put('a', String(i));
-    const events = store.watch('a', { fromRevision: first.revision })[Symbol.asyncIterator]();
-    await expect(events.next()).rejects.toMatchObject({ code: 'FLOTILLA_STORE_COMPACTED' });
-    const from = (await store.revision()) - 5;
-    const recent = store.watch('a', { fromRevision: from })[Symbol.asyncIterator]();
-    expect((await takeEvents(recent, 6)).map((e) => e.kv.value)).toEqual([
-      '24',
-      '25',
-      '26',
-      '27',
-      '28',
-      '29',
-    ]);
-    await store.close();
-  });
-
   it('expires a lease at exactly its TTL on the manual clock and tells the owner', async () => {
     const c = new ManualClock();
     const store = new MemoryStore({ clock: c });

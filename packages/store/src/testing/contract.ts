@@ -17,6 +17,12 @@ export interface StoreContractOptions {
   readonly advanceTime?: (ms: number) => Promise<void>;
   /** Lease TTL the lease tests use, in ms (default 2000: etcd's minimum). */
   readonly leaseTtlMs?: number;
+  /**
+   * Makes a fresh, empty store that keeps at most `historyLimit` revisions of history and
+   * compacts older ones by itself, for backends with that option (`MemoryStore`,
+   * `SqliteStore`). Without it, the suite leaves out the test of that bound.
+   */
+  readonly createWithHistoryLimit?: (historyLimit: number) => Store | Promise<Store>;
   /** How long to wait for an event before failing, in ms (default 10,000). */
   readonly eventTimeoutMs?: number;
 }
@@ -565,6 +571,29 @@ export function runStoreContract(options: StoreContractOptions): void {
         const ok = watch('cp/', last.revision);
         expect((await takeEvents(ok, 1, eventTimeout))[0]?.kv.value).toBe('3');
       });
+
+      const { createWithHistoryLimit } = options;
+      if (createWithHistoryLimit !== undefined) {
+        it('compacts its own history beyond its historyLimit', async () => {
+          const bounded = await createWithHistoryLimit(10);
+          cleanups.push(() => bounded.close());
+          const first = await bounded.put('a', '0');
+          for (let i = 1; i < 30; i++) await bounded.put('a', String(i));
+          const old = bounded.watch('a', { fromRevision: first.revision })[Symbol.asyncIterator]();
+          await expect(old.next()).rejects.toMatchObject({ code: 'FLOTILLA_STORE_COMPACTED' });
+          const from = (await bounded.revision()) - 5;
+          const recent = bounded.watch('a', { fromRevision: from })[Symbol.asyncIterator]();
+          cleanups.push(() => recent.return?.());
+          expect((await takeEvents(recent, 6, eventTimeout)).map((e) => e.kv.value)).toEqual([
+            '24',
+            '25',
+            '26',
+            '27',
+            '28',
+            '29',
+          ]);
+        });
+      }
 
       it('ends the iteration when its signal aborts', async () => {
         const controller = new AbortController();
