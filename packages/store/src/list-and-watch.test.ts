@@ -116,4 +116,32 @@ describe('listAndWatch', () => {
     expect((await pending).done).toBe(true);
     await cut.close();
   });
+  it('throws FLOTILLA_STORE_CLOSED when the store closes mid-iteration or during a backoff', async () => {
+    const store = new MemoryStore();
+    await store.put('p/a', '1');
+    const it = listAndWatch(store, 'p/')[Symbol.asyncIterator]();
+    expect(await next(it)).toMatchObject({ type: 'snapshot' });
+    const pending = it.next();
+    await store.close();
+    await expect(pending).rejects.toMatchObject({ code: 'FLOTILLA_STORE_CLOSED' });
+    expect((await it.next()).done).toBe(true);
+
+    const clock = new ManualClock();
+    const inner = new MemoryStore({ clock });
+    const cut = new PartitionableStore(inner, { clock });
+    cut.partitioned = true;
+    let retried!: () => void;
+    const firstRetry = new Promise<void>((resolve) => (retried = resolve));
+    const backingOff = listAndWatch(cut, 'p/', { clock, onRetry: () => retried() })[
+      Symbol.asyncIterator
+    ]();
+    const failed = expect(backingOff.next()).rejects.toMatchObject({
+      code: 'FLOTILLA_STORE_CLOSED',
+    });
+    await firstRetry;
+    await cut.close();
+    await clock.advance(100);
+    await failed;
+    await inner.close();
+  });
 });
