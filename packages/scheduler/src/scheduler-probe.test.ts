@@ -396,3 +396,28 @@ describe('Scheduler probes: taking over from a dead scheduler', () => {
     await memory.close();
   });
 });
+
+describe('Scheduler probes: close during a retry', () => {
+  it('closes promptly while every commit fails and it is backing off or waiting on its barrier', async () => {
+    const { clock, memory, cluster } = await setup(2);
+    let down = false;
+    const flaky = interceptStore(memory, {
+      txn: (txn, next) =>
+        down
+          ? Promise.reject(new StoreError(StoreErrorCodes.UNAVAILABLE, 'etcd down (injected)'))
+          : next(),
+    });
+    const s = new Scheduler({ store: flaky, clock, hostGraceMs: 600_000 });
+    await s.start();
+    const failed = new Promise<void>((resolve) => s.once('error', () => resolve()));
+    down = true;
+    await declare(cluster, web(4));
+    await failed;
+    await clock.advance(50); // into the barrier, which fails too, then the next backoff
+    await s.close(); // must not wait for the store to come back
+    expect(s.state).toBe('stopped');
+    expect(await cluster.jobs()).toEqual([]);
+    await cluster.close();
+    await memory.close();
+  });
+});
