@@ -58,13 +58,13 @@ function intercept(inner: Store, overrides: Partial<Store>): Store {
 }
 
 /**
- * A view of a store whose puts can be held, as a request on the wire is: `hold()` makes the next
- * puts wait; `arrived` resolves when one is waiting; `release()` lets them reach the store. A
- * held put honours its signal as a network client does: the caller's promise rejects at once,
- * but the request still reaches the store on `release()` (etcd may apply a write whose caller
- * gave up).
+ * A view of a store whose writes (puts and txns) can be held, as a request on the wire is:
+ * `hold()` makes the next writes wait; `arrived` resolves when one is waiting; `release()` lets
+ * them reach the store. A held write honours its signal as a network client does: the caller's
+ * promise rejects at once, but the request still reaches the store on `release()` (etcd may
+ * apply a write whose caller gave up).
  */
-function holdPuts(inner: Store): {
+function holdWrites(inner: Store): {
   store: Store;
   hold: () => void;
   arrived: () => Promise<void>;
@@ -73,17 +73,22 @@ function holdPuts(inner: Store): {
   let holding = false;
   let waiting: (() => Promise<unknown>)[] = [];
   let onArrive: (() => void) | undefined;
-  const put: Store['put'] = (key, value, options) => {
-    if (!holding) return inner.put(key, value, options);
+  const held = <O extends CallOptions, T>(
+    options: O | undefined,
+    send: (options: O | undefined) => Promise<T>,
+  ): Promise<T> => {
+    if (!holding) return send(options);
     const { signal, ...rest } = options ?? {};
-    return new Promise((resolve, reject) => {
-      waiting.push(() => inner.put(key, value, rest).then(resolve, reject));
+    return new Promise<T>((resolve, reject) => {
+      waiting.push(() => send(rest as O).then(resolve, reject));
       signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
       onArrive?.();
     });
   };
+  const put: Store['put'] = (key, value, options) => held(options, (o) => inner.put(key, value, o));
+  const txn: Store['txn'] = (request, options) => held(options, (o) => inner.txn(request, o));
   return {
-    store: intercept(inner, { put }),
+    store: intercept(inner, { put, txn }),
     hold: () => {
       holding = true;
     },
@@ -527,6 +532,58 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
     });
   });
 
+  describe('two registrants of one id', () => {
+    it('registering at once: one wins, the other is told DUPLICATE_ID', async () => {
+      const other = new Discovery({ store, clock });
+      const results = await Promise.allSettled([
+        discovery.register({ service: 'web', addr: '127.0.0.1:1', id: 'x' }),
+        other.register({ service: 'web', addr: '127.0.0.1:2', id: 'x' }),
+      ]);
+      const won = results.filter((r) => r.status === 'fulfilled');
+      const refused = results.filter((r) => r.status === 'rejected');
+      expect(won).toHaveLength(1);
+      expect(refused.map((r) => (r.reason as { code: string }).code)).toEqual([
+        'FLOTILLA_DISCOVERY_DUPLICATE_ID',
+      ]);
+      const listed = await discovery.instances('web');
+      expect(listed).toEqual([won[0]?.value.instance]);
+      await other.close();
+    });
+
+    it('a registration that lost its lease does not take back an id someone took meanwhile', async () => {
+      const flaky = new PartitionableStore(store, { clock });
+      const d = new Discovery({ store: flaky, clock });
+      const first = await d.register({ service: 'web', addr: '127.0.0.1:9', id: 'r', ttlMs: 2000 });
+      const errors: unknown[] = [];
+      first.on('error', (err) => errors.push(err));
+      flaky.partitioned = true;
+      await clock.advance(2000); // the store expires its lease: the id is free
+      const second = await discovery.register({
+        service: 'web',
+        addr: '127.0.0.1:8',
+        id: 'r',
+        ttlMs: 2000,
+      });
+      flaky.partitioned = false;
+      for (let i = 0; i < 5; i++) await clock.advance(1000); // lost, re-registering, refused
+      expect(first.state).toBe('recovering');
+      expect(errors).toContainEqual(
+        expect.objectContaining({ code: 'FLOTILLA_DISCOVERY_DUPLICATE_ID' }),
+      );
+      expect(await discovery.instances('web')).toEqual([second.instance]);
+      // Its updates still land: the key is its own.
+      await second.update({ meta: { release: 'v2' } });
+      expect((await discovery.instances('web'))[0]?.addr).toBe('127.0.0.1:8');
+      // Once the id is free, the first takes it back.
+      const restored = new Promise((resolve) => first.once('restored', resolve));
+      await second.close();
+      for (let i = 0; i < 3; i++) await clock.advance(1000);
+      await restored;
+      expect(await discovery.instances('web')).toEqual([first.instance]);
+      await d.close();
+    });
+  });
+
   describe('close while a registration recovers', () => {
     /**
      * A registration on its own view of the store whose lease was lost: its re-registration's
@@ -538,7 +595,7 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
       release: () => Promise<void>;
     }> {
       const flaky = new PartitionableStore(store, { clock });
-      const wire = holdPuts(flaky);
+      const wire = holdWrites(flaky);
       const d = new Discovery({ store: wire.store, clock });
       const reg = await d.register({ service: 'web', addr: '127.0.0.1:9', id: 'r', ttlMs: 2000 });
       flaky.partitioned = true;
@@ -610,7 +667,7 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
     });
 
     it('a second close(), or Discovery.close(), resolves only once the first has deregistered', async () => {
-      const wire = holdPuts(store);
+      const wire = holdWrites(store);
       const d = new Discovery({ store: wire.store, clock });
       const reg = await d.register({ service: 'web', addr: '127.0.0.1:9', id: 'r' });
       wire.hold();

@@ -19,6 +19,7 @@ import {
   validateTtl,
 } from './internal/validate.js';
 import { GuardedEmitter } from './internal/guarded-emitter.js';
+import { claimInstance } from './internal/claim.js';
 import { keyParts, parseInstance } from './internal/records.js';
 import { Registration } from './registration.js';
 
@@ -171,20 +172,7 @@ export class Discovery extends GuardedEmitter<DiscoveryEvents> implements AsyncD
     const call: CallOptions = signal === undefined ? {} : { signal };
     const lease = await this.#store.grant(ttlMs, call);
     try {
-      const res = await this.#store.txn(
-        {
-          compare: [{ key, target: 'version', op: '==', value: 0 }],
-          success: [{ op: 'put', key, value: JSON.stringify(instance), lease: lease.id }],
-        },
-        call,
-      );
-      if (!res.succeeded) {
-        throw new DiscoveryError(
-          DiscoveryErrorCodes.DUPLICATE_ID,
-          `instance ${id} of ${service} is already registered by a live registrant: use another id, or wait for its TTL if that registrant died`,
-          { service, instanceId: id },
-        );
-      }
+      await claimInstance(this.#store, key, instance, lease.id, call);
       await lease.keepAlive(call);
       // close() landed meanwhile: it waits for this call, which must not leave the key behind.
       this.#throwIfClosed();

@@ -2,6 +2,7 @@ import { type Clock, type Logger, isFlotillaError, retry } from '@flotilla/core'
 import type { Lease, Store } from '@flotilla/store';
 import { DiscoveryError, DiscoveryErrorCodes } from './errors.js';
 import type { ServiceInstance } from './instance.js';
+import { claimInstance } from './internal/claim.js';
 import { GuardedEmitter } from './internal/guarded-emitter.js';
 import { validateAddr, validateMeta, validateReady } from './internal/validate.js';
 
@@ -227,7 +228,8 @@ export class Registration extends GuardedEmitter<RegistrationEvents> implements 
       granted = await store.grant(ttlMs, { signal });
       if (this.#closing()) return;
       const written = this.#instance;
-      await store.put(key, JSON.stringify(written), { lease: granted.id, signal });
+      // Not a plain put: someone may have registered the id while it was free.
+      await claimInstance(store, key, written, granted.id, { signal });
       await granted.keepAlive({ signal });
       if (this.#closing()) return;
       this.#lease = granted;
