@@ -913,6 +913,35 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
       expect(await settles(b.waitForLeadership())).toBe(true);
     });
 
+    it('an async elected listener whose lease expires while it awaits: its rejection is reported', async () => {
+      const cutOff = new PartitionableStore(store, { clock });
+      const d = new Discovery({ store: cutOff, clock });
+      const a = d.elect('sched', { id: 'a', ttlMs: 2000 });
+      const errors: unknown[] = [];
+      a.on('error', (err) => errors.push(err));
+      const lost = new Promise<string>((resolve) => a.once('lost', resolve));
+      let termAfterAwait: number | undefined = -1;
+      a.on('elected', async () => {
+        await lost; // the leader's work, slow: meanwhile its lease expires
+        termAfterAwait = a.term;
+        throw new Error('not the leader any more');
+      });
+      await a.waitForLeadership();
+      cutOff.partitioned = true;
+      await clock.advance(2000);
+      await lost;
+      await clock.advance(0);
+      expect(termAfterAwait).toBeUndefined(); // what a handler checks before acting as leader
+      expect(errors).toContainEqual(
+        expect.objectContaining({
+          code: 'FLOTILLA_DISCOVERY_LISTENER_FAILED',
+          cause: expect.objectContaining({ message: 'not the leader any more' }),
+        }),
+      );
+      cutOff.partitioned = false;
+      await d.close();
+    });
+
     it('throwing lost and leader listeners do not stop the election either', async () => {
       const cutOff = new PartitionableStore(store, { clock });
       const d = new Discovery({ store: cutOff, clock });

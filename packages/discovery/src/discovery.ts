@@ -82,7 +82,7 @@ export interface DiscoveryEvents {
    * and says what is wrong; `watch()` also yields it as an `invalid` event.
    */
   'invalid-record': (key: string, error: DiscoveryError) => void;
-  /** A listener of this Discovery threw (`FLOTILLA_DISCOVERY_LISTENER_FAILED`). */
+  /** A listener of this Discovery threw or rejected (`FLOTILLA_DISCOVERY_LISTENER_FAILED`). */
   error: (err: unknown) => void;
 }
 

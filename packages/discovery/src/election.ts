@@ -28,7 +28,7 @@ export interface ElectionEvents {
   /**
    * A store call failed (the campaign retries), the leader entry cannot be read
    * (`FLOTILLA_DISCOVERY_INVALID_RECORD`: nobody can win until it is deleted or rewritten),
-   * or a listener of this election threw
+   * or a listener of this election threw or (async) rejected
    * (`FLOTILLA_DISCOVERY_LISTENER_FAILED`, the thrown value as `cause`). A throwing listener
    * changes nothing else: a candidate whose `elected` listener threw still leads, and
    * `waitForLeadership()` resolves; resign if your leader work could not start.

@@ -22,7 +22,7 @@ export const DiscoveryErrorCodes = {
   /** An instance id already registered by a live registrant. */
   DUPLICATE_ID: 'FLOTILLA_DISCOVERY_DUPLICATE_ID',
   /**
-   * A listener of a registration's or an election's event threw. Reported as an `error` event,
+   * A listener of a registration's or an election's event threw (or, async, rejected). Reported as an `error` event,
    * with the thrown value as `cause`; the registration or election carries on regardless.
    */
   LISTENER_FAILED: 'FLOTILLA_DISCOVERY_LISTENER_FAILED',

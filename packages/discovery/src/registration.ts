@@ -14,7 +14,7 @@ export interface RegistrationEvents {
   restored: (instance: ServiceInstance) => void;
   /**
    * A re-registration attempt failed (it will be retried), or a listener of this registration
-   * threw (`FLOTILLA_DISCOVERY_LISTENER_FAILED`, the thrown value as `cause`: the registration
+   * threw or rejected (`FLOTILLA_DISCOVERY_LISTENER_FAILED`, the thrown value as `cause`: the registration
    * carries on as if the listener had returned).
    */
   error: (err: unknown) => void;

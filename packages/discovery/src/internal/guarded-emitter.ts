@@ -6,8 +6,8 @@ type Listener = (...args: unknown[]) => unknown;
 
 /**
  * An eventemitter3 emitter whose listeners cannot break the state machine that emits: each
- * listener runs on its own, and one that throws neither stops the listeners after it nor
- * propagates into the emitter's code. Its error is logged, and reported as an `error` event
+ * listener runs on its own, and one that throws (or an async one that rejects) neither stops the
+ * listeners after it nor propagates into the emitter's code. Its error is logged, and reported as an `error` event
  * with code `FLOTILLA_DISCOVERY_LISTENER_FAILED` (the thrown value as `cause`); an `error`
  * listener that throws is only logged. Listeners are called with the emitter as `this`.
  *
@@ -34,7 +34,11 @@ export class GuardedEmitter<
       // A `once` listener goes before it runs, as eventemitter3's own emit does.
       this.removeListener(event, fn as never, undefined, true);
       try {
-        fn.apply(this, args);
+        const result = fn.apply(this, args);
+        // An async listener: its rejection is the same failure, later (not an unhandled one).
+        if (isThenable(result)) {
+          result.then(undefined, (err: unknown) => this.#listenerFailed(String(event), err));
+        }
       } catch (err) {
         this.#listenerFailed(String(event), err);
       }
@@ -52,4 +56,12 @@ export class GuardedEmitter<
     );
     (this as GuardedEmitter<{ error: (err: unknown) => void }>).emit('error', error);
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
