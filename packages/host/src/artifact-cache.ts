@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
@@ -65,8 +65,16 @@ export class ArtifactCache {
 
   constructor(options: ArtifactCacheOptions) {
     if (typeof options?.dir !== 'string' || options.dir === '')
-      throw new HostError(HostErrorCodes.INVALID_OPTIONS, 'ArtifactCache needs a dir');
-    this.dir = options.dir;
+      throw new HostError(HostErrorCodes.INVALID_OPTIONS, 'ArtifactCache needs a dir', {
+        path: 'dir',
+      });
+    if (options.token !== undefined && !/^[\x21-\x7e]+$/.test(options.token))
+      throw new HostError(
+        HostErrorCodes.INVALID_OPTIONS,
+        'ArtifactCache token must be printable ASCII without spaces (it is sent as a header)',
+        { path: 'token' },
+      );
+    this.dir = resolve(options.dir);
     this.#token = options.token;
     this.#fetch = options.fetch ?? fetch;
     this.#logger = options.logger ?? silentLogger;
