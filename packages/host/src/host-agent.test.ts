@@ -1,5 +1,6 @@
 import { createServer } from 'node:net';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -8,8 +9,9 @@ import { ClusterState, type HealthCheck, type JobRecord } from '@flotilla/cluste
 import { Discovery } from '@flotilla/discovery';
 import { packSlug } from '@flotilla/slug';
 import { MemoryStore } from '@flotilla/store';
+import { PartitionableStore } from '@flotilla/store/testing';
 import { ArtifactCache } from './artifact-cache.js';
-import { HostAgent } from './host-agent.js';
+import { HostAgent, type HostAgentOptions } from './host-agent.js';
 import { ProcessDriver } from './process-driver.js';
 
 // A hello app: answers with its DYNO and a config var, /healthz with HEALTH_STATUS, exits on /crash.
@@ -69,9 +71,12 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function agent(id = 'h1'): Promise<HostAgent> {
+  async function agent(
+    id = 'h1',
+    extra: Partial<HostAgentOptions> & { stateDir?: string } = {},
+  ): Promise<HostAgent> {
     const driver = await ProcessDriver.create({
-      stateDir: join(dir, `state-${id}`),
+      stateDir: extra.stateDir ?? join(dir, `state-${id}`),
       logPollMs: 50,
     });
     drivers.push(driver);
@@ -86,26 +91,34 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
       workDir: join(dir, `run-${id}`),
       discovery,
       drainMs: 50,
+      ...extra,
     });
     agents.push(a);
     return a;
   }
 
   async function release(
-    extra: { healthCheck?: HealthCheck; config?: Record<string, string>; sha256?: string } = {},
+    extra: {
+      healthCheck?: HealthCheck;
+      config?: Record<string, string>;
+      sha256?: string;
+      url?: string;
+      size?: number;
+      type?: string;
+    } = {},
   ): Promise<void> {
     await cluster.putRelease({
       app: 'demo',
       release: 'v1',
       artifact: {
         type: 'slug',
-        url: slug.url,
+        url: extra.url ?? slug.url,
         sha256: extra.sha256 ?? slug.sha256,
-        size: slug.size,
+        size: extra.size ?? slug.size,
       },
       config: { GREETING: 'hi', ...extra.config },
       processes: {
-        web: {
+        [extra.type ?? 'web']: {
           command: 'exec node server.js',
           stopGraceMs: 5000,
           ...(extra.healthCheck === undefined ? {} : { healthCheck: extra.healthCheck }),
@@ -262,5 +275,211 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
     expect(message).toMatch(/sha256/);
     expect(await readdir(join(dir, 'run-h1'))).toEqual([]);
     expect(await readdir(join(dir, 'artifacts')).catch(() => [])).toEqual([]);
+  });
+  it('refuses bad options with coded errors', async () => {
+    const driver = await ProcessDriver.create({ stateDir: join(dir, 'state-opts') });
+    drivers.push(driver);
+    const base: HostAgentOptions = {
+      id: 'h1',
+      store,
+      driver,
+      address: '127.0.0.1:7000',
+      capacity: { cpu: 4000, memory: 8192 },
+      ports: { from: 20000, to: 20010 },
+      artifacts: new ArtifactCache({ dir: join(dir, 'artifacts') }),
+      workDir: join(dir, 'run'),
+    };
+    for (const bad of [
+      { id: 'a/b' },
+      { id: '' },
+      { ports: { from: Number.NaN, to: 20010 } },
+      { ports: { from: 20010, to: 20000 } },
+      { ports: { from: 0, to: 0 } },
+      { heartbeatTtlMs: Number.NaN },
+      { heartbeatTtlMs: 0 },
+      { drainMs: -1 },
+      { workDir: '' },
+    ] satisfies Partial<HostAgentOptions>[]) {
+      expect(() => new HostAgent({ ...base, ...bad }), JSON.stringify(bad)).toThrow(
+        expect.objectContaining({ code: 'FLOTILLA_HOST_INVALID_OPTIONS' }),
+      );
+    }
+    for (const bad of [{ dir: '' }, { dir: join(dir, 'a'), token: 'x\ny' }]) {
+      expect(() => new ArtifactCache(bad), JSON.stringify(bad)).toThrow(
+        expect.objectContaining({ code: 'FLOTILLA_HOST_INVALID_OPTIONS' }),
+      );
+    }
+  });
+
+  it('reports a job whose process type is missing from its release as crashed, saying so', async () => {
+    await release({ type: 'worker' });
+    const a = await agent();
+    await a.start();
+    const ended = once<[string, string, string]>(a, 'ended', 'web.f');
+    await assign('h1', 'web.f');
+    const [, state, message] = await ended;
+    expect(state).toBe('crashed');
+    expect(message).toMatch(/has no process type web/);
+    expect((await cluster.jobs({ app: 'demo' }))[0]?.status).toMatchObject({ state: 'crashed' });
+    expect(await drivers[0]?.list()).toEqual([]);
+  });
+
+  it('reports a job whose release does not exist as crashed, with a coded error', async () => {
+    const a = await agent();
+    const errors: unknown[] = [];
+    a.on('error', (e) => errors.push(e));
+    await a.start();
+    const ended = once<[string, string, string]>(a, 'ended', 'web.g');
+    await assign('h1', 'web.g');
+    const [, state, message] = await ended;
+    expect(state).toBe('crashed');
+    expect(message).toMatch(/v1/);
+    expect(errors).toEqual([]);
+  });
+
+  it('leaves nothing in workDir when a slug fails to extract half-way', async () => {
+    // A real slug cut in half, declared with the digest of what is left: it verifies, then breaks.
+    const whole = await readFile(new URL(slug.url));
+    const half = whole.subarray(0, Math.floor(whole.length / 2));
+    await writeFile(join(dir, 'half.tgz'), half);
+    await release({
+      url: pathToFileURL(join(dir, 'half.tgz')).href,
+      sha256: createHash('sha256').update(half).digest('hex'),
+      size: half.length,
+    });
+    const a = await agent();
+    await a.start();
+    const ended = once<[string, string, string]>(a, 'ended', 'web.h');
+    await assign('h1', 'web.h');
+    const [, state] = await ended;
+    expect(state).toBe('crashed');
+    expect(await readdir(join(dir, 'run-h1'))).toEqual([]);
+  });
+
+  it('close() while a job is mid-start (its artifact fetch in flight) leaves nothing running', async () => {
+    let fetching!: () => void;
+    const fetched = new Promise<void>((r) => (fetching = r));
+    const hold: typeof fetch = (_url, init) =>
+      new Promise((_, reject) => {
+        fetching();
+        init?.signal?.addEventListener('abort', () => reject(init.signal?.reason));
+      });
+    await release({ url: 'http://127.0.0.1:9/slug.tgz' });
+    const a = await agent('h1', {
+      artifacts: new ArtifactCache({ dir: join(dir, 'artifacts'), fetch: hold }),
+    });
+    const errors: unknown[] = [];
+    a.on('error', (e) => errors.push(e));
+    await a.start();
+    await assign('h1', 'web.i');
+    await fetched;
+    await a.close({ stopJobs: true });
+    expect(a.state).toBe('stopped');
+    expect(await drivers[0]?.list()).toEqual([]);
+    expect(await readdir(join(dir, 'run-h1'))).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+
+  it('close() while start() is registering ends stopped, and start() does not carry on', async () => {
+    const a = await agent();
+    const starting = a.start();
+    const closing = a.close();
+    await Promise.allSettled([starting, closing]);
+    expect(a.state).toBe('stopped');
+    await assign('h1', 'web.j');
+    await release();
+    expect(a.jobs).toEqual([]);
+    expect(await drivers[0]?.list()).toEqual([]);
+  });
+
+  it('close() while a stop is draining lets the stop finish', async () => {
+    await release();
+    const a = await agent('h1', { drainMs: 300 });
+    const errors: unknown[] = [];
+    a.on('error', (e) => errors.push(e));
+    await a.start();
+    const ready = once(a, 'ready', 'web.k');
+    await assign('h1', 'web.k');
+    await ready;
+    const ac = new AbortController();
+    const events = discovery.watch('demo-web', { signal: ac.signal })[Symbol.asyncIterator]();
+    expect((await events.next()).value).toMatchObject({ kind: 'current' });
+    const ended = once<[string, string, string]>(a, 'ended', 'web.k');
+    await assign('h1', 'web.k', 'stop');
+    while ((await events.next()).value?.kind !== 'down'); // deregistered: draining now
+    ac.abort();
+    await a.close();
+    const [, state] = await ended;
+    expect(state).toBe('down');
+    expect(await drivers[0]?.list()).toEqual([]);
+    expect(errors).toEqual([]);
+  });
+
+  it('a job that exits by itself while it is being stopped is reported once, down', async () => {
+    await release();
+    const a = await agent('h1', { drainMs: 300 });
+    const errors: unknown[] = [];
+    const endings: string[] = [];
+    a.on('error', (e) => errors.push(e));
+    a.on('ended', (id, state) => endings.push(`${id} ${state}`));
+    await a.start();
+    const ready = once(a, 'ready', 'web.l');
+    await assign('h1', 'web.l');
+    await ready;
+    const [instance] = await discovery.instances('demo-web');
+    const ac = new AbortController();
+    const events = discovery.watch('demo-web', { signal: ac.signal })[Symbol.asyncIterator]();
+    expect((await events.next()).value).toMatchObject({ kind: 'current' });
+    const ended = once<[string, string, string]>(a, 'ended', 'web.l');
+    await assign('h1', 'web.l', 'stop');
+    while ((await events.next()).value?.kind !== 'down'); // deregistered: draining now
+    ac.abort();
+    await fetch(`http://${instance?.addr}/crash`); // exits 3 during the drain
+    await ended;
+    expect(endings).toEqual(['web.l down']);
+    expect((await cluster.jobs({ app: 'demo' }))[0]?.status).toMatchObject({
+      state: 'down',
+      exitStatus: 3,
+    });
+    expect(errors).toEqual([]);
+  });
+
+  it('reports what it did while the store was partitioned once it heals', async () => {
+    let fetching!: () => void;
+    const fetched = new Promise<void>((r) => (fetching = r));
+    let go!: () => void;
+    const released = new Promise<void>((r) => (go = r));
+    const files = new ArtifactCache({ dir: join(dir, 'artifacts-src') });
+    const path = await files.get(slug);
+    const hold: typeof fetch = async () => {
+      fetching();
+      await released;
+      return new Response(await readFile(path));
+    };
+    await release({ url: 'http://127.0.0.1:9/slug.tgz' });
+    const view = new PartitionableStore(store);
+    const a = await agent('h1', {
+      store: view,
+      heartbeatTtlMs: 60_000,
+      artifacts: new ArtifactCache({ dir: join(dir, 'artifacts'), fetch: hold }),
+    });
+    a.on('error', () => undefined);
+    await a.start();
+    await assign('h1', 'web.m');
+    await fetched;
+    view.partitioned = true; // the job starts, its reports cannot be written
+    const ready = once(a, 'ready', 'web.m');
+    go();
+    await ready;
+    expect((await cluster.jobs({ app: 'demo' }))[0]?.status).toBeUndefined();
+    const key = cluster.keys.jobStatus('h1', 'web.m');
+    const up = (async () => {
+      for await (const ev of store.watch(key, { signal: AbortSignal.timeout(10_000) })) {
+        if (ev.type === 'put' && ev.kv.key === key && ev.kv.value.includes('"up"')) return true;
+      }
+      return false;
+    })();
+    view.partitioned = false;
+    expect(await up).toBe(true);
   });
 });

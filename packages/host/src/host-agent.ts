@@ -1,8 +1,9 @@
 import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { EventEmitter } from 'eventemitter3';
 import {
   ClusterState,
+  isValidId,
   type AssignedJob,
   type HostRegistration,
   type JobRecord,
@@ -20,6 +21,7 @@ import { HostError, HostErrorCodes } from './errors.js';
 import { HealthMonitor, resolveHealthCheck, type ProbeResult } from './health-check.js';
 import { jobEnv } from './job-spec.js';
 import { PortAllocator, type PortRange } from './ports.js';
+import { describe, intOption } from './internal/validate.js';
 
 /** Options of {@link HostAgent}. */
 export interface HostAgentOptions {
@@ -80,6 +82,9 @@ interface Local {
   /** Set once a stop was asked for: the exit watcher then leaves the report to the stop. */
   stopping: boolean;
   ended: boolean;
+  /** The newest status not yet written, and the writer of statuses (one at a time, newest wins). */
+  unreported: Omit<JobStatus, 'updatedAt'> | undefined;
+  reporting: Promise<void> | undefined;
 }
 
 /**
@@ -105,6 +110,10 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
   readonly id: string;
   readonly cluster: ClusterState;
   readonly #o: HostAgentOptions;
+  readonly #heartbeatTtlMs: number;
+  readonly #drainMs: number;
+  /** `workDir`, absolute: a job's cwd must be. */
+  readonly #workDir: string;
   readonly #driver: Driver;
   readonly #discovery: Discovery;
   readonly #ownsDiscovery: boolean;
@@ -120,9 +129,24 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
   #adoptable = new Map<string, JobInfo>();
   #state: 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' = 'idle';
   #synced: (() => void) | undefined;
+  #starting: Promise<void> | undefined;
+  #closed: Promise<void> | undefined;
 
   constructor(options: HostAgentOptions) {
     super();
+    if (!isValidId(options.id))
+      throw new HostError(
+        HostErrorCodes.INVALID_OPTIONS,
+        `id ${describe(options.id)} is not a host id: use 1 to 200 characters from A-Z a-z 0-9 . _ - @ : +, starting with a letter or digit`,
+        { path: 'id' },
+      );
+    if (typeof options.workDir !== 'string' || options.workDir === '')
+      throw new HostError(HostErrorCodes.INVALID_OPTIONS, 'workDir must be a directory path', {
+        path: 'workDir',
+      });
+    this.#heartbeatTtlMs = intOption(options.heartbeatTtlMs, 'heartbeatTtlMs', 10_000, 1);
+    this.#drainMs = intOption(options.drainMs, 'drainMs', 1000, 0, 3_600_000);
+    this.#workDir = resolve(options.workDir);
     this.#o = options;
     this.id = options.id;
     this.#driver = options.driver;
@@ -158,12 +182,30 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
     if (this.#state !== 'idle')
       throw new HostError(HostErrorCodes.CLOSED, 'a HostAgent starts once');
     this.#state = 'starting';
-    await mkdir(this.#o.workDir, { recursive: true });
+    this.#starting = this.#start();
+    await this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    const closed = (): HostError =>
+      new HostError(HostErrorCodes.CLOSED, 'the HostAgent was closed while it started');
+    await mkdir(this.#workDir, { recursive: true });
     for (const info of await this.#driver.list()) this.#adoptable.set(info.id, info);
-    await this.#register();
+    if (this.#abort.signal.aborted) throw closed();
+    try {
+      await this.#register();
+    } catch (err) {
+      throw this.#abort.signal.aborted ? closed() : err;
+    }
+    if (this.#abort.signal.aborted) {
+      // close() came while registering: it could not see this registration.
+      await this.#registration?.close().catch(() => undefined);
+      throw closed();
+    }
     const synced = new Promise<void>((resolve) => (this.#synced = resolve));
     this.#watching = this.#watch();
     await synced;
+    if (this.#abort.signal.aborted) throw closed();
     this.#state = 'running';
   }
 
@@ -173,10 +215,15 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
    * an agent restarting within its TTL keeps the host up. With `stopJobs`, every job is stopped
    * gracefully and the host is deregistered (for decommissioning). Idempotent.
    */
-  async close(options: { stopJobs?: boolean } = {}): Promise<void> {
-    if (this.#state === 'stopping' || this.#state === 'stopped') return;
+  close(options: { stopJobs?: boolean } = {}): Promise<void> {
+    this.#closed ??= this.#close(options);
+    return this.#closed;
+  }
+
+  async #close(options: { stopJobs?: boolean }): Promise<void> {
     this.#state = 'stopping';
     this.#abort.abort();
+    await this.#starting?.catch(() => undefined);
     await this.#watching?.catch(() => undefined);
     await Promise.all([...this.#ops.values()].map((p) => p.catch(() => undefined)));
     if (options.stopJobs === true) {
@@ -209,7 +256,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
         capacity: o.capacity,
         ...(o.tags === undefined ? {} : { tags: o.tags }),
       },
-      { ttlMs: o.heartbeatTtlMs ?? 10_000 },
+      { ttlMs: this.#heartbeatTtlMs, signal: this.#abort.signal },
     );
     const registration = this.#registration;
     void registration.ended.then((reason) => {
@@ -321,6 +368,8 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
       instance: undefined,
       stopping: false,
       ended: false,
+      unreported: undefined,
+      reporting: undefined,
     };
     this.#jobs.set(id, local);
     const adopted = this.#adoptable.get(id);
@@ -328,7 +377,15 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
     if (adopted !== undefined) return this.#adopt(local, adopted);
     try {
       const release = job.release;
-      if (release === undefined) throw job.releaseError ?? new Error('release missing');
+      if (release === undefined)
+        throw (
+          job.releaseError ??
+          new HostError(
+            HostErrorCodes.INVALID_SPEC,
+            `release ${record.release} of ${record.app} cannot be read`,
+            { jobId: id },
+          )
+        );
       const def = release.processes[record.type];
       if (def === undefined || !Object.hasOwn(release.processes, record.type))
         throw new HostError(
@@ -343,7 +400,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
           { jobId: id },
         );
       const slug = await this.#o.artifacts.get(release.artifact, { signal: this.#abort.signal });
-      const dir = join(this.#o.workDir, id);
+      const dir = join(this.#workDir, id);
       await rm(dir, { recursive: true, force: true });
       await extractSlug(slug, dir, {
         signal: this.#abort.signal,
@@ -372,7 +429,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
         ...(def.stopGraceMs === undefined ? {} : { stopGraceMs: def.stopGraceMs }),
       });
       this.emit('started', id, false);
-      await this.#report(local, { state: 'starting', startedAt: info.startedAt, port: local.port });
+      void this.#report(local, { state: 'starting', startedAt: info.startedAt, port: local.port });
       this.#supervise(local, info.startedAt);
     } catch (err) {
       if (this.#abort.signal.aborted) return;
@@ -393,7 +450,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
       this.#ports.claim(id, info.port);
       local.port = info.port;
     }
-    local.dir = join(this.#o.workDir, id);
+    local.dir = join(this.#workDir, id);
     this.emit('started', id, true);
     this.#supervise(local, info.startedAt);
   }
@@ -495,7 +552,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
       this.#adoptable.delete(id);
       await this.#driver.stop(id).catch(() => undefined);
       await this.#driver.remove(id).catch(() => undefined);
-      await rm(join(this.#o.workDir, id), { recursive: true, force: true });
+      await rm(join(this.#workDir, id), { recursive: true, force: true });
       return;
     }
     const local = this.#jobs.get(id);
@@ -506,7 +563,8 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
       await local.instance.setReady(false).catch(() => undefined);
       await local.instance.close().catch(() => undefined);
       local.instance = undefined;
-      await sleep(this.#clock, this.#o.drainMs ?? 1000, this.#abort.signal);
+      // close() cuts the drain short (the sleep ends on abort); the stop itself goes on.
+      await sleep(this.#clock, this.#drainMs, this.#abort.signal);
     }
     let exit: ExitStatus | undefined;
     try {
@@ -541,11 +599,39 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
     this.emit('ended', id, state, status.message);
   }
 
-  async #report(local: Local, status: Omit<JobStatus, 'updatedAt'>): Promise<void> {
-    try {
-      await this.cluster.reportJob(this.id, local.record.id, status);
-    } catch (err) {
-      this.emit('error', err);
+  /**
+   * Writes a job's status. A store that cannot be reached is retried with backoff (a status
+   * lost in a partition would leave the scheduler with a stale view for good); a newer status
+   * replaces one still waiting. Resolves once the newest status is written, or given up on
+   * close().
+   */
+  #report(local: Local, status: Omit<JobStatus, 'updatedAt'>): Promise<void> {
+    local.unreported = status;
+    local.reporting ??= this.#writeReports(local).finally(() => (local.reporting = undefined));
+    return local.reporting;
+  }
+
+  async #writeReports(local: Local): Promise<void> {
+    for (let status = local.unreported; status !== undefined; status = local.unreported) {
+      local.unreported = undefined;
+      const write = (): Promise<boolean> =>
+        this.cluster.reportJob(this.id, local.record.id, status as Omit<JobStatus, 'updatedAt'>);
+      try {
+        // Once closing, one attempt: close() must not wait on an unreachable store.
+        if (this.#abort.signal.aborted) await write();
+        else
+          await retry(write, {
+            clock: this.#clock,
+            signal: this.#abort.signal,
+            onRetry: (err) => this.emit('error', err),
+          });
+      } catch (err) {
+        if (this.#abort.signal.aborted && err === this.#abort.signal.reason) {
+          local.unreported ??= status; // cut short by close(): one more attempt
+          continue;
+        }
+        this.emit('error', err);
+      }
     }
   }
 }
