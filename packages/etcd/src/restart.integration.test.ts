@@ -244,7 +244,7 @@ describe('EtcdStore across etcd restarts', () => {
     // for longer than a TTL.
     const ended = await Promise.race([
       lease.ended,
-      new Promise<undefined>((resolve) => setTimeout(resolve, TTL_MS * 3)),
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), TTL_MS * 3)),
     ]);
     const kv = await once(() => store.get('fl/a'));
     if (ended === undefined) {
