@@ -231,6 +231,27 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
           'FLOTILLA_DISCOVERY_INVALID_META',
         ],
         [{ service: 'web', addr: '127.0.0.1:1', ttlMs: 500 }, 'FLOTILLA_DISCOVERY_INVALID_TTL'],
+        // Hostile input: nothing that cannot round-trip through its key, nor a TTL no lease keeps.
+        [{ service: 'web/x', addr: '127.0.0.1:1' }, 'FLOTILLA_DISCOVERY_INVALID_SERVICE'],
+        [{ service: 'web\0', addr: '127.0.0.1:1' }, 'FLOTILLA_DISCOVERY_INVALID_SERVICE'],
+        [{ service: '', addr: '127.0.0.1:1' }, 'FLOTILLA_DISCOVERY_INVALID_SERVICE'],
+        [{ service: 'web', addr: '127.0.0.1:1', id: 'a\0b' }, 'FLOTILLA_DISCOVERY_INVALID_ID'],
+        [{ service: 'web', addr: '127.0.0.1:1', id: '..' }, 'FLOTILLA_DISCOVERY_INVALID_ID'],
+        [{ service: 'web', addr: '127.0.0.1:1', id: '' }, 'FLOTILLA_DISCOVERY_INVALID_ID'],
+        [{ service: 'web', addr: '127.0.0.1:1', id: 'a\n' }, 'FLOTILLA_DISCOVERY_INVALID_ID'],
+        [
+          { service: 'web', addr: '127.0.0.1:1', id: 'x'.repeat(129) },
+          'FLOTILLA_DISCOVERY_INVALID_ID',
+        ],
+        [{ service: 'web', addr: '127.0.0.1:1\n' }, 'FLOTILLA_DISCOVERY_INVALID_ADDR'],
+        [{ service: 'web', addr: 'h\0st:1' }, 'FLOTILLA_DISCOVERY_INVALID_ADDR'],
+        [{ service: 'web', addr: '127.0.0.1:1', ttlMs: NaN }, 'FLOTILLA_DISCOVERY_INVALID_TTL'],
+        [{ service: 'web', addr: '127.0.0.1:1', ttlMs: -5000 }, 'FLOTILLA_DISCOVERY_INVALID_TTL'],
+        [{ service: 'web', addr: '127.0.0.1:1', ttlMs: 2 ** 31 }, 'FLOTILLA_DISCOVERY_INVALID_TTL'],
+        [
+          { service: 'web', addr: '127.0.0.1:1', meta: JSON.parse('{"__proto__":"x"}') as object },
+          'FLOTILLA_DISCOVERY_INVALID_META',
+        ],
       ].map(([o, c]) => [c, o] as const),
     )('refuses bad input with %s (%#) and writes nothing', async (code, options) => {
       await expect(discovery.register(options as never)).rejects.toMatchObject({ code });

@@ -10,7 +10,7 @@ export const DiscoveryErrorCodes = {
   INVALID_ADDR: 'FLOTILLA_DISCOVERY_INVALID_ADDR',
   /** Meta that is not a flat record of string values, or is too large. */
   INVALID_META: 'FLOTILLA_DISCOVERY_INVALID_META',
-  /** A TTL that is not an integer number of ms of at least 1000. */
+  /** A TTL that is not an integer number of ms from 1000 to 2^31 - 1 (a lease's longest). */
   INVALID_TTL: 'FLOTILLA_DISCOVERY_INVALID_TTL',
   /**
    * An entry under `services/` that is not a valid instance: not JSON, a missing or mistyped

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { byteLength } from '@flotilla/store';
+import { MAX_LEASE_TTL_MS, byteLength } from '@flotilla/store';
 import { DiscoveryError, DiscoveryErrorCodes } from '../errors.js';
 
 const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
@@ -69,7 +69,9 @@ export function validateMeta(meta: unknown): asserts meta is Record<string, stri
     );
   }
   for (const [key, value] of Object.entries(meta)) {
-    if (!META_KEY.test(key)) {
+    // `__proto__` round-trips through JSON, but a consumer that copies meta with
+    // Object.assign or `m[key] = value` would set a prototype instead of a label.
+    if (!META_KEY.test(key) || key === '__proto__') {
       throw new DiscoveryError(
         DiscoveryErrorCodes.INVALID_META,
         `meta key ${JSON.stringify(key)} is invalid: use 1-128 letters, digits, '_', '.' or '-'`,
@@ -98,12 +100,17 @@ export function validateReady(ready: unknown): asserts ready is boolean {
   }
 }
 
-/** Checks a TTL: an integer number of ms, at least 1000. */
+/** Checks a TTL: an integer number of ms, from 1000 to the longest a lease may have. */
 export function validateTtl(ttlMs: unknown): asserts ttlMs is number {
-  if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs < 1000) {
+  if (
+    typeof ttlMs !== 'number' ||
+    !Number.isSafeInteger(ttlMs) ||
+    ttlMs < 1000 ||
+    ttlMs > MAX_LEASE_TTL_MS
+  ) {
     throw new DiscoveryError(
       DiscoveryErrorCodes.INVALID_TTL,
-      `ttlMs must be an integer of at least 1000 ms, got ${String(ttlMs)} (etcd backends round up to whole seconds, minimum 2 s)`,
+      `ttlMs must be an integer from 1000 to ${MAX_LEASE_TTL_MS} ms, got ${String(ttlMs)} (etcd backends round up to whole seconds, minimum 2 s)`,
     );
   }
 }
