@@ -7,7 +7,9 @@ export interface TestEtcd {
   readonly pid: number | undefined;
   /** Stops etcd with `signal` (default SIGTERM; SIGKILL for a crash) and starts it again. */
   restart(signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** Stops etcd without removing its data; `SIGSTOP` freezes it instead (no exit). */
   halt(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts it again after halt(); thaws it (SIGCONT) if halt froze it. */
   resume(): Promise<void>;
   stop(): Promise<void>;
 }

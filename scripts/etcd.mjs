@@ -113,11 +113,18 @@ export async function startEtcd(options = {}) {
       throw new Error(`${err.message}\n${stderr}`);
     }
   };
+  /** Whether halt('SIGSTOP') froze the child (resume() thaws it instead of starting another). */
+  let frozen = false;
   const stopChild = (signal) =>
     new Promise((resolve) => {
       if (!child || child.exitCode !== null || child.signalCode !== null) return resolve();
       child.once('exit', () => resolve());
       child.kill(signal);
+      // A frozen etcd acts on the signal only once thawed (SIGKILL needs no thaw, but harms none).
+      if (frozen) {
+        frozen = false;
+        child.kill('SIGCONT');
+      }
     });
   await launch();
   return {
@@ -139,12 +146,18 @@ export async function startEtcd(options = {}) {
     /** Stops etcd without removing its data (for restart tests). */
     async halt(signal = 'SIGTERM') {
       // SIGSTOP freezes etcd without ending it: there is no exit to wait for.
-      if (signal === 'SIGSTOP') child.kill(signal);
-      else await stopChild(signal);
+      if (signal === 'SIGSTOP') {
+        frozen = true;
+        child.kill(signal);
+      } else await stopChild(signal);
     },
-    /** Starts it again after halt(). */
+    /** Starts it again after halt(): thaws a frozen one (SIGCONT), relaunches a stopped one. */
     async resume() {
-      await launch();
+      if (frozen) {
+        frozen = false;
+        child.kill('SIGCONT');
+        await waitHealthy(endpoint, child, options.timeoutMs ?? 20_000);
+      } else await launch();
     },
     /** Stops etcd and removes its data directory if it made it. */
     async stop() {

@@ -93,4 +93,55 @@ describe('Discovery across etcd restarts', () => {
       expect.objectContaining({ id: 'r1', ready: true, meta: { release: 'v3' } }),
     ]);
   }, 30_000);
+
+  it('comes back by itself after etcd was frozen (SIGSTOP) past its TTL, then thawed', async () => {
+    const { etcd, open } = await cluster();
+    const reg = await open().register(r1);
+    const lost: string[] = [];
+    reg.on('lost', (why) => lost.push(why));
+    await etcd.halt('SIGSTOP');
+    await sleep(2.5 * ttlMs); // calls time out; the client's deadline for the lease passes
+    await etcd.resume();
+    const observer = open();
+    // Listed again, by one lease only, and kept past several TTLs.
+    await vi.waitFor(async () => {
+      expect(reg.state).toBe('registered');
+      expect(await observer.instances('demo-web')).toEqual([
+        expect.objectContaining({ id: 'r1', ready: true }),
+      ]);
+    }, 10_000);
+    await sleep(2 * ttlMs);
+    expect(reg.state).toBe('registered');
+    expect(await observer.instances('demo-web')).toHaveLength(1);
+    expect(lost).toHaveLength(1); // lost once while frozen, re-registered once
+  }, 40_000);
+
+  it('a register() that etcd dies under fails retryably, and the id can be registered after', async () => {
+    const { etcd, open } = await cluster();
+    const owner = open();
+    const registering = owner.register(r1);
+    await etcd.halt('SIGKILL');
+    const outcome = await registering.then(
+      (reg) => ({ reg }),
+      (err: unknown) => ({ err }),
+    );
+    if ('err' in outcome) {
+      expect(outcome.err).toMatchObject({ retryable: true });
+    }
+    await etcd.resume();
+    // Whatever landed before the kill ends with its TTL at the latest: the id is free again,
+    // or still held by the registration that succeeded.
+    const observer = open();
+    await vi.waitFor(
+      async () => {
+        if ('reg' in outcome) {
+          expect(outcome.reg.state).toBe('registered');
+          expect(await observer.instances('demo-web')).toHaveLength(1);
+        } else {
+          await (await owner.register(r1)).close();
+        }
+      },
+      3 * ttlMs + 5000,
+    );
+  }, 40_000);
 });
