@@ -13,9 +13,10 @@ export interface RegistrationEvents {
   /** Registered again under a new lease after a loss. */
   restored: (instance: ServiceInstance) => void;
   /**
-   * A re-registration attempt failed (it will be retried), or a listener of this registration
-   * threw or rejected (`FLOTILLA_DISCOVERY_LISTENER_FAILED`, the thrown value as `cause`: the registration
-   * carries on as if the listener had returned).
+   * A re-registration attempt failed (it will be retried; `FLOTILLA_DISCOVERY_DUPLICATE_ID`
+   * when another registrant took the id while it was free), or a listener of this registration
+   * threw or rejected (`FLOTILLA_DISCOVERY_LISTENER_FAILED`, the thrown value as `cause`: the
+   * registration carries on as if the listener had returned).
    */
   error: (err: unknown) => void;
 }
