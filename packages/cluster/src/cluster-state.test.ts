@@ -910,3 +910,26 @@ if (import.meta.url === pathToFileURL(expect.getState().testPath ?? '').href) {
     });
   });
 }
+
+describe('ClusterState.registerHost exclusive', () => {
+  it('refuses a host whose heartbeat another live lease holds, and lets the holder take it over', async () => {
+    const store = new MemoryStore();
+    const cluster = new ClusterState({ store });
+    const host = { id: 'h1', addr: '127.0.0.1:7000', capacity: { cpu: 1000, memory: 1024 } };
+    const first = await cluster.registerHost(host, { exclusive: true });
+    await expect(cluster.registerHost(host, { exclusive: true })).rejects.toMatchObject({
+      code: 'FLOTILLA_CLUSTER_HOST_IN_USE',
+      retryable: true,
+    });
+    // The refused attempt left the heartbeat with the first lease.
+    const beat = await store.get(cluster.keys.heartbeat('h1'));
+    expect(beat?.lease).toBe(first.lease.id);
+    // Its own previous life's lease may be taken over while it lives.
+    const second = await cluster.registerHost(host, { exclusive: true, takeOver: first.lease.id });
+    expect((await store.get(cluster.keys.heartbeat('h1')))?.lease).toBe(second.lease.id);
+    await first.close();
+    expect((await cluster.hosts())[0]?.state).toBe('up'); // the old lease no longer holds it
+    await cluster.close();
+    await store.close();
+  });
+});

@@ -10,10 +10,12 @@ import {
 import {
   listAndWatch,
   type CallOptions,
+  type Compare,
   type KeyValue,
   type Lease,
   type LeaseEndReason,
   type Store,
+  type TxnResult,
 } from '@flotilla/store';
 import { decodeRecord, type ClusterRecord } from './decode.js';
 import { ClusterError, ClusterErrorCodes } from './errors.js';
@@ -117,6 +119,17 @@ export interface HostRegistration extends AsyncDisposable {
 export interface RegisterHostOptions extends CallOptions {
   /** Heartbeat lease TTL in ms (default 10,000): how soon schedulers notice a dead agent. */
   readonly ttlMs?: number;
+  /**
+   * Refuse (`FLOTILLA_CLUSTER_HOST_IN_USE`, retryable) while another lease holds the host's
+   * heartbeat, instead of taking it over: two agents must never run one host's jobs. Default
+   * false (the newest registration wins).
+   */
+  readonly exclusive?: boolean;
+  /**
+   * With `exclusive`: the lease of this agent's own previous registration (kept on its disk),
+   * which it may take over while it is still alive: a restart within the TTL keeps the host up.
+   */
+  readonly takeOver?: string;
 }
 
 const CAS_ATTEMPTS = 16;
@@ -307,21 +320,44 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
     try {
       // Closed while the lease was granted: write nothing.
       this.#open();
-      await this.store.txn(
-        {
-          compare: [],
-          success: [
-            { op: 'put', key: this.keys.host(record.id), value: JSON.stringify(record) },
-            {
-              op: 'put',
-              key: this.keys.heartbeat(record.id),
-              value: JSON.stringify({ at: now, lease: lease.id }),
-              lease: lease.id,
-            },
-          ],
-        },
-        options,
-      );
+      const heartbeat = this.keys.heartbeat(record.id);
+      const write = (compare: Compare[]): Promise<TxnResult> =>
+        this.store.txn(
+          {
+            compare,
+            success: [
+              { op: 'put', key: this.keys.host(record.id), value: JSON.stringify(record) },
+              {
+                op: 'put',
+                key: heartbeat,
+                value: JSON.stringify({ at: now, lease: lease.id }),
+                lease: lease.id,
+              },
+            ],
+            failure: [{ op: 'get', key: heartbeat }],
+          },
+          options,
+        );
+      let res: TxnResult;
+      if (options.exclusive !== true) res = await write([]);
+      else {
+        // Free, or held by our own previous life: ours. Held by any other lease: not ours.
+        res =
+          options.takeOver === undefined
+            ? await write([{ key: heartbeat, target: 'version', op: '==', value: 0 }])
+            : await write([{ key: heartbeat, target: 'lease', op: '==', value: options.takeOver }]);
+        if (!res.succeeded && options.takeOver !== undefined)
+          res = await write([{ key: heartbeat, target: 'version', op: '==', value: 0 }]);
+      }
+      if (!res.succeeded) {
+        const held = res.results[0];
+        const other = held?.op === 'get' ? held.kv?.lease : undefined;
+        throw new ClusterError(
+          ClusterErrorCodes.HOST_IN_USE,
+          `host ${record.id} is registered by another live agent (lease ${other ?? 'unknown'}): give each machine its own host id, or wait for that agent's lease to expire`,
+          { key: heartbeat, retryable: true },
+        );
+      }
       await lease.keepAlive(options);
       // Closed while the heartbeat was written: close() did not see this registration.
       this.#open();

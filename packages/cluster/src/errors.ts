@@ -20,6 +20,11 @@ export const ClusterErrorCodes = {
   UNKNOWN_RELEASE: 'FLOTILLA_CLUSTER_UNKNOWN_RELEASE',
   /** An operator call named a host that has never registered. */
   UNKNOWN_HOST: 'FLOTILLA_CLUSTER_UNKNOWN_HOST',
+  /**
+   * An exclusive `registerHost` found the host's heartbeat held by another live lease: another
+   * agent runs with this host id (or a crashed one's lease has not expired yet). Retryable.
+   */
+  HOST_IN_USE: 'FLOTILLA_CLUSTER_HOST_IN_USE',
   /** A compare-and-set update kept losing to other writers and gave up; retry it. */
   CONFLICT: 'FLOTILLA_CLUSTER_CONFLICT',
   /** The ClusterState or the host registration was closed. */

@@ -71,6 +71,11 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  /** What is left in an agent's workDir besides its own `.lease`: the jobs' directories. */
+  async function jobDirs(workDir: string): Promise<string[]> {
+    return (await readdir(join(dir, workDir))).filter((f) => f !== '.lease');
+  }
+
   async function agent(
     id = 'h1',
     extra: Partial<HostAgentOptions> & { stateDir?: string } = {},
@@ -188,7 +193,7 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
       state: 'down',
       exitStatus: 0,
     });
-    expect(await readdir(join(dir, 'run-h1'))).toEqual([]);
+    expect(await jobDirs('run-h1')).toEqual([]);
   });
 
   it('keeps a job whose health check fails out of discovery, and stops it after the boot grace (R10)', async () => {
@@ -273,7 +278,7 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
     const [, state, message] = await ended;
     expect(state).toBe('crashed');
     expect(message).toMatch(/sha256/);
-    expect(await readdir(join(dir, 'run-h1'))).toEqual([]);
+    expect(await jobDirs('run-h1')).toEqual([]);
     expect(await readdir(join(dir, 'artifacts')).catch(() => [])).toEqual([]);
   });
   it('refuses bad options with coded errors', async () => {
@@ -353,7 +358,7 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
     await assign('h1', 'web.h');
     const [, state] = await ended;
     expect(state).toBe('crashed');
-    expect(await readdir(join(dir, 'run-h1'))).toEqual([]);
+    expect(await jobDirs('run-h1')).toEqual([]);
   });
 
   it('close() while a job is mid-start (its artifact fetch in flight) leaves nothing running', async () => {
@@ -376,7 +381,7 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
     await a.close({ stopJobs: true });
     expect(a.state).toBe('stopped');
     expect(await drivers[0]?.list()).toEqual([]);
-    expect(await readdir(join(dir, 'run-h1'))).toEqual([]);
+    expect(await jobDirs('run-h1')).toEqual([]);
     expect(errors).toEqual([]);
   });
 
@@ -482,4 +487,48 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
     view.partitioned = false;
     expect(await up).toBe(true);
   });
+});
+
+describe('HostAgent: one host id, one agent', () => {
+  it('refuses a second live agent with the same host id, and lets a restart take its own heartbeat back', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'flotilla-agent-twin-'));
+    const store = new MemoryStore();
+    const drivers: ProcessDriver[] = [];
+    /** An agent with host id `same` on the machine `machine` (its own state and work dirs). */
+    const make = async (machine: string): Promise<HostAgent> => {
+      const driver = await ProcessDriver.create({ stateDir: join(dir, `state-${machine}`) });
+      drivers.push(driver);
+      return new HostAgent({
+        id: 'same',
+        store,
+        driver,
+        address: '127.0.0.1:7000',
+        capacity: { cpu: 1000, memory: 1024 },
+        ports: { from: 40000, to: 40009 },
+        artifacts: new ArtifactCache({ dir: join(dir, 'artifacts') }),
+        workDir: join(dir, `run-${machine}`),
+        heartbeatTtlMs: 1000,
+      });
+    };
+    try {
+      const first = await make('a');
+      await first.start();
+      // Another machine configured with the same id: refused once 2 TTLs have passed.
+      const twin = await make('b');
+      await expect(twin.start()).rejects.toMatchObject({ code: 'FLOTILLA_CLUSTER_HOST_IN_USE' });
+      await twin.close();
+      // The first agent restarts on its machine: it takes its heartbeat back at once.
+      await first.close();
+      await drivers[0]?.close();
+      const restarted = await make('a');
+      const t0 = Date.now();
+      await restarted.start();
+      expect(Date.now() - t0).toBeLessThan(1000); // no wait for the old lease to expire
+      await restarted.close({ stopJobs: true });
+    } finally {
+      for (const d of drivers) await d.close().catch(() => undefined);
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 20_000);
 });

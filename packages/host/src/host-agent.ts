@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { EventEmitter } from 'eventemitter3';
 import {
@@ -11,7 +11,15 @@ import {
   type ReleaseRecord,
   type Resources,
 } from '@flotilla/cluster';
-import { type Clock, type Logger, retry, silentLogger, sleep, systemClock } from '@flotilla/core';
+import {
+  type Clock,
+  type Logger,
+  isFlotillaError,
+  retry,
+  silentLogger,
+  sleep,
+  systemClock,
+} from '@flotilla/core';
 import { Discovery, type Registration } from '@flotilla/discovery';
 import { extractSlug } from '@flotilla/slug';
 import type { Store } from '@flotilla/store';
@@ -247,17 +255,47 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
 
   // --- registration --------------------------------------------------------------------------
 
+  /**
+   * Registers exclusively. The lease of each registration is kept in `<workDir>/.lease`, so that
+   * a restarted agent takes over its previous life's heartbeat at once (the host stays up and
+   * its jobs are adopted). While another lease holds the heartbeat (a second agent with the same
+   * id) it waits up to two TTLs for it to expire, then fails with
+   * `FLOTILLA_CLUSTER_HOST_IN_USE`: two agents never run one host's jobs.
+   */
   async #register(): Promise<void> {
     const o = this.#o;
-    this.#registration = await this.cluster.registerHost(
-      {
-        id: o.id,
-        addr: o.address,
-        capacity: o.capacity,
-        ...(o.tags === undefined ? {} : { tags: o.tags }),
-      },
-      { ttlMs: this.#heartbeatTtlMs, signal: this.#abort.signal },
-    );
+    const leaseFile = join(this.#workDir, '.lease');
+    const previous = (await readFile(leaseFile, 'utf8').catch(() => '')).trim();
+    const deadline = this.#clock.now() + 2 * this.#heartbeatTtlMs;
+    const register = (): Promise<HostRegistration> =>
+      this.cluster.registerHost(
+        {
+          id: o.id,
+          addr: o.address,
+          capacity: o.capacity,
+          ...(o.tags === undefined ? {} : { tags: o.tags }),
+        },
+        {
+          ttlMs: this.#heartbeatTtlMs,
+          signal: this.#abort.signal,
+          exclusive: true,
+          ...(previous === '' ? {} : { takeOver: previous }),
+        },
+      );
+    this.#registration = await retry(register, {
+      clock: this.#clock,
+      signal: this.#abort.signal,
+      initialMs: Math.max(100, this.#heartbeatTtlMs / 4),
+      maxMs: this.#heartbeatTtlMs,
+      retryable: (err) =>
+        isFlotillaError(err, 'FLOTILLA_CLUSTER_HOST_IN_USE') && this.#clock.now() < deadline,
+      onRetry: () =>
+        this.#logger.warn(
+          { host: o.id },
+          'another lease holds this host: waiting for it to expire',
+        ),
+    });
+    await writeFile(leaseFile, this.#registration.lease.id);
     const registration = this.#registration;
     void registration.ended.then((reason) => {
       if (reason === 'expired' && !this.#abort.signal.aborted) void this.#reregister();
