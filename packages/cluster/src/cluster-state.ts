@@ -113,6 +113,11 @@ export interface HostRegistration extends AsyncDisposable {
   readonly ended: Promise<LeaseEndReason>;
   /** Revokes the lease: the host goes down at once. Its record and operator settings stay. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Stops renewing the lease without revoking it: the host stays up for the rest of its TTL,
+   * for a successor (a restarted agent) to take over, and goes down after it if none does.
+   */
+  release(): void;
 }
 
 /** Options of {@link ClusterState.registerHost}. */
@@ -375,6 +380,10 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
         await lease.revoke().catch((err: unknown) => {
           if (!isFlotillaError(err, 'FLOTILLA_STORE_CLOSED')) throw err;
         });
+      },
+      release() {
+        registrations.delete(registration);
+        lease.release();
       },
       async [Symbol.asyncDispose]() {
         await registration.close();

@@ -525,6 +525,22 @@ describe('HostAgent: one host id, one agent', () => {
       await restarted.start();
       expect(Date.now() - t0).toBeLessThan(1000); // no wait for the old lease to expire
       await restarted.close({ stopJobs: true });
+
+      // An agent that closes and is not restarted: its heartbeat runs out after the TTL (it is
+      // not renewed for as long as this process lives), and the host goes down.
+      const lone = await make('c');
+      await lone.start();
+      const cluster = new ClusterState({ store });
+      const ac = new AbortController();
+      const beats = store.watch(cluster.keys.heartbeat('same'), { signal: ac.signal });
+      const events = beats[Symbol.asyncIterator]();
+      await lone.close();
+      const t1 = Date.now();
+      expect((await events.next()).value).toMatchObject({ type: 'delete' });
+      expect(Date.now() - t1).toBeGreaterThan(500); // by expiry, not by a revoke
+      ac.abort();
+      expect((await cluster.hosts())[0]?.state).toBe('down');
+      await cluster.close();
     } finally {
       for (const d of drivers) await d.close().catch(() => undefined);
       await store.close();

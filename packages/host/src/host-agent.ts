@@ -244,6 +244,9 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
         local.health?.stop();
         await local.instance?.close().catch(() => undefined);
       }
+      // Not revoked: a restarted agent takes the heartbeat over; if none comes within the TTL,
+      // the host goes down and its jobs are placed elsewhere.
+      this.#registration?.release();
     }
     if (this.#ownsDiscovery) await this.#discovery.close();
     this.#state = 'stopped';

@@ -118,14 +118,18 @@ export class LeaseKeeper implements Lease {
     }, ms);
   }
 
+  release(): void {
+    this.#keeping = false;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
   async revoke(options?: CallOptions): Promise<void> {
     if (this.#state === 'ended') {
       if (this.#endReason === 'closed') throw this.#endedError();
       return;
     }
-    this.#keeping = false;
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.release();
     await this.#backend.revoke(this.id, options);
     this.end('revoked');
   }

@@ -194,6 +194,12 @@ export interface Lease extends AsyncDisposable {
    */
   keepAlive(options?: CallOptions): Promise<void>;
   /**
+   * Stops renewing without revoking: the lease and its keys live on until the TTL runs out,
+   * unless a successor takes them over first (a restarting agent). Idempotent; a no-op once
+   * the lease ended.
+   */
+  release(): void;
+  /**
    * Renews the lease once, now. Rejects as {@link keepAlive} does when the lease ended or its
    * store closed.
    */

@@ -686,6 +686,20 @@ export function runStoreContract(options: StoreContractOptions): void {
         expect(lease.state).toBe('active');
       });
 
+      it('lets a released lease run out: its keys live until the TTL, then go, unrevoked', async () => {
+        const lease = await store.grant(ttl);
+        cleanups.push(() => lease.revoke().catch(() => undefined));
+        await store.put('rel/a', '1', { lease: lease.id });
+        await lease.keepAlive();
+        lease.release();
+        lease.release(); // idempotent
+        expect((await store.get('rel/a'))?.value).toBe('1'); // not revoked
+        const events = watch('rel/');
+        const gone = takeEvents(events, 1, ttl + eventTimeout);
+        await advance(ttl + 1);
+        expect((await gone).map(summary)).toEqual([['delete', 'rel/a', '']]);
+      });
+
       it('refuses a put with an unknown lease and writes nothing', async () => {
         await expectCode(
           store.put('nl', 'x', { lease: '987654321' }),
