@@ -187,8 +187,10 @@ describe('SqliteStore ownership of the file', () => {
     const path = tempPath();
     const holder = startChild('hold', path);
     await holder.next();
+    expect(existsSync(`${path}.lock`)).toBe(true);
     holder.proc.kill('SIGKILL');
     await holder.exited;
+    // The OS released both of the dead holder's locks, the path's and the file's.
     const store = open({ path });
     expect((await store.get('held/by'))?.value).toBe(String(holder.proc.pid));
   });
@@ -255,6 +257,41 @@ describe('SqliteStore when its file is deleted or replaced', () => {
     await next.close();
     const reopened = open({ path });
     expect((await reopened.get('after'))?.value).toBe('1');
+  });
+
+  it('refuses to open a path restored under a live writer, then opens the restored file whole', async () => {
+    const path = tempPath();
+    const writer = startChild('write', path, 'normal');
+    for (let i = 0; i < 20; i++) expect(await writer.next()).toHaveProperty('ack');
+    // Frozen, the writer cannot notice the rename: its pages stay in path-wal, and its lock
+    // on the file it opened no longer covers the path.
+    writer.proc.kill('SIGSTOP');
+    const backup = tempPath();
+    const restored = new SqliteStore({ path: backup });
+    await restored.put('restored', 'yes');
+    await restored.close();
+    renameSync(backup, path);
+
+    const err = openError({ path });
+    expect(err.code).toBe(SqliteErrorCodes.LOCKED);
+    if (process.platform === 'linux') expect(err.pid).toBe(writer.proc.pid);
+
+    // Thawed, the writer's next write finds its file gone, and it stops (its child process
+    // dies of the FLOTILLA_SQLITE_REPLACED rejection) having given up its -wal file.
+    writer.proc.kill('SIGCONT');
+    const { code } = await writer.exited;
+    expect(code).not.toBe(0);
+    const store = open({ path });
+    expect((await store.list('')).kvs.map((kv) => [kv.key, kv.value])).toEqual([
+      ['restored', 'yes'],
+    ]);
+    await store.put('after', '1');
+    await store.close();
+    const check = new Database(path, { readonly: true });
+    expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
+    check.close();
+    const reopened = open({ path });
+    expect((await reopened.list('')).kvs.map((kv) => kv.key)).toEqual(['after', 'restored']);
   });
 
   it('notices by itself within a second, failing open watches and ending leases', async () => {

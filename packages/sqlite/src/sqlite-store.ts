@@ -42,6 +42,7 @@ import { SqliteError, SqliteErrorCodes } from './errors.js';
 import { isDamage, openDatabase } from './internal/database.js';
 import { FileGuard, type FileProblem } from './internal/file-guard.js';
 import { keyBytes, keyString, prefixRange } from './internal/keys.js';
+import { PathLock } from './internal/path-lock.js';
 import {
   type HistoryRow,
   type KvRow,
@@ -53,9 +54,9 @@ import {
 /** Options of {@link SqliteStore}. */
 export interface SqliteStoreOptions {
   /**
-   * The database file, created if absent (its directory must exist). SQLite also keeps a
-   * `-wal` file beside it while the store is open. `':memory:'` makes a store that is not
-   * durable, for tests.
+   * The database file, created if absent (its directory must exist). Beside it the store keeps
+   * `<path>.lock` (always; it holds the lock on the path) and SQLite a `-wal` file while the
+   * store is open. `':memory:'` makes a store that is not durable, for tests.
    */
   readonly path: string;
   /** Drives lease TTLs; pass a `ManualClock` in tests to expire leases without sleeping. */
@@ -109,16 +110,18 @@ const FILE_CHECK_MS = 1000;
  * Same semantics as `MemoryStore` (it passes the same contract suite), and every write is
  * on disk when its promise resolves.
  *
- * One process owns the file at a time: opening it elsewhere fails with
- * `FLOTILLA_SQLITE_LOCKED`. Watches and leases live in the owning process. Leases left in the
+ * One store owns the path at a time: opening it elsewhere fails with
+ * `FLOTILLA_SQLITE_LOCKED`. The lock is on the path (in the file `<path>.lock`), not only on
+ * the database file, so it still holds when another file is renamed over the path. Watches and leases live in the owning process. Leases left in the
  * file by a previous owner get their full TTL again on open, as etcd does after a restart;
  * nobody can renew them, so their keys then vanish.
  *
  * If the file is deleted or another file is renamed over its path while the store is open,
  * the store notices before its next write (and within a second when idle) and stops: every
  * call fails with {@link SqliteErrorCodes.REPLACED}, watches fail with it, leases end with
- * `'closed'`, and the store gives up its `-wal` file so that whoever opens the path next sees
- * the file that is there.
+ * `'closed'`, and the store gives up its `-wal` file and then the path's lock, so that whoever
+ * opens the path next sees the file that is there. Until then, opening the path fails with
+ * `FLOTILLA_SQLITE_LOCKED`.
  *
  * The constructor opens the file synchronously and throws a {@link SqliteError} when it
  * cannot.
@@ -155,6 +158,8 @@ export class SqliteStore implements Store {
   #watchers = new Set<Watcher>();
   #leases = new Map<LeaseId, SqliteLease>();
   #closed = false;
+  /** The lock on the path, held until the database is closed; none for `':memory:'`. */
+  #pathLock: PathLock | undefined;
   /** Checks that the path still names the open file; none for `':memory:'`. */
   #guard: FileGuard | undefined;
   #guardTimer: unknown;
@@ -195,11 +200,20 @@ export class SqliteStore implements Store {
     this.#historyLimit = historyLimit;
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
-    this.#db = openDatabase({ path: options.path, synchronous });
+    // The path's lock first: the database's own lock stays with its inode when another file
+    // is renamed over the path, and SQLite would replay the holder's -wal onto that file.
+    if (options.path !== ':memory:') this.#pathLock = PathLock.acquire(options.path);
+    try {
+      this.#db = openDatabase({ path: options.path, synchronous });
+    } catch (err) {
+      this.#pathLock?.release();
+      throw err;
+    }
     if (options.path !== ':memory:') {
       this.#guard = FileGuard.open(options.path);
       if (this.#guard === undefined) {
         this.#db.close();
+        this.#pathLock?.release();
         throw new SqliteError(
           SqliteErrorCodes.OPEN,
           `${options.path} vanished while it was being opened: check what else deletes or moves it`,
@@ -242,6 +256,7 @@ export class SqliteStore implements Store {
       for (const lease of this.#leases.values()) this.#clock.clearTimeout(lease.timer);
       this.#clock.clearTimeout(this.#guardTimer);
       this.#db.close();
+      this.#pathLock?.release();
       throw new SqliteError(
         SqliteErrorCodes.OPEN,
         `${this.path} is a damaged Flotilla store (${err instanceof Error ? err.message : String(err)}): restore it from a backup or choose another path`,
@@ -456,6 +471,8 @@ export class SqliteStore implements Store {
     } catch (err) {
       this.#logger.error({ err, path: this.path }, 'closing the sqlite store failed');
     }
+    // Only now: until the database is closed, its -wal may still be at `<path>-wal`.
+    this.#pathLock?.release();
     this.#logger.debug({ path: this.path, revision: this.#revision }, 'sqlite store closed');
     return Promise.resolve();
   }
@@ -548,11 +565,25 @@ export class SqliteStore implements Store {
     this.#failure = err;
     this.#logger.error({ err, path: this.path, problem }, 'sqlite store file is gone; stopped');
     this.#clock.clearTimeout(this.#guardTimer);
-    try {
-      // Checkpoints into the orphaned file and deletes path-wal, which is still ours.
-      if (this.#guard?.ownsWal() === true) this.#db.pragma('journal_mode = DELETE');
-    } catch (walErr) {
-      this.#logger.warn({ err: walErr, path: this.path }, 'could not give up the -wal file');
+    let walErr: unknown;
+    if (this.#guard?.ownsWal() === true) {
+      try {
+        // Leaving WAL mode deletes path-wal, which is still ours. SQLite then reports
+        // SQLITE_READONLY_DBMOVED for the moved file, so whether it went is checked below.
+        this.#db.pragma('journal_mode = DELETE');
+      } catch (err) {
+        walErr = err;
+      }
+    }
+    if (this.#guard?.ownsWal() === true) {
+      // The path stays locked until close(), which deletes path-wal as it closes the database.
+      this.#logger.warn(
+        { err: walErr, path: this.path },
+        'could not give up the -wal file; the path stays locked until the store is closed',
+      );
+    } else {
+      // Nothing of this store is left at the path: let the next owner open it now.
+      this.#pathLock?.release();
     }
     for (const w of [...this.#watchers]) w.queue.fail(err);
     this.#watchers.clear();

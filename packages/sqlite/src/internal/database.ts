@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { SqliteError, SqliteErrorCodes } from '../errors.js';
-import { lockOwner } from './lock-owner.js';
+import { lockedError } from './path-lock.js';
 
 /** The schema this version writes, in `PRAGMA user_version`; raise it with each migration. */
 export const SCHEMA_VERSION = 1;
@@ -138,20 +138,9 @@ function openError(path: string, err: unknown): SqliteError {
   const code =
     typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
   const message = err instanceof Error ? err.message : String(err);
-  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
-    const pid = lockOwner(path);
-    const who =
-      pid === undefined
-        ? 'another process'
-        : pid === process.pid
-          ? `this process (pid ${pid}), by another SqliteStore`
-          : `another process (pid ${pid})`;
-    return new SqliteError(
-      SqliteErrorCodes.LOCKED,
-      `${path} is open in ${who}: a store file has one owner at a time; stop that process or close that store, or use another path`,
-      { path, ...(pid === undefined ? {} : { pid }), cause: err },
-    );
-  }
+  // The path lock (`<path>.lock`) was taken first, so the holder is one that does not take
+  // it (an older @flotilla/sqlite), or holds a file that was renamed away and back.
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') return lockedError(path, path, err);
   if (code === 'SQLITE_NOTADB') {
     return new SqliteError(
       SqliteErrorCodes.OPEN,
