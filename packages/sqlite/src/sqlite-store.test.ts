@@ -357,6 +357,15 @@ describe('SqliteStore open errors', () => {
     expect(err.message).not.toContain('directory exists');
   });
 
+  it('fails with FLOTILLA_SQLITE_OPEN when its lock file holds something else, naming it', () => {
+    const path = tempPath();
+    writeFileSync(`${path}.lock`, 'not a lock file');
+    const err = openError({ path });
+    expect(err.code).toBe(SqliteErrorCodes.OPEN);
+    expect(err.message).toContain(`delete ${path}.lock`);
+    expect(existsSync(path)).toBe(false);
+  });
+
   it('fails calls on a page found damaged after opening as not retryable', async () => {
     const path = tempPath();
     const store = new SqliteStore({ path });
