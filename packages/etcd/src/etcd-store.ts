@@ -5,6 +5,7 @@ import {
   DEFAULT_LIMITS,
   type DeleteResult,
   EventQueue,
+  watchQueue,
   type KeyValue,
   type Lease,
   LeaseKeeper,
@@ -266,7 +267,7 @@ export class EtcdStore implements Store {
     if (options.fromRevision !== undefined) validateRevision(options.fromRevision, 'fromRevision');
     if (options.signal?.aborted === true) return new EventQueue<WatchEvent>(options.signal);
     // The queue calls back when the consumer stops (break, abort, close): stop the stream.
-    const queue: EventQueue<WatchEvent> = new EventQueue<WatchEvent>(options.signal, () => {
+    const queue: EventQueue<WatchEvent> = watchQueue(this.limits, options.signal, () => {
       watch.stop();
       this.#watches.delete(watch);
     });

@@ -4,6 +4,7 @@ import {
   compactedError,
   evaluateCompare,
   EventQueue,
+  watchQueue,
   LeaseKeeper,
   leaseNotFoundError,
   resolveLimits,
@@ -407,7 +408,7 @@ export class SqliteStore implements Store {
     const watcher: Watcher = {
       prefix,
       minRevision: options.fromRevision ?? this.#revision + 1,
-      queue: new EventQueue<WatchEvent>(options.signal, () => this.#watchers.delete(watcher)),
+      queue: watchQueue(this.limits, options.signal, () => this.#watchers.delete(watcher)),
     };
     if (options.fromRevision !== undefined) {
       if (options.fromRevision < this.#compactRevision) {

@@ -1,9 +1,24 @@
-import { StoreError, StoreErrorCodes } from './errors.js';
+import { compactedError, StoreError, StoreErrorCodes } from './errors.js';
+import type { StoreLimits, WatchEvent } from './store.js';
+
+/** Options of an {@link EventQueue}. */
+export interface EventQueueOptions<T> {
+  /** Ends the iteration when aborted. */
+  readonly signal?: AbortSignal;
+  /** Called once when the consumer stops (break, return, abort, end, fail). */
+  readonly onClose?: () => void;
+  /** Most events held unpulled; one more fails the queue at once (default: no limit). */
+  readonly limit?: number;
+  /** The error an overflow fails the queue with, given the event that did not fit. */
+  readonly overflow?: (item: T, limit: number) => unknown;
+}
 
 /**
- * An unbounded queue turned into an `AsyncIterable`: a backend pushes events as they happen,
- * the consumer pulls them in order. Ends on `end()`, fails on `fail(err)`, and ends quietly
- * when the signal aborts.
+ * A queue turned into an `AsyncIterable`: a backend pushes events as they happen, the consumer
+ * pulls them in order. Ends on `end()`, fails on `fail(err)`, and ends quietly when the signal
+ * aborts. With a `limit`, a consumer that falls that far behind is failed at once (its queued
+ * events dropped) instead of letting memory grow without bound: backends fail it as compacted,
+ * so that `listAndWatch` lists again.
  */
 export class EventQueue<T> implements AsyncIterable<T> {
   #items: T[] = [];
@@ -14,12 +29,27 @@ export class EventQueue<T> implements AsyncIterable<T> {
   #error: unknown = undefined;
   #onClose: (() => void) | undefined;
   #iterating = false;
+  readonly #limit: number;
+  readonly #overflow: ((item: T, limit: number) => unknown) | undefined;
 
   /**
-   * @param signal - ends the iteration when aborted.
+   * @param signal - ends the iteration when aborted (or the options, see {@link EventQueueOptions}).
    * @param onClose - called once when the consumer stops (break, return, abort, end, fail).
    */
-  constructor(signal?: AbortSignal, onClose?: () => void) {
+  constructor(signal?: AbortSignal | EventQueueOptions<T>, onClose?: () => void) {
+    const options: EventQueueOptions<T> =
+      signal instanceof AbortSignal || signal === undefined
+        ? {
+            ...(signal === undefined ? {} : { signal }),
+            ...(onClose === undefined ? {} : { onClose }),
+          }
+        : signal;
+    this.#limit = options.limit ?? Number.POSITIVE_INFINITY;
+    this.#overflow = options.overflow;
+    this.#init(options.signal, options.onClose);
+  }
+
+  #init(signal: AbortSignal | undefined, onClose: (() => void) | undefined): void {
     if (signal?.aborted === true) {
       // Ended before anyone could register it: nothing to release.
       this.#done = true;
@@ -46,6 +76,19 @@ export class EventQueue<T> implements AsyncIterable<T> {
       this.#waiter = undefined;
       this.#rejecter = undefined;
       w({ value: item, done: false });
+      return;
+    }
+    if (this.size >= this.#limit) {
+      // The consumer fell too far behind: drop what it has not read and fail it now.
+      this.#items = [];
+      this.#head = 0;
+      this.fail(
+        this.#overflow?.(item, this.#limit) ??
+          new StoreError(
+            StoreErrorCodes.COMPACTED,
+            `the watch fell ${this.#limit} events behind: list again`,
+          ),
+      );
       return;
     }
     this.#items.push(item);
@@ -124,4 +167,27 @@ export class EventQueue<T> implements AsyncIterable<T> {
       },
     };
   }
+}
+
+/**
+ * The queue of one watch, as every backend makes it: bounded by `limits.maxWatchBacklog`, and
+ * failed as `FLOTILLA_STORE_COMPACTED` when its consumer falls that far behind, so that a
+ * consumer that stopped reading cannot grow the store's memory without bound.
+ */
+export function watchQueue(
+  limits: StoreLimits,
+  signal?: AbortSignal,
+  onClose?: () => void,
+): EventQueue<WatchEvent> {
+  return new EventQueue<WatchEvent>({
+    ...(signal === undefined ? {} : { signal }),
+    ...(onClose === undefined ? {} : { onClose }),
+    limit: limits.maxWatchBacklog,
+    overflow: (event, limit) =>
+      compactedError(
+        undefined,
+        event.revision,
+        `the watch fell ${limit} events behind its consumer at revision ${event.revision}`,
+      ),
+  });
 }

@@ -145,3 +145,25 @@ describe('listAndWatch', () => {
     await inner.close();
   });
 });
+
+describe('a watch whose consumer stops reading', () => {
+  it('fails as compacted past maxWatchBacklog, holding no more; listAndWatch lists again', async () => {
+    const store = new MemoryStore({ limits: { maxWatchBacklog: 5 } });
+    const raw = store.watch('p/')[Symbol.asyncIterator]();
+    const ac = new AbortController();
+    const it = listAndWatch(store, 'p/', { signal: ac.signal })[Symbol.asyncIterator]();
+    expect(await next(it)).toMatchObject({ type: 'snapshot', reset: false });
+    const first = it.next(); // its watch starts, and gets one event
+    await store.put('p/0', '0');
+    expect((await first).value).toMatchObject({ type: 'change' });
+    // Both consumers stop reading while 20 more changes come.
+    for (let i = 1; i <= 20; i++) await store.put(`p/${i}`, String(i));
+    await expect(raw.next()).rejects.toMatchObject({ code: 'FLOTILLA_STORE_COMPACTED' });
+    const reset = await next(it);
+    expect(reset).toMatchObject({ type: 'snapshot', reset: true });
+    expect(reset.type === 'snapshot' && reset.kvs).toHaveLength(21);
+    ac.abort();
+    await it.return?.(undefined);
+    await store.close();
+  });
+});

@@ -1,6 +1,6 @@
 import { type Clock, systemClock } from '@flotilla/core';
 import { evaluateCompare } from './compare.js';
-import { EventQueue } from './event-queue.js';
+import { type EventQueue, watchQueue } from './event-queue.js';
 import { compareKeys } from './keys.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import {
@@ -234,7 +234,7 @@ export class MemoryStore implements Store {
     const watcher: Watcher = {
       prefix,
       minRevision: options.fromRevision ?? this.#revision + 1,
-      queue: new EventQueue<WatchEvent>(options.signal, () => this.#watchers.delete(watcher)),
+      queue: watchQueue(this.limits, options.signal, () => this.#watchers.delete(watcher)),
     };
     if (options.signal?.aborted === true) return watcher.queue;
     if (options.fromRevision !== undefined) {

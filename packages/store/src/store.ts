@@ -226,6 +226,12 @@ export interface StoreLimits {
    * and `after`; any single key or prefix.
    */
   readonly maxRequestBytes: number;
+  /**
+   * Most events a watch holds that its consumer has not read (default 1,000,000); one more
+   * fails the watch with `FLOTILLA_STORE_COMPACTED`, as a watch that fell behind the history
+   * does, so that memory stays bounded and `listAndWatch` lists again.
+   */
+  readonly maxWatchBacklog: number;
 }
 
 /**

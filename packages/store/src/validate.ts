@@ -8,6 +8,7 @@ export const DEFAULT_LIMITS: StoreLimits = Object.freeze({
   maxValueBytes: 1024 * 1024,
   // etcd refuses requests over 1.5 MiB (--max-request-bytes); keep room for framing.
   maxRequestBytes: 1_500_000,
+  maxWatchBacklog: 1_000_000,
 });
 
 /**
@@ -25,11 +26,16 @@ export function resolveLimits(overrides: Partial<StoreLimits> = {}): StoreLimits
   if (typeof overrides !== 'object' || overrides === null) {
     throw new StoreError(
       StoreErrorCodes.INVALID_ARGUMENT,
-      'limits must be an object of maxTxnOps, maxValueBytes and maxRequestBytes',
+      'limits must be an object of maxTxnOps, maxValueBytes, maxRequestBytes and maxWatchBacklog',
     );
   }
   const limits = { ...DEFAULT_LIMITS };
-  for (const name of ['maxTxnOps', 'maxValueBytes', 'maxRequestBytes'] as const) {
+  for (const name of [
+    'maxTxnOps',
+    'maxValueBytes',
+    'maxRequestBytes',
+    'maxWatchBacklog',
+  ] as const) {
     const value = overrides[name];
     if (value === undefined) continue;
     if (!Number.isSafeInteger(value) || value < 1) {
