@@ -36,9 +36,7 @@ describe('Scheduler on an etcd that fails mid-commit', () => {
    * A scheduler whose `fault` runs right after its third job-placing transaction is sent: that
    * commit's answer is lost, and whether it landed is unknown to the scheduler.
    */
-  async function setup(
-    fault: (etcd: TestEtcd) => void,
-  ): Promise<{
+  async function setup(fault: (etcd: TestEtcd) => void): Promise<{
     etcd: TestEtcd;
     cluster: ClusterState;
     scheduler: Scheduler;
