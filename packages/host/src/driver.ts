@@ -64,6 +64,12 @@ export interface Driver {
   /** A short name for logs and messages (`'process'`, `'docker'`). */
   readonly name: string;
   /**
+   * Whether {@link Driver.start} accepts a {@link JobSpec.image} (releases whose artifact is a
+   * container image). A driver without it runs slugs only, and the agent reports image jobs it
+   * is assigned as failed with a message naming the driver.
+   */
+  readonly runsImages?: boolean;
+  /**
    * Starts a job and resolves once its process runs. Throws `FLOTILLA_HOST_INVALID_SPEC`,
    * `FLOTILLA_HOST_JOB_EXISTS` for an id already known, `FLOTILLA_HOST_START_FAILED`.
    */

@@ -17,12 +17,24 @@ export interface JobSpec {
   readonly index: number;
   /** The Procfile command, run by `bash -c` after the slug's `.profile.d/*.sh` and `.profile`. */
   readonly command: string;
-  /** The directory to run in: the job's extracted slug (also its `HOME`). Absolute. */
+  /**
+   * The directory to run in: the job's extracted slug (also its `HOME`). Absolute. For an
+   * {@link JobSpec.image} job it is the agent's scratch directory for the job (empty), which a
+   * driver may ignore.
+   */
   readonly cwd: string;
+  /**
+   * A local container image to run the command in instead of a slug (a release whose artifact
+   * is an image). Only drivers whose {@link Driver.runsImages} is true accept it; others refuse
+   * the spec with `FLOTILLA_HOST_INVALID_SPEC`.
+   */
+  readonly image?: string;
   /** The environment the command sees, already merged ({@link jobEnv}). */
   readonly env: Readonly<Record<string, string>>;
   /** The memory limit in MiB; none when absent. */
   readonly memoryMiB?: number;
+  /** The CPU share in thousandths of a core (the job's `cpu` resource); none when absent. */
+  readonly cpuMillis?: number;
   /** Between SIGTERM and SIGKILL when the job is stopped, ms; the driver's default when absent. */
   readonly stopGraceMs?: number;
 }
@@ -136,6 +148,20 @@ export function validateJobSpec(spec: unknown): JobSpec {
       invalid('spec.memoryMiB', `${describe(m)} is not a whole number of MiB from 1`, id);
     }
     out.memoryMiB = m;
+  }
+  if (o.cpuMillis !== undefined) {
+    const c = o.cpuMillis;
+    if (typeof c !== 'number' || !Number.isInteger(c) || c < 1 || c > 2 ** 30) {
+      invalid('spec.cpuMillis', `${describe(c)} is not a whole number of millicores from 1`, id);
+    }
+    out.cpuMillis = c;
+  }
+  if (o.image !== undefined) {
+    const image = o.image;
+    if (typeof image !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._\-/:@+]{0,511}$/.test(image)) {
+      invalid('spec.image', `${describe(image)} is not an image reference`, id);
+    }
+    out.image = image;
   }
   if (o.stopGraceMs !== undefined) {
     const g = o.stopGraceMs;

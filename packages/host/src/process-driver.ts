@@ -236,6 +236,13 @@ export class ProcessDriver
   async start(spec: JobSpec): Promise<JobInfo> {
     this.#assertOpen();
     const s = validateJobSpec(spec);
+    if (s.image !== undefined) {
+      throw new HostError(
+        HostErrorCodes.INVALID_SPEC,
+        `job ${s.id} runs image ${s.image}: the process driver runs slugs only; use a driver that runs images (DockerDriver)`,
+        { jobId: s.id, path: 'spec.image' },
+      );
+    }
     if (this.#jobs.has(s.id) || this.#starting.has(s.id)) throw exists(s.id);
     this.#starting.add(s.id);
     try {
