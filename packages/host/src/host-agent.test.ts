@@ -304,6 +304,16 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
       { heartbeatTtlMs: 0 },
       { drainMs: -1 },
       { workDir: '' },
+      { address: '' },
+      { address: '127.0.0.1' },
+      { address: '127.0.0.1:0' },
+      { address: '127.0.0.1:70000' },
+      { address: '::1:7000' },
+      { address: '[::1:7000' },
+      { address: 'a b:7000' },
+      { address: 'host\u0000:7000' },
+      { address: '300.1.2.3:7000' },
+      { drainWait: 'soon' as unknown as HostAgentOptions['drainWait'] },
     ] satisfies Partial<HostAgentOptions>[]) {
       expect(() => new HostAgent({ ...base, ...bad }), JSON.stringify(bad)).toThrow(
         expect.objectContaining({ code: 'FLOTILLA_HOST_INVALID_OPTIONS' }),

@@ -17,7 +17,6 @@ import {
   isFlotillaError,
   retry,
   silentLogger,
-  sleep,
   systemClock,
 } from '@flotilla/core';
 import { Discovery, type Registration } from '@flotilla/discovery';
@@ -29,6 +28,9 @@ import { HostError, HostErrorCodes } from './errors.js';
 import { HealthMonitor, resolveHealthCheck, type ProbeResult } from './health-check.js';
 import { jobEnv } from './job-spec.js';
 import { PortAllocator, type PortRange } from './ports.js';
+import type { DrainWait } from './drain-wait.js';
+import { addressHost } from './internal/address.js';
+import { drain } from './internal/drain.js';
 import { describe, intOption } from './internal/validate.js';
 
 /** Options of {@link HostAgent}. */
@@ -39,7 +41,11 @@ export interface HostAgentOptions {
   readonly store: Store;
   /** Runs the jobs (`ProcessDriver`, `DockerDriver`). The agent does not close it. */
   readonly driver: Driver;
-  /** Where this agent can be reached, for operators (`127.0.0.1:7000`). */
+  /**
+   * Where this agent can be reached, `host:port` (`127.0.0.1:7000`, `[::1]:7000`): the host's
+   * record for operators, and its host part is the address jobs are published under in
+   * discovery (`<host>:<job port>`), so it must be one routers can reach.
+   */
   readonly address: string;
   /** What the host offers to jobs. */
   readonly capacity: Resources;
@@ -57,8 +63,17 @@ export interface HostAgentOptions {
   readonly prefix?: string;
   /** Heartbeat lease TTL (default 10,000 ms): how soon the scheduler notices a dead agent. */
   readonly heartbeatTtlMs?: number;
-  /** Between deregistering a job and SIGTERM, for routers to drain it (default 1000 ms). */
+  /**
+   * Between deregistering a job and SIGTERM, for routers to drain it (default 1000 ms): a fixed
+   * wait, or with {@link HostAgentOptions.drainWait} the most that hook is waited for.
+   */
   readonly drainMs?: number;
+  /**
+   * Waits for routers to drain a job being stopped (after it is marked not ready and
+   * deregistered, before SIGTERM) instead of the fixed `drainMs` sleep; bounded by `drainMs`.
+   * A hook that fails is logged and the stop goes on.
+   */
+  readonly drainWait?: DrainWait;
   readonly clock?: Clock;
   readonly logger?: Logger;
 }
@@ -120,6 +135,8 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
   readonly #o: HostAgentOptions;
   readonly #heartbeatTtlMs: number;
   readonly #drainMs: number;
+  /** The host part of `address`, which jobs are published under. */
+  readonly #jobHost: string;
   /** `workDir`, absolute: a job's cwd must be. */
   readonly #workDir: string;
   readonly #driver: Driver;
@@ -154,6 +171,11 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
       });
     this.#heartbeatTtlMs = intOption(options.heartbeatTtlMs, 'heartbeatTtlMs', 10_000, 1);
     this.#drainMs = intOption(options.drainMs, 'drainMs', 1000, 0, 3_600_000);
+    this.#jobHost = addressHost(options.address);
+    if (options.drainWait !== undefined && typeof options.drainWait !== 'function')
+      throw new HostError(HostErrorCodes.INVALID_OPTIONS, 'drainWait must be a function', {
+        path: 'drainWait',
+      });
     this.#workDir = resolve(options.workDir);
     this.#o = options;
     this.id = options.id;
@@ -434,20 +456,27 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
           `release ${release.release} of ${release.app} has no process type ${record.type}`,
           { jobId: id },
         );
-      if (release.artifact.type !== 'slug')
+      const { artifact } = release;
+      if (artifact.type === 'image' && this.#driver.runsImages !== true)
         throw new HostError(
           HostErrorCodes.ARTIFACT_INVALID,
           `release ${release.release} of ${release.app} is an image: the ${this.#driver.name} driver runs slugs`,
           { jobId: id },
         );
-      const slug = await this.#o.artifacts.get(release.artifact, { signal: this.#abort.signal });
       const dir = join(this.#workDir, id);
       await rm(dir, { recursive: true, force: true });
-      await extractSlug(slug, dir, {
-        signal: this.#abort.signal,
-        expectedSha256: release.artifact.sha256,
-      });
       local.dir = dir;
+      if (artifact.type === 'slug') {
+        const slug = await this.#o.artifacts.get(artifact, { signal: this.#abort.signal });
+        await extractSlug(slug, dir, {
+          signal: this.#abort.signal,
+          expectedSha256: artifact.sha256,
+        });
+      } else {
+        // An image brings its own files: the job gets an empty scratch dir as its cwd.
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+      }
+      if (this.#abort.signal.aborted) throw this.#abort.signal.reason;
       local.port = this.#ports.allocate(id);
       const info = await this.#driver.start({
         id,
@@ -457,6 +486,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
         index: record.index,
         command: def.command,
         cwd: dir,
+        ...(artifact.type === 'image' ? { image: artifact.image } : {}),
         env: jobEnv({
           jobId: id,
           app: record.app,
@@ -467,6 +497,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
           config: release.config,
         }),
         memoryMiB: record.resources.memory,
+        cpuMillis: record.resources.cpu,
         ...(def.stopGraceMs === undefined ? {} : { stopGraceMs: def.stopGraceMs }),
       });
       this.emit('started', id, false);
@@ -550,8 +581,10 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
         local.instance = await this.#discovery.register({
           service: serviceName(record.app, record.type),
           id: record.id,
-          addr: `127.0.0.1:${local.port}`,
+          addr: `${this.#jobHost}:${local.port}`,
           ready: true,
+          // A dead agent's instances go when its host does.
+          ttlMs: this.#heartbeatTtlMs,
           meta: { app: record.app, release: record.release, type: record.type, host: this.id },
         });
         if (local.ended || local.stopping) await local.instance.close();
@@ -601,11 +634,19 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
     local.stopping = true;
     local.health?.stop();
     if (local.instance !== undefined) {
+      const service = serviceName(local.record.app, local.record.type);
       await local.instance.setReady(false).catch(() => undefined);
       await local.instance.close().catch(() => undefined);
       local.instance = undefined;
-      // close() cuts the drain short (the sleep ends on abort); the stop itself goes on.
-      await sleep(this.#clock, this.#drainMs, this.#abort.signal);
+      // close() cuts the drain short; the stop itself goes on.
+      await drain({
+        target: { service, id },
+        wait: this.#o.drainWait,
+        maxMs: this.#drainMs,
+        clock: this.#clock,
+        logger: this.#logger,
+        signal: this.#abort.signal,
+      });
     }
     let exit: ExitStatus | undefined;
     try {
