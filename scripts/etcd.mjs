@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { aptInstall } from './docker.mjs';
 
 /** Where the etcd binary is, or undefined. */
 export function findEtcd() {
@@ -63,7 +64,12 @@ async function waitHealthy(endpoint, child, timeoutMs) {
  *           extraArgs?: string[] }} [options]
  */
 export async function startEtcd(options = {}) {
-  const bin = findEtcd();
+  let bin = findEtcd();
+  if (!bin && !process.env.FLOTILLA_ETCD_BIN) {
+    // root with apt-get: install Debian's etcd (printed); otherwise ETCD_MISSING names the command
+    aptInstall(['etcd-server', 'etcd-client'], ETCD_MISSING);
+    bin = findEtcd();
+  }
   if (!bin) throw new Error(ETCD_MISSING);
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'flotilla-etcd-'));
   const ownsDir = options.dataDir === undefined;

@@ -4,6 +4,9 @@
 // names what is missing: nothing is skipped silently.
 //
 // FLOTILLA_ETCD_ENDPOINTS  set by us (or by you, to test against an etcd you run)
+// FLOTILLA_DOCKER_HOST     the dockerd socket path: yours when set, else /var/run/docker.sock
+//                          when a dockerd answers there, else one we start (scripts/docker.mjs)
+import { acquireDocker } from './docker.mjs';
 import { startEtcd } from './etcd.mjs';
 
 /**
@@ -21,6 +24,16 @@ export async function startServices(_options) {
     console.log(`> etcd: started at ${etcd.endpoint} (data ${etcd.dataDir})`);
     env.FLOTILLA_ETCD_ENDPOINTS = etcd.endpoint;
     stops.push(() => etcd.stop());
+  }
+  // Throws, naming the Debian package to install, when dockerd is missing and cannot be installed.
+  try {
+    const docker = await acquireDocker();
+    console.log(`> dockerd: ${docker.source === 'own' ? 'started' : 'using'} ${docker.socketPath}`);
+    env.FLOTILLA_DOCKER_HOST = docker.socketPath;
+    stops.push(() => docker.release());
+  } catch (err) {
+    for (const stop of stops.reverse()) await stop();
+    throw err;
   }
   return {
     env,
