@@ -1,0 +1,169 @@
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { validate } from './http/body.js';
+import { PaasError, PaasErrorCodes } from '../errors.js';
+
+/** Where the cluster state lives. */
+export type StoreUrl =
+  | { readonly kind: 'sqlite'; readonly path: string }
+  | { readonly kind: 'etcd'; readonly endpoints: readonly string[]; readonly prefix: string };
+
+/** Everything `flotilla server` runs with, resolved from flags, variables and defaults. */
+export interface ServerConfig {
+  /** The data directory: SQLite store, repositories, builds, slugs, jobs, token. */
+  readonly dataDir: string;
+  readonly apiHost: string;
+  /** 0 picks a free port. */
+  readonly apiPort: number;
+  readonly routerHost: string;
+  /** 0 picks a free port. */
+  readonly routerPort: number;
+  /** The token given by flag or `FLOTILLA_TOKEN`; otherwise one is kept in the data directory. */
+  readonly token: string | undefined;
+  readonly store: StoreUrl;
+  readonly driver: 'process' | 'docker';
+  readonly hostId: string;
+  /** The ports the host agent hands to jobs. */
+  readonly jobPorts: { readonly from: number; readonly to: number };
+  /** Whether jobs are stopped when the server exits (by default they keep running and are adopted at the next start). */
+  readonly stopJobsOnExit: boolean;
+  readonly logLevel: string;
+  /** Which components this process runs. */
+  readonly roles: {
+    readonly api: boolean;
+    readonly scheduler: boolean;
+    readonly host: boolean;
+    readonly router: boolean;
+  };
+}
+
+const port = z.coerce
+  .number({ error: 'must be a port number' })
+  .int('must be a whole number')
+  .min(0, 'must be 0 (any free port) to 65535')
+  .max(65535, 'must be 0 (any free port) to 65535');
+
+const raw = z.object({
+  dataDir: z
+    .string()
+    .min(1)
+    .refine((s) => !s.includes('\0'), 'must not contain NUL'),
+  apiHost: z.string().min(1),
+  apiPort: port,
+  routerHost: z.string().min(1),
+  routerPort: port,
+  token: z.string().optional(),
+  store: z.string().optional(),
+  driver: z.enum(['process', 'docker'], { error: 'must be process or docker' }),
+  hostId: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a DNS label (a-z, 0-9, -)'),
+  jobPorts: z
+    .string()
+    .regex(/^\d{1,5}-\d{1,5}$/, 'must be a range such as 20000-20999')
+    .transform((s) => {
+      const [from, to] = s.split('-').map(Number) as [number, number];
+      return { from, to };
+    })
+    .refine(
+      (r) => r.from >= 1024 && r.to <= 65535 && r.from <= r.to,
+      'must be within 1024-65535, low to high',
+    ),
+  stopJobsOnExit: z.boolean(),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+});
+
+/** The flags of `flotilla server` (all optional: variables, then defaults, fill the rest). */
+export interface ServerFlags {
+  dataDir?: string;
+  apiHost?: string;
+  apiPort?: string;
+  routerHost?: string;
+  routerPort?: string;
+  token?: string;
+  store?: string;
+  driver?: string;
+  hostId?: string;
+  jobPorts?: string;
+  stopJobs?: boolean;
+  logLevel?: string;
+}
+
+/**
+ * Resolves the server's configuration: flags first, then `FLOTILLA_*` variables, then the
+ * embedded defaults (SQLite in `./.flotilla`, API on 127.0.0.1:7700, router on 8080).
+ */
+export function resolveServerConfig(
+  flags: ServerFlags,
+  env: NodeJS.ProcessEnv = process.env,
+  roles: ServerConfig['roles'] = { api: true, scheduler: true, host: true, router: true },
+): ServerConfig {
+  const r = validate(raw, {
+    dataDir: flags.dataDir ?? env.FLOTILLA_DATA_DIR ?? '.flotilla',
+    apiHost: flags.apiHost ?? env.FLOTILLA_API_HOST ?? '127.0.0.1',
+    apiPort: flags.apiPort ?? env.FLOTILLA_API_PORT ?? '7700',
+    routerHost: flags.routerHost ?? env.FLOTILLA_ROUTER_HOST ?? '127.0.0.1',
+    routerPort: flags.routerPort ?? env.FLOTILLA_ROUTER_PORT ?? '8080',
+    token: flags.token ?? emptyToUndefined(env.FLOTILLA_TOKEN),
+    store: flags.store ?? emptyToUndefined(env.FLOTILLA_STORE),
+    driver: flags.driver ?? env.FLOTILLA_DRIVER ?? 'process',
+    hostId: flags.hostId ?? env.FLOTILLA_HOST_ID ?? defaultHostId(),
+    jobPorts: flags.jobPorts ?? env.FLOTILLA_JOB_PORTS ?? '20000-20999',
+    stopJobsOnExit: flags.stopJobs ?? false,
+    logLevel: flags.logLevel ?? env.FLOTILLA_LOG_LEVEL ?? 'info',
+  });
+  const dataDir = resolve(r.dataDir);
+  return {
+    dataDir,
+    apiHost: r.apiHost,
+    apiPort: r.apiPort,
+    routerHost: r.routerHost,
+    routerPort: r.routerPort,
+    token: r.token,
+    store: parseStoreUrl(r.store, dataDir),
+    driver: r.driver,
+    hostId: r.hostId,
+    jobPorts: r.jobPorts,
+    stopJobsOnExit: r.stopJobsOnExit,
+    logLevel: r.logLevel,
+    roles,
+  };
+}
+
+function emptyToUndefined(s: string | undefined): string | undefined {
+  return s === undefined || s === '' ? undefined : s;
+}
+
+function defaultHostId(): string {
+  const h = hostname()
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .replace(/^-+/, '')
+    .slice(0, 63);
+  return h === '' ? 'local' : h;
+}
+
+/**
+ * Parses `--store`: `sqlite:<path>` (default `<dataDir>/state.db`) or
+ * `etcd://host:port[,host:port...][/prefix]`.
+ */
+export function parseStoreUrl(url: string | undefined, dataDir: string): StoreUrl {
+  if (url === undefined || url === 'sqlite' || url === 'sqlite:')
+    return { kind: 'sqlite', path: resolve(dataDir, 'state.db') };
+  if (url.startsWith('sqlite:'))
+    return { kind: 'sqlite', path: resolve(url.slice('sqlite:'.length)) };
+  const m = /^etcd:\/\/([^/]+)(\/.*)?$/.exec(url);
+  if (m !== null) {
+    const endpoints = (m[1] ?? '').split(',').map((hp) => {
+      if (!/^[A-Za-z0-9.-]+:\d{1,5}$/.test(hp))
+        throw new PaasError(PaasErrorCodes.INVALID_OPTIONS, `--store: ${hp} is not host:port`);
+      return `http://${hp}`;
+    });
+    const prefix =
+      m[2] === undefined || m[2] === '/' ? '/flotilla/' : m[2].endsWith('/') ? m[2] : `${m[2]}/`;
+    return { kind: 'etcd', endpoints, prefix };
+  }
+  throw new PaasError(
+    PaasErrorCodes.INVALID_OPTIONS,
+    `--store: ${url} is neither sqlite:<path> nor etcd://host:port[,host:port][/prefix]`,
+  );
+}

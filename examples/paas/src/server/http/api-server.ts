@@ -1,0 +1,133 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '@flotilla/core';
+import { PaasError, PaasErrorCodes } from '../../errors.js';
+import { presentedSecret, tokenMatches } from './auth.js';
+import { errorResponse } from './errors.js';
+import { Status, type Router } from './router.js';
+
+/** A handler of the paths outside the JSON API (git), given the request once authenticated. */
+export type RawHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
+/** What {@link ApiServer} serves. */
+export interface ApiServerOptions {
+  readonly token: string;
+  readonly router: Router;
+  /** Paths under a prefix served raw (`/git/`), after the same token check. */
+  readonly raw: readonly { readonly prefix: string; readonly handler: RawHandler }[];
+  readonly logger: Logger;
+}
+
+/**
+ * The HTTP server of the API: every call needs the token (bearer, or basic auth's password as
+ * `git` sends it); answers are JSON, errors `{ id, message, code }`.
+ */
+export class ApiServer {
+  readonly #o: ApiServerOptions;
+  readonly #server: Server;
+  #closed: Promise<void> | undefined;
+  #ready = false;
+
+  constructor(options: ApiServerOptions) {
+    this.#o = options;
+    this.#server = createServer((req, res) => void this.#handle(req, res));
+    this.#server.requestTimeout = 0; // pushes and log streams last as long as they last
+    this.#server.headersTimeout = 30_000;
+  }
+
+  /** Listens; resolves with the bound address. */
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject);
+        resolve(this.#server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** Starts answering calls; until then every call gets 503 (the server is starting). */
+  ready(): void {
+    this.#ready = true;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const ac = new AbortController();
+    res.on('close', () => ac.abort());
+    try {
+      const raw = this.#o.raw.find((r) => url.pathname.startsWith(r.prefix));
+      if (!tokenMatches(this.#o.token, presentedSecret(req))) {
+        req.resume();
+        res.setHeader(
+          'www-authenticate',
+          raw === undefined ? 'Bearer realm="flotilla"' : 'Basic realm="flotilla"',
+        );
+        throw new PaasError(
+          PaasErrorCodes.UNAUTHORIZED,
+          'missing or wrong token: run `flotilla login`, or set FLOTILLA_TOKEN',
+          { status: 401 },
+        );
+      }
+      if (!this.#ready)
+        throw new PaasError(
+          PaasErrorCodes.STARTING,
+          'the server is starting: try again in a moment',
+          {
+            status: 503,
+            retryable: true,
+          },
+        );
+      if (raw !== undefined) {
+        await raw.handler(req, res);
+        return;
+      }
+      const { handler, params } = this.#o.router.match(req.method ?? 'GET', url.pathname);
+      const result = await handler({
+        req,
+        res,
+        params,
+        query: url.searchParams,
+        signal: ac.signal,
+      });
+      if (res.headersSent || res.writableEnded) return;
+      if (result instanceof Status) send(res, result.status, result.body);
+      else send(res, 200, result);
+    } catch (err) {
+      const { status, body } = errorResponse(err);
+      if (status >= 500) this.#o.logger.error({ err, path: url.pathname }, 'request failed');
+      if (!res.headersSent) send(res, status, body);
+      else res.destroy();
+    } finally {
+      this.#o.logger.debug(
+        {
+          method: req.method,
+          path: url.pathname,
+          status: res.statusCode,
+          ms: Math.round(performance.now() - started),
+        },
+        'request',
+      );
+    }
+  }
+
+  /** Stops accepting calls and ends open ones (log streams, pushes). Idempotent. */
+  close(): Promise<void> {
+    this.#closed ??= new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+    return this.#closed;
+  }
+}
+
+/** Answers with JSON. */
+export function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}

@@ -1,0 +1,66 @@
+import { isFlotillaError } from '@flotilla/core';
+import { PaasError } from '../../errors.js';
+
+/** The body of every API error: Heroku's `{ id, message }`, plus the Flotilla code. */
+export interface ApiErrorBody {
+  /** A short machine id in Heroku's style: `not_found`, `invalid_params`, `unauthorized`... */
+  readonly id: string;
+  /** What went wrong and what to do about it. */
+  readonly message: string;
+  /** The `FLOTILLA_*` code, when the error has one. */
+  readonly code?: string;
+}
+
+/**
+ * The status and body an error is answered with. Flotilla errors map by their code's suffix
+ * (`*_NOT_FOUND` is 404, `*_EXISTS` or `*_CONFLICT` 409, `*_INVALID*` 422); anything else is a
+ * 500 whose message does not leak internals.
+ */
+export function errorResponse(err: unknown): { status: number; body: ApiErrorBody } {
+  if (err instanceof PaasError) {
+    return {
+      status: err.status,
+      body: { id: idFor(err.status), message: err.message, code: err.code },
+    };
+  }
+  if (isFlotillaError(err)) {
+    const status = statusForCode(err.code, err.retryable);
+    return { status, body: { id: idFor(status), message: err.message, code: err.code } };
+  }
+  return {
+    status: 500,
+    body: { id: 'internal_error', message: 'internal error: see the server log' },
+  };
+}
+
+function statusForCode(code: string, retryable: boolean): number {
+  if (/_NOT_FOUND$|_NO_SUCH_|_UNKNOWN_/.test(code)) return 404;
+  if (/_EXISTS$|_CONFLICT$|_TAKEN$|_IN_USE$|_BUSY$/.test(code)) return 409;
+  if (/_CLOSED$/.test(code)) return 503;
+  if (retryable) return 503;
+  if (/_INVALID|_SYNTAX$|_TOO_|_LIMIT|_MISSING/.test(code)) return 422;
+  return 400;
+}
+
+function idFor(status: number): string {
+  switch (status) {
+    case 400:
+      return 'bad_request';
+    case 401:
+      return 'unauthorized';
+    case 404:
+      return 'not_found';
+    case 405:
+      return 'method_not_allowed';
+    case 409:
+      return 'conflict';
+    case 413:
+      return 'payload_too_large';
+    case 422:
+      return 'invalid_params';
+    case 503:
+      return 'unavailable';
+    default:
+      return status >= 500 ? 'internal_error' : 'bad_request';
+  }
+}
