@@ -1,0 +1,67 @@
+/**
+ * What a {@link Builder} is given: the signature of `build()` in `@flotilla/buildpack`, so that
+ * its `build` function is a `Builder` as it is.
+ */
+export interface BuilderInput {
+  /** The app's source tree: the builder may write in it (it is the controller's copy). */
+  readonly source: string;
+  /** A directory kept between the app's builds (the buildpacks' cache). */
+  readonly cacheDir: string;
+  /** The app's config vars, as buildpacks see them in their env dir. */
+  readonly env: Readonly<Record<string, string>>;
+  /** Buildpacks to use instead of detection. */
+  readonly buildpacks?: readonly string[];
+  /** Called with each chunk of output, as it comes. */
+  readonly onOutput: (chunk: string) => void;
+  readonly signal?: AbortSignal;
+}
+
+/** What a {@link Builder} made: a slug file and what it knows of the app. */
+export interface BuilderResult {
+  /** Path of the slug (`.tgz`) it wrote; the controller moves it into its artifact store. */
+  readonly slug: string;
+  /** Hex sha256 of the slug. */
+  readonly sha256: string;
+  readonly sizeBytes: number;
+  /** Process types and commands: the Procfile, else the buildpacks' defaults. */
+  readonly processTypes: Readonly<Record<string, string>>;
+  readonly buildpacks: readonly { readonly name: string; readonly url: string }[];
+  /** Config vars the buildpacks suggest; recorded, never applied over the user's. */
+  readonly configVars?: Readonly<Record<string, string>>;
+  readonly addons?: readonly string[];
+  readonly durationMs?: number;
+}
+
+/**
+ * Builds a slug from a source tree. The default is `build` of `@flotilla/buildpack`, imported
+ * when the first build runs; {@link ProcfileBuilder} packs the tree as it is.
+ */
+export interface Builder {
+  build(input: BuilderInput): Promise<BuilderResult>;
+}
+
+/** What an {@link ImageBuilder} is given: the signature of `buildImage` in `@flotilla/docker`. */
+export interface ImageBuildInput {
+  /** The build context: the app's source tree. */
+  readonly context: string;
+  /** The Dockerfile, relative to the context (default `Dockerfile`). */
+  readonly dockerfile?: string;
+  /** The tag to give the image (`flotilla/demo:b-1a2b3c4d5e6f`). */
+  readonly tag: string;
+  readonly buildArgs?: Readonly<Record<string, string>>;
+  readonly onOutput: (chunk: string) => void;
+  readonly signal?: AbortSignal;
+}
+
+/** What an {@link ImageBuilder} made. */
+export interface ImageBuildResult {
+  /** The image reference to run (a tag or `sha256:...`). */
+  readonly image: string;
+  /** Process types from the image's Procfile, else `web` from its `CMD`. */
+  readonly processTypes: Readonly<Record<string, string>>;
+}
+
+/** Builds a container image from a Dockerfile app (`@flotilla/docker`'s `buildImage`). Optional: without it Dockerfile apps build with buildpacks. */
+export interface ImageBuilder {
+  buildImage(input: ImageBuildInput): Promise<ImageBuildResult>;
+}
