@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import {
   createServer,
   type IncomingMessage,
@@ -354,6 +354,109 @@ describe('ArtifactCache', () => {
     expect(err.code).toBe(HostErrorCodes.ARTIFACT_INVALID);
     expect(seen).toEqual([]);
     expect(await cacheContents()).toEqual([]);
+  });
+
+  describe('stalls and leftovers', () => {
+    it('fails a download whose server sends headers then nothing, as stalled and retryable, leaving no file', async () => {
+      const url = `${await serve(
+        authorized((res) => res.writeHead(200, { 'content-length': String(SIZE) }).flushHeaders()),
+      )}/a.tgz`;
+      const cache = new ArtifactCache({ dir: cacheDir, token: TOKEN, idleTimeoutMs: 200 });
+      const err = await refusal(cache.get({ ...artifact, url }));
+      expect(err.code).toBe(HostErrorCodes.ARTIFACT_STALLED);
+      expect(err.retryable).toBe(true);
+      expect(err.message).toContain(`0 of ${SIZE} bytes`);
+      expect(await cacheContents()).toEqual([]);
+    });
+
+    it('fails a download that stops half-way, and one whose headers never come', async () => {
+      const half = SIZE / 2;
+      let answer = true;
+      const url = `${await serve(
+        authorized((res) => {
+          if (!answer) return; // holds the request: no headers
+          res.writeHead(200, { 'content-length': String(SIZE) });
+          res.write(body.subarray(0, half));
+        }),
+      )}/a.tgz`;
+      const cache = new ArtifactCache({ dir: cacheDir, token: TOKEN, idleTimeoutMs: 200 });
+      const err = await refusal(cache.get({ ...artifact, url }));
+      expect(err.code).toBe(HostErrorCodes.ARTIFACT_STALLED);
+      expect(err.message).toContain(`${half} of ${SIZE} bytes`);
+      answer = false;
+      const silent = await refusal(cache.get({ ...artifact, url }));
+      expect(silent.code).toBe(HostErrorCodes.ARTIFACT_STALLED);
+      expect(await cacheContents()).toEqual([]);
+      // The stalls cost no later download: the next one completes.
+      answer = true;
+      server?.removeAllListeners('request');
+      server?.on('request', authorized());
+      expect(await cache.get({ ...artifact, url })).toBe(join(cacheDir, `${artifact.sha256}.slug`));
+    });
+
+    it('a slow download that keeps sending is not cut off by the idle timeout', async () => {
+      const url = `${await serve(
+        authorized((res) => {
+          res.writeHead(200, { 'content-length': String(SIZE) });
+          let sent = 0;
+          const step = SIZE / 8;
+          const tick = setInterval(() => {
+            res.write(body.subarray(sent, sent + step));
+            sent += step;
+            if (sent >= SIZE) {
+              clearInterval(tick);
+              res.end();
+            }
+          }, 60);
+          res.on('close', () => clearInterval(tick));
+        }),
+      )}/a.tgz`;
+      // 8 pauses of 60 ms: 480 ms in all, longer than the 200 ms idle bound.
+      const cache = new ArtifactCache({ dir: cacheDir, token: TOKEN, idleTimeoutMs: 200 });
+      expect(await cache.get({ ...artifact, url })).toBe(join(cacheDir, `${artifact.sha256}.slug`));
+    });
+
+    it('an abort at any point of a download leaves no .part file once get() has rejected', async () => {
+      const url = `${await serve(
+        authorized((res) => {
+          res.writeHead(200, { 'content-length': String(SIZE) });
+          res.write(body.subarray(0, 1024));
+        }),
+      )}/a.tgz`;
+      const cache = new ArtifactCache({ dir: cacheDir, token: TOKEN });
+      for (let ticks = 0; ticks < 12; ticks++) {
+        const ac = new AbortController();
+        const outcome = cache.get({ ...artifact, url }, { signal: ac.signal }).catch((e) => e);
+        for (let i = 0; i < ticks; i++) await new Promise((r) => setImmediate(r));
+        ac.abort(new Error(`abort after ${ticks} ticks`));
+        expect(await outcome).toMatchObject({ message: `abort after ${ticks} ticks` });
+        expect(await cacheContents(), `after ${ticks} ticks`).toEqual([]);
+      }
+    });
+
+    it('deletes the .part leftovers of a download that died with its process, and keeps fresh ones', async () => {
+      const src = join(dir, 'app.tgz');
+      await writeFile(src, body);
+      await mkdir(cacheDir, { recursive: true });
+      const stale = join(cacheDir, `.${artifact.sha256}.dead0001.part`);
+      const fresh = join(cacheDir, `.${artifact.sha256}.live0001.part`);
+      await writeFile(stale, body.subarray(0, 100));
+      await writeFile(fresh, body.subarray(0, 100));
+      const old = new Date(Date.now() - 120_000);
+      await utimes(stale, old, old);
+      const cache = new ArtifactCache({ dir: cacheDir, idleTimeoutMs: 60_000 });
+      await cache.get({ ...artifact, url: pathToFileURL(src).href });
+      expect(await cacheContents()).toEqual(
+        [`${artifact.sha256}.slug`, `.${artifact.sha256}.live0001.part`].sort(),
+      );
+    });
+
+    it('refuses a bad idleTimeoutMs', () => {
+      for (const idleTimeoutMs of [0, -1, Number.NaN, 1.5, 2 ** 31])
+        expect(() => new ArtifactCache({ dir: cacheDir, idleTimeoutMs })).toThrow(
+          expect.objectContaining({ code: 'FLOTILLA_HOST_INVALID_OPTIONS', path: 'idleTimeoutMs' }),
+        );
+    });
   });
 
   it('refuses to be created without a dir', () => {

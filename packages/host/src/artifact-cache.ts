@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { once } from 'node:events';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -8,6 +9,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
 import { type Logger, silentLogger } from '@flotilla/core';
 import { HostError, HostErrorCodes } from './errors.js';
+import { intOption } from './internal/validate.js';
 
 /** A slug artifact as a release record names it. */
 export interface SlugArtifact {
@@ -27,6 +29,13 @@ export interface ArtifactCacheOptions {
   readonly token?: string;
   /** The fetch to use (default: the global one). */
   readonly fetch?: typeof fetch;
+  /**
+   * How long a download may go without receiving a byte (or, before the first, the response
+   * headers) before it fails with `FLOTILLA_HOST_ARTIFACT_STALLED` (default 30,000 ms, from 1 ms).
+   * Also the age past which a leftover `.part` file of a download that died with its process is
+   * deleted: caches that share a `dir` should use one value.
+   */
+  readonly idleTimeoutMs?: number;
   /** A pino-compatible logger (default: silent). */
   readonly logger?: Logger;
 }
@@ -61,7 +70,10 @@ export class ArtifactCache {
   readonly #token: string | undefined;
   readonly #fetch: typeof fetch;
   readonly #logger: Logger;
+  readonly #idleTimeoutMs: number;
   readonly #inflight = new Map<string, Download>();
+  /** The sweep of stale `.part` files, done once, before this cache's first download. */
+  #swept: Promise<void> | undefined;
 
   constructor(options: ArtifactCacheOptions) {
     if (typeof options?.dir !== 'string' || options.dir === '')
@@ -74,6 +86,7 @@ export class ArtifactCache {
         'ArtifactCache token must be printable ASCII without spaces (it is sent as a header)',
         { path: 'token' },
       );
+    this.#idleTimeoutMs = intOption(options.idleTimeoutMs, 'idleTimeoutMs', 30_000, 1, 2 ** 31 - 1);
     this.dir = resolve(options.dir);
     this.#token = options.token;
     this.#fetch = options.fetch ?? fetch;
@@ -86,8 +99,9 @@ export class ArtifactCache {
    *
    * @throws {@link HostError} `FLOTILLA_HOST_ARTIFACT_INVALID` for a bad descriptor,
    * `FLOTILLA_HOST_ARTIFACT_FETCH` when it cannot be fetched (retryable for network errors, 408,
-   * 429 and 5xx), `FLOTILLA_HOST_ARTIFACT_CORRUPT` when what came is not the artifact; the
-   * signal's reason when `signal` aborts.
+   * 429 and 5xx), `FLOTILLA_HOST_ARTIFACT_STALLED` when nothing came for `idleTimeoutMs`,
+   * `FLOTILLA_HOST_ARTIFACT_CORRUPT` when what came is not the artifact; the signal's reason
+   * when `signal` aborts. A failed download leaves no file behind.
    */
   async get(artifact: SlugArtifact, options: { signal?: AbortSignal } = {}): Promise<string> {
     const url = check(artifact);
@@ -119,16 +133,26 @@ export class ArtifactCache {
     download.waiters++;
     if (signal === undefined) return download.result;
     return new Promise<string>((resolve, reject) => {
+      /** Set when this caller left: its answer is its signal's reason, whatever the download does. */
+      let left = false;
       const onAbort = (): void => {
-        reject(signal.reason);
-        if (--download.waiters > 0) return;
-        // Nobody waits any more: cancel, and let the next caller start afresh.
+        left = true;
+        if (--download.waiters > 0) {
+          reject(signal.reason);
+          return;
+        }
+        // Nobody waits any more: cancel, and let the next caller start afresh. The last caller
+        // is answered once the download has cleaned up: nothing of it is left when get() rejects.
         if (this.#inflight.get(key) === download) this.#inflight.delete(key);
         download.controller.abort(signal.reason);
+        void download.result.catch(() => undefined).finally(() => reject(signal.reason));
       };
       signal.addEventListener('abort', onAbort, { once: true });
       download.result
-        .then(resolve, reject)
+        .then(
+          (path) => left || resolve(path),
+          (err: unknown) => left || reject(err),
+        )
         .finally(() => signal.removeEventListener('abort', onAbort));
     });
   }
@@ -137,7 +161,7 @@ export class ArtifactCache {
     artifact: SlugArtifact,
     url: URL,
     path: string,
-    signal: AbortSignal,
+    cancel: AbortSignal,
   ): Promise<string> {
     try {
       await mkdir(this.dir, { recursive: true });
@@ -148,10 +172,32 @@ export class ArtifactCache {
         { cause },
       );
     }
+    this.#swept ??= this.#sweep();
+    await this.#swept;
     const temp = join(this.dir, `.${artifact.sha256}.${randomBytes(4).toString('hex')}.part`);
     const started = performance.now();
     const hash = createHash('sha256');
     let bytes = 0;
+    // Aborted by the callers (all gone) or by the idle timer: no byte for idleTimeoutMs.
+    const controller = new AbortController();
+    const signal = controller.signal;
+    const onCancel = (): void => controller.abort(cancel.reason);
+    if (cancel.aborted) onCancel();
+    else cancel.addEventListener('abort', onCancel, { once: true });
+    const idleMs = this.#idleTimeoutMs;
+    const stalled = (): HostError =>
+      new HostError(
+        HostErrorCodes.ARTIFACT_STALLED,
+        `artifact ${artifact.url} stalled: nothing came for ${idleMs} ms after ${bytes} of ${artifact.size} bytes (idleTimeoutMs)`,
+        { retryable: true },
+      );
+    let idle: NodeJS.Timeout | undefined;
+    const touch = (): void => {
+      clearTimeout(idle);
+      idle = setTimeout(() => controller.abort(stalled()), idleMs);
+    };
+    touch();
+    let sink: ReturnType<typeof createWriteStream> | undefined;
     try {
       const source = await this.#open(artifact, url, signal);
       const remote = url.protocol !== 'file:';
@@ -161,6 +207,7 @@ export class ArtifactCache {
       const verified = async function* (): AsyncGenerator<Buffer> {
         try {
           for await (const chunk of source as AsyncIterable<Buffer>) {
+            touch();
             bytes += chunk.length;
             if (bytes > artifact.size)
               throw new HostError(
@@ -190,9 +237,8 @@ export class ArtifactCache {
         }
       };
       try {
-        await pipeline(verified, createWriteStream(temp, { flags: 'wx', mode: 0o600 }), {
-          signal,
-        });
+        sink = createWriteStream(temp, { flags: 'wx', mode: 0o600 });
+        await pipeline(verified, sink, { signal });
       } catch (err) {
         if (err instanceof HostError || signal.aborted) throw err;
         throw new HostError(
@@ -222,8 +268,42 @@ export class ArtifactCache {
       );
       return path;
     } catch (err) {
+      // The file may still be opening: removed before that, it would come back empty.
+      if (sink !== undefined && !sink.closed) await once(sink, 'close').catch(() => undefined);
       await rm(temp, { force: true });
+      if (signal.aborted && !cancel.aborted) throw signal.reason; // stalled
       throw err;
+    } finally {
+      clearTimeout(idle);
+      cancel.removeEventListener('abort', onCancel);
+    }
+  }
+
+  /**
+   * Deletes `.part` files of downloads that died with their process (an agent killed mid-fetch):
+   * those not written for longer than `idleTimeoutMs`, which a live download never is (it
+   * would have failed as stalled). Failures are logged, never fatal.
+   */
+  async #sweep(): Promise<void> {
+    const now = Date.now();
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      this.#logger.warn({ err, dir: this.dir }, 'artifact cache dir cannot be listed');
+      return;
+    }
+    for (const name of names) {
+      if (!name.startsWith('.') || !name.endsWith('.part')) continue;
+      const file = join(this.dir, name);
+      try {
+        const s = await stat(file);
+        if (!s.isFile() || now - s.mtimeMs <= this.#idleTimeoutMs) continue;
+        await rm(file, { force: true });
+        this.#logger.info({ file }, 'deleted the leftover of an interrupted download');
+      } catch (err) {
+        this.#logger.warn({ err, file }, 'leftover download cannot be deleted');
+      }
     }
   }
 

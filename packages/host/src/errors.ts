@@ -29,6 +29,11 @@ export const HostErrorCodes = {
   ARTIFACT_FETCH: 'FLOTILLA_HOST_ARTIFACT_FETCH',
   /** A download that is not the artifact its release names: wrong sha256, truncated, or larger than declared. Never used. */
   ARTIFACT_CORRUPT: 'FLOTILLA_HOST_ARTIFACT_CORRUPT',
+  /**
+   * An artifact download that stalled: no byte came (nor, before them, the response headers)
+   * for the cache's `idleTimeoutMs`. Retryable; nothing is kept of it.
+   */
+  ARTIFACT_STALLED: 'FLOTILLA_HOST_ARTIFACT_STALLED',
   /** An artifact descriptor that cannot be fetched as given: a bad URL scheme, sha256 or size; an image on a driver that runs slugs. */
   ARTIFACT_INVALID: 'FLOTILLA_HOST_ARTIFACT_INVALID',
   /** Every port of the agent's range is taken: widen `ports` or run fewer jobs on the host. */

@@ -29,6 +29,7 @@ export { ProcessDriver } from './process-driver.js';
 export type { ProcessDriverEvents, ProcessDriverOptions } from './process-driver.js';
 export { HostAgent, serviceName } from './host-agent.js';
 export type { HostAgentEvents, HostAgentOptions } from './host-agent.js';
+export type { DrainTarget, DrainWait } from './drain-wait.js';
 export { ArtifactCache } from './artifact-cache.js';
 export type { ArtifactCacheOptions, SlugArtifact } from './artifact-cache.js';
 export { HEALTH_CHECK_DEFAULTS, HealthMonitor, probe, resolveHealthCheck } from './health-check.js';
