@@ -11,6 +11,7 @@ import { packSlug } from '@flotilla/slug';
 import { MemoryStore } from '@flotilla/store';
 import { PartitionableStore } from '@flotilla/store/testing';
 import { ArtifactCache } from './artifact-cache.js';
+import type { DrainWait } from './drain-wait.js';
 import { HostAgent, type HostAgentOptions } from './host-agent.js';
 import { ProcessDriver } from './process-driver.js';
 
@@ -313,7 +314,7 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
       { address: 'a b:7000' },
       { address: 'host\u0000:7000' },
       { address: '300.1.2.3:7000' },
-      { drainWait: 'soon' as unknown as HostAgentOptions['drainWait'] },
+      { drainWait: 'soon' as unknown as DrainWait },
     ] satisfies Partial<HostAgentOptions>[]) {
       expect(() => new HostAgent({ ...base, ...bad }), JSON.stringify(bad)).toThrow(
         expect.objectContaining({ code: 'FLOTILLA_HOST_INVALID_OPTIONS' }),
