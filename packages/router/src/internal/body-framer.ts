@@ -1,0 +1,168 @@
+/**
+ * Tracks where an HTTP/1.1 body ends in a byte stream, without copying it: a fixed length,
+ * chunked (validated strictly: hex sizes, bounded extensions and trailers, CRLFs where they
+ * belong), or until the connection closes. The bytes are forwarded as they are.
+ */
+
+/** Thrown when chunked framing is malformed. */
+export class FramingError extends Error {}
+
+const MAX_SIZE_DIGITS = 16;
+const MAX_LINE = 4096;
+
+const enum S {
+  Size,
+  Ext,
+  SizeLf,
+  Data,
+  DataCr,
+  DataLf,
+  TrailerStart,
+  Trailer,
+  TrailerLf,
+  LastLf,
+  Done,
+}
+
+/** A body's framing state. */
+export class BodyFramer {
+  /** Decoded body bytes seen so far (for size limits). */
+  bytes = 0;
+  #remaining: number;
+  readonly #chunked: boolean;
+  readonly #untilClose: boolean;
+  #s = S.Size;
+  #digits = 0;
+  #line = 0;
+
+  /**
+   * @param kind - `length` with `length` bytes, `chunked`, or `close` (everything until the
+   * connection ends).
+   */
+  constructor(kind: 'length' | 'chunked' | 'close', length = 0) {
+    this.#chunked = kind === 'chunked';
+    this.#untilClose = kind === 'close';
+    this.#remaining = kind === 'length' ? length : 0;
+    if (kind === 'length' && length === 0) this.#s = S.Done;
+  }
+
+  /** Whether the body is complete. */
+  get done(): boolean {
+    return this.#s === S.Done;
+  }
+
+  /** Whether the body ends only when the connection closes. */
+  get untilClose(): boolean {
+    return this.#untilClose;
+  }
+
+  /**
+   * Consumes bytes from `buf` starting at `start`; returns the index just after the body's
+   * last byte when it ends inside `buf`, else `buf.length`. Throws {@link FramingError}.
+   */
+  feed(buf: Buffer, start = 0): number {
+    if (this.#untilClose) {
+      this.bytes += buf.length - start;
+      return buf.length;
+    }
+    if (!this.#chunked) {
+      const n = Math.min(this.#remaining, buf.length - start);
+      this.#remaining -= n;
+      this.bytes += n;
+      if (this.#remaining === 0) this.#s = S.Done;
+      return start + n;
+    }
+    let i = start;
+    const len = buf.length;
+    while (i < len && this.#s !== S.Done) {
+      switch (this.#s) {
+        case S.Data: {
+          const n = Math.min(this.#remaining, len - i);
+          this.#remaining -= n;
+          this.bytes += n;
+          i += n;
+          if (this.#remaining === 0) this.#s = S.DataCr;
+          continue;
+        }
+        case S.Size: {
+          const c = buf[i]!;
+          const v = hex(c);
+          if (v >= 0) {
+            if (++this.#digits > MAX_SIZE_DIGITS) throw new FramingError('chunk size too long');
+            this.#remaining = this.#remaining * 16 + v;
+            if (!Number.isSafeInteger(this.#remaining))
+              throw new FramingError('chunk size too large');
+          } else if (this.#digits === 0) {
+            throw new FramingError('missing chunk size');
+          } else if (c === 59 /* ; */ || c === 32 || c === 9) {
+            this.#s = S.Ext;
+            this.#line = 0;
+          } else if (c === 13) {
+            this.#s = S.SizeLf;
+          } else throw new FramingError('invalid chunk size');
+          i++;
+          continue;
+        }
+        case S.Ext: {
+          const c = buf[i]!;
+          if (c === 13) this.#s = S.SizeLf;
+          else if ((c < 32 && c !== 9) || c === 127 || ++this.#line > MAX_LINE)
+            throw new FramingError('invalid chunk extension');
+          i++;
+          continue;
+        }
+        case S.SizeLf:
+          if (buf[i] !== 10) throw new FramingError('expected LF after chunk size');
+          i++;
+          this.#digits = 0;
+          this.#s = this.#remaining === 0 ? S.TrailerStart : S.Data;
+          continue;
+        case S.DataCr:
+          if (buf[i] !== 13) throw new FramingError('expected CRLF after chunk data');
+          i++;
+          this.#s = S.DataLf;
+          continue;
+        case S.DataLf:
+          if (buf[i] !== 10) throw new FramingError('expected CRLF after chunk data');
+          i++;
+          this.#s = S.Size;
+          continue;
+        case S.TrailerStart:
+          if (buf[i] === 13) this.#s = S.LastLf;
+          else {
+            this.#s = S.Trailer;
+            this.#line = 0;
+            continue;
+          }
+          i++;
+          continue;
+        case S.Trailer: {
+          const c = buf[i]!;
+          if (c === 13) this.#s = S.TrailerLf;
+          else if ((c < 32 && c !== 9) || c === 127 || ++this.#line > MAX_LINE)
+            throw new FramingError('invalid trailer');
+          i++;
+          continue;
+        }
+        case S.TrailerLf:
+          if (buf[i] !== 10) throw new FramingError('expected LF in trailer');
+          i++;
+          this.#s = S.TrailerStart;
+          continue;
+        case S.LastLf:
+          if (buf[i] !== 10) throw new FramingError('expected LF after last chunk');
+          i++;
+          this.#s = S.Done;
+          continue;
+      }
+    }
+    return i;
+  }
+}
+
+function hex(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}

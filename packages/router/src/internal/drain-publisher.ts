@@ -1,0 +1,91 @@
+import type { Logger } from '@flotilla/core';
+import type { Lease, Store } from '@flotilla/store';
+
+/**
+ * Writes this router's drained records (`<prefix>drains/<routerId>/<service>/<instanceId>`)
+ * under a lease of its own, in order, and writes them again under a new lease if the lease is
+ * lost (the store was unreachable past the TTL).
+ */
+export class DrainPublisher {
+  readonly #records = new Map<string, string>();
+  #lease: Lease | undefined;
+  #chain: Promise<void> = Promise.resolve();
+  #closed = false;
+  readonly #base: string;
+
+  constructor(
+    readonly store: Store,
+    prefix: string,
+    readonly routerId: string,
+    readonly ttlMs: number,
+    readonly logger: Logger,
+    readonly onWritten: (service: string, instanceId: string, drained: boolean) => void,
+  ) {
+    this.#base = `${prefix}drains/${routerId}/`;
+  }
+
+  /** Grants the lease; later writes wait for it. */
+  start(): Promise<void> {
+    return this.#enqueue(() => this.#grant());
+  }
+
+  async #grant(): Promise<void> {
+    const lease = await this.store.grant(this.ttlMs);
+    this.#lease = lease;
+    await lease.keepAlive().catch(() => undefined);
+    void lease.ended.then((reason) => {
+      if (this.#closed || reason === 'revoked' || reason === 'closed') return;
+      this.logger.warn({ reason }, 'drain lease lost, writing drained records again');
+      void this.#enqueue(async () => {
+        await this.#grant();
+        for (const [key, value] of this.#records)
+          await this.store.put(key, value, { lease: this.#lease!.id });
+      });
+    });
+  }
+
+  #enqueue(fn: () => Promise<void>): Promise<void> {
+    const next = this.#chain.then(fn).catch((err: unknown) => {
+      if (!this.#closed) this.logger.warn({ err }, 'drain record write failed');
+    });
+    this.#chain = next;
+    return next;
+  }
+
+  /** Publishes that the instance is drained (no request of this router in flight to it). */
+  drained(service: string, instanceId: string): void {
+    const key = `${this.#base}${service}/${instanceId}`;
+    const value = JSON.stringify({
+      routerId: this.routerId,
+      service,
+      instanceId,
+      at: new Date().toISOString(),
+    });
+    if (this.#records.get(key) !== undefined) return;
+    this.#records.set(key, value);
+    void this.#enqueue(async () => {
+      if (this.#closed || this.#records.get(key) !== value) return;
+      await this.store.put(key, value, { lease: this.#lease!.id });
+      this.onWritten(service, instanceId, true);
+    });
+  }
+
+  /** Withdraws the record: the instance is ready again (or forgotten). */
+  undrained(service: string, instanceId: string): void {
+    const key = `${this.#base}${service}/${instanceId}`;
+    if (!this.#records.delete(key)) return;
+    void this.#enqueue(async () => {
+      if (this.#closed || this.#records.has(key)) return;
+      await this.store.delete(key);
+      this.onWritten(service, instanceId, false);
+    });
+  }
+
+  /** Revokes the lease: every record of this router goes. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#chain;
+    await this.#lease?.revoke().catch(() => undefined);
+  }
+}

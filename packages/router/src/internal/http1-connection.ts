@@ -1,0 +1,796 @@
+import type net from 'node:net';
+import type { Backend, BackendSet } from './backend-set.js';
+import { BodyFramer, FramingError } from './body-framer.js';
+import type { DataPlane } from './data-plane.js';
+import {
+  findHeadEnd,
+  HeadError,
+  parseRequestHead,
+  parseResponseHead,
+  type RequestHead,
+  type ResponseHead,
+} from './http-head.js';
+import type { ActiveHttpRoute } from './route-matcher.js';
+import { STICKY_COOKIE } from './sticky.js';
+
+const HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+]);
+const FORWARDED = new Set([
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'x-request-id',
+  'x-request-start',
+]);
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const REQUEST_ID_RE = /^[\x21-\x7e]{1,200}$/;
+/** Request bytes kept to replay on another backend; a longer request is not retried once sent. */
+const REPLAY_LIMIT = 64 * 1024;
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  404: 'Not Found',
+  408: 'Request Timeout',
+  413: 'Content Too Large',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+  505: 'HTTP Version Not Supported',
+};
+
+type ConnState = 'head' | 'request' | 'tunnel' | 'closed';
+
+/**
+ * One client connection speaking HTTP/1.x (plain or over TLS): parses request heads strictly,
+ * and proxies one request at a time (pipelined ones wait) through an {@link Exchange}.
+ */
+export class Http1Connection {
+  state: ConnState = 'head';
+  /** Client bytes not yet consumed (a partial head, or pipelined requests). */
+  buf: Buffer | null = null;
+  /** When the current wait for a head began. */
+  headStart: number;
+  exchange: Exchange | null = null;
+  readonly remoteAddr: string;
+  readonly localPort: number;
+
+  constructor(
+    readonly socket: net.Socket,
+    readonly plane: DataPlane,
+    readonly secure: boolean,
+    readonly onClosed: (c: Http1Connection) => void,
+  ) {
+    this.headStart = plane.now();
+    const ra = socket.remoteAddress ?? '';
+    this.remoteAddr = ra.startsWith('::ffff:') ? ra.slice(7) : ra;
+    this.localPort = socket.localPort ?? 0;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', () => socket.destroy());
+    socket.on('end', () => {
+      if (this.state === 'head' && this.exchange === null) socket.end();
+    });
+    socket.on('close', () => this.#onClose());
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.state === 'head') {
+      this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
+      this.#parse();
+    } else if (this.state === 'request') {
+      this.exchange!.onClientData(chunk);
+    }
+  }
+
+  #parse(): void {
+    const buf = this.buf;
+    if (buf === null || this.state !== 'head') return;
+    let head: RequestHead;
+    try {
+      const end = findHeadEnd(buf, this.plane.limits);
+      if (end === -1) return;
+      head = parseRequestHead(buf, end, this.plane.limits);
+    } catch (err) {
+      if (err instanceof HeadError) this.fail(err.status, err.message);
+      else this.socket.destroy();
+      return;
+    }
+    const rest = buf.length > head.length ? buf.subarray(head.length) : null;
+    this.buf = null;
+    this.state = 'request';
+    this.exchange = new Exchange(this, head);
+    this.exchange.start(rest);
+  }
+
+  /** Answers with an error and closes the connection (the framing can no longer be trusted). */
+  fail(status: number, detail: string): void {
+    this.respond(status, `${REASONS[status] ?? 'Error'}: ${detail}\n`, false);
+    this.state = 'closed';
+  }
+
+  /** Writes a short local response. */
+  respond(status: number, body: string, keepAlive: boolean, extra = ''): void {
+    if (this.socket.destroyed) return;
+    const text =
+      `HTTP/1.1 ${status} ${REASONS[status] ?? 'Status'}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\n${extra}${keepAlive ? '' : 'connection: close\r\n'}\r\n${body}`;
+    if (keepAlive) this.socket.write(text);
+    else this.socket.end(text);
+  }
+
+  /** The exchange finished: go on with pipelined requests, or close. */
+  next(keepAlive: boolean, rest: Buffer | null): void {
+    this.exchange = null;
+    if (!keepAlive || this.socket.destroyed) {
+      this.state = 'closed';
+      if (!this.socket.destroyed) this.socket.end();
+      return;
+    }
+    if (this.socket.readableEnded) {
+      this.state = 'closed';
+      this.socket.end();
+      return;
+    }
+    this.state = 'head';
+    this.headStart = this.plane.now();
+    if (rest !== null && rest.length > 0)
+      this.buf = this.buf === null ? rest : Buffer.concat([rest, this.buf]);
+    if (this.socket.isPaused()) this.socket.resume();
+    if (this.buf !== null) this.#parse();
+  }
+
+  /** Called by the router's sweeper about once a second: head and idle timeouts. */
+  sweep(now: number): void {
+    if (this.state === 'head') {
+      const elapsed = now - this.headStart;
+      if (this.buf === null || this.buf.length === 0) {
+        if (elapsed >= this.plane.idleTimeoutMs) this.socket.destroy();
+      } else if (elapsed >= this.plane.headersTimeoutMs) {
+        this.fail(408, 'the request head took too long');
+      }
+    } else if (this.state === 'request') {
+      this.exchange?.sweep(now);
+    }
+  }
+
+  /** Closes the connection now (router shutdown). Idle connections go at once. */
+  closeIdle(): void {
+    if (this.state === 'head' && (this.buf === null || this.buf.length === 0))
+      this.socket.destroy();
+  }
+
+  #onClose(): void {
+    const prev = this.state;
+    this.state = 'closed';
+    if (prev === 'request') this.exchange?.clientGone();
+    this.onClosed(this);
+  }
+}
+
+/** One request proxied to a backend, with retries on others. */
+class Exchange {
+  readonly #c: Http1Connection;
+  readonly #h: RequestHead;
+  readonly #p: DataPlane;
+  readonly #start: number;
+  #route: ActiveHttpRoute | undefined;
+  #set: BackendSet | undefined;
+  #requestId = '';
+  #upHead: Buffer | null = null;
+  /** Request framing; null when the request has no body. */
+  #reqBody: BodyFramer | null = null;
+  #replay: Buffer[] | null = [];
+  #replayBytes = 0;
+  /** Client body bytes waiting for an upstream connection. */
+  #queued: Buffer[] = [];
+  #backend: Backend | undefined;
+  #tried: Set<Backend> | undefined;
+  #retries = 0;
+  #up: import('node:net').Socket | null = null;
+  #upReady = false;
+  #sentAny = false;
+  #sentAt = 0;
+  /** Response state: 'none' before any byte, 'head' while reading it, 'body' after. */
+  #res: 'none' | 'head' | 'body' | 'done' = 'none';
+  #ubuf: Buffer | null = null;
+  #resBody: BodyFramer | null = null;
+  #resHead: ResponseHead | null = null;
+  #keepClient = true;
+  #status = 0;
+  #stickyId: string | undefined;
+  #finished = false;
+  #wantUpgrade = false;
+
+  constructor(c: Http1Connection, h: RequestHead) {
+    this.#c = c;
+    this.#h = h;
+    this.#p = c.plane;
+    this.#start = this.#p.now();
+  }
+
+  start(rest: Buffer | null): void {
+    const h = this.#h;
+    const p = this.#p;
+    const c = this.#c;
+    this.#keepClient =
+      h.version === 11 ? !h.connection.includes('close') : h.connection.includes('keep-alive');
+    if (h.chunked) this.#reqBody = new BodyFramer('chunked');
+    else if (h.contentLength > 0) this.#reqBody = new BodyFramer('length', h.contentLength);
+    // Bytes after the head that are not body belong to the next request.
+    let pipelined: Buffer | null = rest;
+    let bodyPart: Buffer | null = null;
+    if (this.#reqBody !== null && rest !== null) {
+      try {
+        const end = this.#reqBody.feed(rest);
+        bodyPart = rest.subarray(0, end);
+        pipelined = end < rest.length ? rest.subarray(end) : null;
+      } catch (err) {
+        this.#localError(400, (err as Error).message, false);
+        return;
+      }
+    }
+    if (pipelined !== null) {
+      c.buf = pipelined;
+      c.socket.pause();
+    }
+    this.#requestId = this.#header('x-request-id');
+    if (!REQUEST_ID_RE.test(this.#requestId)) this.#requestId = p.requestId();
+
+    const route = p.matcher.match(h.host, h.target);
+    this.#route = route;
+    if (route === undefined) {
+      this.#local(404, `No route for host ${JSON.stringify(h.host.slice(0, 200))}\n`);
+      return;
+    }
+    if (route.httpsOnly === true && !c.secure) {
+      let host = h.host;
+      const colon = host.lastIndexOf(':');
+      if (colon !== -1 && !host.endsWith(']')) host = host.slice(0, colon);
+      const port = p.httpsPort !== undefined && p.httpsPort !== 443 ? `:${p.httpsPort}` : '';
+      const status = h.method === 'GET' || h.method === 'HEAD' ? 301 : 308;
+      const location = `https://${host}${port}${h.target.startsWith('/') ? h.target : '/'}`;
+      this.#status = status;
+      this.#localRaw(
+        status,
+        status === 301 ? 'Moved Permanently' : 'Permanent Redirect',
+        `Redirecting to ${location}\n`,
+        `location: ${location}\r\n`,
+      );
+      return;
+    }
+    if (route.maxBodyBytes !== undefined && h.contentLength > route.maxBodyBytes) {
+      this.#localError(
+        413,
+        `the body is larger than this route's limit of ${route.maxBodyBytes} bytes`,
+        false,
+      );
+      return;
+    }
+    if (
+      route.maxBodyBytes !== undefined &&
+      this.#reqBody !== null &&
+      this.#reqBody.bytes > route.maxBodyBytes
+    ) {
+      this.#localError(
+        413,
+        `the body is larger than this route's limit of ${route.maxBodyBytes} bytes`,
+        false,
+      );
+      return;
+    }
+    this.#set = p.backends(route.service);
+    this.#wantUpgrade = h.upgrade !== '' && h.connection.includes('upgrade');
+    this.#upHead = this.#buildHead();
+    this.#replay!.push(this.#upHead);
+    this.#replayBytes = this.#upHead.length;
+    if (bodyPart !== null && bodyPart.length > 0) this.#queue(bodyPart);
+    // Body bytes wait for the upstream connection: stop reading until it is there.
+    if (this.#reqBody !== null && !this.#reqBody.done) c.socket.pause();
+    if (route.sticky === true) {
+      const cookie = this.#header('cookie');
+      if (cookie !== '') this.#stickyId = p.sticky.verify(route.service, cookie);
+    }
+    this.#attempt();
+  }
+
+  #header(name: string): string {
+    const names = this.#h.names;
+    for (let i = 0; i < names.length; i++)
+      if (names[i] === name) return this.#h.headers[2 * i + 1]!;
+    return '';
+  }
+
+  #buildHead(): Buffer {
+    const h = this.#h;
+    const c = this.#c;
+    let s = `${h.method} ${h.target} HTTP/1.${h.version === 11 ? 1 : 0}\r\n`;
+    const drop = h.connection;
+    let xff = '';
+    for (let i = 0; i < h.names.length; i++) {
+      const n = h.names[i]!;
+      if (HOP.has(n) || FORWARDED.has(n)) {
+        if (n === 'x-forwarded-for') xff += `${h.headers[2 * i + 1]!}, `;
+        continue;
+      }
+      if (drop.length > 0 && drop.includes(n)) continue;
+      s += `${h.headers[2 * i]!}: ${h.headers[2 * i + 1]!}\r\n`;
+    }
+    s +=
+      `x-forwarded-for: ${xff}${c.remoteAddr}\r\nx-forwarded-proto: ${c.secure ? 'https' : 'http'}\r\n` +
+      `x-forwarded-port: ${c.localPort}\r\nx-request-id: ${this.#requestId}\r\nx-request-start: t=${Date.now()}\r\n`;
+    if (h.chunked) s += 'transfer-encoding: chunked\r\n';
+    if (this.#wantUpgrade) s += `connection: upgrade\r\nupgrade: ${h.upgrade}\r\n`;
+    return Buffer.from(`${s}\r\n`, 'latin1');
+  }
+
+  #queue(chunk: Buffer): void {
+    if (this.#replay !== null) {
+      this.#replayBytes += chunk.length;
+      if (this.#replayBytes > REPLAY_LIMIT) this.#replay = null;
+      else this.#replay.push(chunk);
+    }
+    if (this.#upReady) {
+      this.#sentAny = true;
+      if (!this.#up!.write(chunk)) {
+        this.#c.socket.pause();
+        this.#up!.once('drain', this.#resumeClient);
+      }
+    } else {
+      this.#queued.push(chunk);
+    }
+  }
+
+  readonly #resumeClient = (): void => {
+    if (
+      this.#c.state === 'request' &&
+      this.#c.buf === null &&
+      this.#reqBody !== null &&
+      !this.#reqBody.done
+    )
+      this.#c.socket.resume();
+  };
+
+  /** Client bytes while this exchange runs: body, then pipelined requests. */
+  onClientData(chunk: Buffer): void {
+    const body = this.#reqBody;
+    if (body === null || body.done) {
+      this.#c.buf = this.#c.buf === null ? chunk : Buffer.concat([this.#c.buf, chunk]);
+      if (this.#c.buf.length > this.#p.limits.maxHeaderBytes) this.#c.socket.pause();
+      return;
+    }
+    let end: number;
+    try {
+      end = body.feed(chunk);
+    } catch (err) {
+      if (err instanceof FramingError) this.#abortBody(400, err.message);
+      return;
+    }
+    const max = this.#route?.maxBodyBytes;
+    if (max !== undefined && body.bytes > max) {
+      this.#abortBody(413, `the body is larger than this route's limit of ${max} bytes`);
+      return;
+    }
+    if (end > 0) this.#queue(end === chunk.length ? chunk : chunk.subarray(0, end));
+    if (end < chunk.length) {
+      this.#c.buf = chunk.subarray(end);
+      this.#c.socket.pause();
+    }
+  }
+
+  #abortBody(status: number, detail: string): void {
+    if (this.#res === 'none' || this.#res === 'head') {
+      this.#dropUpstream();
+      this.#localError(status, detail, false);
+    } else {
+      this.#finish(false);
+      this.#c.socket.destroy();
+    }
+  }
+
+  #attempt(): void {
+    const set = this.#set;
+    let b: Backend | undefined;
+    if (set !== undefined) {
+      if (this.#stickyId !== undefined && this.#tried === undefined) {
+        const s = set.get(this.#stickyId);
+        if (s !== undefined && s.usable(this.#p.now())) b = s;
+      }
+      b ??= set.pick(this.#tried);
+    }
+    if (b === undefined) {
+      if (this.#tried === undefined) {
+        this.#local(503, `No ready backend for service ${this.#route!.service}\n`);
+      } else {
+        this.#localError(
+          502,
+          'every backend tried failed',
+          this.#reqBody === null || this.#reqBody.done,
+        );
+      }
+      return;
+    }
+    this.#backend = b;
+    set!.acquire(b);
+    const pool = this.#p.pool;
+    let s = pool.take(b);
+    const fresh = s === undefined;
+    s ??= pool.connect(b);
+    this.#up = s;
+    this.#upReady = false;
+    this.#res = 'none';
+    this.#ubuf = null;
+    s.on('data', this.#onUpData);
+    s.on('error', this.#onUpError);
+    s.on('end', this.#onUpEnd);
+    s.on('close', this.#onUpClose);
+    if (fresh) s.once('connect', this.#onUpConnect);
+    else this.#onUpConnect();
+  }
+
+  readonly #onUpConnect = (): void => {
+    const s = this.#up!;
+    this.#upReady = true;
+    this.#sentAt = this.#p.now();
+    this.#sentAny = true;
+    if (this.#retries === 0 || this.#replay === null) {
+      s.write(this.#upHead!);
+      const q = this.#queued;
+      this.#queued = [];
+      for (const chunk of q) s.write(chunk);
+    } else {
+      for (const chunk of this.#replay) s.write(chunk);
+      this.#queued = [];
+    }
+    if (
+      this.#reqBody !== null &&
+      !this.#reqBody.done &&
+      this.#c.buf === null &&
+      this.#c.state === 'request'
+    ) {
+      this.#c.socket.resume();
+    }
+  };
+
+  readonly #onUpData = (chunk: Buffer): void => {
+    if (this.#res === 'body') {
+      this.#forwardBody(chunk);
+      return;
+    }
+    this.#res = 'head';
+    this.#ubuf = this.#ubuf === null ? chunk : Buffer.concat([this.#ubuf, chunk]);
+    this.#parseResponse();
+  };
+
+  #parseResponse(): void {
+    const p = this.#p;
+    for (;;) {
+      const ubuf = this.#ubuf!;
+      let rh: ResponseHead;
+      try {
+        const end = findHeadEnd(ubuf, p.limits, true);
+        if (end === -1) return;
+        rh = parseResponseHead(ubuf, end, p.limits);
+      } catch (err) {
+        this.#set!.failed(this.#backend!);
+        this.#dropUpstream();
+        this.#localError(
+          502,
+          `the backend sent an invalid response (${(err as Error).message})`,
+          false,
+        );
+        return;
+      }
+      const rest = ubuf.length > rh.length ? ubuf.subarray(rh.length) : null;
+      if (rh.status === 101 && this.#wantUpgrade) {
+        this.#tunnel(ubuf.subarray(0, rh.length), rest);
+        return;
+      }
+      if (rh.status >= 100 && rh.status < 200) {
+        if (this.#h.version === 11 && rh.status !== 101)
+          this.#c.socket.write(ubuf.subarray(0, rh.length));
+        if (rest === null) {
+          this.#ubuf = null;
+          this.#res = 'none';
+          return;
+        }
+        this.#ubuf = rest;
+        continue;
+      }
+      this.#onResponseHead(rh, rest);
+      return;
+    }
+  }
+
+  #onResponseHead(rh: ResponseHead, rest: Buffer | null): void {
+    const p = this.#p;
+    const route = this.#route!;
+    const b = this.#backend!;
+    this.#resHead = rh;
+    this.#status = rh.status;
+    this.#set!.succeeded(b);
+    p.metrics.upstreamLatency(route.service, (p.now() - this.#sentAt) / 1000);
+    const noBody = this.#h.method === 'HEAD' || rh.status === 204 || rh.status === 304;
+    if (noBody) this.#resBody = new BodyFramer('length', 0);
+    else if (rh.chunked) this.#resBody = new BodyFramer('chunked');
+    else if (rh.contentLength >= 0) this.#resBody = new BodyFramer('length', rh.contentLength);
+    else this.#resBody = new BodyFramer('close');
+    if (this.#resBody.untilClose || (this.#h.version === 10 && rh.chunked))
+      this.#keepClient = false;
+    if (this.#reqBody !== null && !this.#reqBody.done) this.#keepClient = false;
+    // Response head for the client.
+    let s = `HTTP/1.1 ${rh.status} ${rh.reason}\r\n`;
+    const drop = rh.connection;
+    for (let i = 0; i < rh.names.length; i++) {
+      const n = rh.names[i]!;
+      if (HOP.has(n) || (drop.length > 0 && drop.includes(n))) continue;
+      s += `${rh.headers[2 * i]!}: ${rh.headers[2 * i + 1]!}\r\n`;
+    }
+    if (rh.chunked && !noBody) s += 'transfer-encoding: chunked\r\n';
+    if (route.sticky === true && this.#stickyId !== b.id) {
+      s += `set-cookie: ${STICKY_COOKIE}=${p.sticky.sign(route.service, b.id)}; Path=/; HttpOnly; SameSite=Lax${this.#c.secure ? '; Secure' : ''}\r\n`;
+    }
+    if (this.#c.secure && route.hsts === true)
+      s += 'strict-transport-security: max-age=31536000\r\n';
+    if (!this.#keepClient) s += 'connection: close\r\n';
+    else if (this.#h.version === 10) s += 'connection: keep-alive\r\n';
+    this.#res = 'body';
+    this.#ubuf = null;
+    const head = Buffer.from(`${s}\r\n`, 'latin1');
+    if (this.#resBody.done) {
+      this.#c.socket.write(head);
+      this.#complete(rest);
+      return;
+    }
+    this.#c.socket.write(head);
+    if (rest !== null) this.#forwardBody(rest);
+  }
+
+  #forwardBody(chunk: Buffer): void {
+    const framer = this.#resBody!;
+    let end: number;
+    try {
+      end = framer.feed(chunk);
+    } catch {
+      this.#finish(false);
+      this.#dropUpstream();
+      this.#c.socket.destroy();
+      return;
+    }
+    const out = end === chunk.length ? chunk : chunk.subarray(0, end);
+    const cs = this.#c.socket;
+    if (out.length > 0 && !cs.write(out) && !framer.done) {
+      const up = this.#up!;
+      up.pause();
+      cs.once('drain', () => up.resume());
+    }
+    if (framer.done) this.#complete(end < chunk.length ? chunk.subarray(end) : null);
+  }
+
+  /** The response is complete. */
+  #complete(extra: Buffer | null): void {
+    const up = this.#up!;
+    const b = this.#backend!;
+    this.#res = 'done';
+    this.#detachUp(up);
+    const rh = this.#resHead!;
+    const reusable =
+      extra === null &&
+      rh.version === 11 &&
+      !rh.connection.includes('close') &&
+      !this.#resBody!.untilClose &&
+      this.#h.version === 11 &&
+      (this.#reqBody === null || this.#reqBody.done);
+    if (reusable) this.#p.pool.put(b, up);
+    else up.destroy();
+    this.#up = null;
+    this.#finish(true);
+    const c = this.#c;
+    const rest = c.buf;
+    c.buf = null;
+    c.next(this.#keepClient, rest);
+  }
+
+  #detachUp(up: import('node:net').Socket): void {
+    up.removeListener('data', this.#onUpData);
+    up.removeListener('error', this.#onUpError);
+    up.removeListener('end', this.#onUpEnd);
+    up.removeListener('close', this.#onUpClose);
+    up.removeListener('connect', this.#onUpConnect);
+    up.removeListener('drain', this.#resumeClient);
+  }
+
+  readonly #onUpError = (): void => {
+    // 'close' follows and decides.
+  };
+
+  readonly #onUpEnd = (): void => {
+    if (this.#res === 'body' && this.#resBody!.untilClose) {
+      this.#complete(null);
+      return;
+    }
+    this.#up?.destroy();
+  };
+
+  readonly #onUpClose = (): void => {
+    if (this.#up === null || this.#finished) return;
+    this.#upstreamFailed(false);
+  };
+
+  /** The upstream connection failed (or timed out) before the exchange completed. */
+  #upstreamFailed(timeout: boolean): void {
+    const up = this.#up!;
+    this.#detachUp(up);
+    up.destroy();
+    this.#up = null;
+    const b = this.#backend!;
+    const set = this.#set!;
+    if (this.#res === 'body') {
+      // Part of the response went out: nothing can save it; cut the client off.
+      this.#finish(false);
+      this.#c.socket.destroy();
+      return;
+    }
+    set.failed(b);
+    set.release(b);
+    this.#backend = undefined;
+    const idempotent = IDEMPOTENT.has(this.#h.method);
+    const canRetry =
+      !timeout &&
+      this.#res === 'none' &&
+      this.#retries < this.#p.maxRetries &&
+      this.#c.state === 'request' &&
+      (this.#replay !== null || !this.#sentAny) &&
+      (idempotent || !this.#sentAny);
+    if (canRetry) {
+      (this.#tried ??= new Set()).add(b);
+      this.#retries++;
+      this.#p.metrics.retry(set.service);
+      this.#sentAny = false;
+      this.#attempt();
+      return;
+    }
+    this.#localError(
+      timeout ? 504 : 502,
+      timeout
+        ? 'the backend did not answer in time'
+        : 'the backend closed the connection without a response',
+      false,
+    );
+  }
+
+  #tunnel(head: Buffer, rest: Buffer | null): void {
+    const up = this.#up!;
+    const cs = this.#c.socket;
+    this.#detachUp(up);
+    this.#c.state = 'tunnel';
+    this.#status = 101;
+    this.#c.socket.removeAllListeners('data');
+    cs.write(head);
+    if (rest !== null) cs.write(rest);
+    const pending = this.#c.buf;
+    this.#c.buf = null;
+    if (pending !== null) up.write(pending);
+    const set = this.#set!;
+    const b = this.#backend!;
+    this.#p.metrics.request(this.#route!.label, 101);
+    this.#log(101);
+    let released = false;
+    const done = (): void => {
+      if (released) return;
+      released = true;
+      set.release(b);
+      up.destroy();
+      cs.destroy();
+    };
+    up.on('error', done);
+    up.on('close', done);
+    cs.on('error', done);
+    cs.on('close', done);
+    up.pipe(cs);
+    cs.pipe(up);
+    if (cs.isPaused()) cs.resume();
+    this.#finished = true;
+  }
+
+  /** Called by the sweeper: the upstream response head timeout. */
+  sweep(now: number): void {
+    if (
+      this.#up !== null &&
+      this.#upReady &&
+      (this.#res === 'none' || this.#res === 'head') &&
+      now - this.#sentAt >= this.#p.upstreamTimeoutMs
+    ) {
+      this.#upstreamFailed(true);
+    }
+  }
+
+  /** The client went away mid-exchange. */
+  clientGone(): void {
+    if (this.#finished) return;
+    this.#dropUpstream();
+    this.#finish(false);
+  }
+
+  #dropUpstream(): void {
+    const up = this.#up;
+    if (up === null) return;
+    this.#detachUp(up);
+    up.destroy();
+    this.#up = null;
+  }
+
+  /** Bookkeeping once per request: backend release, metrics, access log. */
+  #finish(ok: boolean): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (this.#backend !== undefined) {
+      this.#set!.release(this.#backend);
+    }
+    const status = ok ? this.#status : this.#status || 499;
+    this.#p.metrics.request(this.#route?.label ?? 'none', status);
+    this.#log(status);
+  }
+
+  #log(status: number): void {
+    const log = this.#p.accessLog;
+    if (log === undefined) return;
+    const h = this.#h;
+    const q = h.target.indexOf('?');
+    log({
+      method: h.method,
+      host: h.host,
+      path: q === -1 ? h.target : h.target.slice(0, q),
+      status,
+      durationMs: this.#p.now() - this.#start,
+      route: this.#route?.label,
+      backend: this.#backend?.addr,
+      requestId: this.#requestId,
+      remoteAddr: this.#c.remoteAddr,
+      retries: this.#retries,
+    });
+  }
+
+  /** A local answer that keeps the connection when no request body is left unread. */
+  #local(status: number, body: string): void {
+    const keep = this.#keepClient && (this.#reqBody === null || this.#reqBody.done);
+    this.#status = status;
+    this.#finish(true);
+    this.#c.respond(status, body, keep);
+    const c = this.#c;
+    const rest = c.buf;
+    c.buf = null;
+    c.next(keep, rest);
+  }
+
+  #localRaw(status: number, reason: string, body: string, extra: string): void {
+    const keep = this.#keepClient && (this.#reqBody === null || this.#reqBody.done);
+    this.#finish(true);
+    const c = this.#c;
+    c.socket.write(
+      `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}${keep ? '' : 'connection: close\r\n'}\r\n${body}`,
+    );
+    const rest = c.buf;
+    c.buf = null;
+    c.next(keep, rest);
+  }
+
+  #localError(status: number, detail: string, keep: boolean): void {
+    this.#status = status;
+    this.#finish(true);
+    const body = `${REASONS[status] ?? 'Error'}: ${detail}\n`;
+    const k = keep && this.#keepClient;
+    this.#c.respond(status, body, k);
+    const c = this.#c;
+    const rest = c.buf;
+    c.buf = null;
+    c.next(k, rest);
+  }
+}

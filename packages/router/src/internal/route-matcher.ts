@@ -1,0 +1,85 @@
+import type { HttpRoute, StoredRoute, TcpRoute } from '../route.js';
+
+/** An HTTP route as the data plane uses it. */
+export type ActiveHttpRoute = HttpRoute & {
+  readonly id: string;
+  readonly path: string;
+  readonly label: string;
+};
+
+/**
+ * Matches requests to HTTP routes: exact domain first, then the most specific wildcard
+ * (`*.example.com`), then within a domain the longest path prefix on segment boundaries.
+ * Immutable: a route change builds a new matcher, swapped in at once.
+ */
+export class RouteMatcher {
+  readonly #exact = new Map<string, ActiveHttpRoute[]>();
+  readonly #wildcard = new Map<string, ActiveHttpRoute[]>();
+  /** TCP routes by port. */
+  readonly tcp = new Map<number, TcpRoute & { readonly id: string }>();
+  /** Every service some route names. */
+  readonly services = new Set<string>();
+
+  constructor(routes: Iterable<StoredRoute>) {
+    for (const r of routes) {
+      this.services.add(r.service);
+      if (r.type === 'tcp') {
+        this.tcp.set(r.port, r);
+        continue;
+      }
+      const path = r.path ?? '/';
+      const active: ActiveHttpRoute = { ...r, path, label: `${r.domain}${path}` };
+      const wild = r.domain.startsWith('*.');
+      const map = wild ? this.#wildcard : this.#exact;
+      const key = wild ? r.domain.slice(2) : r.domain;
+      const list = map.get(key) ?? [];
+      list.push(active);
+      list.sort((a, b) => b.path.length - a.path.length);
+      map.set(key, list);
+    }
+  }
+
+  /**
+   * The route for a Host header value (any case, optional port) and a request target; or
+   * undefined when none matches.
+   */
+  match(host: string, target: string): ActiveHttpRoute | undefined {
+    let name = host;
+    const colon = name.lastIndexOf(':');
+    if (colon !== -1 && !name.endsWith(']')) name = name.slice(0, colon);
+    name = name.toLowerCase();
+    if (name.endsWith('.')) name = name.slice(0, -1);
+    let q = target.indexOf('?');
+    if (q === -1) q = target.length;
+    // absolute-form targets (a proxy request) use their own path
+    let path = target.slice(0, q);
+    if (!path.startsWith('/')) {
+      const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/]*(\/.*)?$/.exec(path);
+      path = m?.[1] ?? '/';
+    }
+    const exact = this.#exact.get(name);
+    if (exact !== undefined) {
+      const r = pick(exact, path);
+      if (r !== undefined) return r;
+    }
+    let dot = name.indexOf('.');
+    while (dot !== -1) {
+      const list = this.#wildcard.get(name.slice(dot + 1));
+      if (list !== undefined) {
+        const r = pick(list, path);
+        if (r !== undefined) return r;
+      }
+      dot = name.indexOf('.', dot + 1);
+    }
+    return undefined;
+  }
+}
+
+function pick(list: readonly ActiveHttpRoute[], path: string): ActiveHttpRoute | undefined {
+  for (const r of list) {
+    const p = r.path;
+    if (p === '/' || path === p || (path.startsWith(p) && path.charCodeAt(p.length) === 47))
+      return r;
+  }
+  return undefined;
+}

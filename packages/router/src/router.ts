@@ -1,0 +1,688 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import http from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import tls from 'node:tls';
+import { type Logger, silentLogger } from '@flotilla/core';
+import type { Discovery, Registration } from '@flotilla/discovery';
+import { listAndWatch, type Store } from '@flotilla/store';
+import pino from 'pino';
+import type { Registry } from 'prom-client';
+import { type Certificate, CertificateTable, parseCertificateRecord } from './certificate-table.js';
+import { RouterError } from './errors.js';
+import { RouterMetrics } from './metrics.js';
+import type { Route, StoredRoute } from './route.js';
+import { DEFAULT_ROUTER_PREFIX, parseRouteRecord, RouteTable } from './route-table.js';
+import { DEFAULT_ROUTER_SERVICE } from './wait-for-drained.js';
+import { type Backend, type Balancing, BackendSet } from './internal/backend-set.js';
+import type { AccessEntry, DataPlane } from './internal/data-plane.js';
+import { DrainPublisher } from './internal/drain-publisher.js';
+import { createH2Handler } from './internal/h2-handler.js';
+import { Http1Connection } from './internal/http1-connection.js';
+import type { HeadLimits } from './internal/http-head.js';
+import { RouteMatcher } from './internal/route-matcher.js';
+import { StickyCookies } from './internal/sticky.js';
+import { forwardTcp } from './internal/tcp-proxy.js';
+import { UpstreamPool } from './internal/upstream-pool.js';
+
+/** Options of {@link Router}. */
+export interface RouterOptions {
+  /** Where routes, certificates and drained records live (shared by every router). */
+  readonly store: Store;
+  /** Where backends come from (ready instances of each route's service). */
+  readonly discovery: Discovery;
+  /** This router's id in discovery and its drained records (default `router-<random>`). */
+  readonly id?: string;
+  /** Key prefix in the store (default `router/`). */
+  readonly prefix?: string;
+  /** The discovery service routers register under (default `flotilla-router`). */
+  readonly routerService?: string;
+  /** Diagnostics (default: silent). */
+  readonly logger?: Logger;
+  /** Register the Prometheus metrics here (default: a registry of the router's own). */
+  readonly metrics?: Registry;
+  /**
+   * Where the JSON access log goes, one line per request (a pino destination such as
+   * `pino.destination(1)` or any `{ write(line) }`); default: off.
+   */
+  readonly accessLog?: { write(line: string): unknown } | false;
+  /** `p2c` (power of two choices on in-flight requests, default), `round-robin`, `least-connections`. */
+  readonly balancing?: Balancing;
+  /** Secret that signs sticky-session cookies; give every router the same (default: random). */
+  readonly stickySecret?: string;
+  /** Most bytes of a request head (default 16384); more gets 431. */
+  readonly maxHeaderBytes?: number;
+  /** Most request header fields (default 100); more gets 431. */
+  readonly maxHeaderCount?: number;
+  /** A request head not complete this long after it began gets 408 (default 10000 ms). */
+  readonly headersTimeoutMs?: number;
+  /** An idle keep-alive client connection is closed after this long (default 60000 ms). */
+  readonly idleTimeoutMs?: number;
+  /** A backend that has not answered a request's head this long: 504 (default 60000 ms). */
+  readonly upstreamTimeoutMs?: number;
+  /** A backend connect that takes longer fails over (default 3000 ms). */
+  readonly connectTimeoutMs?: number;
+  /** Most retries of one request on other backends (default 2). */
+  readonly maxRetries?: number;
+  /** Consecutive failures that eject a backend (default 3). */
+  readonly ejectAfter?: number;
+  /** First ejection period, doubling per ejection up to 30 s (default 1000 ms). */
+  readonly ejectMs?: number;
+  /** Idle keep-alive connections kept per backend (default 128). */
+  readonly maxIdlePerBackend?: number;
+  /** Idle upstream connections are closed after this long (default 4000 ms). */
+  readonly upstreamIdleTimeoutMs?: number;
+  /** TTL of the router's registration and drain lease (default 10000 ms). */
+  readonly ttlMs?: number;
+  /** How long `close()` lets in-flight requests finish (default 10000 ms). */
+  readonly closeTimeoutMs?: number;
+}
+
+/** Where to listen. Every part is optional; port 0 picks a free port. */
+export interface ListenOptions {
+  /** Plain HTTP/1.1. */
+  readonly http?: { readonly port: number; readonly host?: string };
+  /** HTTPS (HTTP/1.1 and HTTP/2 by ALPN), with certificates by SNI from the store. */
+  readonly https?: { readonly port: number; readonly host?: string };
+  /** The address TCP routes' listeners bind (default `127.0.0.1`); their ports are the routes'. */
+  readonly tcp?: { readonly host?: string };
+}
+
+/** The addresses bound by {@link Router.listen}. */
+export interface RouterAddresses {
+  readonly http?: net.AddressInfo;
+  readonly https?: net.AddressInfo;
+}
+
+/** Events of {@link Router}. */
+export interface RouterEvents {
+  /** The routes in use changed (a store change was applied). */
+  routes: [routes: readonly StoredRoute[]];
+  /** The certificates in use changed. */
+  certificates: [domains: readonly string[]];
+  /** A drained record was written (`drained` true) or withdrawn. */
+  drain: [service: string, instanceId: string, drained: boolean];
+  /** A background problem: an invalid record, a TCP port that could not be bound. */
+  warning: [error: Error];
+}
+
+/** The router's lifecycle state. */
+export type RouterState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+const ID_RE = /^[A-Za-z0-9_.-]{1,128}$/;
+
+function positive(name: string, v: number | undefined, dflt: number, min = 1): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 2 ** 31 - 1) {
+    throw new RouterError(
+      'FLOTILLA_ROUTER_INVALID_OPTIONS',
+      `router option ${name} must be an integer from ${min} to 2^31 - 1, not ${String(v)}`,
+    );
+  }
+  return v;
+}
+
+/**
+ * The Flotilla router: HTTP, HTTPS (HTTP/2 by ALPN) and TCP, routes from the store, backends
+ * from discovery. It registers itself in discovery and publishes when it has drained an
+ * instance, so that deployers can `waitForDrained` before stopping it.
+ *
+ * @example
+ * ```ts
+ * const router = new Router({ store, discovery });
+ * await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'demo-web' });
+ * const { http } = await router.listen({ http: { port: 8080, host: '127.0.0.1' } });
+ * // ...
+ * await router.close();
+ * ```
+ */
+export class Router extends EventEmitter<RouterEvents> implements AsyncDisposable {
+  /** This router's id (discovery instance id, drained records). */
+  readonly id: string;
+  /** The routes in the store. */
+  readonly routes: RouteTable;
+  /** The certificates in the store. */
+  readonly certificates: CertificateTable;
+  /** The Prometheus metrics. */
+  readonly metrics: RouterMetrics;
+  #state: RouterState = 'idle';
+  readonly #o: RouterOptions;
+  readonly #logger: Logger;
+  readonly #prefix: string;
+  readonly #plane: DataPlane & { matcher: RouteMatcher; httpsPort: number | undefined };
+  readonly #sets = new Map<
+    string,
+    { set: BackendSet; ac: AbortController; synced: Promise<void> }
+  >();
+  readonly #conns = new Set<Http1Connection>();
+  readonly #sockets = new Set<net.Socket>();
+  readonly #servers: net.Server[] = [];
+  readonly #tcp = new Map<number, net.Server>();
+  #tcpHost = '127.0.0.1';
+  #listeningTcp = false;
+  readonly #contexts = new Map<string, tls.SecureContext>();
+  readonly #ac = new AbortController();
+  readonly #agent: http.Agent;
+  #drains: DrainPublisher | undefined;
+  #registration: Registration | undefined;
+  #sweeper: NodeJS.Timeout | undefined;
+  #closing: Promise<void> | undefined;
+  #seq = 0;
+  readonly #idPrefix = randomBytes(6).toString('hex');
+
+  /** Checks the options; makes no I/O (that starts with {@link listen}). */
+  constructor(options: RouterOptions) {
+    super();
+    if (
+      typeof options !== 'object' ||
+      options === null ||
+      options.store === undefined ||
+      options.discovery === undefined
+    ) {
+      throw new RouterError(
+        'FLOTILLA_ROUTER_INVALID_OPTIONS',
+        'new Router({ store, discovery }) needs a store and a discovery',
+      );
+    }
+    this.#o = options;
+    this.id = options.id ?? `router-${randomBytes(6).toString('hex')}`;
+    if (!ID_RE.test(this.id)) {
+      throw new RouterError(
+        'FLOTILLA_ROUTER_INVALID_OPTIONS',
+        `router id ${JSON.stringify(this.id)} must be 1-128 of [A-Za-z0-9_.-]`,
+      );
+    }
+    const balancing = options.balancing ?? 'p2c';
+    if (!['p2c', 'round-robin', 'least-connections'].includes(balancing)) {
+      throw new RouterError(
+        'FLOTILLA_ROUTER_INVALID_OPTIONS',
+        `router option balancing must be "p2c", "round-robin" or "least-connections", not ${JSON.stringify(balancing)}`,
+      );
+    }
+    this.#logger = options.logger ?? silentLogger;
+    this.#prefix = options.prefix ?? DEFAULT_ROUTER_PREFIX;
+    this.routes = new RouteTable(options.store, { prefix: this.#prefix, logger: this.#logger });
+    this.certificates = new CertificateTable(options.store, { prefix: this.#prefix });
+    this.metrics = new RouterMetrics(options.metrics);
+    const limits: HeadLimits = {
+      maxHeaderBytes: positive('maxHeaderBytes', options.maxHeaderBytes, 16384, 64),
+      maxHeaderCount: positive('maxHeaderCount', options.maxHeaderCount, 100),
+    };
+    const connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, 3000);
+    const ejectAfter = positive('ejectAfter', options.ejectAfter, 3);
+    const ejectMs = positive('ejectMs', options.ejectMs, 1000);
+    positive('ttlMs', options.ttlMs, 10000, 1000);
+    positive('closeTimeoutMs', options.closeTimeoutMs, 10000, 0);
+    const pool = new UpstreamPool({
+      maxIdlePerBackend: positive('maxIdlePerBackend', options.maxIdlePerBackend, 128, 0),
+      idleTimeoutMs: positive('upstreamIdleTimeoutMs', options.upstreamIdleTimeoutMs, 4000),
+      connectTimeoutMs,
+    });
+    this.#agent = new http.Agent({ keepAlive: true, maxSockets: 256, timeout: 60_000 });
+    let accessLog: ((e: AccessEntry) => void) | undefined;
+    if (options.accessLog !== undefined && options.accessLog !== false) {
+      const log = pino(
+        { base: null, messageKey: 'msg' },
+        options.accessLog as pino.DestinationStream,
+      );
+      accessLog = (e) => log.info(e);
+    }
+    const sticky = new StickyCookies(options.stickySecret ?? randomBytes(32));
+    const sets = this.#sets;
+    this.#plane = {
+      matcher: new RouteMatcher([]),
+      backends: (service) => sets.get(service)?.set,
+      pool,
+      limits,
+      headersTimeoutMs: positive('headersTimeoutMs', options.headersTimeoutMs, 10000),
+      idleTimeoutMs: positive('idleTimeoutMs', options.idleTimeoutMs, 60000),
+      upstreamTimeoutMs: positive('upstreamTimeoutMs', options.upstreamTimeoutMs, 60000),
+      maxRetries: positive('maxRetries', options.maxRetries, 2, 0),
+      httpsPort: undefined,
+      sticky,
+      metrics: this.metrics,
+      accessLog,
+      requestId: () => `${this.#idPrefix}-${(++this.#seq).toString(36)}`,
+      now: () => performance.now(),
+    };
+    this.#setOptions = { balancing, ejectAfter, ejectMs, connectTimeoutMs };
+  }
+
+  readonly #setOptions: {
+    balancing: Balancing;
+    ejectAfter: number;
+    ejectMs: number;
+    connectTimeoutMs: number;
+  };
+
+  /** The lifecycle state. */
+  get state(): RouterState {
+    return this.#state;
+  }
+
+  /** Stores a route (replacing the one with the same domain and path, or port). */
+  setRoute(route: Route): Promise<StoredRoute> {
+    return this.routes.set(route);
+  }
+
+  /** Removes a route by id; resolves false when there was none. */
+  removeRoute(id: string): Promise<boolean> {
+    return this.routes.remove(id);
+  }
+
+  /** Stores a certificate for a domain (or `*`, the default); routers load it live. */
+  setCertificate(certificate: Certificate): Promise<void> {
+    return this.certificates.set(certificate);
+  }
+
+  /** Removes a domain's certificate. */
+  removeCertificate(domain: string): Promise<boolean> {
+    return this.certificates.remove(domain);
+  }
+
+  /**
+   * Starts the router: loads routes and certificates (and keeps watching them), binds the
+   * listeners, registers the router in discovery. Resolves with the bound addresses once the
+   * routes and their backends are loaded.
+   */
+  async listen(
+    options: ListenOptions & { readonly signal?: AbortSignal },
+  ): Promise<RouterAddresses> {
+    if (this.#state !== 'idle') {
+      throw new RouterError(
+        this.#state === 'stopping' || this.#state === 'stopped'
+          ? 'FLOTILLA_ROUTER_CLOSED'
+          : 'FLOTILLA_ROUTER_INVALID_OPTIONS',
+        `listen() was already called on router ${this.id} (state ${this.#state})`,
+      );
+    }
+    for (const k of ['http', 'https'] as const) {
+      const l = options[k];
+      if (
+        l !== undefined &&
+        (typeof l.port !== 'number' || !Number.isInteger(l.port) || l.port < 0 || l.port > 65535)
+      ) {
+        throw new RouterError(
+          'FLOTILLA_ROUTER_INVALID_OPTIONS',
+          `listen ${k}.port must be an integer from 0 to 65535, not ${String(l.port)}`,
+        );
+      }
+    }
+    this.#state = 'starting';
+    try {
+      const signal = AbortSignal.any([
+        this.#ac.signal,
+        ...(options.signal === undefined ? [] : [options.signal]),
+      ]);
+      this.#tcpHost = options.tcp?.host ?? '127.0.0.1';
+      this.#drains = new DrainPublisher(
+        this.#o.store,
+        this.#prefix,
+        this.id,
+        this.#o.ttlMs ?? 10000,
+        this.#logger,
+        (s, i, d) => this.emit('drain', s, i, d),
+      );
+      await this.#drains.start();
+      signal.throwIfAborted();
+      await Promise.all([this.#watchRoutes(), this.#watchCertificates()]);
+      signal.throwIfAborted();
+      const out: { http?: net.AddressInfo; https?: net.AddressInfo } = {};
+      if (options.http !== undefined) {
+        const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) =>
+          this.#accept(s, false, 'http'),
+        );
+        out.http = await this.#bind(server, options.http.port, options.http.host ?? '127.0.0.1');
+      }
+      if (options.https !== undefined) {
+        out.https = await this.#bind(
+          this.#tlsServer(),
+          options.https.port,
+          options.https.host ?? '127.0.0.1',
+        );
+        this.#plane.httpsPort = out.https.port;
+      }
+      this.#listeningTcp = true;
+      await this.#reconcileTcp();
+      const addr = out.http ?? out.https;
+      this.#registration = await this.#o.discovery.register({
+        service: this.#o.routerService ?? DEFAULT_ROUTER_SERVICE,
+        id: this.id,
+        addr:
+          addr === undefined
+            ? '127.0.0.1:1'
+            : `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`,
+        ready: true,
+        ttlMs: this.#o.ttlMs ?? 10000,
+      });
+      this.#sweeper = setInterval(() => {
+        const now = this.#plane.now();
+        for (const c of this.#conns) c.sweep(now);
+      }, 1000);
+      this.#sweeper.unref();
+      if (this.#state !== 'starting')
+        throw new RouterError(
+          'FLOTILLA_ROUTER_CLOSED',
+          `router ${this.id} was closed while starting`,
+        );
+      this.#state = 'running';
+      return out;
+    } catch (err) {
+      if (this.#state === 'starting') this.#state = 'failed';
+      await this.#shutdown(0);
+      throw err;
+    }
+  }
+
+  #bind(server: net.Server, port: number, host: string): Promise<net.AddressInfo> {
+    this.#servers.push(server);
+    return new Promise((resolve, reject) => {
+      server.once('error', (cause: NodeJS.ErrnoException) =>
+        reject(
+          new RouterError(
+            'FLOTILLA_ROUTER_LISTEN_FAILED',
+            `cannot listen on ${host}:${port} (${cause.code ?? cause.message}): choose a free port or an address of this machine`,
+            { cause },
+          ),
+        ),
+      );
+      server.listen(port, host, () => {
+        server.removeAllListeners('error');
+        server.on('error', (err) => this.#warn(err));
+        resolve(server.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  #tlsServer(): tls.Server {
+    const h2 = http2.createServer({
+      maxSendHeaderBlockLength: this.#plane.limits.maxHeaderBytes,
+      settings: { maxHeaderListSize: this.#plane.limits.maxHeaderBytes },
+    });
+    h2.on('request', createH2Handler(this.#plane, this.#agent));
+    h2.on('sessionError', () => undefined);
+    const server = tls.createServer({
+      allowHalfOpen: true,
+      ALPNProtocols: ['h2', 'http/1.1'],
+      handshakeTimeout: this.#plane.headersTimeoutMs,
+      SNICallback: (name, cb) => cb(null, this.#contextFor(name)),
+    });
+    server.on('secureConnection', (s: tls.TLSSocket) => {
+      if (s.alpnProtocol === 'h2') {
+        this.#sockets.add(s);
+        this.metrics.connection('https', 1);
+        s.once('close', () => {
+          this.#sockets.delete(s);
+          this.metrics.connection('https', -1);
+        });
+        h2.emit('connection', s);
+      } else this.#accept(s, true, 'https');
+    });
+    server.on('tlsClientError', () => undefined);
+    return server;
+  }
+
+  #contextFor(name: string): tls.SecureContext | undefined {
+    const n = name.toLowerCase();
+    const exact = this.#contexts.get(n);
+    if (exact !== undefined) return exact;
+    let dot = n.indexOf('.');
+    while (dot !== -1) {
+      const wild = this.#contexts.get(`*${n.slice(dot)}`);
+      if (wild !== undefined) return wild;
+      dot = n.indexOf('.', dot + 1);
+    }
+    return this.#contexts.get('*');
+  }
+
+  #accept(socket: net.Socket, secure: boolean, protocol: 'http' | 'https'): void {
+    if (this.#state === 'stopping' || this.#state === 'stopped') {
+      socket.destroy();
+      return;
+    }
+    this.metrics.connection(protocol, 1);
+    const conn = new Http1Connection(socket, this.#plane, secure, (c) => {
+      this.#conns.delete(c);
+      this.metrics.connection(protocol, -1);
+    });
+    this.#conns.add(conn);
+  }
+
+  async #watchRoutes(): Promise<void> {
+    let first: (() => void) | undefined;
+    const ready = new Promise<void>((resolve) => (first = resolve));
+    const routes = new Map<string, StoredRoute>();
+    const prefix = this.routes.routesPrefix;
+    const apply = async (): Promise<void> => {
+      const matcher = new RouteMatcher(routes.values());
+      const synced: Promise<void>[] = [];
+      for (const service of matcher.services) synced.push(this.#ensureSet(service));
+      for (const [service, entry] of this.#sets) {
+        if (!matcher.services.has(service)) {
+          entry.ac.abort();
+          this.#sets.delete(service);
+        }
+      }
+      this.#plane.matcher = matcher;
+      if (this.#listeningTcp) void this.#reconcileTcp();
+      this.emit('routes', [...routes.values()]);
+      await Promise.all(synced);
+    };
+    const read = (key: string, value: string): void => {
+      try {
+        const r = parseRouteRecord(key, value, this.#prefix);
+        routes.set(r.id, r);
+      } catch (err) {
+        routes.delete(key.slice(prefix.length));
+        this.#warn(err as Error);
+      }
+    };
+    void (async () => {
+      for await (const item of listAndWatch(this.#o.store, prefix, {
+        signal: this.#ac.signal,
+        onRetry: (err) => this.#logger.warn({ err }, 'route watch retrying'),
+      })) {
+        if (item.type === 'snapshot') {
+          routes.clear();
+          for (const kv of item.kvs) read(kv.key, kv.value);
+          const p = apply();
+          if (first !== undefined) {
+            void p.then(first);
+            first = undefined;
+          }
+        } else {
+          const ev = item.event;
+          if (ev.type === 'put') read(ev.kv.key, ev.kv.value);
+          else routes.delete(ev.kv.key.slice(prefix.length));
+          void apply();
+        }
+      }
+    })().catch((err: unknown) => this.#warn(err as Error));
+    await ready;
+  }
+
+  async #watchCertificates(): Promise<void> {
+    let first: (() => void) | undefined;
+    const ready = new Promise<void>((resolve) => (first = resolve));
+    const prefix = this.certificates.certsPrefix;
+    const read = (key: string, value: string): void => {
+      const domain = key.slice(prefix.length);
+      try {
+        this.#contexts.set(domain, parseCertificateRecord(key, value).context);
+      } catch (err) {
+        this.#contexts.delete(domain);
+        this.#warn(err as Error);
+      }
+    };
+    void (async () => {
+      for await (const item of listAndWatch(this.#o.store, prefix, { signal: this.#ac.signal })) {
+        if (item.type === 'snapshot') {
+          this.#contexts.clear();
+          for (const kv of item.kvs) read(kv.key, kv.value);
+          first?.();
+          first = undefined;
+        } else if (item.event.type === 'put') read(item.event.kv.key, item.event.kv.value);
+        else this.#contexts.delete(item.event.kv.key.slice(prefix.length));
+        this.emit('certificates', [...this.#contexts.keys()]);
+      }
+    })().catch((err: unknown) => this.#warn(err as Error));
+    await ready;
+  }
+
+  #ensureSet(service: string): Promise<void> {
+    const existing = this.#sets.get(service);
+    if (existing !== undefined) return existing.synced;
+    const ac = new AbortController();
+    const signal = AbortSignal.any([ac.signal, this.#ac.signal]);
+    const drains = this.#drains!;
+    const pool = this.#plane.pool;
+    const set = new BackendSet(service, {
+      ...this.#setOptions,
+      maxEjectMs: 30_000,
+      now: this.#plane.now,
+      onDrained: (b: Backend) => drains.drained(service, b.id),
+      onReady: (b: Backend) => drains.undrained(service, b.id),
+      onEject: (b: Backend, ms: number) => {
+        this.metrics.ejection(service);
+        this.#logger.warn(
+          { service, instance: b.id, addr: b.addr, ms },
+          'backend ejected after repeated failures',
+        );
+      },
+      onRetire: (b: Backend) => pool.retire(b.addr),
+    });
+    let synced!: () => void;
+    const p = new Promise<void>((resolve) => (synced = resolve));
+    this.#sets.set(service, { set, ac, synced: p });
+    void (async () => {
+      for await (const ev of this.#o.discovery.watch(service, { signal })) {
+        switch (ev.kind) {
+          case 'current':
+            set.reset(ev.instances);
+            synced();
+            break;
+          case 'up':
+          case 'update':
+            set.upsert(ev.instance);
+            if (!ev.instance.ready) pool.retire(ev.instance.addr);
+            break;
+          case 'down':
+            set.remove(ev.instance.id);
+            break;
+          case 'invalid':
+            this.#warn(ev.error);
+            break;
+        }
+      }
+    })()
+      .catch((err: unknown) => this.#warn(err as Error))
+      .finally(synced);
+    return p;
+  }
+
+  async #reconcileTcp(): Promise<void> {
+    const want = this.#plane.matcher.tcp;
+    for (const [port, server] of this.#tcp) {
+      if (!want.has(port)) {
+        this.#tcp.delete(port);
+        server.close();
+      }
+    }
+    const binds: Promise<unknown>[] = [];
+    for (const [port, route] of want) {
+      if (this.#tcp.has(port)) {
+        (this.#tcp.get(port) as net.Server & { service?: string }).service = route.service;
+        continue;
+      }
+      const server: net.Server & { service?: string } = net.createServer(
+        { allowHalfOpen: true, noDelay: true },
+        (s) => {
+          if (this.#state === 'stopping' || this.#state === 'stopped') {
+            s.destroy();
+            return;
+          }
+          this.#sockets.add(s);
+          this.metrics.connection('tcp', 1);
+          s.once('close', () => {
+            this.#sockets.delete(s);
+            this.metrics.connection('tcp', -1);
+          });
+          forwardTcp(s, server.service!, {
+            backends: this.#plane.backends,
+            maxRetries: this.#plane.maxRetries,
+            connectTimeoutMs: this.#setOptions.connectTimeoutMs,
+            metrics: this.metrics,
+          });
+        },
+      );
+      server.service = route.service;
+      this.#tcp.set(port, server);
+      binds.push(
+        new Promise<void>((resolve) => {
+          server.once('error', (err) => {
+            this.#tcp.delete(port);
+            this.#warn(
+              new RouterError(
+                'FLOTILLA_ROUTER_LISTEN_FAILED',
+                `tcp route ${route.id}: cannot listen on ${this.#tcpHost}:${port} (${(err as NodeJS.ErrnoException).code ?? err.message}): free the port or change the route`,
+                { cause: err },
+              ),
+            );
+            resolve();
+          });
+          server.listen(port, this.#tcpHost, () => resolve());
+        }),
+      );
+    }
+    await Promise.all(binds);
+  }
+
+  #warn(err: Error): void {
+    if (this.#ac.signal.aborted) return;
+    this.#logger.warn({ err }, err.message);
+    this.emit('warning', err);
+  }
+
+  /**
+   * Stops the router: stops accepting, closes idle connections, lets in-flight requests finish
+   * (up to `closeTimeoutMs`), then deregisters and withdraws its drained records. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      if (this.#state !== 'failed') this.#state = 'stopping';
+      this.#closing = this.#shutdown(this.#o.closeTimeoutMs ?? 10000).finally(() => {
+        this.#state = 'stopped';
+      });
+    }
+    return this.#closing;
+  }
+
+  async #shutdown(graceMs: number): Promise<void> {
+    this.#ac.abort();
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    const closed = [...this.#servers, ...this.#tcp.values()].map(
+      (s) => new Promise<void>((resolve) => s.close(() => resolve())),
+    );
+    this.#tcp.clear();
+    for (const c of this.#conns) c.closeIdle();
+    const deadline = Date.now() + graceMs;
+    while (this.#conns.size > 0 && Date.now() < deadline) {
+      for (const c of this.#conns) c.closeIdle();
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    for (const c of this.#conns) c.socket.destroy();
+    for (const s of this.#sockets) s.destroy();
+    for (const e of this.#sets.values()) e.ac.abort();
+    this.#plane.pool.close();
+    this.#agent.destroy();
+    await Promise.all(closed);
+    await this.#registration?.close().catch(() => undefined);
+    await this.#drains?.close();
+  }
+
+  /** Same as {@link close}. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
