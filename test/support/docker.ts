@@ -61,3 +61,49 @@ export async function sweepDocker(docker: Docker, runId: string): Promise<void> 
       .catch(() => undefined);
   }
 }
+
+/** What {@link runContainer} saw. */
+export interface ContainerRun {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs `cmd` in a fresh container of `image` (labelled for the sweep) to its end and returns
+ * its exit code and output; the container is removed afterwards.
+ */
+export async function runContainer(
+  docker: Docker,
+  image: string,
+  cmd: string[],
+  options: { runId: string; user?: string; binds?: string[]; env?: string[] },
+): Promise<ContainerRun> {
+  const container = await docker.createContainer({
+    Image: image,
+    Cmd: cmd,
+    User: options.user ?? '',
+    Env: options.env ?? [],
+    Labels: { 'flotilla.test': options.runId },
+    HostConfig: { NetworkMode: 'host', Binds: options.binds ?? [] },
+  });
+  try {
+    await container.start();
+    const { StatusCode } = (await container.wait()) as { StatusCode: number };
+    const raw = (await container.logs({ stdout: true, stderr: true, follow: false })) as Buffer;
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    for (let i = 0; i + 8 <= raw.length;) {
+      const size = raw.readUInt32BE(i + 4);
+      (raw[i] === 2 ? err : out).push(raw.subarray(i + 8, i + 8 + size));
+      i += 8 + size;
+    }
+    return {
+      code: StatusCode,
+      stdout: Buffer.concat(out).toString('utf8'),
+      stderr: Buffer.concat(err).toString('utf8'),
+    };
+  } finally {
+    await container.remove({ force: true });
+  }
+}

@@ -1,2 +1,10 @@
-/** Version of this package. */
-export const VERSION = '0.1.0';
+/**
+ * Run Flotilla jobs in Docker containers: the `DockerDriver`, the locally built stack image,
+ * Dockerfile builds and a container executor for buildpack builds. Nothing is ever pulled.
+ *
+ * @packageDocumentation
+ */
+export { DockerError, DockerErrorCodes } from './errors.js';
+export type { DockerErrorCode } from './errors.js';
+export { createStackImage, DEFAULT_STACK_REPOSITORY } from './stack-image.js';
+export type { StackImage, StackImageDocker, StackImageOptions } from './stack-image.js';
