@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '@flotilla/core';
 import { ClusterState } from '@flotilla/cluster';
+import { Controller, DirectoryArtifactStore, DriverOneOffRunner } from '@flotilla/controller';
 import { Discovery } from '@flotilla/discovery';
 import { EtcdStore } from '@flotilla/etcd';
 import { ArtifactCache, HostAgent, ProcessDriver, type Driver } from '@flotilla/host';
@@ -11,11 +12,14 @@ import { Scheduler } from '@flotilla/scheduler';
 import { SqliteStore } from '@flotilla/sqlite';
 import type { Store } from '@flotilla/store';
 import { PaasError, PaasErrorCodes } from '../errors.js';
+import { apiRoutes } from './api/routes.js';
+import { jobLogRoutes } from './api/job-logs.js';
 import type { ServerConfig } from './config.js';
+import { gitHandler } from './git/git-handler.js';
 import { GitRepos } from './git/repos.js';
 import { ApiServer } from './http/api-server.js';
-import { Router } from './http/router.js';
-import { apiRoutes } from './api/routes.js';
+import { Routes } from './http/routes.js';
+import { LogAggregator } from './logs/log-aggregator.js';
 import { loadOrCreateToken } from './token.js';
 
 /** A component to close at shutdown. */
@@ -34,12 +38,14 @@ export interface ServerInfo {
   readonly tokenPath: string | undefined;
   readonly dataDir: string;
   readonly store: string;
+  /** This process's host id, when it runs a host agent. */
+  readonly hostId: string | undefined;
 }
 
 /**
- * The `flotilla` server: the store, the scheduler, a host agent, the router and the API, each
- * according to `config.roles`. Components start in dependency order and close in reverse;
- * a failure while starting closes what had started.
+ * The `flotilla` server: the store, the scheduler, a host agent, the router, the controller
+ * and its API, each according to `config.roles`. Components start in dependency order and
+ * close in reverse; a failure while starting closes what had started.
  */
 export class FlotillaServer implements AsyncDisposable {
   readonly info: ServerInfo;
@@ -56,114 +62,186 @@ export class FlotillaServer implements AsyncDisposable {
   /** Starts every component of `config.roles`. */
   static async start(config: ServerConfig, logger: Logger): Promise<FlotillaServer> {
     const closers: Closer[] = [];
-    const closeAll = async (): Promise<void> => {
-      for (const c of closers.reverse()) {
-        try {
-          await c.close();
-        } catch (err) {
-          logger.error({ err, component: c.name }, 'close failed');
-        }
-      }
-    };
-    try {
-      await mkdir(config.dataDir, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
-        throw new PaasError(
-          PaasErrorCodes.DATA_DIR,
-          `cannot create the data directory ${config.dataDir}`,
-          {
-            cause: err,
-          },
-        );
-      });
-      const { token, path: tokenPath } = await loadOrCreateToken(
-        join(config.dataDir, 'token'),
-        config.token,
-      );
-
-      const store = openStore(config, logger);
-      closers.push({ name: 'store', close: () => store.close() });
-      const discovery = new Discovery({ store, logger: logger.child({ c: 'discovery' }) });
-      closers.push({ name: 'discovery', close: () => discovery.close() });
-      const cluster = new ClusterState({ store, logger: logger.child({ c: 'cluster' }) });
-      closers.push({ name: 'cluster', close: () => cluster.close() });
-
-      let apiUrl: string | undefined;
-      let api: ApiServer | undefined;
-      const router = new Router();
-      if (config.roles.api) {
-        api = new ApiServer({ token, router, raw: [], logger: logger.child({ c: 'api' }) });
-        const addr = await api.listen(config.apiPort, config.apiHost);
-        apiUrl = `http://${addr.address}:${addr.port}`;
-        const a = api;
-        closers.push({ name: 'api', close: () => a.close() });
-      }
-      const agentAddress =
-        apiUrl === undefined
-          ? `${config.apiHost}:${config.apiPort || 7700}`
-          : apiUrl.slice('http://'.length);
-
-      if (config.roles.scheduler) {
-        const scheduler = new Scheduler({ store, logger: logger.child({ c: 'scheduler' }) });
-        scheduler.on('crashloop', (c) =>
-          logger.warn({ crashloop: c }, 'a process type keeps crashing'),
-        );
-        await scheduler.start();
-        closers.push({ name: 'scheduler', close: () => scheduler.close() });
-      }
-
-      let driver: Driver | undefined;
-      if (config.roles.host) {
-        driver = await ProcessDriver.create({
-          stateDir: join(config.dataDir, 'jobs'),
-          logger: logger.child({ c: 'driver' }),
-        });
-        const d = driver;
-        closers.push({ name: 'driver', close: () => d.close() });
-        const agent = new HostAgent({
-          id: config.hostId,
-          store,
-          driver,
-          discovery,
-          address: agentAddress,
-          capacity: {
-            cpu: availableParallelism() * 1000,
-            memory: Math.floor(totalmem() / 2 ** 20),
-          },
-          ports: config.jobPorts,
-          artifacts: new ArtifactCache({ dir: join(config.dataDir, 'cache'), token }),
-          workDir: join(config.dataDir, 'run'),
-          logger: logger.child({ c: 'agent' }),
-        });
-        agent.on('error', (err) => logger.warn({ err }, 'host agent'));
-        await agent.start();
-        closers.push({
-          name: 'host agent',
-          close: () => agent.close(config.stopJobsOnExit ? { stopJobs: true } : {}),
-        });
-      }
-
-      if (api !== undefined) {
-        const repos = new GitRepos(join(config.dataDir, 'git'), hookEntry());
-        apiRoutes(router, { cluster, logger });
-        void repos;
-        api.ready();
-      }
-
-      const info: ServerInfo = {
-        apiUrl,
+    const server = new FlotillaServer(
+      {
+        apiUrl: undefined,
         routerUrl: undefined,
+        tokenPath: undefined,
+        dataDir: config.dataDir,
+        store: '',
+        hostId: undefined,
+      },
+      closers,
+      logger,
+    );
+    try {
+      return await server.#start(config);
+    } catch (err) {
+      await server.close();
+      throw err;
+    }
+  }
+
+  async #start(config: ServerConfig): Promise<this> {
+    const logger = this.#logger;
+    const closers = this.#closers;
+    const dir = (name: string): string => join(config.dataDir, name);
+    await mkdir(config.dataDir, { recursive: true, mode: 0o700 }).catch((err: unknown) => {
+      throw new PaasError(
+        PaasErrorCodes.DATA_DIR,
+        `cannot create the data directory ${config.dataDir}`,
+        {
+          cause: err,
+        },
+      );
+    });
+    const { token, path: tokenPath } = await loadOrCreateToken(dir('token'), config.token);
+
+    const store = openStore(config, logger);
+    closers.push({ name: 'store', close: () => store.close() });
+    const discovery = new Discovery({ store, logger: logger.child({ c: 'discovery' }) });
+    closers.push({ name: 'discovery', close: () => discovery.close() });
+    const cluster = new ClusterState({ store, logger: logger.child({ c: 'cluster' }) });
+    closers.push({ name: 'cluster', close: () => cluster.close() });
+
+    // The API listens first: the host agent registers its address, and the hook calls it back.
+    const routes = new Routes();
+    let api: ApiServer | undefined;
+    let apiUrl: string | undefined;
+    if (config.roles.api || config.roles.host) {
+      api = new ApiServer({ token, routes, logger: logger.child({ c: 'api' }) });
+      const addr = await api.listen(config.apiPort, config.apiHost);
+      apiUrl = `http://${addr.address}:${addr.port}`;
+      const a = api;
+      closers.push({ name: 'api', close: () => a.close() });
+    }
+    const apiBase = (): string => apiUrl ?? '';
+
+    if (config.roles.scheduler) {
+      const scheduler = new Scheduler({ store, logger: logger.child({ c: 'scheduler' }) });
+      scheduler.on('crashloop', (c) =>
+        logger.warn({ crashloop: c }, 'a process type keeps crashing'),
+      );
+      await scheduler.start();
+      closers.push({ name: 'scheduler', close: () => scheduler.close() });
+    }
+
+    const single = config.store.kind === 'sqlite';
+    const cache = new ArtifactCache({ dir: dir('cache'), token });
+    let driver: Driver | undefined;
+    if (config.roles.host) {
+      const d = await ProcessDriver.create({
+        stateDir: dir('jobs'),
+        logger: logger.child({ c: 'driver' }),
+      });
+      driver = d;
+      closers.push({ name: 'driver', close: () => d.close() });
+      jobLogRoutes(routes, d);
+      const agent = new HostAgent({
+        id: config.hostId,
+        store,
+        driver: d,
+        discovery,
+        address: apiBase().slice('http://'.length),
+        capacity: { cpu: availableParallelism() * 1000, memory: Math.floor(totalmem() / 2 ** 20) },
+        ports: config.jobPorts,
+        artifacts: cache,
+        workDir: dir('run'),
+        logger: logger.child({ c: 'agent' }),
+      });
+      agent.on('error', (err) => logger.warn({ err }, 'host agent'));
+      await agent.start();
+      closers.push({
+        name: 'host agent',
+        close: () => agent.close(config.stopJobsOnExit ? { stopJobs: true } : {}),
+      });
+    }
+
+    let routerUrl: string | undefined;
+    // The router comes with @flotilla/router.
+
+    if (config.roles.api && api !== undefined) {
+      const artifacts = new DirectoryArtifactStore({
+        dir: dir('artifacts'),
+        // One machine: hosts read the file itself. A cluster: hosts fetch it from the API.
+        ...(single ? {} : { url: (digest: string) => `${apiBase()}/artifacts/${digest}` }),
+      });
+      const hostAddress = async (
+        id: string,
+        signal: AbortSignal | undefined,
+      ): Promise<string | undefined> =>
+        (await cluster.hosts(signal === undefined ? {} : { signal })).find(
+          (h) => h.record.id === id,
+        )?.record.addr;
+      // The log aggregation and the controller need each other: the controller is set below.
+      const ref: { controller?: Controller } = {};
+      const ctl = (): Controller => {
+        if (ref.controller === undefined)
+          throw new PaasError(PaasErrorCodes.STARTING, 'the server is starting', { status: 503 });
+        return ref.controller;
+      };
+      const logs = new LogAggregator({
+        localHostId: config.roles.host ? config.hostId : undefined,
+        driver,
+        dynos: (app, signal) => ctl().listDynos(app, signal === undefined ? {} : { signal }),
+        events: (app, signal) => ctl().events({ app, signal }),
+        hostAddress,
+        token,
+        logger: logger.child({ c: 'logs' }),
+      });
+      const controller = new Controller({
+        store,
+        artifacts,
+        workDir: dir('builds'),
+        baseDomain: 'localhost',
+        logs,
+        ...(driver === undefined
+          ? {}
+          : {
+              runner: new DriverOneOffRunner({ driver, artifacts: cache, workDir: dir('one-off') }),
+            }),
+        logger: logger.child({ c: 'controller' }),
+      });
+      ref.controller = controller;
+      controller.on('error', (err) => logger.warn({ err }, 'controller'));
+      await controller.start();
+      closers.push({ name: 'controller', close: () => controller.close() });
+
+      const repos = new GitRepos(dir('git'), hookEntry());
+      const appUrl = (app: string): string | undefined =>
+        routerUrl === undefined ? undefined : routerUrl.replace('://', `://${app}.`);
+      apiRoutes(
+        routes,
+        { controller, artifacts, repos, logs, uploadDir: dir('uploads'), appUrl, logger },
+        apiBase,
+      );
+      api.raw(
+        '/git/',
+        gitHandler({
+          repos,
+          controller,
+          apiUrl: apiBase,
+          token,
+          logger: logger.child({ c: 'git' }),
+        }),
+      );
+    }
+    api?.ready();
+
+    Object.assign(this, {
+      info: {
+        apiUrl: config.roles.api ? apiUrl : undefined,
+        routerUrl,
         tokenPath,
         dataDir: config.dataDir,
         store:
           config.store.kind === 'sqlite'
             ? `sqlite:${config.store.path}`
-            : `etcd://${config.store.endpoints.join(',')}`,
-      };
-      return new FlotillaServer(info, closers, logger);
-    } catch (err) {
-      await closeAll();
-      throw err;
-    }
+            : `etcd://${config.store.endpoints.map((e) => e.replace('http://', '')).join(',')}${config.store.prefix}`,
+        hostId: config.roles.host ? config.hostId : undefined,
+      } satisfies ServerInfo,
+    });
+    return this;
   }
 
   /** Closes every component, newest first. Idempotent. */

@@ -4,7 +4,7 @@ import type { Logger } from '@flotilla/core';
 import { PaasError, PaasErrorCodes } from '../../errors.js';
 import { presentedSecret, tokenMatches } from './auth.js';
 import { errorResponse } from './errors.js';
-import { Status, type Router } from './router.js';
+import { Status, type Routes } from './routes.js';
 
 /** A handler of the paths outside the JSON API (git), given the request once authenticated. */
 export type RawHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
@@ -12,9 +12,7 @@ export type RawHandler = (req: IncomingMessage, res: ServerResponse) => Promise<
 /** What {@link ApiServer} serves. */
 export interface ApiServerOptions {
   readonly token: string;
-  readonly router: Router;
-  /** Paths under a prefix served raw (`/git/`), after the same token check. */
-  readonly raw: readonly { readonly prefix: string; readonly handler: RawHandler }[];
+  readonly routes: Routes;
   readonly logger: Logger;
 }
 
@@ -25,6 +23,7 @@ export interface ApiServerOptions {
 export class ApiServer {
   readonly #o: ApiServerOptions;
   readonly #server: Server;
+  readonly #raw: { readonly prefix: string; readonly handler: RawHandler }[] = [];
   #closed: Promise<void> | undefined;
   #ready = false;
 
@@ -46,6 +45,11 @@ export class ApiServer {
     });
   }
 
+  /** Serves paths under `prefix` (`/git/`) with `handler`, after the same token check. */
+  raw(prefix: string, handler: RawHandler): void {
+    this.#raw.push({ prefix, handler });
+  }
+
   /** Starts answering calls; until then every call gets 503 (the server is starting). */
   ready(): void {
     this.#ready = true;
@@ -57,7 +61,7 @@ export class ApiServer {
     const ac = new AbortController();
     res.on('close', () => ac.abort());
     try {
-      const raw = this.#o.raw.find((r) => url.pathname.startsWith(r.prefix));
+      const raw = this.#raw.find((r) => url.pathname.startsWith(r.prefix));
       if (!tokenMatches(this.#o.token, presentedSecret(req))) {
         req.resume();
         res.setHeader(
@@ -83,7 +87,7 @@ export class ApiServer {
         await raw.handler(req, res);
         return;
       }
-      const { handler, params } = this.#o.router.match(req.method ?? 'GET', url.pathname);
+      const { handler, params } = this.#o.routes.match(req.method ?? 'GET', url.pathname);
       const result = await handler({
         req,
         res,

@@ -29,7 +29,7 @@ export class Status {
 }
 
 /** A tiny method + path router: `/apps/:app/config-vars`. Segments are matched decoded. */
-export class Router {
+export class Routes {
   readonly #routes: Route[] = [];
 
   /** Adds a route. */

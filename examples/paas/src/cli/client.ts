@@ -1,0 +1,86 @@
+import { PaasError, PaasErrorCodes } from '../errors.js';
+import type { Login } from './credentials.js';
+
+/** A thin client of the Flotilla API: JSON in, JSON out, errors as {@link PaasError}. */
+export class ApiClient {
+  readonly url: string;
+  readonly #token: string;
+
+  constructor(login: Pick<Login, 'url' | 'token'>) {
+    this.url = login.url.replace(/\/+$/, '');
+    this.#token = login.token;
+  }
+
+  /** GET a JSON resource. */
+  get<T>(path: string): Promise<T> {
+    return this.request<T>('GET', path);
+  }
+
+  /** A JSON call. */
+  async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const res = await this.#fetch(method, path, body, signal);
+    const text = await res.text();
+    return (text === '' ? undefined : JSON.parse(text)) as T;
+  }
+
+  /** A call whose answer streams: yields its lines as they come. */
+  async *lines(
+    method: string,
+    path: string,
+    body?: unknown,
+    signal?: AbortSignal,
+  ): AsyncGenerator<string> {
+    const res = await this.#fetch(method, path, body, signal);
+    if (res.body === null) return;
+    let rest = '';
+    for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
+      rest += chunk;
+      let nl: number;
+      while ((nl = rest.indexOf('\n')) >= 0) {
+        yield rest.slice(0, nl);
+        rest = rest.slice(nl + 1);
+      }
+    }
+    if (rest !== '') yield rest;
+  }
+
+  async #fetch(
+    method: string,
+    path: string,
+    body: unknown,
+    signal: AbortSignal | undefined,
+  ): Promise<Response> {
+    let res: Response;
+    try {
+      res = await fetch(this.url + path, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.#token}`,
+          accept: 'application/json',
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        ...(signal === undefined ? {} : { signal }),
+      });
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      throw new PaasError(
+        PaasErrorCodes.API,
+        `cannot reach the Flotilla API at ${this.url}: is \`flotilla server\` running? (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : String(err)})`,
+        { retryable: true, cause: err },
+      );
+    }
+    if (!res.ok) {
+      const text = await res.text();
+      let message = `${method} ${path}: HTTP ${res.status}`;
+      try {
+        const e = JSON.parse(text) as { message?: unknown };
+        if (typeof e.message === 'string') message = e.message;
+      } catch {
+        // not JSON
+      }
+      throw new PaasError(PaasErrorCodes.API, message, { status: res.status });
+    }
+    return res;
+  }
+}

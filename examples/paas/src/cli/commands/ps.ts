@@ -1,0 +1,139 @@
+import type { Command } from 'commander';
+import { PaasError, PaasErrorCodes } from '../../errors.js';
+import { ago, printJson, step, table } from '../output.js';
+import { appContext, appOption, jsonOption, p, type AppOptions } from './context.js';
+
+interface DynoJson {
+  id: string;
+  name: string;
+  type: string;
+  state: string;
+  release: string;
+  host: string;
+  startedAt?: number;
+  createdAt: number;
+  message?: string;
+}
+
+interface RunLine {
+  id?: string;
+  stream?: 'stdout' | 'stderr' | 'system';
+  line?: string;
+  exit?: { code: number | null; signal: string | null; message: string };
+}
+
+/** `ps`, `ps:scale`, `ps:restart`, `run`. */
+export function psCommands(program: Command): void {
+  jsonOption(appOption(program.command('ps')))
+    .description("list an app's dynos with their state, host and release")
+    .action(async (o: AppOptions) => {
+      const { api, app } = await appContext(o);
+      const dynos = await api.get<DynoJson[]>(`/apps/${p(app)}/dynos`);
+      if (o.json) return printJson(dynos);
+      if (dynos.length === 0) return void process.stdout.write(`No dynos on ${app}\n`);
+      process.stdout.write(
+        table(
+          dynos.map((d) => [
+            d.name,
+            d.state,
+            d.release,
+            d.host,
+            ago(d.startedAt ?? d.createdAt),
+            d.message ?? '',
+          ]),
+          ['DYNO', 'STATE', 'RELEASE', 'HOST', 'SINCE', ''],
+        ),
+      );
+    });
+
+  jsonOption(appOption(program.command('ps:scale <changes...>')))
+    .alias('scale')
+    .description('scale process types: web=3 worker=1, or web=2:large for a size')
+    .action(async (changes: string[], o: AppOptions) => {
+      const updates = changes.map((c) => {
+        const m = /^([A-Za-z0-9][A-Za-z0-9_-]*)=(\d+)?(?::([A-Za-z0-9_-]+))?$/.exec(c);
+        if (m === null || (m[2] === undefined && m[3] === undefined))
+          throw new PaasError(
+            PaasErrorCodes.INVALID_REQUEST,
+            `${c} is not type=N or type=N:size (web=3)`,
+          );
+        return {
+          type: m[1] ?? '',
+          ...(m[2] === undefined ? {} : { quantity: Number(m[2]) }),
+          ...(m[3] === undefined ? {} : { size: m[3] }),
+        };
+      });
+      const { api, app } = await appContext(o);
+      const formation = await step(`Scaling ${app}`, () =>
+        api.request<{ type: string; quantity: number; size: string }[]>(
+          'PATCH',
+          `/apps/${p(app)}/formation`,
+          {
+            updates,
+          },
+        ),
+      );
+      if (o.json) return printJson(formation);
+      process.stdout.write(
+        formation.map((f) => `${f.type}=${f.quantity}:${f.size}`).join(' ') + '\n',
+      );
+    });
+
+  appOption(program.command('ps:restart'))
+    .alias('restart')
+    .description("restart an app's dynos (rolling)")
+    .action(async (o: AppOptions) => {
+      const { api, app } = await appContext(o);
+      await step(`Restarting ${app} (one dyno at a time, waiting for each to be ready)`, () =>
+        api.request('DELETE', `/apps/${p(app)}/dynos`),
+      );
+    });
+
+  appOption(program.command('run <command...>'))
+    .description("run a one-off command in the app's environment; its output streams back")
+    .option('-e, --env <pairs>', 'extra config vars for this run: KEY=value;KEY2=value2')
+    .option('-s, --size <size>', 'the dyno size')
+    .option('--timeout <seconds>', 'stop it after this long')
+    .action(
+      async (
+        command: string[],
+        o: AppOptions & { env?: string; size?: string; timeout?: string },
+      ) => {
+        const { api, app } = await appContext(o);
+        const env: Record<string, string> = {};
+        for (const pair of o.env?.split(';').filter(Boolean) ?? []) {
+          const eq = pair.indexOf('=');
+          if (eq <= 0)
+            throw new PaasError(PaasErrorCodes.INVALID_REQUEST, `--env: ${pair} is not KEY=value`);
+          env[pair.slice(0, eq)] = pair.slice(eq + 1);
+        }
+        const ac = new AbortController();
+        process.once('SIGINT', () => ac.abort());
+        process.stderr.write(`Running ${command.join(' ')} on ${app}... `);
+        let exit: RunLine['exit'];
+        for await (const text of api.lines(
+          'POST',
+          `/apps/${p(app)}/dynos`,
+          {
+            command: command.join(' '),
+            ...(Object.keys(env).length > 0 ? { env } : {}),
+            ...(o.size === undefined ? {} : { size: o.size }),
+            ...(o.timeout === undefined ? {} : { timeout: Number(o.timeout) }),
+          },
+          ac.signal,
+        )) {
+          const l = JSON.parse(text) as RunLine;
+          if (l.id !== undefined) process.stderr.write(`up, ${l.id}\n`);
+          else if (l.line !== undefined)
+            (l.stream === 'stderr' ? process.stderr : process.stdout).write(`${l.line}\n`);
+          else if (l.exit !== undefined) exit = l.exit;
+        }
+        if (exit === undefined)
+          throw new PaasError(PaasErrorCodes.API, 'the run ended without an exit status');
+        if (exit.code !== 0) {
+          process.stderr.write(`${exit.message}\n`);
+          process.exitCode = exit.code ?? 1;
+        }
+      },
+    );
+}

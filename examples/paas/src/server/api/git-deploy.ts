@@ -1,0 +1,69 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { z } from 'zod';
+import { validate } from '../http/body.js';
+import type { Routes } from '../http/routes.js';
+import { ResponseStream } from '../http/stream.js';
+import { formatDeployLine } from '../git/protocol.js';
+import { extractTar, tempPath } from '../../internal/files.js';
+import type { ApiDeps } from './deps.js';
+import { appName } from './schemas.js';
+import { MAX_SOURCE_BYTES } from './builds.js';
+
+const sha = z.string().regex(/^[0-9a-f]{40}([0-9a-f]{24})?$/, 'a commit sha');
+
+/**
+ * `/internal/git/{app}/deploy`: what the `pre-receive` hook of an app's repository calls with
+ * `git archive` of the pushed commit. Builds and deploys it, streaming the output back as it
+ * comes; the last line says where the app answers, or why the deploy failed.
+ */
+export function gitDeployRoutes(routes: Routes, d: ApiDeps): void {
+  routes.on('POST', '/internal/git/:app/deploy', async ({ params, req, res, signal }) => {
+    const app = validate(appName, params.app);
+    const commit = validate(sha, req.headers['x-flotilla-commit']);
+    await d.controller.getApp(app, { signal });
+    await mkdir(d.uploadDir, { recursive: true });
+    const dir = tempPath(d.uploadDir, `${app}-${commit.slice(0, 8)}`);
+    await extractTar(req, dir, MAX_SOURCE_BYTES);
+    const out = new ResponseStream(res, 'application/x-ndjson');
+    const say = (line: string): Promise<void> =>
+      out.write(formatDeployLine({ kind: 'output', line }));
+    try {
+      await say(`-----> Building ${app} from ${commit.slice(0, 7)}...`);
+      // The push waits for the deploy; a client that goes away (ctrl-c) does not cancel it.
+      const build = await d.controller.createBuild(app, { type: 'git', dir, sha: commit });
+      for await (const l of d.controller.buildOutput(app, build.id, { follow: true })) {
+        await say(l.line);
+      }
+      const done = await d.controller.waitForBuild(app, build.id);
+      if (done.status === 'succeeded') {
+        const url = d.appUrl(app);
+        await out.write(
+          formatDeployLine({
+            kind: 'result',
+            ok: true,
+            message: `-----> ${done.release ?? 'Released'}: ${app} deployed${url === undefined ? '' : ` to ${url}`}`,
+          }),
+        );
+      } else {
+        await out.write(
+          formatDeployLine({
+            kind: 'result',
+            ok: false,
+            message: ` !     Push rejected: ${done.error ?? 'the build failed'}`,
+          }),
+        );
+      }
+    } catch (err) {
+      await out.write(
+        formatDeployLine({
+          kind: 'result',
+          ok: false,
+          message: ` !     Push rejected: ${err instanceof Error ? err.message : String(err)}`,
+        }),
+      );
+    } finally {
+      out.end();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
