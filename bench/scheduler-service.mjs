@@ -4,6 +4,11 @@
 //   node --max-old-space-size=8192 bench/scheduler-service.mjs [--backend memory|etcd]
 //        [--hosts 10000] [--jobs 1000000] [--trials 50] [--concurrency 16]
 //
+// With FLOTILLA_ETCD_ENDPOINTS set, both phases use that etcd (under prefixes of their own)
+// instead of starting one each; etcd's CPU share (etcdCores) is reported only for an etcd
+// started here. nodeCores and etcdCores: CPU seconds per wall second of each phase;
+// nodeCpuUsPerItem and etcdCpuUsPerItem: CPU microseconds per put (raw) or per job (bulk).
+//
 // 0. Raw: the store's own rate for as many job-sized puts as the scheduler will place, in
 //    transactions of 100 with --concurrency in flight, on a fresh store of the same backend,
 //    in the same run: the scheduler's yardstick.
@@ -15,7 +20,8 @@
 import { ClusterKeys } from '@flotilla/cluster';
 import { Scheduler } from '@flotilla/scheduler';
 import { MemoryStore } from '@flotilla/store';
-import { acquireEtcd } from '../scripts/etcd.mjs';
+import { startEtcd } from '../scripts/etcd.mjs';
+import { cpuMeter } from './lib/cpu.mjs';
 import { percentile } from './lib/stats.mjs';
 
 const args = process.argv.slice(2);
@@ -32,27 +38,43 @@ const PER_APP = 100;
 
 const pct = (xs, p) => percentile(xs, p, 3);
 
-/** A fresh store of the backend under test: its own throwaway etcd, or a new MemoryStore. */
+/**
+ * A fresh store of the backend under test: its own throwaway etcd (or the one
+ * FLOTILLA_ETCD_ENDPOINTS names), or a new MemoryStore. `pid`: the etcd started here, whose
+ * CPU time is reported.
+ */
 async function openStore(name) {
   if (BACKEND !== 'etcd')
     return { store: new MemoryStore({ historyLimit: 50_000 }), release: () => Promise.resolve() };
   const { EtcdStore } = await import('@flotilla/etcd');
+  const fromEnv = process.env.FLOTILLA_ETCD_ENDPOINTS;
   // A quota large enough for a million job records.
-  const acquired = await acquireEtcd({
-    extraArgs: ['--quota-backend-bytes', String(8 * 1024 ** 3), '--auto-compaction-retention', '1'],
-  });
+  const etcd = fromEnv
+    ? undefined
+    : await startEtcd({
+        extraArgs: [
+          '--quota-backend-bytes',
+          String(8 * 1024 ** 3),
+          '--auto-compaction-retention',
+          '1',
+        ],
+      });
   const store = new EtcdStore({
-    endpoints: acquired.endpoints,
+    endpoints: etcd === undefined ? fromEnv.split(',') : [etcd.endpoint],
     prefix: `/bench-${name}-${process.pid}/`,
     requestTimeoutMs: 30_000,
   });
-  return { store, release: acquired.release };
+  return {
+    store,
+    pid: etcd?.pid,
+    release: () => (etcd === undefined ? Promise.resolve() : etcd.stop()),
+  };
 }
 
 // 0. Raw: as many job-sized values as the scheduler will place (what it writes per placement),
 // 100 per transaction, --concurrency in flight, on a fresh store of its own: the yardstick.
 const raw = await (async () => {
-  const { store: rawStore, release } = await openStore('raw');
+  const { store: rawStore, release, pid } = await openStore('raw');
   const sample = JSON.stringify({
     id: 'web.mjuohukl.c6f44c1',
     app: 'app-1234',
@@ -65,6 +87,7 @@ const raw = await (async () => {
     createdAt: Date.now(),
   });
   const puts = Math.ceil(JOBS / PER_APP) * PER_APP;
+  const cpu = cpuMeter(pid);
   const t = performance.now();
   let next = 0;
   await Promise.all(
@@ -80,16 +103,18 @@ const raw = await (async () => {
     }),
   );
   const seconds = (performance.now() - t) / 1000;
+  const cores = cpu.stop(seconds, puts);
   await rawStore.close();
   await release();
   return {
     puts,
     seconds: Math.round(seconds * 10) / 10,
     putsPerSecond: Math.round(puts / seconds),
+    ...cores,
   };
 })();
 
-const { store, release: releaseEtcd } = await openStore('scheduler');
+const { store, release: releaseEtcd, pid: etcdPid } = await openStore('scheduler');
 const keys = new ClusterKeys();
 
 // Hosts of 64 to 128 cores in four zones, heartbeats on one long lease.
@@ -122,11 +147,15 @@ const scheduler = new Scheduler({
 let placed = 0;
 let transactions = 0;
 let conflicts = 0;
+let cycles = 0;
+let planMs = 0;
 let waiter;
 scheduler.on('plan', (r) => {
   placed += r.started;
   transactions += r.transactions;
   conflicts += r.conflicts;
+  cycles++;
+  planMs += r.planMs;
   waiter?.(r);
 });
 scheduler.on('error', (err) => console.error('scheduler error', err.message));
@@ -139,6 +168,7 @@ const sizes = [
   { cpu: 100, memory: 256 },
   { cpu: 250, memory: 512 },
 ];
+const bulkCpu = cpuMeter(etcdPid);
 const t0 = performance.now();
 for (let a = 0; a < apps; a += 100) {
   const ops = [];
@@ -165,6 +195,9 @@ const bulk = {
   ratioToRaw: Math.round((placed / (bulkMs / 1000) / raw.putsPerSecond) * 100) / 100,
   transactions,
   conflicts,
+  cycles,
+  planMs: Math.round(planMs),
+  ...bulkCpu.stop(bulkMs / 1000, placed),
   heapMiB: Math.round(process.memoryUsage().heapUsed / 1048576),
 };
 

@@ -34,13 +34,14 @@ import {
 } from '@flotilla/store';
 import { type Etcd3, GRPCDeadlineExceededError, isRecoverableError } from 'etcd3';
 import type { EtcdStoreOptions } from './options.js';
-import { createClient } from './internal/client.js';
+import { createClient, rawKvCall } from './internal/client.js';
 import { type CallContext, isLeaseNotFound, toStoreError } from './internal/error-map.js';
 import { KeySpace, leaseForPut } from './internal/keyspace.js';
 import { resolveOptions, type ResolvedOptions } from './internal/resolve-options.js';
 import { ResumingWatch } from './internal/resuming-watch.js';
 import { barrierFor, type StartBarrier } from './internal/start-barrier.js';
 import { fromEtcdTxn, toEtcdTxn } from './internal/txn.js';
+import { decodeTxnResponse } from './internal/txn-codec.js';
 
 /** The grpc call options the store sets: an absolute deadline in ms since the epoch. */
 interface GrpcCallOptions {
@@ -98,6 +99,8 @@ export class EtcdStore implements Store {
   readonly prefix: string;
   readonly #options: ResolvedOptions;
   readonly #client: Etcd3;
+  /** Transactions go around etcd3's protobuf objects: encoded and decoded by hand. */
+  readonly #rawTxn: ReturnType<typeof rawKvCall>;
   readonly #keys: KeySpace;
   readonly #clock: Clock;
   readonly #logger: Logger;
@@ -120,6 +123,7 @@ export class EtcdStore implements Store {
     this.#keys = new KeySpace(this.prefix);
     this.#barrier = barrierFor(this.#options.endpoints);
     this.#client = createClient(this.#options);
+    this.#rawTxn = rawKvCall(this.#client, 'Txn');
   }
 
   get(key: string, options?: CallOptions): Promise<KeyValue | undefined> {
@@ -225,7 +229,8 @@ export class EtcdStore implements Store {
         return { what: 'txn' };
       },
       async (grpcOptions) => {
-        const res = await this.#client.kv.txn(toEtcdTxn(txn, this.#keys), grpcOptions);
+        const request = toEtcdTxn(txn, this.#keys);
+        const res = await this.#rawTxn(request, decodeTxnResponse, grpcOptions);
         return fromEtcdTxn(txn, res, this.#keys);
       },
     );

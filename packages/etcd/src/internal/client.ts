@@ -1,5 +1,12 @@
 import type { Clock } from '@flotilla/core';
-import { Etcd3, GRPCUnavailableError, type IOptions, isRecoverableError } from 'etcd3';
+import {
+  castGrpcError,
+  Etcd3,
+  EtcdInvalidAuthTokenError,
+  GRPCUnavailableError,
+  type IOptions,
+  isRecoverableError,
+} from 'etcd3';
 import type { ResolvedOptions } from './resolve-options.js';
 
 /** What etcd3 calls a fault-handling policy; it only ever calls `execute`. */
@@ -92,4 +99,70 @@ export function createClient(options: ResolvedOptions): Etcd3 {
       host: (host) => (several ? breaker(host, options.clock) : passThrough) as unknown as Policy,
     },
   });
+}
+
+/** The slice of a grpc-js client a raw unary call needs. */
+interface UnaryClient {
+  makeUnaryRequest<Req, Res>(
+    method: string,
+    serialize: (value: Req) => Buffer,
+    deserialize: (value: Buffer) => Res,
+    argument: Req,
+    metadata: unknown,
+    options: { deadline: number },
+    callback: (err: Error | null, value?: Res) => void,
+  ): unknown;
+}
+
+/** The slice of etcd3's connection pool (`Etcd3.pool`, not in its typings) a raw call uses. */
+interface Pool {
+  withConnection<T>(
+    service: string,
+    fn: (connection: { client: UnaryClient; metadata: unknown }) => Promise<T>,
+  ): Promise<T>;
+  readonly authenticator?: { invalidateMetadata(): void };
+}
+
+const identity = (b: Buffer): Buffer => b;
+
+/**
+ * A unary call of etcd's `KV` service with bytes in and out: the caller encodes the request
+ * and decodes the response itself (see `txn-codec.ts`). It goes through etcd3's connection
+ * pool, so it shares the client's connection, credentials, auth token and per-endpoint
+ * fault handling; errors are cast as etcd3 casts them. An auth token etcd no longer accepts
+ * is dropped and the call made once more with a new one, as etcd3 does (etcd refused the call,
+ * so it did not apply).
+ */
+export function rawKvCall(
+  client: Etcd3,
+  method: 'Txn',
+): <T>(request: Buffer, decode: (b: Buffer) => T, options: { deadline: number }) => Promise<T> {
+  const pool = (client as unknown as { pool?: Pool }).pool;
+  if (pool === undefined || typeof pool.withConnection !== 'function')
+    throw new Error('etcd3 has no connection pool where @flotilla/etcd expects it');
+  const path = `/etcdserverpb.KV/${method}`;
+  const call = <T>(
+    request: Buffer,
+    decode: (b: Buffer) => T,
+    options: { deadline: number },
+  ): Promise<T> =>
+    pool.withConnection(
+      'KV',
+      ({ client: grpc, metadata }) =>
+        new Promise<T>((resolve, reject) => {
+          grpc.makeUnaryRequest(path, identity, decode, request, metadata, options, (err, res) => {
+            if (err !== null) reject(castGrpcError(err));
+            else resolve(res as T);
+          });
+        }),
+    );
+  return async (request, decode, options) => {
+    try {
+      return await call(request, decode, options);
+    } catch (err) {
+      if (!(err instanceof EtcdInvalidAuthTokenError)) throw err;
+      pool.authenticator?.invalidateMetadata();
+      return call(request, decode, options);
+    }
+  };
 }

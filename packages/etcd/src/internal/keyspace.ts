@@ -18,6 +18,14 @@ export function prefixEnd(start: Buffer): Buffer {
   return ZERO;
 }
 
+/** The fields of etcd's `mvccpb.KeyValue` the store reads; longs as numbers or strings. */
+export type KeyValueFields = Pick<IKeyValue, 'key' | 'value'> & {
+  readonly create_revision: string | number;
+  readonly mod_revision: string | number;
+  readonly version: string | number;
+  readonly lease: string | number;
+};
+
 /** A key range of etcd: `[key, range_end)`. */
 export interface EtcdRange {
   readonly key: Buffer;
@@ -33,6 +41,11 @@ export class KeySpace {
 
   constructor(prefix: string) {
     this.#prefix = Buffer.from(prefix, 'utf8');
+  }
+
+  /** The UTF-8 bytes of the prefix every etcd key of this store starts with. */
+  get prefixBytes(): Buffer {
+    return this.#prefix;
   }
 
   /** The etcd key of a store key. */
@@ -65,8 +78,8 @@ export class KeySpace {
     return key.subarray(this.#prefix.length).toString('utf8');
   }
 
-  /** A store entry from etcd's `mvccpb.KeyValue`. */
-  keyValue(kv: IKeyValue): KeyValue {
+  /** A store entry from etcd's `mvccpb.KeyValue` (as etcd3 or the txn codec decodes it). */
+  keyValue(kv: KeyValueFields): KeyValue {
     const lease = String(kv.lease);
     return {
       key: this.storeKey(kv.key),

@@ -1,0 +1,150 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { etcdEndpoints, releaseEtcd, uniquePrefix } from '../../../test/support/etcd.js';
+import { EtcdStore } from './etcd-store.js';
+import { decodeTxnResponse } from './internal/txn-codec.js';
+
+// Transactions are encoded and decoded by hand (internal/txn-codec.ts): these are the corners
+// where a hand-written protobuf codec goes wrong, checked against a real etcd.
+let endpoints: string[] = [];
+let store: EtcdStore;
+beforeAll(async () => {
+  endpoints = await etcdEndpoints();
+  store = new EtcdStore({ endpoints, prefix: uniquePrefix('txn-wire') });
+});
+afterAll(async () => {
+  await store.deletePrefix('').catch(() => undefined);
+  await store.close();
+  await releaseEtcd();
+});
+
+describe('EtcdStore transactions on the wire', () => {
+  it('round-trips multi-byte, NUL-holding, empty and large keys and values', async () => {
+    const value = `é€😀\u0000${'x'.repeat(200_000)}`;
+    const res = await store.txn({
+      compare: [],
+      success: [
+        { op: 'put', key: 'wire/ünï/\u0000/😀', value },
+        { op: 'put', key: 'wire/empty', value: '' },
+      ],
+    });
+    expect(res.succeeded).toBe(true);
+    expect((await store.get('wire/ünï/\u0000/😀'))?.value).toBe(value);
+    expect((await store.get('wire/empty'))?.value).toBe('');
+    const read = await store.txn({
+      compare: [{ key: 'wire/ünï/\u0000/😀', target: 'value', op: '==', value }],
+      success: [
+        { op: 'get', key: 'wire/ünï/\u0000/😀' },
+        { op: 'get', key: 'wire/empty' },
+        { op: 'get', key: 'wire/missing' },
+      ],
+    });
+    expect(read.succeeded).toBe(true);
+    expect(read.revision).toBe(res.revision);
+    const [a, b, c] = read.results;
+    expect(a).toMatchObject({ op: 'get', kv: { key: 'wire/ünï/\u0000/😀', value, version: 1 } });
+    expect(b).toMatchObject({ op: 'get', kv: { key: 'wire/empty', value: '', version: 1 } });
+    expect(c).toEqual({ op: 'get', kv: undefined });
+  });
+
+  it('compares zero, negative and large revisions as etcd means them', async () => {
+    const { revision } = await store.put('wire/rev', 'a');
+    const check = async (
+      target: 'version' | 'createRevision' | 'modRevision',
+      op: '==' | '!=' | '<' | '>',
+      value: number,
+    ): Promise<boolean> =>
+      (await store.txn({ compare: [{ key: 'wire/rev', target, op, value }], success: [] }))
+        .succeeded;
+    expect(await check('modRevision', '==', revision)).toBe(true);
+    expect(await check('modRevision', '==', 0)).toBe(false);
+    expect(await check('version', '>', 0)).toBe(true);
+    expect(await check('version', '>', -1)).toBe(true);
+    expect(await check('version', '<', -1)).toBe(false);
+    expect(await check('createRevision', '<', Number.MAX_SAFE_INTEGER)).toBe(true);
+    expect(await check('createRevision', '>', Number.MAX_SAFE_INTEGER)).toBe(false);
+    expect(await check('modRevision', '!=', revision)).toBe(false);
+    // A missing key has version 0, and each compare is against that.
+    expect(
+      (
+        await store.txn({
+          compare: [{ key: 'wire/none', target: 'version', op: '==', value: 0 }],
+          success: [],
+        })
+      ).succeeded,
+    ).toBe(true);
+  });
+
+  it('puts under a lease and compares lease ids, including ones etcd cannot hold', async () => {
+    const lease = await store.grant(60_000);
+    try {
+      await store.txn({
+        compare: [],
+        success: [{ op: 'put', key: 'wire/leased', value: 'v', lease: lease.id }],
+      });
+      expect((await store.get('wire/leased'))?.lease).toBe(lease.id);
+      const cmp = async (value: string): Promise<boolean> =>
+        (
+          await store.txn({
+            compare: [{ key: 'wire/leased', target: 'lease', op: '==', value }],
+            success: [],
+          })
+        ).succeeded;
+      expect(await cmp(lease.id)).toBe(true);
+      expect(await cmp('0')).toBe(false);
+      expect(await cmp('9223372036854775807')).toBe(false);
+      expect(await cmp('99999999999999999999')).toBe(false); // past int64: no lease has it
+      expect(await cmp('not-a-lease')).toBe(false);
+    } finally {
+      await lease.revoke();
+    }
+  });
+
+  it('reports deleted counts of deletes and prefix deletes, in the failure branch too', async () => {
+    await store.txn({
+      compare: [],
+      success: [
+        { op: 'put', key: 'wire/del/a', value: '1' },
+        { op: 'put', key: 'wire/del/b', value: '2' },
+        { op: 'put', key: 'wire/del/c', value: '3' },
+      ],
+    });
+    const res = await store.txn({
+      compare: [{ key: 'wire/del/a', target: 'version', op: '==', value: 0 }],
+      success: [],
+      failure: [
+        { op: 'delete', key: 'wire/del/a' },
+        { op: 'put', key: 'wire/other', value: 'z' },
+        { op: 'deletePrefix', prefix: 'wire/del/' },
+        { op: 'delete', key: 'wire/del/missing' },
+      ],
+    });
+    expect(res.succeeded).toBe(false);
+    expect(res.results).toEqual([
+      { op: 'delete', deleted: 1 },
+      { op: 'put' },
+      { op: 'deletePrefix', deleted: 2 },
+      { op: 'delete', deleted: 0 },
+    ]);
+    expect((await store.list('wire/del/')).kvs).toEqual([]);
+    expect((await store.get('wire/other'))?.value).toBe('z');
+  });
+});
+
+describe('decodeTxnResponse', () => {
+  it('refuses bytes that end inside a field', () => {
+    // header (field 1, 10 bytes long) with only 2 bytes present.
+    expect(() => decodeTxnResponse(Buffer.from([0x0a, 0x0a, 0x18, 0x05]))).toThrow(/truncated/);
+    // an unfinished varint.
+    expect(() => decodeTxnResponse(Buffer.from([0x10, 0x80]))).toThrow(/truncated/);
+  });
+
+  it('skips fields it does not know, of every wire type', () => {
+    const bytes = Buffer.from([
+      // field 9 varint, field 10 fixed64, field 11 bytes, field 12 fixed32
+      0x48, 0x96, 0x01, 0x51, 1, 2, 3, 4, 5, 6, 7, 8, 0x5a, 0x02, 0xaa, 0xbb, 0x65, 1, 2, 3, 4,
+      // succeeded = true; header { revision = 300 }
+      0x10, 0x01, 0x0a, 0x03, 0x18, 0xac, 0x02,
+    ]);
+    expect(decodeTxnResponse(bytes)).toEqual({ succeeded: true, revision: 300, responses: [] });
+  });
+});
