@@ -6,6 +6,7 @@ import type { Logger } from '@flotilla/core';
 import { ClusterState } from '@flotilla/cluster';
 import { Controller, DirectoryArtifactStore, DriverOneOffRunner } from '@flotilla/controller';
 import { Discovery } from '@flotilla/discovery';
+import { Router, waitForDrained } from '@flotilla/router';
 import { EtcdStore } from '@flotilla/etcd';
 import { ArtifactCache, HostAgent, ProcessDriver, type Driver } from '@flotilla/host';
 import { Scheduler } from '@flotilla/scheduler';
@@ -147,6 +148,17 @@ export class FlotillaServer implements AsyncDisposable {
         ports: config.jobPorts,
         artifacts: cache,
         workDir: dir('run'),
+        // A stopping job gets SIGTERM once every router has stopped sending it requests and
+        // finished those in flight (at most drainMs): deploys drop no request.
+        drainWait: (instance, signal) =>
+          waitForDrained({
+            store,
+            discovery,
+            service: instance.service,
+            instanceId: instance.id,
+            signal,
+          }),
+        drainMs: 30_000,
         logger: logger.child({ c: 'agent' }),
       });
       agent.on('error', (err) => logger.warn({ err }, 'host agent'));
@@ -158,7 +170,16 @@ export class FlotillaServer implements AsyncDisposable {
     }
 
     let routerUrl: string | undefined;
-    // The router comes with @flotilla/router.
+    if (config.roles.router) {
+      const router = new Router({ store, discovery, logger: logger.child({ c: 'router' }) });
+      router.on('warning', (err) => logger.warn({ err }, 'router'));
+      const addrs = await router.listen({
+        http: { port: config.routerPort, host: config.routerHost },
+      });
+      closers.push({ name: 'router', close: () => router.close() });
+      // Apps answer at http://<app>.localhost:<port>: *.localhost is loopback.
+      routerUrl = `http://localhost:${addrs.http?.port ?? config.routerPort}`;
+    }
 
     if (config.roles.api && api !== undefined) {
       const artifacts = new DirectoryArtifactStore({
