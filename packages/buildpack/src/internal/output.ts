@@ -1,0 +1,83 @@
+import { TextDecoder } from 'node:util';
+// The build's output: split into lines, streamed to the caller's onOutput, and kept (its tail,
+// when a buildpack prints more than the limit) for the result or the error.
+
+/** The longest line handed to onOutput; a longer run without a newline is cut into pieces. */
+const MAX_LINE = 64 * 1024;
+
+/** Collects a build's output as lines. */
+export class OutputLog {
+  readonly #onLine: (line: string) => void;
+  readonly #maxBytes: number;
+  readonly #lines: string[] = [];
+  #bytes = 0;
+  #dropped = 0;
+  readonly #partial = new Map<string, string>();
+  readonly #decoders = new Map<string, TextDecoder>();
+
+  constructor(onLine: ((line: string) => void) | undefined, maxBytes: number) {
+    this.#onLine = onLine ?? (() => undefined);
+    this.#maxBytes = maxBytes;
+  }
+
+  /** A line of the runner's own, Heroku style: `-----> text`. */
+  step(text: string): void {
+    this.#line(`-----> ${text}`);
+  }
+
+  /** A detail line of the runner's own, indented seven spaces. */
+  detail(text: string): void {
+    this.#line(`       ${text}`);
+  }
+
+  /** A warning line of the runner's own: ` !     text`. */
+  warn(text: string): void {
+    this.#line(` !     ${text}`);
+  }
+
+  /** Raw output of a step on one of its streams. */
+  chunk(stream: string, chunk: Buffer): void {
+    let decoder = this.#decoders.get(stream);
+    if (decoder === undefined) {
+      decoder = new TextDecoder('utf-8');
+      this.#decoders.set(stream, decoder);
+    }
+    let text = (this.#partial.get(stream) ?? '') + decoder.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = text.indexOf('\n')) !== -1) {
+      this.#line(text.slice(0, nl).replace(/\r$/, ''));
+      text = text.slice(nl + 1);
+    }
+    while (text.length > MAX_LINE) {
+      this.#line(text.slice(0, MAX_LINE));
+      text = text.slice(MAX_LINE);
+    }
+    this.#partial.set(stream, text);
+  }
+
+  /** Ends a step: flushes the lines its streams left without a newline. */
+  flush(): void {
+    for (const [stream, decoder] of this.#decoders) {
+      const rest = (this.#partial.get(stream) ?? '') + decoder.decode();
+      if (rest !== '') this.#line(rest);
+    }
+    this.#partial.clear();
+    this.#decoders.clear();
+  }
+
+  /** Everything kept, one line per `\n`. */
+  text(): string {
+    const head = this.#dropped > 0 ? [`[${this.#dropped} earlier lines dropped]`] : [];
+    return [...head, ...this.#lines].map((l) => `${l}\n`).join('');
+  }
+
+  #line(line: string): void {
+    this.#lines.push(line);
+    this.#bytes += line.length + 1;
+    while (this.#bytes > this.#maxBytes && this.#lines.length > 1) {
+      this.#bytes -= (this.#lines.shift() ?? '').length + 1;
+      this.#dropped++;
+    }
+    this.#onLine(line);
+  }
+}

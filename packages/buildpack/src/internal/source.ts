@@ -1,0 +1,58 @@
+// Copying the app's source into the build directory: never .git, and never what .slugignore
+// names (gitignore syntax, read from the source's root).
+import { constants } from 'node:fs';
+import { copyFile, lstat, mkdir, readdir, readFile, readlink, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import ignore from 'ignore';
+import { BuildpackError, BuildpackErrorCodes } from '../errors.js';
+
+/** Copies `source` into the existing, empty `dest`; returns how many entries it copied. */
+export async function copySource(
+  source: string,
+  dest: string,
+  signal: AbortSignal | undefined,
+): Promise<{ entries: number; ignored: number }> {
+  const slugignore = await readFile(join(source, '.slugignore'), 'utf8').catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
+    throw new BuildpackError(
+      BuildpackErrorCodes.INVALID_SOURCE,
+      `cannot read ${join(source, '.slugignore')}: ${(err as Error).message}`,
+      { path: join(source, '.slugignore'), cause: err },
+    );
+  });
+  const ig = ignore().add(slugignore);
+  let entries = 0;
+  let ignored = 0;
+  const visit = async (rel: string): Promise<void> => {
+    signal?.throwIfAborted();
+    const names = (await readdir(join(source, rel))).sort();
+    for (const name of names) {
+      const path = rel === '' ? name : `${rel}/${name}`;
+      if (name === '.git') continue;
+      const from = join(source, path);
+      const st = await lstat(from);
+      if (ig.ignores(st.isDirectory() ? `${path}/` : path)) {
+        ignored++;
+        continue;
+      }
+      const to = join(dest, path);
+      if (st.isDirectory()) {
+        await mkdir(to, { mode: (st.mode & 0o777) | 0o700 });
+        await visit(path);
+      } else if (st.isFile()) {
+        await copyFile(from, to, constants.COPYFILE_FICLONE);
+      } else if (st.isSymbolicLink()) {
+        await symlink(await readlink(from), to);
+      } else {
+        throw new BuildpackError(
+          BuildpackErrorCodes.INVALID_SOURCE,
+          `the source holds ${JSON.stringify(path)}, which is not a file, directory or symlink; remove it or list it in .slugignore`,
+          { path: from },
+        );
+      }
+      entries++;
+    }
+  };
+  await visit('');
+  return { entries, ignored };
+}
