@@ -1,0 +1,806 @@
+import { stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import type Docker from 'dockerode';
+import { EventEmitter } from 'eventemitter3';
+import { silentLogger, systemClock, type Clock, type Logger } from '@flotilla/core';
+import {
+  HostError,
+  HostErrorCodes,
+  LogBuffer,
+  validateJobSpec,
+  type Driver,
+  type ExitReason,
+  type ExitStatus,
+  type JobInfo,
+  type JobSpec,
+  type LogBufferOptions,
+  type LogLine,
+  type LogReadOptions,
+  type StopOptions,
+} from '@flotilla/host';
+import { DockerError, DockerErrorCodes, engineError } from './errors.js';
+import { chownTree } from './internal/chown-tree.js';
+import { Demuxer } from './internal/demux.js';
+import { imageExists, statusOf } from './internal/engine.js';
+import { decodeExitCode, entrypoint, FORWARDED_SIGNALS } from './internal/entrypoint.js';
+import { containerName, LABELS } from './internal/labels.js';
+
+/** The slice of dockerode the {@link DockerDriver} uses. */
+export type DockerDriverClient = Pick<
+  Docker,
+  'createContainer' | 'getContainer' | 'listContainers' | 'getImage'
+>;
+
+/** How a job's container is networked. */
+export type DockerNetworkMode = 'host' | 'bridge';
+
+/** Options of {@link DockerDriver.create}. */
+export interface DockerDriverOptions {
+  readonly docker: DockerDriverClient;
+  /**
+   * Names this driver's containers (label `flotilla.driver`): a driver created later with the
+   * same id adopts them. One live driver per id. `[a-z0-9][a-z0-9_.-]{0,62}`, e.g. the host id.
+   */
+  readonly instanceId: string;
+  /** The image slugs run in (from `createStackImage`). Must be present: nothing is pulled. */
+  readonly stackImage: string;
+  /**
+   * `'host'` (default): the job shares the host's network and listens on its `PORT` itself.
+   * `'bridge'`: the job gets a network of its own, and its `PORT` is published on 127.0.0.1
+   * only (it must listen on 0.0.0.0 inside). Nothing ever connects to a container's bridge IP.
+   */
+  readonly network?: DockerNetworkMode;
+  /**
+   * The user slug jobs run as, `uid:gid`. Default `'1000:1000'` (the stack image's `flotilla`).
+   * The job's slug directory (`spec.cwd`, mounted at `/app`, its `HOME`) is given to this user
+   * before the job starts, so that it can write there as on Heroku. Image jobs run as their
+   * image's `USER`.
+   */
+  readonly user?: string;
+  /** Where the slug is mounted in the container, and its `HOME`. Default `/app`. */
+  readonly appDir?: string;
+  /** Labels added to every container (for your own sweeps, e.g. `flotilla.test`). */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** Between SIGTERM and SIGKILL when neither `stop` nor the spec says, ms. Default 30,000. */
+  readonly defaultStopGraceMs?: number;
+  /** Each job's log ring buffer. */
+  readonly log?: Omit<LogBufferOptions, 'clock'>;
+  /** Docker keeps at most this many bytes of a job's output (json-file `max-size`, two files). Default 10 MiB. */
+  readonly maxLogFileBytes?: number;
+  /** Stamps log lines and times stop grace periods. */
+  readonly clock?: Clock;
+  readonly logger?: Logger;
+}
+
+/** The events of a {@link DockerDriver}. */
+export interface DockerDriverEvents {
+  /** A job ended (by itself, stopped, killed over its memory limit, or found ended at adoption). */
+  exit: (id: string, status: ExitStatus) => void;
+  /** A failure that is no call's: a log stream that broke, a container gone from under a job. */
+  error: (err: HostError) => void;
+}
+
+interface Job {
+  readonly id: string;
+  readonly containerId: string;
+  readonly app: string;
+  readonly release: string;
+  readonly processType: string;
+  readonly index: number;
+  readonly port: number | undefined;
+  readonly pid: number | undefined;
+  readonly startedAt: number;
+  readonly stopGraceMs: number | undefined;
+  readonly adopted: boolean;
+  readonly logs: LogBuffer;
+  readonly exited: Promise<ExitStatus>;
+  readonly resolveExit: (status: ExitStatus) => void;
+  readonly watch: AbortController;
+  logsDone: Promise<void>;
+  exit: ExitStatus | undefined;
+  finishing: boolean;
+  stopping: Promise<ExitStatus> | undefined;
+  stopReason: 'stopped' | undefined;
+  stopSignal: NodeJS.Signals;
+  graceMs: number;
+  killedAfterGrace: boolean;
+}
+
+interface ContainerState {
+  Status?: string;
+  Running?: boolean;
+  ExitCode?: number;
+  OOMKilled?: boolean;
+  Pid?: number;
+  StartedAt?: string;
+  FinishedAt?: string;
+}
+
+const INSTANCE_ID = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+const USER = /^\d{1,10}:\d{1,10}$/;
+/** How long the log stream may take to drain after a container ended, ms. */
+const LOG_DRAIN_MS = 5000;
+
+/**
+ * A `Driver` that runs each job in a Docker container: a slug in the stack image (the slug dir
+ * bind-mounted at `/app`, as the non-root user `flotilla`), or a release's own image. It
+ * passes `runDriverContract` on a real dockerd.
+ *
+ * - The command runs through `bash -c` after `.profile.d/*.sh` and `.profile`, as with
+ *   `ProcessDriver`; PID 1 of the container passes stop signals on to every process in it, and
+ *   when the job ends nothing of it is left (see the README).
+ * - Host networking by default; bridge with the port published on 127.0.0.1 as an option.
+ * - `memoryMiB` is a cgroup limit without swap (an OOM kill is reported as reason `memory`),
+ *   `cpuMillis` a CPU quota (`NanoCpus`).
+ * - Containers carry labels naming the job and the driver's `instanceId`; a driver created
+ *   later with the same id adopts the running ones (logs and `wait` work again) and learns how
+ *   the others ended. Exited jobs' containers are kept until {@link DockerDriver.remove}.
+ * - Output is read from Docker's log stream, demultiplexed into each job's {@link LogBuffer}.
+ *
+ * @example
+ * ```ts
+ * const stack = await createStackImage({ docker });
+ * const driver = await DockerDriver.create({ docker, instanceId: 'host-1', stackImage: stack.image });
+ * await driver.start({ id: 'demo.web.1', app: 'demo', release: 'v3', processType: 'web', index: 1,
+ *   command: 'node server.js', cwd: slugDir, memoryMiB: 512, cpuMillis: 500,
+ *   env: jobEnv({ jobId: 'demo.web.1', app: 'demo', release: 'v3', processType: 'web', index: 1, port: 5000 }) });
+ * const status = await driver.stop('demo.web.1'); // SIGTERM to all of it, 30 s grace, SIGKILL
+ * ```
+ */
+export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Driver {
+  /** Always `'docker'`. */
+  readonly name = 'docker';
+  /** Always true: `spec.image` runs that image instead of a slug. */
+  readonly runsImages = true;
+  /** The id naming this driver's containers. */
+  readonly instanceId: string;
+  readonly #docker: DockerDriverClient;
+  readonly #stackImage: string;
+  readonly #network: DockerNetworkMode;
+  readonly #uid: number;
+  readonly #gid: number;
+  readonly #appDir: string;
+  readonly #labels: Readonly<Record<string, string>>;
+  readonly #defaultGraceMs: number;
+  readonly #logOptions: LogBufferOptions;
+  readonly #maxLogFileBytes: number;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #jobs = new Map<string, Job>();
+  readonly #starting = new Set<string>();
+  #closed: Promise<void> | undefined;
+  readonly #closing: Promise<never>;
+  #rejectClosing!: (err: HostError) => void;
+
+  private constructor(options: DockerDriverOptions) {
+    super();
+    this.#docker = options.docker;
+    this.instanceId = options.instanceId;
+    this.#stackImage = options.stackImage;
+    this.#network = options.network ?? 'host';
+    const [uid, gid] = (options.user ?? '1000:1000').split(':').map(Number) as [number, number];
+    this.#uid = uid;
+    this.#gid = gid;
+    this.#appDir = options.appDir ?? '/app';
+    this.#labels = { ...options.labels };
+    this.#defaultGraceMs = options.defaultStopGraceMs ?? 30_000;
+    this.#clock = options.clock ?? systemClock;
+    this.#logOptions = { ...options.log, clock: this.#clock };
+    this.#maxLogFileBytes = options.maxLogFileBytes ?? 10 * 1024 * 1024;
+    this.#logger = (options.logger ?? silentLogger).child({ driver: 'docker' });
+    this.#closing = new Promise<never>((_, reject) => (this.#rejectClosing = reject));
+    this.#closing.catch(() => undefined);
+  }
+
+  /**
+   * Opens a driver: checks its options and that the stack image is present, then adopts the
+   * containers an earlier driver with the same `instanceId` left. Throws
+   * `FLOTILLA_DOCKER_INVALID_OPTIONS`, `FLOTILLA_DOCKER_IMAGE_NOT_FOUND`,
+   * `FLOTILLA_DOCKER_ENGINE`.
+   */
+  static async create(options: DockerDriverOptions): Promise<DockerDriver> {
+    checkOptions(options);
+    if ((await imageExists(options.docker, options.stackImage)) === undefined) {
+      throw new DockerError(
+        DockerErrorCodes.IMAGE_NOT_FOUND,
+        `the stack image ${options.stackImage} is not present in this dockerd, and images are never pulled: build it with createStackImage() or flotilla-stack build`,
+        { path: 'stackImage' },
+      );
+    }
+    const driver = new DockerDriver(options);
+    // a throwaway buffer checks the log options before any job needs one
+    new LogBuffer('options-check', driver.#logOptions);
+    await driver.#adoptAll();
+    return driver;
+  }
+
+  async start(spec: JobSpec): Promise<JobInfo> {
+    this.#assertOpen();
+    const s = validateJobSpec(spec);
+    if (this.#jobs.has(s.id) || this.#starting.has(s.id)) throw exists(s.id);
+    this.#starting.add(s.id);
+    try {
+      return info(await this.#create(s));
+    } finally {
+      this.#starting.delete(s.id);
+    }
+  }
+
+  async stop(id: string, options: StopOptions = {}): Promise<ExitStatus> {
+    const job = this.#get(id);
+    if (job.exit !== undefined) return job.exit;
+    const signal = options.signal ?? 'SIGTERM';
+    checkSignal(signal);
+    const grace = options.graceMs ?? job.stopGraceMs ?? this.#defaultGraceMs;
+    if (!Number.isInteger(grace) || grace < 0 || grace > 3_600_000) {
+      throw new HostError(
+        HostErrorCodes.INVALID_OPTIONS,
+        `graceMs ${String(grace)} is not a whole number of ms from 0 to an hour`,
+        { path: 'graceMs', jobId: id },
+      );
+    }
+    job.stopping ??= this.#stop(job, signal, grace);
+    return job.stopping;
+  }
+
+  async signal(id: string, signal: NodeJS.Signals): Promise<void> {
+    const job = this.#get(id);
+    checkSignal(signal);
+    if (job.exit !== undefined || job.finishing || !(await this.#kill(job, signal))) {
+      throw new HostError(HostErrorCodes.JOB_EXITED, `job ${id} has exited: nothing to signal`, {
+        jobId: id,
+      });
+    }
+  }
+
+  async inspect(id: string): Promise<JobInfo> {
+    return info(this.#get(id));
+  }
+
+  async wait(id: string, options: { signal?: AbortSignal } = {}): Promise<ExitStatus> {
+    const job = this.#get(id);
+    const { signal } = options;
+    if (job.exit !== undefined) return job.exit;
+    if (signal === undefined) return Promise.race([job.exited, this.#closing]);
+    signal.throwIfAborted();
+    let onAbort!: () => void;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([job.exited, aborted, this.#closing]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  logs(id: string, options: LogReadOptions = {}): AsyncIterable<LogLine> {
+    return this.#get(id).logs.read(options);
+  }
+
+  async list(): Promise<JobInfo[]> {
+    this.#assertOpen();
+    return [...this.#jobs.values()].filter((j) => j.exit === undefined).map(info);
+  }
+
+  /** Forgets an exited job and removes its container. `FLOTILLA_HOST_JOB_RUNNING` if it runs. */
+  async remove(id: string): Promise<void> {
+    const job = this.#get(id);
+    if (job.exit === undefined) {
+      throw new HostError(
+        HostErrorCodes.JOB_RUNNING,
+        `job ${id} is still running: stop it before removing it`,
+        { jobId: id },
+      );
+    }
+    try {
+      await this.#docker.getContainer(job.containerId).remove({ force: true, v: true });
+    } catch (err) {
+      if (statusOf(err) !== 404) throw engineError(`cannot remove the container of job ${id}`, err);
+    }
+    this.#jobs.delete(id);
+  }
+
+  /**
+   * Stops following the jobs. Containers keep running: a driver created later with the same
+   * `instanceId` adopts them; stop them first to end them. Stops in flight finish first;
+   * pending `wait` calls reject with `FLOTILLA_HOST_CLOSED`. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #close(): Promise<void> {
+    await Promise.allSettled([...this.#jobs.values()].map((j) => j.stopping));
+    this.#rejectClosing(
+      new HostError(HostErrorCodes.CLOSED, 'the docker driver was closed while waiting'),
+    );
+    for (const job of this.#jobs.values()) {
+      job.watch.abort();
+      if (job.exit === undefined) job.logs.end();
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed !== undefined) {
+      throw new HostError(HostErrorCodes.CLOSED, 'the docker driver was closed');
+    }
+  }
+
+  #get(id: string): Job {
+    this.#assertOpen();
+    const job = this.#jobs.get(id);
+    if (job === undefined) {
+      throw new HostError(HostErrorCodes.JOB_NOT_FOUND, `no job ${String(id)} on this driver`, {
+        jobId: String(id),
+      });
+    }
+    return job;
+  }
+
+  async #create(s: JobSpec): Promise<Job> {
+    const image = s.image ?? this.#stackImage;
+    if (s.image === undefined) {
+      const isDir = await stat(s.cwd).then(
+        (st) => st.isDirectory(),
+        () => false,
+      );
+      if (!isDir) throw startFailed(s.id, `its cwd ${s.cwd} is not a directory`);
+    } else if ((await imageExists(this.#docker, s.image).catch(rethrowStart(s.id))) === undefined) {
+      throw startFailed(
+        s.id,
+        `its image ${s.image} is not present in this dockerd, and images are never pulled: build it first`,
+      );
+    }
+    if (s.image === undefined) {
+      await chownTree(s.cwd, this.#uid, this.#gid).catch((err: unknown) => {
+        throw startFailed(s.id, `cannot give its cwd ${s.cwd} to uid ${this.#uid}`, err);
+      });
+    }
+    const port = s.env.PORT === undefined ? undefined : Number(s.env.PORT);
+    const validPort = port !== undefined && Number.isInteger(port) && port > 0 && port < 65536;
+    const labels: Record<string, string> = {
+      ...this.#labels,
+      [LABELS.JOB]: s.id,
+      [LABELS.APP]: s.app,
+      [LABELS.RELEASE]: s.release,
+      [LABELS.TYPE]: s.processType,
+      [LABELS.INDEX]: String(s.index),
+      [LABELS.DRIVER]: this.instanceId,
+    };
+    if (validPort) labels[LABELS.PORT] = String(port);
+    if (s.stopGraceMs !== undefined) labels[LABELS.STOP_GRACE] = String(s.stopGraceMs);
+    const env = Object.entries(s.env).map(([k, v]) => `${k}=${v}`);
+    const hostConfig: Record<string, unknown> = {
+      NetworkMode: this.#network,
+      LogConfig: {
+        Type: 'json-file',
+        Config: { 'max-size': String(Math.ceil(this.#maxLogFileBytes / 2)), 'max-file': '2' },
+      },
+    };
+    if (s.memoryMiB !== undefined) {
+      hostConfig.Memory = s.memoryMiB * 1024 * 1024;
+      hostConfig.MemorySwap = s.memoryMiB * 1024 * 1024; // no swap: over the limit is an OOM kill
+    }
+    if (s.cpuMillis !== undefined) hostConfig.NanoCpus = s.cpuMillis * 1_000_000;
+    const create: Docker.ContainerCreateOptions = {
+      name: containerName(this.instanceId, s.id),
+      Image: image,
+      Entrypoint: entrypoint(s.command),
+      Cmd: [],
+      Env: env,
+      Labels: labels,
+      AttachStdin: false,
+      OpenStdin: false,
+      Tty: false,
+      HostConfig: hostConfig,
+    };
+    if (s.image === undefined) {
+      create.User = `${this.#uid}:${this.#gid}`;
+      create.WorkingDir = this.#appDir;
+      create.Env = [`HOME=${this.#appDir}`, ...env];
+      hostConfig.Binds = [`${s.cwd}:${this.#appDir}`];
+    }
+    if (this.#network === 'bridge' && validPort) {
+      create.ExposedPorts = { [`${port}/tcp`]: {} };
+      hostConfig.PortBindings = {
+        [`${port}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(port) }],
+      };
+    }
+    let container: Docker.Container;
+    try {
+      container = await this.#docker.createContainer(create);
+    } catch (err) {
+      if (statusOf(err) === 409) {
+        throw new HostError(
+          HostErrorCodes.JOB_EXISTS,
+          `job ${s.id} already has a container (${create.name}): another driver with instance id ${this.instanceId} started it, or an exited one awaits removal`,
+          { jobId: s.id, cause: err },
+        );
+      }
+      throw startFailed(s.id, 'dockerd refused to create its container', err);
+    }
+    try {
+      await container.start();
+    } catch (err) {
+      await container.remove({ force: true }).catch(() => undefined);
+      throw startFailed(s.id, 'its container would not start', err);
+    }
+    let state: ContainerState = {};
+    try {
+      state = ((await container.inspect()) as { State: ContainerState }).State;
+    } catch (err) {
+      this.#logger.warn({ jobId: s.id, err }, 'cannot inspect a started container');
+    }
+    const job = this.#newJob(
+      {
+        id: s.id,
+        containerId: container.id,
+        app: s.app,
+        release: s.release,
+        processType: s.processType,
+        index: s.index,
+        port: validPort ? port : undefined,
+        pid: state.Pid !== undefined && state.Pid > 0 ? state.Pid : undefined,
+        startedAt: this.#clock.now(),
+        stopGraceMs: s.stopGraceMs,
+      },
+      false,
+    );
+    this.#jobs.set(s.id, job);
+    this.#logger.info({ jobId: s.id, container: container.id }, 'job started');
+    this.#follow(job, undefined);
+    return job;
+  }
+
+  #newJob(
+    fields: Omit<
+      Job,
+      | 'adopted'
+      | 'logs'
+      | 'exited'
+      | 'resolveExit'
+      | 'watch'
+      | 'logsDone'
+      | 'exit'
+      | 'finishing'
+      | 'stopping'
+      | 'stopReason'
+      | 'stopSignal'
+      | 'graceMs'
+      | 'killedAfterGrace'
+    >,
+    adopted: boolean,
+  ): Job {
+    let resolveExit!: (status: ExitStatus) => void;
+    const exited = new Promise<ExitStatus>((r) => (resolveExit = r));
+    return {
+      ...fields,
+      adopted,
+      logs: new LogBuffer(fields.id, this.#logOptions),
+      exited,
+      resolveExit,
+      watch: new AbortController(),
+      logsDone: Promise.resolve(),
+      exit: undefined,
+      finishing: false,
+      stopping: undefined,
+      stopReason: undefined,
+      stopSignal: 'SIGTERM',
+      graceMs: 0,
+      killedAfterGrace: false,
+    };
+  }
+
+  /** Follows a running job's output into its buffer, and its end. `tail`: for adopted jobs. */
+  #follow(job: Job, tail: number | undefined): void {
+    const container = this.#docker.getContainer(job.containerId);
+    const { signal } = job.watch;
+    job.logsDone = (async () => {
+      try {
+        const stream = (await container.logs({
+          follow: true,
+          stdout: true,
+          stderr: true,
+          ...(tail === undefined ? {} : { tail }),
+          abortSignal: signal,
+        } as Docker.ContainerLogsOptions & { follow: true })) as unknown as Readable;
+        const demux = new Demuxer((name, bytes) => {
+          if (!job.logs.ended) job.logs.write(name, bytes);
+        });
+        for await (const chunk of stream) demux.write(chunk as Buffer);
+      } catch (err) {
+        if (signal.aborted) return;
+        this.#emitError(
+          new HostError(
+            HostErrorCodes.STATE_DIR,
+            `the output of job ${job.id} could not be read from dockerd`,
+            {
+              jobId: job.id,
+              cause: err,
+            },
+          ),
+        );
+      }
+    })();
+    void (async () => {
+      let state: ContainerState | undefined;
+      try {
+        await container.wait({ condition: 'not-running', abortSignal: signal } as object);
+        state = ((await container.inspect()) as { State: ContainerState }).State;
+      } catch (err) {
+        if (signal.aborted) return;
+        if (statusOf(err) !== 404) {
+          this.#emitError(
+            new HostError(
+              HostErrorCodes.STATE_DIR,
+              `lost track of the container of job ${job.id}`,
+              {
+                jobId: job.id,
+                cause: err,
+              },
+            ),
+          );
+        }
+      }
+      await this.#finish(job, state);
+    })();
+  }
+
+  /** Reports a job's end once its output is read: how its container ended, or `lost`. */
+  async #finish(job: Job, state: ContainerState | undefined): Promise<void> {
+    if (job.exit !== undefined || job.finishing) return;
+    job.finishing = true;
+    let timer: unknown;
+    await Promise.race([
+      job.logsDone,
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, LOG_DRAIN_MS))),
+    ]);
+    clearTimeout(timer as NodeJS.Timeout);
+    job.watch.abort();
+    let reason: ExitReason;
+    let code: number | null = null;
+    let signal: NodeJS.Signals | null = null;
+    if (state === undefined || state.ExitCode === undefined) {
+      reason = 'lost';
+    } else if (state.OOMKilled === true) {
+      reason = 'memory';
+      signal = 'SIGKILL';
+    } else {
+      ({ code, signal } = decodeExitCode(state.ExitCode));
+      reason = job.stopReason ?? 'exited';
+    }
+    const finished = state?.FinishedAt === undefined ? NaN : Date.parse(state.FinishedAt);
+    const status: ExitStatus = {
+      code,
+      signal,
+      reason,
+      finishedAt: job.adopted && finished > 0 ? finished : this.#clock.now(),
+      message: exitMessage(job, reason, code, signal),
+    };
+    job.exit = status;
+    job.logs.append('system', status.message);
+    job.logs.end();
+    this.#logger.info({ jobId: job.id, ...status }, 'job ended');
+    job.resolveExit(status);
+    this.emit('exit', job.id, status);
+  }
+
+  async #stop(job: Job, signal: NodeJS.Signals, graceMs: number): Promise<ExitStatus> {
+    job.stopReason ??= 'stopped';
+    job.stopSignal = signal;
+    job.graceMs = graceMs;
+    await this.#kill(job, signal);
+    const timer = this.#clock.setTimeout(() => {
+      if (job.exit !== undefined || job.finishing) return;
+      job.killedAfterGrace = true;
+      void this.#kill(job, 'SIGKILL');
+    }, graceMs);
+    try {
+      return await job.exited;
+    } finally {
+      this.#clock.clearTimeout(timer);
+    }
+  }
+
+  /** Signals a job's container (its PID 1 passes it on); false if it no longer runs. */
+  async #kill(job: Job, signal: NodeJS.Signals): Promise<boolean> {
+    try {
+      await this.#docker.getContainer(job.containerId).kill({ signal });
+      return true;
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === 409 || status === 404) return false;
+      const e = new HostError(
+        HostErrorCodes.STATE_DIR,
+        `cannot send ${signal} to job ${job.id}: ${(err as Error).message}`,
+        {
+          jobId: job.id,
+          cause: err,
+        },
+      );
+      this.#emitError(e);
+      throw e;
+    }
+  }
+
+  async #adoptAll(): Promise<void> {
+    let containers: Docker.ContainerInfo[];
+    try {
+      containers = await this.#docker.listContainers({
+        all: true,
+        filters: JSON.stringify({ label: [`${LABELS.DRIVER}=${this.instanceId}`] }),
+      });
+    } catch (err) {
+      throw engineError(`cannot list the containers of driver ${this.instanceId}`, err);
+    }
+    for (const c of containers) {
+      const l = c.Labels;
+      const id = l[LABELS.JOB];
+      if (id === undefined || this.#jobs.has(id)) continue;
+      let state: ContainerState;
+      try {
+        state = ((await this.#docker.getContainer(c.Id).inspect()) as { State: ContainerState })
+          .State;
+      } catch (err) {
+        if (statusOf(err) === 404) continue; // removed meanwhile
+        throw engineError(`cannot inspect container ${c.Id}`, err);
+      }
+      const port = Number(l[LABELS.PORT]);
+      const grace = Number(l[LABELS.STOP_GRACE]);
+      const job = this.#newJob(
+        {
+          id,
+          containerId: c.Id,
+          app: l[LABELS.APP] ?? '',
+          release: l[LABELS.RELEASE] ?? '',
+          processType: l[LABELS.TYPE] ?? '',
+          index: Number(l[LABELS.INDEX] ?? 0),
+          port: Number.isInteger(port) && port > 0 ? port : undefined,
+          pid: state.Pid !== undefined && state.Pid > 0 ? state.Pid : undefined,
+          startedAt: state.StartedAt === undefined ? c.Created * 1000 : Date.parse(state.StartedAt),
+          stopGraceMs: Number.isInteger(grace) && grace >= 0 ? grace : undefined,
+        },
+        true,
+      );
+      this.#jobs.set(id, job);
+      const tail = this.#logOptions.maxLines ?? 1500;
+      this.#follow(job, tail);
+      if (state.Running === true)
+        this.#logger.info({ jobId: id, container: c.Id }, 'adopted a running job');
+    }
+  }
+
+  #emitError(err: HostError): void {
+    this.#logger.error({ err, code: err.code, jobId: err.jobId }, err.message);
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+}
+
+function checkOptions(o: DockerDriverOptions): void {
+  const bad = (path: string, why: string): never => {
+    throw new DockerError(DockerErrorCodes.INVALID_OPTIONS, `${path}: ${why}`, { path });
+  };
+  if (typeof o !== 'object' || o === null) bad('options', 'pass an object');
+  if (typeof o.docker !== 'object' || o.docker === null) bad('docker', 'pass a dockerode client');
+  if (typeof o.instanceId !== 'string' || !INSTANCE_ID.test(o.instanceId)) {
+    bad(
+      'instanceId',
+      `${JSON.stringify(o.instanceId)} is not 1 to 63 of a-z 0-9 _ . - starting with a letter or digit`,
+    );
+  }
+  if (
+    typeof o.stackImage !== 'string' ||
+    !/^[A-Za-z0-9][A-Za-z0-9._\-/:@+]{0,511}$/.test(o.stackImage)
+  ) {
+    bad('stackImage', `${JSON.stringify(o.stackImage)} is not an image reference`);
+  }
+  if (o.network !== undefined && o.network !== 'host' && o.network !== 'bridge') {
+    bad('network', `${JSON.stringify(o.network)} is neither 'host' nor 'bridge'`);
+  }
+  if (o.user !== undefined && (typeof o.user !== 'string' || !USER.test(o.user))) {
+    bad('user', `${JSON.stringify(o.user)} is not uid:gid in numbers, such as '1000:1000'`);
+  }
+  if (
+    o.appDir !== undefined &&
+    (typeof o.appDir !== 'string' ||
+      !/^\/[A-Za-z0-9_./-]*$/.test(o.appDir) ||
+      o.appDir.includes('..'))
+  ) {
+    bad('appDir', `${JSON.stringify(o.appDir)} is not an absolute path`);
+  }
+  const g = o.defaultStopGraceMs;
+  if (g !== undefined && (!Number.isInteger(g) || g < 0 || g > 3_600_000)) {
+    bad('defaultStopGraceMs', `${String(g)} is not a whole number of ms from 0 to an hour`);
+  }
+  const m = o.maxLogFileBytes;
+  if (m !== undefined && (!Number.isInteger(m) || m < 4096)) {
+    bad('maxLogFileBytes', `${String(m)} is not a whole number of bytes from 4096`);
+  }
+  for (const [k, v] of Object.entries(o.labels ?? {})) {
+    if (k.startsWith('flotilla.') && k !== 'flotilla.test')
+      bad(`labels.${k}`, "flotilla.* labels are the driver's own");
+    if (typeof v !== 'string') bad(`labels.${k}`, 'label values are strings');
+  }
+}
+
+function checkSignal(signal: unknown): asserts signal is NodeJS.Signals {
+  if (signal === 'SIGKILL' || FORWARDED_SIGNALS.includes(signal as NodeJS.Signals)) return;
+  throw new HostError(
+    HostErrorCodes.INVALID_OPTIONS,
+    `${String(signal)} is not a signal the docker driver sends: use SIGKILL or one of ${FORWARDED_SIGNALS.join(', ')}`,
+    { path: 'signal' },
+  );
+}
+
+function info(job: Job): JobInfo {
+  return {
+    id: job.id,
+    app: job.app,
+    release: job.release,
+    processType: job.processType,
+    index: job.index,
+    state: job.exit === undefined ? 'running' : 'exited',
+    pid: job.pid,
+    port: job.port,
+    startedAt: job.startedAt,
+    exit: job.exit,
+    adopted: job.adopted,
+  };
+}
+
+function exitMessage(
+  job: Job,
+  reason: ExitReason,
+  code: number | null,
+  signal: NodeJS.Signals | null,
+): string {
+  const how =
+    code !== null ? `exited with code ${code}` : `ended by ${signal ?? 'an unknown cause'}`;
+  switch (reason) {
+    case 'exited':
+      return `${job.id} ${how}`;
+    case 'lost':
+      return `${job.id}: its container is gone (removed outside the driver); how it ended is unknown`;
+    case 'memory':
+      return `${job.id} was killed by SIGKILL over its memory limit (the kernel's OOM killer in its container)`;
+    case 'stopped':
+      return job.killedAfterGrace
+        ? `${job.id} was stopped: still running ${job.graceMs} ms after ${job.stopSignal}, killed by SIGKILL`
+        : `${job.id} was stopped with ${job.stopSignal} and ${how}`;
+  }
+}
+
+function exists(id: string): HostError {
+  return new HostError(
+    HostErrorCodes.JOB_EXISTS,
+    `job ${id} already exists on this driver: remove it first, or use a new job id`,
+    { jobId: id },
+  );
+}
+
+function startFailed(id: string, why: string, cause?: unknown): HostError {
+  const detail = cause instanceof Error ? `: ${cause.message}` : '';
+  const status = statusOf(cause);
+  return new HostError(HostErrorCodes.START_FAILED, `cannot start job ${id}: ${why}${detail}`, {
+    jobId: id,
+    cause,
+    // dockerd down or failing may pass later; a 4xx (bad mount, bad image) will not
+    retryable:
+      cause !== undefined &&
+      (status === undefined || status >= 500) &&
+      !(cause instanceof HostError),
+  });
+}
+
+function rethrowStart(id: string): (err: unknown) => never {
+  return (err) => {
+    throw startFailed(id, 'dockerd cannot be asked about its image', err);
+  };
+}
