@@ -221,16 +221,38 @@ describe('HealthMonitor', () => {
     const port = await closedPort();
     const t = monitor(tcp({ graceMs: 5000, intervalMs: 1000, threshold: 3 }), port);
     await t.step(0);
-    for (let i = 0; i < 5; i++) await t.step(1000); // t = 1000 .. 5000
-    await t.step(1000); // 6000: the second failure past the grace
+    // Booting: probes after 25 ms, doubling up to the interval (t = 25, 75, 175, 375, 775,
+    // 1575), then every interval (2575 .. 4575).
+    for (const ms of [25, 50, 100, 200, 400, 800, 1000, 1000, 1000]) await t.step(ms);
+    expect(t.clock.now()).toBe(4575);
+    await t.step(1000); // 5575: the first failure past the grace
+    await t.step(1000); // 6575: the second
     expect(t.names()).toEqual([]);
     const timedOut = t.next('bootTimeout');
-    await t.step(1000); // 7000: the third
+    await t.step(1000); // 7575: the third
     await timedOut;
     expect(t.names()).toEqual(['bootTimeout']);
-    expect(t.events.filter((e) => e.name === 'checked')).toHaveLength(8);
-    expect(t.events.at(-1)).toMatchObject({ name: 'bootTimeout', at: 7000 });
+    expect(t.events.filter((e) => e.name === 'checked')).toHaveLength(13);
+    expect(t.events.at(-1)).toMatchObject({ name: 'bootTimeout', at: 7575 });
     expect(t.clock.pending).toBe(0); // it stopped checking
+  });
+
+  it('probes a booting job sooner, and at the interval once it is ready', async () => {
+    const port = await closedPort();
+    const t = monitor(tcp({ intervalMs: 1000 }), port);
+    await t.step(0);
+    await t.step(25);
+    await t.step(50); // t = 75: nothing listens yet
+    const server = createTcpServer();
+    servers.push(server);
+    server.listen(port, '127.0.0.1');
+    await once(server, 'listening');
+    await t.step(100); // t = 175: the job listens, and is ready 175 ms after it started
+    expect(t.events.filter((e) => e.name === 'ready').map((e) => e.at)).toEqual([175]);
+    await t.clock.advance(999);
+    expect(t.events.filter((e) => e.name === 'checked')).toHaveLength(4); // no probe before 1175
+    await t.step(1);
+    expect(t.events.filter((e) => e.name === 'checked')).toHaveLength(5);
   });
 
   it('a job that was ready never gets a boot timeout', async () => {

@@ -149,11 +149,16 @@ export interface HealthMonitorOptions {
   readonly logger?: Logger;
 }
 
+/** The first delay between boot probes; each next one doubles, up to the check's interval. */
+export const BOOT_PROBE_FIRST_MS = 25;
+
 /**
  * Runs a job's health check every interval, starting at once: `ready` after the first success;
  * `unready` after `threshold` consecutive failures; `bootTimeout` when it never became ready
  * within the grace and then failed `threshold` times. Failures within the grace of a job that
- * was never ready do not count.
+ * was never ready do not count. While it boots (never ready, within the grace) probes come
+ * sooner: after {@link BOOT_PROBE_FIRST_MS}, doubling up to the interval, so a job is published
+ * within milliseconds of listening rather than up to an interval later.
  *
  * @example
  * ```ts
@@ -174,6 +179,8 @@ export class HealthMonitor {
   readonly #startedAt: number;
   #timer: TimerHandle | undefined;
   #failures = 0;
+  /** Probes made while booting: the next boot delay is `BOOT_PROBE_FIRST_MS * 2 ** #bootProbes`. */
+  #bootProbes = 0;
   #ready = false;
   #everReady = false;
   #stopped = false;
@@ -242,7 +249,13 @@ export class HealthMonitor {
         return;
       }
     }
-    this.#schedule(this.#check.intervalMs);
+    const interval = this.#check.intervalMs;
+    const booting = !this.#everReady && this.#clock.now() - this.#startedAt < this.#check.graceMs;
+    this.#schedule(
+      booting
+        ? Math.min(interval, BOOT_PROBE_FIRST_MS * 2 ** Math.min(30, this.#bootProbes++))
+        : interval,
+    );
   }
 
   /** Calls a callback; one that throws is logged, and the checks go on. */

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { EventEmitter } from 'eventemitter3';
@@ -189,6 +190,8 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
       logger: this.#logger,
       ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
     });
+    // Every job starting at once listens for close() on this signal (fetch, extract, drain).
+    setMaxListeners(0, this.#abort.signal);
     this.#ownsDiscovery = options.discovery === undefined;
     this.#discovery =
       options.discovery ?? new Discovery({ store: options.store, clock: this.#clock });

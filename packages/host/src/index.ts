@@ -32,7 +32,13 @@ export type { HostAgentEvents, HostAgentOptions } from './host-agent.js';
 export type { DrainTarget, DrainWait } from './drain-wait.js';
 export { ArtifactCache } from './artifact-cache.js';
 export type { ArtifactCacheOptions, SlugArtifact } from './artifact-cache.js';
-export { HEALTH_CHECK_DEFAULTS, HealthMonitor, probe, resolveHealthCheck } from './health-check.js';
+export {
+  BOOT_PROBE_FIRST_MS,
+  HEALTH_CHECK_DEFAULTS,
+  HealthMonitor,
+  probe,
+  resolveHealthCheck,
+} from './health-check.js';
 export type {
   HealthEvents,
   HealthMonitorOptions,
