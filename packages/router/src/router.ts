@@ -218,6 +218,7 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
       maxIdlePerBackend: positive('maxIdlePerBackend', options.maxIdlePerBackend, 128, 0),
       idleTimeoutMs: positive('upstreamIdleTimeoutMs', options.upstreamIdleTimeoutMs, 4000),
       connectTimeoutMs,
+      now: () => performance.now(),
     });
     this.#agent = new http.Agent({ keepAlive: true, maxSockets: 256, timeout: 60_000 });
     let accessLog: ((e: AccessEntry) => void) | undefined;
@@ -359,6 +360,7 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
       this.#sweeper = setInterval(() => {
         const now = this.#plane.now();
         for (const c of this.#conns) c.sweep(now);
+        this.#plane.pool.sweep(now);
       }, 1000);
       this.#sweeper.unref();
       if (this.#state !== 'starting')

@@ -59,11 +59,19 @@ export interface ResponseHead extends HeadCommon {
 }
 
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// Control characters other than HTAB, and DEL, are refused in field values.
-const BAD_VALUE_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
 // origin-form, absolute-form, authority-form or '*': visible ASCII only.
 const TARGET_RE = /^[\x21-\x7e]+$/;
 const CRLF2 = Buffer.from('\r\n\r\n');
+
+/** tchar lookup: 1 for the bytes a header name or method may hold. */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
+for (let c = 48; c <= 57; c++) TCHAR[c] = 1;
+for (let c = 65; c <= 90; c++) TCHAR[c] = 1;
+for (let c = 97; c <= 122; c++) TCHAR[c] = 1;
+
+const latin1 = (buf: Buffer, a: number, b: number): string =>
+  (buf as unknown as { latin1Slice(a: number, b: number): string }).latin1Slice(a, b);
 
 /**
  * Finds the end of a head in `buf` (the index just after CRLF CRLF), or -1. Throws 431 when
@@ -91,10 +99,27 @@ interface Fields {
   upgrade: string;
 }
 
-function parseFields(lines: string[], limits: HeadLimits, bad: 400 | 502): Fields {
-  const count = lines.length - 1;
-  if (count > limits.maxHeaderCount)
-    throw new HeadError(bad === 400 ? 431 : 502, 'too many header fields');
+/** The end (index of CR) of the line starting at `i`; throws on a bare CR or LF or a control byte when `strict`. */
+function lineEnd(buf: Buffer, i: number, end: number, bad: 400 | 502): number {
+  for (let j = i; j < end; j++) {
+    const c = buf[j]!;
+    if (c === 13) {
+      if (buf[j + 1] !== 10) throw new HeadError(bad, 'bare CR in head');
+      return j;
+    }
+    if (c === 10) throw new HeadError(bad, 'bare LF in head');
+  }
+  throw new HeadError(bad, 'unterminated line');
+}
+
+/** Parses the field lines from `i` up to the final CRLF at `end - 2`. */
+function parseFields(
+  buf: Buffer,
+  i: number,
+  end: number,
+  limits: HeadLimits,
+  bad: 400 | 502,
+): Fields {
   const headers: string[] = [];
   const names: string[] = [];
   let contentLength = -1;
@@ -102,14 +127,38 @@ function parseFields(lines: string[], limits: HeadLimits, bad: 400 | 502): Field
   const connection: string[] = [];
   let host: string | undefined;
   let upgrade = '';
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(':');
-    if (colon <= 0) throw new HeadError(bad, 'malformed header line');
-    const name = line.slice(0, colon);
-    if (!TOKEN_RE.test(name)) throw new HeadError(bad, 'invalid header name');
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
-    if (BAD_VALUE_RE.test(value)) throw new HeadError(bad, 'invalid character in header value');
+  const last = end - 2;
+  while (i < last) {
+    const first = buf[i]!;
+    if (first === 32 || first === 9)
+      throw new HeadError(bad, 'obsolete line folding or whitespace before a field');
+    const nameStart = i;
+    while (TCHAR[buf[i]!] === 1) i++;
+    if (i === nameStart) throw new HeadError(bad, 'invalid header name');
+    if (buf[i] !== 58)
+      throw new HeadError(
+        bad,
+        buf[i] === 32 || buf[i] === 9 ? 'whitespace before colon' : 'invalid header name',
+      );
+    const name = latin1(buf, nameStart, i);
+    i++;
+    while (buf[i] === 32 || buf[i] === 9) i++;
+    const valueStart = i;
+    for (;;) {
+      const c = buf[i]!;
+      if (c === 13) break;
+      if ((c < 32 && c !== 9) || c === 127)
+        throw new HeadError(bad, 'invalid character in header value');
+      i++;
+    }
+    if (buf[i + 1] !== 10) throw new HeadError(bad, 'bare CR in head');
+    let valueEnd = i;
+    while (valueEnd > valueStart && (buf[valueEnd - 1] === 32 || buf[valueEnd - 1] === 9))
+      valueEnd--;
+    const value = latin1(buf, valueStart, valueEnd);
+    i += 2;
+    if (names.length >= limits.maxHeaderCount)
+      throw new HeadError(bad === 400 ? 431 : 502, 'too many header fields');
     const lower = name.toLowerCase();
     switch (lower) {
       case 'content-length': {
@@ -151,26 +200,13 @@ function parseFields(lines: string[], limits: HeadLimits, bad: 400 | 502): Field
   return { headers, names, contentLength, chunked, connection, host: host ?? '', upgrade };
 }
 
-function splitLines(buf: Buffer, end: number): string[] {
+/** Parses a request head that ends at `end` (from {@link findHeadEnd}). */
+export function parseRequestHead(buf: Buffer, end: number, limits: HeadLimits): RequestHead {
   // Leading empty lines before a request line are ignored (RFC 9112 2.2).
   let start = 0;
   while (start + 1 < end && buf[start] === 13 && buf[start + 1] === 10) start += 2;
-  const text = buf.toString('latin1', start, end - 4);
-  const lines = text.split('\r\n');
-  for (const line of lines) {
-    if (line.includes('\n') || line.includes('\r'))
-      throw new HeadError(400, 'bare CR or LF in head');
-    if (line.length > 0 && (line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9)) {
-      throw new HeadError(400, 'obsolete line folding or whitespace before a field');
-    }
-  }
-  return lines;
-}
-
-/** Parses a request head that ends at `end` (from {@link findHeadEnd}). */
-export function parseRequestHead(buf: Buffer, end: number, limits: HeadLimits): RequestHead {
-  const lines = splitLines(buf, end);
-  const first = lines[0]!;
+  const le = lineEnd(buf, start, end, 400);
+  const first = latin1(buf, start, le);
   const sp1 = first.indexOf(' ');
   const sp2 = first.lastIndexOf(' ');
   if (sp1 <= 0 || sp2 === sp1) throw new HeadError(400, 'malformed request line');
@@ -185,23 +221,19 @@ export function parseRequestHead(buf: Buffer, end: number, limits: HeadLimits): 
   else if (/^HTTP\/[0-9]\.[0-9]$/.test(proto))
     throw new HeadError(505, 'HTTP version not supported');
   else throw new HeadError(400, 'malformed request line');
-  const f = parseFields(lines, limits, 400);
+  const f = parseFields(buf, le + 2, end, limits, 400);
   if (version === 11 && f.host === '') throw new HeadError(400, 'missing Host header');
   return { method, target, version, ...f, length: end };
 }
 
+const STATUS_RE = /^HTTP\/1\.([01]) ([0-9]{3})(?: (.*))?$/;
+
 /** Parses a response head that ends at `end`. Failures are 502s. */
 export function parseResponseHead(buf: Buffer, end: number, limits: HeadLimits): ResponseHead {
-  let lines: string[];
-  try {
-    lines = splitLines(buf, end);
-  } catch {
-    throw new HeadError(502, 'malformed upstream response head');
-  }
-  const first = lines[0]!;
-  const m = /^HTTP\/1\.([01]) ([0-9]{3})(?: (.*))?$/.exec(first);
+  const le = lineEnd(buf, 0, end, 502);
+  const m = STATUS_RE.exec(latin1(buf, 0, le));
   if (m === null) throw new HeadError(502, 'malformed upstream status line');
-  const f = parseFields(lines, limits, 502);
+  const f = parseFields(buf, le + 2, end, limits, 502);
   return {
     version: m[1] === '1' ? 11 : 10,
     status: Number(m[2]),

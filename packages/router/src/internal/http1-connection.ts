@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import type { Backend, BackendSet } from './backend-set.js';
+import type { UpSocket, UpstreamOwner } from './upstream-pool.js';
 import { BodyFramer, FramingError } from './body-framer.js';
 import type { DataPlane } from './data-plane.js';
 import {
@@ -176,7 +177,7 @@ export class Http1Connection {
 }
 
 /** One request proxied to a backend, with retries on others. */
-class Exchange {
+class Exchange implements UpstreamOwner {
   readonly #c: Http1Connection;
   readonly #h: RequestHead;
   readonly #p: DataPlane;
@@ -194,7 +195,7 @@ class Exchange {
   #backend: Backend | undefined;
   #tried: Set<Backend> | undefined;
   #retries = 0;
-  #up: import('node:net').Socket | null = null;
+  #up: UpSocket | null = null;
   #upReady = false;
   #sentAny = false;
   #sentAt = 0;
@@ -341,14 +342,19 @@ class Exchange {
       this.#sentAny = true;
       if (!this.#up!.write(chunk)) {
         this.#c.socket.pause();
-        this.#up!.once('drain', this.#resumeClient);
+        this.#drainWait = true;
       }
     } else {
       this.#queued.push(chunk);
     }
   }
 
-  readonly #resumeClient = (): void => {
+  #drainWait = false;
+
+  /** The backend connection took all we wrote: read more of the client's body. */
+  upDrain(): void {
+    if (!this.#drainWait) return;
+    this.#drainWait = false;
     if (
       this.#c.state === 'request' &&
       this.#c.buf === null &&
@@ -356,7 +362,7 @@ class Exchange {
       !this.#reqBody.done
     )
       this.#c.socket.resume();
-  };
+  }
 
   /** Client bytes while this exchange runs: body, then pipelined requests. */
   onClientData(chunk: Buffer): void {
@@ -420,33 +426,28 @@ class Exchange {
     this.#backend = b;
     set!.acquire(b);
     const pool = this.#p.pool;
-    let s = pool.take(b);
-    const fresh = s === undefined;
-    s ??= pool.connect(b);
-    this.#up = s;
     this.#upReady = false;
     this.#res = 'none';
     this.#ubuf = null;
-    s.on('data', this.#onUpData);
-    s.on('error', this.#onUpError);
-    s.on('end', this.#onUpEnd);
-    s.on('close', this.#onUpClose);
-    if (fresh) s.once('connect', this.#onUpConnect);
-    else this.#onUpConnect();
+    const s = pool.take(b, this);
+    if (s !== undefined) {
+      this.#up = s;
+      this.upConnect();
+    } else this.#up = pool.connect(b, this);
   }
 
-  readonly #onUpConnect = (): void => {
+  /** The upstream connection is open (or was taken from the pool): send the request. */
+  upConnect(): void {
     const s = this.#up!;
     this.#upReady = true;
     this.#sentAt = this.#p.now();
     this.#sentAny = true;
     if (this.#retries === 0 || this.#replay === null) {
-      s.write(this.#upHead!);
       const q = this.#queued;
       this.#queued = [];
-      for (const chunk of q) s.write(chunk);
+      s.write(q.length === 0 ? this.#upHead! : Buffer.concat([this.#upHead!, ...q]));
     } else {
-      for (const chunk of this.#replay) s.write(chunk);
+      s.write(this.#replay.length === 1 ? this.#replay[0]! : Buffer.concat(this.#replay));
       this.#queued = [];
     }
     if (
@@ -457,9 +458,10 @@ class Exchange {
     ) {
       this.#c.socket.resume();
     }
-  };
+  }
 
-  readonly #onUpData = (chunk: Buffer): void => {
+  /** Bytes from the backend. */
+  upData(chunk: Buffer): void {
     if (this.#res === 'body') {
       this.#forwardBody(chunk);
       return;
@@ -467,7 +469,7 @@ class Exchange {
     this.#res = 'head';
     this.#ubuf = this.#ubuf === null ? chunk : Buffer.concat([this.#ubuf, chunk]);
     this.#parseResponse();
-  };
+  }
 
   #parseResponse(): void {
     const p = this.#p;
@@ -549,11 +551,12 @@ class Exchange {
       this.#complete(rest);
       return;
     }
-    this.#c.socket.write(head);
-    if (rest !== null) this.#forwardBody(rest);
+    if (rest !== null) this.#forwardBody(rest, head);
+    else this.#c.socket.write(head);
   }
 
-  #forwardBody(chunk: Buffer): void {
+  /** Forwards response body bytes (after `head`, if given, in the same write). */
+  #forwardBody(chunk: Buffer, head?: Buffer): void {
     const framer = this.#resBody!;
     let end: number;
     try {
@@ -564,7 +567,8 @@ class Exchange {
       this.#c.socket.destroy();
       return;
     }
-    const out = end === chunk.length ? chunk : chunk.subarray(0, end);
+    let out = end === chunk.length ? chunk : chunk.subarray(0, end);
+    if (head !== undefined) out = out.length === 0 ? head : Buffer.concat([head, out]);
     const cs = this.#c.socket;
     if (out.length > 0 && !cs.write(out) && !framer.done) {
       const up = this.#up!;
@@ -598,31 +602,24 @@ class Exchange {
     c.next(this.#keepClient, rest);
   }
 
-  #detachUp(up: import('node:net').Socket): void {
-    up.removeListener('data', this.#onUpData);
-    up.removeListener('error', this.#onUpError);
-    up.removeListener('end', this.#onUpEnd);
-    up.removeListener('close', this.#onUpClose);
-    up.removeListener('connect', this.#onUpConnect);
-    up.removeListener('drain', this.#resumeClient);
+  #detachUp(up: UpSocket): void {
+    up.owner = null;
   }
 
-  readonly #onUpError = (): void => {
-    // 'close' follows and decides.
-  };
-
-  readonly #onUpEnd = (): void => {
+  /** The backend ended its side. */
+  upEnd(): void {
     if (this.#res === 'body' && this.#resBody!.untilClose) {
       this.#complete(null);
       return;
     }
     this.#up?.destroy();
-  };
+  }
 
-  readonly #onUpClose = (): void => {
+  /** The backend connection closed. */
+  upClose(): void {
     if (this.#up === null || this.#finished) return;
     this.#upstreamFailed(false);
-  };
+  }
 
   /** The upstream connection failed (or timed out) before the exchange completed. */
   #upstreamFailed(timeout: boolean): void {

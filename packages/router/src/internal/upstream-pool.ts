@@ -9,43 +9,95 @@ export interface UpstreamPoolOptions {
   readonly idleTimeoutMs: number;
   /** A connect that takes longer fails (and may be retried elsewhere). */
   readonly connectTimeoutMs: number;
+  /** The clock, in ms. */
+  readonly now: () => number;
 }
 
-const noop = (): void => undefined;
+/** Who receives an upstream connection's events: the exchange using it, or the pool. */
+export interface UpstreamOwner {
+  upConnect(): void;
+  upData(chunk: Buffer): void;
+  upEnd(): void;
+  upClose(): void;
+  upDrain(): void;
+}
+
+/** An upstream connection: its listeners are attached once and dispatch to its owner. */
+export type UpSocket = net.Socket & {
+  owner: UpstreamOwner | null;
+  idleSince: number;
+  connectedAt: number;
+};
+
+/** The owner of idle connections: any byte or close takes them out of the pool. */
+class Idle implements UpstreamOwner {
+  constructor(
+    readonly s: UpSocket,
+    readonly list: UpSocket[],
+  ) {}
+  upConnect(): void {}
+  upData(): void {
+    // Bytes on an idle connection: the backend is out of step; never reuse it.
+    this.s.destroy();
+  }
+  upEnd(): void {
+    this.s.destroy();
+  }
+  upClose(): void {
+    const i = this.list.indexOf(this.s);
+    if (i !== -1) this.list.splice(i, 1);
+  }
+  upDrain(): void {}
+}
 
 /** Keep-alive connections to backends, reused newest first (LIFO). */
 export class UpstreamPool {
-  readonly #idle = new Map<string, net.Socket[]>();
+  readonly #idle = new Map<string, UpSocket[]>();
   #closed = false;
 
   constructor(readonly options: UpstreamPoolOptions) {}
 
-  /** An idle connection to `b`, if one is alive. */
-  take(b: Backend): net.Socket | undefined {
+  /** An idle connection to `b`, if one is alive, now owned by `owner`. */
+  take(b: Backend, owner: UpstreamOwner): UpSocket | undefined {
     const list = this.#idle.get(b.addr);
     if (list === undefined) return undefined;
     for (;;) {
       const s = list.pop();
       if (s === undefined) return undefined;
-      s.removeListener('close', onIdleClose);
-      s.removeListener('data', onIdleData);
       if (s.destroyed || !s.writable) continue;
-      s.setTimeout(0);
+      s.owner = owner;
       return s;
     }
   }
 
-  /** Opens a new connection to `b`. */
-  connect(b: Backend): net.Socket {
-    const s = net.connect({ host: b.host, port: b.port, noDelay: true });
-    s.setTimeout(this.options.connectTimeoutMs, () => s.destroy(new Error('connect timeout')));
-    s.once('connect', () => s.setTimeout(0));
+  /** Opens a new connection to `b`, owned by `owner` (its `upConnect` is called once connected). */
+  connect(b: Backend, owner: UpstreamOwner): UpSocket {
+    const s = net.connect({ host: b.host, port: b.port, noDelay: true }) as UpSocket;
+    s.owner = owner;
+    s.idleSince = 0;
+    s.connectedAt = 0;
+    const timer = setTimeout(
+      () => s.destroy(new Error('connect timeout')),
+      this.options.connectTimeoutMs,
+    );
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.connectedAt = this.options.now();
+      s.owner?.upConnect();
+    });
+    s.once('close', () => clearTimeout(timer));
+    s.on('data', (chunk: Buffer) => s.owner?.upData(chunk));
+    s.on('end', () => s.owner?.upEnd());
+    s.on('close', () => s.owner?.upClose());
+    s.on('drain', () => s.owner?.upDrain());
+    s.on('error', () => undefined); // 'close' follows
     return s;
   }
 
   /** Gives a connection back after a complete exchange, or closes it when the pool is full. */
-  put(b: Backend, s: net.Socket): void {
+  put(b: Backend, s: UpSocket): void {
     if (this.#closed || s.destroyed || !s.writable || !b.ready) {
+      s.owner = null;
       s.destroy();
       return;
     }
@@ -55,22 +107,23 @@ export class UpstreamPool {
       this.#idle.set(b.addr, list);
     }
     if (list.length >= this.options.maxIdlePerBackend) {
+      s.owner = null;
       s.destroy();
       return;
     }
-    s.removeAllListeners('data');
-    s.removeAllListeners('end');
-    s.removeAllListeners('error');
-    s.removeAllListeners('drain');
-    s.removeAllListeners('close');
-    s.removeAllListeners('timeout');
-    s.on('error', noop);
-    s.once('close', onIdleClose);
-    s.on('data', onIdleData);
-    (s as SocketWithList).flotillaIdle = list;
-    s.setTimeout(this.options.idleTimeoutMs, () => s.destroy());
+    s.owner = new Idle(s, list);
+    s.idleSince = this.options.now();
     if (s.isPaused()) s.resume();
     list.push(s);
+  }
+
+  /** Closes idle connections older than the idle timeout; called about once a second. */
+  sweep(now: number): void {
+    const limit = now - this.options.idleTimeoutMs;
+    for (const list of this.#idle.values()) {
+      // Oldest first: the list is LIFO, so the stale ones are at the front.
+      while (list.length > 0 && list[0]!.idleSince <= limit) list.shift()!.destroy();
+    }
   }
 
   /** Closes the idle connections of one backend (it left or turned unready). */
@@ -78,7 +131,7 @@ export class UpstreamPool {
     const list = this.#idle.get(addr);
     if (list === undefined) return;
     this.#idle.delete(addr);
-    for (const s of list) s.destroy();
+    for (const s of list.splice(0)) s.destroy();
   }
 
   /** Closes every idle connection; later puts close theirs. */
@@ -86,18 +139,4 @@ export class UpstreamPool {
     this.#closed = true;
     for (const addr of [...this.#idle.keys()]) this.retire(addr);
   }
-}
-
-type SocketWithList = net.Socket & { flotillaIdle?: net.Socket[] };
-
-function onIdleClose(this: net.Socket): void {
-  const list = (this as SocketWithList).flotillaIdle;
-  if (list === undefined) return;
-  const i = list.indexOf(this);
-  if (i !== -1) list.splice(i, 1);
-}
-
-function onIdleData(this: net.Socket): void {
-  // Bytes on an idle connection: the backend is out of step; never reuse it.
-  this.destroy();
 }

@@ -1,0 +1,281 @@
+#!/usr/bin/env node
+// Router data plane: @flotilla/router vs nginx (1 worker, upstream keepalive) vs
+// node-http-proxy, in front of the same Node backend, in alternating runs of wrk.
+// Prints one JSON object.
+//
+//   node bench/router.mjs [--duration 5] [--rounds 3] [--connections 50] [--no-tls] [--no-bodies]
+//
+// Installs wrk and nginx-light with apt-get when missing (saying so on stderr).
+// Each proxy runs in a process of its own; the backend in another; wrk in another. Figures on
+// a shared machine are noisy: compare the ratios of the same run.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const args = process.argv.slice(2);
+const arg = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i === -1 ? dflt : Number(args[i + 1]);
+};
+const DURATION = arg('duration', 5);
+const ROUNDS = arg('rounds', 3);
+const CONNECTIONS = arg('connections', 50);
+const TLS = !args.includes('--no-tls');
+const BODIES = !args.includes('--no-bodies');
+const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+
+function ensureTools() {
+  const missing = [];
+  if (spawnSync('sh', ['-c', 'command -v wrk']).status !== 0) missing.push('wrk');
+  if (spawnSync('sh', ['-c', 'command -v nginx || test -x /usr/sbin/nginx']).status !== 0)
+    missing.push('nginx-light');
+  if (missing.length === 0) return;
+  process.stderr.write(`bench/router: installing ${missing.join(', ')} with apt-get\n`);
+  execFileSync(
+    'flock',
+    [
+      '/tmp/apt.lock',
+      'sh',
+      '-c',
+      `apt-get install -y ${missing.join(' ')} || (apt-get update && apt-get install -y ${missing.join(' ')})`,
+    ],
+    { stdio: ['ignore', 2, 2] },
+  );
+}
+
+const children = [];
+function startNode(script, argv) {
+  const child = spawn(process.execPath, [script, ...argv], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout });
+    rl.once('line', (line) => resolve(JSON.parse(line)));
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
+  });
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    import('node:net').then(({ default: net }) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = s.address();
+        s.close(() => resolve(port));
+      });
+    });
+  });
+}
+
+async function startNginx(dir, backendPort, certDir) {
+  const httpPort = await freePort();
+  const httpsPort = certDir ? await freePort() : undefined;
+  const conf = `
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  upstream backend { server 127.0.0.1:${backendPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${httpPort};
+    ${certDir ? `listen 127.0.0.1:${httpsPort} ssl; ssl_certificate ${certDir}/cert.pem; ssl_certificate_key ${certDir}/key.pem;` : ''}
+    keepalive_requests 100000;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    }
+  }
+}`;
+  writeFileSync(join(dir, 'nginx.conf'), conf);
+  const child = spawn('/usr/sbin/nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  children.push(child);
+  // wait until it accepts
+  const net = (await import('node:net')).default;
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise((r) => {
+      const s = net.connect(httpPort, '127.0.0.1', () => {
+        s.destroy();
+        r(true);
+      });
+      s.on('error', () => r(false));
+    });
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { http: httpPort, https: httpsPort };
+}
+
+function wrk(url, extra = []) {
+  const out = execFileSync(
+    'wrk',
+    [
+      '-t1',
+      `-c${CONNECTIONS}`,
+      `-d${DURATION}s`,
+      '--latency',
+      '-H',
+      'Host: demo.localhost',
+      ...extra,
+      url,
+    ],
+    { encoding: 'utf8' },
+  );
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const unit = (v, u) => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[u] ?? 1);
+  const lat = (p) => {
+    const m = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
+    return m ? unit(m[1], m[2]) : NaN;
+  };
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0';
+  const sockErr = /Socket errors: (.*)/.exec(out)?.[1];
+  return {
+    rps,
+    p50_ms: lat(50),
+    p99_ms: lat(99),
+    non2xx: Number(errors),
+    ...(sockErr ? { socket_errors: sockErr } : {}),
+  };
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.floor((s.length - 1) / 2)];
+};
+const round2 = (x) => Math.round(x * 100) / 100;
+
+async function main() {
+  ensureTools();
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-router-'));
+  try {
+    let certDir;
+    if (TLS) {
+      certDir = dir;
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-keyout',
+          join(dir, 'key.pem'),
+          '-out',
+          join(dir, 'cert.pem'),
+          '-days',
+          '1',
+          '-subj',
+          '/CN=demo.localhost',
+        ],
+        { stdio: 'ignore' },
+      );
+    }
+    const backendPort = await startNode(here('./router/backend.mjs'), []);
+    const proxies = {
+      flotilla: await startNode(here('./router/flotilla.mjs'), [
+        String(backendPort),
+        ...(certDir ? [certDir] : []),
+      ]),
+      nginx: await startNginx(dir, backendPort, certDir),
+      'http-proxy': await startNode(here('./router/http-proxy.mjs'), [
+        String(backendPort),
+        ...(certDir ? [certDir] : []),
+      ]),
+    };
+    const scenarios = [{ name: 'small', path: '/', scheme: 'http' }];
+    if (BODIES) {
+      scenarios.push(
+        { name: 'body_1k', path: '/1k', scheme: 'http' },
+        { name: 'body_1m', path: '/1m', scheme: 'http' },
+      );
+      scenarios.push({ name: 'post_1k', path: '/', scheme: 'http', post: 1024 });
+    }
+    if (TLS) scenarios.push({ name: 'tls_small', path: '/', scheme: 'https' });
+    // warm up each proxy
+    for (const [, ports] of Object.entries(proxies))
+      execFileSync(
+        'wrk',
+        ['-t1', '-c10', '-d1s', '-H', 'Host: demo.localhost', `http://127.0.0.1:${ports.http}/`],
+        { stdio: 'ignore' },
+      );
+    const results = {};
+    for (const sc of scenarios) {
+      const runs = { flotilla: [], nginx: [], 'http-proxy': [] };
+      let luaFile;
+      if (sc.post) {
+        luaFile = join(dir, `post-${sc.post}.lua`);
+        writeFileSync(
+          luaFile,
+          `wrk.method = "POST"\nwrk.body = string.rep("x", ${sc.post})\nwrk.headers["Content-Type"] = "text/plain"\n`,
+        );
+      }
+      for (let r = 0; r < ROUNDS; r++) {
+        const order = Object.keys(proxies);
+        if (r % 2 === 1) order.reverse();
+        for (const name of order) {
+          const port = proxies[name][sc.scheme];
+          if (port === undefined) continue;
+          runs[name].push(
+            wrk(`${sc.scheme}://127.0.0.1:${port}${sc.path}`, luaFile ? ['-s', luaFile] : []),
+          );
+        }
+      }
+      const summary = {};
+      for (const [name, rs] of Object.entries(runs)) {
+        if (rs.length === 0) continue;
+        summary[name] = {
+          rps: Math.round(median(rs.map((x) => x.rps))),
+          p50_ms: round2(median(rs.map((x) => x.p50_ms))),
+          p99_ms: round2(median(rs.map((x) => x.p99_ms))),
+          non2xx: rs.reduce((a, x) => a + x.non2xx, 0),
+          runs: rs.map((x) => Math.round(x.rps)),
+        };
+      }
+      const f = summary.flotilla;
+      summary.ratios = {
+        rps_vs_nginx: round2(f.rps / summary.nginx.rps),
+        rps_vs_http_proxy: round2(f.rps / summary['http-proxy'].rps),
+        p99_vs_nginx: round2(f.p99_ms / summary.nginx.p99_ms),
+      };
+      results[sc.name] = summary;
+    }
+    console.log(
+      JSON.stringify(
+        {
+          benchmark: 'router',
+          duration_s: DURATION,
+          rounds: ROUNDS,
+          connections: CONNECTIONS,
+          results,
+        },
+        null,
+        2,
+      ),
+    );
+  } finally {
+    for (const c of children) c.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  for (const c of children) c.kill('SIGKILL');
+  console.error(err);
+  process.exit(1);
+});

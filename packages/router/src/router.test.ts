@@ -1,0 +1,109 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Harness, raw, request, waitFor } from '../test/helpers.js';
+import type { StoredRoute } from './index.js';
+
+let h: Harness;
+beforeEach(() => {
+  h = new Harness();
+});
+afterEach(async () => {
+  await h.close();
+});
+
+describe('Router: routing', () => {
+  it('proxies by domain and longest path prefix, wildcards too; 404 for unknown hosts, 503 without backends', async () => {
+    await h.backend('demo-web', 'web');
+    await h.backend('demo-api', 'api');
+    await h.backend('wild', 'wild');
+    const router = h.router();
+    await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'demo-web' });
+    await router.setRoute({
+      type: 'http',
+      domain: 'demo.localhost',
+      path: '/api',
+      service: 'demo-api',
+    });
+    await router.setRoute({ type: 'http', domain: '*.apps.localhost', service: 'wild' });
+    await router.setRoute({ type: 'http', domain: 'empty.localhost', service: 'nobody' });
+    const { http } = await router.listen({ http: { port: 0 } });
+    const port = http!.port;
+    expect((await request(port, { path: '/' })).body).toBe('web');
+    expect((await request(port, { path: '/api' })).body).toBe('api');
+    expect((await request(port, { path: '/api/v1?x=1' })).body).toBe('api');
+    expect((await request(port, { path: '/apix' })).body).toBe('web');
+    expect((await request(port, { host: 'DEMO.localhost:8080', path: '/api?q' })).body).toBe('api');
+    expect((await request(port, { host: 'a.b.apps.localhost' })).body).toBe('wild');
+    const notFound = await request(port, { host: 'nope.localhost' });
+    expect(notFound.status).toBe(404);
+    expect(notFound.body).toContain('No route for host "nope.localhost"');
+    const unavailable = await request(port, { host: 'empty.localhost' });
+    expect(unavailable.status).toBe(503);
+    expect(unavailable.body).toContain('No ready backend for service nobody');
+  });
+
+  it('sets forwarding headers and removes hop-by-hop ones', async () => {
+    let seen: Record<string, string | string[] | undefined> = {};
+    await h.backend('demo-web', 'web', (req, res) => {
+      seen = req.headers;
+      res.setHeader('keep-alive', 'timeout=5');
+      res.setHeader('x-custom', 'yes');
+      res.end('ok');
+    });
+    const router = h.router();
+    await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'demo-web' });
+    const { http } = await router.listen({ http: { port: 0 } });
+    const res = await request(http!.port, {
+      headers: {
+        'x-forwarded-for': '10.0.0.1',
+        connection: 'x-secret',
+        'x-secret': 'hop',
+        'proxy-connection': 'keep-alive',
+      },
+    });
+    expect(res.status).toBe(200);
+    expect(seen['x-forwarded-for']).toBe('10.0.0.1, 127.0.0.1');
+    expect(seen['x-forwarded-proto']).toBe('http');
+    expect(seen['x-forwarded-port']).toBe(String(http!.port));
+    expect(seen['x-request-id']).toMatch(/^[0-9a-f]+-[0-9a-z]+$/);
+    expect(seen['x-request-start']).toMatch(/^t=\d{13}$/);
+    expect(seen['x-secret']).toBeUndefined();
+    expect(seen['proxy-connection']).toBeUndefined();
+    expect(res.headers['x-custom']).toBe('yes');
+    expect(res.headers['keep-alive']).toBeUndefined();
+    await request(http!.port, { headers: { 'x-request-id': 'abc-123' } });
+    expect(seen['x-request-id']).toBe('abc-123');
+  });
+
+  it('picks up a route change made through a second router on the same store, without restart', async () => {
+    await h.backend('one', 'one');
+    await h.backend('two', 'two');
+    const a = h.router();
+    const b = h.router();
+    await a.setRoute({ type: 'http', domain: 'demo.localhost', service: 'one' });
+    const { http: ha } = await a.listen({ http: { port: 0 } });
+    const { http: hb } = await b.listen({ http: { port: 0 } });
+    expect((await request(hb!.port)).body).toBe('one');
+    const changed = waitFor<[readonly StoredRoute[]]>(b, 'routes', (routes) =>
+      routes.some((r) => r.service === 'two'),
+    );
+    await a.setRoute({ type: 'http', domain: 'demo.localhost', service: 'two' });
+    await changed;
+    expect((await request(hb!.port)).body).toBe('two');
+    expect((await request(ha!.port)).body).toBe('two');
+  });
+});
+
+describe('Router: raw protocol', () => {
+  it('keeps client connections alive across requests and pipelines', async () => {
+    await h.backend('demo-web', 'web');
+    const router = h.router();
+    await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'demo-web' });
+    const { http } = await router.listen({ http: { port: 0 } });
+    const req = 'GET / HTTP/1.1\r\nHost: demo.localhost\r\n\r\n';
+    const out = await raw(
+      http!.port,
+      req + req + 'GET / HTTP/1.1\r\nHost: demo.localhost\r\nConnection: close\r\n\r\n',
+    );
+    expect(out.match(/HTTP\/1\.1 200 OK/g)?.length).toBe(3);
+  });
+});
