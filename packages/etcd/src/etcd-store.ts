@@ -34,7 +34,7 @@ import {
 } from '@flotilla/store';
 import { type Etcd3, GRPCDeadlineExceededError, isRecoverableError } from 'etcd3';
 import type { EtcdStoreOptions } from './options.js';
-import { createClient, rawKvCall } from './internal/client.js';
+import { createClient, rawKvCall, rawWatchStream } from './internal/client.js';
 import { type CallContext, isLeaseNotFound, toStoreError } from './internal/error-map.js';
 import { KeySpace, leaseForPut } from './internal/keyspace.js';
 import { resolveOptions, type ResolvedOptions } from './internal/resolve-options.js';
@@ -42,6 +42,7 @@ import { ResumingWatch } from './internal/resuming-watch.js';
 import { barrierFor, type StartBarrier } from './internal/start-barrier.js';
 import { fromEtcdTxn, toEtcdTxn } from './internal/txn.js';
 import { decodeTxnResponse } from './internal/txn-codec.js';
+import { decodeWatchResponse } from './internal/watch-codec.js';
 
 /** The grpc call options the store sets: an absolute deadline in ms since the epoch. */
 interface GrpcCallOptions {
@@ -101,6 +102,8 @@ export class EtcdStore implements Store {
   readonly #client: Etcd3;
   /** Transactions go around etcd3's protobuf objects: encoded and decoded by hand. */
   readonly #rawTxn: ReturnType<typeof rawKvCall>;
+  /** Watch streams, likewise decoded by hand. */
+  readonly #openWatch: ReturnType<typeof rawWatchStream<ReturnType<typeof decodeWatchResponse>>>;
   readonly #keys: KeySpace;
   readonly #clock: Clock;
   readonly #logger: Logger;
@@ -124,6 +127,7 @@ export class EtcdStore implements Store {
     this.#barrier = barrierFor(this.#options.endpoints);
     this.#client = createClient(this.#options);
     this.#rawTxn = rawKvCall(this.#client, 'Txn');
+    this.#openWatch = rawWatchStream(this.#client, decodeWatchResponse);
   }
 
   get(key: string, options?: CallOptions): Promise<KeyValue | undefined> {
@@ -277,7 +281,7 @@ export class EtcdStore implements Store {
       this.#watches.delete(watch);
     });
     const watch = new ResumingWatch({
-      open: () => this.#client.watchClient.watch(),
+      open: this.#openWatch,
       currentRevision: () => this.#readRevision(this.#deadline()),
       range: this.#keys.range(prefix),
       keys: this.#keys,

@@ -2,9 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdEndpoints, releaseEtcd, uniquePrefix } from '../../../test/support/etcd.js';
 import { EtcdStore } from './etcd-store.js';
 import { decodeTxnResponse } from './internal/txn-codec.js';
+import { decodeWatchResponse } from './internal/watch-codec.js';
 
-// Transactions are encoded and decoded by hand (internal/txn-codec.ts): these are the corners
-// where a hand-written protobuf codec goes wrong, checked against a real etcd.
+// Transactions and watches are encoded and decoded by hand (internal/txn-codec.ts,
+// watch-codec.ts): these are the corners where a hand-written protobuf codec goes wrong,
+// checked against a real etcd.
 let endpoints: string[] = [];
 let store: EtcdStore;
 beforeAll(async () => {
@@ -127,6 +129,114 @@ describe('EtcdStore transactions on the wire', () => {
     ]);
     expect((await store.list('wire/del/')).kvs).toEqual([]);
     expect((await store.get('wire/other'))?.value).toBe('z');
+  });
+});
+
+describe('EtcdStore watches on the wire', () => {
+  it('delivers multi-byte keys and values, leases, deletes and prefix deletes as written', async () => {
+    const controller = new AbortController();
+    const events = store.watch('watch/', { signal: controller.signal })[Symbol.asyncIterator]();
+    const lease = await store.grant(60_000);
+    try {
+      const value = `é€😀\u0000${'y'.repeat(100_000)}`;
+      const a = await store.put('watch/ünï/\u0000/😀', value);
+      const b = await store.put('watch/leased', '', { lease: lease.id });
+      const c = await store.delete('watch/ünï/\u0000/😀');
+      const d = await store.deletePrefix('watch/');
+      const got = [];
+      for (let i = 0; i < 4; i++) got.push((await events.next()).value);
+      expect(got).toEqual([
+        {
+          type: 'put',
+          revision: a.revision,
+          kv: {
+            key: 'watch/ünï/\u0000/😀',
+            value,
+            createRevision: a.revision,
+            modRevision: a.revision,
+            version: 1,
+          },
+        },
+        {
+          type: 'put',
+          revision: b.revision,
+          kv: {
+            key: 'watch/leased',
+            value: '',
+            createRevision: b.revision,
+            modRevision: b.revision,
+            version: 1,
+            lease: lease.id,
+          },
+        },
+        {
+          type: 'delete',
+          revision: c.revision,
+          kv: {
+            key: 'watch/ünï/\u0000/😀',
+            value: '',
+            createRevision: 0,
+            modRevision: c.revision,
+            version: 0,
+          },
+        },
+        {
+          type: 'delete',
+          revision: d.revision,
+          kv: {
+            key: 'watch/leased',
+            value: '',
+            createRevision: 0,
+            modRevision: d.revision,
+            version: 0,
+          },
+        },
+      ]);
+    } finally {
+      controller.abort();
+      await lease.revoke();
+    }
+  });
+
+  it('replays from a revision in the past', async () => {
+    const first = await store.put('replay/a', '1');
+    await store.put('replay/b', '2');
+    const controller = new AbortController();
+    const watch = store.watch('replay/', {
+      signal: controller.signal,
+      fromRevision: first.revision,
+    });
+    const events = watch[Symbol.asyncIterator]();
+    const got = [(await events.next()).value, (await events.next()).value];
+    controller.abort();
+    expect(got.map((e) => [e.kv.key, e.kv.value])).toEqual([
+      ['replay/a', '1'],
+      ['replay/b', '2'],
+    ]);
+  });
+});
+
+describe('decodeWatchResponse', () => {
+  it('refuses an event without a key-value and truncated bytes', () => {
+    // events (field 11) holding an Event { type = DELETE } and no kv
+    expect(() => decodeWatchResponse(Buffer.from([0x5a, 0x02, 0x08, 0x01]))).toThrow(/key-value/);
+    expect(() => decodeWatchResponse(Buffer.from([0x5a, 0x05, 0x08]))).toThrow(/truncated/);
+  });
+
+  it('reads a cancel with its reason and compact revision', () => {
+    const reason = Buffer.from('mvcc: required revision has been compacted');
+    const bytes = Buffer.concat([
+      Buffer.from([0x0a, 0x02, 0x18, 0x07, 0x20, 0x01, 0x28, 0x05, 0x32, reason.length]),
+      reason,
+    ]);
+    expect(decodeWatchResponse(bytes)).toEqual({
+      revision: 7,
+      created: false,
+      canceled: true,
+      compactRevision: 5,
+      cancelReason: reason.toString(),
+      events: [],
+    });
   });
 });
 

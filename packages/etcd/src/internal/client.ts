@@ -101,8 +101,15 @@ export function createClient(options: ResolvedOptions): Etcd3 {
   });
 }
 
-/** The slice of a grpc-js client a raw unary call needs. */
-interface UnaryClient {
+/** The slice of a grpc-js client raw calls need. */
+interface RawClient {
+  makeBidiStreamRequest<Req, Res>(
+    method: string,
+    serialize: (value: Req) => Buffer,
+    deserialize: (value: Buffer) => Res,
+    metadata: unknown,
+    options: object,
+  ): RawDuplex<Req, Res>;
   makeUnaryRequest<Req, Res>(
     method: string,
     serialize: (value: Req) => Buffer,
@@ -114,13 +121,62 @@ interface UnaryClient {
   ): unknown;
 }
 
+/** A grpc-js bidirectional stream, as the store uses it. */
+export interface RawDuplex<Req, Res> {
+  readonly writable?: boolean;
+  write(message: Req): boolean;
+  end(): void;
+  cancel(): void;
+  on(event: 'data', listener: (message: Res) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  on(event: 'end', listener: () => void): this;
+}
+
 /** The slice of etcd3's connection pool (`Etcd3.pool`, not in its typings) a raw call uses. */
 interface Pool {
   withConnection<T>(
     service: string,
-    fn: (connection: { client: UnaryClient; metadata: unknown }) => Promise<T>,
+    fn: (connection: { resource: unknown; client: RawClient; metadata: unknown }) => T | Promise<T>,
   ): Promise<T>;
+  markFailed(resource: unknown, err: Error): void;
   readonly authenticator?: { invalidateMetadata(): void };
+}
+
+function poolOf(client: Etcd3): Pool {
+  const pool = (client as unknown as { pool?: Pool }).pool;
+  if (
+    pool === undefined ||
+    typeof pool.withConnection !== 'function' ||
+    typeof pool.markFailed !== 'function'
+  )
+    throw new Error('etcd3 has no connection pool where @flotilla/etcd expects it');
+  return pool;
+}
+
+/**
+ * Opens a stream of etcd's `Watch` service with bytes in and decoded responses out (see
+ * `watch-codec.ts`), through etcd3's connection pool as etcd3's own `watchClient.watch()`
+ * does: an error on a stream still writable marks the endpoint failed.
+ */
+export function rawWatchStream<Res>(
+  client: Etcd3,
+  decode: (b: Buffer) => Res,
+): () => Promise<RawDuplex<Buffer, Res>> {
+  const pool = poolOf(client);
+  return () =>
+    pool.withConnection('Watch', ({ resource, client: grpc, metadata }) => {
+      const stream = grpc.makeBidiStreamRequest<Buffer, Res>(
+        '/etcdserverpb.Watch/Watch',
+        identity,
+        decode,
+        metadata,
+        {},
+      );
+      stream.on('error', (err) => {
+        if (stream.writable === true) pool.markFailed(resource, err);
+      });
+      return stream;
+    });
 }
 
 const identity = (b: Buffer): Buffer => b;
@@ -137,9 +193,7 @@ export function rawKvCall(
   client: Etcd3,
   method: 'Txn',
 ): <T>(request: Buffer, decode: (b: Buffer) => T, options: { deadline: number }) => Promise<T> {
-  const pool = (client as unknown as { pool?: Pool }).pool;
-  if (pool === undefined || typeof pool.withConnection !== 'function')
-    throw new Error('etcd3 has no connection pool where @flotilla/etcd expects it');
+  const pool = poolOf(client);
   const path = `/etcdserverpb.KV/${method}`;
   const call = <T>(
     request: Buffer,

@@ -1,5 +1,5 @@
 import type { KeyValue, WatchEvent } from '@flotilla/store';
-import type { IEvent, IKeyValue } from 'etcd3';
+import type { IKeyValue } from 'etcd3';
 import { compareKeys } from '@flotilla/store';
 
 /** etcd's "\0": as a range end, every key from the start key on. */
@@ -91,11 +91,10 @@ export class KeySpace {
     };
   }
 
-  /** A watch event from etcd's `mvccpb.Event`. */
-  event(ev: IEvent): WatchEvent {
+  /** A watch event from etcd's `mvccpb.Event` (as the watch codec decodes it). */
+  event(ev: { readonly type: 'put' | 'delete'; readonly kv: KeyValueFields }): WatchEvent {
     const revision = Number(ev.kv.mod_revision);
-    // Decoded with enums as strings: 'PUT' or 'DELETE' (the typings say 'Put' | 'Delete').
-    if (String(ev.type).toUpperCase() === 'DELETE') {
+    if (ev.type === 'delete') {
       return {
         type: 'delete',
         kv: {

@@ -6,10 +6,11 @@ import {
   StoreErrorCodes,
   type WatchEvent,
 } from '@flotilla/store';
-import type { IDuplexStream, IWatchRequest, IWatchResponse } from 'etcd3';
+import type { RawDuplex } from './client.js';
 import type { EtcdRange, KeySpace } from './keyspace.js';
+import { type DecodedWatchResponse, encodeWatchCreate } from './watch-codec.js';
 
-type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
+type WatchStream = RawDuplex<Buffer, DecodedWatchResponse>;
 
 /** What a {@link ResumingWatch} needs from its store. */
 export interface ResumingWatchDeps {
@@ -137,16 +138,13 @@ export class ResumingWatch {
     });
     stream.on('error', (err) => onBroken(err));
     stream.on('end', () => onBroken(new Error('etcd ended the watch stream')));
-    stream.write({
-      create_request: {
-        ...this.#deps.range,
-        start_revision: this.#next ?? 0,
-      },
-    });
+    stream.write(
+      encodeWatchCreate(this.#deps.range.key, this.#deps.range.range_end, this.#next ?? 0),
+    );
   }
 
-  #onResponse(res: IWatchResponse, stream: WatchStream, drop: () => void): void {
-    const headerRevision = Number(res.header.revision);
+  #onResponse(res: DecodedWatchResponse, stream: WatchStream, drop: () => void): void {
+    const headerRevision = res.revision;
     if (res.canceled) {
       this.#onCanceled(res);
       return;
@@ -169,7 +167,7 @@ export class ResumingWatch {
     let last = 0;
     const next = this.#next ?? 0;
     for (const ev of res.events) {
-      const revision = Number(ev.kv.mod_revision);
+      const revision = ev.kv.mod_revision;
       // After a reconnect etcd replays from `next`; never deliver a revision twice.
       if (revision < next) continue;
       this.#deps.queue.push(this.#deps.keys.event(ev));
@@ -182,8 +180,8 @@ export class ResumingWatch {
     }
   }
 
-  #onCanceled(res: IWatchResponse): void {
-    const compactRevision = Number(res.compact_revision);
+  #onCanceled(res: DecodedWatchResponse): void {
+    const compactRevision = res.compactRevision;
     if (compactRevision > 0) {
       this.fail(compactedError(this.#next, compactRevision));
       return;
@@ -191,7 +189,7 @@ export class ResumingWatch {
     this.fail(
       new StoreError(
         StoreErrorCodes.UNAVAILABLE,
-        `etcd canceled the watch (${res.cancel_reason || 'no reason given'}): watch again`,
+        `etcd canceled the watch (${res.cancelReason || 'no reason given'}): watch again`,
       ),
     );
   }

@@ -1,4 +1,18 @@
 import type { Compare, Txn, TxnOp } from '@flotilla/store';
+import {
+  type DecodedKeyValue,
+  EMPTY,
+  type Int64,
+  LEN,
+  lenSize,
+  Reader,
+  readKeyValue,
+  readRevision,
+  tag,
+  VARINT,
+  varintSize,
+  Writer,
+} from './protobuf.js';
 
 /**
  * etcd's `TxnRequest` and `TxnResponse` in protobuf wire format, by hand. The generic path
@@ -11,14 +25,6 @@ import type { Compare, Txn, TxnOp } from '@flotilla/store';
  *
  * Field numbers are etcd's `rpc.proto` and `kv.proto` (etcd 3.4, also in etcd3's `proto/`).
  */
-
-// Wire types.
-const VARINT = 0;
-const I64 = 1;
-const LEN = 2;
-const I32 = 5;
-
-const tag = (field: number, wire: number): number => (field << 3) | wire;
 
 // Compare.CompareResult and Compare.CompareTarget.
 const RESULT: Record<Compare['op'], number> = { '==': 0, '>': 1, '<': 2, '!=': 3 };
@@ -37,78 +43,6 @@ const UNION_FIELD: Record<Compare['target'], number> = {
   value: 7,
   lease: 8,
 };
-
-/** An int64 to write: a safe integer, or a decimal string (lease ids may pass 2^53). */
-type Int64 = number | string;
-
-/** The 64-bit two's complement of an int64 (negative numbers take ten bytes on the wire). */
-function uint64(n: Int64): bigint {
-  return BigInt.asUintN(64, BigInt(n));
-}
-
-function varintSize(n: Int64): number {
-  if (typeof n === 'number' && n >= 0) {
-    let size = 1;
-    while (n >= 0x80) {
-      n = Math.floor(n / 0x80);
-      size++;
-    }
-    return size;
-  }
-  let u = uint64(n);
-  let size = 1;
-  while (u >= 0x80n) {
-    u >>= 7n;
-    size++;
-  }
-  return size;
-}
-
-const lenSize = (n: number): number => varintSize(n) + n;
-
-/** A request being written: the bytes and the next position. */
-class Writer {
-  readonly buf: Buffer;
-  pos = 0;
-
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
-  }
-
-  varint(n: Int64): void {
-    const buf = this.buf;
-    if (typeof n === 'number' && n >= 0) {
-      while (n >= 0x80) {
-        buf[this.pos++] = (n % 0x80) | 0x80;
-        n = Math.floor(n / 0x80);
-      }
-      buf[this.pos++] = n;
-      return;
-    }
-    let u = uint64(n);
-    while (u >= 0x80n) {
-      buf[this.pos++] = Number(u & 0x7fn) | 0x80;
-      u >>= 7n;
-    }
-    buf[this.pos++] = Number(u);
-  }
-
-  /** A bytes field holding `prefix` then the UTF-8 of `text`, of `size` bytes in all. */
-  bytes(field: number, prefix: Buffer, text: string, size: number): void {
-    this.varint(tag(field, LEN));
-    this.varint(size);
-    prefix.copy(this.buf, this.pos);
-    this.pos += prefix.length;
-    this.pos += this.buf.write(text, this.pos);
-  }
-
-  raw(field: number, bytes: Buffer): void {
-    this.varint(tag(field, LEN));
-    this.varint(bytes.length);
-    bytes.copy(this.buf, this.pos);
-    this.pos += bytes.length;
-  }
-}
 
 /** How a store op is sent: its RequestOp field and its message's size and writer. */
 interface Encoded {
@@ -163,8 +97,6 @@ function encodeCompare(c: Compare, keys: CodecKeys, lease: (id: string) => strin
     },
   };
 }
-
-const EMPTY = Buffer.alloc(0);
 
 function encodeOp(op: TxnOp, keys: CodecKeys, lease: (id: string | undefined) => string): Encoded {
   const prefix = keys.prefixBytes;
@@ -258,16 +190,7 @@ export function encodeTxn(
   return w.buf;
 }
 
-/** etcd's `mvccpb.KeyValue`, as a range in a transaction returns it. */
-export interface DecodedKeyValue {
-  key: Buffer;
-  value: Buffer;
-  create_revision: number;
-  mod_revision: number;
-  version: number;
-  /** Decimal, as lease ids may pass 2^53; `'0'`: none. */
-  lease: string;
-}
+export type { DecodedKeyValue } from './protobuf.js';
 
 /** One op's response: what the store reports of it. */
 export interface DecodedResponseOp {
@@ -282,132 +205,6 @@ export interface DecodedTxnResponse {
   succeeded: boolean;
   revision: number;
   responses: DecodedResponseOp[];
-}
-
-/** Reads protobuf fields of one message. */
-class Reader {
-  pos: number;
-  readonly end: number;
-  readonly buf: Buffer;
-
-  constructor(buf: Buffer, pos = 0, end = buf.length) {
-    this.buf = buf;
-    this.pos = pos;
-    this.end = end;
-  }
-
-  /** A varint as a number (exact up to 2^53, which revisions and counts stay under). */
-  varint(): number {
-    let result = 0;
-    let mul = 1;
-    for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) throw truncated();
-      const b = this.buf[this.pos++] as number;
-      result += (b & 0x7f) * mul;
-      if (b < 0x80) return result;
-      mul *= 0x80;
-    }
-    throw new Error('etcd sent a varint over 10 bytes');
-  }
-
-  /** A varint int64 as a decimal string (lease ids). */
-  int64(): string {
-    let u = 0n;
-    let shift = 0n;
-    for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) throw truncated();
-      const b = this.buf[this.pos++] as number;
-      u |= BigInt(b & 0x7f) << shift;
-      if (b < 0x80) return BigInt.asIntN(64, u).toString();
-      shift += 7n;
-    }
-    throw new Error('etcd sent a varint over 10 bytes');
-  }
-
-  /** A length-delimited field's bounds; the reader moves past it. */
-  len(): [number, number] {
-    const n = this.varint();
-    const start = this.pos;
-    if (start + n > this.end) throw truncated();
-    this.pos = start + n;
-    return [start, start + n];
-  }
-
-  skip(wire: number): void {
-    switch (wire) {
-      case VARINT:
-        this.varint();
-        return;
-      case I64:
-        this.pos += 8;
-        break;
-      case LEN:
-        this.len();
-        return;
-      case I32:
-        this.pos += 4;
-        break;
-      default:
-        throw new Error(`etcd sent protobuf wire type ${wire}, which this decoder does not know`);
-    }
-    if (this.pos > this.end) throw truncated();
-  }
-}
-
-const truncated = (): Error => new Error('etcd sent a truncated protobuf message');
-
-function readRevision(buf: Buffer, start: number, end: number): number {
-  // ResponseHeader { cluster_id = 1; member_id = 2; revision = 3; raft_term = 4 }
-  const r = new Reader(buf, start, end);
-  let revision = 0;
-  while (r.pos < r.end) {
-    const t = r.varint();
-    if (t === tag(3, VARINT)) revision = r.varint();
-    else r.skip(t & 7);
-  }
-  return revision;
-}
-
-function readKeyValue(buf: Buffer, start: number, end: number): DecodedKeyValue {
-  const kv: DecodedKeyValue = {
-    key: EMPTY,
-    value: EMPTY,
-    create_revision: 0,
-    mod_revision: 0,
-    version: 0,
-    lease: '0',
-  };
-  const r = new Reader(buf, start, end);
-  while (r.pos < r.end) {
-    const t = r.varint();
-    switch (t) {
-      case tag(1, LEN): {
-        const [s, e] = r.len();
-        kv.key = buf.subarray(s, e);
-        break;
-      }
-      case tag(2, VARINT):
-        kv.create_revision = r.varint();
-        break;
-      case tag(3, VARINT):
-        kv.mod_revision = r.varint();
-        break;
-      case tag(4, VARINT):
-        kv.version = r.varint();
-        break;
-      case tag(5, LEN): {
-        const [s, e] = r.len();
-        kv.value = buf.subarray(s, e);
-        break;
-      }
-      case tag(6, VARINT):
-        kv.lease = r.int64();
-        break;
-      default:
-        r.skip(t & 7);
-    }
-  }
-  return kv;
 }
 
 function readResponseOp(buf: Buffer, start: number, end: number): DecodedResponseOp {
