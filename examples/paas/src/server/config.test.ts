@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { parseStoreUrl, resolveServerConfig } from './config.js';
+
+describe('resolveServerConfig', () => {
+  it('takes flags over FLOTILLA_* variables over the embedded defaults', () => {
+    const env = {
+      FLOTILLA_API_PORT: '7800',
+      FLOTILLA_ROUTER_PORT: '9090',
+      FLOTILLA_DATA_DIR: '/tmp/x',
+    };
+    const c = resolveServerConfig({ apiPort: '7900' }, env);
+    expect(c.apiPort).toBe(7900);
+    expect(c.routerPort).toBe(9090);
+    expect(c.dataDir).toBe('/tmp/x');
+    const d = resolveServerConfig({}, {});
+    expect(d).toMatchObject({
+      apiPort: 7700,
+      routerPort: 8080,
+      apiHost: '127.0.0.1',
+      driver: 'process',
+    });
+    expect(d.store).toEqual({ kind: 'sqlite', path: `${d.dataDir}/state.db` });
+  });
+
+  it.each([
+    [{ apiPort: '70000' }, /apiPort: must be 0 \(any free port\) to 65535/],
+    [{ apiPort: 'abc' }, /apiPort/],
+    [{ routerPort: '-1' }, /routerPort/],
+    [{ driver: 'kvm' }, /driver: must be process or docker/],
+    [{ hostId: 'a/b' }, /hostId: must be a DNS label/],
+    [{ jobPorts: '9000-80' }, /jobPorts/],
+    [{ dataDir: 'a\0b' }, /dataDir: must not contain NUL/],
+  ])('refuses %o with a message naming the option', (flags, message) => {
+    expect(() => resolveServerConfig(flags, {})).toThrow(message);
+    try {
+      resolveServerConfig(flags, {});
+    } catch (err) {
+      expect(err).toMatchObject({ code: 'FLOTILLA_PAAS_INVALID_REQUEST' });
+    }
+  });
+});
+
+describe('parseStoreUrl', () => {
+  it('reads etcd endpoints and a prefix', () => {
+    expect(parseStoreUrl('etcd://127.0.0.1:2379,127.0.0.1:2380/paas', '/d')).toEqual({
+      kind: 'etcd',
+      endpoints: ['http://127.0.0.1:2379', 'http://127.0.0.1:2380'],
+      prefix: '/paas/',
+    });
+    expect(parseStoreUrl('etcd://127.0.0.1:2379', '/d')).toMatchObject({ prefix: '/flotilla/' });
+    expect(parseStoreUrl('sqlite:/var/x.db', '/d')).toEqual({ kind: 'sqlite', path: '/var/x.db' });
+  });
+
+  it.each(['etcd://', 'etcd://host', 'redis://x:1', 'etcd://a:1,,b:2'])('refuses %s', (url) => {
+    expect(() => parseStoreUrl(url, '/d')).toThrow(
+      expect.objectContaining({ code: 'FLOTILLA_PAAS_INVALID_OPTIONS' }),
+    );
+  });
+});
