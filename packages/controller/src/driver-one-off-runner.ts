@@ -1,45 +1,169 @@
-import type { OneOffHandle, OneOffRunner, OneOffSpec } from './one-off.js';
+import { mkdir, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { type Logger, silentLogger } from '@flotilla/core';
+import { type ArtifactCache, type Driver, jobEnv } from '@flotilla/host';
+import { extractSlug } from '@flotilla/slug';
 import { ControllerError, ControllerErrorCodes } from './errors.js';
-import type { Driver } from '@flotilla/host';
-import type { ArtifactCache } from '@flotilla/host';
-import type { Logger } from '@flotilla/core';
+import { AsyncQueue } from './internal/queue.js';
+import type { OneOffHandle, OneOffRunner, OneOffSpec, RunExit, RunOutputLine } from './one-off.js';
 
 /** Options of {@link DriverOneOffRunner}. */
 export interface DriverOneOffRunnerOptions {
   /** The driver that runs the jobs (the embedded PaaS's `ProcessDriver`). */
   readonly driver: Driver;
-  /** Where slugs are fetched and verified (shared with the host agent to fetch each once). */
+  /** Where slugs are fetched and verified (share the host agent's to fetch each once). */
   readonly artifacts: ArtifactCache;
   /** Where each job's slug is extracted (`<workDir>/<job id>`), removed when the job ends. */
   readonly workDir: string;
   /** Between SIGTERM and SIGKILL when a run is stopped, ms (default 10,000). */
   readonly stopGraceMs?: number;
+  /** Lines of output held for a consumer that does not read (default 10,000); older ones are dropped, and a `system` line says how many. */
+  readonly maxBufferedLines?: number;
   readonly logger?: Logger;
 }
 
 /**
- * A {@link OneOffRunner} on a host `Driver`: fetches and verifies the release's slug, extracts
- * it, starts the command with the release's environment, streams its output, waits for its
- * exit, then removes the job and its directory. One-off jobs are not in any formation, so the
- * scheduler never restarts them, and they hold no port.
+ * A {@link OneOffRunner} on a host `Driver`: fetches and verifies the release's slug
+ * (`ArtifactCache`), extracts it, starts the command with the release's environment
+ * (`DYNO=<type>.1`, the `FLOTILLA_*` variables, no `PORT`), streams its output, waits for its
+ * exit, then removes the job and its directory. One-off jobs are in no formation, so the
+ * scheduler never restarts them; they run where the runner is (the embedded PaaS: its host).
+ *
+ * @example
+ * ```ts
+ * const runner = new DriverOneOffRunner({ driver, artifacts: cache, workDir: './.flotilla/run' });
+ * const controller = new Controller({ ...options, runner });
+ * const run = await controller.run('demo', { command: 'echo $DATABASE_URL' });
+ * for await (const l of run.output) console.log(l.line);
+ * console.log((await run.exit).code);
+ * ```
  */
 export class DriverOneOffRunner implements OneOffRunner {
-  readonly #options: DriverOneOffRunnerOptions;
+  readonly #driver: Driver;
+  readonly #artifacts: ArtifactCache;
+  readonly #workDir: string;
+  readonly #grace: number;
+  readonly #max: number;
+  readonly #logger: Logger;
 
   constructor(options: DriverOneOffRunnerOptions) {
-    this.#options = options;
+    if (typeof options?.workDir !== 'string' || options.workDir === '')
+      throw new ControllerError(
+        ControllerErrorCodes.INVALID_INPUT,
+        'DriverOneOffRunner needs a workDir',
+        {
+          path: 'workDir',
+        },
+      );
+    this.#driver = options.driver;
+    this.#artifacts = options.artifacts;
+    this.#workDir = resolve(options.workDir);
+    this.#grace = options.stopGraceMs ?? 10_000;
+    this.#max = options.maxBufferedLines ?? 10_000;
+    this.#logger = options.logger ?? silentLogger;
   }
 
   async start(
     spec: OneOffSpec,
     options: { readonly signal?: AbortSignal } = {},
   ): Promise<OneOffHandle> {
-    void spec;
-    void options;
-    void this.#options;
-    throw new ControllerError(
-      ControllerErrorCodes.NOT_CONFIGURED,
-      'DriverOneOffRunner is not implemented yet',
-    );
+    const { signal } = options;
+    signal?.throwIfAborted();
+    if (spec.artifact.type !== 'slug' && this.#driver.runsImages !== true)
+      throw new ControllerError(
+        ControllerErrorCodes.NOT_CONFIGURED,
+        `release ${spec.release} of ${spec.app} runs an image, and the ${this.#driver.name} driver runs slugs only: give the runner a driver that runs images`,
+        { app: spec.app },
+      );
+    const dir = join(this.#workDir, spec.id);
+    await mkdir(this.#workDir, { recursive: true });
+    try {
+      if (spec.artifact.type === 'slug') {
+        const slug = await this.#artifacts.get(
+          spec.artifact,
+          signal === undefined ? {} : { signal },
+        );
+        await extractSlug(slug, dir, {
+          expectedSha256: spec.artifact.sha256,
+          ...(signal === undefined ? {} : { signal }),
+        });
+      } else await mkdir(dir, { recursive: true });
+      await this.#driver.start({
+        id: spec.id,
+        app: spec.app,
+        release: spec.release,
+        processType: spec.type,
+        index: 1,
+        command: spec.command,
+        cwd: dir,
+        ...(spec.artifact.type === 'image' ? { image: spec.artifact.image } : {}),
+        env: jobEnv({
+          jobId: spec.id,
+          app: spec.app,
+          release: spec.release,
+          processType: spec.type,
+          index: 1,
+          config: spec.env,
+        }),
+        ...(spec.memoryMiB === undefined ? {} : { memoryMiB: spec.memoryMiB }),
+        stopGraceMs: this.#grace,
+      });
+    } catch (err) {
+      await rm(dir, { recursive: true, force: true });
+      throw err;
+    }
+    const output = new AsyncQueue<RunOutputLine>(this.#max, 'drop-oldest');
+    let timedOut = false;
+    let stopping: Promise<void> | undefined;
+    const stop = (): Promise<void> =>
+      (stopping ??= this.#driver.stop(spec.id, { graceMs: this.#grace }).then(
+        () => undefined,
+        () => undefined,
+      ));
+    const timer =
+      spec.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            void stop();
+          }, spec.timeoutMs);
+    const onAbort = (): void => {
+      timedOut = true;
+      void stop();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const exit = (async (): Promise<RunExit> => {
+      try {
+        let lastDropped = 0;
+        for await (const l of this.#driver.logs(spec.id, { follow: true })) {
+          if (output.dropped > lastDropped) {
+            output.push({
+              stream: 'system',
+              line: `(${output.dropped - lastDropped} lines dropped: the reader fell behind)`,
+              time: l.time,
+            });
+            lastDropped = output.dropped;
+          }
+          output.push({
+            stream: l.stream === 'stderr' ? 'stderr' : l.stream === 'stdout' ? 'stdout' : 'system',
+            line: l.line,
+            time: l.time,
+          });
+        }
+        const status = await this.#driver.wait(spec.id);
+        return { code: status.code, signal: status.signal, message: status.message, timedOut };
+      } finally {
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        output.end();
+        await this.#driver
+          .remove(spec.id)
+          .catch((err: unknown) =>
+            this.#logger.warn({ err, jobId: spec.id }, 'one-off job could not be removed'),
+          );
+        await rm(dir, { recursive: true, force: true });
+      }
+    })();
+    return { id: spec.id, output, exit, stop };
   }
 }

@@ -1,4 +1,5 @@
 import { FlotillaError } from '@flotilla/core';
+import type { Deployment } from './deployment.js';
 
 /** Every code a {@link ControllerError} can carry. */
 export const ControllerErrorCodes = {
@@ -57,6 +58,8 @@ export interface ControllerErrorDetails {
   readonly key?: string;
   /** The hook that vetoed. */
   readonly hook?: string;
+  /** The deployment that failed, for `FLOTILLA_CONTROLLER_DEPLOY_FAILED` (its `reason` and `failedJobs`). */
+  readonly deployment?: Deployment;
   readonly cause?: unknown;
   readonly retryable?: boolean;
 }
@@ -71,6 +74,8 @@ export class ControllerError extends FlotillaError<ControllerErrorCode> {
   readonly key: string | undefined;
   /** The hook that vetoed, for `FLOTILLA_CONTROLLER_VETOED`. */
   readonly hook: string | undefined;
+  /** The deployment that failed, for `FLOTILLA_CONTROLLER_DEPLOY_FAILED`. */
+  readonly deployment: Deployment | undefined;
 
   constructor(code: ControllerErrorCode, message: string, details: ControllerErrorDetails = {}) {
     super(code, message, {
@@ -81,5 +86,6 @@ export class ControllerError extends FlotillaError<ControllerErrorCode> {
     this.path = details.path;
     this.key = details.key;
     this.hook = details.hook;
+    this.deployment = details.deployment;
   }
 }

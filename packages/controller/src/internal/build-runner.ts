@@ -1,0 +1,239 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { cp, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { type Clock, isFlotillaError, type Logger } from '@flotilla/core';
+import { extractSlug } from '@flotilla/slug';
+import type { ArtifactStore } from '../artifact-store.js';
+import type { Build, BuildSource, CreateBuildOptions } from '../build.js';
+import type { Builder, BuilderResult, ImageBuilder } from '../builder.js';
+import { ControllerError, ControllerErrorCodes } from '../errors.js';
+import type { BuildOutputWriter } from './build-output.js';
+import type { HookRegistry } from './hook-registry.js';
+import { invalid, show } from './names.js';
+import type { Repo } from './repo.js';
+
+/** What a build needs around it. */
+export interface BuildRunnerContext {
+  readonly repo: Repo;
+  readonly artifacts: ArtifactStore;
+  readonly builder: () => Promise<Builder>;
+  readonly imageBuilder: ImageBuilder | undefined;
+  readonly hooks: HookRegistry;
+  readonly workDir: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+/** A checked source, with its id for the build record. */
+export interface CheckedSource {
+  readonly source: BuildSource;
+  /** The git sha, `sha256:<hex>` of a tarball, or the image. */
+  readonly id: string;
+}
+
+const SHA = /^[0-9a-f]{7,64}$/;
+const IMAGE = /^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}$/;
+
+/** Checks a build source before anything is written; a tarball's digest is computed here. */
+export async function checkSource(source: unknown, signal?: AbortSignal): Promise<CheckedSource> {
+  if (typeof source !== 'object' || source === null)
+    throw invalid('source', 'the build source must be an object with a type');
+  const s = source as Record<string, unknown>;
+  const path = (v: unknown, p: string): string => {
+    if (typeof v !== 'string' || v === '' || v.includes('\0'))
+      throw invalid(p, `${show(v)} is not a path`);
+    return v;
+  };
+  if (s.type === 'tarball') {
+    const file = path(s.path, 'source.path');
+    const st = await stat(file).catch(() => undefined);
+    if (st?.isFile() !== true)
+      throw invalid(
+        'source.path',
+        `${show(file)} is not a file: give the path of a .tar.gz of the app`,
+      );
+    const hash = createHash('sha256');
+    await pipeline(createReadStream(file), hash, signal === undefined ? {} : { signal });
+    return { source: { type: 'tarball', path: file }, id: `sha256:${hash.digest('hex')}` };
+  }
+  if (s.type === 'git') {
+    const dir = path(s.dir, 'source.dir');
+    if (typeof s.sha !== 'string' || !SHA.test(s.sha))
+      throw invalid(
+        'source.sha',
+        `${show(s.sha)} is not a git commit: give 7 to 64 lowercase hex digits`,
+      );
+    const st = await stat(dir).catch(() => undefined);
+    if (st?.isDirectory() !== true)
+      throw invalid(
+        'source.dir',
+        `${show(dir)} is not a directory: give the checkout of the commit`,
+      );
+    return { source: { type: 'git', dir, sha: s.sha }, id: s.sha };
+  }
+  if (s.type === 'image') {
+    if (typeof s.image !== 'string' || !IMAGE.test(s.image))
+      throw invalid('source.image', `${show(s.image)} is not an image reference`);
+    const types = s.processTypes;
+    if (typeof types !== 'object' || types === null || Object.keys(types).length === 0)
+      throw invalid(
+        'source.processTypes',
+        'an image build needs its process types: { web: "command" }',
+      );
+    const out: Record<string, string> = {};
+    for (const [t, c] of Object.entries(types)) {
+      if (!/^[a-z][a-z0-9_-]{0,62}$/.test(t))
+        throw invalid(
+          `source.processTypes.${t.slice(0, 40)}`,
+          `${show(t)} is not a process type name`,
+        );
+      if (typeof c !== 'string' || c.trim() === '' || c.includes('\0') || c.length > 64 * 1024)
+        throw invalid(
+          `source.processTypes.${t}`,
+          `the command of ${t} must be a non-empty string without NUL`,
+        );
+      out[t] = c;
+    }
+    return { source: { type: 'image', image: s.image, processTypes: out }, id: s.image };
+  }
+  throw invalid('source.type', `${show(s.type)} is not a source type: use tarball, git or image`);
+}
+
+/** What a finished build produced. */
+export type BuildProduct = Pick<Build, 'artifact' | 'processTypes' | 'buildpacks'>;
+
+/**
+ * Runs one build: prepares the source tree (a copy: the builder may write in it), runs the
+ * image builder for a Dockerfile app or the slug builder otherwise, stores the slug by digest
+ * in the artifact store, and cleans up its tree. Throws with the reason on failure.
+ */
+export async function runBuild(
+  ctx: BuildRunnerContext,
+  build: Build,
+  source: BuildSource,
+  env: Readonly<Record<string, string>>,
+  options: CreateBuildOptions,
+  out: BuildOutputWriter,
+  signal: AbortSignal,
+): Promise<BuildProduct & { builder: Build['builder'] }> {
+  if (source.type === 'image') {
+    out.line(`-----> Using image ${source.image}`);
+    return {
+      builder: 'image',
+      artifact: { type: 'image', image: source.image },
+      processTypes: source.processTypes,
+    };
+  }
+  const root = join(ctx.workDir, 'builds', build.app, build.id);
+  const src = join(root, 'src');
+  await rm(root, { recursive: true, force: true });
+  await mkdir(root, { recursive: true });
+  try {
+    if (source.type === 'tarball') {
+      out.line('-----> Extracting source');
+      await extractSlug(source.path, src, { signal });
+      // A tarball of one top-level directory (GitHub's, `git archive --prefix`) is that directory's tree.
+      const entries = await readdir(src, { withFileTypes: true });
+      const only = entries.length === 1 ? entries[0] : undefined;
+      if (only?.isDirectory() === true) {
+        const inner = join(root, 'inner');
+        await cp(join(src, only.name), inner, { recursive: true, verbatimSymlinks: true });
+        await rm(src, { recursive: true, force: true });
+        await cp(inner, src, { recursive: true, verbatimSymlinks: true });
+        await rm(inner, { recursive: true, force: true });
+      }
+    } else {
+      out.line(`-----> Fetching ${source.sha.slice(0, 12)}`);
+      await cp(source.dir, src, {
+        recursive: true,
+        verbatimSymlinks: true,
+        filter: (from) =>
+          !(from === join(source.dir, '.git') || from.startsWith(join(source.dir, '.git') + '/')),
+      });
+    }
+    signal.throwIfAborted();
+    const hasDockerfile = await stat(join(src, 'Dockerfile')).then(
+      (s) => s.isFile(),
+      () => false,
+    );
+    const useDocker =
+      options.builder === 'dockerfile' ||
+      (options.builder === undefined && hasDockerfile && ctx.imageBuilder !== undefined);
+    if (useDocker) {
+      if (ctx.imageBuilder === undefined)
+        throw new ControllerError(
+          ControllerErrorCodes.NOT_CONFIGURED,
+          'builder dockerfile was asked for, and the controller has no imageBuilder: configure one (@flotilla/docker)',
+          { app: build.app, path: 'builder' },
+        );
+      out.line('-----> Building with the Dockerfile');
+      const res = await ctx.imageBuilder.buildImage({
+        context: src,
+        tag: `flotilla/${build.app}:${build.id}`,
+        onOutput: (chunk) => out.write(chunk),
+        signal,
+      });
+      return {
+        builder: 'dockerfile',
+        artifact: { type: 'image', image: res.image },
+        processTypes: { ...res.processTypes },
+      };
+    }
+    const builder = await ctx.builder();
+    const cacheDir = join(ctx.workDir, 'cache', build.app);
+    await mkdir(cacheDir, { recursive: true });
+    const res: BuilderResult = await builder.build({
+      source: src,
+      cacheDir,
+      env,
+      ...(options.buildpacks === undefined ? {} : { buildpacks: options.buildpacks }),
+      onOutput: (chunk) => out.write(chunk),
+      signal,
+    });
+    signal.throwIfAborted();
+    const stored = await ctx.artifacts.put(res.slug, { sha256: res.sha256, signal });
+    await rm(res.slug, { force: true }).catch(() => undefined);
+    out.line(
+      `-----> Slug stored: sha256 ${stored.digest.slice(0, 12)}, ${(stored.size / 1024 / 1024).toFixed(1)} MiB`,
+    );
+    return {
+      builder: 'buildpack',
+      artifact: { type: 'slug', sha256: stored.digest, size: stored.size },
+      processTypes: { ...res.processTypes },
+      buildpacks: res.buildpacks.map((b) => ({ name: b.name, url: b.url })),
+    };
+  } finally {
+    await rm(root, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** The reason a build failed, for its record and output. */
+export function failureReason(err: unknown): string {
+  if (isFlotillaError(err)) return `${err.message} (${err.code})`;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** The default builder: `build` of `@flotilla/buildpack`, imported when the first build runs. */
+export async function defaultBuilder(): Promise<Builder> {
+  const specifier = '@flotilla/buildpack';
+  let mod: { build?: unknown };
+  try {
+    mod = (await import(specifier)) as { build?: unknown };
+  } catch (err) {
+    throw new ControllerError(
+      ControllerErrorCodes.NOT_CONFIGURED,
+      `@flotilla/buildpack could not be loaded (${(err as Error).message}): install it or pass a builder`,
+      { cause: err },
+    );
+  }
+  if (typeof mod.build !== 'function')
+    throw new ControllerError(
+      ControllerErrorCodes.NOT_CONFIGURED,
+      '@flotilla/buildpack has no build function in this version: pass a builder',
+    );
+  const build = mod.build as Builder['build'];
+  return { build: (input) => build(input) };
+}
