@@ -1,0 +1,351 @@
+// What the DockerDriver does beyond the driver contract: limits, networking modes, labels,
+// ownership of the slug dir, containers removed from under it, races and bad options.
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type Docker from 'dockerode';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { isFlotillaError } from '@flotilla/core';
+import { jobEnv, type ExitStatus, type JobSpec } from '@flotilla/host';
+import {
+  dockerClient,
+  releaseDocker,
+  sweepDocker,
+  testRunId,
+} from '../../../test/support/docker.js';
+import { DockerDriver, type DockerDriverOptions } from './docker-driver.js';
+import { createStackImage } from './stack-image.js';
+
+const runId = testRunId('driver-docker');
+let docker: Docker;
+let stackImage: string;
+let workDir: string;
+let drivers: DockerDriver[];
+let seq = 0;
+
+beforeAll(async () => {
+  docker = await dockerClient();
+  stackImage = (await createStackImage({ docker })).image;
+}, 120_000);
+
+afterAll(async () => {
+  if (docker !== undefined) await sweepDocker(docker, runId);
+  await releaseDocker();
+});
+
+beforeEach(async () => {
+  workDir = await mkdtemp(join(tmpdir(), 'flotilla-docker-driver-'));
+  drivers = [];
+});
+
+afterEach(async () => {
+  for (const d of drivers) {
+    for (const j of await d.list().catch(() => [])) await d.stop(j.id, { graceMs: 0 });
+    await d.close();
+  }
+  await sweepDocker(docker, runId);
+  await rm(workDir, { recursive: true, force: true });
+});
+
+async function open(extra: Partial<DockerDriverOptions> = {}): Promise<DockerDriver> {
+  const d = await DockerDriver.create({
+    docker,
+    instanceId: `${runId.toLowerCase()}-${++seq}`.slice(-60).replace(/^[^a-z0-9]+/, ''),
+    stackImage,
+    labels: { 'flotilla.test': runId },
+    ...extra,
+  });
+  drivers.push(d);
+  return d;
+}
+
+function spec(command: string, extra: Partial<JobSpec> & { port?: number } = {}): JobSpec {
+  const id = `dd.web.${++seq}`;
+  const { port, ...rest } = extra;
+  return {
+    id,
+    app: 'dd',
+    release: 'v1',
+    processType: 'web',
+    index: seq,
+    command,
+    cwd: workDir,
+    env: jobEnv({
+      jobId: id,
+      app: 'dd',
+      release: 'v1',
+      processType: 'web',
+      index: seq,
+      ...(port === undefined ? {} : { port }),
+    }),
+    ...rest,
+  };
+}
+
+async function output(driver: DockerDriver, id: string): Promise<string[]> {
+  const lines: string[] = [];
+  for await (const l of driver.logs(id)) if (l.stream !== 'system') lines.push(l.line);
+  return lines;
+}
+
+function waitExit(driver: DockerDriver, id: string): Promise<ExitStatus> {
+  return driver.wait(id, { signal: AbortSignal.timeout(20_000) });
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function fetchText(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let data = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (data += d));
+    socket.on('end', () => resolve(data));
+    socket.on('error', reject);
+  });
+}
+
+async function expectCode(promise: Promise<unknown>, code: string): Promise<Error> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(isFlotillaError(err), `expected ${code}, got ${String(err)}`).toBe(true);
+  expect((err as { code: string }).code).toBe(code);
+  return err as Error;
+}
+
+describe('DockerDriver', () => {
+  it('runs a slug as uid 1000 in /app, its HOME, and leaves files the host can use', async () => {
+    const driver = await open();
+    await writeFile(join(workDir, 'hello.txt'), 'from the slug\n');
+    const s = spec('id -u; echo "$HOME $(pwd)"; cat hello.txt; echo made > "$HOME/out.txt"');
+    await driver.start(s);
+    expect(await waitExit(driver, s.id)).toMatchObject({ code: 0, reason: 'exited' });
+    expect(await output(driver, s.id)).toEqual(['1000', '/app /app', 'from the slug']);
+    const made = await stat(join(workDir, 'out.txt'));
+    expect(made.uid).toBe(1000);
+    await rm(join(workDir, 'out.txt')); // root on the host can still remove it
+  });
+
+  it('labels the container with the job, and removes it on remove()', async () => {
+    const driver = await open();
+    const s = spec('exit 0', { stopGraceMs: 1234 });
+    await driver.start(s);
+    await waitExit(driver, s.id);
+    const [c] = await docker.listContainers({
+      all: true,
+      filters: JSON.stringify({ label: [`flotilla.job=${s.id}`, `flotilla.test=${runId}`] }),
+    });
+    expect(c?.Labels).toMatchObject({
+      'flotilla.app': 'dd',
+      'flotilla.release': 'v1',
+      'flotilla.type': 'web',
+      'flotilla.index': String(s.index),
+      'flotilla.driver': driver.instanceId,
+      'flotilla.stop-grace-ms': '1234',
+    });
+    await driver.remove(s.id);
+    expect(
+      await docker.listContainers({
+        all: true,
+        filters: JSON.stringify({ id: [c?.Id ?? 'none'] }),
+      }),
+    ).toEqual([]);
+  });
+
+  it('kills a job over its memory limit and reports reason memory', async () => {
+    const driver = await open();
+    const s = spec(
+      `node -e "const a = []; console.log('up'); setInterval(() => a.push(Buffer.alloc(16 << 20, 1)), 5)"`,
+      { memoryMiB: 96 },
+    );
+    await driver.start(s);
+    const status = await waitExit(driver, s.id);
+    expect(status).toMatchObject({ reason: 'memory', signal: 'SIGKILL', code: null });
+    expect(status.message).toContain('memory limit');
+    const inspected = await docker
+      .getContainer(
+        (
+          await docker.listContainers({
+            all: true,
+            filters: JSON.stringify({ label: [`flotilla.job=${s.id}`] }),
+          })
+        )[0]?.Id ?? '',
+      )
+      .inspect();
+    expect(inspected.HostConfig.Memory).toBe(96 * 1024 * 1024);
+  });
+
+  it('gives a job its CPU share as a CFS quota', async () => {
+    const driver = await open();
+    const s = spec(
+      'echo "$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)"',
+      {
+        cpuMillis: 250,
+      },
+    );
+    await driver.start(s);
+    expect(await waitExit(driver, s.id)).toMatchObject({ code: 0 });
+    const [line] = await output(driver, s.id);
+    const [quota, period] = (line ?? '').split(' ').map(Number) as [number, number];
+    expect(quota / period).toBeCloseTo(0.25, 3);
+  });
+
+  it('bridge networking publishes the PORT on 127.0.0.1 only', async () => {
+    const driver = await open({ network: 'bridge' });
+    const port = await freePort();
+    const s = spec(
+      `node -e "require('net').createServer((c) => c.end('bridged ' + require('os').hostname())).listen(Number(process.env.PORT), '0.0.0.0', () => console.log('listening'))"`,
+      { port },
+    );
+    await driver.start(s);
+    for await (const l of driver.logs(s.id, {
+      follow: true,
+      signal: AbortSignal.timeout(15_000),
+    })) {
+      if (l.line === 'listening') break;
+    }
+    // docker-proxy may take a moment after the job listens: retry the connection briefly
+    let text = '';
+    for (let i = 0; i < 50 && !text.startsWith('bridged'); i++) {
+      text = await fetchText(port).catch(() => '');
+      if (!text.startsWith('bridged')) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(text).toMatch(/^bridged [0-9a-f]{12}$/);
+    const [c] = await docker.listContainers({
+      filters: JSON.stringify({ label: [`flotilla.job=${s.id}`] }),
+    });
+    const inspected = await docker.getContainer(c?.Id ?? '').inspect();
+    expect(inspected.HostConfig.NetworkMode).toBe('bridge');
+    expect(inspected.NetworkSettings.Ports[`${port}/tcp`]).toEqual([
+      { HostIp: '127.0.0.1', HostPort: String(port) },
+    ]);
+    expect(await driver.stop(s.id, { graceMs: 5000 })).toMatchObject({ reason: 'stopped' });
+  });
+
+  it('reports a job whose container was removed from under it as lost', async () => {
+    const driver = await open();
+    const s = spec('echo up; sleep 1000');
+    await driver.start(s);
+    const [c] = await docker.listContainers({
+      filters: JSON.stringify({ label: [`flotilla.job=${s.id}`] }),
+    });
+    await docker.getContainer(c?.Id ?? '').remove({ force: true });
+    const status = await waitExit(driver, s.id);
+    expect(['lost', 'exited']).toContain(status.reason);
+    expect((await driver.inspect(s.id)).state).toBe('exited');
+    await driver.remove(s.id); // the container is gone already: still forgotten
+    await expectCode(driver.inspect(s.id), 'FLOTILLA_HOST_JOB_NOT_FOUND');
+  });
+
+  it('two drivers of one instance racing to start a job: one wins, the other gets JOB_EXISTS', async () => {
+    const a = await open();
+    const b = await DockerDriver.create({
+      docker,
+      instanceId: a.instanceId,
+      stackImage,
+      labels: { 'flotilla.test': runId },
+    });
+    drivers.push(b);
+    const s = spec('sleep 1000');
+    const results = await Promise.allSettled([a.start(s), b.start(s)]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect((failed.reason as { code: string }).code).toBe('FLOTILLA_HOST_JOB_EXISTS');
+  });
+
+  it('runs a local image with spec.image, and refuses one that is not present', async () => {
+    const driver = await open();
+    const s = spec('echo "image job as $(id -u) in $(pwd)"', { image: stackImage });
+    await driver.start(s);
+    expect(await waitExit(driver, s.id)).toMatchObject({ code: 0 });
+    expect(await output(driver, s.id)).toEqual(['image job as 0 in /app']);
+    const err = await expectCode(
+      driver.start(spec('true', { image: 'flotilla-test/absent:nope' })),
+      'FLOTILLA_HOST_START_FAILED',
+    );
+    expect(err.message).toContain('never pulled');
+  });
+
+  it('refuses bad options and signals with coded errors', async () => {
+    await expectCode(open({ instanceId: 'a/b' }), 'FLOTILLA_DOCKER_INVALID_OPTIONS');
+    await expectCode(open({ instanceId: 'x\0y' }), 'FLOTILLA_DOCKER_INVALID_OPTIONS');
+    await expectCode(open({ user: 'root' }), 'FLOTILLA_DOCKER_INVALID_OPTIONS');
+    await expectCode(open({ network: 'overlay' as 'host' }), 'FLOTILLA_DOCKER_INVALID_OPTIONS');
+    await expectCode(open({ defaultStopGraceMs: -1 }), 'FLOTILLA_DOCKER_INVALID_OPTIONS');
+    await expectCode(open({ labels: { 'flotilla.job': 'x' } }), 'FLOTILLA_DOCKER_INVALID_OPTIONS');
+    await expectCode(
+      open({ stackImage: 'flotilla-test/absent:nope' }),
+      'FLOTILLA_DOCKER_IMAGE_NOT_FOUND',
+    );
+    const driver = await open();
+    const s = spec('sleep 1000');
+    await driver.start(s);
+    await expectCode(driver.signal(s.id, 'SIGSTOP'), 'FLOTILLA_HOST_INVALID_OPTIONS');
+    await expectCode(driver.stop(s.id, { graceMs: Number.NaN }), 'FLOTILLA_HOST_INVALID_OPTIONS');
+    await expectCode(
+      driver.start({ ...spec('true'), memoryMiB: -5 }),
+      'FLOTILLA_HOST_INVALID_SPEC',
+    );
+    await expectCode(
+      driver.start({ ...spec('true'), command: 'a\0b' }),
+      'FLOTILLA_HOST_INVALID_SPEC',
+    );
+    // sleep dies of the SIGTERM itself, or of the SIGKILL right after it: stopped either way
+    expect((await driver.stop(s.id, { graceMs: 0 })).reason).toBe('stopped');
+  });
+
+  it('runs jobs whose ids hold @ : + (characters Docker refuses in names)', async () => {
+    const driver = await open();
+    const s = { ...spec('echo "$FLOTILLA_JOB_ID"'), id: 'app@v1:web+1' };
+    await driver.start({ ...s, env: { ...s.env, FLOTILLA_JOB_ID: s.id } });
+    expect(await waitExit(driver, s.id)).toMatchObject({ code: 0 });
+    expect(await output(driver, s.id)).toEqual(['app@v1:web+1']);
+  });
+
+  it('keeps output with NUL bytes, invalid UTF-8 and a line longer than a Docker log frame', async () => {
+    const driver = await open({ log: { maxLineBytes: 64 * 1024, maxBytes: 1024 * 1024 } });
+    const s = spec(
+      `printf 'a\\0b\\n'; printf '\\377\\376\\n'; head -c 40000 /dev/zero | tr '\\0' x; echo; echo end`,
+    );
+    await driver.start(s);
+    expect(await waitExit(driver, s.id)).toMatchObject({ code: 0 });
+    const lines = await output(driver, s.id);
+    expect(lines[0]).toBe('a\0b');
+    expect(lines[1]).toBe('\uFFFD\uFFFD');
+    expect(lines[2]).toBe('x'.repeat(40000));
+    expect(lines[3]).toBe('end');
+  });
+
+  it('fails with a retryable engine error when dockerd does not answer', async () => {
+    const { default: DockerCtor } = await import('dockerode');
+    const err = await expectCode(
+      DockerDriver.create({
+        docker: new DockerCtor({ socketPath: join(workDir, 'no.sock') }),
+        instanceId: 'x',
+        stackImage,
+      }),
+      'FLOTILLA_DOCKER_ENGINE',
+    );
+    expect((err as unknown as { retryable: boolean }).retryable).toBe(true);
+  });
+
+  it('close() while a stop waits out its grace: the stop finishes, then wait calls fail CLOSED', async () => {
+    const driver = await open();
+    const s = spec(`trap 'echo ignoring' TERM; while :; do sleep 0.1; done`);
+    await driver.start(s);
+    const stopping = driver.stop(s.id, { graceMs: 300 });
+    await driver.close();
+    expect(await stopping).toMatchObject({ signal: 'SIGKILL', reason: 'stopped' });
+    await expectCode(driver.list(), 'FLOTILLA_HOST_CLOSED');
+    await driver.close(); // idempotent
+  });
+});
