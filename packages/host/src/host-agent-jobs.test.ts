@@ -182,6 +182,24 @@ describe('HostAgent: what it asks the driver to run, and how it drains (FakeDriv
     expect(instance?.addr).toBe(`localhost:${driver.specs[0]?.env.PORT}`);
   });
 
+  it('publishes its jobs with a heartbeat TTL below the shortest discovery TTL (1 s)', async () => {
+    await release(image);
+    const driver = new FakeDriver({ runsImages: true });
+    const a = await agent(driver, { heartbeatTtlMs: 500 });
+    const failed = new Promise<unknown>((resolve) => a.once('error', resolve));
+    const ac = new AbortController();
+    const published = (async () => {
+      for await (const ev of discovery.watch('demo-web', { signal: ac.signal }))
+        if (ev.kind === 'up') return ev.instance.id;
+      return undefined;
+    })();
+    await a.start();
+    await assign('web.ttl');
+    const outcome = await Promise.race([published, failed]);
+    ac.abort();
+    expect(outcome).toBe('web.ttl');
+  });
+
   it('a stop calls drainWait after the instance left discovery and before the driver stops the job, and waits for it', async () => {
     await release(image);
     const driver = new FakeDriver({ runsImages: true });
@@ -223,19 +241,21 @@ describe('HostAgent: what it asks the driver to run, and how it drains (FakeDriv
     expect((await cluster.jobs({ app: 'demo' }))[0]?.status?.state).toBe('down');
   });
 
-  it('drainWait is bounded by drainMs: a hook that never resolves, or fails, does not hang the stop', async () => {
+  it('drainWait is bounded by drainMs: a hook that never resolves, rejects or throws does not hang the stop', async () => {
     await release(image);
     const driver = new FakeDriver({ runsImages: true });
     const signals: AbortSignal[] = [];
     let calls = 0;
-    const drainWait: DrainWait = async (_instance, signal) => {
+    const drainWait: DrainWait = (_instance, signal) => {
       signals.push(signal);
-      if (++calls === 2) throw new Error('router unreachable');
-      await new Promise(() => undefined); // ignores its signal and never resolves
+      calls++;
+      if (calls === 2) return Promise.reject(new Error('router unreachable'));
+      if (calls === 3) throw new Error('a hook that throws instead of rejecting');
+      return new Promise(() => undefined); // ignores its signal and never resolves
     };
     const a = await agent(driver, { drainWait, drainMs: 100 });
     await a.start();
-    for (const id of ['web.hang', 'web.fail']) {
+    for (const id of ['web.hang', 'web.fail', 'web.throw']) {
       const ready = once(a, 'ready', id);
       await assign(id);
       await ready;
@@ -243,7 +263,7 @@ describe('HostAgent: what it asks the driver to run, and how it drains (FakeDriv
       await assign(id, 'stop');
       expect((await ended)[1]).toBe('down');
     }
-    expect(signals).toHaveLength(2);
+    expect(signals).toHaveLength(3);
     expect(signals.every((s) => s.aborted)).toBe(true);
   });
 

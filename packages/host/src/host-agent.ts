@@ -304,7 +304,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
           ...(o.tags === undefined ? {} : { tags: o.tags }),
         },
         {
-          ttlMs: this.#heartbeatTtlMs,
+          ttlMs: Math.min(Math.max(this.#heartbeatTtlMs, 1000), 2 ** 31 - 1),
           signal: this.#abort.signal,
           exclusive: true,
           ...(previous === '' ? {} : { takeOver: previous }),
@@ -586,8 +586,8 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
           id: record.id,
           addr: `${this.#jobHost}:${local.port}`,
           ready: true,
-          // A dead agent's instances go when its host does.
-          ttlMs: this.#heartbeatTtlMs,
+          // A dead agent's instances go when its host does (within discovery's TTL bounds).
+          ttlMs: Math.min(Math.max(this.#heartbeatTtlMs, 1000), 2 ** 31 - 1),
           meta: { app: record.app, release: record.release, type: record.type, host: this.id },
         });
         if (local.ended || local.stopping) await local.instance.close();
