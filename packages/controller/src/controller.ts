@@ -244,7 +244,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
         this.#emit('job.state', {
           app: r.app,
           jobId: r.id,
-          type: r.type,
+          processType: r.type,
           release: r.release,
           host: r.hostId,
           state: change.job.state,
@@ -1285,7 +1285,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   }
 
   #emit<K extends ControllerEventType>(type: K, payload: ControllerEventMap[K]): void {
-    const event = { type, time: this.#o.clock.now(), ...payload } as unknown as Extract<
+    const event = { ...payload, type, time: this.#o.clock.now() } as unknown as Extract<
       ControllerEvent,
       { type: K }
     >;

@@ -37,7 +37,8 @@ export interface ControllerEventMap {
   'job.state': {
     readonly app: string;
     readonly jobId: string;
-    readonly type: string;
+    /** The process type (`web`). */
+    readonly processType: string;
     readonly release: string;
     readonly host: string;
     readonly state: JobState;

@@ -1,0 +1,441 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { isFlotillaError } from '@flotilla/core';
+import type { ControllerEvent } from './events.js';
+import { harness, sha, type Harness } from './test-support/harness.js';
+
+const WEB_APP = {
+  Procfile: 'web: node server.js\nworker: node worker.js\n',
+  'server.js': '// server\n',
+  'worker.js': '// worker\n',
+};
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+async function deployed(hh: Harness, app = 'demo'): Promise<string> {
+  await hh.controller.createApp({ name: app });
+  const src = await hh.source(WEB_APP);
+  const build = await hh.controller.createBuild(app, { type: 'git', dir: src, sha: sha(1) });
+  const done = await hh.controller.waitForBuild(app, build.id);
+  expect(done.status).toBe('succeeded');
+  return build.id;
+}
+
+/** The web jobs that run or are on their way (not ended). */
+function webJobs(hh: Harness, app = 'demo'): Promise<{ release: string; state: string }[]> {
+  return hh.controller
+    .listDynos(app)
+    .then((d) => d.filter((x) => x.type === 'web' && x.state !== 'down' && x.state !== 'crashed'));
+}
+
+describe('Controller on a MemoryStore with a real scheduler and fake agents', () => {
+  it('builds, releases and deploys: web scaled to 1, its output kept, events told', async () => {
+    h = await harness();
+    const events: ControllerEvent[] = [];
+    const ac = new AbortController();
+    const collecting = (async () => {
+      for await (const e of h!.controller.events({ app: 'demo', signal: ac.signal }))
+        events.push(e);
+    })();
+    const buildId = await deployed(h);
+    const app = await h.controller.getApp('demo');
+    expect(app).toMatchObject({ name: 'demo', latestRelease: 1, liveRelease: 'v1' });
+    const build = await h.controller.getBuild('demo', buildId);
+    expect(build).toMatchObject({
+      status: 'succeeded',
+      release: 'v1',
+      processTypes: { web: 'node server.js', worker: 'node worker.js' },
+    });
+    expect(build.artifact?.type).toBe('slug');
+    const lines: string[] = [];
+    for await (const l of h.controller.buildOutput('demo', buildId)) lines.push(l.line);
+    expect(lines.some((l) => l.includes('Procfile declares types -> web, worker'))).toBe(true);
+    expect(lines.some((l) => l.includes('Released v1'))).toBe(true);
+    expect(lines.some((l) => l.includes('Deployed v1'))).toBe(true);
+    const dynos = await h.controller.listDynos('demo');
+    expect(dynos.map((d) => [d.name, d.release, d.state])).toEqual([['web.1', 'v1', 'up']]);
+    const formation = await h.controller.getFormation('demo');
+    expect(formation.map((f) => [f.type, f.quantity])).toEqual([
+      ['web', 1],
+      ['worker', 0],
+    ]);
+    const releases = await h.controller.listReleases('demo');
+    expect(releases.map((r) => r.id)).toEqual(['v1']);
+    const deployments = await h.controller.listDeployments('demo');
+    expect(deployments.map((d) => [d.release, d.status])).toEqual([['v1', 'succeeded']]);
+    ac.abort();
+    await collecting;
+    const types = new Set(events.map((e) => e.type));
+    for (const t of [
+      'app.created',
+      'build.started',
+      'build.output',
+      'build.finished',
+      'release.created',
+      'deploy.started',
+      'deploy.progress',
+      'deploy.finished',
+      'job.state',
+    ])
+      expect(types, t).toContain(t);
+  });
+
+  it('a config change makes a new release and a rolling restart onto it', async () => {
+    h = await harness();
+    await deployed(h);
+    await h.controller.patchFormation('demo', { web: { quantity: 2 } });
+    await expect
+      .poll(() => webJobs(h!).then((j) => j.filter((x) => x.state === 'up').length))
+      .toBe(2);
+    const release = await h.controller.patchConfig('demo', { GREETING: 'hello', SECRET: 's3cret' });
+    expect(release).toMatchObject({
+      id: 'v2',
+      config: { GREETING: 'hello', SECRET: 's3cret' },
+      description: 'Set GREETING, SECRET',
+    });
+    // Resolved once live: both web jobs of v2 are up, none of v1 is left.
+    const jobs = await webJobs(h);
+    expect(jobs.map((j) => [j.release, j.state])).toEqual([
+      ['v2', 'up'],
+      ['v2', 'up'],
+    ]);
+    expect(await h.controller.getConfig('demo')).toEqual({ GREETING: 'hello', SECRET: 's3cret' });
+    const v3 = await h.controller.patchConfig('demo', { SECRET: null });
+    expect(v3).toMatchObject({
+      id: 'v3',
+      config: { GREETING: 'hello' },
+      description: 'Unset SECRET',
+    });
+    expect(await h.controller.patchConfig('demo', { SECRET: null })).toBeUndefined();
+    expect((await h.controller.getApp('demo')).liveRelease).toBe('v3');
+  });
+
+  it('two concurrent config changes get two releases, each with the other one seen', async () => {
+    h = await harness();
+    await h.controller.createApp({ name: 'demo' });
+    const [a, b] = await Promise.all([
+      h.controller.patchConfig('demo', { A: '1' }),
+      h.controller.patchConfig('demo', { B: '2' }),
+    ]);
+    expect(new Set([a?.id, b?.id])).toEqual(new Set(['v1', 'v2']));
+    expect(await h.controller.getConfig('demo')).toEqual({ A: '1', B: '2' });
+  });
+
+  it('rolls back to an earlier release: a new release with its build and config', async () => {
+    h = await harness();
+    const first = await deployed(h);
+    await h.controller.patchConfig('demo', { MODE: 'new' });
+    const back = await h.controller.rollback('demo');
+    expect(back).toMatchObject({
+      id: 'v3',
+      build: first,
+      config: {},
+      description: 'Rollback to v1',
+    });
+    expect((await h.controller.getApp('demo')).liveRelease).toBe('v3');
+    expect((await webJobs(h)).map((j) => j.release)).toEqual(['v3']);
+    const again = await h.controller.rollback('demo', 'v2');
+    expect(again.config).toEqual({ MODE: 'new' });
+  });
+
+  it('a deploy whose new jobs crash is rolled back by itself, the old release still serving', async () => {
+    h = await harness({
+      agents: {
+        behaviour: (job) =>
+          job.release?.config.BROKEN === '1' ? { crash: 3, message: 'exited with code 3' } : 'run',
+      },
+    });
+    await deployed(h);
+    const before = (await webJobs(h)).map((j) => j.release);
+    const err = await h.controller.patchConfig('demo', { BROKEN: '1' }).catch((e: unknown) => e);
+    expect(isFlotillaError(err, 'FLOTILLA_CONTROLLER_DEPLOY_FAILED')).toBe(true);
+    const deployment = (
+      err as { deployment?: { status: string; failedJobs?: { exitStatus?: number }[] } }
+    ).deployment;
+    expect(deployment?.status).toBe('rolled-back');
+    expect(deployment?.failedJobs?.[0]?.exitStatus).toBe(3);
+    expect((err as Error).message).toContain('v1 still serves');
+    expect(before).toEqual(['v1']);
+    await expect
+      .poll(() => webJobs(h!).then((j) => j.map((x) => `${x.release}:${x.state}`)))
+      .toEqual(['v1:up']);
+    expect((await h.controller.getApp('demo')).liveRelease).toBe('v1');
+    const formations = await h.cluster.formations({ app: 'demo' });
+    expect(formations.map((f) => f.release)).toEqual(['v1']);
+  });
+
+  it('a deploy not ready in time is rolled back, naming the jobs that were not ready', async () => {
+    h = await harness({
+      controller: { deploy: { readyTimeoutMs: 300, stopTimeoutMs: 5000 } },
+      agents: { behaviour: (job) => (job.release?.config.SLOW === '1' ? 'hang' : 'run') },
+    });
+    await deployed(h);
+    const err = await h.controller.patchConfig('demo', { SLOW: '1' }).catch((e: unknown) => e);
+    expect(isFlotillaError(err, 'FLOTILLA_CONTROLLER_DEPLOY_FAILED')).toBe(true);
+    expect((err as Error).message).toMatch(/did not become ready within 300 ms/);
+    await expect
+      .poll(() => webJobs(h!).then((j) => j.map((x) => `${x.release}:${x.state}`)))
+      .toEqual(['v1:up']);
+  });
+
+  it('one deploy per app: a second one is refused when asked to, or waits its turn', async () => {
+    h = await harness({
+      agents: { behaviour: (job) => (job.release?.config.SLOW === '1' ? 'hang' : 'run') },
+      controller: { deploy: { readyTimeoutMs: 1500, stopTimeoutMs: 5000 } },
+    });
+    await deployed(h);
+    const slow = h.controller.patchConfig('demo', { SLOW: '1' }).catch((e: unknown) => e);
+    await expect
+      .poll(() => h!.controller.listDeployments('demo').then((d) => d[0]?.status))
+      .toBe('running');
+    const refused = await h.controller
+      .restart('demo', { onBusy: 'refuse' })
+      .catch((e: unknown) => e);
+    expect(isFlotillaError(refused, 'FLOTILLA_CONTROLLER_DEPLOY_IN_PROGRESS')).toBe(true);
+    const waited = h.controller.restart('demo');
+    expect(isFlotillaError(await slow, 'FLOTILLA_CONTROLLER_DEPLOY_FAILED')).toBe(true);
+    const restart = await waited;
+    expect(restart).toMatchObject({ kind: 'restart', status: 'succeeded', release: 'v1' });
+    const jobs = await h.controller.listDynos('demo');
+    expect(jobs.filter((j) => j.state === 'up').map((j) => j.deployment)).toEqual(['v1-r1']);
+  });
+
+  it('scales: quantities apply at once, a size change is a rolling restart', async () => {
+    h = await harness();
+    await deployed(h);
+    const formation = await h.controller.patchFormation('demo', {
+      web: { quantity: 3 },
+      worker: { quantity: 1 },
+    });
+    expect(formation.map((f) => [f.type, f.quantity, f.size])).toEqual([
+      ['web', 3, 'standard'],
+      ['worker', 1, 'standard'],
+    ]);
+    await expect
+      .poll(() =>
+        h!.controller.listDynos('demo').then((d) => d.filter((x) => x.state === 'up').length),
+      )
+      .toBe(4);
+    await h.controller.patchFormation('demo', { worker: { size: 'large' } });
+    const up = (await h.controller.listDynos('demo')).filter((d) => d.state === 'up');
+    expect(up.map((d) => d.deployment)).toEqual(['v1-r1', 'v1-r1', 'v1-r1', 'v1-r1']);
+    const jobs = await h.cluster.jobs({ app: 'demo' });
+    expect(
+      jobs
+        .filter((j) => j.state === 'up' && j.record.type === 'worker')
+        .map((j) => j.record.resources),
+    ).toEqual([{ cpu: 1000, memory: 1024 }]);
+  });
+
+  it('hooks veto steps with a reason', async () => {
+    h = await harness();
+    await h.controller.createApp({ name: 'demo' });
+    const src = await h.source(WEB_APP);
+    const off = h.controller.hooks.add('pre-build', ({ app }) =>
+      app === 'demo' ? { veto: 'builds are frozen' } : undefined,
+    );
+    const err = await h.controller
+      .createBuild('demo', { type: 'git', dir: src, sha: sha(1) })
+      .catch((e: unknown) => e);
+    expect(isFlotillaError(err, 'FLOTILLA_CONTROLLER_VETOED')).toBe(true);
+    expect((err as Error).message).toContain('builds are frozen');
+    expect((await h.controller.listBuilds('demo')).map((b) => b.status)).toEqual(['failed']);
+    off();
+    h.controller.hooks.add('post-build', ({ build }) => {
+      if (build.processTypes?.worker !== undefined) throw new Error('no workers allowed');
+    });
+    const b2 = await h.controller.createBuild('demo', { type: 'git', dir: src, sha: sha(2) });
+    const done = await h.controller.waitForBuild('demo', b2.id);
+    expect(done).toMatchObject({ status: 'failed' });
+    expect(done.error).toContain('no workers allowed');
+    expect((await h.controller.getApp('demo')).latestRelease).toBe(0);
+  });
+
+  it('a pre-release veto stops the deploy before any job changes', async () => {
+    h = await harness();
+    await deployed(h);
+    h.controller.hooks.add('pre-release', ({ release }) =>
+      release.config.NOPE === '1' ? { veto: 'not today' } : undefined,
+    );
+    const err = await h.controller.patchConfig('demo', { NOPE: '1' }).catch((e: unknown) => e);
+    expect(isFlotillaError(err, 'FLOTILLA_CONTROLLER_VETOED')).toBe(true);
+    expect((await webJobs(h)).map((j) => j.release)).toEqual(['v1']);
+    expect((await h.controller.listDeployments('demo'))[0]).toMatchObject({
+      release: 'v2',
+      status: 'failed',
+    });
+  });
+
+  it('domains: the default one, custom ones as routes, each hostname held by one app', async () => {
+    h = await harness({ controller: { baseDomain: 'apps.test' } });
+    await h.controller.createApp({ name: 'demo' });
+    await h.controller.createApp({ name: 'other' });
+    await h.controller.addDomain('demo', 'WWW.Example.com');
+    const domains = await h.controller.listDomains('demo');
+    expect(domains.map((d) => [d.hostname, d.kind])).toEqual([
+      ['demo.apps.test', 'default'],
+      ['www.example.com', 'custom'],
+    ]);
+    expect((await h.routes.list({ service: 'demo-web' })).map((r) => r.domain).sort()).toEqual([
+      'demo.apps.test',
+      'www.example.com',
+    ]);
+    const taken = await h.controller.addDomain('other', 'www.example.com').catch((e: unknown) => e);
+    expect(isFlotillaError(taken, 'FLOTILLA_CONTROLLER_DOMAIN_EXISTS')).toBe(true);
+    await h.controller.removeDomain('demo', 'www.example.com');
+    expect((await h.routes.list({ service: 'demo-web' })).map((r) => r.domain)).toEqual([
+      'demo.apps.test',
+    ]);
+    const missing = await h.controller
+      .removeDomain('other', 'demo.apps.test')
+      .catch((e: unknown) => e);
+    expect(isFlotillaError(missing, 'FLOTILLA_CONTROLLER_DOMAIN_NOT_FOUND')).toBe(true);
+  });
+
+  it('destroying an app removes everything it owns and stops its jobs', async () => {
+    h = await harness({ controller: { baseDomain: 'apps.test' } });
+    const buildId = await deployed(h);
+    await deployed(h, 'keep');
+    const digest = (await h.controller.getBuild('demo', buildId)).artifact;
+    await h.controller.addDomain('demo', 'demo.example.com');
+    await h.controller.destroyApp('demo');
+    expect(h.agents.running().length).toBe(1); // keep's web
+    expect(await h.cluster.formations({ app: 'demo' })).toEqual([]);
+    expect(await h.cluster.releases('demo')).toEqual([]);
+    const left = (await h.store.list('controller/')).kvs
+      .map((kv) => kv.key)
+      .filter((k) => k.includes('/demo'));
+    expect(left).toEqual([]);
+    expect((await h.routes.list({ service: 'demo-web' })).length).toBe(0);
+    // The slug is identical to keep's (same source): it stays for keep.
+    expect(digest?.type === 'slug' && (await h.artifacts.stat(digest.sha256)) !== undefined).toBe(
+      true,
+    );
+    const gone = await h.controller.getApp('demo').catch((e: unknown) => e);
+    expect(isFlotillaError(gone, 'FLOTILLA_CONTROLLER_APP_NOT_FOUND')).toBe(true);
+    await h.controller.createApp({ name: 'demo' }); // the name is free again
+  });
+});
+
+describe('Controller input checks', () => {
+  it('refuses bad names, keys, sizes and sources with a coded error and writes nothing', async () => {
+    h = await harness();
+    const code = async (p: Promise<unknown>): Promise<string | undefined> =>
+      p.then(
+        () => undefined,
+        (e: unknown) => (isFlotillaError(e) ? e.code : String(e)),
+      );
+    expect(await code(h.controller.createApp({ name: 'Bad_Name' }))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.createApp({ name: 'a/b' }))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.createApp({ name: 'x'.repeat(64) }))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.createApp({ name: 'nul\0' }))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.createApp({ meta: { __proto__: 'x' } as never }))).toBe(
+      undefined,
+    );
+    await h.controller.createApp({ name: 'demo' });
+    expect(await code(h.controller.createApp({ name: 'demo' }))).toBe(
+      'FLOTILLA_CONTROLLER_APP_EXISTS',
+    );
+    expect(await code(h.controller.patchConfig('demo', { '1BAD': 'x' }))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.patchConfig('demo', { ['__proto__']: 'x' }))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.patchConfig('demo', { A: 'nul\0' }))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.patchConfig('demo', { A: 'x'.repeat(300 * 1024) }))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.patchConfig('demo', { A: 5 as never }))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.patchConfig('nope', { A: '1' }))).toBe(
+      'FLOTILLA_CONTROLLER_APP_NOT_FOUND',
+    );
+    expect((await h.controller.getApp('demo')).latestRelease).toBe(0);
+    expect(
+      await code(
+        h.controller.createBuild('demo', { type: 'git', dir: '/nonexistent', sha: sha(1) }),
+      ),
+    ).toBe('FLOTILLA_CONTROLLER_INVALID_INPUT');
+    expect(
+      await code(h.controller.createBuild('demo', { type: 'git', dir: h.dir, sha: 'HEAD' })),
+    ).toBe('FLOTILLA_CONTROLLER_INVALID_INPUT');
+    expect(await code(h.controller.createBuild('demo', { type: 'tarball', path: h.dir }))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.createBuild('demo', { type: 'weird' } as never))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await h.controller.listBuilds('demo')).toEqual([]);
+    expect(await code(h.controller.getBuild('demo', '../x'))).toBe(
+      'FLOTILLA_CONTROLLER_BUILD_NOT_FOUND',
+    );
+    expect(await code(h.controller.getRelease('demo', 'v0'))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.getRelease('demo', 7))).toBe(
+      'FLOTILLA_CONTROLLER_RELEASE_NOT_FOUND',
+    );
+    expect(await code(h.controller.patchFormation('demo', { web: { quantity: 1 } }))).toBe(
+      'FLOTILLA_CONTROLLER_NO_BUILD',
+    );
+    expect(await code(h.controller.addDomain('demo', 'not a domain'))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.addDomain('demo', 'a/b.example.com'))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.run('demo', { command: 'true' }))).toBe(
+      'FLOTILLA_CONTROLLER_NOT_CONFIGURED',
+    );
+  });
+
+  it('refuses a formation of an unknown type, a bad quantity or size', async () => {
+    h = await harness();
+    await deployed(h);
+    const code = (p: Promise<unknown>): Promise<string | undefined> =>
+      p.then(
+        () => undefined,
+        (e: unknown) => (isFlotillaError(e) ? e.code : String(e)),
+      );
+    expect(await code(h.controller.patchFormation('demo', { db: { quantity: 1 } }))).toBe(
+      'FLOTILLA_CONTROLLER_UNKNOWN_PROCESS_TYPE',
+    );
+    expect(await code(h.controller.patchFormation('demo', { toString: { quantity: 1 } }))).toBe(
+      'FLOTILLA_CONTROLLER_UNKNOWN_PROCESS_TYPE',
+    );
+    expect(await code(h.controller.patchFormation('demo', { web: { quantity: -1 } }))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.patchFormation('demo', { web: { quantity: 1.5 } }))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.patchFormation('demo', { web: { quantity: NaN } }))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.patchFormation('demo', { web: { size: 'huge' } }))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.patchFormation('demo', {}))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect(await code(h.controller.restart('demo', { batchSize: 0 }))).toBe(
+      'FLOTILLA_CONTROLLER_INVALID_INPUT',
+    );
+    expect((await h.controller.getFormation('demo')).map((f) => f.quantity)).toEqual([1, 0]);
+  });
+});
