@@ -10,6 +10,11 @@ const WEB_APP = {
 };
 
 let h: Harness | undefined;
+/** The current test's harness (for closures). */
+function cur(): Harness {
+  if (h === undefined) throw new Error('no harness');
+  return h;
+}
 afterEach(async () => {
   await h?.close();
   h = undefined;
@@ -37,7 +42,7 @@ describe('Controller on a MemoryStore with a real scheduler and fake agents', ()
     const events: ControllerEvent[] = [];
     const ac = new AbortController();
     const collecting = (async () => {
-      for await (const e of h!.controller.events({ app: 'demo', signal: ac.signal }))
+      for await (const e of cur().controller.events({ app: 'demo', signal: ac.signal }))
         events.push(e);
     })();
     const buildId = await deployed(h);
@@ -88,7 +93,7 @@ describe('Controller on a MemoryStore with a real scheduler and fake agents', ()
     await deployed(h);
     await h.controller.patchFormation('demo', { web: { quantity: 2 } });
     await expect
-      .poll(() => webJobs(h!).then((j) => j.filter((x) => x.state === 'up').length))
+      .poll(() => webJobs(cur()).then((j) => j.filter((x) => x.state === 'up').length))
       .toBe(2);
     const release = await h.controller.patchConfig('demo', { GREETING: 'hello', SECRET: 's3cret' });
     expect(release).toMatchObject({
@@ -160,7 +165,7 @@ describe('Controller on a MemoryStore with a real scheduler and fake agents', ()
     expect((err as Error).message).toContain('v1 still serves');
     expect(before).toEqual(['v1']);
     await expect
-      .poll(() => webJobs(h!).then((j) => j.map((x) => `${x.release}:${x.state}`)))
+      .poll(() => webJobs(cur()).then((j) => j.map((x) => `${x.release}:${x.state}`)))
       .toEqual(['v1:up']);
     expect((await h.controller.getApp('demo')).liveRelease).toBe('v1');
     const formations = await h.cluster.formations({ app: 'demo' });
@@ -177,7 +182,7 @@ describe('Controller on a MemoryStore with a real scheduler and fake agents', ()
     expect(isFlotillaError(err, 'FLOTILLA_CONTROLLER_DEPLOY_FAILED')).toBe(true);
     expect((err as Error).message).toMatch(/did not become ready within 300 ms/);
     await expect
-      .poll(() => webJobs(h!).then((j) => j.map((x) => `${x.release}:${x.state}`)))
+      .poll(() => webJobs(cur()).then((j) => j.map((x) => `${x.release}:${x.state}`)))
       .toEqual(['v1:up']);
   });
 
@@ -189,7 +194,11 @@ describe('Controller on a MemoryStore with a real scheduler and fake agents', ()
     await deployed(h);
     const slow = h.controller.patchConfig('demo', { SLOW: '1' }).catch((e: unknown) => e);
     await expect
-      .poll(() => h!.controller.listDeployments('demo').then((d) => d[0]?.status))
+      .poll(() =>
+        cur()
+          .controller.listDeployments('demo')
+          .then((d) => d[0]?.status),
+      )
       .toBe('running');
     const refused = await h.controller
       .restart('demo', { onBusy: 'refuse' })
@@ -216,7 +225,9 @@ describe('Controller on a MemoryStore with a real scheduler and fake agents', ()
     ]);
     await expect
       .poll(() =>
-        h!.controller.listDynos('demo').then((d) => d.filter((x) => x.state === 'up').length),
+        cur()
+          .controller.listDynos('demo')
+          .then((d) => d.filter((x) => x.state === 'up').length),
       )
       .toBe(4);
     await h.controller.patchFormation('demo', { worker: { size: 'large' } });
