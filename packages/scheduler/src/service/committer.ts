@@ -216,20 +216,41 @@ export class Committer {
     // Each unit: compare the host's record (and allocation); put the jobs and the allocation.
     const perUnit = Math.max(1, this.#store.limits.maxTxnOps - 4);
     const now = this.#clock.now();
+    // Every id of this commit shares its time part (ids stay unique by the sequence).
+    const idMiddle = `.${now.toString(36)}.${this.#tag}`;
     for (const [hostId, list] of byHost) {
       const allocKey = this.#keys.alloc(hostId);
       // One unit per host: more jobs than fit one transaction are left for the next cycle.
-      const chunk = list.slice(0, perUnit);
+      const chunk = list.length > perUnit ? list.slice(0, perUnit) : list;
       if (chunk.length < list.length) {
         for (const s of list.slice(perUnit)) this.#planner.invalidate(s.app, s.release, s.type);
         result.again = true;
       }
-      const records: JobRecord[] = chunk.map((s) => {
-        const g = ClusterMirror.group(s.app, s.release, s.type);
-        let alloc = indexes.get(g);
-        if (alloc === undefined) indexes.set(g, (alloc = this.#indexes(g)));
-        return {
-          id: this.#jobId(s.type),
+      // One pass per job: its record, key and serialised value (starts of one group come
+      // together, so the group's index allocator is looked up once per run of them).
+      const records: JobRecord[] = [];
+      const jobKeys: string[] = [];
+      const ops: TxnOp[] = [];
+      let cpu = 0;
+      let memory = 0;
+      let chars = 0;
+      let last: PlannedStart | undefined;
+      let alloc: IndexAllocator | undefined;
+      for (const s of chunk) {
+        if (
+          alloc === undefined ||
+          last === undefined ||
+          s.app !== last.app ||
+          s.release !== last.release ||
+          s.type !== last.type
+        ) {
+          const g = ClusterMirror.group(s.app, s.release, s.type);
+          alloc = indexes.get(g);
+          if (alloc === undefined) indexes.set(g, (alloc = this.#indexes(g)));
+        }
+        last = s;
+        const record: JobRecord = {
+          id: this.#jobId(s.type, idMiddle),
           app: s.app,
           release: s.release,
           type: s.type,
@@ -239,21 +260,25 @@ export class Committer {
           desired: 'run',
           createdAt: now,
         };
-      });
+        const key = this.#keys.job(hostId, record.id);
+        const value = JSON.stringify(record);
+        records.push(record);
+        jobKeys.push(key);
+        ops.push({ op: 'put', key, value });
+        cpu += s.resources.cpu;
+        memory += s.resources.memory;
+        chars += 3 + key.length + value.length; // UTF-16 units, as size() counts a put
+      }
       const usage = this.#mirror.usage.get(hostId) ?? { jobs: 0, cpu: 0, memory: 0 };
-      const alloc: HostAlloc = {
+      const hostAlloc: HostAlloc = {
         jobs: usage.jobs + records.length,
-        cpu: usage.cpu + records.reduce((a, r) => a + r.resources.cpu, 0),
-        memory: usage.memory + records.reduce((a, r) => a + r.resources.memory, 0),
+        cpu: usage.cpu + cpu,
+        memory: usage.memory + memory,
         by: this.#id,
       };
-      const jobKeys = records.map((r) => this.#keys.job(hostId, r.id));
-      const ops: TxnOp[] = records.map((r, i) => ({
-        op: 'put',
-        key: jobKeys[i] as string,
-        value: JSON.stringify(r),
-      }));
-      ops.push({ op: 'put', key: allocKey, value: JSON.stringify(alloc) });
+      const allocValue = JSON.stringify(hostAlloc);
+      ops.push({ op: 'put', key: allocKey, value: allocValue });
+      chars += 3 + allocKey.length + allocValue.length;
       // The host's capacity is as the plan saw it; and, when other schedulers may place
       // here too, so is its allocation (Omega's per-machine check). A drain or a lost heartbeat
       // racing this commit is not compared: the next plan moves what landed there.
@@ -275,7 +300,7 @@ export class Committer {
       units.push({
         compare,
         ops,
-        bytes: size(ops),
+        bytes: chars * 2,
         starts: records.length,
         stops: 0,
         apply: (revision) => {
@@ -302,10 +327,13 @@ export class Committer {
     return new IndexAllocator(used);
   }
 
-  /** A job id unique across schedulers: type, time, a per-scheduler random tag, a sequence. */
-  #jobId(type: string): string {
+  /**
+   * A job id unique across schedulers: type, time, a per-scheduler random tag, a sequence.
+   * `middle` is `.<time>.<tag>` of the commit.
+   */
+  #jobId(type: string, middle: string): string {
     this.#seq = (this.#seq + 1) % 0x1000000;
-    return `${type.slice(0, 100)}.${this.#clock.now().toString(36)}.${this.#tag}${this.#seq.toString(36)}`;
+    return `${type.length > 100 ? type.slice(0, 100) : type}${middle}${this.#seq.toString(36)}`;
   }
 }
 
