@@ -8,3 +8,12 @@ export { DockerError, DockerErrorCodes } from './errors.js';
 export type { DockerErrorCode } from './errors.js';
 export { createStackImage, DEFAULT_STACK_REPOSITORY } from './stack-image.js';
 export type { StackImage, StackImageDocker, StackImageOptions } from './stack-image.js';
+export { DockerDriver } from './docker-driver.js';
+export type {
+  DockerDriverClient,
+  DockerDriverEvents,
+  DockerDriverOptions,
+  DockerNetworkMode,
+} from './docker-driver.js';
+export { buildImage } from './build-image.js';
+export type { BuildImageDocker, BuildImageOptions, BuiltImage } from './build-image.js';
