@@ -159,7 +159,7 @@ describe('flotilla end to end (embedded: SQLite, processes)', () => {
       env: s.env,
       timeoutMs: 240_000,
     });
-    expect(r.code).not.toBe(0);
+    expect(r.code, r.stderr).not.toBe(0);
     expect(r.stderr).toContain('Push rejected');
     expect(r.stderr).toContain('pre-receive hook declined');
     expect(await message()).toBe('Hello from Flotilla');

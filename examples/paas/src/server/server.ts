@@ -22,6 +22,7 @@ import { ApiServer } from './http/api-server.js';
 import { Routes } from './http/routes.js';
 import { LogAggregator } from './logs/log-aggregator.js';
 import { loadOrCreateToken } from './token.js';
+import { buildpackBuilder } from './builder.js';
 
 /** A component to close at shutdown. */
 interface Closer {
@@ -214,7 +215,7 @@ export class FlotillaServer implements AsyncDisposable {
         store,
         artifacts,
         workDir: dir('builds'),
-        baseDomain: 'localhost',
+        builder: buildpackBuilder(logger.child({ c: 'buildpack' })),
         logs,
         ...(driver === undefined
           ? {}
@@ -233,7 +234,16 @@ export class FlotillaServer implements AsyncDisposable {
         routerUrl === undefined ? undefined : routerUrl.replace('://', `://${app}.`);
       apiRoutes(
         routes,
-        { controller, artifacts, repos, logs, uploadDir: dir('uploads'), appUrl, logger },
+        {
+          controller,
+          artifacts,
+          repos,
+          logs,
+          uploadDir: dir('uploads'),
+          appUrl,
+          appDomain: 'localhost',
+          logger,
+        },
         apiBase,
       );
       api.raw(

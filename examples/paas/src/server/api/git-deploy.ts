@@ -1,4 +1,5 @@
 import { mkdir, rm } from 'node:fs/promises';
+import type { Build } from '@flotilla/controller';
 import { z } from 'zod';
 import { validate } from '../http/body.js';
 import type { Routes } from '../http/routes.js';
@@ -35,7 +36,8 @@ export function gitDeployRoutes(routes: Routes, d: ApiDeps): void {
         await say(l.line);
       }
       const done = await d.controller.waitForBuild(app, build.id);
-      if (done.status === 'succeeded') {
+      const failure = await deployFailure(d, app, done);
+      if (failure === undefined) {
         const url = d.appUrl(app);
         await out.write(
           formatDeployLine({
@@ -45,11 +47,12 @@ export function gitDeployRoutes(routes: Routes, d: ApiDeps): void {
           }),
         );
       } else {
+        for (const line of failure.details) await say(line);
         await out.write(
           formatDeployLine({
             kind: 'result',
             ok: false,
-            message: ` !     Push rejected: ${done.error ?? 'the build failed'}`,
+            message: ` !     Push rejected: ${failure.reason}`,
           }),
         );
       }
@@ -66,4 +69,32 @@ export function gitDeployRoutes(routes: Routes, d: ApiDeps): void {
       await rm(dir, { recursive: true, force: true });
     }
   });
+}
+
+/**
+ * Why a finished build did not go live, or undefined when it did: the build failed, or its
+ * release's deploy failed (and was rolled back). Details are the failed jobs' last log lines.
+ */
+async function deployFailure(
+  d: ApiDeps,
+  app: string,
+  build: Build,
+): Promise<{ reason: string; details: string[] } | undefined> {
+  if (build.status !== 'succeeded')
+    return { reason: build.error ?? 'the build failed', details: [] };
+  if (build.release === undefined) return { reason: 'the build made no release', details: [] };
+  const deployment = (await d.controller.listDeployments(app)).find(
+    (x) => x.release === build.release,
+  );
+  if (deployment?.status === 'succeeded') return undefined;
+  const details: string[] = [];
+  for (const job of deployment?.failedJobs ?? []) {
+    details.push(` !     ${job.type} (${job.id}): ${job.message ?? job.state}`);
+    for (const line of job.logs.slice(-20)) details.push(`       | ${line}`);
+  }
+  const live = (await d.controller.getApp(app)).liveRelease;
+  return {
+    reason: `${deployment?.reason ?? `the deploy of ${build.release} did not finish`}${live === undefined ? '' : ` (${live} still serves)`}`,
+    details,
+  };
 }
