@@ -42,17 +42,19 @@ export class OutputLog {
       decoder = new TextDecoder('utf-8');
       this.#decoders.set(stream, decoder);
     }
-    let text = (this.#partial.get(stream) ?? '') + decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = text.indexOf('\n')) !== -1) {
-      this.#line(text.slice(0, nl).replace(/\r$/, ''));
-      text = text.slice(nl + 1);
+    const text = (this.#partial.get(stream) ?? '') + decoder.decode(chunk, { stream: true });
+    let at = 0;
+    for (;;) {
+      const nl = text.indexOf('\n', at);
+      if (nl !== -1 && nl - at <= MAX_LINE) {
+        this.#line(text.slice(at, nl).replace(/\r$/, ''));
+        at = nl + 1;
+      } else if (text.length - at > MAX_LINE) {
+        this.#line(text.slice(at, at + MAX_LINE));
+        at += MAX_LINE;
+      } else break;
     }
-    while (text.length > MAX_LINE) {
-      this.#line(text.slice(0, MAX_LINE));
-      text = text.slice(MAX_LINE);
-    }
-    this.#partial.set(stream, text);
+    this.#partial.set(stream, text.slice(at));
   }
 
   /** Ends a step: flushes the lines its streams left without a newline. */

@@ -400,13 +400,21 @@ export function runBuildpackSuite(options: BuildpackSuiteOptions): void {
         pack('hang', {
           'bin/detect': bash('echo Hang'),
           'bin/compile': bash(
-            'mkfifo "$2/fifo"\n(exec sleep 1000) > "$2/fifo" &\necho started\nsleep 1000',
+            [
+              'mkfifo "$2/fifo"',
+              'echo started',
+              // Opens once the test reads the FIFO, then hands it to a background process.
+              'exec 3>"$2/fifo"',
+              '(exec sleep 1000) &',
+              'exec 3>&-',
+              'echo holding',
+              'sleep 1000',
+            ].join('\n'),
           ),
         });
       /** Resolves when every writer of the FIFO is gone: the background process was killed. */
-      const writersGone = async (fifo: string, opened?: () => void): Promise<void> => {
+      const writersGone = async (fifo: string): Promise<void> => {
         const stream = createReadStream(fifo);
-        stream.once('open', () => opened?.());
         stream.resume();
         await once(stream, 'end');
         stream.destroy();
@@ -423,12 +431,9 @@ export function runBuildpackSuite(options: BuildpackSuiteOptions): void {
           buildpacks: [bp],
           signal: controller.signal,
           onOutput: (line) => {
-            if (line === 'started') {
-              // Abort once the reader has the FIFO open: the writer is then known to exist.
-              gone = writersGone(join(cacheDir, 'fifo'), () =>
-                controller.abort(new Error('stop it')),
-              );
-            }
+            if (line === 'started') gone = writersGone(join(cacheDir, 'fifo'));
+            // The background process holds the FIFO: stop the build.
+            if (line === 'holding') controller.abort(new Error('stop it'));
           },
         });
         const err = await rejection(building);
@@ -480,7 +485,7 @@ export function runBuildpackSuite(options: BuildpackSuiteOptions): void {
       it('leaves .git and what .slugignore names out of the slug', async () => {
         const bp = await pack('keep', {
           'bin/detect': bash('echo Keep'),
-          'bin/compile': bash('ls -A "$1" | sort > "$1/seen-by-compile"'),
+          'bin/compile': bash('seen=$(ls -A "$1" | sort)\necho "$seen" > "$1/seen-by-compile"'),
         });
         const source = await app({
           '.git/HEAD': 'ref: refs/heads/main\n',

@@ -1,0 +1,354 @@
+// build() beyond the executor suite: where buildpacks come from, the app's own choice of them,
+// options and hostile input, the cache lock, output limits. Local executor only.
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { extractSlug } from '@flotilla/slug';
+import { build, type BuildOptions, type BuildResult } from './build.js';
+import { LocalExecutor } from './local-executor.js';
+
+let root: string;
+let servers: Server[];
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'flotilla-bp-test-'));
+  await mkdir(join(root, 'work'));
+  servers = [];
+});
+
+afterEach(async () => {
+  for (const s of servers) {
+    s.closeAllConnections();
+    s.close();
+  }
+  await rm(root, { recursive: true, force: true });
+});
+
+async function writeTree(dir: string, files: Record<string, string>): Promise<string> {
+  for (const [name, content] of Object.entries(files)) {
+    const path = join(dir, name);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, content);
+    if (name.includes('bin/')) await chmod(path, 0o755);
+  }
+  return dir;
+}
+
+const bash = (body: string): string => `#!/usr/bin/env bash\n${body}\n`;
+
+/** A buildpack that writes its label into the app and declares it as the web command. */
+function labelPack(label: string): Record<string, string> {
+  return {
+    'bin/detect': bash(`echo ${label}`),
+    'bin/compile': bash(`echo ${label} > "$1/label"`),
+    'bin/release': bash(`echo 'default_process_types: { web: ${label} }'`),
+  };
+}
+
+const run = (opts: BuildOptions): Promise<BuildResult> =>
+  build({ workDir: join(root, 'work'), ...opts });
+
+async function rejection(promise: Promise<unknown>): Promise<Record<string, unknown>> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Record<string, unknown>;
+  }
+  throw new Error('expected a failure, and it succeeded');
+}
+
+async function labelOf(result: BuildResult): Promise<string> {
+  const dir = join(root, `x-${Math.random().toString(36).slice(2)}`);
+  await extractSlug(result.slug, dir, { expectedSha256: result.sha256 });
+  return (await readFile(join(dir, 'label'), 'utf8')).trim();
+}
+
+const git = (cwd: string, ...args: string[]): string =>
+  execFileSync('git', args, {
+    cwd,
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 't',
+      GIT_AUTHOR_EMAIL: 't@example.com',
+      GIT_COMMITTER_NAME: 't',
+      GIT_COMMITTER_EMAIL: 't@example.com',
+    },
+  }).trim();
+
+describe('where buildpacks come from', () => {
+  it('clones a file:// git repository at its HEAD, a tag, or a commit', async () => {
+    const repo = await writeTree(join(root, 'repo'), labelPack('one'));
+    git(repo, 'init', '-q', '-b', 'main');
+    git(repo, 'add', '.');
+    git(repo, 'commit', '-qm', 'one');
+    git(repo, 'tag', 'v1');
+    const first = git(repo, 'rev-parse', 'HEAD');
+    await writeTree(repo, labelPack('two'));
+    git(repo, 'commit', '-qam', 'two');
+    const source = await writeTree(join(root, 'app'), { 'a.txt': 'a' });
+    const url = `file://${repo}`;
+    expect(await labelOf(await run({ source, buildpacks: [url] }))).toBe('two');
+    expect(await labelOf(await run({ source, buildpacks: [`${url}#v1`] }))).toBe('one');
+    const byCommit = await run({ source, buildpacks: [`${url}#${first}`] });
+    expect(await labelOf(byCommit)).toBe('one');
+    expect(byCommit.buildpacks).toEqual([{ name: 'one', url: `${url}#${first}` }]);
+    expect(byCommit.output).toContain(`-----> Fetching buildpack ${url}#${first}`);
+
+    const missingRef = await rejection(run({ source, buildpacks: [`${url}#nope`] }));
+    expect(missingRef['code']).toBe('FLOTILLA_BUILDPACK_FETCH_FAILED');
+    const missingRepo = await rejection(run({ source, buildpacks: [`file://${root}/none`] }));
+    expect(missingRepo['code']).toBe('FLOTILLA_BUILDPACK_FETCH_FAILED');
+    expect(await readdir(join(root, 'work'))).toEqual([]);
+  });
+
+  it('extracts a .tgz from a path or an http URL, entering its single top directory', async () => {
+    await writeTree(join(root, 'tree', 'pack-main'), labelPack('tarred'));
+    // Archives made elsewhere often lose the executable bits.
+    execFileSync('chmod', ['-R', 'a-x', join(root, 'tree', 'pack-main', 'bin')]);
+    execFileSync('chmod', ['a+x', join(root, 'tree', 'pack-main', 'bin')]);
+    const tgz = join(root, 'pack.tgz');
+    execFileSync('tar', ['czf', tgz, '-C', join(root, 'tree'), 'pack-main']);
+    const source = await writeTree(join(root, 'app'), { 'a.txt': 'a' });
+    expect(await labelOf(await run({ source, buildpacks: [tgz] }))).toBe('tarred');
+    expect(await labelOf(await run({ source, buildpacks: [`file://${tgz}`] }))).toBe('tarred');
+
+    const body = await readFile(tgz);
+    const server = createServer((req, res) => {
+      if (req.url === '/pack.tgz') res.end(body);
+      else if (req.url === '/garbage.tgz') res.end('not a tarball');
+      else res.writeHead(404).end();
+    });
+    servers.push(server);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    expect(await labelOf(await run({ source, buildpacks: [`${base}/pack.tgz`] }))).toBe('tarred');
+    const notFound = await rejection(run({ source, buildpacks: [`${base}/missing.tgz`] }));
+    expect(notFound['code']).toBe('FLOTILLA_BUILDPACK_FETCH_FAILED');
+    expect(notFound['message']).toContain('HTTP 404');
+    const garbage = await rejection(run({ source, buildpacks: [`${base}/garbage.tgz`] }));
+    expect(garbage['code']).toBe('FLOTILLA_BUILDPACK_FETCH_FAILED');
+    expect(await readdir(join(root, 'work'))).toEqual([]);
+  });
+
+  it('refuses a directory without bin/compile with FLOTILLA_BUILDPACK_INVALID_BUILDPACK', async () => {
+    const pack = await writeTree(join(root, 'half'), { 'bin/detect': bash('echo Half') });
+    const source = await writeTree(join(root, 'app'), { 'a.txt': 'a' });
+    const err = await rejection(run({ source, buildpacks: [pack] }));
+    expect(err['code']).toBe('FLOTILLA_BUILDPACK_INVALID_BUILDPACK');
+    const missing = await rejection(run({ source, buildpacks: [join(root, 'nothing')] }));
+    expect(missing['code']).toBe('FLOTILLA_BUILDPACK_FETCH_FAILED');
+  });
+
+  it('refuses specs it cannot use safely with FLOTILLA_BUILDPACK_INVALID_OPTIONS', async () => {
+    const source = await writeTree(join(root, 'app'), { 'a.txt': 'a' });
+    for (const spec of [
+      'relative/dir',
+      'ext::sh -c touch% /tmp/pwned',
+      'ftp://example.com/pack.tgz',
+      '-uhttps://example.com/x.git',
+      `file://${root}/repo#--upload-pack=touch`,
+      'https://example.com/x.git#a..b',
+      'file:///x\0y',
+      '',
+    ]) {
+      const err = await rejection(run({ source, buildpacks: [spec] }));
+      expect(err['code'], spec).toBe('FLOTILLA_BUILDPACK_INVALID_OPTIONS');
+    }
+  });
+});
+
+describe("the app's choice of buildpacks", () => {
+  it('BUILDPACK_URL wins over .buildpacks and detection, and must detect the app', async () => {
+    const a = await writeTree(join(root, 'a'), labelPack('a'));
+    const b = await writeTree(join(root, 'b'), labelPack('b'));
+    const source = await writeTree(join(root, 'app'), { '.buildpacks': `${a}\n` });
+    expect(await labelOf(await run({ source, buildpacks: [b] }))).toBe('a');
+    const chosen = await run({ source, buildpacks: [a], env: { BUILDPACK_URL: b } });
+    expect(await labelOf(chosen)).toBe('b');
+    const refusing = await writeTree(join(root, 'r'), {
+      'bin/detect': bash('exit 1'),
+      'bin/compile': bash('exit 0'),
+    });
+    const err = await rejection(run({ source, env: { BUILDPACK_URL: refusing } }));
+    expect(err['code']).toBe('FLOTILLA_BUILDPACK_NOT_DETECTED');
+    expect(err['buildpack']).toBe(refusing);
+  });
+});
+
+describe('options and hostile input', () => {
+  it('refuses a source that is missing, a file, or holds a FIFO, leaving nothing behind', async () => {
+    const file = join(root, 'file');
+    await writeFile(file, 'x');
+    for (const source of [join(root, 'missing'), file]) {
+      expect((await rejection(run({ source })))['code']).toBe('FLOTILLA_BUILDPACK_INVALID_SOURCE');
+    }
+    const withFifo = await writeTree(join(root, 'app'), { 'package.json': '{}' });
+    execFileSync('mkfifo', [join(withFifo, 'pipe')]);
+    const err = await rejection(run({ source: withFifo }));
+    expect(err['code']).toBe('FLOTILLA_BUILDPACK_INVALID_SOURCE');
+    expect(err['message']).toContain('"pipe"');
+    expect(await readdir(join(root, 'work'))).toEqual([]);
+  });
+
+  it('refuses bad options with FLOTILLA_BUILDPACK_INVALID_OPTIONS before doing anything', async () => {
+    const source = await writeTree(join(root, 'app'), { 'a.txt': 'a' });
+    const bad: Partial<BuildOptions>[] = [
+      { env: { '../escape': 'x' } },
+      { env: { 'A/B': 'x' } },
+      { env: { 'A=B': 'x' } },
+      { env: { '': 'x' } },
+      { env: { OK: 'nul\0byte' } },
+      { env: { OK: 42 as unknown as string } },
+      { timeoutMs: Number.NaN },
+      { timeoutMs: -1 },
+      { maxOutputBytes: 0 },
+      { cacheDir: join(source, 'cache') },
+      { cacheDir: root },
+      { buildpacks: [] },
+      { stack: 'a\nb' },
+      { slugPath: '' },
+    ];
+    for (const opts of bad) {
+      const err = await rejection(run({ source, ...opts }));
+      expect(err['code'], JSON.stringify(opts)).toBe('FLOTILLA_BUILDPACK_INVALID_OPTIONS');
+    }
+    expect(((await rejection(run({} as BuildOptions))) as Record<string, unknown>)['code']).toBe(
+      'FLOTILLA_BUILDPACK_INVALID_OPTIONS',
+    );
+    expect(await readdir(join(root, 'work'))).toEqual([]);
+  });
+
+  it('rejects at once with the reason when the signal is already aborted', async () => {
+    const source = await writeTree(join(root, 'app'), { 'a.txt': 'a' });
+    const reason = new Error('not now');
+    const err = await rejection(run({ source, signal: AbortSignal.abort(reason) }));
+    expect(err).toBe(reason);
+    expect(await readdir(join(root, 'work'))).toEqual([]);
+  });
+
+  it('keeps the tail of endless output, in lines no longer than 64 KiB', async () => {
+    const pack = await writeTree(join(root, 'loud'), {
+      'bin/detect': bash('echo Loud'),
+      'bin/compile': bash(
+        'seq 1 20000\nhead -c 200000 /dev/zero | tr "\\0" x\necho\necho last line',
+      ),
+    });
+    const source = await writeTree(join(root, 'app'), { 'a.txt': 'a' });
+    let longest = 0;
+    let lines = 0;
+    const result = await run({
+      source,
+      buildpacks: [pack],
+      maxOutputBytes: 100_000,
+      onOutput: (l) => {
+        lines++;
+        longest = Math.max(longest, l.length);
+      },
+    });
+    expect(lines).toBeGreaterThan(20_000);
+    expect(longest).toBe(64 * 1024);
+    expect(result.output.length).toBeLessThan(100_000 + 200);
+    expect(result.output).toMatch(/^\[\d+ earlier lines dropped\]\n/);
+    expect(result.output).toContain('last line\n');
+  });
+
+  it('packs no .git at any depth, and warns about Procfile lines it ignores', async () => {
+    const pack = await writeTree(join(root, 'gitty'), {
+      'bin/detect': bash('echo Gitty'),
+      'bin/compile': bash(
+        'mkdir -p "$1/.git" "$1/vendor/lib/.git" && touch "$1/vendor/lib/.git/HEAD" "$1/vendor/lib/x"',
+      ),
+    });
+    const source = await writeTree(join(root, 'app'), { Procfile: 'web: ./web\nweb.1: nope\n' });
+    const result = await run({ source, buildpacks: [pack] });
+    expect(result.output).toContain(' !     Procfile line 2:');
+    expect(result.processTypes).toEqual({ web: './web' });
+    const dir = join(root, 'out');
+    await extractSlug(result.slug, dir);
+    expect(await readdir(join(dir, 'vendor', 'lib'))).toEqual(['x']);
+    expect(await readdir(dir)).not.toContain('.git');
+  });
+});
+
+describe('the cache directory', () => {
+  const waiting = (): Promise<string> =>
+    writeTree(join(root, 'waiting'), {
+      'bin/detect': bash('echo Waiting'),
+      'bin/compile': bash(
+        'mkfifo "$2/go"\necho started\nread -r line < "$2/go"\necho "$line" > "$1/said"',
+      ),
+    });
+
+  it('lets one build at a time use it: a concurrent one fails with FLOTILLA_BUILDPACK_CACHE_LOCKED', async () => {
+    const pack = await waiting();
+    const source = await writeTree(join(root, 'app'), { 'a.txt': 'a' });
+    const cacheDir = join(root, 'cache');
+    let started!: () => void;
+    const isStarted = new Promise<void>((resolve) => (started = resolve));
+    const first = run({
+      source,
+      cacheDir,
+      buildpacks: [pack],
+      onOutput: (l) => l === 'started' && started(),
+    });
+    await isStarted;
+    const err = await rejection(run({ source, cacheDir, buildpacks: [pack] }));
+    expect(err['code']).toBe('FLOTILLA_BUILDPACK_CACHE_LOCKED');
+    expect(err['retryable']).toBe(true);
+    await writeFile(join(cacheDir, 'go'), 'go on\n');
+    const result = await first;
+    const dir = join(root, 'out');
+    await extractSlug(result.slug, dir);
+    expect(await readFile(join(dir, 'said'), 'utf8')).toBe('go on\n');
+    await rm(join(cacheDir, 'go'));
+    // Released: the next build takes it.
+    const again = run({
+      source,
+      cacheDir,
+      buildpacks: [pack],
+      onOutput: (l) => l === 'started' && void writeFile(join(cacheDir, 'go'), 'again\n'),
+    });
+    await expect(again).resolves.toMatchObject({ buildpacks: [{ name: 'Waiting' }] });
+  });
+
+  it('takes over the lock of a builder that died', async () => {
+    const child = spawn('true');
+    await once(child, 'exit');
+    const cacheDir = join(root, 'cache');
+    await mkdir(cacheDir);
+    await writeFile(join(cacheDir, '.flotilla-build.lock'), `${child.pid}\n`);
+    const pack = await writeTree(join(root, 'p'), labelPack('after'));
+    const source = await writeTree(join(root, 'app'), { 'a.txt': 'a' });
+    expect(await labelOf(await run({ source, cacheDir, buildpacks: [pack] }))).toBe('after');
+  });
+});
+
+describe('executor', () => {
+  it('a build whose executor is closed mid-compile fails with the signal that killed the step', async () => {
+    const executor = new LocalExecutor();
+    const pack = await writeTree(join(root, 'slow'), {
+      'bin/detect': bash('echo Slow'),
+      'bin/compile': bash('echo started\nsleep 1000'),
+    });
+    const source = await writeTree(join(root, 'app'), { 'a.txt': 'a' });
+    const err = await rejection(
+      run({
+        source,
+        executor,
+        buildpacks: [pack],
+        onOutput: (l) => l === 'started' && void executor.close(),
+      }),
+    );
+    expect(err['code']).toBe('FLOTILLA_BUILDPACK_COMPILE_FAILED');
+    expect(err['signal']).toBe('SIGKILL');
+    const after = await rejection(run({ source, executor, buildpacks: [pack] }));
+    expect(after['code']).toBe('FLOTILLA_BUILDPACK_EXEC_FAILED');
+    expect(await readdir(join(root, 'work'))).toEqual([]);
+  });
+});
