@@ -24,6 +24,8 @@ export const DockerErrorCodes = {
   PROCFILE: 'FLOTILLA_DOCKER_PROCFILE',
   /** `ContainerExecutor.exec`: a bad request (relative cwd or mount, empty argv, NUL bytes). */
   INVALID_REQUEST: 'FLOTILLA_DOCKER_INVALID_REQUEST',
+  /** `ContainerExecutor.exec`: a mount is missing or cannot be given to the build user (run the executor as root). */
+  MOUNT: 'FLOTILLA_DOCKER_MOUNT',
   /** The executor was closed. */
   CLOSED: 'FLOTILLA_DOCKER_CLOSED',
 } as const;

@@ -17,3 +17,10 @@ export type {
 } from './docker-driver.js';
 export { buildImage } from './build-image.js';
 export type { BuildImageDocker, BuildImageOptions, BuiltImage } from './build-image.js';
+export { ContainerExecutor } from './container-executor.js';
+export type {
+  ContainerExecRequest,
+  ContainerExecResult,
+  ContainerExecutorDocker,
+  ContainerExecutorOptions,
+} from './container-executor.js';
