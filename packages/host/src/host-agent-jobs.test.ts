@@ -169,6 +169,23 @@ describe('HostAgent: what it asks the driver to run, and how it drains (FakeDriv
     });
   });
 
+  it('stops a job discovery cannot hold (an id with a colon) and reports it crashed, saying why', async () => {
+    await release(image);
+    const driver = new FakeDriver({ runsImages: true });
+    const a = await agent(driver);
+    const errors: unknown[] = [];
+    a.on('error', (err) => errors.push(err));
+    await a.start();
+    const ended = once<[string, string, string]>(a, 'ended', 'web:1');
+    await assign('web:1'); // a valid cluster id, not a valid instance id
+    const [, state, message] = await ended;
+    expect(state).toBe('crashed');
+    expect(message).toContain('cannot be published in discovery');
+    expect(errors).toEqual([expect.objectContaining({ code: 'FLOTILLA_DISCOVERY_INVALID_ID' })]);
+    expect(await driver.list()).toEqual([]);
+    expect((await cluster.jobs({ app: 'demo' }))[0]?.status?.state).toBe('crashed');
+  });
+
   it('publishes jobs under the host of its address', async () => {
     await release(image);
     const driver = new FakeDriver({ runsImages: true });
@@ -292,5 +309,27 @@ describe('HostAgent: what it asks the driver to run, and how it drains (FakeDriv
     expect(hookSignal?.aborted).toBe(true);
     expect((await ended)[1]).toBe('down');
     expect(await driver.list()).toEqual([]); // stopped, not left running
+  });
+
+  it('close({ stopJobs: true }) drains every job through the hook before stopping it', async () => {
+    await release(image);
+    const driver = new FakeDriver({ runsImages: true });
+    const seen: [string, boolean, string][] = [];
+    const drainWait: DrainWait = async (instance, signal) => {
+      seen.push([instance.id, signal.aborted, (await driver.inspect(instance.id)).state]);
+    };
+    const a = await agent(driver, { drainWait, drainMs: 3_600_000 });
+    await a.start();
+    for (const id of ['web.x', 'web.y']) {
+      const ready = once(a, 'ready', id);
+      await assign(id);
+      await ready;
+    }
+    await a.close({ stopJobs: true });
+    expect(seen.sort()).toEqual([
+      ['web.x', false, 'running'],
+      ['web.y', false, 'running'],
+    ]);
+    expect(await driver.list()).toEqual([]);
   });
 });

@@ -270,6 +270,56 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
     expect(await discovery.instances('demo-web', { readyOnly: true })).toHaveLength(1);
   });
 
+  it('restarted at once after its predecessor died, publishes the adopted job as soon as the dead instance expires', async () => {
+    await release();
+    // The first agent reaches the store through a view that can be cut: its death.
+    const view = new PartitionableStore(store);
+    const viewDiscovery = new Discovery({ store: view });
+    const first = await agent('h1', {
+      store: view,
+      discovery: viewDiscovery,
+      heartbeatTtlMs: 1000,
+    });
+    agents.splice(agents.indexOf(first), 1);
+    first.on('error', () => undefined);
+    await first.start();
+    const ready = once(first, 'ready', 'web.k');
+    await assign('h1', 'web.k');
+    await ready;
+    const pid = (await drivers[0]?.inspect('web.k'))?.pid;
+    const ac = new AbortController();
+    try {
+      const events = discovery.watch('demo-web', { signal: ac.signal })[Symbol.asyncIterator]();
+      expect((await events.next()).value).toMatchObject({
+        kind: 'current',
+        instances: [{ id: 'web.k', ready: true }],
+      });
+      // It dies: nothing it holds is renewed or released; its job runs on.
+      view.partitioned = true;
+      await drivers.shift()?.close();
+      const second = await agent('h1', { heartbeatTtlMs: 1000 });
+      second.on('error', () => undefined);
+      const again = once(second, 'ready', 'web.k');
+      await second.start();
+      // The dead agent's instance holds the id until its lease expires; then the new agent's
+      // registration, retried meanwhile, goes through.
+      expect((await events.next()).value).toMatchObject({
+        kind: 'down',
+        instance: { id: 'web.k' },
+      });
+      expect((await events.next()).value).toMatchObject({
+        kind: 'up',
+        instance: { id: 'web.k', ready: true, meta: { host: 'h1' } },
+      });
+      await again;
+      expect((await drivers[0]?.inspect('web.k'))?.pid).toBe(pid);
+    } finally {
+      ac.abort();
+      await first.close();
+      await viewDiscovery.close();
+    }
+  });
+
   it('refuses a tampered artifact: the job is reported crashed and nothing is extracted', async () => {
     await release({ sha256: 'f'.repeat(64) });
     const a = await agent();

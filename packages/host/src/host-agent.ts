@@ -20,18 +20,19 @@ import {
   silentLogger,
   systemClock,
 } from '@flotilla/core';
-import { Discovery, type Registration } from '@flotilla/discovery';
+import { Discovery } from '@flotilla/discovery';
 import { extractSlug } from '@flotilla/slug';
 import type { Store } from '@flotilla/store';
 import type { ArtifactCache } from './artifact-cache.js';
 import type { Driver, ExitStatus, JobInfo } from './driver.js';
 import { HostError, HostErrorCodes } from './errors.js';
-import { HealthMonitor, resolveHealthCheck, type ProbeResult } from './health-check.js';
+import { HealthMonitor, resolveHealthCheck } from './health-check.js';
 import { jobEnv } from './job-spec.js';
 import { PortAllocator, type PortRange } from './ports.js';
 import type { DrainWait } from './drain-wait.js';
 import { addressHost } from './internal/address.js';
 import { drain } from './internal/drain.js';
+import { Publication } from './internal/publication.js';
 import { describe, intOption } from './internal/validate.js';
 
 /** Options of {@link HostAgent}. */
@@ -102,7 +103,8 @@ interface Local {
   port: number | undefined;
   dir: string | undefined;
   health: HealthMonitor | undefined;
-  instance: Registration | undefined;
+  /** Its instance in discovery, for jobs with a health check and a port. */
+  publication: Publication | undefined;
   /** Set once a stop was asked for: the exit watcher then leaves the report to the stop. */
   stopping: boolean;
   ended: boolean;
@@ -150,6 +152,8 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
   /** One operation at a time per job: a stop waits for a start in flight. */
   readonly #ops = new Map<string, Promise<void>>();
   readonly #abort = new AbortController();
+  /** Cuts drains short: on close(), unless it stops the jobs (a decommission drains them). */
+  readonly #drainAbort = new AbortController();
   #registration: HostRegistration | undefined;
   #watching: Promise<void> | undefined;
   #adoptable = new Map<string, JobInfo>();
@@ -191,7 +195,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
       ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
     });
     // Every job starting at once listens for close() on this signal (fetch, extract, drain).
-    setMaxListeners(0, this.#abort.signal);
+    setMaxListeners(0, this.#abort.signal, this.#drainAbort.signal);
     this.#ownsDiscovery = options.discovery === undefined;
     this.#discovery =
       options.discovery ?? new Discovery({ store: options.store, clock: this.#clock });
@@ -256,6 +260,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
   async #close(options: { stopJobs?: boolean }): Promise<void> {
     this.#state = 'stopping';
     this.#abort.abort();
+    if (options.stopJobs !== true) this.#drainAbort.abort();
     await this.#starting?.catch(() => undefined);
     await this.#watching?.catch(() => undefined);
     await Promise.all([...this.#ops.values()].map((p) => p.catch(() => undefined)));
@@ -267,7 +272,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
     } else {
       for (const local of this.#jobs.values()) {
         local.health?.stop();
-        await local.instance?.close().catch(() => undefined);
+        await local.publication?.withdraw();
       }
       // Not revoked: a restarted agent takes the heartbeat over; if none comes within the TTL,
       // the host goes down and its jobs are placed elsewhere.
@@ -431,7 +436,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
       port: undefined,
       dir: undefined,
       health: undefined,
-      instance: undefined,
+      publication: undefined,
       stopping: false,
       ended: false,
       unreported: undefined,
@@ -552,6 +557,30 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
       return;
     }
     const port = local.port;
+    const publication = new Publication({
+      discovery: this.#discovery,
+      input: {
+        service: serviceName(record.app, record.type),
+        id,
+        addr: `${this.#jobHost}:${port}`,
+        // A dead agent's instances go when its host does (within discovery's TTL bounds).
+        ttlMs: Math.min(Math.max(this.#heartbeatTtlMs, 1000), 2 ** 31 - 1),
+        meta: { app: record.app, release: record.release, type: record.type, host: this.id },
+      },
+      clock: this.#clock,
+      logger: this.#logger.child({ jobId: id }),
+      signal: this.#abort.signal,
+      onError: (err) => {
+        this.emit('error', err);
+        // Refused for its input (an app or type that makes no service name, an id discovery
+        // cannot hold): no retry mends it, and a job never published must not run unseen.
+        if (isFlotillaError(err) && /^FLOTILLA_DISCOVERY_INVALID_/.test(err.code))
+          this.#queue(id, () =>
+            this.#fail(local, `cannot be published in discovery: ${(err as Error).message}`),
+          );
+      },
+    });
+    local.publication = publication;
     local.health = new HealthMonitor({
       check,
       port,
@@ -559,50 +588,35 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
       logger: this.#logger.child({ jobId: id }),
       on: {
         ready: () => {
-          void this.#publish(local, true);
           void this.#report(local, { state: 'up', startedAt, port });
-          this.emit('ready', id);
+          void publication.set(true).then((published) => {
+            if (published) this.emit('ready', id);
+          });
         },
         unready: (result) => {
           this.#logger.warn(
             { jobId: id, check: result.message },
             'health check failing: not ready',
           );
-          void this.#publish(local, false);
+          void publication.set(false);
         },
-        bootTimeout: (result) => this.#queue(id, () => this.#bootTimeout(local, result)),
+        bootTimeout: (result) =>
+          this.#queue(id, () =>
+            this.#fail(
+              local,
+              `failed its health check within the boot grace (${result.message}): stopped (R10)`,
+            ),
+          ),
       },
     });
   }
 
-  async #publish(local: Local, ready: boolean): Promise<void> {
-    if (local.ended || local.stopping || local.port === undefined) return;
-    const { record } = local;
-    try {
-      if (local.instance === undefined) {
-        if (!ready) return;
-        local.instance = await this.#discovery.register({
-          service: serviceName(record.app, record.type),
-          id: record.id,
-          addr: `${this.#jobHost}:${local.port}`,
-          ready: true,
-          // A dead agent's instances go when its host does (within discovery's TTL bounds).
-          ttlMs: Math.min(Math.max(this.#heartbeatTtlMs, 1000), 2 ** 31 - 1),
-          meta: { app: record.app, release: record.release, type: record.type, host: this.id },
-        });
-        if (local.ended || local.stopping) await local.instance.close();
-        return;
-      }
-      await local.instance.setReady(ready);
-    } catch (err) {
-      this.emit('error', err);
-    }
-  }
-
-  async #bootTimeout(local: Local, result: ProbeResult): Promise<void> {
+  /** Stops a job that cannot go on, and reports it crashed with `message`. */
+  async #fail(local: Local, message: string): Promise<void> {
     if (local.ended || local.stopping) return;
-    const message = `failed its health check within the boot grace (${result.message}): stopped (R10)`;
     local.stopping = true;
+    local.health?.stop();
+    await local.publication?.withdraw();
     const exit = await this.#driver.stop(local.record.id).catch(() => undefined);
     await this.#end(local, 'crashed', {
       message,
@@ -636,19 +650,17 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
     if (local === undefined || local.ended) return;
     local.stopping = true;
     local.health?.stop();
-    if (local.instance !== undefined) {
+    // Not ready, deregistered (after a publication in flight), then drained if it was published.
+    if ((await local.publication?.withdraw({ markUnready: true })) === true) {
       const service = serviceName(local.record.app, local.record.type);
-      await local.instance.setReady(false).catch(() => undefined);
-      await local.instance.close().catch(() => undefined);
-      local.instance = undefined;
-      // close() cuts the drain short; the stop itself goes on.
+      // close() cuts the drain short (close({ stopJobs }) does not); the stop itself goes on.
       await drain({
         target: { service, id },
         wait: this.#o.drainWait,
         maxMs: this.#drainMs,
         clock: this.#clock,
         logger: this.#logger,
-        signal: this.#abort.signal,
+        signal: this.#drainAbort.signal,
       });
     }
     let exit: ExitStatus | undefined;
@@ -673,8 +685,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
     if (local.ended) return;
     local.ended = true;
     local.health?.stop();
-    await local.instance?.close().catch(() => undefined);
-    local.instance = undefined;
+    await local.publication?.withdraw();
     const id = local.record.id;
     await this.#report(local, { state, ...status });
     this.#ports.release(id);
