@@ -7,9 +7,14 @@ export interface RouteInput {
   readonly service: string;
 }
 
-/** A route as a route table lists it. */
-export interface RouteEntry extends RouteInput {
+/** A route as a route table lists it (of any type: a router's table also holds tcp routes). */
+export interface RouteEntry {
   readonly id: string;
+  readonly type: string;
+  readonly service: string;
+  /** For http routes. */
+  readonly domain?: string;
+  readonly path?: string;
 }
 
 /**

@@ -3,6 +3,9 @@
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ArtifactCache, HostAgent, ProcessDriver } from '@flotilla/host';
+import type { HostAgentOptions } from '@flotilla/host';
+
+type DrainWait = NonNullable<HostAgentOptions['drainWait']>;
 import type { Store } from '@flotilla/store';
 import { DriverOneOffRunner } from '../driver-one-off-runner.js';
 import type { JobLogSource } from '../job-logs.js';
@@ -29,7 +32,7 @@ export interface RealHost {
 export async function realHost(
   store: Store,
   dir: string,
-  extra: { drainMs?: number } = {},
+  extra: { drainMs?: number; drainWait?: DrainWait } = {},
 ): Promise<RealHost> {
   const driver = await ProcessDriver.create({ stateDir: join(dir, 'state'), logPollMs: 50 });
   const runDriver = await ProcessDriver.create({ stateDir: join(dir, 'run-state'), logPollMs: 50 });
@@ -44,6 +47,7 @@ export async function realHost(
     artifacts,
     workDir: join(dir, 'jobs'),
     drainMs: extra.drainMs ?? 50,
+    ...(extra.drainWait === undefined ? {} : { drainWait: extra.drainWait }),
     heartbeatTtlMs: 5000,
   });
   const lines = new Map<string, string[]>();
