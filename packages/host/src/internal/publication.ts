@@ -18,8 +18,10 @@ export class Publication {
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #onError: (error: unknown) => void;
+  /** Aborted by withdraw() or the agent's signal: ends every retry. */
   readonly #halt = new AbortController();
   readonly #signal: AbortSignal;
+  readonly #unlink: () => void;
   #instance: Registration | undefined;
   #chain: Promise<unknown> = Promise.resolve();
   #withdrawn = false;
@@ -39,7 +41,13 @@ export class Publication {
     this.#clock = options.clock;
     this.#logger = options.logger;
     this.#onError = options.onError;
-    this.#signal = AbortSignal.any([options.signal, this.#halt.signal]);
+    // Linked by hand (AbortSignal.any needs Node 20.3), and unlinked on withdraw().
+    const outer = options.signal;
+    const onAbort = (): void => this.#halt.abort(outer.reason);
+    if (outer.aborted) onAbort();
+    else outer.addEventListener('abort', onAbort, { once: true });
+    this.#unlink = () => outer.removeEventListener('abort', onAbort);
+    this.#signal = this.#halt.signal;
   }
 
   /**
@@ -60,6 +68,7 @@ export class Publication {
   async withdraw(options: { markUnready?: boolean } = {}): Promise<boolean> {
     this.#withdrawn = true;
     this.#halt.abort();
+    this.#unlink();
     await this.#chain;
     const instance = this.#instance;
     this.#instance = undefined;
