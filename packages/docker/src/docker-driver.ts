@@ -135,7 +135,7 @@ const LOG_DRAIN_MS = 5000;
  * - Containers carry labels naming the job and the driver's `instanceId`; a driver created
  *   later with the same id adopts the running ones (logs and `wait` work again) and learns how
  *   the others ended. Exited jobs' containers are kept until {@link DockerDriver.remove}.
- * - Output is read from Docker's log stream, demultiplexed into each job's {@link LogBuffer}.
+ * - Output is read from Docker's log stream, demultiplexed into each job's `LogBuffer`.
  *
  * @example
  * ```ts
