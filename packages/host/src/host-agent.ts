@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { EventEmitter } from 'eventemitter3';
 import {
@@ -21,7 +21,6 @@ import {
   systemClock,
 } from '@flotilla/core';
 import { Discovery } from '@flotilla/discovery';
-import { extractSlug } from '@flotilla/slug';
 import type { Store } from '@flotilla/store';
 import type { ArtifactCache } from './artifact-cache.js';
 import type { Driver, ExitStatus, JobInfo } from './driver.js';
@@ -32,7 +31,10 @@ import { PortAllocator, type PortRange } from './ports.js';
 import type { DrainWait } from './drain-wait.js';
 import { addressHost } from './internal/address.js';
 import { drain } from './internal/drain.js';
+import { registerHostExclusively } from './internal/host-registration.js';
+import { prepareJobFiles } from './internal/job-files.js';
 import { Publication } from './internal/publication.js';
+import { StatusReporter } from './internal/status-reporter.js';
 import { describe, intOption } from './internal/validate.js';
 
 /** Options of {@link HostAgent}. */
@@ -108,9 +110,8 @@ interface Local {
   /** Set once a stop was asked for: the exit watcher then leaves the report to the stop. */
   stopping: boolean;
   ended: boolean;
-  /** The newest status not yet written, and the writer of statuses (one at a time, newest wins). */
-  unreported: Omit<JobStatus, 'updatedAt'> | undefined;
-  reporting: Promise<void> | undefined;
+  /** Writes its statuses, newest winning. */
+  reporter: StatusReporter;
 }
 
 /**
@@ -288,48 +289,24 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
 
   // --- registration --------------------------------------------------------------------------
 
-  /**
-   * Registers exclusively. The lease of each registration is kept in `<workDir>/.lease`, so that
-   * a restarted agent takes over its previous life's heartbeat at once (the host stays up and
-   * its jobs are adopted). While another lease holds the heartbeat (a second agent with the same
-   * id) it waits up to two TTLs for it to expire, then fails with
-   * `FLOTILLA_CLUSTER_HOST_IN_USE`: two agents never run one host's jobs.
-   */
+  /** Registers exclusively (see `registerHostExclusively`); a lost lease is registered again. */
   async #register(): Promise<void> {
     const o = this.#o;
-    const leaseFile = join(this.#workDir, '.lease');
-    const previous = (await readFile(leaseFile, 'utf8').catch(() => '')).trim();
-    const deadline = this.#clock.now() + 2 * this.#heartbeatTtlMs;
-    const register = (): Promise<HostRegistration> =>
-      this.cluster.registerHost(
-        {
-          id: o.id,
-          addr: o.address,
-          capacity: o.capacity,
-          ...(o.tags === undefined ? {} : { tags: o.tags }),
-        },
-        {
-          ttlMs: Math.min(Math.max(this.#heartbeatTtlMs, 1000), 2 ** 31 - 1),
-          signal: this.#abort.signal,
-          exclusive: true,
-          ...(previous === '' ? {} : { takeOver: previous }),
-        },
-      );
-    this.#registration = await retry(register, {
+    const registration = await registerHostExclusively({
+      cluster: this.cluster,
+      record: {
+        id: o.id,
+        addr: o.address,
+        capacity: o.capacity,
+        ...(o.tags === undefined ? {} : { tags: o.tags }),
+      },
+      ttlMs: this.#heartbeatTtlMs,
+      workDir: this.#workDir,
       clock: this.#clock,
+      logger: this.#logger,
       signal: this.#abort.signal,
-      initialMs: Math.max(100, this.#heartbeatTtlMs / 4),
-      maxMs: this.#heartbeatTtlMs,
-      retryable: (err) =>
-        isFlotillaError(err, 'FLOTILLA_CLUSTER_HOST_IN_USE') && this.#clock.now() < deadline,
-      onRetry: () =>
-        this.#logger.warn(
-          { host: o.id },
-          'another lease holds this host: waiting for it to expire',
-        ),
     });
-    await writeFile(leaseFile, this.#registration.lease.id);
-    const registration = this.#registration;
+    this.#registration = registration;
     void registration.ended.then((reason) => {
       if (reason === 'expired' && !this.#abort.signal.aborted) void this.#reregister();
     });
@@ -439,52 +416,28 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
       publication: undefined,
       stopping: false,
       ended: false,
-      unreported: undefined,
-      reporting: undefined,
+      reporter: new StatusReporter({
+        cluster: this.cluster,
+        hostId: this.id,
+        jobId: id,
+        clock: this.#clock,
+        signal: this.#abort.signal,
+        onError: (err) => this.emit('error', err),
+      }),
     };
     this.#jobs.set(id, local);
     const adopted = this.#adoptable.get(id);
     this.#adoptable.delete(id);
     if (adopted !== undefined) return this.#adopt(local, adopted);
     try {
-      const release = job.release;
-      if (release === undefined)
-        throw (
-          job.releaseError ??
-          new HostError(
-            HostErrorCodes.INVALID_SPEC,
-            `release ${record.release} of ${record.app} cannot be read`,
-            { jobId: id },
-          )
-        );
-      const def = release.processes[record.type];
-      if (def === undefined || !Object.hasOwn(release.processes, record.type))
-        throw new HostError(
-          HostErrorCodes.INVALID_SPEC,
-          `release ${release.release} of ${release.app} has no process type ${record.type}`,
-          { jobId: id },
-        );
-      const { artifact } = release;
-      if (artifact.type === 'image' && this.#driver.runsImages !== true)
-        throw new HostError(
-          HostErrorCodes.ARTIFACT_INVALID,
-          `release ${release.release} of ${release.app} is an image: the ${this.#driver.name} driver runs slugs`,
-          { jobId: id },
-        );
-      const dir = join(this.#workDir, id);
-      await rm(dir, { recursive: true, force: true });
-      local.dir = dir;
-      if (artifact.type === 'slug') {
-        const slug = await this.#o.artifacts.get(artifact, { signal: this.#abort.signal });
-        await extractSlug(slug, dir, {
-          signal: this.#abort.signal,
-          expectedSha256: artifact.sha256,
-        });
-      } else {
-        // An image brings its own files: the job gets an empty scratch dir as its cwd.
-        await mkdir(dir, { recursive: true, mode: 0o700 });
-      }
-      if (this.#abort.signal.aborted) throw this.#abort.signal.reason;
+      const { release, def, dir, image } = await prepareJobFiles({
+        job,
+        driver: this.#driver,
+        artifacts: this.#o.artifacts,
+        workDir: this.#workDir,
+        signal: this.#abort.signal,
+        onDir: (d) => (local.dir = d),
+      });
       local.port = this.#ports.allocate(id);
       const info = await this.#driver.start({
         id,
@@ -494,7 +447,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
         index: record.index,
         command: def.command,
         cwd: dir,
-        ...(artifact.type === 'image' ? { image: artifact.image } : {}),
+        ...(image === undefined ? {} : { image }),
         env: jobEnv({
           jobId: id,
           app: record.app,
@@ -509,7 +462,11 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
         ...(def.stopGraceMs === undefined ? {} : { stopGraceMs: def.stopGraceMs }),
       });
       this.emit('started', id, false);
-      void this.#report(local, { state: 'starting', startedAt: info.startedAt, port: local.port });
+      void local.reporter.report({
+        state: 'starting',
+        startedAt: info.startedAt,
+        port: local.port,
+      });
       this.#supervise(local, info.startedAt);
     } catch (err) {
       if (this.#abort.signal.aborted) return;
@@ -548,7 +505,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
     const def = local.release?.processes[record.type];
     const check = resolveHealthCheck(record.type, def?.healthCheck);
     if (check === undefined || local.port === undefined) {
-      void this.#report(local, {
+      void local.reporter.report({
         state: 'up',
         startedAt,
         ...(local.port === undefined ? {} : { port: local.port }),
@@ -588,7 +545,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
       logger: this.#logger.child({ jobId: id }),
       on: {
         ready: () => {
-          void this.#report(local, { state: 'up', startedAt, port });
+          void local.reporter.report({ state: 'up', startedAt, port });
           void publication.set(true).then((published) => {
             if (published) this.emit('ready', id);
           });
@@ -687,48 +644,12 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
     local.health?.stop();
     await local.publication?.withdraw();
     const id = local.record.id;
-    await this.#report(local, { state, ...status });
+    await local.reporter.report({ state, ...status });
     this.#ports.release(id);
     await this.#driver.remove(id).catch(() => undefined);
     if (local.dir !== undefined) await rm(local.dir, { recursive: true, force: true });
     this.#jobs.delete(id);
     this.emit('ended', id, state, status.message);
-  }
-
-  /**
-   * Writes a job's status. A store that cannot be reached is retried with backoff (a status
-   * lost in a partition would leave the scheduler with a stale view for good); a newer status
-   * replaces one still waiting. Resolves once the newest status is written, or given up on
-   * close().
-   */
-  #report(local: Local, status: Omit<JobStatus, 'updatedAt'>): Promise<void> {
-    local.unreported = status;
-    local.reporting ??= this.#writeReports(local).finally(() => (local.reporting = undefined));
-    return local.reporting;
-  }
-
-  async #writeReports(local: Local): Promise<void> {
-    for (let status = local.unreported; status !== undefined; status = local.unreported) {
-      local.unreported = undefined;
-      const write = (): Promise<boolean> =>
-        this.cluster.reportJob(this.id, local.record.id, status as Omit<JobStatus, 'updatedAt'>);
-      try {
-        // Once closing, one attempt: close() must not wait on an unreachable store.
-        if (this.#abort.signal.aborted) await write();
-        else
-          await retry(write, {
-            clock: this.#clock,
-            signal: this.#abort.signal,
-            onRetry: (err) => this.emit('error', err),
-          });
-      } catch (err) {
-        if (this.#abort.signal.aborted && err === this.#abort.signal.reason) {
-          local.unreported ??= status; // cut short by close(): one more attempt
-          continue;
-        }
-        this.emit('error', err);
-      }
-    }
   }
 }
 
