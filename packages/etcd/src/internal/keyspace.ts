@@ -1,5 +1,6 @@
 import type { KeyValue, WatchEvent } from '@flotilla/store';
 import type { IKeyValue } from 'etcd3';
+import type { DecodedKeyValue } from './protobuf.js';
 import { compareKeys } from '@flotilla/store';
 
 /** etcd's "\0": as a range end, every key from the start key on. */
@@ -78,7 +79,30 @@ export class KeySpace {
     return key.subarray(this.#prefix.length).toString('utf8');
   }
 
-  /** A store entry from etcd's `mvccpb.KeyValue` (as etcd3 or the txn codec decodes it). */
+  /** A store entry from etcd's `mvccpb.KeyValue` as read in place by the txn or watch codec. */
+  decodedKeyValue(kv: DecodedKeyValue): KeyValue {
+    const key = kv.buf.toString('utf8', kv.keyStart + this.#prefix.length, kv.keyEnd);
+    const value = kv.buf.toString('utf8', kv.valueStart, kv.valueEnd);
+    // Two literals rather than a spread: this runs for every key a watch delivers.
+    if (kv.lease === '0')
+      return {
+        key,
+        value,
+        createRevision: kv.create_revision,
+        modRevision: kv.mod_revision,
+        version: kv.version,
+      };
+    return {
+      key,
+      value,
+      createRevision: kv.create_revision,
+      modRevision: kv.mod_revision,
+      version: kv.version,
+      lease: kv.lease,
+    };
+  }
+
+  /** A store entry from etcd's `mvccpb.KeyValue` as etcd3 decodes it. */
   keyValue(kv: KeyValueFields): KeyValue {
     const lease = String(kv.lease);
     return {
@@ -92,13 +116,14 @@ export class KeySpace {
   }
 
   /** A watch event from etcd's `mvccpb.Event` (as the watch codec decodes it). */
-  event(ev: { readonly type: 'put' | 'delete'; readonly kv: KeyValueFields }): WatchEvent {
-    const revision = Number(ev.kv.mod_revision);
+  event(ev: { readonly type: 'put' | 'delete'; readonly kv: DecodedKeyValue }): WatchEvent {
+    const revision = ev.kv.mod_revision;
     if (ev.type === 'delete') {
+      const { buf, keyStart, keyEnd } = ev.kv;
       return {
         type: 'delete',
         kv: {
-          key: this.storeKey(ev.kv.key),
+          key: buf.toString('utf8', keyStart + this.#prefix.length, keyEnd),
           value: '',
           createRevision: 0,
           modRevision: revision,
@@ -107,7 +132,7 @@ export class KeySpace {
         revision,
       };
     }
-    return { type: 'put', kv: this.keyValue(ev.kv), revision };
+    return { type: 'put', kv: this.decodedKeyValue(ev.kv), revision };
   }
 }
 

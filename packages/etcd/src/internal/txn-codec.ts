@@ -44,9 +44,8 @@ const UNION_FIELD: Record<Compare['target'], number> = {
   lease: 8,
 };
 
-/** How a store op is sent: its RequestOp field and its message's size and writer. */
+/** A compare ready to write: its message's size and writer. */
 interface Encoded {
-  readonly field: number;
   readonly size: number;
   readonly write: (w: Writer) => void;
 }
@@ -81,7 +80,6 @@ function encodeCompare(c: Compare, keys: CodecKeys, lease: (id: string) => strin
   // Enum fields at their default (0) are left out, as protobuf does.
   const size = (result === 0 ? 0 : 2) + (target === 0 ? 0 : 2) + 1 + lenSize(keySize) + valueSize;
   return {
-    field: 1,
     size,
     write: (w) => {
       if (result !== 0) {
@@ -98,50 +96,72 @@ function encodeCompare(c: Compare, keys: CodecKeys, lease: (id: string) => strin
   };
 }
 
-function encodeOp(op: TxnOp, keys: CodecKeys, lease: (id: string | undefined) => string): Encoded {
+/** A store op ready to write: its RequestOp field and its message's sizes. */
+interface EncodedOp {
+  readonly op: TxnOp;
+  /** RequestOp field: request_range 1, request_put 2, request_delete_range 3. */
+  readonly field: number;
+  /** Size of the inner message (PutRequest, RangeRequest, DeleteRangeRequest). */
+  readonly size: number;
+  /** Size of the etcd key (prefix included); of the value for puts. */
+  readonly keySize: number;
+  readonly valueSize: number;
+  /** etcd lease id of a put (`'0'`: none). */
+  readonly lease: string;
+}
+
+function encodeOp(
+  op: TxnOp,
+  keys: CodecKeys,
+  lease: (id: string | undefined) => string,
+): EncodedOp {
   const prefix = keys.prefixBytes;
   switch (op.op) {
     case 'put': {
       const keySize = prefix.length + Buffer.byteLength(op.key, 'utf8');
       const valueSize = Buffer.byteLength(op.value, 'utf8');
-      const id = lease(op.lease);
+      const id = op.lease === undefined ? '0' : lease(op.lease);
       const size =
         1 +
         lenSize(keySize) +
         (valueSize === 0 ? 0 : 1 + lenSize(valueSize)) +
         (id === '0' ? 0 : 1 + varintSize(id));
-      return {
-        field: 2, // request_put
-        size,
-        write: (w) => {
-          w.bytes(1, prefix, op.key, keySize);
-          if (valueSize !== 0) w.bytes(2, EMPTY, op.value, valueSize);
-          if (id !== '0') {
-            w.varint(tag(3, VARINT));
-            w.varint(id);
-          }
-        },
-      };
+      return { op, field: 2, size, keySize, valueSize, lease: id };
     }
     case 'delete':
     case 'get': {
       const keySize = prefix.length + Buffer.byteLength(op.key, 'utf8');
-      return {
-        field: op.op === 'delete' ? 3 : 1, // request_delete_range, request_range
-        size: 1 + lenSize(keySize),
-        write: (w) => w.bytes(1, prefix, op.key, keySize),
-      };
+      const field = op.op === 'delete' ? 3 : 1;
+      return { op, field, size: 1 + lenSize(keySize), keySize, valueSize: 0, lease: '0' };
     }
     case 'deletePrefix': {
       const range = keys.range(op.prefix);
-      return {
-        field: 3, // request_delete_range
-        size: 1 + lenSize(range.key.length) + 1 + lenSize(range.range_end.length),
-        write: (w) => {
-          w.raw(1, range.key);
-          w.raw(2, range.range_end);
-        },
-      };
+      const size = 1 + lenSize(range.key.length) + 1 + lenSize(range.range_end.length);
+      return { op, field: 3, size, keySize: 0, valueSize: 0, lease: '0' };
+    }
+  }
+}
+
+function writeOp(w: Writer, e: EncodedOp, keys: CodecKeys): void {
+  const op = e.op;
+  switch (op.op) {
+    case 'put':
+      w.bytes(1, keys.prefixBytes, op.key, e.keySize);
+      if (e.valueSize !== 0) w.bytes(2, EMPTY, op.value, e.valueSize);
+      if (e.lease !== '0') {
+        w.varint(tag(3, VARINT));
+        w.varint(e.lease);
+      }
+      return;
+    case 'delete':
+    case 'get':
+      w.bytes(1, keys.prefixBytes, op.key, e.keySize);
+      return;
+    case 'deletePrefix': {
+      const range = keys.range(op.prefix);
+      w.raw(1, range.key);
+      w.raw(2, range.range_end);
+      return;
     }
   }
 }
@@ -156,36 +176,44 @@ export function encodeTxn(
   leaseForPut: (id: string | undefined) => string,
   leaseForCompare: (id: string) => string,
 ): Buffer {
-  const parts: { field: number; inner: Encoded | undefined; enc: Encoded }[] = [];
   let size = 0;
+  const compares: Encoded[] = [];
   for (const c of txn.compare) {
     const enc = encodeCompare(c, keys, leaseForCompare);
-    parts.push({ field: 1, inner: undefined, enc });
+    compares.push(enc);
     size += 1 + lenSize(enc.size);
   }
-  const branch = (ops: readonly TxnOp[], field: number): void => {
-    for (const op of ops) {
-      const inner = encodeOp(op, keys, leaseForPut);
-      // RequestOp { oneof request { ... inner ... } }
-      const opSize = 1 + lenSize(inner.size);
-      parts.push({ field, inner, enc: inner });
-      size += 1 + lenSize(opSize);
-    }
-  };
-  branch(txn.success, 2);
-  branch(txn.failure ?? [], 3);
+  const success: EncodedOp[] = [];
+  const failure: EncodedOp[] = [];
+  // RequestOp { oneof request { ... inner ... } }
+  const opSize = (e: EncodedOp): number => 1 + lenSize(e.size);
+  for (const op of txn.success) {
+    const e = encodeOp(op, keys, leaseForPut);
+    success.push(e);
+    size += 1 + lenSize(opSize(e));
+  }
+  for (const op of txn.failure ?? []) {
+    const e = encodeOp(op, keys, leaseForPut);
+    failure.push(e);
+    size += 1 + lenSize(opSize(e));
+  }
   const w = new Writer(size);
-  for (const { field, inner, enc } of parts) {
-    w.varint(tag(field, LEN));
-    if (inner === undefined) {
-      w.varint(enc.size);
-    } else {
-      w.varint(1 + lenSize(inner.size));
-      w.varint(tag(inner.field, LEN));
-      w.varint(inner.size);
-    }
+  for (const enc of compares) {
+    w.varint(tag(1, LEN));
+    w.varint(enc.size);
     enc.write(w);
   }
+  const branch = (field: number, ops: EncodedOp[]): void => {
+    for (const e of ops) {
+      w.varint(tag(field, LEN));
+      w.varint(opSize(e));
+      w.varint(tag(e.field, LEN));
+      w.varint(e.size);
+      writeOp(w, e, keys);
+    }
+  };
+  branch(2, success);
+  branch(3, failure);
   if (w.pos !== size) throw new Error(`txn encoding wrote ${w.pos} bytes of ${size}`);
   return w.buf;
 }
@@ -214,20 +242,23 @@ function readResponseOp(buf: Buffer, start: number, end: number): DecodedRespons
     const t = r.varint();
     if (t === tag(1, LEN)) {
       // RangeResponse { header = 1; repeated KeyValue kvs = 2; more = 3; count = 4 }
-      const [s, e] = r.len();
+      const s = r.len();
+      const e = r.lenEnd;
       const kvs: DecodedKeyValue[] = [];
       const inner = new Reader(buf, s, e);
       while (inner.pos < inner.end) {
         const it = inner.varint();
         if (it === tag(2, LEN)) {
-          const [ks, ke] = inner.len();
+          const ks = inner.len();
+          const ke = inner.lenEnd;
           kvs.push(readKeyValue(buf, ks, ke));
         } else inner.skip(it & 7);
       }
       op.kvs = kvs;
     } else if (t === tag(3, LEN)) {
       // DeleteRangeResponse { header = 1; deleted = 2; prev_kvs = 3 }
-      const [s, e] = r.len();
+      const s = r.len();
+      const e = r.lenEnd;
       let deleted = 0;
       const inner = new Reader(buf, s, e);
       while (inner.pos < inner.end) {
@@ -249,7 +280,8 @@ export function decodeTxnResponse(buf: Buffer): DecodedTxnResponse {
     const t = r.varint();
     switch (t) {
       case tag(1, LEN): {
-        const [s, e] = r.len();
+        const s = r.len();
+        const e = r.lenEnd;
         res.revision = readRevision(buf, s, e);
         break;
       }
@@ -257,7 +289,8 @@ export function decodeTxnResponse(buf: Buffer): DecodedTxnResponse {
         res.succeeded = r.varint() !== 0;
         break;
       case tag(3, LEN): {
-        const [s, e] = r.len();
+        const s = r.len();
+        const e = r.lenEnd;
         res.responses.push(readResponseOp(buf, s, e));
         break;
       }

@@ -23,7 +23,7 @@ export function fromEtcdTxn(txn: Txn, res: DecodedTxnResponse, keys: KeySpace): 
         return { op: op.op, deleted: response?.deleted ?? 0 };
       case 'get': {
         const kv = response?.kvs?.[0];
-        return { op: 'get', kv: kv === undefined ? undefined : keys.keyValue(kv) };
+        return { op: 'get', kv: kv === undefined ? undefined : keys.decodedKeyValue(kv) };
       }
     }
   });

@@ -65,7 +65,8 @@ function readEvent(buf: Buffer, start: number, end: number): DecodedEvent {
     const t = r.varint();
     if (t === tag(1, VARINT)) type = r.varint() === 1 ? 'delete' : 'put';
     else if (t === tag(2, LEN)) {
-      const [s, e] = r.len();
+      const s = r.len();
+      const e = r.lenEnd;
       kv = readKeyValue(buf, s, e);
     } else r.skip(t & 7);
   }
@@ -88,7 +89,8 @@ export function decodeWatchResponse(buf: Buffer): DecodedWatchResponse {
     const t = r.varint();
     switch (t) {
       case tag(1, LEN): {
-        const [s, e] = r.len();
+        const s = r.len();
+        const e = r.lenEnd;
         res.revision = readRevision(buf, s, e);
         break;
       }
@@ -102,12 +104,14 @@ export function decodeWatchResponse(buf: Buffer): DecodedWatchResponse {
         res.compactRevision = r.varint();
         break;
       case tag(6, LEN): {
-        const [s, e] = r.len();
+        const s = r.len();
+        const e = r.lenEnd;
         res.cancelReason = buf.toString('utf8', s, e);
         break;
       }
       case tag(11, LEN): {
-        const [s, e] = r.len();
+        const s = r.len();
+        const e = r.lenEnd;
         res.events.push(readEvent(buf, s, e));
         break;
       }
