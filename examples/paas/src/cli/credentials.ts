@@ -27,7 +27,8 @@ export const DEFAULT_URL = 'http://127.0.0.1:7700';
  * token file is readable.
  */
 export async function findLogin(env: NodeJS.ProcessEnv = process.env): Promise<Login> {
-  const envUrl = env.FLOTILLA_URL?.replace(/\/+$/, '');
+  // An empty variable counts as unset.
+  const envUrl = env.FLOTILLA_URL === '' ? undefined : env.FLOTILLA_URL?.replace(/\/+$/, '');
   const envToken = env.FLOTILLA_TOKEN;
   if (envToken !== undefined && envToken !== '')
     return { url: envUrl ?? DEFAULT_URL, token: envToken, source: 'FLOTILLA_TOKEN' };

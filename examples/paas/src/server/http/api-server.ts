@@ -101,8 +101,11 @@ export class ApiServer {
     } catch (err) {
       const { status, body } = errorResponse(err);
       if (status >= 500) this.#o.logger.error({ err, path: url.pathname }, 'request failed');
-      if (!res.headersSent) send(res, status, body);
-      else res.destroy();
+      if (!res.headersSent) {
+        // A body left unread (a 413, a 401 before the upload ended): this connection is done.
+        if (!req.complete) res.setHeader('connection', 'close');
+        send(res, status, body);
+      } else res.destroy();
     } finally {
       this.#o.logger.debug(
         {

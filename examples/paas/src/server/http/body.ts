@@ -40,9 +40,11 @@ export function validate<S extends z.ZodType>(schema: S, value: unknown): z.outp
   if (r.success) return r.data;
   const issue = r.error.issues[0];
   const where = issue && issue.path.length > 0 ? `${issue.path.map(String).join('.')}: ` : '';
+  // A bad record key says "Invalid key in record": the key's own schema says what is wrong.
+  const inner = issue?.code === 'invalid_key' ? issue.issues[0]?.message : undefined;
   throw new PaasError(
     PaasErrorCodes.INVALID_REQUEST,
-    `${where}${issue?.message ?? 'invalid input'}`,
+    `${where}${inner ?? issue?.message ?? 'invalid input'}`,
     {
       status: 422,
     },
