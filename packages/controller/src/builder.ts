@@ -11,7 +11,13 @@ export interface BuilderInput {
   readonly env: Readonly<Record<string, string>>;
   /** Buildpacks to use instead of detection. */
   readonly buildpacks?: readonly string[];
-  /** Called with each chunk of output, as it comes. */
+  /**
+   * Where to write the slug: a path in the build's scratch directory, removed with it after the
+   * build. A builder may write elsewhere and return that path; the controller then deletes
+   * only the file.
+   */
+  readonly slugPath?: string;
+  /** Called with each chunk of output (newlines included), as it comes. */
   readonly onOutput: (chunk: string) => void;
   readonly signal?: AbortSignal;
 }

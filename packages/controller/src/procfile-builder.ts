@@ -7,7 +7,7 @@ import { ControllerError, ControllerErrorCodes } from './errors.js';
 
 /** Options of {@link ProcfileBuilder}. */
 export interface ProcfileBuilderOptions {
-  /** Where slugs are written before the controller stores them (default: the source's parent). */
+  /** Where slugs are written before the controller stores them (default: the `slugPath` the controller gives, else the source's parent). */
   readonly outDir?: string;
 }
 
@@ -48,10 +48,13 @@ export class ProcfileBuilder implements Builder {
     input.onOutput(
       `-----> Procfile declares types -> ${Object.keys(processTypes).join(', ') || '(none)'}\n`,
     );
-    const dest = join(
-      this.#outDir ?? join(input.source, '..'),
-      `slug-${started}-${Math.random().toString(16).slice(2, 10)}.tgz`,
-    );
+    const dest =
+      this.#outDir === undefined && input.slugPath !== undefined
+        ? input.slugPath
+        : join(
+            this.#outDir ?? join(input.source, '..'),
+            `slug-${started}-${Math.random().toString(16).slice(2, 10)}.tgz`,
+          );
     const packed = await packSlug(input.source, dest, {
       exclude: ['.git'],
       ...(input.signal === undefined ? {} : { signal: input.signal }),

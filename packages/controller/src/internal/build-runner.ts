@@ -7,7 +7,7 @@ import { type Clock, isFlotillaError, type Logger } from '@flotilla/core';
 import { extractSlug } from '@flotilla/slug';
 import type { ArtifactStore } from '../artifact-store.js';
 import type { Build, BuildSource, CreateBuildOptions } from '../build.js';
-import type { Builder, BuilderResult, ImageBuilder } from '../builder.js';
+import type { Builder, BuilderInput, BuilderResult, ImageBuilder } from '../builder.js';
 import { ControllerError, ControllerErrorCodes } from '../errors.js';
 import type { BuildOutputWriter } from './build-output.js';
 import type { HookRegistry } from './hook-registry.js';
@@ -189,6 +189,7 @@ export async function runBuild(
       cacheDir,
       env,
       ...(options.buildpacks === undefined ? {} : { buildpacks: options.buildpacks }),
+      slugPath: join(root, 'slug.tgz'),
       onOutput: (chunk) => out.write(chunk),
       signal,
     });
@@ -234,6 +235,9 @@ export async function defaultBuilder(): Promise<Builder> {
       ControllerErrorCodes.NOT_CONFIGURED,
       '@flotilla/buildpack has no build function in this version: pass a builder',
     );
-  const build = mod.build as Builder['build'];
-  return { build: (input) => build(input) };
+  // build() of @flotilla/buildpack hands over lines without their newline.
+  const build = mod.build as (
+    input: BuilderInput & { onOutput: (line: string) => void },
+  ) => Promise<BuilderResult>;
+  return { build: (input) => build({ ...input, onOutput: (line) => input.onOutput(`${line}\n`) }) };
 }
