@@ -74,12 +74,15 @@ export class ClusterMirror {
   readonly #orphans = new Map<string, Orphan>();
   readonly #members = new Set<string>();
   readonly #keys: ClusterKeys;
+  /** `keys.jobs`, built once. */
+  readonly #jobsPrefix: string;
   readonly #planner: Planner;
   readonly #monitor: HostMonitor;
   readonly #hooks: MirrorHooks;
 
   constructor(keys: ClusterKeys, planner: Planner, monitor: HostMonitor, hooks: MirrorHooks) {
     this.#keys = keys;
+    this.#jobsPrefix = keys.jobs;
     this.#planner = planner;
     this.#monitor = monitor;
     this.#hooks = hooks;
@@ -148,7 +151,14 @@ export class ClusterMirror {
   }
 
   #put(kv: KeyValue): void {
-    const where = this.#keys.parse(kv.key);
+    const key = kv.key;
+    if (key.startsWith(this.#jobsPrefix)) {
+      // The watch echoes every job this scheduler commits: recognise those by key and revision
+      // before parsing the key or the record.
+      const known = this.jobs.get(key.slice(key.lastIndexOf('/') + 1));
+      if (known !== undefined && known.key === key && known.rev >= kv.modRevision) return;
+    }
+    const where = this.#keys.parse(key);
     if (where === undefined || where.kind === 'release') return; // not ours to read
     if (where.kind === 'job') {
       const known = this.jobs.get(where.jobId);
@@ -266,7 +276,7 @@ export class ClusterMirror {
     if (known !== undefined && known.rev >= rev) return;
     let status = known?.status;
     let statusRev = known?.statusRev ?? 0;
-    const orphan = this.#orphans.get(record.id);
+    const orphan = this.#orphans.size === 0 ? undefined : this.#orphans.get(record.id);
     if (orphan !== undefined) {
       this.#orphans.delete(record.id);
       status = orphan.status;
