@@ -1,0 +1,28 @@
+// The default builder: @flotilla/buildpack, imported at the first build (its bundled procfile
+// buildpack, run as local processes).
+import { afterEach, describe, expect, it } from 'vitest';
+import { harness, sha, type Harness } from './test-support/harness.js';
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+describe('the default builder (@flotilla/buildpack)', () => {
+  it('builds a Procfile app with the bundled buildpack, output line by line, and deploys it', async () => {
+    h = await harness({ controller: { builder: undefined } });
+    await h.controller.createApp({ name: 'demo' });
+    const src = await h.source({ Procfile: 'web: node server.js\n', 'server.js': '// serve\n' });
+    const build = await h.controller.createBuild('demo', { type: 'git', dir: src, sha: sha(1) });
+    const lines: string[] = [];
+    for await (const l of h.controller.buildOutput('demo', build.id)) lines.push(l.line);
+    const done = await h.controller.getBuild('demo', build.id);
+    expect(done.status, lines.join('\n')).toBe('succeeded');
+    expect(done.buildpacks?.map((b) => b.name)).toEqual(['Procfile']);
+    expect(done.processTypes).toEqual({ web: 'node server.js' });
+    // Each line of the buildpack's output is a line of the build's (none run together).
+    expect(lines.every((l) => !l.includes('----->', 7))).toBe(true);
+    expect(lines).toContain('       Deployed v1');
+  });
+});
