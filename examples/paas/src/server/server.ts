@@ -23,6 +23,7 @@ import { Routes } from './http/routes.js';
 import { LogAggregator } from './logs/log-aggregator.js';
 import { loadOrCreateToken } from './token.js';
 import { buildpackBuilder } from './builder.js';
+import { dockerClient, dockerDriver, dockerImageBuilder } from './docker.js';
 
 /** A component to close at shutdown. */
 interface Closer {
@@ -61,8 +62,15 @@ export class FlotillaServer implements AsyncDisposable {
     this.#logger = logger;
   }
 
-  /** Starts every component of `config.roles`. */
-  static async start(config: ServerConfig, logger: Logger): Promise<FlotillaServer> {
+  /**
+   * Starts every component of `config.roles`. `progress` hears about long steps (building the
+   * stack image) while they run.
+   */
+  static async start(
+    config: ServerConfig,
+    logger: Logger,
+    progress: (line: string) => void = () => undefined,
+  ): Promise<FlotillaServer> {
     const closers: Closer[] = [];
     const server = new FlotillaServer(
       {
@@ -77,14 +85,14 @@ export class FlotillaServer implements AsyncDisposable {
       logger,
     );
     try {
-      return await server.#start(config);
+      return await server.#start(config, progress);
     } catch (err) {
       await server.close();
       throw err;
     }
   }
 
-  async #start(config: ServerConfig): Promise<this> {
+  async #start(config: ServerConfig, progress: (line: string) => void): Promise<this> {
     const logger = this.#logger;
     const closers = this.#closers;
     const dir = (name: string): string => join(config.dataDir, name);
@@ -132,10 +140,13 @@ export class FlotillaServer implements AsyncDisposable {
     const cache = new ArtifactCache({ dir: dir('cache'), token });
     let driver: Driver | undefined;
     if (config.roles.host) {
-      const d = await ProcessDriver.create({
-        stateDir: dir('jobs'),
-        logger: logger.child({ c: 'driver' }),
-      });
+      const d =
+        config.driver === 'docker'
+          ? await dockerDriver(dockerClient(), config.hostId, logger, progress)
+          : await ProcessDriver.create({
+              stateDir: dir('jobs'),
+              logger: logger.child({ c: 'driver' }),
+            });
       driver = d;
       closers.push({ name: 'driver', close: () => d.close() });
       jobLogRoutes(routes, d);
@@ -216,6 +227,11 @@ export class FlotillaServer implements AsyncDisposable {
         artifacts,
         workDir: dir('builds'),
         builder: buildpackBuilder(logger.child({ c: 'buildpack' })),
+        ...(config.driver === 'docker'
+          ? {
+              imageBuilder: dockerImageBuilder(dockerClient(), logger.child({ c: 'docker-build' })),
+            }
+          : {}),
         logs,
         ...(driver === undefined
           ? {}

@@ -84,7 +84,9 @@ export function serverCommands(program: Command): void {
 
 async function runServer(config: ServerConfig, what: string): Promise<void> {
   const logger = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination(2));
-  const server = await FlotillaServer.start(config, logger);
+  const server = await FlotillaServer.start(config, logger, (line) =>
+    process.stdout.write(`${line}\n`),
+  );
   const i = server.info;
   const lines = [`flotilla ${what} ready (pid ${process.pid})`];
   if (i.apiUrl !== undefined) lines.push(`  API       ${i.apiUrl}`);
