@@ -57,8 +57,7 @@ export async function startServer(o: StartOptions = {}): Promise<TestServer> {
       dataDir,
       '--api-port',
       '0',
-      '--router-port',
-      '0',
+      ...((o.command ?? 'server') === 'server' ? ['--router-port', '0'] : []),
       '--job-ports',
       `${base}-${base + 99}`,
       '--log-level',
@@ -80,7 +79,8 @@ export async function startServer(o: StartOptions = {}): Promise<TestServer> {
       output += line + '\n';
       const m = /^\s+(API|router|token)\s+(\S+)/.exec(line);
       if (m?.[1] !== undefined && m[2] !== undefined) fields[m[1]] = m[2];
-      if (line.startsWith('Log in with')) resolve(fields);
+      // The banner ends with the data line (then, on a server, how to log in).
+      if (/^\s+data\s/.test(line)) resolve(fields);
     });
     child.once('exit', (code) =>
       reject(new Error(`flotilla server exited (${code}) before it was ready:\n${output}`)),
@@ -88,8 +88,8 @@ export async function startServer(o: StartOptions = {}): Promise<TestServer> {
   });
   child.stdout.on('data', (s: Buffer) => (output += s.toString()));
   const apiUrl = banner.API ?? '';
-  const routerUrl = (banner.router ?? '').replace('<app>.', '');
-  const token = (await readFile(join(dataDir, 'token'), 'utf8')).trim();
+  const routerUrl = (banner.router ?? 'http://localhost:0').replace('<app>.', '');
+  const token = o.env?.FLOTILLA_TOKEN || (await readFile(join(dataDir, 'token'), 'utf8')).trim();
   const env = {
     ...process.env,
     HOME: home,

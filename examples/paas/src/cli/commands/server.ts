@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
+import { PaasError, PaasErrorCodes } from '../../errors.js';
 import { resolveServerConfig, type ServerConfig, type ServerFlags } from '../../server/config.js';
 import { FlotillaServer } from '../../server/server.js';
 
@@ -50,6 +51,14 @@ export function serverCommands(program: Command): void {
 
   common(program.command('host'))
     .description('run a host agent on this machine, joining the cluster in --store')
+    .option(
+      '--api-host <host>',
+      "address of this host's log endpoint (FLOTILLA_API_HOST, default 127.0.0.1)",
+    )
+    .option(
+      '--api-port <port>',
+      "port of this host's log endpoint (FLOTILLA_API_PORT, default 7700; 0: any)",
+    )
     .option('--driver <driver>', 'process or docker (FLOTILLA_DRIVER, default process)')
     .option('--host-id <id>', "this machine's host id (FLOTILLA_HOST_ID, default the hostname)")
     .option(
@@ -64,6 +73,16 @@ export function serverCommands(program: Command): void {
         host: true,
         router: false,
       });
+      if (config.token === undefined)
+        throw new PaasError(
+          PaasErrorCodes.INVALID_OPTIONS,
+          "flotilla host needs the API server's token (--token or FLOTILLA_TOKEN): it fetches slugs from the API with it",
+        );
+      if (config.store.kind !== 'etcd')
+        throw new PaasError(
+          PaasErrorCodes.INVALID_OPTIONS,
+          'flotilla host joins a cluster: give the cluster store with --store etcd://host:port',
+        );
       await runServer(config, 'host');
     });
 
@@ -94,6 +113,7 @@ async function runServer(config: ServerConfig, what: string): Promise<void> {
     lines.push(`  router    ${i.routerUrl.replace('://', '://<app>.')}`);
   if (i.tokenPath !== undefined) lines.push(`  token     ${i.tokenPath}`);
   else if (config.roles.api) lines.push('  token     as given (--token or FLOTILLA_TOKEN)');
+  if (i.hostId !== undefined) lines.push(`  host      ${i.hostId}`);
   lines.push(`  store     ${i.store}`);
   lines.push(`  data      ${i.dataDir}`);
   if (i.apiUrl !== undefined) {

@@ -1,0 +1,87 @@
+// The same push on a cluster: `flotilla server` and a second `flotilla host` on one real etcd,
+// each a host agent; slugs travel from the API to the other host over HTTP with the token.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { etcdEndpoints, releaseEtcd, uniquePrefix } from '../../../../test/support/etcd.js';
+import {
+  cli,
+  getApp,
+  ps,
+  removeDir,
+  run,
+  sampleRepo,
+  startServer,
+  waitFor,
+  type TestServer,
+} from './harness.js';
+
+let server: TestServer | undefined;
+let host: TestServer | undefined;
+const app = 'e2e-cluster';
+
+beforeAll(async () => {
+  const [endpoint] = await etcdEndpoints();
+  const store = `etcd://${(endpoint ?? '').replace(/^https?:\/\//, '')}${uniquePrefix('paas').replace(/\/$/, '')}`;
+  server = await startServer({ args: ['--store', store, '--host-id', 'host-a', '--stop-jobs'] });
+  host = await startServer({
+    command: 'host',
+    args: ['--store', store, '--host-id', 'host-b', '--stop-jobs'],
+    env: { FLOTILLA_TOKEN: server.token },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await host?.stop();
+  await server?.stop();
+  for (const s of [host, server]) if (s !== undefined) await removeDir(s.dataDir);
+  await releaseEtcd();
+}, 60_000);
+
+describe('two host agents on one etcd', () => {
+  it('lists both hosts', async () => {
+    const s = server as TestServer;
+    const hosts = await waitFor('both hosts up', async () => {
+      const h = JSON.parse((await cli(s, ['hosts', '--json'])).stdout) as {
+        id: string;
+        state: string;
+      }[];
+      return h.filter((x) => x.state === 'up').length === 2 ? h : undefined;
+    });
+    expect(hosts.map((h) => h.id).sort()).toEqual(['host-a', 'host-b']);
+  });
+
+  it('a push deploys, and scaled to 2 the dynos spread over both hosts and both answer', async () => {
+    const s = server as TestServer;
+    const repo = await sampleRepo(s, 'node');
+    expect((await cli(s, ['create', app], repo)).code).toBe(0);
+    const push = await run('git', ['push', 'flotilla', 'main'], {
+      cwd: repo,
+      env: s.env,
+      timeoutMs: 180_000,
+    });
+    expect(push.code, push.stderr).toBe(0);
+    expect((await getApp(s, app)).status).toBe(200);
+    expect((await cli(s, ['ps:scale', 'web=2', '-a', app])).code).toBe(0);
+    const dynos = await waitFor('2 web dynos up', async () => {
+      const d = (await ps(s, app)).filter((x) => x.state === 'up');
+      return d.length === 2 ? d : undefined;
+    });
+    expect(new Set(dynos.map((d) => d.host))).toEqual(new Set(['host-a', 'host-b']));
+    const answered = await waitFor('answers from both dynos', async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 20; i++) {
+        const r = await getApp(s, app);
+        if (r.status === 200) seen.add((JSON.parse(r.body) as { dyno: string }).dyno);
+      }
+      return seen.size === 2 ? seen : undefined;
+    });
+    expect([...answered].sort()).toEqual(['web.1', 'web.2']);
+    // Logs of the dyno on the other host come through the API.
+    const logs = await waitFor('logs of both dynos', async () => {
+      const l = await cli(s, ['logs', '-n', '200', '-a', app]);
+      return /app\[web\.1\]/.test(l.stdout) && /app\[web\.2\]/.test(l.stdout)
+        ? l.stdout
+        : undefined;
+    });
+    expect(logs).toMatch(/listening on \d+/);
+  });
+});
