@@ -120,8 +120,10 @@ export interface ControllerOptions {
 /** Where a {@link Controller} is in its life. */
 export type ControllerState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 
-interface Call {
-  signal?: AbortSignal;
+/** Options every call takes. */
+export interface CallOptions {
+  /** Gives up waiting: the call rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -227,13 +229,13 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
    * Starts: takes its liveness lease, fails the builds and deploys of controllers that died
    * (their lease is gone, now or later), and watches jobs for `job.state` events. Idempotent.
    */
-  async start(options: Call = {}): Promise<void> {
+  async start(options: CallOptions = {}): Promise<void> {
     if (this.#state === 'stopping' || this.#state === 'stopped') throw closed();
     this.#starting ??= this.#start(options);
     return this.#starting;
   }
 
-  async #start(options: Call): Promise<void> {
+  async #start(options: CallOptions): Promise<void> {
     this.#state = 'starting';
     try {
       await mkdir(this.#o.workDir, { recursive: true });
@@ -294,7 +296,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   // --- apps ----------------------------------------------------------------------------------
 
   /** Creates an app (with `<name>.<baseDomain>` when configured). `FLOTILLA_CONTROLLER_APP_EXISTS` when taken. */
-  async createApp(input: CreateAppInput = {}, options: Call = {}): Promise<App> {
+  async createApp(input: CreateAppInput = {}, options: CallOptions = {}): Promise<App> {
     this.#open();
     if (typeof input !== 'object' || input === null)
       throw invalid('input', 'createApp takes { name?, meta? }');
@@ -344,13 +346,13 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   }
 
   /** An app; `FLOTILLA_CONTROLLER_APP_NOT_FOUND` when there is none. */
-  async getApp(name: string, options: Call = {}): Promise<App> {
+  async getApp(name: string, options: CallOptions = {}): Promise<App> {
     this.#open();
     return toApp(await this.#repo.requireApp(checkAppName(name), options));
   }
 
   /** Every app, by name. */
-  async listApps(options: Call = {}): Promise<App[]> {
+  async listApps(options: CallOptions = {}): Promise<App[]> {
     this.#open();
     return (await this.#repo.apps(options)).filter((a) => a.destroying !== true).map(toApp);
   }
@@ -360,7 +362,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
    * routes, releases, builds, config and the artifacts no other app uses. A destroy cut short
    * (a crash) is finished by calling it again.
    */
-  async destroyApp(name: string, options: Call = {}): Promise<void> {
+  async destroyApp(name: string, options: CallOptions = {}): Promise<void> {
     this.#open();
     checkAppName(name);
     const got = await this.#repo.app(name, options);
@@ -439,7 +441,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   // --- config --------------------------------------------------------------------------------
 
   /** The app's config vars (those of its newest release). */
-  async getConfig(app: string, options: Call = {}): Promise<Record<string, string>> {
+  async getConfig(app: string, options: CallOptions = {}): Promise<Record<string, string>> {
     this.#open();
     const record = await this.#repo.requireApp(checkAppName(app), options);
     if (record.seq === 0) return {};
@@ -697,7 +699,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   }
 
   /** A build; `FLOTILLA_CONTROLLER_BUILD_NOT_FOUND` when there is none. */
-  async getBuild(app: string, id: string, options: Call = {}): Promise<Build> {
+  async getBuild(app: string, id: string, options: CallOptions = {}): Promise<Build> {
     this.#open();
     checkAppName(app);
     await this.#repo.requireApp(app, options);
@@ -707,7 +709,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   }
 
   /** The app's builds, oldest first. */
-  async listBuilds(app: string, options: Call = {}): Promise<Build[]> {
+  async listBuilds(app: string, options: CallOptions = {}): Promise<Build[]> {
     this.#open();
     checkAppName(app);
     await this.#repo.requireApp(app, options);
@@ -755,7 +757,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
    * Resolves with the build once it ended, and its release and deploy (when asked for) are
    * done: `status` tells success. Never rejects for the build's own failure.
    */
-  async waitForBuild(app: string, id: string, options: Call = {}): Promise<Build> {
+  async waitForBuild(app: string, id: string, options: CallOptions = {}): Promise<Build> {
     for await (const line of this.buildOutput(app, id, { ...options, follow: true })) void line;
     options.signal?.throwIfAborted();
     return this.getBuild(app, id, options);
@@ -764,7 +766,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   // --- releases and deploys ------------------------------------------------------------------
 
   /** The app's releases, newest first. */
-  async listReleases(app: string, options: Call = {}): Promise<Release[]> {
+  async listReleases(app: string, options: CallOptions = {}): Promise<Release[]> {
     this.#open();
     checkAppName(app);
     await this.#repo.requireApp(app, options);
@@ -772,7 +774,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   }
 
   /** A release by id (`v3`) or number; `FLOTILLA_CONTROLLER_RELEASE_NOT_FOUND` when there is none. */
-  async getRelease(app: string, release: string | number, options: Call = {}): Promise<Release> {
+  async getRelease(app: string, release: string | number, options: CallOptions = {}): Promise<Release> {
     this.#open();
     checkAppName(app);
     const n = releaseNumber(release);
@@ -854,7 +856,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   }
 
   /** The app's deployments, newest first. */
-  async listDeployments(app: string, options: Call = {}): Promise<Deployment[]> {
+  async listDeployments(app: string, options: CallOptions = {}): Promise<Deployment[]> {
     this.#open();
     checkAppName(app);
     await this.#repo.requireApp(app, options);
@@ -866,7 +868,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   // --- formation and dynos -------------------------------------------------------------------
 
   /** The release whose process types the formation is about: the live one, else the newest with a build. */
-  async #formationRelease(app: AppRecord, options: Call): Promise<Release | undefined> {
+  async #formationRelease(app: AppRecord, options: CallOptions): Promise<Release | undefined> {
     if (app.live !== undefined)
       return this.#repo.release(app.name, releaseNumber(app.live.release), options);
     const releases = await this.#repo.releases(app.name, options);
@@ -874,7 +876,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   }
 
   /** Quantity and size of each process type of the app. */
-  async getFormation(app: string, options: Call = {}): Promise<FormationEntry[]> {
+  async getFormation(app: string, options: CallOptions = {}): Promise<FormationEntry[]> {
     this.#open();
     checkAppName(app);
     const record = await this.#repo.requireApp(app, options);
@@ -1020,7 +1022,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   }
 
   /** The app's jobs with their state, host and release. */
-  async listDynos(app: string, options: Call = {}): Promise<Dyno[]> {
+  async listDynos(app: string, options: CallOptions = {}): Promise<Dyno[]> {
     this.#open();
     checkAppName(app);
     await this.#repo.requireApp(app, options);
@@ -1155,7 +1157,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   // --- domains -------------------------------------------------------------------------------
 
   /** The app's domains. */
-  async listDomains(app: string, options: Call = {}): Promise<Domain[]> {
+  async listDomains(app: string, options: CallOptions = {}): Promise<Domain[]> {
     this.#open();
     checkAppName(app);
     await this.#repo.requireApp(app, options);
@@ -1163,7 +1165,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   }
 
   /** Adds a custom domain: a router route to the app's `web`. `FLOTILLA_CONTROLLER_DOMAIN_EXISTS` when any app has it. */
-  async addDomain(app: string, hostname: string, options: Call = {}): Promise<Domain> {
+  async addDomain(app: string, hostname: string, options: CallOptions = {}): Promise<Domain> {
     this.#open();
     checkAppName(app);
     const h = checkHostname(hostname);
@@ -1175,7 +1177,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     app: string,
     hostname: string,
     kind: Domain['kind'],
-    options: Call,
+    options: CallOptions,
   ): Promise<Domain> {
     const h = checkHostname(hostname);
     const routes = await this.#routeTable();
@@ -1207,7 +1209,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   }
 
   /** Removes a domain and its route. `FLOTILLA_CONTROLLER_DOMAIN_NOT_FOUND` when the app lacks it. */
-  async removeDomain(app: string, hostname: string, options: Call = {}): Promise<void> {
+  async removeDomain(app: string, hostname: string, options: CallOptions = {}): Promise<void> {
     this.#open();
     checkAppName(app);
     const h = checkHostname(hostname);
@@ -1237,7 +1239,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   // --- cluster -------------------------------------------------------------------------------
 
   /** The cluster's hosts, with their state. */
-  async hosts(options: Call = {}): Promise<HostView[]> {
+  async hosts(options: CallOptions = {}): Promise<HostView[]> {
     this.#open();
     return this.#cluster.hosts(options);
   }
@@ -1248,7 +1250,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
    * minutes are kept too (a build of another controller may not have recorded its own yet).
    * Resolves with the digests deleted.
    */
-  async collectArtifacts(options: Call = {}): Promise<string[]> {
+  async collectArtifacts(options: CallOptions = {}): Promise<string[]> {
     this.#open();
     const keep = new Set<string>();
     const n = this.#o.keepReleases;

@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 export { Controller } from './controller.js';
-export type { ControllerOptions, ControllerState } from './controller.js';
+export type { CallOptions, ControllerOptions, ControllerState } from './controller.js';
 export type { App, CreateAppInput } from './app.js';
 export type {
   Build,
