@@ -102,6 +102,11 @@ export function validateRoute(input: unknown): StoredRoute {
     if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
       throw invalid(`tcp route port ${String(port)} is not an integer from 1 to 65535`);
     }
+    if (r.id !== undefined && r.id !== `tcp-${port}`) {
+      throw invalid(
+        `route id ${JSON.stringify(r.id)} does not match its port (expected tcp-${port}); leave id out`,
+      );
+    }
     return { type: 'tcp', port, service: r.service, id: `tcp-${port}` };
   }
   if (r.type !== 'http')

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Harness, raw, request, waitFor } from '../test/helpers.js';
+import { Harness, raw, request, waitFor } from './test-support/harness.js';
 import type { StoredRoute } from './index.js';
 
 let h: Harness;

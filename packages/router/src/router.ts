@@ -157,6 +157,7 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
   >();
   readonly #conns = new Set<Http1Connection>();
   readonly #sockets = new Set<net.Socket>();
+  readonly #raw = new Set<net.Socket>();
   readonly #servers: net.Server[] = [];
   readonly #tcp = new Map<number, net.Server>();
   #tcpHost = '127.0.0.1';
@@ -379,6 +380,11 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
 
   #bind(server: net.Server, port: number, host: string): Promise<net.AddressInfo> {
     this.#servers.push(server);
+    // Every raw connection, so that close() can end those a TLS handshake still holds.
+    server.on('connection', (s: net.Socket) => {
+      this.#raw.add(s);
+      s.once('close', () => this.#raw.delete(s));
+    });
     return new Promise((resolve, reject) => {
       server.once('error', (cause: NodeJS.ErrnoException) =>
         reject(
@@ -405,7 +411,6 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
     h2.on('request', createH2Handler(this.#plane, this.#agent));
     h2.on('sessionError', () => undefined);
     const server = tls.createServer({
-      allowHalfOpen: true,
       ALPNProtocols: ['h2', 'http/1.1'],
       handshakeTimeout: this.#plane.headersTimeoutMs,
       SNICallback: (name, cb) => cb(null, this.#contextFor(name)),
@@ -675,6 +680,7 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
     }
     for (const c of this.#conns) c.socket.destroy();
     for (const s of this.#sockets) s.destroy();
+    for (const s of this.#raw) s.destroy();
     for (const e of this.#sets.values()) e.ac.abort();
     this.#plane.pool.close();
     this.#agent.destroy();

@@ -73,6 +73,7 @@ export async function waitForDrained(options: WaitForDrainedOptions): Promise<vo
     signal === undefined ? {} : { signal },
   );
   if (routes.length === 0) return;
+  signal?.throwIfAborted();
 
   const ac = new AbortController();
   const onAbort = (): void => ac.abort(signal!.reason);

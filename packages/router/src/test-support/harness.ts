@@ -2,7 +2,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { Discovery, type Registration } from '@flotilla/discovery';
 import { MemoryStore } from '@flotilla/store';
-import { Router, type RouterOptions } from '../src/index.js';
+import { Router, type RouterOptions } from '../index.js';
 
 /** A test backend: a node:http server on an ephemeral loopback port, registered in discovery. */
 export interface TestBackend {
