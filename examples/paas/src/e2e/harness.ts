@@ -47,7 +47,8 @@ const pids = new Set<number>();
 export async function startServer(o: StartOptions = {}): Promise<TestServer> {
   const dataDir = o.dataDir ?? (await mkdtemp(join(tmpdir(), 'flotilla-e2e-')));
   const home = join(dataDir, 'home');
-  const base = 20_000 + Math.floor(Math.random() * 400) * 100;
+  // Below the kernel's ephemeral range (32768-), where the API's and router's port 0 land.
+  const base = 20_000 + Math.floor(Math.random() * 120) * 100;
   const child = spawn(
     process.execPath,
     [

@@ -1,0 +1,58 @@
+// The same push with the Docker driver against a real dockerd: slugs run in the stack image
+// (built from this machine, never pulled), and a Dockerfile app is built into an image.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { acquireDocker } from '../../../../scripts/docker.mjs';
+import {
+  cli,
+  getApp,
+  ps,
+  removeDir,
+  run,
+  sampleRepo,
+  startServer,
+  type TestServer,
+} from './harness.js';
+
+let s: TestServer | undefined;
+let docker: Awaited<ReturnType<typeof acquireDocker>> | undefined;
+
+beforeAll(async () => {
+  docker = await acquireDocker();
+  s = await startServer({
+    args: ['--driver', 'docker', '--stop-jobs'],
+    env: { FLOTILLA_DOCKER_HOST: docker.socketPath },
+  });
+}, 600_000);
+
+afterAll(async () => {
+  await s?.stop();
+  if (s !== undefined) await removeDir(s.dataDir);
+  await docker?.release();
+}, 120_000);
+
+describe('flotilla server --driver docker', () => {
+  it.each([
+    ['node', 'e2e-docker-node', 'Hello from Flotilla'],
+    ['dockerfile', 'e2e-docker-image', 'Hello from Flotilla'],
+  ])(
+    'a push of examples/apps/%s serves through the router',
+    async (sample, app, message) => {
+      const server = s as TestServer;
+      const repo = await sampleRepo(server, sample);
+      expect((await cli(server, ['create', app], repo)).code).toBe(0);
+      const push = await run('git', ['push', 'flotilla', 'main'], {
+        cwd: repo,
+        env: server.env,
+        timeoutMs: 300_000,
+      });
+      expect(push.code, push.stderr).toBe(0);
+      expect(push.stderr).toContain(`http://${app}.localhost:${server.routerPort}`);
+      const r = await getApp(server, app);
+      expect(r.status).toBe(200);
+      expect(JSON.parse(r.body)).toMatchObject({ message, dyno: 'web.1' });
+      const [dyno] = await ps(server, app);
+      expect(dyno).toMatchObject({ state: 'up', type: 'web' });
+    },
+    300_000,
+  );
+});
