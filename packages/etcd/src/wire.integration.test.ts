@@ -132,6 +132,38 @@ describe('EtcdStore transactions on the wire', () => {
   });
 });
 
+describe('EtcdStore with the whole keyspace (prefix "")', () => {
+  it('writes, reads and watches keys with no prefix in front', async () => {
+    const bare = new EtcdStore({ endpoints, prefix: '' });
+    const dir = uniquePrefix('bare').slice(1); // a key of its own, without the leading '/'
+    const controller = new AbortController();
+    try {
+      const events = bare.watch(dir, { signal: controller.signal })[Symbol.asyncIterator]();
+      const res = await bare.txn({
+        compare: [{ key: `${dir}k`, target: 'version', op: '==', value: 0 }],
+        success: [
+          { op: 'put', key: `${dir}k`, value: 'v' },
+          { op: 'get', key: `${dir}k` },
+        ],
+      });
+      expect(res.succeeded).toBe(true);
+      expect(res.results[1]).toMatchObject({ op: 'get', kv: { key: `${dir}k`, value: 'v' } });
+      expect((await events.next()).value).toMatchObject({
+        type: 'put',
+        kv: { key: `${dir}k`, value: 'v' },
+      });
+      // The same key seen through a store with a prefix.
+      const prefixed = new EtcdStore({ endpoints, prefix: dir });
+      expect((await prefixed.get('k'))?.value).toBe('v');
+      await prefixed.close();
+    } finally {
+      controller.abort();
+      await bare.deletePrefix(dir);
+      await bare.close();
+    }
+  });
+});
+
 describe('EtcdStore watches on the wire', () => {
   it('delivers multi-byte keys and values, leases, deletes and prefix deletes as written', async () => {
     const controller = new AbortController();
