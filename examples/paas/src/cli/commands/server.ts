@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
-import { pino } from 'pino';
 import { PaasError, PaasErrorCodes } from '../../errors.js';
 import { resolveServerConfig, type ServerConfig, type ServerFlags } from '../../server/config.js';
-import { FlotillaServer } from '../../server/server.js';
 
 /** Adds `server`, `host` and `router`: the processes of a Flotilla platform. */
 export function serverCommands(program: Command): void {
@@ -102,6 +100,11 @@ export function serverCommands(program: Command): void {
 }
 
 async function runServer(config: ServerConfig, what: string): Promise<void> {
+  // Loaded here, so that client commands do not load every package of the platform.
+  const [{ FlotillaServer }, { pino }] = await Promise.all([
+    import('../../server/server.js'),
+    import('pino'),
+  ]);
   const logger = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination(2));
   const server = await FlotillaServer.start(config, logger, (line) =>
     process.stdout.write(`${line}\n`),
