@@ -57,7 +57,7 @@ export function loadCertificate(input: unknown): {
       { cause },
     );
   }
-  return { certificate: { domain, cert: c.cert!, key: c.key! }, context };
+  return { certificate: { domain, cert: c.cert as string, key: c.key as string }, context };
 }
 
 /**

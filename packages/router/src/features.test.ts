@@ -3,7 +3,7 @@ import http from 'node:http';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { Harness, request } from './test-support/harness.js';
+import { Harness, request, must } from './test-support/harness.js';
 
 let h: Harness;
 beforeEach(() => {
@@ -20,7 +20,7 @@ async function routed(
 ): Promise<number> {
   const router = h.router(options);
   await router.setRoute({ type: 'http', domain: 'demo.localhost', service, ...extra });
-  return (await router.listen({ http: { port: 0 } })).http!.port;
+  return must((await router.listen({ http: { port: 0 } })).http).port;
 }
 
 describe('protocols', () => {
@@ -208,7 +208,7 @@ describe('balancing and stickiness', () => {
     expect(setCookie).toMatch(
       /^flotilla_sticky=[a-c]\.[A-Za-z0-9_-]+; Path=\/; HttpOnly; SameSite=Lax$/,
     );
-    const cookie = setCookie.split(';')[0]!;
+    const cookie = must(setCookie.split(';')[0]);
     for (let i = 0; i < 9; i++) {
       const res = await request(port, { headers: { cookie: `other=1; ${cookie}` } });
       expect(res.body).toBe(first.body);
@@ -220,16 +220,16 @@ describe('balancing and stickiness', () => {
       names.add((await request(port, { headers: { cookie: forged } })).body);
     expect(names.size).toBeGreaterThan(1);
     // Its backend turns unready: the client moves, and gets a new cookie.
-    await bs.find((b) => b.name === first.body)!.registration!.setReady(false);
+    await must(must(bs.find((b) => b.name === first.body)).registration).setReady(false);
     let moved: Awaited<ReturnType<typeof request>> | undefined;
     for (let i = 0; i < 200; i++) {
       moved = await request(port, { headers: { cookie } });
       if (moved.body !== first.body) break;
       await new Promise((r) => setTimeout(r, 5));
     }
-    expect(moved!.body).not.toBe(first.body);
-    expect(moved!.headers['set-cookie']?.[0]).toMatch(
-      new RegExp(`^flotilla_sticky=${moved!.body}\\.`),
+    expect(must(moved).body).not.toBe(first.body);
+    expect(must(moved).headers['set-cookie']?.[0]).toMatch(
+      new RegExp(`^flotilla_sticky=${must(moved).body}\\.`),
     );
   });
 });
@@ -247,7 +247,7 @@ describe('observability', () => {
     await other.listen({});
     await request(port, { path: '/x?secret=1', headers: { 'x-request-id': 'req-1' } });
     await request(port, { host: 'unknown.localhost' });
-    const text = await h.routers[0]!.metrics.text();
+    const text = await must(h.routers[0]).metrics.text();
     expect(text).toContain(
       'flotilla_router_requests_total{route="demo.localhost/",status="200"} 1',
     );
@@ -259,7 +259,7 @@ describe('observability', () => {
     expect(text).toContain('flotilla_router_active_connections');
     expect(await other.metrics.text()).not.toContain('status="200"');
     expect(lines).toHaveLength(2);
-    const entry = JSON.parse(lines[0]!) as Record<string, unknown>;
+    const entry = JSON.parse(must(lines[0])) as Record<string, unknown>;
     expect(entry).toMatchObject({
       method: 'GET',
       host: 'demo.localhost',
@@ -269,7 +269,7 @@ describe('observability', () => {
       route: 'demo.localhost/',
       remoteAddr: '127.0.0.1',
     });
-    expect(JSON.parse(lines[1]!)).toMatchObject({ status: 404 });
+    expect(JSON.parse(must(lines[1]))).toMatchObject({ status: 404 });
   });
 
   it('writes no access log by default', async () => {

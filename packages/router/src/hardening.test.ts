@@ -1,7 +1,7 @@
 // Smuggling, limits and timeouts, seen from a client on a raw socket.
 import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Harness, raw, request } from './test-support/harness.js';
+import { Harness, raw, request, must } from './test-support/harness.js';
 
 let h: Harness;
 let port: number;
@@ -36,7 +36,7 @@ beforeEach(async () => {
     service: 'demo-web',
     maxBodyBytes: 10,
   });
-  port = (await router.listen({ http: { port: 0 } })).http!.port;
+  port = must((await router.listen({ http: { port: 0 } })).http).port;
 });
 afterEach(async () => {
   await h.close();

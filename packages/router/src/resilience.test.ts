@@ -1,7 +1,7 @@
 // Failures under load: a killed backend, drained and replaced instances, refused connections.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitForDrained } from './index.js';
-import { Harness, request, waitFor } from './test-support/harness.js';
+import { Harness, request, waitFor, must } from './test-support/harness.js';
 import { startLoad } from './test-support/load.js';
 
 let h: Harness;
@@ -21,7 +21,7 @@ describe('Router under failures', () => {
     ]);
     const router = h.router();
     await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'demo-web' });
-    const port = (await router.listen({ http: { port: 0 } })).http!.port;
+    const port = must((await router.listen({ http: { port: 0 } })).http).port;
     const load = startLoad(port, { concurrency: 20 });
     await load.after(500);
     // Killed, still registered in discovery: only retries and passive health can save requests.
@@ -44,17 +44,17 @@ describe('Router under failures', () => {
     const r1 = h.router();
     const r2 = h.router();
     await r1.setRoute({ type: 'http', domain: 'demo.localhost', service: 'demo-web' });
-    const p1 = (await r1.listen({ http: { port: 0 } })).http!.port;
-    const p2 = (await r2.listen({ http: { port: 0 } })).http!.port;
+    const p1 = must((await r1.listen({ http: { port: 0 } })).http).port;
+    const p2 = must((await r2.listen({ http: { port: 0 } })).http).port;
     const loads = [
       startLoad(p1, { concurrency: 8, method: 'mixed' }),
       startLoad(p2, { concurrency: 8, method: 'mixed' }),
     ];
-    await loads[0]!.after(300);
+    await must(loads[0]).after(300);
     for (let i = 0; i < 2; i++) {
       await h.backend('demo-web', `new-${i + 1}`);
-      const o = old[i]!;
-      await o.registration!.setReady(false);
+      const o = must(old[i]);
+      await must(o.registration).setReady(false);
       await waitForDrained({
         store: h.store,
         discovery: h.discovery,
@@ -64,9 +64,9 @@ describe('Router under failures', () => {
       });
       // Hard stop: any request still on its way to it would fail.
       await o.kill();
-      await loads[0]!.after(200);
+      await must(loads[0]).after(200);
     }
-    await loads[1]!.after(200);
+    await must(loads[1]).after(200);
     const results = await Promise.all(loads.map((l) => l.stop()));
     for (const r of results) {
       expect(r.errors).toEqual([]);
@@ -86,10 +86,10 @@ describe('Router under failures', () => {
     });
     const router = h.router();
     await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'demo-web' });
-    const port = (await router.listen({ http: { port: 0 } })).http!.port;
+    const port = must((await router.listen({ http: { port: 0 } })).http).port;
     const inflight = request(port);
     await arrival;
-    await slow.registration!.setReady(false);
+    await must(slow.registration).setReady(false);
     await expect(
       waitForDrained({
         store: h.store,
@@ -117,7 +117,7 @@ describe('Router under failures', () => {
       'drain',
       (_s, id, d) => id === 'slow' && !d,
     );
-    await slow.registration!.setReady(true);
+    await must(slow.registration).setReady(true);
     await withdrawn;
     expect((await request(port)).body).toBe('late');
   });
@@ -180,7 +180,7 @@ describe('Router under failures', () => {
     await a.listen({ http: { port: 0 } });
     await b.listen({ http: { port: 0 } });
     await b.close();
-    await h.backends[0]!.registration!.setReady(false);
+    await must(must(h.backends[0]).registration).setReady(false);
     await waitForDrained({
       store: h.store,
       discovery: h.discovery,
@@ -204,7 +204,7 @@ describe('Router under failures', () => {
     });
     const router = h.router({ balancing: 'round-robin' });
     await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'demo-web' });
-    const port = (await router.listen({ http: { port: 0 } })).http!.port;
+    const port = must((await router.listen({ http: { port: 0 } })).http).port;
     for (let i = 0; i < 6; i++) {
       const res = await request(port, { method: 'POST', body: 'x' });
       expect(res.status).toBe(200);
@@ -225,7 +225,7 @@ describe('Router under failures', () => {
     });
     const router = h.router();
     await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'demo-web' });
-    const port = (await router.listen({ http: { port: 0 } })).http!.port;
+    const port = must((await router.listen({ http: { port: 0 } })).http).port;
     const res = await request(port, { method: 'POST', body: 'charge the card' });
     expect(res.status).toBe(502);
     expect(posts).toBe(1);

@@ -130,7 +130,7 @@ export class RouteTable {
         }
       }
       if (!page.more || page.kvs.length === 0) break;
-      after = page.kvs[page.kvs.length - 1]!.key;
+      after = page.kvs[page.kvs.length - 1]?.key;
     }
     return out;
   }

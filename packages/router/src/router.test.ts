@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Harness, raw, request, waitFor } from './test-support/harness.js';
+import { Harness, raw, request, waitFor, must } from './test-support/harness.js';
 import type { StoredRoute } from './index.js';
 
 let h: Harness;
@@ -26,7 +26,7 @@ describe('Router: routing', () => {
     await router.setRoute({ type: 'http', domain: '*.apps.localhost', service: 'wild' });
     await router.setRoute({ type: 'http', domain: 'empty.localhost', service: 'nobody' });
     const { http } = await router.listen({ http: { port: 0 } });
-    const port = http!.port;
+    const port = must(http).port;
     expect((await request(port, { path: '/' })).body).toBe('web');
     expect((await request(port, { path: '/api' })).body).toBe('api');
     expect((await request(port, { path: '/api/v1?x=1' })).body).toBe('api');
@@ -52,7 +52,7 @@ describe('Router: routing', () => {
     const router = h.router();
     await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'demo-web' });
     const { http } = await router.listen({ http: { port: 0 } });
-    const res = await request(http!.port, {
+    const res = await request(must(http).port, {
       headers: {
         'x-forwarded-for': '10.0.0.1',
         connection: 'x-secret',
@@ -63,14 +63,14 @@ describe('Router: routing', () => {
     expect(res.status).toBe(200);
     expect(seen['x-forwarded-for']).toBe('10.0.0.1, 127.0.0.1');
     expect(seen['x-forwarded-proto']).toBe('http');
-    expect(seen['x-forwarded-port']).toBe(String(http!.port));
+    expect(seen['x-forwarded-port']).toBe(String(must(http).port));
     expect(seen['x-request-id']).toMatch(/^[0-9a-f]+-[0-9a-z]+$/);
     expect(seen['x-request-start']).toMatch(/^t=\d{13}$/);
     expect(seen['x-secret']).toBeUndefined();
     expect(seen['proxy-connection']).toBeUndefined();
     expect(res.headers['x-custom']).toBe('yes');
     expect(res.headers['keep-alive']).toBeUndefined();
-    await request(http!.port, { headers: { 'x-request-id': 'abc-123' } });
+    await request(must(http).port, { headers: { 'x-request-id': 'abc-123' } });
     expect(seen['x-request-id']).toBe('abc-123');
   });
 
@@ -82,14 +82,14 @@ describe('Router: routing', () => {
     await a.setRoute({ type: 'http', domain: 'demo.localhost', service: 'one' });
     const { http: ha } = await a.listen({ http: { port: 0 } });
     const { http: hb } = await b.listen({ http: { port: 0 } });
-    expect((await request(hb!.port)).body).toBe('one');
+    expect((await request(must(hb).port)).body).toBe('one');
     const changed = waitFor<[readonly StoredRoute[]]>(b, 'routes', (routes) =>
       routes.some((r) => r.service === 'two'),
     );
     await a.setRoute({ type: 'http', domain: 'demo.localhost', service: 'two' });
     await changed;
-    expect((await request(hb!.port)).body).toBe('two');
-    expect((await request(ha!.port)).body).toBe('two');
+    expect((await request(must(hb).port)).body).toBe('two');
+    expect((await request(must(ha).port)).body).toBe('two');
   });
 });
 
@@ -101,7 +101,7 @@ describe('Router: raw protocol', () => {
     const { http } = await router.listen({ http: { port: 0 } });
     const req = 'GET / HTTP/1.1\r\nHost: demo.localhost\r\n\r\n';
     const out = await raw(
-      http!.port,
+      must(http).port,
       req + req + 'GET / HTTP/1.1\r\nHost: demo.localhost\r\nConnection: close\r\n\r\n',
     );
     expect(out.match(/HTTP\/1\.1 200 OK/g)?.length).toBe(3);

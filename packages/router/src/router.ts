@@ -542,7 +542,8 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
     if (existing !== undefined) return existing.synced;
     const ac = new AbortController();
     const signal = AbortSignal.any([ac.signal, this.#ac.signal]);
-    const drains = this.#drains!;
+    const drains = this.#drains;
+    if (drains === undefined) throw new Error('router bug: backends watched before listen()');
     const pool = this.#plane.pool;
     const set = new BackendSet(service, {
       ...this.#setOptions,
@@ -615,7 +616,7 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
             this.#sockets.delete(s);
             this.metrics.connection('tcp', -1);
           });
-          forwardTcp(s, server.service!, {
+          forwardTcp(s, server.service ?? route.service, {
             backends: this.#plane.backends,
             maxRetries: this.#plane.maxRetries,
             connectTimeoutMs: this.#setOptions.connectTimeoutMs,

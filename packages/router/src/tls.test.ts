@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Harness, request, waitFor } from './test-support/harness.js';
+import { Harness, request, waitFor, must } from './test-support/harness.js';
 
 let dir: string;
 const certs: Record<string, { cert: string; key: string }> = {};
@@ -98,25 +98,25 @@ function httpsGet(
 describe('TLS', () => {
   it('picks the certificate by SNI: exact, wildcard, default', async () => {
     const router = h.router();
-    await router.setCertificate({ domain: 'a.localhost', ...certs['a.localhost']! });
-    await router.setCertificate({ domain: '*.wild.localhost', ...certs['*.wild.localhost']! });
-    await router.setCertificate({ domain: '*', ...certs['default.localhost']! });
+    await router.setCertificate({ domain: 'a.localhost', ...must(certs['a.localhost']) });
+    await router.setCertificate({ domain: '*.wild.localhost', ...must(certs['*.wild.localhost']) });
+    await router.setCertificate({ domain: '*', ...must(certs['default.localhost']) });
     const { https: addr } = await router.listen({ https: { port: 0 } });
-    expect(await peerCN(addr!.port, 'a.localhost')).toBe('a.localhost');
-    expect(await peerCN(addr!.port, 'x.wild.localhost')).toBe('*.wild.localhost');
-    expect(await peerCN(addr!.port, 'A.LOCALHOST')).toBe('a.localhost');
-    expect(await peerCN(addr!.port, 'other.localhost')).toBe('default.localhost');
+    expect(await peerCN(must(addr).port, 'a.localhost')).toBe('a.localhost');
+    expect(await peerCN(must(addr).port, 'x.wild.localhost')).toBe('*.wild.localhost');
+    expect(await peerCN(must(addr).port, 'A.LOCALHOST')).toBe('a.localhost');
+    expect(await peerCN(must(addr).port, 'other.localhost')).toBe('default.localhost');
   });
 
   it('reloads a changed certificate without a restart', async () => {
     const router = h.router();
-    await router.setCertificate({ domain: 'a.localhost', ...certs['a.localhost']! });
+    await router.setCertificate({ domain: 'a.localhost', ...must(certs['a.localhost']) });
     const { https: addr } = await router.listen({ https: { port: 0 } });
-    expect(await peerCN(addr!.port, 'a.localhost')).toBe('a.localhost');
+    expect(await peerCN(must(addr).port, 'a.localhost')).toBe('a.localhost');
     const changed = waitFor(router, 'certificates');
-    await router.setCertificate({ domain: 'a.localhost', ...certs['a2.localhost']! });
+    await router.setCertificate({ domain: 'a.localhost', ...must(certs['a2.localhost']) });
     await changed;
-    expect(await peerCN(addr!.port, 'a.localhost')).toBe('a2.localhost');
+    expect(await peerCN(must(addr).port, 'a.localhost')).toBe('a2.localhost');
   });
 
   it('refuses a certificate that does not load, storing nothing', async () => {
@@ -127,12 +127,12 @@ describe('TLS', () => {
     await expect(
       router.setCertificate({
         domain: 'a.localhost',
-        cert: certs['a.localhost']!.cert,
-        key: certs['a2.localhost']!.key,
+        cert: must(certs['a.localhost']).cert,
+        key: must(certs['a2.localhost']).key,
       }),
     ).rejects.toMatchObject({ code: 'FLOTILLA_ROUTER_INVALID_CERTIFICATE' });
     await expect(
-      router.setCertificate({ domain: 'a/b', ...certs['a.localhost']! }),
+      router.setCertificate({ domain: 'a/b', ...must(certs['a.localhost']) }),
     ).rejects.toMatchObject({ code: 'FLOTILLA_ROUTER_INVALID_CERTIFICATE' });
     expect(await router.certificates.domains()).toEqual([]);
   });
@@ -144,7 +144,7 @@ describe('TLS', () => {
       res.end('secure');
     });
     const router = h.router();
-    await router.setCertificate({ domain: '*', ...certs['default.localhost']! });
+    await router.setCertificate({ domain: '*', ...must(certs['default.localhost']) });
     await router.setRoute({
       type: 'http',
       domain: 'demo.localhost',
@@ -152,7 +152,7 @@ describe('TLS', () => {
       hsts: true,
     });
     const { https: addr } = await router.listen({ https: { port: 0 } });
-    const res = await httpsGet(addr!.port, 'demo.localhost');
+    const res = await httpsGet(must(addr).port, 'demo.localhost');
     expect(res.body).toBe('secure');
     expect(proto).toBe('https');
     expect(res.headers['strict-transport-security']).toBe('max-age=31536000');
@@ -166,10 +166,10 @@ describe('TLS', () => {
       res.end('over h2');
     });
     const router = h.router();
-    await router.setCertificate({ domain: '*', ...certs['default.localhost']! });
+    await router.setCertificate({ domain: '*', ...must(certs['default.localhost']) });
     await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'demo-web' });
     const { https: addr } = await router.listen({ https: { port: 0 } });
-    const client = http2.connect(`https://127.0.0.1:${addr!.port}`, {
+    const client = http2.connect(`https://127.0.0.1:${must(addr).port}`, {
       servername: 'demo.localhost',
       rejectUnauthorized: false,
     });
@@ -204,7 +204,7 @@ describe('TLS', () => {
   it('redirects plain HTTP to HTTPS on an httpsOnly route', async () => {
     await h.backend('demo-web', 'web');
     const router = h.router();
-    await router.setCertificate({ domain: '*', ...certs['default.localhost']! });
+    await router.setCertificate({ domain: '*', ...must(certs['default.localhost']) });
     await router.setRoute({
       type: 'http',
       domain: 'demo.localhost',
@@ -215,11 +215,11 @@ describe('TLS', () => {
       http: { port: 0 },
       https: { port: 0 },
     });
-    const get = await request(plain!.port, { host: 'demo.localhost:8080', path: '/p?q=1' });
+    const get = await request(must(plain).port, { host: 'demo.localhost:8080', path: '/p?q=1' });
     expect(get.status).toBe(301);
-    expect(get.headers.location).toBe(`https://demo.localhost:${secure!.port}/p?q=1`);
-    const post = await request(plain!.port, { method: 'POST', body: 'x' });
+    expect(get.headers.location).toBe(`https://demo.localhost:${must(secure).port}/p?q=1`);
+    const post = await request(must(plain).port, { method: 'POST', body: 'x' });
     expect(post.status).toBe(308);
-    expect((await httpsGet(secure!.port, 'demo.localhost')).body).toBe('web');
+    expect((await httpsGet(must(secure).port, 'demo.localhost')).body).toBe('web');
   });
 });

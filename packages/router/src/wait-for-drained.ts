@@ -76,7 +76,7 @@ export async function waitForDrained(options: WaitForDrainedOptions): Promise<vo
   signal?.throwIfAborted();
 
   const ac = new AbortController();
-  const onAbort = (): void => ac.abort(signal!.reason);
+  const onAbort = (): void => ac.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
   const routers = new Set<string>();
   const drained = new Set<string>();

@@ -157,7 +157,7 @@ export class BackendSet {
       case 'round-robin':
         return list[this.#rr++ % n];
       case 'least-connections': {
-        let best = list[this.#rr++ % n]!;
+        let best = list[this.#rr++ % n] as Backend;
         for (const b of list) if (b.inflight < best.inflight) best = b;
         return best;
       }
@@ -165,8 +165,8 @@ export class BackendSet {
         const i = Math.floor(Math.random() * n);
         let j = Math.floor(Math.random() * (n - 1));
         if (j >= i) j++;
-        const a = list[i]!;
-        const b = list[j]!;
+        const a = list[i] as Backend;
+        const b = list[j] as Backend;
         return b.inflight < a.inflight ? b : a;
       }
     }

@@ -85,7 +85,7 @@ export class BodyFramer {
           continue;
         }
         case S.Size: {
-          const c = buf[i]!;
+          const c = buf[i] as number;
           const v = hex(c);
           if (v >= 0) {
             if (++this.#digits > MAX_SIZE_DIGITS) throw new FramingError('chunk size too long');
@@ -104,7 +104,7 @@ export class BodyFramer {
           continue;
         }
         case S.Ext: {
-          const c = buf[i]!;
+          const c = buf[i] as number;
           if (c === 13) this.#s = S.SizeLf;
           else if ((c < 32 && c !== 9) || c === 127 || ++this.#line > MAX_LINE)
             throw new FramingError('invalid chunk extension');
@@ -137,7 +137,7 @@ export class BodyFramer {
           i++;
           continue;
         case S.Trailer: {
-          const c = buf[i]!;
+          const c = buf[i] as number;
           if (c === 13) this.#s = S.TrailerLf;
           else if ((c < 32 && c !== 9) || c === 127 || ++this.#line > MAX_LINE)
             throw new FramingError('invalid trailer');

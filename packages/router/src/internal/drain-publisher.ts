@@ -24,6 +24,12 @@ export class DrainPublisher {
     this.#base = `${prefix}drains/${routerId}/`;
   }
 
+  #leaseId(): string {
+    if (this.#lease === undefined)
+      throw new Error('router bug: drain record written before the lease was granted');
+    return this.#lease.id;
+  }
+
   /** Grants the lease; later writes wait for it. */
   start(): Promise<void> {
     return this.#enqueue(() => this.#grant());
@@ -39,7 +45,7 @@ export class DrainPublisher {
       void this.#enqueue(async () => {
         await this.#grant();
         for (const [key, value] of this.#records)
-          await this.store.put(key, value, { lease: this.#lease!.id });
+          await this.store.put(key, value, { lease: this.#leaseId() });
       });
     });
   }
@@ -65,7 +71,7 @@ export class DrainPublisher {
     this.#records.set(key, value);
     void this.#enqueue(async () => {
       if (this.#closed || this.#records.get(key) !== value) return;
-      await this.store.put(key, value, { lease: this.#lease!.id });
+      await this.store.put(key, value, { lease: this.#leaseId() });
       this.onWritten(service, instanceId, true);
     });
   }

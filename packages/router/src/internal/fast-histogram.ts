@@ -35,8 +35,8 @@ export class FastHistogram {
     }
     const b = this.buckets;
     for (let i = 0; i < b.length; i++) {
-      if (value <= b[i]!) {
-        s.counts[i]!++;
+      if (value <= (b[i] as number)) {
+        s.counts[i] = (s.counts[i] as number) + 1;
         break;
       }
     }
@@ -57,7 +57,7 @@ export class FastHistogram {
     for (const [label, s] of this.#series) {
       let acc = 0;
       this.buckets.forEach((le, i) => {
-        acc += s.counts[i]!;
+        acc += s.counts[i] as number;
         values.push({
           labels: { le, [this.labelName]: label },
           value: acc,

@@ -102,7 +102,7 @@ interface Fields {
 /** The end (index of CR) of the line starting at `i`; throws on a bare CR or LF or a control byte when `strict`. */
 function lineEnd(buf: Buffer, i: number, end: number, bad: 400 | 502): number {
   for (let j = i; j < end; j++) {
-    const c = buf[j]!;
+    const c = buf[j] as number;
     if (c === 13) {
       if (buf[j + 1] !== 10) throw new HeadError(bad, 'bare CR in head');
       return j;
@@ -129,11 +129,11 @@ function parseFields(
   let upgrade = '';
   const last = end - 2;
   while (i < last) {
-    const first = buf[i]!;
+    const first = buf[i] as number;
     if (first === 32 || first === 9)
       throw new HeadError(bad, 'obsolete line folding or whitespace before a field');
     const nameStart = i;
-    while (TCHAR[buf[i]!] === 1) i++;
+    while (TCHAR[buf[i] as number] === 1) i++;
     if (i === nameStart) throw new HeadError(bad, 'invalid header name');
     if (buf[i] !== 58)
       throw new HeadError(
@@ -145,7 +145,7 @@ function parseFields(
     while (buf[i] === 32 || buf[i] === 9) i++;
     const valueStart = i;
     for (;;) {
-      const c = buf[i]!;
+      const c = buf[i] as number;
       if (c === 13) break;
       if ((c < 32 && c !== 9) || c === 127)
         throw new HeadError(bad, 'invalid character in header value');

@@ -87,7 +87,7 @@ export class Http1Connection {
       this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
       this.#parse();
     } else if (this.state === 'request') {
-      this.exchange!.onClientData(chunk);
+      this.exchange?.onClientData(chunk);
     }
   }
 
@@ -210,6 +210,23 @@ class Exchange implements UpstreamOwner {
   #finished = false;
   #wantUpgrade = false;
 
+  // The parts of an exchange that exist once it has a route, a backend, a connection, a response.
+  get #route_(): ActiveHttpRoute {
+    return present(this.#route, 'route');
+  }
+  get #set_(): BackendSet {
+    return present(this.#set, 'backend set');
+  }
+  get #backend_(): Backend {
+    return present(this.#backend, 'backend');
+  }
+  get #up_(): UpSocket {
+    return present(this.#up, 'upstream connection');
+  }
+  get #resBody_(): BodyFramer {
+    return present(this.#resBody, 'response framing');
+  }
+
   constructor(c: Http1Connection, h: RequestHead) {
     this.#c = c;
     this.#h = h;
@@ -290,7 +307,7 @@ class Exchange implements UpstreamOwner {
     this.#set = p.backends(route.service);
     this.#wantUpgrade = h.upgrade !== '' && h.connection.includes('upgrade');
     this.#upHead = this.#buildHead();
-    this.#replay!.push(this.#upHead);
+    this.#replay?.push(this.#upHead);
     this.#replayBytes = this.#upHead.length;
     if (bodyPart !== null && bodyPart.length > 0) this.#queue(bodyPart);
     // Body bytes wait for the upstream connection: stop reading until it is there.
@@ -305,7 +322,7 @@ class Exchange implements UpstreamOwner {
   #header(name: string): string {
     const names = this.#h.names;
     for (let i = 0; i < names.length; i++)
-      if (names[i] === name) return this.#h.headers[2 * i + 1]!;
+      if (names[i] === name) return this.#h.headers[2 * i + 1] as string;
     return '';
   }
 
@@ -316,13 +333,13 @@ class Exchange implements UpstreamOwner {
     const drop = h.connection;
     let xff = '';
     for (let i = 0; i < h.names.length; i++) {
-      const n = h.names[i]!;
+      const n = h.names[i] as string;
       if (HOP.has(n) || FORWARDED.has(n)) {
-        if (n === 'x-forwarded-for') xff += `${h.headers[2 * i + 1]!}, `;
+        if (n === 'x-forwarded-for') xff += `${h.headers[2 * i + 1] as string}, `;
         continue;
       }
       if (drop.length > 0 && drop.includes(n)) continue;
-      s += `${h.headers[2 * i]!}: ${h.headers[2 * i + 1]!}\r\n`;
+      s += `${h.headers[2 * i] as string}: ${h.headers[2 * i + 1] as string}\r\n`;
     }
     s +=
       `x-forwarded-for: ${xff}${c.remoteAddr}\r\nx-forwarded-proto: ${c.secure ? 'https' : 'http'}\r\n` +
@@ -340,7 +357,7 @@ class Exchange implements UpstreamOwner {
     }
     if (this.#upReady) {
       this.#sentAny = true;
-      if (!this.#up!.write(chunk)) {
+      if (!this.#up_.write(chunk)) {
         this.#c.socket.pause();
         this.#drainWait = true;
       }
@@ -413,7 +430,7 @@ class Exchange implements UpstreamOwner {
     }
     if (b === undefined) {
       if (this.#tried === undefined) {
-        this.#local(503, `No ready backend for service ${this.#route!.service}\n`);
+        this.#local(503, `No ready backend for service ${this.#route_.service}\n`);
       } else {
         this.#localError(
           502,
@@ -424,7 +441,7 @@ class Exchange implements UpstreamOwner {
       return;
     }
     this.#backend = b;
-    set!.acquire(b);
+    present(set, 'backend set').acquire(b);
     const pool = this.#p.pool;
     this.#upReady = false;
     this.#res = 'none';
@@ -438,16 +455,19 @@ class Exchange implements UpstreamOwner {
 
   /** The upstream connection is open (or was taken from the pool): send the request. */
   upConnect(): void {
-    const s = this.#up!;
+    const s = this.#up_;
+    const upHead = present(this.#upHead, 'request head');
     this.#upReady = true;
     this.#sentAt = this.#p.now();
     this.#sentAny = true;
     if (this.#retries === 0 || this.#replay === null) {
       const q = this.#queued;
       this.#queued = [];
-      s.write(q.length === 0 ? this.#upHead! : Buffer.concat([this.#upHead!, ...q]));
+      s.write(q.length === 0 ? upHead : Buffer.concat([upHead, ...q]));
     } else {
-      s.write(this.#replay.length === 1 ? this.#replay[0]! : Buffer.concat(this.#replay));
+      s.write(
+        this.#replay.length === 1 ? (this.#replay[0] as Buffer) : Buffer.concat(this.#replay),
+      );
       this.#queued = [];
     }
     if (
@@ -474,14 +494,14 @@ class Exchange implements UpstreamOwner {
   #parseResponse(): void {
     const p = this.#p;
     for (;;) {
-      const ubuf = this.#ubuf!;
+      const ubuf = present(this.#ubuf, 'response bytes');
       let rh: ResponseHead;
       try {
         const end = findHeadEnd(ubuf, p.limits, true);
         if (end === -1) return;
         rh = parseResponseHead(ubuf, end, p.limits);
       } catch (err) {
-        this.#set!.failed(this.#backend!);
+        this.#set_.failed(this.#backend_);
         this.#dropUpstream();
         this.#localError(
           502,
@@ -513,11 +533,11 @@ class Exchange implements UpstreamOwner {
 
   #onResponseHead(rh: ResponseHead, rest: Buffer | null): void {
     const p = this.#p;
-    const route = this.#route!;
-    const b = this.#backend!;
+    const route = this.#route_;
+    const b = this.#backend_;
     this.#resHead = rh;
     this.#status = rh.status;
-    this.#set!.succeeded(b);
+    this.#set_.succeeded(b);
     p.metrics.upstreamLatency(route.service, (p.now() - this.#sentAt) / 1000);
     const noBody = this.#h.method === 'HEAD' || rh.status === 204 || rh.status === 304;
     if (noBody) this.#resBody = new BodyFramer('length', 0);
@@ -531,9 +551,9 @@ class Exchange implements UpstreamOwner {
     let s = `HTTP/1.1 ${rh.status} ${rh.reason}\r\n`;
     const drop = rh.connection;
     for (let i = 0; i < rh.names.length; i++) {
-      const n = rh.names[i]!;
+      const n = rh.names[i] as string;
       if (HOP.has(n) || (drop.length > 0 && drop.includes(n))) continue;
-      s += `${rh.headers[2 * i]!}: ${rh.headers[2 * i + 1]!}\r\n`;
+      s += `${rh.headers[2 * i] as string}: ${rh.headers[2 * i + 1] as string}\r\n`;
     }
     if (rh.chunked && !noBody) s += 'transfer-encoding: chunked\r\n';
     if (route.sticky === true && this.#stickyId !== b.id) {
@@ -557,7 +577,7 @@ class Exchange implements UpstreamOwner {
 
   /** Forwards response body bytes (after `head`, if given, in the same write). */
   #forwardBody(chunk: Buffer, head?: Buffer): void {
-    const framer = this.#resBody!;
+    const framer = this.#resBody_;
     let end: number;
     try {
       end = framer.feed(chunk);
@@ -571,7 +591,7 @@ class Exchange implements UpstreamOwner {
     if (head !== undefined) out = out.length === 0 ? head : Buffer.concat([head, out]);
     const cs = this.#c.socket;
     if (out.length > 0 && !cs.write(out) && !framer.done) {
-      const up = this.#up!;
+      const up = this.#up_;
       up.pause();
       cs.once('drain', () => up.resume());
     }
@@ -580,16 +600,16 @@ class Exchange implements UpstreamOwner {
 
   /** The response is complete. */
   #complete(extra: Buffer | null): void {
-    const up = this.#up!;
-    const b = this.#backend!;
+    const up = this.#up_;
+    const b = this.#backend_;
     this.#res = 'done';
     this.#detachUp(up);
-    const rh = this.#resHead!;
+    const rh = present(this.#resHead, 'response head');
     const reusable =
       extra === null &&
       rh.version === 11 &&
       !rh.connection.includes('close') &&
-      !this.#resBody!.untilClose &&
+      !this.#resBody_.untilClose &&
       this.#h.version === 11 &&
       (this.#reqBody === null || this.#reqBody.done);
     if (reusable) this.#p.pool.put(b, up);
@@ -608,7 +628,7 @@ class Exchange implements UpstreamOwner {
 
   /** The backend ended its side. */
   upEnd(): void {
-    if (this.#res === 'body' && this.#resBody!.untilClose) {
+    if (this.#res === 'body' && this.#resBody_.untilClose) {
       this.#complete(null);
       return;
     }
@@ -623,12 +643,12 @@ class Exchange implements UpstreamOwner {
 
   /** The upstream connection failed (or timed out) before the exchange completed. */
   #upstreamFailed(timeout: boolean): void {
-    const up = this.#up!;
+    const up = this.#up_;
     this.#detachUp(up);
     up.destroy();
     this.#up = null;
-    const b = this.#backend!;
-    const set = this.#set!;
+    const b = this.#backend_;
+    const set = this.#set_;
     if (this.#res === 'body') {
       // Part of the response went out: nothing can save it; cut the client off.
       this.#finish(false);
@@ -664,7 +684,7 @@ class Exchange implements UpstreamOwner {
   }
 
   #tunnel(head: Buffer, rest: Buffer | null): void {
-    const up = this.#up!;
+    const up = this.#up_;
     const cs = this.#c.socket;
     this.#detachUp(up);
     this.#c.state = 'tunnel';
@@ -675,9 +695,9 @@ class Exchange implements UpstreamOwner {
     const pending = this.#c.buf;
     this.#c.buf = null;
     if (pending !== null) up.write(pending);
-    const set = this.#set!;
-    const b = this.#backend!;
-    this.#p.metrics.request(this.#route!.label, 101);
+    const set = this.#set_;
+    const b = this.#backend_;
+    this.#p.metrics.request(this.#route_.label, 101);
     this.#log(101);
     let released = false;
     const done = (): void => {
@@ -729,7 +749,7 @@ class Exchange implements UpstreamOwner {
     if (this.#finished) return;
     this.#finished = true;
     if (this.#backend !== undefined) {
-      this.#set!.release(this.#backend);
+      this.#set_.release(this.#backend);
     }
     const status = ok ? this.#status : this.#status || 499;
     this.#p.metrics.request(this.#route?.label ?? 'none', status);
@@ -790,4 +810,11 @@ class Exchange implements UpstreamOwner {
     c.buf = null;
     c.next(k, rest);
   }
+}
+
+/** `v`, which the exchange's state guarantees; a missing one is a bug, reported as such. */
+function present<T>(v: T | undefined | null, what: string): T {
+  if (v === undefined || v === null)
+    throw new Error(`router bug: no ${what} at this point of the exchange`);
+  return v;
 }

@@ -35,7 +35,9 @@ class Idle implements UpstreamOwner {
     readonly s: UpSocket,
     readonly list: UpSocket[],
   ) {}
-  upConnect(): void {}
+  upConnect(): void {
+    // idle connections are connected already
+  }
   upData(): void {
     // Bytes on an idle connection: the backend is out of step; never reuse it.
     this.s.destroy();
@@ -47,7 +49,9 @@ class Idle implements UpstreamOwner {
     const i = this.list.indexOf(this.s);
     if (i !== -1) this.list.splice(i, 1);
   }
-  upDrain(): void {}
+  upDrain(): void {
+    // nothing is written to an idle connection
+  }
 }
 
 /** Keep-alive connections to backends, reused newest first (LIFO). */
@@ -122,7 +126,10 @@ export class UpstreamPool {
     const limit = now - this.options.idleTimeoutMs;
     for (const list of this.#idle.values()) {
       // Oldest first: the list is LIFO, so the stale ones are at the front.
-      while (list.length > 0 && list[0]!.idleSince <= limit) list.shift()!.destroy();
+      for (let s = list[0]; s !== undefined && s.idleSince <= limit; s = list[0]) {
+        list.shift();
+        s.destroy();
+      }
     }
   }
 

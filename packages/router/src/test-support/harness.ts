@@ -189,3 +189,9 @@ export function waitFor<A extends unknown[]>(
     emitter.on(event, fn);
   });
 }
+
+/** `v`, or a thrown error when it is missing (tests use it instead of `!`). */
+export function must<T>(v: T | undefined | null, what = 'value'): T {
+  if (v === undefined || v === null) throw new Error(`expected a ${what}`);
+  return v;
+}
