@@ -7,6 +7,7 @@
  */
 export { Router } from './router.js';
 export type {
+  AccessLogDestination,
   ListenOptions,
   RouterAddresses,
   RouterEvents,

@@ -3,6 +3,7 @@ import { RouterError } from './errors.js';
 
 /** An HTTP route: requests for `domain` whose path starts with `path` go to `service`. */
 export interface HttpRoute {
+  /** The kind of route. */
   readonly type: 'http';
   /**
    * The host name it serves, lower-case (`demo.example.com`), or a wildcard `*.example.com`
@@ -28,6 +29,7 @@ export interface HttpRoute {
 
 /** A TCP route: connections to `port` on the router go to `service`. */
 export interface TcpRoute {
+  /** The kind of route. */
   readonly type: 'tcp';
   /** The router's listening port for this route, 1-65535. */
   readonly port: number;
@@ -42,7 +44,10 @@ export type Route = HttpRoute | TcpRoute;
  * A route as stored, with its id: `tcp-<port>` for a TCP route, `http-<hash>` (of domain and
  * path) for an HTTP one, so that setting a route twice replaces it.
  */
-export type StoredRoute = Route & { readonly id: string };
+export type StoredRoute = Route & {
+  /** The route's id, derived from its domain and path, or port. */
+  readonly id: string;
+};
 
 const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
 const DOMAIN_RE = new RegExp(`^(?:\\*\\.)?${LABEL}(?:\\.${LABEL})*$`);

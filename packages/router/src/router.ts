@@ -26,6 +26,12 @@ import { StickyCookies } from './internal/sticky.js';
 import { forwardTcp } from './internal/tcp-proxy.js';
 import { UpstreamPool } from './internal/upstream-pool.js';
 
+/** Where access-log lines go: a pino destination, a stream, anything with `write`. */
+export interface AccessLogDestination {
+  /** Receives one JSON line (with its newline) per request. */
+  write(line: string): unknown;
+}
+
 /** Options of {@link Router}. */
 export interface RouterOptions {
   /** Where routes, certificates and drained records live (shared by every router). */
@@ -46,7 +52,7 @@ export interface RouterOptions {
    * Where the JSON access log goes, one line per request (a pino destination such as
    * `pino.destination(1)` or any `{ write(line) }`); default: off.
    */
-  readonly accessLog?: { write(line: string): unknown } | false;
+  readonly accessLog?: AccessLogDestination | false;
   /** `p2c` (power of two choices on in-flight requests, default), `round-robin`, `least-connections`. */
   readonly balancing?: Balancing;
   /** Secret that signs sticky-session cookies; give every router the same (default: random). */
@@ -82,16 +88,31 @@ export interface RouterOptions {
 /** Where to listen. Every part is optional; port 0 picks a free port. */
 export interface ListenOptions {
   /** Plain HTTP/1.1. */
-  readonly http?: { readonly port: number; readonly host?: string };
+  readonly http?: {
+    /** The port (0: any free one). */
+    readonly port: number;
+    /** The address (default `127.0.0.1`). */
+    readonly host?: string;
+  };
   /** HTTPS (HTTP/1.1 and HTTP/2 by ALPN), with certificates by SNI from the store. */
-  readonly https?: { readonly port: number; readonly host?: string };
+  readonly https?: {
+    /** The port (0: any free one). */
+    readonly port: number;
+    /** The address (default `127.0.0.1`). */
+    readonly host?: string;
+  };
   /** The address TCP routes' listeners bind (default `127.0.0.1`); their ports are the routes'. */
-  readonly tcp?: { readonly host?: string };
+  readonly tcp?: {
+    /** The address TCP route listeners bind (default `127.0.0.1`). */
+    readonly host?: string;
+  };
 }
 
 /** The addresses bound by {@link Router.listen}. */
 export interface RouterAddresses {
+  /** The plain HTTP listener's address, when asked for. */
   readonly http?: net.AddressInfo;
+  /** The HTTPS listener's address, when asked for. */
   readonly https?: net.AddressInfo;
 }
 

@@ -9,7 +9,9 @@ export const DEFAULT_ROUTER_SERVICE = 'flotilla-router';
 
 /** Options of {@link waitForDrained}. */
 export interface WaitForDrainedOptions {
+  /** The store the routers share. */
   readonly store: Store;
+  /** The discovery routers and instances register in. */
   readonly discovery: Discovery;
   /** The service of the instance. */
   readonly service: string;
