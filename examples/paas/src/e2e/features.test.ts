@@ -1,0 +1,152 @@
+// The rest of the grammar on the Procfile sample (web and worker): scale types apart, logs of
+// one type, one-off runs, the event stream, custom domains through the router, destroy.
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  api,
+  cli,
+  getApp,
+  ps,
+  removeDir,
+  run,
+  sampleRepo,
+  startServer,
+  waitFor,
+  type TestServer,
+  type Answer,
+} from './harness.js';
+
+let s: TestServer;
+const app = 'e2e-procfile';
+
+beforeAll(async () => {
+  s = await startServer({ args: ['--stop-jobs'] });
+  const repo = await sampleRepo(s, 'procfile');
+  expect((await cli(s, ['create', app], repo)).code).toBe(0);
+  const push = await run('git', ['push', 'flotilla', 'main'], {
+    cwd: repo,
+    env: s.env,
+    timeoutMs: 180_000,
+  });
+  expect(push.code, push.stderr).toBe(0);
+}, 240_000);
+
+afterAll(async () => {
+  await s?.stop();
+  if (s !== undefined) await removeDir(s.dataDir);
+}, 60_000);
+
+const byHost = (host: string): Promise<Answer> =>
+  new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port: s.routerPort, path: '/', headers: { host } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+
+describe('a web + worker app', () => {
+  it('scales the worker apart from web, and logs -p shows only its lines', async () => {
+    const scale = await cli(s, ['ps:scale', 'worker=1', '-a', app]);
+    expect(scale.code, scale.stderr).toBe(0);
+    expect(scale.stdout).toContain('worker=1');
+    await waitFor('web.1 and worker.1 up', async () => {
+      const up = (await ps(s, app)).filter((d) => d.state === 'up').map((d) => d.name);
+      return up.includes('web.1') && up.includes('worker.1') ? true : undefined;
+    });
+    const logs = await waitFor('a worker tick in the logs', async () => {
+      const l = await cli(s, ['logs', '-p', 'worker', '-a', app]);
+      return l.stdout.includes('tick') ? l.stdout : undefined;
+    });
+    expect(logs).toMatch(/app\[worker\.1\]: worker worker\.1 tick \d+/);
+    expect(logs).not.toContain('[web.1]');
+  });
+
+  it('logs -t follows: new lines arrive while it runs', async () => {
+    const ac = new AbortController();
+    const lines: string[] = [];
+    const follow = (async () => {
+      for await (const chunk of (
+        await fetch(`${s.apiUrl}/apps/${app}/log-stream?tail=true&lines=0&type=worker`, {
+          headers: { authorization: `Bearer ${s.token}` },
+          signal: ac.signal,
+        })
+      ).body ?? []) {
+        lines.push(Buffer.from(chunk as Uint8Array).toString());
+        if (lines.join('').includes('tick')) return;
+      }
+    })();
+    await follow;
+    ac.abort();
+    expect(lines.join('')).toMatch(/app\[worker\.1\]: worker worker\.1 tick \d+/);
+  });
+
+  it('run streams a one-off command back and exits with its status', async () => {
+    const r = await cli(s, ['run', '-a', app, 'echo "out $DYNO"; echo "to stderr" >&2; exit 7']);
+    expect(r.stdout).toContain('out run.1');
+    expect(r.stderr).toContain('to stderr');
+    expect(r.code).toBe(7);
+  });
+
+  it('the event stream tells of a config change as it happens', async () => {
+    const ac = new AbortController();
+    const res = await fetch(`${s.apiUrl}/events?app=${app}`, {
+      headers: { authorization: `Bearer ${s.token}` },
+      signal: ac.signal,
+    });
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const seen = (async () => {
+      let text = '';
+      for await (const chunk of res.body ?? []) {
+        text += Buffer.from(chunk as Uint8Array).toString();
+        if (text.includes('event: config.changed')) return text;
+      }
+      return text;
+    })();
+    const set = await cli(s, ['config:set', 'FEATURE=on', '-a', app]);
+    expect(set.code, set.stderr).toBe(0);
+    const text = await seen;
+    ac.abort();
+    expect(text).toMatch(/event: config\.changed\ndata: \{[^\n]*"set":\["FEATURE"\]/);
+  });
+
+  it('a custom domain is routed to the app, and removed', async () => {
+    expect((await cli(s, ['domains:add', 'www.e2e.test', '-a', app])).code).toBe(0);
+    const domains = JSON.parse((await cli(s, ['domains', '--json', '-a', app])).stdout) as {
+      hostname: string;
+    }[];
+    expect(domains.map((d) => d.hostname)).toContain('www.e2e.test');
+    await waitFor('the router to route www.e2e.test', async () =>
+      (await byHost('www.e2e.test')).status === 200 ? true : undefined,
+    );
+    expect((await byHost('www.e2e.test')).body).toContain('web web.1');
+    expect((await cli(s, ['domains:remove', 'www.e2e.test', '-a', app])).code).toBe(0);
+    await waitFor('the router to drop www.e2e.test', async () =>
+      (await byHost('www.e2e.test')).status === 404 ? true : undefined,
+    );
+  });
+
+  it('apps:destroy needs --confirm, then stops every dyno and forgets the app', async () => {
+    const refused = await cli(s, ['apps:destroy', '-a', app]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`--confirm ${app}`);
+    expect((await getApp(s, app)).status).toBe(200);
+    const r = await cli(s, ['apps:destroy', '-a', app, '--confirm', app]);
+    expect(r.code, r.stderr).toBe(0);
+    expect((await api(s, 'GET', `/apps/${app}`)).status).toBe(404);
+    await waitFor('the router to stop routing the app', async () =>
+      (await getApp(s, app)).status === 404 ? true : undefined,
+    );
+    const git = await run(
+      'git',
+      ['ls-remote', `${s.apiUrl.replace('://', `://flotilla:${s.token}@`)}/git/${app}.git`],
+      { env: s.env },
+    );
+    expect(git.code).not.toBe(0);
+  });
+});
