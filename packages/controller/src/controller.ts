@@ -62,6 +62,7 @@ import {
   checkHostname,
   checkMeta,
   invalid,
+  MAX_CONFIG_BYTES,
   MAX_CONFIG_VARS,
   newId,
   randomAppName,
@@ -217,6 +218,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
       afterDeploy: () => {
         this.#gc = this.#gc.then(() => this.collectArtifacts().catch(report));
       },
+      closing: this.#closing.signal,
     });
   }
 
@@ -274,6 +276,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
       await this.#starting?.catch(() => undefined);
       for (const b of this.#builds.values()) b.abort.abort(closed());
       await Promise.allSettled([...this.#builds.values()].map((b) => b.done));
+      await this.#deployer.idle();
       await this.#gc;
       await this.#shutdown();
       this.#state = was === 'failed' ? 'failed' : 'stopped';
@@ -486,6 +489,12 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
         if (set.length === 0 && unset.length === 0) return undefined;
         if (Object.keys(config).length > MAX_CONFIG_VARS)
           throw invalid('config', `an app may have at most ${MAX_CONFIG_VARS} config vars`, app);
+        if (Buffer.byteLength(JSON.stringify(config)) > MAX_CONFIG_BYTES)
+          throw invalid(
+            'config',
+            `an app's config vars may take at most ${MAX_CONFIG_BYTES} bytes in all`,
+            app,
+          );
         const description = [
           set.length > 0 ? `Set ${set.join(', ')}` : '',
           unset.length > 0 ? `Unset ${unset.join(', ')}` : '',
@@ -774,7 +783,11 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   }
 
   /** A release by id (`v3`) or number; `FLOTILLA_CONTROLLER_RELEASE_NOT_FOUND` when there is none. */
-  async getRelease(app: string, release: string | number, options: CallOptions = {}): Promise<Release> {
+  async getRelease(
+    app: string,
+    release: string | number,
+    options: CallOptions = {},
+  ): Promise<Release> {
     this.#open();
     checkAppName(app);
     const n = releaseNumber(release);

@@ -11,7 +11,7 @@ afterEach(async () => {
 
 describe('the default builder (@flotilla/buildpack)', () => {
   it('builds a Procfile app with the bundled buildpack, output line by line, and deploys it', async () => {
-    h = await harness({ controller: { builder: undefined } });
+    h = await harness({ defaultBuilder: true });
     await h.controller.createApp({ name: 'demo' });
     const src = await h.source({ Procfile: 'web: node server.js\n', 'server.js': '// serve\n' });
     const build = await h.controller.createBuild('demo', { type: 'git', dir: src, sha: sha(1) });

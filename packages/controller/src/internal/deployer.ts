@@ -44,6 +44,8 @@ export interface DeployerContext {
   ) => void;
   /** Called after a deploy went live (artifact collection). */
   readonly afterDeploy: (app: string) => void;
+  /** Aborted when the controller closes: deploys in flight roll back and end. */
+  readonly closing: AbortSignal;
 }
 
 /** Options of one deploy. */
@@ -65,7 +67,14 @@ const RELEASE_PHASE_LINES = 20;
  * (a veto deploys the release before again).
  */
 export class Deployer {
+  readonly #inflight = new Set<Promise<unknown>>();
+
   constructor(readonly ctx: DeployerContext) {}
+
+  /** Resolves when no deploy of this deployer runs (after close() aborted them: rolled back). */
+  async idle(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+  }
 
   /** Resolved settings of one deploy; bad numbers are refused. */
   settings(options: DeployOptions): RolloutSettings {
@@ -136,13 +145,33 @@ export class Deployer {
   }
 
   /** Deploys release `version` of `app`. Resolves with the succeeded deployment. */
-  async deploy(
+  deploy(
     appName: string,
     version: number,
     kind: DeployKind,
-    call: DeployCall = {},
+    given: DeployCall = {},
   ): Promise<Deployment> {
-    const settings = this.settings(call);
+    const p = this.#deploy(appName, version, kind, given);
+    this.#inflight.add(p);
+    void p.then(
+      () => this.#inflight.delete(p),
+      () => this.#inflight.delete(p),
+    );
+    return p;
+  }
+
+  async #deploy(
+    appName: string,
+    version: number,
+    kind: DeployKind,
+    given: DeployCall,
+  ): Promise<Deployment> {
+    const settings = this.settings(given);
+    const signal =
+      given.signal === undefined
+        ? this.ctx.closing
+        : AbortSignal.any([given.signal, this.ctx.closing]);
+    const call: DeployCall = { ...given, signal };
     const { repo, cluster } = this.ctx;
     const lock =
       call.locked === true
@@ -236,7 +265,15 @@ export class Deployer {
         { app: appName, target: clusterId, processes, healthChecked },
         settings,
         call.signal,
-      );
+      ).catch(async (err: unknown) => {
+        // The rollback itself could not be written (the store is gone): say so, as far as possible.
+        await this.#finish(
+          deployment,
+          'failed',
+          `the deploy failed and could not be rolled back: ${(err as Error).message}`,
+        ).catch(() => undefined);
+        throw err;
+      });
       if (!result.ok) {
         const failed = await this.#finish(
           deployment,

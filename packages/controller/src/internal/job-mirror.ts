@@ -39,6 +39,8 @@ export class JobMirror {
   readonly #abort = new AbortController();
   #loops: Promise<void>[] = [];
   #readyCount = 0;
+  /** Why a watch loop ended, when it did other than by close(): waiters give up on it. */
+  failure: unknown;
   #ready!: () => void;
   readonly ready = new Promise<void>((resolve) => (this.#ready = resolve));
 
@@ -114,7 +116,11 @@ export class JobMirror {
         this.changed.notify();
       }
     } catch (err) {
-      if (!signal.aborted) this.onInvalid(err);
+      if (!signal.aborted) {
+        this.failure = err;
+        this.onInvalid(err);
+        this.changed.notify();
+      }
     }
   }
 

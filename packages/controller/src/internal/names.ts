@@ -7,6 +7,8 @@ const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const META_KEY = /^[A-Za-z0-9_.-]{1,128}$/;
 /** Largest config value (as the cluster's release record allows). */
 export const MAX_CONFIG_VALUE = 256 * 1024;
+/** Most bytes of an app's config vars in all (as JSON): releases must fit a store value. */
+export const MAX_CONFIG_BYTES = 512 * 1024;
 /** Most config vars per app. */
 export const MAX_CONFIG_VARS = 1000;
 

@@ -1,5 +1,5 @@
 import type { ClusterState, Formation, ProcessSpec, Resources } from '@flotilla/cluster';
-import type { Clock, Logger } from '@flotilla/core';
+import { type Clock, isRetryable, type Logger } from '@flotilla/core';
 import type { Discovery } from '@flotilla/discovery';
 import { serviceName } from '@flotilla/host';
 import type { FailedJob } from '../deployment.js';
@@ -83,6 +83,14 @@ export async function rollout(
   const crashed = new Map<string, MirroredJob>();
   const discoveryReady = new Map<string, Set<string>>();
   const notifier = new Notifier();
+  /** A mirror that stopped watching (the store closed) fails every wait at once. */
+  const watching = (): void => {
+    if (mirror.failure !== undefined)
+      throw new RolloutFailure(
+        `the cluster state can no longer be watched: ${(mirror.failure as Error).message}`,
+        [],
+      );
+  };
   const unsubscribe = mirror.subscribe((change) => {
     if (
       change.job?.record.app === app &&
@@ -139,6 +147,7 @@ export async function rollout(
     const res = await waitUntil(
       notifier,
       () => {
+        watching();
         const live = mirror
           .jobs(app, { releases: oldReleases, type })
           .filter((j) => !ENDED.has(j.state));
@@ -161,6 +170,7 @@ export async function rollout(
     const res = await waitUntil(
       notifier,
       () => {
+        watching();
         const failed = [...crashed.values()].filter((j) => j.record.type === type);
         if (failed.length > 0) return { failed };
         const jobs = mirror.jobs(app, { releases: new Set([target]), type });
@@ -280,8 +290,9 @@ async function restore(
       for (const f of original) await ctx.cluster.setFormation(f);
       return;
     } catch (err) {
+      // A store that cannot answer now may later (retryable); a closed one never will.
+      if (!isRetryable(err) || attempt >= 20) throw err;
       ctx.logger.error({ err, app, target }, 'rollback write failed: retrying');
-      if (attempt >= 20) throw err;
       await new Promise<void>((resolve) =>
         ctx.clock.setTimeout(resolve, Math.min(100 * 2 ** attempt, 5000)),
       );

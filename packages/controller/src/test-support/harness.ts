@@ -31,6 +31,8 @@ export async function harness(
     controller?: Partial<ControllerOptions>;
     agents?: Partial<FakeAgentsOptions>;
     store?: Store;
+    /** Use the controller's default builder (@flotilla/buildpack) instead of the ProcfileBuilder. */
+    defaultBuilder?: boolean;
   } = {},
 ): Promise<Harness> {
   const store = options.store ?? new MemoryStore();
@@ -44,7 +46,7 @@ export async function harness(
     store,
     artifacts,
     workDir: join(dir, 'work'),
-    builder: new ProcfileBuilder(),
+    ...(options.defaultBuilder === true ? {} : { builder: new ProcfileBuilder() }),
     routes,
     leaseTtlMs: 2000,
     deploy: { readyTimeoutMs: 5000, stopTimeoutMs: 5000 },
