@@ -352,3 +352,96 @@ describe('executor', () => {
     expect(await readdir(join(root, 'work'))).toEqual([]);
   });
 });
+
+describe('probes', () => {
+  it('a throwing or rejecting onOutput does not break the build', async () => {
+    const source = await writeTree(join(root, 'app'), { Procfile: 'web: ./web\n' });
+    const threw = await run({
+      source,
+      onOutput: () => {
+        throw new Error('listener bug');
+      },
+    });
+    expect(threw.output).toContain('-----> Procfile app detected');
+    const rejected = await run({ source, onOutput: () => Promise.reject(new Error('async bug')) });
+    expect(rejected.processTypes).toEqual({ web: './web' });
+  });
+
+  it('an abort while a buildpack downloads rejects with the reason and leaves nothing behind', async () => {
+    let requested!: () => void;
+    const isRequested = new Promise<void>((resolve) => (requested = resolve));
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-length': '1000000' });
+      res.write(Buffer.alloc(1000));
+      requested(); // and never finishes
+    });
+    servers.push(server);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/stall.tgz`;
+    const controller = new AbortController();
+    const source = await writeTree(join(root, 'app'), { 'a.txt': 'a' });
+    const building = run({ source, buildpacks: [url], signal: controller.signal });
+    await isRequested;
+    controller.abort(new Error('enough'));
+    expect(((await rejection(building)) as unknown as Error).message).toBe('enough');
+    expect(await readdir(join(root, 'work'))).toEqual([]);
+  });
+
+  it('refuses a release YAML alias bomb, and a release that prints too much', async () => {
+    const bomb = [
+      'a: &a ["x","x","x","x","x","x","x","x","x","x"]',
+      ...Array.from({ length: 8 }, (_, i) => {
+        const p = String.fromCharCode(97 + i);
+        const n = String.fromCharCode(98 + i);
+        return `${n}: &${n} [*${p},*${p},*${p},*${p},*${p},*${p},*${p},*${p},*${p},*${p}]`;
+      }),
+      'default_process_types: { web: *i }',
+    ].join('\n');
+    const source = await writeTree(join(root, 'app'), { 'a.txt': 'a' });
+    for (const [name, release] of [
+      ['bomb', `cat <<'YAML'\n${bomb}\nYAML`],
+      ['huge', 'head -c 3000000 /dev/zero | tr "\\0" "a"'],
+    ] as const) {
+      const pack = await writeTree(join(root, name), {
+        'bin/detect': bash('echo X'),
+        'bin/compile': bash('exit 0'),
+        'bin/release': bash(release),
+      });
+      const err = await rejection(run({ source, buildpacks: [pack] }));
+      expect(err['code'], name).toBe('FLOTILLA_BUILDPACK_RELEASE_INVALID');
+    }
+  });
+
+  it('refuses an app whose source links out of itself, and a .buildpacks with a relative path', async () => {
+    const linked = await writeTree(join(root, 'linked'), { Procfile: 'web: x\n' });
+    execFileSync('ln', ['-s', '/etc/passwd', join(linked, 'passwd')]);
+    const err = await rejection(run({ source: linked }));
+    expect(err['code']).toBe('FLOTILLA_BUILDPACK_SLUG_REFUSED');
+    expect(err['path']).toBe('passwd');
+    const relative = await writeTree(join(root, 'rel'), { '.buildpacks': 'vendor/pack\n' });
+    const err2 = await rejection(run({ source: relative }));
+    expect(err2['code']).toBe('FLOTILLA_BUILDPACK_INVALID_OPTIONS');
+    expect(await readdir(join(root, 'work'))).toEqual([]);
+  });
+
+  it('refuses a cacheDir that is a file, and makes a missing workDir', async () => {
+    const source = await writeTree(join(root, 'app'), { Procfile: 'web: x\n' });
+    await writeFile(join(root, 'cachefile'), '');
+    const err = await rejection(run({ source, cacheDir: join(root, 'cachefile') }));
+    expect(err['code']).toBe('FLOTILLA_BUILDPACK_INVALID_OPTIONS');
+    const result = await build({ source, workDir: join(root, 'new', 'work') });
+    expect(result.processTypes).toEqual({ web: 'x' });
+    expect(await readdir(join(root, 'new', 'work'))).toEqual([]);
+  });
+
+  it('two builds of one source with their own caches run at once', async () => {
+    const source = await writeTree(join(root, 'app'), { Procfile: 'web: x\n', 'a.txt': 'a' });
+    const [a, b] = await Promise.all([
+      run({ source, cacheDir: join(root, 'c1') }),
+      run({ source, cacheDir: join(root, 'c2') }),
+    ]);
+    expect(a.sha256).toBe(b.sha256);
+    expect(a.slug).not.toBe(b.slug);
+  });
+});

@@ -1,4 +1,5 @@
 import { TextDecoder } from 'node:util';
+import type { Logger } from '@flotilla/core';
 // The build's output: split into lines, streamed to the caller's onOutput, and kept (its tail,
 // when a buildpack prints more than the limit) for the result or the error.
 
@@ -12,12 +13,18 @@ export class OutputLog {
   readonly #lines: string[] = [];
   #bytes = 0;
   #dropped = 0;
+  /** Index of the first kept line in #lines; those before it were dropped. */
+  #head = 0;
   readonly #partial = new Map<string, string>();
   readonly #decoders = new Map<string, TextDecoder>();
 
-  constructor(onLine: ((line: string) => void) | undefined, maxBytes: number) {
+  readonly #logger: Logger;
+  #listenerFailed = false;
+
+  constructor(onLine: ((line: string) => void) | undefined, maxBytes: number, logger: Logger) {
     this.#onLine = onLine ?? (() => undefined);
     this.#maxBytes = maxBytes;
+    this.#logger = logger;
   }
 
   /** A line of the runner's own, Heroku style: `-----> text`. */
@@ -70,16 +77,33 @@ export class OutputLog {
   /** Everything kept, one line per `\n`. */
   text(): string {
     const head = this.#dropped > 0 ? [`[${this.#dropped} earlier lines dropped]`] : [];
-    return [...head, ...this.#lines].map((l) => `${l}\n`).join('');
+    return [...head, ...this.#lines.slice(this.#head)].map((l) => `${l}\n`).join('');
   }
 
   #line(line: string): void {
     this.#lines.push(line);
     this.#bytes += line.length + 1;
-    while (this.#bytes > this.#maxBytes && this.#lines.length > 1) {
-      this.#bytes -= (this.#lines.shift() ?? '').length + 1;
+    while (this.#bytes > this.#maxBytes && this.#lines.length - this.#head > 1) {
+      this.#bytes -= (this.#lines[this.#head] ?? '').length + 1;
+      this.#lines[this.#head++] = '';
       this.#dropped++;
     }
-    this.#onLine(line);
+    // Dropped lines are cut off in bulk: shifting one at a time made endless output quadratic.
+    if (this.#head > 1024 && this.#head * 2 > this.#lines.length) {
+      this.#lines.splice(0, this.#head);
+      this.#head = 0;
+    }
+    try {
+      const returned: unknown = this.#onLine(line);
+      if (returned instanceof Promise) returned.catch((err: unknown) => this.#failed(err));
+    } catch (err) {
+      this.#failed(err);
+    }
+  }
+
+  /** A listener that throws must not take down the build (or the process, from inside a stream's data event); it is reported once. */
+  #failed(err: unknown): void {
+    if (!this.#listenerFailed) this.#logger.warn({ err }, 'buildpack: onOutput threw');
+    this.#listenerFailed = true;
   }
 }

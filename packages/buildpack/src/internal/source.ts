@@ -1,7 +1,17 @@
 // Copying the app's source into the build directory: never .git, and never what .slugignore
 // names (gitignore syntax, read from the source's root).
+import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
-import { copyFile, lstat, mkdir, readdir, readFile, readlink, symlink } from 'node:fs/promises';
+import {
+  copyFile,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  readlink,
+  stat,
+  symlink,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import ignore from 'ignore';
 import { BuildpackError, BuildpackErrorCodes } from '../errors.js';
@@ -55,4 +65,17 @@ export async function copySource(
   };
   await visit('');
   return { entries, ignored };
+}
+
+/** The commit checked out in `source`, when it is a git work tree. */
+export async function gitHead(source: string): Promise<string | undefined> {
+  if ((await stat(join(source, '.git')).catch(() => undefined)) === undefined) return undefined;
+  return new Promise((resolve) => {
+    execFile(
+      'git',
+      ['-C', source, 'rev-parse', '--verify', '--quiet', 'HEAD'],
+      { timeout: 10_000 },
+      (err, stdout) => resolve(err ? undefined : stdout.trim() || undefined),
+    );
+  });
 }
