@@ -97,6 +97,17 @@ async function createDriver(stateDir) {
 }
 
 let exitCode = 0;
+let cleaning;
+const cleanUp = () =>
+  (cleaning ??= (async () => {
+    for (const c of cleanups) await c().catch((err) => console.error('cleanup:', err.message));
+  })());
+// Interrupted (a timeout, ^C): the jobs started so far are stopped, not left running.
+for (const sig of ['SIGINT', 'SIGTERM'])
+  process.once(sig, () => {
+    console.error(`${sig}: cleaning up`);
+    void cleanUp().finally(() => process.exit(1));
+  });
 try {
   await mkdir(join(dir, 'hello'));
   await writeFile(join(dir, 'hello', 'server.js'), HELLO);
@@ -175,15 +186,24 @@ try {
     started.delete(id);
     resolve?.(performance.now());
   });
+  /** Resolves with the message when the job ends (for any reason). */
   const ended = (id) =>
     new Promise((resolve) => {
-      const on = (jobId) => {
+      const on = (jobId, _state, message) => {
         if (jobId !== id) return;
         agent.off('ended', on);
-        resolve();
+        resolve(message);
       };
       agent.on('ended', on);
     });
+  /** The time the job is ready in discovery; rejects if it ends first (no bench hangs on it). */
+  const readyOrFailed = (id) =>
+    Promise.race([
+      wait('ready', id),
+      ended(id).then((message) => {
+        throw new Error(`job ${id} ended before it was ready: ${message}`);
+      }),
+    ]);
 
   let n = 0;
   const record = (id) =>
@@ -210,7 +230,7 @@ try {
   const assignToReady = [];
   for (let t = 0; t < TRIALS; t++) {
     const id = `lat-${t}`;
-    const ready = wait('ready', id);
+    const ready = readyOrFailed(id);
     const t0 = performance.now();
     await store.put(jobKey(id), record(id));
     assignToReady.push((await ready) - t0);
@@ -221,7 +241,7 @@ try {
   const exitToGone = [];
   for (let t = 0; t < TRIALS; t++) {
     const id = `exit-${t}`;
-    const ready = wait('ready', id);
+    const ready = readyOrFailed(id);
     await store.put(jobKey(id), record(id));
     await ready;
     const gone = wait('gone', id);
@@ -236,7 +256,12 @@ try {
   // 2. a burst of JOBS assignments at once.
   const ids = Array.from({ length: JOBS }, (_, i) => `burst-${i}`);
   const startedAt = ids.map((id) => new Promise((resolve) => started.set(id, resolve)));
-  const readyAt = ids.map((id) => wait('ready', id));
+  const readyAt = ids.map((id) =>
+    readyOrFailed(id).catch((err) => {
+      console.error(err.message);
+      return err;
+    }),
+  );
   const t0 = performance.now();
   for (let i = 0; i < ids.length; i += 100) {
     await store.txn({
@@ -246,15 +271,25 @@ try {
         .map((id) => ({ op: 'put', key: jobKey(id), value: record(id) })),
     });
   }
-  const lastStarted = Math.max(...(await Promise.all(startedAt)));
-  const lastReady = Math.max(...(await Promise.all(readyAt)));
+  const outcomes = await Promise.all(readyAt);
+  const failed = outcomes.filter((o) => o instanceof Error);
+  const readyTimes = outcomes.filter((o) => typeof o === 'number');
+  for (const [i, id] of ids.entries()) if (outcomes[i] instanceof Error) started.delete(id);
+  // Jobs that failed may never have started; the others have.
+  const startTimes = await Promise.all(startedAt.filter((_, i) => !(outcomes[i] instanceof Error)));
+  const lastStarted = Math.max(...startTimes);
+  const lastReady = Math.max(...readyTimes);
   const burst = {
     jobs: JOBS,
-    started_per_s: Math.round((JOBS / (lastStarted - t0)) * 1000 * 10) / 10,
-    ready_per_s: Math.round((JOBS / (lastReady - t0)) * 1000 * 10) / 10,
+    started_per_s: Math.round((startTimes.length / (lastStarted - t0)) * 1000 * 10) / 10,
+    ready_per_s: Math.round((readyTimes.length / (lastReady - t0)) * 1000 * 10) / 10,
     all_ready_ms: Math.round(lastReady - t0),
+    failed: failed.length,
+    ...(failed.length === 0 ? {} : { first_failure: failed[0].message }),
   };
-  await Promise.all(ids.map((id) => unassign(id)));
+  await Promise.all(
+    ids.map((id, i) => (outcomes[i] instanceof Error ? store.delete(jobKey(id)) : unassign(id))),
+  );
 
   console.log(
     JSON.stringify({
@@ -271,6 +306,6 @@ try {
   console.error(err);
   exitCode = 1;
 } finally {
-  for (const c of cleanups) await c().catch((err) => console.error('cleanup:', err.message));
+  await cleanUp();
 }
 process.exit(exitCode);
