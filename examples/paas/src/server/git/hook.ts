@@ -4,7 +4,7 @@
 // environment of `git http-backend`), prints the build and deploy output as it streams back
 // (git relays it to `git push` as `remote:` lines), and exits 1 when the deploy failed, so the
 // push is refused and the branch keeps the commit that serves. As on Heroku.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { createInterface } from 'node:readline';
 import { parseDeployLine } from './protocol.js';
@@ -39,7 +39,24 @@ async function main(): Promise<number> {
     console.log(`flotilla: ${d.ref} is what deploys: it cannot be deleted`);
     return 1;
   }
+  // Pushes of an app take turns (the server holds a lock per app): main is where the last push
+  // left it. A push made from an older main would deploy what main does not have.
+  const current = await revParse(d.ref);
+  if (current !== (ZERO.test(d.old) ? undefined : d.old)) {
+    console.log(
+      `flotilla: ${d.ref} was pushed meanwhile: pull (or fetch and rebase), then push again`,
+    );
+    return 1;
+  }
   return deploy(url, token, d.sha, d.ref);
+}
+
+function revParse(ref: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    execFile('git', ['rev-parse', '--verify', '--quiet', ref], (err, stdout) =>
+      resolve(err === null ? stdout.trim() : undefined),
+    );
+  });
 }
 
 function deploy(url: string, token: string, sha: string, ref: string): Promise<number> {
