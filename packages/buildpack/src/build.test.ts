@@ -179,6 +179,33 @@ describe("the app's choice of buildpacks", () => {
     expect(err['code']).toBe('FLOTILLA_BUILDPACK_NOT_DETECTED');
     expect(err['buildpack']).toBe(refusing);
   });
+
+  it('with appLocalBuildpacks false, an app may not name buildpacks on the build host', async () => {
+    const a = await writeTree(join(root, 'a'), labelPack('a'));
+    const plain = await writeTree(join(root, 'app'), { Procfile: 'web: x\n' });
+    for (const spec of [a, `file://${a}`, `file://${root}/pack.tgz`, `${root}/pack.tgz`]) {
+      const err = await rejection(
+        run({ source: plain, env: { BUILDPACK_URL: spec }, appLocalBuildpacks: false }),
+      );
+      expect(err['code'], spec).toBe('FLOTILLA_BUILDPACK_INVALID_OPTIONS');
+    }
+    const listed = await writeTree(join(root, 'listed'), {
+      '.buildpacks': `flotilla/procfile\n${a}\n`,
+    });
+    const err = await rejection(run({ source: listed, appLocalBuildpacks: false }));
+    expect(err['code']).toBe('FLOTILLA_BUILDPACK_INVALID_OPTIONS');
+    // The operator's own list may still be local; bundled names are always fine for apps.
+    expect(
+      await labelOf(await run({ source: plain, buildpacks: [a], appLocalBuildpacks: false })),
+    ).toBe('a');
+    const bundled = await run({
+      source: plain,
+      env: { BUILDPACK_URL: 'flotilla/procfile' },
+      appLocalBuildpacks: false,
+    });
+    expect(bundled.buildpacks).toEqual([{ name: 'Procfile', url: 'flotilla/procfile' }]);
+    expect(await readdir(join(root, 'work'))).toEqual([]);
+  });
 });
 
 describe('options and hostile input', () => {

@@ -39,6 +39,13 @@ export interface BuildOptions {
    * a `.tgz` path or http(s) URL. Default {@link BUNDLED_BUILDPACKS}.
    */
   readonly buildpacks?: readonly string[];
+  /**
+   * Whether the app's own choice (`BUILDPACK_URL`, `.buildpacks`) may name buildpacks on the
+   * build host: an absolute path, a `file://` repository or archive. Default true; set false
+   * where apps belong to people who should not reach the builder's files, so that they may
+   * name only bundled and remote buildpacks (`FLOTILLA_BUILDPACK_INVALID_OPTIONS` otherwise).
+   */
+  readonly appLocalBuildpacks?: boolean;
   /** Runs the buildpack scripts. Default: a {@link LocalExecutor}, closed when the build ends. */
   readonly executor?: BuildExecutor;
   /** Receives each line of output as it comes, without its newline. */
@@ -193,7 +200,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       timeoutMs: options.timeoutMs,
     };
 
-    const selected = await selectedBuildpacks(opts.env, opts.source, log);
+    const selected = await selectedBuildpacks(opts.env, opts.source, log, opts.appLocalBuildpacks);
     const { ran, exports } = await runBuildpacks(ctx, dirs, selected, opts.buildpacks);
     const last = ran[ran.length - 1] as RanBuildpack;
     const declared = await declare(ctx, last.spec, last.root, exports);

@@ -88,4 +88,20 @@ describe('LocalExecutor', () => {
       code: 'FLOTILLA_BUILDPACK_EXEC_FAILED',
     });
   });
+
+  it('kills the step and rejects with what onOutput threw', async () => {
+    await using executor = new LocalExecutor();
+    const bug = new Error('listener bug');
+    await expect(
+      executor.exec({
+        argv: ['bash', '-c', 'echo hi; exec sleep 1000'],
+        cwd: tmpdir(),
+        env: { PATH: '/usr/bin:/bin' },
+        mounts: [],
+        onOutput: () => {
+          throw bug;
+        },
+      }),
+    ).rejects.toBe(bug);
+  });
 });

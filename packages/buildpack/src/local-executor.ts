@@ -28,7 +28,7 @@ export class LocalExecutor implements BuildExecutor, AsyncDisposable {
   /**
    * Runs one step to its end. Rejects with the signal's `reason` when aborted (after its
    * process group is killed), with `FLOTILLA_BUILDPACK_EXEC_FAILED` when the program cannot be
-   * started or the executor is closed.
+   * started or the executor is closed, and with what `onOutput` threw (the step is killed).
    */
   async exec(req: ExecRequest): Promise<ExecResult> {
     if (this.#closed) {
@@ -54,8 +54,19 @@ export class LocalExecutor implements BuildExecutor, AsyncDisposable {
       }
     };
     this.#running.add(killGroup);
-    child.stdout.on('data', (chunk: Buffer) => req.onOutput('stdout', chunk));
-    child.stderr.on('data', (chunk: Buffer) => req.onOutput('stderr', chunk));
+    // A listener that throws ends the step, and exec rejects with what it threw.
+    let listenerError: { error: unknown } | undefined;
+    const deliver = (stream: 'stdout' | 'stderr', chunk: Buffer): void => {
+      if (listenerError !== undefined) return;
+      try {
+        req.onOutput(stream, chunk);
+      } catch (error) {
+        listenerError = { error };
+        killGroup();
+      }
+    };
+    child.stdout.on('data', (chunk: Buffer) => deliver('stdout', chunk));
+    child.stderr.on('data', (chunk: Buffer) => deliver('stderr', chunk));
 
     let timer: NodeJS.Timeout | undefined;
     const onAbort = (): void => killGroup();
@@ -82,6 +93,7 @@ export class LocalExecutor implements BuildExecutor, AsyncDisposable {
             child.stdout.destroy();
             child.stderr.destroy();
             if (req.signal?.aborted === true) reject(req.signal.reason as Error);
+            else if (listenerError !== undefined) reject(listenerError.error as Error);
             else resolve({ code, signal });
           });
         });

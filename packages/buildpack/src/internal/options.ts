@@ -23,6 +23,7 @@ export interface CheckedOptions {
   readonly path: string;
   readonly workDir: string;
   readonly maxOutputBytes: number;
+  readonly appLocalBuildpacks: boolean;
 }
 
 export function checkOptions(options: BuildOptions): CheckedOptions {
@@ -91,6 +92,9 @@ export function checkOptions(options: BuildOptions): CheckedOptions {
   if (options.executor !== undefined && typeof options.executor?.exec !== 'function') {
     throw bad('executor must have an exec() method', 'executor');
   }
+  if (options.appLocalBuildpacks !== undefined && typeof options.appLocalBuildpacks !== 'boolean') {
+    throw bad('appLocalBuildpacks must be a boolean', 'appLocalBuildpacks');
+  }
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     throw bad('signal must be an AbortSignal', 'signal');
   }
@@ -105,6 +109,7 @@ export function checkOptions(options: BuildOptions): CheckedOptions {
     path: stringOption('path', options.path) ?? DEFAULT_PATH,
     workDir: pathOption('workDir', options.workDir) ?? tmpdir(),
     maxOutputBytes,
+    appLocalBuildpacks: options.appLocalBuildpacks ?? true,
   };
 }
 
