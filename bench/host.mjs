@@ -53,7 +53,9 @@ process.on('SIGTERM', () => server.close(() => process.exit(0)));
 /** `n` consecutive loopback ports free now. */
 async function freePortRange(n) {
   for (;;) {
-    const from = 20000 + Math.floor(Math.random() * (40000 - n));
+    // Below the ephemeral range (32768-60999): a port an outgoing connection took (a health
+    // probe's own end, say) would fail a job with EADDRINUSE.
+    const from = 20000 + Math.floor(Math.random() * (12700 - n));
     const ok = await new Promise((resolve) => {
       const srv = createServer();
       srv.once('error', () => resolve(false));

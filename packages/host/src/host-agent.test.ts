@@ -29,7 +29,8 @@ process.on('SIGTERM', () => { console.log('got SIGTERM'); server.close(() => pro
 
 async function freePortRange(n: number): Promise<{ from: number; to: number }> {
   for (;;) {
-    const from = 20000 + Math.floor(Math.random() * 30000);
+    // Below the ephemeral range (32768-60999): a port taken by an outgoing connection fails a job.
+    const from = 20000 + Math.floor(Math.random() * 12000);
     const ok = await new Promise<boolean>((resolve) => {
       const srv = createServer();
       srv.once('error', () => resolve(false));

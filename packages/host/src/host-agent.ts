@@ -31,6 +31,7 @@ import { PortAllocator, type PortRange } from './ports.js';
 import type { DrainWait } from './drain-wait.js';
 import { addressHost } from './internal/address.js';
 import { drain } from './internal/drain.js';
+import { ephemeralOverlap } from './internal/ephemeral-ports.js';
 import { registerHostExclusively } from './internal/host-registration.js';
 import { prepareJobFiles } from './internal/job-files.js';
 import { Publication } from './internal/publication.js';
@@ -228,6 +229,12 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
     const closed = (): HostError =>
       new HostError(HostErrorCodes.CLOSED, 'the HostAgent was closed while it started');
     await mkdir(this.#workDir, { recursive: true });
+    const overlap = await ephemeralOverlap(this.#ports.range);
+    if (overlap !== undefined)
+      this.#logger.warn(
+        { ports: this.#ports.range, ephemeral: overlap },
+        `job ports ${overlap.from}-${overlap.to} lie in the kernel's ephemeral range (net.ipv4.ip_local_port_range): outgoing connections can take them and jobs then fail with EADDRINUSE; use ports below it`,
+      );
     for (const info of await this.#driver.list()) this.#adoptable.set(info.id, info);
     if (this.#abort.signal.aborted) throw closed();
     try {
