@@ -162,6 +162,31 @@ describe('close and abort mid-operation', () => {
     expect(await codeOf(h.controller.getApp('demo'))).toBe('FLOTILLA_CONTROLLER_CLOSED');
   });
 
+  it('close() does not wait for a builder that ignores its signal; the build is failed', async () => {
+    let started!: () => void;
+    const building = new Promise<void>((resolve) => (started = resolve));
+    h = await harness({
+      controller: {
+        builder: {
+          build: () => {
+            started();
+            return new Promise(() => undefined);
+          },
+        },
+      },
+    });
+    await h.controller.createApp({ name: 'demo' });
+    const build = await h.controller.createBuild('demo', {
+      type: 'git',
+      dir: await h.source(WEB_APP),
+      sha: sha(1),
+    });
+    await building;
+    const reader = await second(h);
+    await h.controller.close();
+    expect((await reader.waitForBuild('demo', build.id)).status).toBe('failed');
+  });
+
   it('an aborted deploy is rolled back', async () => {
     h = await harness({
       agents: { behaviour: (job) => (job.release?.config.SLOW === '1' ? 'hang' : 'run') },

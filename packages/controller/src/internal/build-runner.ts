@@ -169,12 +169,15 @@ export async function runBuild(
           { app: build.app, path: 'builder' },
         );
       out.line('-----> Building with the Dockerfile');
-      const res = await ctx.imageBuilder.buildImage({
-        context: src,
-        tag: `flotilla/${build.app}:${build.id}`,
-        onOutput: (chunk) => out.write(chunk),
+      const res = await untilAborted(
+        ctx.imageBuilder.buildImage({
+          context: src,
+          tag: `flotilla/${build.app}:${build.id}`,
+          onOutput: (chunk) => out.write(chunk),
+          signal,
+        }),
         signal,
-      });
+      );
       return {
         builder: 'dockerfile',
         artifact: { type: 'image', image: res.image },
@@ -184,15 +187,18 @@ export async function runBuild(
     const builder = await ctx.builder();
     const cacheDir = join(ctx.workDir, 'cache', build.app);
     await mkdir(cacheDir, { recursive: true });
-    const res: BuilderResult = await builder.build({
-      source: src,
-      cacheDir,
-      env,
-      ...(options.buildpacks === undefined ? {} : { buildpacks: options.buildpacks }),
-      slugPath: join(root, 'slug.tgz'),
-      onOutput: (chunk) => out.write(chunk),
+    const res: BuilderResult = await untilAborted(
+      builder.build({
+        source: src,
+        cacheDir,
+        env,
+        ...(options.buildpacks === undefined ? {} : { buildpacks: options.buildpacks }),
+        slugPath: join(root, 'slug.tgz'),
+        onOutput: (chunk) => out.write(chunk),
+        signal,
+      }),
       signal,
-    });
+    );
     signal.throwIfAborted();
     const stored = await ctx.artifacts.put(res.slug, { sha256: res.sha256, signal });
     await rm(res.slug, { force: true }).catch(() => undefined);
@@ -240,4 +246,17 @@ export async function defaultBuilder(): Promise<Builder> {
     input: BuilderInput & { onOutput: (line: string) => void },
   ) => Promise<BuilderResult>;
   return { build: (input) => build({ ...input, onOutput: (line) => input.onOutput(`${line}\n`) }) };
+}
+
+/**
+ * A builder's promise, or the signal's reason as soon as it aborts: a builder that ignores its
+ * signal must not keep a cancelled build (or the controller's close()) waiting.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
