@@ -471,4 +471,36 @@ describe('probes', () => {
     expect(a.sha256).toBe(b.sha256);
     expect(a.slug).not.toBe(b.slug);
   });
+
+  it('an abort while the slug is packed leaves no slug and no temporary files', async () => {
+    const source = await writeTree(join(root, 'app'), { Procfile: 'web: x\n', 'a.txt': 'a' });
+    const controller = new AbortController();
+    const slugPath = join(root, 'out', 'slug.tgz');
+    const err = await rejection(
+      run({
+        source,
+        slugPath,
+        signal: controller.signal,
+        onOutput: (line) => line === '-----> Compressing...' && controller.abort(new Error('halt')),
+      }),
+    );
+    expect((err as unknown as Error).message).toBe('halt');
+    expect(await readdir(join(root, 'out'))).toEqual([]);
+    expect(await readdir(join(root, 'work'))).toEqual([]);
+  });
+
+  it('a compile killed from outside fails with the signal that killed it', async () => {
+    const pack = await writeTree(join(root, 'killed'), {
+      'bin/detect': bash('echo Killed'),
+      'bin/compile': bash('echo dying\nkill -KILL $$'),
+    });
+    const source = await writeTree(join(root, 'app'), { 'a.txt': 'a' });
+    const err = await rejection(run({ source, buildpacks: [pack] }));
+    expect(err).toMatchObject({
+      code: 'FLOTILLA_BUILDPACK_COMPILE_FAILED',
+      exitCode: null,
+      signal: 'SIGKILL',
+    });
+    expect(err['output']).toContain('dying\n');
+  });
 });

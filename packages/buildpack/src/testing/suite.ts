@@ -558,6 +558,42 @@ export function runBuildpackSuite(options: BuildpackSuiteOptions): void {
         expect(again.output).not.toContain('Installing dependencies');
       });
 
+      it('nodejs: installs with npm ci when the app has a lock file', async () => {
+        const lock = {
+          name: 'locked',
+          version: '1.0.0',
+          lockfileVersion: 3,
+          requires: true,
+          packages: {
+            '': {
+              name: 'locked',
+              version: '1.0.0',
+              dependencies: { greet: 'file:./vendor/greet' },
+            },
+            'node_modules/greet': { resolved: 'vendor/greet', link: true },
+            'vendor/greet': { version: '1.0.0' },
+          },
+        };
+        const result = await run({
+          source: await app({
+            'package.json': JSON.stringify({
+              name: 'locked',
+              version: '1.0.0',
+              private: true,
+              dependencies: { greet: 'file:./vendor/greet' },
+            }),
+            'package-lock.json': JSON.stringify(lock),
+            'vendor/greet/package.json': nodeApp['vendor/greet/package.json'],
+            'vendor/greet/index.js': nodeApp['vendor/greet/index.js'],
+          }),
+        });
+        expect(result.output).toContain('-----> Installing dependencies with npm ci');
+        const dir = await extract(result);
+        expect(await readFile(join(dir, 'node_modules', 'greet', 'index.js'), 'utf8')).toBe(
+          nodeApp['vendor/greet/index.js'],
+        );
+      });
+
       it('nodejs: the default process type is npm start, and a failing build script fails the build', async () => {
         const source = await app({
           'package.json': JSON.stringify({
