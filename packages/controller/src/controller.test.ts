@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { isFlotillaError } from '@flotilla/core';
+import { isFlotillaError, systemClock } from '@flotilla/core';
 import type { ControllerEvent } from './events.js';
 import { harness, sha, type Harness } from './test-support/harness.js';
 
@@ -278,6 +278,55 @@ describe('Controller on a MemoryStore with a real scheduler and fake agents', ()
       release: 'v2',
       status: 'failed',
     });
+  });
+
+  it('a post-deploy veto deploys the release before again', async () => {
+    h = await harness();
+    await deployed(h);
+    h.controller.hooks.add('post-deploy', ({ release }) =>
+      release.config.SMOKE === 'fail' ? { veto: 'smoke test failed' } : undefined,
+    );
+    const err = await h.controller.patchConfig('demo', { SMOKE: 'fail' }).catch((e: unknown) => e);
+    expect(isFlotillaError(err, 'FLOTILLA_CONTROLLER_VETOED')).toBe(true);
+    expect((await h.controller.getApp('demo')).liveRelease).toBe('v1');
+    expect((await webJobs(h)).map((j) => j.release)).toEqual(['v1']);
+    const [again, vetoed] = await h.controller.listDeployments('demo');
+    expect([again?.release, again?.status]).toEqual(['v1', 'succeeded']);
+    expect([vetoed?.release, vetoed?.status, vetoed?.reason]).toEqual([
+      'v2',
+      'rolled-back',
+      'post-deploy hook vetoed: smoke test failed',
+    ]);
+  });
+
+  it('collects artifacts no release keeps, keeping the last ones and the live one', async () => {
+    // A clock an hour ahead: every artifact is old enough to be collected.
+    const clock = {
+      now: () => Date.now() + 3_600_000,
+      setTimeout: systemClock.setTimeout,
+      clearTimeout: systemClock.clearTimeout,
+    };
+    h = await harness({ controller: { keepReleases: 1, clock } });
+    await h.controller.createApp({ name: 'demo' });
+    const digests: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const src = await h.source({ ...WEB_APP, 'version.txt': String(i) });
+      const build = await h.controller.createBuild('demo', {
+        type: 'git',
+        dir: src,
+        sha: sha(i + 1),
+      });
+      const done = await h.controller.waitForBuild('demo', build.id);
+      if (done.artifact?.type === 'slug') digests.push(done.artifact.sha256);
+    }
+    expect(new Set(digests).size).toBe(3);
+    // Deploys collect in the background; collect once more to be sure all ran.
+    await h.controller.collectArtifacts();
+    expect((await h.artifacts.list()).map((a) => a.digest)).toEqual([digests[2]]);
+    // v1's slug is gone: rolling back to it is refused before any release is made.
+    const err = await h.controller.rollback('demo', 'v1').catch((e: unknown) => e);
+    expect(isFlotillaError(err, 'FLOTILLA_CONTROLLER_ARTIFACT_INVALID')).toBe(true);
+    expect((await h.controller.getApp('demo')).latestRelease).toBe(3);
   });
 
   it('domains: the default one, custom ones as routes, each hostname held by one app', async () => {

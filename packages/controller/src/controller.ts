@@ -835,6 +835,14 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
         { app },
       );
     const from = target;
+    const fromBuild = await this.#repo.build(app, target.build, options);
+    if (fromBuild?.status !== 'succeeded')
+      throw new ControllerError(
+        ControllerErrorCodes.NO_BUILD,
+        `the build of ${target.id} of ${app} did not succeed`,
+        { app },
+      );
+    await this.#deployer.requireArtifact(fromBuild);
     const release = await this.#repo.allocateRelease(app, () =>
       compact<ReleaseDraft>({
         build: from.build,
@@ -1143,6 +1151,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
         `build ${release.build} of ${app} has no artifact`,
         { app },
       );
+    await this.#deployer.requireArtifact(build);
     const artifact = this.#deployer.clusterRecord(release, build, release.id).artifact;
     const jobId = `${app}.run.${newId('r').slice(2)}`;
     const handle = await runner.start(

@@ -115,6 +115,17 @@ export class Deployer {
     return this.ctx.sizes[size] ?? (this.ctx.sizes[this.ctx.defaultSize] as Resources);
   }
 
+  /** Refuses a build whose slug is no longer in the artifact store (collected). */
+  async requireArtifact(build: Build): Promise<void> {
+    const a = build.artifact;
+    if (a?.type === 'slug' && (await this.ctx.artifacts.stat(a.sha256)) === undefined)
+      throw new ControllerError(
+        ControllerErrorCodes.ARTIFACT_INVALID,
+        `the slug of build ${build.id} of ${build.app} (sha256 ${a.sha256.slice(0, 12)}) is no longer stored (collected: only the last releases keep theirs): build again`,
+        { app: build.app },
+      );
+  }
+
   /** The record hosts read for a release of a build. */
   clusterRecord(release: Release, build: Build, clusterId: string): ReleaseRecord {
     const artifact = build.artifact;
@@ -206,6 +217,7 @@ export class Deployer {
             app: appName,
           },
         );
+      await this.requireArtifact(build);
       const clusterId = await this.#writeRecord(app, release, build, kind);
       const deployment: Deployment = {
         id: newId('d'),
