@@ -641,6 +641,14 @@ export function runBuildpackSuite(options: BuildpackSuiteOptions): void {
         expect((await get(port, '/../secret.txt')).status).toBe(404);
         expect((await get(port, '/%2e%2e/secret.txt')).status).toBe(404);
         expect((await get(port, '/.flotilla-static/server.mjs')).status).toBe(404);
+
+        const outside = await app(
+          { 'index.html': 'x', 'static.json': JSON.stringify({ root: '..' }) },
+          'outside',
+        );
+        const err = await rejection(run({ source: outside }));
+        expect(err['code']).toBe('FLOTILLA_BUILDPACK_COMPILE_FAILED');
+        expect(err['output']).toContain('static.json is not valid: root ".." is outside the app');
       });
 
       it('procfile: an app whose Procfile names everything builds with nothing compiled', async () => {

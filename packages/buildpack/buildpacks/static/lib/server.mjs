@@ -19,6 +19,11 @@ try {
 const root = fs.realpathSync(
   path.resolve(app, typeof config.root === 'string' ? config.root : '.'),
 );
+const realApp = fs.realpathSync(app);
+if (root !== realApp && !root.startsWith(realApp + path.sep)) {
+  console.error(`static.json: root ${JSON.stringify(config.root)} is outside the app`);
+  process.exit(1);
+}
 const cleanUrls = config.clean_urls === true;
 const port = Number(process.env.PORT);
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
