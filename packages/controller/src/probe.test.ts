@@ -287,6 +287,35 @@ describe('bad input that reaches the build', () => {
     expect(await h.artifacts.list()).toEqual([]);
   });
 
+  it('a builder flooding its output is kept to 4 MiB, a line without newline split at 16 KiB', async () => {
+    h = await harness({
+      controller: {
+        builder: {
+          build: async (input) => {
+            input.onOutput('x'.repeat(40 * 1024)); // one line, no newline yet
+            input.onOutput('\n');
+            const chunk = `${'y'.repeat(1023)}\n`.repeat(64);
+            for (let i = 0; i < 100; i++) input.onOutput(chunk); // 6.4 MiB
+            return new ProcfileBuilder().build(input);
+          },
+        },
+      },
+    });
+    await h.controller.createApp({ name: 'demo' });
+    const build = await h.controller.createBuild('demo', {
+      type: 'git',
+      dir: await h.source(WEB_APP),
+      sha: sha(1),
+    });
+    const lines: string[] = [];
+    for await (const l of h.controller.buildOutput('demo', build.id)) lines.push(l.line);
+    expect(lines.slice(1, 4).map((l) => l.length)).toEqual([16 * 1024, 16 * 1024, 8 * 1024]);
+    const bytes = lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
+    expect(bytes).toBeLessThan(4 * 1024 * 1024 + 64 * 1024);
+    expect(lines[lines.length - 1]).toMatch(/output truncated/);
+    expect((await h.controller.getBuild('demo', build.id)).status).toBe('succeeded');
+  });
+
   it('config larger than a release can hold is refused up front', async () => {
     h = await harness();
     await h.controller.createApp({ name: 'demo' });
