@@ -99,6 +99,10 @@ export async function startServer(o: StartOptions = {}): Promise<TestServer> {
     FLOTILLA_TOKEN: token,
     FLOTILLA_DATA_DIR: '',
     GIT_TERMINAL_PROMPT: '0',
+    GIT_AUTHOR_NAME: 'e2e',
+    GIT_AUTHOR_EMAIL: 'e2e@flotilla.test',
+    GIT_COMMITTER_NAME: 'e2e',
+    GIT_COMMITTER_EMAIL: 'e2e@flotilla.test',
     GIT_CONFIG_NOSYSTEM: '1',
   };
   let stopped: Promise<void> | undefined;
