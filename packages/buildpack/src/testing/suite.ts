@@ -394,6 +394,72 @@ export function runBuildpackSuite(options: BuildpackSuiteOptions): void {
       });
     });
 
+    describe('public buildpacks', () => {
+      it('runs one written as Heroku writes theirs: strict bash, lib/ from its dir, curl, tar, sed, grep, mktemp, HOME', async () => {
+        const bp = join(root, 'packs', 'heroku-style');
+        await writeTree(join(root, 'tool'), {
+          'bin/hello': bash('echo "hello from the vendored tool"'),
+        });
+        await mkdir(join(bp, 'vendor'), { recursive: true });
+        await new Promise<void>((resolve, reject) => {
+          const tar = spawn(
+            'tar',
+            ['czf', join(bp, 'vendor', 'tool.tgz'), '-C', join(root, 'tool'), 'bin'],
+            {
+              stdio: 'ignore',
+            },
+          );
+          tar.on('error', reject);
+          tar.on('exit', (code) =>
+            code === 0 ? resolve() : reject(new Error(`tar exited ${code}`)),
+          );
+        });
+        await pack('heroku-style', {
+          'bin/detect': bash('[ -f "$1/tool.txt" ] && echo "Heroku Style" || exit 1'),
+          'lib/output.sh': [
+            'topic() { echo "-----> $*"; }',
+            "indent() { sed -u 's/^/       /'; }",
+            '',
+          ].join('\n'),
+          'bin/compile': bash(
+            [
+              'set -euo pipefail',
+              'BUILD_DIR=${1:-}',
+              'CACHE_DIR=${2:-}',
+              'ENV_DIR=${3:-}',
+              'BP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")"; cd ..; pwd)',
+              'source "$BP_DIR/lib/output.sh"',
+              'topic "Installing tool for $STACK"',
+              'tmp=$(mktemp -d)',
+              'curl -fsSL --retry 1 "file://$BP_DIR/vendor/tool.tgz" -o "$tmp/tool.tgz"',
+              'mkdir -p "$BUILD_DIR/.heroku/tool"',
+              'tar xzf "$tmp/tool.tgz" -C "$BUILD_DIR/.heroku/tool"',
+              'version=$(grep -E "^version=" "$BUILD_DIR/tool.txt" | sed -e "s/^version=//")',
+              'echo "tool $version" | indent',
+              'mkdir -p "$HOME/.config" "$CACHE_DIR/downloads" "$BUILD_DIR/.profile.d"',
+              'cp "$tmp/tool.tgz" "$CACHE_DIR/downloads/"',
+              'echo \'export PATH="$HOME/.heroku/tool/bin:$PATH"\' > "$BUILD_DIR/.profile.d/tool.sh"',
+              'echo "export PATH=\\"$BUILD_DIR/.heroku/tool/bin:\\$PATH\\"" > "$BP_DIR/export"',
+              '"$BUILD_DIR/.heroku/tool/bin/hello" > "$BUILD_DIR/said"',
+              '[ -d "$ENV_DIR" ]',
+            ].join('\n'),
+          ),
+        });
+        const cacheDir = join(root, 'cache');
+        const result = await run({
+          source: await app({ 'tool.txt': 'name=tool\nversion=1.2.3\n' }),
+          buildpacks: [bp],
+          cacheDir,
+        });
+        expect(result.output).toContain(
+          '-----> Installing tool for heroku-24\n       tool 1.2.3\n',
+        );
+        const dir = await extract(result);
+        expect(await readFile(join(dir, 'said'), 'utf8')).toBe('hello from the vendored tool\n');
+        expect(await readdir(join(cacheDir, 'downloads'))).toEqual(['tool.tgz']);
+      });
+    });
+
     describe('stopping a build', () => {
       /** A compile that starts a background process holding a FIFO open, then waits. */
       const hanging = (): Promise<string> =>
