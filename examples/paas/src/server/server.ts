@@ -127,15 +127,6 @@ export class FlotillaServer implements AsyncDisposable {
     }
     const apiBase = (): string => apiUrl ?? '';
 
-    if (config.roles.scheduler) {
-      const scheduler = new Scheduler({ store, logger: logger.child({ c: 'scheduler' }) });
-      scheduler.on('crashloop', (c) =>
-        logger.warn({ crashloop: c }, 'a process type keeps crashing'),
-      );
-      await scheduler.start();
-      closers.push({ name: 'scheduler', close: () => scheduler.close() });
-    }
-
     const single = config.store.kind === 'sqlite';
     const cache = new ArtifactCache({ dir: dir('cache'), token });
     let driver: Driver | undefined;
@@ -179,6 +170,16 @@ export class FlotillaServer implements AsyncDisposable {
         name: 'host agent',
         close: () => agent.close(config.stopJobsOnExit ? { stopJobs: true } : {}),
       });
+    }
+
+    // After the agent: it sees this host at once, and closes first (no 'host lapsed' at exit).
+    if (config.roles.scheduler) {
+      const scheduler = new Scheduler({ store, logger: logger.child({ c: 'scheduler' }) });
+      scheduler.on('crashloop', (c) =>
+        logger.warn({ crashloop: c }, 'a process type keeps crashing'),
+      );
+      await scheduler.start();
+      closers.push({ name: 'scheduler', close: () => scheduler.close() });
     }
 
     let routerUrl: string | undefined;
