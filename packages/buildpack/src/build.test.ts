@@ -4,6 +4,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -502,5 +503,24 @@ describe('probes', () => {
       signal: 'SIGKILL',
     });
     expect(err['output']).toContain('dying\n');
+  });
+
+  it('an abort while git clones kills git and its helpers, and leaves nothing behind', async () => {
+    let connected!: (socket: Socket) => void;
+    const isConnected = new Promise<Socket>((resolve) => (connected = resolve));
+    const server = createServer((req) => connected(req.socket)); // never answers
+    servers.push(server);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/pack.git`;
+    const source = await writeTree(join(root, 'app'), { 'a.txt': 'a' });
+    const controller = new AbortController();
+    const building = run({ source, buildpacks: [url], signal: controller.signal });
+    const socket = await isConnected;
+    const closed = once(socket, 'close');
+    controller.abort(new Error('no more'));
+    expect(((await rejection(building)) as unknown as Error).message).toBe('no more');
+    await closed; // git-remote-http, which held the connection, is gone
+    expect(await readdir(join(root, 'work'))).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 // Getting a buildpack onto the host, into a directory of the build's own: a bundled one or a
 // local directory is copied, a git URL cloned (optional #ref), a .tgz (path or http(s) URL)
 // downloaded and extracted with @flotilla/slug's checks. The executor never fetches.
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { chmod, cp, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
@@ -209,18 +209,39 @@ async function clone(
     GIT_ALLOW_PROTOCOL: 'file:git:http:https:ssh',
     GIT_CONFIG_NOSYSTEM: '1',
   };
+  // git runs in a process group of its own, killed whole on abort: its remote helpers
+  // (git-remote-http, ssh) outlived a git killed alone.
   const git = (args: string[]): Promise<void> =>
     new Promise((resolve, reject) => {
-      execFile(
-        'git',
-        args,
-        { env, maxBuffer: 4 * 1024 * 1024, ...(signal === undefined ? {} : { signal }) },
-        (err, _stdout, stderr) => {
-          if (signal?.aborted === true) reject(signal.reason as Error);
-          else if (err) reject(Object.assign(err, { stderr: String(stderr) }));
-          else resolve();
-        },
+      const child = spawn('git', args, {
+        env,
+        detached: true,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.setEncoding('utf8');
+      child.stderr.on('data', (d: string) => {
+        if (stderr.length < 64 * 1024) stderr += d;
+      });
+      const kill = (): void => {
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // gone already
+        }
+      };
+      const settle = (err: Error | undefined): void => {
+        signal?.removeEventListener('abort', kill);
+        if (signal?.aborted === true) reject(signal.reason as Error);
+        else if (err) reject(Object.assign(err, { stderr }));
+        else resolve();
+      };
+      child.once('error', (err) => settle(err));
+      child.once('close', (code, sig) =>
+        settle(code === 0 ? undefined : new Error(`git ${args[0]} ended with ${code ?? sig}`)),
       );
+      if (signal?.aborted === true) kill();
+      else signal?.addEventListener('abort', kill, { once: true });
     });
   const why = (err: unknown): string =>
     ((err as { stderr?: string }).stderr ?? (err as Error).message)

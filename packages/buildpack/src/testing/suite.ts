@@ -506,6 +506,7 @@ export function runBuildpackSuite(options: BuildpackSuiteOptions): void {
         expect((err as unknown as Error).message).toBe('stop it');
         await gone;
         expect(await lsWork()).toEqual([]);
+        expect(await readdir(cacheDir)).not.toContain('.flotilla-build.lock');
       });
 
       it('times out with FLOTILLA_BUILDPACK_TIMEOUT and kills everything the step started', async () => {
