@@ -321,6 +321,48 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
     }
   });
 
+  it('publishes a job that became healthy while the store was partitioned once it heals', async () => {
+    await release();
+    const view = new PartitionableStore(store);
+    const viewDiscovery = new Discovery({ store: view });
+    const a = await agent('h1', { store: view, discovery: viewDiscovery, heartbeatTtlMs: 60_000 });
+    // Cut off the moment the job runs: its health check passes while the store is unreachable.
+    a.on('started', () => (view.partitioned = true));
+    a.on('error', () => undefined);
+    // Seen from discovery: the job's registration was tried, and refused.
+    let refusedOnce!: () => void;
+    const refused = new Promise<void>((resolve) => (refusedOnce = resolve));
+    const register = viewDiscovery.register.bind(viewDiscovery);
+    viewDiscovery.register = async (options) => {
+      try {
+        return await register(options);
+      } catch (err) {
+        refusedOnce();
+        throw err;
+      }
+    };
+    const ac = new AbortController();
+    try {
+      await a.start();
+      const events = discovery.watch('demo-web', { signal: ac.signal })[Symbol.asyncIterator]();
+      expect((await events.next()).value).toMatchObject({ kind: 'current', instances: [] });
+      const ready = once(a, 'ready', 'web.pp');
+      await assign('h1', 'web.pp');
+      await refused;
+      view.partitioned = false;
+      expect((await events.next()).value).toMatchObject({
+        kind: 'up',
+        instance: { id: 'web.pp', ready: true },
+      });
+      await ready;
+    } finally {
+      ac.abort();
+      await a.close({ stopJobs: true });
+      agents.splice(agents.indexOf(a), 1);
+      await viewDiscovery.close();
+    }
+  });
+
   it('refuses a tampered artifact: the job is reported crashed and nothing is extracted', async () => {
     await release({ sha256: 'f'.repeat(64) });
     const a = await agent();
