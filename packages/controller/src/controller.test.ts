@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { isFlotillaError, systemClock } from '@flotilla/core';
 import type { ControllerEvent } from './events.js';
+import { ProcfileBuilder } from './procfile-builder.js';
 import { harness, sha, type Harness } from './test-support/harness.js';
 
 const WEB_APP = {
@@ -241,6 +242,47 @@ describe('Controller on a MemoryStore with a real scheduler and fake agents', ()
     ).toEqual([{ cpu: 1000, memory: 1024 }]);
   });
 
+  it("builds of one app run one at a time (they share the app's cache), each released in turn", async () => {
+    let running = 0;
+    let overlapped = false;
+    const inner = new ProcfileBuilder();
+    h = await harness({
+      controller: {
+        builder: {
+          build: async (input) => {
+            running++;
+            if (running > 1) overlapped = true;
+            try {
+              await new Promise((resolve) => setTimeout(resolve, 50));
+              return await inner.build(input);
+            } finally {
+              running--;
+            }
+          },
+        },
+      },
+    });
+    await h.controller.createApp({ name: 'demo' });
+    const src = await h.source(WEB_APP);
+    const a = await h.controller.createBuild('demo', { type: 'git', dir: src, sha: sha(1) });
+    const b = await h.controller.createBuild('demo', { type: 'git', dir: src, sha: sha(2) });
+    const [da, db] = await Promise.all([
+      h.controller.waitForBuild('demo', a.id),
+      h.controller.waitForBuild('demo', b.id),
+    ]);
+    expect([da.status, da.release, db.status, db.release]).toEqual([
+      'succeeded',
+      'v1',
+      'succeeded',
+      'v2',
+    ]);
+    expect(overlapped).toBe(false);
+    const lines: string[] = [];
+    for await (const l of h.controller.buildOutput('demo', b.id)) lines.push(l.line);
+    expect(lines[0]).toBe('-----> Waiting for the build of demo before this one');
+    expect((await h.controller.getApp('demo')).liveRelease).toBe('v2');
+  });
+
   it('hooks veto steps with a reason', async () => {
     h = await harness();
     await h.controller.createApp({ name: 'demo' });
@@ -327,6 +369,39 @@ describe('Controller on a MemoryStore with a real scheduler and fake agents', ()
     const err = await h.controller.rollback('demo', 'v1').catch((e: unknown) => e);
     expect(isFlotillaError(err, 'FLOTILLA_CONTROLLER_ARTIFACT_INVALID')).toBe(true);
     expect((await h.controller.getApp('demo')).latestRelease).toBe(3);
+  });
+
+  it('keeps the output of the newest 20 builds, older ones pruned to one ended line', async () => {
+    h = await harness();
+    await h.controller.createApp({ name: 'demo' });
+    const src = await h.source(WEB_APP);
+    const ids: string[] = [];
+    for (let i = 0; i < 22; i++) {
+      const b = await h.controller.createBuild(
+        'demo',
+        { type: 'git', dir: src, sha: sha(i + 1) },
+        { deploy: false },
+      );
+      await h.controller.waitForBuild('demo', b.id);
+      ids.push(b.id);
+    }
+    await h.controller.collectArtifacts();
+    const read = async (id: string): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const l of cur().controller.buildOutput('demo', id)) out.push(l.line);
+      return out;
+    };
+    expect(await read(ids[0] as string)).toEqual([
+      '(output pruned: only the newest builds keep theirs)',
+    ]);
+    expect(await read(ids[1] as string)).toEqual([
+      '(output pruned: only the newest builds keep theirs)',
+    ]);
+    expect((await read(ids[2] as string)).length).toBeGreaterThan(2);
+    await h.controller.collectArtifacts(); // again: nothing changes
+    expect(await read(ids[0] as string)).toEqual([
+      '(output pruned: only the newest builds keep theirs)',
+    ]);
   });
 
   it('domains: the default one, custom ones as routes, each hostname held by one app', async () => {

@@ -47,7 +47,13 @@ import type { OneOffHandle, OneOffRunner, OneOffSpec, RunOptions } from './one-o
 import type { Release, ReleaseOptions } from './release.js';
 import type { RouteTableLike } from './route-table.js';
 import { BuildOutputWriter, readOutput } from './internal/build-output.js';
-import { checkSource, defaultBuilder, failureReason, runBuild } from './internal/build-runner.js';
+import {
+  checkSource,
+  defaultBuilder,
+  failureReason,
+  runBuild,
+  untilAborted,
+} from './internal/build-runner.js';
 import { compact } from './internal/check.js';
 import { Deployer } from './internal/deployer.js';
 import { eventStream } from './internal/event-stream.js';
@@ -162,6 +168,8 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   readonly #closing = new AbortController();
   /** Builds running here: their cancel and their end. */
   readonly #builds = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  /** Per app, the end of the last build queued here. */
+  readonly #buildQueue = new Map<string, Promise<void>>();
   #routes: Promise<RouteTableLike> | undefined;
   #builder: Promise<Builder> | undefined;
   #state: ControllerState = 'idle';
@@ -614,7 +622,17 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   ): Promise<void> {
     const { app } = build;
     let succeeded: Build | undefined;
+    // One build of an app at a time here: builds share the app's cache directory.
+    const previous = this.#buildQueue.get(app);
+    let finished!: () => void;
+    const turn = new Promise<void>((resolve) => (finished = resolve));
+    const queued = (previous ?? Promise.resolve()).then(() => turn);
+    this.#buildQueue.set(app, queued);
     try {
+      if (previous !== undefined) {
+        out.line(`-----> Waiting for the build of ${app} before this one`);
+        await untilAborted(previous, signal);
+      }
       const current = await this.#repo.app(app);
       const latest =
         current === undefined || current.record.seq === 0
@@ -686,6 +704,8 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
       if (succeeded === undefined) await this.#failBuild(build, err, out);
       else out.line(`-----> Deploy failed: ${failureReason(err)}`);
     } finally {
+      finished();
+      if (this.#buildQueue.get(app) === queued) this.#buildQueue.delete(app);
       await out.end();
     }
   }
@@ -1267,7 +1287,8 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   }
 
   /**
-   * Collects artifacts no app keeps: each app keeps those of its last `keepReleases` releases,
+   * Collects artifacts no app keeps, and the stored output of each app's finished builds but
+   * the newest `max(keepReleases, 20)`. Each app keeps the slugs of its last `keepReleases` releases,
    * of its live release and of its last `keepReleases` builds; artifacts stored in the last ten
    * minutes are kept too (a build of another controller may not have recorded its own yet).
    * Resolves with the digests deleted.
@@ -1289,8 +1310,12 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
         const a = r.build === undefined ? undefined : byId.get(r.build)?.artifact;
         if (a?.type === 'slug') keep.add(a.sha256);
       }
-      for (const b of [...builds].sort((x, y) => x.createdAt - y.createdAt).slice(-n))
-        if (b.artifact?.type === 'slug') keep.add(b.artifact.sha256);
+      const byAge = [...builds].sort((x, y) => x.createdAt - y.createdAt);
+      for (const b of byAge.slice(-n)) if (b.artifact?.type === 'slug') keep.add(b.artifact.sha256);
+      // The stored output of finished builds older than the newest ones goes too.
+      for (const b of byAge.slice(0, Math.max(0, byAge.length - Math.max(n, KEEP_BUILD_OUTPUTS))))
+        if (b.status === 'succeeded' || b.status === 'failed')
+          await this.#pruneOutput(app.name, b.id, options);
     }
     const deleted: string[] = [];
     const fresh = this.#o.clock.now() - 10 * 60_000;
@@ -1299,6 +1324,26 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
       if (await this.#o.artifacts.delete(a.digest)) deleted.push(a.digest);
     }
     return deleted;
+  }
+
+  /** Replaces a build's stored output with one ended line saying it was pruned (once). */
+  async #pruneOutput(app: string, build: string, options: CallOptions): Promise<void> {
+    const first = this.#keys.output(app, build, 0);
+    const kvs = await this.#repo.listAll(this.#keys.outputOf(app, build), options);
+    if (kvs.length === 1 && kvs[0]?.value.includes('"pruned":true')) return;
+    const line = {
+      seq: 0,
+      time: this.#o.clock.now(),
+      line: '(output pruned: only the newest builds keep theirs)',
+    };
+    // The first chunk becomes the whole output (ended), then the others go: a follower sees
+    // an ended output at every step.
+    await this.#store.put(
+      first,
+      JSON.stringify({ lines: [line], end: true, pruned: true }),
+      options,
+    );
+    for (const kv of kvs) if (kv.key !== first) await this.#store.delete(kv.key, options);
   }
 
   // --- events --------------------------------------------------------------------------------
@@ -1429,6 +1474,9 @@ function resolveOptions(o: ControllerOptions): ResolvedOptions {
     logger: o.logger ?? silentLogger,
   };
 }
+
+/** Builds per app whose output is kept at least. */
+const KEEP_BUILD_OUTPUTS = 20;
 
 function toApp(r: AppRecord): App {
   return {

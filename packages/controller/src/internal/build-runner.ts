@@ -252,7 +252,7 @@ export async function defaultBuilder(): Promise<Builder> {
  * A builder's promise, or the signal's reason as soon as it aborts: a builder that ignores its
  * signal must not keep a cancelled build (or the controller's close()) waiting.
  */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+export function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(signal.reason as Error);
     if (signal.aborted) onAbort();
