@@ -523,4 +523,23 @@ describe('probes', () => {
     await closed; // git-remote-http, which held the connection, is gone
     expect(await readdir(join(root, 'work'))).toEqual([]);
   });
+
+  it("never reads the app's control files through a symlink (their lines would reach the output)", async () => {
+    for (const name of ['Procfile', '.buildpacks', '.slugignore']) {
+      const source = await writeTree(join(root, `app-${name}`), { 'index.html': 'x' });
+      execFileSync('ln', ['-s', '/etc/passwd', join(source, name)]);
+      const lines: string[] = [];
+      const err = await rejection(run({ source, onOutput: (l) => lines.push(l) }));
+      expect(err['code'], name).toBe('FLOTILLA_BUILDPACK_INVALID_SOURCE');
+      expect(err['message']).toContain(`${name} is a symlink`);
+      expect(lines.join('\n')).not.toContain('root:');
+    }
+    const big = await writeTree(join(root, 'big'), {
+      Procfile: `web: x\n${'#'.repeat(2 * 1024 * 1024)}`,
+    });
+    expect((await rejection(run({ source: big })))['code']).toBe(
+      'FLOTILLA_BUILDPACK_INVALID_SOURCE',
+    );
+    expect(await readdir(join(root, 'work'))).toEqual([]);
+  });
 });

@@ -1,9 +1,10 @@
 // After compile: the last buildpack's bin/release, the Procfile, and the legacy config_vars
 // written as .profile.d defaults.
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseProcfile } from '@flotilla/procfile';
 import { BuildpackError, BuildpackErrorCodes } from '../errors.js';
+import { readAppFile } from './app-file.js';
 import type { OutputLog } from './output.js';
 import { parseRelease, type ReleaseInfo } from './release-yaml.js';
 import { configVarsScript } from './shell.js';
@@ -81,7 +82,7 @@ async function processTypesOf(
 ): Promise<Record<string, string>> {
   log.step('Discovering process types');
   const types: Record<string, string> = { ...release.defaultProcessTypes };
-  const text = await readFile(join(buildDir, 'Procfile'), 'utf8').catch(() => undefined);
+  const text = await readAppFile(buildDir, 'Procfile');
   if (text !== undefined) {
     const procfile = parseProcfile(text);
     for (const w of procfile.warnings) log.warn(`Procfile line ${w.line}: ${w.message}`);

@@ -1,7 +1,6 @@
 // The app's own choice of buildpacks: BUILDPACK_URL in its config, or a .buildpacks file.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { BuildpackError, BuildpackErrorCodes } from '../errors.js';
+import { readAppFile } from './app-file.js';
 import { parseBuildpackSpec } from './fetch.js';
 import type { OutputLog } from './output.js';
 
@@ -38,7 +37,7 @@ export async function selectedBuildpacks(
     check(url, 'BUILDPACK_URL');
     return [url];
   }
-  const text = await readFile(join(source, '.buildpacks'), 'utf8').catch(() => undefined);
+  const text = await readAppFile(source, '.buildpacks');
   if (text === undefined) return undefined;
   const specs = text
     .split('\n')

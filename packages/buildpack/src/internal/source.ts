@@ -2,10 +2,14 @@
 // names (gitignore syntax, read from the source's root).
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { copyFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import ignore from 'ignore';
 import { BuildpackError, BuildpackErrorCodes } from '../errors.js';
+import { readAppFile } from './app-file.js';
+
+/** Files up to this size are copied with a synchronous call. */
+const SMALL_FILE = 256 * 1024;
 
 /** Copies `source` into the existing, empty `dest`; returns how many entries it copied. */
 export async function copySource(
@@ -13,14 +17,7 @@ export async function copySource(
   dest: string,
   signal: AbortSignal | undefined,
 ): Promise<{ entries: number; ignored: number }> {
-  const slugignore = await readFile(join(source, '.slugignore'), 'utf8').catch((err: unknown) => {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return '';
-    throw new BuildpackError(
-      BuildpackErrorCodes.INVALID_SOURCE,
-      `cannot read ${join(source, '.slugignore')}: ${(err as Error).message}`,
-      { path: join(source, '.slugignore'), cause: err },
-    );
-  });
+  const slugignore = (await readAppFile(source, '.slugignore')) ?? '';
   const ig = ignore().add(slugignore);
   let entries = 0;
   let ignored = 0;
@@ -44,7 +41,9 @@ export async function copySource(
         fs.mkdirSync(to, { mode: (st.mode & 0o777) | 0o700 });
         await visit(path);
       } else if (st.isFile()) {
-        fs.copyFileSync(from, to, fs.constants.COPYFILE_FICLONE);
+        // Large files go through the thread pool, so as not to hold the event loop.
+        if (st.size <= SMALL_FILE) fs.copyFileSync(from, to, fs.constants.COPYFILE_FICLONE);
+        else await copyFile(from, to, fs.constants.COPYFILE_FICLONE);
       } else if (st.isSymbolicLink()) {
         fs.symlinkSync(fs.readlinkSync(from), to);
       } else {
