@@ -30,8 +30,13 @@ export function gitDeployRoutes(routes: Routes, d: ApiDeps): void {
       out.write(formatDeployLine({ kind: 'output', line }));
     try {
       await say(`-----> Building ${app} from ${commit.slice(0, 7)}...`);
-      // The push waits for the deploy; a client that goes away (ctrl-c) does not cancel it.
-      const build = await d.controller.createBuild(app, { type: 'git', dir, sha: commit });
+      // A push given up (ctrl-c: git, then the hook, go away) cancels its build: the ref does
+      // not move, so neither may what serves.
+      const build = await d.controller.createBuild(
+        app,
+        { type: 'git', dir, sha: commit },
+        { signal },
+      );
       for await (const l of d.controller.buildOutput(app, build.id, { follow: true })) {
         await say(l.line);
       }

@@ -51,7 +51,21 @@ export function serveGit(
   if (typeof protocol === 'string') env.GIT_PROTOCOL = protocol;
 
   return new Promise<void>((resolve) => {
-    const child = spawn('git', ['http-backend'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // A process group of its own: a push given up is ended whole, receive-pack and its hook
+    // included (the hook is what builds; git does not pass signals on to hooks).
+    const child = spawn('git', ['http-backend'], {
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
+    const killGroup = (): void => {
+      if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    };
     let head = Buffer.alloc(0);
     let headersSent = false;
     let stderr = '';
@@ -85,7 +99,7 @@ export function serveGit(
       }
       if (end < 0) {
         if (head.length > 65536) {
-          child.kill('SIGKILL');
+          killGroup();
           fail(502, 'git http-backend sent no headers');
         }
         return;
@@ -116,9 +130,11 @@ export function serveGit(
     });
     req.pipe(child.stdin);
     child.stdin.on('error', () => undefined);
-    req.on('aborted', () => child.kill('SIGTERM'));
-    res.on('close', () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-    });
+    // The client went away: its socket closed, or ended (HTTP clients never half-close, and
+    // an idle push, a build printing nothing, would otherwise only notice at its next write).
+    req.on('aborted', killGroup);
+    res.on('close', killGroup);
+    req.socket.once('end', killGroup);
+    child.on('close', () => req.socket.off('end', killGroup));
   });
 }

@@ -59,7 +59,12 @@ export class ApiServer {
     const started = performance.now();
     const url = new URL(req.url ?? '/', 'http://localhost');
     const ac = new AbortController();
-    res.on('close', () => ac.abort());
+    const abort = (): void => ac.abort(new Error('the client went away'));
+    res.on('close', abort);
+    // A client that closed its socket while the answer streams (a log follow, a push's hook)
+    // shows as the socket's end: HTTP clients never half-close.
+    req.socket.once('end', abort);
+    res.once('finish', () => req.socket.off('end', abort));
     try {
       const raw = this.#raw.find((r) => url.pathname.startsWith(r.prefix));
       if (!tokenMatches(this.#o.token, presentedSecret(req))) {
