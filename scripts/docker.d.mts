@@ -7,10 +7,16 @@ export function findDockerd(): string | undefined;
 export function aptInstall(packages: string[], missing: string): boolean;
 export function pingDocker(socketPath: string, timeoutMs?: number): Promise<boolean>;
 /** Starts or joins our own dockerd under `dir` (default /tmp/flotilla-dockerd). */
-export function startDockerd(options?: { dir?: string; storageDriver?: string }): Promise<{
+export function startDockerd(options?: {
+  dir?: string;
+  storageDriver?: string;
+  extraArgs?: string[];
+}): Promise<{
   socketPath: string;
   dir: string;
   started: boolean;
+  /** The daemon's pid while it runs. */
+  readonly pid: number | undefined;
   stop: () => Promise<void>;
 }>;
 /** The dockerd to test against: FLOTILLA_DOCKER_HOST, the system's, or our own. */

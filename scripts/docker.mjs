@@ -159,18 +159,22 @@ function daemonPid(dir) {
   }
 }
 
-async function waitAnswering(socketPath, pid, logFile, timeoutMs) {
+async function waitAnswering(socketPath, pid, logFile, logStart, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await pingDocker(socketPath, 1000)) return;
     if (pid !== undefined && !alive(pid)) break;
     await sleep(100);
   }
-  const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-3000) : '';
-  throw new Error(`dockerd did not answer on ${socketPath} within ${timeoutMs} ms:\n${log}`);
+  const log = existsSync(logFile)
+    ? readFileSync(logFile).subarray(logStart).toString().slice(-3000)
+    : '';
+  const err = new Error(`dockerd did not answer on ${socketPath} within ${timeoutMs} ms:\n${log}`);
+  err.overlayFailed = /overlay/i.test(log) && /(not supported|failed|error)/i.test(log);
+  throw err;
 }
 
-async function launch(dir, storageDriver) {
+async function launch(dir, storageDriver, extraArgs = []) {
   let bin = findDockerd();
   if (bin === undefined) {
     aptInstall(['docker.io'], DOCKERD_MISSING);
@@ -186,7 +190,9 @@ async function launch(dir, storageDriver) {
   const socketPath = join(dir, 'docker.sock');
   const logFile = join(dir, 'dockerd.log');
   rmSync(socketPath, { force: true });
-  const out = openSync(logFile, 'w');
+  // appended: a failed start's reasons stay readable after the next attempt
+  const out = openSync(logFile, 'a');
+  const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
   const child = spawn(
     bin,
     [
@@ -203,12 +209,13 @@ async function launch(dir, storageDriver) {
       // no registry is reachable; nothing of ours pulls, and no daemon-wide features are needed
       '--log-level',
       'warn',
+      ...extraArgs,
     ],
     { detached: true, stdio: ['ignore', out, out] },
   );
   closeSync(out);
   child.unref();
-  await waitAnswering(socketPath, child.pid, logFile, 60_000);
+  await waitAnswering(socketPath, child.pid, logFile, logStart, 60_000);
   return socketPath;
 }
 
@@ -226,9 +233,10 @@ async function stopDaemon(dir) {
 
 /**
  * Starts (or joins) the dockerd of our own in `dir` and counts this process as a user of it.
+ * Two daemons at once on one host fight over docker0 and iptables: use one.
  *
- * @param {{ dir?: string, storageDriver?: string }} [options]
- * @returns {Promise<{ socketPath: string, dir: string, started: boolean, stop: () => Promise<void> }>}
+ * @param {{ dir?: string, storageDriver?: string, extraArgs?: string[] }} [options]
+ * @returns {Promise<{ socketPath: string, dir: string, started: boolean, pid: number | undefined, stop: () => Promise<void> }>}
  */
 export async function startDockerd(options = {}) {
   const dir = options.dir ?? process.env.FLOTILLA_DOCKERD_DIR ?? '/tmp/flotilla-dockerd';
@@ -246,13 +254,14 @@ export async function startDockerd(options = {}) {
     const forced = options.storageDriver ?? process.env.FLOTILLA_DOCKERD_STORAGE;
     let s;
     try {
-      s = await launch(dir, forced ?? 'overlay2');
+      s = await launch(dir, forced ?? 'overlay2', options.extraArgs);
     } catch (err) {
-      if (forced !== undefined) throw err;
+      // only when overlay itself failed: a data root with overlay2 images must not go vfs
+      if (forced !== undefined || !err.overlayFailed) throw err;
       // overlay2 cannot be mounted in some sandboxes (overlay on overlay): vfs copies instead
       await stopDaemon(dir);
       console.log(`> dockerd: overlay2 failed, trying --storage-driver vfs`);
-      s = await launch(dir, 'vfs');
+      s = await launch(dir, 'vfs', options.extraArgs);
     }
     started = true;
     writeFileSync(userFile, '');
@@ -263,6 +272,10 @@ export async function startDockerd(options = {}) {
     socketPath,
     dir,
     started,
+    /** The daemon's pid, while it runs. */
+    get pid() {
+      return daemonPid(dir);
+    },
     stop: () =>
       (stopped ??= withLock(dir, async () => {
         rmSync(userFile, { force: true });

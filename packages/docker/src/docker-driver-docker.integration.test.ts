@@ -14,7 +14,11 @@ import {
   sweepDocker,
   testRunId,
 } from '../../../test/support/docker.js';
-import { DockerDriver, type DockerDriverOptions } from './docker-driver.js';
+import {
+  DockerDriver,
+  type DockerDriverClient,
+  type DockerDriverOptions,
+} from './docker-driver.js';
 import { createStackImage } from './stack-image.js';
 
 const runId = testRunId('driver-docker');
@@ -336,6 +340,53 @@ describe('DockerDriver', () => {
       'FLOTILLA_DOCKER_ENGINE',
     );
     expect((err as unknown as { retryable: boolean }).retryable).toBe(true);
+  });
+
+  it('a stop dockerd did not take fails retryably, and a later stop stops the job', async () => {
+    // the real dockerd, but its first kill refused as by a dockerd that went away
+    let refuse = 1;
+    const flaky: DockerDriverClient = {
+      createContainer: docker.createContainer.bind(docker),
+      listContainers: docker.listContainers.bind(docker),
+      getImage: docker.getImage.bind(docker),
+      getContainer: (id: string) => {
+        const c = docker.getContainer(id);
+        const kill = c.kill.bind(c);
+        c.kill = (async (opts: object) => {
+          if (refuse-- > 0)
+            throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+          return kill(opts);
+        }) as typeof c.kill;
+        return c;
+      },
+    };
+    const driver = await open({ docker: flaky });
+    const errors: Error[] = [];
+    driver.on('error', (e) => errors.push(e));
+    const s = spec('echo up; sleep 1000');
+    await driver.start(s);
+    const err = await expectCode(driver.stop(s.id, { graceMs: 1000 }), 'FLOTILLA_DOCKER_ENGINE');
+    expect((err as unknown as { retryable: boolean }).retryable).toBe(true);
+    expect(errors).toEqual([err]);
+    expect((await driver.inspect(s.id)).state).toBe('running');
+    expect(await driver.stop(s.id, { graceMs: 1000 })).toMatchObject({
+      reason: 'stopped',
+      signal: 'SIGTERM',
+    });
+  });
+
+  it('a stop right after start is not lost: SIGTERM reaches the job at once', async () => {
+    const driver = await open();
+    for (let i = 0; i < 5; i++) {
+      const s = spec('sleep 1000');
+      await driver.start(s);
+      const t0 = performance.now();
+      expect(await driver.stop(s.id, { graceMs: 5000 })).toMatchObject({
+        reason: 'stopped',
+        signal: 'SIGTERM',
+      });
+      expect(performance.now() - t0).toBeLessThan(4000);
+    }
   });
 
   it('close() while a stop waits out its grace: the stop finishes, then wait calls fail CLOSED', async () => {

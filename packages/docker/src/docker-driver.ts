@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { EventEmitter } from 'eventemitter3';
@@ -20,10 +20,10 @@ import {
 } from '@flotilla/host';
 import { DockerError, DockerErrorCodes, engineError } from './errors.js';
 import { chownTree } from './internal/chown-tree.js';
-import { Demuxer } from './internal/demux.js';
 import { imageExists, statusOf } from './internal/engine.js';
 import { decodeExitCode, entrypoint, FORWARDED_SIGNALS } from './internal/entrypoint.js';
 import { containerName, LABELS } from './internal/labels.js';
+import { LogFrames, sinceAfter } from './internal/log-frames.js';
 
 /** The slice of dockerode the {@link DockerDriver} uses. */
 export type DockerDriverClient = Pick<
@@ -76,8 +76,12 @@ export interface DockerDriverOptions {
 export interface DockerDriverEvents {
   /** A job ended (by itself, stopped, killed over its memory limit, or found ended at adoption). */
   exit: (id: string, status: ExitStatus) => void;
-  /** A failure that is no call's: a log stream that broke, a container gone from under a job. */
-  error: (err: HostError) => void;
+  /**
+   * A failure that is no call's, `FLOTILLA_DOCKER_ENGINE` (its `path` the job id): the log
+   * stream or the watch of a job broke off (dockerd gone; retried until it answers), a signal
+   * dockerd did not take.
+   */
+  error: (err: DockerError) => void;
 }
 
 interface Job {
@@ -239,7 +243,12 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
         { path: 'graceMs', jobId: id },
       );
     }
-    job.stopping ??= this.#stop(job, signal, grace);
+    job.stopping ??= this.#stop(job, signal, grace).catch((err: unknown) => {
+      // dockerd did not take the signal (gone?): a later stop tries again
+      job.stopping = undefined;
+      job.stopReason = undefined;
+      throw err;
+    });
     return job.stopping;
   }
 
@@ -438,6 +447,9 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
     } catch (err) {
       this.#logger.warn({ jobId: s.id, err }, 'cannot inspect a started container');
     }
+    // A PID 1 gets only the signals it has a handler for: a stop before its traps are set would
+    // be lost (and the job killed after the grace). Started means ready to be stopped.
+    if (state.Pid !== undefined && state.Pid > 0) await untilTrapsSet(state.Pid);
     const job = this.#newJob(
       {
         id: s.id,
@@ -498,57 +510,79 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
     };
   }
 
-  /** Follows a running job's output into its buffer, and its end. `tail`: for adopted jobs. */
+  /**
+   * Follows a job's output into its buffer, and its end. `tail`: for adopted jobs. When dockerd
+   * goes away (restarted, killed), both are taken up again once it answers: the log from just
+   * after the last message read, the end by waiting again; the job is not reported ended.
+   */
   #follow(job: Job, tail: number | undefined): void {
     const container = this.#docker.getContainer(job.containerId);
     const { signal } = job.watch;
-    job.logsDone = (async () => {
-      try {
-        const stream = (await container.logs({
-          follow: true,
-          stdout: true,
-          stderr: true,
-          ...(tail === undefined ? {} : { tail }),
-          abortSignal: signal,
-        } as Docker.ContainerLogsOptions & { follow: true })) as unknown as Readable;
-        const demux = new Demuxer((name, bytes) => {
-          if (!job.logs.ended) job.logs.write(name, bytes);
-        });
-        for await (const chunk of stream) demux.write(chunk as Buffer);
-      } catch (err) {
-        if (signal.aborted) return;
+    let warned = false;
+    const retry = async (attempt: number, what: string, err: unknown): Promise<void> => {
+      if (!warned) {
+        warned = true;
+        const e = engineError(`${what} of job ${job.id} broke off (dockerd gone?); retrying`, err);
         this.#emitError(
-          new HostError(
-            HostErrorCodes.STATE_DIR,
-            `the output of job ${job.id} could not be read from dockerd`,
-            {
-              jobId: job.id,
-              cause: err,
-            },
-          ),
+          new DockerError(e.code, e.message, { path: job.id, cause: err, retryable: true }),
         );
       }
-    })();
-    void (async () => {
-      let state: ContainerState | undefined;
-      try {
-        await container.wait({ condition: 'not-running', abortSignal: signal } as object);
-        state = ((await container.inspect()) as { State: ContainerState }).State;
-      } catch (err) {
-        if (signal.aborted) return;
-        if (statusOf(err) !== 404) {
-          this.#emitError(
-            new HostError(
-              HostErrorCodes.STATE_DIR,
-              `lost track of the container of job ${job.id}`,
-              {
-                jobId: job.id,
-                cause: err,
-              },
-            ),
-          );
+      await abortableDelay(Math.min(2000, 50 * 2 ** Math.min(attempt, 6)), signal);
+    };
+    // a request to a dockerd that died may never settle (docker-modem does not see the socket
+    // close on a buffered response): when the log stream breaks, the wait is asked again
+    let waitAttempt = new AbortController();
+    const onWatchAbort = (): void => waitAttempt.abort();
+    signal.addEventListener('abort', onWatchAbort, { once: true });
+    job.logsDone = (async () => {
+      const frames = new LogFrames((name, bytes) => {
+        if (!job.logs.ended) job.logs.write(name, bytes);
+      });
+      for (let attempt = 0; !signal.aborted; attempt++) {
+        const since =
+          frames.lastTimestamp === undefined ? undefined : sinceAfter(frames.lastTimestamp);
+        try {
+          const stream = (await container.logs({
+            follow: true,
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            ...(since !== undefined ? { since } : tail === undefined ? {} : { tail }),
+            abortSignal: signal,
+          } as Docker.ContainerLogsOptions & { follow: true })) as unknown as Readable;
+          for await (const chunk of stream) frames.write(chunk as Buffer);
+          // the stream ends when the container stops, or when dockerd goes: which one?
+          const state = ((await container.inspect()) as { State: ContainerState }).State;
+          if (state.Running !== true) return;
+        } catch (err) {
+          if (signal.aborted || statusOf(err) === 404) return;
+          waitAttempt.abort();
+          await retry(attempt, 'the output', err);
         }
       }
+    })().catch(() => undefined);
+    void (async () => {
+      let state: ContainerState | undefined;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          if (waitAttempt.signal.aborted) waitAttempt = new AbortController();
+          await container.wait({
+            condition: 'not-running',
+            abortSignal: waitAttempt.signal,
+          } as object);
+          state = ((await container.inspect()) as { State: ContainerState }).State;
+          this.#logger.debug({ jobId: job.id, state }, 'the container is not running');
+          if (state.Running === true) continue; // restarted under us: wait again
+          break;
+        } catch (err) {
+          if (signal.aborted) return;
+          this.#logger.debug({ jobId: job.id, err }, 'waiting for the container failed');
+          if (statusOf(err) === 404) break; // the container is gone: lost
+          await retry(attempt, 'the watch', err).catch(() => undefined);
+          if (signal.aborted) return;
+        }
+      }
+      signal.removeEventListener('abort', onWatchAbort);
       await this.#finish(job, state);
     })();
   }
@@ -617,14 +651,8 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
     } catch (err) {
       const status = statusOf(err);
       if (status === 409 || status === 404) return false;
-      const e = new HostError(
-        HostErrorCodes.STATE_DIR,
-        `cannot send ${signal} to job ${job.id}: ${(err as Error).message}`,
-        {
-          jobId: job.id,
-          cause: err,
-        },
-      );
+      // FLOTILLA_DOCKER_ENGINE, retryable unless dockerd answered 4xx: a later call may pass
+      const e = engineError(`cannot send ${signal} to job ${job.id}`, err);
       this.#emitError(e);
       throw e;
     }
@@ -677,10 +705,44 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
     }
   }
 
-  #emitError(err: HostError): void {
-    this.#logger.error({ err, code: err.code, jobId: err.jobId }, err.message);
+  #emitError(err: DockerError): void {
+    this.#logger.error({ err, code: err.code }, err.message);
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
+}
+
+/**
+ * Waits (up to 2 s) until the process `pid` of this host handles SIGTERM (bit 15 of `SigCgt`
+ * in /proc): the container's init script has set its traps. Returns at once when /proc does
+ * not show it (the driver in another PID namespace, or the job already gone).
+ */
+async function untilTrapsSet(pid: number): Promise<void> {
+  const deadline = Date.now() + 2000;
+  while (Date.now() < deadline) {
+    let status: string;
+    try {
+      status = await readFile(`/proc/${pid}/status`, 'utf8');
+    } catch {
+      return;
+    }
+    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status);
+    if (m === null || ((BigInt(`0x${m[1] as string}`) >> 14n) & 1n) === 1n) return;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 function checkOptions(o: DockerDriverOptions): void {
