@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '@flotilla/core';
 import { z } from 'zod';
@@ -21,6 +22,12 @@ beforeEach(async () => {
       );
       calls.push(body);
       return new Status(201, body);
+    })
+    .on('GET', '/wait', async ({ signal }) => {
+      await new Promise<void>((resolve) =>
+        signal.addEventListener('abort', () => resolve(), { once: true }),
+      );
+      calls.push(`aborted: ${String((signal.reason as Error).message)}`);
     })
     .on('GET', '/boom', async () => {
       throw new Error('secret internals');
@@ -128,5 +135,15 @@ describe('ApiServer', () => {
       await s2.close();
       await s2.close();
     }
+  });
+
+  it('aborts a call whose client ended its socket (a streaming answer that writes nothing yet)', async () => {
+    const { port } = new URL(url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await new Promise((r) => socket.once('connect', r));
+    socket.write(`GET /wait HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${token}\r\n\r\n`);
+    socket.end();
+    await new Promise((r) => socket.once('close', r));
+    await expect.poll(() => calls).toEqual(['aborted: the client went away']);
   });
 });
