@@ -130,11 +130,8 @@ export function serveGit(
     });
     req.pipe(child.stdin);
     child.stdin.on('error', () => undefined);
-    // The client went away: its socket closed, or ended (HTTP clients never half-close, and
-    // an idle push, a build printing nothing, would otherwise only notice at its next write).
+    // The client went away (ctrl-c on git push): the push's processes go with it.
     req.on('aborted', killGroup);
     res.on('close', killGroup);
-    req.socket.once('end', killGroup);
-    child.on('close', () => req.socket.off('end', killGroup));
   });
 }

@@ -59,12 +59,8 @@ export class ApiServer {
     const started = performance.now();
     const url = new URL(req.url ?? '/', 'http://localhost');
     const ac = new AbortController();
-    const abort = (): void => ac.abort(new Error('the client went away'));
-    res.on('close', abort);
-    // A client that closed its socket while the answer streams (a log follow, a push's hook)
-    // shows as the socket's end: HTTP clients never half-close.
-    req.socket.once('end', abort);
-    res.once('finish', () => req.socket.off('end', abort));
+    // A client that goes away (its socket closed or ended) aborts what its call started.
+    res.on('close', () => ac.abort(new Error('the client went away')));
     try {
       const raw = this.#raw.find((r) => url.pathname.startsWith(r.prefix));
       if (!tokenMatches(this.#o.token, presentedSecret(req))) {
