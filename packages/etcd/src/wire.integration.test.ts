@@ -101,6 +101,22 @@ describe('EtcdStore transactions on the wire', () => {
     }
   });
 
+  it('fails a txn putting under an unknown lease with LEASE_NOT_FOUND, writing nothing', async () => {
+    for (const lease of ['12345', 'not-a-lease', '99999999999999999999']) {
+      await expect(
+        store.txn({
+          compare: [],
+          success: [
+            { op: 'put', key: 'wire/unleased', value: 'v' },
+            { op: 'put', key: 'wire/leased-nowhere', value: 'v', lease },
+          ],
+        }),
+      ).rejects.toMatchObject({ code: 'FLOTILLA_STORE_LEASE_NOT_FOUND' });
+    }
+    expect(await store.get('wire/unleased')).toBeUndefined();
+    expect(await store.get('wire/leased-nowhere')).toBeUndefined();
+  });
+
   it('reports deleted counts of deletes and prefix deletes, in the failure branch too', async () => {
     await store.txn({
       compare: [],
@@ -160,6 +176,45 @@ describe('EtcdStore with the whole keyspace (prefix "")', () => {
       controller.abort();
       await bare.deletePrefix(dir);
       await bare.close();
+    }
+  });
+});
+
+describe('EtcdStore closed with transactions in flight', () => {
+  it('settles every one: committed, or refused with FLOTILLA_STORE_CLOSED', async () => {
+    const closing = new EtcdStore({ endpoints, prefix: uniquePrefix('closing') });
+    await closing.put('warm', 'up'); // connected
+    const calls = Array.from({ length: 50 }, (_, i) =>
+      closing.txn({
+        compare: [],
+        success: Array.from({ length: 100 }, (_, j) => ({
+          op: 'put' as const,
+          key: `k/${i}/${j}`,
+          value: 'x'.repeat(200),
+        })),
+      }),
+    );
+    // Once the first has come back, the others have been sent and are in flight or done.
+    await calls[0];
+    await closing.close();
+    const settled = await Promise.allSettled(calls);
+    for (const s of settled) {
+      if (s.status === 'fulfilled') expect(s.value.succeeded).toBe(true);
+      else expect(s.reason).toMatchObject({ code: 'FLOTILLA_STORE_CLOSED' });
+    }
+    const reader = new EtcdStore({ endpoints, prefix: closing.prefix });
+    try {
+      // All or nothing per transaction.
+      const { kvs } = await reader.list('k/');
+      const per = new Map<string, number>();
+      for (const kv of kvs) {
+        const txn = kv.key.split('/')[1] as string;
+        per.set(txn, (per.get(txn) ?? 0) + 1);
+      }
+      for (const n of per.values()) expect(n).toBe(100);
+    } finally {
+      await reader.deletePrefix('');
+      await reader.close();
     }
   });
 });
