@@ -467,6 +467,15 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
     );
     this.#jobs.set(s.id, job);
     this.#logger.info({ jobId: s.id, container: container.id }, 'job started');
+    if (this.#closed !== undefined) {
+      // closed while it started: the container runs on, for the next driver to adopt
+      job.logs.end();
+      throw new HostError(
+        HostErrorCodes.CLOSED,
+        `the docker driver was closed while job ${s.id} started: its container runs on, and a driver with instance id ${this.instanceId} adopts it`,
+        { jobId: s.id },
+      );
+    }
     this.#follow(job, undefined);
     return job;
   }
