@@ -1,18 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import { EventEmitter } from 'eventemitter3';
-import { type Clock, type Logger, silentLogger, systemClock } from '@flotilla/core';
-import {
-  ClusterState,
-  type HostView,
-  isResourceAmount,
-  isValidId,
-  MAX_PROCESS_COUNT,
-  type Resources,
-} from '@flotilla/cluster';
+import type { Clock, Logger } from '@flotilla/core';
+import { ClusterState, type HostView, MAX_PROCESS_COUNT, type Resources } from '@flotilla/cluster';
 import { Discovery } from '@flotilla/discovery';
-import { serviceName } from '@flotilla/host';
 import type { Store } from '@flotilla/store';
 import type { App, CreateAppInput } from './app.js';
 import type { ArtifactStore } from './artifact-store.js';
@@ -35,26 +25,20 @@ import type {
   ControllerEventType,
   EventStreamOptions,
 } from './events.js';
-import {
-  DEFAULT_SIZE,
-  DEFAULT_SIZES,
-  type FormationEntry,
-  type FormationPatchEntry,
-} from './formation.js';
+import type { FormationEntry, FormationPatchEntry } from './formation.js';
 import type { Hooks } from './hooks.js';
 import type { JobLogSource } from './job-logs.js';
 import type { OneOffHandle, OneOffRunner, OneOffSpec, RunOptions } from './one-off.js';
 import type { Release, ReleaseOptions } from './release.js';
 import type { RouteTableLike } from './route-table.js';
-import { BuildOutputWriter, readOutput } from './internal/build-output.js';
-import {
-  checkSource,
-  defaultBuilder,
-  failureReason,
-  runBuild,
-  untilAborted,
-} from './internal/build-runner.js';
+import { readOutput } from './internal/build-output.js';
 import { compact } from './internal/check.js';
+import { BuildService } from './internal/builds.js';
+import { collectArtifacts } from './internal/collector.js';
+import { destroyApp } from './internal/destroy.js';
+import { DomainService } from './internal/domains.js';
+import { resolveOptions, type ResolvedOptions } from './internal/options.js';
+import type { ControllerParts } from './internal/parts.js';
 import { Deployer } from './internal/deployer.js';
 import { eventStream } from './internal/event-stream.js';
 import { HookRegistry } from './internal/hook-registry.js';
@@ -75,11 +59,9 @@ import {
   releaseNumber,
   show,
 } from './internal/names.js';
-import { waitUntil } from './internal/notifier.js';
 import { Reaper } from './internal/reaper.js';
 import type { AppRecord, FormationSetting } from './internal/records.js';
-import { notFound, Repo, type ReleaseDraft } from './internal/repo.js';
-import type { RolloutSettings } from './internal/rollout.js';
+import { Repo, type ReleaseDraft } from './internal/repo.js';
 
 /** Options of {@link Controller}. */
 export interface ControllerOptions {
@@ -166,12 +148,9 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   readonly #hooks = new HookRegistry();
   readonly #deployer: Deployer;
   readonly #closing = new AbortController();
-  /** Builds running here: their cancel and their end. */
-  readonly #builds = new Map<string, { abort: AbortController; done: Promise<void> }>();
-  /** Per app, the end of the last build queued here. */
-  readonly #buildQueue = new Map<string, Promise<void>>();
-  #routes: Promise<RouteTableLike> | undefined;
-  #builder: Promise<Builder> | undefined;
+  readonly #parts: ControllerParts;
+  readonly #buildService: BuildService;
+  readonly #domains: DomainService;
   #state: ControllerState = 'idle';
   #starting: Promise<void> | undefined;
   #closingPromise: Promise<void> | undefined;
@@ -228,6 +207,20 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
       },
       closing: this.#closing.signal,
     });
+    this.#parts = {
+      id: this.id,
+      o: this.#o,
+      keys: this.#keys,
+      repo: this.#repo,
+      cluster: this.#cluster,
+      mirror: this.#mirror,
+      locks: this.#locks,
+      hooks: this.#hooks,
+      deployer: this.#deployer,
+      emit: (type, payload) => this.#emit(type, payload),
+    };
+    this.#buildService = new BuildService(this.#parts);
+    this.#domains = new DomainService(this.#parts);
   }
 
   /** Where it is in its life. */
@@ -282,8 +275,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
       this.#state = 'stopping';
       this.#closing.abort(closed());
       await this.#starting?.catch(() => undefined);
-      for (const b of this.#builds.values()) b.abort.abort(closed());
-      await Promise.allSettled([...this.#builds.values()].map((b) => b.done));
+      await this.#buildService.close(closed());
       await this.#deployer.idle();
       await this.#gc;
       await this.#shutdown();
@@ -327,7 +319,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
       if (await this.#repo.createApp(record, options)) {
         if (this.#o.baseDomain !== undefined) {
           try {
-            await this.#addDomain(
+            await this.#domains.add(
               candidate,
               `${candidate}.${this.#o.baseDomain}`,
               'default',
@@ -376,77 +368,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   async destroyApp(name: string, options: CallOptions = {}): Promise<void> {
     this.#open();
     checkAppName(name);
-    const got = await this.#repo.app(name, options);
-    if (got === undefined) throw notFound(name);
-    const lock = await this.#locks.acquire(name, 'destroy', {
-      onBusy: 'wait',
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
-    try {
-      // From here on the app refuses everything else.
-      for (let i = 0; i < 32; i++) {
-        const cur = await this.#repo.app(name, options);
-        if (cur === undefined) return;
-        if (cur.record.destroying === true) break;
-        const res = await this.#store.txn({
-          compare: [
-            {
-              key: this.#keys.app(name),
-              target: 'modRevision',
-              op: '==',
-              value: cur.kv.modRevision,
-            },
-          ],
-          success: [
-            {
-              op: 'put',
-              key: this.#keys.app(name),
-              value: JSON.stringify({ ...cur.record, destroying: true }),
-            },
-          ],
-        });
-        if (res.succeeded) break;
-      }
-      for (const [key, b] of this.#builds)
-        if (key.startsWith(`${name}/`)) b.abort.abort(notFound(name));
-      for (const f of await this.#cluster.formations({ app: name }))
-        await this.#cluster.removeFormation(name, f.release);
-      await this.#mirror.ready;
-      const gone = await waitUntil(
-        this.#mirror.changed,
-        () =>
-          this.#mirror.jobs(name).every((j) => j.state === 'down' || j.state === 'crashed')
-            ? true
-            : undefined,
-        { timeoutMs: this.#o.deploy.stopTimeoutMs, clock: this.#o.clock, signal: options.signal },
-      );
-      if ('aborted' in gone) options.signal?.throwIfAborted();
-      for (const d of await this.#repo.domains(options)) {
-        if (d.app !== name) continue;
-        if (d.routeId !== undefined) await (await this.#routeTable()).remove(d.routeId);
-        await this.#repo.deleteDomain(d.hostname);
-      }
-      // Artifacts only this app's builds use.
-      const mine = new Set<string>();
-      for (const b of await this.#repo.builds(name))
-        if (b.artifact?.type === 'slug') mine.add(b.artifact.sha256);
-      for (const b of await this.#repo.allBuilds())
-        if (b.app !== name && b.artifact?.type === 'slug') mine.delete(b.artifact.sha256);
-      for (const digest of mine) await this.#o.artifacts.delete(digest);
-      await this.#store.deletePrefix(this.#cluster.keys.releasesOf(name));
-      for (const prefix of [
-        this.#keys.releasesOf(name),
-        this.#keys.buildsOf(name),
-        this.#keys.outputOfApp(name),
-        this.#keys.deploymentsOf(name),
-      ])
-        await this.#store.deletePrefix(prefix);
-      await this.#store.delete(this.#keys.app(name));
-      await rm(join(this.#o.workDir, 'cache', name), { recursive: true, force: true });
-      this.#emit('app.destroyed', { app: name });
-    } finally {
-      await lock.release().catch(() => undefined);
-    }
+    await destroyApp(this.#parts, name, options, this.#buildService, this.#domains);
   }
 
   // --- config --------------------------------------------------------------------------------
@@ -560,171 +482,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
         ))
     )
       throw invalid('buildpacks', 'buildpacks must be an array of names or URLs', app);
-    await this.#repo.requireApp(app, options);
-    const checked = await checkSource(source, options.signal);
-    const build: Build = {
-      id: newId('b'),
-      app,
-      source: checked.id,
-      sourceType: checked.source.type,
-      builder: checked.source.type === 'image' ? 'image' : (options.builder ?? 'buildpack'),
-      status: 'pending',
-      createdAt: this.#o.clock.now(),
-      owner: this.id,
-    };
-    await this.#repo.createBuild(build, options);
-    const out = new BuildOutputWriter(
-      this.#store,
-      this.#keys,
-      app,
-      build.id,
-      this.#o.clock,
-      this.#o.logger,
-      (line) => this.#emit('build.output', { app, buildId: build.id, line }),
-    );
-    const abort = new AbortController();
-    const onAbort = (): void => abort.abort(options.signal?.reason);
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      await this.#hooks.run('pre-build', { app, build, user: options.user }, abort.signal, app);
-    } catch (err) {
-      options.signal?.removeEventListener('abort', onAbort);
-      await this.#failBuild(build, err, out);
-      throw err;
-    }
-    const running = await this.#repo.updateBuild(app, build.id, (b) =>
-      b.status === 'pending' ? { ...b, status: 'running' } : undefined,
-    );
-    if (running?.status !== 'running') {
-      await out.end();
-      throw new ControllerError(
-        ControllerErrorCodes.BUILD_FAILED,
-        `build ${build.id} of ${app} was ended before it ran`,
-        { app },
-      );
-    }
-    this.#emit('build.started', { app, build: running });
-    const key = `${app}/${build.id}`;
-    const done = this.#runBuild(running, checked.source, options, out, abort.signal).finally(() => {
-      options.signal?.removeEventListener('abort', onAbort);
-      this.#builds.delete(key);
-    });
-    this.#builds.set(key, { abort, done });
-    return running;
-  }
-
-  async #runBuild(
-    build: Build,
-    source: BuildSource,
-    options: CreateBuildOptions,
-    out: BuildOutputWriter,
-    signal: AbortSignal,
-  ): Promise<void> {
-    const { app } = build;
-    let succeeded: Build | undefined;
-    // One build of an app at a time here: builds share the app's cache directory.
-    const previous = this.#buildQueue.get(app);
-    let finished!: () => void;
-    const turn = new Promise<void>((resolve) => (finished = resolve));
-    const queued = (previous ?? Promise.resolve()).then(() => turn);
-    this.#buildQueue.set(app, queued);
-    try {
-      if (previous !== undefined) {
-        out.line(`-----> Waiting for the build of ${app} before this one`);
-        await untilAborted(previous, signal);
-      }
-      const current = await this.#repo.app(app);
-      const latest =
-        current === undefined || current.record.seq === 0
-          ? undefined
-          : await this.#repo.release(app, current.record.seq);
-      const product = await runBuild(
-        {
-          repo: this.#repo,
-          artifacts: this.#o.artifacts,
-          builder: () =>
-            (this.#builder ??=
-              this.#o.builder !== undefined ? Promise.resolve(this.#o.builder) : defaultBuilder()),
-          imageBuilder: this.#o.imageBuilder,
-          hooks: this.#hooks,
-          workDir: this.#o.workDir,
-          clock: this.#o.clock,
-          logger: this.#o.logger,
-        },
-        build,
-        source,
-        latest?.config ?? {},
-        options,
-        out,
-        signal,
-      );
-      const built: Build = compact<Build>({
-        ...build,
-        builder: product.builder,
-        artifact: product.artifact,
-        processTypes: product.processTypes,
-        buildpacks: product.buildpacks,
-      });
-      await this.#hooks.run('post-build', { app, build: built, user: options.user }, signal, app);
-      succeeded = await this.#repo.updateBuild(app, build.id, (b) =>
-        b.status === 'running'
-          ? compact<Build>({ ...built, status: 'succeeded', finishedAt: this.#o.clock.now() })
-          : undefined,
-      );
-      if (succeeded?.status !== 'succeeded') {
-        succeeded = undefined;
-        throw new Error(
-          'the build was marked failed meanwhile (its controller was taken for dead)',
-        );
-      }
-      out.line(
-        `-----> Build succeeded: process types ${Object.keys(product.processTypes ?? {}).join(', ') || '(none)'}`,
-      );
-      this.#emit('build.finished', { app, build: succeeded });
-      if (options.deploy === false) return;
-      const release = await this.#repo.allocateRelease(app, (_a, latestNow) =>
-        compact<ReleaseDraft>({
-          build: build.id,
-          config: latestNow?.config ?? {},
-          processTypes: product.processTypes ?? {},
-          description: `Deploy ${build.id} (${build.source.slice(0, 19)})`,
-          user: options.user,
-        }),
-      );
-      if (release === undefined) return;
-      await this.#repo.updateBuild(app, build.id, (b) => ({ ...b, release: release.id }));
-      this.#emit('release.created', { app, release });
-      out.line(`-----> Released ${release.id}`);
-      await this.#deployer.deploy(app, release.version, 'release', {
-        ...this.#o.deploy,
-        signal,
-        progress: (line) => out.line(`       ${line}`),
-      });
-    } catch (err) {
-      if (succeeded === undefined) await this.#failBuild(build, err, out);
-      else out.line(`-----> Deploy failed: ${failureReason(err)}`);
-    } finally {
-      finished();
-      if (this.#buildQueue.get(app) === queued) this.#buildQueue.delete(app);
-      await out.end();
-    }
-  }
-
-  async #failBuild(build: Build, err: unknown, out: BuildOutputWriter): Promise<void> {
-    const error = failureReason(err).slice(0, 8192);
-    out.line(`-----> Build failed: ${error}`);
-    const failed = await this.#repo
-      .updateBuild(build.app, build.id, (b) =>
-        b.status === 'pending' || b.status === 'running'
-          ? { ...b, status: 'failed', error, finishedAt: this.#o.clock.now() }
-          : undefined,
-      )
-      .catch((e: unknown) => {
-        this.#o.logger.error({ err: e, build: build.id }, 'could not mark the build failed');
-        return undefined;
-      });
-    await out.end();
-    if (failed !== undefined) this.#emit('build.finished', { app: build.app, build: failed });
+    return this.#buildService.create(app, source, options);
   }
 
   /** A build; `FLOTILLA_CONTROLLER_BUILD_NOT_FOUND` when there is none. */
@@ -1203,7 +961,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     this.#open();
     checkAppName(app);
     await this.#repo.requireApp(app, options);
-    return (await this.#repo.domains(options)).filter((d) => d.app === app);
+    return this.#domains.list(app, options);
   }
 
   /** Adds a custom domain: a router route to the app's `web`. `FLOTILLA_CONTROLLER_DOMAIN_EXISTS` when any app has it. */
@@ -1212,42 +970,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     checkAppName(app);
     const h = checkHostname(hostname);
     await this.#repo.requireApp(app, options);
-    return this.#addDomain(app, h, 'custom', options);
-  }
-
-  async #addDomain(
-    app: string,
-    hostname: string,
-    kind: Domain['kind'],
-    options: CallOptions,
-  ): Promise<Domain> {
-    const h = checkHostname(hostname);
-    const routes = await this.#routeTable();
-    const claim: Domain = {
-      hostname: h,
-      app,
-      kind,
-      routeId: undefined,
-      createdAt: this.#o.clock.now(),
-    };
-    if (!(await this.#repo.claimDomain(claim, options))) {
-      const holder = await this.#repo.domain(h);
-      throw new ControllerError(
-        ControllerErrorCodes.DOMAIN_EXISTS,
-        `${h} is a domain of ${holder?.app ?? 'another app'}: remove it there first`,
-        { app },
-      );
-    }
-    try {
-      const res = await routes.set({ type: 'http', domain: h, service: serviceName(app, 'web') });
-      const domain: Domain = { ...claim, routeId: typeof res === 'string' ? res : res.id };
-      await this.#repo.putDomain(domain);
-      this.#emit('domain.added', { app, hostname: h });
-      return domain;
-    } catch (err) {
-      await this.#repo.deleteDomain(h).catch(() => undefined);
-      throw err;
-    }
+    return this.#domains.add(app, h, 'custom', options);
   }
 
   /** Removes a domain and its route. `FLOTILLA_CONTROLLER_DOMAIN_NOT_FOUND` when the app lacks it. */
@@ -1256,26 +979,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     checkAppName(app);
     const h = checkHostname(hostname);
     await this.#repo.requireApp(app, options);
-    const domain = await this.#repo.domain(h, options);
-    if (domain?.app !== app)
-      throw new ControllerError(
-        ControllerErrorCodes.DOMAIN_NOT_FOUND,
-        `app ${app} has no domain ${h}`,
-        { app },
-      );
-    if (domain.routeId !== undefined) await (await this.#routeTable()).remove(domain.routeId);
-    await this.#repo.deleteDomain(h, options);
-    this.#emit('domain.removed', { app, hostname: h });
-  }
-
-  #routeTable(): Promise<RouteTableLike> {
-    this.#routes ??=
-      this.#o.routes !== undefined
-        ? Promise.resolve(this.#o.routes)
-        : defaultRouteTable(this.#store);
-    // A failed import is not cached: the next call tries again.
-    this.#routes.catch(() => (this.#routes = undefined));
-    return this.#routes;
+    await this.#domains.remove(app, h, options);
   }
 
   // --- cluster -------------------------------------------------------------------------------
@@ -1295,55 +999,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
    */
   async collectArtifacts(options: CallOptions = {}): Promise<string[]> {
     this.#open();
-    const keep = new Set<string>();
-    const n = this.#o.keepReleases;
-    for (const app of await this.#repo.apps(options)) {
-      const builds = await this.#repo.builds(app.name, options);
-      const byId = new Map(builds.map((b) => [b.id, b]));
-      const releases = await this.#repo.releases(app.name, options);
-      const kept = releases.slice(-n);
-      if (app.live !== undefined) {
-        const live = releases.find((r) => r.id === app.live?.release);
-        if (live !== undefined) kept.push(live);
-      }
-      for (const r of kept) {
-        const a = r.build === undefined ? undefined : byId.get(r.build)?.artifact;
-        if (a?.type === 'slug') keep.add(a.sha256);
-      }
-      const byAge = [...builds].sort((x, y) => x.createdAt - y.createdAt);
-      for (const b of byAge.slice(-n)) if (b.artifact?.type === 'slug') keep.add(b.artifact.sha256);
-      // The stored output of finished builds older than the newest ones goes too.
-      for (const b of byAge.slice(0, Math.max(0, byAge.length - Math.max(n, KEEP_BUILD_OUTPUTS))))
-        if (b.status === 'succeeded' || b.status === 'failed')
-          await this.#pruneOutput(app.name, b.id, options);
-    }
-    const deleted: string[] = [];
-    const fresh = this.#o.clock.now() - 10 * 60_000;
-    for (const a of await this.#o.artifacts.list()) {
-      if (keep.has(a.digest) || a.createdAt > fresh) continue;
-      if (await this.#o.artifacts.delete(a.digest)) deleted.push(a.digest);
-    }
-    return deleted;
-  }
-
-  /** Replaces a build's stored output with one ended line saying it was pruned (once). */
-  async #pruneOutput(app: string, build: string, options: CallOptions): Promise<void> {
-    const first = this.#keys.output(app, build, 0);
-    const kvs = await this.#repo.listAll(this.#keys.outputOf(app, build), options);
-    if (kvs.length === 1 && kvs[0]?.value.includes('"pruned":true')) return;
-    const line = {
-      seq: 0,
-      time: this.#o.clock.now(),
-      line: '(output pruned: only the newest builds keep theirs)',
-    };
-    // The first chunk becomes the whole output (ended), then the others go: a follower sees
-    // an ended output at every step.
-    await this.#store.put(
-      first,
-      JSON.stringify({ lines: [line], end: true, pruned: true }),
-      options,
-    );
-    for (const kv of kvs) if (kv.key !== first) await this.#store.delete(kv.key, options);
+    return collectArtifacts(this.#parts, options);
   }
 
   // --- events --------------------------------------------------------------------------------
@@ -1379,104 +1035,6 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
         : closed();
   }
 }
-
-interface ResolvedOptions {
-  readonly store: Store;
-  readonly prefix: string;
-  readonly clusterPrefix: string;
-  readonly discoveryPrefix: string;
-  readonly artifacts: ArtifactStore;
-  readonly workDir: string;
-  readonly builder: Builder | undefined;
-  readonly imageBuilder: ImageBuilder | undefined;
-  readonly runner: OneOffRunner | undefined;
-  readonly routes: RouteTableLike | undefined;
-  readonly baseDomain: string | undefined;
-  readonly logs: JobLogSource | undefined;
-  readonly sizes: Readonly<Record<string, Resources>>;
-  readonly defaultSize: string;
-  readonly deploy: RolloutSettings;
-  readonly keepReleases: number;
-  readonly leaseTtlMs: number;
-  readonly id: string;
-  readonly clock: Clock;
-  readonly logger: Logger;
-}
-
-function resolveOptions(o: ControllerOptions): ResolvedOptions {
-  const bad = (path: string, message: string): never => {
-    throw new ControllerError(
-      ControllerErrorCodes.INVALID_INPUT,
-      `Controller option ${path}: ${message}`,
-      { path },
-    );
-  };
-  if (typeof o !== 'object' || o === null) bad('options', 'give { store, artifacts, workDir }');
-  if (typeof o.store?.txn !== 'function')
-    bad('store', 'a Store is needed (MemoryStore, SqliteStore, EtcdStore)');
-  if (typeof o.artifacts?.put !== 'function')
-    bad('artifacts', 'an ArtifactStore is needed (DirectoryArtifactStore)');
-  if (typeof o.workDir !== 'string' || o.workDir === '' || o.workDir.includes('\0'))
-    bad('workDir', 'a directory path is needed');
-  const sizes = o.sizes ?? DEFAULT_SIZES;
-  for (const [name, r] of Object.entries(sizes)) {
-    if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(name))
-      bad(`sizes.${name.slice(0, 40)}`, 'size names are 1 to 63 of a-z 0-9 -');
-    if (!isResourceAmount(r?.cpu) || !isResourceAmount(r?.memory) || r.cpu < 1 || r.memory < 1)
-      bad(`sizes.${name}`, 'cpu (millicores) and memory (MiB) must be whole numbers above 0');
-  }
-  const defaultSize =
-    o.defaultSize ?? (Object.hasOwn(sizes, DEFAULT_SIZE) ? DEFAULT_SIZE : Object.keys(sizes)[0]);
-  if (defaultSize === undefined || !Object.hasOwn(sizes, defaultSize))
-    bad('defaultSize', 'must name one of the sizes');
-  const baseDomain =
-    o.baseDomain === undefined ? undefined : checkHostname(o.baseDomain, 'baseDomain');
-  const id = o.id ?? `controller-${randomBytes(6).toString('hex')}`;
-  if (!isValidId(id)) bad('id', 'use 1 to 200 of A-Z a-z 0-9 . _ - @ : +');
-  const num = (
-    v: number | undefined,
-    def: number,
-    path: string,
-    min: number,
-    max: number,
-  ): number => {
-    if (v === undefined) return def;
-    if (!Number.isSafeInteger(v) || v < min || v > max)
-      bad(path, `must be a whole number from ${min} to ${max}`);
-    return v;
-  };
-  const d = o.deploy ?? {};
-  return {
-    store: o.store,
-    prefix: o.prefix ?? 'controller/',
-    clusterPrefix: o.clusterPrefix ?? 'cluster/',
-    discoveryPrefix: o.discoveryPrefix ?? 'discovery/',
-    artifacts: o.artifacts,
-    workDir: resolve(o.workDir),
-    builder: o.builder,
-    imageBuilder: o.imageBuilder,
-    runner: o.runner,
-    routes: o.routes,
-    baseDomain,
-    logs: o.logs,
-    sizes,
-    defaultSize: defaultSize as string,
-    deploy: {
-      batchSize: num(d.batchSize, 1, 'deploy.batchSize', 1, 100_000),
-      surge: num(d.surge, 1, 'deploy.surge', 0, 100_000),
-      readyTimeoutMs: num(d.readyTimeoutMs, 60_000, 'deploy.readyTimeoutMs', 1, 86_400_000),
-      stopTimeoutMs: num(d.stopTimeoutMs, 120_000, 'deploy.stopTimeoutMs', 1, 86_400_000),
-    },
-    keepReleases: num(o.keepReleases, 5, 'keepReleases', 1, 10_000),
-    leaseTtlMs: num(o.leaseTtlMs, 10_000, 'leaseTtlMs', 1000, 3_600_000),
-    id,
-    clock: o.clock ?? systemClock,
-    logger: o.logger ?? silentLogger,
-  };
-}
-
-/** Builds per app whose output is kept at least. */
-const KEEP_BUILD_OUTPUTS = 20;
 
 function toApp(r: AppRecord): App {
   return {
@@ -1523,25 +1081,4 @@ async function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Pro
     signal.addEventListener('abort', onAbort, { once: true });
     p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
-}
-
-async function defaultRouteTable(store: Store): Promise<RouteTableLike> {
-  const specifier = '@flotilla/router';
-  let mod: { RouteTable?: unknown };
-  try {
-    mod = (await import(specifier)) as { RouteTable?: unknown };
-  } catch (err) {
-    throw new ControllerError(
-      ControllerErrorCodes.NOT_CONFIGURED,
-      `@flotilla/router could not be loaded (${(err as Error).message}): pass routes`,
-      { cause: err },
-    );
-  }
-  if (typeof mod.RouteTable !== 'function')
-    throw new ControllerError(
-      ControllerErrorCodes.NOT_CONFIGURED,
-      '@flotilla/router has no RouteTable in this version: pass routes',
-    );
-  const RouteTable = mod.RouteTable as new (store: Store) => RouteTableLike;
-  return new RouteTable(store);
 }

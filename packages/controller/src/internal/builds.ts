@@ -1,0 +1,213 @@
+import type { Build, BuildSource, CreateBuildOptions } from '../build.js';
+import type { Builder } from '../builder.js';
+import { ControllerError, ControllerErrorCodes } from '../errors.js';
+import { BuildOutputWriter } from './build-output.js';
+import {
+  checkSource,
+  defaultBuilder,
+  failureReason,
+  runBuild,
+  untilAborted,
+} from './build-runner.js';
+import { compact } from './check.js';
+import { newId } from './names.js';
+import type { ControllerParts } from './parts.js';
+import type { ReleaseDraft } from './repo.js';
+
+/**
+ * The builds this controller runs: each is written, passes its `pre-build` hooks, then runs in
+ * the background (source, builder, artifact, `post-build` hooks, release, deploy), one at a
+ * time per app, its output stored as it comes. Cancelled by {@link BuildService.cancel} and
+ * {@link BuildService.close}: the build is marked failed.
+ */
+export class BuildService {
+  /** Builds running here: their cancel and their end, by `<app>/<id>`. */
+  readonly #builds = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  /** Per app, the end of the last build queued here. */
+  readonly #queue = new Map<string, Promise<void>>();
+  #builder: Promise<Builder> | undefined;
+
+  constructor(readonly p: ControllerParts) {}
+
+  /** Starts a build; resolves with its record once it runs (see `Controller.createBuild`). */
+  async create(app: string, source: BuildSource, options: CreateBuildOptions): Promise<Build> {
+    await this.p.repo.requireApp(app, options);
+    const checked = await checkSource(source, options.signal);
+    const build: Build = {
+      id: newId('b'),
+      app,
+      source: checked.id,
+      sourceType: checked.source.type,
+      builder: checked.source.type === 'image' ? 'image' : (options.builder ?? 'buildpack'),
+      status: 'pending',
+      createdAt: this.p.o.clock.now(),
+      owner: this.p.id,
+    };
+    await this.p.repo.createBuild(build, options);
+    const out = new BuildOutputWriter(
+      this.p.o.store,
+      this.p.keys,
+      app,
+      build.id,
+      this.p.o.clock,
+      this.p.o.logger,
+      (line) => this.p.emit('build.output', { app, buildId: build.id, line }),
+    );
+    const abort = new AbortController();
+    const onAbort = (): void => abort.abort(options.signal?.reason);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.p.hooks.run('pre-build', { app, build, user: options.user }, abort.signal, app);
+    } catch (err) {
+      options.signal?.removeEventListener('abort', onAbort);
+      await this.#fail(build, err, out);
+      throw err;
+    }
+    const running = await this.p.repo.updateBuild(app, build.id, (b) =>
+      b.status === 'pending' ? { ...b, status: 'running' } : undefined,
+    );
+    if (running?.status !== 'running') {
+      await out.end();
+      throw new ControllerError(
+        ControllerErrorCodes.BUILD_FAILED,
+        `build ${build.id} of ${app} was ended before it ran`,
+        { app },
+      );
+    }
+    this.p.emit('build.started', { app, build: running });
+    const key = `${app}/${build.id}`;
+    const done = this.#run(running, checked.source, options, out, abort.signal).finally(() => {
+      options.signal?.removeEventListener('abort', onAbort);
+      this.#builds.delete(key);
+    });
+    this.#builds.set(key, { abort, done });
+    return running;
+  }
+
+  /** Cancels the builds of an app running here. */
+  cancel(app: string, reason: unknown): void {
+    for (const [key, b] of this.#builds) if (key.startsWith(`${app}/`)) b.abort.abort(reason);
+  }
+
+  /** Cancels every build running here and waits until each is marked failed. */
+  async close(reason: unknown): Promise<void> {
+    for (const b of this.#builds.values()) b.abort.abort(reason);
+    await Promise.allSettled([...this.#builds.values()].map((b) => b.done));
+  }
+
+  async #run(
+    build: Build,
+    source: BuildSource,
+    options: CreateBuildOptions,
+    out: BuildOutputWriter,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { app } = build;
+    let succeeded: Build | undefined;
+    // One build of an app at a time here: builds share the app's cache directory.
+    const previous = this.#queue.get(app);
+    let finished!: () => void;
+    const turn = new Promise<void>((resolve) => (finished = resolve));
+    const queued = (previous ?? Promise.resolve()).then(() => turn);
+    this.#queue.set(app, queued);
+    try {
+      if (previous !== undefined) {
+        out.line(`-----> Waiting for the build of ${app} before this one`);
+        await untilAborted(previous, signal);
+      }
+      const current = await this.p.repo.app(app);
+      const latest =
+        current === undefined || current.record.seq === 0
+          ? undefined
+          : await this.p.repo.release(app, current.record.seq);
+      const product = await runBuild(
+        {
+          repo: this.p.repo,
+          artifacts: this.p.o.artifacts,
+          builder: () =>
+            (this.#builder ??=
+              this.p.o.builder !== undefined
+                ? Promise.resolve(this.p.o.builder)
+                : defaultBuilder()),
+          imageBuilder: this.p.o.imageBuilder,
+          hooks: this.p.hooks,
+          workDir: this.p.o.workDir,
+          clock: this.p.o.clock,
+          logger: this.p.o.logger,
+        },
+        build,
+        source,
+        latest?.config ?? {},
+        options,
+        out,
+        signal,
+      );
+      const built: Build = compact<Build>({
+        ...build,
+        builder: product.builder,
+        artifact: product.artifact,
+        processTypes: product.processTypes,
+        buildpacks: product.buildpacks,
+      });
+      await this.p.hooks.run('post-build', { app, build: built, user: options.user }, signal, app);
+      succeeded = await this.p.repo.updateBuild(app, build.id, (b) =>
+        b.status === 'running'
+          ? compact<Build>({ ...built, status: 'succeeded', finishedAt: this.p.o.clock.now() })
+          : undefined,
+      );
+      if (succeeded?.status !== 'succeeded') {
+        succeeded = undefined;
+        throw new Error(
+          'the build was marked failed meanwhile (its controller was taken for dead)',
+        );
+      }
+      out.line(
+        `-----> Build succeeded: process types ${Object.keys(product.processTypes ?? {}).join(', ') || '(none)'}`,
+      );
+      this.p.emit('build.finished', { app, build: succeeded });
+      if (options.deploy === false) return;
+      const release = await this.p.repo.allocateRelease(app, (_a, latestNow) =>
+        compact<ReleaseDraft>({
+          build: build.id,
+          config: latestNow?.config ?? {},
+          processTypes: product.processTypes ?? {},
+          description: `Deploy ${build.id} (${build.source.slice(0, 19)})`,
+          user: options.user,
+        }),
+      );
+      if (release === undefined) return;
+      await this.p.repo.updateBuild(app, build.id, (b) => ({ ...b, release: release.id }));
+      this.p.emit('release.created', { app, release });
+      out.line(`-----> Released ${release.id}`);
+      await this.p.deployer.deploy(app, release.version, 'release', {
+        ...this.p.o.deploy,
+        signal,
+        progress: (line) => out.line(`       ${line}`),
+      });
+    } catch (err) {
+      if (succeeded === undefined) await this.#fail(build, err, out);
+      else out.line(`-----> Deploy failed: ${failureReason(err)}`);
+    } finally {
+      finished();
+      if (this.#queue.get(app) === queued) this.#queue.delete(app);
+      await out.end();
+    }
+  }
+
+  async #fail(build: Build, err: unknown, out: BuildOutputWriter): Promise<void> {
+    const error = failureReason(err).slice(0, 8192);
+    out.line(`-----> Build failed: ${error}`);
+    const failed = await this.p.repo
+      .updateBuild(build.app, build.id, (b) =>
+        b.status === 'pending' || b.status === 'running'
+          ? { ...b, status: 'failed', error, finishedAt: this.p.o.clock.now() }
+          : undefined,
+      )
+      .catch((e: unknown) => {
+        this.p.o.logger.error({ err: e, build: build.id }, 'could not mark the build failed');
+        return undefined;
+      });
+    await out.end();
+    if (failed !== undefined) this.p.emit('build.finished', { app: build.app, build: failed });
+  }
+}

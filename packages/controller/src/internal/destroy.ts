@@ -1,0 +1,88 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BuildService } from './builds.js';
+import type { DomainService } from './domains.js';
+import { waitUntil } from './notifier.js';
+import type { ControllerParts } from './parts.js';
+import { notFound } from './repo.js';
+
+/**
+ * Destroys an app under its lock: marks it `destroying` (everything else then refuses it),
+ * cancels its builds, removes its formations and waits until its jobs are gone, removes its
+ * routes and domains, the artifacts no other app uses, its cluster release records and every
+ * record of the app. A destroy cut short is finished by running it again.
+ */
+export async function destroyApp(
+  p: ControllerParts,
+  name: string,
+  options: { readonly signal?: AbortSignal },
+  builds: BuildService,
+  domains: DomainService,
+): Promise<void> {
+  const got = await p.repo.app(name, options);
+  if (got === undefined) throw notFound(name);
+  const lock = await p.locks.acquire(name, 'destroy', {
+    onBusy: 'wait',
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  });
+  try {
+    // From here on the app refuses everything else.
+    for (let i = 0; i < 32; i++) {
+      const cur = await p.repo.app(name, options);
+      if (cur === undefined) return;
+      if (cur.record.destroying === true) break;
+      const res = await p.o.store.txn({
+        compare: [
+          {
+            key: p.keys.app(name),
+            target: 'modRevision',
+            op: '==',
+            value: cur.kv.modRevision,
+          },
+        ],
+        success: [
+          {
+            op: 'put',
+            key: p.keys.app(name),
+            value: JSON.stringify({ ...cur.record, destroying: true }),
+          },
+        ],
+      });
+      if (res.succeeded) break;
+    }
+    builds.cancel(name, notFound(name));
+    for (const f of await p.cluster.formations({ app: name }))
+      await p.cluster.removeFormation(name, f.release);
+    await p.mirror.ready;
+    const gone = await waitUntil(
+      p.mirror.changed,
+      () =>
+        p.mirror.jobs(name).every((j) => j.state === 'down' || j.state === 'crashed')
+          ? true
+          : undefined,
+      { timeoutMs: p.o.deploy.stopTimeoutMs, clock: p.o.clock, signal: options.signal },
+    );
+    if ('aborted' in gone) options.signal?.throwIfAborted();
+    await domains.removeAll(name, options);
+    // Artifacts only this app's builds use.
+    const mine = new Set<string>();
+    for (const b of await p.repo.builds(name))
+      if (b.artifact?.type === 'slug') mine.add(b.artifact.sha256);
+    for (const b of await p.repo.allBuilds())
+      if (b.app !== name && b.artifact?.type === 'slug') mine.delete(b.artifact.sha256);
+    for (const digest of mine) await p.o.artifacts.delete(digest);
+    await p.o.store.deletePrefix(p.cluster.keys.releasesOf(name));
+    for (const prefix of [
+      p.keys.releasesOf(name),
+      p.keys.buildsOf(name),
+      p.keys.outputOfApp(name),
+      p.keys.deploymentsOf(name),
+    ])
+      await p.o.store.deletePrefix(prefix);
+    await p.o.store.delete(p.keys.app(name));
+    await rm(join(p.o.workDir, 'cache', name), { recursive: true, force: true });
+    p.emit('app.destroyed', { app: name });
+  } finally {
+    await lock.release().catch(() => undefined);
+  }
+}
