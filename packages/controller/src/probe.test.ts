@@ -316,6 +316,38 @@ describe('bad input that reaches the build', () => {
     expect((await h.controller.getBuild('demo', build.id)).status).toBe('succeeded');
   });
 
+  it('a build declaring process types a release cannot hold fails, naming the type', async () => {
+    const types: Record<string, string>[] = [
+      {},
+      { 'Web Server': 'x' },
+      { web: 'x'.repeat(70 * 1024) },
+      { 'a/b': 'x' },
+    ];
+    let n = 0;
+    h = await harness({
+      controller: {
+        builder: {
+          build: async (input) => ({
+            ...(await new ProcfileBuilder().build(input)),
+            processTypes: types[n++] ?? {},
+          }),
+        },
+      },
+    });
+    await h.controller.createApp({ name: 'demo' });
+    for (let i = 0; i < types.length; i++) {
+      const build = await h.controller.createBuild('demo', {
+        type: 'git',
+        dir: await h.source(WEB_APP),
+        sha: sha(i + 1),
+      });
+      const done = await h.controller.waitForBuild('demo', build.id);
+      expect(done.status).toBe('failed');
+      expect(done.error).toContain('FLOTILLA_CONTROLLER_BUILD_FAILED');
+    }
+    expect((await h.controller.getApp('demo')).latestRelease).toBe(0);
+  });
+
   it('config larger than a release can hold is refused up front', async () => {
     h = await harness();
     await h.controller.createApp({ name: 'demo' });

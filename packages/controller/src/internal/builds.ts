@@ -142,6 +142,7 @@ export class BuildService {
         out,
         signal,
       );
+      checkProcessTypes(product.processTypes ?? {});
       const built: Build = compact<Build>({
         ...build,
         builder: product.builder,
@@ -209,5 +210,38 @@ export class BuildService {
       });
     await out.end();
     if (failed !== undefined) this.p.emit('build.finished', { app: build.app, build: failed });
+  }
+}
+
+/**
+ * Refuses process types a release cannot hold: a type must be a cluster id that is also a
+ * discovery service name part (`a-z 0-9 _ -`, starting with a letter), and a command at most
+ * 64 KiB without NUL; at least one type.
+ */
+function checkProcessTypes(types: Readonly<Record<string, string>>): void {
+  const names = Object.keys(types);
+  if (names.length === 0)
+    throw new ControllerError(
+      ControllerErrorCodes.BUILD_FAILED,
+      'the build declares no process type: add a Procfile (web: <command>)',
+    );
+  for (const [type, command] of Object.entries(types)) {
+    if (!/^[a-z][a-z0-9_-]{0,62}$/.test(type))
+      throw new ControllerError(
+        ControllerErrorCodes.BUILD_FAILED,
+        `process type ${JSON.stringify(type.slice(0, 64))} is not valid: use 1 to 63 of a-z 0-9 _ -, starting with a letter`,
+        { path: `processTypes.${type.slice(0, 64)}` },
+      );
+    if (
+      typeof command !== 'string' ||
+      command.trim() === '' ||
+      command.length > 64 * 1024 ||
+      command.includes('\0')
+    )
+      throw new ControllerError(
+        ControllerErrorCodes.BUILD_FAILED,
+        `the command of process type ${type} must be a non-empty string of at most 64 KiB without NUL`,
+        { path: `processTypes.${type}` },
+      );
   }
 }
