@@ -120,6 +120,16 @@ describe('createStackImage', () => {
       createStackImage({ docker, repository: 'a/../b' }),
       'FLOTILLA_DOCKER_INVALID_OPTIONS',
     );
+    for (const extra of ['../../etc/shadow', '/etc/shadow', '.hidden', 'a\0b', '']) {
+      await expectCode(
+        createStackImage({ docker, repository, extraPrograms: [extra], cacheDir }),
+        'FLOTILLA_DOCKER_INVALID_OPTIONS',
+      );
+    }
+    await expectCode(
+      createStackImage({ docker, repository, labels: { a: 'x\\" && evil' }, cacheDir }),
+      'FLOTILLA_DOCKER_INVALID_OPTIONS',
+    );
     const err = await expectCode(
       createStackImage({ docker, repository, extraPrograms: ['no-such-program-here'], cacheDir }),
       'FLOTILLA_DOCKER_STACK_INPUT',

@@ -81,11 +81,21 @@ export async function createStackImage(options: StackImageOptions = {}): Promise
     );
   }
   const labels = options.labels ?? {};
-  for (const [k, v] of Object.entries(labels)) {
-    if (/[\0\n"]/.test(k + v) || k === '') {
+  for (const name of options.extraPrograms ?? []) {
+    // a name, found on PATH: never a path (../../etc/shadow would be copied into the image)
+    if (typeof name !== 'string' || !/^[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,99}$/.test(name)) {
       throw new DockerError(
         DockerErrorCodes.INVALID_OPTIONS,
-        `label ${JSON.stringify(k)} has a NUL, newline or quote`,
+        `extraPrograms: ${JSON.stringify(name)} is not a program name (letters, digits, . _ + -; no /)`,
+        { path: 'extraPrograms' },
+      );
+    }
+  }
+  for (const [k, v] of Object.entries(labels)) {
+    if (typeof v !== 'string' || /[\0\n"\\]/.test(k + v) || k === '') {
+      throw new DockerError(
+        DockerErrorCodes.INVALID_OPTIONS,
+        `label ${JSON.stringify(k)}: keys and values are strings without NUL, newline, quote or backslash`,
         {
           path: `labels.${k}`,
         },
