@@ -203,3 +203,37 @@ describe('the CLI', () => {
     expect(JSON.parse(apps.stdout)).toContainEqual(expect.objectContaining({ name: app }));
   });
 });
+
+describe('two servers racing for one machine', () => {
+  it('a second server on the same data directory is refused, naming the first', async () => {
+    const r = await run(
+      process.execPath,
+      [MAIN, 'server', '--data-dir', s.dataDir, '--api-port', '0', '--router-port', '0'],
+      {
+        env: { ...s.env, FLOTILLA_TOKEN: '' },
+      },
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`is open in another process (pid ${s.process.pid})`);
+    expect((await api(s, 'GET', '/apps')).status).toBe(200); // the first one is unharmed
+  });
+
+  it('a port in use is said, with the flag to change it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'flotilla-port-'));
+    try {
+      const port = new URL(s.apiUrl).port;
+      const r = await run(
+        process.execPath,
+        [MAIN, 'server', '--data-dir', dir, '--api-port', port, '--router-port', '0'],
+        {
+          env: { ...s.env, FLOTILLA_TOKEN: '' },
+        },
+      );
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`127.0.0.1:${port} is in use`);
+      expect(r.stderr).toContain('--api-port');
+    } finally {
+      await removeDir(dir);
+    }
+  });
+});

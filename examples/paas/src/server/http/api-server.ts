@@ -34,12 +34,22 @@ export class ApiServer {
     this.#server.headersTimeout = 30_000;
   }
 
-  /** Listens; resolves with the bound address. */
+  /** Listens; resolves with the bound address. A port in use is `FLOTILLA_PAAS_INVALID_OPTIONS`. */
   listen(port: number, host: string): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
+      const onError = (err: NodeJS.ErrnoException): void =>
+        reject(
+          new PaasError(
+            PaasErrorCodes.INVALID_OPTIONS,
+            err.code === 'EADDRINUSE'
+              ? `${host}:${port} is in use: stop what listens there, or give another port (--api-port, FLOTILLA_API_PORT)`
+              : `cannot listen on ${host}:${port}: ${err.message}`,
+            { cause: err },
+          ),
+        );
+      this.#server.once('error', onError);
       this.#server.listen(port, host, () => {
-        this.#server.off('error', reject);
+        this.#server.off('error', onError);
         resolve(this.#server.address() as AddressInfo);
       });
     });
