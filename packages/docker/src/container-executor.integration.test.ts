@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -174,6 +174,22 @@ describe('ContainerExecutor', () => {
       executor.exec({ ...request('true'), mounts: [join(dir, 'missing')] }),
       'FLOTILLA_DOCKER_MOUNT',
     );
+    // every mount is given to the build user: never the host's own files
+    await symlink('/etc', join(dir, 'etc-link'));
+    for (const mount of [
+      '/etc',
+      '/usr/lib',
+      '/tmp',
+      '/var',
+      '/var/lib/docker/x',
+      join(dir, 'etc-link'),
+    ]) {
+      await expectCode(
+        executor.exec({ ...request('true'), mounts: [mount] }),
+        'FLOTILLA_DOCKER_INVALID_REQUEST',
+      );
+    }
+    expect((await stat('/etc/passwd')).uid).toBe(0);
     expect(() => new ContainerExecutor({ docker, image, user: '0:0' })).toThrow(/non-root/);
     const absent = new ContainerExecutor({ docker, image: 'flotilla-test/absent:nope' });
     await expectCode(absent.exec(request('true')), 'FLOTILLA_DOCKER_IMAGE_NOT_FOUND');

@@ -1,3 +1,4 @@
+import { realpath } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { silentLogger, type Logger } from '@flotilla/core';
@@ -152,6 +153,7 @@ export class ContainerExecutor implements AsyncDisposable {
       }
       this.#imageChecked = true;
     }
+    for (const mount of req.mounts) await checkMount(mount);
     for (const mount of req.mounts) {
       await chownTree(mount, this.#uid, this.#gid).catch((err: unknown) => {
         throw new DockerError(
@@ -280,6 +282,72 @@ export class ContainerExecutor implements AsyncDisposable {
 
 function closedError(): DockerError {
   return new DockerError(DockerErrorCodes.CLOSED, 'the container executor was closed');
+}
+
+/** Where the host's own files live: a mount may be neither in one nor hold one. */
+const SYSTEM_DIRS = [
+  '/bin',
+  '/boot',
+  '/dev',
+  '/etc',
+  '/lib',
+  '/lib32',
+  '/lib64',
+  '/libx32',
+  '/proc',
+  '/root',
+  '/run',
+  '/sbin',
+  '/sys',
+  '/usr',
+  '/var/lib/apt',
+  '/var/lib/docker',
+  '/var/lib/dpkg',
+  '/var/run',
+];
+/** Directories many things share: a mount may be inside one, never one itself or above it. */
+const SHARED_DIRS = [
+  '/home',
+  '/mnt',
+  '/media',
+  '/opt',
+  '/srv',
+  '/tmp',
+  '/var',
+  '/var/lib',
+  '/var/tmp',
+];
+
+const inside = (path: string, dir: string): boolean => path === dir || path.startsWith(`${dir}/`);
+
+/**
+ * Refuses a mount that would give the build user the host's own files: every mount is chowned
+ * to it, so `/etc`, `/usr/lib` or `/tmp` (or a link to one) must never be one.
+ */
+async function checkMount(mount: string): Promise<void> {
+  const refuse = (path: string): void => {
+    const system = SYSTEM_DIRS.find((d) => inside(path, d) || inside(d, path));
+    const shared = SHARED_DIRS.find((d) => inside(d, path));
+    if (system !== undefined || shared !== undefined) {
+      throw new DockerError(
+        DockerErrorCodes.INVALID_REQUEST,
+        `exec: mount ${mount}${path === mount ? '' : ` (${path})`} would give the build user ${system ?? shared}: mount a build's own directory`,
+        { path: mount },
+      );
+    }
+  };
+  refuse(mount);
+  let real: string;
+  try {
+    real = await realpath(mount);
+  } catch (err) {
+    throw new DockerError(
+      DockerErrorCodes.MOUNT,
+      `exec: mount ${mount} cannot be used: ${(err as Error).message}`,
+      { path: mount, cause: err },
+    );
+  }
+  refuse(real);
 }
 
 function checkRequest(req: ContainerExecRequest): void {
