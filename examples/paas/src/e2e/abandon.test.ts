@@ -26,6 +26,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await s?.stop();
+  // What the builds below left running (see the first test): their sleeps, by their lengths.
+  for (const sleep of ['sleep 61', 'sleep 62', 'killed-build-started && sleep 62']) {
+    const pids = await run('pgrep', ['-f', sleep]);
+    for (const pid of pids.stdout.split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
+  }
   if (s !== undefined) await removeDir(s.dataDir);
 }, 60_000);
 
@@ -39,7 +44,7 @@ describe('a push given up', () => {
       JSON.stringify({
         name: 'slow',
         version: '1.0.0',
-        scripts: { build: 'echo slow-build-started && sleep 60' },
+        scripts: { build: 'echo slow-build-started && sleep 61' },
       }),
     );
     await commitAll(s, repo, 'slow');
@@ -76,7 +81,69 @@ describe('a push given up', () => {
     expect(builds[0]?.error).toContain('the client went away');
     expect((await api<unknown[]>(s, 'GET', `/apps/${app}/releases`)).body).toEqual([]);
     expect((await git(s, repo, 'ls-remote', 'flotilla')).stdout.trim()).toBe('');
-    const sleeping = await run('pgrep', ['-f', 'slow-build-started && sleep 60']);
-    expect(sleeping.stdout.trim()).toBe('');
+    // The build step (its shell) is gone. Its `sleep` outlives it: npm runs scripts in a
+    // process group of their own, out of reach of the executor's group kill (buildpack's to fix).
+    const step = await run('pgrep', ['-f', 'slow-build-started && sleep 61']);
+    expect(step.stdout.trim()).toBe('');
   });
+});
+
+describe('a server killed mid-push', () => {
+  it('refuses the push; restarted, it marks the build failed and takes the next push', async () => {
+    const app2 = 'e2e-killed';
+    const repo = await sampleRepo(s, 'node');
+    expect((await cli(s, ['create', app2], repo)).code).toBe(0);
+    const good = (await git(s, repo, 'rev-parse', 'HEAD')).stdout.trim();
+    await writeFile(
+      join(repo, 'package.json'),
+      JSON.stringify({
+        name: 'slow',
+        version: '1.0.0',
+        scripts: { build: 'echo killed-build-started && sleep 62' },
+      }),
+    );
+    await commitAll(s, repo, 'slow');
+    const push = spawn('git', ['push', 'flotilla', 'main'], {
+      cwd: repo,
+      env: s.env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let out = '';
+    const started = new Promise<void>((resolve) =>
+      push.stderr.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        if (out.includes('killed-build-started')) resolve();
+      }),
+    );
+    const exited = new Promise<number | null>((r) => push.once('exit', r));
+    await started;
+    s.process.kill('SIGKILL');
+    expect(await exited).not.toBe(0);
+    expect(out).toContain('the remote end hung up');
+    // The build's own processes outlive a SIGKILLed server (they are the builder's): end them.
+    const orphans = await run('pgrep', ['-f', 'killed-build-started && sleep 62']);
+    for (const pid of orphans.stdout.split('\n').filter(Boolean))
+      process.kill(Number(pid), 'SIGKILL');
+
+    s = await startServer({ dataDir: s.dataDir, args: ['--stop-jobs'] });
+    const build = await waitFor(
+      "the dead server's build to be marked failed",
+      async () => {
+        const b = (await api<{ status: string }[]>(s, 'GET', `/apps/${app2}/builds`)).body;
+        return b[0]?.status === 'failed' ? b[0] : undefined;
+      },
+      30_000,
+    );
+    expect(build.status).toBe('failed');
+    expect((await api<unknown[]>(s, 'GET', `/apps/${app2}/releases`)).body).toEqual([]);
+    await git(s, repo, 'reset', '-q', '--hard', good);
+    await git(s, repo, 'remote', 'set-url', 'flotilla', `${s.apiUrl}/git/${app2}.git`);
+    expect((await cli(s, ['git:remote', '-a', app2], repo)).code).toBe(0);
+    const again = await run('git', ['push', 'flotilla', 'main'], {
+      cwd: repo,
+      env: s.env,
+      timeoutMs: 180_000,
+    });
+    expect(again.code, again.stderr).toBe(0);
+  }, 120_000);
 });
