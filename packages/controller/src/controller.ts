@@ -62,6 +62,7 @@ import {
 import { Reaper } from './internal/reaper.js';
 import type { AppRecord, FormationSetting } from './internal/records.js';
 import { Repo, type ReleaseDraft } from './internal/repo.js';
+import { RetryingStore } from './internal/retrying-store.js';
 
 /** Options of {@link Controller}. */
 export interface ControllerOptions {
@@ -140,6 +141,8 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   readonly #keys: ControllerKeys;
   readonly #repo: Repo;
   readonly #cluster: ClusterState;
+  /** The cluster state over the retrying store, for background work. */
+  readonly #steadyCluster: ClusterState;
   readonly #discovery: Discovery;
   readonly #liveness: Liveness;
   readonly #locks: AppLocks;
@@ -165,9 +168,19 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     this.#keys = new ControllerKeys(this.#o.prefix);
     this.#repo = new Repo(store, this.#keys, clock);
     this.#cluster = new ClusterState({ store, prefix: this.#o.clusterPrefix, clock, logger });
+    // Background work (builds, deploys, the reaper, locks) rides out short store outages;
+    // calls that only read answer at once, with the store's error.
+    const steady = new RetryingStore(store, clock, logger);
+    const steadyRepo = new Repo(steady, this.#keys, clock);
+    this.#steadyCluster = new ClusterState({
+      store: steady,
+      prefix: this.#o.clusterPrefix,
+      clock,
+      logger,
+    });
     this.#discovery = new Discovery({ store, prefix: this.#o.discoveryPrefix, clock, logger });
     this.#liveness = new Liveness(this.id, store, this.#keys, this.#o.leaseTtlMs, clock, logger);
-    this.#locks = new AppLocks(store, this.#keys, this.#liveness, clock);
+    this.#locks = new AppLocks(steady, this.#keys, this.#liveness, clock);
     const report = (err: unknown): void => {
       logger.warn({ err }, 'controller background failure');
       if (this.listenerCount('error') > 0)
@@ -175,9 +188,9 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     };
     this.#mirror = new JobMirror(store, this.#cluster.keys, clock, logger, report);
     this.#reaper = new Reaper(
-      store,
+      steady,
       this.#keys,
-      this.#repo,
+      steadyRepo,
       this.id,
       clock,
       logger,
@@ -187,8 +200,8 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     );
     this.#deployer = new Deployer({
       id: this.id,
-      repo: this.#repo,
-      cluster: this.#cluster,
+      repo: steadyRepo,
+      cluster: this.#steadyCluster,
       discovery: this.#discovery,
       mirror: this.#mirror,
       locks: this.#locks,
@@ -210,9 +223,10 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     this.#parts = {
       id: this.id,
       o: this.#o,
+      store: steady,
       keys: this.#keys,
-      repo: this.#repo,
-      cluster: this.#cluster,
+      repo: steadyRepo,
+      cluster: this.#steadyCluster,
       mirror: this.#mirror,
       locks: this.#locks,
       hooks: this.#hooks,
@@ -290,6 +304,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     await this.#liveness.close();
     await this.#discovery.close().catch(() => undefined);
     await this.#cluster.close().catch(() => undefined);
+    await this.#steadyCluster.close().catch(() => undefined);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

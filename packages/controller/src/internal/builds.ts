@@ -45,7 +45,7 @@ export class BuildService {
     };
     await this.p.repo.createBuild(build, options);
     const out = new BuildOutputWriter(
-      this.p.o.store,
+      this.p.store,
       this.p.keys,
       app,
       build.id,

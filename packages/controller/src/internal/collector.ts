@@ -59,6 +59,6 @@ export async function pruneOutput(
   };
   // The first chunk becomes the whole output (ended), then the others go: a follower sees
   // an ended output at every step.
-  await p.o.store.put(first, JSON.stringify({ lines: [line], end: true, pruned: true }), options);
-  for (const kv of kvs) if (kv.key !== first) await p.o.store.delete(kv.key, options);
+  await p.store.put(first, JSON.stringify({ lines: [line], end: true, pruned: true }), options);
+  for (const kv of kvs) if (kv.key !== first) await p.store.delete(kv.key, options);
 }

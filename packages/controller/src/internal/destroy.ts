@@ -31,7 +31,7 @@ export async function destroyApp(
       const cur = await p.repo.app(name, options);
       if (cur === undefined) return;
       if (cur.record.destroying === true) break;
-      const res = await p.o.store.txn({
+      const res = await p.store.txn({
         compare: [
           {
             key: p.keys.app(name),
@@ -71,15 +71,15 @@ export async function destroyApp(
     for (const b of await p.repo.allBuilds())
       if (b.app !== name && b.artifact?.type === 'slug') mine.delete(b.artifact.sha256);
     for (const digest of mine) await p.o.artifacts.delete(digest);
-    await p.o.store.deletePrefix(p.cluster.keys.releasesOf(name));
+    await p.store.deletePrefix(p.cluster.keys.releasesOf(name));
     for (const prefix of [
       p.keys.releasesOf(name),
       p.keys.buildsOf(name),
       p.keys.outputOfApp(name),
       p.keys.deploymentsOf(name),
     ])
-      await p.o.store.deletePrefix(prefix);
-    await p.o.store.delete(p.keys.app(name));
+      await p.store.deletePrefix(prefix);
+    await p.store.delete(p.keys.app(name));
     await rm(join(p.o.workDir, 'cache', name), { recursive: true, force: true });
     p.emit('app.destroyed', { app: name });
   } finally {

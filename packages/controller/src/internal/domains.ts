@@ -90,7 +90,7 @@ export class DomainService {
     this.#routes ??=
       this.p.o.routes !== undefined
         ? Promise.resolve(this.p.o.routes)
-        : defaultRouteTable(this.p.o.store);
+        : defaultRouteTable(this.p.store);
     // A failed import is not cached: the next call tries again.
     this.#routes.catch(() => (this.#routes = undefined));
     return this.#routes;

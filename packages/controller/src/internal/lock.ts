@@ -38,7 +38,10 @@ export class AppLocks {
         success: [{ op: 'put', key, value, lease: lease.id }],
         failure: [{ op: 'get', key }],
       });
-      if (res.succeeded) {
+      const got = res.results[0];
+      const kv = got?.op === 'get' ? got.kv : undefined;
+      // Our own value: a first attempt landed and its answer was lost (a retried txn).
+      if (res.succeeded || kv?.value === value) {
         return {
           release: async () => {
             // Only ours: compare the value we wrote (a lock re-taken after our lease ended is not).
@@ -49,8 +52,6 @@ export class AppLocks {
           },
         };
       }
-      const got = res.results[0];
-      const kv = got?.op === 'get' ? got.kv : undefined;
       if (kv === undefined) continue;
       const holder = decode(kv, parseLock);
       if (options.onBusy === 'refuse')

@@ -1,4 +1,5 @@
 import type { ClusterState } from '@flotilla/cluster';
+import type { Store } from '@flotilla/store';
 import type { ControllerEventMap, ControllerEventType } from '../events.js';
 import type { Deployer } from './deployer.js';
 import type { HookRegistry } from './hook-registry.js';
@@ -13,6 +14,8 @@ export interface ControllerParts {
   /** The controller's instance id (owner of its builds and deploys). */
   readonly id: string;
   readonly o: ResolvedOptions;
+  /** The store, retrying calls through short outages (background work writes through it). */
+  readonly store: Store;
   readonly keys: ControllerKeys;
   readonly repo: Repo;
   readonly cluster: ClusterState;
