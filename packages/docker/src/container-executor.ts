@@ -6,6 +6,7 @@ import { DockerError, DockerErrorCodes, engineError } from './errors.js';
 import { chownTree } from './internal/chown-tree.js';
 import { Demuxer } from './internal/demux.js';
 import { imageExists, statusOf } from './internal/engine.js';
+import { givesAwayHost } from './internal/host-paths.js';
 import { decodeExitCode } from './internal/entrypoint.js';
 
 /**
@@ -284,59 +285,13 @@ function closedError(): DockerError {
   return new DockerError(DockerErrorCodes.CLOSED, 'the container executor was closed');
 }
 
-/** Where the host's own files live: a mount may be neither in one nor hold one. */
-const SYSTEM_DIRS = [
-  '/bin',
-  '/boot',
-  '/dev',
-  '/etc',
-  '/lib',
-  '/lib32',
-  '/lib64',
-  '/libx32',
-  '/proc',
-  '/root',
-  '/run',
-  '/sbin',
-  '/sys',
-  '/usr',
-  '/var/lib/apt',
-  '/var/lib/docker',
-  '/var/lib/dpkg',
-  '/var/run',
-];
-/** Directories many things share: a mount may be inside one, never one itself or above it. */
-const SHARED_DIRS = [
-  '/home',
-  '/mnt',
-  '/media',
-  '/opt',
-  '/srv',
-  '/tmp',
-  '/var',
-  '/var/lib',
-  '/var/tmp',
-];
-
-const inside = (path: string, dir: string): boolean => path === dir || path.startsWith(`${dir}/`);
-
 /**
  * Refuses a mount that would give the build user the host's own files: every mount is chowned
  * to it, so `/etc`, `/usr/lib` or `/tmp` (or a link to one) must never be one.
  */
 async function checkMount(mount: string): Promise<void> {
-  const refuse = (path: string): void => {
-    const system = SYSTEM_DIRS.find((d) => inside(path, d) || inside(d, path));
-    const shared = SHARED_DIRS.find((d) => inside(d, path));
-    if (system !== undefined || shared !== undefined) {
-      throw new DockerError(
-        DockerErrorCodes.INVALID_REQUEST,
-        `exec: mount ${mount}${path === mount ? '' : ` (${path})`} would give the build user ${system ?? shared}: mount a build's own directory`,
-        { path: mount },
-      );
-    }
-  };
-  refuse(mount);
+  const system = givesAwayHost(mount);
+  if (system !== undefined) throw refused(mount, mount, system);
   let real: string;
   try {
     real = await realpath(mount);
@@ -347,7 +302,16 @@ async function checkMount(mount: string): Promise<void> {
       { path: mount, cause: err },
     );
   }
-  refuse(real);
+  const target = givesAwayHost(real);
+  if (target !== undefined) throw refused(mount, real, target);
+}
+
+function refused(mount: string, path: string, dir: string): DockerError {
+  return new DockerError(
+    DockerErrorCodes.INVALID_REQUEST,
+    `exec: mount ${mount}${path === mount ? '' : ` (${path})`} would give the build user ${dir}: mount a build's own directory`,
+    { path: mount },
+  );
 }
 
 function checkRequest(req: ContainerExecRequest): void {

@@ -1,6 +1,6 @@
 // What the DockerDriver does beyond the driver contract: limits, networking modes, labels,
 // ownership of the slug dir, containers removed from under it, races and bad options.
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,7 +122,7 @@ async function expectCode(promise: Promise<unknown>, code: string): Promise<Erro
     (e: unknown) => e,
   );
   expect(isFlotillaError(err), `expected ${code}, got ${String(err)}`).toBe(true);
-  expect((err as { code: string }).code).toBe(code);
+  expect((err as { code: string }).code, String(err)).toBe(code);
   return err as Error;
 }
 
@@ -299,6 +299,15 @@ describe('DockerDriver', () => {
       driver.start({ ...spec('true'), memoryMiB: -5 }),
       'FLOTILLA_HOST_INVALID_SPEC',
     );
+    for (const cwd of ['/etc', '/', '/tmp', '/usr/lib']) {
+      await expectCode(driver.start({ ...spec('true'), cwd }), 'FLOTILLA_HOST_INVALID_SPEC');
+    }
+    await symlink('/etc', join(workDir, 'etc-link'));
+    await expectCode(
+      driver.start({ ...spec('true'), cwd: join(workDir, 'etc-link') }),
+      'FLOTILLA_HOST_INVALID_SPEC',
+    );
+    expect((await stat('/etc/passwd')).uid).toBe(0);
     await expectCode(
       driver.start({ ...spec('true'), command: 'a\0b' }),
       'FLOTILLA_HOST_INVALID_SPEC',

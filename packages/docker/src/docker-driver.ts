@@ -1,4 +1,5 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { normalize } from 'node:path';
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import { EventEmitter } from 'eventemitter3';
@@ -22,6 +23,7 @@ import { DockerError, DockerErrorCodes, engineError } from './errors.js';
 import { chownTree } from './internal/chown-tree.js';
 import { imageExists, statusOf } from './internal/engine.js';
 import { decodeExitCode, entrypoint, FORWARDED_SIGNALS } from './internal/entrypoint.js';
+import { givesAwayHost } from './internal/host-paths.js';
 import { containerName, LABELS } from './internal/labels.js';
 import { LogFrames, sinceAfter } from './internal/log-frames.js';
 
@@ -361,6 +363,16 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
         () => false,
       );
       if (!isDir) throw startFailed(s.id, `its cwd ${s.cwd} is not a directory`);
+      // the slug dir is given to the job's user: never the host's own files
+      const real = await realpath(s.cwd);
+      const givenAway = givesAwayHost(normalize(s.cwd)) ?? givesAwayHost(real);
+      if (givenAway !== undefined) {
+        throw new HostError(
+          HostErrorCodes.INVALID_SPEC,
+          `job ${s.id}: its cwd ${s.cwd} would give the job's user ${givenAway}: run it in its own slug directory`,
+          { jobId: s.id, path: 'spec.cwd' },
+        );
+      }
     } else if ((await imageExists(this.#docker, s.image).catch(rethrowStart(s.id))) === undefined) {
       throw startFailed(
         s.id,
