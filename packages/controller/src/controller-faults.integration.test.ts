@@ -64,8 +64,14 @@ async function consistent(hh: Harness): Promise<void> {
 describe('Controller when etcd fails under a deploy', () => {
   it('etcd killed (SIGKILL) as a deploy starts and back 2 s later: the deploy settles, consistent', async () => {
     const { etcd, hh } = await setUp();
+    let back: Promise<void> = Promise.resolve();
+    // Waited for before the cleanup stops etcd: a relaunch after stop() would be left running.
+    cleanups.push(() => back);
     hh.controller.once('deploy.started', () => {
-      void etcd.halt('SIGKILL').then(() => setTimeout(() => void etcd.resume(), 2000));
+      back = etcd
+        .halt('SIGKILL')
+        .then(() => new Promise((resolve) => setTimeout(resolve, 2000)))
+        .then(() => etcd.resume());
     });
     const res = await hh.controller.patchConfig('demo', { A: '1' }).catch((e: unknown) => e);
     if (res instanceof Error) expect(isFlotillaError(res)).toBe(true);
@@ -74,8 +80,13 @@ describe('Controller when etcd fails under a deploy', () => {
 
   it('etcd frozen (SIGSTOP) for 3 s under a deploy: it goes on and settles, consistent', async () => {
     const { etcd, hh } = await setUp();
+    let back: Promise<void> = Promise.resolve();
+    cleanups.push(() => back);
     hh.controller.once('deploy.started', () => {
-      void etcd.halt('SIGSTOP').then(() => setTimeout(() => void etcd.resume(), 3000));
+      back = etcd
+        .halt('SIGSTOP')
+        .then(() => new Promise((resolve) => setTimeout(resolve, 3000)))
+        .then(() => etcd.resume());
     });
     const res = await hh.controller.patchConfig('demo', { A: '1' }).catch((e: unknown) => e);
     if (res instanceof Error) expect(isFlotillaError(res)).toBe(true);
