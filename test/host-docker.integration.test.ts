@@ -98,8 +98,8 @@ describe('HostAgent with DockerDriver', () => {
       };
       await assign('slugapp', 'web.slug');
       await assign('imageapp', 'web.image');
-      const slugJobs = await untilReady(discovery, 'slugapp-web', (r) => r.length === 1, 60_000);
-      const imageJobs = await untilReady(discovery, 'imageapp-web', (r) => r.length === 1, 60_000);
+      const slugJobs = await untilReady(discovery, 'slugapp-web', (r) => r.length === 1, 45_000);
+      const imageJobs = await untilReady(discovery, 'imageapp-web', (r) => r.length === 1, 45_000);
       expect(await answers(slugJobs)).toEqual(['hello from web.1']);
       const [greeting] = await answers(imageJobs);
       expect(greeting).toMatch(/^from an image in \//);

@@ -40,7 +40,7 @@ describe('host agents and a scheduler (MemoryStore)', () => {
     scheduler.on('error', () => undefined);
     await scheduler.start();
     ports = await freePortRange(40);
-  });
+  }, 45_000);
 
   afterEach(async () => {
     await scheduler.close();
@@ -50,7 +50,7 @@ describe('host agents and a scheduler (MemoryStore)', () => {
     await cluster.close();
     await store.close();
     await rm(dir, { recursive: true, force: true });
-  });
+  }, 45_000);
 
   /** Host `id` with ports `[slot * 20, slot * 20 + 19]` of the range. */
   async function host(
@@ -103,7 +103,7 @@ describe('host agents and a scheduler (MemoryStore)', () => {
       ['h2', 'up'],
       ['h2', 'up'],
     ]);
-  });
+  }, 45_000);
 
   it("a restarted agent adopts its running job, starts no duplicate, and leaves the operator's eligibility and drain in place", async () => {
     const first = await host('h1', 0);
@@ -140,5 +140,5 @@ describe('host agents and a scheduler (MemoryStore)', () => {
     expect((await cluster.hosts()).find((h) => h.record.id === 'h1')?.state).toBe('draining');
     await scheduler.idle();
     expect((await cluster.jobs({ app: 'demo' })).map((j) => j.record.hostId)).toEqual(['h2', 'h2']);
-  });
+  }, 45_000);
 });

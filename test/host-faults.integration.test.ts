@@ -10,7 +10,7 @@ import { Discovery } from '@flotilla/discovery';
 import { EtcdStore } from '@flotilla/etcd';
 import type { ProcessDriver } from '@flotilla/host';
 import { startEtcd } from './support/etcd.js';
-import { freePortRange, helloSlug, hostAgent, stopAll } from './host-support.js';
+import { freePortRange, helloSlug, hostAgent, stopAll, within } from './host-support.js';
 
 describe('HostAgent on an etcd that fails as a job starts', () => {
   for (const fault of ['frozen', 'killed'] as const) {
@@ -70,9 +70,9 @@ describe('HostAgent on an etcd that fails as a job starts', () => {
           agent.on('ready', (id) => id === 'web.f' && resolve()),
         );
         await store.put(cluster.keys.job('h1', 'web.f'), JSON.stringify(record));
-        await refused;
+        await within(refused, 20_000, 'a registration refused while etcd is down');
         await etcd.resume();
-        await ready; // comes only once the job is published
+        await within(ready, 20_000, 'the job ready'); // comes only once it is published
         const [instance] = await discovery.instances('demo-web', { readyOnly: true });
         expect(instance).toMatchObject({ id: 'web.f', meta: { host: 'h1' } });
         expect(await (await fetch(`http://${instance?.addr}/`)).text()).toBe('hello from web.1');

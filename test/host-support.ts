@@ -136,3 +136,21 @@ export async function untilReady(
 export async function answers(instances: ServiceInstance[]): Promise<string[]> {
   return Promise.all(instances.map(async (i) => (await fetch(`http://${i.addr}/`)).text()));
 }
+
+/**
+ * `promise`, or a rejection naming `what` after `ms`: a wait that fails in time for the test's
+ * own cleanup (`finally`) to run, which a test timeout would skip.
+ */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
