@@ -16,11 +16,13 @@ import {
 
 let server: TestServer | undefined;
 let host: TestServer | undefined;
+let router: TestServer | undefined;
+let store: string;
 const app = 'e2e-cluster';
 
 beforeAll(async () => {
   const [endpoint] = await etcdEndpoints();
-  const store = `etcd://${(endpoint ?? '').replace(/^https?:\/\//, '')}${uniquePrefix('paas').replace(/\/$/, '')}`;
+  store = `etcd://${(endpoint ?? '').replace(/^https?:\/\//, '')}${uniquePrefix('paas').replace(/\/$/, '')}`;
   server = await startServer({ args: ['--store', store, '--host-id', 'host-a', '--stop-jobs'] });
   host = await startServer({
     command: 'host',
@@ -30,9 +32,10 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  await router?.stop();
   await host?.stop();
   await server?.stop();
-  for (const s of [host, server]) if (s !== undefined) await removeDir(s.dataDir);
+  for (const s of [router, host, server]) if (s !== undefined) await removeDir(s.dataDir);
   await releaseEtcd();
 }, 60_000);
 
@@ -83,5 +86,14 @@ describe('two host agents on one etcd', () => {
         : undefined;
     });
     expect(logs).toMatch(/listening on \d+/);
+  });
+
+  it('a router of its own (flotilla router) serves the app too', async () => {
+    router = await startServer({ command: 'router', args: ['--store', store] });
+    const r = await waitFor('the app through the second router', async () => {
+      const a = await getApp(router as TestServer, app);
+      return a.status === 200 ? a : undefined;
+    });
+    expect(JSON.parse(r.body)).toMatchObject({ message: 'Hello from Flotilla' });
   });
 });

@@ -49,22 +49,16 @@ export async function startServer(o: StartOptions = {}): Promise<TestServer> {
   const home = join(dataDir, 'home');
   // Below the kernel's ephemeral range (32768-), where the API's and router's port 0 land.
   const base = 20_000 + Math.floor(Math.random() * 120) * 100;
+  const command = o.command ?? 'server';
+  const ports =
+    {
+      server: ['--api-port', '0', '--router-port', '0', '--job-ports', `${base}-${base + 99}`],
+      host: ['--api-port', '0', '--job-ports', `${base}-${base + 99}`],
+      router: ['--router-port', '0'],
+    }[command] ?? [];
   const child = spawn(
     process.execPath,
-    [
-      MAIN,
-      o.command ?? 'server',
-      '--data-dir',
-      dataDir,
-      '--api-port',
-      '0',
-      ...((o.command ?? 'server') === 'server' ? ['--router-port', '0'] : []),
-      '--job-ports',
-      `${base}-${base + 99}`,
-      '--log-level',
-      'warn',
-      ...(o.args ?? []),
-    ],
+    [MAIN, command, '--data-dir', dataDir, ...ports, '--log-level', 'warn', ...(o.args ?? [])],
     {
       env: { ...process.env, FLOTILLA_TOKEN: '', FLOTILLA_DATA_DIR: '', ...o.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -90,7 +84,9 @@ export async function startServer(o: StartOptions = {}): Promise<TestServer> {
   child.stdout.on('data', (s: Buffer) => (output += s.toString()));
   const apiUrl = banner.API ?? '';
   const routerUrl = (banner.router ?? 'http://localhost:0').replace('<app>.', '');
-  const token = o.env?.FLOTILLA_TOKEN || (await readFile(join(dataDir, 'token'), 'utf8')).trim();
+  const token =
+    o.env?.FLOTILLA_TOKEN ||
+    (await readFile(join(dataDir, 'token'), 'utf8').catch(() => '')).trim();
   const env = {
     ...process.env,
     HOME: home,
