@@ -14,8 +14,8 @@ export class RouterMetrics {
   readonly #retries: Counter<'service'>;
   readonly #ejections: Counter<'service'>;
   readonly #connections: Gauge<'protocol'>;
-  /** Requests counted since the last scrape, by route and status (flushed on collect). */
-  readonly #pendingRequests = new Map<string, { route: string; status: string; n: number }>();
+  /** Requests counted since the last scrape, by route, then status (flushed on collect). */
+  readonly #pendingRequests = new Map<string, Map<number, { n: number }>>();
 
   /** @param registry - where to register (default: a new `Registry`). */
   constructor(registry: Registry = new Registry()) {
@@ -59,10 +59,14 @@ export class RouterMetrics {
 
   /** Counts one answered request. */
   request(route: string, status: number): void {
-    const key = `${route}\0${status}`;
-    const p = this.#pendingRequests.get(key);
+    let byStatus = this.#pendingRequests.get(route);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      this.#pendingRequests.set(route, byStatus);
+    }
+    const p = byStatus.get(status);
     if (p !== undefined) p.n++;
-    else this.#pendingRequests.set(key, { route, status: String(status), n: 1 });
+    else byStatus.set(status, { n: 1 });
   }
 
   /** Records an upstream latency, in seconds. */
@@ -71,10 +75,12 @@ export class RouterMetrics {
   }
 
   #flushRequests(): void {
-    for (const p of this.#pendingRequests.values()) {
-      if (p.n === 0) continue;
-      this.#requests.labels(p.route, p.status).inc(p.n);
-      p.n = 0;
+    for (const [route, byStatus] of this.#pendingRequests) {
+      for (const [status, p] of byStatus) {
+        if (p.n === 0) continue;
+        this.#requests.labels(route, String(status)).inc(p.n);
+        p.n = 0;
+      }
     }
   }
 

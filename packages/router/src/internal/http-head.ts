@@ -223,7 +223,19 @@ export function parseRequestHead(buf: Buffer, end: number, limits: HeadLimits): 
   else throw new HeadError(400, 'malformed request line');
   const f = parseFields(buf, le + 2, end, limits, 400);
   if (version === 11 && f.host === '') throw new HeadError(400, 'missing Host header');
-  return { method, target, version, ...f, length: end };
+  return {
+    method,
+    target,
+    version,
+    headers: f.headers,
+    names: f.names,
+    contentLength: f.contentLength,
+    chunked: f.chunked,
+    connection: f.connection,
+    host: f.host,
+    upgrade: f.upgrade,
+    length: end,
+  };
 }
 
 const STATUS_RE = /^HTTP\/1\.([01]) ([0-9]{3})(?: (.*))?$/;
@@ -238,7 +250,11 @@ export function parseResponseHead(buf: Buffer, end: number, limits: HeadLimits):
     version: m[1] === '1' ? 11 : 10,
     status: Number(m[2]),
     reason: m[3] ?? '',
-    ...f,
+    headers: f.headers,
+    names: f.names,
+    contentLength: f.contentLength,
+    chunked: f.chunked,
+    connection: f.connection,
     length: end,
   };
 }
