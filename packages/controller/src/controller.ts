@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { EventEmitter } from 'eventemitter3';
 import type { Clock, Logger } from '@flotilla/core';
-import { ClusterState, type HostView, MAX_PROCESS_COUNT, type Resources } from '@flotilla/cluster';
+import { ClusterState, type HostView, type Resources } from '@flotilla/cluster';
 import { Discovery } from '@flotilla/discovery';
 import type { Store } from '@flotilla/store';
 import type { App, CreateAppInput } from './app.js';
@@ -28,7 +28,7 @@ import type {
 import type { FormationEntry, FormationPatchEntry } from './formation.js';
 import type { Hooks } from './hooks.js';
 import type { JobLogSource } from './job-logs.js';
-import type { OneOffHandle, OneOffRunner, OneOffSpec, RunOptions } from './one-off.js';
+import type { OneOffHandle, OneOffRunner, RunOptions } from './one-off.js';
 import type { Release, ReleaseOptions } from './release.js';
 import type { RouteTableLike } from './route-table.js';
 import { readOutput } from './internal/build-output.js';
@@ -37,6 +37,8 @@ import { BuildService } from './internal/builds.js';
 import { collectArtifacts } from './internal/collector.js';
 import { destroyApp } from './internal/destroy.js';
 import { DomainService } from './internal/domains.js';
+import { FormationService } from './internal/formations.js';
+import { startRun } from './internal/runs.js';
 import { resolveOptions, type ResolvedOptions } from './internal/options.js';
 import type { ControllerParts } from './internal/parts.js';
 import { Deployer } from './internal/deployer.js';
@@ -54,13 +56,12 @@ import {
   invalid,
   MAX_CONFIG_BYTES,
   MAX_CONFIG_VARS,
-  newId,
   randomAppName,
   releaseNumber,
   show,
 } from './internal/names.js';
 import { Reaper } from './internal/reaper.js';
-import type { AppRecord, FormationSetting } from './internal/records.js';
+import type { AppRecord } from './internal/records.js';
 import { Repo, type ReleaseDraft } from './internal/repo.js';
 import { RetryingStore } from './internal/retrying-store.js';
 
@@ -154,6 +155,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   readonly #parts: ControllerParts;
   readonly #buildService: BuildService;
   readonly #domains: DomainService;
+  readonly #formations: FormationService;
   #state: ControllerState = 'idle';
   #starting: Promise<void> | undefined;
   #closingPromise: Promise<void> | undefined;
@@ -235,6 +237,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     };
     this.#buildService = new BuildService(this.#parts);
     this.#domains = new DomainService(this.#parts);
+    this.#formations = new FormationService(this.#parts);
   }
 
   /** Where it is in its life. */
@@ -681,36 +684,11 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
 
   // --- formation and dynos -------------------------------------------------------------------
 
-  /** The release whose process types the formation is about: the live one, else the newest with a build. */
-  async #formationRelease(app: AppRecord, options: CallOptions): Promise<Release | undefined> {
-    if (app.live !== undefined)
-      return this.#repo.release(app.name, releaseNumber(app.live.release), options);
-    const releases = await this.#repo.releases(app.name, options);
-    return [...releases].reverse().find((r) => r.build !== undefined);
-  }
-
   /** Quantity and size of each process type of the app. */
   async getFormation(app: string, options: CallOptions = {}): Promise<FormationEntry[]> {
     this.#open();
     checkAppName(app);
-    const record = await this.#repo.requireApp(app, options);
-    const release = await this.#formationRelease(record, options);
-    const types = new Set([
-      ...Object.keys(release?.processTypes ?? {}),
-      ...Object.keys(record.formation),
-    ]);
-    types.delete('release');
-    return [...types].sort().map((type) => {
-      const f = record.formation[type];
-      const size = f?.size ?? this.#o.defaultSize;
-      return {
-        type,
-        quantity: f?.quantity ?? 0,
-        size,
-        resources: this.#deployer.resources(size),
-        command: release?.processTypes[type],
-      };
-    });
+    return this.#formations.get(app, options);
   }
 
   /**
@@ -725,114 +703,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     this.#open();
     checkAppName(app);
     this.#deployer.settings(options);
-    if (
-      typeof patch !== 'object' ||
-      patch === null ||
-      Array.isArray(patch) ||
-      Object.keys(patch).length === 0
-    )
-      throw invalid(
-        'formation',
-        'give { type: { quantity?, size? } } for at least one process type',
-        app,
-      );
-    const record = await this.#repo.requireApp(app, options);
-    const release = await this.#formationRelease(record, options);
-    if (release === undefined)
-      throw new ControllerError(
-        ControllerErrorCodes.NO_BUILD,
-        `app ${app} has no build yet: push one, then scale its process types`,
-        { app },
-      );
-    const changes: Record<string, FormationPatchEntry> = {};
-    for (const [type, entry] of Object.entries(patch)) {
-      if (!Object.hasOwn(release.processTypes, type) || type === 'release')
-        throw new ControllerError(
-          ControllerErrorCodes.UNKNOWN_PROCESS_TYPE,
-          `${release.id} of ${app} has no process type ${show(type)} (it has ${
-            Object.keys(release.processTypes)
-              .filter((t) => t !== 'release')
-              .join(', ') || 'none'
-          })`,
-          { app, path: `formation.${type.slice(0, 40)}` },
-        );
-      if (typeof entry !== 'object' || entry === null)
-        throw invalid(`formation.${type}`, 'give { quantity?, size? }', app);
-      if (
-        entry.quantity !== undefined &&
-        (!Number.isSafeInteger(entry.quantity) ||
-          entry.quantity < 0 ||
-          entry.quantity > MAX_PROCESS_COUNT)
-      )
-        throw invalid(
-          `formation.${type}.quantity`,
-          `quantity must be a whole number from 0 to ${MAX_PROCESS_COUNT}, got ${show(entry.quantity)}`,
-          app,
-        );
-      if (
-        entry.size !== undefined &&
-        (typeof entry.size !== 'string' || !Object.hasOwn(this.#o.sizes, entry.size))
-      )
-        throw invalid(
-          `formation.${type}.size`,
-          `${show(entry.size)} is not a size: use ${Object.keys(this.#o.sizes).join(', ')}`,
-          app,
-        );
-      changes[type] = entry;
-    }
-    const lock = await this.#locks.acquire(app, 'scale', {
-      onBusy: options.onBusy ?? 'wait',
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
-    });
-    try {
-      const current = await this.#repo.requireApp(app, options);
-      const next: Record<string, FormationSetting> = {};
-      let resized = false;
-      for (const [type, entry] of Object.entries(changes)) {
-        const was = current.formation[type] ?? {
-          quantity: type === 'web' && current.live === undefined ? 1 : 0,
-          size: this.#o.defaultSize,
-        };
-        next[type] = { quantity: entry.quantity ?? was.quantity, size: entry.size ?? was.size };
-        if (current.live !== undefined && next[type].size !== was.size) resized = true;
-      }
-      if (resized && current.live !== undefined) {
-        await this.#deployer.deploy(app, releaseNumber(current.live.release), 'scale', {
-          ...options,
-          locked: true,
-          formation: next,
-        });
-      } else {
-        await this.#repo.updateApp(app, (a) => ({
-          next: { ...a, formation: { ...a.formation, ...next } },
-        }));
-        if (current.live !== undefined) await this.#applyCounts(app, current.live.deployment, next);
-      }
-      this.#emit('scale', { app, processes: next });
-    } finally {
-      await lock.release().catch(() => undefined);
-    }
-    return this.getFormation(app, options);
-  }
-
-  /** Writes new counts into the live cluster formation: the scheduler starts or stops jobs. */
-  async #applyCounts(
-    app: string,
-    clusterRelease: string,
-    next: Readonly<Record<string, FormationSetting>>,
-  ): Promise<void> {
-    const existing = (await this.#cluster.formations({ app })).find(
-      (f) => f.release === clusterRelease,
-    );
-    const processes: Record<string, { count: number; resources: Resources }> = {};
-    for (const [type, spec] of Object.entries(existing?.processes ?? {}))
-      processes[type] = { count: spec.count, resources: spec.resources };
-    for (const [type, f] of Object.entries(next))
-      processes[type] = {
-        count: f.quantity,
-        resources: processes[type]?.resources ?? this.#deployer.resources(f.size),
-      };
-    await this.#cluster.setFormation({ app, release: clusterRelease, processes });
+    return this.#formations.patch(app, patch, options);
   }
 
   /** The app's jobs with their state, host and release. */
@@ -884,89 +755,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   async run(app: string, options: RunOptions): Promise<OneOffHandle> {
     this.#open();
     checkAppName(app);
-    if (typeof options !== 'object' || options === null)
-      throw invalid('options', 'run takes { command, ... }', app);
-    const { command } = options;
-    if (
-      typeof command !== 'string' ||
-      command.trim() === '' ||
-      command.length > 64 * 1024 ||
-      command.includes('\0')
-    )
-      throw invalid(
-        'command',
-        'the command must be a non-empty string of at most 64 KiB without NUL',
-        app,
-      );
-    const env = options.env === undefined ? {} : checkConfigPatch(options.env);
-    if (Object.values(env).some((v) => v === null))
-      throw invalid('env', 'env values must be strings', app);
-    const size = options.size ?? this.#o.defaultSize;
-    if (!Object.hasOwn(this.#o.sizes, size))
-      throw invalid(
-        'size',
-        `${show(size)} is not a size: use ${Object.keys(this.#o.sizes).join(', ')}`,
-        app,
-      );
-    if (
-      options.timeoutMs !== undefined &&
-      (!Number.isSafeInteger(options.timeoutMs) || options.timeoutMs < 1)
-    )
-      throw invalid(
-        'timeoutMs',
-        `timeoutMs must be a whole number of ms above 0, got ${show(options.timeoutMs)}`,
-        app,
-      );
-    const runner = this.#o.runner;
-    if (runner === undefined)
-      throw new ControllerError(
-        ControllerErrorCodes.NOT_CONFIGURED,
-        'the controller has no one-off runner: configure one (DriverOneOffRunner)',
-        { app },
-      );
-    const record = await this.#repo.requireApp(app, options);
-    let release: Release | undefined;
-    if (options.release !== undefined) {
-      const n = releaseNumber(options.release);
-      release = await this.#repo.release(app, n, options);
-      if (release === undefined) throw releaseNotFound(app, n);
-    } else release = await this.#formationRelease(record, options);
-    if (release?.build === undefined)
-      throw new ControllerError(
-        ControllerErrorCodes.NO_BUILD,
-        `app ${app} has no build to run with: push one first`,
-        { app },
-      );
-    const build = await this.#repo.build(app, release.build, options);
-    if (build?.artifact === undefined)
-      throw new ControllerError(
-        ControllerErrorCodes.NO_BUILD,
-        `build ${release.build} of ${app} has no artifact`,
-        { app },
-      );
-    await this.#deployer.requireArtifact(build);
-    const artifact = this.#deployer.clusterRecord(release, build, release.id).artifact;
-    const jobId = `${app}.run.${newId('r').slice(2)}`;
-    const handle = await runner.start(
-      compact<OneOffSpec>({
-        id: jobId,
-        app,
-        release: release.id,
-        type: 'run',
-        command,
-        artifact,
-        env: { ...release.config, ...(env as Record<string, string>) },
-        memoryMiB: this.#deployer.resources(size).memory,
-        timeoutMs: options.timeoutMs,
-      }),
-      options.signal === undefined ? {} : { signal: options.signal },
-    );
-    this.#emit('run.started', { app, jobId, command });
-    const exit = handle.exit.then((e) => {
-      this.#emit('run.finished', { app, jobId, code: e.code });
-      return e;
-    });
-    return { id: handle.id, output: handle.output, exit, stop: () => handle.stop() };
+    return startRun(this.#parts, this.#formations, app, options);
   }
 
   // --- domains -------------------------------------------------------------------------------
