@@ -167,13 +167,18 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     this.id = this.#o.id;
     this.hooks = this.#hooks;
     const { store, clock, logger } = this.#o;
+    const report = (err: unknown): void => {
+      logger.warn({ err }, 'controller background failure');
+      if (this.listenerCount('error') > 0)
+        this.emit('error', err instanceof Error ? err : new Error(String(err)));
+    };
     this.#keys = new ControllerKeys(this.#o.prefix);
-    this.#repo = new Repo(store, this.#keys, clock);
+    this.#repo = new Repo(store, this.#keys, clock, report);
     this.#cluster = new ClusterState({ store, prefix: this.#o.clusterPrefix, clock, logger });
     // Background work (builds, deploys, the reaper, locks) rides out short store outages;
     // calls that only read answer at once, with the store's error.
     const steady = new RetryingStore(store, clock, logger);
-    const steadyRepo = new Repo(steady, this.#keys, clock);
+    const steadyRepo = new Repo(steady, this.#keys, clock, report);
     this.#steadyCluster = new ClusterState({
       store: steady,
       prefix: this.#o.clusterPrefix,
@@ -183,11 +188,6 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     this.#discovery = new Discovery({ store, prefix: this.#o.discoveryPrefix, clock, logger });
     this.#liveness = new Liveness(this.id, store, this.#keys, this.#o.leaseTtlMs, clock, logger);
     this.#locks = new AppLocks(steady, this.#keys, this.#liveness, clock);
-    const report = (err: unknown): void => {
-      logger.warn({ err }, 'controller background failure');
-      if (this.listenerCount('error') > 0)
-        this.emit('error', err instanceof Error ? err : new Error(String(err)));
-    };
     this.#mirror = new JobMirror(store, this.#cluster.keys, clock, logger, report);
     this.#reaper = new Reaper(
       steady,

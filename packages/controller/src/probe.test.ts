@@ -395,6 +395,42 @@ describe('bad input that reaches the build', () => {
   });
 });
 
+describe('records that cannot be read', () => {
+  it('are reported as errors with their key, and the others still listed and reaped', async () => {
+    h = await harness();
+    const errors: Error[] = [];
+    h.controller.on('error', (e) => errors.push(e));
+    await h.controller.createApp({ name: 'demo' });
+    await h.store.put('controller/apps/bad', '{not json');
+    await h.store.put(
+      'controller/builds/demo/b-000000000000',
+      JSON.stringify({ id: 'b-000000000000' }),
+    );
+    // A build of a controller that is gone: the reaper fails it, despite its bad neighbour.
+    const orphan = {
+      id: 'b-111111111111',
+      app: 'demo',
+      source: 'abc1234',
+      sourceType: 'git',
+      builder: 'buildpack',
+      status: 'running',
+      createdAt: Date.now(),
+      owner: 'gone',
+    };
+    await h.store.put('controller/builds/demo/b-111111111111', JSON.stringify(orphan));
+    const b = await second(h);
+    expect((await b.waitForBuild('demo', 'b-111111111111')).status).toBe('failed');
+    expect((await h.controller.listApps()).map((a) => a.name)).toEqual(['demo']);
+    expect((await h.controller.listBuilds('demo')).map((x) => x.id)).toEqual(['b-111111111111']);
+    const codes = errors.map((e) => [(e as { code?: string }).code, (e as { key?: string }).key]);
+    expect(codes).toContainEqual(['FLOTILLA_CONTROLLER_INVALID_RECORD', 'controller/apps/bad']);
+    expect(codes).toContainEqual([
+      'FLOTILLA_CONTROLLER_INVALID_RECORD',
+      'controller/builds/demo/b-000000000000',
+    ]);
+  });
+});
+
 describe('event streams', () => {
   it('a consumer that stops reading ends with EVENT_BACKLOG instead of growing memory', async () => {
     h = await harness();

@@ -30,7 +30,26 @@ export class Repo {
     readonly store: Store,
     readonly keys: ControllerKeys,
     readonly clock: Clock,
+    /**
+     * Lists report each record they cannot read here (`FLOTILLA_CONTROLLER_INVALID_RECORD`,
+     * with its key) and return the others; without it, they throw.
+     */
+    readonly onInvalid?: (err: ControllerError) => void,
   ) {}
+
+  /** Decodes a list's records: the unreadable ones reported (see `onInvalid`), never skipped silently. */
+  #decodeAll<T>(kvs: readonly KeyValue[], parse: (v: unknown) => T): T[] {
+    const out: T[] = [];
+    for (const kv of kvs) {
+      try {
+        out.push(decode(kv, parse));
+      } catch (err) {
+        if (this.onInvalid === undefined || !(err instanceof ControllerError)) throw err;
+        this.onInvalid(err);
+      }
+    }
+    return out;
+  }
 
   // --- apps --------------------------------------------------------------------------------
 
@@ -50,7 +69,7 @@ export class Repo {
   }
 
   async apps(options: CallOptions = {}): Promise<AppRecord[]> {
-    return (await this.#list(this.keys.apps, options)).map((kv) => decode(kv, parseApp));
+    return this.#decodeAll(await this.#list(this.keys.apps, options), parseApp);
   }
 
   async createApp(record: AppRecord, options: CallOptions = {}): Promise<boolean> {
@@ -157,9 +176,7 @@ export class Repo {
 
   /** Releases, oldest first. */
   async releases(app: string, options: CallOptions = {}): Promise<Release[]> {
-    return (await this.#list(this.keys.releasesOf(app), options)).map((kv) =>
-      decode(kv, parseRelease),
-    );
+    return this.#decodeAll(await this.#list(this.keys.releasesOf(app), options), parseRelease);
   }
 
   // --- builds ------------------------------------------------------------------------------
@@ -186,12 +203,12 @@ export class Repo {
   }
 
   async builds(app: string, options: CallOptions = {}): Promise<Build[]> {
-    return (await this.#list(this.keys.buildsOf(app), options)).map((kv) => decode(kv, parseBuild));
+    return this.#decodeAll(await this.#list(this.keys.buildsOf(app), options), parseBuild);
   }
 
   /** Every build of every app (for the reaper). */
   async allBuilds(options: CallOptions = {}): Promise<Build[]> {
-    return (await this.#list(this.keys.builds, options)).map((kv) => decode(kv, parseBuild));
+    return this.#decodeAll(await this.#list(this.keys.builds, options), parseBuild);
   }
 
   /** Changes a build by compare-and-set; undefined from `change` writes nothing. Undefined when the build is gone. */
@@ -211,15 +228,14 @@ export class Repo {
   }
 
   async deployments(app: string, options: CallOptions = {}): Promise<Deployment[]> {
-    return (await this.#list(this.keys.deploymentsOf(app), options)).map((kv) =>
-      decode(kv, parseDeployment),
+    return this.#decodeAll(
+      await this.#list(this.keys.deploymentsOf(app), options),
+      parseDeployment,
     );
   }
 
   async allDeployments(options: CallOptions = {}): Promise<Deployment[]> {
-    return (await this.#list(this.keys.deployments, options)).map((kv) =>
-      decode(kv, parseDeployment),
-    );
+    return this.#decodeAll(await this.#list(this.keys.deployments, options), parseDeployment);
   }
 
   async updateDeployment(
@@ -234,7 +250,7 @@ export class Repo {
   // --- domains -----------------------------------------------------------------------------
 
   async domains(options: CallOptions = {}): Promise<Domain[]> {
-    return (await this.#list(this.keys.domains, options)).map((kv) => decode(kv, parseDomain));
+    return this.#decodeAll(await this.#list(this.keys.domains, options), parseDomain);
   }
 
   async domain(hostname: string, options: CallOptions = {}): Promise<Domain | undefined> {
