@@ -4,7 +4,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
-import { type Logger, silentLogger } from '@flotilla/core';
+import { isFlotillaError, type Logger, silentLogger } from '@flotilla/core';
 import type { Discovery, Registration } from '@flotilla/discovery';
 import { listAndWatch, type Store } from '@flotilla/store';
 import pino from 'pino';
@@ -395,6 +395,13 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
     } catch (err) {
       if (this.#state === 'starting') this.#state = 'failed';
       await this.#shutdown(0);
+      if (this.#ac.signal.aborted && this.#closing !== undefined && !isFlotillaError(err)) {
+        throw new RouterError(
+          'FLOTILLA_ROUTER_CLOSED',
+          `router ${this.id} was closed while starting`,
+          { cause: err },
+        );
+      }
       throw err;
     }
   }

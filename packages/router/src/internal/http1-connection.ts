@@ -77,7 +77,11 @@ export class Http1Connection {
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', () => socket.destroy());
     socket.on('end', () => {
-      if (this.state === 'head' && this.exchange === null) socket.end();
+      // The client closed its side. Between requests: close ours. During a request: it has
+      // gone (as nginx, 499): the exchange is released rather than held for a reader that
+      // will never read. A tunnel's pipes carry the half-close through.
+      if (this.state === 'head') socket.end();
+      else if (this.state === 'request') socket.destroy();
     });
     socket.on('close', () => this.#onClose());
   }
