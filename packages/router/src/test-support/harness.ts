@@ -1,7 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { Discovery, type Registration } from '@flotilla/discovery';
-import { MemoryStore } from '@flotilla/store';
+import { MemoryStore, type Store } from '@flotilla/store';
 import { Router, type RouterOptions } from '../index.js';
 
 /** A test backend: a node:http server on an ephemeral loopback port, registered in discovery. */
@@ -18,8 +18,15 @@ export interface TestBackend {
 
 /** Everything a router test needs, cleaned up by `close()`. */
 export class Harness {
-  readonly store = new MemoryStore();
-  readonly discovery = new Discovery({ store: this.store });
+  readonly store: Store;
+  readonly discovery: Discovery;
+
+  /** On a new `MemoryStore`, or on `store` (closed with the harness). */
+  constructor(store: Store = new MemoryStore()) {
+    this.store = store;
+    this.discovery = new Discovery({ store });
+  }
+
   readonly backends: TestBackend[] = [];
   readonly routers: Router[] = [];
   readonly #cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -29,7 +36,7 @@ export class Harness {
     service: string,
     name: string,
     handler?: http.RequestListener,
-    options: { ready?: boolean; register?: boolean } = {},
+    options: { ready?: boolean; register?: boolean; ttlMs?: number } = {},
   ): Promise<TestBackend> {
     const sockets = new Set<net.Socket>();
     const b: TestBackend = {
@@ -69,7 +76,7 @@ export class Harness {
         id: name,
         addr: `127.0.0.1:${b.port}`,
         ready: options.ready ?? true,
-        ttlMs: 60_000,
+        ttlMs: options.ttlMs ?? 60_000,
       });
     }
     this.backends.push(b);
