@@ -1,8 +1,10 @@
 // The rest of the grammar on the Procfile sample (web and worker): scale types apart, logs of
 // one type, one-off runs, the event stream, custom domains through the router, destroy.
 import { request } from 'node:http';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  APPS,
   api,
   cli,
   getApp,
@@ -148,5 +150,33 @@ describe('a web + worker app', () => {
       { env: s.env },
     );
     expect(git.code).not.toBe(0);
+  });
+
+  it('builds from an uploaded tarball (the static sample), with its output, and serves it', async () => {
+    const tarApp = 'e2e-tarball';
+    expect((await api(s, 'POST', '/apps', { name: tarApp })).status).toBe(201);
+    const tgz = await run('tar', ['-czf', '-', '-C', join(APPS, 'static'), '.'], {
+      encoding: 'buffer',
+    });
+    const res = await fetch(`${s.apiUrl}/apps/${tarApp}/builds`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/gzip' },
+      body: tgz.stdoutBuffer,
+    });
+    expect(res.status).toBe(201);
+    const build = (await res.json()) as { id: string; sourceType: string };
+    expect(build.sourceType).toBe('tarball');
+    const output = await cli(s, ['builds:output', build.id, '-a', tarApp]);
+    expect(output.stdout).toContain('-----> succeeded');
+    const page = await waitFor('the static site through the router', async () => {
+      const r = await getApp(s, tarApp);
+      return r.status === 200 ? r.body : undefined;
+    });
+    expect(page).toContain('A static site on Flotilla');
+    const builds = JSON.parse((await cli(s, ['builds', '--json', '-a', tarApp])).stdout) as {
+      id: string;
+      status: string;
+    }[];
+    expect(builds).toEqual([expect.objectContaining({ id: build.id, status: 'succeeded' })]);
   });
 });

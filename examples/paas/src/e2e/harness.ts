@@ -151,13 +151,15 @@ export interface Run {
   readonly code: number;
   readonly stdout: string;
   readonly stderr: string;
+  /** The raw stdout, with `encoding: 'buffer'`. */
+  readonly stdoutBuffer: Buffer;
 }
 
 /** Runs a command, never rejecting for its exit status. */
 export function run(
   cmd: string,
   args: readonly string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; encoding?: 'buffer' } = {},
 ): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
@@ -168,10 +170,16 @@ export function run(
         env: opts.env,
         timeout: opts.timeoutMs ?? 120_000,
         maxBuffer: 64 * 1024 * 1024,
+        encoding: 'buffer',
       },
       (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;
-        resolve({ code, stdout, stderr });
+        resolve({
+          code,
+          stdout: stdout.toString('utf8'),
+          stderr: stderr.toString('utf8'),
+          stdoutBuffer: stdout,
+        });
       },
     );
   });
