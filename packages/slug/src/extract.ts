@@ -154,7 +154,7 @@ async function extractInto(src: string, root: string, limits: Limits): Promise<E
   // What went wrong in the slug itself, as gunzip and the tar parser saw it.
   let damage: Error | undefined;
   let feedError: unknown;
-  const gunzip = createGunzip({ chunkSize: 64 * 1024 });
+  const gunzip = createGunzip({ chunkSize: 256 * 1024 });
   gunzip.on('error', (err: Error & { code?: unknown }) => {
     if (typeof err.code === 'string' && err.code.startsWith('Z_')) damage ??= err;
   });
@@ -163,7 +163,7 @@ async function extractInto(src: string, root: string, limits: Limits): Promise<E
   });
 
   const feed = pipeline(
-    createReadStream(src, { signal }),
+    createReadStream(src, { signal, highWaterMark: 256 * 1024 }),
     new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         hash.update(chunk);
@@ -405,10 +405,21 @@ class TreeWriter {
     }
     const handle = await open(abs, 'wx', 0o600);
     try {
+      // Written a megabyte at a time: one write per inflated chunk (64 KiB) was a trip through
+      // the thread pool each.
+      let pieces: Buffer[] = [];
+      let pending = 0;
       for await (const chunk of entry) {
         this.#limits.signal.throwIfAborted();
-        await handle.write(chunk as Buffer);
+        pieces.push(chunk as Buffer);
+        pending += (chunk as Buffer).byteLength;
+        if (pending >= LARGE_WRITE) {
+          await handle.write(Buffer.concat(pieces, pending));
+          pieces = [];
+          pending = 0;
+        }
       }
+      if (pending > 0) await handle.write(Buffer.concat(pieces, pending));
       await handle.chmod(fileMode(mode));
     } finally {
       await handle.close();
@@ -456,6 +467,9 @@ class TreeWriter {
 
 /** Files up to this size are written whole, with synchronous calls; larger ones are streamed. */
 const SMALL_FILE = 256 * 1024;
+
+/** Larger files are written in pieces of this size. */
+const LARGE_WRITE = 1024 * 1024;
 
 /**
  * Writes a small file with synchronous system calls (open, write, fchmod, close: microseconds

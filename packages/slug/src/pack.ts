@@ -147,10 +147,12 @@ export async function packSlug(
     try {
       await pipeline(
         Readable.from(pack),
-        coalesce,
-        createGzip(),
+        (source: AsyncIterable<Buffer>) => coalesce(source, GZIP_INPUT_CHUNK),
+        createGzip({ chunkSize: GZIP_INPUT_CHUNK }),
         async (source: AsyncIterable<Buffer>) => {
-          for await (const chunk of source) {
+          // Written a few chunks at a time: a write per gzip chunk held gzip back while each
+          // went through the thread pool.
+          for await (const chunk of coalesce(source, FILE_WRITE)) {
             hash.update(chunk);
             size += chunk.byteLength;
             await file.write(chunk);
@@ -279,21 +281,24 @@ function checkLinks(entries: readonly SourceEntry[]): void {
   }
 }
 
-/** The size of the pieces handed to gzip. */
+/** The size of the pieces handed to gzip, and of those it hands back. */
 const GZIP_INPUT_CHUNK = 64 * 1024;
 
+/** The slug is written to its file this much at a time. */
+const FILE_WRITE = 256 * 1024;
+
 /**
- * Joins the tar's many small pieces (a 512-byte header, a file's bytes, its padding) into
- * chunks of {@link GZIP_INPUT_CHUNK}: each write to gzip is a trip through the thread pool, and
- * one per piece cost more than the compression.
+ * Joins small pieces into chunks of at least `size` bytes: the tar's pieces (a 512-byte header,
+ * a file's bytes, its padding) before gzip, gzip's output before the file. Each write to gzip
+ * or to the file is a trip through the thread pool, and one per piece cost more than the work.
  */
-async function* coalesce(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+async function* coalesce(source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
   let pieces: Buffer[] = [];
   let bytes = 0;
   for await (const piece of source) {
     pieces.push(piece);
     bytes += piece.byteLength;
-    if (bytes >= GZIP_INPUT_CHUNK) {
+    if (bytes >= size) {
       yield Buffer.concat(pieces, bytes);
       pieces = [];
       bytes = 0;
