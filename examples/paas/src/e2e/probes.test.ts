@@ -1,6 +1,6 @@
 // A hostile user against a real server: garbage names and values, traversal in git paths,
 // huge bodies, a CLI without a server. Each is refused with a clear error and changes nothing.
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -110,6 +110,34 @@ describe('the API refuses bad input with a JSON error and writes nothing', () =>
   });
 });
 
+describe('source uploads', () => {
+  it('garbage instead of a gzipped tarball fails its build with a reason, and releases nothing', async () => {
+    const res = await fetch(`${s.apiUrl}/apps/${app}/builds`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/gzip' },
+      body: Buffer.from('this is not a tarball\0\xff'),
+    });
+    if (res.status === 201) {
+      const { id } = (await res.json()) as { id: string };
+      const out = await cli(s, ['builds:output', id, '-a', app]);
+      expect(out.stdout).toMatch(/-----> failed: .+/);
+    } else {
+      expect(res.status).toBe(422);
+    }
+    expect((await api<unknown[]>(s, 'GET', `/apps/${app}/releases`)).body).toEqual([]);
+  });
+
+  it('an upload to an app that does not exist is 404 and leaves no file', async () => {
+    const res = await fetch(`${s.apiUrl}/apps/ghost/builds`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/gzip' },
+      body: Buffer.alloc(1024 * 1024),
+    });
+    expect(res.status).toBe(404);
+    expect(await readdir(join(s.dataDir, 'uploads')).catch(() => [])).toEqual([]);
+  });
+});
+
 describe('git over smart HTTP', () => {
   const basic = (): string => 'Basic ' + Buffer.from(`flotilla:${s.token}`).toString('base64');
 
@@ -142,13 +170,16 @@ describe('git over smart HTTP', () => {
   });
 
   it('a push to a branch other than main or master is stored, not deployed', async () => {
+    const builds = async (): Promise<number> =>
+      (await api<unknown[]>(s, 'GET', `/apps/${app}/builds`)).body.length;
+    const before = await builds();
     const repo = await sampleRepo(s, 'static');
     const url = `${s.apiUrl.replace('://', `://flotilla:${s.token}@`)}/git/${app}.git`;
     await git(s, repo, 'checkout', '-q', '-b', 'feature');
     const r = await run('git', ['push', url, 'feature'], { cwd: repo, env: s.env });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('refs/heads/feature is stored, not deployed');
-    expect((await api<unknown[]>(s, 'GET', `/apps/${app}/builds`)).body).toEqual([]);
+    expect(await builds()).toBe(before);
   });
 });
 
