@@ -105,7 +105,11 @@ export class FlotillaServer implements AsyncDisposable {
         },
       );
     });
-    const { token, path: tokenPath } = await loadOrCreateToken(dir('token'), config.token);
+    // A router alone serves apps, not the API: it needs no token.
+    const needsToken = config.roles.api || config.roles.host;
+    const { token, path: tokenPath } = needsToken
+      ? await loadOrCreateToken(dir('token'), config.token)
+      : { token: '', path: undefined };
 
     const store = openStore(config, logger);
     closers.push({ name: 'store', close: () => store.close() });
