@@ -542,4 +542,17 @@ describe('probes', () => {
     );
     expect(await readdir(join(root, 'work'))).toEqual([]);
   });
+
+  it('a frozen compile (SIGSTOP) is killed at the timeout', async () => {
+    const pack = await writeTree(join(root, 'frozen'), {
+      'bin/detect': bash('echo Frozen'),
+      'bin/compile': bash('echo freezing\nkill -STOP $$\necho thawed'),
+    });
+    const source = await writeTree(join(root, 'app'), { 'a.txt': 'a' });
+    const err = await rejection(run({ source, buildpacks: [pack], timeoutMs: 1500 }));
+    expect(err['code']).toBe('FLOTILLA_BUILDPACK_TIMEOUT');
+    expect(err['output']).toContain('freezing\n');
+    expect(err['output']).not.toContain('thawed');
+    expect(await readdir(join(root, 'work'))).toEqual([]);
+  });
 });
