@@ -70,7 +70,7 @@ describe('Controller end to end: real HostAgent, ProcessDriver, node processes',
       runner: host.runner,
       logs: host.logs,
       routes: new MemoryRouteTable(),
-      deploy: { readyTimeoutMs: 15_000, stopTimeoutMs: 15_000 },
+      deploy: { readyTimeoutMs: 30_000, stopTimeoutMs: 30_000 },
     });
     await controller.start();
   });

@@ -1,12 +1,10 @@
 // Hostile use: races between controllers, close and abort mid-operation, an engine closed
 // under a deploy, bad tarballs and artifacts, huge config, stalled event consumers.
 import { spawnSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isFlotillaError } from '@flotilla/core';
 import { Controller } from './controller.js';
-import { DirectoryArtifactStore } from './directory-artifact-store.js';
 import { ProcfileBuilder } from './procfile-builder.js';
 import { harness, sha, type Harness } from './test-support/harness.js';
 
@@ -459,33 +457,5 @@ describe('event streams', () => {
         })(),
       ),
     ).toBe('FLOTILLA_CONTROLLER_BUILD_NOT_FOUND');
-  });
-});
-
-describe('DirectoryArtifactStore', () => {
-  it('refuses digests that are not 64 hex digits (no path escapes) and keeps nothing of a mismatch', async () => {
-    h = await harness();
-    const a = new DirectoryArtifactStore({ dir: join(h.dir, 'arts') });
-    for (const bad of [
-      '../../etc/passwd',
-      'A'.repeat(64),
-      '',
-      'a'.repeat(63),
-      `${'a'.repeat(63)}\0`,
-    ])
-      expect(await codeOf(a.stat(bad)), bad).toBe('FLOTILLA_CONTROLLER_INVALID_INPUT');
-    await writeFile(join(h.dir, 'f'), 'hello');
-    expect(await codeOf(a.put(join(h.dir, 'f'), { sha256: 'a'.repeat(64) }))).toBe(
-      'FLOTILLA_CONTROLLER_ARTIFACT_INVALID',
-    );
-    expect(await a.list()).toEqual([]);
-    const info = await a.put(join(h.dir, 'f'));
-    expect(info.size).toBe(5);
-    expect(a.url(info.digest)).toMatch(/^file:\/\//);
-    expect(await a.delete(info.digest)).toBe(true);
-    expect(await a.delete(info.digest)).toBe(false);
-    expect(await codeOf(a.put(join(h.dir, 'missing')))).toBe(
-      'FLOTILLA_CONTROLLER_ARTIFACT_INVALID',
-    );
   });
 });

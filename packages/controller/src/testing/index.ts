@@ -7,3 +7,5 @@
 export { FakeAgents } from './fake-agents.js';
 export type { FakeAgentsOptions, FakeJobBehaviour } from './fake-agents.js';
 export { MemoryRouteTable } from './memory-route-table.js';
+export { runArtifactStoreContract } from './artifact-store-contract.js';
+export type { ArtifactStoreContractOptions } from './artifact-store-contract.js';
