@@ -240,6 +240,9 @@ describe('options and hostile input', () => {
       { cacheDir: root },
       { buildpacks: [] },
       { stack: 'a\nb' },
+      { sourceVersion: 'abc\0def' },
+      { requestId: '' },
+      { path: 42 as unknown as string },
       { slugPath: '' },
     ];
     for (const opts of bad) {
@@ -554,5 +557,24 @@ describe('probes', () => {
     expect(err['output']).toContain('freezing\n');
     expect(err['output']).not.toContain('thawed');
     expect(await readdir(join(root, 'work'))).toEqual([]);
+  });
+
+  it('sets SOURCE_VERSION to the commit of a git source, whose .git stays out', async () => {
+    const source = await writeTree(join(root, 'app'), { Procfile: 'web: x\n' });
+    git(source, 'init', '-q');
+    git(source, 'add', '.');
+    git(source, 'commit', '-qm', 'first');
+    const head = git(source, 'rev-parse', 'HEAD');
+    const pack = await writeTree(join(root, 'sv'), {
+      'bin/detect': bash('echo SV'),
+      'bin/compile': bash(
+        'echo "sv=$SOURCE_VERSION"; ls -A "$1" > "$HOME/seen"; cp "$HOME/seen" "$1/seen"',
+      ),
+    });
+    const result = await run({ source, buildpacks: [pack] });
+    expect(result.output).toContain(`sv=${head}\n`);
+    const dir = join(root, 'out');
+    await extractSlug(result.slug, dir);
+    expect(await readFile(join(dir, 'seen'), 'utf8')).toBe('Procfile\n');
   });
 });

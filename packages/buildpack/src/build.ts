@@ -180,7 +180,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       );
     });
 
-    const sourceVersion = options.sourceVersion ?? (await gitHead(opts.source));
+    const sourceVersion = opts.sourceVersion ?? (await gitHead(opts.source));
     const ctx: StepContext = {
       executor,
       env: {

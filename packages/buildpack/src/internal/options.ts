@@ -24,6 +24,7 @@ export interface CheckedOptions {
   readonly workDir: string;
   readonly maxOutputBytes: number;
   readonly appLocalBuildpacks: boolean;
+  readonly sourceVersion: string | undefined;
 }
 
 export function checkOptions(options: BuildOptions): CheckedOptions {
@@ -107,6 +108,7 @@ export function checkOptions(options: BuildOptions): CheckedOptions {
     stack: stringOption('stack', options.stack) ?? 'heroku-24',
     requestId: stringOption('requestId', options.requestId) ?? randomUUID(),
     path: stringOption('path', options.path) ?? DEFAULT_PATH,
+    sourceVersion: stringOption('sourceVersion', options.sourceVersion),
     workDir: pathOption('workDir', options.workDir) ?? tmpdir(),
     maxOutputBytes,
     appLocalBuildpacks: options.appLocalBuildpacks ?? true,

@@ -66,7 +66,7 @@ export async function gitHead(source: string): Promise<string | undefined> {
   return new Promise((resolve) => {
     execFile(
       'git',
-      ['-C', source, 'rev-parse', '--verify', '--quiet', 'HEAD'],
+      ['-c', 'core.fsmonitor=false', '-C', source, 'rev-parse', '--verify', '--quiet', 'HEAD'],
       { timeout: 10_000 },
       (err, stdout) => resolve(err ? undefined : stdout.trim() || undefined),
     );
