@@ -34,7 +34,7 @@ afterAll(async () => {
   if (s !== undefined) await removeDir(s.dataDir);
 }, 60_000);
 
-describe('a push given up', () => {
+describe('a push given up', { timeout: 180_000 }, () => {
   it('cancels its build, releases nothing and leaves main where it was', async () => {
     const repo = await sampleRepo(s, 'node');
     expect((await cli(s, ['create', app], repo)).code).toBe(0);
@@ -88,7 +88,7 @@ describe('a push given up', () => {
   });
 });
 
-describe('a server killed mid-push', () => {
+describe('a server killed mid-push', { timeout: 180_000 }, () => {
   it('refuses the push; restarted, it marks the build failed and takes the next push', async () => {
     const app2 = 'e2e-killed';
     const repo = await sampleRepo(s, 'node');

@@ -39,7 +39,7 @@ afterAll(async () => {
   await releaseEtcd();
 }, 60_000);
 
-describe('two host agents on one etcd', () => {
+describe('two host agents on one etcd', { timeout: 180_000 }, () => {
   it('lists both hosts', async () => {
     const s = server as TestServer;
     const hosts = await waitFor('both hosts up', async () => {

@@ -30,7 +30,7 @@ afterAll(async () => {
   await docker?.release();
 }, 120_000);
 
-describe('flotilla server --driver docker', () => {
+describe('flotilla server --driver docker', { timeout: 180_000 }, () => {
   it.each([
     ['node', 'e2e-docker-node', 'Hello from Flotilla'],
     ['dockerfile', 'e2e-docker-image', 'Hello from Flotilla'],

@@ -33,7 +33,7 @@ afterAll(async () => {
   await etcd?.stop();
 }, 60_000);
 
-describe('etcd killed under the server', () => {
+describe('etcd killed under the server', { timeout: 180_000 }, () => {
   it('calls get 503 meanwhile, the app keeps serving, and all is back with etcd', async () => {
     const server = s as TestServer;
     const repo = await sampleRepo(server, 'node');

@@ -52,7 +52,7 @@ const byHost = (host: string): Promise<Answer> =>
     req.end();
   });
 
-describe('a web + worker app', () => {
+describe('a web + worker app', { timeout: 180_000 }, () => {
   it('scales the worker apart from web, and logs -p shows only its lines', async () => {
     const scale = await cli(s, ['ps:scale', 'worker=1', '-a', app]);
     expect(scale.code, scale.stderr).toBe(0);

@@ -32,85 +32,89 @@ afterAll(async () => {
 const appNames = async (): Promise<string[]> =>
   (await api<{ name: string }[]>(s, 'GET', '/apps')).body.map((a) => a.name);
 
-describe('the API refuses bad input with a JSON error and writes nothing', () => {
-  it.each([
-    ['a/b', 422],
-    ['with\0nul', 422],
-    ['x'.repeat(300), 422],
-    ['UPPER', 422],
-    ['-dash', 422],
-    ['dash-', 422],
-    ['', 422],
-  ])('app name %j', async (name, status) => {
-    const before = await appNames();
-    const r = await api<{ id: string; message: string }>(s, 'POST', '/apps', { name });
-    expect(r.status).toBe(status);
-    expect(r.body.message).toMatch(/DNS label/);
-    expect(await appNames()).toEqual(before);
-  });
-
-  it('paths with an encoded slash, NUL or garbage', async () => {
-    for (const path of ['/apps/a%2Fb', '/apps/a%00b', '/apps/%E0%A4%A', '/apps/%2E%2E']) {
-      const r = await api<{ id: string }>(s, 'GET', path);
-      expect([404, 422]).toContain(r.status);
-      expect(typeof r.body.id).toBe('string');
-    }
-  });
-
-  it('a second app with a taken name is a conflict', async () => {
-    const r = await api<{ id: string }>(s, 'POST', '/apps', { name: app });
-    expect(r.status).toBe(409);
-  });
-
-  it('config vars: bad names, NUL in values, an empty patch; no release is made', async () => {
-    const releases = async (): Promise<number> =>
-      (await api<unknown[]>(s, 'GET', `/apps/${app}/releases`)).body.length;
-    const before = await releases();
-    for (const body of [
-      { '1BAD': 'x' },
-      { 'A-B': 'x' },
-      { OK: 'nul\0here' },
-      {},
-      { OK: 5 },
-      ['A=b'],
-    ]) {
-      const r = await api<{ id: string }>(s, 'PATCH', `/apps/${app}/config-vars`, body);
-      expect(r.status, JSON.stringify(body)).toBe(422);
-    }
-    expect(await releases()).toBe(before);
-  });
-
-  it('formation: negative, fractional and non-numeric quantities', async () => {
-    for (const quantity of [-1, 1.5, 'three', null, 1e9]) {
-      const r = await api(s, 'PATCH', `/apps/${app}/formation`, {
-        updates: [{ type: 'web', quantity }],
-      });
-      expect(r.status, String(quantity)).toBe(422);
-    }
-  });
-
-  it('a body over 1 MiB is 413', async () => {
-    const r = await api(s, 'POST', '/apps', {
-      name: 'big',
-      meta: { x: 'y'.repeat(2 * 1024 * 1024) },
+describe(
+  'the API refuses bad input with a JSON error and writes nothing',
+  { timeout: 180_000 },
+  () => {
+    it.each([
+      ['a/b', 422],
+      ['with\0nul', 422],
+      ['x'.repeat(300), 422],
+      ['UPPER', 422],
+      ['-dash', 422],
+      ['dash-', 422],
+      ['', 422],
+    ])('app name %j', async (name, status) => {
+      const before = await appNames();
+      const r = await api<{ id: string; message: string }>(s, 'POST', '/apps', { name });
+      expect(r.status).toBe(status);
+      expect(r.body.message).toMatch(/DNS label/);
+      expect(await appNames()).toEqual(before);
     });
-    expect(r.status).toBe(413);
-    expect(await appNames()).not.toContain('big');
-  });
 
-  it('an unknown app is 404 on every resource', async () => {
-    for (const path of [
-      '/apps/ghost',
-      '/apps/ghost/config-vars',
-      '/apps/ghost/releases',
-      '/apps/ghost/dynos',
-    ]) {
-      expect((await api(s, 'GET', path)).status, path).toBe(404);
-    }
-  });
-});
+    it('paths with an encoded slash, NUL or garbage', async () => {
+      for (const path of ['/apps/a%2Fb', '/apps/a%00b', '/apps/%E0%A4%A', '/apps/%2E%2E']) {
+        const r = await api<{ id: string }>(s, 'GET', path);
+        expect([404, 422]).toContain(r.status);
+        expect(typeof r.body.id).toBe('string');
+      }
+    });
 
-describe('source uploads', () => {
+    it('a second app with a taken name is a conflict', async () => {
+      const r = await api<{ id: string }>(s, 'POST', '/apps', { name: app });
+      expect(r.status).toBe(409);
+    });
+
+    it('config vars: bad names, NUL in values, an empty patch; no release is made', async () => {
+      const releases = async (): Promise<number> =>
+        (await api<unknown[]>(s, 'GET', `/apps/${app}/releases`)).body.length;
+      const before = await releases();
+      for (const body of [
+        { '1BAD': 'x' },
+        { 'A-B': 'x' },
+        { OK: 'nul\0here' },
+        {},
+        { OK: 5 },
+        ['A=b'],
+      ]) {
+        const r = await api<{ id: string }>(s, 'PATCH', `/apps/${app}/config-vars`, body);
+        expect(r.status, JSON.stringify(body)).toBe(422);
+      }
+      expect(await releases()).toBe(before);
+    });
+
+    it('formation: negative, fractional and non-numeric quantities', async () => {
+      for (const quantity of [-1, 1.5, 'three', null, 1e9]) {
+        const r = await api(s, 'PATCH', `/apps/${app}/formation`, {
+          updates: [{ type: 'web', quantity }],
+        });
+        expect(r.status, String(quantity)).toBe(422);
+      }
+    });
+
+    it('a body over 1 MiB is 413', async () => {
+      const r = await api(s, 'POST', '/apps', {
+        name: 'big',
+        meta: { x: 'y'.repeat(2 * 1024 * 1024) },
+      });
+      expect(r.status).toBe(413);
+      expect(await appNames()).not.toContain('big');
+    });
+
+    it('an unknown app is 404 on every resource', async () => {
+      for (const path of [
+        '/apps/ghost',
+        '/apps/ghost/config-vars',
+        '/apps/ghost/releases',
+        '/apps/ghost/dynos',
+      ]) {
+        expect((await api(s, 'GET', path)).status, path).toBe(404);
+      }
+    });
+  },
+);
+
+describe('source uploads', { timeout: 180_000 }, () => {
   it('garbage instead of a gzipped tarball fails its build with a reason, and releases nothing', async () => {
     const res = await fetch(`${s.apiUrl}/apps/${app}/builds`, {
       method: 'POST',
@@ -138,7 +142,7 @@ describe('source uploads', () => {
   });
 });
 
-describe('git over smart HTTP', () => {
+describe('git over smart HTTP', { timeout: 180_000 }, () => {
   const basic = (): string => 'Basic ' + Buffer.from(`flotilla:${s.token}`).toString('base64');
 
   it('serves only /git/<app>.git smart HTTP paths of apps that exist', async () => {
@@ -183,7 +187,7 @@ describe('git over smart HTTP', () => {
   });
 });
 
-describe('the CLI', () => {
+describe('the CLI', { timeout: 180_000 }, () => {
   it('says what is wrong with bad arguments, and exits 1', async () => {
     const scale = await cli(s, ['ps:scale', 'web=lots', '-a', app]);
     expect(scale.code).toBe(1);
@@ -235,7 +239,7 @@ describe('the CLI', () => {
   });
 });
 
-describe('two servers racing for one machine', () => {
+describe('two servers racing for one machine', { timeout: 180_000 }, () => {
   it('a second server on the same data directory is refused, naming the first', async () => {
     const r = await run(
       process.execPath,

@@ -39,7 +39,7 @@ const message = async (): Promise<string> => {
   return (JSON.parse(r.body) as { message: string }).message;
 };
 
-describe('flotilla end to end (embedded: SQLite, processes)', () => {
+describe('flotilla end to end (embedded: SQLite, processes)', { timeout: 180_000 }, () => {
   it('refuses an API call without the right token, and does nothing', async () => {
     const none = await fetch(`${s.apiUrl}/apps`, { method: 'POST', body: '{"name":"sneaky"}' });
     expect(none.status).toBe(401);

@@ -28,7 +28,7 @@ afterAll(async () => {
   if (s !== undefined) await removeDir(s.dataDir);
 }, 60_000);
 
-describe('two pushes racing', () => {
+describe('two pushes racing', { timeout: 180_000 }, () => {
   it('one deploys, the other is refused, and main is what serves', async () => {
     const a = await sampleRepo(s, 'node');
     expect((await cli(s, ['create', app], a)).code).toBe(0);

@@ -31,7 +31,7 @@ afterAll(async () => {
   await removeDir(dataDir);
 }, 60_000);
 
-describe('a server killed and started again', () => {
+describe('a server killed and started again', { timeout: 180_000 }, () => {
   it('keeps apps, releases and config, and the app keeps answering', async () => {
     const s1 = first as TestServer;
     const repo = await sampleRepo(s1, 'node');

@@ -132,9 +132,10 @@ export class FlotillaServer implements AsyncDisposable {
     const apiBase = (): string => apiUrl ?? '';
 
     const single = config.store.kind === 'sqlite';
-    const cache = new ArtifactCache({ dir: dir('cache'), token });
     let driver: Driver | undefined;
+    let cache: ArtifactCache | undefined;
     if (config.roles.host) {
+      cache = new ArtifactCache({ dir: dir('cache'), token });
       const d =
         config.driver === 'docker'
           ? await dockerDriver(dockerClient(), config.hostId, logger, progress)
@@ -238,7 +239,7 @@ export class FlotillaServer implements AsyncDisposable {
             }
           : {}),
         logs,
-        ...(driver === undefined
+        ...(driver === undefined || cache === undefined
           ? {}
           : {
               runner: new DriverOneOffRunner({ driver, artifacts: cache, workDir: dir('one-off') }),
