@@ -70,6 +70,9 @@ describe('Controller on a MemoryStore with a real scheduler and fake agents', ()
     ]);
     const releases = await h.controller.listReleases('demo');
     expect(releases.map((r) => r.id)).toEqual(['v1']);
+    expect((await h.controller.hosts()).map((x) => [x.record.id, x.state])).toEqual([
+      ['host-1', 'up'],
+    ]);
     const deployments = await h.controller.listDeployments('demo');
     expect(deployments.map((d) => [d.release, d.status])).toEqual([['v1', 'succeeded']]);
     ac.abort();

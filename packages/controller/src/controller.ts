@@ -518,9 +518,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     this.#open();
     checkAppName(app);
     await this.#repo.requireApp(app, options);
-    return (await this.#repo.builds(app, options)).sort(
-      (a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1),
-    );
+    return this.#repo.builds(app, options);
   }
 
   /**
@@ -677,9 +675,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     this.#open();
     checkAppName(app);
     await this.#repo.requireApp(app, options);
-    return (await this.#repo.deployments(app, options)).sort(
-      (a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1),
-    );
+    return (await this.#repo.deployments(app, options)).reverse();
   }
 
   // --- formation and dynos -------------------------------------------------------------------

@@ -26,7 +26,7 @@ export async function collectArtifacts(
       const a = r.build === undefined ? undefined : byId.get(r.build)?.artifact;
       if (a?.type === 'slug') keep.add(a.sha256);
     }
-    const byAge = [...builds].sort((x, y) => x.createdAt - y.createdAt);
+    const byAge = builds; // in creation order
     for (const b of byAge.slice(-n)) if (b.artifact?.type === 'slug') keep.add(b.artifact.sha256);
     // The stored output of finished builds older than the newest ones goes too.
     for (const b of byAge.slice(0, Math.max(0, byAge.length - Math.max(n, KEEP_BUILD_OUTPUTS))))

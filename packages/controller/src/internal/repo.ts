@@ -202,8 +202,12 @@ export class Repo {
     return kv === undefined ? undefined : decode(kv, parseBuild);
   }
 
+  /** An app's builds, in the order they were created (the store's create revision). */
   async builds(app: string, options: CallOptions = {}): Promise<Build[]> {
-    return this.#decodeAll(await this.#list(this.keys.buildsOf(app), options), parseBuild);
+    return this.#decodeAll(
+      byCreation(await this.#list(this.keys.buildsOf(app), options)),
+      parseBuild,
+    );
   }
 
   /** Every build of every app (for the reaper). */
@@ -227,9 +231,10 @@ export class Repo {
     await this.store.put(this.keys.deployment(d.app, d.id), JSON.stringify(d), options);
   }
 
+  /** An app's deployments, in the order they were created (the store's create revision). */
   async deployments(app: string, options: CallOptions = {}): Promise<Deployment[]> {
     return this.#decodeAll(
-      await this.#list(this.keys.deploymentsOf(app), options),
+      byCreation(await this.#list(this.keys.deploymentsOf(app), options)),
       parseDeployment,
     );
   }
@@ -328,6 +333,11 @@ export class Repo {
   listAll(prefix: string, options: CallOptions = {}): Promise<KeyValue[]> {
     return this.#list(prefix, options);
   }
+}
+
+/** Key-values in the order their keys were created: ids are random, clocks can tie. */
+function byCreation(kvs: KeyValue[]): KeyValue[] {
+  return kvs.sort((a, b) => a.createRevision - b.createRevision);
 }
 
 export function notFound(app: string): ControllerError {
