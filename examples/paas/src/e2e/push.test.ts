@@ -162,6 +162,8 @@ describe('flotilla end to end (embedded: SQLite, processes)', { timeout: 180_000
     expect(r.code, r.stderr).not.toBe(0);
     expect(r.stderr).toContain('Push rejected');
     expect(r.stderr).toContain('pre-receive hook declined');
+    // The failed dyno's last words come with the refusal.
+    expect(r.stderr).toMatch(/remote: +\| .*Cannot find module/);
     expect(await message()).toBe('Hello from Flotilla');
     const now = JSON.parse((await cli(s, ['apps:info', '--json', '-a', app])).stdout) as {
       liveRelease: string;

@@ -21,6 +21,7 @@ import { GitRepos } from './git/repos.js';
 import { ApiServer } from './http/api-server.js';
 import { Routes } from './http/routes.js';
 import { LogAggregator } from './logs/log-aggregator.js';
+import { LogRetainingDriver } from './logs/log-retaining-driver.js';
 import { loadOrCreateToken } from './token.js';
 import { buildpackBuilder } from './builder.js';
 import { dockerClient, dockerDriver, dockerImageBuilder } from './docker.js';
@@ -143,13 +144,15 @@ export class FlotillaServer implements AsyncDisposable {
               stateDir: dir('jobs'),
               logger: logger.child({ c: 'driver' }),
             });
-      driver = d;
+      // The agent removes a crashed job with its logs at once: keep its last lines.
+      const retaining = new LogRetainingDriver(d);
+      driver = retaining;
       closers.push({ name: 'driver', close: () => d.close() });
-      jobLogRoutes(routes, d);
+      jobLogRoutes(routes, retaining);
       const agent = new HostAgent({
         id: config.hostId,
         store,
-        driver: d,
+        driver: retaining,
         discovery,
         address: apiBase().slice('http://'.length),
         capacity: { cpu: availableParallelism() * 1000, memory: Math.floor(totalmem() / 2 ** 20) },
