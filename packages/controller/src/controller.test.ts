@@ -174,6 +174,13 @@ describe('Controller on a MemoryStore with a real scheduler and fake agents', ()
     expect((await h.controller.getApp('demo')).liveRelease).toBe('v1');
     const formations = await h.cluster.formations({ app: 'demo' });
     expect(formations.map((f) => f.release)).toEqual(['v1']);
+    // Tried again: a fresh cluster release id, so the first attempt's crashed job (held in
+    // the scheduler's backoff) does not count; it fails and rolls back the same way.
+    const again = await h.controller.deploy('demo', 'v2').catch((e: unknown) => e);
+    expect(isFlotillaError(again, 'FLOTILLA_CONTROLLER_DEPLOY_FAILED')).toBe(true);
+    const crashed = (await h.controller.listDynos('demo')).filter((d) => d.state === 'crashed');
+    expect(crashed.map((d) => d.deployment).sort()).toEqual(['v2', 'v2-r1']);
+    expect((await h.cluster.formations({ app: 'demo' })).map((f) => f.release)).toEqual(['v1']);
   });
 
   it('a deploy not ready in time is rolled back, naming the jobs that were not ready', async () => {

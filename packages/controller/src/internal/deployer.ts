@@ -357,8 +357,8 @@ export class Deployer {
   }
 
   /**
-   * Writes the cluster release record: `vN` the first time, a new `vN-rK` when `vN` is
-   * already deployed or exists with other content (a restart, an artifact URL that moved).
+   * Writes the cluster release record: `vN` the first time, a new `vN-rK` when `vN` was
+   * written before (a restart, a resize, a deploy tried again, an artifact URL that moved).
    */
   async #writeRecord(
     app: AppRecord,
@@ -373,8 +373,12 @@ export class Deployer {
       );
       if (!live) {
         try {
-          await cluster.putRelease(this.clusterRecord(release, build, release.id));
-          return release.id;
+          // Only a record written now: jobs of an earlier attempt under this id (a crashed
+          // one held in the scheduler's backoff) must not count for this deploy.
+          const { created } = await cluster.putRelease(
+            this.clusterRecord(release, build, release.id),
+          );
+          if (created) return release.id;
         } catch (err) {
           if (!isFlotillaError(err, 'FLOTILLA_CLUSTER_RELEASE_EXISTS')) throw err;
         }
