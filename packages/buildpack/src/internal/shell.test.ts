@@ -27,8 +27,8 @@ describe('configVarsScript', () => {
 
   it('leaves a variable the app sets alone, and fills one set empty', () => {
     const script = configVarsScript({ A: 'default a', B: 'default b', C: 'default c' });
-    expect(sourced(script, ['A', 'B', 'C'], { A: 'mine', B: '' })).toEqual([
-      'mine',
+    expect(sourced(script, ['A', 'B', 'C'], { A: 'mine  with * and $HOME', B: '' })).toEqual([
+      'mine  with * and $HOME',
       'default b',
       'default c',
     ]);

@@ -12,14 +12,16 @@ export function isEnvName(key: string): boolean {
 
 /**
  * The `.profile.d/000_config_vars.sh` script of a release's legacy `config_vars`: each becomes
- * a default (`export K=${K:-value}`) that a config var of the app overrides.
+ * a default, `export K=${K:-'value'}`, that a config var of the app overrides. For bash (the
+ * shell that sources `.profile.d`).
  */
 export function configVarsScript(vars: Readonly<Record<string, string>>): string {
   const lines = ['# Defaults from the buildpack release (config_vars); app config vars win.'];
   for (const [key, value] of Object.entries(vars)) {
-    // The default is assigned separately from the test, so it is one single-quoted word
-    // whatever it holds (quotes, `}`, `$`, newlines); an empty value counts as unset, as :- does.
-    lines.push(`if [ -z "\${${key}:-}" ]; then ${key}=${shellQuote(value)}; fi; export ${key}`);
+    // The value is one single-quoted word, whatever it holds (quotes, `}`, `$`, newlines):
+    // bash removes the quotes inside `${K:-...}`, and assigning through `export` neither splits
+    // nor globs. An empty K counts as unset, as `:-` has it.
+    lines.push(`export ${key}=\${${key}:-${shellQuote(value)}}`);
   }
   return `${lines.join('\n')}\n`;
 }
