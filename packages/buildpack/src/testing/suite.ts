@@ -625,6 +625,33 @@ export function runBuildpackSuite(options: BuildpackSuiteOptions): void {
         expect(again.output).not.toContain('Installing dependencies');
       });
 
+      it('nodejs: devDependencies serve the build script and are pruned from the slug', async () => {
+        const result = await run({
+          source: await app({
+            'package.json': JSON.stringify({
+              name: 'devapp',
+              version: '1.0.0',
+              private: true,
+              dependencies: { greet: 'file:./vendor/greet' },
+              devDependencies: { tool: 'file:./vendor/tool' },
+              scripts: {
+                build: `node -e "require('fs').writeFileSync('out.txt', require('tool'))"`,
+              },
+            }),
+            'vendor/greet/package.json': nodeApp['vendor/greet/package.json'],
+            'vendor/greet/index.js': nodeApp['vendor/greet/index.js'],
+            'vendor/tool/package.json': JSON.stringify({ name: 'tool', version: '1.0.0' }),
+            'vendor/tool/index.js': "module.exports = 'made by a devDependency';\n",
+          }),
+        });
+        expect(result.output).toContain('-----> Pruning devDependencies');
+        const dir = await extract(result);
+        expect(await readFile(join(dir, 'out.txt'), 'utf8')).toBe('made by a devDependency');
+        const modules = await readdir(join(dir, 'node_modules'));
+        expect(modules).toContain('greet');
+        expect(modules).not.toContain('tool');
+      });
+
       it('nodejs: installs with npm ci when the app has a lock file', async () => {
         const lock = {
           name: 'locked',
