@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Harness, raw, request, waitFor, must } from './test-support/harness.js';
 import type { StoredRoute } from './index.js';
@@ -105,5 +106,36 @@ describe('Router: raw protocol', () => {
       req + req + 'GET / HTTP/1.1\r\nHost: demo.localhost\r\nConnection: close\r\n\r\n',
     );
     expect(out.match(/HTTP\/1\.1 200 OK/g)?.length).toBe(3);
+  });
+
+  it('reuses upstream connections: many sequential requests take one backend connection', async () => {
+    const b = await h.backend('demo-web', 'web');
+    let connections = 0;
+    b.server.on('connection', () => connections++);
+    const router = h.router();
+    await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'demo-web' });
+    const port = must((await router.listen({ http: { port: 0 } })).http).port;
+    for (let i = 0; i < 50; i++) expect((await request(port)).body).toBe('web');
+    expect(connections).toBe(1);
+  });
+
+  it('keeps a client connection open across a route change', async () => {
+    await h.backend('one', 'one');
+    await h.backend('two', 'two');
+    const router = h.router();
+    const route = await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'one' });
+    const port = must((await router.listen({ http: { port: 0 } })).http).port;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    h.defer(() => agent.destroy());
+    const sockets = new Set<unknown>();
+    agent.on('free', (socket) => sockets.add(socket));
+    expect((await request(port, { agent })).body).toBe('one');
+    const changed = waitFor<[readonly StoredRoute[]]>(router, 'routes', (routes) =>
+      routes.some((r) => r.service === 'two'),
+    );
+    await router.setRoute({ ...route, service: 'two' });
+    await changed;
+    expect((await request(port, { agent })).body).toBe('two');
+    expect(sockets.size).toBe(1);
   });
 });

@@ -489,10 +489,17 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
     const ready = new Promise<void>((resolve) => (first = resolve));
     const routes = new Map<string, StoredRoute>();
     const prefix = this.routes.routesPrefix;
+    let generation = 0;
+    // A change is swapped in once the backends of its services are known (or after 5 s), so
+    // that a route moved to a new service never answers 503 while its discovery watch starts.
     const apply = async (): Promise<void> => {
+      const gen = ++generation;
       const matcher = new RouteMatcher(routes.values());
-      const synced: Promise<void>[] = [];
-      for (const service of matcher.services) synced.push(this.#ensureSet(service));
+      const synced = [...matcher.services].map((service) => this.#ensureSet(service));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(synced), new Promise((r) => (timer = setTimeout(r, 5000)))]);
+      clearTimeout(timer);
+      if (gen !== generation || this.#ac.signal.aborted) return; // a newer change supersedes it
       for (const [service, entry] of this.#sets) {
         if (!matcher.services.has(service)) {
           entry.ac.abort();
@@ -502,7 +509,6 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
       this.#plane.matcher = matcher;
       if (this.#listeningTcp) void this.#reconcileTcp();
       this.emit('routes', [...routes.values()]);
-      await Promise.all(synced);
     };
     const read = (key: string, value: string): void => {
       try {

@@ -61,7 +61,7 @@ function peerCN(port: number, servername: string): Promise<string> {
       () => {
         const cn = s.getPeerCertificate().subject.CN;
         s.destroy();
-        resolve(Array.isArray(cn) ? cn.join(',') : cn);
+        resolve(Array.isArray(cn) ? cn.join(',') : (cn ?? ''));
       },
     );
     s.on('error', reject);
