@@ -54,6 +54,7 @@ describe('Controller end to end: real HostAgent, ProcessDriver, node processes',
   let scheduler: Scheduler;
   let host: RealHost;
   let controller: Controller;
+  let artifacts: DirectoryArtifactStore;
   let n = 0;
 
   beforeEach(async () => {
@@ -62,9 +63,10 @@ describe('Controller end to end: real HostAgent, ProcessDriver, node processes',
     scheduler = new Scheduler({ store, restartBackoffMs: [60_000] });
     await scheduler.start();
     host = await realHost(store, join(dir, 'host'));
+    artifacts = new DirectoryArtifactStore({ dir: join(dir, 'artifacts') });
     controller = new Controller({
       store,
-      artifacts: new DirectoryArtifactStore({ dir: join(dir, 'artifacts') }),
+      artifacts,
       workDir: join(dir, 'work'),
       builder: new ProcfileBuilder(),
       runner: host.runner,
@@ -133,6 +135,20 @@ describe('Controller end to end: real HostAgent, ProcessDriver, node processes',
     const back = await controller.rollback('demo', 'v1');
     expect(back.id).toBe('v4');
     expect(await serving('demo')).toEqual([{ release: 'v4', greeting: null }]);
+
+    // Destroy: its process is stopped (its port refuses), its slug and records are gone.
+    const port = (await controller.listDynos('demo')).find((d) => d.state === 'up')?.port as number;
+    await controller.destroyApp('demo');
+    expect(
+      await get(port).then(
+        () => 'answered',
+        (e: NodeJS.ErrnoException) => e.code,
+      ),
+    ).toBe('ECONNREFUSED');
+    expect(await artifacts.list()).toEqual([]);
+    expect((await store.list('controller/')).kvs.filter((kv) => kv.key.includes('demo'))).toEqual(
+      [],
+    );
   });
 
   it('runs a one-off command in the release environment, streaming output and returning its exit status', async () => {
