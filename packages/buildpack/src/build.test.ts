@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { extractSlug } from '@flotilla/slug';
@@ -50,8 +50,9 @@ function labelPack(label: string): Record<string, string> {
   };
 }
 
+let slugs = 0;
 const run = (opts: BuildOptions): Promise<BuildResult> =>
-  build({ workDir: join(root, 'work'), ...opts });
+  build({ workDir: join(root, 'work'), slugPath: join(root, 'slugs', `${slugs++}.tgz`), ...opts });
 
 async function rejection(promise: Promise<unknown>): Promise<Record<string, unknown>> {
   try {
@@ -353,10 +354,36 @@ describe('the cache directory', () => {
     await once(child, 'exit');
     const cacheDir = join(root, 'cache');
     await mkdir(cacheDir);
-    await writeFile(join(cacheDir, '.flotilla-build.lock'), `${child.pid}\n`);
+    await writeFile(join(cacheDir, '.flotilla-build.lock'), `${child.pid}@${hostname()}\n`);
     const pack = await writeTree(join(root, 'p'), labelPack('after'));
     const source = await writeTree(join(root, 'app'), { 'a.txt': 'a' });
     expect(await labelOf(await run({ source, cacheDir, buildpacks: [pack] }))).toBe('after');
+    // Another host's builder cannot be judged from here: its lock stands.
+    await writeFile(join(cacheDir, '.flotilla-build.lock'), `${child.pid}@elsewhere\n`);
+    const err = await rejection(run({ source, cacheDir, buildpacks: [pack] }));
+    expect(err['code']).toBe('FLOTILLA_BUILDPACK_CACHE_LOCKED');
+  });
+
+  it('a new build removes the work directories of builders that died, and only those', async () => {
+    const child = spawn('true');
+    await once(child, 'exit');
+    const work = join(root, 'work');
+    const owners = {
+      'flotilla-build-dead': `${child.pid}@${hostname()}`,
+      'flotilla-build-live': `${process.pid}@${hostname()}`,
+      'flotilla-build-foreign': `${child.pid}@elsewhere`,
+      'flotilla-build-unowned': '',
+    };
+    for (const [name, owner] of Object.entries(owners)) {
+      await writeTree(join(work, name), { 'app/x': 'x', '.owner': owner });
+    }
+    const source = await writeTree(join(root, 'app'), { Procfile: 'web: x\n' });
+    await run({ source });
+    expect((await readdir(work)).sort()).toEqual([
+      'flotilla-build-foreign',
+      'flotilla-build-live',
+      'flotilla-build-unowned',
+    ]);
   });
 });
 
@@ -463,6 +490,9 @@ describe('probes', () => {
     expect(err['code']).toBe('FLOTILLA_BUILDPACK_INVALID_OPTIONS');
     const result = await build({ source, workDir: join(root, 'new', 'work') });
     expect(result.processTypes).toEqual({ web: 'x' });
+    // Without slugPath, the slug is in a directory of its own that the caller then owns.
+    expect(result.slug).toMatch(/\/flotilla-slug-[^/]+\/slug\.tgz$/);
+    await rm(dirname(result.slug), { recursive: true });
     expect(await readdir(join(root, 'new', 'work'))).toEqual([]);
   });
 

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { silentLogger, type Logger } from '@flotilla/core';
 import { BuildpackError, BuildpackErrorCodes } from './errors.js';
@@ -13,6 +13,7 @@ import { runBuildpacks, type BuildDirs, type RanBuildpack } from './internal/run
 import { selectedBuildpacks } from './internal/selection.js';
 import { copySource, gitHead } from './internal/source.js';
 import type { StepContext } from './internal/step.js';
+import { makeWorkDir } from './internal/work-dir.js';
 
 /** Options of {@link build}. */
 export interface BuildOptions {
@@ -146,8 +147,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs);
   const signal = AbortSignal.any([options.signal, timeoutSignal].filter((s) => s !== undefined));
 
-  await mkdir(opts.workDir, { recursive: true });
-  const work = await mkdtemp(join(opts.workDir, 'flotilla-build-'));
+  const work = await makeWorkDir(opts.workDir);
   const dirs: BuildDirs = {
     build: join(work, 'app'),
     cache: opts.cacheDir ?? join(work, 'cache'),

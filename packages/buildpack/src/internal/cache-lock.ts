@@ -1,40 +1,34 @@
-// One build at a time per cache directory: a lock file holding the builder's pid, taken with
-// O_EXCL. A lock whose process is gone (a builder that crashed) is taken over.
+// One build at a time per cache directory: a lock file naming its builder (pid@host), taken
+// with O_EXCL. A lock whose builder is gone (crashed on this host) is taken over.
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BuildpackError, BuildpackErrorCodes } from '../errors.js';
+import { ownerGone, ownerString } from './owner.js';
 
-const LOCK = '.flotilla-build.lock';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+/** The lock's name inside the cache directory. */
+export const CACHE_LOCK = '.flotilla-build.lock';
 
 /** Locks `cacheDir` for one build; returns the release function. */
 export async function lockCache(cacheDir: string): Promise<() => Promise<void>> {
-  const path = join(cacheDir, LOCK);
+  const path = join(cacheDir, CACHE_LOCK);
+  let holder = '';
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const handle = await open(path, 'wx', 0o644);
-      await handle.writeFile(`${process.pid}\n`);
+      await handle.writeFile(`${ownerString()}\n`);
       await handle.close();
       return () => rm(path, { force: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(pid) && pid > 0 && alive(pid)) break;
+    holder = (await readFile(path, 'utf8').catch(() => '')).trim();
+    if (!ownerGone(holder)) break;
     // The builder that held it is gone: take the lock over.
     await rm(path, { force: true });
   }
   throw new BuildpackError(
     BuildpackErrorCodes.CACHE_LOCKED,
-    `another build is using the cache directory ${cacheDir}; wait for it to end, or give this build another cacheDir`,
+    `another build (${JSON.stringify(holder.slice(0, 100))}) is using the cache directory ${cacheDir}; wait for it to end, give this build another cacheDir, or delete ${path} if that builder is gone for good`,
     { path: cacheDir, retryable: true },
   );
 }

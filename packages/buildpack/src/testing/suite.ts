@@ -121,10 +121,12 @@ export function runBuildpackSuite(options: BuildpackSuiteOptions): void {
       writeTree(join(root, name), files);
     const pack = (name: string, files: Record<string, string>): Promise<string> =>
       writeTree(join(root, 'packs', name), files);
+    let slugs = 0;
     const run = (opts: Omit<BuildOptions, 'executor'>): Promise<BuildResult> =>
       build({
         executor,
         workDir: join(root, 'work'),
+        slugPath: join(root, 'slugs', `${slugs++}.tgz`),
         ...(options.path === undefined ? {} : { path: options.path }),
         ...opts,
       });
