@@ -314,8 +314,6 @@ class Exchange implements UpstreamOwner {
     this.#replay?.push(this.#upHead);
     this.#replayBytes = this.#upHead.length;
     if (bodyPart !== null && bodyPart.length > 0) this.#queue(bodyPart);
-    // Body bytes wait for the upstream connection: stop reading until it is there.
-    if (this.#reqBody !== null && !this.#reqBody.done) c.socket.pause();
     if (route.sticky === true) {
       const cookie = this.#header('cookie');
       if (cookie !== '') this.#stickyId = p.sticky.verify(route.service, cookie);
@@ -454,7 +452,11 @@ class Exchange implements UpstreamOwner {
     if (s !== undefined) {
       this.#up = s;
       this.upConnect();
-    } else this.#up = pool.connect(b, this);
+    } else {
+      this.#up = pool.connect(b, this);
+      // Body bytes wait for the new connection: stop reading the client until it is there.
+      if (this.#reqBody !== null && !this.#reqBody.done) this.#c.socket.pause();
+    }
   }
 
   /** The upstream connection is open (or was taken from the pool): send the request. */
@@ -478,7 +480,8 @@ class Exchange implements UpstreamOwner {
       this.#reqBody !== null &&
       !this.#reqBody.done &&
       this.#c.buf === null &&
-      this.#c.state === 'request'
+      this.#c.state === 'request' &&
+      this.#c.socket.isPaused()
     ) {
       this.#c.socket.resume();
     }
