@@ -42,13 +42,17 @@ export interface StartOptions {
 }
 
 const pids = new Set<number>();
+let servers = 0;
 
 /** Starts `flotilla server` and resolves once it printed its banner. */
 export async function startServer(o: StartOptions = {}): Promise<TestServer> {
   const dataDir = o.dataDir ?? (await mkdtemp(join(tmpdir(), 'flotilla-e2e-')));
   const home = join(dataDir, 'home');
-  // Below the kernel's ephemeral range (32768-), where the API's and router's port 0 land.
-  const base = 20_000 + Math.floor(Math.random() * 120) * 100;
+  // Job ports: below the kernel's ephemeral range (32768-), where the API's and router's port 0
+  // land, and a range of its own per server of this run (suites run in parallel workers; the
+  // host agent does not check that a port is free before handing it out).
+  const slot = (Number(process.env.VITEST_POOL_ID ?? '1') * 12 + servers++) % 120;
+  const base = 20_000 + slot * 100;
   const command = o.command ?? 'server';
   const ports =
     {
