@@ -2,6 +2,7 @@
 // that leaves mid-request, close mid-request, a store that goes away, invalid records.
 import http from 'node:http';
 import net from 'node:net';
+import { StoreError } from '@flotilla/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Router, waitForDrained } from './index.js';
 import { Harness, must, raw, request, waitFor } from './test-support/harness.js';
@@ -204,5 +205,42 @@ describe('probes', () => {
       `GET / HTTP/1.1\r\nHost: demo.localhost\r\nX-Request-Id: has space ${'x'.repeat(300)}\r\nConnection: close\r\n\r\n`,
     );
     expect(seen['x-request-id']).toMatch(/^[0-9a-f]+-[0-9a-z]+$/);
+  });
+
+  it('writes a drained record once the store is reachable again (it was lost)', async () => {
+    let failures = 0;
+    const flaky = new Proxy(h.store, {
+      get(target, prop, receiver) {
+        if (prop === 'put') {
+          return (key: string, value: string, options?: object) => {
+            if (key.includes('/drains/') && failures < 3) {
+              failures++;
+              return Promise.reject(
+                new StoreError('FLOTILLA_STORE_UNAVAILABLE', 'store unreachable (test)'),
+              );
+            }
+            return target.put(key, value, options);
+          };
+        }
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === 'function'
+          ? (value as (...a: unknown[]) => unknown).bind(target)
+          : value;
+      },
+    });
+    const b = await h.backend('demo-web', 'web');
+    const router = new Router({ store: flaky, discovery: h.discovery });
+    h.routers.push(router);
+    await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'demo-web' });
+    await router.listen({ http: { port: 0 } });
+    await must(b.registration).setReady(false);
+    await waitForDrained({
+      store: h.store,
+      discovery: h.discovery,
+      service: 'demo-web',
+      instanceId: 'web',
+      timeoutMs: 10_000,
+    });
+    expect(failures).toBe(3);
   });
 });

@@ -132,6 +132,8 @@ export interface RouterEvents {
 export type RouterState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 
 const ID_RE = /^[A-Za-z0-9_.-]{1,128}$/;
+/** How long the drained record of an instance that left discovery is kept. */
+const GONE_RECORD_MS = 5 * 60_000;
 
 function positive(name: string, v: number | undefined, dflt: number, min = 1): number {
   if (v === undefined) return dflt;
@@ -583,7 +585,16 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
       ...this.#setOptions,
       maxEjectMs: 30_000,
       now: this.#plane.now,
-      onDrained: (b: Backend) => drains.drained(service, b.id),
+      onDrained: (b: Backend) => {
+        drains.drained(service, b.id);
+        // An instance that left discovery keeps its record a while (deployers may still be
+        // waiting on it), then the record goes, unless the instance came back.
+        if (b.gone) {
+          setTimeout(() => {
+            if (set.get(b.id) === undefined) drains.undrained(service, b.id);
+          }, GONE_RECORD_MS).unref();
+        }
+      },
       onReady: (b: Backend) => drains.undrained(service, b.id),
       onEject: (b: Backend, ms: number) => {
         this.metrics.ejection(service);

@@ -1,4 +1,4 @@
-import type { Logger } from '@flotilla/core';
+import { isFlotillaError, type Logger } from '@flotilla/core';
 import type { Lease, Store } from '@flotilla/store';
 
 /**
@@ -58,6 +58,31 @@ export class DrainPublisher {
     return next;
   }
 
+  /**
+   * Runs a write until it succeeds, while it is still wanted: a store that is unreachable for
+   * a while (a retryable error) delays a drained record, it does not lose it.
+   */
+  async #persist(
+    write: () => Promise<unknown>,
+    wanted: () => boolean,
+    done: () => void,
+  ): Promise<void> {
+    let delay = 100;
+    for (;;) {
+      if (this.#closed || !wanted()) return;
+      try {
+        await write();
+        done();
+        return;
+      } catch (err) {
+        if (this.#closed || !isFlotillaError(err) || !err.retryable) throw err;
+        this.logger.warn({ err, delayMs: delay }, 'drain record write failed, retrying');
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+
   /** Publishes that the instance is drained (no request of this router in flight to it). */
   drained(service: string, instanceId: string): void {
     const key = `${this.#base}${service}/${instanceId}`;
@@ -69,22 +94,26 @@ export class DrainPublisher {
     });
     if (this.#records.get(key) !== undefined) return;
     this.#records.set(key, value);
-    void this.#enqueue(async () => {
-      if (this.#closed || this.#records.get(key) !== value) return;
-      await this.store.put(key, value, { lease: this.#leaseId() });
-      this.onWritten(service, instanceId, true);
-    });
+    void this.#enqueue(() =>
+      this.#persist(
+        () => this.store.put(key, value, { lease: this.#leaseId() }),
+        () => this.#records.get(key) === value,
+        () => this.onWritten(service, instanceId, true),
+      ),
+    );
   }
 
   /** Withdraws the record: the instance is ready again (or forgotten). */
   undrained(service: string, instanceId: string): void {
     const key = `${this.#base}${service}/${instanceId}`;
     if (!this.#records.delete(key)) return;
-    void this.#enqueue(async () => {
-      if (this.#closed || this.#records.has(key)) return;
-      await this.store.delete(key);
-      this.onWritten(service, instanceId, false);
-    });
+    void this.#enqueue(() =>
+      this.#persist(
+        () => this.store.delete(key),
+        () => !this.#records.has(key),
+        () => this.onWritten(service, instanceId, false),
+      ),
+    );
   }
 
   /** Revokes the lease: every record of this router goes. */
