@@ -421,3 +421,40 @@ describe('Scheduler probes: close during a retry', () => {
     await memory.close();
   });
 });
+
+describe('Scheduler probes: the watch echo of a commit arriving before its answer', () => {
+  it('counts each job once in the host allocation it writes next', async () => {
+    const { clock, memory, cluster } = await setup();
+    const barrierKey = `${cluster.keys.prefix}zz-probe-barrier`;
+    let passed: ((key: string) => void) | undefined;
+    // Every commit placing jobs answers only once the scheduler's watch has applied its echo:
+    // a write made after it has been pulled by the scheduler's watch loop.
+    const store = interceptStore(memory, {
+      txn: async (txn, next) => {
+        const res = await next();
+        if (!res.succeeded || !placesJobs(txn, cluster.keys.jobs)) return res;
+        const seen = new Promise<string>((resolve) => (passed = resolve));
+        await memory.put(barrierKey, String(res.revision));
+        expect(await seen).toBe(String(res.revision));
+        return res;
+      },
+      watchEvent: (ev) => {
+        if (ev.kv.key === barrierKey) passed?.(ev.kv.value);
+      },
+    });
+    const s = new Scheduler({ store, clock, id: 'echo' });
+    await s.start();
+    await declare(cluster, web(3));
+    await until(clock, async () => (await cluster.jobs()).length >= 3);
+    await s.idle();
+    await declare(cluster, web(4));
+    await until(clock, async () => (await cluster.jobs()).length >= 4);
+    await s.idle();
+    const alloc = await memory.get(cluster.keys.alloc('h0'));
+    expect(JSON.parse(alloc?.value ?? '{}')).toMatchObject({ jobs: 4, cpu: 400, memory: 400 });
+    expect(s.stats.jobs).toBe(4);
+    await s.close();
+    await cluster.close();
+    await memory.close();
+  });
+});

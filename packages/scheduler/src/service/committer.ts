@@ -311,7 +311,7 @@ export class Committer {
         apply: (revision) => {
           if ((this.#mirror.allocRev.get(hostId) ?? 0) < revision)
             this.#mirror.allocRev.set(hostId, revision);
-          records.forEach((r, i) => this.#mirror.committed(r, jobKeys[i] as string, revision));
+          this.#mirror.committedStarts(records, jobKeys, revision);
         },
         retry: () => {
           for (const r of records) this.#planner.invalidate(r.app, r.release, r.type);

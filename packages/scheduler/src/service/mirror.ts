@@ -127,6 +127,87 @@ export class ClusterMirror {
     this.#setJob(record, key, revision);
   }
 
+  /**
+   * Applies the job records of one committed unit of starts, all committed at `revision`: the
+   * batch form of {@link committed}. New jobs (the usual case) share their derived state, and
+   * a run of one group shares its group lookup; the host's usage is summed once per run of
+   * one host.
+   */
+  committedStarts(records: readonly JobRecord[], keys: readonly string[], revision: number): void {
+    let set: Set<KnownJob> | undefined;
+    let last: JobRecord | undefined;
+    let usageHost: string | undefined;
+    let jobs = 0;
+    let cpu = 0;
+    let memory = 0;
+    const flush = (): void => {
+      if (usageHost === undefined || jobs === 0) return;
+      const u = this.usage.get(usageHost);
+      if (u === undefined) this.usage.set(usageHost, { jobs, cpu, memory });
+      else {
+        u.jobs += jobs;
+        u.cpu += cpu;
+        u.memory += memory;
+        if (u.jobs === 0) this.usage.delete(usageHost);
+      }
+      jobs = 0;
+      cpu = 0;
+      memory = 0;
+    };
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i] as JobRecord;
+      const key = keys[i] as string;
+      // Its watch echo may have come first, or a status before it (an orphan): the general path.
+      if (
+        record.desired !== 'run' ||
+        this.#orphans.size > 0 ||
+        this.jobs.get(record.id) !== undefined
+      ) {
+        this.#setJob(record, key, revision);
+        continue;
+      }
+      const job: KnownJob = {
+        id: record.id,
+        app: record.app,
+        release: record.release,
+        type: record.type,
+        hostId: record.hostId,
+        resources: record.resources,
+        createdAt: record.createdAt,
+        state: 'pending', // jobState() of a record to run without a status
+        record,
+        key,
+        rev: revision,
+        status: undefined,
+        statusRev: 0,
+      };
+      if (record.hostId !== usageHost) {
+        flush();
+        usageHost = record.hostId;
+      }
+      jobs++;
+      cpu += record.resources.cpu;
+      memory += record.resources.memory;
+      this.jobs.set(job.id, job);
+      if (
+        set === undefined ||
+        last === undefined ||
+        last.app !== record.app ||
+        last.release !== record.release ||
+        last.type !== record.type
+      ) {
+        const g = ClusterMirror.group(record.app, record.release, record.type);
+        set = this.groups.get(g);
+        if (set === undefined) this.groups.set(g, (set = new Set()));
+      }
+      last = record;
+      set.add(job);
+      // A new id was never held in crash backoff.
+      this.#planner.setJob(job);
+    }
+    flush();
+  }
+
   /** Forgets a job this scheduler just deleted. */
   deleted(jobId: string): void {
     this.#forgetJob(jobId);
