@@ -243,4 +243,24 @@ describe('probes', () => {
     });
     expect(failures).toBe(3);
   });
+
+  it('answers an HTTP/1.0 backend as HTTP/1.1, its header lines intact less the hop-by-hop ones', async () => {
+    const port = await rawBackend(
+      'HTTP/1.0 200 OK\r\nX-Keep:  two  spaces\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nContent-Length: 2\r\n\r\nok',
+    );
+    await h.discovery.register({
+      service: 'old',
+      id: 'b',
+      addr: `127.0.0.1:${port}`,
+      ready: true,
+      ttlMs: 60_000,
+    });
+    const router = h.router();
+    await router.setRoute({ type: 'http', domain: 'old.localhost', service: 'old' });
+    const rport = must((await router.listen({ http: { port: 0 } })).http).port;
+    const out = await raw(rport, 'GET / HTTP/1.1\r\nHost: old.localhost\r\n\r\n', {
+      untilIncludes: '\r\n\r\nok',
+    });
+    expect(out).toBe('HTTP/1.1 200 OK\r\nX-Keep:  two  spaces\r\nContent-Length: 2\r\n\r\nok');
+  });
 });

@@ -39,6 +39,11 @@ interface HeadCommon {
   readonly connection: string[];
   /** The bytes the head took, including the final CRLF CRLF. */
   readonly length: number;
+  /**
+   * Where each header line starts in the parsed buffer, then where the final CRLF starts:
+   * header `i` is the bytes from `lineStarts[i]` to `lineStarts[i + 1]`, its CRLF included.
+   */
+  readonly lineStarts: number[];
 }
 
 /** A parsed request head. */
@@ -90,6 +95,7 @@ export function findHeadEnd(buf: Buffer, limits: HeadLimits, response = false): 
 }
 
 interface Fields {
+  lineStarts: number[];
   headers: string[];
   names: string[];
   contentLength: number;
@@ -128,7 +134,9 @@ function parseFields(
   let host: string | undefined;
   let upgrade = '';
   const last = end - 2;
+  const lineStarts: number[] = [];
   while (i < last) {
+    lineStarts.push(i);
     const first = buf[i] as number;
     if (first === 32 || first === 9)
       throw new HeadError(bad, 'obsolete line folding or whitespace before a field');
@@ -197,7 +205,17 @@ function parseFields(
       throw new HeadError(bad === 400 ? 501 : 502, 'unsupported Transfer-Encoding (only chunked)');
     chunked = true;
   }
-  return { headers, names, contentLength, chunked, connection, host: host ?? '', upgrade };
+  lineStarts.push(i);
+  return {
+    lineStarts,
+    headers,
+    names,
+    contentLength,
+    chunked,
+    connection,
+    host: host ?? '',
+    upgrade,
+  };
 }
 
 /** Parses a request head that ends at `end` (from {@link findHeadEnd}). */
@@ -227,6 +245,7 @@ export function parseRequestHead(buf: Buffer, end: number, limits: HeadLimits): 
     method,
     target,
     version,
+    lineStarts: f.lineStarts,
     headers: f.headers,
     names: f.names,
     contentLength: f.contentLength,
@@ -250,6 +269,7 @@ export function parseResponseHead(buf: Buffer, end: number, limits: HeadLimits):
     version: m[1] === '1' ? 11 : 10,
     status: Number(m[2]),
     reason: m[3] ?? '',
+    lineStarts: f.lineStarts,
     headers: f.headers,
     names: f.names,
     contentLength: f.contentLength,

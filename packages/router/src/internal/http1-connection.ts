@@ -533,12 +533,12 @@ class Exchange implements UpstreamOwner {
         this.#ubuf = rest;
         continue;
       }
-      this.#onResponseHead(rh, rest);
+      this.#onResponseHead(rh, ubuf, rest);
       return;
     }
   }
 
-  #onResponseHead(rh: ResponseHead, rest: Buffer | null): void {
+  #onResponseHead(rh: ResponseHead, raw: Buffer, rest: Buffer | null): void {
     const p = this.#p;
     const route = this.#route_;
     const b = this.#backend_;
@@ -554,14 +554,9 @@ class Exchange implements UpstreamOwner {
     if (this.#resBody.untilClose || (this.#h.version === 10 && rh.chunked))
       this.#keepClient = false;
     if (this.#reqBody !== null && !this.#reqBody.done) this.#keepClient = false;
-    // Response head for the client.
-    let s = `HTTP/1.1 ${rh.status} ${rh.reason}\r\n`;
-    const drop = rh.connection;
-    for (let i = 0; i < rh.names.length; i++) {
-      const n = rh.names[i] as string;
-      if (HOP.has(n) || (drop.length > 0 && drop.includes(n))) continue;
-      s += `${rh.headers[2 * i] as string}: ${rh.headers[2 * i + 1] as string}\r\n`;
-    }
+    // Response head for the client: the backend's header lines copied as they are, less the
+    // hop-by-hop ones, then ours.
+    let s = '';
     if (rh.chunked && !noBody) s += 'transfer-encoding: chunked\r\n';
     if (route.sticky === true && this.#stickyId !== b.id) {
       s += `set-cookie: ${STICKY_COOKIE}=${p.sticky.sign(route.service, b.id)}; Path=/; HttpOnly; SameSite=Lax${this.#c.secure ? '; Secure' : ''}\r\n`;
@@ -572,7 +567,7 @@ class Exchange implements UpstreamOwner {
     else if (this.#h.version === 10) s += 'connection: keep-alive\r\n';
     this.#res = 'body';
     this.#ubuf = null;
-    const head = Buffer.from(`${s}\r\n`, 'latin1');
+    const head = copyHead(raw, rh, `${s}\r\n`);
     if (this.#resBody.done) {
       this.#c.socket.write(head);
       this.#complete(rest);
@@ -824,4 +819,43 @@ function present<T>(v: T | undefined | null, what: string): T {
   if (v === undefined || v === null)
     throw new Error(`router bug: no ${what} at this point of the exchange`);
   return v;
+}
+
+/**
+ * The client's copy of a response head: the status line (rewritten to HTTP/1.1 when the
+ * backend spoke 1.0) and the header lines byte for byte, less hop-by-hop ones and those the
+ * Connection header names, then `tail` (our lines and the final CRLF).
+ */
+function copyHead(raw: Buffer, rh: ResponseHead, tail: string): Buffer {
+  const starts = rh.lineStarts;
+  const names = rh.names;
+  const drop = rh.connection;
+  const ranges: number[] = [];
+  let size = 0;
+  let prefix = '';
+  let run = 0;
+  if (rh.version !== 11) {
+    prefix = `HTTP/1.1 ${rh.status} ${rh.reason}\r\n`;
+    run = starts[0] as number;
+  }
+  for (let i = 0; i < names.length; i++) {
+    const n = names[i] as string;
+    if (!HOP.has(n) && (drop.length === 0 || !drop.includes(n))) continue;
+    const start = starts[i] as number;
+    if (start > run) {
+      ranges.push(run, start);
+      size += start - run;
+    }
+    run = starts[i + 1] as number;
+  }
+  const end = starts[names.length] as number;
+  if (end > run) {
+    ranges.push(run, end);
+    size += end - run;
+  }
+  const out = Buffer.allocUnsafe(prefix.length + size + tail.length);
+  let at = out.write(prefix, 0, 'latin1');
+  for (let i = 0; i < ranges.length; i += 2) at += raw.copy(out, at, ranges[i], ranges[i + 1]);
+  out.write(tail, at, 'latin1');
+  return out;
 }
