@@ -111,7 +111,7 @@ export class Http1Connection {
     const rest = buf.length > head.length ? buf.subarray(head.length) : null;
     this.buf = null;
     this.state = 'request';
-    this.exchange = new Exchange(this, head);
+    this.exchange = new Exchange(this, head, buf);
     this.exchange.start(rest);
   }
 
@@ -231,9 +231,13 @@ class Exchange implements UpstreamOwner {
     return present(this.#resBody, 'response framing');
   }
 
-  constructor(c: Http1Connection, h: RequestHead) {
+  /** The bytes the request head was parsed from (its header lines are copied from them). */
+  readonly #raw: Buffer;
+
+  constructor(c: Http1Connection, h: RequestHead, raw: Buffer) {
     this.#c = c;
     this.#h = h;
+    this.#raw = raw;
     this.#p = c.plane;
     this.#start = this.#p.now();
   }
@@ -331,24 +335,24 @@ class Exchange implements UpstreamOwner {
   #buildHead(): Buffer {
     const h = this.#h;
     const c = this.#c;
-    let s = `${h.method} ${h.target} HTTP/1.${h.version === 11 ? 1 : 0}\r\n`;
     const drop = h.connection;
     let xff = '';
     for (let i = 0; i < h.names.length; i++) {
-      const n = h.names[i] as string;
-      if (HOP.has(n) || FORWARDED.has(n)) {
-        if (n === 'x-forwarded-for') xff += `${h.headers[2 * i + 1] as string}, `;
-        continue;
-      }
-      if (drop.length > 0 && drop.includes(n)) continue;
-      s += `${h.headers[2 * i] as string}: ${h.headers[2 * i + 1] as string}\r\n`;
+      if (h.names[i] === 'x-forwarded-for') xff += `${h.headers[2 * i + 1] as string}, `;
     }
-    s +=
+    let tail =
       `x-forwarded-for: ${xff}${c.remoteAddr}\r\nx-forwarded-proto: ${c.secure ? 'https' : 'http'}\r\n` +
       `x-forwarded-port: ${c.localPort}\r\nx-request-id: ${this.#requestId}\r\nx-request-start: t=${Date.now()}\r\n`;
-    if (h.chunked) s += 'transfer-encoding: chunked\r\n';
-    if (this.#wantUpgrade) s += `connection: upgrade\r\nupgrade: ${h.upgrade}\r\n`;
-    return Buffer.from(`${s}\r\n`, 'latin1');
+    if (h.chunked) tail += 'transfer-encoding: chunked\r\n';
+    if (this.#wantUpgrade) tail += `connection: upgrade\r\nupgrade: ${h.upgrade}\r\n`;
+    return copyHeaderLines(
+      this.#raw,
+      h.lineStarts,
+      h.names,
+      (n) => !HOP.has(n) && !FORWARDED.has(n) && (drop.length === 0 || !drop.includes(n)),
+      `${h.method} ${h.target} HTTP/1.${h.version === 11 ? 1 : 0}\r\n`,
+      `${tail}\r\n`,
+    );
   }
 
   #queue(chunk: Buffer): void {
@@ -822,25 +826,22 @@ function present<T>(v: T | undefined | null, what: string): T {
 }
 
 /**
- * The client's copy of a response head: the status line (rewritten to HTTP/1.1 when the
- * backend spoke 1.0) and the header lines byte for byte, less hop-by-hop ones and those the
- * Connection header names, then `tail` (our lines and the final CRLF).
+ * Copies a head's header lines byte for byte from `raw` where `keep(lowerCaseName)`, between
+ * `prefix` (a start line) and `tail` (added lines and the final CRLF), in one buffer.
  */
-function copyHead(raw: Buffer, rh: ResponseHead, tail: string): Buffer {
-  const starts = rh.lineStarts;
-  const names = rh.names;
-  const drop = rh.connection;
+function copyHeaderLines(
+  raw: Buffer,
+  starts: readonly number[],
+  names: readonly string[],
+  keep: (name: string) => boolean,
+  prefix: string,
+  tail: string,
+): Buffer {
   const ranges: number[] = [];
   let size = 0;
-  let prefix = '';
-  let run = 0;
-  if (rh.version !== 11) {
-    prefix = `HTTP/1.1 ${rh.status} ${rh.reason}\r\n`;
-    run = starts[0] as number;
-  }
+  let run = starts[0] as number;
   for (let i = 0; i < names.length; i++) {
-    const n = names[i] as string;
-    if (!HOP.has(n) && (drop.length === 0 || !drop.includes(n))) continue;
+    if (keep(names[i] as string)) continue;
     const start = starts[i] as number;
     if (start > run) {
       ranges.push(run, start);
@@ -858,4 +859,25 @@ function copyHead(raw: Buffer, rh: ResponseHead, tail: string): Buffer {
   for (let i = 0; i < ranges.length; i += 2) at += raw.copy(out, at, ranges[i], ranges[i + 1]);
   out.write(tail, at, 'latin1');
   return out;
+}
+
+/**
+ * The client's copy of a response head: the status line (the backend's, or rewritten to
+ * HTTP/1.1 when it spoke 1.0), the backend's header lines less hop-by-hop ones and those its
+ * Connection header names, then `tail` (our lines and the final CRLF).
+ */
+function copyHead(raw: Buffer, rh: ResponseHead, tail: string): Buffer {
+  const drop = rh.connection;
+  const statusLine =
+    rh.version === 11
+      ? raw.toString('latin1', 0, rh.lineStarts[0])
+      : `HTTP/1.1 ${rh.status} ${rh.reason}\r\n`;
+  return copyHeaderLines(
+    raw,
+    rh.lineStarts,
+    rh.names,
+    (n) => !HOP.has(n) && (drop.length === 0 || !drop.includes(n)),
+    statusLine,
+    tail,
+  );
 }
