@@ -125,6 +125,7 @@ export class Committer {
       });
       result.transactions++;
       if (res.succeeded) {
+        this.#mirror.ownCommit(res.revision);
         for (const u of b) {
           u.apply(res.revision);
           result.started += u.starts;

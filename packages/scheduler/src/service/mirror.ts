@@ -72,6 +72,10 @@ export class ClusterMirror {
   readonly allocRev = new Map<string, number>();
   readonly usage = new Map<string, { jobs: number; cpu: number; memory: number }>();
   readonly #orphans = new Map<string, Orphan>();
+  /** Revisions of this scheduler's own commits whose watch echo has not been passed yet. */
+  readonly #own = new Set<number>();
+  /** The revision of the latest event or listing applied. */
+  #seen = 0;
   readonly #members = new Set<string>();
   readonly #keys: ClusterKeys;
   /** `keys.jobs`, built once. */
@@ -90,6 +94,8 @@ export class ClusterMirror {
 
   /** Applies a full listing; with `reset`, whatever it lacks was deleted meanwhile. */
   applySnapshot(kvs: readonly KeyValue[], revision: number, reset: boolean): void {
+    for (const r of this.#own) if (r <= revision) this.#own.delete(r);
+    if (revision > this.#seen) this.#seen = revision;
     if (reset) {
       const present = new Set(kvs.map((kv) => kv.key));
       const gone: string[] = [];
@@ -118,8 +124,26 @@ export class ClusterMirror {
 
   /** Applies one watched change. */
   apply(ev: WatchEvent): void {
-    if (ev.type === 'put') this.#put(ev.kv);
-    else this.#delete(ev.kv.key, ev.revision);
+    const revision = ev.revision;
+    if (revision !== this.#seen) {
+      // The watch has passed the previous revision: no more of its events will come.
+      if (this.#own.size !== 0) this.#own.delete(this.#seen);
+      this.#seen = revision;
+    }
+    if (ev.type === 'put') {
+      // The echo of a transaction of ours: its effect is applied already.
+      if (this.#own.size !== 0 && this.#own.has(revision)) return;
+      this.#put(ev.kv);
+    } else this.#delete(ev.kv.key, revision);
+  }
+
+  /**
+   * Records that a transaction of this scheduler committed at `revision` (and its effect is
+   * applied): the watch's puts at that revision are its echo, skipped without reading their
+   * keys. A revision the watch has reached already is not recorded (its echo came first).
+   */
+  ownCommit(revision: number): void {
+    if (revision > this.#seen) this.#own.add(revision);
   }
 
   /** Applies a job record this scheduler just committed (its watch echo is then skipped). */
