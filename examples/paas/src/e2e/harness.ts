@@ -2,7 +2,7 @@
 // data directory, the real CLI, real git. Everything started here is stopped by `stop()`,
 // also when a test failed (call it from afterAll / afterEach).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request, type Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,17 +42,17 @@ export interface StartOptions {
 }
 
 const pids = new Set<number>();
-let servers = 0;
 
 /** Starts `flotilla server` and resolves once it printed its banner. */
 export async function startServer(o: StartOptions = {}): Promise<TestServer> {
   const dataDir = o.dataDir ?? (await mkdtemp(join(tmpdir(), 'flotilla-e2e-')));
   const home = join(dataDir, 'home');
   // Job ports: below the kernel's ephemeral range (32768-), where the API's and router's port 0
-  // land, and a range of its own per server of this run (suites run in parallel workers; the
-  // host agent does not check that a port is free before handing it out).
-  const slot = (Number(process.env.VITEST_POOL_ID ?? '1') * 12 + servers++) % 120;
-  const base = 20_000 + slot * 100;
+  // land, and a range no other server of any run on this machine holds (suites run in parallel
+  // workers, and the host agent hands out a port without checking that it is free: a dyno of
+  // one suite once answered another suite's router).
+  const slot = await claimPortSlot();
+  const base = 20_000 + slot.index * 100;
   const command = o.command ?? 'server';
   const ports =
     {
@@ -81,9 +81,10 @@ export async function startServer(o: StartOptions = {}): Promise<TestServer> {
       // The banner ends with the data line (then, on a server, how to log in).
       if (/^\s+data\s/.test(line)) resolve(fields);
     });
-    child.once('exit', (code) =>
-      reject(new Error(`flotilla server exited (${code}) before it was ready:\n${output}`)),
-    );
+    child.once('exit', (code) => {
+      void slot.release();
+      reject(new Error(`flotilla server exited (${code}) before it was ready:\n${output}`));
+    });
   });
   child.stdout.on('data', (s: Buffer) => (output += s.toString()));
   const apiUrl = banner.API ?? '';
@@ -115,8 +116,52 @@ export async function startServer(o: StartOptions = {}): Promise<TestServer> {
     process: child,
     output: () => output,
     env,
-    stop: () => (stopped ??= stopProcess(child).then(() => killJobs(dataDir))),
+    stop: () =>
+      (stopped ??= stopProcess(child)
+        .then(() => killJobs(dataDir))
+        .finally(() => slot.release())),
   };
+}
+
+const SLOTS_DIR = join(tmpdir(), 'flotilla-e2e-port-slots');
+
+/**
+ * Claims one of 120 ranges of 100 job ports for this process, by creating its lock file
+ * (exclusive create); a file whose process is gone is taken over.
+ */
+async function claimPortSlot(): Promise<{ index: number; release: () => Promise<void> }> {
+  await mkdir(SLOTS_DIR, { recursive: true });
+  const start = Math.floor(Math.random() * 120);
+  for (let i = 0; i < 120; i++) {
+    const index = (start + i) % 120;
+    const file = join(SLOTS_DIR, String(index));
+    const release = (): Promise<void> => rm(file, { force: true });
+    try {
+      await writeFile(file, String(process.pid), { flag: 'wx' });
+      return { index, release };
+    } catch {
+      const owner = Number(await readFile(file, 'utf8').catch(() => '0'));
+      if (owner > 0 && owner !== process.pid && !alive(owner)) {
+        await rm(file, { force: true });
+        try {
+          await writeFile(file, String(process.pid), { flag: 'wx' });
+          return { index, release };
+        } catch {
+          // another one took it over first
+        }
+      }
+    }
+  }
+  throw new Error(`no free job port range: every slot in ${SLOTS_DIR} is held`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** SIGTERM, then SIGKILL after 15 s. */
