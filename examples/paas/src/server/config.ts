@@ -6,34 +6,46 @@ import { PaasError, PaasErrorCodes } from '../errors.js';
 
 /** Where the cluster state lives. */
 export type StoreUrl =
+  /** SQLite in one file: one machine. */
   | { readonly kind: 'sqlite'; readonly path: string }
+  /** etcd: a cluster. */
   | { readonly kind: 'etcd'; readonly endpoints: readonly string[]; readonly prefix: string };
 
 /** Everything `flotilla server` runs with, resolved from flags, variables and defaults. */
 export interface ServerConfig {
   /** The data directory: SQLite store, repositories, builds, slugs, jobs, token. */
   readonly dataDir: string;
+  /** The API's address (`127.0.0.1`). */
   readonly apiHost: string;
   /** 0 picks a free port. */
   readonly apiPort: number;
+  /** The router's address (`127.0.0.1`). */
   readonly routerHost: string;
   /** 0 picks a free port. */
   readonly routerPort: number;
   /** The token given by flag or `FLOTILLA_TOKEN`; otherwise one is kept in the data directory. */
   readonly token: string | undefined;
+  /** The cluster state's store. */
   readonly store: StoreUrl;
+  /** What runs jobs: local processes, or Docker containers. */
   readonly driver: 'process' | 'docker';
+  /** This machine's host id (a DNS label). */
   readonly hostId: string;
   /** The ports the host agent hands to jobs. */
   readonly jobPorts: { readonly from: number; readonly to: number };
   /** Whether jobs are stopped when the server exits (by default they keep running and are adopted at the next start). */
   readonly stopJobsOnExit: boolean;
+  /** pino's level for the logs on stderr. */
   readonly logLevel: string;
   /** Which components this process runs. */
   readonly roles: {
+    /** The API, git and the controller. */
     readonly api: boolean;
+    /** A scheduler. */
     readonly scheduler: boolean;
+    /** A host agent with its driver. */
     readonly host: boolean;
+    /** A router. */
     readonly router: boolean;
   };
 }
@@ -74,17 +86,29 @@ const raw = z.object({
 
 /** The flags of `flotilla server` (all optional: variables, then defaults, fill the rest). */
 export interface ServerFlags {
+  /** `--data-dir`. */
   dataDir?: string;
+  /** `--api-host`. */
   apiHost?: string;
+  /** `--api-port`. */
   apiPort?: string;
+  /** `--router-host`. */
   routerHost?: string;
+  /** `--router-port`. */
   routerPort?: string;
+  /** `--token`. */
   token?: string;
+  /** `--store`. */
   store?: string;
+  /** `--driver`. */
   driver?: string;
+  /** `--host-id`. */
   hostId?: string;
+  /** `--job-ports`. */
   jobPorts?: string;
+  /** `--stop-jobs`. */
   stopJobs?: boolean;
+  /** `--log-level`. */
   logLevel?: string;
 }
 

@@ -40,7 +40,9 @@ export interface ServerInfo {
   readonly routerUrl: string | undefined;
   /** Where the token is kept, or `undefined` when it was given by flag or variable. */
   readonly tokenPath: string | undefined;
+  /** The data directory, absolute. */
   readonly dataDir: string;
+  /** The store, as a URL (`sqlite:/path`, `etcd://host:port/prefix`). */
   readonly store: string;
   /** This process's host id, when it runs a host agent. */
   readonly hostId: string | undefined;
@@ -52,6 +54,7 @@ export interface ServerInfo {
  * close in reverse; a failure while starting closes what had started.
  */
 export class FlotillaServer implements AsyncDisposable {
+  /** Where it serves and keeps its state. */
   readonly info: ServerInfo;
   readonly #closers: Closer[];
   readonly #logger: Logger;
