@@ -182,10 +182,12 @@ export class ClusterMirror {
       const record = records[i] as JobRecord;
       const key = keys[i] as string;
       // Its watch echo may have come first, or a status before it (an orphan): the general path.
+      // While the watch has not reached `revision`, a new id cannot be known yet (a lookup in a
+      // million-entry map was a tenth of the apply's time).
       if (
         record.desired !== 'run' ||
         this.#orphans.size > 0 ||
-        this.jobs.get(record.id) !== undefined
+        (revision <= this.#seen && this.jobs.get(record.id) !== undefined)
       ) {
         this.#setJob(record, key, revision);
         continue;
