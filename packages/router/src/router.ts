@@ -23,7 +23,8 @@ import { Http1Connection } from './internal/http1-connection.js';
 import type { HeadLimits } from './internal/http-head.js';
 import { RouteMatcher } from './internal/route-matcher.js';
 import { StickyCookies } from './internal/sticky.js';
-import { forwardTcp } from './internal/tcp-proxy.js';
+import { SniContexts } from './internal/sni-contexts.js';
+import { TcpListeners } from './internal/tcp-listeners.js';
 import { UpstreamPool } from './internal/upstream-pool.js';
 
 /** Where access-log lines go: a pino destination, a stream, anything with `write`. */
@@ -182,10 +183,8 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
   readonly #sockets = new Set<net.Socket>();
   readonly #raw = new Set<net.Socket>();
   readonly #servers: net.Server[] = [];
-  readonly #tcp = new Map<number, net.Server>();
-  #tcpHost = '127.0.0.1';
-  #listeningTcp = false;
-  readonly #contexts = new Map<string, tls.SecureContext>();
+  #tcp: TcpListeners | undefined;
+  readonly #contexts = new SniContexts();
   readonly #ac = new AbortController();
   readonly #agent: http.Agent;
   #drains: DrainPublisher | undefined;
@@ -340,7 +339,6 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
         this.#ac.signal,
         ...(options.signal === undefined ? [] : [options.signal]),
       ]);
-      this.#tcpHost = options.tcp?.host ?? '127.0.0.1';
       this.#drains = new DrainPublisher(
         this.#o.store,
         this.#prefix,
@@ -368,8 +366,18 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
         );
         this.#plane.httpsPort = out.https.port;
       }
-      this.#listeningTcp = true;
-      await this.#reconcileTcp();
+      this.#tcp = new TcpListeners({
+        host: options.tcp?.host ?? '127.0.0.1',
+        plane: {
+          backends: this.#plane.backends,
+          maxRetries: this.#plane.maxRetries,
+          connectTimeoutMs: this.#setOptions.connectTimeoutMs,
+          metrics: this.metrics,
+        },
+        closing: () => this.#state === 'stopping' || this.#state === 'stopped',
+        warn: (err) => this.#warn(err),
+      });
+      await this.#tcp.reconcile(this.#plane.matcher.tcp);
       const addr = out.http ?? out.https;
       this.#registration = await this.#o.discovery.register({
         service: this.#o.routerService ?? DEFAULT_ROUTER_SERVICE,
@@ -443,7 +451,7 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
     const server = tls.createServer({
       ALPNProtocols: ['h2', 'http/1.1'],
       handshakeTimeout: this.#plane.headersTimeoutMs,
-      SNICallback: (name, cb) => cb(null, this.#contextFor(name)),
+      SNICallback: (name, cb) => cb(null, this.#contexts.lookup(name)),
     });
     server.on('secureConnection', (s: tls.TLSSocket) => {
       if (s.alpnProtocol === 'h2') {
@@ -458,19 +466,6 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
     });
     server.on('tlsClientError', () => undefined);
     return server;
-  }
-
-  #contextFor(name: string): tls.SecureContext | undefined {
-    const n = name.toLowerCase();
-    const exact = this.#contexts.get(n);
-    if (exact !== undefined) return exact;
-    let dot = n.indexOf('.');
-    while (dot !== -1) {
-      const wild = this.#contexts.get(`*${n.slice(dot)}`);
-      if (wild !== undefined) return wild;
-      dot = n.indexOf('.', dot + 1);
-    }
-    return this.#contexts.get('*');
   }
 
   #accept(socket: net.Socket, secure: boolean, protocol: 'http' | 'https'): void {
@@ -509,7 +504,7 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
         }
       }
       this.#plane.matcher = matcher;
-      if (this.#listeningTcp) void this.#reconcileTcp();
+      void this.#tcp?.reconcile(matcher.tcp);
       this.emit('routes', [...routes.values()]);
     };
     const read = (key: string, value: string): void => {
@@ -567,7 +562,7 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
           first = undefined;
         } else if (item.event.type === 'put') read(item.event.kv.key, item.event.kv.value);
         else this.#contexts.delete(item.event.kv.key.slice(prefix.length));
-        this.emit('certificates', [...this.#contexts.keys()]);
+        this.emit('certificates', this.#contexts.domains());
       }
     })().catch((err: unknown) => this.#warn(err as Error));
     await ready;
@@ -634,63 +629,6 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
     return p;
   }
 
-  async #reconcileTcp(): Promise<void> {
-    const want = this.#plane.matcher.tcp;
-    for (const [port, server] of this.#tcp) {
-      if (!want.has(port)) {
-        this.#tcp.delete(port);
-        server.close();
-      }
-    }
-    const binds: Promise<unknown>[] = [];
-    for (const [port, route] of want) {
-      if (this.#tcp.has(port)) {
-        (this.#tcp.get(port) as net.Server & { service?: string }).service = route.service;
-        continue;
-      }
-      const server: net.Server & { service?: string } = net.createServer(
-        { allowHalfOpen: true, noDelay: true },
-        (s) => {
-          if (this.#state === 'stopping' || this.#state === 'stopped') {
-            s.destroy();
-            return;
-          }
-          this.#sockets.add(s);
-          this.metrics.connection('tcp', 1);
-          s.once('close', () => {
-            this.#sockets.delete(s);
-            this.metrics.connection('tcp', -1);
-          });
-          forwardTcp(s, server.service ?? route.service, {
-            backends: this.#plane.backends,
-            maxRetries: this.#plane.maxRetries,
-            connectTimeoutMs: this.#setOptions.connectTimeoutMs,
-            metrics: this.metrics,
-          });
-        },
-      );
-      server.service = route.service;
-      this.#tcp.set(port, server);
-      binds.push(
-        new Promise<void>((resolve) => {
-          server.once('error', (err) => {
-            this.#tcp.delete(port);
-            this.#warn(
-              new RouterError(
-                'FLOTILLA_ROUTER_LISTEN_FAILED',
-                `tcp route ${route.id}: cannot listen on ${this.#tcpHost}:${port} (${(err as NodeJS.ErrnoException).code ?? err.message}): free the port or change the route`,
-                { cause: err },
-              ),
-            );
-            resolve();
-          });
-          server.listen(port, this.#tcpHost, () => resolve());
-        }),
-      );
-    }
-    await Promise.all(binds);
-  }
-
   #warn(err: Error): void {
     if (this.#ac.signal.aborted) return;
     this.#logger.warn({ err }, err.message);
@@ -714,10 +652,10 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
   async #shutdown(graceMs: number): Promise<void> {
     this.#ac.abort();
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
-    const closed = [...this.#servers, ...this.#tcp.values()].map(
+    const tcpClosed = this.#tcp?.stopListening();
+    const closed = [...this.#servers].map(
       (s) => new Promise<void>((resolve) => s.close(() => resolve())),
     );
-    this.#tcp.clear();
     for (const c of this.#conns) c.closeIdle();
     const deadline = Date.now() + graceMs;
     while (this.#conns.size > 0 && Date.now() < deadline) {
@@ -726,11 +664,12 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
     }
     for (const c of this.#conns) c.socket.destroy();
     for (const s of this.#sockets) s.destroy();
+    this.#tcp?.destroyConnections();
     for (const s of this.#raw) s.destroy();
     for (const e of this.#sets.values()) e.ac.abort();
     this.#plane.pool.close();
     this.#agent.destroy();
-    await Promise.all(closed);
+    await Promise.all([...closed, tcpClosed]);
     await this.#registration?.close().catch(() => undefined);
     await this.#drains?.close();
   }
