@@ -117,7 +117,8 @@ describe('a server killed mid-push', { timeout: 180_000 }, () => {
     );
     const exited = new Promise<number | null>((r) => push.once('exit', r));
     await started;
-    s.process.kill('SIGKILL');
+    const killed = s;
+    killed.process.kill('SIGKILL');
     expect(await exited).not.toBe(0);
     expect(out).toContain('the remote end hung up');
     // The build's own processes outlive a SIGKILLed server (they are the builder's): end them.
@@ -125,7 +126,8 @@ describe('a server killed mid-push', { timeout: 180_000 }, () => {
     for (const pid of orphans.stdout.split('\n').filter(Boolean))
       process.kill(Number(pid), 'SIGKILL');
 
-    s = await startServer({ dataDir: s.dataDir, args: ['--stop-jobs'] });
+    await killed.stop(); // already dead: frees what the harness holds for it
+    s = await startServer({ dataDir: killed.dataDir, args: ['--stop-jobs'] });
     const build = await waitFor(
       "the dead server's build to be marked failed",
       async () => {

@@ -71,6 +71,7 @@ export async function startServer(o: StartOptions = {}): Promise<TestServer> {
   if (child.pid !== undefined) pids.add(child.pid);
   let output = '';
   child.stderr.setEncoding('utf8').on('data', (s: string) => (output += s));
+  let ready = false;
   const banner = await new Promise<Record<string, string>>((resolve, reject) => {
     const fields: Record<string, string> = {};
     const rl = createInterface({ input: child.stdout });
@@ -79,10 +80,16 @@ export async function startServer(o: StartOptions = {}): Promise<TestServer> {
       const m = /^\s+(API|router|token)\s+(\S+)/.exec(line);
       if (m?.[1] !== undefined && m[2] !== undefined) fields[m[1]] = m[2];
       // The banner ends with the data line (then, on a server, how to log in).
-      if (/^\s+data\s/.test(line)) resolve(fields);
+      if (/^\s+data\s/.test(line)) {
+        ready = true;
+        resolve(fields);
+      }
     });
     child.once('exit', (code) => {
+      if (ready) return;
       void slot.release();
+      // A data directory made here is removed with the failed start (the caller gets no stop()).
+      void (o.dataDir === undefined ? rm(dataDir, { recursive: true, force: true }) : undefined);
       reject(new Error(`flotilla server exited (${code}) before it was ready:\n${output}`));
     });
   });
