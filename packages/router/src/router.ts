@@ -15,7 +15,8 @@ import { RouterMetrics } from './metrics.js';
 import type { Route, StoredRoute } from './route.js';
 import { DEFAULT_ROUTER_PREFIX, parseRouteRecord, RouteTable } from './route-table.js';
 import { DEFAULT_ROUTER_SERVICE } from './wait-for-drained.js';
-import { type Backend, type Balancing, BackendSet } from './internal/backend-set.js';
+import { BackendRegistry } from './internal/backend-registry.js';
+import type { Balancing } from './internal/backend-set.js';
 import type { AccessEntry, DataPlane } from './internal/data-plane.js';
 import { DrainPublisher } from './internal/drain-publisher.js';
 import { createH2Handler } from './internal/h2-handler.js';
@@ -133,8 +134,6 @@ export interface RouterEvents {
 export type RouterState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
 
 const ID_RE = /^[A-Za-z0-9_.-]{1,128}$/;
-/** How long the drained record of an instance that left discovery is kept. */
-const GONE_RECORD_MS = 5 * 60_000;
 
 function positive(name: string, v: number | undefined, dflt: number, min = 1): number {
   if (v === undefined) return dflt;
@@ -175,10 +174,7 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
   readonly #logger: Logger;
   readonly #prefix: string;
   readonly #plane: DataPlane & { matcher: RouteMatcher; httpsPort: number | undefined };
-  readonly #sets = new Map<
-    string,
-    { set: BackendSet; ac: AbortController; synced: Promise<void> }
-  >();
+  readonly #backends: BackendRegistry;
   readonly #conns = new Set<Http1Connection>();
   readonly #sockets = new Set<net.Socket>();
   readonly #raw = new Set<net.Socket>();
@@ -253,10 +249,23 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
       accessLog = (e) => log.info(e);
     }
     const sticky = new StickyCookies(options.stickySecret ?? randomBytes(32));
-    const sets = this.#sets;
+    this.#backends = new BackendRegistry({
+      discovery: options.discovery,
+      pool,
+      metrics: this.metrics,
+      logger: this.#logger,
+      balancing,
+      ejectAfter,
+      ejectMs,
+      now: () => performance.now(),
+      signal: this.#ac.signal,
+      drains: () => this.#drains,
+      warn: (err) => this.#warn(err),
+    });
+    const backends = this.#backends;
     this.#plane = {
       matcher: new RouteMatcher([]),
-      backends: (service) => sets.get(service)?.set,
+      backends: (service) => backends.get(service),
       pool,
       limits,
       headersTimeoutMs: positive('headersTimeoutMs', options.headersTimeoutMs, 10000),
@@ -270,15 +279,10 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
       requestId: () => `${this.#idPrefix}-${(++this.#seq).toString(36)}`,
       now: () => performance.now(),
     };
-    this.#setOptions = { balancing, ejectAfter, ejectMs, connectTimeoutMs };
+    this.#connectTimeoutMs = connectTimeoutMs;
   }
 
-  readonly #setOptions: {
-    balancing: Balancing;
-    ejectAfter: number;
-    ejectMs: number;
-    connectTimeoutMs: number;
-  };
+  readonly #connectTimeoutMs: number;
 
   /** The lifecycle state. */
   get state(): RouterState {
@@ -371,7 +375,7 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
         plane: {
           backends: this.#plane.backends,
           maxRetries: this.#plane.maxRetries,
-          connectTimeoutMs: this.#setOptions.connectTimeoutMs,
+          connectTimeoutMs: this.#connectTimeoutMs,
           metrics: this.metrics,
         },
         closing: () => this.#state === 'stopping' || this.#state === 'stopped',
@@ -492,17 +496,12 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
     const apply = async (): Promise<void> => {
       const gen = ++generation;
       const matcher = new RouteMatcher(routes.values());
-      const synced = [...matcher.services].map((service) => this.#ensureSet(service));
+      const synced = [...matcher.services].map((service) => this.#backends.ensure(service));
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([Promise.all(synced), new Promise((r) => (timer = setTimeout(r, 5000)))]);
       clearTimeout(timer);
       if (gen !== generation || this.#ac.signal.aborted) return; // a newer change supersedes it
-      for (const [service, entry] of this.#sets) {
-        if (!matcher.services.has(service)) {
-          entry.ac.abort();
-          this.#sets.delete(service);
-        }
-      }
+      this.#backends.retain(matcher.services);
       this.#plane.matcher = matcher;
       void this.#tcp?.reconcile(matcher.tcp);
       this.emit('routes', [...routes.values()]);
@@ -568,67 +567,6 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
     await ready;
   }
 
-  #ensureSet(service: string): Promise<void> {
-    const existing = this.#sets.get(service);
-    if (existing !== undefined) return existing.synced;
-    const ac = new AbortController();
-    const signal = AbortSignal.any([ac.signal, this.#ac.signal]);
-    const drains = this.#drains;
-    if (drains === undefined) throw new Error('router bug: backends watched before listen()');
-    const pool = this.#plane.pool;
-    const set = new BackendSet(service, {
-      ...this.#setOptions,
-      maxEjectMs: 30_000,
-      now: this.#plane.now,
-      onDrained: (b: Backend) => {
-        drains.drained(service, b.id);
-        // An instance that left discovery keeps its record a while (deployers may still be
-        // waiting on it), then the record goes, unless the instance came back.
-        if (b.gone) {
-          setTimeout(() => {
-            if (set.get(b.id) === undefined) drains.undrained(service, b.id);
-          }, GONE_RECORD_MS).unref();
-        }
-      },
-      onReady: (b: Backend) => drains.undrained(service, b.id),
-      onEject: (b: Backend, ms: number) => {
-        this.metrics.ejection(service);
-        this.#logger.warn(
-          { service, instance: b.id, addr: b.addr, ms },
-          'backend ejected after repeated failures',
-        );
-      },
-      onRetire: (b: Backend) => pool.retire(b.addr),
-    });
-    let synced!: () => void;
-    const p = new Promise<void>((resolve) => (synced = resolve));
-    this.#sets.set(service, { set, ac, synced: p });
-    void (async () => {
-      for await (const ev of this.#o.discovery.watch(service, { signal })) {
-        switch (ev.kind) {
-          case 'current':
-            set.reset(ev.instances);
-            synced();
-            break;
-          case 'up':
-          case 'update':
-            set.upsert(ev.instance);
-            if (!ev.instance.ready) pool.retire(ev.instance.addr);
-            break;
-          case 'down':
-            set.remove(ev.instance.id);
-            break;
-          case 'invalid':
-            this.#warn(ev.error);
-            break;
-        }
-      }
-    })()
-      .catch((err: unknown) => this.#warn(err as Error))
-      .finally(synced);
-    return p;
-  }
-
   #warn(err: Error): void {
     if (this.#ac.signal.aborted) return;
     this.#logger.warn({ err }, err.message);
@@ -666,7 +604,7 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
     for (const s of this.#sockets) s.destroy();
     this.#tcp?.destroyConnections();
     for (const s of this.#raw) s.destroy();
-    for (const e of this.#sets.values()) e.ac.abort();
+    this.#backends.close();
     this.#plane.pool.close();
     this.#agent.destroy();
     await Promise.all([...closed, tcpClosed]);
