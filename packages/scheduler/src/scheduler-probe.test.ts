@@ -458,3 +458,29 @@ describe('Scheduler probes: the watch echo of a commit arriving before its answe
     await memory.close();
   });
 });
+
+describe('Scheduler probes: job records written by someone else', () => {
+  it('replaces a job whose record an operator deletes by hand right after it was placed', async () => {
+    const { clock, memory, cluster } = await setup();
+    const s = new Scheduler({ store: memory, clock, id: 'owner' });
+    await s.start();
+    await declare(cluster, web(2));
+    await until(clock, async () => (await cluster.jobs()).length >= 2);
+    await s.idle();
+    const [victim] = await cluster.jobs();
+    await memory.delete(cluster.keys.job(victim?.record.hostId ?? '', victim?.record.id ?? ''));
+    await until(clock, async () => {
+      const jobs = await cluster.jobs();
+      return jobs.length >= 2 && !jobs.some((j) => j.record.id === victim?.record.id);
+    });
+    await s.idle();
+    const jobs = await cluster.jobs();
+    expect(jobs).toHaveLength(2);
+    expect(jobs.map((j) => j.record.id)).not.toContain(victim?.record.id);
+    expect(jobs.map((j) => j.record.index).sort()).toEqual([1, 2]);
+    expect(s.stats.jobs).toBe(2);
+    await s.close();
+    await cluster.close();
+    await memory.close();
+  });
+});
