@@ -51,6 +51,10 @@ export interface Build {
   readonly buildpacks?: readonly { readonly name: string; readonly url: string }[];
   /** The release it made, once made (`v7`). */
   readonly release?: string;
+  /** The deployment of that release it started, once started (`d-1a2b3c4d5e6f`). */
+  readonly deployment?: string;
+  /** Why its release could not be deployed, when the deploy failed before it started (or had no record). */
+  readonly deployError?: string;
   readonly createdAt: number;
   readonly finishedAt?: number;
   /** The controller instance that runs it; a build whose owner died is marked failed. */

@@ -1,3 +1,5 @@
+import type { Logger } from '@flotilla/core';
+
 /**
  * What a {@link Builder} is given: the signature of `build()` in `@flotilla/buildpack`, so that
  * its `build` function is a `Builder` as it is.
@@ -70,4 +72,41 @@ export interface ImageBuildResult {
 /** Builds a container image from a Dockerfile app (`@flotilla/docker`'s `buildImage`). Optional: without it Dockerfile apps build with buildpacks. */
 export interface ImageBuilder {
   buildImage(input: ImageBuildInput): Promise<ImageBuildResult>;
+}
+
+/**
+ * What `buildImage` of `@flotilla/docker` is given, as the controller calls it: its output comes
+ * as lines without their newline (the controller adds them back).
+ */
+export interface LineImageBuildOptions {
+  /** The Docker client of {@link DockerImageBuild.client}. */
+  readonly docker: unknown;
+  readonly context: string;
+  readonly tag: string;
+  readonly dockerfile?: string;
+  readonly buildArgs?: Readonly<Record<string, string>>;
+  /** Each line of output, without its newline, as it comes. */
+  readonly onOutput: (line: string) => void;
+  readonly signal?: AbortSignal;
+  /** A child of the controller's logger. */
+  readonly logger?: Logger;
+}
+
+/**
+ * `buildImage` of `@flotilla/docker` and the Docker client it builds with, for
+ * `ControllerOptions.docker`: the controller makes its {@link ImageBuilder} over them, so that
+ * a platform passes the function as it is, with no adapter, and the controller does not depend
+ * on `@flotilla/docker`.
+ *
+ * @example
+ * ```ts
+ * import { buildImage } from '@flotilla/docker';
+ * new Controller({ store, artifacts, workDir, docker: { buildImage, client: new Docker() } });
+ * ```
+ */
+export interface DockerImageBuild {
+  /** `buildImage` of `@flotilla/docker`. */
+  buildImage(options: LineImageBuildOptions): Promise<ImageBuildResult>;
+  /** The Docker client (dockerode) given to `buildImage` as `docker`. */
+  readonly client: unknown;
 }

@@ -13,7 +13,8 @@ import type {
   BuildSource,
   CreateBuildOptions,
 } from './build.js';
-import type { Builder, ImageBuilder } from './builder.js';
+import type { Builder, DockerImageBuild, ImageBuilder } from './builder.js';
+import type { DeployOutcome } from './deploy-outcome.js';
 import type { Deployment, DeployOptions } from './deployment.js';
 import type { Domain } from './domain.js';
 import type { Dyno } from './dyno.js';
@@ -64,6 +65,8 @@ import { Reaper } from './internal/reaper.js';
 import type { AppRecord } from './internal/records.js';
 import { Repo, type ReleaseDraft } from './internal/repo.js';
 import { RetryingStore } from './internal/retrying-store.js';
+import { releaseSummary } from './internal/summary.js';
+import { deployOutcome } from './internal/outcome.js';
 
 /** Options of {@link Controller}. */
 export interface ControllerOptions {
@@ -81,13 +84,28 @@ export interface ControllerOptions {
   readonly workDir: string;
   /** Builds slugs. Default: `build` of `@flotilla/buildpack`, imported at the first build. */
   readonly builder?: Builder;
-  /** Builds Dockerfile apps into images (`@flotilla/docker`). Without it, Dockerfile apps build with buildpacks. */
+  /** Builds Dockerfile apps into images. Default: the one over {@link ControllerOptions.docker}, when given; without either, Dockerfile apps build with buildpacks. */
   readonly imageBuilder?: ImageBuilder;
+  /**
+   * `buildImage` of `@flotilla/docker` and its Docker client: the controller builds Dockerfile
+   * apps with them, output streamed line by line (no adapter needed). Ignored when
+   * `imageBuilder` is given.
+   */
+  readonly docker?: DockerImageBuild;
+  /**
+   * How long a build waits while another build (another controller or process on the same
+   * `workDir`) holds the app's build cache, ms (default 900,000). The wait is said in the
+   * build's output; past it the build fails with `FLOTILLA_BUILDPACK_CACHE_LOCKED`.
+   */
+  readonly cacheLockTimeoutMs?: number;
   /** Runs one-off jobs and the release phase. Without it, `run` and a `release` process type fail with `FLOTILLA_CONTROLLER_NOT_CONFIGURED`. */
   readonly runner?: OneOffRunner;
   /** Router routes for domains. Default: `new RouteTable(store)` of `@flotilla/router`. */
   readonly routes?: RouteTableLike;
-  /** Every app gets `<app>.<baseDomain>` when set (`apps.example.com`). */
+  /**
+   * Every app gets the domain `<app>.<baseDomain>` (kind `default`) when set: `apps.example.com`,
+   * or a single label such as `localhost` (apps then answer at `<app>.localhost`).
+   */
   readonly baseDomain?: string;
   /** Where failed deploys find the last log lines of their jobs. */
   readonly logs?: JobLogSource;
@@ -461,7 +479,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     );
     if (release === undefined) return undefined;
     this.#emit('config.changed', { app, set: [...set], unset: [...unset] });
-    this.#emit('release.created', { app, release });
+    this.#emit('release.created', { app, release: releaseSummary(release) });
     if (release.build !== undefined && options.deploy !== false)
       await this.#deployer.deploy(app, release.version, 'release', options);
     return release;
@@ -558,12 +576,34 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
 
   /**
    * Resolves with the build once it ended, and its release and deploy (when asked for) are
-   * done: `status` tells success. Never rejects for the build's own failure.
+   * done. Its `status` is the build's alone: a build whose deploy failed `succeeded`; to know
+   * whether it went live, use {@link waitForDeploy}. Never rejects for the build's own failure.
    */
   async waitForBuild(app: string, id: string, options: CallOptions = {}): Promise<Build> {
     for await (const line of this.buildOutput(app, id, { ...options, follow: true })) void line;
     options.signal?.throwIfAborted();
     return this.getBuild(app, id, options);
+  }
+
+  /**
+   * Waits as {@link waitForBuild}, then answers in one call whether the build went live, and if
+   * not, why: the build failed, its deploy failed (the release before it still serves), or no
+   * deploy was asked for. Never rejects for the build's or the deploy's own failure.
+   *
+   * @example
+   * ```ts
+   * const outcome = await controller.waitForDeploy('demo', build.id);
+   * if (outcome.status !== 'live') console.error(`push rejected: ${outcome.reason}`);
+   * ```
+   */
+  async waitForDeploy(app: string, id: string, options: CallOptions = {}): Promise<DeployOutcome> {
+    const build = await this.waitForBuild(app, id, options);
+    const deployment =
+      build.deployment === undefined
+        ? undefined
+        : await this.#repo.deployment(app, build.deployment, options);
+    const record = await this.#repo.app(app, options);
+    return deployOutcome(build, deployment, record?.record.live?.release);
   }
 
   // --- releases and deploys ------------------------------------------------------------------
@@ -647,7 +687,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
       }),
     );
     if (release === undefined) throw new Error('unreachable: a rollback always makes a release');
-    this.#emit('release.created', { app, release });
+    this.#emit('release.created', { app, release: releaseSummary(release) });
     if (options.deploy !== false)
       await this.#deployer.deploy(app, release.version, 'release', options);
     return release;

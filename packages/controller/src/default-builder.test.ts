@@ -1,5 +1,7 @@
 // The default builder: @flotilla/buildpack, imported at the first build (its bundled procfile
 // buildpack, run as local processes).
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { harness, sha, type Harness } from './test-support/harness.js';
 
@@ -8,6 +10,23 @@ afterEach(async () => {
   await h?.close();
   h = undefined;
 });
+
+/** A buildpack whose compile says `started`, then waits until the file `go` exists beside it. */
+async function waitingBuildpack(dir: string): Promise<{ dir: string; go: string }> {
+  await mkdir(join(dir, 'bin'), { recursive: true });
+  const go = join(dir, 'go');
+  const script = (body: string): string => `#!/bin/sh\n${body}\n`;
+  await writeFile(join(dir, 'bin', 'detect'), script('echo Waiting'));
+  await writeFile(
+    join(dir, 'bin', 'compile'),
+    script(
+      `echo "-----> Compiling"\necho "       started"\nwhile [ ! -f '${go}' ]; do sleep 0.05; done\necho "       finished"`,
+    ),
+  );
+  await writeFile(join(dir, 'bin', 'release'), script("echo '--- {}'"));
+  for (const f of ['detect', 'compile', 'release']) await chmod(join(dir, 'bin', f), 0o755);
+  return { dir, go };
+}
 
 describe('the default builder (@flotilla/buildpack)', () => {
   it('builds a Procfile app with the bundled buildpack, output line by line, and deploys it', async () => {
@@ -24,5 +43,31 @@ describe('the default builder (@flotilla/buildpack)', () => {
     // Each line of the buildpack's output is a line of the build's (none run together).
     expect(lines.every((l) => !l.includes('----->', 7))).toBe(true);
     expect(lines).toContain('       Deployed v1');
+  });
+
+  it('streams each line to buildOutput followers while the build is still running', async () => {
+    h = await harness({ defaultBuilder: true });
+    const pack = await waitingBuildpack(join(h.dir, 'waiting-pack'));
+    await h.controller.createApp({ name: 'demo' });
+    const src = await h.source({ Procfile: 'web: node server.js\n', 'server.js': '// serve\n' });
+    const build = await h.controller.createBuild(
+      'demo',
+      { type: 'git', dir: src, sha: sha(2) },
+      { buildpacks: [pack.dir] },
+    );
+    const seen: string[] = [];
+    let statusAtStarted: string | undefined;
+    for await (const l of h.controller.buildOutput('demo', build.id)) {
+      seen.push(l.line);
+      if (l.line === '       started') {
+        // The build cannot end before `go` exists: this line came while it ran.
+        statusAtStarted = (await h.controller.getBuild('demo', build.id)).status;
+        await writeFile(pack.go, '');
+      }
+    }
+    expect(statusAtStarted, seen.join('\n')).toBe('running');
+    expect(seen).toContain('-----> Compiling');
+    expect(seen.indexOf('       finished')).toBeGreaterThan(seen.indexOf('       started'));
+    expect((await h.controller.getBuild('demo', build.id)).status).toBe('succeeded');
   });
 });

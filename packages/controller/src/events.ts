@@ -1,7 +1,7 @@
 import type { JobState } from '@flotilla/cluster';
 import type { Build, BuildOutputLine } from './build.js';
 import type { Deployment } from './deployment.js';
-import type { Release } from './release.js';
+import type { ReleaseSummary } from './release.js';
 
 /**
  * Every event a {@link Controller} emits, by type: the payload of each is the
@@ -24,7 +24,8 @@ export interface ControllerEventMap {
     readonly line: BuildOutputLine;
   };
   'build.finished': { readonly app: string; readonly build: Build };
-  'release.created': { readonly app: string; readonly release: Release };
+  /** The release without its config values: {@link ReleaseSummary} names the vars only. */
+  'release.created': { readonly app: string; readonly release: ReleaseSummary };
   'deploy.started': { readonly app: string; readonly deployment: Deployment };
   /** A step of a rolling deploy, for humans (`web: 2 of 3 new jobs ready`). */
   'deploy.progress': {

@@ -22,14 +22,17 @@ export type {
   Builder,
   BuilderInput,
   BuilderResult,
+  DockerImageBuild,
   ImageBuilder,
   ImageBuildInput,
   ImageBuildResult,
+  LineImageBuildOptions,
 } from './builder.js';
 export { ProcfileBuilder } from './procfile-builder.js';
 export type { ProcfileBuilderOptions } from './procfile-builder.js';
-export type { Release, ReleaseOptions } from './release.js';
+export type { Release, ReleaseOptions, ReleaseSummary } from './release.js';
 export type { Deployment, DeploymentStatus, DeployOptions, FailedJob } from './deployment.js';
+export type { DeployOutcome, DeployOutcomeStatus } from './deploy-outcome.js';
 export { DEFAULT_SIZE, DEFAULT_SIZES } from './formation.js';
 export type { FormationEntry, FormationPatchEntry } from './formation.js';
 export type { Dyno } from './dyno.js';

@@ -26,3 +26,13 @@ export interface ReleaseOptions {
   readonly deploy?: boolean;
   readonly signal?: AbortSignal;
 }
+
+/**
+ * A {@link Release} as events carry it (`release.created`): config var names only, never their
+ * values, since events reach logs, dashboards and SSE streams. Read the values with
+ * `getRelease` or `getConfig`.
+ */
+export type ReleaseSummary = Omit<Release, 'config'> & {
+  /** The names of the release's config vars, sorted. */
+  readonly configKeys: readonly string[];
+};

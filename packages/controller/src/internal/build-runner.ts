@@ -3,11 +3,17 @@ import { createReadStream } from 'node:fs';
 import { cp, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { type Clock, isFlotillaError, type Logger } from '@flotilla/core';
+import { type Clock, isFlotillaError, type Logger, sleep } from '@flotilla/core';
 import { extractSlug } from '@flotilla/slug';
 import type { ArtifactStore } from '../artifact-store.js';
 import type { Build, BuildSource, CreateBuildOptions } from '../build.js';
-import type { Builder, BuilderInput, BuilderResult, ImageBuilder } from '../builder.js';
+import type {
+  Builder,
+  BuilderInput,
+  BuilderResult,
+  DockerImageBuild,
+  ImageBuilder,
+} from '../builder.js';
 import { ControllerError, ControllerErrorCodes } from '../errors.js';
 import type { BuildOutputWriter } from './build-output.js';
 import type { HookRegistry } from './hook-registry.js';
@@ -22,9 +28,14 @@ export interface BuildRunnerContext {
   readonly imageBuilder: ImageBuilder | undefined;
   readonly hooks: HookRegistry;
   readonly workDir: string;
+  /** How long a build waits for the app's build cache held by another build, ms. */
+  readonly cacheLockTimeoutMs: number;
   readonly clock: Clock;
   readonly logger: Logger;
 }
+
+/** The code `@flotilla/buildpack` throws when another build holds the cache directory. */
+const CACHE_LOCKED = 'FLOTILLA_BUILDPACK_CACHE_LOCKED';
 
 /** A checked source, with its id for the build record. */
 export interface CheckedSource {
@@ -187,17 +198,19 @@ export async function runBuild(
     const builder = await ctx.builder();
     const cacheDir = join(ctx.workDir, 'cache', build.app);
     await mkdir(cacheDir, { recursive: true });
-    const res: BuilderResult = await untilAborted(
-      builder.build({
-        source: src,
-        cacheDir,
-        env,
-        ...(options.buildpacks === undefined ? {} : { buildpacks: options.buildpacks }),
-        slugPath: join(root, 'slug.tgz'),
-        onOutput: (chunk) => out.write(chunk),
+    const res = await waitingForCache(ctx, build.app, out, signal, () =>
+      untilAborted(
+        builder.build({
+          source: src,
+          cacheDir,
+          env,
+          ...(options.buildpacks === undefined ? {} : { buildpacks: options.buildpacks }),
+          slugPath: join(root, 'slug.tgz'),
+          onOutput: (chunk) => out.write(chunk),
+          signal,
+        }),
         signal,
-      }),
-      signal,
+      ),
     );
     signal.throwIfAborted();
     const stored = await ctx.artifacts.put(res.slug, { sha256: res.sha256, signal });
@@ -223,29 +236,93 @@ export function failureReason(err: unknown): string {
   return String(err);
 }
 
-/** The default builder: `build` of `@flotilla/buildpack`, imported when the first build runs. */
-export async function defaultBuilder(): Promise<Builder> {
-  const specifier = '@flotilla/buildpack';
-  let mod: { build?: unknown };
+/**
+ * Runs a build, and runs it again while another build (of another controller or process on
+ * the same work directory) holds the app's build cache: the wait is said once in the build's
+ * output, polled with a backoff of 250 ms to 2 s, and bounded by `cacheLockTimeoutMs` (then the
+ * builder's `FLOTILLA_BUILDPACK_CACHE_LOCKED` is the build's failure).
+ */
+async function waitingForCache(
+  ctx: BuildRunnerContext,
+  app: string,
+  out: BuildOutputWriter,
+  signal: AbortSignal,
+  run: () => Promise<BuilderResult>,
+): Promise<BuilderResult> {
+  const deadline = ctx.clock.now() + ctx.cacheLockTimeoutMs;
+  let said = false;
+  for (let delay = 250; ; delay = Math.min(delay * 2, 2000)) {
+    try {
+      return await run();
+    } catch (err) {
+      const locked = isFlotillaError(err) && err.code === CACHE_LOCKED;
+      if (!locked || signal.aborted || ctx.clock.now() >= deadline) throw err;
+      if (!said)
+        out.line(`-----> Build cache in use: waiting for the previous build of ${app} to finish`);
+      said = true;
+      await sleep(ctx.clock, Math.min(delay, Math.max(0, deadline - ctx.clock.now())), signal);
+      signal.throwIfAborted();
+    }
+  }
+}
+
+/** A module's export, or `FLOTILLA_CONTROLLER_NOT_CONFIGURED` saying what to do. */
+async function importFunction(specifier: string, name: string): Promise<unknown> {
+  let mod: Record<string, unknown>;
   try {
-    mod = (await import(specifier)) as { build?: unknown };
+    mod = (await import(specifier)) as Record<string, unknown>;
   } catch (err) {
     throw new ControllerError(
       ControllerErrorCodes.NOT_CONFIGURED,
-      `@flotilla/buildpack could not be loaded (${(err as Error).message}): install it or pass a builder`,
+      `${specifier} could not be loaded (${(err as Error).message}): install it or pass a builder`,
       { cause: err },
     );
   }
-  if (typeof mod.build !== 'function')
+  if (typeof mod[name] !== 'function')
     throw new ControllerError(
       ControllerErrorCodes.NOT_CONFIGURED,
-      '@flotilla/buildpack has no build function in this version: pass a builder',
+      `${specifier} has no ${name} function in this version: pass a builder`,
     );
-  // build() of @flotilla/buildpack hands over lines without their newline.
-  const build = mod.build as (
-    input: BuilderInput & { onOutput: (line: string) => void },
+  return mod[name];
+}
+
+/**
+ * The default builder: `build` of `@flotilla/buildpack`, imported when the first build runs.
+ * Its `onOutput` hands over each line without its newline as it comes; each is passed on with
+ * its newline at once, so that followers of the build's output see it live, line by line.
+ */
+export async function defaultBuilder(logger: Logger): Promise<Builder> {
+  const build = (await importFunction('@flotilla/buildpack', 'build')) as (
+    input: Omit<BuilderInput, 'onOutput'> & {
+      onOutput: (line: string) => void;
+      logger: Logger;
+    },
   ) => Promise<BuilderResult>;
-  return { build: (input) => build({ ...input, onOutput: (line) => input.onOutput(`${line}\n`) }) };
+  return {
+    build: (input) => build({ ...input, onOutput: (line) => input.onOutput(`${line}\n`), logger }),
+  };
+}
+
+/**
+ * The {@link ImageBuilder} over `buildImage` of `@flotilla/docker` (`ControllerOptions.docker`):
+ * each line of its output is passed on with its newline as it comes.
+ */
+export function dockerImageBuilder(docker: DockerImageBuild, logger: Logger): ImageBuilder {
+  return {
+    buildImage: async (input) => {
+      const built = await docker.buildImage({
+        docker: docker.client,
+        context: input.context,
+        tag: input.tag,
+        ...(input.dockerfile === undefined ? {} : { dockerfile: input.dockerfile }),
+        ...(input.buildArgs === undefined ? {} : { buildArgs: input.buildArgs }),
+        ...(input.signal === undefined ? {} : { signal: input.signal }),
+        onOutput: (line) => input.onOutput(`${line}\n`),
+        logger,
+      });
+      return { image: built.image, processTypes: built.processTypes };
+    },
+  };
 }
 
 /**

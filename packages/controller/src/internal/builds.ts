@@ -13,6 +13,7 @@ import { compact } from './check.js';
 import { newId } from './names.js';
 import type { ControllerParts } from './parts.js';
 import type { ReleaseDraft } from './repo.js';
+import { releaseSummary } from './summary.js';
 
 /**
  * The builds this controller runs: each is written, passes its `pre-build` hooks, then runs in
@@ -128,10 +129,11 @@ export class BuildService {
             (this.#builder ??=
               this.p.o.builder !== undefined
                 ? Promise.resolve(this.p.o.builder)
-                : defaultBuilder()),
+                : defaultBuilder(this.p.o.logger.child({ c: 'buildpack' }))),
           imageBuilder: this.p.o.imageBuilder,
           hooks: this.p.hooks,
           workDir: this.p.o.workDir,
+          cacheLockTimeoutMs: this.p.o.cacheLockTimeoutMs,
           clock: this.p.o.clock,
           logger: this.p.o.logger,
         },
@@ -178,13 +180,28 @@ export class BuildService {
       );
       if (release === undefined) return;
       await this.p.repo.updateBuild(app, build.id, (b) => ({ ...b, release: release.id }));
-      this.p.emit('release.created', { app, release });
+      this.p.emit('release.created', { app, release: releaseSummary(release) });
       out.line(`-----> Released ${release.id}`);
-      await this.p.deployer.deploy(app, release.version, 'release', {
-        ...this.p.o.deploy,
-        signal,
-        progress: (line) => out.line(`       ${line}`),
-      });
+      let deployment: string | undefined;
+      let deployError: string | undefined;
+      try {
+        await this.p.deployer.deploy(app, release.version, 'release', {
+          ...this.p.o.deploy,
+          signal,
+          progress: (line) => out.line(`       ${line}`),
+          started: (d) => (deployment = d.id),
+        });
+      } catch (err) {
+        deployError = failureReason(err).slice(0, 8192);
+        throw err;
+      } finally {
+        // Before the output ends: waitForDeploy reads it once the output ended.
+        await this.p.repo
+          .updateBuild(app, build.id, (b) => compact<Build>({ ...b, deployment, deployError }))
+          .catch((e: unknown) =>
+            this.p.o.logger.error({ err: e, build: build.id }, 'could not record the deploy'),
+          );
+      }
     } catch (err) {
       if (succeeded === undefined) await this.#fail(build, err, out);
       else out.line(`-----> Deploy failed: ${failureReason(err)}`);

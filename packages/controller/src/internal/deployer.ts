@@ -52,6 +52,8 @@ export interface DeployerContext {
 export interface DeployCall extends DeployOptions {
   /** Where progress lines also go (a build's output). */
   readonly progress?: (line: string) => void;
+  /** Called with the deployment's record once written (a build records which deploy it started). */
+  readonly started?: (deployment: Deployment) => void;
   /** The caller holds the app's lock already. */
   readonly locked?: boolean;
   /** Quantity changes to persist with the deploy when it goes live (a size change). */
@@ -230,6 +232,7 @@ export class Deployer {
         owner: this.ctx.id,
       };
       await repo.putDeployment(deployment);
+      call.started?.(deployment);
       this.ctx.emit('deploy.started', { app: appName, deployment });
       const progress = (message: string): void => {
         call.progress?.(message);

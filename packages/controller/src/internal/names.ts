@@ -128,19 +128,19 @@ export function checkConfigPatch(patch: unknown): Record<string, string | null> 
 }
 
 /** Checks and lower-cases a domain name (`www.example.com`, `*.example.com`). */
-export function checkHostname(hostname: unknown, path = 'hostname'): string {
+export function checkHostname(hostname: unknown, path = 'hostname', minLabels = 2): string {
   if (typeof hostname !== 'string' || hostname.length > 253)
     throw invalid(path, `${show(hostname)} is not a domain name`);
   const h = hostname.toLowerCase().replace(/\.$/, '');
   const labels = h.split('.');
   const ok =
-    labels.length >= 2 &&
+    labels.length >= minLabels &&
     labels.every((l, i) => (i === 0 && l === '*') || LABEL.test(l)) &&
     !/^[0-9.]+$/.test(h);
   if (!ok)
     throw invalid(
       path,
-      `${show(hostname)} is not a domain name: give labels of a-z 0-9 - joined by dots (a leading *. for a wildcard), at least two labels`,
+      `${show(hostname)} is not a domain name: give labels of a-z 0-9 - joined by dots (a leading *. for a wildcard), at least ${minLabels === 1 ? 'one label' : 'two labels'}`,
     );
   return h;
 }

@@ -11,6 +11,7 @@ import { DEFAULT_SIZE, DEFAULT_SIZES } from '../formation.js';
 import type { JobLogSource } from '../job-logs.js';
 import type { OneOffRunner } from '../one-off.js';
 import type { RouteTableLike } from '../route-table.js';
+import { dockerImageBuilder } from './build-runner.js';
 import { checkHostname } from './names.js';
 import type { RolloutSettings } from './rollout.js';
 
@@ -33,6 +34,7 @@ export interface ResolvedOptions {
   readonly deploy: RolloutSettings;
   readonly keepReleases: number;
   readonly leaseTtlMs: number;
+  readonly cacheLockTimeoutMs: number;
   readonly id: string;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -66,7 +68,20 @@ export function resolveOptions(o: ControllerOptions): ResolvedOptions {
   if (defaultSize === undefined || !Object.hasOwn(sizes, defaultSize))
     bad('defaultSize', 'must name one of the sizes');
   const baseDomain =
-    o.baseDomain === undefined ? undefined : checkHostname(o.baseDomain, 'baseDomain');
+    o.baseDomain === undefined ? undefined : checkHostname(o.baseDomain, 'baseDomain', 1);
+  if (baseDomain?.includes('*') === true)
+    bad('baseDomain', 'a wildcard is no base domain: give apps.example.com or localhost');
+  if (
+    o.docker !== undefined &&
+    (typeof o.docker !== 'object' ||
+      o.docker === null ||
+      typeof o.docker.buildImage !== 'function' ||
+      o.docker.client === undefined)
+  )
+    bad(
+      'docker',
+      'give { buildImage, client }: buildImage of @flotilla/docker and a Docker client',
+    );
   const id = o.id ?? `controller-${randomBytes(6).toString('hex')}`;
   if (!isValidId(id)) bad('id', 'use 1 to 200 of A-Z a-z 0-9 . _ - @ : +');
   const num = (
@@ -90,7 +105,11 @@ export function resolveOptions(o: ControllerOptions): ResolvedOptions {
     artifacts: o.artifacts,
     workDir: resolve(o.workDir),
     builder: o.builder,
-    imageBuilder: o.imageBuilder,
+    imageBuilder:
+      o.imageBuilder ??
+      (o.docker === undefined
+        ? undefined
+        : dockerImageBuilder(o.docker, (o.logger ?? silentLogger).child({ c: 'docker-build' }))),
     runner: o.runner,
     routes: o.routes,
     baseDomain,
@@ -105,6 +124,7 @@ export function resolveOptions(o: ControllerOptions): ResolvedOptions {
     },
     keepReleases: num(o.keepReleases, 5, 'keepReleases', 1, 10_000),
     leaseTtlMs: num(o.leaseTtlMs, 10_000, 'leaseTtlMs', 1000, 3_600_000),
+    cacheLockTimeoutMs: num(o.cacheLockTimeoutMs, 900_000, 'cacheLockTimeoutMs', 0, 86_400_000),
     id,
     clock: o.clock ?? systemClock,
     logger: o.logger ?? silentLogger,

@@ -140,6 +140,8 @@ export function parseBuild(v: unknown): Build {
     processTypes: opt(o.processTypes, (p) => strings(p, 'build.processTypes', 64 * 1024)),
     buildpacks,
     release: opt(o.release, (r) => str(r, 'build.release', 32)),
+    deployment: opt(o.deployment, (d) => str(d, 'build.deployment', 64)),
+    deployError: opt(o.deployError, (e) => str(e, 'build.deployError', 8192)),
     createdAt: time(o.createdAt, 'build.createdAt'),
     finishedAt: opt(o.finishedAt, (t) => time(t, 'build.finishedAt')),
     owner: str(o.owner, 'build.owner', 200),

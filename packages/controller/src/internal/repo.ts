@@ -231,6 +231,15 @@ export class Repo {
     await this.store.put(this.keys.deployment(d.app, d.id), JSON.stringify(d), options);
   }
 
+  async deployment(
+    app: string,
+    id: string,
+    options: CallOptions = {},
+  ): Promise<Deployment | undefined> {
+    const kv = await this.store.get(this.keys.deployment(app, id), options);
+    return kv === undefined ? undefined : decode(kv, parseDeployment);
+  }
+
   /** An app's deployments, in the order they were created (the store's create revision). */
   async deployments(app: string, options: CallOptions = {}): Promise<Deployment[]> {
     return this.#decodeAll(
