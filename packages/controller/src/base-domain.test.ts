@@ -1,0 +1,50 @@
+// baseDomain: every app answers at <app>.<baseDomain>, a single label (localhost) included.
+import { isFlotillaError } from '@flotilla/core';
+import { MemoryStore } from '@flotilla/store';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Controller } from './controller.js';
+import { DirectoryArtifactStore } from './directory-artifact-store.js';
+import { harness, type Harness } from './test-support/harness.js';
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+describe('baseDomain', () => {
+  it('localhost: apps answer at <app>.localhost, a default domain with its route', async () => {
+    h = await harness({ controller: { baseDomain: 'LocalHost.' } });
+    await h.controller.createApp({ name: 'demo' });
+    const domains = await h.controller.listDomains('demo');
+    expect(domains.map((d) => [d.hostname, d.kind])).toEqual([['demo.localhost', 'default']]);
+    expect((await h.routes.list({ service: 'demo-web' })).map((r) => r.domain)).toEqual([
+      'demo.localhost',
+    ]);
+    // Destroyed: the default domain and its route go with the app.
+    await h.controller.destroyApp('demo');
+    expect(await h.controller.listApps()).toEqual([]);
+    expect((await h.routes.list({ service: 'demo-web' })).length).toBe(0);
+  });
+
+  it('refuses a base domain that is no domain: a wildcard, empty, numeric, a slash, NUL, empty labels', async () => {
+    const store = new MemoryStore();
+    try {
+      for (const baseDomain of ['*', '*.example.com', '', '127', 'a/b', 'local\0host', 'a..b', '.'])
+        try {
+          new Controller({
+            store,
+            artifacts: new DirectoryArtifactStore({ dir: '/nonexistent/artifacts' }),
+            workDir: '/nonexistent/work',
+            baseDomain,
+          });
+          expect.unreachable(`${JSON.stringify(baseDomain)} was taken`);
+        } catch (err) {
+          expect(isFlotillaError(err, 'FLOTILLA_CONTROLLER_INVALID_INPUT'), String(err)).toBe(true);
+          expect((err as { path?: string }).path).toBe('baseDomain');
+        }
+    } finally {
+      await store.close();
+    }
+  });
+});
