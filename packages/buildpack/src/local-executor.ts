@@ -1,14 +1,38 @@
 import { spawn } from 'node:child_process';
+import { silentLogger, type Logger } from '@flotilla/core';
 import { BuildpackError, BuildpackErrorCodes } from './errors.js';
 import type { BuildExecutor, ExecRequest, ExecResult } from './executor.js';
+import { cgroupParent, StepCgroup } from './internal/cgroup.js';
+import { killSessionTree } from './internal/proc-tree.js';
+import { resolveProgram } from './internal/resolve-program.js';
 
-/** How long a step's output pipes may stay open after its process group was killed, ms. */
+/** How long a step's output pipes may stay open after its processes were killed, ms. */
 const PIPE_GRACE_MS = 1000;
 
+/** Enters the cgroup named by $0, then becomes the step's program. */
+const ENTER_CGROUP =
+  'echo $$ >"$0" || { echo "flotilla: cannot enter the step cgroup $0" >&2; exit 126; }; exec "$@"';
+
+/** Options of {@link LocalExecutor}. */
+export interface LocalExecutorOptions {
+  /**
+   * Whether each step runs in a cgroup of its own when this process may make one (root, or a
+   * delegated cgroup; v2 with `cgroup.kill`, else v1 `freezer`). In a cgroup nothing a step
+   * starts can escape the kill, whatever it does. Without one, the step's session, process
+   * group and their descendants are killed, which misses a process that left the session
+   * (`setsid`) and whose parent then exited before the kill. Default true.
+   */
+  readonly cgroups?: boolean;
+  /** A pino-compatible logger. Default: silent. */
+  readonly logger?: Logger;
+}
+
 /**
- * Runs build steps as local child processes: the embedded default. Each step gets a process
- * group of its own; when the step ends, is aborted or times out, the whole group is killed
- * (SIGKILL), so nothing a buildpack started in the background outlives its step.
+ * Runs build steps as local child processes: the embedded default. Each step leads a session
+ * and process group of its own and, where this process may make one, runs in a cgroup of its
+ * own; when the step ends, is aborted or times out, everything it started is killed (SIGKILL)
+ * before `exec` settles, also processes that left for a session of their own (`setsid`, a
+ * daemonizing npm script).
  *
  * Steps run as the calling user with exactly the environment given; `mounts` are the host's
  * own directories and need nothing done.
@@ -22,13 +46,35 @@ const PIPE_GRACE_MS = 1000;
 export class LocalExecutor implements BuildExecutor, AsyncDisposable {
   /** Always `'local'`. */
   readonly name = 'local';
-  readonly #running = new Set<() => void>();
+  readonly #running = new Set<() => Promise<void>>();
+  readonly #cgroups: boolean;
+  readonly #logger: Logger;
   #closed = false;
 
+  /** Makes an executor; it holds nothing until a step runs. */
+  constructor(options: LocalExecutorOptions = {}) {
+    if (typeof options !== 'object' || options === null) {
+      throw new BuildpackError(
+        BuildpackErrorCodes.INVALID_OPTIONS,
+        'LocalExecutor: options must be an object',
+        { path: 'options' },
+      );
+    }
+    if (options.cgroups !== undefined && typeof options.cgroups !== 'boolean') {
+      throw new BuildpackError(
+        BuildpackErrorCodes.INVALID_OPTIONS,
+        'LocalExecutor: cgroups must be a boolean',
+        { path: 'cgroups' },
+      );
+    }
+    this.#cgroups = options.cgroups ?? true;
+    this.#logger = (options.logger ?? silentLogger).child({ component: 'buildpack-executor' });
+  }
+
   /**
-   * Runs one step to its end. Rejects with the signal's `reason` when aborted (after its
-   * process group is killed), with `FLOTILLA_BUILDPACK_EXEC_FAILED` when the program cannot be
-   * started or the executor is closed, and with what `onOutput` threw (the step is killed).
+   * Runs one step to its end. Rejects with the signal's `reason` when aborted (once everything
+   * the step started is gone), with `FLOTILLA_BUILDPACK_EXEC_FAILED` when the program cannot
+   * be started or the executor is closed, and with what `onOutput` threw (the step is killed).
    */
   async exec(req: ExecRequest): Promise<ExecResult> {
     if (this.#closed) {
@@ -39,21 +85,60 @@ export class LocalExecutor implements BuildExecutor, AsyncDisposable {
     if (program === undefined) {
       throw new BuildpackError(BuildpackErrorCodes.EXEC_FAILED, 'exec: argv is empty');
     }
-    const child = spawn(program, args, {
+    const cannotRun = (reason: string, cause?: unknown): BuildpackError =>
+      new BuildpackError(
+        BuildpackErrorCodes.EXEC_FAILED,
+        `cannot run ${JSON.stringify(program)} in ${req.cwd}: ${reason}`,
+        cause === undefined ? {} : { cause },
+      );
+
+    const parent = this.#cgroups ? await cgroupParent() : undefined;
+    let cgroup: StepCgroup | undefined;
+    let argv: readonly string[] = req.argv;
+    if (parent !== undefined) {
+      const resolved = await resolveProgram(program, req.env['PATH'], req.cwd);
+      if (resolved === undefined) throw cannotRun('no such executable file (ENOENT)');
+      cgroup = await StepCgroup.create(parent);
+      argv = ['/bin/sh', '-c', ENTER_CGROUP, cgroup.procsFile, resolved, ...args];
+    }
+    try {
+      if (this.#closed) {
+        throw new BuildpackError(BuildpackErrorCodes.EXEC_FAILED, 'LocalExecutor is closed');
+      }
+      req.signal?.throwIfAborted();
+      return await this.#run(req, argv, cgroup, cannotRun);
+    } finally {
+      await cgroup?.remove();
+    }
+  }
+
+  async #run(
+    req: ExecRequest,
+    argv: readonly string[],
+    cgroup: StepCgroup | undefined,
+    cannotRun: (reason: string, cause?: unknown) => BuildpackError,
+  ): Promise<ExecResult> {
+    const child = spawn(argv[0] as string, argv.slice(1), {
       cwd: req.cwd,
       env: { ...req.env },
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const killGroup = (): void => {
-      if (child.pid === undefined) return;
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // the group is gone already
-      }
+    // Everything the step started: its cgroup, else its session and their descendants.
+    let killed: Promise<void> | undefined;
+    const killAll = (): Promise<void> => {
+      const pid = child.pid;
+      if (pid === undefined) return Promise.resolve();
+      killed ??= (async () => {
+        // Not the process group first: its death would orphan a setsid child before the scan.
+        if (cgroup !== undefined) await cgroup.kill();
+        else await killSessionTree(pid);
+      })().catch((err: unknown) => {
+        this.#logger.warn({ err, pid }, 'cannot kill everything a build step started');
+      });
+      return killed;
     };
-    this.#running.add(killGroup);
+    this.#running.add(killAll);
     // A listener that throws ends the step, and exec rejects with what it threw.
     let listenerError: { error: unknown } | undefined;
     const deliver = (stream: 'stdout' | 'stderr', chunk: Buffer): void => {
@@ -62,55 +147,55 @@ export class LocalExecutor implements BuildExecutor, AsyncDisposable {
         req.onOutput(stream, chunk);
       } catch (error) {
         listenerError = { error };
-        killGroup();
+        void killAll();
       }
     };
     child.stdout.on('data', (chunk: Buffer) => deliver('stdout', chunk));
     child.stderr.on('data', (chunk: Buffer) => deliver('stderr', chunk));
 
     let timer: NodeJS.Timeout | undefined;
-    const onAbort = (): void => killGroup();
+    const onAbort = (): void => void killAll();
     try {
       return await new Promise<ExecResult>((resolve, reject) => {
-        child.once('error', (err) => {
-          reject(
-            new BuildpackError(
-              BuildpackErrorCodes.EXEC_FAILED,
-              `cannot run ${JSON.stringify(program)} in ${req.cwd}: ${err.message}`,
-              { cause: err },
-            ),
-          );
-        });
+        child.once('error', (err) => reject(cannotRun(err.message, err)));
         child.once('exit', (code, signal) => {
-          // Whatever the step left running in its group goes with it.
-          killGroup();
+          // Whatever the step left running goes with it, before exec settles.
           const pipesClosed = new Promise<void>((done) => {
             if (child.stdout.closed && child.stderr.closed) done();
             else child.once('close', () => done());
           });
-          const grace = new Promise<void>((done) => setTimeout(done, PIPE_GRACE_MS).unref());
-          void Promise.race([pipesClosed, grace]).then(() => {
-            child.stdout.destroy();
-            child.stderr.destroy();
-            if (req.signal?.aborted === true) reject(req.signal.reason as Error);
-            else if (listenerError !== undefined) reject(listenerError.error as Error);
-            else resolve({ code, signal });
-          });
+          void killAll()
+            .then(() =>
+              Promise.race([
+                pipesClosed,
+                new Promise<void>((done) => setTimeout(done, PIPE_GRACE_MS).unref()),
+              ]),
+            )
+            .then(() => {
+              child.stdout.destroy();
+              child.stderr.destroy();
+              if (req.signal?.aborted === true) reject(req.signal.reason as Error);
+              else if (listenerError !== undefined) reject(listenerError.error as Error);
+              else resolve({ code, signal });
+            });
         });
         req.signal?.addEventListener('abort', onAbort, { once: true });
-        if (req.timeoutMs !== undefined) timer = setTimeout(killGroup, req.timeoutMs);
+        if (req.timeoutMs !== undefined) timer = setTimeout(onAbort, req.timeoutMs);
       });
     } finally {
       clearTimeout(timer);
       req.signal?.removeEventListener('abort', onAbort);
-      this.#running.delete(killGroup);
+      this.#running.delete(killAll);
     }
   }
 
-  /** Kills every running step's process group. Idempotent; later `exec` calls fail. */
+  /**
+   * Kills everything every running step started, and resolves once it is gone. Idempotent;
+   * later `exec` calls fail.
+   */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const kill of this.#running) kill();
+    await Promise.all([...this.#running].map((kill) => kill()));
   }
 
   /** Same as {@link LocalExecutor.close}. */

@@ -5,7 +5,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { once } from 'node:events';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { extractSlug } from '@flotilla/slug';
 import { build, type BuildOptions, type BuildResult } from '../build.js';
 import type { BuildExecutor } from '../executor.js';
@@ -45,6 +45,26 @@ async function freePort(): Promise<number> {
   server.close();
   await once(server, 'close');
   return port;
+}
+
+/** The pids of the processes on this machine whose command line is `sleep <seconds>`. */
+async function sleepers(seconds: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
+    const [program = '', arg] = cmdline.split('\0');
+    if (arg === seconds && program.split('/').pop() === 'sleep') pids.push(Number(name));
+  }
+  return pids;
+}
+
+/** Whether `pid` is a live `sleep <seconds>` (not a zombie, not a pid reused since). */
+async function sleeping(pid: number, seconds: string): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  if (stat === '' || / [ZX] /.test(stat.slice(stat.lastIndexOf(')')))) return false;
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return cmdline.split('\0')[1] === seconds;
 }
 
 /** GET http://127.0.0.1:port/path: status and body. */
@@ -533,6 +553,94 @@ export function runBuildpackSuite(options: BuildpackSuiteOptions): void {
         expect(err['output']).toContain('started');
         expect(gone).toBeDefined();
         await gone;
+        expect(await lsWork()).toEqual([]);
+      });
+    });
+
+    describe('stopping an npm build script', () => {
+      // Each sleep is told apart by its own fraction of a second, so that its pid can be found.
+      const tag = (): string => `300.${Math.floor(Math.random() * 1e9)}`;
+      const strays: number[] = [];
+      afterEach(() => {
+        for (const pid of strays.splice(0)) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // gone
+          }
+        }
+      });
+
+      it('an abort kills what the script started, also a process in a session of its own (setsid)', async () => {
+        const detached = tag();
+        const plain = tag();
+        const source = await app({
+          'package.json': JSON.stringify({
+            name: 'hang',
+            version: '1.0.0',
+            private: true,
+            scripts: {
+              build: `setsid sleep ${detached} & sleep ${plain} & echo hanging; sleep 1000`,
+            },
+          }),
+        });
+        const controller = new AbortController();
+        let hanging!: () => void;
+        const isHanging = new Promise<void>((resolve) => (hanging = resolve));
+        const building = run({
+          source,
+          signal: controller.signal,
+          onOutput: (line) => line.trim() === 'hanging' && hanging(),
+        });
+        const failed = rejection(building);
+        await Promise.race([isHanging, failed]);
+        // Both sleeps were forked before the echo; wait for their exec to show in /proc.
+        const pids = await vi.waitFor(
+          async () => {
+            const found = [...(await sleepers(detached)), ...(await sleepers(plain))];
+            strays.push(...found);
+            expect(found).toHaveLength(2);
+            return found;
+          },
+          { timeout: 10_000, interval: 20 },
+        );
+        controller.abort(new Error('push abandoned'));
+        const err = await failed;
+        expect((err as unknown as Error).message).toBe('push abandoned');
+        expect(await sleeping(pids[0] as number, detached)).toBe(false);
+        expect(await sleeping(pids[1] as number, plain)).toBe(false);
+        expect(await lsWork()).toEqual([]);
+      });
+
+      it('a timeout kills what the script started, also a process in a session of its own (setsid)', async () => {
+        const detached = tag();
+        const plain = tag();
+        const source = await app({
+          'package.json': JSON.stringify({
+            name: 'hang',
+            version: '1.0.0',
+            private: true,
+            scripts: {
+              build: `setsid sleep ${detached} & sleep ${plain} & echo hanging; sleep 1000`,
+            },
+          }),
+        });
+        let hanging = false;
+        const err = await rejection(
+          run({
+            source,
+            timeoutMs: 15_000,
+            onOutput: (line) => {
+              if (line.trim() === 'hanging') hanging = true;
+            },
+          }),
+        );
+        expect(err['code']).toBe('FLOTILLA_BUILDPACK_TIMEOUT');
+        // The script ran past starting both, and no live process runs either's command line.
+        expect(hanging).toBe(true);
+        const left = [...(await sleepers(detached)), ...(await sleepers(plain))];
+        strays.push(...left);
+        expect(left).toEqual([]);
         expect(await lsWork()).toEqual([]);
       });
     });

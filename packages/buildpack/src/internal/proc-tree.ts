@@ -1,0 +1,105 @@
+// Killing what a step started where no cgroup can be made: the processes of the step's session
+// and process group (the step leads both), and every descendant of those, also one that left
+// for a session of its own (`setsid`) while its parent lives. They are stopped first, scan after
+// scan, so that none can fork between the scan and the kill. An orphan that left the session
+// after its parent died is out of reach: only a cgroup holds on to that one.
+import { readdir, readFile } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
+
+/** How long killed processes may take to go, ms. */
+const GONE_WAIT_MS = 10_000;
+const MAX_ROUNDS = 50;
+
+interface Proc {
+  readonly pid: number;
+  readonly state: string;
+  readonly ppid: number;
+  readonly pgrp: number;
+  readonly session: number;
+  readonly start: string;
+}
+
+/** Kills everything of the session `leader` leads, and their descendants; resolves once they are gone. */
+export async function killSessionTree(leader: number): Promise<void> {
+  const marked = new Map<number, string>();
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const found = members(leader, await scan());
+    let fresh = 0;
+    for (const proc of found) {
+      if (marked.get(proc.pid) === proc.start) continue;
+      marked.set(proc.pid, proc.start);
+      fresh++;
+      signal(proc.pid, 'SIGSTOP');
+    }
+    if (fresh === 0) break;
+  }
+  signal(-leader, 'SIGKILL');
+  for (const pid of marked.keys()) signal(pid, 'SIGKILL');
+  const deadline = Date.now() + GONE_WAIT_MS;
+  let interval = 1;
+  for (const [pid, start] of marked) {
+    while (Date.now() < deadline && (await running(pid, start))) {
+      await delay(interval);
+      interval = Math.min(interval * 2, 50);
+    }
+  }
+}
+
+function members(leader: number, procs: readonly Proc[]): Proc[] {
+  const chosen = new Map<number, Proc>();
+  for (const proc of procs) {
+    if (proc.pid === process.pid || proc.pid <= 1) continue;
+    if (proc.pid === leader || proc.session === leader || proc.pgrp === leader) {
+      chosen.set(proc.pid, proc);
+    }
+  }
+  // Descendants, also those in sessions of their own.
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const proc of procs) {
+      if (chosen.has(proc.pid) || proc.pid === process.pid || proc.pid <= 1) continue;
+      if (chosen.has(proc.ppid)) {
+        chosen.set(proc.pid, proc);
+        grew = true;
+      }
+    }
+  }
+  return [...chosen.values()].filter((proc) => proc.state !== 'Z' && proc.state !== 'X');
+}
+
+async function scan(): Promise<Proc[]> {
+  const names = await readdir('/proc').catch(() => [] as string[]);
+  const procs = await Promise.all(
+    names.filter((name) => /^\d+$/.test(name)).map((name) => stat(Number(name))),
+  );
+  return procs.filter((p): p is Proc => p !== undefined);
+}
+
+async function stat(pid: number): Promise<Proc | undefined> {
+  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  // The command name may hold spaces and parentheses: the fields start after the last ')'.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return {
+    pid,
+    state: fields[0] ?? '?',
+    ppid: Number(fields[1]),
+    pgrp: Number(fields[2]),
+    session: Number(fields[3]),
+    start: fields[19] ?? '',
+  };
+}
+
+/** Whether `pid` is still the process that started at `start`, and not a zombie. */
+async function running(pid: number, start: string): Promise<boolean> {
+  const proc = await stat(pid);
+  return proc !== undefined && proc.start === start && proc.state !== 'Z' && proc.state !== 'X';
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // gone already
+  }
+}
