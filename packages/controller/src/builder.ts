@@ -85,8 +85,8 @@ export interface LineImageBuildOptions {
   readonly tag: string;
   readonly dockerfile?: string;
   readonly buildArgs?: Readonly<Record<string, string>>;
-  /** Each line of output, without its newline, as it comes. */
-  readonly onOutput: (line: string) => void;
+  /** Each line of output, without its newline, as it comes (always given by the controller). */
+  readonly onOutput?: (line: string) => void;
   readonly signal?: AbortSignal;
   /** A child of the controller's logger. */
   readonly logger?: Logger;

@@ -1,5 +1,4 @@
-import { buildImage, createStackImage, DockerDriver } from '@flotilla/docker';
-import type { ImageBuilder } from '@flotilla/controller';
+import { createStackImage, DockerDriver } from '@flotilla/docker';
 import type { Logger } from '@flotilla/core';
 import Docker from 'dockerode';
 
@@ -30,21 +29,4 @@ export async function dockerDriver(
     stackImage: stack.image,
     logger: logger.child({ c: 'docker' }),
   });
-}
-
-/** The controller's {@link ImageBuilder} on `buildImage` (Dockerfile apps); output line by line. */
-export function dockerImageBuilder(docker: Docker, logger: Logger): ImageBuilder {
-  return {
-    buildImage: (input) =>
-      buildImage({
-        docker,
-        context: input.context,
-        tag: input.tag,
-        ...(input.dockerfile === undefined ? {} : { dockerfile: input.dockerfile }),
-        ...(input.buildArgs === undefined ? {} : { buildArgs: input.buildArgs }),
-        ...(input.signal === undefined ? {} : { signal: input.signal }),
-        onOutput: (line) => input.onOutput(`${line}\n`),
-        logger,
-      }),
-  };
 }

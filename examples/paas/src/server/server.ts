@@ -6,6 +6,7 @@ import type { Logger } from '@flotilla/core';
 import { ClusterState } from '@flotilla/cluster';
 import { Controller, DirectoryArtifactStore, DriverOneOffRunner } from '@flotilla/controller';
 import { Discovery } from '@flotilla/discovery';
+import { buildImage } from '@flotilla/docker';
 import { Router, waitForDrained } from '@flotilla/router';
 import { EtcdStore } from '@flotilla/etcd';
 import { ArtifactCache, HostAgent, ProcessDriver, type Driver } from '@flotilla/host';
@@ -23,8 +24,7 @@ import { Routes } from './http/routes.js';
 import { LogAggregator } from './logs/log-aggregator.js';
 import { LogRetainingDriver } from './logs/log-retaining-driver.js';
 import { loadOrCreateToken } from './token.js';
-import { buildpackBuilder } from './builder.js';
-import { dockerClient, dockerDriver, dockerImageBuilder } from './docker.js';
+import { dockerClient, dockerDriver } from './docker.js';
 
 /** A component to close at shutdown. */
 interface Closer {
@@ -238,12 +238,10 @@ export class FlotillaServer implements AsyncDisposable {
         store,
         artifacts,
         workDir: dir('builds'),
-        builder: buildpackBuilder(logger.child({ c: 'buildpack' })),
-        ...(config.driver === 'docker'
-          ? {
-              imageBuilder: dockerImageBuilder(dockerClient(), logger.child({ c: 'docker-build' })),
-            }
-          : {}),
+        // Builds: the controller's default (@flotilla/buildpack) and, with Docker, buildImage.
+        ...(config.driver === 'docker' ? { docker: { buildImage, client: dockerClient() } } : {}),
+        // Apps answer at http://<app>.localhost:<port>: *.localhost is loopback.
+        baseDomain: 'localhost',
         logs,
         ...(driver === undefined || cache === undefined
           ? {}
@@ -269,7 +267,6 @@ export class FlotillaServer implements AsyncDisposable {
           logs,
           uploadDir: dir('uploads'),
           appUrl,
-          appDomain: 'localhost',
           logger,
         },
         apiBase,

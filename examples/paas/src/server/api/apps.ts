@@ -21,9 +21,6 @@ export function appRoutes(routes: Routes, d: ApiDeps): void {
       },
       { signal },
     );
-    // <app>.localhost: the controller's baseDomain wants two labels, so the route is added here.
-    if (d.appDomain !== undefined)
-      await d.controller.addDomain(app.name, `${app.name}.${d.appDomain}`, { signal });
     await d.repos.ensure(app.name);
     return new Status(201, withUrl(app));
   });

@@ -13,7 +13,5 @@ export interface ApiDeps {
   readonly uploadDir: string;
   /** The URL an app answers at through the router (`http://demo.localhost:8080`), if known. */
   readonly appUrl: (app: string) => string | undefined;
-  /** Every app created gets the domain `<app>.<appDomain>` (`localhost`). */
-  readonly appDomain: string | undefined;
   readonly logger: Logger;
 }

@@ -1,5 +1,5 @@
 import { mkdir, rm } from 'node:fs/promises';
-import type { Build } from '@flotilla/controller';
+import type { DeployOutcome } from '@flotilla/controller';
 import { z } from 'zod';
 import { validate } from '../http/body.js';
 import type { Routes } from '../http/routes.js';
@@ -40,24 +40,24 @@ export function gitDeployRoutes(routes: Routes, d: ApiDeps): void {
       for await (const l of d.controller.buildOutput(app, build.id, { follow: true })) {
         await say(l.line);
       }
-      const done = await d.controller.waitForBuild(app, build.id);
-      const failure = await deployFailure(d, app, done);
-      if (failure === undefined) {
+      const outcome = await d.controller.waitForDeploy(app, build.id);
+      if (outcome.status === 'live') {
         const url = d.appUrl(app);
         await out.write(
           formatDeployLine({
             kind: 'result',
             ok: true,
-            message: `-----> ${done.release ?? 'Released'}: ${app} deployed${url === undefined ? '' : ` to ${url}`}`,
+            message: `-----> ${outcome.release ?? 'Released'}: ${app} deployed${url === undefined ? '' : ` to ${url}`}`,
           }),
         );
       } else {
-        for (const line of failure.details) await say(line);
+        for (const line of failureDetails(outcome)) await say(line);
+        const live = outcome.status === 'deploy-failed' ? outcome.liveRelease : undefined;
         await out.write(
           formatDeployLine({
             kind: 'result',
             ok: false,
-            message: ` !     Push rejected: ${failure.reason}`,
+            message: ` !     Push rejected: ${outcome.reason ?? 'the push did not go live'}${live === undefined ? '' : ` (${live} still serves)`}`,
           }),
         );
       }
@@ -76,30 +76,12 @@ export function gitDeployRoutes(routes: Routes, d: ApiDeps): void {
   });
 }
 
-/**
- * Why a finished build did not go live, or undefined when it did: the build failed, or its
- * release's deploy failed (and was rolled back). Details are the failed jobs' last log lines.
- */
-async function deployFailure(
-  d: ApiDeps,
-  app: string,
-  build: Build,
-): Promise<{ reason: string; details: string[] } | undefined> {
-  if (build.status !== 'succeeded')
-    return { reason: build.error ?? 'the build failed', details: [] };
-  if (build.release === undefined) return { reason: 'the build made no release', details: [] };
-  const deployment = (await d.controller.listDeployments(app)).find(
-    (x) => x.release === build.release,
-  );
-  if (deployment?.status === 'succeeded') return undefined;
+/** The failed jobs of a deploy that did not go live, with their last log lines. */
+function failureDetails(outcome: DeployOutcome): string[] {
   const details: string[] = [];
-  for (const job of deployment?.failedJobs ?? []) {
+  for (const job of outcome.deployment?.failedJobs ?? []) {
     details.push(` !     ${job.type} (${job.id}): ${job.message ?? job.state}`);
     for (const line of job.logs.slice(-20)) details.push(`       | ${line}`);
   }
-  const live = (await d.controller.getApp(app)).liveRelease;
-  return {
-    reason: `${deployment?.reason ?? `the deploy of ${build.release} did not finish`}${live === undefined ? '' : ` (${live} still serves)`}`,
-    details,
-  };
+  return details;
 }
