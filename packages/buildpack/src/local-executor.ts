@@ -9,9 +9,16 @@ import { resolveProgram } from './internal/resolve-program.js';
 /** How long a step's output pipes may stay open after its processes were killed, ms. */
 const PIPE_GRACE_MS = 1000;
 
-/** Enters the cgroup named by $0, then becomes the step's program. */
-const ENTER_CGROUP =
-  'echo $$ >"$0" || { echo "flotilla: cannot enter the step cgroup $0" >&2; exit 126; }; exec "$@"';
+/**
+ * Enters the cgroup whose `cgroup.procs` is $0, gives PWD back the value asked for ($1 = 1:
+ * $2; else none: the shell sets one of its own), then becomes the step's program.
+ */
+const ENTER_CGROUP = [
+  'echo $$ >"$0" || { echo "flotilla: cannot enter the step cgroup $0" >&2; exit 126; }',
+  'if [ "$1" = 1 ]; then export PWD="$2"; else unset PWD; fi',
+  'shift 2',
+  'exec "$@"',
+].join('\n');
 
 /** Options of {@link LocalExecutor}. */
 export interface LocalExecutorOptions {
@@ -99,7 +106,17 @@ export class LocalExecutor implements BuildExecutor, AsyncDisposable {
       const resolved = await resolveProgram(program, req.env['PATH'], req.cwd);
       if (resolved === undefined) throw cannotRun('no such executable file (ENOENT)');
       cgroup = await StepCgroup.create(parent);
-      argv = ['/bin/sh', '-c', ENTER_CGROUP, cgroup.procsFile, resolved, ...args];
+      const pwd = req.env['PWD'];
+      argv = [
+        '/bin/sh',
+        '-c',
+        ENTER_CGROUP,
+        cgroup.procsFile,
+        pwd === undefined ? '0' : '1',
+        pwd ?? '',
+        resolved,
+        ...args,
+      ];
     }
     try {
       if (this.#closed) {
