@@ -112,6 +112,7 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
       url?: string;
       size?: number;
       type?: string;
+      command?: string;
     } = {},
   ): Promise<void> {
     await cluster.putRelease({
@@ -126,7 +127,7 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
       config: { GREETING: 'hi', ...extra.config },
       processes: {
         [extra.type ?? 'web']: {
-          command: 'exec node server.js',
+          command: extra.command ?? 'exec node server.js',
           stopGraceMs: 5000,
           ...(extra.healthCheck === undefined ? {} : { healthCheck: extra.healthCheck }),
         },
@@ -408,6 +409,10 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
       { address: 'host\u0000:7000' },
       { address: '300.1.2.3:7000' },
       { drainWait: 'soon' as unknown as DrainWait },
+      { retainEndedJobs: -1 },
+      { retainEndedLines: 1501 },
+      { retainEndedBytes: 0.5 },
+      { retainEndedMs: Number.NaN },
     ] satisfies Partial<HostAgentOptions>[]) {
       expect(() => new HostAgent({ ...base, ...bad }), JSON.stringify(bad)).toThrow(
         expect.objectContaining({ code: 'FLOTILLA_HOST_INVALID_OPTIONS' }),
@@ -590,6 +595,120 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
     })();
     view.partitioned = false;
     expect(await up).toBe(true);
+  });
+  it('publishes a job on a port of its own when another process listens on the first port of the range', async () => {
+    await release();
+    const ports = await freePortRange(5);
+    // A stranger on the port the agent would have handed out first: it must get no traffic.
+    let strangerConnections = 0;
+    const stranger = createServer((c) => {
+      strangerConnections++;
+      c.end('HTTP/1.1 200 OK\r\ncontent-length: 8\r\nconnection: close\r\n\r\nstranger');
+    });
+    await new Promise<void>((r) => stranger.listen(ports.from, '127.0.0.1', r));
+    try {
+      const a = await agent('h1', { ports });
+      await a.start();
+      const ready = once(a, 'ready', 'web.p');
+      await assign('h1', 'web.p');
+      await ready;
+      const [instance] = await discovery.instances('demo-web', { readyOnly: true });
+      expect(instance?.addr).toBe(`127.0.0.1:${ports.from + 1}`);
+      expect(await (await fetch(`http://${instance?.addr}/`)).text()).toBe('hello from web.1 hi');
+      expect((await cluster.jobs({ app: 'demo' }))[0]?.status?.port).toBe(ports.from + 1);
+      expect(strangerConnections).toBe(0);
+    } finally {
+      await new Promise((r) => stranger.close(r));
+    }
+  });
+
+  it('keeps the last lines and exit status of a crashed job after the driver forgot it', async () => {
+    await release({ command: 'echo starting; echo "it broke" >&2; exit 3' });
+    const a = await agent();
+    await a.start();
+    const ended = once<[string, string, string]>(a, 'ended', 'web.l');
+    await assign('h1', 'web.l');
+    const [, state] = await ended;
+    expect(state).toBe('crashed');
+    // The driver has forgotten it...
+    await expect(drivers[0]?.inspect('web.l')).rejects.toMatchObject({
+      code: 'FLOTILLA_HOST_JOB_NOT_FOUND',
+    });
+    // ...the agent has not: what `flotilla logs` and a failed deploy's report read.
+    const read = async (options = {}): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const l of a.logs('web.l', options)) out.push(`${l.stream}:${l.line}`);
+      return out;
+    };
+    // stdout and stderr are read apart by the driver: their relative order is not kept.
+    const all = await read();
+    expect(all.slice(0, 2).sort()).toEqual(['stderr:it broke', 'stdout:starting']);
+    expect(all[2]).toBe('system:web.l exited with code 3');
+    expect(all).toHaveLength(3);
+    expect(await read({ tail: 2 })).toEqual(all.slice(1));
+    // Following a job that ended gives its lines, then ends.
+    expect(await read({ follow: true, signal: AbortSignal.timeout(5000) })).toEqual(all);
+    expect(a.endedJob('web.l')).toMatchObject({
+      id: 'web.l',
+      app: 'demo',
+      type: 'web',
+      state: 'crashed',
+      exitStatus: 3,
+      lines: 3,
+    });
+    expect(a.endedJob('web.l')?.message).toContain('3');
+    await expect(read({ tail: -1 })).rejects.toMatchObject({
+      code: 'FLOTILLA_HOST_INVALID_OPTIONS',
+    });
+    // A job never run here is not found, as the driver says.
+    const none = a.logs('web.nope')[Symbol.asyncIterator]().next();
+    await expect(none).rejects.toMatchObject({ code: 'FLOTILLA_HOST_JOB_NOT_FOUND' });
+    expect(a.endedJob('web.nope')).toBeUndefined();
+  });
+
+  it('keeps at most retainEndedJobs ended jobs and retainEndedLines lines of each, oldest forgotten first', async () => {
+    await release({ command: 'for i in 1 2 3 4 5; do echo line $i; done; exit 1' });
+    const a = await agent('h1', { retainEndedJobs: 2, retainEndedLines: 2 });
+    await a.start();
+    for (const id of ['web.r1', 'web.r2', 'web.r3']) {
+      const ended = once(a, 'ended', id);
+      await assign('h1', id);
+      await ended;
+    }
+    const lines = async (id: string): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const l of a.logs(id)) out.push(l.line);
+      return out;
+    };
+    expect(a.endedJob('web.r1')).toBeUndefined();
+    await expect(lines('web.r1')).rejects.toMatchObject({ code: 'FLOTILLA_HOST_JOB_NOT_FOUND' });
+    expect(await lines('web.r2')).toEqual(['line 5', 'web.r2 exited with code 1']);
+    expect(await lines('web.r3')).toEqual(['line 5', 'web.r3 exited with code 1']);
+  });
+
+  it('remembers a job that could not start, and the last words of a job it stopped', async () => {
+    const a = await agent();
+    await a.start();
+    const failed = once(a, 'ended', 'web.n');
+    await assign('h1', 'web.n'); // its release does not exist yet
+    await failed;
+    expect(a.endedJob('web.n')).toMatchObject({ state: 'crashed', lines: 0 });
+    expect(a.endedJob('web.n')?.message).toMatch(/could not start/);
+    const none: unknown[] = [];
+    for await (const l of a.logs('web.n')) none.push(l);
+    expect(none).toEqual([]);
+
+    await release();
+    const ready = once(a, 'ready', 'web.s');
+    await assign('h1', 'web.s');
+    await ready;
+    const stopped = once(a, 'ended', 'web.s');
+    await assign('h1', 'web.s', 'stop');
+    await stopped;
+    const words: string[] = [];
+    for await (const l of a.logs('web.s')) words.push(l.line);
+    expect(words).toContain('got SIGTERM');
+    expect(a.endedJob('web.s')).toMatchObject({ state: 'down', exitStatus: 0 });
   });
 });
 

@@ -24,13 +24,22 @@ import { Discovery } from '@flotilla/discovery';
 import type { Store } from '@flotilla/store';
 import type { ArtifactCache } from './artifact-cache.js';
 import type { Driver, ExitStatus, JobInfo } from './driver.js';
+import {
+  DEFAULT_RETAIN_ENDED_BYTES,
+  DEFAULT_RETAIN_ENDED_JOBS,
+  DEFAULT_RETAIN_ENDED_LINES,
+  DEFAULT_RETAIN_ENDED_MS,
+  type EndedJob,
+} from './ended-job.js';
 import { HostError, HostErrorCodes } from './errors.js';
 import { HealthMonitor, resolveHealthCheck } from './health-check.js';
 import { jobEnv } from './job-spec.js';
+import type { LogLine, LogReadOptions } from './log-buffer.js';
 import { PortAllocator, type PortRange } from './ports.js';
 import type { DrainWait } from './drain-wait.js';
 import { addressHost } from './internal/address.js';
 import { drain } from './internal/drain.js';
+import { EndedJobs, replay } from './internal/ended-jobs.js';
 import { ephemeralOverlap } from './internal/ephemeral-ports.js';
 import { registerHostExclusively } from './internal/host-registration.js';
 import { prepareJobFiles } from './internal/job-files.js';
@@ -79,6 +88,19 @@ export interface HostAgentOptions {
    * A hook that fails is logged and the stop goes on.
    */
   readonly drainWait?: DrainWait;
+  /**
+   * How many ended jobs (stopped, crashed, failed to start) the agent remembers, with their
+   * exit status ({@link HostAgent.endedJob}) and last log lines ({@link HostAgent.logs}), once
+   * the driver has forgotten them: what `logs` of a crashed job and a deploy's failure report
+   * read. Oldest forgotten first; 0 keeps none. Default 100.
+   */
+  readonly retainEndedJobs?: number;
+  /** How many last log lines of each ended job are kept (at most 1500). Default 100. */
+  readonly retainEndedLines?: number;
+  /** The most bytes of log text kept of each ended job (newest lines first). Default 64 KiB. */
+  readonly retainEndedBytes?: number;
+  /** How long an ended job is remembered, ms. Default 3,600,000 (1 hour). */
+  readonly retainEndedMs?: number;
   readonly clock?: Clock;
   readonly logger?: Logger;
 }
@@ -151,6 +173,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #jobs = new Map<string, Local>();
+  readonly #ended: EndedJobs;
   /** One operation at a time per job: a stop waits for a start in flight. */
   readonly #ops = new Map<string, Promise<void>>();
   readonly #abort = new AbortController();
@@ -189,7 +212,40 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
     this.#driver = options.driver;
     this.#clock = options.clock ?? systemClock;
     this.#logger = options.logger ?? silentLogger;
-    this.#ports = new PortAllocator(options.ports);
+    this.#ports = new PortAllocator(options.ports, { host: this.#jobHost });
+    this.#ended = new EndedJobs(
+      {
+        maxJobs: intOption(
+          options.retainEndedJobs,
+          'retainEndedJobs',
+          DEFAULT_RETAIN_ENDED_JOBS,
+          0,
+          1_000_000,
+        ),
+        maxLines: intOption(
+          options.retainEndedLines,
+          'retainEndedLines',
+          DEFAULT_RETAIN_ENDED_LINES,
+          0,
+          1500,
+        ),
+        maxBytes: intOption(
+          options.retainEndedBytes,
+          'retainEndedBytes',
+          DEFAULT_RETAIN_ENDED_BYTES,
+          0,
+          64 * 1024 * 1024,
+        ),
+        retainMs: intOption(
+          options.retainEndedMs,
+          'retainEndedMs',
+          DEFAULT_RETAIN_ENDED_MS,
+          0,
+          2 ** 31 - 1,
+        ),
+      },
+      this.#clock,
+    );
     this.cluster = new ClusterState({
       store: options.store,
       clock: this.#clock,
@@ -211,6 +267,29 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
   /** The jobs this agent runs now, by id. */
   get jobs(): readonly string[] {
     return [...this.#jobs.keys()];
+  }
+
+  /**
+   * A job's log lines, as `Driver.logs` gives them: from the driver while it knows the job, and
+   * for a job that ended here recently (see {@link HostAgentOptions.retainEndedJobs}) its last
+   * lines, kept when it ended (a follow ends after them). A job neither running nor remembered
+   * fails with `FLOTILLA_HOST_JOB_NOT_FOUND` on the first read, as the driver's logs do.
+   */
+  async *logs(
+    jobId: string,
+    options: LogReadOptions = {},
+  ): AsyncGenerator<LogLine, void, undefined> {
+    const kept = this.#ended.get(jobId);
+    if (kept === undefined) yield* this.#driver.logs(jobId, options);
+    else yield* replay(kept.lines, options);
+  }
+
+  /**
+   * How a job that ended here recently ended: its state, message, exit status and how many log
+   * lines are kept. `undefined` for a job still running, never run here, or forgotten.
+   */
+  endedJob(jobId: string): EndedJob | undefined {
+    return this.#ended.get(jobId)?.job;
   }
 
   /**
@@ -445,7 +524,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
         signal: this.#abort.signal,
         onDir: (d) => (local.dir = d),
       });
-      local.port = this.#ports.allocate(id);
+      local.port = await this.#ports.allocate(id);
       const info = await this.#driver.start({
         id,
         app: record.app,
@@ -651,12 +730,39 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
     local.health?.stop();
     await local.publication?.withdraw();
     const id = local.record.id;
+    // Kept before the driver forgets them: `logs` of a crashed job, a failed deploy's report.
+    this.#ended.add(
+      {
+        id,
+        app: local.record.app,
+        release: local.record.release,
+        type: local.record.type,
+        state,
+        message: status.message,
+        finishedAt: status.finishedAt ?? this.#clock.now(),
+        ...(status.exitStatus === undefined ? {} : { exitStatus: status.exitStatus }),
+        ...(status.signal === undefined ? {} : { signal: status.signal }),
+      },
+      await this.#lastLines(id),
+    );
     await local.reporter.report({ state, ...status });
     this.#ports.release(id);
     await this.#driver.remove(id).catch(() => undefined);
     if (local.dir !== undefined) await rm(local.dir, { recursive: true, force: true });
     this.#jobs.delete(id);
     this.emit('ended', id, state, status.message);
+  }
+
+  /** The last lines of an exited job the driver still knows; none if it cannot say. */
+  async #lastLines(id: string): Promise<LogLine[]> {
+    const lines: LogLine[] = [];
+    if (this.#ended.maxLines === 0) return lines;
+    try {
+      for await (const l of this.#driver.logs(id, { tail: this.#ended.maxLines })) lines.push(l);
+    } catch {
+      // Never started in the driver, or already gone: nothing to keep but the status.
+    }
+    return lines;
   }
 }
 

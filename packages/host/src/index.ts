@@ -29,6 +29,13 @@ export { ProcessDriver } from './process-driver.js';
 export type { ProcessDriverEvents, ProcessDriverOptions } from './process-driver.js';
 export { HostAgent, serviceName } from './host-agent.js';
 export type { HostAgentEvents, HostAgentOptions } from './host-agent.js';
+export {
+  DEFAULT_RETAIN_ENDED_BYTES,
+  DEFAULT_RETAIN_ENDED_JOBS,
+  DEFAULT_RETAIN_ENDED_LINES,
+  DEFAULT_RETAIN_ENDED_MS,
+} from './ended-job.js';
+export type { EndedJob } from './ended-job.js';
 export type { DrainTarget, DrainWait } from './drain-wait.js';
 export { ArtifactCache } from './artifact-cache.js';
 export type { ArtifactCacheOptions, SlugArtifact } from './artifact-cache.js';
@@ -46,6 +53,6 @@ export type {
   ResolvedHealthCheck,
 } from './health-check.js';
 export { PortAllocator } from './ports.js';
-export type { PortRange } from './ports.js';
+export type { PortAllocatorOptions, PortRange } from './ports.js';
 export { HostError, HostErrorCodes } from './errors.js';
 export type { HostErrorCode } from './errors.js';

@@ -1,4 +1,5 @@
 import { HostError, HostErrorCodes } from './errors.js';
+import { probePort, type PortProbe } from './internal/port-probe.js';
 
 /** An inclusive range of TCP ports for jobs' `PORT`. */
 export interface PortRange {
@@ -6,16 +7,36 @@ export interface PortRange {
   readonly to: number;
 }
 
+/** Options of {@link PortAllocator}. */
+export interface PortAllocatorOptions {
+  /**
+   * The address jobs are reached at (the host part of the agent's `address`, `127.0.0.1`,
+   * `[::1]`): a port is also bound on it, when it is an IP literal, to check it is free.
+   * Without it only the wildcard address is bound, which collides with every local listener.
+   */
+  readonly host?: string;
+}
+
 /**
  * Hands out the ports of a range to jobs, one each, lowest free first; a port comes back when
- * its job ends. Ports of adopted jobs are claimed with {@link claim}.
+ * its job ends. Ports of adopted jobs are claimed with {@link PortAllocator.claim}.
+ *
+ * A port is handed out only if it can be bound at that moment (listen, then close): a port
+ * another process listens on (another agent's job, a developer's server) is skipped, so that
+ * a job's health check never passes on a stranger's listener and routers never send the job's
+ * traffic there. The check cannot hold the port until the job binds it (the job is another
+ * process); a process binding it in between makes the job fail with `EADDRINUSE`, a crash the
+ * scheduler restarts elsewhere or on another port.
  */
 export class PortAllocator {
   readonly range: PortRange;
+  readonly #host: string | undefined;
   readonly #byJob = new Map<string, number>();
   readonly #taken = new Set<number>();
+  /** Allocations in flight, by job: a second call for the job waits for the first. */
+  readonly #pending = new Map<string, Promise<number>>();
 
-  constructor(range: PortRange) {
+  constructor(range: PortRange, options: PortAllocatorOptions = {}) {
     const ok =
       typeof range === 'object' &&
       range !== null &&
@@ -30,22 +51,62 @@ export class PortAllocator {
         `ports must be { from, to } with 1024 <= from <= to <= 65535, got ${JSON.stringify(range)}`,
         { path: 'ports' },
       );
+    if (options.host !== undefined && (typeof options.host !== 'string' || options.host === ''))
+      throw new HostError(HostErrorCodes.INVALID_OPTIONS, 'host must be a non-empty string', {
+        path: 'host',
+      });
     this.range = { from: range.from, to: range.to };
+    this.#host = options.host;
   }
 
-  /** The port of a job, allocating one if it has none. `FLOTILLA_HOST_NO_PORT` when all are taken. */
-  allocate(jobId: string): number {
+  /**
+   * The port of a job, allocating the lowest one that no other job holds and nothing listens
+   * on. `FLOTILLA_HOST_NO_PORT` when every port of the range is taken (by jobs here or by other
+   * processes); `FLOTILLA_HOST_CLOSED` when `signal` aborts first (nothing is kept then).
+   */
+  allocate(jobId: string, options: { signal?: AbortSignal } = {}): Promise<number> {
     const had = this.#byJob.get(jobId);
-    if (had !== undefined) return had;
-    for (let p = this.range.from; p <= this.range.to; p++) {
-      if (this.#taken.has(p)) continue;
-      this.#taken.add(p);
-      this.#byJob.set(jobId, p);
-      return p;
+    if (had !== undefined) return Promise.resolve(had);
+    const pending = this.#pending.get(jobId);
+    if (pending !== undefined) return pending;
+    const p = this.#allocate(jobId, options.signal).finally(() => this.#pending.delete(jobId));
+    this.#pending.set(jobId, p);
+    return p;
+  }
+
+  async #allocate(jobId: string, signal: AbortSignal | undefined): Promise<number> {
+    const aborted = (): HostError =>
+      new HostError(HostErrorCodes.CLOSED, 'the port allocation was aborted', {
+        jobId,
+        cause: signal?.reason,
+      });
+    // A function: TypeScript would narrow `signal.aborted` across the awaits below.
+    const isAborted = (): boolean => signal?.aborted === true;
+    let busy = 0;
+    for (let port = this.range.from; port <= this.range.to; port++) {
+      if (this.#taken.has(port)) continue;
+      if (isAborted()) throw aborted();
+      // Held while it is probed: a concurrent allocation skips it.
+      this.#taken.add(port);
+      let probe: PortProbe;
+      try {
+        probe = await probePort(port, this.#host);
+      } catch (err) {
+        this.#taken.delete(port);
+        throw err;
+      }
+      if (probe === 'free' && !isAborted()) {
+        this.#byJob.set(jobId, port);
+        return port;
+      }
+      this.#taken.delete(port);
+      if (isAborted()) throw aborted();
+      busy++;
     }
+    const size = this.range.to - this.range.from + 1;
     throw new HostError(
       HostErrorCodes.NO_PORT,
-      `all ${this.range.to - this.range.from + 1} ports from ${this.range.from} to ${this.range.to} are taken: widen the range or run fewer jobs here`,
+      `all ${size} ports from ${this.range.from} to ${this.range.to} are taken (${size - busy} by jobs of this agent, ${busy} by other processes listening on them): widen the range, move it away from other servers' ports, or run fewer jobs here`,
       { jobId },
     );
   }
