@@ -1,11 +1,15 @@
 // waitForDeploy: one call that answers "did this push go live, and if not, why".
 import { afterEach, describe, expect, it } from 'vitest';
+import { Controller } from './controller.js';
 import { harness, sha, type Harness } from './test-support/harness.js';
 
 const WEB_APP = { Procfile: 'web: node server.js\n', 'server.js': '// serve\n' };
 
 let h: Harness | undefined;
+let other: Controller | undefined;
 afterEach(async () => {
+  await other?.close();
+  other = undefined;
   await h?.close();
   h = undefined;
 });
@@ -97,5 +101,36 @@ describe('waitForDeploy', () => {
       await expect(h.controller.waitForDeploy('demo', id)).rejects.toMatchObject({
         code: 'FLOTILLA_CONTROLLER_BUILD_NOT_FOUND',
       });
+  });
+
+  it('a controller closed mid-deploy: another one says deploy-failed, naming the deployment', async () => {
+    h = await harness({ agents: { behaviour: () => 'hang' } });
+    await h.controller.createApp({ name: 'demo' });
+    const build = await h.controller.createBuild('demo', {
+      type: 'git',
+      dir: await h.source(WEB_APP),
+      sha: sha(1),
+    });
+    for await (const l of h.controller.buildOutput('demo', build.id))
+      if (l.line.startsWith('-----> Released')) break;
+    // The deployment is named on the build once it started, before the deploy ends.
+    await expect
+      .poll(async () => (await h?.controller.getBuild('demo', build.id))?.deployment)
+      .toMatch(/^d-/);
+    await h.controller.close();
+    other = new Controller({
+      store: h.store,
+      artifacts: h.artifacts,
+      workDir: `${h.dir}/work-2`,
+      routes: h.routes,
+      leaseTtlMs: 2000,
+    });
+    await other.start();
+    const outcome = await other.waitForDeploy('demo', build.id);
+    expect(outcome.status).toBe('deploy-failed');
+    expect(outcome.deployment?.id).toBe(outcome.build.deployment);
+    expect(outcome.deployment?.status).not.toBe('succeeded');
+    expect(outcome.reason).toBeTruthy();
+    expect(outcome.liveRelease).toBeUndefined();
   });
 });

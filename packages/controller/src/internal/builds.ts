@@ -182,25 +182,28 @@ export class BuildService {
       await this.p.repo.updateBuild(app, build.id, (b) => ({ ...b, release: release.id }));
       this.p.emit('release.created', { app, release: releaseSummary(release) });
       out.line(`-----> Released ${release.id}`);
-      let deployment: string | undefined;
-      let deployError: string | undefined;
+      // The deployment is recorded on the build as soon as it starts (a controller that dies
+      // mid-deploy leaves it named, for waitForDeploy), a failure's reason once it is known.
+      const record = (fields: Pick<Build, 'deployment' | 'deployError'>): Promise<unknown> =>
+        this.p.repo
+          .updateBuild(app, build.id, (b) => compact<Build>({ ...b, ...fields }))
+          .catch((e: unknown) =>
+            this.p.o.logger.error({ err: e, build: build.id }, 'could not record the deploy'),
+          );
+      let recorded: Promise<unknown> = Promise.resolve();
       try {
         await this.p.deployer.deploy(app, release.version, 'release', {
           ...this.p.o.deploy,
           signal,
           progress: (line) => out.line(`       ${line}`),
-          started: (d) => (deployment = d.id),
+          started: (d) => (recorded = record({ deployment: d.id })),
         });
+        await recorded;
       } catch (err) {
-        deployError = failureReason(err).slice(0, 8192);
+        await recorded;
+        // Before the output ends: waitForDeploy reads the build once it ended.
+        await record({ deployError: failureReason(err).slice(0, 8192) });
         throw err;
-      } finally {
-        // Before the output ends: waitForDeploy reads it once the output ended.
-        await this.p.repo
-          .updateBuild(app, build.id, (b) => compact<Build>({ ...b, deployment, deployError }))
-          .catch((e: unknown) =>
-            this.p.o.logger.error({ err: e, build: build.id }, 'could not record the deploy'),
-          );
       }
     } catch (err) {
       if (succeeded === undefined) await this.#fail(build, err, out);
