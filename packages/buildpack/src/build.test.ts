@@ -6,7 +6,10 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { extractSlug } from '@flotilla/slug';
 import { build, type BuildOptions, type BuildResult } from './build.js';
@@ -377,9 +380,18 @@ describe('the cache directory', () => {
     for (const [name, owner] of Object.entries(owners)) {
       await writeTree(join(work, name), { 'app/x': 'x', '.owner': owner });
     }
+    // Directories name their owner themselves now: a dead one's goes, a live one's stays.
+    const tag = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+    await writeTree(join(work, `flotilla-build-${child.pid}-${tag}-0123456789ab`), {
+      'app/x': 'x',
+    });
+    await writeTree(join(work, `flotilla-build-${process.pid}-${tag}-0123456789ab`), {
+      'app/x': 'x',
+    });
     const source = await writeTree(join(root, 'app'), { Procfile: 'web: x\n' });
     await run({ source });
     expect((await readdir(work)).sort()).toEqual([
+      `flotilla-build-${process.pid}-${tag}-0123456789ab`,
       'flotilla-build-foreign',
       'flotilla-build-live',
       'flotilla-build-unowned',
@@ -606,5 +618,81 @@ describe('probes', () => {
     const dir = join(root, 'out');
     await extractSlug(result.slug, dir);
     expect(await readFile(join(dir, 'seen'), 'utf8')).toBe('Procfile\n');
+  });
+});
+
+describe('a builder SIGKILLed while it packs the slug', () => {
+  const builders: ReturnType<typeof spawn>[] = [];
+  afterEach(() => {
+    for (const child of builders.splice(0)) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  });
+  it("leaves the default slug directory behind; the next build removes it, and only dead builders' ones", async () => {
+    const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+    if (!existsSync(dist)) throw new Error('packages/buildpack/dist is missing: run `npx tsc -b`');
+    const temp = join(root, 'tmp');
+    const work = join(root, 'work');
+    await mkdir(temp);
+    // Incompressible, so that packing takes long enough to be killed in the middle.
+    const source = await writeTree(join(root, 'app'), { Procfile: 'web: x\n' });
+    await writeFile(join(source, 'big.bin'), randomBytes(48 * 1024 * 1024));
+    await writeFile(
+      join(root, 'builder.mjs'),
+      [
+        "import { watch } from 'node:fs';",
+        `import { build } from ${JSON.stringify(dist)};`,
+        // Says when the slug directory exists: the parent kills it then.
+        `watch(${JSON.stringify(temp)}, (_e, name) => name?.startsWith('flotilla-slug-') && console.log('packing'));`,
+        `const r = await build({ source: ${JSON.stringify(source)}, workDir: ${JSON.stringify(work)} });`,
+        'console.log(JSON.stringify(r.slug));',
+        'process.exit(0);',
+      ].join('\n'),
+    );
+    const builder = (): ReturnType<typeof spawn> => {
+      const child = spawn(process.execPath, [join(root, 'builder.mjs')], {
+        env: { ...process.env, TMPDIR: temp },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      builders.push(child);
+      return child;
+    };
+    const killed = builder();
+    killed.stdout?.setEncoding('utf8');
+    let said = '';
+    await new Promise<void>((resolve, reject) => {
+      killed.stdout?.on('data', (d: string) => {
+        said += d;
+        if (said.includes('packing')) resolve();
+      });
+      killed.once('exit', () => reject(new Error(`the builder ended first: ${said}`)));
+    });
+    killed.kill('SIGKILL');
+    await once(killed, 'exit');
+    // Its directory is left, named after the dead builder.
+    const [left] = await readdir(temp);
+    const tag = createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+    expect(left).toMatch(new RegExp(`^flotilla-slug-${killed.pid}-${tag}-[0-9a-f]{12}$`));
+    // A live builder's, another host's, and one handed to a caller stay.
+    const kept = [
+      `flotilla-slug-${process.pid}-${tag}-0123456789ab`,
+      `flotilla-slug-${killed.pid}-00000000-0123456789ab`,
+      'flotilla-slug-0123456789ab',
+    ];
+    for (const name of kept) await writeTree(join(temp, name), { 'slug.tgz': 'x' });
+
+    const next = builder();
+    let out = '';
+    next.stdout?.setEncoding('utf8');
+    next.stdout?.on('data', (d: string) => (out += d));
+    const [code] = (await once(next, 'exit')) as [number | null];
+    expect(code).toBe(0);
+    const slug = JSON.parse(out.trim().split('\n').pop() as string) as string;
+    expect(dirname(dirname(slug))).toBe(temp);
+    expect((await readdir(temp)).sort()).toEqual([...kept, basename(dirname(slug))].sort());
+    expect(basename(dirname(slug))).toMatch(/^flotilla-slug-[0-9a-f]{12}$/);
+    // The caller owns the new slug's directory: nothing names a builder in it.
+    expect(await readdir(dirname(slug))).toEqual(['slug.tgz']);
+    expect(await readdir(work)).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 // Who holds a lock or a work directory: a process on a host. Written as `pid@hostname`; an
 // owner is known to be gone only when it was on this host and its pid is not alive (another
 // host's or container's processes cannot be judged from here).
+import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 
 /** This process, as an owner string. */
@@ -14,6 +15,22 @@ export function ownerGone(text: string): boolean {
   if (m === null) return false;
   const pid = Number(m[1]);
   if (m[2] !== hostname() || !Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/** This host's name, hashed: 8 hex digits, for names that must stay plain `[a-z0-9-]`. */
+export function hostTag(): string {
+  return createHash('sha256').update(hostname()).digest('hex').slice(0, 8);
+}
+
+/** Whether process `pid` of the host tagged `host` ({@link hostTag}) is known to be gone. */
+export function taggedOwnerGone(pid: number, host: string): boolean {
+  if (host !== hostTag() || !Number.isSafeInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
     return false;

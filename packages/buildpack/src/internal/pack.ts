@@ -1,11 +1,14 @@
 // Packing the built app: a slug without .git at any depth; a tree that cannot be one is
-// refused with the build's output.
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+// refused with the build's output. The default slug's directory names the builder as its owner
+// until the slug is done (then it is renamed, the caller's), so that one left by a killed
+// builder is swept by the next build.
+import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { packSlug, SlugError, type PackedSlug } from '@flotilla/slug';
 import { BuildpackError, BuildpackErrorCodes } from '../errors.js';
 import { checkInterrupted, type StepContext } from './step.js';
+import { handOver, makeOwnedDir, SLUG_PREFIX } from './work-dir.js';
 
 /** Packs `ctx.cwd` into `slugPath`, or into a new temporary directory when none is given. */
 export async function packBuild(
@@ -13,7 +16,7 @@ export async function packBuild(
   slugPath: string | undefined,
 ): Promise<PackedSlug> {
   ctx.log.step('Compressing...');
-  const dest = slugPath ?? join(await mkdtemp(join(tmpdir(), 'flotilla-slug-')), 'slug.tgz');
+  const dest = slugPath ?? join(await makeOwnedDir(tmpdir(), SLUG_PREFIX), 'slug.tgz');
   await mkdir(dirname(dest), { recursive: true });
   try {
     const packed = await packSlug(ctx.cwd, dest, {
@@ -21,7 +24,10 @@ export async function packBuild(
       signal: ctx.signal,
     });
     ctx.log.detail(`Done: ${formatSize(packed.size)}`);
-    return packed;
+    if (slugPath !== undefined) return packed;
+    // Handed over: the caller owns the directory from now on.
+    const handed = await handOver(dirname(dest), tmpdir(), SLUG_PREFIX);
+    return { ...packed, path: join(handed, 'slug.tgz') };
   } catch (err) {
     if (slugPath === undefined) await rm(dirname(dest), { recursive: true, force: true });
     checkInterrupted(ctx);
