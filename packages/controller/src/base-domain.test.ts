@@ -30,7 +30,18 @@ describe('baseDomain', () => {
   it('refuses a base domain that is no domain: a wildcard, empty, numeric, a slash, NUL, empty labels', async () => {
     const store = new MemoryStore();
     try {
-      for (const baseDomain of ['*', '*.example.com', '', '127', 'a/b', 'local\0host', 'a..b', '.'])
+      const long = `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.example.com`;
+      for (const baseDomain of [
+        '*',
+        '*.example.com',
+        '',
+        '127',
+        'a/b',
+        'local\0host',
+        'a..b',
+        '.',
+        long, // <app>.<it> would pass 253 characters
+      ])
         try {
           new Controller({
             store,

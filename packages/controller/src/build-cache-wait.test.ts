@@ -2,9 +2,12 @@
 // the app's build cache is locked by @flotilla/buildpack, and the second build waits its turn.
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isFlotillaError } from '@flotilla/core';
+import { MemoryStore } from '@flotilla/store';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BuildOutputLine } from './build.js';
 import { Controller } from './controller.js';
+import { DirectoryArtifactStore } from './directory-artifact-store.js';
 import { harness, sha, type Harness } from './test-support/harness.js';
 
 let h: Harness | undefined;
@@ -157,5 +160,26 @@ describe('a build of an app whose build cache another build holds', () => {
       await writeFile(pack.go, '');
     }
     expect((await h.controller.waitForBuild('demo', first.id)).status).toBe('succeeded');
+  });
+
+  it('refuses a cacheLockTimeoutMs that is no whole number of ms from 0', async () => {
+    const store = new MemoryStore();
+    try {
+      for (const cacheLockTimeoutMs of [-1, Number.NaN, 1.5, Infinity])
+        try {
+          new Controller({
+            store,
+            artifacts: new DirectoryArtifactStore({ dir: '/nonexistent/artifacts' }),
+            workDir: '/nonexistent/work',
+            cacheLockTimeoutMs,
+          });
+          expect.unreachable(String(cacheLockTimeoutMs));
+        } catch (err) {
+          expect(isFlotillaError(err, 'FLOTILLA_CONTROLLER_INVALID_INPUT'), String(err)).toBe(true);
+          expect((err as { path?: string }).path).toBe('cacheLockTimeoutMs');
+        }
+    } finally {
+      await store.close();
+    }
   });
 });

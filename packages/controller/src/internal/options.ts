@@ -71,12 +71,16 @@ export function resolveOptions(o: ControllerOptions): ResolvedOptions {
     o.baseDomain === undefined ? undefined : checkHostname(o.baseDomain, 'baseDomain', 1);
   if (baseDomain?.includes('*') === true)
     bad('baseDomain', 'a wildcard is no base domain: give apps.example.com or localhost');
+  // `<app>.<baseDomain>` must stay a domain name (253 at most) for every app name (63 at most).
+  if (baseDomain !== undefined && baseDomain.length > 253 - 64)
+    bad('baseDomain', `at most ${253 - 64} characters, to leave room for <app>.`);
   if (
     o.docker !== undefined &&
     (typeof o.docker !== 'object' ||
       o.docker === null ||
       typeof o.docker.buildImage !== 'function' ||
-      o.docker.client === undefined)
+      o.docker.client === undefined ||
+      o.docker.client === null)
   )
     bad(
       'docker',
