@@ -1,7 +1,10 @@
 /** What a {@link HostAgent} keeps of a job that ended (see `HostAgentOptions.retainEndedJobs`). */
 export interface EndedJob {
+  /** The job's id. */
   readonly id: string;
+  /** Its app. */
   readonly app: string;
+  /** The release it ran. */
   readonly release: string;
   /** Its process type (`web`). */
   readonly type: string;

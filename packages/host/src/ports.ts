@@ -3,7 +3,9 @@ import { probePort, type PortProbe } from './internal/port-probe.js';
 
 /** An inclusive range of TCP ports for jobs' `PORT`. */
 export interface PortRange {
+  /** The first port, from 1024. */
   readonly from: number;
+  /** The last port, at most 65535. */
   readonly to: number;
 }
 
@@ -29,6 +31,7 @@ export interface PortAllocatorOptions {
  * scheduler restarts elsewhere or on another port.
  */
 export class PortAllocator {
+  /** The ports it hands out. */
   readonly range: PortRange;
   readonly #host: string | undefined;
   readonly #byJob = new Map<string, number>();
