@@ -22,7 +22,6 @@ import { GitRepos } from './git/repos.js';
 import { ApiServer } from './http/api-server.js';
 import { Routes } from './http/routes.js';
 import { LogAggregator } from './logs/log-aggregator.js';
-import { LogRetainingDriver } from './logs/log-retaining-driver.js';
 import { loadOrCreateToken } from './token.js';
 import { dockerClient, dockerDriver } from './docker.js';
 
@@ -137,6 +136,7 @@ export class FlotillaServer implements AsyncDisposable {
 
     const single = config.store.kind === 'sqlite';
     let driver: Driver | undefined;
+    let hostAgent: HostAgent | undefined;
     let cache: ArtifactCache | undefined;
     if (config.roles.host) {
       cache = new ArtifactCache({ dir: dir('cache'), token });
@@ -147,15 +147,12 @@ export class FlotillaServer implements AsyncDisposable {
               stateDir: dir('jobs'),
               logger: logger.child({ c: 'driver' }),
             });
-      // The agent removes a crashed job with its logs at once: keep its last lines.
-      const retaining = new LogRetainingDriver(d);
-      driver = retaining;
+      driver = d;
       closers.push({ name: 'driver', close: () => d.close() });
-      jobLogRoutes(routes, retaining);
       const agent = new HostAgent({
         id: config.hostId,
         store,
-        driver: retaining,
+        driver: d,
         discovery,
         address: apiBase().slice('http://'.length),
         capacity: { cpu: availableParallelism() * 1000, memory: Math.floor(totalmem() / 2 ** 20) },
@@ -176,6 +173,9 @@ export class FlotillaServer implements AsyncDisposable {
         logger: logger.child({ c: 'agent' }),
       });
       agent.on('error', (err) => logger.warn({ err }, 'host agent'));
+      // Logs through the agent: it keeps a crashed job's last lines once the driver forgot it.
+      hostAgent = agent;
+      jobLogRoutes(routes, agent);
       await agent.start();
       closers.push({
         name: 'host agent',
@@ -227,7 +227,7 @@ export class FlotillaServer implements AsyncDisposable {
       };
       const logs = new LogAggregator({
         localHostId: config.roles.host ? config.hostId : undefined,
-        driver,
+        driver: hostAgent,
         dynos: (app, signal) => ctl().listDynos(app, signal === undefined ? {} : { signal }),
         events: (app, signal) => ctl().events({ app, signal }),
         hostAddress,

@@ -21,7 +21,7 @@ const jobId = z
  * `/internal/jobs/{id}/logs`: the log lines of a job this host runs, as NDJSON, for the log
  * aggregation of the API server (`flotilla logs` of a dyno on another machine).
  */
-export function jobLogRoutes(routes: Routes, driver: Driver): void {
+export function jobLogRoutes(routes: Routes, driver: Pick<Driver, 'logs'>): void {
   routes.on('GET', '/internal/jobs/:id/logs', async ({ params, query: q, res, signal }) => {
     const id = validate(jobId, params.id);
     const { tail, follow } = validate(query, Object.fromEntries(q));

@@ -8,7 +8,8 @@ import { formatLogLine } from './format.js';
 export interface LogAggregatorOptions {
   /** This process's host id, whose jobs are read from `driver`. */
   readonly localHostId: string | undefined;
-  readonly driver: Driver | undefined;
+  /** Reads the local jobs' logs: the host agent (which keeps ended jobs' last lines). */
+  readonly driver: Pick<Driver, 'logs'> | undefined;
   /** The app's dynos now. */
   readonly dynos: (app: string, signal: AbortSignal | undefined) => Promise<Dyno[]>;
   /** The app's events from now on (for dynos that start while following). */
