@@ -8,6 +8,7 @@ import { access, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/prom
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { hostTag, taggedOwnerGone } from './owner.js';
 
 /** Where step cgroups are made: a cgroup directory this process may create children in. */
 export interface CgroupParent {
@@ -42,7 +43,10 @@ export class StepCgroup {
   /** Makes a fresh cgroup under `parent`. */
   static async create(parent: CgroupParent): Promise<StepCgroup> {
     await sweepStale(parent);
-    const dir = join(parent.dir, `${PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
+    const dir = join(
+      parent.dir,
+      `${PREFIX}${process.pid}-${hostTag()}-${randomBytes(6).toString('hex')}`,
+    );
     await mkdir(dir);
     return new StepCgroup(parent, dir);
   }
@@ -67,6 +71,14 @@ export class StepCgroup {
 }
 
 async function detect(): Promise<CgroupParent | undefined> {
+  for (const parent of await cgroupCandidates()) {
+    if (await usable(parent)) return parent;
+  }
+  return undefined;
+}
+
+/** The cgroups of this process a step cgroup could be made in: its cgroup v2, then its v1 freezer. */
+export async function cgroupCandidates(): Promise<CgroupParent[]> {
   const [ownText, mountText] = await Promise.all([
     readFile('/proc/self/cgroup', 'utf8'),
     readFile('/proc/self/mountinfo', 'utf8'),
@@ -105,10 +117,7 @@ async function detect(): Promise<CgroupParent | undefined> {
       if (dir !== undefined) candidates.push({ version: 1, dir });
     }
   }
-  for (const parent of candidates) {
-    if (await usable(parent)) return parent;
-  }
-  return undefined;
+  return candidates;
 }
 
 /** The directory of cgroup `path` in a mount of `root` at `point`, when the mount shows it. */
@@ -122,7 +131,7 @@ function unescapeMount(field: string): string {
 }
 
 /** Whether a child cgroup can be made there, a process moved into it, and the cgroup killed. */
-async function usable(parent: CgroupParent): Promise<boolean> {
+export async function usable(parent: CgroupParent): Promise<boolean> {
   let cgroup: StepCgroup;
   try {
     cgroup = await StepCgroup.create(parent);
@@ -146,20 +155,12 @@ async function usable(parent: CgroupParent): Promise<boolean> {
 async function sweepStale(parent: CgroupParent): Promise<void> {
   const names = await readdir(parent.dir).catch(() => [] as string[]);
   for (const name of names) {
-    const m = new RegExp(`^${PREFIX}(\\d+)-`).exec(name);
-    if (m === null || pidAlive(Number(m[1]))) continue;
+    // Only this host's (a pid of another host or pid namespace cannot be judged from here).
+    const m = new RegExp(`^${PREFIX}(\\d+)-([0-9a-f]{8})-`).exec(name);
+    if (m === null || !taggedOwnerGone(Number(m[1]), m[2] as string)) continue;
     const dir = join(parent.dir, name);
     await killCgroup(parent.version, dir).catch(() => undefined);
     await rmdir(dir).catch(() => undefined);
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }
 
