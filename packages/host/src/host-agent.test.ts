@@ -664,6 +664,10 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
     const none = a.logs('web.nope')[Symbol.asyncIterator]().next();
     await expect(none).rejects.toMatchObject({ code: 'FLOTILLA_HOST_JOB_NOT_FOUND' });
     expect(a.endedJob('web.nope')).toBeUndefined();
+    for (const bad of ['a/b', 'web.l\u0000', '', 'x'.repeat(10_000)])
+      await expect(a.logs(bad)[Symbol.asyncIterator]().next()).rejects.toMatchObject({
+        code: 'FLOTILLA_HOST_JOB_NOT_FOUND',
+      });
   });
 
   it('keeps at most retainEndedJobs ended jobs and retainEndedLines lines of each, oldest forgotten first', async () => {
@@ -709,6 +713,31 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
     for await (const l of a.logs('web.s')) words.push(l.line);
     expect(words).toContain('got SIGTERM');
     expect(a.endedJob('web.s')).toMatchObject({ state: 'down', exitStatus: 0 });
+  });
+  it('reads a job run again under the same id from the driver, not from what was kept of its crash', async () => {
+    const marker = join(dir, 'ran-once');
+    await release({
+      command: `if [ -e ${marker} ]; then echo second run; exec sleep 30; fi; touch ${marker}; echo first run; exit 3`,
+    });
+    const a = await agent();
+    await a.start();
+    const ended = once(a, 'ended', 'web.again');
+    await assign('h1', 'web.again');
+    await ended;
+    expect(a.endedJob('web.again')).toMatchObject({ exitStatus: 3 });
+    const started = once(a, 'started', 'web.again');
+    await assign('h1', 'web.again'); // the record written again: the agent runs it anew
+    await started;
+    expect(a.endedJob('web.again')).toBeUndefined();
+    const seen: string[] = [];
+    for await (const l of a.logs('web.again', {
+      follow: true,
+      signal: AbortSignal.timeout(10_000),
+    })) {
+      seen.push(l.line);
+      if (l.line === 'second run') break;
+    }
+    expect(seen).toEqual(['second run']);
   });
 });
 

@@ -279,7 +279,9 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
     jobId: string,
     options: LogReadOptions = {},
   ): AsyncGenerator<LogLine, void, undefined> {
-    const kept = this.#ended.get(jobId);
+    // A job that runs (again: an id assigned anew after it ended) is read from the driver.
+    const local = this.#jobs.get(jobId);
+    const kept = local !== undefined && !local.ended ? undefined : this.#ended.get(jobId);
     if (kept === undefined) yield* this.#driver.logs(jobId, options);
     else yield* replay(kept.lines, options);
   }
@@ -512,6 +514,8 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
       }),
     };
     this.#jobs.set(id, local);
+    // Run again under the same id: what is kept of its last run no longer says how it is.
+    this.#ended.delete(id);
     const adopted = this.#adoptable.get(id);
     this.#adoptable.delete(id);
     if (adopted !== undefined) return this.#adopt(local, adopted);

@@ -58,6 +58,11 @@ export class EndedJobs {
     return this.#kept.get(id);
   }
 
+  /** Forgets a job (it runs again). */
+  delete(id: string): void {
+    this.#kept.delete(id);
+  }
+
   #prune(): void {
     const oldest = this.#clock.now() - this.#limits.retainMs;
     for (const [id, k] of this.#kept) {
