@@ -81,9 +81,13 @@ export interface ImageBuilder {
 export interface LineImageBuildOptions {
   /** The Docker client of {@link DockerImageBuild.client}. */
   readonly docker: unknown;
+  /** The build context: the app's source tree. */
   readonly context: string;
+  /** The tag to give the image (`flotilla/demo:b-1a2b3c4d5e6f`). */
   readonly tag: string;
+  /** The Dockerfile, relative to the context (default `Dockerfile`). */
   readonly dockerfile?: string;
+  /** `--build-arg`s. */
   readonly buildArgs?: Readonly<Record<string, string>>;
   /** Each line of output, without its newline, as it comes (always given by the controller). */
   readonly onOutput?: (line: string) => void;
