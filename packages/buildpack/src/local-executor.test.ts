@@ -95,6 +95,28 @@ describe('LocalExecutor', () => {
     });
   });
 
+  it('fails with FLOTILLA_BUILDPACK_EXEC_FAILED for a NUL byte in argv, env or cwd, with and without a cgroup', async () => {
+    for (const cgroups of [true, false]) {
+      await using executor = new LocalExecutor({ cgroups });
+      const req = {
+        cwd: tmpdir(),
+        env: { PATH: '/usr/bin:/bin' },
+        mounts: [],
+        onOutput: () => undefined,
+      };
+      for (const bad of [
+        { ...req, argv: ['echo', 'a\0b'] },
+        { ...req, argv: ['ec\0ho'] },
+        { ...req, argv: ['echo'], env: { PATH: '/usr/bin:/bin', X: 'a\0b' } },
+        { ...req, argv: ['echo'], cwd: `${tmpdir()}\0x` },
+      ]) {
+        await expect(executor.exec(bad)).rejects.toMatchObject({
+          code: 'FLOTILLA_BUILDPACK_EXEC_FAILED',
+        });
+      }
+    }
+  });
+
   it('kills the step and rejects with what onOutput threw', async () => {
     await using executor = new LocalExecutor();
     const bug = new Error('listener bug');

@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { silentLogger, type Logger } from '@flotilla/core';
 import { BuildpackError, BuildpackErrorCodes } from './errors.js';
 import type { BuildExecutor, ExecRequest, ExecResult } from './executor.js';
@@ -135,12 +136,18 @@ export class LocalExecutor implements BuildExecutor, AsyncDisposable {
     cgroup: StepCgroup | undefined,
     cannotRun: (reason: string, cause?: unknown) => BuildpackError,
   ): Promise<ExecResult> {
-    const child = spawn(argv[0] as string, argv.slice(1), {
-      cwd: req.cwd,
-      env: { ...req.env },
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    let child: ChildProcessByStdio<null, Readable, Readable>;
+    try {
+      child = spawn(argv[0] as string, argv.slice(1), {
+        cwd: req.cwd,
+        env: { ...req.env },
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    } catch (err) {
+      // A NUL byte in an argument, the environment or cwd: nothing was started.
+      throw cannotRun((err as Error).message, err);
+    }
     // Everything the step started: its cgroup, else its session and their descendants.
     let killed: Promise<void> | undefined;
     const killAll = (): Promise<void> => {
