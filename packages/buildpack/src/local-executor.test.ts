@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { cgroupParent } from './internal/cgroup.js';
+import { silentLogger } from '@flotilla/core';
+import { cgroupParent, StepCgroup } from './internal/cgroup.js';
 import { LocalExecutor } from './local-executor.js';
 import { runBuildpackSuite } from './testing/index.js';
 
@@ -195,6 +196,28 @@ describe('LocalExecutor: everything a step started', () => {
       for (const pid of pids) expect(await alive(pid)).toBe(false);
     },
   );
+
+  it('a step whose cgroup cannot be made runs without one, and an abort still kills what left its session', async () => {
+    const warnings: unknown[] = [];
+    const logger = {
+      ...silentLogger,
+      warn: (obj: unknown) => warnings.push(obj),
+      child: () => logger,
+    };
+    const parent = await cgroupParent(); // found before create() fails
+    const create = vi
+      .spyOn(StepCgroup, 'create')
+      .mockRejectedValueOnce(Object.assign(new Error('no space left'), { code: 'ENOSPC' }));
+    try {
+      await using executor = new LocalExecutor({ logger });
+      const pids = await abortAfterReady(executor, detaching);
+      expect(pids).toHaveLength(2);
+      for (const pid of pids) expect(await alive(pid)).toBe(false);
+      expect(warnings.length).toBe(parent === undefined ? 0 : 1);
+    } finally {
+      create.mockRestore();
+    }
+  });
 
   it('in a cgroup, an abort kills a double-forked daemon before exec rejects', async () => {
     if ((await cgroupParent()) === undefined) {

@@ -103,10 +103,18 @@ export class LocalExecutor implements BuildExecutor, AsyncDisposable {
     const parent = this.#cgroups ? await cgroupParent() : undefined;
     let cgroup: StepCgroup | undefined;
     let argv: readonly string[] = req.argv;
+    let resolved: string | undefined;
     if (parent !== undefined) {
-      const resolved = await resolveProgram(program, req.env['PATH'], req.cwd);
+      resolved = await resolveProgram(program, req.env['PATH'], req.cwd);
       if (resolved === undefined) throw cannotRun('no such executable file (ENOENT)');
-      cgroup = await StepCgroup.create(parent);
+      // A cgroup that cannot be made now (cgroupfs gone, out of cgroups): the step still runs,
+      // its session and descendants killed at the end.
+      cgroup = await StepCgroup.create(parent).catch((err: unknown) => {
+        this.#logger.warn({ err }, 'cannot make a cgroup for a build step; running it without');
+        return undefined;
+      });
+    }
+    if (cgroup !== undefined && resolved !== undefined) {
       const pwd = req.env['PWD'];
       argv = [
         '/bin/sh',
