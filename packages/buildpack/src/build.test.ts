@@ -2,7 +2,7 @@
 // options and hostile input, the cache lock, output limits. Local executor only.
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
@@ -350,6 +350,22 @@ describe('the cache directory', () => {
       onOutput: (l) => l === 'started' && void writeFile(join(cacheDir, 'go'), 'again\n'),
     });
     await expect(again).resolves.toMatchObject({ buildpacks: [{ name: 'Waiting' }] });
+  });
+
+  it('takes over an empty lock left long ago (a builder killed before it wrote its name), not a fresh one', async () => {
+    const cacheDir = join(root, 'cache');
+    await mkdir(cacheDir);
+    const lock = join(cacheDir, '.flotilla-build.lock');
+    const pack = await writeTree(join(root, 'p'), labelPack('after'));
+    const source = await writeTree(join(root, 'app'), { 'a.txt': 'a' });
+    // Fresh: its builder may be writing its name right now.
+    await writeFile(lock, '');
+    const err = await rejection(run({ source, cacheDir, buildpacks: [pack] }));
+    expect(err['code']).toBe('FLOTILLA_BUILDPACK_CACHE_LOCKED');
+    const longAgo = new Date(Date.now() - 60_000);
+    await utimes(lock, longAgo, longAgo);
+    expect(await labelOf(await run({ source, cacheDir, buildpacks: [pack] }))).toBe('after');
+    expect(await readdir(cacheDir)).not.toContain('.flotilla-build.lock');
   });
 
   it('takes over the lock of a builder that died', async () => {
