@@ -19,6 +19,7 @@ import {
   type DockerDriverClient,
   type DockerDriverOptions,
 } from './docker-driver.js';
+import { containerName } from './internal/labels.js';
 import { createStackImage } from './stack-image.js';
 
 const runId = testRunId('driver-docker');
@@ -411,6 +412,49 @@ describe('DockerDriver', () => {
     drivers.push(second);
     expect((await second.list()).map((j) => [j.id, j.adopted])).toEqual([[s.id, true]]);
     expect(await second.stop(s.id, { graceMs: 2000 })).toMatchObject({ reason: 'stopped' });
+  });
+
+  it('does not adopt a foreign container carrying forged flotilla labels: it is never listed, stopped or removed', async () => {
+    const instanceId = `${runId.toLowerCase()}-${++seq}`.slice(-60).replace(/^[^a-z0-9]+/, '');
+    const forged = (id: string): Record<string, string> => ({
+      'flotilla.test': runId,
+      'flotilla.driver': instanceId,
+      'flotilla.job': id,
+      'flotilla.app': 'dd',
+      'flotilla.type': 'web',
+      'flotilla.index': '1',
+    });
+    // one with any name, one with the very name the driver would give the job, not its init
+    const foreign = [
+      await docker.createContainer({
+        Image: stackImage,
+        name: `foreign-${instanceId}`,
+        Entrypoint: ['sleep', '1000'],
+        Labels: forged('dd.web.foreign'),
+      }),
+      await docker.createContainer({
+        Image: stackImage,
+        name: containerName(instanceId, 'dd.web.named'),
+        Entrypoint: ['sleep', '1000'],
+        Labels: forged('dd.web.named'),
+      }),
+    ];
+    for (const c of foreign) await c.start();
+    const driver = await open({ instanceId });
+    expect(await driver.list()).toEqual([]);
+    await expectCode(driver.stop('dd.web.foreign'), 'FLOTILLA_HOST_JOB_NOT_FOUND');
+    await expectCode(driver.stop('dd.web.named'), 'FLOTILLA_HOST_JOB_NOT_FOUND');
+    await driver.close();
+    for (const c of foreign) {
+      expect(((await c.inspect()) as { State: { Running: boolean } }).State.Running).toBe(true);
+    }
+    // the driver's own containers are still adopted beside them
+    const own = await open({ instanceId });
+    const s = spec('sleep 1000');
+    await own.start(s);
+    await own.close();
+    const next = await open({ instanceId });
+    expect((await next.list()).map((j) => j.id)).toEqual([s.id]);
   });
 
   it('close() while a stop waits out its grace: the stop finishes, then wait calls fail CLOSED', async () => {

@@ -122,6 +122,26 @@ interface ContainerState {
   FinishedAt?: string;
 }
 
+/**
+ * Whether an inspected container is one a driver of `instanceId` made for job `jobId`: the name
+ * it gives the job, and its init wrapper as the entrypoint (the init script itself is not
+ * compared, so a newer driver still adopts an older one's containers).
+ */
+function isOwnContainer(
+  details: { Name?: string; Config?: { Entrypoint?: string[] | string | null } },
+  instanceId: string,
+  jobId: string,
+): boolean {
+  if (details.Name !== `/${containerName(instanceId, jobId)}`) return false;
+  const actual = details.Config?.Entrypoint;
+  const expected = entrypoint('');
+  return (
+    Array.isArray(actual) &&
+    actual.length === expected.length &&
+    expected.slice(0, 4).every((part, i) => actual[i] === part)
+  );
+}
+
 const INSTANCE_ID = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 const USER = /^\d{1,10}:\d{1,10}$/;
 /** How long the log stream may take to drain after a container ended, ms. */
@@ -694,12 +714,24 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
       const id = l[LABELS.JOB];
       if (id === undefined || this.#jobs.has(id)) continue;
       let state: ContainerState;
+      let details: { Name?: string; Config?: { Entrypoint?: string[] | string | null } };
       try {
-        state = ((await this.#docker.getContainer(c.Id).inspect()) as { State: ContainerState })
-          .State;
+        details = (await this.#docker.getContainer(c.Id).inspect()) as typeof details & {
+          State: ContainerState;
+        };
+        state = (details as { State: ContainerState }).State;
       } catch (err) {
         if (statusOf(err) === 404) continue; // removed meanwhile
         throw engineError(`cannot inspect container ${c.Id}`, err);
+      }
+      // Labels anyone can put on a container: only one this driver made (its name for the job,
+      // its init as entrypoint) is adopted, to be stopped and removed later.
+      if (!isOwnContainer(details, this.instanceId, id)) {
+        this.#logger.warn(
+          { jobId: id, container: c.Id, name: details.Name },
+          "a container carries this driver's labels but was not made by it: left alone",
+        );
+        continue;
       }
       const port = Number(l[LABELS.PORT]);
       const grace = Number(l[LABELS.STOP_GRACE]);
