@@ -96,7 +96,10 @@ async function rejection(promise: Promise<unknown>): Promise<Record<string, unkn
  * `config_vars`, `export` between buildpacks, a failing compile with its output kept, abort and
  * timeout stopping everything a step started, a symlink out of the app refused, and the
  * bundled `nodejs`, `static` and `procfile` buildpacks (a built Node app started from its slug
- * answers HTTP). The fixture buildpacks are plain bash scripts using coreutils only.
+ * answers HTTP), and an npm build script's `setsid` and plain background sleeps gone by pid
+ * after an abort and a timeout. The fixture buildpacks are plain bash scripts using coreutils
+ * only. The steps' processes must show in this machine's `/proc` (a local dockerd for a
+ * container executor): the suite finds the sleeps there by their command line.
  *
  * Call it inside a vitest test file.
  *
