@@ -19,10 +19,10 @@ describe('ControllerOptions.docker', () => {
     const released = new Promise<void>((resolve) => (release = resolve));
     const buildImage = async (o: LineImageBuildOptions) => {
       calls.push(o);
-      o.onOutput('Step 1/2 : FROM flotilla/stack');
-      o.onOutput('Step 2/2 : CMD ["node", "server.js"]');
+      o.onOutput?.('Step 1/2 : FROM flotilla/stack');
+      o.onOutput?.('Step 2/2 : CMD ["node", "server.js"]');
       await released; // until the follower saw both lines
-      o.onOutput('Successfully tagged');
+      o.onOutput?.('Successfully tagged');
       return {
         image: o.tag,
         id: 'sha256:0',
