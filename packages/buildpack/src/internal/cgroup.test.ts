@@ -13,7 +13,7 @@ async function alive(pid: number): Promise<boolean> {
 }
 
 const candidates = await cgroupCandidates();
-const usableOnes = [];
+const usableOnes: (typeof candidates)[number][] = [];
 for (const parent of candidates) if (await usable(parent)) usableOnes.push(parent);
 
 describe('StepCgroup', () => {
