@@ -457,6 +457,26 @@ describe('DockerDriver', () => {
     expect((await next.list()).map((j) => j.id)).toEqual([s.id]);
   });
 
+  it('a job paused from outside (docker pause) still takes signals and is stopped', async () => {
+    const driver = await open();
+    const s = spec(`trap 'echo got-usr1' USR1; while :; do sleep 0.1; done`);
+    await driver.start(s);
+    const [found] = await docker.listContainers({
+      filters: JSON.stringify({ label: [`flotilla.job=${s.id}`] }),
+    });
+    expect(found).toBeDefined();
+    const container = docker.getContainer(found?.Id ?? '');
+    await container.pause();
+    await driver.signal(s.id, 'SIGUSR1');
+    await container.pause();
+    const st = await driver.stop(s.id, { graceMs: 2000 });
+    expect(st).toMatchObject({ reason: 'stopped' });
+    expect(st.signal).not.toBe('SIGKILL');
+    const lines: string[] = [];
+    for await (const l of driver.logs(s.id)) lines.push(l.line);
+    expect(lines).toContain('got-usr1');
+  });
+
   it('close() while a stop waits out its grace: the stop finishes, then wait calls fail CLOSED', async () => {
     const driver = await open();
     const s = spec(`trap 'echo ignoring' TERM; while :; do sleep 0.1; done`);
