@@ -1,5 +1,6 @@
 // The same push with the Docker driver against a real dockerd: slugs run in the stack image
 // (built from this machine, never pulled), and a Dockerfile app is built into an image.
+import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acquireDocker } from '../../../../scripts/docker.mjs';
 import {
@@ -24,16 +25,35 @@ beforeAll(async () => {
   });
 }, 600_000);
 
+const APPS = ['e2e-docker-node', 'e2e-docker-image'] as const;
+
 afterAll(async () => {
   await s?.stop();
   if (s !== undefined) await removeDir(s.dataDir);
+  // What the server made on dockerd for these apps goes too, also after a failed test: their
+  // containers (the driver labels each with its app) and the images built for them
+  // (`flotilla/<app>:<build>`). The stack image stays: it is shared and built once by digest.
+  if (docker !== undefined) {
+    const client = new Docker({ socketPath: docker.socketPath });
+    for (const app of APPS) {
+      const containers = await client.listContainers({
+        all: true,
+        filters: JSON.stringify({ label: [`flotilla.app=${app}`] }),
+      });
+      for (const c of containers) await client.getContainer(c.Id).remove({ force: true });
+      const images = await client.listImages({
+        filters: JSON.stringify({ reference: [`flotilla/${app}`] }),
+      });
+      for (const i of images) await client.getImage(i.Id).remove({ force: true });
+    }
+  }
   await docker?.release();
 }, 120_000);
 
 describe('flotilla server --driver docker', { timeout: 180_000 }, () => {
   it.each([
-    ['node', 'e2e-docker-node', 'Hello from Flotilla'],
-    ['dockerfile', 'e2e-docker-image', 'Hello from Flotilla'],
+    ['node', APPS[0], 'Hello from Flotilla'],
+    ['dockerfile', APPS[1], 'Hello from Flotilla'],
   ])(
     'a push of examples/apps/%s serves through the router',
     async (sample, app, message) => {
