@@ -451,6 +451,65 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
     expect(errors).toEqual([]);
   });
 
+  it('refuses a slug that inflates past slugMaxBytes (a gzip bomb) or holds more than slugMaxEntries', async () => {
+    // 8 MiB of zeros gzip to a few KiB: past a 1 MiB limit, refused before it fills the disk
+    await mkdir(join(dir, 'bomb'));
+    await writeFile(join(dir, 'bomb', 'zeros'), Buffer.alloc(8 * 1024 * 1024));
+    const bomb = await packSlug(join(dir, 'bomb'), join(dir, 'bomb.tgz'));
+    expect(bomb.size).toBeLessThan(64 * 1024);
+    await release({ url: pathToFileURL(bomb.path).href, sha256: bomb.sha256, size: bomb.size });
+    const a = await agent('h1', { slugMaxBytes: 1024 * 1024, slugMaxEntries: 2 });
+    await a.start();
+    let ended = once<[string, string, string]>(a, 'ended', 'web.b');
+    await assign('h1', 'web.b');
+    let [, state, message] = await ended;
+    expect(state).toBe('crashed');
+    expect(message).toMatch(/maxBytes/);
+    expect(await jobDirs('run-h1')).toEqual([]);
+
+    await mkdir(join(dir, 'many'));
+    for (let i = 0; i < 5; i++) await writeFile(join(dir, 'many', `f${i}`), 'x');
+    const many = await packSlug(join(dir, 'many'), join(dir, 'many.tgz'));
+    const v1 = await cluster.getRelease('demo', 'v1');
+    if (v1 === undefined) throw new Error('release v1 is missing');
+    await cluster.putRelease({
+      ...v1,
+      release: 'v2',
+      artifact: {
+        type: 'slug',
+        url: pathToFileURL(many.path).href,
+        sha256: many.sha256,
+        size: many.size,
+      },
+    });
+    ended = once<[string, string, string]>(a, 'ended', 'web.m');
+    const record: JobRecord = {
+      id: 'web.m',
+      app: 'demo',
+      release: 'v2',
+      type: 'web',
+      hostId: 'h1',
+      index: 2,
+      resources: { cpu: 100, memory: 256 },
+      desired: 'run',
+      createdAt: Date.now(),
+    };
+    await store.put(cluster.keys.job('h1', 'web.m'), JSON.stringify(record));
+    [, state, message] = await ended;
+    expect(state).toBe('crashed');
+    expect(message).toMatch(/maxEntries/);
+    expect(await jobDirs('run-h1')).toEqual([]);
+  });
+
+  it('refuses slug limits that are not whole numbers', async () => {
+    const bads = [{ slugMaxBytes: -1 }, { slugMaxBytes: 1.5 }, { slugMaxEntries: Number.NaN }];
+    for (const [i, bad] of bads.entries()) {
+      await expect(agent(`h${i}`, bad)).rejects.toMatchObject({
+        code: 'FLOTILLA_HOST_INVALID_OPTIONS',
+      });
+    }
+  });
+
   it('leaves nothing in workDir when a slug fails to extract half-way', async () => {
     // A real slug cut in half, declared with the digest of what is left: it verifies, then breaks.
     const whole = await readFile(new URL(slug.url));

@@ -42,6 +42,7 @@ import { drain } from './internal/drain.js';
 import { EndedJobs, replay } from './internal/ended-jobs.js';
 import { ephemeralOverlap } from './internal/ephemeral-ports.js';
 import { registerHostExclusively } from './internal/host-registration.js';
+import { DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES } from '@flotilla/slug';
 import { prepareJobFiles } from './internal/job-files.js';
 import { Publication } from './internal/publication.js';
 import { StatusReporter } from './internal/status-reporter.js';
@@ -71,6 +72,14 @@ export interface HostAgentOptions {
   readonly artifacts: ArtifactCache;
   /** Where each job's slug is extracted (`<workDir>/<job id>`). */
   readonly workDir: string;
+  /**
+   * The most bytes a job's slug may extract to (its files added up; a gzip bomb is stopped
+   * here, before it fills the disk). Default 2 GiB (`extractSlug`'s). A slug past it is
+   * reported `crashed` with `FLOTILLA_SLUG_TOO_LARGE`, and nothing of it is left.
+   */
+  readonly slugMaxBytes?: number;
+  /** The most entries (files, directories, links) a job's slug may hold. Default one million. */
+  readonly slugMaxEntries?: number;
   /** Where ready jobs are published (default: a `Discovery` on `store`). */
   readonly discovery?: Discovery;
   /** Key prefix of the cluster state (default `'cluster/'`). */
@@ -166,6 +175,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
   readonly #jobHost: string;
   /** `workDir`, absolute: a job's cwd must be. */
   readonly #workDir: string;
+  readonly #slugLimits: { readonly maxBytes: number; readonly maxEntries: number };
   readonly #driver: Driver;
   readonly #discovery: Discovery;
   readonly #ownsDiscovery: boolean;
@@ -207,6 +217,10 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
         path: 'drainWait',
       });
     this.#workDir = resolve(options.workDir);
+    this.#slugLimits = {
+      maxBytes: intOption(options.slugMaxBytes, 'slugMaxBytes', DEFAULT_MAX_BYTES, 0),
+      maxEntries: intOption(options.slugMaxEntries, 'slugMaxEntries', DEFAULT_MAX_ENTRIES, 0),
+    };
     this.#o = options;
     this.id = options.id;
     this.#driver = options.driver;
@@ -525,6 +539,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
         driver: this.#driver,
         artifacts: this.#o.artifacts,
         workDir: this.#workDir,
+        slugLimits: this.#slugLimits,
         signal: this.#abort.signal,
         onDir: (d) => (local.dir = d),
       });

@@ -29,6 +29,8 @@ export async function prepareJobFiles(options: {
   readonly driver: Pick<Driver, 'name' | 'runsImages'>;
   readonly artifacts: ArtifactCache;
   readonly workDir: string;
+  /** Passed to `extractSlug`. */
+  readonly slugLimits?: { readonly maxBytes?: number; readonly maxEntries?: number };
   readonly signal: AbortSignal;
   readonly onDir: (dir: string) => void;
 }): Promise<PreparedJob> {
@@ -64,7 +66,11 @@ export async function prepareJobFiles(options: {
   options.onDir(dir);
   if (artifact.type === 'slug') {
     const slug = await options.artifacts.get(artifact, { signal });
-    await extractSlug(slug, dir, { signal, expectedSha256: artifact.sha256 });
+    await extractSlug(slug, dir, {
+      ...options.slugLimits,
+      signal,
+      expectedSha256: artifact.sha256,
+    });
   } else {
     // An image brings its own files: the job gets an empty scratch dir as its cwd.
     await mkdir(dir, { recursive: true, mode: 0o700 });
