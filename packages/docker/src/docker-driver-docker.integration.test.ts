@@ -1,6 +1,6 @@
 // What the DockerDriver does beyond the driver contract: limits, networking modes, labels,
 // ownership of the slug dir, containers removed from under it, races and bad options.
-import { mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -138,6 +138,18 @@ describe('DockerDriver', () => {
     const made = await stat(join(workDir, 'out.txt'));
     expect(made.uid).toBe(1000);
     await rm(join(workDir, 'out.txt')); // root on the host can still remove it
+  });
+
+  it('mounts a slug dir whose path holds ":" and "," (a job id with a colon) at /app', async () => {
+    const driver = await open();
+    const cwd = join(workDir, 'web:1,ro');
+    await mkdir(cwd);
+    await writeFile(join(cwd, 'hello.txt'), 'colon\n');
+    const s = spec('cat hello.txt; echo made > out.txt', { cwd });
+    await driver.start(s);
+    expect(await waitExit(driver, s.id)).toMatchObject({ code: 0, reason: 'exited' });
+    expect(await output(driver, s.id)).toEqual(['colon']);
+    expect((await stat(join(cwd, 'out.txt'))).uid).toBe(1000);
   });
 
   it('labels the container with the job, and removes it on remove()', async () => {

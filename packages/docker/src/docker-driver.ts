@@ -446,7 +446,9 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
       create.User = `${this.#uid}:${this.#gid}`;
       create.WorkingDir = this.#appDir;
       create.Env = [`HOME=${this.#appDir}`, ...env];
-      hostConfig.Binds = [`${s.cwd}:${this.#appDir}`];
+      // A mount, not a `src:dst` bind string: a path holding `:` (a job id with a colon) would
+      // be split into another source, target or mode.
+      hostConfig.Mounts = [{ Type: 'bind', Source: s.cwd, Target: this.#appDir }];
     }
     if (this.#network === 'bridge' && validPort) {
       create.ExposedPorts = { [`${port}/tcp`]: {} };
