@@ -217,6 +217,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
       report,
       (build) => this.#emit('build.finished', { app: build.app, build }),
       (deployment) => this.#emit('deploy.finished', { app: deployment.app, deployment }),
+      (app) => this.#deployer.restoreLive(app),
     );
     this.#deployer = new Deployer({
       id: this.id,

@@ -341,6 +341,56 @@ export class Deployer {
     }
   }
 
+  /**
+   * Puts an app's formations back to what its app record says is live: the live cluster
+   * release at the recorded quantities, every other formation removed (its jobs stopped). For
+   * a deploy whose controller died mid-rollout: its new jobs must not keep serving beside the
+   * old ones. False when another deploy holds the app (its rollout owns the formations now).
+   */
+  async restoreLive(appName: string): Promise<boolean> {
+    const { repo, cluster } = this.ctx;
+    let lock;
+    try {
+      lock = await this.ctx.locks.acquire(appName, 'restore', {
+        onBusy: 'refuse',
+        signal: this.ctx.closing,
+      });
+    } catch (err) {
+      if (isFlotillaError(err, ControllerErrorCodes.DEPLOY_IN_PROGRESS)) return false;
+      throw err;
+    }
+    try {
+      const app = (await repo.app(appName))?.record;
+      if (app === undefined) return false;
+      const live = app.live?.deployment;
+      for (const f of await cluster.formations({ app: appName })) {
+        if (f.release !== live) {
+          await cluster.removeFormation(appName, f.release);
+          continue;
+        }
+        const processes = Object.fromEntries(
+          Object.entries(f.processes).map(([type, p]) => {
+            const setting = app.formation[type];
+            return [
+              type,
+              setting === undefined
+                ? p
+                : { ...p, count: setting.quantity, resources: this.resources(setting.size) },
+            ];
+          }),
+        );
+        await cluster.setFormation({ app: appName, release: f.release, processes });
+      }
+      return true;
+    } finally {
+      await lock
+        .release()
+        .catch((err: unknown) =>
+          this.ctx.logger.warn({ err, app: appName }, 'lock release failed'),
+        );
+    }
+  }
+
   async #finish(
     deployment: Deployment,
     status: Deployment['status'],

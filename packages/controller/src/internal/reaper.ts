@@ -10,7 +10,10 @@ import type { Repo } from './repo.js';
  * Fails what dead controllers left running. Controllers hold `instances/<id>` under their
  * lease; when one's key is gone (at start, or when it vanishes later), its `pending` and
  * `running` builds are marked failed (never released: a release needs a succeeded build) and
- * their output ended, and its `running` deployments are marked failed.
+ * their output ended, and its `running` deployments are rolled back: the app's formations are
+ * put back to its live release (`restore`), so the new jobs of a half-done rollout do not keep
+ * serving beside the old ones, and the deployment is marked `rolled-back` (`failed` when
+ * another deploy of the app holds it and owns its formations now).
  */
 export class Reaper {
   readonly #abort = new AbortController();
@@ -28,6 +31,7 @@ export class Reaper {
     readonly onError: (err: unknown) => void,
     readonly onBuildFailed: (build: Build) => void,
     readonly onDeploymentFailed: (d: Deployment) => void,
+    readonly restore: (app: string) => Promise<boolean>,
   ) {}
 
   start(): void {
@@ -105,13 +109,23 @@ export class Reaper {
       if (d.status !== 'running') continue;
       if (owner !== undefined && d.owner !== owner) continue;
       if (await this.#alive(d.owner, cache)) continue;
-      const reason = `the controller running this deploy (${d.owner}) stopped before it finished; the app's formations are as it left them: deploy again`;
+      const restored = await this.restore(d.app);
+      const app = restored ? await this.repo.app(d.app) : undefined;
+      const live = app?.record.live?.release;
+      const reason = restored
+        ? `the controller running this deploy (${d.owner}) stopped before it finished; rolled back${live === undefined ? ': no release serves' : `, ${live} serves`}`
+        : `the controller running this deploy (${d.owner}) stopped before it finished; another deploy of the app has taken over: deploy again`;
+      const status = restored ? 'rolled-back' : 'failed';
       const failed = await this.repo.updateDeployment(d.app, d.id, (x) =>
-        x.status === 'running'
-          ? { ...x, status: 'failed', reason, finishedAt: this.clock.now() }
-          : undefined,
+        x.status === 'running' ? { ...x, status, reason, finishedAt: this.clock.now() } : undefined,
       );
-      if (failed?.status === 'failed' && failed.reason === reason) this.onDeploymentFailed(failed);
+      if (failed?.status === status && failed.reason === reason) {
+        this.logger.warn(
+          { app: d.app, deployment: d.id, owner: d.owner, status },
+          'deploy of a dead controller ended',
+        );
+        this.onDeploymentFailed(failed);
+      }
     }
   }
 }
