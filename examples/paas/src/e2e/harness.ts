@@ -182,17 +182,21 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
   if (child.pid !== undefined) pids.delete(child.pid);
 }
 
-/** Kills the process group of every job a server left in its data directory. */
+/**
+ * Kills the process group of every job a server left in its data directory (the
+ * ProcessDriver keeps them under `<data>/jobs/jobs/<id>/job.json`).
+ */
 export async function killJobs(dataDir: string): Promise<void> {
-  const jobs = join(dataDir, 'jobs');
-  for (const id of await readdir(jobs).catch(() => [])) {
-    try {
-      const rec = JSON.parse(await readFile(join(jobs, id, 'job.json'), 'utf8')) as {
-        pid?: number;
-      };
-      if (typeof rec.pid === 'number') process.kill(-rec.pid, 'SIGKILL');
-    } catch {
-      // gone already
+  for (const jobs of [join(dataDir, 'jobs', 'jobs'), join(dataDir, 'jobs')]) {
+    for (const id of await readdir(jobs).catch(() => [])) {
+      try {
+        const rec = JSON.parse(await readFile(join(jobs, id, 'job.json'), 'utf8')) as {
+          pid?: number;
+        };
+        if (typeof rec.pid === 'number') process.kill(-rec.pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
     }
   }
 }

@@ -1,5 +1,7 @@
 // Durability: state lives in the store, so a server killed and started again on the same data
 // directory knows every app, release and config var, and adopts the dynos that kept running.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cli,
@@ -68,5 +70,22 @@ describe('a server killed and started again', { timeout: 180_000 }, () => {
     // The dyno was adopted, not restarted.
     const after = await ps(s2, app);
     expect(after.map((d) => d.id)).toEqual([dyno?.id]);
+
+    // Stopped, the harness leaves no dyno running (it kept running across the first stop).
+    const job = JSON.parse(
+      await readFile(join(dataDir, 'jobs', 'jobs', String(dyno?.id), 'job.json'), 'utf8'),
+    ) as { pid: number };
+    expect(alive(job.pid)).toBe(true);
+    await s2.stop();
+    await waitFor('the dyno to be gone', () => Promise.resolve(alive(job.pid) ? undefined : true));
   });
 });
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
