@@ -201,6 +201,23 @@ describe('DockerDriver', () => {
     expect(inspected.HostConfig.Memory).toBe(96 * 1024 * 1024);
   });
 
+  it("caps the processes of a job (pidsLimit, default 4096): a fork bomb cannot take the host's pids", async () => {
+    const pidsMax = 'cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max';
+    const limited = await open({ pidsLimit: 32 });
+    const s = spec(pidsMax);
+    await limited.start(s);
+    expect(await waitExit(limited, s.id)).toMatchObject({ code: 0 });
+    expect(await output(limited, s.id)).toEqual(['32']);
+    const byDefault = await open();
+    const d = spec(pidsMax);
+    await byDefault.start(d);
+    expect(await waitExit(byDefault, d.id)).toMatchObject({ code: 0 });
+    expect(await output(byDefault, d.id)).toEqual(['4096']);
+    for (const bad of [0, -1, 1.5, Number.NaN]) {
+      await expectCode(open({ pidsLimit: bad }), 'FLOTILLA_DOCKER_INVALID_OPTIONS');
+    }
+  });
+
   it('gives a job its CPU share as a CFS quota', async () => {
     const driver = await open();
     const s = spec(

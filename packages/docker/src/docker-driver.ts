@@ -69,6 +69,11 @@ export interface DockerDriverOptions {
   readonly log?: Omit<LogBufferOptions, 'clock'>;
   /** Docker keeps at most this many bytes of a job's output (json-file `max-size`, two files). Default 10 MiB. */
   readonly maxLogFileBytes?: number;
+  /**
+   * The most processes and threads a job's container may hold at once (its cgroup's
+   * `pids.max`): a fork bomb gets `EAGAIN` instead of taking the host's pids. Default 4096.
+   */
+  readonly pidsLimit?: number;
   /** Stamps log lines and times stop grace periods. */
   readonly clock?: Clock;
   readonly logger?: Logger;
@@ -142,6 +147,8 @@ function isOwnContainer(
   );
 }
 
+/** The default {@link DockerDriverOptions.pidsLimit}. */
+const DEFAULT_PIDS_LIMIT = 4096;
 const INSTANCE_ID = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 const USER = /^\d{1,10}:\d{1,10}$/;
 /** How long the log stream may take to drain after a container ended, ms. */
@@ -190,6 +197,7 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
   readonly #defaultGraceMs: number;
   readonly #logOptions: LogBufferOptions;
   readonly #maxLogFileBytes: number;
+  readonly #pidsLimit: number;
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #jobs = new Map<string, Job>();
@@ -213,6 +221,7 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
     this.#clock = options.clock ?? systemClock;
     this.#logOptions = { ...options.log, clock: this.#clock };
     this.#maxLogFileBytes = options.maxLogFileBytes ?? 10 * 1024 * 1024;
+    this.#pidsLimit = options.pidsLimit ?? DEFAULT_PIDS_LIMIT;
     this.#logger = (options.logger ?? silentLogger).child({ driver: 'docker' });
     this.#closing = new Promise<never>((_, reject) => (this.#rejectClosing = reject));
     this.#closing.catch(() => undefined);
@@ -420,6 +429,7 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
     const env = Object.entries(s.env).map(([k, v]) => `${k}=${v}`);
     const hostConfig: Record<string, unknown> = {
       NetworkMode: this.#network,
+      PidsLimit: this.#pidsLimit,
       LogConfig: {
         Type: 'json-file',
         Config: { 'max-size': String(Math.ceil(this.#maxLogFileBytes / 2)), 'max-file': '2' },
@@ -839,6 +849,10 @@ function checkOptions(o: DockerDriverOptions): void {
   const m = o.maxLogFileBytes;
   if (m !== undefined && (!Number.isInteger(m) || m < 4096)) {
     bad('maxLogFileBytes', `${String(m)} is not a whole number of bytes from 4096`);
+  }
+  const p = o.pidsLimit;
+  if (p !== undefined && (!Number.isInteger(p) || p < 1 || p > 4_194_304)) {
+    bad('pidsLimit', `${String(p)} is not a whole number of processes from 1 to 4194304`);
   }
   for (const [k, v] of Object.entries(o.labels ?? {})) {
     if (k.startsWith('flotilla.') && k !== 'flotilla.test')
