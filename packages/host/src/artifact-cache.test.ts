@@ -119,6 +119,51 @@ describe('ArtifactCache', () => {
     expect(seen).toEqual([{ url: '/artifacts/app.tgz', authorization: `Bearer ${TOKEN}` }]);
   });
 
+  it('with urlPrefixes, refuses any other URL without reading it or sending the token', async () => {
+    await mkdir(join(dir, 'ok'));
+    await writeFile(join(dir, 'ok', 'app.tgz'), body);
+    await writeFile(join(dir, 'secret.tgz'), body);
+    const served = await serve(authorized());
+    const cache = new ArtifactCache({
+      dir: cacheDir,
+      token: TOKEN,
+      urlPrefixes: [`${pathToFileURL(join(dir, 'ok')).href}/`, `${served}/artifacts/`],
+    });
+    const outside = [
+      'file:///etc/shadow',
+      pathToFileURL(join(dir, 'secret.tgz')).href,
+      `${pathToFileURL(join(dir, 'ok')).href}/../secret.tgz`,
+      `${pathToFileURL(join(dir, 'ok')).href}/%2e%2e/secret.tgz`,
+      `${pathToFileURL(join(dir, 'ok')).href}x/app.tgz`,
+      `${served}/other/app.tgz`,
+      `${served}/artifacts/../other/app.tgz`,
+      'http://169.254.169.254/latest/meta-data/',
+    ];
+    for (const url of outside) {
+      const err = await refusal(cache.get({ ...artifact, url }));
+      expect(err.code).toBe(HostErrorCodes.ARTIFACT_INVALID);
+      expect(err.message).toMatch(/urlPrefixes/);
+    }
+    expect(seen).toEqual([]);
+    expect(await cacheContents()).toEqual([]);
+    const fromFile = await cache.get({
+      ...artifact,
+      url: pathToFileURL(join(dir, 'ok', 'app.tgz')).href,
+    });
+    expect((await readFile(fromFile)).equals(body)).toBe(true);
+    await rm(fromFile);
+    await cache.get({ ...artifact, url: `${served}/artifacts/app.tgz` });
+    expect(seen).toEqual([{ url: '/artifacts/app.tgz', authorization: `Bearer ${TOKEN}` }]);
+  });
+
+  it('refuses urlPrefixes that are not URLs ending in "/"', () => {
+    for (const urlPrefixes of [['https://ctl'], ['ftp://x/'], ['not a url/'], 'file:///x/']) {
+      expect(
+        () => new ArtifactCache({ dir: cacheDir, urlPrefixes: urlPrefixes as string[] }),
+      ).toThrow(expect.objectContaining({ code: HostErrorCodes.INVALID_OPTIONS }));
+    }
+  });
+
   it('without the token, a 401 is a fetch error that says to check the token', async () => {
     const url = `${await serve(authorized())}/a.tgz`;
     const err = await refusal(new ArtifactCache({ dir: cacheDir }).get({ ...artifact, url }));

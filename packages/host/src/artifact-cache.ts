@@ -9,7 +9,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
 import { type Logger, silentLogger } from '@flotilla/core';
 import { HostError, HostErrorCodes } from './errors.js';
-import { intOption } from './internal/validate.js';
+import { describe, intOption } from './internal/validate.js';
 
 /** A slug artifact as a release record names it. */
 export interface SlugArtifact {
@@ -36,6 +36,15 @@ export interface ArtifactCacheOptions {
    * deleted: caches that share a `dir` should use one value.
    */
   readonly idleTimeoutMs?: number;
+  /**
+   * The URLs artifacts may come from, as prefixes ending in `/`, e.g. the controller's
+   * `['file:///var/lib/flotilla/artifacts/', 'https://controller:5000/artifacts/']`. An artifact
+   * URL under none of them (compared once `.`/`..` segments are resolved) is refused with
+   * `FLOTILLA_HOST_ARTIFACT_INVALID` before anything is read or sent, so a release record cannot
+   * make the agent read another local file or send its token elsewhere. Default: any
+   * `file://`, `http://` or `https://` URL.
+   */
+  readonly urlPrefixes?: readonly string[];
   /** A pino-compatible logger (default: silent). */
   readonly logger?: Logger;
 }
@@ -71,6 +80,7 @@ export class ArtifactCache {
   readonly #fetch: typeof fetch;
   readonly #logger: Logger;
   readonly #idleTimeoutMs: number;
+  readonly #urlPrefixes: readonly string[] | undefined;
   readonly #inflight = new Map<string, Download>();
   /** The sweep of stale `.part` files, done once, before this cache's first download. */
   #swept: Promise<void> | undefined;
@@ -87,6 +97,7 @@ export class ArtifactCache {
         { path: 'token' },
       );
     this.#idleTimeoutMs = intOption(options.idleTimeoutMs, 'idleTimeoutMs', 30_000, 1, 2 ** 31 - 1);
+    this.#urlPrefixes = checkPrefixes(options.urlPrefixes);
     this.dir = resolve(options.dir);
     this.#token = options.token;
     this.#fetch = options.fetch ?? fetch;
@@ -105,6 +116,12 @@ export class ArtifactCache {
    */
   async get(artifact: SlugArtifact, options: { signal?: AbortSignal } = {}): Promise<string> {
     const url = check(artifact);
+    if (this.#urlPrefixes !== undefined && !this.#urlPrefixes.some((p) => url.href.startsWith(p)))
+      throw new HostError(
+        HostErrorCodes.ARTIFACT_INVALID,
+        `artifact url ${url.href} is under none of the cache's urlPrefixes (${this.#urlPrefixes.join(', ')}): refused`,
+        { path: 'url' },
+      );
     const { signal } = options;
     signal?.throwIfAborted();
     const path = join(this.dir, `${artifact.sha256}.slug`);
@@ -388,4 +405,32 @@ function check(artifact: SlugArtifact): URL {
     }
   }
   return url;
+}
+
+/** Checks `urlPrefixes` and gives them normalised (as `URL#href`). */
+function checkPrefixes(value: unknown): readonly string[] | undefined {
+  if (value === undefined) return undefined;
+  const invalid = (why: string): HostError =>
+    new HostError(HostErrorCodes.INVALID_OPTIONS, `ArtifactCache urlPrefixes ${why}`, {
+      path: 'urlPrefixes',
+    });
+  if (!Array.isArray(value)) throw invalid('must be an array of URL prefixes');
+  return value.map((prefix: unknown) => {
+    let url: URL | undefined;
+    try {
+      if (typeof prefix === 'string') url = new URL(prefix);
+    } catch {
+      // reported below
+    }
+    if (
+      url === undefined ||
+      !['file:', 'http:', 'https:'].includes(url.protocol) ||
+      !(prefix as string).endsWith('/') ||
+      !url.href.endsWith('/')
+    )
+      throw invalid(
+        `${describe(prefix)} is not a file://, http:// or https:// URL ending in "/" (a bare origin would also match its look-alikes)`,
+      );
+    return url.href;
+  });
 }
