@@ -27,6 +27,31 @@ describe('baseDomain', () => {
     expect((await h.routes.list({ service: 'demo-web' })).length).toBe(0);
   });
 
+  it('refuses custom domains under the base domain: no app squats another name or all of them', async () => {
+    h = await harness({ controller: { baseDomain: 'localhost' } });
+    await h.controller.createApp({ name: 'demo' });
+    for (const hostname of [
+      'future.localhost',
+      '*.localhost',
+      'a.b.localhost',
+      'Future.LocalHost.',
+    ]) {
+      const err = await h.controller.addDomain('demo', hostname).catch((e: unknown) => e);
+      expect(isFlotillaError(err, 'FLOTILLA_CONTROLLER_INVALID_INPUT'), hostname).toBe(true);
+      expect((err as Error).message).toMatch(/under the base domain localhost/);
+    }
+    expect((await h.controller.listDomains('demo')).map((d) => d.hostname)).toEqual([
+      'demo.localhost',
+    ]);
+    // The name stays free for its app; a domain of one's own is fine.
+    await h.controller.createApp({ name: 'future' });
+    await h.controller.addDomain('demo', 'www.localhost.example.com');
+    expect((await h.routes.list({ service: 'demo-web' })).map((r) => r.domain).sort()).toEqual([
+      'demo.localhost',
+      'www.localhost.example.com',
+    ]);
+  });
+
   it('refuses a base domain that is no domain: a wildcard, empty, numeric, a slash, NUL, empty labels', async () => {
     const store = new MemoryStore();
     try {

@@ -805,11 +805,22 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     return this.#domains.list(app, options);
   }
 
-  /** Adds a custom domain: a router route to the app's `web`. `FLOTILLA_CONTROLLER_DOMAIN_EXISTS` when any app has it. */
+  /**
+   * Adds a custom domain: a router route to the app's `web`. `FLOTILLA_CONTROLLER_DOMAIN_EXISTS`
+   * when any app has it; `FLOTILLA_CONTROLLER_INVALID_INPUT` for a name under the base domain
+   * (`<app>.<baseDomain>` belongs to the app of that name, even one not created yet).
+   */
   async addDomain(app: string, hostname: string, options: CallOptions = {}): Promise<Domain> {
     this.#open();
     checkAppName(app);
     const h = checkHostname(hostname);
+    const base = this.#o.baseDomain;
+    if (base !== undefined && (h === base || h.endsWith(`.${base}`)))
+      throw new ControllerError(
+        ControllerErrorCodes.INVALID_INPUT,
+        `${h} is under the base domain ${base}, where apps get their default domains (<app>.${base}): add a domain of your own`,
+        { app, path: 'hostname' },
+      );
     await this.#repo.requireApp(app, options);
     return this.#domains.add(app, h, 'custom', options);
   }
