@@ -368,6 +368,25 @@ describe('DockerDriver', () => {
     expect(lines[3]).toBe('end');
   });
 
+  it('keeps the last lines of a job that writes fast past its log file size right before it ends', async () => {
+    const driver = await open({ maxLogFileBytes: 64 * 1024 });
+    for (const command of [
+      'yes 0123456789abcdef | head -c 19999990; echo last words; exit 3',
+      "head -c 50000000 /dev/zero | tr '\\0' a; echo; echo last words; exit 3",
+    ]) {
+      const s = spec(command);
+      await driver.start(s);
+      expect(await waitExit(driver, s.id)).toMatchObject({ code: 3 });
+      const lines = await output(driver, s.id);
+      expect(lines.at(-1)).toBe('last words');
+      // dockerd's own complaint when its follower falls behind is not the job's output
+      expect(lines.filter((l) => l.startsWith('Error grabbing logs'))).toEqual([]);
+      const all: string[] = [];
+      for await (const l of driver.logs(s.id)) all.push(l.stream);
+      expect(all.at(-1)).toBe('system');
+    }
+  });
+
   it('fails with a retryable engine error when dockerd does not answer', async () => {
     const { default: DockerCtor } = await import('dockerode');
     const err = await expectCode(

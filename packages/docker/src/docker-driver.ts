@@ -606,7 +606,24 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
           for await (const chunk of stream) frames.write(chunk as Buffer);
           // the stream ends when the container stops, or when dockerd goes: which one?
           const state = ((await container.inspect()) as { State: ContainerState }).State;
-          if (state.Running !== true) return;
+          if (state.Running !== true) {
+            // A follower that fell behind the log file rotation ends early, without the last
+            // lines (a crash's last words): what is still in the files after the last line
+            // read is read once more, without following.
+            if (frames.lastTimestamp !== undefined) {
+              const rest = (await container.logs({
+                follow: false,
+                stdout: true,
+                stderr: true,
+                timestamps: true,
+                since: sinceAfter(frames.lastTimestamp),
+                abortSignal: signal,
+              } as Docker.ContainerLogsOptions & { follow: false })) as unknown as Buffer;
+              frames.write(rest);
+            }
+            return;
+          }
+          frames.broken = false; // resumed from the last line read
         } catch (err) {
           if (signal.aborted || statusOf(err) === 404) return;
           waitAttempt.abort();

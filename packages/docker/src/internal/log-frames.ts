@@ -10,6 +10,12 @@ export class LogFrames {
   #pending: Buffer = Buffer.alloc(0);
   /** The timestamp of the last whole message, as Docker wrote it. */
   lastTimestamp: string | undefined;
+  /**
+   * Set when dockerd said, in the stream, that it lost its place in the log files (`Error
+   * grabbing logs: ...`, with no timestamp: a follower that fell behind the json-file rotation).
+   * That message is not the job's output and is not passed on; the stream ends after it.
+   */
+  broken = false;
 
   constructor(onData: (stream: 'stdout' | 'stderr', bytes: Buffer) => void) {
     this.#onData = onData;
@@ -26,6 +32,8 @@ export class LogFrames {
       if (space > 0 && space <= 40 && payload[space - 1] === 0x5a /* Z */) {
         this.lastTimestamp = payload.subarray(0, space).toString('latin1');
         this.#onData(stream, payload.subarray(space + 1));
+      } else if (payload.subarray(0, GRABBING.length).equals(GRABBING)) {
+        this.broken = true;
       } else {
         this.#onData(stream, payload);
       }
@@ -34,6 +42,9 @@ export class LogFrames {
     this.#pending = Buffer.from(buf);
   }
 }
+
+/** How dockerd's own error in a log stream starts (daemon/logs.go). */
+const GRABBING = Buffer.from('Error grabbing logs: ');
 
 /**
  * Docker's `since` (seconds with nanoseconds) for the instant 1 ns after an RFC 3339 timestamp
