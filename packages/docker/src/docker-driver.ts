@@ -689,6 +689,8 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
       message: exitMessage(job, reason, code, signal),
     };
     job.exit = status;
+    // a last line without a newline is the job's last words: before the exit line, not after
+    job.logs.flush();
     job.logs.append('system', status.message);
     job.logs.end();
     this.#logger.info({ jobId: job.id, ...status }, 'job ended');

@@ -578,6 +578,8 @@ export class ProcessDriver
       message: exitMessage(job, reason, code, signal),
     };
     job.exit = status;
+    // a last line without a newline is the job's last words: before the exit line, not after
+    job.logs.flush();
     job.logs.append('system', status.message);
     job.logs.end();
     await writeJson(job.paths.exit, status).catch((err: unknown) =>

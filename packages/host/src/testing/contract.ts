@@ -365,6 +365,20 @@ export function runDriverContract(options: DriverContractOptions): void {
       await expectCode(driver.inspect(crash.id), 'FLOTILLA_HOST_JOB_NOT_FOUND');
     });
 
+    it('keeps a last line written without a newline before the exit line', async () => {
+      const driver = await open();
+      const s = spec(`printf 'last words'; printf 'on stderr' >&2; exit 3`);
+      await driver.start(s);
+      expect(await waitExit(driver, s.id)).toMatchObject({ code: 3, reason: 'exited' });
+      const all: string[] = [];
+      for await (const l of driver.logs(s.id)) all.push(l.stream);
+      const text = new Map<string, string>();
+      for await (const l of driver.logs(s.id)) text.set(l.stream, l.line);
+      expect(all.at(-1)).toBe('system');
+      expect(text.get('stdout')).toBe('last words');
+      expect(text.get('stderr')).toBe('on stderr');
+    });
+
     it('refuses bad specs, duplicate ids and removing a running job', async () => {
       const driver = await open();
       await expectCode(driver.start({ ...spec('true'), id: 'a/b' }), 'FLOTILLA_HOST_INVALID_SPEC');
