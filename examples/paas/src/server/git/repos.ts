@@ -5,19 +5,24 @@ import { promisify } from 'node:util';
 import { PaasError, PaasErrorCodes } from '../../errors.js';
 
 const run = promisify(execFile);
+const DEFAULT_MAX_PUSH_BYTES = 512 * 1024 * 1024;
 
 /** The bare repositories of the apps, one per app under `root` (`<root>/<app>.git`). */
 export class GitRepos {
   readonly root: string;
   readonly #hookScript: string;
   readonly #creating = new Map<string, Promise<string>>();
+  readonly #maxPushBytes: number;
 
   /**
    * @param root - the directory of the repositories
    * @param hookEntry - the JavaScript file the `pre-receive` hook runs with this Node
+   * @param maxPushBytes - the largest pack a push may send (git's `receive.maxInputSize`;
+   *   default 512 MiB, as an uploaded source): a bigger one is refused before it fills the disk
    */
-  constructor(root: string, hookEntry: string) {
+  constructor(root: string, hookEntry: string, maxPushBytes = DEFAULT_MAX_PUSH_BYTES) {
     this.root = root;
+    this.#maxPushBytes = maxPushBytes;
     this.#hookScript = `#!/bin/sh\nexec ${shellQuote(process.execPath)} ${shellQuote(hookEntry)}\n`;
   }
 
@@ -45,7 +50,7 @@ export class GitRepos {
         await run('git', ['init', '--bare', '--quiet', '--initial-branch=main', tmp]);
         await run('git', ['-C', tmp, 'config', 'http.receivepack', 'true']);
         await run('git', ['-C', tmp, 'config', 'receive.denyDeletes', 'false']);
-        await this.#writeHook(tmp);
+        await this.#configure(tmp);
         await rename(tmp, dir);
       } catch (err) {
         await rm(tmp, { recursive: true, force: true });
@@ -55,10 +60,16 @@ export class GitRepos {
         });
       }
     } else {
-      // The hook names this server's Node and build: rewrite it, in case they moved.
-      await this.#writeHook(dir);
+      // The hook names this server's Node and build: rewrite it, in case they moved; and the
+      // push size limit, in case it changed (or the repository predates it).
+      await this.#configure(dir);
     }
     return dir;
+  }
+
+  async #configure(dir: string): Promise<void> {
+    await run('git', ['-C', dir, 'config', 'receive.maxInputSize', String(this.#maxPushBytes)]);
+    await this.#writeHook(dir);
   }
 
   async #writeHook(dir: string): Promise<void> {
