@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -113,6 +114,48 @@ describe('ProcessDriver', () => {
     expect(system).toHaveLength(3); // R14 once, R15, the exit
   });
 
+  it("kills what left the job's process group (setsid) but still writes its output, on stop and on exit; a reader of the output lives on", async () => {
+    const d = await create();
+    const escapee = (id: string): Promise<number> =>
+      new Promise((resolve, reject) => {
+        void (async () => {
+          for await (const l of d.logs(id, { follow: true, signal: AbortSignal.timeout(10_000) })) {
+            const m = /^escapee (\d+)$/.exec(l.line);
+            if (m !== null) return resolve(Number(m[1]));
+          }
+          reject(new Error('no escapee line'));
+        })().catch(reject);
+      });
+    const alive = async (pid: number): Promise<boolean> => {
+      const st = await readStat(pid);
+      return st !== undefined && st.state !== 'Z';
+    };
+    const daemon = `setsid sh -c 'echo "escapee $$"; exec sleep 1000' &`;
+
+    const stopped = spec('esc.1', `${daemon} sleep 1000`);
+    await d.start(stopped);
+    const first = await escapee(stopped.id);
+    expect((await readStat(first))?.pgrp).toBe(first); // its own group: the group kill misses it
+    const reader = spawn('tail', ['-f', join(dir, 'state', 'jobs', stopped.id, 'stdout.log')], {
+      stdio: 'ignore',
+    });
+    try {
+      await d.stop(stopped.id, { graceMs: 1000 });
+      expect(await alive(first)).toBe(false);
+      expect(reader.exitCode).toBe(null);
+      expect(reader.killed).toBe(false);
+      expect(await alive(reader.pid as number)).toBe(true);
+    } finally {
+      reader.kill('SIGKILL');
+    }
+
+    const exiting = spec('esc.2', `${daemon} sleep 0.2; exit 3`);
+    await d.start(exiting);
+    const second = await escapee(exiting.id);
+    expect(await d.wait(exiting.id)).toMatchObject({ code: 3 });
+    expect(await alive(second)).toBe(false);
+  });
+
   it('leaves a job under its limit alone', async () => {
     const clock = new ManualClock(Date.now());
     const d = await create({ clock, sampleIntervalMs: 1000, memoryGraceSamples: 1 });
@@ -162,7 +205,12 @@ describe('ProcessDriver', () => {
       expect(await second.list()).toEqual([]);
       expect((await second.inspect('reused')).exit).toMatchObject({ reason: 'lost' });
     } finally {
-      process.kill(-real.pid, 'SIGKILL');
+      // the real job, still writing its output, was killed as a leftover of the lost job
+      try {
+        process.kill(-real.pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
     }
   });
 

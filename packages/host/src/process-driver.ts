@@ -29,6 +29,7 @@ import {
   isSameProcess,
   killGroup,
   processGroups,
+  processesWriting,
   readStat,
   residentBytes,
 } from './internal/proc.js';
@@ -605,15 +606,49 @@ export class ProcessDriver
     const deadline = Date.now() + REAP_TIMEOUT_MS;
     for (;;) {
       const leader = await readStat(pid);
-      if (leader !== undefined && leader.state !== 'Z' && leader.startTime !== startTime) return;
+      if (leader !== undefined && leader.state !== 'Z' && leader.startTime !== startTime) break;
       const members = (await processGroups()).get(pid) ?? [];
-      if (members.length === 0) return;
+      if (members.length === 0) break;
       killGroup(pid, 'SIGKILL');
       if (Date.now() > deadline) {
         this.#emitError(
           new HostError(
             HostErrorCodes.STATE_DIR,
             `processes ${members.join(', ')} of job ${job.id} outlived SIGKILL for ${REAP_TIMEOUT_MS} ms (uninterruptible I/O?)`,
+            { jobId: job.id },
+          ),
+        );
+        return;
+      }
+      await delay(KERNEL_POLL_MS);
+    }
+    await this.#reapEscapees(job, deadline);
+  }
+
+  /**
+   * SIGKILLs the processes that left the job's group (`setsid`, a double fork) but still write
+   * its output files, until none is left: a daemonised child would hold the job's port and run
+   * on after it. One that also closed or redirected its output is not found (only cgroups
+   * would catch it). Readers of the files (`tail -f`) are left alone.
+   */
+  async #reapEscapees(job: Job, deadline: number): Promise<void> {
+    const files = [job.paths.stdout, job.paths.stderr];
+    for (;;) {
+      const escaped = await processesWriting(files);
+      if (escaped.length === 0) return;
+      for (const p of escaped) {
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+      }
+      this.#logger.warn({ jobId: job.id, pids: escaped }, 'killed processes that left the job');
+      if (Date.now() > deadline) {
+        this.#emitError(
+          new HostError(
+            HostErrorCodes.STATE_DIR,
+            `processes ${escaped.join(', ')} that left job ${job.id} outlived SIGKILL for ${REAP_TIMEOUT_MS} ms (uninterruptible I/O?)`,
             { jobId: job.id },
           ),
         );

@@ -1,6 +1,6 @@
 // Reading Linux's /proc: process start times (to tell a pid from a reused one), process groups
 // and resident memory.
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 
 /** The fields of `/proc/<pid>/stat` the driver uses. */
 export interface ProcStat {
@@ -82,4 +82,46 @@ export function killGroup(pgid: number, signal: NodeJS.Signals): boolean {
     if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
     throw err;
   }
+}
+
+/**
+ * The processes (other than this one) that hold one of `paths` open for writing: a job's
+ * processes inherit its output files, also those that left its process group (`setsid`).
+ * Readers (a `tail -f`) are not counted. Processes this user may not look into are skipped.
+ */
+export async function processesWriting(paths: readonly string[]): Promise<number[]> {
+  let names: string[];
+  try {
+    names = await readdir('/proc');
+  } catch {
+    return [];
+  }
+  const wanted = new Set(paths);
+  const found: number[] = [];
+  await Promise.all(
+    names.map(async (name) => {
+      if (!/^\d+$/.test(name) || Number(name) === process.pid) return;
+      let fds: string[];
+      try {
+        fds = await readdir(`/proc/${name}/fd`);
+      } catch {
+        return; // gone, or not ours to look into
+      }
+      for (const fd of fds) {
+        const target = await readlink(`/proc/${name}/fd/${fd}`).catch(() => '');
+        // an unlinked file reads as "<path> (deleted)"
+        const path = target.endsWith(' (deleted)') ? target.slice(0, -10) : target;
+        if (!wanted.has(path)) continue;
+        const info = await readFile(`/proc/${name}/fdinfo/${fd}`, 'utf8').catch(() => '');
+        const flags = /^flags:\s+([0-7]+)$/m.exec(info);
+        // O_WRONLY (1) or O_RDWR (2)
+        if (flags !== null && (parseInt(flags[1] as string, 8) & 3) !== 0) {
+          const stat = await readStat(Number(name));
+          if (stat !== undefined && stat.state !== 'Z') found.push(stat.pid);
+          return;
+        }
+      }
+    }),
+  );
+  return found;
 }
