@@ -121,13 +121,32 @@ describe('a server killed mid-push', { timeout: 180_000 }, () => {
     killed.process.kill('SIGKILL');
     expect(await exited).not.toBe(0);
     expect(out).toContain('the remote end hung up');
-    // The build's own processes outlive a SIGKILLed server (they are the builder's): end them.
-    const orphans = await run('pgrep', ['-f', 'killed-build-started && sleep 62']);
-    for (const pid of orphans.stdout.split('\n').filter(Boolean))
-      process.kill(Number(pid), 'SIGKILL');
+    // The build's own processes outlive a SIGKILLed server (nothing is left to kill them)...
+    const orphans = async (): Promise<number[]> =>
+      (await run('pgrep', ['-f', 'killed-build-started && sleep 62'])).stdout
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
+    expect((await orphans()).length).toBeGreaterThan(0);
 
     await killed.stop(); // already dead: frees what the harness holds for it
     s = await startServer({ dataDir: killed.dataDir, args: ['--stop-jobs'] });
+    // ...until the server starts again: it ends them before it builds anything.
+    try {
+      await waitFor(
+        "the dead server's build steps to be gone",
+        async () => ((await orphans()).length === 0 ? true : undefined),
+        20_000,
+      );
+    } finally {
+      for (const pid of await orphans()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+      }
+    }
     const build = await waitFor(
       "the dead server's build to be marked failed",
       async () => {

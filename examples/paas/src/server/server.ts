@@ -15,6 +15,7 @@ import { SqliteStore } from '@flotilla/sqlite';
 import type { Store } from '@flotilla/store';
 import { PaasError, PaasErrorCodes } from '../errors.js';
 import { apiRoutes } from './api/routes.js';
+import { sweepDeadBuildSteps } from './build-sweep.js';
 import { jobLogRoutes } from './api/job-logs.js';
 import type { ServerConfig } from './config.js';
 import { gitHandler } from './git/git-handler.js';
@@ -252,6 +253,8 @@ export class FlotillaServer implements AsyncDisposable {
       });
       ref.controller = controller;
       controller.on('error', (err) => logger.warn({ err }, 'controller'));
+      // Build steps of a server SIGKILLed mid-build still run: end them before building again.
+      await sweepDeadBuildSteps(logger.child({ c: 'build-sweep' }));
       await controller.start();
       closers.push({ name: 'controller', close: () => controller.close() });
 
