@@ -94,6 +94,13 @@ async function output(driver: DockerDriver, id: string): Promise<string[]> {
   return lines;
 }
 
+/** Resolves once the job has written `text` as a line; fails after 20 s. */
+async function untilLine(driver: DockerDriver, id: string, text: string): Promise<void> {
+  const signal = AbortSignal.timeout(20_000);
+  for await (const l of driver.logs(id, { follow: true, signal })) if (l.line === text) return;
+  throw new Error(`job ${id} never wrote ${text}`);
+}
+
 function waitExit(driver: DockerDriver, id: string): Promise<ExitStatus> {
   return driver.wait(id, { signal: AbortSignal.timeout(20_000) });
 }
@@ -505,10 +512,11 @@ describe('DockerDriver', () => {
     expect((await next.list()).map((j) => j.id)).toEqual([s.id]);
   });
 
-  it('a job paused from outside (docker pause) still takes signals and is stopped', async () => {
+  it('a job paused from outside (docker pause) is thawed to take a signal or a stop', async () => {
     const driver = await open();
-    const s = spec(`trap 'echo got-usr1' USR1; while :; do sleep 0.1; done`);
+    const s = spec(`trap 'echo got-usr1' USR1; echo up; while :; do sleep 0.1; done`);
     await driver.start(s);
+    await untilLine(driver, s.id, 'up');
     const [found] = await docker.listContainers({
       filters: JSON.stringify({ label: [`flotilla.job=${s.id}`] }),
     });
@@ -516,13 +524,12 @@ describe('DockerDriver', () => {
     const container = docker.getContainer(found?.Id ?? '');
     await container.pause();
     await driver.signal(s.id, 'SIGUSR1');
+    await untilLine(driver, s.id, 'got-usr1');
     await container.pause();
-    const st = await driver.stop(s.id, { graceMs: 2000 });
+    // a stop that waited for the paused job would end by SIGKILL after the grace
+    const st = await driver.stop(s.id, { graceMs: 10_000 });
     expect(st).toMatchObject({ reason: 'stopped' });
     expect(st.signal).not.toBe('SIGKILL');
-    const lines: string[] = [];
-    for await (const l of driver.logs(s.id)) lines.push(l.line);
-    expect(lines).toContain('got-usr1');
   });
 
   it('close() while a stop waits out its grace: the stop finishes, then wait calls fail CLOSED', async () => {
