@@ -11,7 +11,16 @@ export interface GitBackendOptions {
   /** Extra environment for `git http-backend` and the hooks it runs. */
   readonly env: Readonly<Record<string, string>>;
   readonly logger: Logger;
+  /**
+   * How long a client may send nothing while its request body is not all in, ms (default
+   * 60,000): a push whose client vanished without closing its connection (a laptop put to
+   * sleep) is ended, instead of holding its app's pushes for good. Not applied once the body is
+   * in: a build may be silent for long.
+   */
+  readonly bodyIdleTimeoutMs?: number;
 }
+
+const DEFAULT_BODY_IDLE_MS = 60_000;
 
 const HEADER_END = Buffer.from('\r\n\r\n');
 const HEADER_END_LF = Buffer.from('\n\n');
@@ -123,11 +132,34 @@ export function serveGit(
       if (rest.length > 0) res.write(rest);
     });
     child.on('close', (code) => {
+      stopIdle();
       if (code !== 0) o.logger.warn({ code, stderr: stderr.trim() }, 'git http-backend failed');
       if (!headersSent) fail(500, `git http-backend failed: ${stderr.trim() || `exit ${code}`}`);
       else res.end();
       resolve();
     });
+    // A client that stops sending mid-body is dropped, with the backend and its hook.
+    const idleMs = o.bodyIdleTimeoutMs ?? DEFAULT_BODY_IDLE_MS;
+    let idle: NodeJS.Timeout | undefined;
+    const stopIdle = (): void => clearTimeout(idle);
+    const arm = (): void => {
+      stopIdle();
+      idle = setTimeout(() => {
+        o.logger.warn(
+          { path: o.pathInfo, idleMs },
+          'a git client sent nothing for too long mid-request: dropped',
+        );
+        killGroup();
+        req.destroy();
+        res.destroy();
+      }, idleMs);
+    };
+    if (!req.complete) {
+      arm();
+      req.on('data', arm);
+      req.once('end', stopIdle);
+      req.once('close', stopIdle);
+    }
     req.pipe(child.stdin);
     child.stdin.on('error', () => undefined);
     // The client went away (ctrl-c on git push): the push's processes go with it.
