@@ -8,8 +8,13 @@
 export class LogFrames {
   readonly #onData: (stream: 'stdout' | 'stderr', bytes: Buffer) => void;
   #pending: Buffer = Buffer.alloc(0);
-  /** The timestamp of the last whole message, as Docker wrote it. */
+  /**
+   * The latest timestamp of the whole messages read, as Docker wrote it. The latest, not the
+   * last: a follow may give a stream's message after a later one of the other stream, and a
+   * read resumed after the last one would give that later message twice.
+   */
   lastTimestamp: string | undefined;
+  #latest: bigint | undefined;
   /**
    * Set when dockerd said, in the stream, that it lost its place in the log files (`Error
    * grabbing logs: ...`, with no timestamp: a follower that fell behind the json-file rotation).
@@ -30,7 +35,12 @@ export class LogFrames {
       const payload = buf.subarray(8, 8 + size);
       const space = payload.indexOf(0x20);
       if (space > 0 && space <= 40 && payload[space - 1] === 0x5a /* Z */) {
-        this.lastTimestamp = payload.subarray(0, space).toString('latin1');
+        const timestamp = payload.subarray(0, space).toString('latin1');
+        const at = nanosOf(timestamp);
+        if (at === undefined || this.#latest === undefined || at > this.#latest) {
+          this.lastTimestamp = timestamp;
+          this.#latest = at;
+        }
         this.#onData(stream, payload.subarray(space + 1));
       } else if (payload.subarray(0, GRABBING.length).equals(GRABBING)) {
         this.broken = true;
@@ -61,4 +71,13 @@ export function sinceAfter(timestamp: string): string | undefined {
     nanos -= 1e9;
   }
   return `${seconds}.${String(nanos).padStart(9, '0')}`;
+}
+
+/** An RFC 3339 timestamp as nanoseconds since the epoch, to compare; undefined if unreadable. */
+function nanosOf(timestamp: string): bigint | undefined {
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$/.exec(timestamp);
+  if (m === null) return undefined;
+  const ms = Date.parse(`${m[1] as string}Z`);
+  if (!Number.isFinite(ms)) return undefined;
+  return BigInt(ms) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
 }

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { LogFrames, sinceAfter } from './log-frames.js';
+
+/** One frame of Docker's multiplexed stream: 1 stdout, 2 stderr. */
+function frame(stream: 1 | 2, text: string): Buffer {
+  const payload = Buffer.from(text);
+  const header = Buffer.alloc(8);
+  header[0] = stream;
+  header.writeUInt32BE(payload.length, 4);
+  return Buffer.concat([header, payload]);
+}
+
+describe('LogFrames', () => {
+  it('resumes after the latest message read, not the last one (streams interleave out of order)', () => {
+    const got: string[] = [];
+    const frames = new LogFrames((stream, bytes) => got.push(`${stream}:${bytes.toString()}`));
+    frames.write(frame(2, '2026-12-01T16:20:22.5Z on stderr\n'));
+    frames.write(frame(1, '2026-12-01T16:20:22.49Z last words\n'));
+    expect(got).toEqual(['stderr:on stderr\n', 'stdout:last words\n']);
+    expect(frames.lastTimestamp).toBe('2026-12-01T16:20:22.5Z');
+    expect(sinceAfter(frames.lastTimestamp ?? '')).toBe('1796142022.500000001');
+  });
+
+  it("keeps dockerd's own 'Error grabbing logs' out of the output and says the stream broke", () => {
+    const got: string[] = [];
+    const frames = new LogFrames((_stream, bytes) => got.push(bytes.toString()));
+    const all = Buffer.concat([
+      frame(1, '2026-12-01T16:20:22.1Z a\n'),
+      frame(1, 'Error grabbing logs: no such file or directory\n'),
+    ]);
+    // cut anywhere across chunks
+    frames.write(all.subarray(0, 13));
+    frames.write(all.subarray(13));
+    expect(got).toEqual(['a\n']);
+    expect(frames.broken).toBe(true);
+  });
+});
