@@ -1,9 +1,10 @@
-/** A queue one consumer drains as an async iterable; producers push, or fail it. */
+/** A queue one consumer drains as an async iterable; producers push, end or fail it. */
 export class AsyncQueue<T> {
   readonly #items: T[] = [];
   #wake: (() => void) | undefined;
   #error: unknown;
   #failed = false;
+  #ended = false;
 
   /** Adds an item. */
   push(item: T): void {
@@ -18,7 +19,13 @@ export class AsyncQueue<T> {
     this.#wake?.();
   }
 
-  /** Yields items as they come, until `signal` aborts or the queue fails. */
+  /** Ends the consumer once it has taken what was pushed before. */
+  end(): void {
+    this.#ended = true;
+    this.#wake?.();
+  }
+
+  /** Yields items as they come, until `signal` aborts or the queue ends or fails. */
   async *drain(signal: AbortSignal): AsyncGenerator<T> {
     const onAbort = (): void => this.#wake?.();
     signal.addEventListener('abort', onAbort, { once: true });
@@ -30,7 +37,7 @@ export class AsyncQueue<T> {
           continue;
         }
         if (this.#failed) throw this.#error;
-        if (signal.aborted) return;
+        if (this.#ended || signal.aborted) return;
         await new Promise<void>((resolve) => (this.#wake = resolve));
         this.#wake = undefined;
       }

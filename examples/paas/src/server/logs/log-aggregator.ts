@@ -28,7 +28,7 @@ export interface LogAggregatorOptions {
 export interface LogReadRequest {
   /** How many of the newest lines first. */
   readonly lines: number;
-  /** Then keep following, including dynos that start meanwhile. */
+  /** Then keep following, including dynos that start meanwhile, until the app is destroyed. */
   readonly follow: boolean;
   readonly type?: string;
   /** One dyno (`web.1`). */
@@ -108,6 +108,11 @@ export class LogAggregator implements JobLogSource {
     void (async () => {
       try {
         for await (const ev of this.#o.events(app, ac.signal)) {
+          // Nothing more will come: the follower ends (it kept the stream open for good).
+          if (ev.type === 'app.destroyed') {
+            queue.end();
+            return;
+          }
           if (ev.type !== 'job.state' || (ev.state !== 'starting' && ev.state !== 'up')) continue;
           const fresh = (await this.#o.dynos(app, ac.signal)).find((d) => d.id === ev.jobId);
           if (fresh !== undefined && matches(fresh.type, fresh.name))
