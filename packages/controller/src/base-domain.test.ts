@@ -52,6 +52,21 @@ describe('baseDomain', () => {
     ]);
   });
 
+  it('refuses a new app name too long for its services (<app>-<type>, one DNS label); 30 is fine', async () => {
+    h = await harness({ controller: { baseDomain: 'localhost' } });
+    for (const name of ['x'.repeat(31), `a${'b'.repeat(61)}c`]) {
+      const err = await h.controller.createApp({ name }).catch((e: unknown) => e);
+      expect(isFlotillaError(err, 'FLOTILLA_CONTROLLER_INVALID_INPUT'), name).toBe(true);
+      expect((err as Error).message).toMatch(/at most 30 characters/);
+    }
+    expect(await h.controller.listApps()).toEqual([]);
+    const name = 'x'.repeat(30);
+    await h.controller.createApp({ name });
+    expect((await h.routes.list({ service: `${name}-web` })).map((r) => r.domain)).toEqual([
+      `${name}.localhost`,
+    ]);
+  });
+
   it('refuses a base domain that is no domain: a wildcard, empty, numeric, a slash, NUL, empty labels', async () => {
     const store = new MemoryStore();
     try {

@@ -68,6 +68,9 @@ import { RetryingStore } from './internal/retrying-store.js';
 import { releaseSummary } from './internal/summary.js';
 import { deployOutcome } from './internal/outcome.js';
 
+/** The longest name a new app may have (Heroku's): `<app>-<type>` is one DNS label. */
+const MAX_NEW_APP_NAME = 30;
+
 /** Options of {@link Controller}. */
 export interface ControllerOptions {
   /** The store holding the controller's data and the cluster state (`SqliteStore`, `EtcdStore`, `MemoryStore`). Not closed by the controller. */
@@ -335,7 +338,11 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
 
   // --- apps ----------------------------------------------------------------------------------
 
-  /** Creates an app (with `<name>.<baseDomain>` when configured). `FLOTILLA_CONTROLLER_APP_EXISTS` when taken. */
+  /**
+   * Creates an app (with `<name>.<baseDomain>` when configured). `FLOTILLA_CONTROLLER_APP_EXISTS`
+   * when taken; `FLOTILLA_CONTROLLER_INVALID_INPUT` for a name that is no DNS label or is over 30
+   * characters (each process type is a service `<app>-<type>`, one DNS label).
+   */
   async createApp(input: CreateAppInput = {}, options: CallOptions = {}): Promise<App> {
     this.#open();
     if (typeof input !== 'object' || input === null)
@@ -343,6 +350,13 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     const meta = checkMeta(input.meta);
     const given = input.name !== undefined;
     const name = given ? checkAppName(input.name) : randomAppName();
+    // Each process type is a service `<app>-<type>`, one DNS label (63 at most), in discovery
+    // and the route table: a new app leaves room for a type of 32.
+    if (name.length > MAX_NEW_APP_NAME)
+      throw invalid(
+        'name',
+        `an app name is at most ${MAX_NEW_APP_NAME} characters (${name.length} given): its services <app>-<process type> must stay one DNS label`,
+      );
     for (let attempt = 0; ; attempt++) {
       const candidate = attempt === 0 ? name : randomAppName();
       const record: AppRecord = {
