@@ -75,8 +75,12 @@ export function jobEnv(input: JobEnvInput): Record<string, string> {
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** The command's most bytes (UTF-8). */
 const MAX_COMMAND = 64 * 1024;
+/** The environment's most bytes (UTF-8, as `NAME=value\0` strings): well under Linux's ARG_MAX. */
 const MAX_ENV_BYTES = 1024 * 1024;
+/** Linux's MAX_ARG_STRLEN: one `NAME=value` string longer than this fails exec with E2BIG. */
+const MAX_ENV_VAR_BYTES = 128 * 1024 - 1;
 
 function invalid(path: string, why: string, jobId?: string): never {
   throw new HostError(HostErrorCodes.INVALID_SPEC, `job spec ${path}: ${why}`, {
@@ -112,8 +116,8 @@ export function validateJobSpec(spec: unknown): JobSpec {
   if (typeof o.command !== 'string' || o.command.trim() === '') {
     invalid('spec.command', 'it must be a non-empty string', id);
   }
-  if (o.command.length > MAX_COMMAND || o.command.includes('\0')) {
-    invalid('spec.command', `it must be under ${MAX_COMMAND} characters, without NUL`, id);
+  if (Buffer.byteLength(o.command) > MAX_COMMAND || o.command.includes('\0')) {
+    invalid('spec.command', `it must be at most ${MAX_COMMAND} bytes (UTF-8), without NUL`, id);
   }
   if (typeof o.cwd !== 'string' || !o.cwd.startsWith('/') || o.cwd.includes('\0')) {
     invalid('spec.cwd', `${describe(o.cwd)} is not an absolute path`, id);
@@ -128,10 +132,24 @@ export function validateJobSpec(spec: unknown): JobSpec {
     if (typeof value !== 'string' || value.includes('\0')) {
       invalid(`spec.env.${name}`, 'it must be a string without NUL', id);
     }
-    bytes += name.length + value.length + 2;
+    const size = Buffer.byteLength(name) + Buffer.byteLength(value) + 1;
+    if (size > MAX_ENV_VAR_BYTES) {
+      invalid(
+        `spec.env.${name}`,
+        `${name}=value is ${size} bytes, over the ${MAX_ENV_VAR_BYTES} one variable may have (the kernel refuses to exec it): keep large values in a file`,
+        id,
+      );
+    }
+    bytes += size + 1;
     env[name] = value;
   }
-  if (bytes > MAX_ENV_BYTES) invalid('spec.env', `it is over ${MAX_ENV_BYTES} bytes`, id);
+  if (bytes > MAX_ENV_BYTES) {
+    invalid(
+      'spec.env',
+      `it is over ${MAX_ENV_BYTES} bytes (UTF-8): keep large values in files`,
+      id,
+    );
+  }
   const out: { -readonly [K in keyof JobSpec]: JobSpec[K] } = {
     id,
     app: o.app as string,

@@ -156,6 +156,33 @@ describe('ProcessDriver', () => {
     expect(await alive(second)).toBe(false);
   });
 
+  it('refuses a spec the kernel would refuse to exec (E2BIG) with INVALID_SPEC naming the field', async () => {
+    const d = await create();
+    const refused = async (s: JobSpec, path: string): Promise<void> => {
+      const err = await d.start(s).then(
+        () => undefined,
+        (e: unknown) => e as { code?: string; path?: string; message?: string },
+      );
+      expect(err).toMatchObject({ code: 'FLOTILLA_HOST_INVALID_SPEC', path });
+    };
+    const env = (config: Record<string, string>): Record<string, string> =>
+      jobEnv({ jobId: 'big', app: 'demo', release: 'v1', processType: 'web', index: 1, config });
+    // one variable over the kernel's 128 KiB per string, though the whole env is under 1 MiB
+    await refused(spec('big', 'true', { env: env({ BIG: 'x'.repeat(200_000) }) }), 'spec.env.BIG');
+    // under 1 MiB in characters, over it in bytes
+    const wide = Object.fromEntries(
+      Array.from({ length: 10 }, (_, i) => [`V${i}`, '\u{1F600}'.repeat(30_000)]),
+    );
+    await refused(spec('big', 'true', { env: env(wide) }), 'spec.env');
+    // 64 Ki characters, but 4 bytes each
+    await refused(spec('big', `echo ${'\u{1F600}'.repeat(40_000)}`), 'spec.command');
+    expect(await d.list()).toEqual([]);
+    // just under every limit: it runs
+    const ok = spec('ok', 'echo ${#BIG}', { env: env({ BIG: 'x'.repeat(120_000) }) });
+    await d.start(ok);
+    expect(await d.wait(ok.id)).toMatchObject({ code: 0 });
+  });
+
   it('leaves a job under its limit alone', async () => {
     const clock = new ManualClock(Date.now());
     const d = await create({ clock, sampleIntervalMs: 1000, memoryGraceSamples: 1 });
