@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Logger } from '@flotilla/core';
 import { ClusterState } from '@flotilla/cluster';
 import { Controller, DirectoryArtifactStore, DriverOneOffRunner } from '@flotilla/controller';
@@ -140,7 +140,15 @@ export class FlotillaServer implements AsyncDisposable {
     let hostAgent: HostAgent | undefined;
     let cache: ArtifactCache | undefined;
     if (config.roles.host) {
-      cache = new ArtifactCache({ dir: dir('cache'), token });
+      // What a release may point this agent at. On one machine, only the server's own artifact
+      // directory: a record naming file:///etc/shadow is refused before anything is read. In a
+      // cluster, slugs come from the API's /artifacts/ at whatever address the server has, so
+      // any http(s) URL is taken (the store's writers are trusted there).
+      cache = new ArtifactCache({
+        dir: dir('cache'),
+        token,
+        ...(single ? { urlPrefixes: [pathToFileURL(`${dir('artifacts')}/`).href] } : {}),
+      });
       const d =
         config.driver === 'docker'
           ? await dockerDriver(dockerClient(), config.hostId, logger, progress)
