@@ -25,4 +25,10 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The sample apps are what users push: plain CommonJS Node programs, as most apps are.
+    files: ['examples/apps/**/*.js'],
+    languageOptions: { sourceType: 'commonjs' },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
 );
