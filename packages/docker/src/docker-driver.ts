@@ -5,6 +5,7 @@ import type Docker from 'dockerode';
 import { EventEmitter } from 'eventemitter3';
 import { silentLogger, systemClock, type Clock, type Logger } from '@flotilla/core';
 import {
+  DriverJobTable,
   HostError,
   HostErrorCodes,
   LogBuffer,
@@ -200,11 +201,8 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
   readonly #pidsLimit: number;
   readonly #clock: Clock;
   readonly #logger: Logger;
-  readonly #jobs = new Map<string, Job>();
-  readonly #starting = new Set<string>();
+  readonly #jobs = new DriverJobTable<Job>('docker');
   #closed: Promise<void> | undefined;
-  readonly #closing: Promise<never>;
-  #rejectClosing!: (err: HostError) => void;
 
   private constructor(options: DockerDriverOptions) {
     super();
@@ -223,8 +221,6 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
     this.#maxLogFileBytes = options.maxLogFileBytes ?? 10 * 1024 * 1024;
     this.#pidsLimit = options.pidsLimit ?? DEFAULT_PIDS_LIMIT;
     this.#logger = (options.logger ?? silentLogger).child({ driver: 'docker' });
-    this.#closing = new Promise<never>((_, reject) => (this.#rejectClosing = reject));
-    this.#closing.catch(() => undefined);
   }
 
   /**
@@ -250,19 +246,13 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
   }
 
   async start(spec: JobSpec): Promise<JobInfo> {
-    this.#assertOpen();
+    this.#jobs.assertOpen();
     const s = validateJobSpec(spec);
-    if (this.#jobs.has(s.id) || this.#starting.has(s.id)) throw exists(s.id);
-    this.#starting.add(s.id);
-    try {
-      return info(await this.#create(s));
-    } finally {
-      this.#starting.delete(s.id);
-    }
+    return info(await this.#jobs.reserve(s.id, () => this.#create(s)));
   }
 
   async stop(id: string, options: StopOptions = {}): Promise<ExitStatus> {
-    const job = this.#get(id);
+    const job = this.#jobs.get(id);
     if (job.exit !== undefined) return job.exit;
     const signal = options.signal ?? 'SIGTERM';
     checkSignal(signal);
@@ -284,62 +274,36 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
   }
 
   async signal(id: string, signal: NodeJS.Signals): Promise<void> {
-    const job = this.#get(id);
-    checkSignal(signal);
-    if (job.exit !== undefined || job.finishing || !(await this.#kill(job, signal))) {
-      throw new HostError(HostErrorCodes.JOB_EXITED, `job ${id} has exited: nothing to signal`, {
-        jobId: id,
-      });
-    }
+    await this.#jobs.signal(id, signal, checkSignal, (job) => this.#kill(job, signal));
   }
 
   async inspect(id: string): Promise<JobInfo> {
-    return info(this.#get(id));
+    return info(this.#jobs.get(id));
   }
 
-  async wait(id: string, options: { signal?: AbortSignal } = {}): Promise<ExitStatus> {
-    const job = this.#get(id);
-    const { signal } = options;
-    if (job.exit !== undefined) return job.exit;
-    if (signal === undefined) return Promise.race([job.exited, this.#closing]);
-    signal.throwIfAborted();
-    let onAbort!: () => void;
-    const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-    try {
-      return await Promise.race([job.exited, aborted, this.#closing]);
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-    }
+  wait(id: string, options: { signal?: AbortSignal } = {}): Promise<ExitStatus> {
+    return this.#jobs.wait(id, options);
   }
 
   logs(id: string, options: LogReadOptions = {}): AsyncIterable<LogLine> {
-    return this.#get(id).logs.read(options);
+    return this.#jobs.logs(id, options);
   }
 
   async list(): Promise<JobInfo[]> {
-    this.#assertOpen();
-    return [...this.#jobs.values()].filter((j) => j.exit === undefined).map(info);
+    return this.#jobs.running().map(info);
   }
 
   /** Forgets an exited job and removes its container. `FLOTILLA_HOST_JOB_RUNNING` if it runs. */
   async remove(id: string): Promise<void> {
-    const job = this.#get(id);
-    if (job.exit === undefined) {
-      throw new HostError(
-        HostErrorCodes.JOB_RUNNING,
-        `job ${id} is still running: stop it before removing it`,
-        { jobId: id },
-      );
-    }
-    try {
-      await this.#docker.getContainer(job.containerId).remove({ force: true, v: true });
-    } catch (err) {
-      if (statusOf(err) !== 404) throw engineError(`cannot remove the container of job ${id}`, err);
-    }
-    this.#jobs.delete(id);
+    await this.#jobs.remove(id, async (job) => {
+      try {
+        await this.#docker.getContainer(job.containerId).remove({ force: true, v: true });
+      } catch (err) {
+        if (statusOf(err) !== 404) {
+          throw engineError(`cannot remove the container of job ${id}`, err);
+        }
+      }
+    });
   }
 
   /**
@@ -357,31 +321,11 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
   }
 
   async #close(): Promise<void> {
-    await Promise.allSettled([...this.#jobs.values()].map((j) => j.stopping));
-    this.#rejectClosing(
-      new HostError(HostErrorCodes.CLOSED, 'the docker driver was closed while waiting'),
-    );
+    await this.#jobs.close();
     for (const job of this.#jobs.values()) {
       job.watch.abort();
       if (job.exit === undefined) job.logs.end();
     }
-  }
-
-  #assertOpen(): void {
-    if (this.#closed !== undefined) {
-      throw new HostError(HostErrorCodes.CLOSED, 'the docker driver was closed');
-    }
-  }
-
-  #get(id: string): Job {
-    this.#assertOpen();
-    const job = this.#jobs.get(id);
-    if (job === undefined) {
-      throw new HostError(HostErrorCodes.JOB_NOT_FOUND, `no job ${String(id)} on this driver`, {
-        jobId: String(id),
-      });
-    }
-    return job;
   }
 
   async #create(s: JobSpec): Promise<Job> {
@@ -509,9 +453,9 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
       },
       false,
     );
-    this.#jobs.set(s.id, job);
+    this.#jobs.set(job);
     this.#logger.info({ jobId: s.id, container: container.id }, 'job started');
-    if (this.#closed !== undefined) {
+    if (this.#jobs.closed) {
       // closed while it started: the container runs on, for the next driver to adopt
       job.logs.end();
       throw new HostError(
@@ -781,7 +725,7 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
         },
         true,
       );
-      this.#jobs.set(id, job);
+      this.#jobs.set(job);
       const tail = this.#logOptions.maxLines ?? 1500;
       this.#follow(job, tail);
       if (state.Running === true)
@@ -880,7 +824,7 @@ function checkOptions(o: DockerDriverOptions): void {
   }
 }
 
-function checkSignal(signal: unknown): asserts signal is NodeJS.Signals {
+function checkSignal(signal: NodeJS.Signals): void {
   if (signal === 'SIGKILL' || FORWARDED_SIGNALS.includes(signal as NodeJS.Signals)) return;
   throw new HostError(
     HostErrorCodes.INVALID_OPTIONS,
@@ -925,14 +869,6 @@ function exitMessage(
         ? `${job.id} was stopped: still running ${job.graceMs} ms after ${job.stopSignal}, killed by SIGKILL`
         : `${job.id} was stopped with ${job.stopSignal} and ${how}`;
   }
-}
-
-function exists(id: string): HostError {
-  return new HostError(
-    HostErrorCodes.JOB_EXISTS,
-    `job ${id} already exists on this driver: remove it first, or use a new job id`,
-    { jobId: id },
-  );
 }
 
 function startFailed(id: string, why: string, cause?: unknown): HostError {

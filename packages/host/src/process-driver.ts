@@ -14,6 +14,7 @@ import type {
   StopOptions,
 } from './driver.js';
 import { HostError, HostErrorCodes } from './errors.js';
+import { DriverJobTable } from './driver-job-table.js';
 import { validateJobSpec, type JobSpec } from './job-spec.js';
 import {
   DEFAULT_LOG_MAX_BYTES,
@@ -158,14 +159,10 @@ export class ProcessDriver
   readonly #maxLogFileBytes: number;
   readonly #logPollMs: number;
   readonly #releaseLock: () => Promise<void>;
-  readonly #jobs = new Map<string, Job>();
-  readonly #starting = new Set<string>();
+  readonly #jobs = new DriverJobTable<Job>('process');
   readonly #adoptionErrors: HostError[] = [];
   #tick: unknown;
   #closed: Promise<void> | undefined;
-  /** Rejects with `FLOTILLA_HOST_CLOSED` when the driver closes: ends pending `wait` calls. */
-  readonly #closing: Promise<never>;
-  #rejectClosing!: (err: HostError) => void;
 
   private constructor(
     stateDir: string,
@@ -198,8 +195,6 @@ export class ProcessDriver
     );
     this.#logPollMs = intOption(options.logPollMs, 'logPollMs', 1000, 10);
     this.#releaseLock = releaseLock;
-    this.#closing = new Promise<never>((_, reject) => (this.#rejectClosing = reject));
-    this.#closing.catch(() => undefined);
   }
 
   /**
@@ -235,7 +230,7 @@ export class ProcessDriver
   }
 
   async start(spec: JobSpec): Promise<JobInfo> {
-    this.#assertOpen();
+    this.#jobs.assertOpen();
     const s = validateJobSpec(spec);
     if (s.image !== undefined) {
       throw new HostError(
@@ -244,17 +239,11 @@ export class ProcessDriver
         { jobId: s.id, path: 'spec.image' },
       );
     }
-    if (this.#jobs.has(s.id) || this.#starting.has(s.id)) throw exists(s.id);
-    this.#starting.add(s.id);
-    try {
-      return info(await this.#spawn(s));
-    } finally {
-      this.#starting.delete(s.id);
-    }
+    return info(await this.#jobs.reserve(s.id, () => this.#spawn(s)));
   }
 
   async stop(id: string, options: StopOptions = {}): Promise<ExitStatus> {
-    const job = this.#get(id);
+    const job = this.#jobs.get(id);
     if (job.exit !== undefined) return job.exit;
     const signal = options.signal ?? 'SIGTERM';
     if (!isSignal(signal)) throw badSignal(signal);
@@ -270,61 +259,31 @@ export class ProcessDriver
   }
 
   async signal(id: string, signal: NodeJS.Signals): Promise<void> {
-    const job = this.#get(id);
-    if (!isSignal(signal)) throw badSignal(signal);
-    if (job.exit !== undefined || !(await this.#signalJob(job, signal))) {
-      throw new HostError(HostErrorCodes.JOB_EXITED, `job ${id} has exited: nothing to signal`, {
-        jobId: id,
-      });
-    }
+    await this.#jobs.signal(id, signal, checkSignal, (job) => this.#signalJob(job, signal));
   }
 
   async inspect(id: string): Promise<JobInfo> {
-    return info(this.#get(id));
+    return info(this.#jobs.get(id));
   }
 
-  async wait(id: string, options: { signal?: AbortSignal } = {}): Promise<ExitStatus> {
-    const job = this.#get(id);
-    const { signal } = options;
-    if (job.exit !== undefined) return job.exit;
-    if (signal === undefined) return Promise.race([job.exited, this.#closing]);
-    signal.throwIfAborted();
-    let onAbort!: () => void;
-    const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-    try {
-      return await Promise.race([job.exited, aborted, this.#closing]);
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-    }
+  wait(id: string, options: { signal?: AbortSignal } = {}): Promise<ExitStatus> {
+    return this.#jobs.wait(id, options);
   }
 
   logs(id: string, options: LogReadOptions = {}): AsyncIterable<LogLine> {
-    return this.#get(id).logs.read(options);
+    return this.#jobs.logs(id, options);
   }
 
   async list(): Promise<JobInfo[]> {
-    this.#assertOpen();
-    return [...this.#jobs.values()].filter((j) => j.exit === undefined).map(info);
+    return this.#jobs.running().map(info);
   }
 
   async remove(id: string): Promise<void> {
-    const job = this.#get(id);
-    if (job.exit === undefined) {
-      throw new HostError(
-        HostErrorCodes.JOB_RUNNING,
-        `job ${id} is still running: stop it before removing it`,
-        { jobId: id },
-      );
-    }
-    this.#jobs.delete(id);
-    await rm(job.paths.dir, { recursive: true, force: true });
+    await this.#jobs.remove(id, (job) => rm(job.paths.dir, { recursive: true, force: true }));
   }
 
   async stats(id: string): Promise<JobStats> {
-    const job = this.#get(id);
+    const job = this.#jobs.get(id);
     if (job.exit !== undefined) {
       throw new HostError(HostErrorCodes.JOB_EXITED, `job ${id} has exited: no stats`, {
         jobId: id,
@@ -351,10 +310,7 @@ export class ProcessDriver
   async #close(): Promise<void> {
     this.#clock.clearTimeout(this.#tick);
     // stops in flight finish (their grace is bounded) before the jobs are let go
-    await Promise.allSettled([...this.#jobs.values()].map((j) => j.stopping));
-    this.#rejectClosing(
-      new HostError(HostErrorCodes.CLOSED, 'the process driver was closed while waiting'),
-    );
+    await this.#jobs.close();
     for (const job of this.#jobs.values()) {
       if (job.exit !== undefined) continue;
       job.child?.removeAllListeners('exit');
@@ -363,23 +319,6 @@ export class ProcessDriver
       job.logs.end();
     }
     await this.#releaseLock();
-  }
-
-  #assertOpen(): void {
-    if (this.#closed !== undefined) {
-      throw new HostError(HostErrorCodes.CLOSED, 'the process driver was closed');
-    }
-  }
-
-  #get(id: string): Job {
-    this.#assertOpen();
-    const job = this.#jobs.get(id);
-    if (job === undefined) {
-      throw new HostError(HostErrorCodes.JOB_NOT_FOUND, `no job ${String(id)} on this driver`, {
-        jobId: String(id),
-      });
-    }
-    return job;
   }
 
   async #spawn(s: JobSpec): Promise<Job> {
@@ -451,7 +390,7 @@ export class ProcessDriver
     };
     const job = this.#newJob(record, paths, false);
     job.child = child;
-    this.#jobs.set(s.id, job);
+    this.#jobs.set(job);
     try {
       await writeJson(paths.record, record);
       await this.#follow(job, undefined);
@@ -678,7 +617,7 @@ export class ProcessDriver
         continue;
       }
       const job = this.#newJob(record, paths, true);
-      this.#jobs.set(id, job);
+      this.#jobs.set(job);
       await this.#follow(job, this.#logOptions.maxBytes ?? DEFAULT_LOG_MAX_BYTES);
       const exit = await readExit(paths.exit);
       if (exit !== undefined) {
@@ -801,12 +740,10 @@ function defaultBaseEnv(): Record<string, string> {
   return env;
 }
 
-function exists(id: string, dir?: string): HostError {
+function exists(id: string, dir: string): HostError {
   return new HostError(
     HostErrorCodes.JOB_EXISTS,
-    dir === undefined
-      ? `job ${id} already exists on this driver: remove it first, or use a new job id`
-      : `job ${id} already has a state directory ${dir} (an earlier job of that id, or one that could not be read back): remove it first`,
+    `job ${id} already has a state directory ${dir} (an earlier job of that id, or one that could not be read back): remove it first`,
     { jobId: id },
   );
 }
@@ -825,4 +762,8 @@ function badSignal(signal: unknown): HostError {
     `${String(signal)} is not a signal name such as 'SIGTERM'`,
     { path: 'signal' },
   );
+}
+
+function checkSignal(signal: NodeJS.Signals): void {
+  if (!isSignal(signal)) throw badSignal(signal);
 }
