@@ -157,6 +157,23 @@ export class Reader {
     return start;
   }
 
+  /** A length-delimited field read as a message of its own: a reader over its bytes. */
+  message(): Reader {
+    const start = this.len();
+    return new Reader(this.buf, start, this.lenEnd);
+  }
+
+  /**
+   * Reads the fields to the end of the message: `field` is given each tag and reads the value
+   * of the fields it knows, returning true; the others (false) are skipped.
+   */
+  fields(field: (t: number) => boolean): void {
+    while (this.pos < this.end) {
+      const t = this.varint();
+      if (!field(t)) this.skip(t & 7);
+    }
+  }
+
   skip(wire: number): void {
     switch (wire) {
       case VARINT:
@@ -180,19 +197,37 @@ export class Reader {
 
 export const truncated = (): Error => new Error('etcd sent a truncated protobuf message');
 
-export function readRevision(buf: Buffer, start: number, end: number): number {
+/** `header.revision` of a response: `r` reads its `ResponseHeader` field. */
+export function readRevision(r: Reader): number {
   // ResponseHeader { cluster_id = 1; member_id = 2; revision = 3; raft_term = 4 }
-  const r = new Reader(buf, start, end);
   let revision = 0;
-  while (r.pos < r.end) {
-    const t = r.varint();
-    if (t === tag(3, VARINT)) revision = r.varint();
-    else r.skip(t & 7);
-  }
+  r.fields((t) => {
+    if (t !== tag(3, VARINT)) return false;
+    revision = r.varint();
+    return true;
+  });
   return revision;
 }
 
-export function readKeyValue(buf: Buffer, start: number, end: number): DecodedKeyValue {
+/**
+ * Reads the bytes of an etcd response message (`TxnResponse`, `WatchResponse`, …), returning
+ * the revision of its `header` (field 1, in every one): `field` reads the other fields it knows
+ * (returning true), the rest are skipped.
+ */
+export function readResponse(buf: Buffer, field: (t: number, r: Reader) => boolean): number {
+  let revision = 0;
+  const r = new Reader(buf);
+  r.fields((t) => {
+    if (t !== tag(1, LEN)) return field(t, r);
+    revision = readRevision(r.message());
+    return true;
+  });
+  return revision;
+}
+
+/** A `KeyValue`: `r` reads its field. */
+export function readKeyValue(r: Reader): DecodedKeyValue {
+  const { buf, pos: start } = r;
   const kv: DecodedKeyValue = {
     buf,
     keyStart: start,
@@ -204,33 +239,31 @@ export function readKeyValue(buf: Buffer, start: number, end: number): DecodedKe
     version: 0,
     lease: '0',
   };
-  const r = new Reader(buf, start, end);
-  while (r.pos < r.end) {
-    const t = r.varint();
+  r.fields((t) => {
     switch (t) {
       case tag(1, LEN):
         kv.keyStart = r.len();
         kv.keyEnd = r.lenEnd;
-        break;
+        return true;
       case tag(2, VARINT):
         kv.create_revision = r.varint();
-        break;
+        return true;
       case tag(3, VARINT):
         kv.mod_revision = r.varint();
-        break;
+        return true;
       case tag(4, VARINT):
         kv.version = r.varint();
-        break;
+        return true;
       case tag(5, LEN):
         kv.valueStart = r.len();
         kv.valueEnd = r.lenEnd;
-        break;
+        return true;
       case tag(6, VARINT):
         kv.lease = r.int64();
-        break;
+        return true;
       default:
-        r.skip(t & 7);
+        return false;
     }
-  }
+  });
   return kv;
 }

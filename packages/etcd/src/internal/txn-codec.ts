@@ -5,9 +5,9 @@ import {
   type Int64,
   LEN,
   lenSize,
-  Reader,
+  type Reader,
   readKeyValue,
-  readRevision,
+  readResponse,
   tag,
   VARINT,
   varintSize,
@@ -235,68 +235,52 @@ export interface DecodedTxnResponse {
   responses: DecodedResponseOp[];
 }
 
-function readResponseOp(buf: Buffer, start: number, end: number): DecodedResponseOp {
-  const r = new Reader(buf, start, end);
+function readResponseOp(r: Reader): DecodedResponseOp {
   const op: DecodedResponseOp = {};
-  while (r.pos < r.end) {
-    const t = r.varint();
+  r.fields((t) => {
     if (t === tag(1, LEN)) {
       // RangeResponse { header = 1; repeated KeyValue kvs = 2; more = 3; count = 4 }
-      const s = r.len();
-      const e = r.lenEnd;
       const kvs: DecodedKeyValue[] = [];
-      const inner = new Reader(buf, s, e);
-      while (inner.pos < inner.end) {
-        const it = inner.varint();
-        if (it === tag(2, LEN)) {
-          const ks = inner.len();
-          const ke = inner.lenEnd;
-          kvs.push(readKeyValue(buf, ks, ke));
-        } else inner.skip(it & 7);
-      }
+      const inner = r.message();
+      inner.fields((it) => {
+        if (it !== tag(2, LEN)) return false;
+        kvs.push(readKeyValue(inner.message()));
+        return true;
+      });
       op.kvs = kvs;
-    } else if (t === tag(3, LEN)) {
+      return true;
+    }
+    if (t === tag(3, LEN)) {
       // DeleteRangeResponse { header = 1; deleted = 2; prev_kvs = 3 }
-      const s = r.len();
-      const e = r.lenEnd;
       let deleted = 0;
-      const inner = new Reader(buf, s, e);
-      while (inner.pos < inner.end) {
-        const it = inner.varint();
-        if (it === tag(2, VARINT)) deleted = inner.varint();
-        else inner.skip(it & 7);
-      }
+      const inner = r.message();
+      inner.fields((it) => {
+        if (it !== tag(2, VARINT)) return false;
+        deleted = inner.varint();
+        return true;
+      });
       op.deleted = deleted;
-    } else r.skip(t & 7); // response_put: nothing the store reports
-  }
+      return true;
+    }
+    return false; // response_put: nothing the store reports
+  });
   return op;
 }
 
 /** Reads etcd's `TxnResponse` bytes. Throws on bytes that are not one. */
 export function decodeTxnResponse(buf: Buffer): DecodedTxnResponse {
   const res: DecodedTxnResponse = { succeeded: false, revision: 0, responses: [] };
-  const r = new Reader(buf);
-  while (r.pos < r.end) {
-    const t = r.varint();
+  res.revision = readResponse(buf, (t, r) => {
     switch (t) {
-      case tag(1, LEN): {
-        const s = r.len();
-        const e = r.lenEnd;
-        res.revision = readRevision(buf, s, e);
-        break;
-      }
       case tag(2, VARINT):
         res.succeeded = r.varint() !== 0;
-        break;
-      case tag(3, LEN): {
-        const s = r.len();
-        const e = r.lenEnd;
-        res.responses.push(readResponseOp(buf, s, e));
-        break;
-      }
+        return true;
+      case tag(3, LEN):
+        res.responses.push(readResponseOp(r.message()));
+        return true;
       default:
-        r.skip(t & 7);
+        return false;
     }
-  }
+  });
   return res;
 }

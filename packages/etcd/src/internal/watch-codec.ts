@@ -3,9 +3,9 @@ import {
   type Int64,
   LEN,
   lenSize,
-  Reader,
+  type Reader,
   readKeyValue,
-  readRevision,
+  readResponse,
   tag,
   VARINT,
   varintSize,
@@ -56,20 +56,16 @@ export interface DecodedWatchResponse {
   events: DecodedEvent[];
 }
 
-function readEvent(buf: Buffer, start: number, end: number): DecodedEvent {
+function readEvent(r: Reader): DecodedEvent {
   // Event { EventType type = 1 (PUT = 0, DELETE = 1); KeyValue kv = 2; KeyValue prev_kv = 3 }
   let type: 'put' | 'delete' = 'put';
   let kv: DecodedKeyValue | undefined;
-  const r = new Reader(buf, start, end);
-  while (r.pos < r.end) {
-    const t = r.varint();
+  r.fields((t) => {
     if (t === tag(1, VARINT)) type = r.varint() === 1 ? 'delete' : 'put';
-    else if (t === tag(2, LEN)) {
-      const s = r.len();
-      const e = r.lenEnd;
-      kv = readKeyValue(buf, s, e);
-    } else r.skip(t & 7);
-  }
+    else if (t === tag(2, LEN)) kv = readKeyValue(r.message());
+    else return false;
+    return true;
+  });
   if (kv === undefined) throw new Error('etcd sent a watch event without a key-value');
   return { type, kv };
 }
@@ -84,40 +80,28 @@ export function decodeWatchResponse(buf: Buffer): DecodedWatchResponse {
     cancelReason: '',
     events: [],
   };
-  const r = new Reader(buf);
-  while (r.pos < r.end) {
-    const t = r.varint();
+  res.revision = readResponse(buf, (t, r) => {
     switch (t) {
-      case tag(1, LEN): {
-        const s = r.len();
-        const e = r.lenEnd;
-        res.revision = readRevision(buf, s, e);
-        break;
-      }
       case tag(3, VARINT):
         res.created = r.varint() !== 0;
-        break;
+        return true;
       case tag(4, VARINT):
         res.canceled = r.varint() !== 0;
-        break;
+        return true;
       case tag(5, VARINT):
         res.compactRevision = r.varint();
-        break;
+        return true;
       case tag(6, LEN): {
-        const s = r.len();
-        const e = r.lenEnd;
-        res.cancelReason = buf.toString('utf8', s, e);
-        break;
+        const m = r.message();
+        res.cancelReason = buf.toString('utf8', m.pos, m.end);
+        return true;
       }
-      case tag(11, LEN): {
-        const s = r.len();
-        const e = r.lenEnd;
-        res.events.push(readEvent(buf, s, e));
-        break;
-      }
+      case tag(11, LEN):
+        res.events.push(readEvent(r.message()));
+        return true;
       default:
-        r.skip(t & 7); // watch_id (one watch per stream), fragment (never asked for)
+        return false; // watch_id (one watch per stream), fragment (never asked for)
     }
-  }
+  });
   return res;
 }
