@@ -5,12 +5,14 @@ import type Docker from 'dockerode';
 import { EventEmitter } from 'eventemitter3';
 import { silentLogger, systemClock, type Clock, type Logger } from '@flotilla/core';
 import {
+  describeExit,
   DriverJobTable,
   HostError,
   HostErrorCodes,
   LogBuffer,
   validateJobSpec,
   type Driver,
+  type DriverJobEntry,
   type ExitReason,
   type ExitStatus,
   type JobInfo,
@@ -92,8 +94,7 @@ export interface DockerDriverEvents {
   error: (err: DockerError) => void;
 }
 
-interface Job {
-  readonly id: string;
+interface Job extends DriverJobEntry {
   readonly containerId: string;
   readonly app: string;
   readonly release: string;
@@ -104,18 +105,8 @@ interface Job {
   readonly startedAt: number;
   readonly stopGraceMs: number | undefined;
   readonly adopted: boolean;
-  readonly logs: LogBuffer;
-  readonly exited: Promise<ExitStatus>;
-  readonly resolveExit: (status: ExitStatus) => void;
   readonly watch: AbortController;
   logsDone: Promise<void>;
-  exit: ExitStatus | undefined;
-  finishing: boolean;
-  stopping: Promise<ExitStatus> | undefined;
-  stopReason: 'stopped' | undefined;
-  stopSignal: NodeJS.Signals;
-  graceMs: number;
-  killedAfterGrace: boolean;
 }
 
 interface ContainerState {
@@ -201,7 +192,7 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
   readonly #pidsLimit: number;
   readonly #clock: Clock;
   readonly #logger: Logger;
-  readonly #jobs = new DriverJobTable<Job>('docker');
+  readonly #jobs: DriverJobTable<Job>;
   #closed: Promise<void> | undefined;
 
   private constructor(options: DockerDriverOptions) {
@@ -221,6 +212,13 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
     this.#maxLogFileBytes = options.maxLogFileBytes ?? 10 * 1024 * 1024;
     this.#pidsLimit = options.pidsLimit ?? DEFAULT_PIDS_LIMIT;
     this.#logger = (options.logger ?? silentLogger).child({ driver: 'docker' });
+    this.#jobs = new DriverJobTable<Job>({
+      driver: 'docker',
+      clock: this.#clock,
+      checkSignal,
+      send: (job, signal) => this.#kill(job, signal),
+      stopGraceMs: (job) => job.stopGraceMs ?? this.#defaultGraceMs,
+    });
   }
 
   /**
@@ -251,30 +249,17 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
     return info(await this.#jobs.reserve(s.id, () => this.#create(s)));
   }
 
-  async stop(id: string, options: StopOptions = {}): Promise<ExitStatus> {
-    const job = this.#jobs.get(id);
-    if (job.exit !== undefined) return job.exit;
-    const signal = options.signal ?? 'SIGTERM';
-    checkSignal(signal);
-    const grace = options.graceMs ?? job.stopGraceMs ?? this.#defaultGraceMs;
-    if (!Number.isInteger(grace) || grace < 0 || grace > 3_600_000) {
-      throw new HostError(
-        HostErrorCodes.INVALID_OPTIONS,
-        `graceMs ${String(grace)} is not a whole number of ms from 0 to an hour`,
-        { path: 'graceMs', jobId: id },
-      );
-    }
-    job.stopping ??= this.#stop(job, signal, grace).catch((err: unknown) => {
-      // dockerd did not take the signal (gone?): a later stop tries again
-      job.stopping = undefined;
-      job.stopReason = undefined;
-      throw err;
-    });
-    return job.stopping;
+  /**
+   * Stops a job: the signal to its container's PID 1, which passes it on to every process in
+   * it. When dockerd does not take the signal (gone?), the stop fails and a later one tries
+   * again.
+   */
+  stop(id: string, options: StopOptions = {}): Promise<ExitStatus> {
+    return this.#jobs.stop(id, options);
   }
 
-  async signal(id: string, signal: NodeJS.Signals): Promise<void> {
-    await this.#jobs.signal(id, signal, checkSignal, (job) => this.#kill(job, signal));
+  signal(id: string, signal: NodeJS.Signals): Promise<void> {
+    return this.#jobs.signal(id, signal);
   }
 
   async inspect(id: string): Promise<JobInfo> {
@@ -469,41 +454,15 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
   }
 
   #newJob(
-    fields: Omit<
-      Job,
-      | 'adopted'
-      | 'logs'
-      | 'exited'
-      | 'resolveExit'
-      | 'watch'
-      | 'logsDone'
-      | 'exit'
-      | 'finishing'
-      | 'stopping'
-      | 'stopReason'
-      | 'stopSignal'
-      | 'graceMs'
-      | 'killedAfterGrace'
-    >,
+    fields: Omit<Job, keyof DriverJobEntry | 'adopted' | 'watch' | 'logsDone'> & { id: string },
     adopted: boolean,
   ): Job {
-    let resolveExit!: (status: ExitStatus) => void;
-    const exited = new Promise<ExitStatus>((r) => (resolveExit = r));
     return {
+      ...DriverJobTable.entry(fields.id, new LogBuffer(fields.id, this.#logOptions)),
       ...fields,
       adopted,
-      logs: new LogBuffer(fields.id, this.#logOptions),
-      exited,
-      resolveExit,
       watch: new AbortController(),
       logsDone: Promise.resolve(),
-      exit: undefined,
-      finishing: false,
-      stopping: undefined,
-      stopReason: undefined,
-      stopSignal: 'SIGTERM',
-      graceMs: 0,
-      killedAfterGrace: false,
     };
   }
 
@@ -632,31 +591,9 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
       finishedAt: job.adopted && finished > 0 ? finished : this.#clock.now(),
       message: exitMessage(job, reason, code, signal),
     };
-    job.exit = status;
-    // a last line without a newline is the job's last words: before the exit line, not after
-    job.logs.flush();
-    job.logs.append('system', status.message);
-    job.logs.end();
+    await this.#jobs.ended(job, status);
     this.#logger.info({ jobId: job.id, ...status }, 'job ended');
-    job.resolveExit(status);
     this.emit('exit', job.id, status);
-  }
-
-  async #stop(job: Job, signal: NodeJS.Signals, graceMs: number): Promise<ExitStatus> {
-    job.stopReason ??= 'stopped';
-    job.stopSignal = signal;
-    job.graceMs = graceMs;
-    await this.#kill(job, signal);
-    const timer = this.#clock.setTimeout(() => {
-      if (job.exit !== undefined || job.finishing) return;
-      job.killedAfterGrace = true;
-      void this.#kill(job, 'SIGKILL');
-    }, graceMs);
-    try {
-      return await job.exited;
-    } finally {
-      this.#clock.clearTimeout(timer);
-    }
   }
 
   /** Signals a job's container (its PID 1 passes it on); false if it no longer runs. */
@@ -855,19 +792,13 @@ function exitMessage(
   code: number | null,
   signal: NodeJS.Signals | null,
 ): string {
-  const how =
-    code !== null ? `exited with code ${code}` : `ended by ${signal ?? 'an unknown cause'}`;
   switch (reason) {
-    case 'exited':
-      return `${job.id} ${how}`;
     case 'lost':
       return `${job.id}: its container is gone (removed outside the driver); how it ended is unknown`;
     case 'memory':
       return `${job.id} was killed by SIGKILL over its memory limit (the kernel's OOM killer in its container)`;
-    case 'stopped':
-      return job.killedAfterGrace
-        ? `${job.id} was stopped: still running ${job.graceMs} ms after ${job.stopSignal}, killed by SIGKILL`
-        : `${job.id} was stopped with ${job.stopSignal} and ${how}`;
+    default:
+      return describeExit(job, reason, code, signal);
   }
 }
 

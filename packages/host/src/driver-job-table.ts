@@ -1,21 +1,52 @@
-import type { ExitStatus } from './driver.js';
+import type { Clock } from '@flotilla/core';
+import type { ExitReason, ExitStatus, StopOptions } from './driver.js';
 import { HostError, HostErrorCodes } from './errors.js';
+import { intOption } from './internal/validate.js';
 import type { LogBuffer, LogLine, LogReadOptions } from './log-buffer.js';
 
-/** What a {@link DriverJobTable} needs to know of a driver's job. */
+/**
+ * The state every driver keeps of a job, what a {@link DriverJobTable} reads and updates: a
+ * driver's own job record extends it, starting from {@link DriverJobTable.entry}.
+ */
 export interface DriverJobEntry {
   /** The job id (`JobSpec.id`). */
   readonly id: string;
   /** The job's output, what {@link DriverJobTable.logs} reads. */
   readonly logs: LogBuffer;
-  /** Resolves with the job's exit status when it ends. */
+  /** Resolves with the job's exit status when it ends ({@link DriverJobTable.ended}). */
   readonly exited: Promise<ExitStatus>;
+  /** Resolves {@link DriverJobEntry.exited}. */
+  readonly resolveExit: (status: ExitStatus) => void;
   /** How the job ended; undefined while it runs. */
-  readonly exit: ExitStatus | undefined;
+  exit: ExitStatus | undefined;
   /** True while the driver is reporting the job's end: it takes no more signals. */
-  readonly finishing: boolean;
+  finishing: boolean;
   /** The stop in flight, if any: {@link DriverJobTable.close} lets it finish first. */
-  readonly stopping: Promise<ExitStatus> | undefined;
+  stopping: Promise<ExitStatus> | undefined;
+  /** Why the driver ends the job (`stop`, or over its memory limit); undefined: it was not. */
+  stopReason: 'stopped' | 'memory' | undefined;
+  /** The signal `stop` sent first. */
+  stopSignal: NodeJS.Signals;
+  /** The grace `stop` gave before SIGKILL, ms. */
+  graceMs: number;
+  /** Whether the grace ran out and SIGKILL was sent. */
+  killedAfterGrace: boolean;
+}
+
+/** How a {@link DriverJobTable} reaches its driver's jobs. */
+export interface DriverJobTableOptions<J extends DriverJobEntry> {
+  /** The driver's name in error messages, e.g. `'process'`: "the process driver was closed". */
+  readonly driver: string;
+  /** Times stop grace periods. */
+  readonly clock: Clock;
+  /** Throws `FLOTILLA_HOST_INVALID_OPTIONS` for a signal the driver does not send. */
+  readonly checkSignal: (signal: NodeJS.Signals) => void;
+  /** Sends a signal to all of a running job's processes; false if the job no longer ran. */
+  readonly send: (job: J, signal: NodeJS.Signals) => Promise<boolean>;
+  /** The grace of a `stop` that does not say, ms: the job spec's `stopGraceMs` or the driver's default. */
+  readonly stopGraceMs: (job: J) => number;
+  /** Called once a stop has sent its first signal (e.g. to watch an adopted job end). */
+  readonly onStopping?: (job: J) => void;
 }
 
 /**
@@ -29,13 +60,14 @@ export interface DriverJobEntry {
  * - `FLOTILLA_HOST_JOB_EXITED` when an ended job is signalled;
  * - `FLOTILLA_HOST_JOB_RUNNING` when a running job is removed.
  *
- * The driver keeps the rest: starting, stopping and watching its jobs, and setting their
- * `exit`, `finishing` and `stopping`.
+ * The driver keeps the rest: starting its jobs, sending them signals, seeing them end and
+ * saying how ({@link DriverJobTable.ended}).
  *
  * @example
  * ```ts
  * class MyDriver implements Driver {
- *   readonly #jobs = new DriverJobTable<MyJob>('my');
+ *   readonly #jobs = new DriverJobTable<MyJob>({ driver: 'my', clock: systemClock,
+ *     checkSignal, send: (job, sig) => this.#kill(job, sig), stopGraceMs: () => 30_000 });
  *   async start(spec: JobSpec) {
  *     this.#jobs.assertOpen();
  *     const s = validateJobSpec(spec);
@@ -49,7 +81,7 @@ export interface DriverJobEntry {
  * @typeParam J - the driver's own job record.
  */
 export class DriverJobTable<J extends DriverJobEntry> {
-  readonly #driver: string;
+  readonly #o: DriverJobTableOptions<J>;
   readonly #jobs = new Map<string, J>();
   readonly #starting = new Set<string>();
   #closed = false;
@@ -57,9 +89,31 @@ export class DriverJobTable<J extends DriverJobEntry> {
   readonly #closing: Promise<never>;
   #rejectClosing!: (err: HostError) => void;
 
-  /** @param driver - the driver's name in error messages, e.g. `'process'`. */
-  constructor(driver: string) {
-    this.#driver = driver;
+  /**
+   * A new job's {@link DriverJobEntry} fields (running, not stopping), to spread into the
+   * driver's own record.
+   */
+  static entry(id: string, logs: LogBuffer): DriverJobEntry {
+    let resolveExit!: (status: ExitStatus) => void;
+    const exited = new Promise<ExitStatus>((r) => (resolveExit = r));
+    return {
+      id,
+      logs,
+      exited,
+      resolveExit,
+      exit: undefined,
+      finishing: false,
+      stopping: undefined,
+      stopReason: undefined,
+      stopSignal: 'SIGTERM',
+      graceMs: 0,
+      killedAfterGrace: false,
+    };
+  }
+
+  /** A table of no jobs yet. */
+  constructor(options: DriverJobTableOptions<J>) {
+    this.#o = options;
     this.#closing = new Promise<never>((_, reject) => (this.#rejectClosing = reject));
     this.#closing.catch(() => undefined);
   }
@@ -72,7 +126,7 @@ export class DriverJobTable<J extends DriverJobEntry> {
   /** Throws `FLOTILLA_HOST_CLOSED` once the table is closed. */
   assertOpen(): void {
     if (this.#closed) {
-      throw new HostError(HostErrorCodes.CLOSED, `the ${this.#driver} driver was closed`);
+      throw new HostError(HostErrorCodes.CLOSED, `the ${this.#o.driver} driver was closed`);
     }
   }
 
@@ -124,22 +178,56 @@ export class DriverJobTable<J extends DriverJobEntry> {
   }
 
   /**
-   * `Driver.signal`: `send` signals a running job and says whether it still ran;
-   * `FLOTILLA_HOST_JOB_EXITED` if it had ended. `check` validates the signal first (after the
-   * job is found), throwing `FLOTILLA_HOST_INVALID_OPTIONS` for one the driver does not send.
+   * `Driver.signal`: `FLOTILLA_HOST_JOB_EXITED` if the job had ended, `FLOTILLA_HOST_INVALID_OPTIONS`
+   * (from `checkSignal`) for a signal the driver does not send.
    */
-  async signal(
-    id: string,
-    signal: NodeJS.Signals,
-    check: (signal: NodeJS.Signals) => void,
-    send: (job: J, signal: NodeJS.Signals) => Promise<boolean>,
-  ): Promise<void> {
+  async signal(id: string, signal: NodeJS.Signals): Promise<void> {
     const job = this.get(id);
-    check(signal);
-    if (job.exit !== undefined || job.finishing || !(await send(job, signal))) {
+    this.#o.checkSignal(signal);
+    if (job.exit !== undefined || job.finishing || !(await this.#o.send(job, signal))) {
       throw new HostError(HostErrorCodes.JOB_EXITED, `job ${id} has exited: nothing to signal`, {
         jobId: id,
       });
+    }
+  }
+
+  /**
+   * `Driver.stop`: `options.signal` (SIGTERM) to the job, SIGKILL when the grace runs out with
+   * the job still running (`killedAfterGrace`); resolves with the exit status the driver
+   * reports ({@link DriverJobTable.ended}), at once for an ended job. Stops of a job share one
+   * stop; one that failed to send its first signal is forgotten, so a later one tries again.
+   */
+  async stop(id: string, options: StopOptions = {}): Promise<ExitStatus> {
+    const job = this.get(id);
+    if (job.exit !== undefined) return job.exit;
+    const signal = options.signal ?? 'SIGTERM';
+    this.#o.checkSignal(signal);
+    const grace = intOption(options.graceMs, 'graceMs', this.#o.stopGraceMs(job), 0, 3_600_000);
+    const reason = job.stopReason;
+    job.stopping ??= this.#stop(job, signal, grace).catch((err: unknown) => {
+      job.stopping = undefined;
+      job.stopReason = reason;
+      throw err;
+    });
+    return job.stopping;
+  }
+
+  async #stop(job: J, signal: NodeJS.Signals, graceMs: number): Promise<ExitStatus> {
+    job.stopReason ??= 'stopped';
+    job.stopSignal = signal;
+    job.graceMs = graceMs;
+    await this.#o.send(job, signal);
+    const { clock } = this.#o;
+    const timer = clock.setTimeout(() => {
+      if (job.exit !== undefined || job.finishing) return;
+      job.killedAfterGrace = true;
+      void this.#o.send(job, 'SIGKILL').catch(() => undefined);
+    }, graceMs);
+    this.#o.onStopping?.(job);
+    try {
+      return await job.exited;
+    } finally {
+      clock.clearTimeout(timer);
     }
   }
 
@@ -195,6 +283,21 @@ export class DriverJobTable<J extends DriverJobEntry> {
   }
 
   /**
+   * Records how a job ended: sets its `exit` and ends its log with the status' message as a
+   * `system` line (after a last line without newline, the job's last words); then, once
+   * `persist` (writing the status where a later driver finds it) has settled, resolves its
+   * `wait`s. The driver then emits its `exit` event.
+   */
+  async ended(job: J, status: ExitStatus, persist?: () => Promise<void>): Promise<void> {
+    job.exit = status;
+    job.logs.flush();
+    job.logs.append('system', status.message);
+    job.logs.end();
+    await persist?.();
+    job.resolveExit(status);
+  }
+
+  /**
    * Closes the table: calls throw `FLOTILLA_HOST_CLOSED` from now on; once the stops in flight
    * have finished, pending `wait` calls reject with it. The driver then lets its jobs go.
    */
@@ -202,7 +305,27 @@ export class DriverJobTable<J extends DriverJobEntry> {
     this.#closed = true;
     await Promise.allSettled([...this.#jobs.values()].map((j) => j.stopping));
     this.#rejectClosing(
-      new HostError(HostErrorCodes.CLOSED, `the ${this.#driver} driver was closed while waiting`),
+      new HostError(HostErrorCodes.CLOSED, `the ${this.#o.driver} driver was closed while waiting`),
     );
   }
+}
+
+/**
+ * The exit message of a job that exited by itself or was stopped (`reason` `exited` or
+ * `stopped`), the same in every driver: `web.1 exited with code 0`, `web.1 was stopped with
+ * SIGTERM and ended by SIGTERM`, `web.1 was stopped: still running 5000 ms after SIGTERM,
+ * killed by SIGKILL`. Drivers word `lost` and `memory` themselves.
+ */
+export function describeExit(
+  job: DriverJobEntry,
+  reason: Exclude<ExitReason, 'lost' | 'memory'>,
+  code: number | null,
+  signal: NodeJS.Signals | null,
+): string {
+  const how =
+    code !== null ? `exited with code ${code}` : `ended by ${signal ?? 'an unknown cause'}`;
+  if (reason === 'exited') return `${job.id} ${how}`;
+  return job.killedAfterGrace
+    ? `${job.id} was stopped: still running ${job.graceMs} ms after ${job.stopSignal}, killed by SIGKILL`
+    : `${job.id} was stopped with ${job.stopSignal} and ${how}`;
 }

@@ -16,7 +16,7 @@ export type {
   JobStats,
   StopOptions,
 } from './driver.js';
-export { DriverJobTable } from './driver-job-table.js';
+export { describeExit, DriverJobTable } from './driver-job-table.js';
 export type { DriverJobEntry } from './driver-job-table.js';
 export { jobEnv, validateJobSpec } from './job-spec.js';
 export type { JobEnvInput, JobSpec } from './job-spec.js';

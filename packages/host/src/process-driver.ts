@@ -14,7 +14,7 @@ import type {
   StopOptions,
 } from './driver.js';
 import { HostError, HostErrorCodes } from './errors.js';
-import { DriverJobTable } from './driver-job-table.js';
+import { describeExit, DriverJobTable, type DriverJobEntry } from './driver-job-table.js';
 import { validateJobSpec, type JobSpec } from './job-spec.js';
 import {
   DEFAULT_LOG_MAX_BYTES,
@@ -88,24 +88,13 @@ export interface ProcessDriverEvents {
   error: (err: HostError) => void;
 }
 
-interface Job {
-  readonly id: string;
+interface Job extends DriverJobEntry {
   readonly record: JobRecord;
   readonly paths: JobPaths;
-  readonly logs: LogBuffer;
   readonly adopted: boolean;
   readonly memory: MemoryWatch | undefined;
-  readonly exited: Promise<ExitStatus>;
-  readonly resolveExit: (status: ExitStatus) => void;
   tailers: LogTailer[];
   child: ChildProcess | undefined;
-  exit: ExitStatus | undefined;
-  finishing: boolean;
-  stopping: Promise<ExitStatus> | undefined;
-  stopReason: 'stopped' | 'memory' | undefined;
-  stopSignal: NodeJS.Signals;
-  graceMs: number;
-  killedAfterGrace: boolean;
   memoryMessage: string;
   memoryWarned: boolean;
 }
@@ -159,7 +148,7 @@ export class ProcessDriver
   readonly #maxLogFileBytes: number;
   readonly #logPollMs: number;
   readonly #releaseLock: () => Promise<void>;
-  readonly #jobs = new DriverJobTable<Job>('process');
+  readonly #jobs: DriverJobTable<Job>;
   readonly #adoptionErrors: HostError[] = [];
   #tick: unknown;
   #closed: Promise<void> | undefined;
@@ -195,6 +184,16 @@ export class ProcessDriver
     );
     this.#logPollMs = intOption(options.logPollMs, 'logPollMs', 1000, 10);
     this.#releaseLock = releaseLock;
+    this.#jobs = new DriverJobTable<Job>({
+      driver: 'process',
+      clock: this.#clock,
+      checkSignal,
+      send: (job, signal) => this.#signalJob(job, signal),
+      stopGraceMs: (job) => job.record.stopGraceMs ?? this.#defaultGraceMs,
+      onStopping: (job) => {
+        if (job.adopted) void this.#watchAdopted(job);
+      },
+    });
   }
 
   /**
@@ -242,24 +241,12 @@ export class ProcessDriver
     return info(await this.#jobs.reserve(s.id, () => this.#spawn(s)));
   }
 
-  async stop(id: string, options: StopOptions = {}): Promise<ExitStatus> {
-    const job = this.#jobs.get(id);
-    if (job.exit !== undefined) return job.exit;
-    const signal = options.signal ?? 'SIGTERM';
-    if (!isSignal(signal)) throw badSignal(signal);
-    const grace = intOption(
-      options.graceMs,
-      'graceMs',
-      job.record.stopGraceMs ?? this.#defaultGraceMs,
-      0,
-      3_600_000,
-    );
-    job.stopping ??= this.#stop(job, signal, grace);
-    return job.stopping;
+  stop(id: string, options: StopOptions = {}): Promise<ExitStatus> {
+    return this.#jobs.stop(id, options);
   }
 
-  async signal(id: string, signal: NodeJS.Signals): Promise<void> {
-    await this.#jobs.signal(id, signal, checkSignal, (job) => this.#signalJob(job, signal));
+  signal(id: string, signal: NodeJS.Signals): Promise<void> {
+    return this.#jobs.signal(id, signal);
   }
 
   async inspect(id: string): Promise<JobInfo> {
@@ -403,29 +390,17 @@ export class ProcessDriver
   }
 
   #newJob(record: JobRecord, paths: JobPaths, adopted: boolean): Job {
-    let resolveExit!: (status: ExitStatus) => void;
-    const exited = new Promise<ExitStatus>((r) => (resolveExit = r));
     return {
-      id: record.id,
+      ...DriverJobTable.entry(record.id, new LogBuffer(record.id, this.#logOptions)),
       record,
       paths,
-      logs: new LogBuffer(record.id, this.#logOptions),
       adopted,
       memory:
         record.memoryMiB === undefined
           ? undefined
           : new MemoryWatch(record.memoryMiB, this.#memoryGraceSamples, this.#memoryHardFactor),
-      exited,
-      resolveExit,
       tailers: [],
       child: undefined,
-      exit: undefined,
-      finishing: false,
-      stopping: undefined,
-      stopReason: undefined,
-      stopSignal: 'SIGTERM',
-      graceMs: 0,
-      killedAfterGrace: false,
       memoryMessage: '',
       memoryWarned: false,
     };
@@ -449,24 +424,6 @@ export class ProcessDriver
       LogTailer.start({ ...common, path: job.paths.stdout, stream: 'stdout' }),
       LogTailer.start({ ...common, path: job.paths.stderr, stream: 'stderr' }),
     ]);
-  }
-
-  async #stop(job: Job, signal: NodeJS.Signals, graceMs: number): Promise<ExitStatus> {
-    job.stopReason ??= 'stopped';
-    job.stopSignal = signal;
-    job.graceMs = graceMs;
-    await this.#signalJob(job, signal);
-    const timer = this.#clock.setTimeout(() => {
-      if (job.exit !== undefined) return;
-      job.killedAfterGrace = true;
-      void this.#signalJob(job, 'SIGKILL');
-    }, graceMs);
-    if (job.adopted) void this.#watchAdopted(job);
-    try {
-      return await job.exited;
-    } finally {
-      this.#clock.clearTimeout(timer);
-    }
   }
 
   /** Signals the job's group, unless its leader is gone or its pid now names another process. */
@@ -517,21 +474,17 @@ export class ProcessDriver
       finishedAt: this.#clock.now(),
       message: exitMessage(job, reason, code, signal),
     };
-    job.exit = status;
-    // a last line without a newline is the job's last words: before the exit line, not after
-    job.logs.flush();
-    job.logs.append('system', status.message);
-    job.logs.end();
-    await writeJson(job.paths.exit, status).catch((err: unknown) =>
-      this.#emitError(
-        new HostError(HostErrorCodes.STATE_DIR, `cannot record the exit of job ${job.id}`, {
-          jobId: job.id,
-          cause: err,
-        }),
+    await this.#jobs.ended(job, status, () =>
+      writeJson(job.paths.exit, status).catch((err: unknown) =>
+        this.#emitError(
+          new HostError(HostErrorCodes.STATE_DIR, `cannot record the exit of job ${job.id}`, {
+            jobId: job.id,
+            cause: err,
+          }),
+        ),
       ),
     );
     this.#logger.info({ jobId: job.id, ...status }, 'job ended');
-    job.resolveExit(status);
     this.emit('exit', job.id, status);
   }
 
@@ -713,19 +666,13 @@ function exitMessage(
   code: number | null,
   signal: NodeJS.Signals | null,
 ): string {
-  const how =
-    code !== null ? `exited with code ${code}` : `ended by ${signal ?? 'an unknown cause'}`;
   switch (reason) {
-    case 'exited':
-      return `${job.id} ${how}`;
     case 'lost':
       return `${job.id} ended while no driver watched it; how is unknown`;
     case 'memory':
       return `${job.id} was killed by SIGKILL over its memory limit (${job.memoryMessage})`;
-    case 'stopped':
-      return job.killedAfterGrace
-        ? `${job.id} was stopped: still running ${job.graceMs} ms after ${job.stopSignal}, killed by SIGKILL`
-        : `${job.id} was stopped with ${job.stopSignal} and ${how}`;
+    default:
+      return describeExit(job, reason, code, signal);
   }
 }
 
