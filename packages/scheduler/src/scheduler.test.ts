@@ -64,6 +64,8 @@ describe('Scheduler service (simulated cluster)', () => {
     expect(running(jobs)).toHaveLength(5);
     expect(jobs.some((j) => j.hostId === victim)).toBe(false);
     expect((await sim.hosts()).find((h) => h.record.id === victim)?.state).toBe('down');
+    // The replacement takes the lost job's number: still web.1 .. web.5, not web.6.
+    expect(jobs.map((j) => j.index).sort()).toEqual([1, 2, 3, 4, 5]);
   });
 
   it('moves jobs off a draining host, and a restarted agent does not undo the drain', async () => {

@@ -90,7 +90,14 @@ export class Committer {
       transactions: 0,
       again: false,
     };
-    const units = [...this.#stopUnits(plan.stop), ...this.#startUnits(plan.start, result, sole)];
+    // Jobs of down hosts dropped by this plan free their numbers for its replacements.
+    const dropped = new Set<string>();
+    for (const s of plan.stop)
+      if (s.reason === 'host-down' || s.reason === 'host-unknown') dropped.add(s.jobId);
+    const units = [
+      ...this.#stopUnits(plan.stop),
+      ...this.#startUnits(plan.start, result, sole, dropped),
+    ];
     const limits = this.#store.limits;
     const maxOps = limits.maxTxnOps - 1; // one compare for the epoch
     const maxBytes = Math.floor(limits.maxRequestBytes * 0.9);
@@ -205,7 +212,12 @@ export class Committer {
     return units;
   }
 
-  #startUnits(starts: readonly PlannedStart[], result: CommitResult, sole: boolean): Unit[] {
+  #startUnits(
+    starts: readonly PlannedStart[],
+    result: CommitResult,
+    sole: boolean,
+    dropped: ReadonlySet<string>,
+  ): Unit[] {
     const byHost = new Map<string, PlannedStart[]>();
     for (const s of starts) {
       let list = byHost.get(s.hostId);
@@ -252,7 +264,7 @@ export class Committer {
         ) {
           const g = ClusterMirror.group(s.app, s.release, s.type);
           alloc = indexes.get(g);
-          if (alloc === undefined) indexes.set(g, (alloc = this.#indexes(g)));
+          if (alloc === undefined) indexes.set(g, (alloc = this.#indexes(g, dropped)));
         }
         last = s;
         const record: JobRecord = {
@@ -322,11 +334,14 @@ export class Committer {
     return units;
   }
 
-  /** The indexes in use in a group: running (or held) jobs the scheduler still wants. */
-  #indexes(group: string): IndexAllocator {
+  /**
+   * The indexes in use in a group: running (or held) jobs the scheduler still wants, but for
+   * those of down hosts this commit drops (`dropped`).
+   */
+  #indexes(group: string, dropped: ReadonlySet<string>): IndexAllocator {
     const used = new Set<number>();
     for (const j of this.#mirror.groups.get(group) ?? []) {
-      if (j.record.desired !== 'run' || j.state === 'down') continue;
+      if (j.record.desired !== 'run' || j.state === 'down' || dropped.has(j.id)) continue;
       if (j.state === 'crashed' && !this.#held(j.id)) continue; // released: being replaced
       used.add(j.record.index);
     }
