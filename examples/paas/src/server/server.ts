@@ -15,6 +15,8 @@ import { SqliteStore } from '@flotilla/sqlite';
 import type { Store } from '@flotilla/store';
 import { PaasError, PaasErrorCodes } from '../errors.js';
 import { apiRoutes } from './api/routes.js';
+import { ArtifactMirror } from './artifacts/artifact-mirror.js';
+import { failoverFetch } from './artifacts/failover-fetch.js';
 import { sweepDeadBuildSteps } from './build-sweep.js';
 import { jobLogRoutes } from './api/job-logs.js';
 import type { ServerConfig } from './config.js';
@@ -136,6 +138,14 @@ export class FlotillaServer implements AsyncDisposable {
     const apiBase = (): string => apiUrl ?? '';
 
     const single = config.store.kind === 'sqlite';
+    // In a cluster, the servers that may have a slug when the one a release names is gone: this
+    // one first, then every live host's address (a `flotilla host` answers 404, the next is tried).
+    const peers = async (signal: AbortSignal | undefined): Promise<string[]> => [
+      ...(config.roles.api && apiUrl !== undefined ? [apiUrl] : []),
+      ...(await cluster.hosts(signal === undefined ? {} : { signal }))
+        .filter((h) => h.live)
+        .map((h) => `http://${h.record.addr}`),
+    ];
     let driver: Driver | undefined;
     let hostAgent: HostAgent | undefined;
     let cache: ArtifactCache | undefined;
@@ -147,7 +157,9 @@ export class FlotillaServer implements AsyncDisposable {
       cache = new ArtifactCache({
         dir: dir('cache'),
         token,
-        ...(single ? { urlPrefixes: [pathToFileURL(`${dir('artifacts')}/`).href] } : {}),
+        ...(single
+          ? { urlPrefixes: [pathToFileURL(`${dir('artifacts')}/`).href] }
+          : { fetch: failoverFetch(peers) }),
       });
       const d =
         config.driver === 'docker'
@@ -265,6 +277,19 @@ export class FlotillaServer implements AsyncDisposable {
       await sweepDeadBuildSteps(logger.child({ c: 'build-sweep' }));
       await controller.start();
       closers.push({ name: 'controller', close: () => controller.close() });
+      if (!single) {
+        // Every server keeps a copy of every released slug: losing the one that built it loses
+        // neither the dynos' restarts elsewhere nor the next release.
+        const mirror = new ArtifactMirror({
+          store,
+          cache:
+            cache ?? new ArtifactCache({ dir: dir('cache'), token, fetch: failoverFetch(peers) }),
+          artifacts,
+          logger: logger.child({ c: 'artifact-mirror' }),
+        });
+        mirror.start();
+        closers.push({ name: 'artifact mirror', close: () => mirror.close() });
+      }
 
       const repos = new GitRepos(dir('git'), hookEntry());
       const appUrl = (app: string): string | undefined =>
