@@ -43,7 +43,8 @@ export function failoverFetch(
       // The store is down too: only the named server could have answered.
     }
     for (const peer of others) {
-      const origin = new URL(peer).origin;
+      const origin = URL.canParse(peer) ? new URL(peer).origin : undefined;
+      if (origin === undefined || origin === 'null') continue; // a host record's garbage address
       const res = await attempt(origin);
       if (res !== undefined) {
         await last?.body?.cancel().catch(() => undefined);
