@@ -50,7 +50,7 @@ export interface DriverJobTableOptions<J extends DriverJobEntry> {
 }
 
 /**
- * The job bookkeeping every {@link Driver} keeps the same way, for driver authors: the jobs by
+ * The job bookkeeping every `Driver` keeps the same way, for driver authors: the jobs by
  * id, starts in flight, and the `Driver` calls that only look at that table. It throws the
  * errors the contract suite (`runDriverContract`) expects:
  *
@@ -67,12 +67,13 @@ export interface DriverJobTableOptions<J extends DriverJobEntry> {
  * ```ts
  * class MyDriver implements Driver {
  *   readonly #jobs = new DriverJobTable<MyJob>({ driver: 'my', clock: systemClock,
- *     checkSignal, send: (job, sig) => this.#kill(job, sig), stopGraceMs: () => 30_000 });
+ *     checkSignal, send: (job, sig) => job.handle.kill(sig), stopGraceMs: () => 30_000 });
  *   async start(spec: JobSpec) {
  *     this.#jobs.assertOpen();
  *     const s = validateJobSpec(spec);
  *     return info(await this.#jobs.reserve(s.id, () => this.#launch(s))); // #launch calls #jobs.set
  *   }
+ *   stop(id: string, options?: StopOptions) { return this.#jobs.stop(id, options); }
  *   wait(id: string, options?: { signal?: AbortSignal }) { return this.#jobs.wait(id, options); }
  *   async close() { await this.#jobs.close(); }
  * }

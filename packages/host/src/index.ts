@@ -17,7 +17,7 @@ export type {
   StopOptions,
 } from './driver.js';
 export { describeExit, DriverJobTable } from './driver-job-table.js';
-export type { DriverJobEntry } from './driver-job-table.js';
+export type { DriverJobEntry, DriverJobTableOptions } from './driver-job-table.js';
 export { jobEnv, validateJobSpec } from './job-spec.js';
 export type { JobEnvInput, JobSpec } from './job-spec.js';
 export {
