@@ -285,6 +285,7 @@ export class FlotillaServer implements AsyncDisposable {
           cache:
             cache ?? new ArtifactCache({ dir: dir('cache'), token, fetch: failoverFetch(peers) }),
           artifacts,
+          collect: () => controller.collectArtifacts(),
           logger: logger.child({ c: 'artifact-mirror' }),
         });
         mirror.start();

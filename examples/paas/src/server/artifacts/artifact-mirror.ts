@@ -13,6 +13,11 @@ export interface ArtifactMirrorOptions {
   readonly cache: ArtifactCache;
   /** This server's artifact store, which its API serves and its controller releases from. */
   readonly artifacts: ArtifactStore;
+  /**
+   * Called after each copy: prunes the slugs no app keeps any more (the controller's
+   * `collectArtifacts`), which a server that never deploys would otherwise keep for good.
+   */
+  readonly collect?: () => Promise<unknown>;
   /** Attempts per slug before it is left until the next release names it (default 6). */
   readonly attempts?: number;
   readonly logger?: Logger;
@@ -92,6 +97,9 @@ export class ArtifactMirror implements AsyncDisposable {
           const path = await this.#o.cache.get(slug, { signal });
           await this.#o.artifacts.put(path, { sha256: slug.sha256, signal });
           this.#logger.info({ sha256: slug.sha256 }, 'slug copied');
+          await this.#o
+            .collect?.()
+            .catch((err: unknown) => this.#logger.warn({ err }, 'collecting old slugs'));
           break;
         } catch (err) {
           if (signal.aborted) return;
