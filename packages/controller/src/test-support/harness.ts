@@ -42,16 +42,27 @@ export async function harness(
   const routes = new MemoryRouteTable();
   const artifacts = new DirectoryArtifactStore({ dir: join(dir, 'artifacts') });
   const cluster = new ClusterState({ store });
-  const controller = new Controller({
-    store,
-    artifacts,
-    workDir: join(dir, 'work'),
-    ...(options.defaultBuilder === true ? {} : { builder: new ProcfileBuilder() }),
-    routes,
-    leaseTtlMs: 2000,
-    deploy: { readyTimeoutMs: 5000, stopTimeoutMs: 5000 },
-    ...options.controller,
-  });
+  let controller: Controller;
+  try {
+    controller = new Controller({
+      store,
+      artifacts,
+      workDir: join(dir, 'work'),
+      ...(options.defaultBuilder === true ? {} : { builder: new ProcfileBuilder() }),
+      routes,
+      leaseTtlMs: 2000,
+      deploy: { readyTimeoutMs: 5000, stopTimeoutMs: 5000 },
+      ...options.controller,
+    });
+  } catch (err) {
+    // Options a test expects to be refused: nothing of this harness may outlive the test.
+    await agents.close();
+    await scheduler.close();
+    await cluster.close();
+    if (options.store === undefined) await store.close();
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
   let n = 0;
   const h: Harness = {
     store,
