@@ -65,15 +65,8 @@ try {
   const cacheDir = join(root, 'cache');
   const work = join(root, 'work');
   mkdirSync(work);
-  const one = async (label) => {
-    const result = await build({
-      source: app,
-      cacheDir,
-      workDir: work,
-      slugPath: join(root, `${label}.tgz`),
-    });
-    return result;
-  };
+  const one = (label) =>
+    build({ source: app, cacheDir, workDir: work, slugPath: join(root, `${label}.tgz`) });
   const first = await one('first');
   const second = await one('second');
   const restored = second.output.includes('Restoring node_modules from the cache');
