@@ -70,6 +70,12 @@ export async function startEtcd(options = {}) {
     aptInstall(['etcd-server', 'etcd-client'], ETCD_MISSING);
     bin = findEtcd();
   }
+  if (!bin && process.env.FLOTILLA_ETCD_BIN) {
+    throw new Error(
+      `FLOTILLA_ETCD_BIN=${process.env.FLOTILLA_ETCD_BIN}: no such file; point it at an etcd ` +
+        `3.4+ binary, or unset it to use Debian's etcd-server (apt-get install etcd-server)`,
+    );
+  }
   if (!bin) throw new Error(ETCD_MISSING);
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'flotilla-etcd-'));
   const ownsDir = options.dataDir === undefined;
