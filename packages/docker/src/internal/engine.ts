@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { DockerError, DockerErrorCodes, engineError } from '../errors.js';
+import { engineError } from '../errors.js';
 
 /** The HTTP status of a dockerd error, when it has one. */
 export function statusOf(err: unknown): number | undefined {
@@ -72,16 +72,6 @@ export async function imageExists(
     if (statusOf(err) === 404) return undefined;
     throw engineError(`cannot inspect image ${ref}`, err);
   }
-}
-
-/** `FLOTILLA_DOCKER_IMAGE_NOT_FOUND` for a local image that is not there. */
-export function imageNotFound(ref: string, what: string): DockerError {
-  return new DockerError(
-    DockerErrorCodes.IMAGE_NOT_FOUND,
-    `${what} ${ref} is not present in this dockerd, and images are never pulled: build it ` +
-      `(flotilla-stack build for the stack image) or load it with docker load/import first`,
-    { path: ref },
-  );
 }
 
 /** Repository and tag rules of Docker, checked up front. */
