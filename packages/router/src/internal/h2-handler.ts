@@ -2,25 +2,10 @@ import http from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Backend } from './backend-set.js';
 import type { DataPlane } from './data-plane.js';
+import { FORWARDED, HOP_BY_HOP, IDEMPOTENT } from './forwarding.js';
 
-const HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'transfer-encoding',
-  'upgrade',
-  'http2-settings',
-  'host',
-]);
-const FORWARDED = new Set([
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-port',
-  'x-request-id',
-  'x-request-start',
-]);
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** Hop-by-hop headers, and `host` (HTTP/2 carries it as `:authority`). */
+const HOP = new Set([...HOP_BY_HOP, 'host']);
 
 /**
  * Serves HTTP/2 clients (negotiated by ALPN on the TLS listener): the same routes, balancing,

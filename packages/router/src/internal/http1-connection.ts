@@ -13,24 +13,8 @@ import {
 } from './http-head.js';
 import type { ActiveHttpRoute } from './route-matcher.js';
 import { STICKY_COOKIE } from './sticky.js';
+import { FORWARDED, HOP_BY_HOP, IDEMPOTENT } from './forwarding.js';
 
-const HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'transfer-encoding',
-  'upgrade',
-  'http2-settings',
-]);
-const FORWARDED = new Set([
-  'x-forwarded-for',
-  'x-forwarded-proto',
-  'x-forwarded-port',
-  'x-request-id',
-  'x-request-start',
-]);
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const REQUEST_ID_RE = /^[\x21-\x7e]{1,200}$/;
 /** Request bytes kept to replay on another backend; a longer request is not retried once sent. */
 const REPLAY_LIMIT = 64 * 1024;
@@ -349,7 +333,7 @@ class Exchange implements UpstreamOwner {
       this.#raw,
       h.lineStarts,
       h.names,
-      (n) => !HOP.has(n) && !FORWARDED.has(n) && (drop.length === 0 || !drop.includes(n)),
+      (n) => !HOP_BY_HOP.has(n) && !FORWARDED.has(n) && (drop.length === 0 || !drop.includes(n)),
       `${h.method} ${h.target} HTTP/1.${h.version === 11 ? 1 : 0}\r\n`,
       `${tail}\r\n`,
     );
@@ -876,7 +860,7 @@ function copyHead(raw: Buffer, rh: ResponseHead, tail: string): Buffer {
     raw,
     rh.lineStarts,
     rh.names,
-    (n) => !HOP.has(n) && (drop.length === 0 || !drop.includes(n)),
+    (n) => !HOP_BY_HOP.has(n) && (drop.length === 0 || !drop.includes(n)),
     statusLine,
     tail,
   );
