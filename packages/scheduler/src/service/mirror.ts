@@ -27,6 +27,32 @@ export interface KnownJob extends JobSnapshot {
   readonly statusRev: number;
 }
 
+/** A {@link KnownJob} from its record, key and status (one literal, so every job has one shape). */
+function knownJob(
+  record: JobRecord,
+  key: string,
+  rev: number,
+  state: KnownJob['state'],
+  status: JobStatus | undefined,
+  statusRev: number,
+): KnownJob {
+  return {
+    id: record.id,
+    app: record.app,
+    release: record.release,
+    type: record.type,
+    hostId: record.hostId,
+    resources: record.resources,
+    createdAt: record.createdAt,
+    state,
+    record,
+    key,
+    rev,
+    status,
+    statusRev,
+  };
+}
+
 /** What the mirror tells the orchestrator. */
 export interface MirrorHooks {
   /** A job reached `down`: collect it. */
@@ -192,21 +218,8 @@ export class ClusterMirror {
         this.#setJob(record, key, revision);
         continue;
       }
-      const job: KnownJob = {
-        id: record.id,
-        app: record.app,
-        release: record.release,
-        type: record.type,
-        hostId: record.hostId,
-        resources: record.resources,
-        createdAt: record.createdAt,
-        state: 'pending', // jobState() of a record to run without a status
-        record,
-        key,
-        rev: revision,
-        status: undefined,
-        statusRev: 0,
-      };
+      // 'pending': jobState() of a record to run without a status.
+      const job = knownJob(record, key, revision, 'pending', undefined, 0);
       if (record.hostId !== usageHost) {
         flush();
         usageHost = record.hostId;
@@ -402,21 +415,7 @@ export class ClusterMirror {
     key = before?.key ?? this.#keys.job(record.hostId, record.id),
   ): void {
     const state = jobState(record, status);
-    const job: KnownJob = {
-      id: record.id,
-      app: record.app,
-      release: record.release,
-      type: record.type,
-      hostId: record.hostId,
-      resources: record.resources,
-      createdAt: record.createdAt,
-      state,
-      record,
-      key,
-      rev,
-      status,
-      statusRev,
-    };
+    const job = knownJob(record, key, rev, state, status, statusRev);
     this.#track(before, job);
     this.jobs.set(job.id, job);
     const g = ClusterMirror.group(job.app, job.release, job.type);
