@@ -1,6 +1,5 @@
 // What the agent asks its driver to run (image jobs, resources) and how it stops jobs (the
 // drain hook), seen through a FakeDriver that records every spec.
-import { createServer } from 'node:net';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,19 +11,7 @@ import { ArtifactCache } from './artifact-cache.js';
 import type { DrainWait } from './drain-wait.js';
 import { HostAgent, type HostAgentOptions } from './host-agent.js';
 import { FakeDriver } from './testing/fake-driver.js';
-
-async function freePortRange(n: number): Promise<{ from: number; to: number }> {
-  for (;;) {
-    // Below the ephemeral range (32768-60999): a port taken by an outgoing connection fails a job.
-    const from = 20000 + Math.floor(Math.random() * 12000);
-    const ok = await new Promise<boolean>((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(from, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (ok) return { from, to: from + n - 1 };
-  }
-}
+import { freePortRange } from './test-support/free-port-range.js';
 
 describe('HostAgent: what it asks the driver to run, and how it drains (FakeDriver)', () => {
   let dir: string;

@@ -14,6 +14,7 @@ import { ArtifactCache } from './artifact-cache.js';
 import type { DrainWait } from './drain-wait.js';
 import { HostAgent, type HostAgentOptions } from './host-agent.js';
 import { ProcessDriver } from './process-driver.js';
+import { freePortRange } from './test-support/free-port-range.js';
 
 // A hello app: answers with its DYNO and a config var, /healthz with HEALTH_STATUS, exits on /crash.
 const SERVER = `
@@ -26,19 +27,6 @@ const server = http.createServer((req, res) => {
 server.listen(Number(process.env.PORT), '127.0.0.1');
 process.on('SIGTERM', () => { console.log('got SIGTERM'); server.close(() => process.exit(0)); });
 `;
-
-async function freePortRange(n: number): Promise<{ from: number; to: number }> {
-  for (;;) {
-    // Below the ephemeral range (32768-60999): a port taken by an outgoing connection fails a job.
-    const from = 20000 + Math.floor(Math.random() * 12000);
-    const ok = await new Promise<boolean>((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(from, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (ok) return { from, to: from + n - 1 };
-  }
-}
 
 describe('HostAgent (ProcessDriver, MemoryStore)', () => {
   let dir: string;
