@@ -9,6 +9,7 @@ export interface Intercepts {
   readonly watchEvent?: (event: WatchEvent) => Promise<void> | void;
 }
 
+/** `store` with `txn` and `watch` routed through `intercepts`; every other member bound to `store`. */
 export function interceptStore(store: Store, intercepts: Intercepts): Store {
   return new Proxy(store, {
     get(target, prop, receiver) {
