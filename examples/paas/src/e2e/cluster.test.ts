@@ -1,9 +1,10 @@
 // The same push on a cluster: `flotilla server` and a second `flotilla host` on one real etcd,
 // each a host agent; slugs travel from the API to the other host over HTTP with the token.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { etcdEndpoints, releaseEtcd, uniquePrefix } from '../../../../test/support/etcd.js';
+import { releaseEtcd } from '../../../../test/support/etcd.js';
 import {
   cli,
+  etcdStore,
   getApp,
   ps,
   removeDir,
@@ -21,8 +22,7 @@ let store: string;
 const app = 'e2e-cluster';
 
 beforeAll(async () => {
-  const [endpoint] = await etcdEndpoints();
-  store = `etcd://${(endpoint ?? '').replace(/^https?:\/\//, '')}${uniquePrefix('paas').replace(/\/$/, '')}`;
+  store = await etcdStore('paas');
   server = await startServer({ args: ['--store', store, '--host-id', 'host-a', '--stop-jobs'] });
   host = await startServer({
     command: 'host',

@@ -4,10 +4,11 @@
 // and controller go on deploying (a config change makes a release and rolls it out).
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { etcdEndpoints, releaseEtcd, uniquePrefix } from '../../../../test/support/etcd.js';
+import { releaseEtcd } from '../../../../test/support/etcd.js';
 import {
   api,
   cli,
+  etcdStore,
   getApp,
   killJobs,
   ps,
@@ -25,8 +26,7 @@ let store: string;
 const app = 'e2e-ha';
 
 beforeAll(async () => {
-  const [endpoint] = await etcdEndpoints();
-  store = `etcd://${(endpoint ?? '').replace(/^https?:\/\//, '')}${uniquePrefix('paas-ha').replace(/\/$/, '')}`;
+  store = await etcdStore('paas-ha');
   a = await startServer({ args: ['--store', store, '--host-id', 'ha-a', '--stop-jobs'] });
 }, 60_000);
 

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { etcdEndpoints, uniquePrefix } from '../../../../test/support/etcd.js';
 
 /** The compiled CLI. */
 export const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -199,6 +200,16 @@ export async function killJobs(dataDir: string): Promise<void> {
       }
     }
   }
+}
+
+/**
+ * A `--store` URL on the test etcd under a fresh prefix named after `name`, so suites that
+ * share one etcd never see each other's keys.
+ */
+export async function etcdStore(name: string): Promise<string> {
+  const [endpoint] = await etcdEndpoints();
+  const host = (endpoint ?? '').replace(/^https?:\/\//, '');
+  return `etcd://${host}${uniquePrefix(name).replace(/\/$/, '')}`;
 }
 
 /** Removes a data directory. */
