@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { isFlotillaError } from '@flotilla/core';
 import { MemoryStore } from '@flotilla/store';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { BuildOutputLine } from './build.js';
-import { Controller } from './controller.js';
+import type { Build, BuildOutputLine } from './build.js';
+import { Controller, type ControllerOptions } from './controller.js';
 import { DirectoryArtifactStore } from './directory-artifact-store.js';
 import { harness, sha, type Harness } from './test-support/harness.js';
 
@@ -47,119 +47,98 @@ async function until(
   throw new Error(`the output ended without the line looked for:\n${seen.join('\n')}`);
 }
 
+/**
+ * A harness (its controller `main`), a second controller `other` on its store (`extra` added
+ * to its options) and app `demo` with a first build started on `main`, whose buildpack waits
+ * for `pack.go`; `startNext` starts a build of another commit of `demo` on `other`.
+ */
+async function twoBuildsOfOneApp(extra: Partial<ControllerOptions> = {}): Promise<{
+  main: Controller;
+  other: Controller;
+  pack: { dir: string; go: string };
+  first: Build;
+  startNext: () => Promise<Build>;
+}> {
+  const hh = (h = await harness({ defaultBuilder: true }));
+  const other = (second = new Controller({
+    store: hh.store,
+    artifacts: hh.artifacts,
+    workDir: join(hh.dir, 'work'),
+    routes: hh.routes,
+    leaseTtlMs: 2000,
+    ...extra,
+  }));
+  await other.start();
+  const pack = await waitingBuildpack(join(hh.dir, 'waiting-pack'));
+  await hh.controller.createApp({ name: 'demo' });
+  const options = { buildpacks: [pack.dir], deploy: false };
+  const source = { Procfile: 'web: node server.js\n', 'server.js': '// serve\n' };
+  const build = async (controller: Controller, n: number): Promise<Build> =>
+    controller.createBuild(
+      'demo',
+      { type: 'git', dir: await hh.source(source), sha: sha(n) },
+      options,
+    );
+  return {
+    main: hh.controller,
+    other,
+    pack,
+    first: await build(hh.controller, 1),
+    startNext: () => build(other, 2),
+  };
+}
+
 describe('a build of an app whose build cache another build holds', () => {
   it('waits for it, says so in its output, then builds', async () => {
-    h = await harness({ defaultBuilder: true });
-    second = new Controller({
-      store: h.store,
-      artifacts: h.artifacts,
-      workDir: join(h.dir, 'work'),
-      routes: h.routes,
-      leaseTtlMs: 2000,
-    });
-    await second.start();
-    const pack = await waitingBuildpack(join(h.dir, 'waiting-pack'));
-    await h.controller.createApp({ name: 'demo' });
-    const options = { buildpacks: [pack.dir], deploy: false };
-    const source = { Procfile: 'web: node server.js\n', 'server.js': '// serve\n' };
-    const first = await h.controller.createBuild(
-      'demo',
-      { type: 'git', dir: await h.source(source), sha: sha(1) },
-      options,
-    );
-    await until(h.controller.buildOutput('demo', first.id), (l) => l === '       started');
+    const { main, other, pack, first, startNext } = await twoBuildsOfOneApp();
+    await until(main.buildOutput('demo', first.id), (l) => l === '       started');
     // The first build holds the cache now; the second controller's build of the app waits.
-    const next = await second.createBuild(
-      'demo',
-      { type: 'git', dir: await h.source(source), sha: sha(2) },
-      options,
-    );
-    const waited = await until(second.buildOutput('demo', next.id), (l) =>
+    const next = await startNext();
+    const waited = await until(other.buildOutput('demo', next.id), (l) =>
       l.includes('waiting for the previous build of demo to finish'),
     );
     expect(waited.join('\n')).not.toContain('CACHE_LOCKED');
-    expect((await second.getBuild('demo', next.id)).status).toBe('running');
+    expect((await other.getBuild('demo', next.id)).status).toBe('running');
     await writeFile(pack.go, '');
-    expect((await h.controller.waitForBuild('demo', first.id)).status).toBe('succeeded');
-    const done = await second.waitForBuild('demo', next.id);
+    expect((await main.waitForBuild('demo', first.id)).status).toBe('succeeded');
+    const done = await other.waitForBuild('demo', next.id);
     expect(done.status, done.error).toBe('succeeded');
   });
 
   it('gives up after cacheLockTimeoutMs with FLOTILLA_BUILDPACK_CACHE_LOCKED, the wait said', async () => {
-    h = await harness({ defaultBuilder: true });
-    second = new Controller({
-      store: h.store,
-      artifacts: h.artifacts,
-      workDir: join(h.dir, 'work'),
-      routes: h.routes,
-      leaseTtlMs: 2000,
+    const { main, other, pack, first, startNext } = await twoBuildsOfOneApp({
       cacheLockTimeoutMs: 600,
     });
-    await second.start();
-    const pack = await waitingBuildpack(join(h.dir, 'waiting-pack'));
-    await h.controller.createApp({ name: 'demo' });
-    const options = { buildpacks: [pack.dir], deploy: false };
-    const source = { Procfile: 'web: node server.js\n', 'server.js': '// serve\n' };
-    const first = await h.controller.createBuild(
-      'demo',
-      { type: 'git', dir: await h.source(source), sha: sha(1) },
-      options,
-    );
     try {
-      await until(h.controller.buildOutput('demo', first.id), (l) => l === '       started');
-      const next = await second.createBuild(
-        'demo',
-        { type: 'git', dir: await h.source(source), sha: sha(2) },
-        options,
-      );
-      const done = await second.waitForBuild('demo', next.id);
+      await until(main.buildOutput('demo', first.id), (l) => l === '       started');
+      const next = await startNext();
+      const done = await other.waitForBuild('demo', next.id);
       expect(done.status).toBe('failed');
       expect(done.error).toContain('FLOTILLA_BUILDPACK_CACHE_LOCKED');
       const lines: string[] = [];
-      for await (const l of second.buildOutput('demo', next.id)) lines.push(l.line);
+      for await (const l of other.buildOutput('demo', next.id)) lines.push(l.line);
       expect(lines.filter((l) => l.includes('waiting for the previous build')).length).toBe(1);
     } finally {
       await writeFile(pack.go, '');
     }
-    expect((await h.controller.waitForBuild('demo', first.id)).status).toBe('succeeded');
+    expect((await main.waitForBuild('demo', first.id)).status).toBe('succeeded');
   });
 
   it('a controller closed while its build waits ends that build as failed, at once', async () => {
-    h = await harness({ defaultBuilder: true });
-    second = new Controller({
-      store: h.store,
-      artifacts: h.artifacts,
-      workDir: join(h.dir, 'work'),
-      routes: h.routes,
-      leaseTtlMs: 2000,
-    });
-    await second.start();
-    const pack = await waitingBuildpack(join(h.dir, 'waiting-pack'));
-    await h.controller.createApp({ name: 'demo' });
-    const options = { buildpacks: [pack.dir], deploy: false };
-    const source = { Procfile: 'web: node server.js\n', 'server.js': '// serve\n' };
-    const first = await h.controller.createBuild(
-      'demo',
-      { type: 'git', dir: await h.source(source), sha: sha(1) },
-      options,
-    );
+    const { main, other, pack, first, startNext } = await twoBuildsOfOneApp();
     try {
-      await until(h.controller.buildOutput('demo', first.id), (l) => l === '       started');
-      const next = await second.createBuild(
-        'demo',
-        { type: 'git', dir: await h.source(source), sha: sha(2) },
-        options,
-      );
-      await until(second.buildOutput('demo', next.id), (l) =>
+      await until(main.buildOutput('demo', first.id), (l) => l === '       started');
+      const next = await startNext();
+      await until(other.buildOutput('demo', next.id), (l) =>
         l.includes('waiting for the previous build of demo to finish'),
       );
-      await second.close();
-      const after = await h.controller.getBuild('demo', next.id);
+      await other.close();
+      const after = await main.getBuild('demo', next.id);
       expect(after.status).toBe('failed');
     } finally {
       await writeFile(pack.go, '');
     }
-    expect((await h.controller.waitForBuild('demo', first.id)).status).toBe('succeeded');
+    expect((await main.waitForBuild('demo', first.id)).status).toBe('succeeded');
   });
 
   it('refuses a cacheLockTimeoutMs that is no whole number of ms from 0', async () => {
