@@ -41,4 +41,18 @@ describe('retry', () => {
     await clock.advance(10_000);
     expect(calls).toBe(1);
   });
+
+  it('awaits an attempt in flight when aborted, then rejects with the reason if it failed', async () => {
+    const ac = new AbortController();
+    let calls = 0;
+    let fail!: (err: unknown) => void;
+    const result = retry(
+      () => (calls++, new Promise<never>((_resolve, reject) => (fail = reject))),
+      { signal: ac.signal },
+    );
+    ac.abort(new Error('closing'));
+    fail(flaky());
+    await expect(result).rejects.toThrow('closing');
+    expect(calls).toBe(1);
+  });
 });

@@ -28,7 +28,9 @@ export function isRetryable(error: unknown): boolean {
 /**
  * Calls `attempt` until it succeeds, waiting on the clock between failures (100 ms doubling to
  * 5 s by default): the one retry loop every package uses. Throws an error that is not
- * retryable at once, and the signal's reason once it aborts (during an attempt or a delay).
+ * retryable at once. Once the signal aborts, a pending delay ends and `retry` rejects with the
+ * signal's reason; an attempt in flight is awaited first (pass it the signal to cut it short),
+ * and its result is still returned if it succeeds.
  *
  * @example
  * ```ts
