@@ -2,6 +2,7 @@
 // through scripts/services.mjs), the system's on /var/run/docker.sock, or our own started by
 // scripts/docker.mjs for this run. Fails, never skips, when Docker cannot be had.
 import Docker from 'dockerode';
+import { Demuxer } from '../../packages/docker/src/internal/demux.js';
 import { acquireDocker } from '../../scripts/docker.mjs';
 
 let acquired: ReturnType<typeof acquireDocker> | undefined;
@@ -93,11 +94,7 @@ export async function runContainer(
     const raw = (await container.logs({ stdout: true, stderr: true, follow: false })) as Buffer;
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    for (let i = 0; i + 8 <= raw.length;) {
-      const size = raw.readUInt32BE(i + 4);
-      (raw[i] === 2 ? err : out).push(raw.subarray(i + 8, i + 8 + size));
-      i += 8 + size;
-    }
+    new Demuxer((stream, bytes) => (stream === 'stderr' ? err : out).push(bytes)).write(raw);
     return {
       code: StatusCode,
       stdout: Buffer.concat(out).toString('utf8'),
