@@ -51,7 +51,14 @@ describe('parseStoreUrl', () => {
     expect(parseStoreUrl('sqlite:/var/x.db', '/d')).toEqual({ kind: 'sqlite', path: '/var/x.db' });
   });
 
-  it.each(['etcd://', 'etcd://host', 'redis://x:1', 'etcd://a:1,,b:2'])('refuses %s', (url) => {
+  it.each([
+    'etcd://',
+    'etcd://host',
+    'redis://x:1',
+    'etcd://a:1,,b:2',
+    'etcd://a:99999',
+    'etcd://a:0',
+  ])('refuses %s', (url) => {
     expect(() => parseStoreUrl(url, '/d')).toThrow(
       expect.objectContaining({ code: 'FLOTILLA_PAAS_INVALID_OPTIONS' }),
     );
