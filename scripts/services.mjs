@@ -35,10 +35,13 @@ export async function startServices(_options) {
     for (const stop of stops.reverse()) await stop();
     throw err;
   }
+  let stopped;
   return {
     env,
-    stop: async () => {
-      for (const stop of stops.reverse()) await stop();
-    },
+    // once: npm test calls it after vitest and on SIGINT/SIGTERM, which can both happen
+    stop: () =>
+      (stopped ??= (async () => {
+        for (const stop of stops.reverse()) await stop();
+      })()),
   };
 }

@@ -38,6 +38,18 @@ try {
   process.exit(1);
 }
 
+// Ctrl-C or a CI timeout: stop the engines first (our own dockerd runs detached and would
+// outlive this process, an etcd would leave its data directory), then end as the signal would.
+for (const [signal, number] of [
+  ['SIGINT', 2],
+  ['SIGTERM', 15],
+]) {
+  process.once(signal, () => {
+    console.error(`flotilla test: ${signal}, stopping the engines`);
+    void services.stop().finally(() => process.exit(128 + number));
+  });
+}
+
 const resultsDir = join(root, '.test-results');
 const resultsFile = join(resultsDir, 'vitest.json');
 mkdirSync(resultsDir, { recursive: true });
