@@ -231,8 +231,8 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
     const connectTimeoutMs = positive('connectTimeoutMs', options.connectTimeoutMs, 3000);
     const ejectAfter = positive('ejectAfter', options.ejectAfter, 3);
     const ejectMs = positive('ejectMs', options.ejectMs, 1000);
-    positive('ttlMs', options.ttlMs, 10000, 1000);
-    positive('closeTimeoutMs', options.closeTimeoutMs, 10000, 0);
+    this.#ttlMs = positive('ttlMs', options.ttlMs, 10000, 1000);
+    this.#closeTimeoutMs = positive('closeTimeoutMs', options.closeTimeoutMs, 10000, 0);
     const pool = new UpstreamPool({
       maxIdlePerBackend: positive('maxIdlePerBackend', options.maxIdlePerBackend, 128, 0),
       idleTimeoutMs: positive('upstreamIdleTimeoutMs', options.upstreamIdleTimeoutMs, 4000),
@@ -283,6 +283,8 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
   }
 
   readonly #connectTimeoutMs: number;
+  readonly #ttlMs: number;
+  readonly #closeTimeoutMs: number;
 
   /** The lifecycle state. */
   get state(): RouterState {
@@ -347,7 +349,7 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
         this.#o.store,
         this.#prefix,
         this.id,
-        this.#o.ttlMs ?? 10000,
+        this.#ttlMs,
         this.#logger,
         (s, i, d) => this.emit('drain', s, i, d),
       );
@@ -391,7 +393,7 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
             ? '127.0.0.1:1'
             : `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`,
         ready: true,
-        ttlMs: this.#o.ttlMs ?? 10000,
+        ttlMs: this.#ttlMs,
       });
       this.#sweeper = setInterval(() => {
         const now = this.#plane.now();
@@ -580,7 +582,7 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
   close(): Promise<void> {
     if (this.#closing === undefined) {
       if (this.#state !== 'failed') this.#state = 'stopping';
-      this.#closing = this.#shutdown(this.#o.closeTimeoutMs ?? 10000).finally(() => {
+      this.#closing = this.#shutdown(this.#closeTimeoutMs).finally(() => {
         this.#state = 'stopped';
       });
     }
