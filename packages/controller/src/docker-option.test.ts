@@ -15,13 +15,13 @@ describe('ControllerOptions.docker', () => {
   it('builds a Dockerfile app with buildImage, each line streamed while it runs', async () => {
     const client = { name: 'the docker client' };
     const calls: LineImageBuildOptions[] = [];
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
     const buildImage = async (o: LineImageBuildOptions) => {
       calls.push(o);
       o.onOutput?.('Step 1/2 : FROM flotilla/stack');
       o.onOutput?.('Step 2/2 : CMD ["node", "server.js"]');
-      await released; // until the follower saw both lines
+      await gate; // until the follower saw both lines
       o.onOutput?.('Successfully tagged');
       return {
         image: o.tag,
@@ -39,7 +39,7 @@ describe('ControllerOptions.docker', () => {
       lines.push(l.line);
       if (l.line.startsWith('Step 2/2')) {
         expect((await h.controller.getBuild('demo', build.id)).status).toBe('running');
-        release();
+        openGate();
       }
     }
     const outcome = await h.controller.waitForDeploy('demo', build.id);

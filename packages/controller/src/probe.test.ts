@@ -359,8 +359,8 @@ describe('bad input that reaches the build', () => {
   });
 
   it('a build of an app destroyed meanwhile ends failed, and leaves no records behind', async () => {
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
     h = await harness({
       controller: {
         builder: {
@@ -378,7 +378,7 @@ describe('bad input that reaches the build', () => {
       sha: sha(1),
     });
     const destroying = h.controller.destroyApp('demo');
-    release();
+    openGate();
     await destroying;
     await expect
       .poll(() =>
