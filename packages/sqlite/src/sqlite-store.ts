@@ -211,16 +211,25 @@ export class SqliteStore implements Store {
       throw err;
     }
     if (options.path !== ':memory:') {
-      this.#guard = FileGuard.open(options.path);
-      if (this.#guard === undefined) {
+      let guard: FileGuard | undefined;
+      let cause: unknown;
+      try {
+        guard = FileGuard.open(options.path);
+      } catch (err) {
+        cause = err; // a stat the just-opened file refuses (EACCES on a directory, say)
+      }
+      if (guard === undefined) {
         this.#db.close();
         this.#pathLock?.release();
         throw new SqliteError(
           SqliteErrorCodes.OPEN,
-          `${options.path} vanished while it was being opened: check what else deletes or moves it`,
-          { path: options.path },
+          cause === undefined
+            ? `${options.path} vanished while it was being opened: check what else deletes or moves it`
+            : `${options.path} cannot be checked after opening (${(cause as Error).message}): check the permissions of its directory`,
+          { path: options.path, ...(cause === undefined ? {} : { cause }) },
         );
       }
+      this.#guard = guard;
     }
     try {
       this.#s = prepareStatements(this.#db);
