@@ -123,7 +123,10 @@ async function withLock(dir, fn) {
           return 0;
         }
       })();
-      if ((Number.isInteger(owner) && !alive(owner)) || (Number.isNaN(owner) && age > 10_000)) {
+      // No pid (the file missing, empty or garbage: its writer died between mkdir and write)
+      // counts as dead once the lock is 10 s old; Number('') is 0, which alive() would accept.
+      const known = Number.isInteger(owner) && owner > 0;
+      if ((known && !alive(owner)) || (!known && age > 10_000)) {
         rmSync(lock, { recursive: true, force: true });
         continue;
       }
