@@ -239,6 +239,9 @@ describe('options and hostile input', () => {
       { env: { OK: 42 as unknown as string } },
       { timeoutMs: Number.NaN },
       { timeoutMs: -1 },
+      // Past a timer's 32-bit range: Node.js would fire it at once, or throw a RangeError.
+      { timeoutMs: 2 ** 31 },
+      { timeoutMs: 2 ** 32 },
       { maxOutputBytes: 0 },
       { cacheDir: join(source, 'cache') },
       { cacheDir: root },

@@ -53,7 +53,7 @@ export interface BuildOptions {
   readonly onOutput?: (line: string) => void;
   /** Stops the build and everything it started; the call then rejects with the signal's reason. */
   readonly signal?: AbortSignal;
-  /** Stops the build after this many milliseconds with `FLOTILLA_BUILDPACK_TIMEOUT`. Default: none. */
+  /** Stops the build after this many milliseconds with `FLOTILLA_BUILDPACK_TIMEOUT`. Default: none; at most 2³¹−1 (about 24 days). */
   readonly timeoutMs?: number;
   /** `STACK` of the build. Default `'heroku-24'`, the stack public buildpacks know. */
   readonly stack?: string;

@@ -10,6 +10,8 @@ import { isEnvName } from './shell.js';
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const DEFAULT_MAX_OUTPUT = 4 * 1024 * 1024;
+/** The longest delay a Node.js timer keeps: a longer one fires at once, or throws RangeError. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** build()'s options, checked, with their defaults. */
 export interface CheckedOptions {
@@ -82,9 +84,13 @@ export function checkOptions(options: BuildOptions): CheckedOptions {
     options.timeoutMs !== undefined &&
     (typeof options.timeoutMs !== 'number' ||
       !Number.isFinite(options.timeoutMs) ||
-      options.timeoutMs <= 0)
+      options.timeoutMs <= 0 ||
+      options.timeoutMs > MAX_TIMEOUT_MS)
   ) {
-    throw bad('timeoutMs must be a positive number of milliseconds', 'timeoutMs');
+    throw bad(
+      `timeoutMs must be a positive number of milliseconds, at most ${MAX_TIMEOUT_MS} (about 24 days)`,
+      'timeoutMs',
+    );
   }
   const maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
   if (!Number.isSafeInteger(maxOutputBytes) || maxOutputBytes <= 0) {
