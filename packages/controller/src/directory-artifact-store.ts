@@ -71,7 +71,13 @@ export class DirectoryArtifactStore implements ArtifactStore {
       if (existing !== undefined) return existing;
       await rename(temp, this.#file(digest));
       const info = await this.stat(digest);
-      if (info === undefined) throw new Error(`artifact ${digest} vanished after it was stored`);
+      if (info === undefined)
+        // Collected by another process between the rename and this stat: storing it again wins.
+        throw new ControllerError(
+          ControllerErrorCodes.CONFLICT,
+          `artifact ${digest} was removed (collected by another process?) right after it was stored: store it again`,
+          { retryable: true },
+        );
       return info;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !(err instanceof ControllerError))
