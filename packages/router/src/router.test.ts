@@ -139,3 +139,15 @@ describe('Router: raw protocol', () => {
     expect(sockets.size).toBe(1);
   });
 });
+
+describe('Router: listen options', () => {
+  it('refuses missing or null listen options with FLOTILLA_ROUTER_INVALID_OPTIONS, not a TypeError', async () => {
+    for (const bad of [undefined, null, { http: null }, { https: 'x' }]) {
+      const router = h.router();
+      await expect(router.listen(bad as never)).rejects.toMatchObject({
+        code: 'FLOTILLA_ROUTER_INVALID_OPTIONS',
+      });
+      expect(router.state).toBe('idle');
+    }
+  });
+});

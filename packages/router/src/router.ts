@@ -327,15 +327,26 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
         `listen() was already called on router ${this.id} (state ${this.#state})`,
       );
     }
+    if (typeof options !== 'object' || options === null) {
+      throw new RouterError(
+        'FLOTILLA_ROUTER_INVALID_OPTIONS',
+        'listen() needs options: { http?: { port }, https?: { port }, tcp?: { host } }',
+      );
+    }
     for (const k of ['http', 'https'] as const) {
       const l = options[k];
       if (
         l !== undefined &&
-        (typeof l.port !== 'number' || !Number.isInteger(l.port) || l.port < 0 || l.port > 65535)
+        (typeof l !== 'object' ||
+          l === null ||
+          typeof l.port !== 'number' ||
+          !Number.isInteger(l.port) ||
+          l.port < 0 ||
+          l.port > 65535)
       ) {
         throw new RouterError(
           'FLOTILLA_ROUTER_INVALID_OPTIONS',
-          `listen ${k}.port must be an integer from 0 to 65535, not ${String(l.port)}`,
+          `listen ${k}.port must be an integer from 0 to 65535, not ${String((l as { port?: unknown } | null)?.port)}`,
         );
       }
     }
