@@ -244,6 +244,7 @@ describe('options and hostile input', () => {
       { timeoutMs: 2 ** 32 },
       { maxOutputBytes: 0 },
       { cacheDir: join(source, 'cache') },
+      { cacheDir: join(source, '..cache') },
       { cacheDir: root },
       { buildpacks: [] },
       { stack: 'a\nb' },

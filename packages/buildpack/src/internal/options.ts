@@ -1,7 +1,7 @@
 // Checking build()'s options: every one of the wrong kind is refused before anything is done.
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { relative, resolve, sep } from 'node:path';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { BuildOptions } from '../build.js';
 import { BUNDLED_BUILDPACKS } from '../bundled.js';
 import { BuildpackError, BuildpackErrorCodes } from '../errors.js';
@@ -123,5 +123,6 @@ export function checkOptions(options: BuildOptions): CheckedOptions {
 
 function inside(path: string, dir: string): boolean {
   const rel = relative(dir, path);
-  return rel === '' || (!rel.startsWith('..') && !rel.startsWith(sep) && rel !== '..');
+  // `..cache` is a child named `..cache`, not a way out: only `..` itself or `../` leaves `dir`.
+  return rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
 }
