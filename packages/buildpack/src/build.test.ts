@@ -245,6 +245,7 @@ describe('options and hostile input', () => {
       { maxOutputBytes: 0 },
       { cacheDir: join(source, 'cache') },
       { cacheDir: join(source, '..cache') },
+      { workDir: join(source, 'work') },
       { cacheDir: root },
       { buildpacks: [] },
       { stack: 'a\nb' },

@@ -105,6 +105,11 @@ export function checkOptions(options: BuildOptions): CheckedOptions {
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     throw bad('signal must be an AbortSignal', 'signal');
   }
+  const workDir = pathOption('workDir', options.workDir) ?? tmpdir();
+  if (inside(workDir, source)) {
+    // The source is copied into workDir: inside the source, the copy would copy itself.
+    throw bad(`workDir ${workDir} is inside source ${source}; keep it outside the app`, 'workDir');
+  }
   return {
     source,
     cacheDir,
@@ -115,7 +120,7 @@ export function checkOptions(options: BuildOptions): CheckedOptions {
     requestId: stringOption('requestId', options.requestId) ?? randomUUID(),
     path: stringOption('path', options.path) ?? DEFAULT_PATH,
     sourceVersion: stringOption('sourceVersion', options.sourceVersion),
-    workDir: pathOption('workDir', options.workDir) ?? tmpdir(),
+    workDir,
     maxOutputBytes,
     appLocalBuildpacks: options.appLocalBuildpacks ?? true,
   };
