@@ -7,13 +7,16 @@
 //
 // Installs wrk and nginx-light with apt-get when missing (saying so on stderr).
 // Each proxy runs in a process of its own; the backend in another; wrk in another. Figures on
-// a shared machine are noisy: compare the ratios of the same run.
+// a shared machine are noisy: compare the ratios of the same run. Each proxy's CPU time (its
+// process and children, from /proc) is read around every wrk run and printed as CPU microseconds
+// per request (cpu_us_per_req): far less sensitive to the machine's load than requests/s.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { processTreeCpuSeconds } from './router/cpu.mjs';
 
 const args = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -24,6 +27,17 @@ const DURATION = arg('duration', 5);
 const ROUNDS = arg('rounds', 3);
 const CONNECTIONS = arg('connections', 50);
 const TLS = !args.includes('--no-tls');
+// --only small,body_1k: run only these scenarios; --proxies flotilla,nginx: only these proxies.
+const list = (name) => {
+  const i = args.indexOf(`--${name}`);
+  return i === -1 ? undefined : args[i + 1].split(',');
+};
+const ONLY = list('only');
+const PROXIES = list('proxies');
+// Extra node flags for the Node proxies (e.g. --node-flags=--cpu-prof,--cpu-prof-dir=/tmp/p).
+const NODE_FLAGS = args
+  .filter((a) => a.startsWith('--node-flags='))
+  .flatMap((a) => a.slice('--node-flags='.length).split(','));
 const BODIES = !args.includes('--no-bodies');
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 
@@ -47,14 +61,14 @@ function ensureTools() {
 }
 
 const children = [];
-function startNode(script, argv) {
-  const child = spawn(process.execPath, [script, ...argv], {
+function startNode(script, argv, flags = []) {
+  const child = spawn(process.execPath, [...flags, script, ...argv], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.push(child);
   return new Promise((resolve, reject) => {
     const rl = createInterface({ input: child.stdout });
-    rl.once('line', (line) => resolve(JSON.parse(line)));
+    rl.once('line', (line) => resolve({ pid: child.pid, info: JSON.parse(line) }));
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
   });
 }
@@ -101,6 +115,7 @@ http {
   }
 }`;
   writeFileSync(join(dir, 'nginx.conf'), conf);
+  // daemon off: the master is this child, its one worker a child of it (both are counted).
   const child = spawn('/usr/sbin/nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -118,10 +133,11 @@ http {
     if (ok) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { http: httpPort, https: httpsPort };
+  return { pid: child.pid, http: httpPort, https: httpsPort };
 }
 
-function wrk(url, extra = []) {
+function wrk(url, extra = [], pid) {
+  const cpu0 = pid === undefined ? undefined : processTreeCpuSeconds(pid);
   const out = execFileSync(
     'wrk',
     [
@@ -144,8 +160,15 @@ function wrk(url, extra = []) {
   };
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0';
   const sockErr = /Socket errors: (.*)/.exec(out)?.[1];
+  const cpu1 = pid === undefined ? undefined : processTreeCpuSeconds(pid);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
+  const cpuUs =
+    cpu0 === undefined || cpu1 === undefined || !(requests > 0)
+      ? NaN
+      : ((cpu1 - cpu0) * 1e6) / requests;
   return {
     rps,
+    cpu_us_per_req: cpuUs,
     p50_ms: lat(50),
     p99_ms: lat(99),
     non2xx: Number(errors),
@@ -186,18 +209,20 @@ async function main() {
         { stdio: 'ignore' },
       );
     }
-    const backendPort = await startNode(here('./router/backend.mjs'), []);
-    const proxies = {
-      flotilla: await startNode(here('./router/flotilla.mjs'), [
-        String(backendPort),
-        ...(certDir ? [certDir] : []),
-      ]),
-      nginx: await startNginx(dir, backendPort, certDir),
-      'http-proxy': await startNode(here('./router/http-proxy.mjs'), [
-        String(backendPort),
-        ...(certDir ? [certDir] : []),
-      ]),
+    const backendPort = (await startNode(here('./router/backend.mjs'), [])).info;
+    const node = async (script) => {
+      const { pid, info } = await startNode(
+        here(script),
+        [String(backendPort), ...(certDir ? [certDir] : [])],
+        NODE_FLAGS,
+      );
+      return { pid, ...info };
     };
+    const wanted = (name) => PROXIES === undefined || PROXIES.includes(name);
+    const proxies = {};
+    if (wanted('flotilla')) proxies.flotilla = await node('./router/flotilla.mjs');
+    if (wanted('nginx')) proxies.nginx = await startNginx(dir, backendPort, certDir);
+    if (wanted('http-proxy')) proxies['http-proxy'] = await node('./router/http-proxy.mjs');
     const scenarios = [{ name: 'small', path: '/', scheme: 'http' }];
     if (BODIES) {
       scenarios.push(
@@ -207,6 +232,8 @@ async function main() {
       scenarios.push({ name: 'post_1k', path: '/', scheme: 'http', post: 1024 });
     }
     if (TLS) scenarios.push({ name: 'tls_small', path: '/', scheme: 'https' });
+    if (ONLY !== undefined)
+      scenarios.splice(0, scenarios.length, ...scenarios.filter((s) => ONLY.includes(s.name)));
     // warm up each proxy
     for (const [, ports] of Object.entries(proxies))
       execFileSync(
@@ -216,7 +243,7 @@ async function main() {
       );
     const results = {};
     for (const sc of scenarios) {
-      const runs = { flotilla: [], nginx: [], 'http-proxy': [] };
+      const runs = Object.fromEntries(Object.keys(proxies).map((name) => [name, []]));
       let luaFile;
       if (sc.post) {
         luaFile = join(dir, `post-${sc.post}.lua`);
@@ -232,7 +259,11 @@ async function main() {
           const port = proxies[name][sc.scheme];
           if (port === undefined) continue;
           runs[name].push(
-            wrk(`${sc.scheme}://127.0.0.1:${port}${sc.path}`, luaFile ? ['-s', luaFile] : []),
+            wrk(
+              `${sc.scheme}://127.0.0.1:${port}${sc.path}`,
+              luaFile ? ['-s', luaFile] : [],
+              proxies[name].pid,
+            ),
           );
         }
       }
@@ -241,18 +272,22 @@ async function main() {
         if (rs.length === 0) continue;
         summary[name] = {
           rps: Math.round(median(rs.map((x) => x.rps))),
+          cpu_us_per_req: Math.round(median(rs.map((x) => x.cpu_us_per_req)) * 10) / 10,
           p50_ms: round2(median(rs.map((x) => x.p50_ms))),
           p99_ms: round2(median(rs.map((x) => x.p99_ms))),
           non2xx: rs.reduce((a, x) => a + x.non2xx, 0),
           runs: rs.map((x) => Math.round(x.rps)),
+          cpu_runs: rs.map((x) => Math.round(x.cpu_us_per_req * 10) / 10),
         };
       }
       const f = summary.flotilla;
-      summary.ratios = {
-        rps_vs_nginx: round2(f.rps / summary.nginx.rps),
-        rps_vs_http_proxy: round2(f.rps / summary['http-proxy'].rps),
-        p99_vs_nginx: round2(f.p99_ms / summary.nginx.p99_ms),
-      };
+      if (f !== undefined && summary.nginx !== undefined && summary['http-proxy'] !== undefined)
+        summary.ratios = {
+          rps_vs_nginx: round2(f.rps / summary.nginx.rps),
+          rps_vs_http_proxy: round2(f.rps / summary['http-proxy'].rps),
+          p99_vs_nginx: round2(f.p99_ms / summary.nginx.p99_ms),
+          cpu_vs_nginx: round2(f.cpu_us_per_req / summary.nginx.cpu_us_per_req),
+        };
       results[sc.name] = summary;
     }
     console.log(
