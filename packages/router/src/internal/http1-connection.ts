@@ -475,27 +475,34 @@ class Exchange implements UpstreamOwner {
     }
   }
 
-  /** Bytes from the backend. */
-  upData(chunk: Buffer): void {
-    if (this.#res === 'body') {
-      this.#forwardBody(chunk);
-      return;
-    }
+  /**
+   * Bytes from the backend, in the upstream connection's read buffer: returns whether a
+   * reference to them was kept past this call (see {@link UpstreamOwner}).
+   */
+  upData(chunk: Buffer): boolean {
+    if (this.#res === 'body') return this.#forwardBody(chunk);
     this.#res = 'head';
     this.#ubuf = this.#ubuf === null ? chunk : Buffer.concat([this.#ubuf, chunk]);
-    this.#parseResponse();
+    const kept = this.#parseResponse();
+    // A partial head waits for more bytes: keep a copy, not the read buffer.
+    if (this.#ubuf !== null && this.#ubuf.buffer === chunk.buffer)
+      this.#ubuf = Buffer.from(this.#ubuf);
+    return kept;
   }
 
-  #parseResponse(): void {
+  /** Parses the response head in #ubuf; returns whether a reference to its bytes was kept. */
+  #parseResponse(): boolean {
     const p = this.#p;
+    let kept = false;
     for (;;) {
       const ubuf = present(this.#ubuf, 'response bytes');
       let rh: ResponseHead;
       try {
         const end = findHeadEnd(ubuf, p.limits, true);
-        if (end === -1) return;
+        if (end === -1) return kept;
         rh = parseResponseHead(ubuf, end, p.limits);
       } catch (err) {
+        this.#ubuf = null;
         this.#set_.failed(this.#backend_);
         this.#dropUpstream();
         this.#localError(
@@ -503,30 +510,35 @@ class Exchange implements UpstreamOwner {
           `the backend sent an invalid response (${(err as Error).message})`,
           false,
         );
-        return;
+        return kept;
       }
       const rest = ubuf.length > rh.length ? ubuf.subarray(rh.length) : null;
       if (rh.status === 101 && this.#wantUpgrade) {
-        this.#tunnel(ubuf.subarray(0, rh.length), rest);
-        return;
+        this.#ubuf = null;
+        this.#tunnel(Buffer.from(ubuf.subarray(0, rh.length)), rest && Buffer.from(rest));
+        return kept;
       }
       if (rh.status >= 100 && rh.status < 200) {
-        if (this.#h.version === 11 && rh.status !== 101)
-          this.#c.socket.write(ubuf.subarray(0, rh.length));
+        if (this.#h.version === 11 && rh.status !== 101) {
+          const cs = this.#c.socket;
+          cs.write(ubuf.subarray(0, rh.length));
+          if (cs.writableLength > 0) kept = true;
+        }
         if (rest === null) {
           this.#ubuf = null;
           this.#res = 'none';
-          return;
+          return kept;
         }
         this.#ubuf = rest;
         continue;
       }
-      this.#onResponseHead(rh, ubuf, rest);
-      return;
+      this.#ubuf = null;
+      return this.#onResponseHead(rh, ubuf, rest) || kept;
     }
   }
 
-  #onResponseHead(rh: ResponseHead, raw: Buffer, rest: Buffer | null): void {
+  /** Sends the response head on (and the body bytes after it); returns whether they were kept. */
+  #onResponseHead(rh: ResponseHead, raw: Buffer, rest: Buffer | null): boolean {
     const p = this.#p;
     const route = this.#route_;
     const b = this.#backend_;
@@ -554,19 +566,22 @@ class Exchange implements UpstreamOwner {
     if (!this.#keepClient) s += 'connection: close\r\n';
     else if (this.#h.version === 10) s += 'connection: keep-alive\r\n';
     this.#res = 'body';
-    this.#ubuf = null;
     const head = copyHead(raw, rh, `${s}\r\n`);
     if (this.#resBody.done) {
       this.#c.socket.write(head);
       this.#complete(rest);
-      return;
+      return false;
     }
-    if (rest !== null) this.#forwardBody(rest, head);
-    else this.#c.socket.write(head);
+    if (rest !== null) return this.#forwardBody(rest, head);
+    this.#c.socket.write(head);
+    return false;
   }
 
-  /** Forwards response body bytes (after `head`, if given, in the same write). */
-  #forwardBody(chunk: Buffer, head?: Buffer): void {
+  /**
+   * Forwards response body bytes (after `head`, if given, in the same write); returns whether
+   * the client socket kept a reference to `chunk` (its write did not finish at once).
+   */
+  #forwardBody(chunk: Buffer, head?: Buffer): boolean {
     const framer = this.#resBody_;
     let end: number;
     try {
@@ -575,17 +590,27 @@ class Exchange implements UpstreamOwner {
       this.#finish(false);
       this.#dropUpstream();
       this.#c.socket.destroy();
-      return;
+      return false;
     }
     let out = end === chunk.length ? chunk : chunk.subarray(0, end);
-    if (head !== undefined) out = out.length === 0 ? head : Buffer.concat([head, out]);
+    let copied = false;
+    if (head !== undefined) {
+      copied = true;
+      out = out.length === 0 ? head : Buffer.concat([head, out]);
+    }
     const cs = this.#c.socket;
-    if (out.length > 0 && !cs.write(out) && !framer.done) {
-      const up = this.#up_;
-      up.pause();
-      cs.once('drain', () => up.resume());
+    let kept = false;
+    if (out.length > 0) {
+      const flowing = cs.write(out);
+      kept = !copied && cs.writableLength > 0;
+      if (!flowing && !framer.done) {
+        const up = this.#up_;
+        up.pause();
+        cs.once('drain', () => up.resume());
+      }
     }
     if (framer.done) this.#complete(end < chunk.length ? chunk.subarray(end) : null);
+    return kept;
   }
 
   /** The response is complete. */
@@ -701,7 +726,26 @@ class Exchange implements UpstreamOwner {
     up.on('close', done);
     cs.on('error', done);
     cs.on('close', done);
-    up.pipe(cs);
+    // Backend to client: the upstream connection reads into its own buffer (no stream to
+    // pipe), so its bytes are written on here, with the same backpressure as a pipe.
+    let resumeUp: (() => void) | null = null;
+    up.owner = {
+      upConnect: () => undefined,
+      upData: (chunk: Buffer): boolean => {
+        if (!cs.write(chunk) && resumeUp === null) {
+          up.pause();
+          resumeUp = () => {
+            resumeUp = null;
+            up.resume();
+          };
+          cs.once('drain', resumeUp);
+        }
+        return cs.writableLength > 0;
+      },
+      upEnd: () => cs.end(),
+      upClose: done,
+      upDrain: () => undefined,
+    };
     cs.pipe(up);
     if (cs.isPaused()) cs.resume();
     this.#finished = true;

@@ -13,10 +13,18 @@ export interface UpstreamPoolOptions {
   readonly now: () => number;
 }
 
-/** Who receives an upstream connection's events: the exchange using it, or the pool. */
+/**
+ * Who receives an upstream connection's events: the exchange using it, or the pool.
+ *
+ * Upstream connections read into a buffer of their own (`net.connect`'s `onread`), without a
+ * stream and a new Buffer per read: `upData` gets a view of that buffer, valid during the call
+ * only. An owner that keeps a reference to it past the call (a client write that did not finish
+ * at once, a partial head kept for the next read) returns true, and the connection reads into
+ * a new buffer from then on.
+ */
 export interface UpstreamOwner {
   upConnect(): void;
-  upData(chunk: Buffer): void;
+  upData(chunk: Buffer): boolean;
   upEnd(): void;
   upClose(): void;
   upDrain(): void;
@@ -38,9 +46,10 @@ class Idle implements UpstreamOwner {
   upConnect(): void {
     // idle connections are connected already
   }
-  upData(): void {
+  upData(): boolean {
     // Bytes on an idle connection: the backend is out of step; never reuse it.
     this.s.destroy();
+    return false;
   }
   upEnd(): void {
     this.s.destroy();
@@ -53,6 +62,11 @@ class Idle implements UpstreamOwner {
     // nothing is written to an idle connection
   }
 }
+
+/** First read buffer of an upstream connection. */
+const READ_SIZE = 16 * 1024;
+/** Read buffer of a connection that filled its first one (a large body): fewer system calls. */
+const BULK_READ_SIZE = 64 * 1024;
 
 /** Keep-alive connections to backends, reused newest first (LIFO). */
 export class UpstreamPool {
@@ -76,7 +90,25 @@ export class UpstreamPool {
 
   /** Opens a new connection to `b`, owned by `owner` (its `upConnect` is called once connected). */
   connect(b: Backend, owner: UpstreamOwner): UpSocket {
-    const s = net.connect({ host: b.host, port: b.port, noDelay: true }) as UpSocket;
+    let buf = Buffer.allocUnsafe(READ_SIZE);
+    const s = net.connect({
+      host: b.host,
+      port: b.port,
+      noDelay: true,
+      onread: {
+        buffer: () => buf,
+        // Returns true: reading goes on (pause() stops it).
+        callback: (n: number): boolean => {
+          const owner = s.owner;
+          if (owner === null) return true;
+          // The owner kept the bytes: read into a new buffer from now on.
+          if (owner.upData(buf.subarray(0, n)))
+            buf = Buffer.allocUnsafe(n === buf.length ? BULK_READ_SIZE : buf.length);
+          else if (n === buf.length && n < BULK_READ_SIZE) buf = Buffer.allocUnsafe(BULK_READ_SIZE);
+          return true;
+        },
+      },
+    }) as UpSocket;
     s.owner = owner;
     s.idleSince = 0;
     s.connectedAt = 0;
@@ -90,7 +122,6 @@ export class UpstreamPool {
       s.owner?.upConnect();
     });
     s.once('close', () => clearTimeout(timer));
-    s.on('data', (chunk: Buffer) => s.owner?.upData(chunk));
     s.on('end', () => s.owner?.upEnd());
     s.on('close', () => s.owner?.upClose());
     s.on('drain', () => s.owner?.upDrain());
