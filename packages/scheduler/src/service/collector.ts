@@ -35,14 +35,15 @@ export class Collector {
 
   /** Deletes an ended job's records, in the background. */
   collect(job: KnownJob): void {
+    const key = this.#keys.job(job.hostId, job.id);
     const statusKey = this.#keys.jobStatus(job.hostId, job.id);
     this.#run(
       [
-        { key: job.key, target: 'modRevision', op: '==', value: job.rev },
+        { key, target: 'modRevision', op: '==', value: job.rev },
         { key: statusKey, target: 'modRevision', op: '==', value: job.statusRev },
       ],
       [
-        { op: 'delete', key: job.key },
+        { op: 'delete', key },
         { op: 'delete', key: statusKey },
       ],
     );

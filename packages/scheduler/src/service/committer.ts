@@ -182,7 +182,8 @@ export class Committer {
     for (const stop of stops) {
       const known = this.#mirror.jobs.get(stop.jobId);
       if (known === undefined) continue;
-      const { record, key, rev } = known;
+      const { record, rev } = known;
+      const key = this.#keys.job(record.hostId, record.id);
       const retry = (): void => this.#planner.invalidate(record.app, record.release, record.type);
       if (stop.reason === 'host-down' || stop.reason === 'host-unknown') {
         // Nobody is left to stop a job on a down host: drop its records.
@@ -213,7 +214,7 @@ export class Committer {
         bytes: size(ops),
         starts: 0,
         stops: 1,
-        apply: (revision) => this.#mirror.committed(next, key, revision),
+        apply: (revision) => this.#mirror.committed(next, revision),
         retry,
       });
     }
@@ -258,7 +259,6 @@ export class Committer {
       // One pass per job: its record, key and serialised value (starts of one group come
       // together, so the group's index allocator is looked up once per run of them).
       const records: JobRecord[] = [];
-      const jobKeys: string[] = [];
       const ops: TxnOp[] = [];
       let cpu = 0;
       let memory = 0;
@@ -292,7 +292,6 @@ export class Committer {
         const key = this.#keys.job(hostId, record.id);
         const value = JSON.stringify(record);
         records.push(record);
-        jobKeys.push(key);
         ops.push({ op: 'put', key, value });
         cpu += s.resources.cpu;
         memory += s.resources.memory;
@@ -335,7 +334,7 @@ export class Committer {
         apply: (revision) => {
           if ((this.#mirror.allocRev.get(hostId) ?? 0) < revision)
             this.#mirror.allocRev.set(hostId, revision);
-          this.#mirror.committedStarts(records, jobKeys, revision);
+          this.#mirror.committedStarts(records, revision);
         },
         retry: () => {
           for (const r of records) this.#planner.invalidate(r.app, r.release, r.type);

@@ -16,10 +16,12 @@ import type { Planner } from '../planner.js';
 import type { JobSnapshot } from '../types.js';
 import type { HostMonitor } from './host-monitor.js';
 
-/** A job as the scheduler holds it: the planner's snapshot, plus both records and revisions. */
+/**
+ * A job as the scheduler holds it: the planner's snapshot, plus both records and revisions.
+ * Its key is not kept (a million of them were a tenth of the heap): `keys.job(hostId, id)`.
+ */
 export interface KnownJob extends JobSnapshot {
   readonly record: JobRecord;
-  readonly key: string;
   /** modRevision of the job record. */
   readonly rev: number;
   readonly status: JobStatus | undefined;
@@ -27,10 +29,9 @@ export interface KnownJob extends JobSnapshot {
   readonly statusRev: number;
 }
 
-/** A {@link KnownJob} from its record, key and status (one literal, so every job has one shape). */
+/** A {@link KnownJob} from its record and status (one literal, so every job has one shape). */
 function knownJob(
   record: JobRecord,
-  key: string,
   rev: number,
   state: KnownJob['state'],
   status: JobStatus | undefined,
@@ -46,7 +47,6 @@ function knownJob(
     createdAt: record.createdAt,
     state,
     record,
-    key,
     rev,
     status,
     statusRev,
@@ -132,7 +132,7 @@ export class ClusterMirror {
       for (const id of this.allocRev.keys()) gone.push(k.alloc(id));
       for (const f of this.formations.keys()) gone.push(f);
       for (const j of this.jobs.values()) {
-        gone.push(j.key);
+        gone.push(k.job(j.hostId, j.id));
         if (j.statusRev > 0) gone.push(k.jobStatus(j.hostId, j.id));
       }
       for (const id of this.#members) gone.push(k.scheduler(id));
@@ -173,8 +173,8 @@ export class ClusterMirror {
   }
 
   /** Applies a job record this scheduler just committed (its watch echo is then skipped). */
-  committed(record: JobRecord, key: string, revision: number): void {
-    this.#setJob(record, key, revision);
+  committed(record: JobRecord, revision: number): void {
+    this.#setJob(record, revision);
   }
 
   /**
@@ -183,7 +183,7 @@ export class ClusterMirror {
    * a run of one group shares its group lookup; the host's usage is summed once per run of
    * one host.
    */
-  committedStarts(records: readonly JobRecord[], keys: readonly string[], revision: number): void {
+  committedStarts(records: readonly JobRecord[], revision: number): void {
     let set: Set<KnownJob> | undefined;
     let last: JobRecord | undefined;
     let usageHost: string | undefined;
@@ -204,9 +204,7 @@ export class ClusterMirror {
       cpu = 0;
       memory = 0;
     };
-    for (let i = 0; i < records.length; i++) {
-      const record = records[i] as JobRecord;
-      const key = keys[i] as string;
+    for (const record of records) {
       // Its watch echo may have come first, or a status before it (an orphan): the general path.
       // While the watch has not reached `revision`, a new id cannot be known yet (a lookup in a
       // million-entry map was a tenth of the apply's time).
@@ -215,11 +213,11 @@ export class ClusterMirror {
         this.#orphans.size > 0 ||
         (revision <= this.#seen && this.jobs.get(record.id) !== undefined)
       ) {
-        this.#setJob(record, key, revision);
+        this.#setJob(record, revision);
         continue;
       }
       // 'pending': jobState() of a record to run without a status.
-      const job = knownJob(record, key, revision, 'pending', undefined, 0);
+      const job = knownJob(record, revision, 'pending', undefined, 0);
       if (record.hostId !== usageHost) {
         flush();
         usageHost = record.hostId;
@@ -274,9 +272,16 @@ export class ClusterMirror {
     const key = kv.key;
     if (key.startsWith(this.#jobsPrefix)) {
       // The watch echoes every job this scheduler commits: recognise those by key and revision
-      // before parsing the key or the record.
+      // before parsing the key or the record. The key ends with `/<id>`; it is the job's if
+      // its host comes right after the prefix and fills what is left.
       const known = this.jobs.get(key.slice(key.lastIndexOf('/') + 1));
-      if (known !== undefined && known.key === key && known.rev >= kv.modRevision) return;
+      if (
+        known !== undefined &&
+        known.rev >= kv.modRevision &&
+        key.length === this.#jobsPrefix.length + known.hostId.length + 1 + known.id.length &&
+        key.startsWith(known.hostId, this.#jobsPrefix.length)
+      )
+        return;
     }
     const where = this.#keys.parse(key);
     if (where === undefined || where.kind === 'release') return; // not ours to read
@@ -320,7 +325,7 @@ export class ClusterMirror {
         this.#planner.setFormation(decoded.record);
         return;
       case 'job':
-        this.#setJob(decoded.record, kv.key, kv.modRevision);
+        this.#setJob(decoded.record, kv.modRevision);
         return;
       case 'job-status': {
         const job = this.jobs.get(decoded.jobId);
@@ -391,7 +396,7 @@ export class ClusterMirror {
     }
   }
 
-  #setJob(record: JobRecord, key: string, rev: number): void {
+  #setJob(record: JobRecord, rev: number): void {
     const known = this.jobs.get(record.id);
     if (known !== undefined && known.rev >= rev) return;
     let status = known?.status;
@@ -402,7 +407,7 @@ export class ClusterMirror {
       status = orphan.status;
       statusRev = orphan.rev;
     }
-    this.#update(known, record, rev, status, statusRev, key);
+    this.#update(known, record, rev, status, statusRev);
   }
 
   /** Replaces a job's entry with a new one (the planner detects changes by identity). */
@@ -412,10 +417,9 @@ export class ClusterMirror {
     rev: number,
     status: JobStatus | undefined,
     statusRev: number,
-    key = before?.key ?? this.#keys.job(record.hostId, record.id),
   ): void {
     const state = jobState(record, status);
-    const job = knownJob(record, key, rev, state, status, statusRev);
+    const job = knownJob(record, rev, state, status, statusRev);
     this.#track(before, job);
     this.jobs.set(job.id, job);
     const g = ClusterMirror.group(job.app, job.release, job.type);
