@@ -1,6 +1,8 @@
 /**
  * A strict, bounded parser for HTTP/1.x message heads (request and status lines plus header
- * fields). Strict on purpose: it is the router's defence against request smuggling, so
+ * fields). It reads a head as a latin1 string (one character per byte, so offsets are byte
+ * offsets and the bytes come back unchanged when written as latin1): one decode per head
+ * instead of a Buffer slice per field. Strict on purpose: it is the router's defence against request smuggling, so
  * anything ambiguous (bare LF, obs-fold, a space before the colon, both Content-Length and
  * Transfer-Encoding, conflicting lengths, a transfer coding other than `chunked`) is refused.
  */
@@ -40,7 +42,7 @@ interface HeadCommon {
   /** The bytes the head took, including the final CRLF CRLF. */
   readonly length: number;
   /**
-   * Where each header line starts in the parsed buffer, then where the final CRLF starts:
+   * Where each header line starts in the parsed text, then where the final CRLF starts:
    * header `i` is the bytes from `lineStarts[i]` to `lineStarts[i + 1]`, its CRLF included.
    */
   readonly lineStarts: number[];
@@ -66,7 +68,6 @@ export interface ResponseHead extends HeadCommon {
 const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // origin-form, absolute-form, authority-form or '*': visible ASCII only.
 const TARGET_RE = /^[\x21-\x7e]+$/;
-const CRLF2 = Buffer.from('\r\n\r\n');
 
 /** tchar lookup: 1 for the bytes a header name or method may hold. */
 const TCHAR = new Uint8Array(256);
@@ -75,17 +76,24 @@ for (let c = 48; c <= 57; c++) TCHAR[c] = 1;
 for (let c = 65; c <= 90; c++) TCHAR[c] = 1;
 for (let c = 97; c <= 122; c++) TCHAR[c] = 1;
 
-const latin1 = (buf: Buffer, a: number, b: number): string =>
+/** `buf`'s bytes from `a` to `b` as a latin1 string (one character per byte). */
+export const latin1 = (buf: Buffer, a: number, b: number): string =>
   (buf as unknown as { latin1Slice(a: number, b: number): string }).latin1Slice(a, b);
 
 /**
- * Finds the end of a head in `buf` (the index just after CRLF CRLF), or -1. Throws 431 when
- * the head is already longer than the limit.
+ * Finds the end of a head (the index just after CRLF CRLF), or -1, in `text`: the latin1
+ * decoding of the first bytes of a message (at least `maxHeaderBytes` of them, or all) that
+ * is `total` bytes long so far. Throws 431 when the head is already longer than the limit.
  */
-export function findHeadEnd(buf: Buffer, limits: HeadLimits, response = false): number {
-  const i = buf.indexOf(CRLF2);
+export function findHeadEnd(
+  text: string,
+  total: number,
+  limits: HeadLimits,
+  response = false,
+): number {
+  const i = text.indexOf('\r\n\r\n');
   if (i === -1) {
-    if (buf.length > limits.maxHeaderBytes)
+    if (total > limits.maxHeaderBytes)
       throw new HeadError(response ? 502 : 431, 'header section too large');
     return -1;
   }
@@ -106,11 +114,11 @@ interface Fields {
 }
 
 /** The end (index of CR) of the line starting at `i`; throws on a bare CR or LF or a control byte when `strict`. */
-function lineEnd(buf: Buffer, i: number, end: number, bad: 400 | 502): number {
+function lineEnd(text: string, i: number, end: number, bad: 400 | 502): number {
   for (let j = i; j < end; j++) {
-    const c = buf[j] as number;
+    const c = text.charCodeAt(j);
     if (c === 13) {
-      if (buf[j + 1] !== 10) throw new HeadError(bad, 'bare CR in head');
+      if (text.charCodeAt(j + 1) !== 10) throw new HeadError(bad, 'bare CR in head');
       return j;
     }
     if (c === 10) throw new HeadError(bad, 'bare LF in head');
@@ -120,7 +128,7 @@ function lineEnd(buf: Buffer, i: number, end: number, bad: 400 | 502): number {
 
 /** Parses the field lines from `i` up to the final CRLF at `end - 2`. */
 function parseFields(
-  buf: Buffer,
+  text: string,
   i: number,
   end: number,
   limits: HeadLimits,
@@ -137,33 +145,37 @@ function parseFields(
   const lineStarts: number[] = [];
   while (i < last) {
     lineStarts.push(i);
-    const first = buf[i] as number;
+    const first = text.charCodeAt(i);
     if (first === 32 || first === 9)
       throw new HeadError(bad, 'obsolete line folding or whitespace before a field');
     const nameStart = i;
-    while (TCHAR[buf[i] as number] === 1) i++;
+    while (TCHAR[text.charCodeAt(i)] === 1) i++;
     if (i === nameStart) throw new HeadError(bad, 'invalid header name');
-    if (buf[i] !== 58)
+    const colon = text.charCodeAt(i);
+    if (colon !== 58)
       throw new HeadError(
         bad,
-        buf[i] === 32 || buf[i] === 9 ? 'whitespace before colon' : 'invalid header name',
+        colon === 32 || colon === 9 ? 'whitespace before colon' : 'invalid header name',
       );
-    const name = latin1(buf, nameStart, i);
+    const name = text.slice(nameStart, i);
     i++;
-    while (buf[i] === 32 || buf[i] === 9) i++;
+    let c = text.charCodeAt(i);
+    while (c === 32 || c === 9) c = text.charCodeAt(++i);
     const valueStart = i;
-    for (;;) {
-      const c = buf[i] as number;
-      if (c === 13) break;
+    // The head ends in CRLF CRLF, so a CR comes before `end`; NaN (past the text) stops too.
+    while (c !== 13 && i < end) {
       if ((c < 32 && c !== 9) || c === 127)
         throw new HeadError(bad, 'invalid character in header value');
-      i++;
+      c = text.charCodeAt(++i);
     }
-    if (buf[i + 1] !== 10) throw new HeadError(bad, 'bare CR in head');
+    if (text.charCodeAt(i + 1) !== 10) throw new HeadError(bad, 'bare CR in head');
     let valueEnd = i;
-    while (valueEnd > valueStart && (buf[valueEnd - 1] === 32 || buf[valueEnd - 1] === 9))
-      valueEnd--;
-    const value = latin1(buf, valueStart, valueEnd);
+    for (;;) {
+      const e = text.charCodeAt(valueEnd - 1);
+      if (valueEnd > valueStart && (e === 32 || e === 9)) valueEnd--;
+      else break;
+    }
+    const value = text.slice(valueStart, valueEnd);
     i += 2;
     if (names.length >= limits.maxHeaderCount)
       throw new HeadError(bad === 400 ? 431 : 502, 'too many header fields');
@@ -218,13 +230,14 @@ function parseFields(
   };
 }
 
-/** Parses a request head that ends at `end` (from {@link findHeadEnd}). */
-export function parseRequestHead(buf: Buffer, end: number, limits: HeadLimits): RequestHead {
+/** Parses a request head that ends at `end` (from {@link findHeadEnd}) in `text`. */
+export function parseRequestHead(text: string, end: number, limits: HeadLimits): RequestHead {
   // Leading empty lines before a request line are ignored (RFC 9112 2.2).
   let start = 0;
-  while (start + 1 < end && buf[start] === 13 && buf[start + 1] === 10) start += 2;
-  const le = lineEnd(buf, start, end, 400);
-  const first = latin1(buf, start, le);
+  while (start + 1 < end && text.charCodeAt(start) === 13 && text.charCodeAt(start + 1) === 10)
+    start += 2;
+  const le = lineEnd(text, start, end, 400);
+  const first = text.slice(start, le);
   const sp1 = first.indexOf(' ');
   const sp2 = first.lastIndexOf(' ');
   if (sp1 <= 0 || sp2 === sp1) throw new HeadError(400, 'malformed request line');
@@ -239,7 +252,7 @@ export function parseRequestHead(buf: Buffer, end: number, limits: HeadLimits): 
   else if (/^HTTP\/[0-9]\.[0-9]$/.test(proto))
     throw new HeadError(505, 'HTTP version not supported');
   else throw new HeadError(400, 'malformed request line');
-  const f = parseFields(buf, le + 2, end, limits, 400);
+  const f = parseFields(text, le + 2, end, limits, 400);
   if (version === 11 && f.host === '') throw new HeadError(400, 'missing Host header');
   return {
     method,
@@ -259,12 +272,12 @@ export function parseRequestHead(buf: Buffer, end: number, limits: HeadLimits): 
 
 const STATUS_RE = /^HTTP\/1\.([01]) ([0-9]{3})(?: (.*))?$/;
 
-/** Parses a response head that ends at `end`. Failures are 502s. */
-export function parseResponseHead(buf: Buffer, end: number, limits: HeadLimits): ResponseHead {
-  const le = lineEnd(buf, 0, end, 502);
-  const m = STATUS_RE.exec(latin1(buf, 0, le));
+/** Parses a response head that ends at `end` in `text`. Failures are 502s. */
+export function parseResponseHead(text: string, end: number, limits: HeadLimits): ResponseHead {
+  const le = lineEnd(text, 0, end, 502);
+  const m = STATUS_RE.exec(text.slice(0, le));
   if (m === null) throw new HeadError(502, 'malformed upstream status line');
-  const f = parseFields(buf, le + 2, end, limits, 502);
+  const f = parseFields(text, le + 2, end, limits, 502);
   return {
     version: m[1] === '1' ? 11 : 10,
     status: Number(m[2]),

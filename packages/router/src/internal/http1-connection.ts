@@ -6,6 +6,7 @@ import type { DataPlane } from './data-plane.js';
 import {
   findHeadEnd,
   HeadError,
+  latin1,
   parseRequestHead,
   parseResponseHead,
   type RequestHead,
@@ -18,6 +19,12 @@ import { FORWARDED, HOP_BY_HOP, IDEMPOTENT } from './forwarding.js';
 const REQUEST_ID_RE = /^[\x21-\x7e]{1,200}$/;
 /** Request bytes kept to replay on another backend; a longer request is not retried once sent. */
 const REPLAY_LIMIT = 64 * 1024;
+/**
+ * Body bytes decoded with a head (as latin1, see http-head.ts) beyond the head limit: a body
+ * that fits goes out in the same string write as its head, without a Buffer copy or a second
+ * write.
+ */
+const INLINE_BODY = 16 * 1024;
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
   404: 'Not Found',
@@ -83,10 +90,12 @@ export class Http1Connection {
     const buf = this.buf;
     if (buf === null || this.state !== 'head') return;
     let head: RequestHead;
+    const limits = this.plane.limits;
+    const text = latin1(buf, 0, Math.min(buf.length, limits.maxHeaderBytes + INLINE_BODY));
     try {
-      const end = findHeadEnd(buf, this.plane.limits);
+      const end = findHeadEnd(text, buf.length, limits);
       if (end === -1) return;
-      head = parseRequestHead(buf, end, this.plane.limits);
+      head = parseRequestHead(text, end, limits);
     } catch (err) {
       if (err instanceof HeadError) this.fail(err.status, err.message);
       else this.socket.destroy();
@@ -95,7 +104,7 @@ export class Http1Connection {
     const rest = buf.length > head.length ? buf.subarray(head.length) : null;
     this.buf = null;
     this.state = 'request';
-    this.exchange = new Exchange(this, head, buf);
+    this.exchange = new Exchange(this, head, text);
     this.exchange.start(rest);
   }
 
@@ -173,10 +182,11 @@ class Exchange implements UpstreamOwner {
   #route: ActiveHttpRoute | undefined;
   #set: BackendSet | undefined;
   #requestId = '';
-  #upHead: Buffer | null = null;
+  /** The request head for the backend (with the first body bytes when they fit), as latin1. */
+  #upHead: string | null = null;
   /** Request framing; null when the request has no body. */
   #reqBody: BodyFramer | null = null;
-  #replay: Buffer[] | null = [];
+  #replay: (string | Buffer)[] | null = [];
   #replayBytes = 0;
   /** Client body bytes waiting for an upstream connection. */
   #queued: Buffer[] = [];
@@ -215,10 +225,13 @@ class Exchange implements UpstreamOwner {
     return present(this.#resBody, 'response framing');
   }
 
-  /** The bytes the request head was parsed from (its header lines are copied from them). */
-  readonly #raw: Buffer;
+  /**
+   * The client's bytes the request head was parsed from, as latin1 (its header lines are
+   * copied from them), and maybe some after it.
+   */
+  readonly #raw: string;
 
-  constructor(c: Http1Connection, h: RequestHead, raw: Buffer) {
+  constructor(c: Http1Connection, h: RequestHead, raw: string) {
     this.#c = c;
     this.#h = h;
     this.#raw = raw;
@@ -298,9 +311,18 @@ class Exchange implements UpstreamOwner {
     }
     this.#set = p.backends(route.service);
     this.#wantUpgrade = h.upgrade !== '' && h.connection.includes('upgrade');
-    this.#upHead = this.#buildHead();
-    this.#replay?.push(this.#upHead);
-    this.#replayBytes = this.#upHead.length;
+    let upHead = this.#buildHead();
+    if (bodyPart !== null && bodyPart.length > 0) {
+      // Body bytes that came with the head: in the same write when they were decoded with it.
+      const at = h.length;
+      if (at + bodyPart.length <= this.#raw.length) {
+        upHead += this.#raw.slice(at, at + bodyPart.length);
+        bodyPart = null;
+      }
+    }
+    this.#upHead = upHead;
+    this.#replay?.push(upHead);
+    this.#replayBytes = upHead.length;
     if (bodyPart !== null && bodyPart.length > 0) this.#queue(bodyPart);
     if (route.sticky === true) {
       const cookie = this.#header('cookie');
@@ -316,7 +338,7 @@ class Exchange implements UpstreamOwner {
     return '';
   }
 
-  #buildHead(): Buffer {
+  #buildHead(): string {
     const h = this.#h;
     const c = this.#c;
     const drop = h.connection;
@@ -333,7 +355,7 @@ class Exchange implements UpstreamOwner {
       this.#raw,
       h.lineStarts,
       h.names,
-      (n) => !HOP_BY_HOP.has(n) && !FORWARDED.has(n) && (drop.length === 0 || !drop.includes(n)),
+      drop.length === 0 ? keepRequestHeader : (n) => keepRequestHeader(n) && !drop.includes(n),
       `${h.method} ${h.target} HTTP/1.${h.version === 11 ? 1 : 0}\r\n`,
       `${tail}\r\n`,
     );
@@ -457,11 +479,10 @@ class Exchange implements UpstreamOwner {
     if (this.#retries === 0 || this.#replay === null) {
       const q = this.#queued;
       this.#queued = [];
-      s.write(q.length === 0 ? upHead : Buffer.concat([upHead, ...q]));
+      if (q.length === 0) s.write(upHead, 'latin1');
+      else writeAll(s, [upHead, ...q]);
     } else {
-      s.write(
-        this.#replay.length === 1 ? (this.#replay[0] as Buffer) : Buffer.concat(this.#replay),
-      );
+      writeAll(s, this.#replay);
       this.#queued = [];
     }
     if (
@@ -493,14 +514,14 @@ class Exchange implements UpstreamOwner {
   /** Parses the response head in #ubuf; returns whether a reference to its bytes was kept. */
   #parseResponse(): boolean {
     const p = this.#p;
-    let kept = false;
     for (;;) {
       const ubuf = present(this.#ubuf, 'response bytes');
+      const text = latin1(ubuf, 0, Math.min(ubuf.length, p.limits.maxHeaderBytes + INLINE_BODY));
       let rh: ResponseHead;
       try {
-        const end = findHeadEnd(ubuf, p.limits, true);
-        if (end === -1) return kept;
-        rh = parseResponseHead(ubuf, end, p.limits);
+        const end = findHeadEnd(text, ubuf.length, p.limits, true);
+        if (end === -1) return false;
+        rh = parseResponseHead(text, end, p.limits);
       } catch (err) {
         this.#ubuf = null;
         this.#set_.failed(this.#backend_);
@@ -510,35 +531,32 @@ class Exchange implements UpstreamOwner {
           `the backend sent an invalid response (${(err as Error).message})`,
           false,
         );
-        return kept;
+        return false;
       }
       const rest = ubuf.length > rh.length ? ubuf.subarray(rh.length) : null;
       if (rh.status === 101 && this.#wantUpgrade) {
         this.#ubuf = null;
-        this.#tunnel(Buffer.from(ubuf.subarray(0, rh.length)), rest && Buffer.from(rest));
-        return kept;
+        this.#tunnel(text.slice(0, rh.length), rest && Buffer.from(rest));
+        return false;
       }
       if (rh.status >= 100 && rh.status < 200) {
-        if (this.#h.version === 11 && rh.status !== 101) {
-          const cs = this.#c.socket;
-          cs.write(ubuf.subarray(0, rh.length));
-          if (cs.writableLength > 0) kept = true;
-        }
+        if (this.#h.version === 11 && rh.status !== 101)
+          this.#c.socket.write(text.slice(0, rh.length), 'latin1');
         if (rest === null) {
           this.#ubuf = null;
           this.#res = 'none';
-          return kept;
+          return false;
         }
         this.#ubuf = rest;
         continue;
       }
       this.#ubuf = null;
-      return this.#onResponseHead(rh, ubuf, rest) || kept;
+      return this.#onResponseHead(rh, text, rest);
     }
   }
 
   /** Sends the response head on (and the body bytes after it); returns whether they were kept. */
-  #onResponseHead(rh: ResponseHead, raw: Buffer, rest: Buffer | null): boolean {
+  #onResponseHead(rh: ResponseHead, raw: string, rest: Buffer | null): boolean {
     const p = this.#p;
     const route = this.#route_;
     const b = this.#backend_;
@@ -568,20 +586,21 @@ class Exchange implements UpstreamOwner {
     this.#res = 'body';
     const head = copyHead(raw, rh, `${s}\r\n`);
     if (this.#resBody.done) {
-      this.#c.socket.write(head);
+      this.#c.socket.write(head, 'latin1');
       this.#complete(rest);
       return false;
     }
-    if (rest !== null) return this.#forwardBody(rest, head);
-    this.#c.socket.write(head);
+    if (rest !== null) return this.#forwardBody(rest, head, raw, rh.length);
+    this.#c.socket.write(head, 'latin1');
     return false;
   }
 
   /**
-   * Forwards response body bytes (after `head`, if given, in the same write); returns whether
-   * the client socket kept a reference to `chunk` (its write did not finish at once).
+   * Forwards response body bytes (after `head`, if given, in the same write; `raw` holds
+   * `chunk`'s bytes as latin1 from `at` as far as it goes); returns whether the client
+   * socket kept a reference to `chunk` (its write did not finish at once).
    */
-  #forwardBody(chunk: Buffer, head?: Buffer): boolean {
+  #forwardBody(chunk: Buffer, head?: string, raw = '', at = 0): boolean {
     const framer = this.#resBody_;
     let end: number;
     try {
@@ -592,22 +611,26 @@ class Exchange implements UpstreamOwner {
       this.#c.socket.destroy();
       return false;
     }
-    let out = end === chunk.length ? chunk : chunk.subarray(0, end);
-    let copied = false;
-    if (head !== undefined) {
-      copied = true;
-      out = out.length === 0 ? head : Buffer.concat([head, out]);
-    }
     const cs = this.#c.socket;
     let kept = false;
-    if (out.length > 0) {
-      const flowing = cs.write(out);
-      kept = !copied && cs.writableLength > 0;
-      if (!flowing && !framer.done) {
-        const up = this.#up_;
-        up.pause();
-        cs.once('drain', () => up.resume());
-      }
+    let flowing = true;
+    if (head !== undefined && at + end <= raw.length) {
+      // The head and the body bytes, decoded with it: one string, copied as it is written.
+      flowing = cs.write(end === 0 ? head : head + raw.slice(at, at + end), 'latin1');
+    } else if (end > 0 || head !== undefined) {
+      const out = end === chunk.length ? chunk : chunk.subarray(0, end);
+      if (head !== undefined) {
+        cs.cork();
+        cs.write(head, 'latin1');
+        flowing = cs.write(out);
+        cs.uncork();
+      } else flowing = cs.write(out);
+      kept = cs.writableLength > 0;
+    }
+    if (!flowing && !framer.done) {
+      const up = this.#up_;
+      up.pause();
+      cs.once('drain', () => up.resume());
     }
     if (framer.done) this.#complete(end < chunk.length ? chunk.subarray(end) : null);
     return kept;
@@ -698,14 +721,14 @@ class Exchange implements UpstreamOwner {
     );
   }
 
-  #tunnel(head: Buffer, rest: Buffer | null): void {
+  #tunnel(head: string, rest: Buffer | null): void {
     const up = this.#up_;
     const cs = this.#c.socket;
     this.#detachUp(up);
     this.#c.state = 'tunnel';
     this.#status = 101;
     this.#c.socket.removeAllListeners('data');
-    cs.write(head);
+    cs.write(head, 'latin1');
     if (rest !== null) cs.write(rest);
     const pending = this.#c.buf;
     this.#c.buf = null;
@@ -853,40 +876,44 @@ function present<T>(v: T | undefined | null, what: string): T {
   return v;
 }
 
+/** Request header lines passed on: not hop-by-hop, not set by the router. */
+function keepRequestHeader(name: string): boolean {
+  return !HOP_BY_HOP.has(name) && !FORWARDED.has(name);
+}
+
+/** Writes strings (as latin1) and Buffers in one system call. */
+function writeAll(s: net.Socket, parts: readonly (string | Buffer)[]): void {
+  s.cork();
+  for (const part of parts) {
+    if (typeof part === 'string') s.write(part, 'latin1');
+    else s.write(part);
+  }
+  s.uncork();
+}
+
 /**
- * Copies a head's header lines byte for byte from `raw` where `keep(lowerCaseName)`, between
- * `prefix` (a start line) and `tail` (added lines and the final CRLF), in one buffer.
+ * Copies a head's header lines as they are from `raw` (latin1) where `keep(lowerCaseName)`,
+ * between `prefix` (a start line) and `tail` (added lines and the final CRLF).
  */
 function copyHeaderLines(
-  raw: Buffer,
+  raw: string,
   starts: readonly number[],
   names: readonly string[],
   keep: (name: string) => boolean,
   prefix: string,
   tail: string,
-): Buffer {
-  const ranges: number[] = [];
-  let size = 0;
+): string {
+  let out = prefix;
   let run = starts[0] as number;
   for (let i = 0; i < names.length; i++) {
     if (keep(names[i] as string)) continue;
     const start = starts[i] as number;
-    if (start > run) {
-      ranges.push(run, start);
-      size += start - run;
-    }
+    if (start > run) out += raw.slice(run, start);
     run = starts[i + 1] as number;
   }
   const end = starts[names.length] as number;
-  if (end > run) {
-    ranges.push(run, end);
-    size += end - run;
-  }
-  const out = Buffer.allocUnsafe(prefix.length + size + tail.length);
-  let at = out.write(prefix, 0, 'latin1');
-  for (let i = 0; i < ranges.length; i += 2) at += raw.copy(out, at, ranges[i], ranges[i + 1]);
-  out.write(tail, at, 'latin1');
-  return out;
+  if (end > run) out += raw.slice(run, end);
+  return out + tail;
 }
 
 /**
@@ -894,18 +921,21 @@ function copyHeaderLines(
  * HTTP/1.1 when it spoke 1.0), the backend's header lines less hop-by-hop ones and those its
  * Connection header names, then `tail` (our lines and the final CRLF).
  */
-function copyHead(raw: Buffer, rh: ResponseHead, tail: string): Buffer {
+function copyHead(raw: string, rh: ResponseHead, tail: string): string {
   const drop = rh.connection;
   const statusLine =
-    rh.version === 11
-      ? raw.toString('latin1', 0, rh.lineStarts[0])
-      : `HTTP/1.1 ${rh.status} ${rh.reason}\r\n`;
+    rh.version === 11 ? raw.slice(0, rh.lineStarts[0]) : `HTTP/1.1 ${rh.status} ${rh.reason}\r\n`;
   return copyHeaderLines(
     raw,
     rh.lineStarts,
     rh.names,
-    (n) => !HOP_BY_HOP.has(n) && (drop.length === 0 || !drop.includes(n)),
+    drop.length === 0 ? keepResponseHeader : (n) => keepResponseHeader(n) && !drop.includes(n),
     statusLine,
     tail,
   );
+}
+
+/** Response header lines passed on: not hop-by-hop. */
+function keepResponseHeader(name: string): boolean {
+  return !HOP_BY_HOP.has(name);
 }
