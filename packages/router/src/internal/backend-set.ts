@@ -139,11 +139,15 @@ export class BackendSet {
 
   /**
    * Chooses a backend for a new request, skipping `exclude` (already tried). Ejected backends
-   * are used only when every other ready one is ejected too.
+   * are used only when every other ready one is ejected too. `now` is the clock, when the
+   * caller has it.
    */
-  pick(exclude?: ReadonlySet<Backend>): Backend | undefined {
+  pick(exclude?: ReadonlySet<Backend>, now = this.options.now()): Backend | undefined {
     const ready = this.#ready;
-    const now = this.options.now();
+    if (ready.length === 1 && exclude === undefined) {
+      // One backend: it, ejected or not (an ejected one is used when no other is usable).
+      return ready[0];
+    }
     let list: Backend[] = [];
     for (const b of ready)
       if (b.usable(now) && (exclude === undefined || !exclude.has(b))) list.push(b);

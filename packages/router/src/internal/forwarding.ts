@@ -32,3 +32,22 @@ export const IDEMPOTENT: ReadonlySet<string> = new Set([
   'PUT',
   'DELETE',
 ]);
+
+/** 1 at the lengths some name of `names` has: most other names are told apart without a hash. */
+function lengthsOf(names: ReadonlySet<string>): Uint8Array {
+  const lengths = new Uint8Array(64);
+  for (const n of names) lengths[n.length] = 1;
+  return lengths;
+}
+const HOP_BY_HOP_LENGTHS = lengthsOf(HOP_BY_HOP);
+const FORWARDED_LENGTHS = lengthsOf(FORWARDED);
+
+/** Whether a lower-case header name is in {@link HOP_BY_HOP}. */
+export function isHopByHop(name: string): boolean {
+  return HOP_BY_HOP_LENGTHS[name.length] === 1 && HOP_BY_HOP.has(name);
+}
+
+/** Whether a lower-case header name is in {@link FORWARDED}. */
+export function isForwarded(name: string): boolean {
+  return FORWARDED_LENGTHS[name.length] === 1 && FORWARDED.has(name);
+}

@@ -65,16 +65,42 @@ export interface ResponseHead extends HeadCommon {
   readonly reason: string;
 }
 
-const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// origin-form, absolute-form, authority-form or '*': visible ASCII only.
-const TARGET_RE = /^[\x21-\x7e]+$/;
-
 /** tchar lookup: 1 for the bytes a header name or method may hold. */
 const TCHAR = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
 for (let c = 48; c <= 57; c++) TCHAR[c] = 1;
 for (let c = 65; c <= 90; c++) TCHAR[c] = 1;
 for (let c = 97; c <= 122; c++) TCHAR[c] = 1;
+
+/** Whether `s` is a token (RFC 9110 tchar, at least one). */
+function isToken(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) if (TCHAR[s.charCodeAt(i)] !== 1) return false;
+  return true;
+}
+
+/**
+ * Whether `s` is visible ASCII only, at least one character: a request target in
+ * origin-form, absolute-form, authority-form or '*'.
+ */
+function isVisible(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+/** Whether `s` is 1 to `max` ASCII digits. */
+function isDigits(s: string, max: number): boolean {
+  if (s.length === 0 || s.length > max) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
 
 /** `buf`'s bytes from `a` to `b` as a latin1 string (one character per byte). */
 export const latin1 = (buf: Buffer, a: number, b: number): string =>
@@ -149,7 +175,13 @@ function parseFields(
     if (first === 32 || first === 9)
       throw new HeadError(bad, 'obsolete line folding or whitespace before a field');
     const nameStart = i;
-    while (TCHAR[text.charCodeAt(i)] === 1) i++;
+    let upper = false;
+    for (;;) {
+      const ch = text.charCodeAt(i);
+      if (TCHAR[ch] !== 1) break;
+      if (ch >= 65 && ch <= 90) upper = true;
+      i++;
+    }
     if (i === nameStart) throw new HeadError(bad, 'invalid header name');
     const colon = text.charCodeAt(i);
     if (colon !== 58)
@@ -179,10 +211,10 @@ function parseFields(
     i += 2;
     if (names.length >= limits.maxHeaderCount)
       throw new HeadError(bad === 400 ? 431 : 502, 'too many header fields');
-    const lower = name.toLowerCase();
+    const lower = upper ? name.toLowerCase() : name;
     switch (lower) {
       case 'content-length': {
-        if (!/^[0-9]{1,15}$/.test(value)) throw new HeadError(bad, 'invalid Content-Length');
+        if (!isDigits(value, 15)) throw new HeadError(bad, 'invalid Content-Length');
         const n = Number(value);
         if (contentLength !== -1 && contentLength !== n)
           throw new HeadError(bad, 'conflicting Content-Length');
@@ -194,9 +226,15 @@ function parseFields(
         te = value.toLowerCase();
         break;
       case 'connection':
-        for (const t of value.split(',')) {
-          const tok = t.trim().toLowerCase();
+        if (value.indexOf(',') === -1) {
+          // One token (`keep-alive`, `close`): no split.
+          const tok = value.trim().toLowerCase();
           if (tok !== '') connection.push(tok);
+        } else {
+          for (const t of value.split(',')) {
+            const tok = t.trim().toLowerCase();
+            if (tok !== '') connection.push(tok);
+          }
         }
         break;
       case 'host':
@@ -239,13 +277,14 @@ export function parseRequestHead(text: string, end: number, limits: HeadLimits):
   const le = lineEnd(text, start, end, 400);
   const first = text.slice(start, le);
   const sp1 = first.indexOf(' ');
-  const sp2 = first.lastIndexOf(' ');
+  let sp2 = first.length - 1;
+  while (sp2 >= 0 && first.charCodeAt(sp2) !== 32) sp2--;
   if (sp1 <= 0 || sp2 === sp1) throw new HeadError(400, 'malformed request line');
   const method = first.slice(0, sp1);
   const target = first.slice(sp1 + 1, sp2);
   const proto = first.slice(sp2 + 1);
-  if (!TOKEN_RE.test(method)) throw new HeadError(400, 'invalid method');
-  if (!TARGET_RE.test(target)) throw new HeadError(400, 'invalid request target');
+  if (!isToken(method)) throw new HeadError(400, 'invalid method');
+  if (!isVisible(target)) throw new HeadError(400, 'invalid request target');
   let version: 10 | 11;
   if (proto === 'HTTP/1.1') version = 11;
   else if (proto === 'HTTP/1.0') version = 10;
@@ -270,18 +309,28 @@ export function parseRequestHead(text: string, end: number, limits: HeadLimits):
   };
 }
 
-const STATUS_RE = /^HTTP\/1\.([01]) ([0-9]{3})(?: (.*))?$/;
-
 /** Parses a response head that ends at `end` in `text`. Failures are 502s. */
 export function parseResponseHead(text: string, end: number, limits: HeadLimits): ResponseHead {
   const le = lineEnd(text, 0, end, 502);
-  const m = STATUS_RE.exec(text.slice(0, le));
-  if (m === null) throw new HeadError(502, 'malformed upstream status line');
+  // HTTP/1.x SP 3DIGIT [SP reason]
+  const minor = text.charCodeAt(7);
+  const d0 = text.charCodeAt(9) - 48;
+  const d1 = text.charCodeAt(10) - 48;
+  const d2 = text.charCodeAt(11) - 48;
+  if (
+    le < 12 ||
+    !text.startsWith('HTTP/1.', 0) ||
+    (minor !== 48 && minor !== 49) ||
+    text.charCodeAt(8) !== 32 ||
+    !(d0 >= 0 && d0 <= 9 && d1 >= 0 && d1 <= 9 && d2 >= 0 && d2 <= 9) ||
+    (le > 12 && text.charCodeAt(12) !== 32)
+  )
+    throw new HeadError(502, 'malformed upstream status line');
   const f = parseFields(text, le + 2, end, limits, 502);
   return {
-    version: m[1] === '1' ? 11 : 10,
-    status: Number(m[2]),
-    reason: m[3] ?? '',
+    version: minor === 49 ? 11 : 10,
+    status: d0 * 100 + d1 * 10 + d2,
+    reason: le > 13 ? text.slice(13, le) : '',
     lineStarts: f.lineStarts,
     headers: f.headers,
     names: f.names,

@@ -14,7 +14,7 @@ import {
 } from './http-head.js';
 import type { ActiveHttpRoute } from './route-matcher.js';
 import { STICKY_COOKIE } from './sticky.js';
-import { FORWARDED, HOP_BY_HOP, IDEMPOTENT } from './forwarding.js';
+import { IDEMPOTENT, isForwarded, isHopByHop } from './forwarding.js';
 
 const REQUEST_ID_RE = /^[\x21-\x7e]{1,200}$/;
 /** Request bytes kept to replay on another backend; a longer request is not retried once sent. */
@@ -125,7 +125,7 @@ export class Http1Connection {
   }
 
   /** The exchange finished: go on with pipelined requests, or close. */
-  next(keepAlive: boolean, rest: Buffer | null): void {
+  next(keepAlive: boolean, rest: Buffer | null, now = this.plane.now()): void {
     this.exchange = null;
     if (!keepAlive || this.socket.destroyed) {
       this.state = 'closed';
@@ -138,7 +138,7 @@ export class Http1Connection {
       return;
     }
     this.state = 'head';
-    this.headStart = this.plane.now();
+    this.headStart = now;
     if (rest !== null && rest.length > 0)
       this.buf = this.buf === null ? rest : Buffer.concat([rest, this.buf]);
     if (this.socket.isPaused()) this.socket.resume();
@@ -200,6 +200,8 @@ class Exchange implements UpstreamOwner {
   /** Response state: 'none' before any byte, 'head' while reading it, 'body' after. */
   #res: 'none' | 'head' | 'body' | 'done' = 'none';
   #ubuf: Buffer | null = null;
+  /** The clock at the latest bytes from the backend. */
+  #now = 0;
   #resBody: BodyFramer | null = null;
   #resHead: ResponseHead | null = null;
   #keepClient = true;
@@ -265,7 +267,8 @@ class Exchange implements UpstreamOwner {
       c.socket.pause();
     }
     this.#requestId = this.#header('x-request-id');
-    if (!REQUEST_ID_RE.test(this.#requestId)) this.#requestId = p.requestId();
+    if (this.#requestId === '' || !REQUEST_ID_RE.test(this.#requestId))
+      this.#requestId = p.requestId();
 
     const route = p.matcher.match(h.host, h.target);
     this.#route = route;
@@ -328,7 +331,7 @@ class Exchange implements UpstreamOwner {
       const cookie = this.#header('cookie');
       if (cookie !== '') this.#stickyId = p.sticky.verify(route.service, cookie);
     }
-    this.#attempt();
+    this.#attempt(this.#start);
   }
 
   #header(name: string): string {
@@ -355,7 +358,7 @@ class Exchange implements UpstreamOwner {
       this.#raw,
       h.lineStarts,
       h.names,
-      drop.length === 0 ? keepRequestHeader : (n) => keepRequestHeader(n) && !drop.includes(n),
+      nothingMore(drop) ? keepRequestHeader : (n) => keepRequestHeader(n) && !drop.includes(n),
       `${h.method} ${h.target} HTTP/1.${h.version === 11 ? 1 : 0}\r\n`,
       `${tail}\r\n`,
     );
@@ -430,15 +433,16 @@ class Exchange implements UpstreamOwner {
     }
   }
 
-  #attempt(): void {
+  /** Sends the request to a backend; `now` is the clock (this event's). */
+  #attempt(now: number): void {
     const set = this.#set;
     let b: Backend | undefined;
     if (set !== undefined) {
       if (this.#stickyId !== undefined && this.#tried === undefined) {
         const s = set.get(this.#stickyId);
-        if (s !== undefined && s.usable(this.#p.now())) b = s;
+        if (s !== undefined && s.usable(now)) b = s;
       }
-      b ??= set.pick(this.#tried);
+      b ??= set.pick(this.#tried, now);
     }
     if (b === undefined) {
       if (this.#tried === undefined) {
@@ -461,7 +465,7 @@ class Exchange implements UpstreamOwner {
     const s = pool.take(b, this);
     if (s !== undefined) {
       this.#up = s;
-      this.upConnect();
+      this.upConnect(now);
     } else {
       this.#up = pool.connect(b, this);
       // Body bytes wait for the new connection: stop reading the client until it is there.
@@ -470,11 +474,11 @@ class Exchange implements UpstreamOwner {
   }
 
   /** The upstream connection is open (or was taken from the pool): send the request. */
-  upConnect(): void {
+  upConnect(now = this.#p.now()): void {
     const s = this.#up_;
     const upHead = present(this.#upHead, 'request head');
     this.#upReady = true;
-    this.#sentAt = this.#p.now();
+    this.#sentAt = now;
     this.#sentAny = true;
     if (this.#retries === 0 || this.#replay === null) {
       const q = this.#queued;
@@ -501,6 +505,7 @@ class Exchange implements UpstreamOwner {
    * reference to them was kept past this call (see {@link UpstreamOwner}).
    */
   upData(chunk: Buffer): boolean {
+    this.#now = this.#p.now();
     if (this.#res === 'body') return this.#forwardBody(chunk);
     this.#res = 'head';
     this.#ubuf = this.#ubuf === null ? chunk : Buffer.concat([this.#ubuf, chunk]);
@@ -563,7 +568,7 @@ class Exchange implements UpstreamOwner {
     this.#resHead = rh;
     this.#status = rh.status;
     this.#set_.succeeded(b);
-    p.metrics.upstreamLatency(route.service, (p.now() - this.#sentAt) / 1000);
+    p.metrics.upstreamLatency(route.service, (this.#now - this.#sentAt) / 1000);
     const noBody = this.#h.method === 'HEAD' || rh.status === 204 || rh.status === 304;
     if (noBody) this.#resBody = new BodyFramer('length', 0);
     else if (rh.chunked) this.#resBody = new BodyFramer('chunked');
@@ -650,14 +655,14 @@ class Exchange implements UpstreamOwner {
       !this.#resBody_.untilClose &&
       this.#h.version === 11 &&
       (this.#reqBody === null || this.#reqBody.done);
-    if (reusable) this.#p.pool.put(b, up);
+    if (reusable) this.#p.pool.put(b, up, this.#now);
     else up.destroy();
     this.#up = null;
     this.#finish(true);
     const c = this.#c;
     const rest = c.buf;
     c.buf = null;
-    c.next(this.#keepClient, rest);
+    c.next(this.#keepClient, rest, this.#now);
   }
 
   #detachUp(up: UpSocket): void {
@@ -709,7 +714,7 @@ class Exchange implements UpstreamOwner {
       this.#retries++;
       this.#p.metrics.retry(set.service);
       this.#sentAny = false;
-      this.#attempt();
+      this.#attempt(this.#p.now());
       return;
     }
     this.#localError(
@@ -876,9 +881,18 @@ function present<T>(v: T | undefined | null, what: string): T {
   return v;
 }
 
+/**
+ * Whether Connection tokens name no header beyond the hop-by-hop ones (`keep-alive`, `close`,
+ * `upgrade`: the usual), which are dropped anyway.
+ */
+function nothingMore(tokens: readonly string[]): boolean {
+  for (const t of tokens) if (t !== 'close' && !isHopByHop(t)) return false;
+  return true;
+}
+
 /** Request header lines passed on: not hop-by-hop, not set by the router. */
 function keepRequestHeader(name: string): boolean {
-  return !HOP_BY_HOP.has(name) && !FORWARDED.has(name);
+  return !isHopByHop(name) && !isForwarded(name);
 }
 
 /** Writes strings (as latin1) and Buffers in one system call. */
@@ -929,7 +943,7 @@ function copyHead(raw: string, rh: ResponseHead, tail: string): string {
     raw,
     rh.lineStarts,
     rh.names,
-    drop.length === 0 ? keepResponseHeader : (n) => keepResponseHeader(n) && !drop.includes(n),
+    nothingMore(drop) ? keepResponseHeader : (n) => keepResponseHeader(n) && !drop.includes(n),
     statusLine,
     tail,
   );
@@ -937,5 +951,5 @@ function copyHead(raw: string, rh: ResponseHead, tail: string): string {
 
 /** Response header lines passed on: not hop-by-hop. */
 function keepResponseHeader(name: string): boolean {
-  return !HOP_BY_HOP.has(name);
+  return !isHopByHop(name);
 }

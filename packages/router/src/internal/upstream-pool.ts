@@ -129,8 +129,11 @@ export class UpstreamPool {
     return s;
   }
 
-  /** Gives a connection back after a complete exchange, or closes it when the pool is full. */
-  put(b: Backend, s: UpSocket): void {
+  /**
+   * Gives a connection back after a complete exchange (at `now`, by the pool's clock), or
+   * closes it when the pool is full.
+   */
+  put(b: Backend, s: UpSocket, now = this.options.now()): void {
     if (this.#closed || s.destroyed || !s.writable || !b.ready) {
       s.owner = null;
       s.destroy();
@@ -147,7 +150,7 @@ export class UpstreamPool {
       return;
     }
     s.owner = new Idle(s, list);
-    s.idleSince = this.options.now();
+    s.idleSince = now;
     if (s.isPaused()) s.resume();
     list.push(s);
   }
