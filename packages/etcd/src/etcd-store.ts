@@ -14,6 +14,7 @@ import {
   type ListResult,
   type PutOptions,
   type PutResult,
+  revisionSkipper,
   showKey,
   type Store,
   StoreError,
@@ -280,8 +281,10 @@ export class EtcdStore implements Store {
       watch.stop();
       this.#watches.delete(watch);
     });
+    const skip = revisionSkipper(options.skipRevision, queue);
     const watch = new ResumingWatch({
       open: this.#openWatch,
+      skip,
       currentRevision: () => this.#readRevision(this.#deadline()),
       range: this.#keys.range(prefix),
       keys: this.#keys,

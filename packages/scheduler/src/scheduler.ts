@@ -240,6 +240,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
         signal: this.#abort.signal,
         clock: this.#o.clock,
         onRetry: (err) => this.emit('error', err),
+        skipRevision: (revision) => this.#mirror.skips(revision),
       })[Symbol.asyncIterator]();
       const first = await items.next();
       closed();

@@ -4,6 +4,7 @@ import {
   compactedError,
   evaluateCompare,
   EventQueue,
+  revisionSkipper,
   watchQueue,
   LeaseKeeper,
   leaseNotFoundError,
@@ -93,6 +94,8 @@ interface Watcher {
   readonly prefix: string;
   readonly minRevision: number;
   readonly queue: EventQueue<WatchEvent>;
+  /** The watch's `skipRevision`, made safe ({@link revisionSkipper}). */
+  skip: ((revision: number) => boolean) | undefined;
 }
 
 /** The writes of one SQLite transaction, applied to the store's state once it commits. */
@@ -418,7 +421,9 @@ export class SqliteStore implements Store {
       prefix,
       minRevision: options.fromRevision ?? this.#revision + 1,
       queue: watchQueue(this.limits, options.signal, () => this.#watchers.delete(watcher)),
+      skip: undefined,
     };
+    watcher.skip = revisionSkipper(options.skipRevision, watcher.queue);
     if (options.fromRevision !== undefined) {
       if (options.fromRevision < this.#compactRevision) {
         watcher.queue.fail(compactedError(options.fromRevision, this.#compactRevision));
@@ -429,7 +434,10 @@ export class SqliteStore implements Store {
           prefix === ''
             ? this.#s.historyFrom.iterate(options.fromRevision)
             : this.#s.historyFromInRange.iterate(options.fromRevision, ...prefixRange(prefix));
-        for (const row of rows) watcher.queue.push(toEvent(row));
+        for (const row of rows) {
+          if (watcher.skip?.(row.revision) === true) continue;
+          watcher.queue.push(toEvent(row));
+        }
       } catch (err) {
         watcher.queue.fail(this.#engineError(err));
         return watcher.queue;
@@ -633,7 +641,12 @@ export class SqliteStore implements Store {
     this.#compactRevision = compactRevision;
     for (const w of this.#watchers) {
       for (const ev of p.events) {
-        if (ev.revision >= w.minRevision && ev.kv.key.startsWith(w.prefix)) w.queue.push(ev);
+        if (
+          ev.revision >= w.minRevision &&
+          ev.kv.key.startsWith(w.prefix) &&
+          (w.skip === undefined || !w.skip(ev.revision))
+        )
+          w.queue.push(ev);
       }
     }
     return result;

@@ -170,6 +170,38 @@ export class EventQueue<T> implements AsyncIterable<T> {
 }
 
 /**
+ * The `skipRevision` option of a watch as a backend calls it where changes arrive: undefined
+ * when there is none; otherwise a predicate that, when the caller's throws, fails `queue` with
+ * that error and skips everything from then on (the watch is over).
+ *
+ * @throws StoreError `FLOTILLA_STORE_INVALID_ARGUMENT` when the option is not a function.
+ */
+export function revisionSkipper(
+  skip: unknown,
+  queue: EventQueue<WatchEvent>,
+): ((revision: number) => boolean) | undefined {
+  if (skip === undefined) return undefined;
+  if (typeof skip !== 'function') {
+    throw new StoreError(
+      StoreErrorCodes.INVALID_ARGUMENT,
+      `skipRevision must be a function of a revision, got ${skip === null ? 'null' : typeof skip}`,
+    );
+  }
+  const predicate = skip as (revision: number) => unknown;
+  let failed = false;
+  return (revision) => {
+    if (failed) return true;
+    try {
+      return predicate(revision) === true;
+    } catch (err) {
+      failed = true;
+      queue.fail(err);
+      return true;
+    }
+  };
+}
+
+/**
  * The queue of one watch, as every backend makes it: bounded by `limits.maxWatchBacklog`, and
  * failed as `FLOTILLA_STORE_COMPACTED` when its consumer falls that far behind, so that a
  * consumer that stopped reading cannot grow the store's memory without bound.

@@ -43,7 +43,7 @@ export {
 export type { LeaseNotFoundOptions, StoreErrorCode, StoreErrorDetails } from './errors.js';
 export { byteLength, compareKeys } from './keys.js';
 export { evaluateCompare } from './compare.js';
-export { EventQueue, watchQueue } from './event-queue.js';
+export { EventQueue, revisionSkipper, watchQueue } from './event-queue.js';
 export type { EventQueueOptions } from './event-queue.js';
 export { LeaseKeeper } from './lease-keeper.js';
 export { listAndWatch } from './list-and-watch.js';

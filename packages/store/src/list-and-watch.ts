@@ -36,6 +36,11 @@ export interface ListAndWatchOptions {
    * say). Non-retryable errors end the iteration by throwing instead.
    */
   readonly onRetry?: (error: unknown, delayMs: number) => void;
+  /**
+   * Passed to every watch it makes (`skipRevision` of {@link Store.watch}): changes of the revisions
+   * it returns true for are not yielded. The snapshots are whole.
+   */
+  readonly skipRevision?: (revision: number) => boolean;
 }
 
 /**
@@ -87,6 +92,7 @@ export async function* listAndWatch(
       for await (const event of store.watch(prefix, {
         fromRevision: revision + 1,
         ...(signal === undefined ? {} : { signal }),
+        ...(options.skipRevision === undefined ? {} : { skipRevision: options.skipRevision }),
       })) {
         revision = event.revision;
         delay = initial;

@@ -1,6 +1,6 @@
 import { type Clock, systemClock } from '@flotilla/core';
 import { evaluateCompare } from './compare.js';
-import { type EventQueue, watchQueue } from './event-queue.js';
+import { type EventQueue, revisionSkipper, watchQueue } from './event-queue.js';
 import { compareKeys } from './keys.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import {
@@ -68,6 +68,8 @@ interface Watcher {
   readonly prefix: string;
   readonly minRevision: number;
   readonly queue: EventQueue<WatchEvent>;
+  /** The watch's `skipRevision`, made safe ({@link revisionSkipper}). */
+  skip: ((revision: number) => boolean) | undefined;
 }
 
 /** Insert new keys into the sorted index while it is this small; above, append or rebuild lazily. */
@@ -235,7 +237,9 @@ export class MemoryStore implements Store {
       prefix,
       minRevision: options.fromRevision ?? this.#revision + 1,
       queue: watchQueue(this.limits, options.signal, () => this.#watchers.delete(watcher)),
+      skip: undefined,
     };
+    watcher.skip = revisionSkipper(options.skipRevision, watcher.queue);
     if (options.signal?.aborted === true) return watcher.queue;
     if (options.fromRevision !== undefined) {
       if (options.fromRevision < this.#compactRevision) {
@@ -245,7 +249,8 @@ export class MemoryStore implements Store {
       let i = lowerBoundRevision(this.#history, options.fromRevision);
       for (; i < this.#history.length; i++) {
         const ev = this.#history[i] as WatchEvent;
-        if (ev.kv.key.startsWith(prefix)) watcher.queue.push(ev);
+        if (ev.kv.key.startsWith(prefix) && !(watcher.skip?.(ev.revision) ?? false))
+          watcher.queue.push(ev);
       }
     }
     this.#watchers.add(watcher);
@@ -370,7 +375,12 @@ export class MemoryStore implements Store {
     }
     for (const w of this.#watchers) {
       for (const ev of events) {
-        if (ev.revision >= w.minRevision && ev.kv.key.startsWith(w.prefix)) w.queue.push(ev);
+        if (
+          ev.revision >= w.minRevision &&
+          ev.kv.key.startsWith(w.prefix) &&
+          (w.skip === undefined || !w.skip(ev.revision))
+        )
+          w.queue.push(ev);
       }
     }
   }

@@ -151,6 +151,15 @@ export interface WatchOptions extends CallOptions {
    * older than the store's compaction point fails with `FLOTILLA_STORE_COMPACTED`.
    */
   readonly fromRevision?: number;
+  /**
+   * Leaves out every change of the revisions it returns true for. It is asked once per change,
+   * in revision order, as changes arrive and before they are decoded or queued: a writer that
+   * applied its own transaction already (it has the revision from `txn()`'s answer) skips the
+   * watch's echo of it without paying for every key. A predicate that throws fails the watch
+   * with its error. Changes it leaves out are gone: a watch resumed later from an older revision
+   * asks again.
+   */
+  readonly skipRevision?: (revision: number) => boolean;
 }
 
 /** Why a lease ended. */

@@ -320,7 +320,7 @@ export function validateTxn(txn: Txn, limits: StoreLimits): void {
       );
     }
     const written = new Set<string>();
-    const puts = new Set<string>();
+    const puts: string[] = [];
     const prefixes: string[] = [];
     for (const op of ops) {
       if (typeof op !== 'object' || op === null) {
@@ -332,7 +332,7 @@ export function validateTxn(txn: Txn, limits: StoreLimits): void {
       switch (op.op) {
         case 'put':
           bytes += putSize(op.key, op.value, op.lease, limits);
-          puts.add(op.key);
+          puts.push(op.key);
           break;
         case 'delete':
         case 'get':

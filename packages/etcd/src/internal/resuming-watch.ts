@@ -21,6 +21,8 @@ export interface ResumingWatchDeps {
   readonly range: EtcdRange;
   readonly keys: KeySpace;
   readonly queue: EventQueue<WatchEvent>;
+  /** The watch's `skipRevision`, made safe by `revisionSkipper`. */
+  readonly skip: ((revision: number) => boolean) | undefined;
   /** Deliver from this revision on; without it, from the revision after the stream starts. */
   readonly fromRevision: number | undefined;
   /** Stop holding calls back after this long if the stream cannot start. */
@@ -166,11 +168,13 @@ export class ResumingWatch {
     }
     let last = 0;
     const next = this.#next ?? 0;
+    const skip = this.#deps.skip;
     for (const ev of res.events) {
       const revision = ev.kv.mod_revision;
       // After a reconnect etcd replays from `next`; never deliver a revision twice.
       if (revision < next) continue;
-      this.#deps.queue.push(this.#deps.keys.event(ev));
+      // Skipped before its key and value are decoded: that is what the option saves.
+      if (skip === undefined || !skip(revision)) this.#deps.queue.push(this.#deps.keys.event(ev));
       last = revision;
     }
     // etcd never splits one revision's events over two responses (no fragment option).

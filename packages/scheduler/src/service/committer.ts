@@ -250,6 +250,9 @@ export class Committer {
       if (next.done === true) return undefined;
       const [hostId, list] = next.value;
       const allocKey = this.#keys.alloc(hostId);
+      // The host's prefix, validated once: the ids appended are this scheduler's own
+      // (`#jobId`: a validated process type, then only [a-z0-9.]), valid by construction.
+      const hostJobs = this.#keys.jobsOf(hostId);
       // One unit per host: more jobs than fit one unit are left for the next cycle.
       const chunk = list.length > perUnit ? list.slice(0, perUnit) : list;
       if (chunk.length < list.length) {
@@ -289,7 +292,7 @@ export class Committer {
           desired: 'run',
           createdAt: now,
         };
-        const key = this.#keys.job(hostId, record.id);
+        const key = hostJobs + record.id;
         const value = JSON.stringify(record);
         records.push(record);
         ops.push({ op: 'put', key, value });

@@ -102,6 +102,8 @@ export class ClusterMirror {
   readonly #own = new Set<number>();
   /** The revision of the latest event or listing applied. */
   #seen = 0;
+  /** The own commit whose echo the watch is leaving out ({@link skips}); 0: none. */
+  #skipping = 0;
   readonly #members = new Set<string>();
   readonly #keys: ClusterKeys;
   /** `keys.jobs`, built once. */
@@ -152,8 +154,9 @@ export class ClusterMirror {
   apply(ev: WatchEvent): void {
     const revision = ev.revision;
     if (revision !== this.#seen) {
-      // The watch has passed the previous revision: no more of its events will come.
-      if (this.#own.size !== 0) this.#own.delete(this.#seen);
+      // The watch has passed the previous revisions: no more of their events will come (those
+      // of an own commit may have been left out whole, see skips()).
+      if (this.#own.size !== 0) for (const r of this.#own) if (r < revision) this.#own.delete(r);
       this.#seen = revision;
     }
     if (ev.type === 'put') {
@@ -161,6 +164,19 @@ export class ClusterMirror {
       if (this.#own.size !== 0 && this.#own.has(revision)) return;
       this.#put(ev.kv);
     } else this.#delete(ev.kv.key, revision);
+  }
+
+  /**
+   * Whether the watch may leave out the changes of `revision`, asked as they arrive and before
+   * they are decoded: they are the echo of this scheduler's own commit, applied already. On
+   * etcd this spares decoding and queueing a million job records the scheduler wrote itself.
+   */
+  skips(revision: number): boolean {
+    if (revision === this.#skipping) return true;
+    // Forgotten as its echo starts: the rest of its changes match `#skipping`.
+    if (this.#own.size === 0 || !this.#own.delete(revision)) return false;
+    this.#skipping = revision;
+    return true;
   }
 
   /**
