@@ -29,7 +29,10 @@ export interface HeadLimits {
 interface HeadCommon {
   /** 10 for HTTP/1.0, 11 for HTTP/1.1. */
   readonly version: 10 | 11;
-  /** Header fields, flat: name, value, name, value... (names as sent). */
+  /**
+   * Header fields, flat: name, value, name, value... (names as sent). Request heads only: a
+   * response head's is empty (its framing fields are parsed into the fields below).
+   */
   readonly headers: string[];
   /** Lower-cased names, one per pair of `headers`. */
   readonly names: string[];
@@ -152,13 +155,17 @@ function lineEnd(text: string, i: number, end: number, bad: 400 | 502): number {
   throw new HeadError(bad, 'unterminated line');
 }
 
-/** Parses the field lines from `i` up to the final CRLF at `end - 2`. */
+/**
+ * Parses the field lines from `i` up to the final CRLF at `end - 2`. `values`: keep every
+ * field's value in `headers` (a response head needs only those of its framing fields).
+ */
 function parseFields(
   text: string,
   i: number,
   end: number,
   limits: HeadLimits,
   bad: 400 | 502,
+  values: boolean,
 ): Fields {
   const headers: string[] = [];
   const names: string[] = [];
@@ -207,11 +214,22 @@ function parseFields(
       if (valueEnd > valueStart && (e === 32 || e === 9)) valueEnd--;
       else break;
     }
-    const value = text.slice(valueStart, valueEnd);
     i += 2;
     if (names.length >= limits.maxHeaderCount)
       throw new HeadError(bad === 400 ? 431 : 502, 'too many header fields');
     const lower = upper ? name.toLowerCase() : name;
+    let value = '';
+    let sliced = false;
+    switch (lower) {
+      case 'content-length':
+      case 'transfer-encoding':
+      case 'connection':
+      case 'host':
+      case 'upgrade':
+        value = text.slice(valueStart, valueEnd);
+        sliced = true;
+        break;
+    }
     switch (lower) {
       case 'content-length': {
         if (!isDigits(value, 15)) throw new HeadError(bad, 'invalid Content-Length');
@@ -245,7 +263,7 @@ function parseFields(
         upgrade = value;
         break;
     }
-    headers.push(name, value);
+    if (values) headers.push(name, sliced ? value : text.slice(valueStart, valueEnd));
     names.push(lower);
   }
   let chunked = false;
@@ -291,7 +309,7 @@ export function parseRequestHead(text: string, end: number, limits: HeadLimits):
   else if (/^HTTP\/[0-9]\.[0-9]$/.test(proto))
     throw new HeadError(505, 'HTTP version not supported');
   else throw new HeadError(400, 'malformed request line');
-  const f = parseFields(text, le + 2, end, limits, 400);
+  const f = parseFields(text, le + 2, end, limits, 400, true);
   if (version === 11 && f.host === '') throw new HeadError(400, 'missing Host header');
   return {
     method,
@@ -326,7 +344,7 @@ export function parseResponseHead(text: string, end: number, limits: HeadLimits)
     (le > 12 && text.charCodeAt(12) !== 32)
   )
     throw new HeadError(502, 'malformed upstream status line');
-  const f = parseFields(text, le + 2, end, limits, 502);
+  const f = parseFields(text, le + 2, end, limits, 502, false);
   return {
     version: minor === 49 ? 11 : 10,
     status: d0 * 100 + d1 * 10 + d2,
