@@ -224,6 +224,22 @@ export class Planner {
     for (const type of Object.keys(before.processes)) this.#setSpec(app, release, type, undefined);
   }
 
+  /**
+   * The jobs the planner holds of one process type of a release, as last given to
+   * {@link setJob} (jobs it dropped, down ones say, are not listed). Empty for an unknown one.
+   */
+  *jobsOf(app: string, release: string, type: string): IterableIterator<JobSnapshot> {
+    const g = this.#byApp.get(app)?.get(release)?.get(type);
+    if (g === undefined) return;
+    for (const e of g.jobs) yield e.job;
+  }
+
+  /** Marks every process type for planning again (after the ownership of apps changed, say). */
+  invalidateAll(): void {
+    for (const releases of this.#byApp.values())
+      for (const types of releases.values()) for (const g of types.values()) this.#dirty.add(g);
+  }
+
   /** Marks a process type for planning again (after a commit of its placements failed). */
   invalidate(app: string, release: string, type: string): void {
     const g = this.#byApp.get(app)?.get(release)?.get(type);

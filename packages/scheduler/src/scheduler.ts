@@ -348,12 +348,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
 
   #ownershipChanged(): void {
     // Every group may have changed hands: plan them all again.
-    for (const f of this.#mirror.formations.values())
-      for (const type of Object.keys(f.processes)) this.#planner.invalidate(f.app, f.release, type);
-    for (const set of this.#mirror.groups.values()) {
-      const j = set.values().next().value;
-      if (j !== undefined) this.#planner.invalidate(j.app, j.release, j.type);
-    }
+    this.#planner.invalidateAll();
     this.emit('epoch', this.#membership.members);
     this.#kick();
   }

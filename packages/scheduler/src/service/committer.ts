@@ -278,7 +278,8 @@ export class Committer {
         ) {
           const g = ClusterMirror.group(s.app, s.release, s.type);
           alloc = indexes.get(g);
-          if (alloc === undefined) indexes.set(g, (alloc = this.#indexes(g, dropped)));
+          if (alloc === undefined)
+            indexes.set(g, (alloc = this.#indexes(s.app, s.release, s.type, dropped)));
         }
         last = s;
         const record: JobRecord = {
@@ -350,9 +351,18 @@ export class Committer {
    * The indexes in use in a group: running (or held) jobs the scheduler still wants, but for
    * those of down hosts this commit drops (`dropped`).
    */
-  #indexes(group: string, dropped: ReadonlySet<string>): IndexAllocator {
+  #indexes(
+    app: string,
+    release: string,
+    type: string,
+    dropped: ReadonlySet<string>,
+  ): IndexAllocator {
     const used = new Set<number>();
-    for (const j of this.#mirror.groups.get(group) ?? []) {
+    // The planner holds every job that may still use an index (down ones, and crashed ones
+    // out of backoff, are dropped from it); the mirror has each one's current state.
+    for (const held of this.#planner.jobsOf(app, release, type)) {
+      const j = this.#mirror.jobs.get(held.id);
+      if (j === undefined) continue;
       if (j.record.desired !== 'run' || j.state === 'down' || dropped.has(j.id)) continue;
       if (j.state === 'crashed' && !this.#held(j.id)) continue; // released: being replaced
       used.add(j.record.index);

@@ -92,8 +92,6 @@ export class ClusterMirror {
   readonly hosts = new Map<string, { record: HostRecord; rev: number }>();
   readonly controls = new Map<string, { record: HostControl; rev: number }>();
   readonly jobs = new Map<string, KnownJob>();
-  /** Jobs by group (`app\0release\0type`), for index assignment. */
-  readonly groups = new Map<string, Set<KnownJob>>();
   readonly formations = new Map<string, Formation>();
   readonly allocRev = new Map<string, number>();
   readonly usage = new Map<string, { jobs: number; cpu: number; memory: number }>();
@@ -195,13 +193,10 @@ export class ClusterMirror {
 
   /**
    * Applies the job records of one committed unit of starts, all committed at `revision`: the
-   * batch form of {@link committed}. New jobs (the usual case) share their derived state, and
-   * a run of one group shares its group lookup; the host's usage is summed once per run of
-   * one host.
+   * batch form of {@link committed}. New jobs (the usual case) share their derived state; the
+   * host's usage is summed once per run of one host.
    */
   committedStarts(records: readonly JobRecord[], revision: number): void {
-    let set: Set<KnownJob> | undefined;
-    let last: JobRecord | undefined;
     let usageHost: string | undefined;
     let jobs = 0;
     let cpu = 0;
@@ -242,19 +237,6 @@ export class ClusterMirror {
       cpu += record.resources.cpu;
       memory += record.resources.memory;
       this.jobs.set(job.id, job);
-      if (
-        set === undefined ||
-        last === undefined ||
-        last.app !== record.app ||
-        last.release !== record.release ||
-        last.type !== record.type
-      ) {
-        const g = ClusterMirror.group(record.app, record.release, record.type);
-        set = this.groups.get(g);
-        if (set === undefined) this.groups.set(g, (set = new Set()));
-      }
-      last = record;
-      set.add(job);
       // A new id was never held in crash backoff.
       this.#planner.setJob(job);
     }
@@ -438,11 +420,6 @@ export class ClusterMirror {
     const job = knownJob(record, rev, state, status, statusRev);
     this.#track(before, job);
     this.jobs.set(job.id, job);
-    const g = ClusterMirror.group(job.app, job.release, job.type);
-    let set = this.groups.get(g);
-    if (set === undefined) this.groups.set(g, (set = new Set()));
-    if (before !== undefined) set.delete(before);
-    set.add(job);
     if (state === 'down') {
       this.#planner.removeJob(job.id);
       this.#hooks.ended(job);
@@ -462,10 +439,6 @@ export class ClusterMirror {
     if (known === undefined) return;
     this.#track(known, undefined);
     this.jobs.delete(id);
-    const g = ClusterMirror.group(known.app, known.release, known.type);
-    const set = this.groups.get(g);
-    set?.delete(known);
-    if (set?.size === 0) this.groups.delete(g);
     this.#hooks.removed(id);
     this.#planner.removeJob(id);
   }
