@@ -53,6 +53,8 @@ export class Http1Connection {
   exchange: Exchange | null = null;
   readonly remoteAddr: string;
   readonly localPort: number;
+  /** The forwarded lines that are the same for every request of this connection. */
+  readonly forwardedLines: string;
 
   constructor(
     readonly socket: net.Socket,
@@ -64,6 +66,9 @@ export class Http1Connection {
     const ra = socket.remoteAddress ?? '';
     this.remoteAddr = ra.startsWith('::ffff:') ? ra.slice(7) : ra;
     this.localPort = socket.localPort ?? 0;
+    this.forwardedLines =
+      `${this.remoteAddr}\r\nx-forwarded-proto: ${secure ? 'https' : 'http'}\r\n` +
+      `x-forwarded-port: ${this.localPort}\r\n`;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', () => socket.destroy());
@@ -350,8 +355,8 @@ class Exchange implements UpstreamOwner {
       if (h.names[i] === 'x-forwarded-for') xff += `${h.headers[2 * i + 1] as string}, `;
     }
     let tail =
-      `x-forwarded-for: ${xff}${c.remoteAddr}\r\nx-forwarded-proto: ${c.secure ? 'https' : 'http'}\r\n` +
-      `x-forwarded-port: ${c.localPort}\r\nx-request-id: ${this.#requestId}\r\nx-request-start: t=${Date.now()}\r\n`;
+      `x-forwarded-for: ${xff}${c.forwardedLines}` +
+      `x-request-id: ${this.#requestId}\r\nx-request-start: t=${Date.now()}\r\n`;
     if (h.chunked) tail += 'transfer-encoding: chunked\r\n';
     if (this.#wantUpgrade) tail += `connection: upgrade\r\nupgrade: ${h.upgrade}\r\n`;
     return copyHeaderLines(

@@ -33,6 +33,8 @@ export interface UpstreamOwner {
 /** An upstream connection: its listeners are attached once and dispatch to its owner. */
 export type UpSocket = net.Socket & {
   owner: UpstreamOwner | null;
+  /** Its owner while in the pool (for one idle list), made once. */
+  idle: (UpstreamOwner & { readonly list: readonly UpSocket[] }) | undefined;
   idleSince: number;
   connectedAt: number;
 };
@@ -110,6 +112,7 @@ export class UpstreamPool {
       },
     }) as UpSocket;
     s.owner = owner;
+    s.idle = undefined;
     s.idleSince = 0;
     s.connectedAt = 0;
     const timer = setTimeout(
@@ -149,7 +152,8 @@ export class UpstreamPool {
       s.destroy();
       return;
     }
-    s.owner = new Idle(s, list);
+    if (s.idle?.list !== list) s.idle = new Idle(s, list);
+    s.owner = s.idle;
     s.idleSince = now;
     if (s.isPaused()) s.resume();
     list.push(s);
