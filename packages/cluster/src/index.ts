@@ -58,6 +58,7 @@ export type {
   StopReason,
 } from './records.js';
 export { isValidId, MAX_ID_LENGTH, validateId } from './ids.js';
+export { jobRecordWriter } from './job-record-writer.js';
 export type { IdKind } from './ids.js';
 export { ClusterError, ClusterErrorCodes } from './errors.js';
 export type { ClusterErrorCode } from './errors.js';

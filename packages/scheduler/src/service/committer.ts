@@ -1,4 +1,9 @@
-import type { ClusterKeys, HostAlloc, JobRecord } from '@flotilla/cluster';
+import {
+  type ClusterKeys,
+  type HostAlloc,
+  type JobRecord,
+  jobRecordWriter,
+} from '@flotilla/cluster';
 import type { Clock } from '@flotilla/core';
 import type { Compare, Store, TxnOp } from '@flotilla/store';
 import type { Planner } from '../planner.js';
@@ -268,6 +273,8 @@ export class Committer {
       let chars = 0;
       let last: PlannedStart | undefined;
       let alloc: IndexAllocator | undefined;
+      // Records of a run of one group (and size) share all but their id and index.
+      let write: ((id: string, index: number) => string) | undefined;
       for (const s of chunk) {
         if (
           alloc === undefined ||
@@ -280,6 +287,18 @@ export class Committer {
           alloc = indexes.get(g);
           if (alloc === undefined)
             indexes.set(g, (alloc = this.#indexes(s.app, s.release, s.type, dropped)));
+          write = undefined;
+        }
+        if (write === undefined || s.resources !== last?.resources) {
+          write = jobRecordWriter({
+            app: s.app,
+            release: s.release,
+            type: s.type,
+            hostId,
+            resources: s.resources,
+            desired: 'run',
+            createdAt: now,
+          });
         }
         last = s;
         const record: JobRecord = {
@@ -294,7 +313,7 @@ export class Committer {
           createdAt: now,
         };
         const key = hostJobs + record.id;
-        const value = JSON.stringify(record);
+        const value = write(record.id, record.index);
         records.push(record);
         ops.push({ op: 'put', key, value });
         cpu += s.resources.cpu;

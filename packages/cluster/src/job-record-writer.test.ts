@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { jobRecordWriter } from './job-record-writer.js';
+import { type JobRecord, validateJobRecord } from './records.js';
+
+/** The fields a writer shares: all but id and index. */
+const sharedOf = (r: JobRecord): Omit<JobRecord, 'id' | 'index'> => {
+  const shared: Partial<JobRecord> = { ...r };
+  delete shared.id;
+  delete shared.index;
+  return shared as Omit<JobRecord, 'id' | 'index'>;
+};
+
+const record = (over: Partial<JobRecord> = {}): JobRecord => ({
+  id: 'web.mjuohukl.c6f44c1.1a',
+  app: 'demo',
+  release: 'v3',
+  type: 'web',
+  hostId: 'host-1',
+  index: 7,
+  resources: { cpu: 100, memory: 256 },
+  desired: 'run',
+  createdAt: 1_764_000_000_123,
+  ...over,
+});
+
+describe('jobRecordWriter', () => {
+  it('writes what JSON.stringify writes, for every id and index of one writer', () => {
+    const base = record();
+    const write = jobRecordWriter(sharedOf(base));
+    for (const [id, index] of [
+      ['web.a', 1],
+      ['web.mjuohukl.c6f44c1.zz', 100_000],
+      ['w', 2],
+    ] as const) {
+      const value = write(id, index);
+      expect(value).toBe(JSON.stringify({ ...base, id, index }));
+      expect(validateJobRecord(JSON.parse(value))).toEqual({ ...base, id, index });
+    }
+  });
+
+  it('escapes strings as JSON.stringify does, and writes stopReason in its place', () => {
+    const base = record({
+      app: 'a"b\\c\u0000\u2028日',
+      desired: 'stop',
+      stopReason: 'scaled-down',
+      resources: { cpu: 0.5, memory: 1e3 },
+    });
+    const write = jobRecordWriter(sharedOf(base));
+    expect(write('x"y', 3)).toBe(JSON.stringify({ ...base, id: 'x"y', index: 3 }));
+    expect(JSON.parse(write('x"y', 3))).toEqual({ ...base, id: 'x"y', index: 3 });
+  });
+});
