@@ -155,6 +155,15 @@ function lineEnd(text: string, i: number, end: number, bad: 400 | 502): number {
   throw new HeadError(bad, 'unterminated line');
 }
 
+// Scratch lists a head's fields are gathered in, copied out at their exact size: an array that
+// grows from empty by push takes room for 17 elements at once, which was most of what parsing
+// a head allocated. Entries past the current count are stale and never read.
+const scratchStarts: number[] = [];
+const scratchNames: string[] = [];
+const scratchHeaders: string[] = [];
+/** The Connection tokens of a head without any. */
+const NO_TOKENS: string[] = [];
+
 /**
  * Parses the field lines from `i` up to the final CRLF at `end - 2`. `values`: keep every
  * field's value in `headers` (a response head needs only those of its framing fields).
@@ -167,17 +176,15 @@ function parseFields(
   bad: 400 | 502,
   values: boolean,
 ): Fields {
-  const headers: string[] = [];
-  const names: string[] = [];
+  let count = 0;
   let contentLength = -1;
   let te: string | undefined;
-  const connection: string[] = [];
+  let connection = NO_TOKENS;
   let host: string | undefined;
   let upgrade = '';
   const last = end - 2;
-  const lineStarts: number[] = [];
   while (i < last) {
-    lineStarts.push(i);
+    scratchStarts[count] = i;
     const first = text.charCodeAt(i);
     if (first === 32 || first === 9)
       throw new HeadError(bad, 'obsolete line folding or whitespace before a field');
@@ -215,7 +222,7 @@ function parseFields(
       else break;
     }
     i += 2;
-    if (names.length >= limits.maxHeaderCount)
+    if (count >= limits.maxHeaderCount)
       throw new HeadError(bad === 400 ? 431 : 502, 'too many header fields');
     const lower = upper ? name.toLowerCase() : name;
     let value = '';
@@ -247,8 +254,9 @@ function parseFields(
         if (value.indexOf(',') === -1) {
           // One token (`keep-alive`, `close`): no split.
           const tok = value.trim().toLowerCase();
-          if (tok !== '') connection.push(tok);
+          if (tok !== '') connection = connection === NO_TOKENS ? [tok] : [...connection, tok];
         } else {
+          if (connection === NO_TOKENS) connection = [];
           for (const t of value.split(',')) {
             const tok = t.trim().toLowerCase();
             if (tok !== '') connection.push(tok);
@@ -263,8 +271,12 @@ function parseFields(
         upgrade = value;
         break;
     }
-    if (values) headers.push(name, sliced ? value : text.slice(valueStart, valueEnd));
-    names.push(lower);
+    if (values) {
+      scratchHeaders[2 * count] = name;
+      scratchHeaders[2 * count + 1] = sliced ? value : text.slice(valueStart, valueEnd);
+    }
+    scratchNames[count] = lower;
+    count++;
   }
   let chunked = false;
   if (te !== undefined) {
@@ -273,7 +285,10 @@ function parseFields(
       throw new HeadError(bad === 400 ? 501 : 502, 'unsupported Transfer-Encoding (only chunked)');
     chunked = true;
   }
-  lineStarts.push(i);
+  scratchStarts[count] = i;
+  const lineStarts = scratchStarts.slice(0, count + 1);
+  const names = scratchNames.slice(0, count);
+  const headers = values ? scratchHeaders.slice(0, 2 * count) : [];
   return {
     lineStarts,
     headers,
