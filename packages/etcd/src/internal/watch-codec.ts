@@ -60,12 +60,12 @@ function readEvent(r: Reader): DecodedEvent {
   // Event { EventType type = 1 (PUT = 0, DELETE = 1); KeyValue kv = 2; KeyValue prev_kv = 3 }
   let type: 'put' | 'delete' = 'put';
   let kv: DecodedKeyValue | undefined;
-  r.fields((t) => {
+  while (r.pos < r.end) {
+    const t = r.varint();
     if (t === tag(1, VARINT)) type = r.varint() === 1 ? 'delete' : 'put';
     else if (t === tag(2, LEN)) kv = readKeyValue(r.message());
-    else return false;
-    return true;
-  });
+    else r.skip(t & 7);
+  }
   if (kv === undefined) throw new Error('etcd sent a watch event without a key-value');
   return { type, kv };
 }
