@@ -235,35 +235,36 @@ export interface DecodedTxnResponse {
   responses: DecodedResponseOp[];
 }
 
+/** What a put's response carries for the store: nothing (one shared object, a txn holds ~100). */
+const PUT_RESPONSE: DecodedResponseOp = Object.freeze({});
+
 function readResponseOp(r: Reader): DecodedResponseOp {
-  const op: DecodedResponseOp = {};
-  r.fields((t) => {
+  let op = PUT_RESPONSE; // response_put: nothing the store reports
+  // Plain loops, not a closure per message: a transaction answers one op response per op.
+  while (r.pos < r.end) {
+    const t = r.varint();
     if (t === tag(1, LEN)) {
       // RangeResponse { header = 1; repeated KeyValue kvs = 2; more = 3; count = 4 }
       const kvs: DecodedKeyValue[] = [];
       const inner = r.message();
-      inner.fields((it) => {
-        if (it !== tag(2, LEN)) return false;
-        kvs.push(readKeyValue(inner.message()));
-        return true;
-      });
-      op.kvs = kvs;
-      return true;
-    }
-    if (t === tag(3, LEN)) {
+      while (inner.pos < inner.end) {
+        const it = inner.varint();
+        if (it === tag(2, LEN)) kvs.push(readKeyValue(inner.message()));
+        else inner.skip(it & 7);
+      }
+      op = { kvs };
+    } else if (t === tag(3, LEN)) {
       // DeleteRangeResponse { header = 1; deleted = 2; prev_kvs = 3 }
       let deleted = 0;
       const inner = r.message();
-      inner.fields((it) => {
-        if (it !== tag(2, VARINT)) return false;
-        deleted = inner.varint();
-        return true;
-      });
-      op.deleted = deleted;
-      return true;
-    }
-    return false; // response_put: nothing the store reports
-  });
+      while (inner.pos < inner.end) {
+        const it = inner.varint();
+        if (it === tag(2, VARINT)) deleted = inner.varint();
+        else inner.skip(it & 7);
+      }
+      op = { deleted };
+    } else r.skip(t & 7);
+  }
   return op;
 }
 
