@@ -33,21 +33,29 @@ export const IDEMPOTENT: ReadonlySet<string> = new Set([
   'DELETE',
 ]);
 
-/** 1 at the lengths some name of `names` has: most other names are told apart without a hash. */
-function lengthsOf(names: ReadonlySet<string>): Uint8Array {
-  const lengths = new Uint8Array(64);
-  for (const n of names) lengths[n.length] = 1;
-  return lengths;
+/** `names` by length: a name is compared only with those of its length, without a hash. */
+function byLength(names: ReadonlySet<string>): readonly (readonly string[])[] {
+  const lists: string[][] = [];
+  for (let i = 0; i < 64; i++) lists.push([]);
+  for (const n of names) lists[n.length]?.push(n);
+  return lists;
 }
-const HOP_BY_HOP_LENGTHS = lengthsOf(HOP_BY_HOP);
-const FORWARDED_LENGTHS = lengthsOf(FORWARDED);
+const HOP_BY_HOP_BY_LENGTH = byLength(HOP_BY_HOP);
+const FORWARDED_BY_LENGTH = byLength(FORWARDED);
+
+function within(lists: readonly (readonly string[])[], name: string): boolean {
+  const list = lists[name.length];
+  if (list === undefined) return false;
+  for (const n of list) if (n === name) return true;
+  return false;
+}
 
 /** Whether a lower-case header name is in {@link HOP_BY_HOP}. */
 export function isHopByHop(name: string): boolean {
-  return HOP_BY_HOP_LENGTHS[name.length] === 1 && HOP_BY_HOP.has(name);
+  return within(HOP_BY_HOP_BY_LENGTH, name);
 }
 
 /** Whether a lower-case header name is in {@link FORWARDED}. */
 export function isForwarded(name: string): boolean {
-  return FORWARDED_LENGTHS[name.length] === 1 && FORWARDED.has(name);
+  return within(FORWARDED_BY_LENGTH, name);
 }

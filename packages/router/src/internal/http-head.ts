@@ -228,17 +228,9 @@ function parseFields(
     let value = '';
     let sliced = false;
     switch (lower) {
-      case 'content-length':
-      case 'transfer-encoding':
-      case 'connection':
-      case 'host':
-      case 'upgrade':
+      case 'content-length': {
         value = text.slice(valueStart, valueEnd);
         sliced = true;
-        break;
-    }
-    switch (lower) {
-      case 'content-length': {
         if (!isDigits(value, 15)) throw new HeadError(bad, 'invalid Content-Length');
         const n = Number(value);
         if (contentLength !== -1 && contentLength !== n)
@@ -247,10 +239,14 @@ function parseFields(
         break;
       }
       case 'transfer-encoding':
+        value = text.slice(valueStart, valueEnd);
+        sliced = true;
         if (te !== undefined) throw new HeadError(bad, 'repeated Transfer-Encoding');
         te = value.toLowerCase();
         break;
       case 'connection':
+        value = text.slice(valueStart, valueEnd);
+        sliced = true;
         if (value.indexOf(',') === -1) {
           // One token (`keep-alive`, `close`): no split.
           const tok = value.trim().toLowerCase();
@@ -264,10 +260,14 @@ function parseFields(
         }
         break;
       case 'host':
+        value = text.slice(valueStart, valueEnd);
+        sliced = true;
         if (host !== undefined) throw new HeadError(bad, 'repeated Host');
         host = value;
         break;
       case 'upgrade':
+        value = text.slice(valueStart, valueEnd);
+        sliced = true;
         upgrade = value;
         break;
     }

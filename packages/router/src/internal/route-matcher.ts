@@ -19,6 +19,10 @@ export class RouteMatcher {
   readonly tcp = new Map<number, TcpRoute & { readonly id: string }>();
   /** Every service some route names. */
   readonly services = new Set<string>();
+  // The last Host value and its domain name: clients send the same few Host values again and
+  // again, and the kept name's hash is computed once (a cache, not route state).
+  #lastHost = '';
+  #lastName = '';
 
   constructor(routes: Iterable<StoredRoute>) {
     for (const r of routes) {
@@ -44,11 +48,18 @@ export class RouteMatcher {
    * undefined when none matches.
    */
   match(host: string, target: string): ActiveHttpRoute | undefined {
-    let name = host;
-    const colon = name.lastIndexOf(':');
-    if (colon !== -1 && !name.endsWith(']')) name = name.slice(0, colon);
-    name = name.toLowerCase();
-    if (name.endsWith('.')) name = name.slice(0, -1);
+    let name: string;
+    if (host === this.#lastHost) {
+      name = this.#lastName;
+    } else {
+      name = host;
+      const colon = name.lastIndexOf(':');
+      if (colon !== -1 && !name.endsWith(']')) name = name.slice(0, colon);
+      name = name.toLowerCase();
+      if (name.endsWith('.')) name = name.slice(0, -1);
+      this.#lastHost = host;
+      this.#lastName = name;
+    }
     let q = target.indexOf('?');
     if (q === -1) q = target.length;
     // absolute-form targets (a proxy request) use their own path
