@@ -9,14 +9,17 @@
 // Each proxy runs in a process of its own; the backend in another; wrk in another. Figures on
 // a shared machine are noisy: compare the ratios of the same run. Each proxy's CPU time (its
 // process and children, from /proc) is read around every wrk run and printed as CPU microseconds
-// per request (cpu_us_per_req): far less sensitive to the machine's load than requests/s.
+// per request (cpu_us_per_req): far less sensitive to the machine's load than requests/s; the
+// backend's too (backend_cpu_us_per_req), the whole machine's (machine_cpu_us_per_req: wrk,
+// the kernel's network work and anything else running), and how many cores it kept busy
+// (machine_busy_cores, from /proc/stat: at the core count, every process waits for CPU).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { processTreeCpuSeconds } from './router/cpu.mjs';
+import { machineBusySeconds, processTreeCpuSeconds } from './router/cpu.mjs';
 
 const args = process.argv.slice(2);
 const arg = (name, dflt) => {
@@ -136,8 +139,12 @@ http {
   return { pid: child.pid, http: httpPort, https: httpsPort };
 }
 
+let backendPid;
 function wrk(url, extra = [], pid) {
   const cpu0 = pid === undefined ? undefined : processTreeCpuSeconds(pid);
+  const backend0 = processTreeCpuSeconds(backendPid);
+  const machine0 = machineBusySeconds();
+  const t0 = performance.now();
   const out = execFileSync(
     'wrk',
     [
@@ -161,14 +168,19 @@ function wrk(url, extra = [], pid) {
   const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? '0';
   const sockErr = /Socket errors: (.*)/.exec(out)?.[1];
   const cpu1 = pid === undefined ? undefined : processTreeCpuSeconds(pid);
+  const backend1 = processTreeCpuSeconds(backendPid);
+  const machine1 = machineBusySeconds();
+  const wall = (performance.now() - t0) / 1000;
   const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
-  const cpuUs =
-    cpu0 === undefined || cpu1 === undefined || !(requests > 0)
-      ? NaN
-      : ((cpu1 - cpu0) * 1e6) / requests;
+  const perReq = (a, b) =>
+    a === undefined || b === undefined || !(requests > 0) ? NaN : ((b - a) * 1e6) / requests;
   return {
     rps,
-    cpu_us_per_req: cpuUs,
+    cpu_us_per_req: perReq(cpu0, cpu1),
+    backend_cpu_us_per_req: perReq(backend0, backend1),
+    machine_cpu_us_per_req: perReq(machine0, machine1),
+    machine_busy_cores:
+      machine0 === undefined || machine1 === undefined ? NaN : (machine1 - machine0) / wall,
     p50_ms: lat(50),
     p99_ms: lat(99),
     non2xx: Number(errors),
@@ -209,7 +221,9 @@ async function main() {
         { stdio: 'ignore' },
       );
     }
-    const backendPort = (await startNode(here('./router/backend.mjs'), [])).info;
+    const backend = await startNode(here('./router/backend.mjs'), []);
+    const backendPort = backend.info;
+    backendPid = backend.pid;
     const node = async (script) => {
       const { pid, info } = await startNode(
         here(script),
@@ -273,6 +287,11 @@ async function main() {
         summary[name] = {
           rps: Math.round(median(rs.map((x) => x.rps))),
           cpu_us_per_req: Math.round(median(rs.map((x) => x.cpu_us_per_req)) * 10) / 10,
+          backend_cpu_us_per_req:
+            Math.round(median(rs.map((x) => x.backend_cpu_us_per_req)) * 10) / 10,
+          machine_cpu_us_per_req:
+            Math.round(median(rs.map((x) => x.machine_cpu_us_per_req)) * 10) / 10,
+          machine_busy_cores: round2(median(rs.map((x) => x.machine_busy_cores))),
           p50_ms: round2(median(rs.map((x) => x.p50_ms))),
           p99_ms: round2(median(rs.map((x) => x.p99_ms))),
           non2xx: rs.reduce((a, x) => a + x.non2xx, 0),

@@ -35,3 +35,21 @@ export function processTreeCpuSeconds(pid) {
   for (const c of childPids(pid)) total += processCpuSeconds(c) ?? 0;
   return total;
 }
+
+/**
+ * CPU seconds all cores spent busy so far (everything but idle and iowait, from /proc/stat),
+ * or undefined where /proc is missing.
+ */
+export function machineBusySeconds() {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = f.reduce((a, b) => a + b, 0);
+    // user nice system idle iowait irq softirq steal guest guest_nice: guest time is counted
+    // in user and nice already.
+    const busy = total - f[3] - f[4] - (f[8] ?? 0) - (f[9] ?? 0);
+    return busy / 100;
+  } catch {
+    return undefined;
+  }
+}
