@@ -57,16 +57,28 @@ export class RouterMetrics {
   // The data plane only bumps plain numbers; prom-client is updated when scraped, which keeps
   // label hashing off the per-request path.
 
+  // The count the last request went to: most requests in a row have the same route and status.
+  #lastRoute = '';
+  #lastStatus = 0;
+  #lastCount: { n: number } | undefined;
+
   /** Counts one answered request. */
   request(route: string, status: number): void {
+    if (route === this.#lastRoute && status === this.#lastStatus && this.#lastCount !== undefined) {
+      this.#lastCount.n++;
+      return;
+    }
     let byStatus = this.#pendingRequests.get(route);
     if (byStatus === undefined) {
       byStatus = new Map();
       this.#pendingRequests.set(route, byStatus);
     }
-    const p = byStatus.get(status);
+    let p = byStatus.get(status);
     if (p !== undefined) p.n++;
-    else byStatus.set(status, { n: 1 });
+    else byStatus.set(status, (p = { n: 1 }));
+    this.#lastRoute = route;
+    this.#lastStatus = status;
+    this.#lastCount = p;
   }
 
   /** Records an upstream latency, in seconds. */

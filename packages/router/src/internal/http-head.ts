@@ -54,6 +54,8 @@ interface HeadCommon {
 /** A parsed request head. */
 export interface RequestHead extends HeadCommon {
   readonly method: string;
+  /** Where the request line starts (after the empty lines a client may send before it). */
+  readonly lineStart: number;
   readonly target: string;
   /** The Host header, or '' when absent. */
   readonly host: string;
@@ -328,6 +330,7 @@ export function parseRequestHead(text: string, end: number, limits: HeadLimits):
   if (version === 11 && f.host === '') throw new HeadError(400, 'missing Host header');
   return {
     method,
+    lineStart: start,
     target,
     version,
     lineStarts: f.lineStarts,

@@ -55,6 +55,8 @@ export class Http1Connection {
   readonly localPort: number;
   /** The forwarded lines that are the same for every request of this connection. */
   readonly forwardedLines: string;
+  /** The same, with the X-Forwarded-For line and the start of the X-Request-Id one. */
+  readonly forwardedHead: string;
 
   constructor(
     readonly socket: net.Socket,
@@ -69,6 +71,7 @@ export class Http1Connection {
     this.forwardedLines =
       `${this.remoteAddr}\r\nx-forwarded-proto: ${secure ? 'https' : 'http'}\r\n` +
       `x-forwarded-port: ${this.localPort}\r\n`;
+    this.forwardedHead = `x-forwarded-for: ${this.forwardedLines}x-request-id: `;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', () => socket.destroy());
@@ -329,7 +332,8 @@ class Exchange implements UpstreamOwner {
       }
     }
     this.#upHead = upHead;
-    this.#replay?.push(upHead);
+    // Literal, not push: an array grown from empty takes room for 17.
+    if (this.#replay !== null) this.#replay = [upHead];
     this.#replayBytes = upHead.length;
     if (bodyPart !== null && bodyPart.length > 0) this.#queue(bodyPart);
     if (route.sticky === true) {
@@ -355,16 +359,18 @@ class Exchange implements UpstreamOwner {
       if (h.names[i] === 'x-forwarded-for') xff += `${h.headers[2 * i + 1] as string}, `;
     }
     let tail =
-      `x-forwarded-for: ${xff}${c.forwardedLines}` +
-      `x-request-id: ${this.#requestId}\r\nx-request-start: t=${Date.now()}\r\n`;
+      (xff === '' ? c.forwardedHead : `x-forwarded-for: ${xff}${c.forwardedLines}x-request-id: `) +
+      `${this.#requestId}\r\nx-request-start: t=${Date.now()}\r\n`;
     if (h.chunked) tail += 'transfer-encoding: chunked\r\n';
     if (this.#wantUpgrade) tail += `connection: upgrade\r\nupgrade: ${h.upgrade}\r\n`;
+    // The request line is copied as it came: method, target and HTTP/1.0 or 1.1 are checked.
     return copyHeaderLines(
       this.#raw,
+      h.lineStart,
       h.lineStarts,
       h.names,
       nothingMore(drop) ? keepRequestHeader : (n) => keepRequestHeader(n) && !drop.includes(n),
-      `${h.method} ${h.target} HTTP/1.${h.version === 11 ? 1 : 0}\r\n`,
+      '',
       `${tail}\r\n`,
     );
   }
@@ -911,11 +917,13 @@ function writeAll(s: net.Socket, parts: readonly (string | Buffer)[]): void {
 }
 
 /**
- * Copies a head's header lines as they are from `raw` (latin1) where `keep(lowerCaseName)`,
- * between `prefix` (a start line) and `tail` (added lines and the final CRLF).
+ * Copies a head from `raw` (latin1) as it is, from `from` (the start line, or the first header
+ * line) on, less the header lines whose lower-case names `keep` refuses, between `prefix` (a
+ * new start line, or '') and `tail` (added lines and the final CRLF).
  */
 function copyHeaderLines(
   raw: string,
+  from: number,
   starts: readonly number[],
   names: readonly string[],
   keep: (name: string) => boolean,
@@ -923,7 +931,7 @@ function copyHeaderLines(
   tail: string,
 ): string {
   let out = prefix;
-  let run = starts[0] as number;
+  let run = from;
   for (let i = 0; i < names.length; i++) {
     if (keep(names[i] as string)) continue;
     const start = starts[i] as number;
@@ -942,14 +950,15 @@ function copyHeaderLines(
  */
 function copyHead(raw: string, rh: ResponseHead, tail: string): string {
   const drop = rh.connection;
-  const statusLine =
-    rh.version === 11 ? raw.slice(0, rh.lineStarts[0]) : `HTTP/1.1 ${rh.status} ${rh.reason}\r\n`;
+  // An HTTP/1.1 status line is copied with the rest; a 1.0 one is rewritten.
+  const v11 = rh.version === 11;
   return copyHeaderLines(
     raw,
+    v11 ? 0 : (rh.lineStarts[0] as number),
     rh.lineStarts,
     rh.names,
     nothingMore(drop) ? keepResponseHeader : (n) => keepResponseHeader(n) && !drop.includes(n),
-    statusLine,
+    v11 ? '' : `HTTP/1.1 ${rh.status} ${rh.reason}\r\n`,
     tail,
   );
 }
