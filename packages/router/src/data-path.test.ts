@@ -215,6 +215,32 @@ describe('request bytes arrive intact', () => {
   });
 });
 
+describe('request heads as the backend sees them', () => {
+  it('copies the request line as sent after empty lines, and drops what Connection names', async () => {
+    let seen = '';
+    await rawBackend('heads', (s) => {
+      s.on('data', (c: Buffer) => {
+        seen += c.toString('latin1');
+        if (seen.includes('\r\n\r\n')) s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      });
+    });
+    const port = await routerFor('heads');
+    const out = await raw(
+      port,
+      '\r\n\r\nPOST /p?q=1 HTTP/1.0\r\nHost: demo.localhost\r\nConnection: x-drop\r\n' +
+        'X-Drop: 1\r\nX-Keep:  a  b\r\nContent-Length: 3\r\n\r\nabc',
+    );
+    expect(out).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(
+      seen.startsWith('POST /p?q=1 HTTP/1.0\r\nHost: demo.localhost\r\nX-Keep:  a  b\r\n'),
+    ).toBe(true);
+    expect(seen.toLowerCase()).not.toContain('x-drop');
+    expect(seen.toLowerCase()).not.toContain('connection: x-drop');
+    expect(seen).toMatch(/\r\nx-forwarded-for: 127\.0\.0\.1\r\n/);
+    expect(seen.endsWith('\r\n\r\nabc')).toBe(true);
+  });
+});
+
 describe('framing between requests', () => {
   it('answers pipelined requests in order, each from its own response', async () => {
     await h.backend('echo', 'echo', (req, res) => {

@@ -122,7 +122,10 @@ export function findHeadEnd(
   limits: HeadLimits,
   response = false,
 ): number {
-  const i = text.indexOf('\r\n\r\n');
+  // Empty lines before a request line are ignored (RFC 9112 2.2): not the end of a head.
+  let from = 0;
+  if (!response) while (text.charCodeAt(from) === 13 && text.charCodeAt(from + 1) === 10) from += 2;
+  const i = text.indexOf('\r\n\r\n', from);
   if (i === -1) {
     if (total > limits.maxHeaderBytes)
       throw new HeadError(response ? 502 : 431, 'header section too large');
