@@ -111,23 +111,20 @@ function isDigits(s: string, max: number): boolean {
 export const latin1 = (buf: Buffer, a: number, b: number): string =>
   (buf as unknown as { latin1Slice(a: number, b: number): string }).latin1Slice(a, b);
 
+const CRLF2 = Buffer.from('\r\n\r\n');
+
 /**
- * Finds the end of a head (the index just after CRLF CRLF), or -1, in `text`: the latin1
- * decoding of the first bytes of a message (at least `maxHeaderBytes` of them, or all) that
- * is `total` bytes long so far. Throws 431 when the head is already longer than the limit.
+ * Finds the end of a head in `buf` (the index just after CRLF CRLF), or -1 while it is not
+ * complete. Throws 431 (502 for a response) when the head is longer than the limit. Only the
+ * head is decoded afterwards: bytes after it (a body, pipelined requests) stay bytes.
  */
-export function findHeadEnd(
-  text: string,
-  total: number,
-  limits: HeadLimits,
-  response = false,
-): number {
+export function findHeadEnd(buf: Buffer, limits: HeadLimits, response = false): number {
   // Empty lines before a request line are ignored (RFC 9112 2.2): not the end of a head.
   let from = 0;
-  if (!response) while (text.charCodeAt(from) === 13 && text.charCodeAt(from + 1) === 10) from += 2;
-  const i = text.indexOf('\r\n\r\n', from);
+  if (!response) while (buf[from] === 13 && buf[from + 1] === 10) from += 2;
+  const i = buf.indexOf(CRLF2, from);
   if (i === -1) {
-    if (total > limits.maxHeaderBytes)
+    if (buf.length > limits.maxHeaderBytes)
       throw new HeadError(response ? 502 : 431, 'header section too large');
     return -1;
   }

@@ -20,9 +20,9 @@ const REQUEST_ID_RE = /^[\x21-\x7e]{1,200}$/;
 /** Request bytes kept to replay on another backend; a longer request is not retried once sent. */
 const REPLAY_LIMIT = 64 * 1024;
 /**
- * Body bytes decoded with a head (as latin1, see http-head.ts) beyond the head limit: a body
- * that fits goes out in the same string write as its head, without a Buffer copy or a second
- * write.
+ * The largest body sent in the same string write as its head (decoded as latin1, see
+ * http-head.ts), without a Buffer copy or a second write; a larger one follows the head in one
+ * writev.
  */
 const INLINE_BODY = 16 * 1024;
 const REASONS: Record<number, string> = {
@@ -99,10 +99,11 @@ export class Http1Connection {
     if (buf === null || this.state !== 'head') return;
     let head: RequestHead;
     const limits = this.plane.limits;
-    const text = latin1(buf, 0, Math.min(buf.length, limits.maxHeaderBytes + INLINE_BODY));
+    let text: string;
     try {
-      const end = findHeadEnd(text, buf.length, limits);
+      const end = findHeadEnd(buf, limits);
       if (end === -1) return;
+      text = latin1(buf, 0, end);
       head = parseRequestHead(text, end, limits);
     } catch (err) {
       if (err instanceof HeadError) this.fail(err.status, err.message);
@@ -235,10 +236,7 @@ class Exchange implements UpstreamOwner {
     return present(this.#resBody, 'response framing');
   }
 
-  /**
-   * The client's bytes the request head was parsed from, as latin1 (its header lines are
-   * copied from them), and maybe some after it.
-   */
+  /** The client's request head as latin1 (its lines are copied from it). */
   readonly #raw: string;
 
   constructor(c: Http1Connection, h: RequestHead, raw: string) {
@@ -323,13 +321,10 @@ class Exchange implements UpstreamOwner {
     this.#set = p.backends(route.service);
     this.#wantUpgrade = h.upgrade !== '' && h.connection.includes('upgrade');
     let upHead = this.#buildHead();
-    if (bodyPart !== null && bodyPart.length > 0) {
-      // Body bytes that came with the head: in the same write when they were decoded with it.
-      const at = h.length;
-      if (at + bodyPart.length <= this.#raw.length) {
-        upHead += this.#raw.slice(at, at + bodyPart.length);
-        bodyPart = null;
-      }
+    if (bodyPart !== null && bodyPart.length > 0 && bodyPart.length <= INLINE_BODY) {
+      // A small body that came with the head: in the same write, as latin1 too.
+      upHead += latin1(bodyPart, 0, bodyPart.length);
+      bodyPart = null;
     }
     this.#upHead = upHead;
     // Literal, not push: an array grown from empty takes room for 17.
@@ -532,11 +527,13 @@ class Exchange implements UpstreamOwner {
     const p = this.#p;
     for (;;) {
       const ubuf = present(this.#ubuf, 'response bytes');
-      const text = latin1(ubuf, 0, Math.min(ubuf.length, p.limits.maxHeaderBytes + INLINE_BODY));
+      let text: string;
       let rh: ResponseHead;
       try {
-        const end = findHeadEnd(text, ubuf.length, p.limits, true);
+        const end = findHeadEnd(ubuf, p.limits, true);
         if (end === -1) return false;
+        // The head and a small body after it, decoded at once (one response per read).
+        text = latin1(ubuf, 0, Math.min(ubuf.length, end + INLINE_BODY));
         rh = parseResponseHead(text, end, p.limits);
       } catch (err) {
         this.#ubuf = null;
