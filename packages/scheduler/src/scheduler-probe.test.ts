@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { ClusterState, type Formation } from '@flotilla/cluster';
 import { ManualClock } from '@flotilla/core';
-import { MemoryStore, StoreError, StoreErrorCodes, type Store, type Txn } from '@flotilla/store';
+import {
+  MemoryStore,
+  StoreError,
+  StoreErrorCodes,
+  type Store,
+  type Txn,
+  type TxnResult,
+} from '@flotilla/store';
 import { PartitionableStore } from '@flotilla/store/testing';
 import { interceptStore, placesJobs } from '../../../test/support/intercept-store.js';
 import { Scheduler } from './scheduler.js';
@@ -249,6 +256,56 @@ describe('Scheduler probes: a commit failing in the middle', () => {
     await s.idle();
     // Without agents, a job placed twice stays (asked to stop) beside the one kept.
     expect(await cluster.jobs()).toHaveLength(100);
+    await s.close();
+    await cluster.close();
+    await memory.close();
+  });
+});
+
+describe('Scheduler probes: a commit that lands after its barrier', () => {
+  it('a commit abandoned without an answer that the store applies only after the barrier fails: no job placed twice', async () => {
+    const { clock, memory, cluster } = await setup(20);
+    const jobsPrefix = cluster.keys.jobs;
+    const memberPrefix = cluster.keys.schedulers;
+    // The first transaction placing jobs gets no answer (as a timeout): it is held back and
+    // applied only once the scheduler has written its barrier, as etcd, which serves requests
+    // concurrently, may do with a request the client gave up on.
+    let held: (() => Promise<TxnResult>) | undefined;
+    let landed: Promise<TxnResult> | undefined;
+    const view = interceptStore(memory, {
+      txn: async (txn, next) => {
+        if (held === undefined && landed === undefined && placesJobs(txn, jobsPrefix)) {
+          held = next;
+          throw new StoreError(
+            StoreErrorCodes.UNAVAILABLE,
+            'etcd did not answer in time (injected)',
+          );
+        }
+        const res = await next();
+        const barrier = txn.success.some(
+          (op) => op.op === 'put' && op.key.startsWith(memberPrefix),
+        );
+        if (barrier && held !== undefined) {
+          landed = held();
+          held = undefined;
+          await landed;
+        }
+        return res;
+      },
+    });
+    const s = new Scheduler({ store: view, clock, hostGraceMs: 600_000 });
+    const failed = new Promise<void>((resolve) => s.once('error', () => resolve()));
+    await s.start();
+    await declare(cluster, web(100));
+    await failed;
+    await until(clock, async () => landed !== undefined && (await cluster.jobs()).length >= 100);
+    await s.idle();
+    const jobs = await cluster.jobs();
+    expect(jobs.filter((j) => j.record.desired === 'stop')).toEqual([]);
+    expect(jobs).toHaveLength(100);
+    expect(new Set(jobs.map((j) => j.record.index)).size).toBe(100);
+    // The late commit was refused by its fence (the member key it compares was rewritten).
+    expect((await landed)?.succeeded).toBe(false);
     await s.close();
     await cluster.close();
     await memory.close();

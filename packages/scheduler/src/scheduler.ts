@@ -390,7 +390,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       try {
         const m = this.#membership;
         const sole = m.active && m.members.length === 1 && !this.#uncertain;
-        const committed = await this.#committer.commit(plan, m.revision, sole);
+        const committed = await this.#committer.commit(plan, m.revision, m.memberRevision, sole);
         this.emit('plan', {
           started: committed.started,
           stopped: committed.stopped,

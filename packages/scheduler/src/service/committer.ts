@@ -83,11 +83,12 @@ export class Committer {
   }
 
   /**
-   * Commits a plan under the epoch revision `epoch` (0: compare it absent). `sole`: this
+   * Commits a plan under the epoch revision `epoch` (0: compare it absent) and this scheduler's
+   * member key at revision `member` (a fence: see `Membership.barrier`). `sole`: this
    * scheduler is the epoch's only member, so no other can place anything without changing the
    * epoch first; the per-host allocation compares are then skipped.
    */
-  async commit(plan: Plan, epoch: number, sole: boolean): Promise<CommitResult> {
+  async commit(plan: Plan, epoch: number, member: number, sole: boolean): Promise<CommitResult> {
     const result: CommitResult = {
       started: 0,
       stopped: 0,
@@ -108,7 +109,7 @@ export class Committer {
     let stopAt = 0;
     let spare: Unit | undefined; // a unit that did not fit the previous transaction
     const limits = this.#store.limits;
-    const maxOps = limits.maxTxnOps - 1; // one compare for the epoch
+    const maxOps = limits.maxTxnOps - 2; // compares of the epoch and the member key
     const maxBytes = Math.floor(limits.maxRequestBytes * 0.9);
     const nextBatch = (): Unit[] | undefined => {
       const batch: Unit[] = [];
@@ -136,9 +137,15 @@ export class Committer {
       op: '==',
       value: epoch,
     };
+    const memberCompare: Compare = {
+      key: this.#keys.scheduler(this.#id),
+      target: 'modRevision',
+      op: '==',
+      value: member,
+    };
     const run = async (b: Unit[]): Promise<void> => {
       const res = await this.#store.txn({
-        compare: [epochCompare, ...b.flatMap((u) => u.compare)],
+        compare: [epochCompare, memberCompare, ...b.flatMap((u) => u.compare)],
         success: b.flatMap((u) => u.ops),
       });
       result.transactions++;
@@ -245,7 +252,7 @@ export class Committer {
     // transaction of 128 ops with 73 and the next host's 70 went into another (at 1M jobs on
     // 10k hosts, 77 jobs per transaction instead of 100 or more). The rest of a host's starts
     // waits for the next cycle.
-    const perUnit = Math.max(1, Math.floor((this.#store.limits.maxTxnOps - 1) / 2) - 3);
+    const perUnit = Math.max(1, Math.floor((this.#store.limits.maxTxnOps - 2) / 2) - 3);
     const now = this.#clock.now();
     // Every id of this commit shares its time part (ids stay unique by the sequence).
     const idMiddle = `.${now.toString(36)}.${this.#tag}`;

@@ -36,6 +36,8 @@ export class Membership {
   #members: readonly string[] = [];
   /** modRevision of the epoch record (0: absent): what commits compare. */
   #revision = 0;
+  /** See {@link memberRevision}. */
+  #memberRev = 0;
   /** The store revision of the last epoch applied: older news is ignored. */
   #seen = 0;
   /** A join in flight (at start, or again after the lease expired): `leave()` waits for it. */
@@ -63,6 +65,15 @@ export class Membership {
     this.#ttlMs = options.ttlMs;
     this.#logger = options.logger;
     this.#onChange = options.onChange;
+  }
+
+  /**
+   * The modRevision of this scheduler's member key as it last wrote it (0: not written yet).
+   * Commits compare it: a commit abandoned without an answer (a timeout) that etcd applies only
+   * after the {@link barrier} rewrote the key fails, instead of landing unseen behind it.
+   */
+  get memberRevision(): number {
+    return this.#memberRev;
   }
 
   /** The revision of the epoch record this scheduler acts on (0: none yet). Commits compare it. */
@@ -132,7 +143,10 @@ export class Membership {
           { op: 'put', key, value: JSON.stringify({ at: this.#clock.now() }), lease: lease.id },
         ],
       });
-      if (res.succeeded) break;
+      if (res.succeeded) {
+        this.#memberRev = res.revision;
+        break;
+      }
       if (this.#clock.now() >= deadline || this.#abort.signal.aborted) {
         await lease.revoke().catch(() => undefined);
         this.#throwIfLeft();
@@ -269,9 +283,12 @@ export class Membership {
   }
 
   /**
-   * A write ordered after every earlier request of this scheduler: rewrites its member key (same
-   * lease) and returns the revision. Once the watch has delivered that revision, the mirror has
-   * seen whatever an earlier, unanswered commit wrote. Throws when the store cannot be reached.
+   * A write ordered after every earlier request of this scheduler that can still land: rewrites
+   * its member key (same lease) and returns the revision. An earlier commit whose answer was
+   * lost either landed before it, and the watch delivers it before this revision, or fails when
+   * it lands, as every commit compares the member key's revision ({@link memberRevision}): etcd
+   * serves requests concurrently, so without that fence an abandoned commit could land after
+   * the barrier, unseen by the plan that follows. Throws when the store cannot be reached.
    */
   async barrier(): Promise<number> {
     const lease = this.#lease;
@@ -287,6 +304,7 @@ export class Membership {
         },
       ],
     });
+    if (res.succeeded) this.#memberRev = res.revision;
     return res.revision;
   }
 
@@ -304,7 +322,10 @@ export class Membership {
         ],
       })
       .then(
-        () => this.#repair(),
+        (res) => {
+          if (res.succeeded) this.#memberRev = res.revision;
+          this.#repair();
+        },
         (err: unknown) => this.#logger.warn({ err }, 'could not write the member key again'),
       );
   }
