@@ -312,6 +312,44 @@ describe('Scheduler probes: a commit that lands after its barrier', () => {
   });
 });
 
+describe('Scheduler probes: a barrier whose answer is lost', () => {
+  it('learns its member key revision from the watch and places every job', async () => {
+    const { clock, memory, cluster } = await setup(20);
+    const jobsPrefix = cluster.keys.jobs;
+    const memberPrefix = cluster.keys.schedulers;
+    let failedCommit = false;
+    let lostBarrier = false;
+    const view = interceptStore(memory, {
+      txn: async (txn, next) => {
+        if (!failedCommit && placesJobs(txn, jobsPrefix)) {
+          failedCommit = true; // fails without landing: the scheduler writes a barrier
+          throw new StoreError(StoreErrorCodes.UNAVAILABLE, 'connection reset (injected)');
+        }
+        const barrier = txn.success.some(
+          (op) => op.op === 'put' && op.key.startsWith(memberPrefix),
+        );
+        if (failedCommit && !lostBarrier && barrier) {
+          lostBarrier = true;
+          await next(); // the barrier lands, its answer is lost
+          throw new StoreError(StoreErrorCodes.UNAVAILABLE, 'connection reset (injected)');
+        }
+        return next();
+      },
+    });
+    const s = new Scheduler({ store: view, clock, hostGraceMs: 600_000 });
+    await s.start();
+    await declare(cluster, web(100));
+    await until(clock, async () => lostBarrier && (await cluster.jobs()).length >= 100);
+    await s.idle();
+    const jobs = await cluster.jobs();
+    expect(jobs).toHaveLength(100);
+    expect(jobs.filter((j) => j.record.desired === 'stop')).toEqual([]);
+    await s.close();
+    await cluster.close();
+    await memory.close();
+  });
+});
+
 describe('Scheduler probes: orphans', () => {
   it('deletes a job status whose job does not exist, and keeps one whose job record is unreadable', async () => {
     const { clock, memory, cluster } = await setup();

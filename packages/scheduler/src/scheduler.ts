@@ -166,7 +166,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       removed: (id) => this.#backoff.forget(id),
       epoch: (epoch, revision, modRevision) =>
         this.#membership.applyEpoch(epoch, revision, modRevision),
-      member: (id, present) => this.#membership.applyMember(id, present),
+      member: (id, present, modRevision) => this.#membership.applyMember(id, present, modRevision),
       invalid: (key, error) => {
         o.logger.warn({ key, err: error }, 'cluster record cannot be read; left out');
         this.emit('invalid-record', key, error);

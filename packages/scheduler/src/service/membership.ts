@@ -189,10 +189,16 @@ export class Membership {
     this.#repair();
   }
 
-  /** A member key appeared or vanished. A vanished member is removed from the epoch. */
-  applyMember(id: string, present: boolean): void {
+  /**
+   * A member key appeared or vanished (`modRevision`: the put's). A vanished member is removed
+   * from the epoch. A put of our own key seen by the watch brings {@link memberRevision} up to
+   * date, also after a barrier whose answer was lost: commits would otherwise conflict on it
+   * for ever.
+   */
+  applyMember(id: string, present: boolean, modRevision = 0): void {
     if (present) {
       this.#present.add(id);
+      if (id === this.#id && modRevision > this.#memberRev) this.#memberRev = modRevision;
       return;
     }
     this.#present.delete(id);

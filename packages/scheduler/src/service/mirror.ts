@@ -70,8 +70,8 @@ export interface MirrorHooks {
    * record is absent or unreadable; `modRevision` is the record's (0: absent), which commits compare.
    */
   epoch(epoch: SchedulerEpoch | undefined, revision: number, modRevision: number): void;
-  /** A scheduler's member key appeared or vanished. */
-  member(schedulerId: string, present: boolean): void;
+  /** A scheduler's member key appeared (at `modRevision`) or vanished. */
+  member(schedulerId: string, present: boolean, modRevision?: number): void;
   /** A record could not be read: reported, never skipped silently. */
   invalid(key: string, error: ClusterError): void;
 }
@@ -338,7 +338,7 @@ export class ClusterMirror {
       }
       case 'scheduler':
         this.#members.add(decoded.schedulerId);
-        this.#hooks.member(decoded.schedulerId, true);
+        this.#hooks.member(decoded.schedulerId, true, kv.modRevision);
         return;
       case 'scheduler-epoch':
         this.#hooks.epoch(decoded.record, kv.modRevision, kv.modRevision);
