@@ -3,12 +3,10 @@ import { jobRecordWriter } from './job-record-writer.js';
 import { type JobRecord, validateJobRecord } from './records.js';
 
 /** The fields a writer shares: all but id and index. */
-const sharedOf = (r: JobRecord): Omit<JobRecord, 'id' | 'index'> => {
-  const shared: Partial<JobRecord> = { ...r };
-  delete shared.id;
-  delete shared.index;
-  return shared as Omit<JobRecord, 'id' | 'index'>;
-};
+const sharedOf = (r: JobRecord): Omit<JobRecord, 'id' | 'index'> =>
+  Object.fromEntries(
+    Object.entries(r).filter(([k]) => k !== 'id' && k !== 'index'),
+  ) as unknown as Omit<JobRecord, 'id' | 'index'>;
 
 const record = (over: Partial<JobRecord> = {}): JobRecord => ({
   id: 'web.mjuohukl.c6f44c1.1a',
