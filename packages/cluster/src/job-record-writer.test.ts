@@ -3,10 +3,10 @@ import { jobRecordWriter } from './job-record-writer.js';
 import { type JobRecord, validateJobRecord } from './records.js';
 
 /** The fields a writer shares: all but id and index. */
-const sharedOf = (r: JobRecord): Omit<JobRecord, 'id' | 'index'> =>
+const sharedOf = (r: JobRecord): Omit<JobRecord, 'id' | 'hostId' | 'index'> =>
   Object.fromEntries(
-    Object.entries(r).filter(([k]) => k !== 'id' && k !== 'index'),
-  ) as unknown as Omit<JobRecord, 'id' | 'index'>;
+    Object.entries(r).filter(([k]) => k !== 'id' && k !== 'hostId' && k !== 'index'),
+  ) as unknown as Omit<JobRecord, 'id' | 'hostId' | 'index'>;
 
 const record = (over: Partial<JobRecord> = {}): JobRecord => ({
   id: 'web.mjuohukl.c6f44c1.1a',
@@ -22,17 +22,17 @@ const record = (over: Partial<JobRecord> = {}): JobRecord => ({
 });
 
 describe('jobRecordWriter', () => {
-  it('writes what JSON.stringify writes, for every id and index of one writer', () => {
+  it('writes what JSON.stringify writes, for every id, host and index of one writer', () => {
     const base = record();
     const write = jobRecordWriter(sharedOf(base));
-    for (const [id, index] of [
-      ['web.a', 1],
-      ['web.mjuohukl.c6f44c1.zz', 100_000],
-      ['w', 2],
+    for (const [id, hostId, index] of [
+      ['web.a', 'host-1', 1],
+      ['web.mjuohukl.c6f44c1.zz', 'h', 100_000],
+      ['w', 'host-77', 2],
     ] as const) {
-      const value = write(id, index);
-      expect(value).toBe(JSON.stringify({ ...base, id, index }));
-      expect(validateJobRecord(JSON.parse(value))).toEqual({ ...base, id, index });
+      const value = write(id, hostId, index);
+      expect(value).toBe(JSON.stringify({ ...base, id, hostId, index }));
+      expect(validateJobRecord(JSON.parse(value))).toEqual({ ...base, id, hostId, index });
     }
   });
 
@@ -44,7 +44,14 @@ describe('jobRecordWriter', () => {
       resources: { cpu: 0.5, memory: 1e3 },
     });
     const write = jobRecordWriter(sharedOf(base));
-    expect(write('x"y', 3)).toBe(JSON.stringify({ ...base, id: 'x"y', index: 3 }));
-    expect(JSON.parse(write('x"y', 3))).toEqual({ ...base, id: 'x"y', index: 3 });
+    expect(write('x"y', 'h\\1', 3)).toBe(
+      JSON.stringify({ ...base, id: 'x"y', hostId: 'h\\1', index: 3 }),
+    );
+    expect(JSON.parse(write('x"y', 'h\\1', 3))).toEqual({
+      ...base,
+      id: 'x"y',
+      hostId: 'h\\1',
+      index: 3,
+    });
   });
 });

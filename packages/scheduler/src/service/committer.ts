@@ -8,7 +8,7 @@ import type { Clock } from '@flotilla/core';
 import type { Compare, Store, TxnOp } from '@flotilla/store';
 import type { Planner } from '../planner.js';
 import type { Plan, PlannedStart, PlannedStop } from '../types.js';
-import { ClusterMirror } from './mirror.js';
+import type { ClusterMirror } from './mirror.js';
 
 /** A unit of commit: one transaction's worth of work on one host or one job. */
 interface Unit {
@@ -245,7 +245,6 @@ export class Committer {
       if (list === undefined) byHost.set(s.hostId, (list = []));
       list.push(s);
     }
-    const indexes = new Map<string, IndexAllocator>();
     // Each unit: compare the host's record (and allocation); put the jobs and the allocation.
     // A unit takes at most half a transaction (besides the epoch compare), so that units pack
     // two or more to a transaction: with up to a whole one each, a host given 70 jobs filled a
@@ -256,6 +255,32 @@ export class Committer {
     const now = this.#clock.now();
     // Every id of this commit shares its time part (ids stay unique by the sequence).
     const idMiddle = `.${now.toString(36)}.${this.#tag}`;
+    // Per group (and size) of this commit: its index allocator and record writer.
+    const groups = new Map<string, Map<string, Map<string, GroupCommit[]>>>();
+    const groupOf = (s: PlannedStart): GroupCommit => {
+      let releases = groups.get(s.app);
+      if (releases === undefined) groups.set(s.app, (releases = new Map()));
+      let types = releases.get(s.release);
+      if (types === undefined) releases.set(s.release, (types = new Map()));
+      let sized = types.get(s.type);
+      if (sized === undefined) types.set(s.type, (sized = []));
+      for (const g of sized) if (g.resources === s.resources) return g;
+      // One allocator per group, whatever the sizes (a resize mid-commit is rare).
+      const g: GroupCommit = {
+        resources: s.resources,
+        indexes: sized[0]?.indexes ?? this.#indexes(s.app, s.release, s.type, dropped),
+        write: jobRecordWriter({
+          app: s.app,
+          release: s.release,
+          type: s.type,
+          resources: s.resources,
+          desired: 'run',
+          createdAt: now,
+        }),
+      };
+      sized.push(g);
+      return g;
+    };
     const hosts = byHost.entries();
     return (): Unit | undefined => {
       const next = hosts.next();
@@ -271,42 +296,26 @@ export class Committer {
         for (const s of list.slice(perUnit)) this.#planner.invalidate(s.app, s.release, s.type);
         result.again = true;
       }
-      // One pass per job: its record, key and serialised value (starts of one group come
-      // together, so the group's index allocator is looked up once per run of them).
+      // One pass per job: its record, key and serialised value. A host's starts mix many
+      // groups (spread interleaves them), so each job finds its group's index allocator and
+      // record writer through maps keyed by the formation's own strings (hashed once).
       const records: JobRecord[] = [];
       const ops: TxnOp[] = [];
       let cpu = 0;
       let memory = 0;
       let chars = 0;
       let last: PlannedStart | undefined;
-      let alloc: IndexAllocator | undefined;
-      // Records of a run of one group (and size) share all but their id and index.
-      let write: ((id: string, index: number) => string) | undefined;
+      let group: GroupCommit | undefined;
       for (const s of chunk) {
         if (
-          alloc === undefined ||
+          group === undefined ||
           last === undefined ||
           s.app !== last.app ||
           s.release !== last.release ||
-          s.type !== last.type
-        ) {
-          const g = ClusterMirror.group(s.app, s.release, s.type);
-          alloc = indexes.get(g);
-          if (alloc === undefined)
-            indexes.set(g, (alloc = this.#indexes(s.app, s.release, s.type, dropped)));
-          write = undefined;
-        }
-        if (write === undefined || s.resources !== last?.resources) {
-          write = jobRecordWriter({
-            app: s.app,
-            release: s.release,
-            type: s.type,
-            hostId,
-            resources: s.resources,
-            desired: 'run',
-            createdAt: now,
-          });
-        }
+          s.type !== last.type ||
+          s.resources !== last.resources
+        )
+          group = groupOf(s);
         last = s;
         const record: JobRecord = {
           id: this.#jobId(s.type, idMiddle),
@@ -314,13 +323,13 @@ export class Committer {
           release: s.release,
           type: s.type,
           hostId,
-          index: alloc.next(),
+          index: group.indexes.next(),
           resources: s.resources,
           desired: 'run',
           createdAt: now,
         };
         const key = hostJobs + record.id;
-        const value = write(record.id, record.index);
+        const value = group.write(record.id, hostId, record.index);
         records.push(record);
         ops.push({ op: 'put', key, value });
         cpu += s.resources.cpu;
@@ -406,6 +415,13 @@ export class Committer {
     // (and keeps), a fifth of the cost of filing a new job in the scheduler's two maps.
     return [type.length > 100 ? type.slice(0, 100) : type, middle, this.#seq.toString(36)].join('');
   }
+}
+
+/** What a commit keeps per group (and size) of its starts. */
+interface GroupCommit {
+  readonly resources: PlannedStart['resources'];
+  readonly indexes: IndexAllocator;
+  readonly write: (id: string, hostId: string, index: number) => string;
 }
 
 /** Hands out the lowest free indexes of a group, from 1 (`web.1`, `web.2`...). */

@@ -261,11 +261,6 @@ export class ClusterMirror {
     });
   }
 
-  /** The group key of a job or start. */
-  static group(app: string, release: string, type: string): string {
-    return `${app}\u0000${release}\u0000${type}`;
-  }
-
   #put(kv: KeyValue): void {
     const key = kv.key;
     if (key.startsWith(this.#jobsPrefix)) {
