@@ -328,6 +328,10 @@ export function parseRequestHead(text: string, end: number, limits: HeadLimits):
   else throw new HeadError(400, 'malformed request line');
   const f = parseFields(text, le + 2, end, limits, 400, true);
   if (version === 11 && f.host === '') throw new HeadError(400, 'missing Host header');
+  // RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing (a backend
+  // may read its body as the next request).
+  if (version === 10 && f.chunked)
+    throw new HeadError(400, 'Transfer-Encoding in an HTTP/1.0 request');
   return {
     method,
     lineStart: start,
@@ -363,6 +367,8 @@ export function parseResponseHead(text: string, end: number, limits: HeadLimits)
   )
     throw new HeadError(502, 'malformed upstream status line');
   const f = parseFields(text, le + 2, end, limits, 502, false);
+  if (minor === 48 && f.chunked)
+    throw new HeadError(502, 'Transfer-Encoding in an HTTP/1.0 response');
   return {
     version: minor === 49 ? 11 : 10,
     status: d0 * 100 + d1 * 10 + d2,
