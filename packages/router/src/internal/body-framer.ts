@@ -12,6 +12,8 @@ const MAX_LINE = 4096;
 
 const enum S {
   Size,
+  /** Whitespace after a chunk size: only more of it or `;` may follow. */
+  SizeWs,
   Ext,
   SizeLf,
   Data,
@@ -94,12 +96,24 @@ export class BodyFramer {
               throw new FramingError('chunk size too large');
           } else if (this.#digits === 0) {
             throw new FramingError('missing chunk size');
-          } else if (c === 59 /* ; */ || c === 32 || c === 9) {
+          } else if (c === 59 /* ; */) {
             this.#s = S.Ext;
+            this.#line = 0;
+          } else if (c === 32 || c === 9) {
+            this.#s = S.SizeWs;
             this.#line = 0;
           } else if (c === 13) {
             this.#s = S.SizeLf;
           } else throw new FramingError('invalid chunk size');
+          i++;
+          continue;
+        }
+        case S.SizeWs: {
+          // `3 4` would be a size of 3 here and of 0x34 to a lenient backend: refused.
+          const c = buf[i] as number;
+          if (c === 59) this.#s = S.Ext;
+          else if ((c !== 32 && c !== 9) || ++this.#line > MAX_LINE)
+            throw new FramingError('invalid chunk size');
           i++;
           continue;
         }
