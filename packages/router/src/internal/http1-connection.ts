@@ -358,16 +358,18 @@ class Exchange implements UpstreamOwner {
       `${this.#requestId}\r\nx-request-start: t=${Date.now()}\r\n`;
     if (h.chunked) tail += 'transfer-encoding: chunked\r\n';
     if (this.#wantUpgrade) tail += `connection: upgrade\r\nupgrade: ${h.upgrade}\r\n`;
+    let keep: (name: string, i: number) => boolean = nothingMore(drop)
+      ? keepRequestHeader
+      : (n) => keepRequestHeader(n) && !named(drop, n);
+    // Repeated Content-Lengths (equal: the parser refuses others) go on as one line: a backend
+    // that refuses repeated ones would fail a request the router took.
+    const cl = h.contentLength >= 0 ? h.names.indexOf('content-length') : -1;
+    if (cl !== -1 && h.names.indexOf('content-length', cl + 1) !== -1) {
+      const base = keep;
+      keep = (n, i) => base(n, i) && (n !== 'content-length' || i === cl);
+    }
     // The request line is copied as it came: method, target and HTTP/1.0 or 1.1 are checked.
-    return copyHeaderLines(
-      this.#raw,
-      h.lineStart,
-      h.lineStarts,
-      h.names,
-      nothingMore(drop) ? keepRequestHeader : (n) => keepRequestHeader(n) && !drop.includes(n),
-      '',
-      `${tail}\r\n`,
-    );
+    return copyHeaderLines(this.#raw, h.lineStart, h.lineStarts, h.names, keep, '', `${tail}\r\n`);
   }
 
   #queue(chunk: Buffer): void {
@@ -898,6 +900,15 @@ function nothingMore(tokens: readonly string[]): boolean {
   return true;
 }
 
+/**
+ * Whether Connection `tokens` name the field `name` (dropped then), never Content-Length nor
+ * Host: the router frames the body it forwards by the one and routes by the other, so the next
+ * hop must see them too (without Content-Length it would read the body as the next message).
+ */
+function named(tokens: readonly string[], name: string): boolean {
+  return name !== 'content-length' && name !== 'host' && tokens.includes(name);
+}
+
 /** Request header lines passed on: not hop-by-hop, not set by the router. */
 function keepRequestHeader(name: string): boolean {
   return !isHopByHop(name) && !isForwarded(name);
@@ -923,14 +934,14 @@ function copyHeaderLines(
   from: number,
   starts: readonly number[],
   names: readonly string[],
-  keep: (name: string) => boolean,
+  keep: (name: string, i: number) => boolean,
   prefix: string,
   tail: string,
 ): string {
   let out = prefix;
   let run = from;
   for (let i = 0; i < names.length; i++) {
-    if (keep(names[i] as string)) continue;
+    if (keep(names[i] as string, i)) continue;
     const start = starts[i] as number;
     if (start > run) out += raw.slice(run, start);
     run = starts[i + 1] as number;
@@ -954,7 +965,7 @@ function copyHead(raw: string, rh: ResponseHead, tail: string): string {
     v11 ? 0 : (rh.lineStarts[0] as number),
     rh.lineStarts,
     rh.names,
-    nothingMore(drop) ? keepResponseHeader : (n) => keepResponseHeader(n) && !drop.includes(n),
+    nothingMore(drop) ? keepResponseHeader : (n) => keepResponseHeader(n) && !named(drop, n),
     v11 ? '' : `HTTP/1.1 ${rh.status} ${rh.reason}\r\n`,
     tail,
   );
