@@ -51,6 +51,12 @@ export class RouteMatcher {
     let name: string;
     if (host === this.#lastHost) {
       name = this.#lastName;
+    } else if (!HOST_RE.test(host)) {
+      // Not a host name: `x.evil.test/.example.com` would match `*.example.com`, and the
+      // backend (or an HTTPS redirect) would take it as a link to evil.test.
+      name = '';
+      this.#lastHost = host;
+      this.#lastName = name;
     } else {
       name = host;
       const colon = name.lastIndexOf(':');
@@ -85,6 +91,9 @@ export class RouteMatcher {
     return undefined;
   }
 }
+
+/** A Host value: DNS labels (a trailing dot allowed), an IPv4 or bracketed IPv6 address, a port. */
+const HOST_RE = /^(?:[a-zA-Z0-9_-]+(?:\.[a-zA-Z0-9_-]+)*\.?|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$/;
 
 function pick(list: readonly ActiveHttpRoute[], path: string): ActiveHttpRoute | undefined {
   for (const r of list) {
