@@ -9,6 +9,8 @@ export class FramingError extends Error {}
 
 const MAX_SIZE_DIGITS = 16;
 const MAX_LINE = 4096;
+/** Most bytes of a trailer section: it counts in no body limit, so it has one of its own. */
+const MAX_TRAILERS = 16 * 1024;
 
 const enum S {
   Size,
@@ -36,6 +38,7 @@ export class BodyFramer {
   #s = S.Size;
   #digits = 0;
   #line = 0;
+  #trailers = 0;
 
   /**
    * @param kind - `length` with `length` bytes, `chunked`, or `close` (everything until the
@@ -155,6 +158,7 @@ export class BodyFramer {
           if (c === 13) this.#s = S.TrailerLf;
           else if ((c < 32 && c !== 9) || c === 127 || ++this.#line > MAX_LINE)
             throw new FramingError('invalid trailer');
+          else if (++this.#trailers > MAX_TRAILERS) throw new FramingError('trailers too large');
           i++;
           continue;
         }
