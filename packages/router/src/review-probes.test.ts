@@ -48,6 +48,13 @@ beforeEach(async () => {
   const router = h.router({ maxHeaderBytes: 1024, maxHeaderCount: 20, headersTimeoutMs: 3000 });
   await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'web' });
   await router.setRoute({ type: 'http', domain: 'hostile.localhost', service: 'hostile' });
+  await router.setRoute({ type: 'http', domain: '*.wild.localhost', service: 'web' });
+  await router.setRoute({
+    type: 'http',
+    domain: '*.secure.localhost',
+    service: 'web',
+    httpsOnly: true,
+  });
   port = must((await router.listen({ http: { port: 0 } })).http).port;
 });
 afterEach(async () => {
@@ -469,6 +476,41 @@ describe('headers as the backend sees them', () => {
     ])
       expect(names).not.toContain(gone);
     expect(pairs).toContainEqual(['x-kept', 'k']);
+  });
+
+  it('a Host that is no host name matches no wildcard route, and never makes a redirect', async () => {
+    const ask = (host: string): Promise<string> =>
+      raw(port, `GET /p HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    for (const host of [
+      'x.evil.test/.wild.localhost',
+      'x.evil.test/.secure.localhost',
+      'a.wild.localhost:80@evil.test',
+      'a.secure.localhost:@evil.test',
+      'evil.test\\.wild.localhost',
+      'evil.test?.secure.localhost',
+      'a b.wild.localhost',
+    ]) {
+      const out = await ask(host);
+      expect(status(out), host).toBe(404);
+      expect(out.toLowerCase()).not.toContain('location:');
+    }
+    expect(upstream).toBe(0);
+    const redirect = await ask('A.Secure.localhost.:8080');
+    expect(status(redirect)).toBe(301);
+    expect(redirect).toContain('location: https://A.Secure.localhost./p\r\n');
+    expect(status(await ask('a.wild.localhost:8080'))).toBe(200);
+    expect(status(await ask('[::1]:80'))).toBe(404);
+  });
+
+  it('refuses a trailer section without end (it counts in no body limit)', async () => {
+    const trailers = Array.from({ length: 3000 }, (_, i) => `X-T${i}: ${'t'.repeat(40)}\r\n`);
+    const out = await raw(
+      port,
+      `POST /t HTTP/1.1\r\n${HOST}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n${trailers.join('')}\r\n`,
+    );
+    expect(status(out)).toBe(400);
+    expect(out).toContain('trailers too large');
+    expect(seen).toEqual([]);
   });
 
   it('an HTTP/1.0 request without Host gets a 404, not some route', async () => {
