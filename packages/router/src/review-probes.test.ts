@@ -252,6 +252,19 @@ describe('head limits and boundaries', () => {
     expect(seen.map((s) => [s.url, s.body])).toEqual([['/bytes', 'hello']]);
   });
 
+  it('parses a request split in two at every byte', async () => {
+    const text = `\r\nPOST /split HTTP/1.1\r\n${HOST}Content-Length: 3\r\nConnection: close\r\n\r\nabc`;
+    const outs: string[] = [];
+    for (let i = 1; i < text.length; i += 8) {
+      const batch = [];
+      for (let j = i; j < Math.min(i + 8, text.length); j++)
+        batch.push(trickle([text.slice(0, j), text.slice(j)]));
+      outs.push(...(await Promise.all(batch)));
+    }
+    expect(outs.length).toBe(text.length - 1);
+    for (const out of outs) expect(out.endsWith('got /split 3')).toBe(true);
+  });
+
   it('answers three pipelined requests in one packet, the last finished later', async () => {
     const a = `GET /1 HTTP/1.1\r\n${HOST}\r\n`;
     const b = `POST /2 HTTP/1.1\r\n${HOST}Content-Length: 3\r\n\r\nxyz`;
@@ -331,6 +344,24 @@ describe('a hostile backend', () => {
         untilIncludes: '\r\n\r\nok',
       });
       expect(out).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nok$/);
+    }
+  });
+
+  it('parses a 100 and a 200 split in two at every byte', async () => {
+    const reply =
+      'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nX-A: b\r\nContent-Length: 5\r\n\r\nhello';
+    await hostile((s, got) => {
+      const at = Number(/GET \/(\d+)/.exec(got)?.[1]);
+      s.write(reply.slice(0, at));
+      setTimeout(() => s.write(reply.slice(at)), 5);
+    });
+    for (let at = 1; at < reply.length; at++) {
+      const out = await raw(port, `GET /${at} HTTP/1.1\r\nHost: hostile.localhost\r\n\r\n`, {
+        untilIncludes: '\r\n\r\nhello',
+      });
+      expect(out, `split at ${at}`).toBe(
+        'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nX-A: b\r\nContent-Length: 5\r\n\r\nhello',
+      );
     }
   });
 
