@@ -366,6 +366,12 @@ export function parseResponseHead(text: string, end: number, limits: HeadLimits)
     (le > 12 && text.charCodeAt(12) !== 32)
   )
     throw new HeadError(502, 'malformed upstream status line');
+  // The reason phrase goes to the client as it came: no control bytes (HTAB allowed).
+  for (let j = 13; j < le; j++) {
+    const c = text.charCodeAt(j);
+    if ((c < 32 && c !== 9) || c === 127)
+      throw new HeadError(502, 'invalid character in upstream reason phrase');
+  }
   const f = parseFields(text, le + 2, end, limits, 502, false);
   if (minor === 48 && f.chunked)
     throw new HeadError(502, 'Transfer-Encoding in an HTTP/1.0 response');
