@@ -113,7 +113,13 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $host;
+      # The headers @flotilla/router sets on every request (as a Heroku- or Deis-style nginx
+      # router does), so that both proxies do the same job and the backend parses as much.
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Port $server_port;
+      proxy_set_header X-Request-Id $request_id;
+      proxy_set_header X-Request-Start "t=$msec";
     }
   }
 }`;
