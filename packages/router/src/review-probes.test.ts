@@ -305,7 +305,7 @@ describe('a hostile backend', () => {
       'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n',
     ];
     let n = 0;
-    await hostile((s) => s.end(replies[n++]));
+    await hostile((s) => s.end(replies[n++] ?? ''));
     for (const reply of replies) expect(status(await raw(port, get)), reply).toBe(502);
   });
 
