@@ -42,6 +42,51 @@ describe('Router: routing', () => {
     expect(unavailable.body).toContain('No ready backend for service nobody');
   });
 
+  it('matches the path as a backend reads it (escapes, dot segments, doubled slashes) and forwards it as sent', async () => {
+    const urls: string[] = [];
+    await h.backend('site', 'site');
+    await h.backend('admin', 'admin', (req, res) => {
+      urls.push(req.url ?? '');
+      res.end('admin');
+    });
+    const router = h.router();
+    await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'site' });
+    await router.setRoute({
+      type: 'http',
+      domain: 'demo.localhost',
+      path: '/admin',
+      service: 'admin',
+      maxBodyBytes: 10,
+    });
+    const { http } = await router.listen({ http: { port: 0 } });
+    const port = must(http).port;
+    // Each of these is /admin to a backend that decodes and resolves paths: none may escape
+    // the /admin route (its limits, its service).
+    for (const path of [
+      '/%61dmin',
+      '/%61dmin/x',
+      '//admin',
+      '/x/../admin/y',
+      '/%2e%2e/admin',
+      '/./admin',
+    ])
+      expect((await request(port, { path })).body, path).toBe('admin');
+    expect(urls).toEqual([
+      '/%61dmin',
+      '/%61dmin/x',
+      '//admin',
+      '/x/../admin/y',
+      '/%2e%2e/admin',
+      '/./admin',
+    ]);
+    // Still the site: a longer name, a malformed escape, the root.
+    for (const path of ['/adminx', '/%zzadmin', '/', '/x/..'])
+      expect((await request(port, { path })).body, path).toBe('site');
+    // The route's body limit holds for an escaped path too.
+    const big = await request(port, { path: '/%61dmin', method: 'POST', body: 'x'.repeat(100) });
+    expect(big.status).toBe(413);
+  });
+
   it('sets forwarding headers and removes hop-by-hop ones', async () => {
     let seen: Record<string, string | string[] | undefined> = {};
     await h.backend('demo-web', 'web', (req, res) => {

@@ -74,6 +74,11 @@ export class RouteMatcher {
       const m = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/]*(\/.*)?$/.exec(path);
       path = m?.[1] ?? '/';
     }
+    // Routes match the path as a backend would read it, as nginx's locations do: `/%61pi`,
+    // `//api` and `/x/../api` are `/api` (else they would escape its route's httpsOnly or
+    // maxBodyBytes). The target is forwarded as sent.
+    if (path.includes('%') || path.includes('/.') || path.includes('//'))
+      path = normalizePath(path);
     const exact = this.#exact.get(name);
     if (exact !== undefined) {
       const r = pick(exact, path);
@@ -94,6 +99,30 @@ export class RouteMatcher {
 
 /** A Host value: DNS labels (a trailing dot allowed), an IPv4 or bracketed IPv6 address, a port. */
 const HOST_RE = /^(?:[a-zA-Z0-9_-]+(?:\.[a-zA-Z0-9_-]+)*\.?|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$/;
+
+/**
+ * A request path as routes match it: `%XX` escapes decoded (a malformed one kept as is), runs
+ * of `/` merged, and `.` and `..` segments resolved (never above the root).
+ */
+export function normalizePath(path: string): string {
+  let decoded = path;
+  if (path.includes('%')) {
+    decoded = path.replace(/%([0-9a-fA-F]{2})/g, (_, hex: string) =>
+      String.fromCharCode(parseInt(hex, 16)),
+    );
+  }
+  const out: string[] = [];
+  const segments = decoded.split('/');
+  for (let i = 1; i < segments.length; i++) {
+    const seg = segments[i] as string;
+    if (seg === '..') out.pop();
+    else if (seg !== '.' && seg !== '') out.push(seg);
+  }
+  // A trailing slash (or dot segment) is kept: `/api/` stays under `/api`.
+  const last = segments[segments.length - 1];
+  const trailing = segments.length > 1 && (last === '' || last === '.' || last === '..');
+  return `/${out.join('/')}${trailing && out.length > 0 ? '/' : ''}`;
+}
 
 function pick(list: readonly ActiveHttpRoute[], path: string): ActiveHttpRoute | undefined {
   for (const r of list) {
