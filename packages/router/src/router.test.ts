@@ -87,6 +87,24 @@ describe('Router: routing', () => {
     expect(big.status).toBe(413);
   });
 
+  it('an empty X-Forwarded-For from a client adds nothing before the peer address', async () => {
+    const seen: (string | string[] | undefined)[] = [];
+    await h.backend('demo-web', 'web', (req, res) => {
+      seen.push(req.headers['x-forwarded-for']);
+      res.end('ok');
+    });
+    const router = h.router();
+    await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'demo-web' });
+    const { http } = await router.listen({ http: { port: 0 } });
+    const port = must(http).port;
+    const head = (xff: string): string =>
+      `GET / HTTP/1.1\r\nHost: demo.localhost\r\nX-Forwarded-For:${xff}\r\nConnection: close\r\n\r\n`;
+    expect(await raw(port, head(''))).toMatch(/^HTTP\/1\.1 200/);
+    expect(await raw(port, head('  '))).toMatch(/^HTTP\/1\.1 200/);
+    expect(await raw(port, head(' 10.0.0.1'))).toMatch(/^HTTP\/1\.1 200/);
+    expect(seen).toEqual(['127.0.0.1', '127.0.0.1', '10.0.0.1, 127.0.0.1']);
+  });
+
   it('sets forwarding headers and removes hop-by-hop ones', async () => {
     let seen: Record<string, string | string[] | undefined> = {};
     await h.backend('demo-web', 'web', (req, res) => {

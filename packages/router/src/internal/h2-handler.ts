@@ -61,7 +61,8 @@ export function createH2Handler(
     const remote = ra.startsWith('::ffff:') ? ra.slice(7) : ra;
     const xff = req.headers['x-forwarded-for'];
     headers.host = authority;
-    headers['x-forwarded-for'] = xff === undefined ? remote : `${String(xff)}, ${remote}`;
+    headers['x-forwarded-for'] =
+      xff === undefined || String(xff).trim() === '' ? remote : `${String(xff)}, ${remote}`;
     headers['x-forwarded-proto'] = 'https';
     headers['x-forwarded-port'] = String(req.socket.localPort ?? '');
     headers['x-request-id'] = requestId;

@@ -351,7 +351,9 @@ class Exchange implements UpstreamOwner {
     const drop = h.connection;
     let xff = '';
     for (let i = 0; i < h.names.length; i++) {
-      if (h.names[i] === 'x-forwarded-for') xff += `${h.headers[2 * i + 1] as string}, `;
+      // An empty one adds nothing (it made `, 127.0.0.1`).
+      if (h.names[i] === 'x-forwarded-for' && h.headers[2 * i + 1] !== '')
+        xff += `${h.headers[2 * i + 1] as string}, `;
     }
     let tail =
       (xff === '' ? c.forwardedHead : `x-forwarded-for: ${xff}${c.forwardedLines}x-request-id: `) +
