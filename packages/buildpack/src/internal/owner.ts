@@ -13,14 +13,7 @@ export function ownerString(): string {
 export function ownerGone(text: string): boolean {
   const m = /^(\d+)@(.+)$/.exec(text.trim());
   if (m === null) return false;
-  const pid = Number(m[1]);
-  if (m[2] !== hostname() || !Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return m[2] === hostname() && pidGone(Number(m[1]));
 }
 
 /** This host's name, hashed: 8 hex digits, for names that must stay plain `[a-z0-9-]`. */
@@ -30,7 +23,12 @@ export function hostTag(): string {
 
 /** Whether process `pid` of the host tagged `host` ({@link hostTag}) is known to be gone. */
 export function taggedOwnerGone(pid: number, host: string): boolean {
-  if (host !== hostTag() || !Number.isSafeInteger(pid) || pid <= 0) return false;
+  return host === hostTag() && pidGone(pid);
+}
+
+/** Whether `pid` names no process of this host (a pid that is no pid is never gone). */
+function pidGone(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
     return false;
