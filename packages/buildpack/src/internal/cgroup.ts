@@ -7,8 +7,8 @@ import { once } from 'node:events';
 import { access, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { hostTag, taggedOwnerGone } from './owner.js';
+import { waitFor } from './poll.js';
 
 /** Where step cgroups are made: a cgroup directory this process may create children in. */
 export interface CgroupParent {
@@ -172,6 +172,7 @@ async function killCgroup(version: 2 | 1, dir: string): Promise<void> {
     await writeFile(join(dir, 'freezer.state'), 'FROZEN');
     await waitFor(
       async () => (await readFile(join(dir, 'freezer.state'), 'utf8')).trim() === 'FROZEN',
+      EMPTY_WAIT_MS,
     );
     for (const pid of await procs(dir)) {
       try {
@@ -182,10 +183,12 @@ async function killCgroup(version: 2 | 1, dir: string): Promise<void> {
     }
     await writeFile(join(dir, 'freezer.state'), 'THAWED');
   }
-  await waitFor(async () =>
-    version === 2
-      ? /^populated 0$/m.test(await readFile(join(dir, 'cgroup.events'), 'utf8'))
-      : (await procs(dir)).length === 0,
+  await waitFor(
+    async () =>
+      version === 2
+        ? /^populated 0$/m.test(await readFile(join(dir, 'cgroup.events'), 'utf8'))
+        : (await procs(dir)).length === 0,
+    EMPTY_WAIT_MS,
   );
 }
 
@@ -195,19 +198,4 @@ async function procs(dir: string): Promise<number[]> {
     .split('\n')
     .filter((line) => line !== '')
     .map(Number);
-}
-
-/**
- * Polls `done` until it holds or the wait runs out. The kernel gives no event a process can
- * await for another's death outside its children (pidfd is not reachable from Node), and
- * `cgroup.events` notifications need inotify on cgroupfs, which is not everywhere.
- */
-async function waitFor(done: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + EMPTY_WAIT_MS;
-  let interval = 1;
-  while (!(await done().catch(() => true))) {
-    if (Date.now() > deadline) return;
-    await delay(interval);
-    interval = Math.min(interval * 2, 50);
-  }
 }

@@ -4,7 +4,7 @@
 // scan, so that none can fork between the scan and the kill. An orphan that left the session
 // after its parent died is out of reach: only a cgroup holds on to that one.
 import { readdir, readFile } from 'node:fs/promises';
-import { setTimeout as delay } from 'node:timers/promises';
+import { waitFor } from './poll.js';
 
 /** How long killed processes may take to go, ms. */
 const GONE_WAIT_MS = 10_000;
@@ -35,14 +35,14 @@ export async function killSessionTree(leader: number): Promise<void> {
   }
   signal(-leader, 'SIGKILL');
   for (const pid of marked.keys()) signal(pid, 'SIGKILL');
-  const deadline = Date.now() + GONE_WAIT_MS;
-  let interval = 1;
-  for (const [pid, start] of marked) {
-    while (Date.now() < deadline && (await running(pid, start))) {
-      await delay(interval);
-      interval = Math.min(interval * 2, 50);
+  const left = new Map(marked);
+  await waitFor(async () => {
+    for (const [pid, start] of left) {
+      if (await running(pid, start)) return false;
+      left.delete(pid);
     }
-  }
+    return true;
+  }, GONE_WAIT_MS);
 }
 
 function members(leader: number, procs: readonly Proc[]): Proc[] {
