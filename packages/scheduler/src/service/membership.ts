@@ -68,9 +68,10 @@ export class Membership {
   }
 
   /**
-   * The modRevision of this scheduler's member key as it last wrote it (0: not written yet).
-   * Commits compare it: a commit abandoned without an answer (a timeout) that etcd applies only
-   * after the {@link barrier} rewrote the key fails, instead of landing unseen behind it.
+   * The modRevision of this scheduler's member key as the watch last delivered it (0: not seen
+   * yet). Commits compare it: a commit abandoned without an answer (a timeout) that etcd
+   * applies only after the {@link barrier} rewrote the key fails, instead of landing unseen
+   * behind it. Planning waits for the watch to pass the barrier, so it is current then.
    */
   get memberRevision(): number {
     return this.#memberRev;
@@ -143,10 +144,7 @@ export class Membership {
           { op: 'put', key, value: JSON.stringify({ at: this.#clock.now() }), lease: lease.id },
         ],
       });
-      if (res.succeeded) {
-        this.#memberRev = res.revision;
-        break;
-      }
+      if (res.succeeded) break;
       if (this.#clock.now() >= deadline || this.#abort.signal.aborted) {
         await lease.revoke().catch(() => undefined);
         this.#throwIfLeft();
@@ -191,9 +189,8 @@ export class Membership {
 
   /**
    * A member key appeared or vanished (`modRevision`: the put's). A vanished member is removed
-   * from the epoch. A put of our own key seen by the watch brings {@link memberRevision} up to
-   * date, also after a barrier whose answer was lost: commits would otherwise conflict on it
-   * for ever.
+   * from the epoch. A put of our own key keeps {@link memberRevision} current: the watch is its
+   * one source, so a barrier whose answer was lost is learnt too.
    */
   applyMember(id: string, present: boolean, modRevision = 0): void {
     if (present) {
@@ -310,7 +307,6 @@ export class Membership {
         },
       ],
     });
-    if (res.succeeded) this.#memberRev = res.revision;
     return res.revision;
   }
 
@@ -328,10 +324,7 @@ export class Membership {
         ],
       })
       .then(
-        (res) => {
-          if (res.succeeded) this.#memberRev = res.revision;
-          this.#repair();
-        },
+        () => this.#repair(),
         (err: unknown) => this.#logger.warn({ err }, 'could not write the member key again'),
       );
   }
