@@ -19,14 +19,20 @@ let base: string;
 /** What the loopback server answers `/artifacts/<sha>` with; `hang` never answers. */
 let serving: Buffer | 'hang';
 let asked = 0;
+/** How many requests are answered 503 before the slug is served. */
+let failures = 0;
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'flotilla-mirror-'));
   serving = SLUG;
   asked = 0;
+  failures = 0;
   server = createServer((req, res) => {
     asked++;
-    if (serving !== 'hang') res.end(serving);
+    if (failures > 0) {
+      failures--;
+      res.writeHead(503).end();
+    } else if (serving !== 'hang') res.end(serving);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -93,6 +99,35 @@ describe('ArtifactMirror', () => {
     await mirror.close();
     expect(await artifacts.stat(SHA)).toBeUndefined();
     expect(await artifacts.list()).toEqual([]);
+  });
+
+  it('copies a slug after a failed attempt; one that always fails is not kept', async () => {
+    const { store, artifacts, mirror } = parts(2);
+    failures = 1;
+    await store.put('cluster/releases/demo/v1', record(`${base}/artifacts/${SHA}`));
+    mirror.start();
+    await waitFor(
+      'the slug copied',
+      async () => ((await artifacts.stat(SHA)) ? true : undefined),
+      10_000,
+    );
+    const afterFirst = asked;
+    expect(afterFirst).toBeGreaterThan(1);
+    // The next slug fails every time: it is tried again, and nothing is kept.
+    failures = Number.MAX_SAFE_INTEGER;
+    const other = Buffer.from('another slug');
+    const sha = createHash('sha256').update(other).digest('hex');
+    await store.put(
+      'cluster/releases/demo/v2',
+      record(`${base}/artifacts/${sha}`, sha, other.length),
+    );
+    await waitFor(
+      'two attempts',
+      () => Promise.resolve(asked >= afterFirst + 2 ? true : undefined),
+      10_000,
+    );
+    await mirror.close();
+    expect(await artifacts.stat(sha)).toBeUndefined();
   });
 
   it('close() ends a copy in flight at once', async () => {

@@ -1,4 +1,4 @@
-import { type Logger, silentLogger, sleep, systemClock } from '@flotilla/core';
+import { type Logger, retry, silentLogger } from '@flotilla/core';
 import type { ArtifactStore } from '@flotilla/controller';
 import type { ArtifactCache } from '@flotilla/host';
 import { listAndWatch, type KeyValue, type Store } from '@flotilla/store';
@@ -20,6 +20,7 @@ export interface ArtifactMirrorOptions {
   readonly collect?: () => Promise<unknown>;
   /** Attempts per slug before it is left until the next release names it (default 6). */
   readonly attempts?: number;
+  /** Where copies and failures are logged (default: silence). */
   readonly logger?: Logger;
 }
 
@@ -88,29 +89,42 @@ export class ArtifactMirror implements AsyncDisposable {
 
   async #drain(): Promise<void> {
     const signal = this.#abort.signal;
+    const attempts = this.#o.attempts ?? 6;
     for (const slug of this.#queued.values()) {
       if (signal.aborted) return;
-      const attempts = this.#o.attempts ?? 6;
-      for (let i = 1; i <= attempts && !signal.aborted; i++) {
-        try {
-          if ((await this.#o.artifacts.stat(slug.sha256)) !== undefined) break;
-          const path = await this.#o.cache.get(slug, { signal });
-          await this.#o.artifacts.put(path, { sha256: slug.sha256, signal });
-          this.#logger.info({ sha256: slug.sha256 }, 'slug copied');
-          await this.#o
-            .collect?.()
-            .catch((err: unknown) => this.#logger.warn({ err }, 'collecting old slugs'));
-          break;
-        } catch (err) {
-          if (signal.aborted) return;
-          this.#logger.warn({ err, sha256: slug.sha256, attempt: i }, 'a slug could not be copied');
-          if (i < attempts) await sleep(systemClock, 500 * 2 ** i, signal).catch(() => undefined);
-        }
+      let attempt = 1;
+      try {
+        // Every failure is worth another attempt, `attempts` in all, 1 s apart doubling.
+        await retry(() => this.#copy(slug, signal), {
+          signal,
+          initialMs: 1000,
+          maxMs: Number.MAX_SAFE_INTEGER,
+          retryable: () => attempt < attempts,
+          onRetry: (err) =>
+            this.#logger.warn(
+              { err, sha256: slug.sha256, attempt: attempt++ },
+              'a slug could not be copied',
+            ),
+        });
+      } catch (err) {
+        if (signal.aborted) return;
+        this.#logger.warn({ err, sha256: slug.sha256, attempt }, 'a slug could not be copied');
       }
       // Left in the map while it is copied, so a second record naming it waits for this one;
       // taken out after, so a later release naming it (once collected) copies it again.
       this.#queued.delete(slug.sha256);
     }
+  }
+
+  /** Copies one slug into the artifact store, unless it is there already. */
+  async #copy(slug: Slug, signal: AbortSignal): Promise<void> {
+    if ((await this.#o.artifacts.stat(slug.sha256)) !== undefined) return;
+    const path = await this.#o.cache.get(slug, { signal });
+    await this.#o.artifacts.put(path, { sha256: slug.sha256, signal });
+    this.#logger.info({ sha256: slug.sha256 }, 'slug copied');
+    await this.#o
+      .collect?.()
+      .catch((err: unknown) => this.#logger.warn({ err }, 'collecting old slugs'));
   }
 
   /** Stops watching and copying. Idempotent. */
