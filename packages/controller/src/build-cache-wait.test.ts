@@ -1,6 +1,6 @@
 // Two builds of one app at once on one work directory (two controllers, or two processes):
 // the app's build cache is locked by @flotilla/buildpack, and the second build waits its turn.
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isFlotillaError } from '@flotilla/core';
 import { MemoryStore } from '@flotilla/store';
@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Build, BuildOutputLine } from './build.js';
 import { Controller, type ControllerOptions } from './controller.js';
 import { DirectoryArtifactStore } from './directory-artifact-store.js';
-import { harness, sha, type Harness } from './test-support/harness.js';
+import { harness, sha, waitingBuildpack, type Harness } from './test-support/harness.js';
 
 let h: Harness | undefined;
 let second: Controller | undefined;
@@ -18,21 +18,6 @@ afterEach(async () => {
   await h?.close();
   h = undefined;
 });
-
-/** A buildpack whose compile says `started`, then waits until the file `go` exists. */
-async function waitingBuildpack(dir: string): Promise<{ dir: string; go: string }> {
-  await mkdir(join(dir, 'bin'), { recursive: true });
-  const go = join(dir, 'go');
-  const script = (body: string): string => `#!/bin/sh\n${body}\n`;
-  await writeFile(join(dir, 'bin', 'detect'), script('echo Waiting'));
-  await writeFile(
-    join(dir, 'bin', 'compile'),
-    script(`echo "       started"\nwhile [ ! -f '${go}' ]; do sleep 0.05; done`),
-  );
-  await writeFile(join(dir, 'bin', 'release'), script("echo '--- {}'"));
-  for (const f of ['detect', 'compile', 'release']) await chmod(join(dir, 'bin', f), 0o755);
-  return { dir, go };
-}
 
 /** Follows a build's output until a line matches; the lines read so far. */
 async function until(

@@ -1,32 +1,15 @@
 // The default builder: @flotilla/buildpack, imported at the first build (its bundled procfile
 // buildpack, run as local processes).
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { harness, sha, type Harness } from './test-support/harness.js';
+import { harness, sha, waitingBuildpack, type Harness } from './test-support/harness.js';
 
 let h: Harness | undefined;
 afterEach(async () => {
   await h?.close();
   h = undefined;
 });
-
-/** A buildpack whose compile says `started`, then waits until the file `go` exists beside it. */
-async function waitingBuildpack(dir: string): Promise<{ dir: string; go: string }> {
-  await mkdir(join(dir, 'bin'), { recursive: true });
-  const go = join(dir, 'go');
-  const script = (body: string): string => `#!/bin/sh\n${body}\n`;
-  await writeFile(join(dir, 'bin', 'detect'), script('echo Waiting'));
-  await writeFile(
-    join(dir, 'bin', 'compile'),
-    script(
-      `echo "-----> Compiling"\necho "       started"\nwhile [ ! -f '${go}' ]; do sleep 0.05; done\necho "       finished"`,
-    ),
-  );
-  await writeFile(join(dir, 'bin', 'release'), script("echo '--- {}'"));
-  for (const f of ['detect', 'compile', 'release']) await chmod(join(dir, 'bin', f), 0o755);
-  return { dir, go };
-}
 
 describe('the default builder (@flotilla/buildpack)', () => {
   it('builds a Procfile app with the bundled buildpack, output line by line, and deploys it', async () => {

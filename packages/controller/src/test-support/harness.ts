@@ -1,6 +1,6 @@
 // Shared set-up of the controller's tests: a MemoryStore, a real Scheduler, fake agents, a
 // controller with the ProcfileBuilder and a directory artifact store in a temporary directory.
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClusterState } from '@flotilla/cluster';
@@ -104,4 +104,24 @@ export async function harness(
 /** A git-like sha for tests. */
 export function sha(n: number): string {
   return n.toString(16).padStart(40, 'a');
+}
+
+/**
+ * Writes a buildpack into `dir` whose compile says `-----> Compiling` and `started`, waits until
+ * the file `go` exists beside it, then says `finished`.
+ */
+export async function waitingBuildpack(dir: string): Promise<{ dir: string; go: string }> {
+  await mkdir(join(dir, 'bin'), { recursive: true });
+  const go = join(dir, 'go');
+  const script = (body: string): string => `#!/bin/sh\n${body}\n`;
+  await writeFile(join(dir, 'bin', 'detect'), script('echo Waiting'));
+  await writeFile(
+    join(dir, 'bin', 'compile'),
+    script(
+      `echo "-----> Compiling"\necho "       started"\nwhile [ ! -f '${go}' ]; do sleep 0.05; done\necho "       finished"`,
+    ),
+  );
+  await writeFile(join(dir, 'bin', 'release'), script("echo '--- {}'"));
+  for (const f of ['detect', 'compile', 'release']) await chmod(join(dir, 'bin', f), 0o755);
+  return { dir, go };
 }
