@@ -345,9 +345,12 @@ export class Deployer {
    * Puts an app's formations back to what its app record says is live: the live cluster
    * release at the recorded quantities, every other formation removed (its jobs stopped). For
    * a deploy whose controller died mid-rollout: its new jobs must not keep serving beside the
-   * old ones. False when another deploy holds the app (its rollout owns the formations now).
+   * old ones. Resolves with the live release (`v6`, undefined when none serves), or undefined
+   * when another deploy holds the app (its rollout owns the formations now) or it is gone.
    */
-  async restoreLive(appName: string): Promise<boolean> {
+  async restoreLive(
+    appName: string,
+  ): Promise<{ readonly liveRelease: string | undefined } | undefined> {
     const { repo, cluster } = this.ctx;
     let lock;
     try {
@@ -356,12 +359,12 @@ export class Deployer {
         signal: this.ctx.closing,
       });
     } catch (err) {
-      if (isFlotillaError(err, ControllerErrorCodes.DEPLOY_IN_PROGRESS)) return false;
+      if (isFlotillaError(err, ControllerErrorCodes.DEPLOY_IN_PROGRESS)) return undefined;
       throw err;
     }
     try {
       const app = (await repo.app(appName))?.record;
-      if (app === undefined) return false;
+      if (app === undefined) return undefined;
       const live = app.live?.deployment;
       for (const f of await cluster.formations({ app: appName })) {
         if (f.release !== live) {
@@ -381,7 +384,7 @@ export class Deployer {
         );
         await cluster.setFormation({ app: appName, release: f.release, processes });
       }
-      return true;
+      return { liveRelease: app.live?.release };
     } finally {
       await lock
         .release()

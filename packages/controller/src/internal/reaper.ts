@@ -31,7 +31,9 @@ export class Reaper {
     readonly onError: (err: unknown) => void,
     readonly onBuildFailed: (build: Build) => void,
     readonly onDeploymentFailed: (d: Deployment) => void,
-    readonly restore: (app: string) => Promise<boolean>,
+    readonly restore: (
+      app: string,
+    ) => Promise<{ readonly liveRelease: string | undefined } | undefined>,
   ) {}
 
   start(): void {
@@ -109,13 +111,14 @@ export class Reaper {
       if (d.status !== 'running') continue;
       if (owner !== undefined && d.owner !== owner) continue;
       if (await this.#alive(d.owner, cache)) continue;
+      // The live release as read while the app was locked for the restore: no second read.
       const restored = await this.restore(d.app);
-      const app = restored ? await this.repo.app(d.app) : undefined;
-      const live = app?.record.live?.release;
-      const reason = restored
-        ? `the controller running this deploy (${d.owner}) stopped before it finished; rolled back${live === undefined ? ': no release serves' : `, ${live} serves`}`
-        : `the controller running this deploy (${d.owner}) stopped before it finished; another deploy of the app has taken over: deploy again`;
-      const status = restored ? 'rolled-back' : 'failed';
+      const live = restored?.liveRelease;
+      const reason =
+        restored !== undefined
+          ? `the controller running this deploy (${d.owner}) stopped before it finished; rolled back${live === undefined ? ': no release serves' : `, ${live} serves`}`
+          : `the controller running this deploy (${d.owner}) stopped before it finished; another deploy of the app has taken over: deploy again`;
+      const status = restored !== undefined ? 'rolled-back' : 'failed';
       const failed = await this.repo.updateDeployment(d.app, d.id, (x) =>
         x.status === 'running' ? { ...x, status, reason, finishedAt: this.clock.now() } : undefined,
       );
