@@ -1,4 +1,4 @@
-import { isFlotillaError, type Logger } from '@flotilla/core';
+import { type Clock, type Logger, retry, systemClock } from '@flotilla/core';
 import type { Lease, Store } from '@flotilla/store';
 
 /**
@@ -11,6 +11,8 @@ export class DrainPublisher {
   #lease: Lease | undefined;
   #chain: Promise<void> = Promise.resolve();
   #closed = false;
+  /** Aborted by close(): a write's pending retry delay ends. */
+  readonly #ac = new AbortController();
   readonly #base: string;
 
   constructor(
@@ -20,6 +22,8 @@ export class DrainPublisher {
     readonly ttlMs: number,
     readonly logger: Logger,
     readonly onWritten: (service: string, instanceId: string, drained: boolean) => void,
+    /** Times the delays between retried writes. */
+    readonly clock: Clock = systemClock,
   ) {
     this.#base = `${prefix}drains/${routerId}/`;
   }
@@ -60,27 +64,27 @@ export class DrainPublisher {
 
   /**
    * Runs a write until it succeeds, while it is still wanted: a store that is unreachable for
-   * a while (a retryable error) delays a drained record, it does not lose it.
+   * a while (a retryable error) delays a drained record, it does not lose it. Closing ends a
+   * pending delay.
    */
   async #persist(
     write: () => Promise<unknown>,
     wanted: () => boolean,
     done: () => void,
   ): Promise<void> {
-    let delay = 100;
-    for (;;) {
-      if (this.#closed || !wanted()) return;
-      try {
+    await retry(
+      async () => {
+        if (this.#closed || !wanted()) return;
         await write();
         done();
-        return;
-      } catch (err) {
-        if (this.#closed || !isFlotillaError(err) || !err.retryable) throw err;
-        this.logger.warn({ err, delayMs: delay }, 'drain record write failed, retrying');
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 5000);
-      }
-    }
+      },
+      {
+        clock: this.clock,
+        signal: this.#ac.signal,
+        onRetry: (err, delayMs) =>
+          this.logger.warn({ err, delayMs }, 'drain record write failed, retrying'),
+      },
+    );
   }
 
   /** Publishes that the instance is drained (no request of this router in flight to it). */
@@ -120,6 +124,7 @@ export class DrainPublisher {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#ac.abort();
     await this.#chain;
     await this.#lease?.revoke().catch(() => undefined);
   }
