@@ -371,9 +371,11 @@ export function runDriverContract(options: DriverContractOptions): void {
       await driver.start(s);
       expect(await waitExit(driver, s.id)).toMatchObject({ code: 3, reason: 'exited' });
       const all: string[] = [];
-      for await (const l of driver.logs(s.id)) all.push(l.stream);
       const text = new Map<string, string>();
-      for await (const l of driver.logs(s.id)) text.set(l.stream, l.line);
+      for await (const l of driver.logs(s.id)) {
+        all.push(l.stream);
+        text.set(l.stream, l.line);
+      }
       expect(all.at(-1)).toBe('system');
       expect(text.get('stdout')).toBe('last words');
       expect(text.get('stderr')).toBe('on stderr');
