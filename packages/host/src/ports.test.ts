@@ -3,18 +3,7 @@ import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HostError, HostErrorCodes } from './errors.js';
 import { PortAllocator } from './ports.js';
-
-/** A free range of `n` ports below the ephemeral range. */
-async function freePortRange(n: number): Promise<{ from: number; to: number }> {
-  for (;;) {
-    const from = 20000 + Math.floor(Math.random() * 12000);
-    let ok = true;
-    for (let p = from; p < from + n && ok; p++) ok = (await listen(p, '127.0.0.1')) !== undefined;
-    const held = servers.splice(0);
-    await Promise.all(held.map((s) => new Promise((r) => s.close(r))));
-    if (ok) return { from, to: from + n - 1 };
-  }
-}
+import { freePortRange } from './test-support/free-port-range.js';
 
 const servers: Server[] = [];
 
