@@ -543,7 +543,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
         signal: this.#abort.signal,
         onDir: (d) => (local.dir = d),
       });
-      local.port = await this.#ports.allocate(id);
+      local.port = await this.#ports.allocate(id, { signal: this.#abort.signal });
       const info = await this.#driver.start({
         id,
         app: record.app,
