@@ -77,6 +77,18 @@ describe('PortAllocator', () => {
     expect(await ports.allocate('web.3')).toBe(range.from);
   });
 
+  it("a release while the job's allocation is in flight cancels it: the port is not kept", async () => {
+    const range = await freePortRange(1);
+    const ports = new PortAllocator(range);
+    const first = ports.allocate('web.1');
+    ports.release('web.1');
+    await expect(first).rejects.toMatchObject({ code: HostErrorCodes.CLOSED });
+    // The one port of the range is free for another job, and for web.1 asking anew.
+    expect(await ports.allocate('web.2')).toBe(range.from);
+    ports.release('web.2');
+    expect(await ports.allocate('web.1')).toBe(range.from);
+  });
+
   it('refuses a bad range or host with FLOTILLA_HOST_INVALID_OPTIONS', () => {
     for (const bad of [{ from: 80, to: 90 }, { from: 3000, to: 2000 }, null])
       expect(() => new PortAllocator(bad as never)).toThrow(

@@ -36,8 +36,11 @@ export class PortAllocator {
   readonly #host: string | undefined;
   readonly #byJob = new Map<string, number>();
   readonly #taken = new Set<number>();
-  /** Allocations in flight, by job: a second call for the job waits for the first. */
-  readonly #pending = new Map<string, Promise<number>>();
+  /**
+   * Allocations in flight, by job: a second call for the job waits for the first; a release
+   * cancels it (`cancelled`), so that it keeps no port.
+   */
+  readonly #pending = new Map<string, { promise: Promise<number>; cancelled: boolean }>();
 
   constructor(range: PortRange, options: PortAllocatorOptions = {}) {
     const ok =
@@ -71,20 +74,30 @@ export class PortAllocator {
     const had = this.#byJob.get(jobId);
     if (had !== undefined) return Promise.resolve(had);
     const pending = this.#pending.get(jobId);
-    if (pending !== undefined) return pending;
-    const p = this.#allocate(jobId, options.signal).finally(() => this.#pending.delete(jobId));
-    this.#pending.set(jobId, p);
-    return p;
+    if (pending !== undefined) return pending.promise;
+    const entry = { promise: Promise.resolve(0), cancelled: false };
+    entry.promise = this.#allocate(jobId, options.signal, entry).finally(() => {
+      if (this.#pending.get(jobId) === entry) this.#pending.delete(jobId);
+    });
+    this.#pending.set(jobId, entry);
+    return entry.promise;
   }
 
-  async #allocate(jobId: string, signal: AbortSignal | undefined): Promise<number> {
+  async #allocate(
+    jobId: string,
+    signal: AbortSignal | undefined,
+    entry: { readonly cancelled: boolean },
+  ): Promise<number> {
     const aborted = (): HostError =>
-      new HostError(HostErrorCodes.CLOSED, 'the port allocation was aborted', {
-        jobId,
-        cause: signal?.reason,
-      });
+      new HostError(
+        HostErrorCodes.CLOSED,
+        entry.cancelled
+          ? `the port allocation of job ${jobId} was cancelled: the job's port was released`
+          : 'the port allocation was aborted',
+        { jobId, cause: signal?.reason },
+      );
     // A function: TypeScript would narrow `signal.aborted` across the awaits below.
-    const isAborted = (): boolean => signal?.aborted === true;
+    const isAborted = (): boolean => signal?.aborted === true || entry.cancelled;
     let busy = 0;
     for (let port = this.range.from; port <= this.range.to; port++) {
       if (this.#taken.has(port)) continue;
@@ -120,8 +133,16 @@ export class PortAllocator {
     this.#byJob.set(jobId, port);
   }
 
-  /** Gives a job's port back. */
+  /**
+   * Gives a job's port back. An allocation of the job still in flight is cancelled: it keeps
+   * no port and rejects with `FLOTILLA_HOST_CLOSED`.
+   */
   release(jobId: string): void {
+    const pending = this.#pending.get(jobId);
+    if (pending !== undefined) {
+      pending.cancelled = true;
+      this.#pending.delete(jobId);
+    }
     const p = this.#byJob.get(jobId);
     if (p === undefined) return;
     this.#byJob.delete(jobId);
