@@ -27,36 +27,6 @@ async function routerFor(service: string): Promise<number> {
   return must((await router.listen({ http: { port: 0 } })).http).port;
 }
 
-/** A backend on a raw socket server (for answers node:http would not send), registered. */
-async function rawBackend(
-  service: string,
-  onConnection: (s: net.Socket) => void,
-): Promise<{ connections: number }> {
-  const sockets = new Set<net.Socket>();
-  const state = { connections: 0 };
-  const server = net.createServer((s) => {
-    state.connections++;
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => undefined);
-    onConnection(s);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const reg = await h.discovery.register({
-    service,
-    id: `${service}-raw`,
-    addr: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    ready: true,
-    ttlMs: 60_000,
-  });
-  h.defer(async () => {
-    await reg.close().catch(() => undefined);
-    for (const s of sockets) s.destroy();
-    await new Promise((r) => server.close(r));
-  });
-  return state;
-}
-
 /**
  * GETs `paths` one after the other on one keep-alive connection, reading each response
  * slowly (paused for `pauseMs` after every chunk); resolves with the bodies.
@@ -136,7 +106,7 @@ describe('response bytes arrive intact', () => {
 
   it('forwards a head split across reads and a body that trickles in', async () => {
     const body = payload.subarray(0, 40_000);
-    await rawBackend('trickle', (s) => {
+    await h.rawBackend('trickle', 'trickle-raw', (s) => {
       s.once('data', () => {
         const head = `HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n`;
         const pieces = [
@@ -161,7 +131,7 @@ describe('response bytes arrive intact', () => {
   });
 
   it('passes header values with bytes above 0x7f through unchanged', async () => {
-    await rawBackend('latin', (s) => {
+    await h.rawBackend('latin', 'latin-raw', (s) => {
       s.once('data', (req: Buffer) => {
         // Echo the request's X-Name value (as bytes) in a response header and the body.
         const m = /\r\nx-name: ([^\r]*)\r\n/i.exec(req.toString('latin1'));
@@ -218,7 +188,7 @@ describe('request bytes arrive intact', () => {
 describe('request heads as the backend sees them', () => {
   it('copies the request line as sent after empty lines, and drops what Connection names', async () => {
     let seen = '';
-    await rawBackend('heads', (s) => {
+    await h.rawBackend('heads', 'heads-raw', (s) => {
       s.on('data', (c: Buffer) => {
         seen += c.toString('latin1');
         if (seen.includes('\r\n\r\n')) s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
@@ -260,7 +230,7 @@ describe('framing between requests', () => {
   });
 
   it('cuts a response at its Content-Length and never reuses a backend connection that said more', async () => {
-    const st = await rawBackend('chatty', (s) => {
+    const st = await h.rawBackend('chatty', 'chatty-raw', (s) => {
       s.on('data', () => {
         s.write(
           'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad',
@@ -337,7 +307,7 @@ describe('backpressure', () => {
 
   it('gives a slow reader a tunnel (Upgrade) byte for byte', async () => {
     const body = payload.subarray(0, 4 * MIB);
-    await rawBackend('ws', (s) => {
+    await h.rawBackend('ws', 'ws-raw', (s) => {
       s.once('data', () => {
         s.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n');
         // Small pieces, one per turn of the loop, then the end.

@@ -68,29 +68,9 @@ afterEach(async () => {
 async function hostile(
   reply: (s: net.Socket, bytes: string) => void,
 ): Promise<{ connections: number }> {
-  const sockets = new Set<net.Socket>();
-  const state = { connections: 0 };
-  const server = net.createServer((s) => {
-    state.connections++;
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => undefined);
-    s.on('data', (c: Buffer) => reply(s, c.toString('latin1')));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const reg = await h.discovery.register({
-    service: 'hostile',
-    id: 'hostile-1',
-    addr: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    ready: true,
-    ttlMs: 60_000,
-  });
-  h.defer(async () => {
-    await reg.close().catch(() => undefined);
-    for (const s of sockets) s.destroy();
-    await new Promise((r) => server.close(r));
-  });
-  return state;
+  return h.rawBackend('hostile', 'hostile-1', (s) =>
+    s.on('data', (c: Buffer) => reply(s, c.toString('latin1'))),
+  );
 }
 
 /** Writes `parts` one by one, each after the previous left; resolves with all read until close. */

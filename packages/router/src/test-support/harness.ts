@@ -84,6 +84,41 @@ export class Harness {
     return b;
   }
 
+  /**
+   * A backend on a raw socket server (for answers node:http would not send), registered ready
+   * under `service` as `id`; `onConnection` gets each connection. Resolves with its port and a
+   * count of connections it accepted.
+   */
+  async rawBackend(
+    service: string,
+    id: string,
+    onConnection: (s: net.Socket) => void,
+  ): Promise<{ readonly port: number; connections: number }> {
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((s) => {
+      state.connections++;
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => undefined);
+      onConnection(s);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const state = { port: (server.address() as net.AddressInfo).port, connections: 0 };
+    const reg = await this.discovery.register({
+      service,
+      id,
+      addr: `127.0.0.1:${state.port}`,
+      ready: true,
+      ttlMs: 60_000,
+    });
+    this.defer(async () => {
+      await reg.close().catch(() => undefined);
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    });
+    return state;
+  }
+
   /** A router on this harness's store and discovery. */
   router(options: Partial<RouterOptions> = {}): Router {
     const r = new Router({ store: this.store, discovery: this.discovery, ...options });
