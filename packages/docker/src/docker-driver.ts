@@ -526,7 +526,6 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
             }
             return;
           }
-          frames.broken = false; // resumed from the last line read
         } catch (err) {
           if (signal.aborted || statusOf(err) === 404) return;
           waitAttempt.abort();

@@ -15,12 +15,6 @@ export class LogFrames {
    */
   lastTimestamp: string | undefined;
   #latest: bigint | undefined;
-  /**
-   * Set when dockerd said, in the stream, that it lost its place in the log files (`Error
-   * grabbing logs: ...`, with no timestamp: a follower that fell behind the json-file rotation).
-   * That message is not the job's output and is not passed on; the stream ends after it.
-   */
-  broken = false;
 
   constructor(onData: (stream: 'stdout' | 'stderr', bytes: Buffer) => void) {
     this.#onData = onData;
@@ -42,9 +36,9 @@ export class LogFrames {
           this.#latest = at;
         }
         this.#onData(stream, payload.subarray(space + 1));
-      } else if (payload.subarray(0, GRABBING.length).equals(GRABBING)) {
-        this.broken = true;
-      } else {
+      } else if (!payload.subarray(0, GRABBING.length).equals(GRABBING)) {
+        // Passed on as it is, but for dockerd's own `Error grabbing logs: ...` (no timestamp: a
+        // follower that fell behind the json-file rotation), which is not the job's output.
         this.#onData(stream, payload);
       }
       buf = buf.subarray(8 + size);
