@@ -4,8 +4,7 @@ import {
   compactedError,
   evaluateCompare,
   EventQueue,
-  revisionSkipper,
-  watchQueue,
+  PrefixWatch,
   LeaseKeeper,
   leaseNotFoundError,
   resolveLimits,
@@ -90,14 +89,6 @@ interface SqliteLease {
   readonly keeper: LeaseKeeper | undefined;
 }
 
-interface Watcher {
-  readonly prefix: string;
-  readonly minRevision: number;
-  readonly queue: EventQueue<WatchEvent>;
-  /** The watch's `skipRevision`, made safe ({@link revisionSkipper}). */
-  skip: ((revision: number) => boolean) | undefined;
-}
-
 /** The writes of one SQLite transaction, applied to the store's state once it commits. */
 interface Pending {
   readonly revision: number;
@@ -159,7 +150,7 @@ export class SqliteStore implements Store {
   #compactRevision: number;
   #historyCount: number;
   #nextLease: number;
-  #watchers = new Set<Watcher>();
+  #watchers = new Set<PrefixWatch>();
   #leases = new Map<LeaseId, SqliteLease>();
   #closed = false;
   /** The lock on the path, held until the database is closed; none for `':memory:'`. */
@@ -417,13 +408,13 @@ export class SqliteStore implements Store {
       ended.end();
       return ended;
     }
-    const watcher: Watcher = {
+    const watcher: PrefixWatch = new PrefixWatch(
       prefix,
-      minRevision: options.fromRevision ?? this.#revision + 1,
-      queue: watchQueue(this.limits, options.signal, () => this.#watchers.delete(watcher)),
-      skip: undefined,
-    };
-    watcher.skip = revisionSkipper(options.skipRevision, watcher.queue);
+      options.fromRevision ?? this.#revision + 1,
+      this.limits,
+      options,
+      () => this.#watchers.delete(watcher),
+    );
     if (options.fromRevision !== undefined) {
       if (options.fromRevision < this.#compactRevision) {
         watcher.queue.fail(compactedError(options.fromRevision, this.#compactRevision));
@@ -434,10 +425,7 @@ export class SqliteStore implements Store {
           prefix === ''
             ? this.#s.historyFrom.iterate(options.fromRevision)
             : this.#s.historyFromInRange.iterate(options.fromRevision, ...prefixRange(prefix));
-        for (const row of rows) {
-          if (watcher.skip?.(row.revision) === true) continue;
-          watcher.queue.push(toEvent(row));
-        }
+        for (const row of rows) if (!watcher.skips(row.revision)) watcher.offer(toEvent(row));
       } catch (err) {
         watcher.queue.fail(this.#engineError(err));
         return watcher.queue;
@@ -639,16 +627,7 @@ export class SqliteStore implements Store {
     this.#revision = p.revision;
     this.#historyCount = historyCount;
     this.#compactRevision = compactRevision;
-    for (const w of this.#watchers) {
-      for (const ev of p.events) {
-        if (
-          ev.revision >= w.minRevision &&
-          ev.kv.key.startsWith(w.prefix) &&
-          (w.skip === undefined || !w.skip(ev.revision))
-        )
-          w.queue.push(ev);
-      }
-    }
+    for (const w of this.#watchers) for (const ev of p.events) w.offer(ev);
     return result;
   }
 

@@ -44,6 +44,7 @@ export type { LeaseNotFoundOptions, StoreErrorCode, StoreErrorDetails } from './
 export { byteLength, compareKeys } from './keys.js';
 export { evaluateCompare } from './compare.js';
 export { EventQueue, revisionSkipper, watchQueue } from './event-queue.js';
+export { PrefixWatch } from './prefix-watch.js';
 export type { EventQueueOptions } from './event-queue.js';
 export { LeaseKeeper } from './lease-keeper.js';
 export { listAndWatch } from './list-and-watch.js';

@@ -1,6 +1,6 @@
 import { type Clock, systemClock } from '@flotilla/core';
 import { evaluateCompare } from './compare.js';
-import { type EventQueue, revisionSkipper, watchQueue } from './event-queue.js';
+import { PrefixWatch } from './prefix-watch.js';
 import { compareKeys } from './keys.js';
 import { LeaseKeeper } from './lease-keeper.js';
 import {
@@ -64,14 +64,6 @@ interface MemoryLease {
   readonly keeper: LeaseKeeper;
 }
 
-interface Watcher {
-  readonly prefix: string;
-  readonly minRevision: number;
-  readonly queue: EventQueue<WatchEvent>;
-  /** The watch's `skipRevision`, made safe ({@link revisionSkipper}). */
-  skip: ((revision: number) => boolean) | undefined;
-}
-
 /** Insert new keys into the sorted index while it is this small; above, append or rebuild lazily. */
 const INCREMENTAL_INDEX_LIMIT = 4096;
 
@@ -100,7 +92,7 @@ export class MemoryStore implements Store {
   #revision = 1;
   #compactRevision = 1;
   #history: WatchEvent[] = [];
-  #watchers = new Set<Watcher>();
+  #watchers = new Set<PrefixWatch>();
   #leases = new Map<LeaseId, MemoryLease>();
   #nextLease = 1;
   #closed = false;
@@ -233,13 +225,13 @@ export class MemoryStore implements Store {
     if (this.#closed) throw closedError();
     validatePrefix(prefix, this.limits);
     if (options.fromRevision !== undefined) validateRevision(options.fromRevision, 'fromRevision');
-    const watcher: Watcher = {
+    const watcher: PrefixWatch = new PrefixWatch(
       prefix,
-      minRevision: options.fromRevision ?? this.#revision + 1,
-      queue: watchQueue(this.limits, options.signal, () => this.#watchers.delete(watcher)),
-      skip: undefined,
-    };
-    watcher.skip = revisionSkipper(options.skipRevision, watcher.queue);
+      options.fromRevision ?? this.#revision + 1,
+      this.limits,
+      options,
+      () => this.#watchers.delete(watcher),
+    );
     if (options.signal?.aborted === true) return watcher.queue;
     if (options.fromRevision !== undefined) {
       if (options.fromRevision < this.#compactRevision) {
@@ -247,11 +239,7 @@ export class MemoryStore implements Store {
         return watcher.queue;
       }
       let i = lowerBoundRevision(this.#history, options.fromRevision);
-      for (; i < this.#history.length; i++) {
-        const ev = this.#history[i] as WatchEvent;
-        if (ev.kv.key.startsWith(prefix) && !(watcher.skip?.(ev.revision) ?? false))
-          watcher.queue.push(ev);
-      }
+      for (; i < this.#history.length; i++) watcher.offer(this.#history[i] as WatchEvent);
     }
     this.#watchers.add(watcher);
     return watcher.queue;
@@ -373,16 +361,7 @@ export class MemoryStore implements Store {
       const cut = this.#history[this.#history.length - this.#historyLimit] as WatchEvent;
       this.#compactTo(cut.revision);
     }
-    for (const w of this.#watchers) {
-      for (const ev of events) {
-        if (
-          ev.revision >= w.minRevision &&
-          ev.kv.key.startsWith(w.prefix) &&
-          (w.skip === undefined || !w.skip(ev.revision))
-        )
-          w.queue.push(ev);
-      }
-    }
+    for (const w of this.#watchers) for (const ev of events) w.offer(ev);
   }
 
   #compactTo(revision: number): void {
