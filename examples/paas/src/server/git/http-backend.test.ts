@@ -56,4 +56,52 @@ describe('serveGit', () => {
     expect(served).toHaveLength(1);
     await served[0];
   });
+
+  it('keeps a push whose client sends slowly but steadily, past the idle timeout', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'flotilla-git-backend-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const hook = join(dir, 'hook.mjs');
+    await writeFile(hook, 'process.exit(0);\n');
+    const root = join(dir, 'git');
+    await new GitRepos(root, hook).ensure('demo');
+    const server: Server = createServer((req, res) => {
+      void serveGit(req, res, {
+        projectRoot: root,
+        pathInfo: '/demo.git/git-receive-pack',
+        env: {},
+        logger: silentLogger,
+        bodyIdleTimeoutMs: 300,
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    cleanups.push(() => new Promise((r) => server.close(r)));
+    const { port } = server.address() as AddressInfo;
+
+    const socket = connect(port, '127.0.0.1');
+    cleanups.push(() => socket.destroy());
+    await once(socket, 'connect');
+    let reply = '';
+    const replied = new Promise<void>((resolve, reject) => {
+      socket.on('data', (b: Buffer) => {
+        reply += b.toString('latin1');
+        if (reply.endsWith('\r\n0\r\n\r\n')) resolve();
+      });
+      socket.once('close', () => reject(new Error(`closed after ${JSON.stringify(reply)}`)));
+    });
+    socket.write(
+      'POST /git/demo.git/git-receive-pack HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n' +
+        'Content-Type: application/x-git-receive-pack-request\r\n' +
+        'Transfer-Encoding: chunked\r\n\r\n',
+    );
+    // A flush packet (an empty push), a byte every 150 ms: 750 ms in all, each gap under 300.
+    for (const byte of '0000') {
+      await new Promise((r) => setTimeout(r, 150));
+      socket.write(`1\r\n${byte}\r\n`);
+    }
+    await new Promise((r) => setTimeout(r, 150));
+    socket.write('0\r\n\r\n');
+    await replied;
+    expect(reply).toMatch(/^HTTP\/1\.1 200 /);
+  });
 });

@@ -140,23 +140,20 @@ export function serveGit(
     });
     // A client that stops sending mid-body is dropped, with the backend and its hook.
     const idleMs = o.bodyIdleTimeoutMs ?? DEFAULT_BODY_IDLE_MS;
-    let idle: NodeJS.Timeout | undefined;
+    const idle = req.complete
+      ? undefined
+      : setTimeout(() => {
+          o.logger.warn(
+            { path: o.pathInfo, idleMs },
+            'a git client sent nothing for too long mid-request: dropped',
+          );
+          killGroup();
+          req.destroy();
+          res.destroy();
+        }, idleMs);
     const stopIdle = (): void => clearTimeout(idle);
-    const arm = (): void => {
-      stopIdle();
-      idle = setTimeout(() => {
-        o.logger.warn(
-          { path: o.pathInfo, idleMs },
-          'a git client sent nothing for too long mid-request: dropped',
-        );
-        killGroup();
-        req.destroy();
-        res.destroy();
-      }, idleMs);
-    };
-    if (!req.complete) {
-      arm();
-      req.on('data', arm);
+    if (idle !== undefined) {
+      req.on('data', () => idle.refresh());
       req.once('end', stopIdle);
       req.once('close', stopIdle);
     }
