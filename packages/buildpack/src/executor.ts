@@ -22,7 +22,7 @@ export interface ExecRequest {
   readonly signal?: AbortSignal;
   /**
    * Kills the step and everything it started after this many milliseconds; `exec` then
-   * resolves with the signal that killed it (`code: null`).
+   * resolves with the signal that killed it (`code: null`). A positive number, at most 2³¹−1.
    */
   readonly timeoutMs?: number;
   /** Receives the step's output as it comes, chunk by chunk. */

@@ -77,6 +77,31 @@ describe('LocalExecutor', () => {
     expect(res).toEqual({ code: null, signal: 'SIGKILL' });
   });
 
+  it('refuses a timeoutMs no timer keeps (NaN, 0 or less, over 2^31-1) before it runs anything', async () => {
+    await using executor = new LocalExecutor();
+    const dir = await mkdtemp(join(tmpdir(), 'flotilla-exec-timeout-'));
+    try {
+      const ran = join(dir, 'ran');
+      for (const timeoutMs of [Number.NaN, -1, 0, 2 ** 31, Infinity]) {
+        // A timer past 2^31-1 ms fires at once: the step would be killed as it starts.
+        await expect(
+          executor.exec({
+            argv: ['/bin/sh', '-c', 'echo >"$0"', ran],
+            cwd: dir,
+            env: {},
+            mounts: [],
+            timeoutMs,
+            onOutput: () => undefined,
+          }),
+          String(timeoutMs),
+        ).rejects.toMatchObject({ code: 'FLOTILLA_BUILDPACK_INVALID_OPTIONS', path: 'timeoutMs' });
+      }
+      expect(existsSync(ran)).toBe(false);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('fails with FLOTILLA_BUILDPACK_EXEC_FAILED for a missing program, a missing cwd, or once closed', async () => {
     const executor = new LocalExecutor();
     const req = { cwd: tmpdir(), env: {}, mounts: [], onOutput: () => undefined };

@@ -4,6 +4,7 @@ import { silentLogger, type Logger } from '@flotilla/core';
 import { BuildpackError, BuildpackErrorCodes } from './errors.js';
 import type { BuildExecutor, ExecRequest, ExecResult } from './executor.js';
 import { cgroupParent, StepCgroup } from './internal/cgroup.js';
+import { isTimeoutMs, TIMEOUT_MS_RULE } from './internal/options.js';
 import { killSessionTree } from './internal/proc-tree.js';
 import { resolveProgram } from './internal/resolve-program.js';
 
@@ -82,13 +83,21 @@ export class LocalExecutor implements BuildExecutor, AsyncDisposable {
   /**
    * Runs one step to its end. Rejects with the signal's `reason` when aborted (once everything
    * the step started is gone), with `FLOTILLA_BUILDPACK_EXEC_FAILED` when the program cannot
-   * be started or the executor is closed, and with what `onOutput` threw (the step is killed).
+   * be started or the executor is closed, with `FLOTILLA_BUILDPACK_INVALID_OPTIONS` for a
+   * `timeoutMs` no timer keeps (not a positive number of ms up to 2³¹−1), and with what
+   * `onOutput` threw (the step is killed).
    */
   async exec(req: ExecRequest): Promise<ExecResult> {
     if (this.#closed) {
       throw new BuildpackError(BuildpackErrorCodes.EXEC_FAILED, 'LocalExecutor is closed');
     }
     req.signal?.throwIfAborted();
+    if (req.timeoutMs !== undefined && !isTimeoutMs(req.timeoutMs)) {
+      // A timer would fire at once (NaN, past 2³¹−1) and kill the step as it starts.
+      throw new BuildpackError(BuildpackErrorCodes.INVALID_OPTIONS, `exec: ${TIMEOUT_MS_RULE}`, {
+        path: 'timeoutMs',
+      });
+    }
     const [program, ...args] = req.argv;
     if (program === undefined) {
       throw new BuildpackError(BuildpackErrorCodes.EXEC_FAILED, 'exec: argv is empty');

@@ -13,6 +13,14 @@ const DEFAULT_MAX_OUTPUT = 4 * 1024 * 1024;
 /** The longest delay a Node.js timer keeps: a longer one fires at once, or throws RangeError. */
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
+/** Whether `value` is a timeout a timer keeps: a positive number of ms, at most 2³¹−1. */
+export function isTimeoutMs(value: unknown): value is number {
+  return typeof value === 'number' && value > 0 && value <= MAX_TIMEOUT_MS;
+}
+
+/** What to fix in a timeoutMs that {@link isTimeoutMs} refuses. */
+export const TIMEOUT_MS_RULE = `timeoutMs must be a positive number of milliseconds, at most ${MAX_TIMEOUT_MS} (about 24 days)`;
+
 /** build()'s options, checked, with their defaults. */
 export interface CheckedOptions {
   readonly source: string;
@@ -80,17 +88,8 @@ export function checkOptions(options: BuildOptions): CheckedOptions {
     throw bad('buildpacks must be a non-empty list', 'buildpacks');
   }
   for (const spec of buildpacks) parseBuildpackSpec(spec as string);
-  if (
-    options.timeoutMs !== undefined &&
-    (typeof options.timeoutMs !== 'number' ||
-      !Number.isFinite(options.timeoutMs) ||
-      options.timeoutMs <= 0 ||
-      options.timeoutMs > MAX_TIMEOUT_MS)
-  ) {
-    throw bad(
-      `timeoutMs must be a positive number of milliseconds, at most ${MAX_TIMEOUT_MS} (about 24 days)`,
-      'timeoutMs',
-    );
+  if (options.timeoutMs !== undefined && !isTimeoutMs(options.timeoutMs)) {
+    throw bad(TIMEOUT_MS_RULE, 'timeoutMs');
   }
   const maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
   if (!Number.isSafeInteger(maxOutputBytes) || maxOutputBytes <= 0) {
