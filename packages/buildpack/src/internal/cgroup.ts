@@ -17,6 +17,8 @@ export interface CgroupParent {
 }
 
 const PREFIX = 'flotilla-step-';
+/** A step cgroup's name: its builder's pid and host tag. */
+const STEP_NAME = new RegExp(`^${PREFIX}(\\d+)-([0-9a-f]{8})-`);
 /** How long a killed cgroup may take to empty before it is left for a later sweep, ms. */
 const EMPTY_WAIT_MS = 10_000;
 
@@ -156,7 +158,7 @@ async function sweepStale(parent: CgroupParent): Promise<void> {
   const names = await readdir(parent.dir).catch(() => [] as string[]);
   for (const name of names) {
     // Only this host's (a pid of another host or pid namespace cannot be judged from here).
-    const m = new RegExp(`^${PREFIX}(\\d+)-([0-9a-f]{8})-`).exec(name);
+    const m = STEP_NAME.exec(name);
     if (m === null || !taggedOwnerGone(Number(m[1]), m[2] as string)) continue;
     const dir = join(parent.dir, name);
     await killCgroup(parent.version, dir).catch(() => undefined);
