@@ -178,8 +178,8 @@ export function parseStoreUrl(url: string | undefined, dataDir: string): StoreUr
   const m = /^etcd:\/\/([^/]+)(\/.*)?$/.exec(url);
   if (m !== null) {
     const endpoints = (m[1] ?? '').split(',').map((hp) => {
-      const portNumber = Number(/:(\d{1,5})$/.exec(hp)?.[1]);
-      if (!/^[A-Za-z0-9.-]+:\d{1,5}$/.test(hp) || portNumber < 1 || portNumber > 65535)
+      const portNumber = Number(/^[A-Za-z0-9.-]+:(\d{1,5})$/.exec(hp)?.[1]);
+      if (!(portNumber >= 1 && portNumber <= 65535))
         throw new PaasError(PaasErrorCodes.INVALID_OPTIONS, `--store: ${hp} is not host:port`);
       return `http://${hp}`;
     });
