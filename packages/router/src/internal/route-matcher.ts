@@ -3,6 +3,7 @@ import type { HttpRoute, StoredRoute, TcpRoute } from '../route.js';
 /** An HTTP route as the data plane uses it. */
 export type ActiveHttpRoute = HttpRoute & {
   readonly id: string;
+  /** The path prefix as requests are matched: normalised like theirs (see {@link normalizePath}). */
   readonly path: string;
   readonly label: string;
 };
@@ -31,8 +32,10 @@ export class RouteMatcher {
         this.tcp.set(r.port, r);
         continue;
       }
-      const path = r.path ?? '/';
-      const active: ActiveHttpRoute = { ...r, path, label: `${r.domain}${path}` };
+      const written = r.path ?? '/';
+      // The route's own path in the form requests are matched in: `/a%20b` names `/a b`.
+      const path = matchForm(written);
+      const active: ActiveHttpRoute = { ...r, path, label: `${r.domain}${written}` };
       const wild = r.domain.startsWith('*.');
       const map = wild ? this.#wildcard : this.#exact;
       const key = wild ? r.domain.slice(2) : r.domain;
@@ -77,8 +80,7 @@ export class RouteMatcher {
     // Routes match the path as a backend would read it, as nginx's locations do: `/%61pi`,
     // `//api` and `/x/../api` are `/api` (else they would escape its route's httpsOnly or
     // maxBodyBytes). The target is forwarded as sent.
-    if (path.includes('%') || path.includes('/.') || path.includes('//'))
-      path = normalizePath(path);
+    path = matchForm(path, false);
     const exact = this.#exact.get(name);
     if (exact !== undefined) {
       const r = pick(exact, path);
@@ -122,6 +124,16 @@ export function normalizePath(path: string): string {
   const last = segments[segments.length - 1];
   const trailing = segments.length > 1 && (last === '' || last === '.' || last === '..');
   return `/${out.join('/')}${trailing && out.length > 0 ? '/' : ''}`;
+}
+
+/**
+ * `path` as routes match it: {@link normalizePath}, when it has something to normalise. A
+ * route's prefix (`prefix`) loses a trailing slash, as the route table stores them.
+ */
+function matchForm(path: string, prefix = true): string {
+  if (!path.includes('%') && !path.includes('/.') && !path.includes('//')) return path;
+  const n = normalizePath(path);
+  return prefix && n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
 }
 
 function pick(list: readonly ActiveHttpRoute[], path: string): ActiveHttpRoute | undefined {
