@@ -1,5 +1,6 @@
 // The cache lock taken by many builders at once, also over a lock left by a builder that is gone.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -37,6 +38,31 @@ describe('lockCache', () => {
         if (r.status === 'rejected')
           expect((r.reason as { code?: string }).code).toBe('FLOTILLA_BUILDPACK_CACHE_LOCKED');
     }
+  });
+
+  it('takes over a lock of a gone builder also when a taker was killed mid-takeover (its guard left)', async () => {
+    const dir = await cacheDir();
+    await writeFile(join(dir, CACHE_LOCK), `${GONE_PID}@${hostname()}\n`);
+    const guard = join(dir, `${CACHE_LOCK}.takeover`);
+    await mkdir(guard);
+    const old = new Date(Date.now() - 60_000);
+    await utimes(guard, old, old);
+    const release = await lockCache(dir);
+    expect((await readFile(join(dir, CACHE_LOCK), 'utf8')).trim()).toBe(
+      `${process.pid}@${hostname()}`,
+    );
+    expect(existsSync(guard)).toBe(false);
+    await release();
+    expect(existsSync(join(dir, CACHE_LOCK))).toBe(false);
+  });
+
+  it('does not take over a lock of a gone builder while another builder is taking it over', async () => {
+    const dir = await cacheDir();
+    await writeFile(join(dir, CACHE_LOCK), `${GONE_PID}@${hostname()}\n`);
+    await mkdir(join(dir, `${CACHE_LOCK}.takeover`));
+    await expect(lockCache(dir)).rejects.toMatchObject({
+      code: 'FLOTILLA_BUILDPACK_CACHE_LOCKED',
+    });
   });
 
   it('gives a free cache to exactly one of many racing builders', async () => {

@@ -64,13 +64,17 @@ async function gone(path: string, holder: string): Promise<boolean> {
 /** Takes over a lock judged gone, one taker at a time; false when another builder holds it now. */
 async function takeOver(path: string): Promise<boolean> {
   const guard = `${path}.takeover`;
-  try {
-    await mkdir(guard);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    // Another builder is taking it over; a guard that old was left by a taker killed mid-way.
-    if (await abandoned(guard)) await rm(guard, { recursive: true, force: true });
-    return false;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await mkdir(guard);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    // Another builder is taking it over, unless the guard is that old: left by a taker killed
+    // mid-way, it is removed and tried once more.
+    if (attempt > 0 || !(await abandoned(guard))) return false;
+    await rm(guard, { recursive: true, force: true });
   }
   try {
     // Read again under the guard: a faster taker may hold it by now.
