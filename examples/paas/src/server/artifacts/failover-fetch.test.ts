@@ -69,4 +69,19 @@ describe('failoverFetch', () => {
     ).rejects.toThrow(/abort/i);
     expect(other.paths).toEqual([]);
   });
+
+  it('asks the next server when the named one accepts the connection and never answers', async () => {
+    const frozen = createServer(() => undefined); // a machine frozen mid-request says nothing
+    servers.push(frozen);
+    await new Promise<void>((r) => frozen.listen(0, '127.0.0.1', r));
+    const has = await serve(200, 'slug');
+    const f = failoverFetch(() => Promise.resolve([has.url]), fetch, 200);
+    // The cache's own stall timer (30 s there) would abort the whole fetch: 5 s here.
+    const res = await f(
+      `http://127.0.0.1:${(frozen.address() as AddressInfo).port}/artifacts/${SHA}`,
+      { signal: AbortSignal.timeout(5000) },
+    );
+    expect(await res.text()).toBe('slug');
+    frozen.closeAllConnections();
+  });
 });
