@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Harness, must, raw } from './test-support/harness.js';
+import { Harness, must, raw, request } from './test-support/harness.js';
 
 interface Seen {
   method: string;
@@ -306,6 +306,19 @@ describe('a hostile backend', () => {
     const heads = out.split('HTTP/1.1 200 OK\r\n').slice(1);
     expect(heads.length).toBe(2);
     expect(heads[0]?.toLowerCase()).toContain('content-length: 5\r\n');
+  });
+
+  it("passes two equal Content-Lengths of a response on as one line, as it does a request's", async () => {
+    await hostile((s) =>
+      s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\ncontent-length: 2\r\n\r\nok'),
+    );
+    // node:http (like others) refuses a response with a repeated Content-Length.
+    const res = await request(port, { host: 'hostile.localhost' });
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('ok');
+    const out = await raw(port, get);
+    expect(out.toLowerCase().split('content-length: 2\r\n').length).toBe(2);
+    expect(out).toContain('X-A: 1\r\n');
   });
 
   it('a Content-Length longer than the body, then a close: the client is cut off, not kept', async () => {

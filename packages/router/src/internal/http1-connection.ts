@@ -348,7 +348,6 @@ class Exchange implements UpstreamOwner {
   #buildHead(): string {
     const h = this.#h;
     const c = this.#c;
-    const drop = h.connection;
     let xff = '';
     for (let i = 0; i < h.names.length; i++) {
       // An empty one adds nothing (it made `, 127.0.0.1`).
@@ -360,18 +359,16 @@ class Exchange implements UpstreamOwner {
       `${this.#requestId}\r\nx-request-start: t=${Date.now()}\r\n`;
     if (h.chunked) tail += 'transfer-encoding: chunked\r\n';
     if (this.#wantUpgrade) tail += `connection: upgrade\r\nupgrade: ${h.upgrade}\r\n`;
-    let keep: (name: string, i: number) => boolean = nothingMore(drop)
-      ? keepRequestHeader
-      : (n) => keepRequestHeader(n) && !named(drop, n);
-    // Repeated Content-Lengths (equal: the parser refuses others) go on as one line: a backend
-    // that refuses repeated ones would fail a request the router took.
-    const cl = h.contentLength >= 0 ? h.names.indexOf('content-length') : -1;
-    if (cl !== -1 && h.names.indexOf('content-length', cl + 1) !== -1) {
-      const base = keep;
-      keep = (n, i) => base(n, i) && (n !== 'content-length' || i === cl);
-    }
     // The request line is copied as it came: method, target and HTTP/1.0 or 1.1 are checked.
-    return copyHeaderLines(this.#raw, h.lineStart, h.lineStarts, h.names, keep, '', `${tail}\r\n`);
+    return copyHeaderLines(
+      this.#raw,
+      h.lineStart,
+      h.lineStarts,
+      h.names,
+      headerFilter(h, keepRequestHeader),
+      '',
+      `${tail}\r\n`,
+    );
   }
 
   #queue(chunk: Buffer): void {
@@ -959,7 +956,6 @@ function copyHeaderLines(
  * Connection header names, then `tail` (our lines and the final CRLF).
  */
 function copyHead(raw: string, rh: ResponseHead, tail: string): string {
-  const drop = rh.connection;
   // An HTTP/1.1 status line is copied with the rest; a 1.0 one is rewritten.
   const v11 = rh.version === 11;
   return copyHeaderLines(
@@ -967,10 +963,27 @@ function copyHead(raw: string, rh: ResponseHead, tail: string): string {
     v11 ? 0 : (rh.lineStarts[0] as number),
     rh.lineStarts,
     rh.names,
-    nothingMore(drop) ? keepResponseHeader : (n) => keepResponseHeader(n) && !named(drop, n),
+    headerFilter(rh, keepResponseHeader),
     v11 ? '' : `HTTP/1.1 ${rh.status} ${rh.reason}\r\n`,
     tail,
   );
+}
+
+/**
+ * Which header lines of a head go on (by lower-case name and index): those `base` allows and
+ * the head's Connection header does not name; a repeated Content-Length (equal: the parser
+ * refuses others) only once, since a next hop that refuses repeated ones (node:http does)
+ * would fail a message the router took.
+ */
+function headerFilter(
+  head: Pick<ResponseHead, 'connection' | 'names' | 'contentLength'>,
+  base: (name: string) => boolean,
+): (name: string, i: number) => boolean {
+  const drop = head.connection;
+  const keep = nothingMore(drop) ? base : (n: string) => base(n) && !named(drop, n);
+  const cl = head.contentLength >= 0 ? head.names.indexOf('content-length') : -1;
+  if (cl === -1 || head.names.indexOf('content-length', cl + 1) === -1) return keep;
+  return (n, i) => keep(n) && (n !== 'content-length' || i === cl);
 }
 
 /** Response header lines passed on: not hop-by-hop. */
