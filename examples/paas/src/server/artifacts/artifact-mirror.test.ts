@@ -44,7 +44,10 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function parts(attempts = 1): {
+function parts(
+  attempts = 1,
+  collect?: () => Promise<unknown>,
+): {
   store: MemoryStore;
   artifacts: DirectoryArtifactStore;
   mirror: ArtifactMirror;
@@ -52,7 +55,17 @@ function parts(attempts = 1): {
   const store = new MemoryStore();
   const artifacts = new DirectoryArtifactStore({ dir: join(dir, 'artifacts') });
   const cache = new ArtifactCache({ dir: join(dir, 'cache') });
-  return { store, artifacts, mirror: new ArtifactMirror({ store, cache, artifacts, attempts }) };
+  return {
+    store,
+    artifacts,
+    mirror: new ArtifactMirror({
+      store,
+      cache,
+      artifacts,
+      attempts,
+      ...(collect === undefined ? {} : { collect }),
+    }),
+  };
 }
 
 const record = (url: string, sha256 = SHA, size = SLUG.length): string =>
@@ -60,34 +73,40 @@ const record = (url: string, sha256 = SHA, size = SLUG.length): string =>
 
 describe('ArtifactMirror', () => {
   it('copies the slug of a release record written before and after it started, once', async () => {
-    const { store, artifacts, mirror } = parts();
-    await store.put('cluster/releases/demo/v1', record(`${base}/artifacts/${SHA}`));
     let collected = 0;
-    const m = new ArtifactMirror({
-      store,
-      cache: new ArtifactCache({ dir: join(dir, 'cache') }),
-      artifacts,
-      attempts: 1,
-      collect: () => Promise.resolve(collected++),
-    });
-    m.start();
+    const { store, artifacts, mirror } = parts(1, () => Promise.resolve(collected++));
+    await store.put('cluster/releases/demo/v1', record(`${base}/artifacts/${SHA}`));
+    mirror.start();
     await waitFor(
       'the slug copied',
       async () => ((await artifacts.stat(SHA)) ? true : undefined),
       5000,
     );
     expect(collected).toBe(1);
-    // A restart of the same release names the same slug: nothing is fetched again.
+    // A restart of the same release names the same slug: nothing is fetched again. Records
+    // that name no slug are passed over. A new slug after them shows they were all seen.
     await store.put('cluster/releases/demo/v1-r1', record(`${base}/artifacts/${SHA}`));
     await store.put(
       'cluster/releases/demo/v2',
       JSON.stringify({ artifact: { type: 'image', image: 'x' } }),
     );
     await store.put('cluster/releases/demo/bad', 'not json');
-    await m.close();
-    await m.close();
-    expect(asked).toBe(1);
+    const next = Buffer.from('the next slug');
+    const sha = createHash('sha256').update(next).digest('hex');
+    serving = next;
+    await store.put(
+      'cluster/releases/demo/v3',
+      record(`${base}/artifacts/${sha}`, sha, next.length),
+    );
+    await waitFor(
+      'the next slug copied',
+      async () => ((await artifacts.stat(sha)) ? true : undefined),
+      5000,
+    );
     await mirror.close();
+    await mirror.close();
+    expect(asked).toBe(2);
+    expect(collected).toBe(2);
   });
 
   it('keeps nothing that is not the slug the record names', async () => {
