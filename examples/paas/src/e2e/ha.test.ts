@@ -2,10 +2,10 @@
 // host agent, router) on one real etcd. Server A is SIGKILLed with its dynos, as a machine lost;
 // server B's scheduler moves the app's dyno to its own host, B's router serves it, and B's API
 // and controller go on deploying (a config change makes a release and rolls it out).
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { releaseEtcd } from '../../../../test/support/etcd.js';
 import {
+  alive,
   api,
   cli,
   etcdStore,
@@ -146,12 +146,3 @@ describe('two servers on one etcd, one of them lost', { timeout: 60_000 }, () =>
     expect(rolled.map((d) => [d.state, d.host, d.release])).toEqual([['up', 'ha-b', 'v2']]);
   });
 });
-
-/** Whether a process runs (a zombie, killed and not yet reaped, does not). */
-function alive(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}

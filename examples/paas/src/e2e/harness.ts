@@ -2,6 +2,7 @@
 // data directory, the real CLI, real git. Everything started here is stopped by `stop()`,
 // also when a test failed (call it from afterAll / afterEach).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request, type Agent } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -163,10 +164,10 @@ async function claimPortSlot(): Promise<{ index: number; release: () => Promise<
   throw new Error(`no free job port range: every slot in ${SLOTS_DIR} is held`);
 }
 
-function alive(pid: number): boolean {
+/** Whether a process runs (a zombie, killed and not yet reaped, does not). */
+export function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
   } catch {
     return false;
   }

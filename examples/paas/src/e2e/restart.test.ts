@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  alive,
   cli,
   getApp,
   killJobs,
@@ -80,12 +81,3 @@ describe('a server killed and started again', { timeout: 180_000 }, () => {
     await waitFor('the dyno to be gone', () => Promise.resolve(alive(job.pid) ? undefined : true));
   });
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
