@@ -213,4 +213,19 @@ describe('Router: listen options', () => {
       expect(router.state).toBe('idle');
     }
   });
+  it('refuses a listen host that is not a string (node took a number as the backlog and bound every address)', async () => {
+    for (const bad of [
+      { http: { port: 0, host: 5 } },
+      { https: { port: 0, host: null } },
+      { http: { port: 0 }, tcp: { host: 5 } },
+      { http: { port: 0 }, tcp: { host: '' } },
+      { http: { port: 0 }, tcp: 'x' },
+    ]) {
+      const router = h.router();
+      await expect(router.listen(bad as never), JSON.stringify(bad)).rejects.toMatchObject({
+        code: 'FLOTILLA_ROUTER_INVALID_OPTIONS',
+      });
+      expect(router.state).toBe('idle');
+    }
+  });
 });

@@ -349,6 +349,16 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
           `listen ${k}.port must be an integer from 0 to 65535, not ${String((l as { port?: unknown } | null)?.port)}`,
         );
       }
+      checkListenHost(`${k}.host`, l?.host);
+    }
+    const tcp: unknown = options.tcp;
+    if (tcp !== undefined) {
+      if (typeof tcp !== 'object' || tcp === null)
+        throw new RouterError(
+          'FLOTILLA_ROUTER_INVALID_OPTIONS',
+          `listen tcp must be an object ({ host?: string }), not ${String(tcp)}`,
+        );
+      checkListenHost('tcp.host', (tcp as { host?: unknown }).host);
     }
     this.#state = 'starting';
     try {
@@ -629,4 +639,16 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/**
+ * Refuses a listen address that is not a non-empty string: node:net takes a number there as
+ * the backlog and an empty string as no address, and binds every address either way.
+ */
+function checkListenHost(what: string, host: unknown): void {
+  if (host !== undefined && (typeof host !== 'string' || host === ''))
+    throw new RouterError(
+      'FLOTILLA_ROUTER_INVALID_OPTIONS',
+      `listen ${what} must be an address of this machine such as '127.0.0.1', not ${JSON.stringify(host) ?? String(host)}`,
+    );
 }
