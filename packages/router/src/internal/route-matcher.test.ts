@@ -41,4 +41,16 @@ describe('RouteMatcher', () => {
     expect(m.match('demo.localhost', '/api/v1/users')?.service).toBe('v1');
     expect(m.match('demo.localhost', '/admin')?.service).toBe('admin');
   });
+  it('takes a Host with an empty port (RFC 3986: port = *DIGIT) as its name, and refuses what is no host', () => {
+    const m = new RouteMatcher([route('/', 'site')]);
+    for (const host of [
+      'demo.localhost',
+      'DEMO.localhost.',
+      'demo.localhost:8080',
+      'demo.localhost:',
+    ])
+      expect(m.match(host, '/')?.service, host).toBe('site');
+    for (const host of ['demo.localhost:123456', 'x/.demo.localhost', 'demo.localhost:8a', ''])
+      expect(m.match(host, '/'), host).toBeUndefined();
+  });
 });

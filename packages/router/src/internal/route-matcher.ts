@@ -99,8 +99,8 @@ export class RouteMatcher {
   }
 }
 
-/** A Host value: DNS labels (a trailing dot allowed), an IPv4 or bracketed IPv6 address, a port. */
-const HOST_RE = /^(?:[a-zA-Z0-9_-]+(?:\.[a-zA-Z0-9_-]+)*\.?|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$/;
+/** A Host value: DNS labels (a trailing dot allowed), an IPv4 or bracketed IPv6 address, a port (maybe empty). */
+const HOST_RE = /^(?:[a-zA-Z0-9_-]+(?:\.[a-zA-Z0-9_-]+)*\.?|\[[0-9a-fA-F:.]+\])(?::[0-9]{0,5})?$/;
 
 /**
  * A request path as routes match it: `%XX` escapes decoded (a malformed one kept as is), runs
