@@ -3,8 +3,12 @@
 import type { Store, Txn, TxnResult, WatchEvent, WatchOptions } from '@flotilla/store';
 
 export interface Intercepts {
-  /** Called instead of `txn`; `next` runs the real one. */
-  readonly txn?: (txn: Txn, next: () => Promise<TxnResult>) => Promise<TxnResult>;
+  /** Called instead of `txn`; `next` runs the real one; `options` are the caller's. */
+  readonly txn?: (
+    txn: Txn,
+    next: () => Promise<TxnResult>,
+    options?: Parameters<Store['txn']>[1],
+  ) => Promise<TxnResult>;
   /** Called for each watched event before it is delivered (await to hold it back). */
   readonly watchEvent?: (event: WatchEvent) => Promise<void> | void;
 }
@@ -15,7 +19,7 @@ export function interceptStore(store: Store, intercepts: Intercepts): Store {
     get(target, prop, receiver) {
       const { txn, watchEvent } = intercepts;
       if (prop === 'txn' && txn !== undefined)
-        return (t: Txn, o?: Parameters<Store['txn']>[1]) => txn(t, () => target.txn(t, o));
+        return (t: Txn, o?: Parameters<Store['txn']>[1]) => txn(t, () => target.txn(t, o), o);
       if (prop === 'watch' && watchEvent !== undefined)
         return (prefix: string, o?: WatchOptions) =>
           (async function* () {

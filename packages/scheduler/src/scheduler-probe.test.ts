@@ -350,6 +350,72 @@ describe('Scheduler probes: a barrier whose answer is lost', () => {
   });
 });
 
+describe('Scheduler probes: closed while the store hangs', () => {
+  it('close() does not wait for a barrier the store never answers (etcd frozen mid-call)', async () => {
+    const { clock, memory, cluster } = await setup();
+    let failedCommit = false;
+    let barrierSent!: () => void;
+    const barrier = new Promise<void>((resolve) => (barrierSent = resolve));
+    const view = interceptStore(memory, {
+      txn: async (txn, next, options) => {
+        if (!failedCommit && placesJobs(txn, cluster.keys.jobs)) {
+          failedCommit = true;
+          throw new StoreError(StoreErrorCodes.UNAVAILABLE, 'connection reset (injected)');
+        }
+        const isBarrier = txn.success.some(
+          (op) => op.op === 'put' && op.key.startsWith(cluster.keys.schedulers),
+        );
+        if (failedCommit && isBarrier) {
+          barrierSent();
+          // Never answered, as by a frozen etcd: only the caller's signal ends the call.
+          return new Promise<never>((_resolve, reject) => {
+            const signal = options?.signal;
+            signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+          });
+        }
+        return next();
+      },
+    });
+    const s = new Scheduler({ store: view, clock, hostGraceMs: 600_000 });
+    s.on('error', () => undefined);
+    await s.start();
+    await declare(cluster, web(2));
+    // The retry delay after the failed commit runs on the clock; then the barrier goes out.
+    for (let i = 0; i < 40 && !(await Promise.race([barrier.then(() => true), false])); i++)
+      await clock.advance(50);
+    await barrier;
+    await s.close(); // hung until the test timed out before the barrier took the close signal
+    expect(s.state).toBe('stopped');
+    await cluster.close();
+    await memory.close();
+  });
+
+  it('close() does not wait for a commit the store never answers', async () => {
+    const { clock, memory, cluster } = await setup();
+    let commitSent!: () => void;
+    const commit = new Promise<void>((resolve) => (commitSent = resolve));
+    const view = interceptStore(memory, {
+      txn: async (txn, next, options) => {
+        if (!placesJobs(txn, cluster.keys.jobs)) return next();
+        commitSent();
+        return new Promise<never>((_resolve, reject) => {
+          const signal = options?.signal;
+          signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+        });
+      },
+    });
+    const s = new Scheduler({ store: view, clock, hostGraceMs: 600_000 });
+    await s.start();
+    await declare(cluster, web(2));
+    await commit;
+    await s.close(); // hung until the test timed out before commits took the close signal
+    expect(s.state).toBe('stopped');
+    expect(await cluster.jobs()).toEqual([]);
+    await cluster.close();
+    await memory.close();
+  });
+});
+
 describe('Scheduler probes: orphans', () => {
   it('deletes a job status whose job does not exist, and keeps one whose job record is unreadable', async () => {
     const { clock, memory, cluster } = await setup();

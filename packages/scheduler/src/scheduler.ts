@@ -191,6 +191,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       tag: randomBytes(3).toString('hex'),
       concurrency: o.commitConcurrency,
       held: (id) => this.#backoff.holds(id),
+      signal: this.#abort.signal,
     });
   }
 

@@ -57,6 +57,8 @@ export class Committer {
   readonly #id: string;
   readonly #concurrency: number;
   readonly #held: (jobId: string) => boolean;
+  /** Aborts the transactions in flight (the scheduler closing): none holds close() up. */
+  readonly #signal: AbortSignal;
   #seq = 0;
   readonly #tag: string;
 
@@ -70,6 +72,7 @@ export class Committer {
     tag: string;
     concurrency: number;
     held: (jobId: string) => boolean;
+    signal: AbortSignal;
   }) {
     this.#store = options.store;
     this.#keys = options.keys;
@@ -80,6 +83,7 @@ export class Committer {
     this.#tag = options.tag;
     this.#concurrency = options.concurrency;
     this.#held = options.held;
+    this.#signal = options.signal;
   }
 
   /**
@@ -144,10 +148,13 @@ export class Committer {
       value: member,
     };
     const run = async (b: Unit[]): Promise<void> => {
-      const res = await this.#store.txn({
-        compare: [epochCompare, memberCompare, ...b.flatMap((u) => u.compare)],
-        success: b.flatMap((u) => u.ops),
-      });
+      const res = await this.#store.txn(
+        {
+          compare: [epochCompare, memberCompare, ...b.flatMap((u) => u.compare)],
+          success: b.flatMap((u) => u.ops),
+        },
+        { signal: this.#signal },
+      );
       result.transactions++;
       if (res.succeeded) {
         this.#mirror.ownCommit(res.revision);

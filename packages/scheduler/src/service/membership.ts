@@ -296,17 +296,20 @@ export class Membership {
   async barrier(): Promise<number> {
     const lease = this.#lease;
     const key = this.#keys.scheduler(this.#id);
-    const res = await this.#store.txn({
-      compare: [{ key, target: 'version', op: '>', value: 0 }],
-      success: [
-        {
-          op: 'put',
-          key,
-          value: JSON.stringify({ at: this.#clock.now() }),
-          ...(lease === undefined ? {} : { lease: lease.id }),
-        },
-      ],
-    });
+    const res = await this.#store.txn(
+      {
+        compare: [{ key, target: 'version', op: '>', value: 0 }],
+        success: [
+          {
+            op: 'put',
+            key,
+            value: JSON.stringify({ at: this.#clock.now() }),
+            ...(lease === undefined ? {} : { lease: lease.id }),
+          },
+        ],
+      },
+      { signal: this.#abort.signal },
+    );
     return res.revision;
   }
 
