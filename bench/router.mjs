@@ -33,7 +33,11 @@ const TLS = !args.includes('--no-tls');
 // --only small,body_1k: run only these scenarios; --proxies flotilla,nginx: only these proxies.
 const list = (name) => {
   const i = args.indexOf(`--${name}`);
-  return i === -1 ? undefined : args[i + 1].split(',');
+  if (i === -1) return undefined;
+  const value = args[i + 1];
+  if (value === undefined || value.startsWith('--'))
+    throw new Error(`--${name} needs a comma-separated list, e.g. --${name} a,b`);
+  return value.split(',');
 };
 const ONLY = list('only');
 const PROXIES = list('proxies');
@@ -306,12 +310,15 @@ async function main() {
         };
       }
       const f = summary.flotilla;
-      if (f !== undefined && summary.nginx !== undefined && summary['http-proxy'] !== undefined)
+      // Each ratio whose two proxies ran (--proxies may leave one out).
+      const ratio = (a, b) => (a === undefined || b === undefined ? undefined : round2(a / b));
+      const n = summary.nginx;
+      if (f !== undefined)
         summary.ratios = {
-          rps_vs_nginx: round2(f.rps / summary.nginx.rps),
-          rps_vs_http_proxy: round2(f.rps / summary['http-proxy'].rps),
-          p99_vs_nginx: round2(f.p99_ms / summary.nginx.p99_ms),
-          cpu_vs_nginx: round2(f.cpu_us_per_req / summary.nginx.cpu_us_per_req),
+          rps_vs_nginx: ratio(f.rps, n?.rps),
+          rps_vs_http_proxy: ratio(f.rps, summary['http-proxy']?.rps),
+          p99_vs_nginx: ratio(f.p99_ms, n?.p99_ms),
+          cpu_vs_nginx: ratio(f.cpu_us_per_req, n?.cpu_us_per_req),
         };
       results[sc.name] = summary;
     }
