@@ -390,6 +390,39 @@ describe('Scheduler probes: closed while the store hangs', () => {
     await memory.close();
   });
 
+  it('close() does not wait for a collection the store never answers', async () => {
+    const { clock, memory, cluster } = await setup();
+    let deleteSent!: () => void;
+    const deleting = new Promise<void>((resolve) => (deleteSent = resolve));
+    const view = interceptStore(memory, {
+      txn: async (txn, next, options) => {
+        if (!txn.success.some((op) => op.op === 'delete')) return next();
+        deleteSent();
+        return new Promise<never>((_resolve, reject) => {
+          const signal = options?.signal;
+          signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+        });
+      },
+    });
+    const s = new Scheduler({ store: view, clock, hostGraceMs: 600_000 });
+    await s.start();
+    await declare(cluster, web(1));
+    await s.idle();
+    const [job] = await cluster.jobs();
+    await cluster.setFormation(web(0));
+    await s.idle();
+    // The agent reports it down: the scheduler collects its records, and etcd never answers.
+    await cluster.reportJob(job?.record.hostId as string, job?.record.id as string, {
+      state: 'down',
+      exitStatus: 0,
+    });
+    await deleting;
+    await s.close(); // hung while the collector's delete waited for an answer
+    expect(s.state).toBe('stopped');
+    await cluster.close();
+    await memory.close();
+  });
+
   it('close() does not wait for a commit the store never answers', async () => {
     const { clock, memory, cluster } = await setup();
     let commitSent!: () => void;

@@ -73,7 +73,7 @@ export class Collector {
 
   async #delete(compare: Compare[], success: TxnOp[]): Promise<void> {
     // Not succeeded: the job or its status changed since; the change brings it back here.
-    await retry(() => this.#store.txn({ compare, success }), {
+    await retry(() => this.#store.txn({ compare, success }, { signal: this.#signal }), {
       clock: this.#clock,
       signal: this.#signal,
       retryable: () => true,
