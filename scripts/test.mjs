@@ -14,10 +14,17 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const started = performance.now();
 
+/** The command running now, which a signal to this process is passed on to. */
+let current;
+
 function run(cmd, args, env = process.env) {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { cwd: root, stdio: 'inherit', env });
-    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+    current = child;
+    child.on('exit', (code, signal) => {
+      current = undefined;
+      resolve(code ?? (signal ? 1 : 0));
+    });
   });
 }
 
@@ -38,14 +45,17 @@ try {
   process.exit(1);
 }
 
-// Ctrl-C or a CI timeout: stop the engines first (our own dockerd runs detached and would
-// outlive this process, an etcd would leave its data directory), then end as the signal would.
+// Ctrl-C or a CI timeout: stop vitest (a signal sent to this process alone, as npm passes one
+// on, would leave it running against stopped engines) and the engines (our own dockerd runs
+// detached and would outlive this process, an etcd would leave its data directory), then end as
+// the signal would.
 for (const [signal, number] of [
   ['SIGINT', 2],
   ['SIGTERM', 15],
 ]) {
   process.once(signal, () => {
     console.error(`flotilla test: ${signal}, stopping the engines`);
+    current?.kill(signal);
     void services.stop().finally(() => process.exit(128 + number));
   });
 }
