@@ -55,4 +55,22 @@ describe('retry', () => {
     await expect(result).rejects.toThrow('closing');
     expect(calls).toBe(1);
   });
+
+  it('gives up after budgetMs with the last error, its last delay cut to end at the budget', async () => {
+    const clock = new ManualClock(0);
+    const delays: number[] = [];
+    let calls = 0;
+    const result = retry(
+      () => {
+        calls++;
+        return Promise.reject(flaky());
+      },
+      { clock, budgetMs: 1000, initialMs: 300, onRetry: (_err, ms) => delays.push(ms) },
+    ).catch((err: unknown) => err);
+    for (let i = 0; i < 10; i++) await clock.advance(200);
+    expect(await result).toBeInstanceOf(FlotillaError);
+    // 300, then 600 would pass the budget: cut to the 100 left; the attempt at 1000 ms is the last.
+    expect(delays).toEqual([300, 600, 100]);
+    expect(calls).toBe(4);
+  });
 });

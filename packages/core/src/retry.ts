@@ -18,6 +18,12 @@ export interface RetryOptions {
   readonly retryable?: (error: unknown) => boolean;
   /** Called before each delay with the error and the delay, to log it. */
   readonly onRetry?: (error: unknown, delayMs: number) => void;
+  /**
+   * The longest time to keep trying, ms from the first attempt (on the clock; default: no
+   * limit). The last delay is cut to end at it; an attempt that fails after it throws its
+   * error, as a not-retryable one does.
+   */
+  readonly budgetMs?: number;
 }
 
 /** The default of {@link RetryOptions.retryable}: a Flotilla error marked retryable. */
@@ -43,6 +49,7 @@ export async function retry<T>(attempt: () => Promise<T>, options: RetryOptions 
   const clock = options.clock ?? systemClock;
   const retryable = options.retryable ?? isRetryable;
   const max = options.maxMs ?? 5000;
+  const deadline = options.budgetMs === undefined ? Infinity : clock.now() + options.budgetMs;
   let delay = options.initialMs ?? 100;
   for (;;) {
     signal?.throwIfAborted();
@@ -50,9 +57,11 @@ export async function retry<T>(attempt: () => Promise<T>, options: RetryOptions 
       return await attempt();
     } catch (err) {
       signal?.throwIfAborted();
-      if (!retryable(err)) throw err;
-      options.onRetry?.(err, delay);
-      await sleep(clock, delay, signal);
+      const left = deadline - clock.now();
+      if (!retryable(err) || left <= 0) throw err;
+      const wait = Math.min(delay, left);
+      options.onRetry?.(err, wait);
+      await sleep(clock, wait, signal);
       delay = Math.min(delay * 2, max);
     }
   }

@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { cp, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { type Clock, isFlotillaError, type Logger, sleep } from '@flotilla/core';
+import { type Clock, isFlotillaError, type Logger, retry } from '@flotilla/core';
 import { extractSlug } from '@flotilla/slug';
 import type { ArtifactStore } from '../artifact-store.js';
 import type { Build, BuildSource, CreateBuildOptions } from '../build.js';
@@ -242,28 +242,27 @@ export function failureReason(err: unknown): string {
  * output, polled with a backoff of 250 ms to 2 s, and bounded by `cacheLockTimeoutMs` (then the
  * builder's `FLOTILLA_BUILDPACK_CACHE_LOCKED` is the build's failure).
  */
-async function waitingForCache(
+function waitingForCache(
   ctx: BuildRunnerContext,
   app: string,
   out: BuildOutputWriter,
   signal: AbortSignal,
   run: () => Promise<BuilderResult>,
 ): Promise<BuilderResult> {
-  const deadline = ctx.clock.now() + ctx.cacheLockTimeoutMs;
   let said = false;
-  for (let delay = 250; ; delay = Math.min(delay * 2, 2000)) {
-    try {
-      return await run();
-    } catch (err) {
-      const locked = isFlotillaError(err) && err.code === CACHE_LOCKED;
-      if (!locked || signal.aborted || ctx.clock.now() >= deadline) throw err;
+  return retry(run, {
+    clock: ctx.clock,
+    signal,
+    initialMs: 250,
+    maxMs: 2000,
+    budgetMs: ctx.cacheLockTimeoutMs,
+    retryable: (err) => isFlotillaError(err) && err.code === CACHE_LOCKED,
+    onRetry: () => {
       if (!said)
         out.line(`-----> Build cache in use: waiting for the previous build of ${app} to finish`);
       said = true;
-      await sleep(ctx.clock, Math.min(delay, Math.max(0, deadline - ctx.clock.now())), signal);
-      signal.throwIfAborted();
-    }
-  }
+    },
+  });
 }
 
 /** A module's export, or `FLOTILLA_CONTROLLER_NOT_CONFIGURED` saying what to do. */

@@ -1,4 +1,4 @@
-import { type Clock, isRetryable, type Logger, sleep } from '@flotilla/core';
+import { type Clock, type Logger, retry } from '@flotilla/core';
 import type {
   CallOptions,
   DeleteResult,
@@ -35,24 +35,15 @@ export class RetryingStore implements Store {
     return this.inner.limits;
   }
 
-  async #retry<T>(
-    what: string,
-    call: () => Promise<T>,
-    signal: AbortSignal | undefined,
-  ): Promise<T> {
-    const deadline = this.clock.now() + this.budgetMs;
-    let delay = 100;
-    for (;;) {
-      try {
-        return await call();
-      } catch (err) {
-        if (!isRetryable(err) || this.clock.now() + delay > deadline || signal?.aborted === true)
-          throw err;
-        this.logger.warn({ err, what, delayMs: delay }, 'store unreachable: retrying');
-        await sleep(this.clock, delay, signal);
-        delay = Math.min(delay * 2, 2000);
-      }
-    }
+  #retry<T>(what: string, call: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+    return retry(call, {
+      clock: this.clock,
+      ...(signal === undefined ? {} : { signal }),
+      maxMs: 2000,
+      budgetMs: this.budgetMs,
+      onRetry: (err, delayMs) =>
+        this.logger.warn({ err, what, delayMs }, 'store unreachable: retrying'),
+    });
   }
 
   get(key: string, options?: CallOptions): Promise<KeyValue | undefined> {
