@@ -4,7 +4,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
-import { isFlotillaError, type Logger, silentLogger } from '@flotilla/core';
+import { isFlotillaError, type Logger, silentLogger, systemClock } from '@flotilla/core';
 import type { Discovery, Registration } from '@flotilla/discovery';
 import { listAndWatch, type Store } from '@flotilla/store';
 import pino from 'pino';
@@ -258,6 +258,7 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
       ejectAfter,
       ejectMs,
       now: () => performance.now(),
+      clock: systemClock,
       signal: this.#ac.signal,
       drains: () => this.#drains,
       warn: (err) => this.#warn(err),

@@ -1,4 +1,4 @@
-import type { Logger } from '@flotilla/core';
+import type { Clock, Logger, TimerHandle } from '@flotilla/core';
 import type { Discovery } from '@flotilla/discovery';
 import type { RouterMetrics } from '../metrics.js';
 import { type Backend, type Balancing, BackendSet } from './backend-set.js';
@@ -18,6 +18,8 @@ export interface BackendRegistryOptions {
   readonly ejectAfter: number;
   readonly ejectMs: number;
   readonly now: () => number;
+  /** Times how long a gone instance's drained record is kept. */
+  readonly clock: Clock;
   /** Ends every watch (the router closes). */
   readonly signal: AbortSignal;
   /** Where drained records go (exists once the router listens). */
@@ -36,6 +38,8 @@ export class BackendRegistry {
     string,
     { set: BackendSet; ac: AbortController; synced: Promise<void> }
   >();
+  /** The pending removals of gone instances' records (cancelled by close()). */
+  readonly #goneTimers = new Set<TimerHandle>();
 
   constructor(readonly options: BackendRegistryOptions) {}
 
@@ -64,9 +68,11 @@ export class BackendRegistry {
         // An instance that left discovery keeps its record a while (deployers may still be
         // waiting on it), then the record goes, unless the instance came back.
         if (b.gone) {
-          setTimeout(() => {
+          const timer = o.clock.setTimeout(() => {
+            this.#goneTimers.delete(timer);
             if (set.get(b.id) === undefined) drains.undrained(service, b.id);
-          }, GONE_RECORD_MS).unref();
+          }, GONE_RECORD_MS);
+          this.#goneTimers.add(timer);
         }
       },
       onReady: (b: Backend) => drains.undrained(service, b.id),
@@ -118,8 +124,10 @@ export class BackendRegistry {
     }
   }
 
-  /** Stops every watch. */
+  /** Stops every watch and every pending record removal. */
   close(): void {
     for (const e of this.#sets.values()) e.ac.abort();
+    for (const t of this.#goneTimers) this.options.clock.clearTimeout(t);
+    this.#goneTimers.clear();
   }
 }
