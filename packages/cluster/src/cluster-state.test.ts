@@ -566,6 +566,27 @@ export function runClusterStateSuite(name: string, create: () => Store | Promise
     });
 
     describe('watchAssigned', () => {
+      it('any number of watches open at once print no MaxListenersExceeded warning', async () => {
+        const agent = open();
+        const warnings: string[] = [];
+        const onWarning = (w: Error): void => void warnings.push(w.name);
+        process.on('warning', onWarning);
+        // A signal of its own for each (one shared by all would be the caller's to raise).
+        const acs = Array.from({ length: 12 }, () => new AbortController());
+        try {
+          for (const [i, ac] of acs.entries()) {
+            const assigned = agent.watchAssigned(`h${i}`, { signal: ac.signal });
+            const watch = assigned[Symbol.asyncIterator]();
+            expect((await next(watch, 'the snapshot')).type).toBe('snapshot');
+          }
+          await new Promise((resolve) => setImmediate(resolve));
+          expect(warnings).not.toContain('MaxListenersExceededWarning');
+        } finally {
+          process.off('warning', onWarning);
+          for (const ac of acs) ac.abort();
+        }
+      });
+
       it("delivers a host's jobs with their release: snapshot, assigned, changed, removed, invalid", async () => {
         await cluster.putRelease(release('demo', 'v1'));
         await placeJob(store, jobRecord('h1', 'j1'));

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { EventEmitter } from 'eventemitter3';
 import {
   type Clock,
@@ -174,6 +175,8 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
 
   constructor(options: ClusterStateOptions) {
     super();
+    // One listener per open watch (each removed when its watch ends): any number may be open.
+    setMaxListeners(0, this.#closing.signal);
     this.store = options.store;
     this.keys = new ClusterKeys(options.prefix);
     this.#clock = options.clock ?? systemClock;

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { EventEmitter } from 'eventemitter3';
 import type { Clock, Logger } from '@flotilla/core';
@@ -184,6 +185,8 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
 
   constructor(options: ControllerOptions) {
     super();
+    // Every event stream and watch open listens on this signal until it ends: any number may be.
+    setMaxListeners(0, this.#closing.signal);
     this.#o = resolveOptions(options);
     this.id = this.#o.id;
     this.hooks = this.#hooks;

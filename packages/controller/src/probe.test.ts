@@ -430,6 +430,28 @@ describe('records that cannot be read', () => {
 });
 
 describe('event streams', () => {
+  it('any number of streams open at once print no MaxListenersExceeded warning', async () => {
+    h = await harness();
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    // A signal of its own for each (one shared by all would be the caller's to raise).
+    const acs = Array.from({ length: 12 }, () => new AbortController());
+    try {
+      const streams = acs.map((ac) =>
+        h.controller.events({ signal: ac.signal })[Symbol.asyncIterator](),
+      );
+      const firsts = streams.map((s) => s.next());
+      await h.controller.createApp({ name: 'many-streams' });
+      for (const first of await Promise.all(firsts)) expect(first.value?.type).toBe('app.created');
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+      for (const ac of acs) ac.abort();
+    }
+  });
+
   it('a consumer that stops reading ends with EVENT_BACKLOG instead of growing memory', async () => {
     h = await harness();
     const stream = h.controller.events({ maxBacklog: 5 });

@@ -118,4 +118,59 @@ describe('Scheduler on etcd', () => {
     await admin.deletePrefix('');
     await admin.close();
   });
+
+  it('commits many transactions at once without a MaxListenersExceeded warning', async () => {
+    // Every transaction in flight carries the scheduler's close signal; at 16 in flight a
+    // signal left at the default of 10 listeners printed a leak warning on every bulk placement.
+    const prefix = uniquePrefix('scheduler-listeners');
+    const store = new EtcdStore({ endpoints, prefix });
+    const cluster = new ClusterState({ store });
+    for (let i = 0; i < 40; i++)
+      await cluster.registerHost(
+        { id: `h${i}`, addr: `127.0.0.1:${7100 + i}`, capacity: { cpu: 64000, memory: 65536 } },
+        { ttlMs: 60_000 },
+      );
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    const scheduler = new Scheduler({ store, id: 'bulk', commitConcurrency: 16 });
+    let transactions = 0;
+    let started = 0;
+    let placedAll: () => void = () => undefined;
+    const placed = new Promise<void>((resolve) => (placedAll = resolve));
+    scheduler.on('plan', (r) => {
+      transactions += r.transactions;
+      started += r.started;
+      if (started >= 2000) placedAll();
+    });
+    try {
+      await scheduler.start();
+      await cluster.putRelease({
+        app: 'bulk',
+        release: 'v1',
+        artifact: { type: 'image', image: 'test' },
+        config: {},
+        processes: { web: { command: 'serve' } },
+        createdAt: Date.now(),
+      });
+      await cluster.setFormation({
+        app: 'bulk',
+        release: 'v1',
+        processes: { web: { count: 2000, resources: { cpu: 10, memory: 16 } } },
+      });
+      await placed;
+      await scheduler.idle();
+      expect((await cluster.jobs()).length).toBe(2000);
+      expect(transactions).toBeGreaterThan(16);
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+      await scheduler.close();
+      await cluster.close();
+      await store.deletePrefix('');
+      await store.close();
+    }
+  });
 });

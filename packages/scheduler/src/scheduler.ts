@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { EventEmitter } from 'eventemitter3';
 import { type Clock, type Logger, sleep } from '@flotilla/core';
 import type { ClusterError, ClusterKeys } from '@flotilla/cluster';
@@ -129,6 +130,10 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
 
   constructor(options: SchedulerOptions) {
     super();
+    // Every store call in flight (commitConcurrency transactions, the watch, the collector's
+    // deletes) listens on this signal until it settles: past Node's default of 10 listeners it
+    // printed a MaxListenersExceeded leak warning on every bulk placement.
+    setMaxListeners(0, this.#abort.signal);
     const o = resolveOptions(options);
     this.#o = o;
     this.id = o.id;
