@@ -439,7 +439,7 @@ describe('event streams', () => {
     const acs = Array.from({ length: 12 }, () => new AbortController());
     try {
       const streams = acs.map((ac) =>
-        h.controller.events({ signal: ac.signal })[Symbol.asyncIterator](),
+        cur().controller.events({ signal: ac.signal })[Symbol.asyncIterator](),
       );
       const firsts = streams.map((s) => s.next());
       await h.controller.createApp({ name: 'many-streams' });
