@@ -104,7 +104,7 @@ export class Http1Connection {
       const end = findHeadEnd(buf, limits);
       if (end === -1) return;
       text = latin1(buf, 0, end);
-      head = parseRequestHead(text, end, limits);
+      head = parseRequestHead(buf, text, end, limits);
     } catch (err) {
       if (err instanceof HeadError) this.fail(err.status, err.message);
       else this.socket.destroy();
@@ -535,7 +535,7 @@ class Exchange implements UpstreamOwner {
         if (end === -1) return false;
         // The head and a small body after it, decoded at once (one response per read).
         text = latin1(ubuf, 0, Math.min(ubuf.length, end + INLINE_BODY));
-        rh = parseResponseHead(text, end, p.limits);
+        rh = parseResponseHead(ubuf, text, end, p.limits);
       } catch (err) {
         this.#ubuf = null;
         this.#set_.failed(this.#backend_);
