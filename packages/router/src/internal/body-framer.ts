@@ -1,7 +1,9 @@
 /**
  * Tracks where an HTTP/1.1 body ends in a byte stream, without copying it: a fixed length,
  * chunked (validated strictly: hex sizes, bounded extensions and trailers, CRLFs where they
- * belong), or until the connection closes. The bytes are forwarded as they are.
+ * belong), or until the connection closes. The bytes are forwarded as they are, or, for a
+ * client that does not know chunked framing (HTTP/1.0), as the chunks' data only
+ * ({@link BodyFramer.decode}).
  */
 
 /** Thrown when chunked framing is malformed. */
@@ -77,6 +79,21 @@ export class BodyFramer {
       if (this.#remaining === 0) this.#s = S.Done;
       return start + n;
     }
+    return this.#chunk(buf, start, null);
+  }
+
+  /**
+   * Like {@link BodyFramer.feed} for a chunked body, and pushes the chunks' data found in
+   * `buf` to `out` (views of `buf`, no copy): the body without its framing, chunk extensions
+   * and trailers. Throws {@link FramingError}.
+   */
+  decode(buf: Buffer, out: Buffer[]): number {
+    if (!this.#chunked) throw new Error('router bug: decode() on a body that is not chunked');
+    return this.#chunk(buf, 0, out);
+  }
+
+  /** The chunked state machine; data bytes are pushed to `out` unless it is null. */
+  #chunk(buf: Buffer, start: number, out: Buffer[] | null): number {
     let i = start;
     const len = buf.length;
     while (i < len && this.#s !== S.Done) {
@@ -85,6 +102,7 @@ export class BodyFramer {
           const n = Math.min(this.#remaining, len - i);
           this.#remaining -= n;
           this.bytes += n;
+          if (out !== null) out.push(buf.subarray(i, i + n));
           i += n;
           if (this.#remaining === 0) this.#s = S.DataCr;
           continue;

@@ -580,16 +580,20 @@ class Exchange implements UpstreamOwner {
     p.metrics.upstreamLatency(route.service, (this.#now - this.#sentAt) / 1000);
     const noBody = this.#h.method === 'HEAD' || rh.status === 204 || rh.status === 304;
     if (noBody) this.#resBody = new BodyFramer('length', 0);
-    else if (rh.chunked) this.#resBody = new BodyFramer('chunked');
-    else if (rh.contentLength >= 0) this.#resBody = new BodyFramer('length', rh.contentLength);
+    else if (rh.chunked) {
+      // An HTTP/1.0 client does not know chunked framing (RFC 9112 section 7.1): it gets the
+      // data only. Decided here, off the path of Content-Length responses.
+      if (this.#h.version === 10) return this.#onDechunkedHead(rh, raw, rest);
+      this.#resBody = new BodyFramer('chunked');
+    } else if (rh.contentLength >= 0) this.#resBody = new BodyFramer('length', rh.contentLength);
     else this.#resBody = new BodyFramer('close');
-    if (this.#resBody.untilClose || (this.#h.version === 10 && rh.chunked))
-      this.#keepClient = false;
+    if (this.#resBody.untilClose) this.#keepClient = false;
     if (this.#reqBody !== null && !this.#reqBody.done) this.#keepClient = false;
     // Response head for the client: the backend's header lines copied as they are, less the
     // hop-by-hop ones, then ours.
     let s = '';
     if (rh.chunked && !noBody) s += 'transfer-encoding: chunked\r\n';
+    // The lines below are also in #onDechunkedHead: keep them in step.
     if (route.sticky === true && this.#stickyId !== b.id) {
       s += `set-cookie: ${STICKY_COOKIE}=${p.sticky.sign(route.service, b.id)}; Path=/; HttpOnly; SameSite=Lax${this.#c.secure ? '; Secure' : ''}\r\n`;
     }
@@ -607,6 +611,95 @@ class Exchange implements UpstreamOwner {
     if (rest !== null) return this.#forwardBody(rest, head, raw, rh.length);
     this.#c.socket.write(head, 'latin1');
     return false;
+  }
+
+  /**
+   * A chunked response to an HTTP/1.0 client: the head without Transfer-Encoding and with
+   * `connection: close`, then the chunks' data only (no sizes, no trailers), as it comes; the
+   * close ends the body (nginx does the same). The backend's connection reports to an owner
+   * of its own from here on, so Content-Length responses never test for this case. Returns
+   * whether a reference to `rest` was kept.
+   */
+  #onDechunkedHead(rh: ResponseHead, raw: string, rest: Buffer | null): boolean {
+    const p = this.#p;
+    const route = this.#route_;
+    const b = this.#backend_;
+    this.#resBody = new BodyFramer('chunked');
+    this.#keepClient = false;
+    let s = '';
+    // As in #onResponseHead.
+    if (route.sticky === true && this.#stickyId !== b.id) {
+      s += `set-cookie: ${STICKY_COOKIE}=${p.sticky.sign(route.service, b.id)}; Path=/; HttpOnly; SameSite=Lax${this.#c.secure ? '; Secure' : ''}\r\n`;
+    }
+    if (this.#c.secure && route.hsts === true)
+      s += 'strict-transport-security: max-age=31536000\r\n';
+    s += 'connection: close\r\n';
+    this.#res = 'body';
+    const up = this.#up_;
+    up.owner = {
+      upConnect: () => undefined,
+      upData: (chunk: Buffer): boolean => {
+        this.#now = p.now();
+        return this.#forwardData(chunk);
+      },
+      upEnd: () => this.upEnd(),
+      upClose: () => this.upClose(),
+      upDrain: () => this.upDrain(),
+    };
+    const head = copyHead(raw, rh, `${s}\r\n`);
+    if (rest !== null) return this.#forwardData(rest, head);
+    this.#c.socket.write(head, 'latin1');
+    return false;
+  }
+
+  /**
+   * Forwards the data of the chunks in `chunk` (after `head`, if given, in the same write) to
+   * an HTTP/1.0 client; returns whether the client socket kept a reference to `chunk`. Bad
+   * framing cuts the client off: the body ends at the close, so a clean close would pass
+   * for a complete body.
+   */
+  #forwardData(chunk: Buffer, head?: string): boolean {
+    const framer = this.#resBody_;
+    const data: Buffer[] = [];
+    let end: number;
+    try {
+      end = framer.decode(chunk, data);
+    } catch {
+      this.#finish(false);
+      this.#dropUpstream();
+      this.#cut();
+      return false;
+    }
+    const cs = this.#c.socket;
+    let flowing = true;
+    cs.cork();
+    if (head !== undefined) flowing = cs.write(head, 'latin1');
+    for (const d of data) flowing = cs.write(d);
+    cs.uncork();
+    const kept = data.length > 0 && cs.writableLength > 0;
+    if (!flowing && !framer.done) {
+      const up = this.#up_;
+      up.pause();
+      cs.once('drain', () => up.resume());
+    }
+    if (framer.done) this.#complete(end < chunk.length ? chunk.subarray(end) : null);
+    return kept;
+  }
+
+  /**
+   * Cuts the client off mid-response. A body the close ends (no length, or de-chunked for an
+   * HTTP/1.0 client) is cut with a TCP reset, so that the client cannot take it for complete.
+   * Over TLS the socket is destroyed without a close_notify (Node cannot reset the TCP socket
+   * under a TLS one), which tells a client that checks for it the same.
+   */
+  #cut(): void {
+    const cs = this.#c.socket;
+    if (cs.destroyed) return;
+    const rh = this.#resHead;
+    const closeEnds =
+      this.#resBody?.untilClose === true || (rh !== null && rh.chunked && this.#h.version === 10);
+    if (closeEnds && !this.#c.secure) cs.resetAndDestroy();
+    else cs.destroy();
   }
 
   /**
@@ -704,7 +797,7 @@ class Exchange implements UpstreamOwner {
     if (this.#res === 'body') {
       // Part of the response went out: nothing can save it; cut the client off.
       this.#finish(false);
-      this.#c.socket.destroy();
+      this.#cut();
       return;
     }
     set.failed(b);
