@@ -345,7 +345,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       this.#collector.collect(current);
       this.#kick();
     });
-    if (this.#backoff.holds(job.id)) this.#planner.setJob({ ...job, state: 'pending' });
+    if (this.#backoff.holds(job.id)) this.#planner.setJob(job.withState('pending'));
     if (loop !== undefined) {
       this.#o.logger.warn(loop, 'process type keeps crashing');
       this.emit('crashloop', loop);
