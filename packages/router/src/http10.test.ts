@@ -1,10 +1,15 @@
 // HTTP/1.0 clients and chunked responses: an HTTP/1.0 client does not know chunked framing
 // (RFC 9112 section 7.1), so it gets the data only and the close ends the body; a backend that
 // breaks the framing gets the client's connection reset, never a clean close that would pass
-// for a complete body.
+// for a complete body. Also: the forwarded headers a client cannot forge.
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Harness, must } from './test-support/harness.js';
 
@@ -364,5 +369,137 @@ describe('a backend that breaks the chunked framing: the HTTP/1.0 client is rese
       expect(c.ended).toBe(ended);
       expect(c.error).toBe(ended ? undefined : 'ECONNRESET');
     }
+  });
+});
+/** Forged on purpose: each names a client address, scheme, host or path prefix. */
+const FORGED = [
+  ['X-Real-IP', '6.6.6.6'],
+  ['Forwarded', 'for=6.6.6.6;proto=https;host=evil.test'],
+  ['X-Forwarded-Host', 'evil.test'],
+  ['X-Forwarded-Ssl', 'on'],
+  ['X-Forwarded-Scheme', 'https'],
+  ['X-Forwarded-Prefix', '/admin'],
+  ['Client-IP', '6.6.6.6'],
+  ['True-Client-IP', '6.6.6.6'],
+  ['x-forwarded-proto', 'https'],
+  ['X-FORWARDED-PORT', '443'],
+  ['X-Request-Start', 't=1'],
+] as const;
+
+/** A backend that answers with the request's header fields, as [lower-case name, value] pairs. */
+async function echoBackend(service: string): Promise<void> {
+  await h.backend(service, service, (req, res) => {
+    const pairs: [string, string][] = [];
+    for (let i = 0; i < req.rawHeaders.length; i += 2)
+      pairs.push([must(req.rawHeaders[i]).toLowerCase(), must(req.rawHeaders[i + 1])]);
+    req.resume();
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(pairs));
+  });
+}
+
+function values(pairs: [string, string][], name: string): string[] {
+  return pairs.filter((p) => p[0] === name).map((p) => p[1]);
+}
+
+describe('forwarded headers a client cannot forge', () => {
+  it('drops the client address, scheme, host and prefix fields it sends; sets or appends its own', async () => {
+    await echoBackend('echo');
+    const port = await routerFor('echo');
+    const forged = FORGED.map(([n, v]) => `${n}: ${v}\r\n`).join('');
+    const c = new RawClient(
+      port,
+      `GET /h HTTP/1.1\r\n${HOST}X-Forwarded-For: 6.6.6.6\r\n${forged}` +
+        'X-Real-IP-Hint: kept\r\nForwarded-Note: kept\r\nConnection: close\r\n\r\n',
+    );
+    await c.closed;
+    const pairs = JSON.parse(c.body().toString()) as [string, string][];
+    for (const [name] of FORGED) expect(values(pairs, name.toLowerCase())).not.toContain('6.6.6.6');
+    for (const name of [
+      'x-real-ip',
+      'forwarded',
+      'x-forwarded-host',
+      'x-forwarded-ssl',
+      'x-forwarded-scheme',
+      'x-forwarded-prefix',
+      'client-ip',
+      'true-client-ip',
+    ])
+      expect(values(pairs, name)).toEqual([]);
+    expect(values(pairs, 'host')).toEqual(['demo.localhost']);
+    // The client's claim stays first; the address the router saw is the last entry.
+    expect(values(pairs, 'x-forwarded-for')).toEqual(['6.6.6.6, 127.0.0.1']);
+    expect(values(pairs, 'x-forwarded-proto')).toEqual(['http']);
+    expect(values(pairs, 'x-forwarded-port')).toEqual([String(port)]);
+    expect(values(pairs, 'x-request-start')).toHaveLength(1);
+    expect(values(pairs, 'x-request-start')).not.toContain('t=1');
+    // Only those exact names: similar ones pass.
+    expect(values(pairs, 'x-real-ip-hint')).toEqual(['kept']);
+    expect(values(pairs, 'forwarded-note')).toEqual(['kept']);
+  });
+
+  it('drops the same fields from HTTP/2 requests', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flotilla-router-http10-'));
+    h.defer(() => rmSync(dir, { recursive: true, force: true }));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=demo.localhost',
+      ],
+      { stdio: 'ignore' },
+    );
+    await echoBackend('echo2');
+    const router = h.router();
+    await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'echo2' });
+    await router.setCertificate({
+      domain: 'demo.localhost',
+      cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+    });
+    const port = must((await router.listen({ https: { port: 0 } })).https).port;
+    const client = http2.connect(`https://127.0.0.1:${port}`, {
+      servername: 'demo.localhost',
+      rejectUnauthorized: false,
+    });
+    h.defer(() => client.close());
+    const headers: http2.OutgoingHttpHeaders = { ':authority': 'demo.localhost', ':path': '/' };
+    for (const [n, v] of FORGED) headers[n.toLowerCase()] = v;
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = client.request(headers);
+      let out = '';
+      req.setEncoding('utf8');
+      req.on('data', (d: string) => (out += d));
+      req.on('end', () => resolve(out));
+      req.on('error', reject);
+      req.end();
+    });
+    const pairs = JSON.parse(body) as [string, string][];
+    for (const name of [
+      'x-real-ip',
+      'forwarded',
+      'x-forwarded-host',
+      'x-forwarded-ssl',
+      'x-forwarded-scheme',
+      'x-forwarded-prefix',
+      'client-ip',
+      'true-client-ip',
+    ])
+      expect(values(pairs, name)).toEqual([]);
+    expect(values(pairs, 'x-forwarded-proto')).toEqual(['https']);
+    expect(values(pairs, 'x-forwarded-for')).toEqual(['127.0.0.1']);
   });
 });

@@ -14,14 +14,40 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'http2-settings',
 ]);
 
-/** Headers the router sets itself; a client's copies are dropped, never passed on. */
-export const FORWARDED: ReadonlySet<string> = new Set([
+/**
+ * Headers the router sets itself (X-Forwarded-For appended to the client's, X-Request-Id kept
+ * when valid; see http1-connection.ts and h2-handler.ts).
+ */
+export const SET_BY_ROUTER: ReadonlySet<string> = new Set([
   'x-forwarded-for',
   'x-forwarded-proto',
   'x-forwarded-port',
   'x-request-id',
   'x-request-start',
 ]);
+
+/**
+ * Headers that claim what only a proxy knows (the client's address, the scheme, the host or
+ * path prefix it used) and that the router does not set: frameworks told to trust the proxy
+ * believe them (Express `trust proxy`: X-Forwarded-Host; Rack and Rails: Forwarded,
+ * X-Forwarded-Ssl, X-Forwarded-Scheme, Client-IP; Spring: Forwarded, X-Forwarded-Prefix; nginx
+ * setups and Go middleware: X-Real-IP, True-Client-IP), so a client's copy is dropped, as a
+ * hardened nginx clears them. Not setting them keeps the head the router writes as short as
+ * it was. The Host header itself is passed on as sent.
+ */
+export const DROPPED_FROM_CLIENT: ReadonlySet<string> = new Set([
+  'x-real-ip',
+  'forwarded',
+  'x-forwarded-host',
+  'x-forwarded-ssl',
+  'x-forwarded-scheme',
+  'x-forwarded-prefix',
+  'client-ip',
+  'true-client-ip',
+]);
+
+/** Request headers a client may not set: {@link SET_BY_ROUTER} and {@link DROPPED_FROM_CLIENT}. */
+export const FORWARDED: ReadonlySet<string> = new Set([...SET_BY_ROUTER, ...DROPPED_FROM_CLIENT]);
 
 /** Methods safe to send to another backend when the first failed before answering. */
 export const IDEMPOTENT: ReadonlySet<string> = new Set([
