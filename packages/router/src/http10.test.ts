@@ -224,6 +224,50 @@ describe('a chunked response to an HTTP/1.0 client', () => {
     );
   });
 
+  it('streams a request body to the backend while the backend answers it chunked', async () => {
+    const go = later<undefined>();
+    await h.backend('echo', 'echo', (req, res) => {
+      res.setHeader('transfer-encoding', 'chunked');
+      res.write('start:');
+      // The body is read only once the answer has begun: until then it piles up between.
+      void go.promise.then(() => req.pipe(res));
+    });
+    const port = await routerFor('echo');
+    const mib = randomBytes(1024 * 1024);
+    const body = Buffer.concat(Array.from({ length: 32 }, () => mib));
+    const c = new RawClient(
+      port,
+      `POST / HTTP/1.0\r\n${HOST}Content-Length: ${body.length}\r\n\r\n`,
+    );
+    // More than the sockets between hold: the router reads the body as the backend takes it.
+    c.socket.write(body);
+    await c.until(() => c.body().toString('latin1') === 'start:');
+    go.resolve(undefined);
+    await c.closed;
+    expect(c.body().length).toBe(body.length + 6);
+    expect(sha(c.body().subarray(6))).toBe(sha(body));
+    expect(c.ended).toBe(true);
+  });
+
+  it('resets the client when the router closes in the middle of the body', async () => {
+    const sent = later<undefined>();
+    await h.backend('cl', 'cl', (req, res) => {
+      res.setHeader('transfer-encoding', 'chunked');
+      res.write('part');
+      sent.resolve(undefined);
+    });
+    const router = h.router({ closeTimeoutMs: 50 });
+    await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'cl' });
+    const port = must((await router.listen({ http: { port: 0 } })).http).port;
+    const c = new RawClient(port, `GET / HTTP/1.0\r\n${HOST}\r\n`);
+    await sent.promise;
+    await c.until(() => c.body().toString('latin1') === 'part');
+    await router.close();
+    await c.closed;
+    expect(c.ended).toBe(false);
+    expect(c.error).toBe('ECONNRESET');
+  });
+
   it('gives a slow HTTP/1.0 reader 8 MiB byte for byte', async () => {
     const payload = randomBytes(8 * 1024 * 1024);
     await h.backend('big', 'big', (req, res) => {

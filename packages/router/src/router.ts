@@ -624,7 +624,7 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
       for (const c of this.#conns) c.closeIdle();
       await new Promise((r) => setTimeout(r, 25));
     }
-    for (const c of this.#conns) c.socket.destroy();
+    for (const c of this.#conns) c.abort();
     for (const s of this.#sockets) s.destroy();
     this.#tcp?.destroyConnections();
     for (const s of this.#raw) s.destroy();

@@ -174,6 +174,15 @@ export class Http1Connection {
       this.socket.destroy();
   }
 
+  /**
+   * Closes the connection now (router shutdown), also in the middle of a response: one whose
+   * body ends at the close is cut with a reset, so that it does not pass for complete.
+   */
+  abort(): void {
+    if (this.state === 'request' && this.exchange !== null) this.exchange.cut();
+    else this.socket.destroy();
+  }
+
   #onClose(): void {
     const prev = this.state;
     this.state = 'closed';
@@ -684,6 +693,11 @@ class Exchange implements UpstreamOwner {
     }
     if (framer.done) this.#complete(end < chunk.length ? chunk.subarray(end) : null);
     return kept;
+  }
+
+  /** Cuts the client off now (router shutdown), with a reset where #cut gives one. */
+  cut(): void {
+    this.#cut();
   }
 
   /**
