@@ -1027,5 +1027,22 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
         code: 'FLOTILLA_DISCOVERY_CLOSED',
       });
     });
+
+    it('closing Discovery ends the watches opened on it (their consumers are not left waiting)', async () => {
+      await discovery.register({ service: 'web', addr: '127.0.0.1:1', id: 'a' });
+      const watches = ['web', 'api'].map((s) => discovery.watch(s)[Symbol.asyncIterator]());
+      for (const w of watches) expect((await w.next()).value).toMatchObject({ kind: 'current' });
+      const pending = watches.map((w) => w.next());
+      await discovery.close();
+      // The first may see its instance go down first; then each ends.
+      const ends = await Promise.all(
+        pending.map(async (p, i) => {
+          let r = await p;
+          while (r.done !== true) r = await (watches[i] as AsyncIterator<unknown>).next();
+          return r.done;
+        }),
+      );
+      expect(ends).toEqual([true, true]);
+    });
   });
 });

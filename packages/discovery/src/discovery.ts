@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { type Clock, type Logger, silentLogger, systemClock } from '@flotilla/core';
 import {
   type CallOptions,
@@ -115,11 +116,15 @@ export class Discovery extends GuardedEmitter<DiscoveryEvents> implements AsyncD
   /** register() calls in flight: close() waits for them, and they refuse to finish after it. */
   readonly #registering = new Set<Promise<Registration>>();
   #closed = false;
+  /** Aborted by close(): ends the watches opened here. */
+  readonly #closing = new AbortController();
 
   /** Makes no store call: registrations, watches and elections start when asked for. */
   constructor(options: DiscoveryOptions) {
     const logger = options.logger ?? silentLogger;
     super(logger);
+    // One listener per open watch (removed when it ends): any number may be open.
+    setMaxListeners(0, this.#closing.signal);
     this.#store = options.store;
     this.#prefix = options.prefix ?? 'discovery/';
     this.#clock = options.clock ?? systemClock;
@@ -235,7 +240,8 @@ export class Discovery extends GuardedEmitter<DiscoveryEvents> implements AsyncD
    * long disconnect), it lists again and emits the difference as events, in key order, so the
    * consumer's view stays exact. While the store fails with a retryable error (unreachable), it
    * backs off on the Discovery's clock and resumes where it was; other errors are thrown.
-   * Ends when `signal` aborts.
+   * Ends when `signal` aborts, or when this Discovery is closed (after its own instances are
+   * seen going down).
    *
    * Built on `listAndWatch` from `@flotilla/store`, the one list / watch / relist loop.
    */
@@ -245,7 +251,10 @@ export class Discovery extends GuardedEmitter<DiscoveryEvents> implements AsyncD
   ): AsyncGenerator<DiscoveryEvent> {
     this.#throwIfClosed();
     validateService(service);
-    const { signal } = options;
+    const signal =
+      options.signal === undefined
+        ? this.#closing.signal
+        : AbortSignal.any([options.signal, this.#closing.signal]);
     const readyOnly = options.readyOnly === true;
     const visible = (i: ServiceInstance | undefined): i is ServiceInstance =>
       i !== undefined && (!readyOnly || i.ready);
@@ -253,7 +262,7 @@ export class Discovery extends GuardedEmitter<DiscoveryEvents> implements AsyncD
     /** Instances by key, as of the last snapshot and the changes since. */
     let known = new Map<string, ServiceInstance>();
     const items = listAndWatch(this.#store, prefix, {
-      ...(signal === undefined ? {} : { signal }),
+      signal,
       clock: this.#clock,
       onRetry: (err, delayMs) =>
         this.#logger.warn({ err, service, delayMs }, 'watch failed, retrying'),
@@ -333,6 +342,8 @@ export class Discovery extends GuardedEmitter<DiscoveryEvents> implements AsyncD
     this.#closed = true;
     await Promise.allSettled([...this.#registering]);
     await Promise.all([...this.#owned].map((o) => o.close()));
+    // After the registrations: a watcher sees its own instances go down before its watch ends.
+    this.#closing.abort();
   }
 
   /** {@link close}, for `await using`. */
