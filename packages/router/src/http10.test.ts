@@ -121,6 +121,20 @@ function hasLine(head: string, name: string, value?: string): boolean {
     );
 }
 
+/**
+ * A raw backend under `service` whose connection the test drives: `conn` resolves with the
+ * first one, once the request came.
+ */
+async function hostileBackend(service: string): Promise<{ conn: Promise<net.Socket> }> {
+  const conn = later<net.Socket>();
+  await h.rawBackend(service, `${service}-raw`, (s) => {
+    s.once('data', () => conn.resolve(s));
+  });
+  return { conn: conn.promise };
+}
+
+const CHUNKED_HEAD = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n';
+
 describe('a chunked response to an HTTP/1.0 client', () => {
   it('streams the data only, byte for byte as the backend wrote it, and ends it by closing', async () => {
     const backendRes = later<http.ServerResponse>();
@@ -184,6 +198,22 @@ describe('a chunked response to an HTTP/1.0 client', () => {
     expect(hasLine(c.head(), 'transfer-encoding')).toBe(false);
     expect(c.ended).toBe(true);
     expect(c.error).toBeUndefined();
+  });
+
+  it('sets the sticky cookie on a de-chunked response as on any other', async () => {
+    await h.backend('st', 'st-1', (req, res) => {
+      res.setHeader('transfer-encoding', 'chunked');
+      res.end('sticky');
+    });
+    const router = h.router();
+    await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'st', sticky: true });
+    const port = must((await router.listen({ http: { port: 0 } })).http).port;
+    const c = new RawClient(port, `GET / HTTP/1.0\r\n${HOST}\r\n`);
+    await c.closed;
+    expect(c.head()).toMatch(
+      /\r\nset-cookie: flotilla_sticky=st-1\.[A-Za-z0-9_-]+; Path=\/; HttpOnly/,
+    );
+    expect(c.body().toString('latin1')).toBe('sticky');
   });
 
   it('answers an HTTP/1.0 HEAD with the head only, and keeps the connection it asked for', async () => {
@@ -268,6 +298,41 @@ describe('a chunked response to an HTTP/1.0 client', () => {
     expect(c.error).toBe('ECONNRESET');
   });
 
+  it('decodes any framing a backend may send: 1-byte chunks, odd sizes, extensions, split anywhere', async () => {
+    const data = randomBytes(1024 * 1024);
+    const framed: Buffer[] = [];
+    // 20 000 chunks of 1 byte, then chunks of random sizes, some with extensions.
+    let at = 0;
+    for (; at < 20_000; at++)
+      framed.push(Buffer.from('1\r\n'), data.subarray(at, at + 1), Buffer.from('\r\n'));
+    while (at < data.length) {
+      const n = Math.min(1 + Math.floor(Math.random() * 9000), data.length - at);
+      const ext = n % 3 === 0 ? ';name=value ; x="y"' : '';
+      framed.push(
+        Buffer.from(`${n % 2 === 0 ? n.toString(16).toUpperCase() : n.toString(16)}${ext}\r\n`),
+      );
+      framed.push(data.subarray(at, at + n), Buffer.from('\r\n'));
+      at += n;
+    }
+    framed.push(Buffer.from('0\r\nx-sum: 1\r\n\r\n'));
+    const wire = Buffer.concat(framed);
+    const { conn } = await hostileBackend('odd');
+    const port = await routerFor('odd');
+    const c = new RawClient(port, `GET / HTTP/1.0\r\n${HOST}\r\n`);
+    const s = await conn;
+    s.write(CHUNKED_HEAD);
+    // Slices of random sizes, each sent once the one before has left the backend.
+    for (let i = 0; i < wire.length;) {
+      const n = 1 + Math.floor(Math.random() * 40_000);
+      await new Promise((r) => s.write(wire.subarray(i, i + n), r));
+      i += n;
+    }
+    await c.closed;
+    expect(c.body().length).toBe(data.length);
+    expect(sha(c.body())).toBe(sha(data));
+    expect(c.ended).toBe(true);
+  });
+
   it('gives a slow HTTP/1.0 reader 8 MiB byte for byte', async () => {
     const payload = randomBytes(8 * 1024 * 1024);
     await h.backend('big', 'big', (req, res) => {
@@ -330,20 +395,6 @@ describe('a chunked response to an HTTP/1.0 client', () => {
     expect(c.ended).toBe(true);
   });
 });
-
-/**
- * A raw backend under `service` whose connection the test drives: `conn` resolves with the
- * first one, once the request came.
- */
-async function hostileBackend(service: string): Promise<{ conn: Promise<net.Socket> }> {
-  const conn = later<net.Socket>();
-  await h.rawBackend(service, `${service}-raw`, (s) => {
-    s.once('data', () => conn.resolve(s));
-  });
-  return { conn: conn.promise };
-}
-
-const CHUNKED_HEAD = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n';
 
 describe('a backend that breaks the chunked framing: the HTTP/1.0 client is reset, never ended', () => {
   // [case, bytes after a good first chunk, the data of them the client gets, how it ends].

@@ -79,22 +79,28 @@ export class BodyFramer {
       if (this.#remaining === 0) this.#s = S.Done;
       return start + n;
     }
-    return this.#chunk(buf, start, null);
+    return this.#chunk(buf, start, false);
   }
 
   /**
-   * Like {@link BodyFramer.feed} for a chunked body, and pushes the chunks' data found in
-   * `buf` to `out` (views of `buf`, no copy): the body without its framing, chunk extensions
-   * and trailers. Throws {@link FramingError}.
+   * Like {@link BodyFramer.feed} for a chunked body, and moves the chunks' data found in `buf`
+   * to its front, in place (no allocation, however small the chunks): the body without its
+   * framing, chunk extensions and trailers. Returns how many data bytes are now at the front;
+   * the bytes after the body's end, if it ends in `buf`, are left where they are. Throws
+   * {@link FramingError}.
    */
-  decode(buf: Buffer, out: Buffer[]): number {
+  decode(buf: Buffer): number {
     if (!this.#chunked) throw new Error('router bug: decode() on a body that is not chunked');
-    return this.#chunk(buf, 0, out);
+    return this.#chunk(buf, 0, true);
   }
 
-  /** The chunked state machine; data bytes are pushed to `out` unless it is null. */
-  #chunk(buf: Buffer, start: number, out: Buffer[] | null): number {
+  /**
+   * The chunked state machine. Returns the index after the body's end, or when `compact`, how
+   * many data bytes it moved to the front of `buf`.
+   */
+  #chunk(buf: Buffer, start: number, compact: boolean): number {
     let i = start;
+    let w = 0;
     const len = buf.length;
     while (i < len && this.#s !== S.Done) {
       switch (this.#s) {
@@ -102,7 +108,10 @@ export class BodyFramer {
           const n = Math.min(this.#remaining, len - i);
           this.#remaining -= n;
           this.bytes += n;
-          if (out !== null) out.push(buf.subarray(i, i + n));
+          if (compact) {
+            if (w !== i) buf.copyWithin(w, i, i + n);
+            w += n;
+          }
           i += n;
           if (this.#remaining === 0) this.#s = S.DataCr;
           continue;
@@ -192,7 +201,7 @@ export class BodyFramer {
           continue;
       }
     }
-    return i;
+    return compact ? w : i;
   }
 }
 

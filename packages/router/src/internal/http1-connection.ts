@@ -663,16 +663,15 @@ class Exchange implements UpstreamOwner {
 
   /**
    * Forwards the data of the chunks in `chunk` (after `head`, if given, in the same write) to
-   * an HTTP/1.0 client; returns whether the client socket kept a reference to `chunk`. Bad
-   * framing cuts the client off: the body ends at the close, so a clean close would pass
-   * for a complete body.
+   * an HTTP/1.0 client, moved to its front in place (see {@link BodyFramer.decode}); returns
+   * whether the client socket kept a reference to `chunk`. Bad framing cuts the client off:
+   * the body ends at the close, so a clean close would pass for a complete body.
    */
   #forwardData(chunk: Buffer, head?: string): boolean {
     const framer = this.#resBody_;
-    const data: Buffer[] = [];
-    let end: number;
+    let n: number;
     try {
-      end = framer.decode(chunk, data);
+      n = framer.decode(chunk);
     } catch {
       this.#finish(false);
       this.#dropUpstream();
@@ -681,17 +680,23 @@ class Exchange implements UpstreamOwner {
     }
     const cs = this.#c.socket;
     let flowing = true;
-    cs.cork();
-    if (head !== undefined) flowing = cs.write(head, 'latin1');
-    for (const d of data) flowing = cs.write(d);
-    cs.uncork();
-    const kept = data.length > 0 && cs.writableLength > 0;
+    let kept = false;
+    if (head !== undefined && n > 0) {
+      cs.cork();
+      cs.write(head, 'latin1');
+      flowing = cs.write(chunk.subarray(0, n));
+      cs.uncork();
+    } else if (head !== undefined) flowing = cs.write(head, 'latin1');
+    else if (n > 0) flowing = cs.write(chunk.subarray(0, n));
+    if (n > 0) kept = cs.writableLength > 0;
     if (!flowing && !framer.done) {
       const up = this.#up_;
       up.pause();
       cs.once('drain', () => up.resume());
     }
-    if (framer.done) this.#complete(end < chunk.length ? chunk.subarray(end) : null);
+    // Bytes after the body do not matter: a backend connection that served an HTTP/1.0 client
+    // is not reused.
+    if (framer.done) this.#complete(null);
     return kept;
   }
 
