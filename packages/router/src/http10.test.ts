@@ -333,6 +333,41 @@ describe('a chunked response to an HTTP/1.0 client', () => {
     expect(c.ended).toBe(true);
   });
 
+  it('closes the backend connection when the HTTP/1.0 client goes away mid-body', async () => {
+    const gone = later<undefined>();
+    await h.backend('away', 'away', (req, res) => {
+      res.setHeader('transfer-encoding', 'chunked');
+      res.write('first');
+      res.on('close', () => gone.resolve(undefined));
+    });
+    const port = await routerFor('away');
+    const c = new RawClient(port, `GET / HTTP/1.0\r\n${HOST}\r\n`);
+    await c.until(() => c.body().toString('latin1') === 'first');
+    c.socket.destroy();
+    await gone.promise;
+  });
+
+  it('keeps 20 concurrent HTTP/1.0 clients apart', async () => {
+    await h.backend('many', 'many', (req, res) => {
+      res.setHeader('transfer-encoding', 'chunked');
+      const n = Number(req.url?.slice(1));
+      for (let i = 0; i < 50; i++) res.write(`${n}:${i};`.repeat(n + 1));
+      res.end();
+    });
+    const port = await routerFor('many');
+    const clients = Array.from(
+      { length: 20 },
+      (_, n) => new RawClient(port, `GET /${n} HTTP/1.0\r\n${HOST}\r\n`),
+    );
+    await Promise.all(clients.map((c) => c.closed));
+    clients.forEach((c, n) => {
+      let expected = '';
+      for (let i = 0; i < 50; i++) expected += `${n}:${i};`.repeat(n + 1);
+      expect(c.body().toString('latin1')).toBe(expected);
+      expect(c.ended).toBe(true);
+    });
+  });
+
   it('gives a slow HTTP/1.0 reader 8 MiB byte for byte', async () => {
     const payload = randomBytes(8 * 1024 * 1024);
     await h.backend('big', 'big', (req, res) => {
