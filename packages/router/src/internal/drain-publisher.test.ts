@@ -88,6 +88,92 @@ describe('DrainPublisher', () => {
     await pub.close();
   });
 
+  it('a lease lost while the store is down is granted again once it answers, and every record written again', async () => {
+    store = new MemoryStore();
+    let down = false;
+    let grants = 0;
+    /** Ends the lease the publisher holds, as an expiry would (its keys go). */
+    let expire = (): Promise<void> => Promise.resolve();
+    const wrapped = new Proxy(store, {
+      get(target, prop, receiver) {
+        const unavailable = (): Promise<never> =>
+          Promise.reject(new StoreError('FLOTILLA_STORE_UNAVAILABLE', 'down'));
+        if (prop === 'grant') {
+          return async (ttlMs: number) => {
+            grants++;
+            if (down) return unavailable();
+            const lease = await target.grant(ttlMs);
+            let end!: (reason: 'expired') => void;
+            const ended = new Promise<'expired'>((r) => (end = r));
+            expire = async () => {
+              await lease.revoke();
+              end('expired');
+            };
+            return {
+              id: lease.id,
+              ttlMs: lease.ttlMs,
+              get state() {
+                return lease.state;
+              },
+              ended,
+              keepAlive: () => lease.keepAlive(),
+              revoke: () => lease.revoke(),
+            };
+          };
+        }
+        if (prop === 'put') {
+          return (key: string, value: string, options?: object) =>
+            down ? unavailable() : target.put(key, value, options);
+        }
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === 'function'
+          ? (value as (...a: unknown[]) => unknown).bind(target)
+          : value;
+      },
+    });
+    const log = retryLog();
+    const clock = new ManualClock();
+    let written!: () => void;
+    let wrote = new Promise<void>((r) => (written = r));
+    const pub = new DrainPublisher(
+      wrapped,
+      '/flotilla/router/',
+      'r1',
+      10_000,
+      log,
+      () => written(),
+      clock,
+    );
+    await pub.start();
+    pub.drained('web', 'i1');
+    await wrote;
+    expect(await store.get(KEY)).toBeDefined();
+
+    // The store goes away for longer than the TTL: the lease ends, its record with it.
+    down = true;
+    let retried = log.next();
+    await expire();
+    await retried;
+    expect(await store.get(KEY)).toBeUndefined();
+    retried = log.next();
+    clock.advance(100);
+    await retried; // a second try, still down
+    expect(grants).toBe(3);
+
+    down = false;
+    const key2 = '/flotilla/router/drains/r1/web/i2';
+    wrote = new Promise<void>((r) => (written = r));
+    pub.drained('web', 'i2'); // waits behind the new grant
+    clock.advance(200);
+    await wrote;
+    expect(grants).toBe(4);
+    const [one, two] = [await store.get(KEY), await store.get(key2)];
+    expect(one?.lease).toBeDefined();
+    expect(two?.lease).toBe(one?.lease);
+    await pub.close();
+    expect((await store.list('/flotilla/router/drains/')).kvs).toEqual([]);
+  });
+
   it('close() ends a pending retry delay: it resolves with the clock stopped, and writes no more', async () => {
     store = new MemoryStore();
     const s = flaky(() => true);

@@ -41,16 +41,29 @@ export class DrainPublisher {
 
   async #grant(): Promise<void> {
     const lease = await this.store.grant(this.ttlMs);
+    // A lease granted by an attempt that failed after it (see below) is not used: revoked.
+    const superseded = this.#lease;
     this.#lease = lease;
+    if (superseded?.state === 'active') void superseded.revoke().catch(() => undefined);
     await lease.keepAlive().catch(() => undefined);
     void lease.ended.then((reason) => {
-      if (this.#closed || reason === 'revoked' || reason === 'closed') return;
+      if (this.#closed || lease !== this.#lease || reason === 'revoked' || reason === 'closed')
+        return;
       this.logger.warn({ reason }, 'drain lease lost, writing drained records again');
-      void this.#enqueue(async () => {
-        await this.#grant();
-        for (const [key, value] of this.#records)
-          await this.store.put(key, value, { lease: this.#leaseId() });
-      });
+      // Until it succeeds: the store that could not be reached for a TTL may well still not
+      // be; a lost lease given up after one try left this router's records unpublished for
+      // good, and every deployer waiting on them waited out its timeout.
+      void this.#enqueue(() =>
+        this.#persist(
+          async () => {
+            await this.#grant();
+            for (const [key, value] of this.#records)
+              await this.store.put(key, value, { lease: this.#leaseId() });
+          },
+          () => true,
+          () => undefined,
+        ),
+      );
     });
   }
 
