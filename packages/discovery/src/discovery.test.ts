@@ -1038,7 +1038,8 @@ describe.each(backends)('Discovery on %s', (_name, make) => {
       const ends = await Promise.all(
         pending.map(async (p, i) => {
           let r = await p;
-          while (r.done !== true) r = await (watches[i] as AsyncIterator<unknown>).next();
+          const w = watches[i];
+          while (r.done !== true && w !== undefined) r = await w.next();
           return r.done;
         }),
       );
