@@ -1,20 +1,26 @@
 // The head parser on its own: what it returns for the heads browsers, Node and wrk send, and
 // what it refuses. The router's hardening tests try the same through real sockets.
 import { describe, expect, it } from 'vitest';
-import { findHeadEnd, HeadError, parseRequestHead, parseResponseHead } from './http-head.js';
+import {
+  findHeadEnd,
+  HeadError,
+  latin1,
+  parseRequestHead,
+  parseResponseHead,
+} from './http-head.js';
 
 const limits = { maxHeaderBytes: 16 * 1024, maxHeaderCount: 100 };
 
 function request(text: string) {
   const buf = Buffer.from(text, 'latin1');
   const end = findHeadEnd(buf, limits);
-  return parseRequestHead(buf, buf.latin1Slice(0, end), end, limits);
+  return parseRequestHead(buf, latin1(buf, 0, end), end, limits);
 }
 function response(text: string) {
   const buf = Buffer.from(text, 'latin1');
   const end = findHeadEnd(buf, limits, true);
   // The router decodes the head and the body bytes after it at once.
-  return parseResponseHead(buf, buf.latin1Slice(0, buf.length), end, limits);
+  return parseResponseHead(buf, latin1(buf, 0, buf.length), end, limits);
 }
 function refusal(parse: () => unknown): [number, string] | undefined {
   try {
