@@ -116,6 +116,8 @@ export class Discovery extends GuardedEmitter<DiscoveryEvents> implements AsyncD
   /** register() calls in flight: close() waits for them, and they refuse to finish after it. */
   readonly #registering = new Set<Promise<Registration>>();
   #closed = false;
+  /** The close in progress or done, shared by every close() call. */
+  #closeDone: Promise<void> | undefined;
   /** Aborted by close(): ends the watches opened here. */
   readonly #closing = new AbortController();
 
@@ -335,15 +337,27 @@ export class Discovery extends GuardedEmitter<DiscoveryEvents> implements AsyncD
    * registrations that are re-registering after a lost lease; a `register()` still in flight
    * is refused with `FLOTILLA_DISCOVERY_CLOSED` and leaves nothing behind. Once this resolves,
    * no instance registered here is listed (unless the store could not be reached: then they
-   * end with their TTL). Idempotent.
+   * end with their TTL). Ends the watches opened here, also when a registration or election
+   * fails to close (then rejects with the first such error). Idempotent: every call settles
+   * when the first has finished.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    this.#closeDone ??= this.#close();
+    return this.#closeDone;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
-    await Promise.allSettled([...this.#registering]);
-    await Promise.all([...this.#owned].map((o) => o.close()));
-    // After the registrations: a watcher sees its own instances go down before its watch ends.
-    this.#closing.abort();
+    try {
+      await Promise.allSettled([...this.#registering]);
+      const closed = await Promise.allSettled([...this.#owned].map((o) => o.close()));
+      const failed = closed.find((r) => r.status === 'rejected');
+      if (failed !== undefined) throw failed.reason;
+    } finally {
+      // After the registrations: a watcher sees its own instances go down before its watch
+      // ends; and whatever they did, no watch is left open.
+      this.#closing.abort();
+    }
   }
 
   /** {@link close}, for `await using`. */
