@@ -8,7 +8,14 @@ import type { Lease, Store } from '@flotilla/store';
  */
 export class DrainPublisher {
   readonly #records = new Map<string, string>();
+  /**
+   * Drained records not yet reported written, as [service, instanceId]: a write tried under a
+   * lease that was lost meanwhile fails for good, and the re-grant that writes it reports it.
+   */
+  readonly #unreported = new Map<string, [string, string]>();
   #lease: Lease | undefined;
+  /** Superseded leases a revoke could not reach (not kept alive: they end with their TTL). */
+  readonly #superseded = new Set<Lease>();
   #chain: Promise<void> = Promise.resolve();
   #closed = false;
   /** Aborted by close(): a write's pending retry delay ends. */
@@ -44,7 +51,9 @@ export class DrainPublisher {
     // A lease granted by an attempt that failed after it (see below) is not used: revoked.
     const superseded = this.#lease;
     this.#lease = lease;
-    if (superseded?.state === 'active') void superseded.revoke().catch(() => undefined);
+    // One whose revoke fails (the store flapped) is revoked again by close().
+    if (superseded?.state === 'active')
+      void superseded.revoke().catch(() => this.#superseded.add(superseded));
     await lease.keepAlive().catch(() => undefined);
     void lease.ended.then((reason) => {
       if (this.#closed || lease !== this.#lease || reason === 'revoked' || reason === 'closed')
@@ -57,8 +66,10 @@ export class DrainPublisher {
         this.#persist(
           async () => {
             await this.#grant();
-            for (const [key, value] of this.#records)
+            for (const [key, value] of this.#records) {
               await this.store.put(key, value, { lease: this.#leaseId() });
+              this.#reported(key, value);
+            }
           },
           () => true,
           () => undefined,
@@ -100,6 +111,14 @@ export class DrainPublisher {
     );
   }
 
+  /** The record `key` was written with `value`: reported, if it was not yet. */
+  #reported(key: string, value: string): void {
+    const who = this.#unreported.get(key);
+    if (who === undefined || this.#records.get(key) !== value) return;
+    this.#unreported.delete(key);
+    this.onWritten(who[0], who[1], true);
+  }
+
   /** Publishes that the instance is drained (no request of this router in flight to it). */
   drained(service: string, instanceId: string): void {
     const key = `${this.#base}${service}/${instanceId}`;
@@ -111,11 +130,12 @@ export class DrainPublisher {
     });
     if (this.#records.get(key) !== undefined) return;
     this.#records.set(key, value);
+    this.#unreported.set(key, [service, instanceId]);
     void this.#enqueue(() =>
       this.#persist(
         () => this.store.put(key, value, { lease: this.#leaseId() }),
         () => this.#records.get(key) === value,
-        () => this.onWritten(service, instanceId, true),
+        () => this.#reported(key, value),
       ),
     );
   }
@@ -124,6 +144,7 @@ export class DrainPublisher {
   undrained(service: string, instanceId: string): void {
     const key = `${this.#base}${service}/${instanceId}`;
     if (!this.#records.delete(key)) return;
+    this.#unreported.delete(key);
     void this.#enqueue(() =>
       this.#persist(
         () => this.store.delete(key),
@@ -139,6 +160,8 @@ export class DrainPublisher {
     this.#closed = true;
     this.#ac.abort();
     await this.#chain;
-    await this.#lease?.revoke().catch(() => undefined);
+    await Promise.all(
+      [this.#lease, ...this.#superseded].map((l) => l?.revoke().catch(() => undefined)),
+    );
   }
 }
