@@ -1,6 +1,7 @@
 // Hostile review of 84518fc: Discovery.close() ends the watch() iterations opened on it.
 // Tried: close() racing watch creation, a caller signal already aborted, 1000 watches, close()
 // twice, and a registration whose deregistration fails for good.
+import { getEventListeners } from 'node:events';
 import { ManualClock } from '@flotilla/core';
 import { type Lease, MemoryStore, type Store } from '@flotilla/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -152,5 +153,38 @@ describe('Discovery.close() and open watches', () => {
     // Warnings are emitted on the next tick: one more turn of the event loop.
     await new Promise<void>((r) => setImmediate(r));
     expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+  });
+
+  it('watches that end leave no abort listener behind on a signal that outlives them', async () => {
+    const d = discovery();
+    const caller = new AbortController();
+    // Every signal an abort listener is added to while the watches run.
+    const signals = new Set<AbortSignal>();
+    const add = EventTarget.prototype.addEventListener;
+    EventTarget.prototype.addEventListener = function (
+      this: EventTarget,
+      ...args: Parameters<typeof add>
+    ): void {
+      if (this instanceof AbortSignal) signals.add(this);
+      add.apply(this, args);
+    };
+    try {
+      for (let i = 0; i < 200; i++) {
+        const opts = i % 2 === 0 ? {} : { signal: caller.signal };
+        const it = d.watch('web', opts)[Symbol.asyncIterator]();
+        await it.next(); // the snapshot
+        const change = it.next(); // the store's watch is open now
+        await d.register({ service: 'web', addr: '127.0.0.1:1', id: `i${i}` });
+        expect((await change).value).toMatchObject({ kind: 'up' });
+        await it.return(undefined);
+      }
+    } finally {
+      EventTarget.prototype.addEventListener = add;
+    }
+    // Before: the Discovery's own signal held one listener (and the watch's queue) per watch
+    // ended, for the Discovery's life. A watch's own signal may keep one: it goes with it.
+    const most = Math.max(...[...signals].map((s) => getEventListeners(s, 'abort').length));
+    expect(most).toBeLessThanOrEqual(1);
+    expect(getEventListeners(caller.signal, 'abort')).toEqual([]);
   });
 });
