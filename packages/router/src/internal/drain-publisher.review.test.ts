@@ -314,4 +314,27 @@ describe('DrainPublisher, lease lost while the store is down', () => {
     expect(h.leases.filter((l) => l.live())).toEqual([]);
     await p.pub.close(); // twice
   });
+
+  it('a store down at start: the lease is granted once it answers, and the records written', async () => {
+    const h = harness();
+    const p = publisher(h);
+    h.down = true;
+    await p.pub.start(); // resolves: a router starts while its store is away
+    expect(h.leases).toEqual([]);
+    const retried = p.retried();
+    p.pub.drained('web', 'i1');
+    await retried;
+    h.down = false;
+    p.ctl.auto = true;
+    p.clock.advance(100);
+    // Before: the first write failed for good ("drain record written before the lease was
+    // granted"), and so did every later one.
+    await until(() => p.events.length === 1);
+    const live = h.leases.filter((l) => l.live());
+    expect(live).toHaveLength(1);
+    expect(await records()).toEqual({ [key('i1')]: live[0]?.id });
+    await p.pub.close();
+    expect(await records()).toEqual({});
+    expect(h.leases.filter((l) => l.live())).toEqual([]);
+  });
 });

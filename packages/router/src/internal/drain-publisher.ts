@@ -41,7 +41,10 @@ export class DrainPublisher {
     return this.#lease.id;
   }
 
-  /** Grants the lease; later writes wait for it. */
+  /**
+   * Grants the lease; later writes wait for it. If the store does not answer, the first write
+   * grants it (retried as writes are).
+   */
   start(): Promise<void> {
     return this.#enqueue(() => this.#grant());
   }
@@ -133,7 +136,11 @@ export class DrainPublisher {
     this.#unreported.set(key, [service, instanceId]);
     void this.#enqueue(() =>
       this.#persist(
-        () => this.store.put(key, value, { lease: this.#leaseId() }),
+        async () => {
+          // No lease yet: the store did not answer at start() (the router started anyway).
+          if (this.#lease === undefined) await this.#grant();
+          await this.store.put(key, value, { lease: this.#leaseId() });
+        },
         () => this.#records.get(key) === value,
         () => this.#reported(key, value),
       ),
