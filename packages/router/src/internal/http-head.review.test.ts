@@ -521,7 +521,7 @@ describe('head parser, byte scanning vs the latin1 string parser it replaced', (
       'x\r\nConnection: keep-alive',
       ', ,\r\nConnection: keep-alive, close',
     ];
-    const seen: string[][] = [];
+    const seen: (readonly string[])[] = [];
     for (const v of later) seen.push(parse(`${REQ}Connection: ${v}\r\n\r\n`).connection);
     expect(ka.connection).toEqual(['keep-alive']);
     expect(cl.connection).toEqual(['close']);

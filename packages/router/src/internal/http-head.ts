@@ -41,8 +41,11 @@ interface HeadCommon {
   readonly contentLength: number;
   /** Whether Transfer-Encoding is `chunked`. */
   readonly chunked: boolean;
-  /** Connection tokens, lower-cased (`close`, `keep-alive`, `upgrade`, others). */
-  readonly connection: string[];
+  /**
+   * Connection tokens, lower-cased (`close`, `keep-alive`, `upgrade`, others). Read-only: the
+   * lists of one `keep-alive` or `close` token (and the empty one) are shared by every head.
+   */
+  readonly connection: readonly string[];
   /** The bytes the head took, including the final CRLF CRLF. */
   readonly length: number;
   /**
@@ -218,7 +221,7 @@ interface Fields {
   names: string[];
   contentLength: number;
   chunked: boolean;
-  connection: string[];
+  connection: readonly string[];
   host: string;
   upgrade: string;
 }
