@@ -27,6 +27,8 @@ interface Harness {
   failPuts: number;
   /** Makes a lease's revoke fail (retryable) this many more times. */
   failRevokes: number;
+  /** While set, grant() waits for it (a request on the wire). */
+  grantGate: Promise<void> | undefined;
   /** Every lease granted, in order. */
   leases: (Lease & { expire(): Promise<void>; live(): boolean })[];
 }
@@ -36,11 +38,19 @@ const unavailable = (): Promise<never> =>
 
 /** `store` behind a switch, with leases the test can end as an expiry would. */
 function harness(): Harness {
-  const h: Harness = { store, down: false, failPuts: 0, failRevokes: 0, leases: [] };
+  const h: Harness = {
+    store,
+    down: false,
+    failPuts: 0,
+    failRevokes: 0,
+    grantGate: undefined,
+    leases: [],
+  };
   h.store = new Proxy(store, {
     get(target, prop) {
       if (prop === 'grant') {
         return async (ttlMs: number) => {
+          if (h.grantGate !== undefined) await h.grantGate;
           if (h.down) return unavailable();
           const real = await target.grant(ttlMs);
           let end!: (r: 'expired') => void;
@@ -334,6 +344,23 @@ describe('DrainPublisher, lease lost while the store is down', () => {
     expect(live).toHaveLength(1);
     expect(await records()).toEqual({ [key('i1')]: live[0]?.id });
     await p.pub.close();
+    expect(await records()).toEqual({});
+    expect(h.leases.filter((l) => l.live())).toEqual([]);
+  });
+
+  it('close() while the re-grant is on the wire: what it writes after is revoked with it', async () => {
+    const h = harness();
+    const p = publisher(h);
+    await p.pub.start();
+    p.pub.drained('web', 'i1');
+    await until(() => p.events.length === 1);
+    let open!: () => void;
+    h.grantGate = new Promise<void>((r) => (open = r));
+    await (h.leases[0] as Harness['leases'][0]).expire();
+    const closed = p.pub.close();
+    open();
+    await closed;
+    expect(h.leases).toHaveLength(2); // the re-grant was on the wire: it went through
     expect(await records()).toEqual({});
     expect(h.leases.filter((l) => l.live())).toEqual([]);
   });
