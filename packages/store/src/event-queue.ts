@@ -28,6 +28,9 @@ export class EventQueue<T> implements AsyncIterable<T> {
   #done = false;
   #error: unknown = undefined;
   #onClose: (() => void) | undefined;
+  /** The signal listened to, and the listener: removed when the queue ends. */
+  #signal: AbortSignal | undefined;
+  #onAbort: (() => void) | undefined;
   #iterating = false;
   readonly #limit: number;
   readonly #overflow: ((item: T, limit: number) => unknown) | undefined;
@@ -56,7 +59,10 @@ export class EventQueue<T> implements AsyncIterable<T> {
       return;
     }
     this.#onClose = onClose;
-    signal?.addEventListener('abort', () => this.end(), { once: true });
+    if (signal === undefined) return;
+    this.#signal = signal;
+    this.#onAbort = () => this.end();
+    signal.addEventListener('abort', this.#onAbort, { once: true });
   }
 
   /** Whether the queue still accepts events. */
@@ -122,6 +128,12 @@ export class EventQueue<T> implements AsyncIterable<T> {
   }
 
   #release(): void {
+    // A long-lived signal (a service's close signal) passed to one watch after another kept a
+    // listener, and through it the ended queue, for each.
+    if (this.#signal !== undefined && this.#onAbort !== undefined)
+      this.#signal.removeEventListener('abort', this.#onAbort);
+    this.#signal = undefined;
+    this.#onAbort = undefined;
     const cb = this.#onClose;
     this.#onClose = undefined;
     cb?.();

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isFlotillaError } from '@flotilla/core';
 import { compareKeys } from '../keys.js';
@@ -617,6 +618,20 @@ export function runStoreContract(options: StoreContractOptions): void {
         expect(seen).toEqual([]);
         await store.put('after', 'x'); // the store is unaffected
         expect((await store.get('after'))?.value).toBe('x');
+      });
+
+      it('a watch that ends leaves no listener on its signal (one signal for many watches)', async () => {
+        // A service's close signal, passed to one watch after another as they end and reopen.
+        const controller = new AbortController();
+        cleanups.push(() => controller.abort());
+        for (let i = 0; i < 20; i++) {
+          const it = store.watch(`ls${i}/`, { signal: controller.signal })[Symbol.asyncIterator]();
+          const next = it.next();
+          await store.put(`ls${i}/k`, 'v');
+          expect((await next).value).toMatchObject({ type: 'put' });
+          await it.return?.();
+        }
+        expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
       });
 
       it('leaves out the revisions skipRevision names, live and replayed, and keeps order', async () => {
