@@ -174,6 +174,63 @@ describe('DrainPublisher', () => {
     expect((await store.list('/flotilla/router/drains/')).kvs).toEqual([]);
   });
 
+  it('a lease that cannot be kept alive is not used: revoked, and granted again for the first record', async () => {
+    store = new MemoryStore();
+    const leases: { id: string; kept: boolean }[] = [];
+    const wrapped = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop === 'grant') {
+          return async (ttlMs: number) => {
+            const lease = await target.grant(ttlMs);
+            const entry = { id: lease.id, kept: false };
+            leases.push(entry);
+            const first = leases.length === 1;
+            return new Proxy(lease, {
+              get(l, p) {
+                if (p === 'keepAlive')
+                  return async () => {
+                    // The first keep-alive fails: the store went away right after the grant.
+                    if (first) throw new StoreError('FLOTILLA_STORE_UNAVAILABLE', 'down');
+                    await l.keepAlive();
+                    entry.kept = true;
+                  };
+                const v = Reflect.get(l, p, l) as unknown;
+                return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(l) : v;
+              },
+            });
+          };
+        }
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        return typeof value === 'function'
+          ? (value as (...a: unknown[]) => unknown).bind(target)
+          : value;
+      },
+    });
+    let written!: () => void;
+    const wrote = new Promise<void>((r) => (written = r));
+    const pub = new DrainPublisher(
+      wrapped,
+      '/flotilla/router/',
+      'r1',
+      10_000,
+      silentLogger,
+      () => written(),
+      new ManualClock(),
+    );
+    await pub.start();
+    pub.drained('web', 'i1');
+    await wrote;
+    expect(leases).toHaveLength(2);
+    const kv = await store.get(KEY);
+    expect(kv?.lease).toBe(leases[1]?.id);
+    expect(leases[1]?.kept).toBe(true);
+    // The first one is gone, not left to expire with nothing renewing it.
+    await expect(store.put('/probe', 'x', { lease: leases[0]?.id ?? '' })).rejects.toMatchObject({
+      code: 'FLOTILLA_STORE_LEASE_NOT_FOUND',
+    });
+    await pub.close();
+  });
+
   it('close() ends a pending retry delay: it resolves with the clock stopped, and writes no more', async () => {
     store = new MemoryStore();
     const s = flaky(() => true);
