@@ -182,8 +182,11 @@ export class BodyFramer {
           continue;
         case S.Trailer: {
           const c = buf[i] as number;
-          if (c === 13) this.#s = S.TrailerLf;
-          else if ((c < 32 && c !== 9) || c === 127 || ++this.#line > MAX_LINE)
+          // Its CRLF counts too: a flood of one-character lines was a third of what it weighed.
+          if (c === 13) {
+            this.#s = S.TrailerLf;
+            if ((this.#trailers += 2) > MAX_TRAILERS) throw new FramingError('trailers too large');
+          } else if ((c < 32 && c !== 9) || c === 127 || ++this.#line > MAX_LINE)
             throw new FramingError('invalid trailer');
           else if (++this.#trailers > MAX_TRAILERS) throw new FramingError('trailers too large');
           i++;
