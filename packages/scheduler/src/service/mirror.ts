@@ -56,6 +56,26 @@ export class KnownJob implements JobSnapshot {
     return this.record.createdAt;
   }
 
+  /**
+   * Its snapshot and revisions as a plain object: what `JSON.stringify` and a logger write
+   * (the snapshot's fields are getters, which neither would otherwise see).
+   */
+  toJSON(): JobSnapshot & { rev: number; status: JobStatus | undefined; statusRev: number } {
+    return {
+      id: this.id,
+      app: this.app,
+      release: this.release,
+      type: this.type,
+      hostId: this.hostId,
+      resources: this.resources,
+      createdAt: this.createdAt,
+      state: this.state,
+      rev: this.rev,
+      status: this.status,
+      statusRev: this.statusRev,
+    };
+  }
+
   /** The same job in another state (a crashed one held in backoff is `pending` to the planner). */
   withState(state: JobState): KnownJob {
     return new KnownJob(this.record, this.rev, state, this.status, this.statusRev);
