@@ -6,7 +6,7 @@
 //   await etcd.restart('SIGKILL');      // the same after a crash
 //   await etcd.stop();
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,11 +79,11 @@ export async function startEtcd(options = {}) {
   if (!bin) throw new Error(ETCD_MISSING);
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'flotilla-etcd-'));
   const ownsDir = options.dataDir === undefined;
-  const clientPort = options.clientPort ?? (await freePort());
-  const peerPort = options.peerPort ?? (await freePort());
-  const endpoint = `http://127.0.0.1:${clientPort}`;
-  const peer = `http://127.0.0.1:${peerPort}`;
-  const args = [
+  let clientPort = options.clientPort ?? (await freePort());
+  let peerPort = options.peerPort ?? (await freePort());
+  let endpoint = `http://127.0.0.1:${clientPort}`;
+  let peer = `http://127.0.0.1:${peerPort}`;
+  const argsNow = () => [
     '--name',
     'flotilla-test',
     '--data-dir',
@@ -110,7 +110,7 @@ export async function startEtcd(options = {}) {
   let stderr = '';
   const launch = async () => {
     stderr = '';
-    child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = spawn(bin, argsNow(), { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr.on('data', (d) => {
       stderr = (stderr + d).slice(-4000);
     });
@@ -138,7 +138,34 @@ export async function startEtcd(options = {}) {
         child.kill('SIGCONT');
       }
     });
-  await launch();
+  /**
+   * launch(), again while a port is taken: a free port found here can be taken before etcd
+   * binds it (any process's outgoing connection may get it as its local port, and the ports
+   * are in the ephemeral range), and so can a restarted etcd's port while it was down. Ports
+   * this function chose are chosen again (`movable`); given or kept ones are waited for.
+   */
+  const launchUntilBound = async (movable) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await launch();
+        return;
+      } catch (err) {
+        if (attempt >= 5 || !/address already in use/.test(err.message)) throw err;
+        if (movable) {
+          if (options.clientPort === undefined) clientPort = await freePort();
+          if (options.peerPort === undefined) peerPort = await freePort();
+          endpoint = `http://127.0.0.1:${clientPort}`;
+          peer = `http://127.0.0.1:${peerPort}`;
+          // Nothing was written before the bind failed; start from an empty directory anyway.
+          if (ownsDir) {
+            rmSync(dataDir, { recursive: true, force: true });
+            mkdirSync(dataDir, { recursive: true });
+          }
+        } else await new Promise((r) => setTimeout(r, 250 * attempt));
+      }
+    }
+  };
+  await launchUntilBound(true);
   return {
     endpoint,
     dataDir,
@@ -153,7 +180,7 @@ export async function startEtcd(options = {}) {
      */
     async restart(signal = 'SIGTERM') {
       await stopChild(signal);
-      await launch();
+      await launchUntilBound(false);
     },
     /** Stops etcd without removing its data (for restart tests). */
     async halt(signal = 'SIGTERM') {
@@ -169,7 +196,7 @@ export async function startEtcd(options = {}) {
         frozen = false;
         child.kill('SIGCONT');
         await waitHealthy(endpoint, child, options.timeoutMs ?? 20_000);
-      } else await launch();
+      } else await launchUntilBound(false);
     },
     /** Stops etcd and removes its data directory if it made it. */
     async stop() {
