@@ -165,7 +165,13 @@ export async function startEtcd(options = {}) {
       }
     }
   };
-  await launchUntilBound(true);
+  try {
+    await launchUntilBound(true);
+  } catch (err) {
+    // Nothing will stop this etcd: the directory made for it goes now.
+    if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     endpoint,
     dataDir,
