@@ -253,30 +253,12 @@ export class Discovery extends GuardedEmitter<DiscoveryEvents> implements AsyncD
   ): AsyncGenerator<DiscoveryEvent> {
     this.#throwIfClosed();
     validateService(service);
-    const outer =
+    // Ends with the caller's signal or this Discovery's close(); every listener a watch puts
+    // on it is taken off when the watch ends (the store's watch queue and listAndWatch do).
+    const signal =
       options.signal === undefined
         ? this.#closing.signal
         : AbortSignal.any([options.signal, this.#closing.signal]);
-    // A signal of this watch's own, its link to `outer` undone when the watch ends: a store's
-    // watch queue never takes its abort listener off the signal it is given, so a signal that
-    // outlives the watch (this Discovery's) would keep one listener and queue per watch ended.
-    const ac = new AbortController();
-    const { signal } = ac;
-    const stop = (): void => ac.abort(outer.reason);
-    if (outer.aborted) stop();
-    else outer.addEventListener('abort', stop, { once: true });
-    try {
-      yield* this.#watch(service, options, signal);
-    } finally {
-      outer.removeEventListener('abort', stop);
-    }
-  }
-
-  async *#watch(
-    service: string,
-    options: DiscoveryWatchOptions,
-    signal: AbortSignal,
-  ): AsyncGenerator<DiscoveryEvent> {
     const readyOnly = options.readyOnly === true;
     const visible = (i: ServiceInstance | undefined): i is ServiceInstance =>
       i !== undefined && (!readyOnly || i.ready);
