@@ -49,6 +49,11 @@ export class DrainPublisher {
     return this.#enqueue(() => this.#grant());
   }
 
+  /** Revokes a lease not used; one whose revoke fails (the store flapped) close() revokes. */
+  #discard(lease: Lease): void {
+    void lease.revoke().catch(() => this.#superseded.add(lease));
+  }
+
   async #grant(): Promise<void> {
     const lease = await this.store.grant(this.ttlMs);
     try {
@@ -56,15 +61,13 @@ export class DrainPublisher {
     } catch (err) {
       // Not kept alive, it would end at its TTL with the records written under it: this
       // attempt fails (and is retried, see start() and the re-grant below).
-      void lease.revoke().catch(() => this.#superseded.add(lease));
+      this.#discard(lease);
       throw err;
     }
     // A lease granted by an attempt that failed after it (see below) is not used: revoked.
     const superseded = this.#lease;
     this.#lease = lease;
-    // One whose revoke fails (the store flapped) is revoked again by close().
-    if (superseded?.state === 'active')
-      void superseded.revoke().catch(() => this.#superseded.add(superseded));
+    if (superseded?.state === 'active') this.#discard(superseded);
     void lease.ended.then((reason) => {
       if (this.#closed || lease !== this.#lease || reason === 'revoked' || reason === 'closed')
         return;
