@@ -583,7 +583,9 @@ describe('probes', () => {
     const controller = new AbortController();
     const building = run({ source, buildpacks: [url], signal: controller.signal });
     const socket = await isConnected;
-    const closed = once(socket, 'close');
+    // Not events.once: it rejects on an 'error' (a reset when git is killed), unhandled while
+    // the build's rejection is awaited.
+    const closed = new Promise((resolve) => socket.once('close', resolve));
     controller.abort(new Error('no more'));
     expect(((await rejection(building)) as unknown as Error).message).toBe('no more');
     await closed; // git-remote-http, which held the connection, is gone

@@ -217,7 +217,7 @@ describe('ArtifactCache', () => {
     let closed!: Promise<unknown>;
     const url = `${await serve(
       authorized((res) => {
-        closed = once(res, 'close');
+        closed = new Promise((resolve) => res.once('close', resolve)); // events.once would reject on 'error', unawaited
         res.writeHead(200);
         const pump = (): void => {
           while (!res.destroyed && res.write(body));
