@@ -1,13 +1,15 @@
 /**
  * Tracks where an HTTP/1.1 body ends in a byte stream, without copying it: a fixed length,
  * chunked (validated strictly: hex sizes, bounded extensions and trailers, CRLFs where they
- * belong), or until the connection closes. The bytes are forwarded as they are, or, for a
- * client that does not know chunked framing (HTTP/1.0), as the chunks' data only
- * ({@link BodyFramer.decode}).
+ * belong), or until the connection closes. The bytes are forwarded as they are, but for a
+ * chunked body's trailer section, which is held back and parsed for the caller to filter
+ * ({@link BodyFramer.trailers}), or, for a client that does not know chunked framing
+ * (HTTP/1.0), as the chunks' data only ({@link BodyFramer.decode}).
  */
+import { FramingError } from './framing-error.js';
+import { parseTrailerFields, type TrailerFields } from './trailer-fields.js';
 
-/** Thrown when chunked framing is malformed. */
-export class FramingError extends Error {}
+export { FramingError };
 
 const MAX_SIZE_DIGITS = 16;
 const MAX_LINE = 4096;
@@ -41,6 +43,29 @@ export class BodyFramer {
   #digits = 0;
   #line = 0;
   #trailers = 0;
+  /** The trailer section's bytes while it comes (copies), or null. */
+  #held: Buffer[] | null = null;
+  /** Where the trailer section starts in the buffer being fed, when it starts there; else -1. */
+  #heldFrom = -1;
+
+  /**
+   * Whether the body has a trailer section (known from its first byte on). From that byte to
+   * the body's end, {@link BodyFramer.feed} holds the bytes back: it returns where they start,
+   * and {@link BodyFramer.end} says where the body's bytes end. Bodies without trailers never
+   * set it.
+   */
+  trailing = false;
+  /**
+   * With {@link BodyFramer.trailing}: the index just after the body's end in the buffer last
+   * fed, or that buffer's length while the body goes on.
+   */
+  end = 0;
+  /**
+   * The trailer section's fields, once a body that has one is complete ({@link
+   * BodyFramer.done}); else null. The caller sends on those it keeps (and the final CRLF) in
+   * place of the section.
+   */
+  trailers: TrailerFields | null = null;
 
   /**
    * @param kind - `length` with `length` bytes, `chunked`, or `close` (everything until the
@@ -65,7 +90,9 @@ export class BodyFramer {
 
   /**
    * Consumes bytes from `buf` starting at `start`; returns the index just after the body's
-   * last byte when it ends inside `buf`, else `buf.length`. Throws {@link FramingError}.
+   * last byte when it ends inside `buf`, else `buf.length`; but the bytes of a trailer section
+   * are held back: then it returns where they start in `buf` (or `start`), which is less than
+   * `buf.length` (see {@link BodyFramer.trailing}). Throws {@link FramingError}.
    */
   feed(buf: Buffer, start = 0): number {
     if (this.#untilClose) {
@@ -174,6 +201,11 @@ export class BodyFramer {
         case S.TrailerStart:
           if (buf[i] === 13) this.#s = S.LastLf;
           else {
+            if (!this.trailing && !compact) {
+              this.trailing = true;
+              this.#held = [];
+              this.#heldFrom = i;
+            }
             this.#s = S.Trailer;
             this.#line = 0;
             continue;
@@ -204,7 +236,29 @@ export class BodyFramer {
           continue;
       }
     }
-    return compact ? w : i;
+    if (this.#held === null) return compact ? w : i;
+    return this.#hold(buf, start, i);
+  }
+
+  /**
+   * Keeps the trailer section's bytes fed up to `i` (copied: the caller may reuse `buf`), and
+   * parses the section once it is complete. Returns where the held bytes start in `buf`.
+   */
+  #hold(buf: Buffer, start: number, i: number): number {
+    const held = this.#held as Buffer[];
+    const from = this.#heldFrom === -1 ? start : this.#heldFrom;
+    this.#heldFrom = -1;
+    this.end = i;
+    if (this.#s !== S.Done) {
+      held.push(Buffer.from(buf.subarray(from, i)));
+      return from;
+    }
+    held.push(buf.subarray(from, i));
+    this.#held = null;
+    this.trailers = parseTrailerFields(
+      held.length === 1 ? (held[0] as Buffer) : Buffer.concat(held),
+    );
+    return from;
   }
 }
 

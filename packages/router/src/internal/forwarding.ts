@@ -85,3 +85,12 @@ export function isHopByHop(name: string): boolean {
 export function isForwarded(name: string): boolean {
   return within(FORWARDED_BY_LENGTH, name);
 }
+
+/**
+ * Whether a response trailer field (lower-case name) goes on to the client: not hop-by-hop,
+ * and none of those that frame the message (Content-Length, Trailer; RFC 9110 6.5.1 forbids
+ * them in trailers), which a client that merges trailers into the head would misread.
+ */
+export function keepResponseTrailer(name: string): boolean {
+  return !isHopByHop(name) && name !== 'content-length' && name !== 'trailer';
+}

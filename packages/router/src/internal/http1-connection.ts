@@ -14,9 +14,12 @@ import {
 } from './http-head.js';
 import type { ActiveHttpRoute } from './route-matcher.js';
 import { STICKY_COOKIE } from './sticky.js';
-import { IDEMPOTENT, isForwarded, isHopByHop } from './forwarding.js';
+import { IDEMPOTENT, isForwarded, isHopByHop, keepResponseTrailer } from './forwarding.js';
+import { keptTrailerLines } from './trailer-fields.js';
 
 const REQUEST_ID_RE = /^[\x21-\x7e]{1,200}$/;
+/** A request's trailer section as it goes on: empty (see Exchange.#requestTrailers). */
+const NO_TRAILERS = Buffer.from('\r\n', 'latin1');
 /** Request bytes kept to replay on another backend; a longer request is not retried once sent. */
 const REPLAY_LIMIT = 64 * 1024;
 /**
@@ -269,9 +272,15 @@ class Exchange implements UpstreamOwner {
     let bodyPart: Buffer | null = null;
     if (this.#reqBody !== null && rest !== null) {
       try {
-        const end = this.#reqBody.feed(rest);
+        const body = this.#reqBody;
+        const end = body.feed(rest);
         bodyPart = rest.subarray(0, end);
         pipelined = end < rest.length ? rest.subarray(end) : null;
+        if (pipelined !== null && body.trailing) {
+          // A trailer section, held back: none of its fields goes on (see #requestTrailers).
+          if (body.done) bodyPart = Buffer.concat([bodyPart, NO_TRAILERS]);
+          pipelined = body.done && body.end < rest.length ? rest.subarray(body.end) : null;
+        }
       } catch (err) {
         this.#localError(400, (err as Error).message, false);
         return;
@@ -434,7 +443,27 @@ class Exchange implements UpstreamOwner {
     }
     if (end > 0) this.#queue(end === chunk.length ? chunk : chunk.subarray(0, end));
     if (end < chunk.length) {
+      if (body.trailing) {
+        this.#requestTrailers(body, chunk);
+        return;
+      }
       this.#c.buf = chunk.subarray(end);
+      this.#c.socket.pause();
+    }
+  }
+
+  /**
+   * The request body's trailer section was held back from `chunk` on: once it is complete,
+   * it goes on with none of its fields (the final CRLF only), and what follows it is the next
+   * request's. A backend that merged trailer fields into the head (as some do) would take a
+   * forged X-Forwarded-For, Host or Content-Length from them, and nothing a backend needs
+   * comes only there: nginx and Envoy drop them too.
+   */
+  #requestTrailers(body: BodyFramer, chunk: Buffer): void {
+    if (!body.done) return;
+    this.#queue(NO_TRAILERS);
+    if (body.end < chunk.length) {
+      this.#c.buf = chunk.subarray(body.end);
       this.#c.socket.pause();
     }
   }
@@ -758,8 +787,29 @@ class Exchange implements UpstreamOwner {
       up.pause();
       cs.once('drain', () => up.resume());
     }
-    if (framer.done) this.#complete(end < chunk.length ? chunk.subarray(end) : null);
+    if (end < chunk.length) {
+      if (framer.trailing) this.#responseTrailers(framer, chunk);
+      else if (framer.done) this.#complete(chunk.subarray(end));
+    } else if (framer.done) this.#complete(null);
     return kept;
+  }
+
+  /**
+   * The response body's trailer section was held back from `chunk` on: once it is complete,
+   * its fields go on less the hop-by-hop ones (and those the response's Connection names) and
+   * the framing ones, then the response is complete.
+   */
+  #responseTrailers(framer: BodyFramer, chunk: Buffer): void {
+    if (!framer.done) return;
+    const drop = present(this.#resHead, 'response head').connection;
+    this.#c.socket.write(
+      keptTrailerLines(
+        present(framer.trailers, 'trailer section'),
+        (n) => keepResponseTrailer(n) && !drop.includes(n),
+      ),
+      'latin1',
+    );
+    this.#complete(framer.end < chunk.length ? chunk.subarray(framer.end) : null);
   }
 
   /** The response is complete. */
