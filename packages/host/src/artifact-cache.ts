@@ -1,14 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
-import { type Logger, silentLogger } from '@flotilla/core';
+import { type Clock, type Logger, silentLogger, systemClock } from '@flotilla/core';
 import { HostError, HostErrorCodes } from './errors.js';
+import { ArtifactIndex, type EvictionBounds } from './internal/artifact-index.js';
 import { describe, intOption } from './internal/validate.js';
 
 /** A slug artifact as a release record names it. */
@@ -45,11 +46,56 @@ export interface ArtifactCacheOptions {
    * `file://`, `http://` or `https://` URL.
    */
   readonly urlPrefixes?: readonly string[];
+  /**
+   * The most bytes the cached artifacts may take together (default
+   * {@link DEFAULT_ARTIFACT_CACHE_MAX_BYTES}, 10 GiB; from 0). When the cache goes over it, the
+   * least recently used artifacts are deleted until it fits, never one that is pinned (see
+   * {@link ArtifactCache.pin}: a job that runs or starts from it) or being fetched. Pinned
+   * artifacts alone may exceed it: they stay, and the cache shrinks as they are unpinned.
+   */
+  readonly maxBytes?: number;
+  /**
+   * Also deletes an unpinned artifact unused for longer than this, ms (from 1; default: no
+   * age bound). Checked whenever the cache evicts: after a fetch, an unpin, and
+   * {@link ArtifactCache.prune}.
+   */
+  readonly maxUnusedMs?: number;
+  /** The clock of "last used" (default: the system clock). */
+  readonly clock?: Clock;
   /** A pino-compatible logger (default: silent). */
   readonly logger?: Logger;
 }
 
+/** The default {@link ArtifactCacheOptions.maxBytes}: 10 GiB. */
+export const DEFAULT_ARTIFACT_CACHE_MAX_BYTES = 10 * 1024 ** 3;
+
+/**
+ * A hold on an artifact ({@link ArtifactCache.pin}): while any pin on its digest is held, the
+ * cache does not evict it. Unpinning is idempotent; `using pin = cache.pin(sha)` unpins at the
+ * end of the scope.
+ */
+export interface ArtifactPin extends Disposable {
+  /** The digest pinned. */
+  readonly sha256: string;
+  /** Releases this pin (idempotent). The artifact becomes evictable once no pin holds it. */
+  unpin(): void;
+}
+
+/** What {@link ArtifactCache.usage} reports. */
+export interface ArtifactCacheUsage {
+  /** Bytes of the verified artifacts in the cache. */
+  readonly bytes: number;
+  /** How many there are. */
+  readonly artifacts: number;
+  /** How many of them are pinned. */
+  readonly pinned: number;
+  /** {@link ArtifactCacheOptions.maxBytes}. */
+  readonly maxBytes: number;
+}
+
 const SHA256 = /^[0-9a-f]{64}$/;
+/** A verified artifact's file name. */
+const ENTRY = /^([0-9a-f]{64})\.slug$/;
 
 /** One download shared by every caller that asked for its digest while it runs. */
 interface Download {
@@ -68,10 +114,19 @@ interface Download {
  * leaves the others' fetch running, and the fetch is cancelled once every caller has aborted.
  * Redirects are refused (the token is never sent anywhere but the URL the release names).
  *
+ * The cache keeps within a byte budget ({@link ArtifactCacheOptions.maxBytes}): least recently
+ * used artifacts are deleted first, never a pinned one ({@link ArtifactCache.pin}) nor one being
+ * fetched. The order survives a restart: a use sets the file's mtime, and a new cache on the
+ * directory rebuilds its index from the files (deleting the `.part` of downloads that died with
+ * their process). Pins are held in this process: one cache (one agent) per `dir`.
+ *
  * @example
  * ```ts
- * const cache = new ArtifactCache({ dir: '/var/lib/flotilla/artifacts', token });
+ * const cache = new ArtifactCache({ dir: '/var/lib/flotilla/artifacts', token, maxBytes: 20 * 2 ** 30 });
+ * const pin = cache.pin(release.artifact.sha256); // kept while the job runs
  * const path = await cache.get(release.artifact); // verified, ready for extractSlug
+ * // ... when the job has ended:
+ * pin.unpin();
  * ```
  */
 export class ArtifactCache {
@@ -82,8 +137,15 @@ export class ArtifactCache {
   readonly #idleTimeoutMs: number;
   readonly #urlPrefixes: readonly string[] | undefined;
   readonly #inflight = new Map<string, Download>();
-  /** The sweep of stale `.part` files, done once, before this cache's first download. */
-  #swept: Promise<void> | undefined;
+  readonly #bounds: EvictionBounds;
+  readonly #clock: Clock;
+  readonly #index = new ArtifactIndex();
+  /** The index read from the directory (and stale `.part` files deleted), once. */
+  #loaded: Promise<void> | undefined;
+  /** The eviction passes, one after another. */
+  #passes: Promise<unknown> = Promise.resolve();
+  /** A pass asked for and not started yet: later asks share it. */
+  #queuedPass: Promise<string[]> | undefined;
 
   constructor(options: ArtifactCacheOptions) {
     if (typeof options?.dir !== 'string' || options.dir === '')
@@ -98,6 +160,14 @@ export class ArtifactCache {
       );
     this.#idleTimeoutMs = intOption(options.idleTimeoutMs, 'idleTimeoutMs', 30_000, 1, 2 ** 31 - 1);
     this.#urlPrefixes = checkPrefixes(options.urlPrefixes);
+    this.#bounds = {
+      maxBytes: intOption(options.maxBytes, 'maxBytes', DEFAULT_ARTIFACT_CACHE_MAX_BYTES, 0),
+      maxUnusedMs:
+        options.maxUnusedMs === undefined
+          ? undefined
+          : intOption(options.maxUnusedMs, 'maxUnusedMs', 0, 1),
+    };
+    this.#clock = options.clock ?? systemClock;
     this.dir = resolve(options.dir);
     this.#token = options.token;
     this.#fetch = options.fetch ?? fetch;
@@ -113,6 +183,10 @@ export class ArtifactCache {
    * 429 and 5xx), `FLOTILLA_HOST_ARTIFACT_STALLED` when nothing came for `idleTimeoutMs`,
    * `FLOTILLA_HOST_ARTIFACT_CORRUPT` when what came is not the artifact; the signal's reason
    * when `signal` aborts. A failed download leaves no file behind.
+   *
+   * The artifact counts as used now (least recently used goes first). While the call runs it
+   * is not evicted; once it has resolved, only a {@link ArtifactCache.pin} taken before keeps it:
+   * pin first, then get, and unpin when done with the file.
    */
   async get(artifact: SlugArtifact, options: { signal?: AbortSignal } = {}): Promise<string> {
     const url = check(artifact);
@@ -124,9 +198,25 @@ export class ArtifactCache {
       );
     const { signal } = options;
     signal?.throwIfAborted();
+    // Pinned while this call runs: an eviction pass can no longer pick it, and one that picked
+    // it before is waited for (then it is fetched anew).
+    const unpin = this.#index.pin(artifact.sha256);
+    try {
+      await this.#load();
+      await this.#index.removal(artifact.sha256);
+      return await this.#get(artifact, url, signal);
+    } finally {
+      if (unpin()) this.#evictSoon();
+    }
+  }
+
+  async #get(artifact: SlugArtifact, url: URL, signal: AbortSignal | undefined): Promise<string> {
     const path = join(this.dir, `${artifact.sha256}.slug`);
     const cached = await stat(path).catch(() => undefined);
-    if (cached?.isFile() === true && cached.size === artifact.size) return path;
+    if (cached?.isFile() === true && cached.size === artifact.size) {
+      await this.#used(artifact.sha256, path, cached.size);
+      return path;
+    }
     signal?.throwIfAborted();
     // Keyed by size too: a descriptor with the right digest and a wrong size must not be
     // answered by another caller's download.
@@ -189,8 +279,6 @@ export class ArtifactCache {
         { cause },
       );
     }
-    this.#swept ??= this.#sweep();
-    await this.#swept;
     const temp = join(this.dir, `.${artifact.sha256}.${randomBytes(4).toString('hex')}.part`);
     const started = performance.now();
     const hash = createHash('sha256');
@@ -279,6 +367,8 @@ export class ArtifactCache {
         );
       }
       await rename(temp, path);
+      await this.#used(artifact.sha256, path, bytes);
+      this.#evictSoon();
       this.#logger.info(
         { url: artifact.url, bytes, ms: Math.round(performance.now() - started) },
         'artifact fetched',
@@ -297,29 +387,148 @@ export class ArtifactCache {
   }
 
   /**
-   * Deletes `.part` files of downloads that died with their process (an agent killed mid-fetch):
-   * those not written for longer than `idleTimeoutMs`, which a live download never is (it
-   * would have failed as stalled). Failures are logged, never fatal.
+   * Pins an artifact: while any pin on `sha256` is held, the cache does not evict it (a job that
+   * runs or starts from it). Pin before {@link ArtifactCache.get}, so nothing can evict it
+   * between the fetch and its use; a digest may be pinned before it is fetched, or when it is
+   * not in the cache at all. Pins count: each must be unpinned.
+   *
+   * @throws {@link HostError} `FLOTILLA_HOST_ARTIFACT_INVALID` when `sha256` is not 64 lowercase
+   * hex digits.
    */
-  async #sweep(): Promise<void> {
-    const now = Date.now();
+  pin(sha256: string): ArtifactPin {
+    if (typeof sha256 !== 'string' || !SHA256.test(sha256))
+      throw new HostError(
+        HostErrorCodes.ARTIFACT_INVALID,
+        `artifact sha256 ${describe(sha256)} must be 64 lowercase hex digits`,
+        { path: 'sha256' },
+      );
+    const unpin = this.#index.pin(sha256);
+    const release = (): void => {
+      if (unpin()) this.#evictSoon();
+    };
+    return { sha256, unpin: release, [Symbol.dispose]: release };
+  }
+
+  /**
+   * Evicts now what is over the cache's bounds ({@link ArtifactCacheOptions.maxBytes},
+   * {@link ArtifactCacheOptions.maxUnusedMs}), least recently used first, never a pinned
+   * artifact; a cache also does so by itself after each fetch and unpin. The first call (or
+   * `get`) reads the directory: an agent calls it once its running jobs are pinned after a
+   * restart. Resolves with the digests deleted; a file that cannot be deleted is logged and
+   * kept.
+   */
+  prune(): Promise<string[]> {
+    this.#queuedPass ??= this.#passes.then(() => {
+      this.#queuedPass = undefined;
+      return this.#evict();
+    });
+    const pass = this.#queuedPass;
+    this.#passes = pass.catch(() => undefined);
+    return pass;
+  }
+
+  /** What the cache holds now (once the directory has been read: after the first `get` or `prune`). */
+  usage(): ArtifactCacheUsage {
+    return { ...this.#index.usage(), maxBytes: this.#bounds.maxBytes };
+  }
+
+  /** A background eviction pass; its failures are logged. */
+  #evictSoon(): void {
+    this.prune().catch((err: unknown) =>
+      this.#logger.warn({ err, dir: this.dir }, 'artifact cache eviction failed'),
+    );
+  }
+
+  /** One eviction pass: removes victims one at a time, each chosen afresh (pins change meanwhile). */
+  async #evict(): Promise<string[]> {
+    await this.#load();
+    const removed: string[] = [];
+    const failed = new Set<string>();
+    for (;;) {
+      const sha256 = this.#index.victim(this.#bounds, this.#clock.now(), failed);
+      if (sha256 === undefined) break;
+      // Chosen and marked in one step (no await between): a get() that pins it from now on
+      // waits for the removal, then fetches it again.
+      const entry = this.#index.forget(sha256);
+      const path = join(this.dir, `${sha256}.slug`);
+      const removal = rm(path, { force: true });
+      this.#index.removing(
+        sha256,
+        removal.catch(() => undefined),
+      );
+      try {
+        await removal;
+        removed.push(sha256);
+        this.#logger.info({ sha256, bytes: entry?.size }, 'artifact evicted from the cache');
+      } catch (err) {
+        failed.add(sha256);
+        if (entry !== undefined) this.#index.found(sha256, entry.size, entry.usedAt);
+        this.#logger.error({ err, path }, 'artifact cannot be evicted: it stays in the cache');
+      }
+    }
+    const { bytes } = this.#index.usage();
+    if (bytes > this.#bounds.maxBytes)
+      this.#logger.warn(
+        { bytes, maxBytes: this.#bounds.maxBytes },
+        'artifact cache over maxBytes with artifacts in use (pinned): it shrinks as they are unpinned',
+      );
+    return removed;
+  }
+
+  /** Records a use: in the index, and as the file's mtime, which a restarted cache reads. */
+  async #used(sha256: string, path: string, size: number): Promise<void> {
+    const now = this.#clock.now();
+    this.#index.touch(sha256, size, now);
+    await utimes(path, now / 1000, now / 1000).catch((err: unknown) =>
+      this.#logger.warn({ err, path }, 'artifact use cannot be recorded (mtime)'),
+    );
+  }
+
+  /** Reads the directory into the index once (again after a failure). */
+  #load(): Promise<void> {
+    this.#loaded ??= this.#scan().catch((err: unknown) => {
+      this.#loaded = undefined;
+      throw err;
+    });
+    return this.#loaded;
+  }
+
+  /**
+   * Indexes the verified artifacts of the directory, by their mtime (last use), and deletes the
+   * `.part` files of downloads that died with their process (an agent killed mid-fetch): those
+   * not written for longer than `idleTimeoutMs`, which a live download never is (it would have
+   * failed as stalled). Other names are left alone. A directory not there yet is empty.
+   */
+  async #scan(): Promise<void> {
     let names: string[];
     try {
       names = await readdir(this.dir);
-    } catch (err) {
-      this.#logger.warn({ err, dir: this.dir }, 'artifact cache dir cannot be listed');
-      return;
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new HostError(
+        HostErrorCodes.ARTIFACT_FETCH,
+        `the artifact cache dir ${this.dir} cannot be listed`,
+        { cause },
+      );
     }
+    const now = Date.now();
     for (const name of names) {
-      if (!name.startsWith('.') || !name.endsWith('.part')) continue;
       const file = join(this.dir, name);
+      const entry = ENTRY.exec(name);
+      const part = name.startsWith('.') && name.endsWith('.part');
+      if (entry === null && !part) continue;
       try {
         const s = await stat(file);
-        if (!s.isFile() || now - s.mtimeMs <= this.#idleTimeoutMs) continue;
-        await rm(file, { force: true });
-        this.#logger.info({ file }, 'deleted the leftover of an interrupted download');
+        if (!s.isFile()) continue;
+        if (entry?.[1] !== undefined) {
+          this.#index.found(entry[1], s.size, s.mtimeMs);
+        } else if (now - s.mtimeMs > this.#idleTimeoutMs) {
+          await rm(file, { force: true });
+          this.#logger.info({ file }, 'deleted the leftover of an interrupted download');
+        }
       } catch (err) {
-        this.#logger.warn({ err, file }, 'leftover download cannot be deleted');
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        this.#logger.warn({ err, file }, 'artifact cache entry cannot be read');
       }
     }
   }

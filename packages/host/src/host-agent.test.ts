@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -350,6 +350,62 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
       agents.splice(agents.indexOf(a), 1);
       await viewDiscovery.close();
     }
+  });
+
+  describe('artifact cache eviction', () => {
+    const slugFile = (): string => join(dir, 'artifacts', `${slug.sha256}.slug`);
+    const exists = (path: string): Promise<boolean> =>
+      readFile(path).then(
+        () => true,
+        () => false,
+      );
+
+    it('keeps the slug of a running job however small maxBytes is, and evicts it once the job has ended', async () => {
+      await release();
+      const cache = new ArtifactCache({ dir: join(dir, 'artifacts'), maxBytes: 0 });
+      const a = await agent('h1', { artifacts: cache });
+      await a.start();
+      const ready = once(a, 'ready', 'web.g1');
+      await assign('h1', 'web.g1');
+      await ready;
+      await cache.prune();
+      expect(await exists(slugFile())).toBe(true);
+      expect(cache.usage()).toMatchObject({ artifacts: 1, pinned: 1 });
+      const ended = once(a, 'ended', 'web.g1');
+      await assign('h1', 'web.g1', 'stop');
+      await ended;
+      await cache.prune();
+      expect(await exists(slugFile())).toBe(false);
+    });
+
+    it('after a restart, keeps the slug of the job it adopts while the others are pruned', async () => {
+      await release();
+      const first = await agent('h1', {
+        artifacts: new ArtifactCache({ dir: join(dir, 'artifacts') }),
+      });
+      await first.start();
+      const ready = once(first, 'ready', 'web.g2');
+      await assign('h1', 'web.g2');
+      await ready;
+      await first.close();
+      agents.splice(agents.indexOf(first), 1);
+      await drivers.shift()?.close();
+      // A slug of a job that ended while no agent ran, used long ago.
+      const stale = join(dir, 'artifacts', `${'e'.repeat(64)}.slug`);
+      await writeFile(stale, 'an old slug');
+      const old = new Date(Date.now() - 86_400_000);
+      await utimes(stale, old, old);
+
+      const cache = new ArtifactCache({ dir: join(dir, 'artifacts'), maxBytes: slug.size });
+      const second = await agent('h1', { artifacts: cache });
+      const adopted = once<[string, boolean]>(second, 'started', 'web.g2');
+      await second.start();
+      expect(await adopted).toEqual(['web.g2', true]);
+      await cache.prune(); // after the agent's own pass
+      expect(await exists(stale)).toBe(false);
+      expect(await exists(slugFile())).toBe(true);
+      expect(cache.usage()).toMatchObject({ artifacts: 1, pinned: 1 });
+    });
   });
 
   it('refuses a tampered artifact: the job is reported crashed and nothing is extracted', async () => {

@@ -22,7 +22,7 @@ import {
 } from '@flotilla/core';
 import { Discovery } from '@flotilla/discovery';
 import type { Store } from '@flotilla/store';
-import type { ArtifactCache } from './artifact-cache.js';
+import type { ArtifactCache, ArtifactPin } from './artifact-cache.js';
 import type { Driver, ExitStatus, JobInfo } from './driver.js';
 import {
   DEFAULT_RETAIN_ENDED_BYTES,
@@ -68,7 +68,11 @@ export interface HostAgentOptions {
   readonly tags?: Readonly<Record<string, string>>;
   /** Ports handed to jobs as `PORT`. */
   readonly ports: PortRange;
-  /** Fetches and verifies slugs, once per host. */
+  /**
+   * Fetches and verifies slugs, once per host. The agent pins each job's slug from its start
+   * until it has ended (adopted jobs too), so the cache never evicts a slug a job runs from, and
+   * prunes the cache once it has taken over the jobs after a (re)start.
+   */
   readonly artifacts: ArtifactCache;
   /** Where each job's slug is extracted (`<workDir>/<job id>`). */
   readonly workDir: string;
@@ -136,6 +140,8 @@ interface Local {
   release: ReleaseRecord | undefined;
   port: number | undefined;
   dir: string | undefined;
+  /** Keeps its slug in the artifact cache until the job has ended. */
+  pin: ArtifactPin | undefined;
   health: HealthMonitor | undefined;
   /** Its instance in discovery, for jobs with a health check and a port. */
   publication: Publication | undefined;
@@ -347,6 +353,22 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
     await synced;
     if (this.#abort.signal.aborted) throw closed();
     this.#state = 'running';
+    // Every job taken over is pinned by now: what they do not use may go (a restart with a
+    // smaller maxBytes, slugs of jobs that ended while no agent ran).
+    this.#o.artifacts.prune().catch((err: unknown) => {
+      this.#logger.warn({ err }, 'artifact cache cannot be pruned');
+      this.emit('error', err);
+    });
+  }
+
+  /** Pins the slug a job runs from; nothing for an image, or a release that cannot be read. */
+  #pin(release: ReleaseRecord | undefined): ArtifactPin | undefined {
+    if (release?.artifact.type !== 'slug') return undefined;
+    try {
+      return this.#o.artifacts.pin(release.artifact.sha256);
+    } catch {
+      return undefined; // a bad digest: prepareJobFiles reports it as the job's failure
+    }
   }
 
   /**
@@ -376,6 +398,8 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
       for (const local of this.#jobs.values()) {
         local.health?.stop();
         await local.publication?.withdraw();
+        // The next agent pins what it adopts; this one no longer answers for them.
+        local.pin?.unpin();
       }
       // Not revoked: a restarted agent takes the heartbeat over; if none comes within the TTL,
       // the host goes down and its jobs are placed elsewhere.
@@ -514,6 +538,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
       release: job.release,
       port: undefined,
       dir: undefined,
+      pin: this.#pin(job.release),
       health: undefined,
       publication: undefined,
       stopping: false,
@@ -768,6 +793,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
     this.#ports.release(id);
     await this.#driver.remove(id).catch(() => undefined);
     if (local.dir !== undefined) await rm(local.dir, { recursive: true, force: true });
+    local.pin?.unpin();
     this.#jobs.delete(id);
     this.emit('ended', id, state, status.message);
   }

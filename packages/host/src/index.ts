@@ -39,8 +39,13 @@ export {
 } from './ended-job.js';
 export type { EndedJob } from './ended-job.js';
 export type { DrainTarget, DrainWait } from './drain-wait.js';
-export { ArtifactCache } from './artifact-cache.js';
-export type { ArtifactCacheOptions, SlugArtifact } from './artifact-cache.js';
+export { ArtifactCache, DEFAULT_ARTIFACT_CACHE_MAX_BYTES } from './artifact-cache.js';
+export type {
+  ArtifactCacheOptions,
+  ArtifactCacheUsage,
+  ArtifactPin,
+  SlugArtifact,
+} from './artifact-cache.js';
 export {
   BOOT_PROBE_FIRST_MS,
   HEALTH_CHECK_DEFAULTS,
