@@ -27,6 +27,14 @@ const DROPPED = [
   'x-forwarded-prefix',
   'client-ip',
   'true-client-ip',
+  'x-forwarded-protocol',
+  'x-scheme',
+  'x-client-ip',
+  // Replace the request path in some backends (IIS, Symfony, auth services), past the route.
+  'x-original-url',
+  'x-rewrite-url',
+  'x-original-uri',
+  'x-forwarded-uri',
 ];
 
 /** `name` in a few spellings: as given, upper, and alternating case. */

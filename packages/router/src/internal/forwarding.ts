@@ -27,13 +27,21 @@ export const SET_BY_ROUTER: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Headers that claim what only a proxy knows (the client's address, the scheme, the host or
- * path prefix it used) and that the router does not set: frameworks told to trust the proxy
- * believe them (Express `trust proxy`: X-Forwarded-Host; Rack and Rails: Forwarded,
+ * Headers that claim what only a proxy knows (the client's address, the scheme, the host,
+ * path prefix or URL it used) and that the router does not set: frameworks told to trust the
+ * proxy believe them (Express `trust proxy`: X-Forwarded-Host; Rack and Rails: Forwarded,
  * X-Forwarded-Ssl, X-Forwarded-Scheme, Client-IP; Spring: Forwarded, X-Forwarded-Prefix; nginx
- * setups and Go middleware: X-Real-IP, True-Client-IP), so a client's copy is dropped, as a
- * hardened nginx clears them. Not setting them keeps the head the router writes as short as
- * it was. The Host header itself is passed on as sent.
+ * setups and Go middleware: X-Real-IP, True-Client-IP; gunicorn: X-Forwarded-Protocol;
+ * Tornado: X-Scheme, before X-Forwarded-Proto; the request-ip package: X-Client-IP, before
+ * X-Forwarded-For), so a client's copy is dropped, as a hardened nginx clears them. Not
+ * setting them keeps the head the router writes as short as it was. The Host header itself is
+ * passed on as sent.
+ *
+ * Among them, those that replace the request's path in a backend, so that a request routed
+ * (and limited) by its path `/public` is served as `/admin`: X-Original-URL and X-Rewrite-URL
+ * (IIS URL Rewrite, Symfony and Zend before their 2018 fixes), X-Original-URI (the nginx
+ * `auth_request` convention, read by auth services) and X-Forwarded-Uri (Traefik's forward
+ * auth; read by Authelia and oauth2-proxy behind a proxy).
  */
 export const DROPPED_FROM_CLIENT: ReadonlySet<string> = new Set([
   'x-real-ip',
@@ -44,6 +52,13 @@ export const DROPPED_FROM_CLIENT: ReadonlySet<string> = new Set([
   'x-forwarded-prefix',
   'client-ip',
   'true-client-ip',
+  'x-forwarded-protocol',
+  'x-scheme',
+  'x-client-ip',
+  'x-original-url',
+  'x-rewrite-url',
+  'x-original-uri',
+  'x-forwarded-uri',
 ]);
 
 /** Request headers a client may not set: {@link SET_BY_ROUTER} and {@link DROPPED_FROM_CLIENT}. */
