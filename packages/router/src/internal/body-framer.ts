@@ -43,8 +43,13 @@ export class BodyFramer {
   #digits = 0;
   #line = 0;
   #trailers = 0;
-  /** The trailer section's bytes while it comes (copies), or null. */
-  #held: Buffer[] | null = null;
+  /**
+   * The trailer section's bytes while it comes, copied (the caller may reuse its buffers) into
+   * one buffer that doubles as it fills: a section trickled a byte per read is one copy, not a
+   * Buffer per byte. Null when none is held.
+   */
+  #held: Buffer | null = null;
+  #heldLength = 0;
   /** Where the trailer section starts in the buffer being fed, when it starts there; else -1. */
   #heldFrom = -1;
 
@@ -203,7 +208,7 @@ export class BodyFramer {
           else {
             if (!this.trailing && !compact) {
               this.trailing = true;
-              this.#held = [];
+              this.#held = Buffer.allocUnsafe(256);
               this.#heldFrom = i;
             }
             this.#s = S.Trailer;
@@ -241,23 +246,27 @@ export class BodyFramer {
   }
 
   /**
-   * Keeps the trailer section's bytes fed up to `i` (copied: the caller may reuse `buf`), and
-   * parses the section once it is complete. Returns where the held bytes start in `buf`.
+   * Keeps the trailer section's bytes fed up to `i`, and parses the section once it is
+   * complete. Returns where the held bytes start in `buf`.
    */
   #hold(buf: Buffer, start: number, i: number): number {
-    const held = this.#held as Buffer[];
+    let held = this.#held as Buffer;
     const from = this.#heldFrom === -1 ? start : this.#heldFrom;
     this.#heldFrom = -1;
     this.end = i;
-    if (this.#s !== S.Done) {
-      held.push(Buffer.from(buf.subarray(from, i)));
-      return from;
+    const length = this.#heldLength + (i - from);
+    if (length > held.length) {
+      // At most MAX_TRAILERS and the final CRLF: the state machine throws before.
+      const grown = Buffer.allocUnsafe(Math.max(length, 2 * held.length));
+      held.copy(grown, 0, 0, this.#heldLength);
+      this.#held = held = grown;
     }
-    held.push(buf.subarray(from, i));
-    this.#held = null;
-    this.trailers = parseTrailerFields(
-      held.length === 1 ? (held[0] as Buffer) : Buffer.concat(held),
-    );
+    buf.copy(held, this.#heldLength, from, i);
+    this.#heldLength = length;
+    if (this.#s === S.Done) {
+      this.#held = null;
+      this.trailers = parseTrailerFields(held.subarray(0, length));
+    }
     return from;
   }
 }
