@@ -200,7 +200,9 @@ describe('Controller on a MemoryStore with a real scheduler and fake agents', ()
   it('one deploy per app: a second one is refused when asked to, or waits its turn', async () => {
     h = await harness({
       agents: { behaviour: (job) => (job.release?.config.SLOW === '1' ? 'hang' : 'run') },
-      controller: { deploy: { readyTimeoutMs: 1500, stopTimeoutMs: 5000 } },
+      // The refused and the queued call must land while the slow deploy runs: its ready timeout
+      // is that window (1.5 s was tight on a loaded CI machine), and the test's own length.
+      controller: { deploy: { readyTimeoutMs: 5000, stopTimeoutMs: 5000 } },
     });
     await deployed(h);
     const slow = h.controller.patchConfig('demo', { SLOW: '1' }).catch((e: unknown) => e);

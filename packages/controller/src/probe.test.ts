@@ -84,7 +84,9 @@ describe('two controllers on one store', () => {
   it('race deploys of one app: one at a time across controllers, the loser refused or queued', async () => {
     h = await harness({
       agents: { behaviour: (job) => (job.release?.config.SLOW === '1' ? 'hang' : 'run') },
-      controller: { deploy: { readyTimeoutMs: 1000, stopTimeoutMs: 5000 } },
+      // Both refusals must land while the slow deploy runs: its ready timeout is that window
+      // (1 s was tight on a loaded CI machine), and the test's own length.
+      controller: { deploy: { readyTimeoutMs: 5000, stopTimeoutMs: 5000 } },
     });
     await deployed(h);
     const b = await second(h);

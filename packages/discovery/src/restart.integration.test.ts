@@ -52,7 +52,8 @@ describe('Discovery across etcd restarts', () => {
           seen.push(ev);
         }
       })();
-      await vi.waitFor(() => expect(seen).toHaveLength(1));
+      // vi.waitFor gives up after 1 s by default: too short for a first watch event on a loaded CI.
+      await vi.waitFor(() => expect(seen).toHaveLength(1), 10_000);
       await etcd.restart(signal);
       // etcd gives every lease a fresh TTL when it starts, so right after the restart the
       // instance is listed whatever its registrant does. Only past several TTLs does it show
@@ -65,7 +66,7 @@ describe('Discovery across etcd restarts', () => {
       ]);
       await reg.update({ meta: { after: 'restart' } });
       expect((await observer.instances('demo-web'))[0]?.meta).toEqual({ after: 'restart' });
-      await vi.waitFor(() => expect(seen).toHaveLength(2));
+      await vi.waitFor(() => expect(seen).toHaveLength(2), 10_000);
       expect(seen).toEqual([
         { kind: 'current', instances: [expect.objectContaining({ id: 'r1' })] },
         { kind: 'update', instance: expect.objectContaining({ meta: { after: 'restart' } }) },

@@ -452,12 +452,14 @@ describe('ArtifactCache', () => {
               clearInterval(tick);
               res.end();
             }
-          }, 60);
+          }, 200);
           res.on('close', () => clearInterval(tick));
         }),
       )}/a.tgz`;
-      // 8 pauses of 60 ms: 480 ms in all, longer than the 200 ms idle bound.
-      const cache = new ArtifactCache({ dir: cacheDir, token: TOKEN, idleTimeoutMs: 200 });
+      // 8 pauses of 200 ms: 1.6 s in all, longer than the 1 s idle bound. Server and client share
+      // this event loop: with pauses near the bound (60 of 200 ms), a stall of 140 ms on a loaded
+      // machine can bring both timers due in one turn, the idle one firing before the read.
+      const cache = new ArtifactCache({ dir: cacheDir, token: TOKEN, idleTimeoutMs: 1000 });
       expect(await cache.get({ ...artifact, url })).toBe(join(cacheDir, `${artifact.sha256}.slug`));
     });
 

@@ -70,7 +70,7 @@ describe('serveGit', () => {
         pathInfo: '/demo.git/git-receive-pack',
         env: {},
         logger: silentLogger,
-        bodyIdleTimeoutMs: 300,
+        bodyIdleTimeoutMs: 2000,
       });
     });
     server.listen(0, '127.0.0.1');
@@ -94,12 +94,15 @@ describe('serveGit', () => {
         'Content-Type: application/x-git-receive-pack-request\r\n' +
         'Transfer-Encoding: chunked\r\n\r\n',
     );
-    // A flush packet (an empty push), a byte every 150 ms: 750 ms in all, each gap under 300.
+    // A flush packet (an empty push), a byte every 500 ms: 2.5 s in all, past the 2 s idle
+    // timeout, each gap a quarter of it. Writer and server share this event loop: with gaps of
+    // half the timeout (150 of 300 ms), a stall of 150 ms on a loaded machine can let both timers
+    // come due in one turn, the server's firing before it has read the byte.
     for (const byte of '0000') {
-      await new Promise((r) => setTimeout(r, 150));
+      await new Promise((r) => setTimeout(r, 500));
       socket.write(`1\r\n${byte}\r\n`);
     }
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((r) => setTimeout(r, 500));
     socket.write('0\r\n\r\n');
     await replied;
     expect(reply).toMatch(/^HTTP\/1\.1 200 /);
