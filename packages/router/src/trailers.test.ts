@@ -3,7 +3,12 @@
 // Host or Content-Length from them); a backend's response trailers reach an HTTP/1.1 client
 // less the hop-by-hop and framing fields. Malformed trailer fields are refused as malformed
 // header fields are.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http2 from 'node:http2';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Harness, must, raw } from './test-support/harness.js';
 
@@ -126,6 +131,37 @@ describe('request trailers', () => {
     expect(wire).not.toContain('evil.localhost');
   });
 
+  it('are dropped from a request replayed on another backend', async () => {
+    // The first connection to either backend is reset once the whole request is in: an
+    // idempotent PUT goes to the other one, replayed from what the router kept.
+    let connections = 0;
+    const wires: string[] = [];
+    const backend = (s: net.Socket): void => {
+      const n = connections++;
+      let wire = '';
+      s.on('data', (c: Buffer) => {
+        wire += c.toString('latin1');
+        if (!wire.endsWith('\r\n\r\n') || !wire.includes('\r\n0\r\n')) return;
+        wires.push(wire);
+        if (n === 0) s.resetAndDestroy();
+        else s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok');
+      });
+    };
+    await h.rawBackend('wire', 'wire-a', backend);
+    await h.rawBackend('wire', 'wire-b', backend);
+    const out = await raw(
+      port,
+      'PUT /r HTTP/1.1\r\nHost: wire.localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n' +
+        `4\r\nbody\r\n0\r\n${FORGED}\r\n`,
+    );
+    expect(status(out)).toBe(200);
+    expect(wires).toHaveLength(2);
+    for (const wire of wires) {
+      expect(wire.endsWith('\r\n\r\n4\r\nbody\r\n0\r\n\r\n')).toBe(true);
+      expect(wire).not.toContain('6.6.6.6, ');
+    }
+  });
+
   it.each([
     ['whitespace before the colon', 'X-T : a\r\n'],
     ['obsolete line folding', 'X-T: a\r\n folded\r\n'],
@@ -173,6 +209,35 @@ describe('response trailers', () => {
     expect(backend.connections).toBe(1);
   });
 
+  it('are filtered when the backend writes the section in pieces', async () => {
+    const parts = [
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0',
+      '\r\nServer-Tim',
+      'ing: db;dur=53\r',
+      '\nConnection: cl',
+      'ose\r\nX-Kept: 1\r\n',
+      '\r',
+      '\n',
+    ];
+    await h.rawBackend('trailing', 'trailing-pieces', (s) =>
+      s.once('data', () => {
+        let i = 0;
+        const next = (): void => {
+          const p = parts[i++];
+          if (p !== undefined) s.write(p, () => setImmediate(next));
+        };
+        next();
+      }),
+    );
+    const out = await raw(
+      port,
+      'GET / HTTP/1.1\r\nHost: trailing.localhost\r\nConnection: close\r\n\r\n',
+    );
+    expect(out.slice(out.indexOf('\r\n\r\n') + 4)).toBe(
+      '5\r\nhello\r\n0\r\nServer-Timing: db;dur=53\r\nX-Kept: 1\r\n\r\n',
+    );
+  });
+
   it('with a malformed field cut the client off: it never gets the end of the body', async () => {
     // The section comes once the client has the data, so that the head is surely out.
     let backendSocket: net.Socket | undefined;
@@ -199,5 +264,84 @@ describe('response trailers', () => {
     // At most the last chunk went on (a section is held back until it is complete and valid):
     // the body never ends.
     expect(out).toMatch(/\r\n\r\n5\r\nhello\r\n(0\r\n)?$/);
+  });
+});
+
+describe('over HTTP/2', () => {
+  it('trailers are dropped both ways', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flotilla-router-trailers-'));
+    h.defer(() => rmSync(dir, { recursive: true, force: true }));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+      ],
+      { stdio: 'ignore' },
+    );
+    await h.rawBackend('trailing', 'trailing-h2', (s) =>
+      s.once('data', () =>
+        s.write(
+          'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Kept\r\n\r\n' +
+            '5\r\nhello\r\n0\r\nX-Kept: 1\r\n\r\n',
+        ),
+      ),
+    );
+    const router = h.router();
+    await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'web' });
+    await router.setRoute({ type: 'http', domain: 'trailing.localhost', service: 'trailing' });
+    await router.setCertificate({
+      domain: 'demo.localhost',
+      cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
+      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+    });
+    const tls = must((await router.listen({ https: { port: 0 } })).https).port;
+    const client = http2.connect(`https://127.0.0.1:${tls}`, {
+      servername: 'demo.localhost',
+      rejectUnauthorized: false,
+    });
+    h.defer(() => client.close());
+    /** Sends a request (with a body and trailers when given); resolves with what came back. */
+    const ask = (
+      authority: string,
+      trailers?: http2.OutgoingHttpHeaders,
+    ): Promise<{ body: string; trailers: http2.IncomingHttpHeaders[] }> =>
+      new Promise((resolve, reject) => {
+        const got: http2.IncomingHttpHeaders[] = [];
+        const r = client.request(
+          { ':authority': authority, ':path': '/h2', ':method': trailers ? 'POST' : 'GET' },
+          { waitForTrailers: trailers !== undefined },
+        );
+        if (trailers !== undefined) r.on('wantTrailers', () => r.sendTrailers(trailers));
+        let body = '';
+        r.setEncoding('latin1');
+        r.on('data', (d: string) => (body += d));
+        r.on('trailers', (t: http2.IncomingHttpHeaders) => got.push(t));
+        r.on('end', () => resolve({ body, trailers: got }));
+        r.on('error', reject);
+        r.end(trailers ? 'data' : undefined);
+      });
+    const sent = await ask('demo.localhost', {
+      'x-forwarded-for': '6.6.6.6',
+      'x-original-url': '/admin',
+    });
+    expect(sent.body).toBe('got /h2');
+    expect(seen.map((x) => [x.body, x.trailers])).toEqual([['data', []]]);
+    const back = await ask('trailing.localhost');
+    expect(back.body).toBe('hello');
+    expect(back.trailers).toEqual([]);
   });
 });
