@@ -1,7 +1,6 @@
 // Shared by the host agent's cross-package tests: a hello app in a slug, agents with their own
 // drivers, and a wait on discovery that follows its events (no polling, no sleeps).
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ClusterState } from '@flotilla/cluster';
@@ -9,6 +8,7 @@ import type { Discovery, ServiceInstance } from '@flotilla/discovery';
 import { ArtifactCache, HostAgent, ProcessDriver, type HostAgentOptions } from '@flotilla/host';
 import { packSlug } from '@flotilla/slug';
 import type { Store } from '@flotilla/store';
+import { claimPortRange } from './support/port-slots.js';
 
 /** A hello app: answers `hello from <DYNO>` on `PORT`, exits 0 on SIGTERM. */
 export const HELLO_SERVER = `
@@ -55,18 +55,14 @@ export async function deployHello(store: Store, dir: string, count: number): Pro
   }
 }
 
-/** `n` consecutive loopback ports that are free now. */
+/**
+ * `n` consecutive loopback ports for an agent's jobs, below the ephemeral range (32768-60999),
+ * from a port slot this process holds (support/port-slots.ts): no suite running in parallel is
+ * handed any of them (a check of the first port alone, here and now, let two suites' jobs race
+ * for the same ports).
+ */
 export async function freePortRange(n: number): Promise<{ from: number; to: number }> {
-  for (;;) {
-    // Below the ephemeral range (32768-60999): a port taken by an outgoing connection fails a job.
-    const from = 20000 + Math.floor(Math.random() * 12000);
-    const ok = await new Promise<boolean>((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(from, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (ok) return { from, to: from + n - 1 };
-  }
+  return claimPortRange(n);
 }
 
 /** A host agent with a ProcessDriver of its own, on `<dir>/state-<id>` and `<dir>/run-<id>`. */

@@ -3,13 +3,14 @@
 // also when a test failed (call it from afterAll / afterEach).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { request, type Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { etcdEndpoints, uniquePrefix } from '../../../../test/support/etcd.js';
+import { claimPortSlot, SLOT_SIZE } from '../../../../test/support/port-slots.js';
 
 /** The compiled CLI. */
 export const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -52,14 +53,16 @@ export async function startServer(o: StartOptions = {}): Promise<TestServer> {
   // Job ports: below the kernel's ephemeral range (32768-), where the API's and router's port 0
   // land, and a range no other server of any run on this machine holds (suites run in parallel
   // workers, and the host agent hands out a port without checking that it is free: a dyno of
-  // one suite once answered another suite's router).
-  const slot = await claimPortSlot();
-  const base = 20_000 + slot.index * 100;
+  // one suite once answered another suite's router). The slots are shared with every other
+  // suite that runs host agents (test/support/port-slots.ts).
+  const slot = claimPortSlot();
+  const base = slot.from;
+  const last = base + SLOT_SIZE - 1;
   const command = o.command ?? 'server';
   const ports =
     {
-      server: ['--api-port', '0', '--router-port', '0', '--job-ports', `${base}-${base + 99}`],
-      host: ['--api-port', '0', '--job-ports', `${base}-${base + 99}`],
+      server: ['--api-port', '0', '--router-port', '0', '--job-ports', `${base}-${last}`],
+      host: ['--api-port', '0', '--job-ports', `${base}-${last}`],
       router: ['--router-port', '0'],
     }[command] ?? [];
   const child = spawn(
@@ -89,7 +92,7 @@ export async function startServer(o: StartOptions = {}): Promise<TestServer> {
     });
     child.once('exit', (code) => {
       if (ready) return;
-      void slot.release();
+      slot.release();
       // A data directory made here is removed with the failed start (the caller gets no stop()).
       void (o.dataDir === undefined ? rm(dataDir, { recursive: true, force: true }) : undefined);
       reject(new Error(`flotilla server exited (${code}) before it was ready:\n${output}`));
@@ -130,38 +133,6 @@ export async function startServer(o: StartOptions = {}): Promise<TestServer> {
         .then(() => killJobs(dataDir))
         .finally(() => slot.release())),
   };
-}
-
-const SLOTS_DIR = join(tmpdir(), 'flotilla-e2e-port-slots');
-
-/**
- * Claims one of 120 ranges of 100 job ports for this process, by creating its lock file
- * (exclusive create); a file whose process is gone is taken over.
- */
-async function claimPortSlot(): Promise<{ index: number; release: () => Promise<void> }> {
-  await mkdir(SLOTS_DIR, { recursive: true });
-  const start = Math.floor(Math.random() * 120);
-  for (let i = 0; i < 120; i++) {
-    const index = (start + i) % 120;
-    const file = join(SLOTS_DIR, String(index));
-    const release = (): Promise<void> => rm(file, { force: true });
-    try {
-      await writeFile(file, String(process.pid), { flag: 'wx' });
-      return { index, release };
-    } catch {
-      const owner = Number(await readFile(file, 'utf8').catch(() => '0'));
-      if (owner > 0 && owner !== process.pid && !alive(owner)) {
-        await rm(file, { force: true });
-        try {
-          await writeFile(file, String(process.pid), { flag: 'wx' });
-          return { index, release };
-        } catch {
-          // another one took it over first
-        }
-      }
-    }
-  }
-  throw new Error(`no free job port range: every slot in ${SLOTS_DIR} is held`);
 }
 
 /** Whether a process runs (a zombie, killed and not yet reaped, does not). */

@@ -1,6 +1,5 @@
 // A real host for end-to-end tests: a HostAgent with a ProcessDriver, a runner for one-off
 // jobs on a driver of its own, and a log collector standing in for the PaaS's log aggregation.
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ArtifactCache, HostAgent, ProcessDriver } from '@flotilla/host';
 import type { HostAgentOptions } from '@flotilla/host';
@@ -9,17 +8,17 @@ type DrainWait = NonNullable<HostAgentOptions['drainWait']>;
 import type { Store } from '@flotilla/store';
 import { DriverOneOffRunner } from '../driver-one-off-runner.js';
 import type { JobLogSource } from '../job-logs.js';
+import { claimPortRange } from '../../../../test/support/port-slots.js';
 
+/**
+ * `n` consecutive loopback ports for the agent's jobs, from a port slot this process holds
+ * (test/support/port-slots.ts). It used to take a random start in 20000-49999 and check only
+ * that first port, here and now: the range could reach into the ephemeral range (any outgoing
+ * connection's port) and overlap a range of a suite running in parallel, whose dynos could then
+ * take a port between the allocator's check and a job's bind, or answer a stale address.
+ */
 export async function freePortRange(n: number): Promise<{ from: number; to: number }> {
-  for (;;) {
-    const from = 20000 + Math.floor(Math.random() * 30000);
-    const ok = await new Promise<boolean>((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(from, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (ok) return { from, to: from + n - 1 };
-  }
+  return claimPortRange(n);
 }
 
 export interface RealHost {
