@@ -75,6 +75,19 @@ export interface ImageBuilder {
 }
 
 /**
+ * The optional capability of an {@link ImageBuilder} to remove an image it built: with it, the
+ * controller removes the images of an app's Dockerfile builds when the app is destroyed
+ * (without it they stay, and the destroy logs that it left them).
+ */
+export interface ImageRemover {
+  /**
+   * Removes the image `image` (a tag the builder gave, `flotilla/demo:b-1a2b3c4d5e6f`); resolves
+   * false when it was not there. Never forced: an image a container still uses is refused.
+   */
+  removeImage(image: string, options: { readonly signal?: AbortSignal }): Promise<boolean>;
+}
+
+/**
  * What `buildImage` of `@flotilla/docker` is given, as the controller calls it: its output comes
  * as lines without their newline (the controller adds them back).
  */
@@ -113,4 +126,13 @@ export interface DockerImageBuild {
   buildImage(options: LineImageBuildOptions): Promise<ImageBuildResult>;
   /** The Docker client (dockerode) given to `buildImage` as `docker`. */
   readonly client: unknown;
+  /**
+   * `removeImage` of `@flotilla/docker` (optional): with it, destroying an app removes the
+   * images its Dockerfile builds made.
+   */
+  removeImage?(options: {
+    readonly docker: unknown;
+    readonly image: string;
+    readonly signal?: AbortSignal;
+  }): Promise<boolean>;
 }

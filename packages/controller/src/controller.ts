@@ -415,9 +415,14 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   }
 
   /**
-   * Destroys an app: stops its jobs (waiting until they are gone), removes its formations,
-   * routes, releases, builds, config and the artifacts no other app uses. A destroy cut short
-   * (a crash) is finished by calling it again.
+   * Destroys an app: cancels its builds, stops its jobs (waiting until they are gone), removes its
+   * formations, routes, releases, builds and config, and what only it owns: the slugs no other
+   * app's build names, the images of its Dockerfile builds (with an image builder that can
+   * remove them, see {@link ImageRemover}) and its build cache. Those deletions are best effort:
+   * one that fails is logged and left behind (a slug is then collected by
+   * {@link Controller.collectArtifacts}), never a reason to leave the app half-destroyed. The
+   * app's record goes last, so its name is free only once nothing of the old app is deleted any
+   * more. A destroy cut short (a crash) is finished by calling it again.
    */
   async destroyApp(name: string, options: CallOptions = {}): Promise<void> {
     this.#open();

@@ -62,11 +62,12 @@ describe('ControllerOptions.docker', () => {
     expect(typeof calls[0]?.logger?.child).toBe('function');
   });
 
-  it('refuses a docker option without buildImage or client', async () => {
+  it('refuses a docker option without buildImage or client, or with a removeImage that is no function', async () => {
     for (const docker of [
       {},
       { buildImage: 'x', client: {} },
       { buildImage: () => undefined },
+      { buildImage: () => undefined, client: {}, removeImage: 'docker rmi' },
       null,
     ])
       await expect(

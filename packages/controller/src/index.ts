@@ -24,6 +24,7 @@ export type {
   BuilderResult,
   DockerImageBuild,
   ImageBuilder,
+  ImageRemover,
   ImageBuildInput,
   ImageBuildResult,
   LineImageBuildOptions,

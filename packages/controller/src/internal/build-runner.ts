@@ -307,6 +307,7 @@ export async function defaultBuilder(logger: Logger): Promise<Builder> {
  * each line of its output is passed on with its newline as it comes.
  */
 export function dockerImageBuilder(docker: DockerImageBuild, logger: Logger): ImageBuilder {
+  const remove = docker.removeImage?.bind(docker);
   return {
     buildImage: async (input) => {
       const built = await docker.buildImage({
@@ -321,6 +322,16 @@ export function dockerImageBuilder(docker: DockerImageBuild, logger: Logger): Im
       });
       return { image: built.image, processTypes: built.processTypes };
     },
+    ...(remove === undefined
+      ? {}
+      : {
+          removeImage: (image: string, options: { readonly signal?: AbortSignal }) =>
+            remove({
+              docker: docker.client,
+              image,
+              ...(options.signal === undefined ? {} : { signal: options.signal }),
+            }),
+        }),
   };
 }
 

@@ -85,9 +85,15 @@ export class BuildService {
     return running;
   }
 
-  /** Cancels the builds of an app running here. */
-  cancel(app: string, reason: unknown): void {
-    for (const [key, b] of this.#builds) if (key.startsWith(`${app}/`)) b.abort.abort(reason);
+  /** Cancels the builds of an app running here, and waits until each has ended. */
+  async cancel(app: string, reason: unknown): Promise<void> {
+    const ending: Promise<void>[] = [];
+    for (const [key, b] of this.#builds)
+      if (key.startsWith(`${app}/`)) {
+        b.abort.abort(reason);
+        ending.push(b.done);
+      }
+    await Promise.allSettled(ending);
   }
 
   /** Cancels every build running here and waits until each is marked failed. */

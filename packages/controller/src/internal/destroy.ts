@@ -1,5 +1,4 @@
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { removeAppGarbage } from './app-garbage.js';
 import type { BuildService } from './builds.js';
 import type { DomainService } from './domains.js';
 import { waitUntil } from './notifier.js';
@@ -8,9 +7,13 @@ import { notFound } from './repo.js';
 
 /**
  * Destroys an app under its lock: marks it `destroying` (everything else then refuses it),
- * cancels its builds, removes its formations and waits until its jobs are gone, removes its
- * routes and domains, the artifacts no other app uses, its cluster release records and every
- * record of the app. A destroy cut short is finished by running it again.
+ * cancels its builds and waits for them to end, removes its formations and waits until its jobs
+ * are gone, removes its routes and domains, then what only it owns on disk and in Docker (slugs
+ * no other app's build names, its images, its build cache: best effort, see
+ * `removeAppGarbage`), its cluster release records and every record of the app, the app's own
+ * record last. A destroy cut short is finished by running it again: until that last delete the
+ * app is there, marked `destroying`, and its name cannot be taken again, so nothing of the old
+ * app is ever deleted from under a new app of the same name.
  */
 export async function destroyApp(
   p: ControllerParts,
@@ -50,7 +53,7 @@ export async function destroyApp(
       });
       if (res.succeeded) break;
     }
-    builds.cancel(name, notFound(name));
+    await builds.cancel(name, notFound(name));
     for (const f of await p.cluster.formations({ app: name }))
       await p.cluster.removeFormation(name, f.release);
     await p.mirror.ready;
@@ -64,13 +67,8 @@ export async function destroyApp(
     );
     if ('aborted' in gone) options.signal?.throwIfAborted();
     await domains.removeAll(name, options);
-    // Artifacts only this app's builds use.
-    const mine = new Set<string>();
-    for (const b of await p.repo.builds(name))
-      if (b.artifact?.type === 'slug') mine.add(b.artifact.sha256);
-    for (const b of await p.repo.allBuilds())
-      if (b.app !== name && b.artifact?.type === 'slug') mine.delete(b.artifact.sha256);
-    for (const digest of mine) await p.o.artifacts.delete(digest);
+    // Before the records that say what is the app's: a destroy cut short and run again finds it.
+    await removeAppGarbage(p, name, options);
     await p.store.deletePrefix(p.cluster.keys.releasesOf(name));
     for (const prefix of [
       p.keys.releasesOf(name),
@@ -79,8 +77,8 @@ export async function destroyApp(
       p.keys.deploymentsOf(name),
     ])
       await p.store.deletePrefix(prefix);
+    // Last: from here on the name is free, and a new app of that name owns what it writes.
     await p.store.delete(p.keys.app(name));
-    await rm(join(p.o.workDir, 'cache', name), { recursive: true, force: true });
     p.emit('app.destroyed', { app: name });
   } finally {
     await lock.release().catch(() => undefined);

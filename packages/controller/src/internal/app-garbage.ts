@@ -1,0 +1,92 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ImageBuilder, ImageRemover } from '../builder.js';
+import type { ControllerParts } from './parts.js';
+
+/** Whether an {@link ImageBuilder} is also an {@link ImageRemover}. */
+function canRemoveImages(
+  builder: ImageBuilder | undefined,
+): builder is ImageBuilder & ImageRemover {
+  return typeof (builder as Partial<ImageRemover> | undefined)?.removeImage === 'function';
+}
+
+/** What {@link removeAppGarbage} deleted, and what it could not. */
+export interface AppGarbage {
+  /** Slug digests deleted from the artifact store. */
+  readonly slugs: string[];
+  /** Images removed (tags of the app's Dockerfile builds). */
+  readonly images: string[];
+  /** Whatever could not be deleted, with why: logged, and left behind. */
+  readonly failed: { readonly what: string; readonly err: unknown }[];
+}
+
+/**
+ * Deletes what belongs to app `name` alone, on the way to destroying it: the slugs of its builds
+ * that no build of another app names (two apps pushing the same source share one slug), the
+ * images its Dockerfile builds tagged `flotilla/<name>:<build>` that no build of another app runs
+ * (an `image` build may name one), and its build cache. Runs while the app's records are still
+ * there (a destroy cut short finds the same garbage when run again) and under its lock with the
+ * app marked destroying (no build or deploy of it can start). Best effort: what cannot be
+ * deleted is logged and reported, never thrown; `collectArtifacts` later deletes a slug left
+ * behind, as it deletes any slug no app keeps.
+ */
+export async function removeAppGarbage(
+  p: ControllerParts,
+  name: string,
+  options: { readonly signal?: AbortSignal },
+): Promise<AppGarbage> {
+  const logger = p.o.logger.child({ app: name });
+  const slugs = new Set<string>();
+  const images = new Set<string>();
+  for (const b of await p.repo.builds(name, options)) {
+    if (b.artifact?.type === 'slug') slugs.add(b.artifact.sha256);
+    else if (
+      b.artifact?.type === 'image' &&
+      b.builder === 'dockerfile' &&
+      b.artifact.image.startsWith(`flotilla/${name}:`)
+    )
+      images.add(b.artifact.image);
+  }
+  const out: AppGarbage = { slugs: [], images: [], failed: [] };
+  const failed = (what: string, err: unknown): void => {
+    out.failed.push({ what, err });
+    logger.error({ err, what }, `destroying ${name}: ${what} cannot be deleted; left behind`);
+  };
+  // Read after this app's builds: a build of another app recorded meanwhile is seen.
+  for (const b of await p.repo.allBuilds(options)) {
+    if (b.app === name) continue;
+    if (b.artifact?.type === 'slug') slugs.delete(b.artifact.sha256);
+    else if (b.artifact?.type === 'image') images.delete(b.artifact.image);
+  }
+  for (const digest of slugs) {
+    options.signal?.throwIfAborted();
+    try {
+      if (await p.o.artifacts.delete(digest)) out.slugs.push(digest);
+    } catch (err) {
+      failed(`slug ${digest}`, err);
+    }
+  }
+  const remover = p.o.imageBuilder;
+  if (images.size > 0 && !canRemoveImages(remover))
+    logger.warn(
+      { images: [...images] },
+      `destroying ${name}: the image builder cannot remove images (give removeImage of @flotilla/docker); its images are left`,
+    );
+  else if (canRemoveImages(remover))
+    for (const image of images) {
+      options.signal?.throwIfAborted();
+      try {
+        if (await remover.removeImage(image, options)) out.images.push(image);
+      } catch (err) {
+        failed(`image ${image}`, err);
+      }
+    }
+  try {
+    await rm(join(p.o.workDir, 'cache', name), { recursive: true, force: true });
+  } catch (err) {
+    failed('build cache', err);
+  }
+  if (out.slugs.length + out.images.length > 0)
+    logger.info({ slugs: out.slugs, images: out.images }, `destroying ${name}: artifacts deleted`);
+  return out;
+}
