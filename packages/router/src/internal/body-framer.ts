@@ -44,33 +44,36 @@ export class BodyFramer {
   #line = 0;
   #trailers = 0;
   /**
-   * The trailer section's bytes while it comes, copied (the caller may reuse its buffers) into
-   * one buffer that doubles as it fills: a section trickled a byte per read is one copy, not a
-   * Buffer per byte. Null when none is held.
+   * The trailer section, from its first byte on (never for a body without one, so that such
+   * a body's framer is as small and as quick to make as before): see {@link HeldSection}.
    */
-  #held: Buffer | null = null;
-  #heldLength = 0;
-  /** Where the trailer section starts in the buffer being fed, when it starts there; else -1. */
-  #heldFrom = -1;
+  #section: HeldSection | null = null;
 
   /**
    * Whether the body has a trailer section (known from its first byte on). From that byte to
    * the body's end, {@link BodyFramer.feed} holds the bytes back: it returns where they start,
-   * and {@link BodyFramer.end} says where the body's bytes end. Bodies without trailers never
-   * set it.
+   * and {@link BodyFramer.end} says where the body's bytes end.
    */
-  trailing = false;
+  get trailing(): boolean {
+    return this.#section !== null;
+  }
+
   /**
    * With {@link BodyFramer.trailing}: the index just after the body's end in the buffer last
    * fed, or that buffer's length while the body goes on.
    */
-  end = 0;
+  get end(): number {
+    return this.#section?.end ?? 0;
+  }
+
   /**
    * The trailer section's fields, once a body that has one is complete ({@link
    * BodyFramer.done}); else null. The caller sends on those it keeps (and the final CRLF) in
    * place of the section.
    */
-  trailers: TrailerFields | null = null;
+  get trailers(): TrailerFields | null {
+    return this.#section?.fields ?? null;
+  }
 
   /**
    * @param kind - `length` with `length` bytes, `chunked`, or `close` (everything until the
@@ -206,11 +209,7 @@ export class BodyFramer {
         case S.TrailerStart:
           if (buf[i] === 13) this.#s = S.LastLf;
           else {
-            if (!this.trailing && !compact) {
-              this.trailing = true;
-              this.#held = Buffer.allocUnsafe(256);
-              this.#heldFrom = i;
-            }
+            if (this.#section === null && !compact) this.#section = new HeldSection(i);
             this.#s = S.Trailer;
             this.#line = 0;
             continue;
@@ -241,32 +240,49 @@ export class BodyFramer {
           continue;
       }
     }
-    if (this.#held === null) return compact ? w : i;
-    return this.#hold(buf, start, i);
+    const section = this.#section;
+    if (section === null || compact) return compact ? w : i;
+    return section.hold(buf, start, i, this.#s === S.Done);
+  }
+}
+
+/**
+ * A trailer section while it comes: its bytes, copied (the caller may reuse its buffers) into
+ * one buffer that doubles as it fills (a section trickled a byte per read is not a Buffer per
+ * byte), then its fields.
+ */
+class HeldSection {
+  #bytes = Buffer.allocUnsafe(256);
+  #length = 0;
+  /** Where the section starts in the buffer being fed, when it starts there; else -1. */
+  #from: number;
+  /** See {@link BodyFramer.end}. */
+  end = 0;
+  /** The fields, once the section is complete. */
+  fields: TrailerFields | null = null;
+
+  constructor(from: number) {
+    this.#from = from;
   }
 
   /**
-   * Keeps the trailer section's bytes fed up to `i`, and parses the section once it is
-   * complete. Returns where the held bytes start in `buf`.
+   * Keeps the bytes of `buf` up to `i` (from `start`, or from where the section starts), and
+   * parses the section when `complete`. Returns where the bytes kept start in `buf`.
    */
-  #hold(buf: Buffer, start: number, i: number): number {
-    let held = this.#held as Buffer;
-    const from = this.#heldFrom === -1 ? start : this.#heldFrom;
-    this.#heldFrom = -1;
+  hold(buf: Buffer, start: number, i: number, complete: boolean): number {
+    const from = this.#from === -1 ? start : this.#from;
+    this.#from = -1;
     this.end = i;
-    const length = this.#heldLength + (i - from);
-    if (length > held.length) {
+    const length = this.#length + (i - from);
+    if (length > this.#bytes.length) {
       // At most MAX_TRAILERS and the final CRLF: the state machine throws before.
-      const grown = Buffer.allocUnsafe(Math.max(length, 2 * held.length));
-      held.copy(grown, 0, 0, this.#heldLength);
-      this.#held = held = grown;
+      const grown = Buffer.allocUnsafe(Math.max(length, 2 * this.#bytes.length));
+      this.#bytes.copy(grown, 0, 0, this.#length);
+      this.#bytes = grown;
     }
-    buf.copy(held, this.#heldLength, from, i);
-    this.#heldLength = length;
-    if (this.#s === S.Done) {
-      this.#held = null;
-      this.trailers = parseTrailerFields(held.subarray(0, length));
-    }
+    buf.copy(this.#bytes, this.#length, from, i);
+    this.#length = length;
+    if (complete) this.fields = parseTrailerFields(this.#bytes.subarray(0, length));
     return from;
   }
 }
