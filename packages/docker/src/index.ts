@@ -17,6 +17,8 @@ export type {
 } from './docker-driver.js';
 export { buildImage } from './build-image.js';
 export type { BuildImageDocker, BuildImageOptions, BuiltImage } from './build-image.js';
+export { removeImage } from './remove-image.js';
+export type { RemoveImageDocker, RemoveImageOptions } from './remove-image.js';
 export { ContainerExecutor } from './container-executor.js';
 export type {
   ContainerExecRequest,
