@@ -1,5 +1,5 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -13,6 +13,7 @@ import {
   sweepDocker,
   testRunId,
 } from '../../../test/support/docker.js';
+import { claimPortRange } from '../../../test/support/port-slots.js';
 import { buildImage } from './build-image.js';
 import { DockerDriver } from './docker-driver.js';
 import { createStackImage } from './stack-image.js';
@@ -59,12 +60,13 @@ async function expectCode(promise: Promise<unknown>, code: string): Promise<Erro
   return err as Error;
 }
 
+/**
+ * A port for a container (host network) to listen on, reserved for this process below the
+ * ephemeral range: one the kernel gave a listener a moment before could be taken by any
+ * outgoing connection before the container binds it.
+ */
 async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  return (await claimPortRange(1)).from;
 }
 
 async function httpGet(port: number): Promise<string> {

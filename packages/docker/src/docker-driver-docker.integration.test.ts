@@ -1,7 +1,7 @@
 // What the DockerDriver does beyond the driver contract: limits, networking modes, labels,
 // ownership of the slug dir, containers removed from under it, races and bad options.
 import { mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
@@ -14,6 +14,7 @@ import {
   sweepDocker,
   testRunId,
 } from '../../../test/support/docker.js';
+import { claimPortRange } from '../../../test/support/port-slots.js';
 import {
   DockerDriver,
   type DockerDriverClient,
@@ -105,12 +106,13 @@ function waitExit(driver: DockerDriver, id: string): Promise<ExitStatus> {
   return driver.wait(id, { signal: AbortSignal.timeout(20_000) });
 }
 
+/**
+ * A port for a container (host network) to listen on, reserved for this process below the
+ * ephemeral range: one the kernel gave a listener a moment before could be taken by any
+ * outgoing connection before the container binds it.
+ */
 async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  return (await claimPortRange(1)).from;
 }
 
 async function fetchText(port: number): Promise<string> {

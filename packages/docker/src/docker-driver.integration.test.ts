@@ -8,6 +8,7 @@ import {
   sweepDocker,
   testRunId,
 } from '../../../test/support/docker.js';
+import { claimPortRange } from '../../../test/support/port-slots.js';
 import { DockerDriver } from './docker-driver.js';
 import { createStackImage } from './stack-image.js';
 
@@ -41,4 +42,6 @@ runDriverContract({
       labels: { 'flotilla.test': runId },
     }),
   restart: 'adopt',
+  // Reserved below the ephemeral range: see DriverContractOptions.freePort.
+  freePort: async () => (await claimPortRange(1)).from,
 });

@@ -9,6 +9,7 @@ import { jobEnv, type JobSpec } from './job-spec.js';
 import { ProcessDriver, type ProcessDriverOptions } from './process-driver.js';
 import { readStat } from './internal/proc.js';
 import { runDriverContract } from './testing/contract.js';
+import { claimPortRange } from '../../../test/support/port-slots.js';
 
 runDriverContract({
   name: 'ProcessDriver',
@@ -20,6 +21,8 @@ runDriverContract({
     }),
   restart: 'adopt',
   node: process.execPath,
+  // Reserved below the ephemeral range: see DriverContractOptions.freePort.
+  freePort: async () => (await claimPortRange(1)).from,
 });
 
 describe('ProcessDriver', () => {

@@ -27,6 +27,13 @@ export interface DriverContractOptions {
   readonly node?: string;
   /** How long to wait for a job's line or exit before failing, ms. Default 10,000. */
   readonly timeoutMs?: number;
+  /**
+   * A free loopback port for a job to listen on. Default: the port the kernel gave a listener
+   * on 127.0.0.1 a moment before, which is in the ephemeral range: an outgoing connection of
+   * any process can take it before the job binds it. Suites run beside others should hand out
+   * ports reserved for them, below that range.
+   */
+  readonly freePort?: () => Promise<number>;
 }
 
 /** Quotes a string for bash. */
@@ -35,7 +42,7 @@ function sh(s: string): string {
 }
 
 /** A port that was free a moment ago on 127.0.0.1. */
-async function freePort(): Promise<number> {
+async function ephemeralPort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
@@ -97,6 +104,7 @@ export function runDriverContract(options: DriverContractOptions): void {
   const node = options.node ?? 'node';
   const timeoutMs = options.timeoutMs ?? 10_000;
 
+  const freePort = options.freePort ?? ephemeralPort;
   describe(`Driver contract: ${options.name}`, () => {
     let workDir: string;
     let slugDir: string;
