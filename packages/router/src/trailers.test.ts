@@ -10,7 +10,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Harness, must, raw } from './test-support/harness.js';
+import { Harness, must, raw, request } from './test-support/harness.js';
 
 let h: Harness;
 let port: number;
@@ -236,6 +236,19 @@ describe('response trailers', () => {
     expect(out.slice(out.indexOf('\r\n\r\n') + 4)).toBe(
       '5\r\nhello\r\n0\r\nServer-Timing: db;dur=53\r\nX-Kept: 1\r\n\r\n',
     );
+  });
+
+  it('cut by a backend that dies in the section leave the client a body that never ends', async () => {
+    await h.rawBackend('trailing', 'trailing-dies', (s) =>
+      s.once('data', () =>
+        s.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-A: 1\r\n'),
+      ),
+    );
+    const out = await raw(port, 'GET / HTTP/1.1\r\nHost: trailing.localhost\r\n\r\n');
+    expect(status(out)).toBe(200);
+    expect(out).toMatch(/\r\n\r\n5\r\nhello\r\n(0\r\n)?$/);
+    // node:http, as a client, takes it for what it is: an aborted response.
+    await expect(request(port, { host: 'trailing.localhost' })).rejects.toThrow();
   });
 
   it('with a malformed field cut the client off: it never gets the end of the body', async () => {
