@@ -2,11 +2,11 @@ import { mkdir } from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { Logger } from '@flotilla/core';
+import { isFlotillaError, type Logger } from '@flotilla/core';
 import { ClusterState } from '@flotilla/cluster';
 import { Controller, DirectoryArtifactStore, DriverOneOffRunner } from '@flotilla/controller';
 import { Discovery } from '@flotilla/discovery';
-import { buildImage } from '@flotilla/docker';
+import { buildImage, removeImage } from '@flotilla/docker';
 import { Router, waitForDrained } from '@flotilla/router';
 import { EtcdStore } from '@flotilla/etcd';
 import { ArtifactCache, HostAgent, ProcessDriver, type Driver } from '@flotilla/host';
@@ -260,7 +260,9 @@ export class FlotillaServer implements AsyncDisposable {
         artifacts,
         workDir: dir('builds'),
         // Builds: the controller's default (@flotilla/buildpack) and, with Docker, buildImage.
-        ...(config.driver === 'docker' ? { docker: { buildImage, client: dockerClient() } } : {}),
+        ...(config.driver === 'docker'
+          ? { docker: { buildImage, removeImage, client: dockerClient() } }
+          : {}),
         // Apps answer at http://<app>.localhost:<port>: *.localhost is loopback.
         baseDomain: 'localhost',
         logs,
@@ -293,6 +295,30 @@ export class FlotillaServer implements AsyncDisposable {
       }
 
       const repos = new GitRepos(dir('git'), hookEntry());
+      // Repositories of apps destroyed while this server was down (or through another server),
+      // and the leftovers of a crash mid-create or mid-delete.
+      await repos
+        .sweep(
+          async (app) => {
+            try {
+              return String((await controller.getApp(app)).createdAt);
+            } catch (err) {
+              if (isFlotillaError(err, 'FLOTILLA_CONTROLLER_APP_NOT_FOUND')) return undefined;
+              throw err;
+            }
+          },
+          (app, err) =>
+            logger.warn(
+              { err, app },
+              'the git repository of an app is kept: its app cannot be looked up',
+            ),
+        )
+        .then(
+          (removed) =>
+            removed.length > 0 &&
+            logger.info({ apps: removed }, 'deleted the repositories of destroyed apps'),
+          (err: unknown) => logger.warn({ err }, 'the git repositories cannot be swept'),
+        );
       const appUrl = (app: string): string | undefined =>
         routerUrl === undefined ? undefined : routerUrl.replace('://', `://${app}.`);
       apiRoutes(

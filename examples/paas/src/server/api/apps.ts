@@ -21,7 +21,8 @@ export function appRoutes(routes: Routes, d: ApiDeps): void {
       },
       { signal },
     );
-    await d.repos.ensure(app.name);
+    // Marked as this app's: a repository an earlier app of the name left is replaced.
+    await d.repos.ensure(app.name, String(app.createdAt));
     return new Status(201, withUrl(app));
   });
   routes.on('GET', '/apps/:app', async ({ params, signal }) =>
@@ -31,7 +32,9 @@ export function appRoutes(routes: Routes, d: ApiDeps): void {
     const name = validate(appName, params.app);
     const app = await d.controller.getApp(name, { signal });
     await d.controller.destroyApp(name, { signal });
-    await d.repos.remove(name);
+    // Only this app's repository: a new app of the name may have been created meanwhile. One
+    // left by a crash here is deleted by the sweep at the next start.
+    await d.repos.remove(name, String(app.createdAt));
     return withUrl(app);
   });
 }

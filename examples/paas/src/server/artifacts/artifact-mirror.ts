@@ -119,8 +119,14 @@ export class ArtifactMirror implements AsyncDisposable {
   /** Copies one slug into the artifact store, unless it is there already. */
   async #copy(slug: Slug, signal: AbortSignal): Promise<void> {
     if ((await this.#o.artifacts.stat(slug.sha256)) !== undefined) return;
-    const path = await this.#o.cache.get(slug, { signal });
-    await this.#o.artifacts.put(path, { sha256: slug.sha256, signal });
+    // Pinned until copied: the cache may evict it as soon as it is unpinned.
+    const pin = this.#o.cache.pin(slug.sha256);
+    try {
+      const path = await this.#o.cache.get(slug, { signal });
+      await this.#o.artifacts.put(path, { sha256: slug.sha256, signal });
+    } finally {
+      pin.unpin();
+    }
     this.#logger.info({ sha256: slug.sha256 }, 'slug copied');
     await this.#o
       .collect?.()

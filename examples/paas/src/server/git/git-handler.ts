@@ -39,8 +39,8 @@ export function gitHandler(
           status: 404,
         });
       const app = m[1] ?? '';
-      await o.controller.getApp(app);
-      await o.repos.ensure(app);
+      const found = await o.controller.getApp(app);
+      await o.repos.ensure(app, String(found.createdAt));
       const serve = (): Promise<void> =>
         serveGit(req, res, {
           projectRoot: o.repos.root,
