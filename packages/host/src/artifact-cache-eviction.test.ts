@@ -138,6 +138,20 @@ describe('ArtifactCache eviction', () => {
     expect(await third.prune()).toEqual([c.sha256]);
   });
 
+  it('the leftover of a download cut short just before a restart goes with a later download', async () => {
+    const [a, b] = [await source('a'), await source('b')];
+    await mkdir(cacheDir, { recursive: true });
+    const part = join(cacheDir, `.${a.sha256}.dead0002.part`);
+    await writeFile(part, randomBytes(100));
+    const cache = new ArtifactCache({ dir: cacheDir, idleTimeoutMs: 60_000, clock });
+    await cache.get(a); // reads the dir: the leftover may still be a live download's
+    expect((await readdir(cacheDir)).sort()).toContain(`.${a.sha256}.dead0002.part`);
+    const old = new Date(Date.now() - 120_000);
+    await utimes(part, old, old);
+    await cache.get(b);
+    expect((await readdir(cacheDir)).filter((n) => n.endsWith('.part'))).toEqual([]);
+  });
+
   it('a file cut short on disk (not the size its release names) is fetched again, not used', async () => {
     const a = await source('a');
     const cache = new ArtifactCache({ dir: cacheDir, clock });

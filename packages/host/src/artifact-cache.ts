@@ -279,6 +279,9 @@ export class ArtifactCache {
         { cause },
       );
     }
+    await this.#scan(false).catch((err: unknown) =>
+      this.#logger.warn({ err, dir: this.dir }, 'artifact cache dir cannot be listed'),
+    );
     const temp = join(this.dir, `.${artifact.sha256}.${randomBytes(4).toString('hex')}.part`);
     const started = performance.now();
     const hash = createHash('sha256');
@@ -486,7 +489,7 @@ export class ArtifactCache {
 
   /** Reads the directory into the index once (again after a failure). */
   #load(): Promise<void> {
-    this.#loaded ??= this.#scan().catch((err: unknown) => {
+    this.#loaded ??= this.#scan(true).catch((err: unknown) => {
       this.#loaded = undefined;
       throw err;
     });
@@ -497,9 +500,11 @@ export class ArtifactCache {
    * Indexes the verified artifacts of the directory, by their mtime (last use), and deletes the
    * `.part` files of downloads that died with their process (an agent killed mid-fetch): those
    * not written for longer than `idleTimeoutMs`, which a live download never is (it would have
-   * failed as stalled). Other names are left alone. A directory not there yet is empty.
+   * failed as stalled). Other names are left alone. A directory not there yet is empty. Without
+   * `indexing`, only the `.part` files (before each download: the leftover of a crash soon after
+   * a restart is younger than `idleTimeoutMs` when the directory is first read).
    */
-  async #scan(): Promise<void> {
+  async #scan(indexing: boolean): Promise<void> {
     let names: string[];
     try {
       names = await readdir(this.dir);
@@ -516,7 +521,7 @@ export class ArtifactCache {
       const file = join(this.dir, name);
       const entry = ENTRY.exec(name);
       const part = name.startsWith('.') && name.endsWith('.part');
-      if (entry === null && !part) continue;
+      if ((entry === null || !indexing) && !part) continue;
       try {
         const s = await stat(file);
         if (!s.isFile()) continue;
