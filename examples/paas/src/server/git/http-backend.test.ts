@@ -23,7 +23,7 @@ describe('serveGit', () => {
     const hook = join(dir, 'hook.mjs');
     await writeFile(hook, 'process.exit(0);\n');
     const root = join(dir, 'git');
-    await new GitRepos(root, hook).ensure('demo');
+    await new GitRepos(root, hook).ensure('demo', '1');
 
     const served: Promise<void>[] = [];
     const server: Server = createServer((req, res) => {
@@ -63,7 +63,7 @@ describe('serveGit', () => {
     const hook = join(dir, 'hook.mjs');
     await writeFile(hook, 'process.exit(0);\n');
     const root = join(dir, 'git');
-    await new GitRepos(root, hook).ensure('demo');
+    await new GitRepos(root, hook).ensure('demo', '1');
     const server: Server = createServer((req, res) => {
       void serveGit(req, res, {
         projectRoot: root,
