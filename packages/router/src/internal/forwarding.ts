@@ -82,7 +82,8 @@ function byLength(names: ReadonlySet<string>): readonly (readonly string[])[] {
   return lists;
 }
 const HOP_BY_HOP_BY_LENGTH = byLength(HOP_BY_HOP);
-const FORWARDED_BY_LENGTH = byLength(FORWARDED);
+/** Both, for request heads: one look-up per field, not one per set. */
+const NOT_FROM_CLIENT_BY_LENGTH = byLength(new Set([...HOP_BY_HOP, ...FORWARDED]));
 
 function within(lists: readonly (readonly string[])[], name: string): boolean {
   const list = lists[name.length];
@@ -96,9 +97,12 @@ export function isHopByHop(name: string): boolean {
   return within(HOP_BY_HOP_BY_LENGTH, name);
 }
 
-/** Whether a lower-case header name is in {@link FORWARDED}. */
-export function isForwarded(name: string): boolean {
-  return within(FORWARDED_BY_LENGTH, name);
+/**
+ * Whether a client's request header of this lower-case name is dropped: it is in {@link
+ * HOP_BY_HOP} or {@link FORWARDED} (one look-up for both).
+ */
+export function isNotFromClient(name: string): boolean {
+  return within(NOT_FROM_CLIENT_BY_LENGTH, name);
 }
 
 /**

@@ -14,7 +14,7 @@ import {
 } from './http-head.js';
 import type { ActiveHttpRoute } from './route-matcher.js';
 import { STICKY_COOKIE } from './sticky.js';
-import { IDEMPOTENT, isForwarded, isHopByHop, keepResponseTrailer } from './forwarding.js';
+import { IDEMPOTENT, isHopByHop, isNotFromClient, keepResponseTrailer } from './forwarding.js';
 import { keptTrailerLines } from './trailer-fields.js';
 
 const REQUEST_ID_RE = /^[\x21-\x7e]{1,200}$/;
@@ -1070,9 +1070,9 @@ function named(tokens: readonly string[], name: string): boolean {
   return name !== 'content-length' && name !== 'host' && tokens.includes(name);
 }
 
-/** Request header lines passed on: not hop-by-hop, not set by the router. */
+/** Request header lines passed on: not hop-by-hop, not set (or dropped) by the router. */
 function keepRequestHeader(name: string): boolean {
-  return !isHopByHop(name) && !isForwarded(name);
+  return !isNotFromClient(name);
 }
 
 /** Writes strings (as latin1) and Buffers in one system call. */
