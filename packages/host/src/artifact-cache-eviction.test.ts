@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '@flotilla/core';
 import { ArtifactCache, type SlugArtifact } from './artifact-cache.js';
 import { HostErrorCodes } from './errors.js';
+import { readStat } from './internal/proc.js';
 
 const SIZE = 64 * 1024;
 
@@ -130,7 +132,7 @@ describe('ArtifactCache eviction', () => {
     expect(await second.prune()).toEqual([b.sha256]);
     expect(await cached()).toEqual([a.sha256, c.sha256, 'f'.repeat(64)].sort());
     expect((await readdir(cacheDir)).sort()).toEqual(
-      ['README', `${a.sha256}.slug`, `${c.sha256}.slug`, `${'f'.repeat(64)}.slug`].sort(),
+      ['.lock', 'README', `${a.sha256}.slug`, `${c.sha256}.slug`, `${'f'.repeat(64)}.slug`].sort(),
     );
     expect(second.usage()).toMatchObject({ bytes: 2 * SIZE, artifacts: 2 });
     // Shrunk further by a third cache: c (used before a) goes next.
@@ -269,6 +271,39 @@ describe('ArtifactCache eviction', () => {
     expect(errors.length).toBeGreaterThanOrEqual(1);
     expect(await cached()).toEqual([b.sha256]);
     expect(cache.usage()).toMatchObject({ artifacts: 1, bytes: SIZE });
+  });
+
+  it("refuses a dir another live process's cache holds, and takes it over once that process is gone", async () => {
+    const a = await source('a');
+    // Another agent's process: its cache wrote the lock file when it first read the dir.
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      const pid = other.pid as number;
+      const stat = await readStat(pid);
+      await mkdir(cacheDir, { recursive: true });
+      await writeFile(
+        join(cacheDir, '.lock'),
+        JSON.stringify({ pid, startTime: stat?.startTime ?? 0 }),
+      );
+      const cache = new ArtifactCache({ dir: cacheDir, clock });
+      const err = await cache.get(a).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: HostErrorCodes.ARTIFACT_CACHE_IN_USE, path: 'dir' });
+      expect((err as Error).message).toContain(`process ${pid}`);
+      await expect(cache.prune()).rejects.toMatchObject({
+        code: HostErrorCodes.ARTIFACT_CACHE_IN_USE,
+      });
+      expect(await cached()).toEqual([]);
+      other.kill('SIGKILL');
+      await once(other, 'exit');
+      // Gone (killed: it released nothing): the lock is taken over.
+      expect((await readFile(await cache.get(a))).equals(a.body)).toBe(true);
+      // A second cache of this process on the dir (an agent restarted in place) is let in.
+      expect(await new ArtifactCache({ dir: cacheDir, clock }).get(a)).toBe(
+        join(cacheDir, `${a.sha256}.slug`),
+      );
+    } finally {
+      other.kill('SIGKILL');
+    }
   });
 
   it('refuses bad maxBytes and maxUnusedMs values, and a pin of something not a digest', () => {

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { type Clock, type Logger, silentLogger, systemClock } from '@flotilla/core';
 import { HostError, HostErrorCodes } from './errors.js';
 import { ArtifactIndex, type EvictionBounds } from './internal/artifact-index.js';
+import { takePidLock } from './internal/pid-lock.js';
 import { describe, intOption } from './internal/validate.js';
 
 /** A slug artifact as a release record names it. */
@@ -34,7 +35,7 @@ export interface ArtifactCacheOptions {
    * How long a download may go without receiving a byte (or, before the first, the response
    * headers) before it fails with `FLOTILLA_HOST_ARTIFACT_STALLED` (default 30,000 ms, from 1 ms).
    * Also the age past which a leftover `.part` file of a download that died with its process is
-   * deleted: caches that share a `dir` should use one value.
+   * deleted (a younger one may still be written).
    */
   readonly idleTimeoutMs?: number;
   /**
@@ -118,7 +119,9 @@ interface Download {
  * used artifacts are deleted first, never a pinned one ({@link ArtifactCache.pin}) nor one being
  * fetched. The order survives a restart: a use sets the file's mtime, and a new cache on the
  * directory rebuilds its index from the files (deleting the `.part` of downloads that died with
- * their process). Pins are held in this process: one cache (one agent) per `dir`.
+ * their process). Pins are held in this process: one agent per `dir`; a cache of another live
+ * process on the same `dir` is refused (`FLOTILLA_HOST_ARTIFACT_CACHE_IN_USE`, a lock file
+ * `.lock` naming the process, taken over once that process is gone).
  *
  * @example
  * ```ts
@@ -181,7 +184,8 @@ export class ArtifactCache {
    * @throws {@link HostError} `FLOTILLA_HOST_ARTIFACT_INVALID` for a bad descriptor,
    * `FLOTILLA_HOST_ARTIFACT_FETCH` when it cannot be fetched (retryable for network errors, 408,
    * 429 and 5xx), `FLOTILLA_HOST_ARTIFACT_STALLED` when nothing came for `idleTimeoutMs`,
-   * `FLOTILLA_HOST_ARTIFACT_CORRUPT` when what came is not the artifact; the signal's reason
+   * `FLOTILLA_HOST_ARTIFACT_CORRUPT` when what came is not the artifact,
+   * `FLOTILLA_HOST_ARTIFACT_CACHE_IN_USE` when another live process's cache uses `dir`; the signal's reason
    * when `signal` aborts. A failed download leaves no file behind.
    *
    * The artifact counts as used now (least recently used goes first). While the call runs it
@@ -419,6 +423,10 @@ export class ArtifactCache {
    * `get`) reads the directory: an agent calls it once its running jobs are pinned after a
    * restart. Resolves with the digests deleted; a file that cannot be deleted is logged and
    * kept.
+   *
+   * @throws {@link HostError} `FLOTILLA_HOST_ARTIFACT_CACHE_IN_USE` when another live process's
+   * cache uses `dir`; `FLOTILLA_HOST_ARTIFACT_FETCH` when the directory cannot be created,
+   * locked or listed.
    */
   prune(): Promise<string[]> {
     this.#queuedPass ??= this.#passes.then(() => {
@@ -487,13 +495,40 @@ export class ArtifactCache {
     );
   }
 
-  /** Reads the directory into the index once (again after a failure). */
+  /** Takes the directory's lock and reads it into the index, once (again after a failure). */
   #load(): Promise<void> {
-    this.#loaded ??= this.#scan(true).catch((err: unknown) => {
-      this.#loaded = undefined;
-      throw err;
-    });
+    this.#loaded ??= this.#lock()
+      .then(() => this.#scan(true))
+      .catch((err: unknown) => {
+        this.#loaded = undefined;
+        throw err;
+      });
     return this.#loaded;
+  }
+
+  /**
+   * Creates the directory and takes its lock file `.lock` for this process: a cache of another
+   * live process on it (another agent) would evict what this one's jobs use, and the reverse.
+   * Caches of one process may share a directory (a restart in place); pins are per cache.
+   */
+  async #lock(): Promise<void> {
+    let holder: number | undefined;
+    try {
+      await mkdir(this.dir, { recursive: true });
+      holder = await takePidLock(join(this.dir, '.lock'));
+    } catch (cause) {
+      throw new HostError(
+        HostErrorCodes.ARTIFACT_FETCH,
+        `the artifact cache dir ${this.dir} cannot be created or locked`,
+        { cause },
+      );
+    }
+    if (holder !== undefined)
+      throw new HostError(
+        HostErrorCodes.ARTIFACT_CACHE_IN_USE,
+        `the artifact cache dir ${this.dir} is used by process ${holder} (another agent): give each agent a dir of its own, or each evicts slugs the other's jobs run from`,
+        { path: 'dir' },
+      );
   }
 
   /**

@@ -36,6 +36,11 @@ export const HostErrorCodes = {
   ARTIFACT_STALLED: 'FLOTILLA_HOST_ARTIFACT_STALLED',
   /** An artifact descriptor that cannot be fetched as given: a bad URL scheme, sha256 or size; an image on a driver that runs slugs. */
   ARTIFACT_INVALID: 'FLOTILLA_HOST_ARTIFACT_INVALID',
+  /**
+   * The artifact cache's `dir` is used by the cache of another live process (another agent):
+   * each would evict slugs the other's jobs run from. Give each agent a `dir` of its own.
+   */
+  ARTIFACT_CACHE_IN_USE: 'FLOTILLA_HOST_ARTIFACT_CACHE_IN_USE',
   /** Every port of the agent's range is taken: widen `ports` or run fewer jobs on the host. */
   NO_PORT: 'FLOTILLA_HOST_NO_PORT',
   /** The driver or log buffer was closed. */

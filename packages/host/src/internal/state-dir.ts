@@ -5,11 +5,11 @@
 //   <stateDir>/jobs/<id>/stdout.log, stderr.log   the job's output (it appends)
 //   <stateDir>/jobs/<id>/exit       the shell's exit status, written by the job's shell
 //   <stateDir>/jobs/<id>/exit.json  the exit status as the driver saw it
-import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { HostError, HostErrorCodes } from '../errors.js';
 import type { ExitStatus } from '../driver.js';
-import { isSameProcess, readStat } from './proc.js';
+import { takePidLock } from './pid-lock.js';
 
 /** What job.json holds. */
 export interface JobRecord {
@@ -139,33 +139,8 @@ export async function lockStateDir(stateDir: string): Promise<() => Promise<void
   const lockPath = join(dir, 'driver.lock');
   try {
     await mkdir(join(dir, 'jobs'), { recursive: true, mode: 0o700 });
-    const self = await readStat(process.pid);
-    const mine = JSON.stringify({ pid: process.pid, startTime: self?.startTime ?? 0 });
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const fh = await open(lockPath, 'wx', 0o600);
-        await fh.writeFile(mine);
-        await fh.close();
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
-      }
-      let holder: { pid?: unknown; startTime?: unknown } = {};
-      try {
-        holder = JSON.parse(await readFile(lockPath, 'utf8')) as typeof holder;
-      } catch {
-        // unreadable: a holder that died while writing it
-      }
-      if (
-        int(holder.pid) &&
-        int(holder.startTime) &&
-        holder.pid !== process.pid &&
-        (await isSameProcess(holder.pid, holder.startTime))
-      ) {
-        throw inUse(`process ${holder.pid}`);
-      }
-      await unlink(lockPath).catch(() => undefined);
-    }
+    const holder = await takePidLock(lockPath);
+    if (holder !== undefined) throw inUse(`process ${holder}`);
   } catch (err) {
     heldHere.delete(dir);
     if (err instanceof HostError) throw err;
