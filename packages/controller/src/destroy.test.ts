@@ -68,13 +68,19 @@ describe('destroyApp: what only the app owns', () => {
     // The images dockerd would hold: buildImage tags one, removeImage untags it.
     const images = new Set<string>();
     const removed: string[] = [];
+    const refusedOnce = new Set<string>();
     const docker = {
       client: { name: 'docker' },
       buildImage: async (o: LineImageBuildOptions) => {
         images.add(o.tag);
         return { image: o.tag, processTypes: { web: 'node server.js' } };
       },
+      // dockerd refuses the first attempt at each image: its last container is still going.
       removeImage: async (o: { image: string }) => {
+        if (!refusedOnce.has(o.image)) {
+          refusedOnce.add(o.image);
+          throw new Error(`conflict: unable to remove ${o.image}: a container still uses it`);
+        }
         removed.push(o.image);
         return images.delete(o.image);
       },
@@ -104,6 +110,48 @@ describe('destroyApp: what only the app owns', () => {
     expect([...images]).toEqual([`flotilla/demo:${image1}`]);
     expect(await exists(cache)).toBe(false);
     expect(await exists(join(h.dir, 'work', 'cache', 'other'))).toBe(true);
+  });
+
+  it('a destroy aborted while it removes the images stops there, and running it again finishes it', async () => {
+    const images = new Set<string>();
+    let allow = false;
+    let refused!: () => void;
+    const firstRefusal = new Promise<void>((resolve) => (refused = resolve));
+    const docker = {
+      client: {},
+      buildImage: async (o: LineImageBuildOptions) => {
+        images.add(o.tag);
+        return { image: o.tag, processTypes: { web: 'node server.js' } };
+      },
+      removeImage: async (o: { image: string }) => {
+        if (!allow) {
+          refused();
+          throw new Error('conflict: a container still uses it');
+        }
+        return images.delete(o.image);
+      },
+    };
+    h = await harness({ controller: { docker } });
+    await h.controller.createApp({ name: 'demo' });
+    const slug = await slugOf(h, 'demo', await build(h, 'demo', APP, 1));
+    await build(h, 'demo', DOCKER_APP, 2);
+    const ac = new AbortController();
+    const destroying = h.controller.destroyApp('demo', { signal: ac.signal });
+    await firstRefusal;
+    ac.abort(new Error('operator gave up'));
+    await expect(destroying).rejects.toThrow('operator gave up');
+    // Half-way, as a crash would leave it: refused to everyone, its records still there.
+    const hidden = await h.controller.getApp('demo').catch((e: unknown) => e);
+    expect(isFlotillaError(hidden, 'FLOTILLA_CONTROLLER_APP_NOT_FOUND')).toBe(true);
+    expect(await h.controller.listApps()).toEqual([]);
+    expect((await h.store.list('controller/builds/demo/')).kvs.length).toBeGreaterThan(0);
+    allow = true;
+    await h.controller.destroyApp('demo');
+    expect([...images]).toEqual([]);
+    expect(await h.artifacts.stat(slug)).toBeUndefined();
+    expect(
+      (await h.store.list('controller/')).kvs.filter((kv) => kv.key.includes('/demo')),
+    ).toEqual([]);
   });
 
   it('a slug that cannot be deleted is logged and left: the app is destroyed all the same, and the slug collected later', async () => {

@@ -1,7 +1,11 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ImageBuilder, ImageRemover } from '../builder.js';
+import { retry } from '@flotilla/core';
 import type { ControllerParts } from './parts.js';
+
+/** How long the removal of an image is tried again (its last container may still be going). */
+const IMAGE_REMOVAL_BUDGET_MS = 5000;
 
 /** Whether an {@link ImageBuilder} is also an {@link ImageRemover}. */
 function canRemoveImages(
@@ -49,6 +53,8 @@ export async function removeAppGarbage(
   }
   const out: AppGarbage = { slugs: [], images: [], failed: [] };
   const failed = (what: string, err: unknown): void => {
+    // An abort is no failure to delete: the destroy stops here, to be run again.
+    options.signal?.throwIfAborted();
     out.failed.push({ what, err });
     logger.error({ err, what }, `destroying ${name}: ${what} cannot be deleted; left behind`);
   };
@@ -76,7 +82,19 @@ export async function removeAppGarbage(
     for (const image of images) {
       options.signal?.throwIfAborted();
       try {
-        if (await remover.removeImage(image, options)) out.images.push(image);
+        // The app's last containers may still be on their way out: the agents report a job down
+        // before their driver removes its container, and dockerd refuses an image in use.
+        const removed = await retry(() => remover.removeImage(image, options), {
+          clock: p.o.clock,
+          ...(options.signal === undefined ? {} : { signal: options.signal }),
+          initialMs: 100,
+          maxMs: 1000,
+          budgetMs: IMAGE_REMOVAL_BUDGET_MS,
+          retryable: () => true,
+          onRetry: (err, ms) =>
+            logger.debug({ err, image, ms }, `destroying ${name}: image not removed yet`),
+        });
+        if (removed) out.images.push(image);
       } catch (err) {
         failed(`image ${image}`, err);
       }
@@ -86,6 +104,7 @@ export async function removeAppGarbage(
   } catch (err) {
     failed('build cache', err);
   }
+  options.signal?.throwIfAborted();
   if (out.slugs.length + out.images.length > 0)
     logger.info({ slugs: out.slugs, images: out.images }, `destroying ${name}: artifacts deleted`);
   return out;
