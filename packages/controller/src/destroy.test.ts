@@ -1,7 +1,7 @@
 // Destroying an app deletes what only it owns (slugs, images, build cache), best effort, and
 // its records last: a failed deletion leaves no half-destroyed app, and a new app of the same
 // name keeps what it writes once the name is free.
-import { mkdtemp, rm, stat, utimes } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -110,6 +110,9 @@ describe('destroyApp: what only the app owns', () => {
     expect([...images]).toEqual([`flotilla/demo:${image1}`]);
     expect(await exists(cache)).toBe(false);
     expect(await exists(join(h.dir, 'work', 'cache', 'other'))).toBe(true);
+    // Nothing else of demo's under the work dir (build trees go with their build).
+    const work = await readdir(join(h.dir, 'work'), { recursive: true });
+    expect(work.filter((p) => p.includes('demo'))).toEqual([]);
   });
 
   it('a destroy aborted while it removes the images stops there, and running it again finishes it', async () => {

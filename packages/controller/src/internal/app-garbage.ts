@@ -28,7 +28,7 @@ export interface AppGarbage {
  * Deletes what belongs to app `name` alone, on the way to destroying it: the slugs of its builds
  * that no build of another app names (two apps pushing the same source share one slug), the
  * images its Dockerfile builds tagged `flotilla/<name>:<build>` that no build of another app runs
- * (an `image` build may name one), and its build cache. Runs while the app's records are still
+ * (an `image` build may name one), its build cache and build trees. Runs while the app's records are still
  * there (a destroy cut short finds the same garbage when run again) and under its lock with the
  * app marked destroying (no build or deploy of it can start). Best effort: what cannot be
  * deleted is logged and reported, never thrown; `collectArtifacts` later deletes a slug left
@@ -99,11 +99,16 @@ export async function removeAppGarbage(
         failed(`image ${image}`, err);
       }
     }
-  try {
-    await rm(join(p.o.workDir, 'cache', name), { recursive: true, force: true });
-  } catch (err) {
-    failed('build cache', err);
-  }
+  // Its build cache, and its build trees (each goes with its build; one a crash cut short stays).
+  for (const [what, dir] of [
+    ['build cache', join(p.o.workDir, 'cache', name)],
+    ['build trees', join(p.o.workDir, 'builds', name)],
+  ] as const)
+    try {
+      await rm(dir, { recursive: true, force: true });
+    } catch (err) {
+      failed(what, err);
+    }
   options.signal?.throwIfAborted();
   if (out.slugs.length + out.images.length > 0)
     logger.info({ slugs: out.slugs, images: out.images }, `destroying ${name}: artifacts deleted`);
