@@ -28,11 +28,11 @@ export interface AppGarbage {
  * Deletes what belongs to app `name` alone, on the way to destroying it: the slugs of its builds
  * that no build of another app names (two apps pushing the same source share one slug), the
  * images its Dockerfile builds tagged `flotilla/<name>:<build>` that no build of another app runs
- * (an `image` build may name one), its build cache and build trees. Runs while the app's records are still
- * there (a destroy cut short finds the same garbage when run again) and under its lock with the
- * app marked destroying (no build or deploy of it can start). Best effort: what cannot be
- * deleted is logged and reported, never thrown; `collectArtifacts` later deletes a slug left
- * behind, as it deletes any slug no app keeps.
+ * (an `image` build may name one), its build cache and build trees. Runs while the app's
+ * records are still there (a destroy cut short finds the same garbage when run again) and under
+ * its lock with the app marked destroying (no build or deploy of it can start). Best effort:
+ * what cannot be deleted is logged and reported, never thrown (an abort is); `collectArtifacts`
+ * later deletes a slug left behind, as it deletes any slug no app keeps.
  */
 export async function removeAppGarbage(
   p: ControllerParts,
