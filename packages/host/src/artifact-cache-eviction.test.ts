@@ -306,7 +306,7 @@ describe('ArtifactCache eviction', () => {
     }
   });
 
-  it('refuses bad maxBytes and maxUnusedMs values, and a pin of something not a digest', () => {
+  it('refuses bad maxBytes and maxUnusedMs values, a dir with a NUL byte, and a pin of something not a digest', () => {
     for (const maxBytes of [-1, Number.NaN, 1.5, Infinity, '10GB', null])
       expect(
         () => new ArtifactCache({ dir: cacheDir, maxBytes: maxBytes as number }),
@@ -321,6 +321,9 @@ describe('ArtifactCache eviction', () => {
       ).toThrow(
         expect.objectContaining({ code: HostErrorCodes.INVALID_OPTIONS, path: 'maxUnusedMs' }),
       );
+    expect(() => new ArtifactCache({ dir: `${cacheDir}\0x` })).toThrow(
+      expect.objectContaining({ code: HostErrorCodes.INVALID_OPTIONS, path: 'dir' }),
+    );
     const cache = new ArtifactCache({ dir: cacheDir });
     for (const sha of ['', 'A'.repeat(64), `${'a'.repeat(63)}/`, `${'a'.repeat(63)}\0`, 42])
       expect(() => cache.pin(sha as string)).toThrow(

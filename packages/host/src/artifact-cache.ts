@@ -151,10 +151,12 @@ export class ArtifactCache {
   #queuedPass: Promise<string[]> | undefined;
 
   constructor(options: ArtifactCacheOptions) {
-    if (typeof options?.dir !== 'string' || options.dir === '')
-      throw new HostError(HostErrorCodes.INVALID_OPTIONS, 'ArtifactCache needs a dir', {
-        path: 'dir',
-      });
+    if (typeof options?.dir !== 'string' || options.dir === '' || options.dir.includes('\0'))
+      throw new HostError(
+        HostErrorCodes.INVALID_OPTIONS,
+        'ArtifactCache needs a dir: a directory path (without NUL bytes)',
+        { path: 'dir' },
+      );
     if (options.token !== undefined && !/^[\x21-\x7e]+$/.test(options.token))
       throw new HostError(
         HostErrorCodes.INVALID_OPTIONS,
