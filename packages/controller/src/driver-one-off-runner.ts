@@ -79,14 +79,20 @@ export class DriverOneOffRunner implements OneOffRunner {
     await mkdir(this.#workDir, { recursive: true });
     try {
       if (spec.artifact.type === 'slug') {
-        const slug = await this.#artifacts.get(
-          spec.artifact,
-          signal === undefined ? {} : { signal },
-        );
-        await extractSlug(slug, dir, {
-          expectedSha256: spec.artifact.sha256,
-          ...(signal === undefined ? {} : { signal }),
-        });
+        // Pinned until extracted: the cache may evict an unpinned slug at any time.
+        const pin = this.#artifacts.pin(spec.artifact.sha256);
+        try {
+          const slug = await this.#artifacts.get(
+            spec.artifact,
+            signal === undefined ? {} : { signal },
+          );
+          await extractSlug(slug, dir, {
+            expectedSha256: spec.artifact.sha256,
+            ...(signal === undefined ? {} : { signal }),
+          });
+        } finally {
+          pin.unpin();
+        }
       } else await mkdir(dir, { recursive: true });
       await this.#driver.start({
         id: spec.id,
