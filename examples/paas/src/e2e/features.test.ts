@@ -1,5 +1,6 @@
 // The rest of the grammar on the Procfile sample (web and worker): scale types apart, logs of
 // one type, one-off runs, the event stream, custom domains through the router, destroy.
+import { readdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -150,6 +151,14 @@ describe('a web + worker app', { timeout: 180_000 }, () => {
       { env: s.env },
     );
     expect(git.code).not.toBe(0);
+    // Nothing of it is left on disk: its repository, its slug (no other app has one), its build
+    // cache and build trees.
+    const left = async (...path: string[]): Promise<string[]> =>
+      readdir(join(s.dataDir, ...path)).catch(() => []);
+    expect(await left('git')).not.toContain(`${app}.git`);
+    expect((await left('artifacts')).filter((n) => n.endsWith('.tgz'))).toEqual([]);
+    expect(await left('builds', 'cache')).not.toContain(app);
+    expect(await left('builds', 'builds')).not.toContain(app);
   });
 
   it('builds from an uploaded tarball (the static sample), with its output, and serves it', async () => {
