@@ -75,4 +75,23 @@ describe('flotilla server --driver docker', { timeout: 180_000 }, () => {
     },
     300_000,
   );
+
+  it('apps:destroy of the Dockerfile app removes the image its build made', async () => {
+    const server = s as TestServer;
+    const app = APPS[1];
+    const client = new Docker({ socketPath: (docker as { socketPath: string }).socketPath });
+    const images = async (): Promise<string[]> =>
+      (
+        await client.listImages({ filters: JSON.stringify({ reference: [`flotilla/${app}`] }) })
+      ).flatMap((i) => i.RepoTags ?? []);
+    expect(await images()).toHaveLength(1);
+    const r = await cli(server, ['apps:destroy', '-a', app, '--confirm', app]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(await images()).toEqual([]);
+    const containers = await client.listContainers({
+      all: true,
+      filters: JSON.stringify({ label: [`flotilla.app=${app}`] }),
+    });
+    expect(containers).toEqual([]);
+  });
 });
