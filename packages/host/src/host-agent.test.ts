@@ -471,6 +471,39 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
     }
   });
 
+  it('close() waits for the artifact prune start() began: nothing writes in the cache dir after', async () => {
+    // The prune start() runs in the background takes the cache dir's lock and reads the dir:
+    // close() resolved before it, and the suite's rm of the dir failed with ENOTEMPTY when the
+    // lock file came after (3 runs of this file in 4 failed so on a busy machine).
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let pruned = false;
+    class HeldCache extends ArtifactCache {
+      override async prune(): Promise<string[]> {
+        await gate;
+        const removed = await super.prune();
+        pruned = true;
+        return removed;
+      }
+    }
+    const a = await agent('h1', { artifacts: new HeldCache({ dir: join(dir, 'artifacts') }) });
+    try {
+      await a.start();
+      const closing = a.close();
+      // No event says "close() is waiting": without the wait it resolves well within 500 ms.
+      const first = await Promise.race([
+        closing.then(() => 'closed'),
+        new Promise<string>((resolve) => setTimeout(() => resolve('still closing'), 500)),
+      ]);
+      expect(first).toBe('still closing');
+      open();
+      await closing;
+      expect(pruned).toBe(true);
+    } finally {
+      open(); // a failed assertion must not leave afterEach's close() waiting on the gate
+    }
+  });
+
   it('reports a job whose process type is missing from its release as crashed, saying so', async () => {
     await release({ type: 'worker' });
     const a = await agent();

@@ -201,6 +201,8 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
   #state: 'idle' | 'starting' | 'running' | 'stopping' | 'stopped' = 'idle';
   #synced: (() => void) | undefined;
   #starting: Promise<void> | undefined;
+  /** The prune start() begins in the background: close() waits for it (it writes in the dir). */
+  #pruning: Promise<void> | undefined;
   #closed: Promise<void> | undefined;
 
   constructor(options: HostAgentOptions) {
@@ -355,10 +357,13 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
     this.#state = 'running';
     // Every job taken over is pinned by now: what they do not use may go (a restart with a
     // smaller maxBytes, slugs of jobs that ended while no agent ran).
-    this.#o.artifacts.prune().catch((err: unknown) => {
-      this.#logger.warn({ err }, 'artifact cache cannot be pruned');
-      this.emit('error', err);
-    });
+    this.#pruning = this.#o.artifacts.prune().then(
+      () => undefined,
+      (err: unknown) => {
+        this.#logger.warn({ err }, 'artifact cache cannot be pruned');
+        this.emit('error', err);
+      },
+    );
   }
 
   /** Pins the slug a job runs from; nothing for an image, or a release that cannot be read. */
@@ -388,6 +393,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
     if (options.stopJobs !== true) this.#drainAbort.abort();
     await this.#starting?.catch(() => undefined);
     await this.#watching?.catch(() => undefined);
+    await this.#pruning;
     await Promise.all([...this.#ops.values()].map((p) => p.catch(() => undefined)));
     if (options.stopJobs === true) {
       await Promise.all(
