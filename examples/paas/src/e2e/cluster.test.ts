@@ -19,6 +19,14 @@ let server: TestServer | undefined;
 let host: TestServer | undefined;
 let router: TestServer | undefined;
 let store: string;
+
+interface HostJson {
+  id: string;
+  state: string;
+  jobs: number;
+  drain: boolean;
+  reason?: string;
+}
 const app = 'e2e-cluster';
 
 beforeAll(async () => {
@@ -86,6 +94,41 @@ describe('two host agents on one etcd', { timeout: 180_000 }, () => {
         : undefined;
     });
     expect(logs).toMatch(/listening on \d+/);
+  });
+
+  it('hosts:drain moves the dynos off a host (hosts shows it draining, then empty); hosts:undrain ends it', async () => {
+    const s = server as TestServer;
+    const hosts = async (): Promise<HostJson[]> =>
+      JSON.parse((await cli(s, ['hosts', '--json'])).stdout) as HostJson[];
+    // Bad ids are refused before anything is written, with what to fix.
+    const unknown = await cli(s, ['hosts:drain', 'host-zz']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/host host-zz has never registered/);
+    const slash = await cli(s, ['hosts:drain', 'host-b/x']);
+    expect(slash.code).toBe(1);
+    expect(slash.stderr).toMatch(/a host id is a DNS label/);
+    expect((await hosts()).every((h) => !h.drain && h.state === 'up')).toBe(true);
+
+    const drain = await cli(s, ['hosts:drain', 'host-b', '--reason', 'kernel upgrade']);
+    expect(drain.code, drain.stderr).toBe(0);
+    const b = (await hosts()).find((h) => h.id === 'host-b');
+    expect(b).toMatchObject({ state: 'draining', drain: true, reason: 'kernel upgrade' });
+    expect((await cli(s, ['hosts'])).stdout).toMatch(/host-b\s+draining.*kernel upgrade/);
+    const moved = await waitFor('both dynos up on host-a, none left on host-b', async () => {
+      const d = await ps(s, app);
+      const emptied = (await hosts()).find((h) => h.id === 'host-b')?.jobs === 0;
+      return emptied && d.length === 2 && d.every((x) => x.state === 'up' && x.host === 'host-a')
+        ? d
+        : undefined;
+    });
+    expect(moved).toHaveLength(2);
+    expect((await getApp(s, app)).status).toBe(200);
+
+    expect((await cli(s, ['hosts:undrain', 'host-b'])).code).toBe(0);
+    expect((await hosts()).find((h) => h.id === 'host-b')).toMatchObject({
+      state: 'up',
+      drain: false,
+    });
   });
 
   it('a router of its own (flotilla router) serves the app too', async () => {

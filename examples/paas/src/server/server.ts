@@ -325,6 +325,7 @@ export class FlotillaServer implements AsyncDisposable {
         routes,
         {
           controller,
+          cluster,
           artifacts,
           repos,
           logs,

@@ -1,4 +1,5 @@
 import type { Logger } from '@flotilla/core';
+import type { ClusterState } from '@flotilla/cluster';
 import type { ArtifactStore, Controller } from '@flotilla/controller';
 import type { GitRepos } from '../git/repos.js';
 import type { LogAggregator } from '../logs/log-aggregator.js';
@@ -6,6 +7,8 @@ import type { LogAggregator } from '../logs/log-aggregator.js';
 /** What the API's handlers work with. */
 export interface ApiDeps {
   readonly controller: Controller;
+  /** The cluster state, for hosts: their jobs, and the operator's drain and eligibility. */
+  readonly cluster: Pick<ClusterState, 'drainHost' | 'undrainHost' | 'setEligible' | 'jobs'>;
   readonly artifacts: ArtifactStore;
   readonly repos: GitRepos;
   readonly logs: LogAggregator;

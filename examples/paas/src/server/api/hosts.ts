@@ -1,18 +1,55 @@
+import type { HostView, JobView } from '@flotilla/cluster';
+import { readJson, validate } from '../http/body.js';
 import type { Routes } from '../http/routes.js';
 import type { ApiDeps } from './deps.js';
+import { hostId, hostPatchBody } from './schemas.js';
 
-/** `/hosts`: the cluster's hosts with their state. */
+/** Job states that hold a place on a host (a job `down` or `crashed` is over). */
+const RUNNING = new Set<JobView['state']>(['pending', 'starting', 'up', 'stopping']);
+
+/**
+ * `/hosts`: the cluster's hosts with their state and their jobs; `PATCH /hosts/{host}` drains
+ * a host (it gets no new jobs and its jobs are placed elsewhere) or makes it ineligible (no new
+ * jobs, its jobs stay), and undoes either.
+ */
 export function hostRoutes(routes: Routes, d: ApiDeps): void {
-  routes.on('GET', '/hosts', async ({ signal }) =>
-    (await d.controller.hosts({ signal })).map((h) => ({
-      id: h.record.id,
-      address: h.record.addr,
-      state: h.state,
-      live: h.live,
-      capacity: h.record.capacity,
-      allocated: h.alloc,
-      tags: h.record.tags ?? {},
-      registered_at: h.record.registeredAt,
-    })),
-  );
+  const list = async (signal: AbortSignal): Promise<Record<string, unknown>[]> => {
+    const [hosts, jobs] = await Promise.all([
+      d.controller.hosts({ signal }),
+      d.cluster.jobs({ signal }),
+    ]);
+    const count = new Map<string, number>();
+    for (const j of jobs)
+      if (RUNNING.has(j.state)) count.set(j.record.hostId, (count.get(j.record.hostId) ?? 0) + 1);
+    return hosts.map((h) => hostJson(h, count.get(h.record.id) ?? 0));
+  };
+  routes.on('GET', '/hosts', async ({ signal }) => list(signal));
+  routes.on('PATCH', '/hosts/:host', async ({ params, req, signal }) => {
+    const id = validate(hostId, params.host);
+    const body = await readJson(req, hostPatchBody);
+    const options = { signal, ...(body.reason === undefined ? {} : { reason: body.reason }) };
+    // Drain first: a host made ineligible and drained at once takes no job in between.
+    if (body.drain === true) await d.cluster.drainHost(id, options);
+    if (body.eligible !== undefined) await d.cluster.setEligible(id, body.eligible, options);
+    if (body.drain === false) await d.cluster.undrainHost(id, options);
+    return (await list(signal)).find((h) => h.id === id);
+  });
+}
+
+function hostJson(h: HostView, jobs: number): Record<string, unknown> {
+  return {
+    id: h.record.id,
+    address: h.record.addr,
+    state: h.state,
+    live: h.live,
+    // Jobs placed on it and not over yet: a drained host is empty when this is 0.
+    jobs,
+    capacity: h.record.capacity,
+    allocated: h.alloc,
+    tags: h.record.tags ?? {},
+    registered_at: h.record.registeredAt,
+    drain: h.control?.drain ?? false,
+    eligible: h.control?.eligible ?? true,
+    ...(h.control?.reason === undefined ? {} : { reason: h.control.reason }),
+  };
 }

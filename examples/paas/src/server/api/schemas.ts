@@ -121,3 +121,20 @@ export const buildId = z.string().regex(/^b-[0-9a-f]{12}$/, 'a build id is b- an
 
 /** An artifact digest. */
 export const digest = z.string().regex(/^[0-9a-f]{64}$/, 'an artifact is named by its hex sha256');
+
+/** A host id, as `flotilla host --host-id` takes it: a DNS label. */
+export const hostId = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a host id is a DNS label: 1 to 63 of a-z 0-9 -');
+
+/** `PATCH /hosts/{host}`: the operator's settings for a host. */
+export const hostPatchBody = z
+  .strictObject({
+    drain: z.boolean().optional(),
+    eligible: z.boolean().optional(),
+    reason: z.string().max(256).refine(noNul, 'a reason must not contain NUL').optional(),
+  })
+  .refine(
+    (b) => b.drain !== undefined || b.eligible !== undefined,
+    'give drain (true or false) or eligible (true or false)',
+  );
