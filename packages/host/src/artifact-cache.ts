@@ -149,6 +149,11 @@ export class ArtifactCache {
   #passes: Promise<unknown> = Promise.resolve();
   /** A pass asked for and not started yet: later asks share it. */
   #queuedPass: Promise<string[]> | undefined;
+  /**
+   * `.part` files found when the dir was read that were too young to be called leftovers then
+   * (a crash just before this start): looked at again before each download.
+   */
+  readonly #youngParts = new Set<string>();
 
   constructor(options: ArtifactCacheOptions) {
     if (typeof options?.dir !== 'string' || options.dir === '' || options.dir.includes('\0'))
@@ -285,9 +290,7 @@ export class ArtifactCache {
         { cause },
       );
     }
-    await this.#scan(false).catch((err: unknown) =>
-      this.#logger.warn({ err, dir: this.dir }, 'artifact cache dir cannot be listed'),
-    );
+    await this.#sweepLeftovers();
     const temp = join(this.dir, `.${artifact.sha256}.${randomBytes(4).toString('hex')}.part`);
     const started = performance.now();
     const hash = createHash('sha256');
@@ -500,12 +503,30 @@ export class ArtifactCache {
   /** Takes the directory's lock and reads it into the index, once (again after a failure). */
   #load(): Promise<void> {
     this.#loaded ??= this.#lock()
-      .then(() => this.#scan(true))
+      .then(() => this.#scan())
       .catch((err: unknown) => {
         this.#loaded = undefined;
         throw err;
       });
     return this.#loaded;
+  }
+
+  /** Deletes the young `.part` files found when the dir was first read, once they are stale. */
+  async #sweepLeftovers(): Promise<void> {
+    for (const file of this.#youngParts) {
+      try {
+        const s = await stat(file);
+        if (Date.now() - s.mtimeMs <= this.#idleTimeoutMs) continue;
+        await rm(file, { force: true });
+        this.#logger.info({ file }, 'deleted the leftover of an interrupted download');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+          this.#logger.warn({ err, file }, 'leftover download cannot be deleted');
+          continue;
+        }
+      }
+      this.#youngParts.delete(file);
+    }
   }
 
   /**
@@ -537,11 +558,11 @@ export class ArtifactCache {
    * Indexes the verified artifacts of the directory, by their mtime (last use), and deletes the
    * `.part` files of downloads that died with their process (an agent killed mid-fetch): those
    * not written for longer than `idleTimeoutMs`, which a live download never is (it would have
-   * failed as stalled). Other names are left alone. A directory not there yet is empty. Without
-   * `indexing`, only the `.part` files (before each download: the leftover of a crash soon after
-   * a restart is younger than `idleTimeoutMs` when the directory is first read).
+   * failed as stalled); younger ones are looked at again before each download (the leftover of
+   * a crash just before a restart). Other names are left alone. A directory not there yet is
+   * empty.
    */
-  async #scan(indexing: boolean): Promise<void> {
+  async #scan(): Promise<void> {
     let names: string[];
     try {
       names = await readdir(this.dir);
@@ -558,7 +579,7 @@ export class ArtifactCache {
       const file = join(this.dir, name);
       const entry = ENTRY.exec(name);
       const part = name.startsWith('.') && name.endsWith('.part');
-      if ((entry === null || !indexing) && !part) continue;
+      if (entry === null && !part) continue;
       try {
         const s = await stat(file);
         if (!s.isFile()) continue;
@@ -567,7 +588,7 @@ export class ArtifactCache {
         } else if (now - s.mtimeMs > this.#idleTimeoutMs) {
           await rm(file, { force: true });
           this.#logger.info({ file }, 'deleted the leftover of an interrupted download');
-        }
+        } else this.#youngParts.add(file);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
         this.#logger.warn({ err, file }, 'artifact cache entry cannot be read');
