@@ -131,6 +131,33 @@ describe('two host agents on one etcd', { timeout: 180_000 }, () => {
     });
   });
 
+  it('dynos that find no host with room: ps says how many are missing, the server log why', async () => {
+    const s = server as TestServer;
+    // Two hosts of (cores x 1000) millicores each, standard dynos of 500: one dyno more than fits.
+    const cpu = JSON.parse((await cli(s, ['hosts', '--json'])).stdout) as {
+      capacity: { cpu: number };
+    }[];
+    const fits = cpu.reduce((n, h) => n + Math.floor(h.capacity.cpu / 500), 0);
+    expect((await cli(s, ['ps:scale', `web=${fits + 1}`, '-a', app])).code).toBe(0);
+    const table = await waitFor(`${fits} dynos up and 1 missing`, async () => {
+      const out = (await cli(s, ['ps', '-a', app])).stdout;
+      return out.includes(`web: ${fits + 1} wanted, ${fits} up`) ? out : undefined;
+    });
+    expect(table).toMatch(/flotilla hosts/);
+    await waitFor('the scheduler says why in the server log', async () =>
+      /1 web dyno\(s\) of e2e-cluster cannot be placed: .*add capacity or lower the count/.test(
+        s.output(),
+      )
+        ? true
+        : undefined,
+    );
+    expect((await cli(s, ['ps:scale', 'web=2', '-a', app])).code).toBe(0);
+    await waitFor('back to 2 dynos, none missing', async () => {
+      const out = (await cli(s, ['ps', '-a', app])).stdout;
+      return !out.includes('wanted') && (await ps(s, app)).length === 2 ? true : undefined;
+    });
+  });
+
   it('a router of its own (flotilla router) serves the app too', async () => {
     router = await startServer({ command: 'router', args: ['--store', store] });
     const r = await waitFor('the app through the second router', async () => {

@@ -210,6 +210,15 @@ export class FlotillaServer implements AsyncDisposable {
       scheduler.on('crashloop', (c) =>
         logger.warn({ crashloop: c }, 'a process type keeps crashing'),
       );
+      // Dynos that find no host wait for room; without this the operator saw fewer dynos than
+      // asked for and nothing said why.
+      scheduler.on('plan', (report) => {
+        for (const u of report.unplaced)
+          logger.warn(
+            { app: u.app, release: u.release, type: u.type, count: u.count, reason: u.reason },
+            `${u.count} ${u.type} dyno(s) of ${u.app} cannot be placed: ${u.message}`,
+          );
+      });
       await scheduler.start();
       closers.push({ name: 'scheduler', close: () => scheduler.close() });
     }

@@ -22,15 +22,44 @@ interface RunLine {
   exit?: { code: number | null; signal: string | null; message: string };
 }
 
+interface FormationJson {
+  type: string;
+  quantity: number;
+}
+
+/**
+ * A line per process type with fewer dynos up than its formation asks for: dynos that cannot
+ * be placed wait for room, and without this `ps` just listed fewer of them.
+ */
+export function missingDynos(
+  formation: readonly FormationJson[],
+  dynos: readonly Pick<DynoJson, 'type' | 'state'>[],
+): string {
+  let out = '';
+  for (const f of formation) {
+    const up = dynos.filter((d) => d.type === f.type && d.state === 'up').length;
+    if (up < f.quantity)
+      out += `${f.type}: ${f.quantity} wanted, ${up} up (one that finds no host with room waits: see \`flotilla hosts\` and the server log)\n`;
+  }
+  return out;
+}
+
 /** `ps`, `ps:scale`, `ps:restart`, `run`. */
 export function psCommands(program: Command): void {
   jsonOption(appOption(program.command('ps')))
     .description("list an app's dynos with their state, host and release")
     .action(async (o: AppOptions) => {
       const { api, app } = await appContext(o);
-      const dynos = await api.get<DynoJson[]>(`/apps/${p(app)}/dynos`);
+      const [dynos, formation] = await Promise.all([
+        api.get<DynoJson[]>(`/apps/${p(app)}/dynos`),
+        o.json ? [] : api.get<FormationJson[]>(`/apps/${p(app)}/formation`),
+      ]);
       if (o.json) return printJson(dynos);
-      if (dynos.length === 0) return void process.stdout.write(`No dynos on ${app}\n`);
+      const short = missingDynos(formation, dynos);
+      if (dynos.length === 0) {
+        process.stdout.write(`No dynos on ${app}\n${short}`);
+        return;
+      }
       process.stdout.write(
         table(
           dynos.map((d) => [
@@ -42,7 +71,7 @@ export function psCommands(program: Command): void {
             d.message ?? '',
           ]),
           ['DYNO', 'STATE', 'RELEASE', 'HOST', 'SINCE', ''],
-        ),
+        ) + short,
       );
     });
 
