@@ -5,7 +5,7 @@ export interface ArtifactInfo {
   /** Hex sha256 of its bytes: its id. */
   readonly digest: string;
   readonly size: number;
-  /** When it was stored, ms since the epoch. */
+  /** When it was stored (last stored again), ms since the epoch. */
   readonly createdAt: number;
 }
 
@@ -18,7 +18,8 @@ export interface ArtifactStore {
   /**
    * Stores the file at `path` (copied; the file is left as it is), checking its sha256 against
    * `sha256` when given (`FLOTILLA_CONTROLLER_ARTIFACT_INVALID` on a mismatch, and nothing is
-   * kept). Storing a digest already there is a no-op. Resolves with what is stored.
+   * kept). Storing a digest already there keeps the stored bytes and makes its `createdAt` now
+   * (it was stored again: collectors spare it as new). Resolves with what is stored.
    */
   put(
     path: string,

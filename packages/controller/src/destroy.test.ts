@@ -1,7 +1,7 @@
 // Destroying an app deletes what only it owns (slugs, images, build cache), best effort, and
 // its records last: a failed deletion leaves no half-destroyed app, and a new app of the same
 // name keeps what it writes once the name is free.
-import { mkdtemp, readdir, rm, stat, utimes } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -155,6 +155,41 @@ describe('destroyApp: what only the app owns', () => {
     expect(
       (await h.store.list('controller/')).kvs.filter((kv) => kv.key.includes('/demo')),
     ).toEqual([]);
+  });
+
+  it("keeps a slug another app's build stores again while the destroy runs (same source)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'flotilla-destroy-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const real = new DirectoryArtifactStore({ dir: join(dir, 'artifacts') });
+    // The moment the destroy looks at the slug, another app's build stores the same bytes: its
+    // build is not recorded yet, so no build of another app names the slug.
+    let storedMeanwhile: (() => Promise<unknown>) | undefined;
+    const artifacts: ArtifactStore = {
+      put: (path, o) => real.put(path, o),
+      stat: async (digest) => {
+        const hook = storedMeanwhile;
+        storedMeanwhile = undefined;
+        await hook?.();
+        return real.stat(digest);
+      },
+      open: (digest) => real.open(digest),
+      list: () => real.list(),
+      url: (digest) => real.url(digest),
+      delete: (digest) => real.delete(digest),
+    };
+    h = await harness({ controller: { artifacts } });
+    await h.controller.createApp({ name: 'demo' });
+    const digest = await slugOf(h, 'demo', await build(h, 'demo', APP, 1));
+    const copy = join(dir, 'copy.tgz');
+    await writeFile(copy, await readFile(join(dir, 'artifacts', `${digest}.tgz`)));
+    storedMeanwhile = () => real.put(copy, { sha256: digest });
+    await h.controller.destroyApp('demo');
+    expect(await real.stat(digest)).toBeDefined();
+    // Without the hook, the same destroy deletes it (the slug is demo's alone).
+    await h.controller.createApp({ name: 'solo' });
+    const own = await slugOf(h, 'solo', await build(h, 'solo', { ...APP, 'solo.js': '//\n' }, 2));
+    await h.controller.destroyApp('solo');
+    expect(await real.stat(own)).toBeUndefined();
   });
 
   it('a slug that cannot be deleted is logged and left: the app is destroyed all the same, and the slug collected later', async () => {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -68,7 +68,15 @@ export class DirectoryArtifactStore implements ArtifactStore {
           { path: 'sha256' },
         );
       const existing = await this.stat(digest);
-      if (existing !== undefined) return existing;
+      if (existing !== undefined) {
+        // Stored again now: its createdAt says so, so that a collection (or an app's destroy)
+        // that found no build naming it does not delete it while this put's build records it.
+        const now = new Date();
+        await utimes(this.#file(digest), now, now).catch(() => undefined);
+        const again = await this.stat(digest);
+        if (again !== undefined) return again;
+        // Deleted meanwhile (collected): stored anew below.
+      }
       await rename(temp, this.#file(digest));
       const info = await this.stat(digest);
       if (info === undefined)

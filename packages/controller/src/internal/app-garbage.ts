@@ -40,6 +40,9 @@ export async function removeAppGarbage(
   options: { readonly signal?: AbortSignal },
 ): Promise<AppGarbage> {
   const logger = p.o.logger.child({ app: name });
+  // Wall time, as the artifact store's createdAt: a slug stored (again) from now on is another
+  // app's build storing the same bytes (this app's builds have ended), about to record it.
+  const since = Date.now();
   const slugs = new Set<string>();
   const images = new Set<string>();
   for (const b of await p.repo.builds(name, options)) {
@@ -67,7 +70,15 @@ export async function removeAppGarbage(
   for (const digest of slugs) {
     options.signal?.throwIfAborted();
     try {
-      if (await p.o.artifacts.delete(digest)) out.slugs.push(digest);
+      const info = await p.o.artifacts.stat(digest);
+      if (info !== undefined && info.createdAt >= since) {
+        logger.info(
+          { digest },
+          `destroying ${name}: slug ${digest} was stored again meanwhile (another app's build of the same source): kept`,
+        );
+        continue;
+      }
+      if (info !== undefined && (await p.o.artifacts.delete(digest))) out.slugs.push(digest);
     } catch (err) {
       failed(`slug ${digest}`, err);
     }

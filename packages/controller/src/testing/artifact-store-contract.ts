@@ -84,6 +84,15 @@ export function runArtifactStoreContract(options: ArtifactStoreContractOptions):
       expect((await store.list()).length).toBe(1);
     });
 
+    it('storing a digest again makes its createdAt the time of that put', async () => {
+      const a = await file('a.tgz', 'again');
+      const first = await store.put(a.path);
+      const before = Date.now();
+      const again = await store.put(a.path);
+      expect(again.createdAt).toBeGreaterThanOrEqual(Math.max(first.createdAt, before - 1000));
+      expect((await store.stat(a.sha256))?.createdAt).toBe(again.createdAt);
+    });
+
     it('deletes: true once, then false; a deleted artifact cannot be opened', async () => {
       const f = await file('a.tgz', 'bye');
       await store.put(f.path);
