@@ -18,6 +18,8 @@ export type {
 export { buildImage } from './build-image.js';
 export type { BuildImageDocker, BuildImageOptions, BuiltImage } from './build-image.js';
 export { removeImage } from './remove-image.js';
+export { listImageTags } from './list-image-tags.js';
+export type { ListImageTagsDocker, ListImageTagsOptions } from './list-image-tags.js';
 export type { RemoveImageDocker, RemoveImageOptions } from './remove-image.js';
 export { ContainerExecutor } from './container-executor.js';
 export type {

@@ -12,6 +12,7 @@ import {
 } from '../../../test/support/docker.js';
 import { buildImage } from './build-image.js';
 import { imageExists } from './internal/engine.js';
+import { listImageTags } from './list-image-tags.js';
 import { removeImage } from './remove-image.js';
 
 const runId = testRunId('rmi');
@@ -79,6 +80,27 @@ describe('removeImage (real dockerd)', () => {
       await container.remove({ force: true });
     }
     expect(await removeImage({ docker, image })).toBe(true);
+  });
+
+  it('listImageTags lists the tags of a repository, or of every repository under a pattern', async () => {
+    const one = await built(`${repo}-a:b1`, 'a1');
+    await docker.getImage(one).tag({ repo: `${repo}-a`, tag: 'b2' });
+    const other = await built(`${repo}-b:b1`, 'b1');
+    expect(await listImageTags({ docker, reference: `${repo}-a` })).toEqual([
+      `${repo}-a:b1`,
+      `${repo}-a:b2`,
+    ]);
+    const prefix = repo.slice(0, repo.indexOf('/'));
+    const all = await listImageTags({
+      docker,
+      reference: `${prefix}/rmi-${runId.toLowerCase()}-*`,
+    });
+    expect(all).toEqual([`${repo}-a:b1`, `${repo}-a:b2`, other].sort());
+    expect(await listImageTags({ docker, reference: `${repo}-none` })).toEqual([]);
+    for (const reference of ['', 'flotilla/demo:b1', 'flotilla/demo@sha256:00', 'a//b', 'x\0'])
+      await expect(listImageTags({ docker, reference })).rejects.toMatchObject({
+        code: 'FLOTILLA_DOCKER_INVALID_OPTIONS',
+      });
   });
 
   it('refuses what is not repository:tag before asking dockerd', async () => {
