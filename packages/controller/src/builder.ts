@@ -85,6 +85,12 @@ export interface ImageRemover {
    * false when it was not there. Never forced: an image a container still uses is refused.
    */
   removeImage(image: string, options: { readonly signal?: AbortSignal }): Promise<boolean>;
+  /**
+   * The local tags (`repository:tag`) of the repositories `reference` names (`flotilla/*`).
+   * Optional: with it, `Controller.collectArtifacts` also removes the images of builds no
+   * release keeps any more, and those of apps gone.
+   */
+  listImages?(reference: string, options: { readonly signal?: AbortSignal }): Promise<string[]>;
 }
 
 /**
@@ -135,4 +141,13 @@ export interface DockerImageBuild {
     readonly image: string;
     readonly signal?: AbortSignal;
   }): Promise<boolean>;
+  /**
+   * `listImageTags` of `@flotilla/docker` (optional, with `removeImage`): with it,
+   * `collectArtifacts` also removes the images no release keeps.
+   */
+  listImageTags?(options: {
+    readonly docker: unknown;
+    readonly reference: string;
+    readonly signal?: AbortSignal;
+  }): Promise<string[]>;
 }

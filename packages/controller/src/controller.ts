@@ -869,7 +869,11 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
    * the newest `max(keepReleases, 20)`. Each app keeps the slugs of its last `keepReleases` releases,
    * of its live release and of its last `keepReleases` builds; artifacts stored in the last ten
    * minutes are kept too (a build of another controller may not have recorded its own yet).
-   * Resolves with the digests deleted.
+   * With an image builder that can list and remove images ({@link ImageRemover}, e.g.
+   * `docker: { buildImage, removeImage, listImageTags, client }`), the images of Dockerfile
+   * builds (`flotilla/<app>:<build id>`) are collected by the same rule, those of builds still
+   * running kept, and those of apps gone removed; no other image is touched. Resolves with the
+   * slug digests deleted.
    */
   async collectArtifacts(options: CallOptions = {}): Promise<string[]> {
     this.#open();

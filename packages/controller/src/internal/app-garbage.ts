@@ -1,18 +1,11 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ImageBuilder, ImageRemover } from '../builder.js';
 import { retry } from '@flotilla/core';
+import { canRemoveImages } from './image-capability.js';
 import type { ControllerParts } from './parts.js';
 
 /** How long the removal of an image is tried again (its last container may still be going). */
 const IMAGE_REMOVAL_BUDGET_MS = 5000;
-
-/** Whether an {@link ImageBuilder} is also an {@link ImageRemover}. */
-function canRemoveImages(
-  builder: ImageBuilder | undefined,
-): builder is ImageBuilder & ImageRemover {
-  return typeof (builder as Partial<ImageRemover> | undefined)?.removeImage === 'function';
-}
 
 /** What {@link removeAppGarbage} deleted, and what it could not. */
 export interface AppGarbage {

@@ -308,6 +308,7 @@ export async function defaultBuilder(logger: Logger): Promise<Builder> {
  */
 export function dockerImageBuilder(docker: DockerImageBuild, logger: Logger): ImageBuilder {
   const remove = docker.removeImage?.bind(docker);
+  const list = docker.listImageTags?.bind(docker);
   return {
     buildImage: async (input) => {
       const built = await docker.buildImage({
@@ -329,6 +330,16 @@ export function dockerImageBuilder(docker: DockerImageBuild, logger: Logger): Im
             remove({
               docker: docker.client,
               image,
+              ...(options.signal === undefined ? {} : { signal: options.signal }),
+            }),
+        }),
+    ...(list === undefined
+      ? {}
+      : {
+          listImages: (reference: string, options: { readonly signal?: AbortSignal }) =>
+            list({
+              docker: docker.client,
+              reference,
               ...(options.signal === undefined ? {} : { signal: options.signal }),
             }),
         }),

@@ -1,3 +1,4 @@
+import { BUILD_IMAGE, canCollectImages } from './image-capability.js';
 import type { ControllerParts } from './parts.js';
 
 /** Builds per app whose output is kept at least. */
@@ -13,7 +14,18 @@ export async function collectArtifacts(
 ): Promise<string[]> {
   const keep = new Set<string>();
   const n = p.o.keepReleases;
-  for (const app of await p.repo.apps(options)) {
+  // Listed before the records are read: an image there was tagged by a build whose record was
+  // made before it ran, which the reads below see.
+  const images = canCollectImages(p.o.imageBuilder)
+    ? await p.o.imageBuilder.listImages('flotilla/*', options).catch((err: unknown) => {
+        p.o.logger.warn({ err }, 'the images cannot be listed: none collected');
+        return [];
+      })
+    : [];
+  /** Images kept: those the kept releases and builds name, and those of builds not ended. */
+  const keepImages = new Set<string>();
+  const apps = await p.repo.apps(options);
+  for (const app of apps) {
     const builds = await p.repo.builds(app.name, options);
     const byId = new Map(builds.map((b) => [b.id, b]));
     const releases = await p.repo.releases(app.name, options);
@@ -25,14 +37,25 @@ export async function collectArtifacts(
     for (const r of kept) {
       const a = r.build === undefined ? undefined : byId.get(r.build)?.artifact;
       if (a?.type === 'slug') keep.add(a.sha256);
+      else if (a?.type === 'image') keepImages.add(a.image);
     }
     const byAge = builds; // in creation order
-    for (const b of byAge.slice(-n)) if (b.artifact?.type === 'slug') keep.add(b.artifact.sha256);
+    for (const b of byAge.slice(-n)) {
+      if (b.artifact?.type === 'slug') keep.add(b.artifact.sha256);
+      else if (b.artifact?.type === 'image') keepImages.add(b.artifact.image);
+    }
+    for (const b of builds)
+      if (b.status !== 'succeeded' && b.status !== 'failed')
+        keepImages.add(`flotilla/${app.name}:${b.id}`);
+    // Its destroy removes them (and may still need them to say so).
+    if (app.destroying === true)
+      for (const tag of images) if (tag.startsWith(`flotilla/${app.name}:`)) keepImages.add(tag);
     // The stored output of finished builds older than the newest ones goes too.
     for (const b of byAge.slice(0, Math.max(0, byAge.length - Math.max(n, KEEP_BUILD_OUTPUTS))))
       if (b.status === 'succeeded' || b.status === 'failed')
         await pruneOutput(p, app.name, b.id, options);
   }
+  await collectImages(p, images, keepImages, options);
   const deleted: string[] = [];
   const fresh = p.o.clock.now() - 10 * 60_000;
   for (const a of await p.o.artifacts.list()) {
@@ -40,6 +63,33 @@ export async function collectArtifacts(
     if (await p.o.artifacts.delete(a.digest)) deleted.push(a.digest);
   }
   return deleted;
+}
+
+/**
+ * Removes the images of Dockerfile builds (`flotilla/<app>:<build id>`, nothing else: not the
+ * stack image) that nothing keeps: builds past an app's `keepReleases`, and every build of an
+ * app gone (a destroy that could not remove them). Best effort: a failure is logged.
+ */
+async function collectImages(
+  p: ControllerParts,
+  images: readonly string[],
+  keep: ReadonlySet<string>,
+  options: { readonly signal?: AbortSignal },
+): Promise<void> {
+  const remover = p.o.imageBuilder;
+  if (!canCollectImages(remover)) return;
+  const removed: string[] = [];
+  for (const image of images) {
+    if (!BUILD_IMAGE.test(image) || keep.has(image)) continue;
+    options.signal?.throwIfAborted();
+    try {
+      if (await remover.removeImage(image, options)) removed.push(image);
+    } catch (err) {
+      options.signal?.throwIfAborted();
+      p.o.logger.warn({ err, image }, 'an image no release keeps cannot be removed');
+    }
+  }
+  if (removed.length > 0) p.o.logger.info({ images: removed }, 'images no release keeps removed');
 }
 
 /** Replaces a build's stored output with one ended line saying it was pruned (once). */

@@ -81,11 +81,12 @@ export function resolveOptions(o: ControllerOptions): ResolvedOptions {
       typeof o.docker.buildImage !== 'function' ||
       o.docker.client === undefined ||
       o.docker.client === null ||
-      (o.docker.removeImage !== undefined && typeof o.docker.removeImage !== 'function'))
+      (o.docker.removeImage !== undefined && typeof o.docker.removeImage !== 'function') ||
+      (o.docker.listImageTags !== undefined && typeof o.docker.listImageTags !== 'function'))
   )
     bad(
       'docker',
-      'give { buildImage, client } and optionally removeImage: buildImage and removeImage of @flotilla/docker and a Docker client',
+      'give { buildImage, client } and optionally removeImage and listImageTags: those functions of @flotilla/docker and a Docker client',
     );
   const id = o.id ?? `controller-${randomBytes(6).toString('hex')}`;
   if (!isValidId(id)) bad('id', 'use 1 to 200 of A-Z a-z 0-9 . _ - @ : +');
