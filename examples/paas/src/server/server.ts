@@ -6,7 +6,7 @@ import { isFlotillaError, type Logger } from '@flotilla/core';
 import { ClusterState } from '@flotilla/cluster';
 import { Controller, DirectoryArtifactStore, DriverOneOffRunner } from '@flotilla/controller';
 import { Discovery } from '@flotilla/discovery';
-import { buildImage, removeImage } from '@flotilla/docker';
+import { buildImage, listImageTags, removeImage } from '@flotilla/docker';
 import { Router, waitForDrained } from '@flotilla/router';
 import { EtcdStore } from '@flotilla/etcd';
 import { ArtifactCache, HostAgent, ProcessDriver, type Driver } from '@flotilla/host';
@@ -146,21 +146,23 @@ export class FlotillaServer implements AsyncDisposable {
         .filter((h) => h.live)
         .map((h) => `http://${h.record.addr}`),
     ];
-    let driver: Driver | undefined;
-    let hostAgent: HostAgent | undefined;
-    let cache: ArtifactCache | undefined;
-    if (config.roles.host) {
-      // What a release may point this agent at. On one machine, only the server's own artifact
-      // directory: a record naming file:///etc/shadow is refused before anything is read. In a
-      // cluster, slugs come from the API's /artifacts/ at whatever address the server has, so
-      // any http(s) URL is taken (the store's writers are trusted there).
-      cache = new ArtifactCache({
+    // What a release may point this machine's drivers at. On one machine, only the server's own
+    // artifact directory: a record naming file:///etc/shadow is refused before anything is read.
+    // In a cluster, slugs come from the API's /artifacts/ at whatever address the server has, so
+    // any http(s) URL is taken (the store's writers are trusted there).
+    const hostCache = (): ArtifactCache =>
+      new ArtifactCache({
         dir: dir('cache'),
         token,
         ...(single
           ? { urlPrefixes: [pathToFileURL(`${dir('artifacts')}/`).href] }
           : { fetch: failoverFetch(peers) }),
       });
+    let driver: Driver | undefined;
+    let hostAgent: HostAgent | undefined;
+    let cache: ArtifactCache | undefined;
+    if (config.roles.host) {
+      cache = hostCache();
       const d =
         config.driver === 'docker'
           ? await dockerDriver(dockerClient(), config.hostId, logger, progress)
@@ -202,6 +204,38 @@ export class FlotillaServer implements AsyncDisposable {
         name: 'host agent',
         close: () => agent.close(config.stopJobsOnExit ? { stopJobs: true } : {}),
       });
+    }
+
+    if (config.roles.api && driver === undefined) {
+      // `flotilla run` executes on the server that got the call, also one without a host agent
+      // (--no-host: a cluster's API machine): a driver of its own runs one-off jobs only. Its
+      // instance id `<host>.run` is no host agent's (host ids have no dot), so it never adopts
+      // an agent's containers; whatever it finds at start was left by a run of a server killed
+      // meanwhile, and is stopped and removed.
+      const d =
+        config.driver === 'docker'
+          ? await dockerDriver(
+              dockerClient(),
+              `${config.hostId.slice(0, 59)}.run`,
+              logger,
+              progress,
+            )
+          : await ProcessDriver.create({
+              stateDir: dir('one-off-jobs'),
+              logger: logger.child({ c: 'one-off-driver' }),
+            });
+      closers.push({ name: 'one-off driver', close: () => d.close() });
+      for (const job of await d.list()) {
+        // An exited job refuses the stop; the removal is what counts.
+        await d.stop(job.id).catch(() => undefined);
+        await d
+          .remove(job.id)
+          .catch((err: unknown) =>
+            logger.warn({ err, job: job.id }, 'a leftover one-off job cannot be removed'),
+          );
+      }
+      driver = d;
+      cache = hostCache();
     }
 
     // After the agent: it sees this host at once, and closes first (no 'host lapsed' at exit).
@@ -270,7 +304,7 @@ export class FlotillaServer implements AsyncDisposable {
         workDir: dir('builds'),
         // Builds: the controller's default (@flotilla/buildpack) and, with Docker, buildImage.
         ...(config.driver === 'docker'
-          ? { docker: { buildImage, removeImage, client: dockerClient() } }
+          ? { docker: { buildImage, removeImage, listImageTags, client: dockerClient() } }
           : {}),
         // Apps answer at http://<app>.localhost:<port>: *.localhost is loopback.
         baseDomain: 'localhost',
@@ -293,8 +327,7 @@ export class FlotillaServer implements AsyncDisposable {
         // neither the dynos' restarts elsewhere nor the next release.
         const mirror = new ArtifactMirror({
           store,
-          cache:
-            cache ?? new ArtifactCache({ dir: dir('cache'), token, fetch: failoverFetch(peers) }),
+          cache: cache ?? hostCache(),
           artifacts,
           collect: () => controller.collectArtifacts(),
           logger: logger.child({ c: 'artifact-mirror' }),
