@@ -1,5 +1,7 @@
 // The same push on a cluster: `flotilla server` and a second `flotilla host` on one real etcd,
 // each a host agent; slugs travel from the API to the other host over HTTP with the token.
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { releaseEtcd } from '../../../../test/support/etcd.js';
 import {
@@ -18,6 +20,7 @@ import {
 let server: TestServer | undefined;
 let host: TestServer | undefined;
 let router: TestServer | undefined;
+let apiOnly: TestServer | undefined;
 let store: string;
 
 interface HostJson {
@@ -40,10 +43,11 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  await apiOnly?.stop();
   await router?.stop();
   await host?.stop();
   await server?.stop();
-  for (const s of [router, host, server]) if (s !== undefined) await removeDir(s.dataDir);
+  for (const s of [apiOnly, router, host, server]) if (s !== undefined) await removeDir(s.dataDir);
   await releaseEtcd();
 }, 60_000);
 
@@ -165,5 +169,24 @@ describe('two host agents on one etcd', { timeout: 180_000 }, () => {
       return a.status === 200 ? a : undefined;
     });
     expect(JSON.parse(r.body)).toMatchObject({ message: 'Hello from Flotilla' });
+  });
+
+  it('flotilla run on a server without a host agent (--no-host) runs the command there', async () => {
+    apiOnly = await startServer({
+      args: ['--store', store, '--host-id', 'api-only', '--no-host', '--no-router', '--stop-jobs'],
+      env: { FLOTILLA_TOKEN: (server as TestServer).token },
+    });
+    // Its artifact mirror copies the slugs first (until then a run, a config:set or a rollback
+    // through it is refused as if the slug were collected).
+    const slugs = async (dir: string): Promise<string> =>
+      JSON.stringify((await readdir(join(dir, 'artifacts')).catch(() => [])).sort());
+    const want = await slugs((server as TestServer).dataDir);
+    const s = apiOnly;
+    await waitFor('the slugs copied', async () =>
+      (await slugs(s.dataDir)) === want ? true : undefined,
+    );
+    const r = await cli(apiOnly, ['run', 'echo one-off $DYNO; exit 3', '-a', app]);
+    expect(r.stdout, r.stderr).toMatch(/one-off run\.1/);
+    expect(r.code).toBe(3);
   });
 });
