@@ -18,7 +18,9 @@ function fakeDocker(initial: string[]): {
   gate: { hold: boolean; release: () => void; started: Promise<string> };
   docker: {
     client: object;
-    buildImage: (o: LineImageBuildOptions) => Promise<{ image: string; processTypes: object }>;
+    buildImage: (
+      o: LineImageBuildOptions,
+    ) => Promise<{ image: string; processTypes: Record<string, string> }>;
     removeImage: (o: { image: string }) => Promise<boolean>;
     listImageTags: (o: { reference: string }) => Promise<string[]>;
   };
