@@ -6,7 +6,7 @@
 // file (exclusive create) in a directory every suite shares: no two processes ever hand out the
 // same port. Slots lie below the kernel's ephemeral range (32768-60999), where outgoing
 // connections, etcd and the servers' port-0 listeners take theirs.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,25 +62,38 @@ function take(file: string): boolean {
 
 function owner(file: string): number {
   try {
-    return Number(readFileSync(file, 'utf8') || '0');
+    return Number.parseInt(readFileSync(file, 'utf8'), 10) || 0; // 0: empty, or not a pid
   } catch {
     return 0;
   }
 }
 
+/** Whether `path` was last written more than 10 s ago (false when it is not there). */
+function stale(path: string): boolean {
+  try {
+    return Date.now() - statSync(path).mtimeMs > 10_000;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Takes over a slot whose owner process is gone. Two processes could both see it gone, and the
- * second's remove would delete the first's new lock: a directory made beside it (exclusive) lets
- * one of them at a time look and take over.
+ * Takes over a slot whose owner process is gone (or whose lock file stayed empty: its process
+ * died between creating and writing it). Two processes could both see it gone, and the second's
+ * remove would delete the first's new lock: a directory made beside it (exclusive) lets one of
+ * them at a time look and take over; one left by a process that died meanwhile goes when stale.
  */
 function takeOver(file: string): boolean {
   const dead = owner(file);
-  if (dead <= 0 || dead === process.pid || alive(dead)) return false;
+  if (dead === process.pid || (dead > 0 && alive(dead)) || (dead <= 0 && !stale(file)))
+    return false;
   const guard = `${file}.takeover`;
   try {
     mkdirSync(guard);
   } catch {
-    return false; // another process is taking it over
+    // Another process is taking it over, or died doing so (then its guard goes, for next time).
+    if (stale(guard)) rmSync(guard, { recursive: true, force: true });
+    return false;
   }
   try {
     if (owner(file) !== dead) return false;
