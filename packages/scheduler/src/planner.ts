@@ -151,7 +151,9 @@ export class Planner {
     if (prev !== undefined) {
       const sameGroup =
         prev.job.app === job.app && prev.job.release === job.release && prev.job.type === job.type;
-      const counted = COUNTED.has(prev.job.state) !== COUNTED.has(job.state);
+      const counted =
+        COUNTED.has(prev.job.state) !== COUNTED.has(job.state) ||
+        (prev.group.awaitingUp && (prev.job.state === 'up') !== (job.state === 'up'));
       const moved = prev.job.hostId !== job.hostId;
       const resized =
         prev.job.resources.cpu !== job.resources.cpu ||
@@ -346,7 +348,17 @@ export class Planner {
     let g = types.get(type);
     if (g === undefined) {
       const key = groupKey(app, release, type);
-      g = { key, app, release, type, spec: undefined, signature: '', jobs: [], gone: false };
+      g = {
+        key,
+        app,
+        release,
+        type,
+        spec: undefined,
+        signature: '',
+        jobs: [],
+        gone: false,
+        awaitingUp: false,
+      };
       types.set(type, g);
       this.#groups.set(key, g);
     }
@@ -401,6 +413,8 @@ export class Planner {
     const c = this.#cluster;
     const spec = g.spec;
     const kept: JobEntry[] = [];
+    const draining: JobEntry[] = [];
+    g.awaitingUp = false;
     for (const e of g.jobs) {
       if (!COUNTED.has(e.job.state)) continue;
       const h = c.index.get(e.job.hostId);
@@ -414,7 +428,7 @@ export class Planner {
         continue;
       }
       if (state === 'draining') {
-        stop.push({ jobId: e.job.id, reason: 'host-draining' });
+        draining.push(e);
         continue;
       }
       if (spec === undefined) {
@@ -427,7 +441,12 @@ export class Planner {
       }
       kept.push(e);
     }
-    if (spec === undefined) return;
+    if (spec === undefined || spec.omni === true) {
+      // No formation: nothing to keep serving. Omni: one per eligible host, none to move.
+      for (const e of draining) stop.push({ jobId: e.job.id, reason: 'host-draining' });
+      if (spec === undefined) return;
+      draining.length = 0;
+    }
     const hosts = spec.omni === true ? c.eligible(g.signature, spec.constraints).length : 1;
     const wanted = spec.count * hosts;
     // `!(<=)`: a NaN or infinite count is over the limit too.
@@ -464,6 +483,7 @@ export class Planner {
       for (const e of kept.splice(0, surplus))
         stop.push({ jobId: e.job.id, reason: 'scaled-down' });
     }
+    if (draining.length > 0) this.#moveOffDraining(g, spec, kept, draining, stop);
     if (surplus < 0) {
       const perHost = new Map<number, number>();
       for (const e of kept) {
@@ -472,6 +492,36 @@ export class Planner {
       }
       needs.push({ group: g, spec, count: -surplus, perHost });
     }
+  }
+
+  /**
+   * A drain moves jobs without a gap: a job on a draining host is stopped once the group has
+   * `count` jobs up elsewhere (its replacement is placed as a missing job meanwhile), so an app
+   * whose only dyno is on the drained host keeps serving. A replacement that cannot be placed
+   * (no room) leaves the job where it is, reported unplaced.
+   */
+  #moveOffDraining(
+    g: Group,
+    spec: ProcessSpec,
+    kept: readonly JobEntry[],
+    draining: JobEntry[],
+    stop: PlannedStop[],
+  ): void {
+    const upElsewhere = kept.filter((e) => e.job.state === 'up').length;
+    const serving: JobEntry[] = [];
+    for (const e of draining) {
+      // Not up yet: it serves no one, and goes at once.
+      if (e.job.state === 'up') serving.push(e);
+      else stop.push({ jobId: e.job.id, reason: 'host-draining' });
+    }
+    let stoppable = Math.max(0, upElsewhere + serving.length - spec.count);
+    serving.sort(newestFirst);
+    for (const e of serving) {
+      if (stoppable === 0) break;
+      stop.push({ jobId: e.job.id, reason: 'host-draining' });
+      stoppable -= 1;
+    }
+    g.awaitingUp = serving.length > 0 && upElsewhere < spec.count;
   }
 }
 

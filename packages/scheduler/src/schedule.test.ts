@@ -239,18 +239,61 @@ describe('reconcile', () => {
       job('demo', 'v1', 'web', 'down', { id: 'd' }),
       job('demo', 'v1', 'web', 'drain', { id: 'r' }),
     ];
-    const plan = schedule({
+    const snap = {
       hosts,
       jobs,
       formations: [formation('demo', 'v1', { web: { count: 2, resources: small } })],
-    });
+    };
+    const plan = schedule(snap);
+    // The lost job is gone; the draining one serves until its replacement is up.
     expect(new Map(plan.stop.map((s) => [s.jobId, s.reason]))).toEqual(
-      new Map([
-        ['d', 'host-down'],
-        ['r', 'host-draining'],
-      ]),
+      new Map([['d', 'host-down']]),
     );
     expect(plan.start.map((s) => s.hostId)).toEqual(['up', 'up']);
+    // With both replacements up, the draining job is stopped, and nothing new is placed.
+    const next = schedule(apply(snap, plan));
+    expect(next.stop).toEqual([{ jobId: 'r', reason: 'host-draining' }]);
+    expect(next.start).toEqual([]);
+  });
+
+  it('a drain moves a sole job without a gap: stopped once its replacement is up, not before', () => {
+    const hosts = [host('up', 'a'), host('drain', 'c', 4000, 8192, { state: 'draining' })];
+    const formations = [formation('demo', 'v1', { web: { count: 1, resources: small } })];
+    const old = job('demo', 'v1', 'web', 'drain', { id: 'old' });
+    const first = schedule({ hosts, jobs: [old], formations });
+    expect(first.stop).toEqual([]);
+    expect(first.start.map((s) => s.hostId)).toEqual(['up']);
+    const replacement = job('demo', 'v1', 'web', 'up', { id: 'new', state: 'starting' });
+    expect(schedule({ hosts, jobs: [old, replacement], formations }).stop).toEqual([]);
+    const upNow = { ...replacement, state: 'up' as const };
+    expect(schedule({ hosts, jobs: [old, upNow], formations }).stop).toEqual([
+      { jobId: 'old', reason: 'host-draining' },
+    ]);
+    // A job on the draining host that is not up yet serves no one: stopped at once.
+    const starting = job('demo', 'v1', 'web', 'drain', { id: 'starting', state: 'starting' });
+    expect(schedule({ hosts, jobs: [starting], formations }).stop).toEqual([
+      { jobId: 'starting', reason: 'host-draining' },
+    ]);
+  });
+
+  it('a drain with no room elsewhere leaves the job serving and reports its replacement unplaced', () => {
+    const hosts = [
+      host('full', 'a', 100, 128),
+      host('drain', 'c', 4000, 8192, { state: 'draining' }),
+    ];
+    const plan = schedule({
+      hosts,
+      jobs: [
+        job('demo', 'v1', 'web', 'full', { id: 'f' }),
+        job('demo', 'v1', 'web', 'drain', { id: 'r' }),
+      ],
+      formations: [formation('demo', 'v1', { web: { count: 2, resources: small } })],
+    });
+    expect(plan.stop).toEqual([]);
+    expect(plan.start).toEqual([]);
+    expect(plan.unplaced).toEqual([
+      expect.objectContaining({ app: 'demo', type: 'web', count: 1, reason: 'no-capacity' }),
+    ]);
   });
 
   it('does not count crashed, down or stopping jobs, but stopping ones still hold resources', () => {

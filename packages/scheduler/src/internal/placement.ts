@@ -24,6 +24,11 @@ export interface Group {
   readonly jobs: JobEntry[];
   /** Set once the planner forgot the group (no spec, no jobs). */
   gone: boolean;
+  /**
+   * Jobs on draining hosts are kept until replacements are up: set while some are, so that a
+   * job of the group coming up (or going down) plans the group again.
+   */
+  awaitingUp: boolean;
 }
 
 /** Jobs of a group to place. */
