@@ -111,6 +111,9 @@ describe('two host agents on one etcd', { timeout: 180_000 }, () => {
     const slash = await cli(s, ['hosts:drain', 'host-b/x']);
     expect(slash.code).toBe(1);
     expect(slash.stderr).toMatch(/a host id is a DNS label/);
+    const long = await cli(s, ['hosts:drain', 'host-b', '--reason', 'x'.repeat(257)]);
+    expect(long.code).toBe(1);
+    expect(long.stderr).toMatch(/reason: .*256/);
     expect((await hosts()).every((h) => !h.drain && h.state === 'up')).toBe(true);
 
     const drain = await cli(s, ['hosts:drain', 'host-b', '--reason', 'kernel upgrade']);
