@@ -175,7 +175,10 @@ const LOG_DRAIN_MS = 5000;
 export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Driver {
   /** Always `'docker'`. */
   readonly name = 'docker';
-  /** Always true: `spec.image` runs that image instead of a slug. */
+  /**
+   * Always true: `spec.image` runs that image instead of a slug (slugs run on the stack image);
+   * a `HostAgent` on this driver tags its host `flotilla.artifact.image: 'true'`.
+   */
   readonly runsImages = true;
   /** The id naming this driver's containers. */
   readonly instanceId: string;

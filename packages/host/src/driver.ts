@@ -66,7 +66,9 @@ export interface Driver {
   /**
    * Whether {@link Driver.start} accepts a {@link JobSpec.image} (releases whose artifact is a
    * container image). A driver without it runs slugs only, and the agent reports image jobs it
-   * is assigned as failed with a message naming the driver.
+   * is assigned as failed with a message naming the driver. Every driver runs slugs. A
+   * `HostAgent` advertises it: its host record gets the tag `flotilla.artifact.image: 'true'`
+   * (`IMAGE_HOST_TAG`), which the controller constrains image releases to.
    */
   readonly runsImages?: boolean;
   /**

@@ -24,6 +24,7 @@ import { Discovery } from '@flotilla/discovery';
 import type { Store } from '@flotilla/store';
 import type { ArtifactCache, ArtifactPin } from './artifact-cache.js';
 import type { Driver, ExitStatus, JobInfo } from './driver.js';
+import { driverTags, RESERVED_TAG_PREFIX } from './driver-tags.js';
 import {
   DEFAULT_RETAIN_ENDED_BYTES,
   DEFAULT_RETAIN_ENDED_JOBS,
@@ -64,7 +65,13 @@ export interface HostAgentOptions {
   readonly address: string;
   /** What the host offers to jobs. */
   readonly capacity: Resources;
-  /** Labels that constraints match and spreading reads (`zone`...). */
+  /**
+   * Labels that constraints match and spreading reads (`zone`...): at most 64 with the driver's
+   * (see below), names of 1 to 63 of `A-Z a-z 0-9 . _ / -`. The agent adds what its driver can
+   * run ({@link driverTags}: `flotilla.artifact.image: 'true'` for a driver that runs images);
+   * names starting with `flotilla.` are the agent's and refused here
+   * (`FLOTILLA_HOST_INVALID_OPTIONS`).
+   */
   readonly tags?: Readonly<Record<string, string>>;
   /** Ports handed to jobs as `PORT`. */
   readonly ports: PortRange;
@@ -130,6 +137,35 @@ export interface HostAgentEvents {
   error: (error: unknown) => void;
 }
 
+/** The options' tags and the driver's (which no option may name), or a typed error. */
+function hostTags(
+  tags: Readonly<Record<string, string>> | undefined,
+  driver: Driver,
+): Readonly<Record<string, string>> {
+  const own = driverTags(driver);
+  if (tags === undefined) return own;
+  if (typeof tags !== 'object' || tags === null || Array.isArray(tags))
+    throw new HostError(HostErrorCodes.INVALID_OPTIONS, 'tags must be an object of strings', {
+      path: 'tags',
+    });
+  const names = Object.keys(tags);
+  for (const name of names)
+    if (name.startsWith(RESERVED_TAG_PREFIX))
+      throw new HostError(
+        HostErrorCodes.INVALID_OPTIONS,
+        `tag ${describe(name)} starts with ${RESERVED_TAG_PREFIX}, which names what the agent's driver can run (the agent sets those itself): rename it`,
+        { path: `tags.${name.slice(0, 80)}` },
+      );
+  const total = names.length + Object.keys(own).length;
+  if (total > 64)
+    throw new HostError(
+      HostErrorCodes.INVALID_OPTIONS,
+      `a host has at most 64 tags, and these ${names.length} with the driver's ${Object.keys(own).length} make ${total}: drop some`,
+      { path: 'tags' },
+    );
+  return { ...tags, ...own };
+}
+
 /** The discovery service a job of an app's process type is published under (`demo-web`). */
 export function serviceName(app: string, processType: string): string {
   return `${app}-${processType}`.toLowerCase().replace(/[^a-z0-9.-]/g, '-');
@@ -182,6 +218,8 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
   /** `workDir`, absolute: a job's cwd must be. */
   readonly #workDir: string;
   readonly #slugLimits: { readonly maxBytes: number; readonly maxEntries: number };
+  /** The host record's tags: the options' and the driver's. */
+  readonly #tags: Readonly<Record<string, string>>;
   readonly #driver: Driver;
   readonly #discovery: Discovery;
   readonly #ownsDiscovery: boolean;
@@ -229,6 +267,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
       maxBytes: intOption(options.slugMaxBytes, 'slugMaxBytes', DEFAULT_MAX_BYTES, 0),
       maxEntries: intOption(options.slugMaxEntries, 'slugMaxEntries', DEFAULT_MAX_ENTRIES, 0),
     };
+    this.#tags = hostTags(options.tags, options.driver);
     this.#o = options;
     this.id = options.id;
     this.#driver = options.driver;
@@ -430,7 +469,7 @@ export class HostAgent extends EventEmitter<HostAgentEvents> implements AsyncDis
         id: o.id,
         addr: o.address,
         capacity: o.capacity,
-        ...(o.tags === undefined ? {} : { tags: o.tags }),
+        ...(Object.keys(this.#tags).length === 0 ? {} : { tags: this.#tags }),
       },
       ttlMs: this.#heartbeatTtlMs,
       workDir: this.#workDir,

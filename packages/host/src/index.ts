@@ -16,6 +16,7 @@ export type {
   JobStats,
   StopOptions,
 } from './driver.js';
+export { driverTags, IMAGE_HOST_TAG, RESERVED_TAG_PREFIX } from './driver-tags.js';
 export { describeExit, DriverJobTable } from './driver-job-table.js';
 export type { DriverJobEntry, DriverJobTableOptions } from './driver-job-table.js';
 export { jobEnv, validateJobSpec } from './job-spec.js';

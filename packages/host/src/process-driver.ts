@@ -134,6 +134,8 @@ export class ProcessDriver
 {
   /** Always `'process'`. */
   readonly name = 'process';
+  /** Always false: it runs slugs only, so its host gets no `flotilla.artifact.image` tag. */
+  readonly runsImages = false;
   /** Where the driver keeps its jobs' state. */
   readonly stateDir: string;
   readonly #clock: Clock;
