@@ -1,4 +1,4 @@
-import type { ClusterState, ReleaseRecord, Resources } from '@flotilla/cluster';
+import type { ClusterState, ProcessSpec, ReleaseRecord, Resources } from '@flotilla/cluster';
 import { type Clock, isFlotillaError, type Logger } from '@flotilla/core';
 import type { Discovery } from '@flotilla/discovery';
 import { resolveHealthCheck } from '@flotilla/host';
@@ -14,6 +14,7 @@ import type { HookRegistry } from './hook-registry.js';
 import type { JobMirror } from './job-mirror.js';
 import type { AppLocks } from './lock.js';
 import { newId } from './names.js';
+import { placeFor } from './placement.js';
 import type { AppRecord, FormationSetting } from './records.js';
 import type { Repo } from './repo.js';
 import { rollout, type RolloutSettings } from './rollout.js';
@@ -255,15 +256,26 @@ export class Deployer {
       const formation: Record<string, FormationSetting> = { ...app.formation, ...call.formation };
       if (release.processTypes.web !== undefined && formation.web === undefined)
         formation.web = { quantity: 1, size: this.ctx.defaultSize };
-      const processes: Record<string, { count: number; resources: Resources }> = {};
+      // Placement: an image runs only on hosts whose driver runs images; an operator's
+      // constraints on the live formation carry over.
+      const liveFormation =
+        app.live === undefined
+          ? undefined
+          : (await cluster.formations({ app: appName })).find(
+              (f) => f.release === app.live?.deployment,
+            );
+      const processes: Record<string, ProcessSpec> = {};
       const healthChecked = new Set<string>();
       for (const type of Object.keys(release.processTypes)) {
         if (type === 'release') continue;
         const f = formation[type];
-        processes[type] = {
+        processes[type] = placeFor(build.artifact.type, {
           count: f?.quantity ?? 0,
           resources: this.resources(f?.size ?? this.ctx.defaultSize),
-        };
+          ...(liveFormation?.processes[type]?.constraints === undefined
+            ? {}
+            : { constraints: liveFormation.processes[type].constraints }),
+        });
         if (resolveHealthCheck(type, undefined) !== undefined) healthChecked.add(type);
       }
       progress(`Deploying ${release.id} (${clusterId})`);
@@ -371,15 +383,15 @@ export class Deployer {
           await cluster.removeFormation(appName, f.release);
           continue;
         }
+        const artifact = (await cluster.getRelease(appName, f.release))?.artifact.type;
         const processes = Object.fromEntries(
           Object.entries(f.processes).map(([type, p]) => {
             const setting = app.formation[type];
-            return [
-              type,
+            const spec =
               setting === undefined
                 ? p
-                : { ...p, count: setting.quantity, resources: this.resources(setting.size) },
-            ];
+                : { ...p, count: setting.quantity, resources: this.resources(setting.size) };
+            return [type, artifact === undefined ? spec : placeFor(artifact, spec)];
           }),
         );
         await cluster.setFormation({ app: appName, release: f.release, processes });

@@ -1,10 +1,11 @@
-import type { Resources } from '@flotilla/cluster';
+import type { ProcessSpec } from '@flotilla/cluster';
 import { MAX_PROCESS_COUNT } from '@flotilla/cluster';
 import type { DeployOptions } from '../deployment.js';
 import { ControllerError, ControllerErrorCodes } from '../errors.js';
 import type { FormationEntry, FormationPatchEntry } from '../formation.js';
 import type { Release } from '../release.js';
 import { invalid, releaseNumber, show } from './names.js';
+import { placeFor } from './placement.js';
 import type { ControllerParts } from './parts.js';
 import type { AppRecord, FormationSetting } from './records.js';
 
@@ -154,14 +155,18 @@ export class FormationService {
     const existing = (await this.p.cluster.formations({ app })).find(
       (f) => f.release === clusterRelease,
     );
-    const processes: Record<string, { count: number; resources: Resources }> = {};
-    for (const [type, spec] of Object.entries(existing?.processes ?? {}))
-      processes[type] = { count: spec.count, resources: spec.resources };
+    // Constraints stay (an operator's), and an image release's jobs go only to hosts that run
+    // images, also when the formation was written before that rule.
+    const artifact = (await this.p.cluster.getRelease(app, clusterRelease))?.artifact.type;
+    const processes: Record<string, ProcessSpec> = { ...existing?.processes };
     for (const [type, f] of Object.entries(next))
       processes[type] = {
+        ...processes[type],
         count: f.quantity,
         resources: processes[type]?.resources ?? this.p.deployer.resources(f.size),
       };
+    for (const [type, spec] of Object.entries(processes))
+      if (artifact !== undefined) processes[type] = placeFor(artifact, spec);
     await this.p.cluster.setFormation({ app, release: clusterRelease, processes });
   }
 }

@@ -20,9 +20,19 @@ export interface RolloutPlan {
   readonly app: string;
   /** The cluster release id going live (its record is written). */
   readonly target: string;
-  /** Per process type: how many jobs of the target, and what each reserves. */
+  /**
+   * Per process type: how many jobs of the target, what each reserves, and the host tags it
+   * needs (`flotilla.artifact.image` for an image release, an operator's).
+   */
   readonly processes: Readonly<
-    Record<string, { readonly count: number; readonly resources: Resources }>
+    Record<
+      string,
+      {
+        readonly count: number;
+        readonly resources: Resources;
+        readonly constraints?: ProcessSpec['constraints'];
+      }
+    >
   >;
   /** Types whose jobs are published in discovery once their health check passes. */
   readonly healthChecked: ReadonlySet<string>;
@@ -112,7 +122,11 @@ export async function rollout(
       processes: Object.fromEntries(
         Object.entries(plan.processes).map(([t, p]) => [
           t,
-          { count: counts[t] ?? 0, resources: p.resources },
+          {
+            count: counts[t] ?? 0,
+            resources: p.resources,
+            ...(p.constraints === undefined ? {} : { constraints: p.constraints }),
+          },
         ]),
       ),
     });

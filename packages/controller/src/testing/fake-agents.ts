@@ -6,7 +6,7 @@ import {
 } from '@flotilla/cluster';
 import type { Clock } from '@flotilla/core';
 import { Discovery, type Registration } from '@flotilla/discovery';
-import { serviceName } from '@flotilla/host';
+import { driverTags, serviceName } from '@flotilla/host';
 import type { Store } from '@flotilla/store';
 
 /** What a fake agent does with a job it is given. */
@@ -25,6 +25,15 @@ export interface FakeAgentsOptions {
   readonly hosts?: readonly string[];
   /** Capacity of each host (default 64 cores, 64 GiB). */
   readonly capacity?: { readonly cpu: number; readonly memory: number };
+  /**
+   * Whether a host's driver runs images (default: every host's does). A host that does is
+   * registered with the tag `flotilla.artifact.image: 'true'`, as a real agent on such a driver;
+   * one that does not reports an image job it is given `crashed`, with the real agent's message
+   * (`release v1 of demo is an image: the process driver runs slugs`).
+   */
+  readonly runsImages?: (hostId: string) => boolean;
+  /** An operator's tags of a host (`zone`...), which formations' constraints match. */
+  readonly tags?: (hostId: string) => Readonly<Record<string, string>> | undefined;
   /** What each job does (default: run). Decided from its assignment (record and release). */
   readonly behaviour?: (job: AssignedJob) => FakeJobBehaviour;
   readonly clusterPrefix?: string;
@@ -85,6 +94,7 @@ export class FakeAgents implements AsyncDisposable {
           id,
           addr: `127.0.0.1:${7000 + this.#regs.length}`,
           capacity: this.#o.capacity ?? { cpu: 64_000, memory: 65_536 },
+          ...this.#tags(id),
         }),
       );
       this.#loops.push(this.#run(cluster, id));
@@ -119,7 +129,13 @@ export class FakeAgents implements AsyncDisposable {
     const port = this.#port++;
     const now = Date.now();
     await cluster.reportJob(record.hostId, record.id, { state: 'starting', startedAt: now, port });
-    const behaviour = this.#o.behaviour?.(job) ?? 'run';
+    const behaviour: FakeJobBehaviour =
+      job.release?.artifact.type === 'image' && !this.#runsImages(record.hostId)
+        ? {
+            crash: 1,
+            message: `release ${record.release} of ${record.app} is an image: the process driver runs slugs`,
+          }
+        : (this.#o.behaviour?.(job) ?? 'run');
     if (behaviour === 'hang') return;
     if (typeof behaviour === 'object') {
       local.state = 'crashed';
@@ -148,6 +164,19 @@ export class FakeAgents implements AsyncDisposable {
     }
     local.state = 'up';
     await cluster.reportJob(record.hostId, record.id, { state: 'up', startedAt: now, port });
+  }
+
+  /** A host record's tags: the operator's and, as a real agent adds them, its driver's. */
+  #tags(hostId: string): { tags?: Record<string, string> } {
+    const tags = {
+      ...this.#o.tags?.(hostId),
+      ...driverTags({ runsImages: this.#runsImages(hostId) }),
+    };
+    return Object.keys(tags).length === 0 ? {} : { tags };
+  }
+
+  #runsImages(hostId: string): boolean {
+    return this.#o.runsImages?.(hostId) ?? true;
   }
 
   async #stop(cluster: ClusterState, hostId: string, jobId: string): Promise<void> {
