@@ -89,6 +89,23 @@ describe('image releases run only on hosts whose driver runs images', () => {
     expect(await upOn(h, 'slug', 2)).toContain('process-host');
   });
 
+  it('with no host that runs images, the deploy fails saying so, and no dyno crashed on the process host', async () => {
+    h = await harness({
+      controller: { docker, deploy: { readyTimeoutMs: 300, stopTimeoutMs: 5000 } },
+      agents: { hosts: ['process-host'], runsImages: () => false },
+    });
+    await h.controller.createApp({ name: 'img' });
+    const src = await h.source(DOCKER_APP);
+    const build = await h.controller.createBuild('img', { type: 'git', dir: src, sha: sha(99) });
+    const outcome = await h.controller.waitForDeploy('img', build.id);
+    expect(outcome.status).toBe('deploy-failed');
+    expect(outcome.reason).toMatch(
+      /only 0 of 1 web job\(s\) were placed: the release is a container image, and no host that is up runs images .*start one within 300 ms/,
+    );
+    expect(h.agents.started).toBe(0);
+    expect(await h.cluster.formations({ app: 'img' })).toEqual([]);
+  });
+
   it('a rollback from an image release to a slug release drops the constraint, and back to the image puts it again', async () => {
     h = await cluster();
     await h.controller.createApp({ name: 'flip' });

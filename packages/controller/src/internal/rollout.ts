@@ -1,7 +1,7 @@
 import type { ClusterState, Formation, ProcessSpec, Resources } from '@flotilla/cluster';
 import { type Clock, isRetryable, type Logger } from '@flotilla/core';
 import type { Discovery } from '@flotilla/discovery';
-import { serviceName } from '@flotilla/host';
+import { IMAGE_HOST_TAG, serviceName } from '@flotilla/host';
 import type { FailedJob } from '../deployment.js';
 import type { JobLogSource } from '../job-logs.js';
 import type { JobMirror, MirroredJob } from './job-mirror.js';
@@ -204,7 +204,7 @@ export async function rollout(
       const placed = jobs.filter((j) => !ENDED.has(j.state)).length;
       const why =
         placed < want
-          ? `only ${placed} of ${want} ${type} job(s) were placed: the cluster lacks capacity or matching hosts`
+          ? `only ${placed} of ${want} ${type} job(s) were placed: ${await unplacedWhy(cluster, plan.processes[type]?.constraints)}`
           : `${notReady.length} ${type} job(s) did not become ready`;
       throw new RolloutFailure(`${why} within ${settings.readyTimeoutMs} ms`, notReady);
     }
@@ -289,6 +289,23 @@ export async function rollout(
     watches.abort();
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/**
+ * Why jobs were not placed, as far as the rollout can tell: no up host runs images for an image
+ * release (the tag is the agents', no operator can add it), else capacity or matching hosts.
+ */
+async function unplacedWhy(
+  cluster: ClusterState,
+  constraints: ProcessSpec['constraints'],
+): Promise<string> {
+  const generic = 'the cluster lacks capacity or matching hosts';
+  if (constraints?.[IMAGE_HOST_TAG] === undefined) return generic;
+  const hosts = await cluster.hosts().catch(() => undefined);
+  if (hosts === undefined) return generic;
+  return hosts.some((x) => x.state === 'up' && x.record.tags?.[IMAGE_HOST_TAG] === 'true')
+    ? generic
+    : 'the release is a container image, and no host that is up runs images (a host agent on a driver that runs images, such as DockerDriver, tags its host flotilla.artifact.image): start one';
 }
 
 /** Rolls back: the target's jobs go, the old formations are as they were. Retried: it must land. */
