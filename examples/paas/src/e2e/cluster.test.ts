@@ -2,7 +2,9 @@
 // each a host agent; slugs travel from the API to the other host over HTTP with the token.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { acquireDocker } from '../../../../scripts/docker.mjs';
 import { releaseEtcd } from '../../../../test/support/etcd.js';
 import {
   cli,
@@ -191,5 +193,85 @@ describe('two host agents on one etcd', { timeout: 180_000 }, () => {
     const r = await cli(apiOnly, ['run', 'echo one-off $DYNO; exit 3', '-a', app]);
     expect(r.stdout, r.stderr).toMatch(/one-off run\.1/);
     expect(r.code).toBe(3);
+  });
+});
+
+// A cluster of a docker host (the server, --driver docker, which builds images) and a process
+// host: a Dockerfile app's dynos go to the docker host only (its agent tags it
+// flotilla.artifact.image; image releases are constrained to that tag). Before, the scheduler
+// spread them, and the one on the process host crashed: `... is an image: the process driver
+// runs slugs`.
+describe('a docker host and a process host on one etcd', { timeout: 180_000 }, () => {
+  const imageApp = 'e2e-cluster-image';
+  let docker: Awaited<ReturnType<typeof acquireDocker>> | undefined;
+  let dockerServer: TestServer | undefined;
+  let processHost: TestServer | undefined;
+
+  beforeAll(async () => {
+    docker = await acquireDocker();
+    const images = await etcdStore('paas-images');
+    dockerServer = await startServer({
+      args: ['--store', images, '--driver', 'docker', '--host-id', 'docker-a', '--stop-jobs'],
+      env: { FLOTILLA_DOCKER_HOST: docker.socketPath },
+    });
+    processHost = await startServer({
+      command: 'host',
+      args: ['--store', images, '--host-id', 'process-b', '--stop-jobs'],
+      env: { FLOTILLA_TOKEN: dockerServer.token },
+    });
+  }, 300_000);
+
+  afterAll(async () => {
+    await processHost?.stop();
+    await dockerServer?.stop();
+    for (const s of [processHost, dockerServer]) if (s !== undefined) await removeDir(s.dataDir);
+    // The app's containers and images go too, also after a failed test (the stack image stays).
+    if (docker !== undefined) {
+      const client = new Docker({ socketPath: docker.socketPath });
+      const containers = await client.listContainers({
+        all: true,
+        filters: JSON.stringify({ label: [`flotilla.app=${imageApp}`] }),
+      });
+      for (const c of containers) await client.getContainer(c.Id).remove({ force: true });
+      const images = await client.listImages({
+        filters: JSON.stringify({ reference: [`flotilla/${imageApp}`] }),
+      });
+      for (const i of images) await client.getImage(i.Id).remove({ force: true });
+    }
+    await docker?.release();
+  }, 120_000);
+
+  it('hosts shows the docker host tagged flotilla.artifact.image, the process host not; a Dockerfile app scaled to 2 runs both dynos on the docker host', async () => {
+    const s = dockerServer as TestServer;
+    const hosts = await waitFor('both hosts up', async () => {
+      const h = JSON.parse((await cli(s, ['hosts', '--json'])).stdout) as {
+        id: string;
+        state: string;
+        tags: Record<string, string>;
+      }[];
+      return h.filter((x) => x.state === 'up').length === 2 ? h : undefined;
+    });
+    expect(Object.fromEntries(hosts.map((h) => [h.id, h.tags]))).toEqual({
+      'docker-a': { 'flotilla.artifact.image': 'true' },
+      'process-b': {},
+    });
+    const repo = await sampleRepo(s, 'dockerfile');
+    expect((await cli(s, ['create', imageApp], repo)).code).toBe(0);
+    const push = await run('git', ['push', 'flotilla', 'main'], {
+      cwd: repo,
+      env: s.env,
+      timeoutMs: 180_000,
+    });
+    expect(push.code, push.stderr).toBe(0);
+    expect((await cli(s, ['ps:scale', 'web=2', '-a', imageApp])).code).toBe(0);
+    const dynos = await waitFor('2 web dynos up', async () => {
+      const d = await ps(s, imageApp);
+      if (d.some((x) => x.state === 'crashed')) throw new Error(JSON.stringify(d));
+      return d.filter((x) => x.state === 'up').length === 2 ? d : undefined;
+    });
+    expect(dynos.map((d) => d.host)).toEqual(['docker-a', 'docker-a']);
+    const r = await getApp(s, imageApp);
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.body)).toMatchObject({ message: 'Hello from Flotilla' });
   });
 });
