@@ -89,6 +89,24 @@ describe('image releases run only on hosts whose driver runs images', () => {
     expect(await upOn(h, 'slug', 2)).toContain('process-host');
   });
 
+  it('a scale puts the constraint back on a live image formation written without it (by a controller before this rule): every dyno on the docker host', async () => {
+    h = await cluster();
+    await h.controller.createApp({ name: 'old' });
+    await push(h, 'old', DOCKER_APP);
+    // As an older controller wrote it: no constraints.
+    const [live] = await h.cluster.formations({ app: 'old' });
+    const web = live?.processes.web;
+    if (live === undefined || web === undefined) throw new Error('no live web formation');
+    await h.cluster.setFormation({
+      ...live,
+      processes: { web: { count: web.count, resources: web.resources } },
+    });
+    expect(await webConstraints(h, 'old')).toBeUndefined();
+    await h.controller.patchFormation('old', { web: { quantity: 2 } });
+    expect(await webConstraints(h, 'old')).toEqual(IMAGE);
+    expect(await upOn(h, 'old', 2)).toEqual(['docker-host', 'docker-host']);
+  });
+
   it('with no host that runs images, the deploy fails saying so, and no dyno crashed on the process host', async () => {
     h = await harness({
       controller: { docker, deploy: { readyTimeoutMs: 300, stopTimeoutMs: 5000 } },
