@@ -86,6 +86,18 @@ describe('HostAgent: host tags from its driver', () => {
     expect(await registeredTags()).toEqual({ zone: 'b' });
   });
 
+  it('a host restarted on a driver that runs slugs only loses the image tag', async () => {
+    const first = await agent(new FakeDriver({ runsImages: true }), { tags: { zone: 'a' } });
+    await first.start();
+    expect(await registeredTags()).toEqual({ zone: 'a', [IMAGE_HOST_TAG]: 'true' });
+    await first.close();
+    const second = await agent(await ProcessDriver.create({ stateDir: join(dir, 'jobs') }), {
+      tags: { zone: 'a' },
+    });
+    await second.start();
+    expect(await registeredTags()).toEqual({ zone: 'a' });
+  });
+
   it('refuses operator tags that start with flotilla. (a process host cannot claim to run images), and more than 64 tags with the driver', async () => {
     const processHost = await ProcessDriver.create({ stateDir: join(dir, 'jobs') });
     drivers.push(processHost);
