@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { isFlotillaError } from '@flotilla/core';
 import { jobEnv, type ExitStatus, type JobSpec } from '@flotilla/host';
 import {
@@ -528,12 +528,18 @@ describe('DockerDriver', () => {
     await container.pause();
     await driver.signal(s.id, 'SIGUSR1');
     await untilLine(driver, s.id, 'got-usr1');
-    // Paused again. dockerd thaws a paused container to deliver a signal and may freeze it
-    // again right after; either way it must end up paused here (409: it already is).
-    await container.pause().catch((err: unknown) => {
-      if ((err as { statusCode?: number }).statusCode !== 409) throw err;
-    });
-    expect((await container.inspect()).State.Paused).toBe(true);
+    // Paused again. dockerd thaws a paused container to deliver a signal, and may freeze it
+    // again right after (a pause then answers 409: it already is) or report the thaw late,
+    // after this pause (State.Paused false again; CI saw it): paused until dockerd says so.
+    await vi.waitFor(
+      async () => {
+        await container.pause().catch((err: unknown) => {
+          if ((err as { statusCode?: number }).statusCode !== 409) throw err;
+        });
+        expect((await container.inspect()).State.Paused).toBe(true);
+      },
+      { timeout: 10_000, interval: 200 },
+    );
     // a stop that waited for the paused job would end by SIGKILL after the grace
     const st = await driver.stop(s.id, { graceMs: 10_000 });
     expect(st).toMatchObject({ reason: 'stopped' });
