@@ -645,7 +645,9 @@ export function runBuildpackSuite(options: BuildpackSuiteOptions): void {
         strays.push(...left);
         expect(left).toEqual([]);
         expect(await lsWork()).toEqual([]);
-      });
+        // The build's own 15 s bound, then killing the tree: past vitest's 20 s default on a
+        // loaded machine (it took 15.1 s in CI).
+      }, 45_000);
     });
 
     describe('slug', () => {
