@@ -401,7 +401,7 @@ describe('head parser, byte scanning vs the latin1 string parser it replaced', (
       }
     }
     expect(parsed).toBeGreaterThan(10_000);
-    // About 110,000 heads through both parsers: 8.3 s in CI, beside vitest's 20 s default.
+    // About 127,000 heads through both parsers: 8.3 s in CI, beside vitest's 20 s default.
   }, 60_000);
 
   it('agrees on names that share a slot with a known name, and known names give or take a character', () => {
