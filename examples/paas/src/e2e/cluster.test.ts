@@ -37,9 +37,10 @@ const app = 'e2e-cluster';
 beforeAll(async () => {
   store = await etcdStore('paas');
   server = await startServer({ args: ['--store', store, '--host-id', 'host-a', '--stop-jobs'] });
+  // host-b advertises a name, not the address it listens on: it and its jobs are dialled there.
   host = await startServer({
     command: 'host',
-    args: ['--store', store, '--host-id', 'host-b', '--stop-jobs'],
+    args: ['--store', store, '--host-id', 'host-b', '--stop-jobs', '--advertise-host', 'localhost'],
     env: { FLOTILLA_TOKEN: server.token },
   });
 }, 120_000);
@@ -54,16 +55,19 @@ afterAll(async () => {
 }, 60_000);
 
 describe('two host agents on one etcd', { timeout: 180_000 }, () => {
-  it('lists both hosts', async () => {
+  it('lists both hosts, each at the address it advertises', async () => {
     const s = server as TestServer;
     const hosts = await waitFor('both hosts up', async () => {
       const h = JSON.parse((await cli(s, ['hosts', '--json'])).stdout) as {
         id: string;
         state: string;
+        address: string;
       }[];
       return h.filter((x) => x.state === 'up').length === 2 ? h : undefined;
     });
     expect(hosts.map((h) => h.id).sort()).toEqual(['host-a', 'host-b']);
+    expect(hosts.find((h) => h.id === 'host-a')?.address).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(hosts.find((h) => h.id === 'host-b')?.address).toMatch(/^localhost:\d+$/);
   });
 
   it('a push deploys, and scaled to 2 the dynos spread over both hosts and both answer', async () => {

@@ -40,6 +40,48 @@ describe('resolveServerConfig', () => {
   });
 });
 
+describe('the address a server or host advertises', () => {
+  const etcd = { store: 'etcd://127.0.0.1:2379' };
+  const hostOnly = { api: false, scheduler: false, host: true, router: false };
+
+  it('is --advertise-host (or FLOTILLA_ADVERTISE_HOST) when given, else none: the API address is', () => {
+    expect(resolveServerConfig({}, {}).advertiseHost).toBeUndefined();
+    expect(resolveServerConfig({ advertiseHost: '10.0.0.7' }, {}).advertiseHost).toBe('10.0.0.7');
+    expect(
+      resolveServerConfig(
+        { ...etcd, apiHost: '0.0.0.0' },
+        { FLOTILLA_ADVERTISE_HOST: 'node-2.lan' },
+      ).advertiseHost,
+    ).toBe('node-2.lan');
+  });
+
+  it('refuses a cluster server or host listening on every interface with none: others could not dial it', () => {
+    for (const apiHost of ['0.0.0.0', '::']) {
+      for (const roles of [undefined, hostOnly]) {
+        expect(() => resolveServerConfig({ ...etcd, apiHost }, {}, roles)).toThrow(
+          expect.objectContaining({
+            code: 'FLOTILLA_PAAS_INVALID_OPTIONS',
+            message: expect.stringContaining('--advertise-host') as unknown,
+          }),
+        );
+      }
+    }
+    // A router alone registers no address anyone dials: it may listen everywhere.
+    const router = { api: false, scheduler: false, host: false, router: true };
+    expect(() =>
+      resolveServerConfig({ ...etcd, apiHost: '0.0.0.0', routerHost: '0.0.0.0' }, {}, router),
+    ).not.toThrow();
+  });
+
+  it('is loopback on one machine (SQLite) listening on every interface', () => {
+    expect(resolveServerConfig({ apiHost: '0.0.0.0' }, {}).advertiseHost).toBe('127.0.0.1');
+  });
+
+  it.each(['0.0.0.0', '::', 'a b', 'x/y', ''])('refuses --advertise-host %j', (advertiseHost) => {
+    expect(() => resolveServerConfig({ advertiseHost }, {})).toThrow(/advertiseHost/);
+  });
+});
+
 describe('parseStoreUrl', () => {
   it('reads etcd endpoints and a prefix', () => {
     expect(parseStoreUrl('etcd://127.0.0.1:2379,127.0.0.1:2380/paas', '/d')).toEqual({

@@ -17,6 +17,13 @@ export interface ServerConfig {
   readonly dataDir: string;
   /** The API's address (`127.0.0.1`). */
   readonly apiHost: string;
+  /**
+   * The address other machines reach this one at (`--advertise-host`): registered for the API,
+   * the host agent and its jobs in place of `apiHost`. Needed in a cluster when `apiHost` is a
+   * wildcard (`0.0.0.0`, `::`), which no other machine can dial; on SQLite (one machine) such
+   * an `apiHost` advertises `127.0.0.1`.
+   */
+  readonly advertiseHost: string | undefined;
   /** 0 picks a free port. */
   readonly apiPort: number;
   /** The router's address (`127.0.0.1`). */
@@ -62,6 +69,14 @@ const raw = z.object({
     .min(1)
     .refine((s) => !s.includes('\0'), 'must not contain NUL'),
   apiHost: z.string().min(1),
+  advertiseHost: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9.:-]{1,253}$/,
+      'must be a host name or an IP address (letters, digits, ., -, : for IPv6)',
+    )
+    .refine((h) => !isWildcard(h), 'must be an address other machines can dial, not a wildcard')
+    .optional(),
   apiPort: port,
   routerHost: z.string().min(1),
   routerPort: port,
@@ -90,6 +105,8 @@ export interface ServerFlags {
   dataDir?: string;
   /** `--api-host`. */
   apiHost?: string;
+  /** `--advertise-host`. */
+  advertiseHost?: string;
   /** `--api-port`. */
   apiPort?: string;
   /** `--router-host`. */
@@ -124,6 +141,7 @@ export function resolveServerConfig(
   const r = validate(raw, {
     dataDir: flags.dataDir ?? env.FLOTILLA_DATA_DIR ?? '.flotilla',
     apiHost: flags.apiHost ?? env.FLOTILLA_API_HOST ?? '127.0.0.1',
+    advertiseHost: flags.advertiseHost ?? emptyToUndefined(env.FLOTILLA_ADVERTISE_HOST),
     apiPort: flags.apiPort ?? env.FLOTILLA_API_PORT ?? '7700',
     routerHost: flags.routerHost ?? env.FLOTILLA_ROUTER_HOST ?? '127.0.0.1',
     routerPort: flags.routerPort ?? env.FLOTILLA_ROUTER_PORT ?? '8080',
@@ -136,14 +154,28 @@ export function resolveServerConfig(
     logLevel: flags.logLevel ?? env.FLOTILLA_LOG_LEVEL ?? 'info',
   });
   const dataDir = resolve(r.dataDir);
+  const store = parseStoreUrl(r.store, dataDir);
+  // The API's address is registered (the host agent's, its jobs', the servers' artifact
+  // peers): one that listens everywhere says where it is reached. On one machine that is
+  // loopback; in a cluster only the operator knows.
+  let advertiseHost = r.advertiseHost;
+  if (advertiseHost === undefined && isWildcard(r.apiHost) && (roles.api || roles.host)) {
+    if (store.kind === 'sqlite') advertiseHost = '127.0.0.1';
+    else
+      throw new PaasError(
+        PaasErrorCodes.INVALID_OPTIONS,
+        `--api-host ${r.apiHost} listens on every interface, which the other machines of the cluster cannot dial: give the address they reach this one at with --advertise-host (FLOTILLA_ADVERTISE_HOST)`,
+      );
+  }
   return {
     dataDir,
     apiHost: r.apiHost,
+    advertiseHost,
     apiPort: r.apiPort,
     routerHost: r.routerHost,
     routerPort: r.routerPort,
     token: r.token,
-    store: parseStoreUrl(r.store, dataDir),
+    store,
     driver: r.driver,
     hostId: r.hostId,
     jobPorts: r.jobPorts,
@@ -151,6 +183,16 @@ export function resolveServerConfig(
     logLevel: r.logLevel,
     roles,
   };
+}
+
+/** Whether `host` listens on every interface: `0.0.0.0`, `::` (also bracketed). */
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]' || host === '0:0:0:0:0:0:0:0';
+}
+
+/** `host` as a URL writes it: an IPv6 address in brackets. */
+export function urlHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
 
 function emptyToUndefined(s: string | undefined): string | undefined {

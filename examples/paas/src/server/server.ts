@@ -19,7 +19,7 @@ import { ArtifactMirror } from './artifacts/artifact-mirror.js';
 import { failoverFetch } from './artifacts/failover-fetch.js';
 import { sweepDeadBuildSteps } from './build-sweep.js';
 import { jobLogRoutes } from './api/job-logs.js';
-import type { ServerConfig } from './config.js';
+import { type ServerConfig, urlHost } from './config.js';
 import { gitHandler } from './git/git-handler.js';
 import { GitRepos } from './git/repos.js';
 import { ApiServer } from './http/api-server.js';
@@ -131,7 +131,9 @@ export class FlotillaServer implements AsyncDisposable {
     if (config.roles.api || config.roles.host) {
       api = new ApiServer({ token, routes, logger: logger.child({ c: 'api' }) });
       const addr = await api.listen(config.apiPort, config.apiHost);
-      apiUrl = `http://${addr.address}:${addr.port}`;
+      // Registered for the host agent and its jobs, and given to other servers: the address
+      // other machines dial (--advertise-host), or the one listened on.
+      apiUrl = `http://${urlHost(config.advertiseHost ?? addr.address)}:${addr.port}`;
       const a = api;
       closers.push({ name: 'api', close: () => a.close() });
     }

@@ -19,6 +19,10 @@ export function serverCommands(program: Command): void {
       'run the platform: API, scheduler, a host agent and the router (embedded: SQLite, no Docker)',
     )
     .option('--api-host <host>', 'API address (FLOTILLA_API_HOST, default 127.0.0.1)')
+    .option(
+      '--advertise-host <host>',
+      'the address other machines reach this one at, registered for the API, host and jobs (FLOTILLA_ADVERTISE_HOST; default --api-host; needed when that is 0.0.0.0)',
+    )
     .option('--api-port <port>', 'API port (FLOTILLA_API_PORT, default 7700; 0: any free port)')
     .option('--router-host <host>', 'router address (FLOTILLA_ROUTER_HOST, default 127.0.0.1)')
     .option(
@@ -52,6 +56,10 @@ export function serverCommands(program: Command): void {
     .option(
       '--api-host <host>',
       "address of this host's log endpoint (FLOTILLA_API_HOST, default 127.0.0.1)",
+    )
+    .option(
+      '--advertise-host <host>',
+      'the address other machines reach this host and its jobs at (FLOTILLA_ADVERTISE_HOST; default --api-host; needed when that is 0.0.0.0)',
     )
     .option(
       '--api-port <port>',
