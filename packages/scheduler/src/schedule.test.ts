@@ -386,6 +386,24 @@ describe('placement rules', () => {
       expect.objectContaining({ app: 'ml', reason: 'no-matching-host', count: 1 }),
     ]);
     expect(plan.unplaced[0]?.message).toContain('"gpu":"true"');
+    expect(plan.unplaced[0]?.message).toContain('tag a host');
+  });
+
+  it('says to start a host that has it when a constraint names a tag host agents set (flotilla.*)', () => {
+    const plan = schedule({
+      hosts: [host('plain', 'a')],
+      jobs: [],
+      formations: [
+        formation('img', 'v1', {
+          web: { count: 1, resources: small, constraints: { 'flotilla.artifact.image': 'true' } },
+        }),
+      ],
+    });
+    expect(plan.unplaced).toEqual([expect.objectContaining({ reason: 'no-matching-host' })]);
+    expect(plan.unplaced[0]?.message).toMatch(
+      /host agents set flotilla\.artifact\.image from what their driver runs; start a host that has it/,
+    );
+    expect(plan.unplaced[0]?.message).not.toContain('tag a host');
   });
 
   it('spread: one job per host while there are hosts, zones balanced within one', () => {

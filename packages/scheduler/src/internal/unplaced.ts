@@ -14,10 +14,17 @@ export function describeUnplaced(
   const { cpu, memory } = spec.resources;
   const eligible = cluster.eligible(group.signature, spec.constraints);
   if (eligible.length === 0) {
+    const tags = spec.constraints ?? {};
+    // Tags under `flotilla.` are set by host agents from what they can do (their driver runs
+    // images, say), never by an operator: the fix is a host that can.
+    const reserved = Object.keys(tags).filter((k) => k.startsWith('flotilla.'));
     return {
       ...base,
       reason: 'no-matching-host',
-      message: `no up host has the tags ${JSON.stringify(spec.constraints ?? {})}: tag a host or change the constraints`,
+      message:
+        reserved.length > 0
+          ? `no up host has the tags ${JSON.stringify(tags)}: host agents set ${reserved.join(', ')} from what their driver runs; start a host that has ${reserved.length === 1 ? 'it' : 'them'}`
+          : `no up host has the tags ${JSON.stringify(tags)}: tag a host or change the constraints`,
     };
   }
   let bestCpu = 0;
