@@ -248,6 +248,28 @@ describe('ArtifactCache eviction', () => {
     });
   });
 
+  it('discard() deletes a damaged copy, pinned or not; the next get() fetches it whole again', async () => {
+    const a = await source('a');
+    // No room at all: only the pin keeps a copy.
+    const cache = new ArtifactCache({ dir: cacheDir, maxBytes: 0, clock });
+    const pin = cache.pin(a.sha256);
+    const path = await useAt(cache, a);
+    await writeFile(path, Buffer.alloc(SIZE)); // rotted, the size unchanged
+    expect(await cache.discard(a.sha256)).toBe(true);
+    expect(await cached()).toEqual([]);
+    expect(cache.usage()).toMatchObject({ bytes: 0, artifacts: 0 });
+    expect(await cache.discard(a.sha256)).toBe(false); // nothing left to delete
+    expect((await readFile(await cache.get(a))).equals(a.body)).toBe(true);
+    // The pin held before holds the new copy.
+    expect(cache.usage()).toMatchObject({ bytes: SIZE, artifacts: 1, pinned: 1 });
+    await cache.prune();
+    expect(await cached()).toEqual([a.sha256]);
+    pin.unpin();
+    await expect(cache.discard('../etc/passwd')).rejects.toMatchObject({
+      code: HostErrorCodes.ARTIFACT_INVALID,
+    });
+  });
+
   it('a file that cannot be deleted is logged and kept, and the pass goes on', async () => {
     const [a, b] = [await source('a'), await source('b')];
     const errors: unknown[] = [];

@@ -422,6 +422,48 @@ export class ArtifactCache {
   }
 
   /**
+   * Deletes the cached copy of an artifact found damaged since it was fetched (a slug whose
+   * extraction failed its sha256 check: the disk rotted, or someone wrote to it), pinned or not:
+   * the next {@link ArtifactCache.get} fetches and verifies it again. Pins stay, and hold the new
+   * copy. A process still reading the old file reads it to the end (it is unlinked, not
+   * truncated). Resolves with whether there was a copy to delete.
+   *
+   * @throws {@link HostError} `FLOTILLA_HOST_ARTIFACT_INVALID` when `sha256` is not 64 lowercase
+   * hex digits; `FLOTILLA_HOST_ARTIFACT_CACHE_IN_USE` or `FLOTILLA_HOST_ARTIFACT_FETCH` as
+   * {@link ArtifactCache.prune} does; what the file system throws when it cannot be deleted.
+   */
+  async discard(sha256: string): Promise<boolean> {
+    if (typeof sha256 !== 'string' || !SHA256.test(sha256))
+      throw new HostError(
+        HostErrorCodes.ARTIFACT_INVALID,
+        `artifact sha256 ${describe(sha256)} must be 64 lowercase hex digits`,
+        { path: 'sha256' },
+      );
+    await this.#load();
+    await this.#index.removal(sha256);
+    const path = join(this.dir, `${sha256}.slug`);
+    const existed = (await stat(path).catch(() => undefined)) !== undefined;
+    // As an eviction removes it (no await between): a get() from now on waits for the removal.
+    const entry = this.#index.forget(sha256);
+    const removal = rm(path, { force: true });
+    this.#index.removing(
+      sha256,
+      removal.catch(() => undefined),
+    );
+    try {
+      await removal;
+    } catch (err) {
+      if (entry !== undefined) this.#index.found(sha256, entry.size, entry.usedAt);
+      throw err;
+    }
+    this.#logger.warn(
+      { sha256, path },
+      'damaged artifact deleted from the cache: it is fetched again',
+    );
+    return existed;
+  }
+
+  /**
    * Evicts now what is over the cache's bounds ({@link ArtifactCacheOptions.maxBytes},
    * {@link ArtifactCacheOptions.maxUnusedMs}), least recently used first, never a pinned
    * artifact; a cache also does so by itself after each fetch and unpin. The first call (or

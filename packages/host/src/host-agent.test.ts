@@ -236,6 +236,31 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
     });
   });
 
+  it('fetches again a cached slug damaged on disk (same size), and the job runs', async () => {
+    await release();
+    const a = await agent();
+    await a.start();
+    const first = once(a, 'ready', 'web.r1');
+    await assign('h1', 'web.r1');
+    await first;
+    // The cached copy rots: bytes flipped in the middle, the size unchanged.
+    const cached = join(dir, 'artifacts', `${slug.sha256}.slug`);
+    const bytes = await readFile(cached);
+    for (let i = bytes.length >> 1; i < (bytes.length >> 1) + 16; i++)
+      bytes[i] = (bytes[i] ?? 0) ^ 0xff;
+    await writeFile(cached, bytes);
+    const ready = once(a, 'ready', 'web.r2');
+    const ended = once<[string, string, string]>(a, 'ended', 'web.r2');
+    await assign('h1', 'web.r2');
+    // Before: every start from the cached copy failed its digest, for as long as it was kept.
+    const outcome = await Promise.race([ready.then(() => 'ready'), ended.then((e) => e[2])]);
+    expect(outcome).toBe('ready');
+    const sha = createHash('sha256')
+      .update(await readFile(cached))
+      .digest('hex');
+    expect(sha).toBe(slug.sha256);
+  });
+
   it('after a restart, adopts the running job instead of starting another', async () => {
     await release();
     const first = await agent();
