@@ -1,8 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type Logger, silentLogger } from '@flotilla/core';
-import { type ArtifactCache, type Driver, jobEnv } from '@flotilla/host';
-import { extractSlug } from '@flotilla/slug';
+import { type ArtifactCache, type Driver, extractCachedSlug, jobEnv } from '@flotilla/host';
 import { ControllerError, ControllerErrorCodes } from './errors.js';
 import { AsyncQueue } from './internal/queue.js';
 import type { OneOffHandle, OneOffRunner, OneOffSpec, RunExit, RunOutputLine } from './one-off.js';
@@ -82,14 +81,13 @@ export class DriverOneOffRunner implements OneOffRunner {
         // Pinned until extracted: the cache may evict an unpinned slug at any time.
         const pin = this.#artifacts.pin(spec.artifact.sha256);
         try {
-          const slug = await this.#artifacts.get(
+          // A cached copy damaged on disk is fetched again (see extractCachedSlug).
+          await extractCachedSlug(
+            this.#artifacts,
             spec.artifact,
+            dir,
             signal === undefined ? {} : { signal },
           );
-          await extractSlug(slug, dir, {
-            expectedSha256: spec.artifact.sha256,
-            ...(signal === undefined ? {} : { signal }),
-          });
         } finally {
           pin.unpin();
         }

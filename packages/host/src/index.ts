@@ -41,6 +41,8 @@ export {
 export type { EndedJob } from './ended-job.js';
 export type { DrainTarget, DrainWait } from './drain-wait.js';
 export { ArtifactCache, DEFAULT_ARTIFACT_CACHE_MAX_BYTES } from './artifact-cache.js';
+export { extractCachedSlug } from './extract-cached-slug.js';
+export type { ExtractCachedSlugOptions } from './extract-cached-slug.js';
 export type {
   ArtifactCacheOptions,
   ArtifactCacheUsage,

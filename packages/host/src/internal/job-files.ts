@@ -1,8 +1,8 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AssignedJob, ProcessDefinition, ReleaseRecord } from '@flotilla/cluster';
-import { extractSlug, SlugErrorCodes } from '@flotilla/slug';
 import type { ArtifactCache } from '../artifact-cache.js';
+import { extractCachedSlug } from '../extract-cached-slug.js';
 import type { Driver } from '../driver.js';
 import { HostError, HostErrorCodes } from '../errors.js';
 
@@ -65,26 +65,7 @@ export async function prepareJobFiles(options: {
   await rm(dir, { recursive: true, force: true });
   options.onDir(dir);
   if (artifact.type === 'slug') {
-    const extract = async (): Promise<void> => {
-      const slug = await options.artifacts.get(artifact, { signal });
-      await extractSlug(slug, dir, {
-        ...options.slugLimits,
-        signal,
-        expectedSha256: artifact.sha256,
-      });
-    };
-    try {
-      await extract();
-    } catch (err) {
-      // The cached copy, verified when fetched, no longer matches its digest (the disk rotted,
-      // or something wrote to it): kept, every start of the release here would fail alike.
-      // Fetched and verified again, once; a second mismatch is the artifact's own.
-      if ((err as { code?: unknown }).code !== SlugErrorCodes.DIGEST) throw err;
-      signal.throwIfAborted();
-      await options.artifacts.discard(artifact.sha256);
-      await rm(dir, { recursive: true, force: true });
-      await extract();
-    }
+    await extractCachedSlug(options.artifacts, artifact, dir, { ...options.slugLimits, signal });
   } else {
     // An image brings its own files: the job gets an empty scratch dir as its cwd.
     await mkdir(dir, { recursive: true, mode: 0o700 });
