@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseStoreUrl, resolveServerConfig } from './config.js';
+import { parseStoreUrl, resolveServerConfig, urlHost } from './config.js';
 
 describe('resolveServerConfig', () => {
   it('takes flags over FLOTILLA_* variables over the embedded defaults', () => {
@@ -77,8 +77,26 @@ describe('the address a server or host advertises', () => {
     expect(resolveServerConfig({ apiHost: '0.0.0.0' }, {}).advertiseHost).toBe('127.0.0.1');
   });
 
-  it.each(['0.0.0.0', '::', 'a b', 'x/y', ''])('refuses --advertise-host %j', (advertiseHost) => {
+  it.each([
+    '0.0.0.0',
+    '::',
+    '[::]',
+    'a b',
+    'x/y',
+    '',
+    'node-2:7700',
+    '10.0.0.7:7700',
+    '-x',
+    '1.2.3',
+  ])('refuses --advertise-host %j', (advertiseHost) => {
     expect(() => resolveServerConfig({ advertiseHost }, {})).toThrow(/advertiseHost/);
+  });
+
+  it('takes an IPv6 address with or without brackets, and writes it bracketed in URLs', () => {
+    expect(resolveServerConfig({ advertiseHost: '[fd00::7]' }, {}).advertiseHost).toBe('fd00::7');
+    expect(resolveServerConfig({ advertiseHost: 'fd00::7' }, {}).advertiseHost).toBe('fd00::7');
+    expect(urlHost('fd00::7')).toBe('[fd00::7]');
+    expect(urlHost('10.0.0.7')).toBe('10.0.0.7');
   });
 });
 

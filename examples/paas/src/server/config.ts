@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
@@ -57,6 +58,10 @@ export interface ServerConfig {
   };
 }
 
+/** A DNS name: dot-separated labels of letters, digits and inner hyphens. */
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
 const port = z.coerce
   .number({ error: 'must be a port number' })
   .int('must be a whole number')
@@ -71,9 +76,11 @@ const raw = z.object({
   apiHost: z.string().min(1),
   advertiseHost: z
     .string()
-    .regex(
-      /^[A-Za-z0-9.:-]{1,253}$/,
-      'must be a host name or an IP address (letters, digits, ., -, : for IPv6)',
+    // An IPv6 address may come in brackets, as in a URL.
+    .transform((h) => (/^\[.*\]$/.test(h) ? h.slice(1, -1) : h))
+    .refine(
+      (h) => isIP(h) !== 0 || (HOSTNAME.test(h) && !/^[\d.]+$/.test(h)),
+      'must be a host name or an IP address, without a port (the API port is --api-port)',
     )
     .refine((h) => !isWildcard(h), 'must be an address other machines can dial, not a wildcard')
     .optional(),
@@ -187,7 +194,8 @@ export function resolveServerConfig(
 
 /** Whether `host` listens on every interface: `0.0.0.0`, `::` (also bracketed). */
 function isWildcard(host: string): boolean {
-  return host === '0.0.0.0' || host === '::' || host === '[::]' || host === '0:0:0:0:0:0:0:0';
+  const h = /^\[.*\]$/.test(host) ? host.slice(1, -1) : host;
+  return h === '0.0.0.0' || (isIP(h) === 6 && /^[0:]+$/.test(h));
 }
 
 /** `host` as a URL writes it: an IPv6 address in brackets. */
