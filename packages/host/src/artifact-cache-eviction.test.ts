@@ -246,6 +246,21 @@ describe('ArtifactCache eviction', () => {
       await cache.prune();
       expect(await cached()).toEqual([]);
     });
+
+    it('a discard() while the artifact is fetched again leaves the new copy to the caller that fetches it', async () => {
+      const a = await source('a');
+      const s = await held(a.body);
+      const remote = { url: s.url, sha256: a.sha256, size: a.size };
+      const cache = new ArtifactCache({ dir: cacheDir, clock });
+      const fetching = cache.get(remote);
+      await s.requested;
+      // A second job found the same damage and discards too: the download is the fix.
+      expect(await cache.discard(a.sha256)).toBe(false);
+      s.release();
+      const path = await fetching;
+      expect((await readFile(path)).equals(a.body)).toBe(true);
+      expect(s.requests()).toBe(1);
+    });
   });
 
   it('discard() deletes a damaged copy, pinned or not; the next get() fetches it whole again', async () => {
@@ -263,6 +278,12 @@ describe('ArtifactCache eviction', () => {
     // The pin held before holds the new copy.
     expect(cache.usage()).toMatchObject({ bytes: SIZE, artifacts: 1, pinned: 1 });
     await cache.prune();
+    expect(await cached()).toEqual([a.sha256]);
+    // A second job that read the damaged copy discards it late, once it was fetched again:
+    // the good copy stays.
+    const fresh = await cache.get(a);
+    expect(await cache.discard(a.sha256)).toBe(false);
+    expect((await readFile(fresh)).equals(a.body)).toBe(true);
     expect(await cached()).toEqual([a.sha256]);
     pin.unpin();
     await expect(cache.discard('../etc/passwd')).rejects.toMatchObject({

@@ -426,7 +426,8 @@ export class ArtifactCache {
    * extraction failed its sha256 check: the disk rotted, or someone wrote to it), pinned or not:
    * the next {@link ArtifactCache.get} fetches and verifies it again. Pins stay, and hold the new
    * copy. A process still reading the old file reads it to the end (it is unlinked, not
-   * truncated). Resolves with whether there was a copy to delete.
+   * truncated). The file is read first: a copy that matches its digest (fetched again since
+   * another caller found the damage) is left alone. Resolves with whether a copy was deleted.
    *
    * @throws {@link HostError} `FLOTILLA_HOST_ARTIFACT_INVALID` when `sha256` is not 64 lowercase
    * hex digits; `FLOTILLA_HOST_ARTIFACT_CACHE_IN_USE` or `FLOTILLA_HOST_ARTIFACT_FETCH` as
@@ -441,8 +442,15 @@ export class ArtifactCache {
       );
     await this.#load();
     await this.#index.removal(sha256);
+    // Being fetched again already (another caller found the damage first): the new copy
+    // replaces the file when complete, and deleting it now could take it from that caller.
+    for (const key of this.#inflight.keys()) if (key.startsWith(`${sha256}/`)) return false;
     const path = join(this.dir, `${sha256}.slug`);
-    const existed = (await stat(path).catch(() => undefined)) !== undefined;
+    // Read again (the damage is rare, a slug a few MB): another caller that found the same
+    // damage may have had the copy fetched again since, and that one stays.
+    const digest = await fileDigest(path);
+    if (digest === sha256) return false;
+    const existed = digest !== undefined;
     // As an eviction removes it (no await between): a get() from now on waits for the removal.
     const entry = this.#index.forget(sha256);
     const removal = rm(path, { force: true });
@@ -747,4 +755,16 @@ function checkPrefixes(value: unknown): readonly string[] | undefined {
       );
     return url.href;
   });
+}
+
+/** The sha256 of the file at `path`, or undefined when there is none. */
+async function fileDigest(path: string): Promise<string | undefined> {
+  const hash = createHash('sha256');
+  try {
+    await pipeline(createReadStream(path), hash);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  return hash.digest('hex');
 }
