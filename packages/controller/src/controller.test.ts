@@ -334,6 +334,33 @@ describe('Controller on a MemoryStore with a real scheduler and fake agents', ()
     });
   });
 
+  it('a hook that never answers vetoes its step after hookTimeoutMs, its signal aborted; no job changed', async () => {
+    h = await harness({ controller: { hookTimeoutMs: 300 } });
+    await deployed(h);
+    let aborted: unknown;
+    h.controller.hooks.add('pre-release', (_context, signal) => {
+      signal.addEventListener('abort', () => (aborted = signal.reason), { once: true });
+      return new Promise(() => undefined); // hangs, and ignores its signal
+    });
+    const err = await h.controller.patchConfig('demo', { A: '1' }).catch((e: unknown) => e);
+    expect(isFlotillaError(err, 'FLOTILLA_CONTROLLER_VETOED')).toBe(true);
+    expect((err as Error).message).toBe(
+      'pre-release hook vetoed: hook 1 of 1 did not answer within 300 ms (hookTimeoutMs)',
+    );
+    expect(aborted).toBeInstanceOf(Error);
+    expect((await webJobs(h)).map((j) => j.release)).toEqual(['v1']);
+  });
+
+  it('refuses a hookTimeoutMs that is no whole number of ms from 1', async () => {
+    for (const hookTimeoutMs of [0, -1, Number.NaN, 1.5, Infinity]) {
+      const err = await harness({ controller: { hookTimeoutMs } }).catch((e: unknown) => e);
+      expect(err).toMatchObject({
+        code: 'FLOTILLA_CONTROLLER_INVALID_INPUT',
+        path: 'hookTimeoutMs',
+      });
+    }
+  });
+
   it('a post-deploy veto deploys the release before again', async () => {
     h = await harness();
     await deployed(h);

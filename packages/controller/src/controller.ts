@@ -102,6 +102,12 @@ export interface ControllerOptions {
    * build's output; past it the build fails with `FLOTILLA_BUILDPACK_CACHE_LOCKED`.
    */
   readonly cacheLockTimeoutMs?: number;
+  /**
+   * How long one hook may take, ms (default 300,000). Its signal aborts then, and a hook that
+   * has not answered vetoes its step (`FLOTILLA_CONTROLLER_VETOED`, saying it timed out): a
+   * plugin that hangs fails a build or deploy, and never holds it forever.
+   */
+  readonly hookTimeoutMs?: number;
   /** Runs one-off jobs and the release phase. Without it, `run` and a `release` process type fail with `FLOTILLA_CONTROLLER_NOT_CONFIGURED`. */
   readonly runner?: OneOffRunner;
   /** Router routes for domains. Default: `new RouteTable(store)` of `@flotilla/router`. */
@@ -171,7 +177,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   readonly #locks: AppLocks;
   readonly #mirror: JobMirror;
   readonly #reaper: Reaper;
-  readonly #hooks = new HookRegistry();
+  readonly #hooks: HookRegistry;
   readonly #deployer: Deployer;
   readonly #closing = new AbortController();
   readonly #parts: ControllerParts;
@@ -189,6 +195,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     setMaxListeners(0, this.#closing.signal);
     this.#o = resolveOptions(options);
     this.id = this.#o.id;
+    this.#hooks = new HookRegistry(this.#o.hookTimeoutMs);
     this.hooks = this.#hooks;
     const { store, clock, logger } = this.#o;
     const report = (err: unknown): void => {

@@ -7,6 +7,9 @@ const NAMES: readonly HookName[] = ['pre-build', 'post-build', 'pre-release', 'p
 export class HookRegistry implements Hooks {
   readonly #hooks = new Map<HookName, Hook<HookName>[]>();
 
+  /** `timeoutMs`: how long one hook may take before its signal aborts and it vetoes. */
+  constructor(readonly timeoutMs = 300_000) {}
+
   add<N extends HookName>(name: N, hook: Hook<N>): () => void {
     if (!NAMES.includes(name))
       throw new ControllerError(
@@ -35,16 +38,37 @@ export class HookRegistry implements Hooks {
     signal: AbortSignal,
     app: string,
   ): Promise<void> {
-    for (const hook of [...(this.#hooks.get(name) ?? [])]) {
+    const hooks = [...(this.#hooks.get(name) ?? [])];
+    for (const [i, hook] of hooks.entries()) {
       let reason: string | undefined;
       let cause: unknown;
+      // Each hook gets the step's signal, aborted too when it has taken timeoutMs; one that
+      // has not answered by then (it ignores its signal) is not waited for: it vetoes.
+      const timedOut = new ControllerError(
+        ControllerErrorCodes.VETOED,
+        `hook ${i + 1} of ${hooks.length} did not answer within ${this.timeoutMs} ms (hookTimeoutMs)`,
+        { app, hook: name },
+      );
+      const timeout = new AbortController();
+      const timer = setTimeout(() => timeout.abort(timedOut), this.timeoutMs);
       try {
-        const res = await (hook as Hook<N>)(context, signal);
+        signal.throwIfAborted();
+        const expired = new Promise<never>((_, reject) =>
+          timeout.signal.addEventListener('abort', () => reject(timedOut), { once: true }),
+        );
+        const res = await Promise.race([
+          (hook as Hook<N>)(context, AbortSignal.any([signal, timeout.signal])),
+          expired,
+        ]);
         if (res !== undefined && res !== null && typeof res === 'object' && 'veto' in res)
           reason = String(res.veto).slice(0, 4096) || 'no reason given';
       } catch (err) {
+        // The step itself was aborted (a cancelled build, a closing controller): that, not a veto.
+        if (signal.aborted && err === signal.reason) throw err;
         reason = err instanceof Error ? err.message : String(err);
         cause = err;
+      } finally {
+        clearTimeout(timer);
       }
       if (reason !== undefined)
         throw new ControllerError(ControllerErrorCodes.VETOED, `${name} hook vetoed: ${reason}`, {

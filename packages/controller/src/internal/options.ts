@@ -35,6 +35,7 @@ export interface ResolvedOptions {
   readonly keepReleases: number;
   readonly leaseTtlMs: number;
   readonly cacheLockTimeoutMs: number;
+  readonly hookTimeoutMs: number;
   readonly id: string;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -131,6 +132,7 @@ export function resolveOptions(o: ControllerOptions): ResolvedOptions {
     keepReleases: num(o.keepReleases, 5, 'keepReleases', 1, 10_000),
     leaseTtlMs: num(o.leaseTtlMs, 10_000, 'leaseTtlMs', 1000, 3_600_000),
     cacheLockTimeoutMs: num(o.cacheLockTimeoutMs, 900_000, 'cacheLockTimeoutMs', 0, 86_400_000),
+    hookTimeoutMs: num(o.hookTimeoutMs, 300_000, 'hookTimeoutMs', 1, 86_400_000),
     id,
     clock: o.clock ?? systemClock,
     logger: o.logger ?? silentLogger,
