@@ -28,7 +28,7 @@ import { imageExists, statusOf } from './internal/engine.js';
 import { decodeExitCode, entrypoint, FORWARDED_SIGNALS } from './internal/entrypoint.js';
 import { givesAwayHost } from './internal/host-paths.js';
 import { containerName, LABELS } from './internal/labels.js';
-import { LogFrames, sinceAfter } from './internal/log-frames.js';
+import { LogFrames, RECENT_MESSAGES } from './internal/log-frames.js';
 
 /** The slice of dockerode the {@link DockerDriver} uses. */
 export type DockerDriverClient = Pick<
@@ -498,8 +498,8 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
         if (!job.logs.ended) job.logs.write(name, bytes);
       });
       for (let attempt = 0; !signal.aborted; attempt++) {
-        const since =
-          frames.lastTimestamp === undefined ? undefined : sinceAfter(frames.lastTimestamp);
+        // Resumed after dockerd went away: after the latest message read.
+        const since = frames.resumeAfter();
         try {
           const stream = (await container.logs({
             follow: true,
@@ -513,19 +513,32 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
           // the stream ends when the container stops, or when dockerd goes: which one?
           const state = ((await container.inspect()) as { State: ContainerState }).State;
           if (state.Running !== true) {
-            // A follower that fell behind the log file rotation ends early, without the last
-            // lines (a crash's last words): what is still in the files after the last line
-            // read is read once more, without following.
-            if (frames.lastTimestamp !== undefined) {
-              const rest = (await container.logs({
-                follow: false,
-                stdout: true,
-                stderr: true,
-                timestamps: true,
-                since: sinceAfter(frames.lastTimestamp),
-                abortSignal: signal,
-              } as Docker.ContainerLogsOptions & { follow: false })) as unknown as Buffer;
-              frames.write(rest);
+            // The follow can end without the last lines: one that fell behind the log file
+            // rotation, and a partial last line, which dockerd writes when the job's output
+            // closes, stamped when its first bytes were read: after the other stream's later
+            // lines, possibly after the follow ended (CI lost a crash's 'last words' so). So
+            // the output is read once more, without following: after the latest line read,
+            // then its tail, where a late line is: what comes after the last line read.
+            const read = async (range: { since?: string; tail?: number }): Promise<void> => {
+              frames.write(
+                (await container.logs({
+                  follow: false,
+                  stdout: true,
+                  stderr: true,
+                  timestamps: true,
+                  ...range,
+                  abortSignal: signal,
+                } as Docker.ContainerLogsOptions & { follow: false })) as unknown as Buffer,
+              );
+              frames.resumeAfter(); // a cut read's unfinished frame is not carried over
+            };
+            const after = frames.resumeAfter();
+            if (after === undefined) await read(tail === undefined ? {} : { tail });
+            else {
+              await read({ since: after });
+              frames.replaying = true;
+              await read({ tail: RECENT_MESSAGES });
+              frames.endReplay();
             }
             return;
           }

@@ -21,6 +21,38 @@ describe('LogFrames', () => {
     expect(sinceAfter(frames.lastTimestamp ?? '')).toBe('1796142022.500000001');
   });
 
+  it('a late last line, older than what was read, comes from a read of the tail; lines read are not given twice', () => {
+    const got: string[] = [];
+    const frames = new LogFrames((stream, bytes) => got.push(`${stream}:${bytes.toString()}`));
+    // The follow gave stderr's line and ended; stdout's partial line, stamped before it, was
+    // written by dockerd when the job's output closed.
+    frames.write(frame(1, '2026-12-01T16:20:22.1Z first\n'));
+    frames.write(frame(2, '2026-12-01T16:20:22.5Z on stderr'));
+    expect(frames.resumeAfter()).toBe('1796142022.500000001'); // would miss 22.49
+    frames.replaying = true;
+    frames.write(
+      Buffer.concat([
+        frame(1, '2026-12-01T16:20:21.9Z lost to the rotation\n'),
+        frame(1, '2026-12-01T16:20:22.1Z first\n'),
+        frame(2, '2026-12-01T16:20:22.5Z on stderr'),
+        frame(1, '2026-12-01T16:20:22.49Z last words'),
+      ]),
+    );
+    expect(got).toEqual(['stdout:first\n', 'stderr:on stderr']); // held until the replay ends
+    frames.endReplay();
+    // Only what comes after the last line read: a line lost further back stays lost rather
+    // than come after later ones.
+    expect(got).toEqual(['stdout:first\n', 'stderr:on stderr', 'stdout:last words']);
+  });
+
+  it('while following, gives every message, also two alike with one timestamp', () => {
+    const got: string[] = [];
+    const frames = new LogFrames((_stream, bytes) => got.push(bytes.toString()));
+    frames.write(frame(1, '2026-12-01T16:20:22.1Z x\n'));
+    frames.write(frame(1, '2026-12-01T16:20:22.1Z x\n'));
+    expect(got).toEqual(['x\n', 'x\n']);
+  });
+
   it("keeps dockerd's own 'Error grabbing logs' out of the output", () => {
     const got: string[] = [];
     const frames = new LogFrames((_stream, bytes) => got.push(bytes.toString()));

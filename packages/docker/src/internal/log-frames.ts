@@ -1,3 +1,8 @@
+import { createHash } from 'node:crypto';
+
+/** How many of the last messages read are remembered, to skip them when read again. */
+export const RECENT_MESSAGES = 1024;
+
 /**
  * Reads Docker's multiplexed log stream requested with `timestamps: true`: each frame (8-byte
  * header: stream 1 stdout or 2 stderr, big-endian 32-bit length) holds one log message,
@@ -15,6 +20,24 @@ export class LogFrames {
    */
   lastTimestamp: string | undefined;
   #latest: bigint | undefined;
+  /**
+   * The last messages read, by stream, timestamp and a digest of their bytes (at most
+   * {@link RECENT_MESSAGES}): given again by a read of the output's tail ({@link
+   * LogFrames.replaying}), they are skipped. A message of one stream can come
+   * after later ones of the other, even after a follow ended: a partial last line is written
+   * when the job's output closes, stamped when its first bytes were read. A read resumed after
+   * the latest timestamp misses it; one of the tail does not.
+   */
+  readonly #recent: (string | undefined)[] = new Array<string | undefined>(RECENT_MESSAGES);
+  #next = 0;
+  /** How many times each key is among the last messages (a long line's pieces share one). */
+  readonly #recentKeys = new Map<string, number>();
+  /**
+   * Set for a read of output partly read already (its tail, once the job ended): its messages
+   * are held until {@link LogFrames.endReplay}. Off while following, where every one is new.
+   */
+  replaying = false;
+  readonly #replayed: { stream: 'stdout' | 'stderr'; line: Buffer; key: string }[] = [];
 
   constructor(onData: (stream: 'stdout' | 'stderr', bytes: Buffer) => void) {
     this.#onData = onData;
@@ -35,7 +58,13 @@ export class LogFrames {
           this.lastTimestamp = timestamp;
           this.#latest = at;
         }
-        this.#onData(stream, payload.subarray(space + 1));
+        const line = payload.subarray(space + 1);
+        const key = `${stream} ${timestamp} ${createHash('sha1').update(line).digest('base64')}`;
+        if (this.replaying) this.#replayed.push({ stream, line: Buffer.from(line), key });
+        else {
+          this.#remember(key);
+          this.#onData(stream, line);
+        }
       } else if (!payload.subarray(0, GRABBING.length).equals(GRABBING)) {
         // Passed on as it is, but for dockerd's own `Error grabbing logs: ...` (no timestamp: a
         // follower that fell behind the json-file rotation), which is not the job's output.
@@ -44,6 +73,50 @@ export class LogFrames {
       buf = buf.subarray(8 + size);
     }
     this.#pending = Buffer.from(buf);
+  }
+
+  /**
+   * Docker's `since` for a new read of the output after the latest message read (undefined when
+   * none was: read it all, or its tail). What a cut read left unfinished is dropped.
+   */
+  resumeAfter(): string | undefined {
+    this.#pending = Buffer.alloc(0);
+    return this.lastTimestamp === undefined ? undefined : sinceAfter(this.lastTimestamp);
+  }
+
+  /**
+   * Gives the messages of the replayed read that come after the last one read before (same
+   * stream, timestamp and bytes), in their order, and ends the replay. Those before it are not
+   * given: a line the follow missed further back (it fell behind the log rotation) would come
+   * after later ones. None is given when the read holds none of those read before.
+   */
+  endReplay(): void {
+    this.replaying = false;
+    const replayed = this.#replayed.splice(0);
+    let last = -1;
+    for (let i = replayed.length - 1; i >= 0; i--) {
+      if (this.#recentKeys.has((replayed[i] as { key: string }).key)) {
+        last = i;
+        break;
+      }
+    }
+    if (last === -1) return;
+    for (const m of replayed.slice(last + 1)) {
+      if (this.#recentKeys.has(m.key)) continue;
+      this.#remember(m.key);
+      this.#onData(m.stream, m.line);
+    }
+  }
+
+  #remember(key: string): void {
+    const gone = this.#recent[this.#next];
+    this.#recent[this.#next] = key;
+    this.#next = (this.#next + 1) % RECENT_MESSAGES;
+    this.#recentKeys.set(key, (this.#recentKeys.get(key) ?? 0) + 1);
+    if (gone === undefined) return;
+    const n = (this.#recentKeys.get(gone) ?? 1) - 1;
+    if (n > 0) this.#recentKeys.set(gone, n);
+    else this.#recentKeys.delete(gone);
   }
 }
 
