@@ -74,8 +74,8 @@ export interface ResponseHead extends HeadCommon {
   readonly reason: string;
 }
 
-/** tchar lookup: 1 for the bytes a header name or method may hold. */
-const TCHAR = new Uint8Array(256);
+/** tchar (RFC 9110 5.6.2) lookup: 1 for the bytes a header name or method may hold. */
+export const TCHAR = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
 for (let c = 48; c <= 57; c++) TCHAR[c] = 1;
 for (let c = 65; c <= 90; c++) TCHAR[c] = 1;

@@ -3,6 +3,7 @@
  * that rare path: a body without trailers never gets here.
  */
 import { FramingError } from './framing-error.js';
+import { TCHAR } from './http-head.js';
 
 /** A trailer section's field lines. */
 export interface TrailerFields {
@@ -16,13 +17,6 @@ export interface TrailerFields {
    */
   readonly lineStarts: readonly number[];
 }
-
-/** tchar (RFC 9110 5.6.2) lookup: 1 for the bytes a field name may hold. */
-const TCHAR = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
-for (let c = 48; c <= 57; c++) TCHAR[c] = 1;
-for (let c = 65; c <= 90; c++) TCHAR[c] = 1;
-for (let c = 97; c <= 122; c++) TCHAR[c] = 1;
 
 /**
  * Parses a trailer section (`section`: its field lines and the final CRLF, as the body framer
