@@ -9,7 +9,11 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
 import { type Clock, type Logger, silentLogger, systemClock } from '@flotilla/core';
 import { HostError, HostErrorCodes } from './errors.js';
-import { ArtifactIndex, type EvictionBounds } from './internal/artifact-index.js';
+import {
+  ArtifactIndex,
+  type EvictionBounds,
+  type IndexedArtifact,
+} from './internal/artifact-index.js';
 import { takePidLock } from './internal/pid-lock.js';
 import { describe, intOption } from './internal/validate.js';
 
@@ -408,12 +412,7 @@ export class ArtifactCache {
    * hex digits.
    */
   pin(sha256: string): ArtifactPin {
-    if (typeof sha256 !== 'string' || !SHA256.test(sha256))
-      throw new HostError(
-        HostErrorCodes.ARTIFACT_INVALID,
-        `artifact sha256 ${describe(sha256)} must be 64 lowercase hex digits`,
-        { path: 'sha256' },
-      );
+    checkSha256(sha256);
     const unpin = this.#index.pin(sha256);
     const release = (): void => {
       if (unpin()) this.#evictSoon();
@@ -434,12 +433,7 @@ export class ArtifactCache {
    * {@link ArtifactCache.prune} does; what the file system throws when it cannot be deleted.
    */
   async discard(sha256: string): Promise<boolean> {
-    if (typeof sha256 !== 'string' || !SHA256.test(sha256))
-      throw new HostError(
-        HostErrorCodes.ARTIFACT_INVALID,
-        `artifact sha256 ${describe(sha256)} must be 64 lowercase hex digits`,
-        { path: 'sha256' },
-      );
+    checkSha256(sha256);
     await this.#load();
     await this.#index.removal(sha256);
     // Being fetched again already (another caller found the damage first): the new copy
@@ -451,19 +445,8 @@ export class ArtifactCache {
     const digest = await fileDigest(path);
     if (digest === sha256) return false;
     const existed = digest !== undefined;
-    // As an eviction removes it (no await between): a get() from now on waits for the removal.
-    const entry = this.#index.forget(sha256);
-    const removal = rm(path, { force: true });
-    this.#index.removing(
-      sha256,
-      removal.catch(() => undefined),
-    );
-    try {
-      await removal;
-    } catch (err) {
-      if (entry !== undefined) this.#index.found(sha256, entry.size, entry.usedAt);
-      throw err;
-    }
+    // As an eviction removes it: a get() from now on waits for the removal.
+    await this.#remove(sha256);
     this.#logger.warn(
       { sha256, path },
       'damaged artifact deleted from the cache: it is fetched again',
@@ -513,22 +496,15 @@ export class ArtifactCache {
     for (;;) {
       const sha256 = this.#index.victim(this.#bounds, this.#clock.now(), failed);
       if (sha256 === undefined) break;
-      // Chosen and marked in one step (no await between): a get() that pins it from now on
-      // waits for the removal, then fetches it again.
-      const entry = this.#index.forget(sha256);
-      const path = join(this.dir, `${sha256}.slug`);
-      const removal = rm(path, { force: true });
-      this.#index.removing(
-        sha256,
-        removal.catch(() => undefined),
-      );
+      // Chosen and marked in one step (#remove does so before its first await): a get() that
+      // pins it from now on waits for the removal, then fetches it again.
       try {
-        await removal;
+        const entry = await this.#remove(sha256);
         removed.push(sha256);
         this.#logger.info({ sha256, bytes: entry?.size }, 'artifact evicted from the cache');
       } catch (err) {
         failed.add(sha256);
-        if (entry !== undefined) this.#index.found(sha256, entry.size, entry.usedAt);
+        const path = join(this.dir, `${sha256}.slug`);
         this.#logger.error({ err, path }, 'artifact cannot be evicted: it stays in the cache');
       }
     }
@@ -539,6 +515,27 @@ export class ArtifactCache {
         'artifact cache over maxBytes with artifacts in use (pinned): it shrinks as they are unpinned',
       );
     return removed;
+  }
+
+  /**
+   * Deletes the file of `sha256` and forgets it. The index forgets it and marks the removal
+   * before the first await (a get() from then on waits for it); a failed delete restores the
+   * entry and throws what the file system threw.
+   */
+  async #remove(sha256: string): Promise<IndexedArtifact | undefined> {
+    const entry = this.#index.forget(sha256);
+    const removal = rm(join(this.dir, `${sha256}.slug`), { force: true });
+    this.#index.removing(
+      sha256,
+      removal.catch(() => undefined),
+    );
+    try {
+      await removal;
+    } catch (err) {
+      if (entry !== undefined) this.#index.found(sha256, entry.size, entry.usedAt);
+      throw err;
+    }
+    return entry;
   }
 
   /** Records a use: in the index, and as the file's mtime, which a restarted cache reads. */
@@ -755,6 +752,16 @@ function checkPrefixes(value: unknown): readonly string[] | undefined {
       );
     return url.href;
   });
+}
+
+/** Throws `FLOTILLA_HOST_ARTIFACT_INVALID` unless `sha256` is 64 lowercase hex digits. */
+function checkSha256(sha256: unknown): void {
+  if (typeof sha256 !== 'string' || !SHA256.test(sha256))
+    throw new HostError(
+      HostErrorCodes.ARTIFACT_INVALID,
+      `artifact sha256 ${describe(sha256)} must be 64 lowercase hex digits`,
+      { path: 'sha256' },
+    );
 }
 
 /** The sha256 of the file at `path`, or undefined when there is none. */
