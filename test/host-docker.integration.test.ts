@@ -12,7 +12,8 @@ import { createStackImage, DockerDriver } from '@flotilla/docker';
 import { ArtifactCache, HostAgent } from '@flotilla/host';
 import { MemoryStore } from '@flotilla/store';
 import { dockerClient, releaseDocker, sweepDocker, testRunId } from './support/docker.js';
-import { answers, freePortRange, helloSlug, untilReady } from './host-support.js';
+import { answers, helloSlug, untilReady } from './host-support.js';
+import { claimPortRange } from './support/port-slots.js';
 
 const runId = testRunId('host-docker');
 let docker: Docker;
@@ -47,7 +48,7 @@ describe('HostAgent with DockerDriver', () => {
       driver,
       address: '127.0.0.1:7000',
       capacity: { cpu: 2000, memory: 2048 },
-      ports: await freePortRange(10),
+      ports: await claimPortRange(10),
       artifacts: new ArtifactCache({
         dir: join(dir, 'artifacts'),
         fetch: async (url) => {

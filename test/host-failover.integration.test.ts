@@ -17,14 +17,8 @@ import { EtcdStore } from '@flotilla/etcd';
 import { ProcessDriver, type HostAgent } from '@flotilla/host';
 import { Scheduler } from '@flotilla/scheduler';
 import { etcdEndpoints, releaseEtcd, uniquePrefix } from './support/etcd.js';
-import {
-  answers,
-  deployHello,
-  freePortRange,
-  hostAgent,
-  stopAll,
-  untilReady,
-} from './host-support.js';
+import { answers, deployHello, hostAgent, stopAll, untilReady } from './host-support.js';
+import { claimPortRange } from './support/port-slots.js';
 
 const CHILD = fileURLToPath(new URL('./host-agent-child.mjs', import.meta.url));
 
@@ -45,7 +39,7 @@ describe('host agents and a scheduler (etcd)', () => {
     const discovery = new Discovery({ store });
     const scheduler = new Scheduler({ store, hostGraceMs: 1000, restartBackoffMs: [0] });
     scheduler.on('error', () => undefined);
-    const ports = await freePortRange(40);
+    const ports = await claimPortRange(40);
     const agents: HostAgent[] = [];
     const drivers: ProcessDriver[] = [];
     let child: ChildProcess | undefined;

@@ -12,14 +12,8 @@ import type { HostAgent, ProcessDriver } from '@flotilla/host';
 import { Scheduler } from '@flotilla/scheduler';
 import { MemoryStore } from '@flotilla/store';
 import { PartitionableStore } from '@flotilla/store/testing';
-import {
-  answers,
-  deployHello,
-  freePortRange,
-  hostAgent,
-  stopAll,
-  untilReady,
-} from './host-support.js';
+import { answers, deployHello, hostAgent, stopAll, untilReady } from './host-support.js';
+import { claimPortRange } from './support/port-slots.js';
 
 describe('host agents and a scheduler (MemoryStore)', () => {
   let dir: string;
@@ -39,7 +33,7 @@ describe('host agents and a scheduler (MemoryStore)', () => {
     scheduler = new Scheduler({ store, hostGraceMs: 1000, restartBackoffMs: [0] });
     scheduler.on('error', () => undefined);
     await scheduler.start();
-    ports = await freePortRange(40);
+    ports = await claimPortRange(40);
   }, 45_000);
 
   afterEach(async () => {

@@ -10,7 +10,8 @@ import { Discovery } from '@flotilla/discovery';
 import { EtcdStore } from '@flotilla/etcd';
 import type { ProcessDriver } from '@flotilla/host';
 import { startEtcd } from './support/etcd.js';
-import { freePortRange, helloSlug, hostAgent, stopAll, within } from './host-support.js';
+import { helloSlug, hostAgent, stopAll, within } from './host-support.js';
+import { claimPortRange } from './support/port-slots.js';
 
 describe('HostAgent on an etcd that fails as a job starts', () => {
   for (const fault of ['frozen', 'killed'] as const) {
@@ -25,7 +26,7 @@ describe('HostAgent on an etcd that fails as a job starts', () => {
         const h = await hostAgent(dir, 'h1', {
           store,
           discovery,
-          ports: await freePortRange(10),
+          ports: await claimPortRange(10),
           heartbeatTtlMs: 10_000,
         });
         driver = h.driver;

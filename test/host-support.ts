@@ -8,7 +8,6 @@ import type { Discovery, ServiceInstance } from '@flotilla/discovery';
 import { ArtifactCache, HostAgent, ProcessDriver, type HostAgentOptions } from '@flotilla/host';
 import { packSlug } from '@flotilla/slug';
 import type { Store } from '@flotilla/store';
-import { claimPortRange } from './support/port-slots.js';
 
 /** A hello app: answers `hello from <DYNO>` on `PORT`, exits 0 on SIGTERM. */
 export const HELLO_SERVER = `
@@ -53,16 +52,6 @@ export async function deployHello(store: Store, dir: string, count: number): Pro
   } finally {
     await cluster.close();
   }
-}
-
-/**
- * `n` consecutive loopback ports for an agent's jobs, below the ephemeral range (32768-60999),
- * from a port slot this process holds (support/port-slots.ts): no suite running in parallel is
- * handed any of them (a check of the first port alone, here and now, let two suites' jobs race
- * for the same ports).
- */
-export async function freePortRange(n: number): Promise<{ from: number; to: number }> {
-  return claimPortRange(n);
 }
 
 /** A host agent with a ProcessDriver of its own, on `<dir>/state-<id>` and `<dir>/run-<id>`. */

@@ -10,17 +10,6 @@ import { DriverOneOffRunner } from '../driver-one-off-runner.js';
 import type { JobLogSource } from '../job-logs.js';
 import { claimPortRange } from '../../../../test/support/port-slots.js';
 
-/**
- * `n` consecutive loopback ports for the agent's jobs, from a port slot this process holds
- * (test/support/port-slots.ts). It used to take a random start in 20000-49999 and check only
- * that first port, here and now: the range could reach into the ephemeral range (any outgoing
- * connection's port) and overlap a range of a suite running in parallel, whose dynos could then
- * take a port between the allocator's check and a job's bind, or answer a stale address.
- */
-export async function freePortRange(n: number): Promise<{ from: number; to: number }> {
-  return claimPortRange(n);
-}
-
 export interface RealHost {
   agent: HostAgent;
   runner: DriverOneOffRunner;
@@ -42,7 +31,7 @@ export async function realHost(
     driver,
     address: '127.0.0.1:7000',
     capacity: { cpu: 8000, memory: 16384 },
-    ports: await freePortRange(40),
+    ports: await claimPortRange(40),
     artifacts,
     workDir: join(dir, 'jobs'),
     drainMs: extra.drainMs ?? 50,
