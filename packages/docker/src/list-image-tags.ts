@@ -13,6 +13,7 @@ export interface ListImageTagsOptions {
    * (`flotilla/demo`) or a pattern (`flotilla/*`, every repository under `flotilla/`).
    */
   readonly reference: string;
+  /** Aborts the listing: the call rejects with the signal's reason. */
   readonly signal?: AbortSignal;
 }
 

@@ -12,6 +12,7 @@ export interface RemoveImageOptions {
   readonly docker: RemoveImageDocker;
   /** The tag to remove, `repository:tag` (what {@link buildImage} was given, `flotilla/demo:b-1a2b`). */
   readonly image: string;
+  /** Aborts the removal: the call rejects with the signal's reason. */
   readonly signal?: AbortSignal;
   /** A pino-compatible logger (default: silent). */
   readonly logger?: Logger;
