@@ -530,7 +530,7 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
                   abortSignal: signal,
                 } as Docker.ContainerLogsOptions & { follow: false })) as unknown as Buffer,
               );
-              frames.resumeAfter(); // a cut read's unfinished frame is not carried over
+              frames.dropPartial();
             };
             const after = frames.resumeAfter();
             if (after === undefined) await read(tail === undefined ? {} : { tail });

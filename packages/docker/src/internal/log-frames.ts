@@ -75,12 +75,17 @@ export class LogFrames {
     this.#pending = Buffer.from(buf);
   }
 
+  /** Drops what a cut read left unfinished: a new read starts at a frame's header. */
+  dropPartial(): void {
+    this.#pending = Buffer.alloc(0);
+  }
+
   /**
    * Docker's `since` for a new read of the output after the latest message read (undefined when
    * none was: read it all, or its tail). What a cut read left unfinished is dropped.
    */
   resumeAfter(): string | undefined {
-    this.#pending = Buffer.alloc(0);
+    this.dropPartial();
     return this.lastTimestamp === undefined ? undefined : sinceAfter(this.lastTimestamp);
   }
 
