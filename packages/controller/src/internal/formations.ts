@@ -165,8 +165,9 @@ export class FormationService {
         count: f.quantity,
         resources: processes[type]?.resources ?? this.p.deployer.resources(f.size),
       };
-    for (const [type, spec] of Object.entries(processes))
-      if (artifact !== undefined) processes[type] = placeFor(artifact, spec);
+    if (artifact !== undefined)
+      for (const [type, spec] of Object.entries(processes))
+        processes[type] = placeFor(artifact, spec);
     await this.p.cluster.setFormation({ app, release: clusterRelease, processes });
   }
 }

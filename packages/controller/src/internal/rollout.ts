@@ -1,4 +1,4 @@
-import type { ClusterState, Formation, ProcessSpec, Resources } from '@flotilla/cluster';
+import type { ClusterState, Formation, ProcessSpec } from '@flotilla/cluster';
 import { type Clock, isRetryable, type Logger } from '@flotilla/core';
 import type { Discovery } from '@flotilla/discovery';
 import { IMAGE_HOST_TAG, serviceName } from '@flotilla/host';
@@ -25,14 +25,7 @@ export interface RolloutPlan {
    * needs (`flotilla.artifact.image` for an image release, an operator's).
    */
   readonly processes: Readonly<
-    Record<
-      string,
-      {
-        readonly count: number;
-        readonly resources: Resources;
-        readonly constraints?: ProcessSpec['constraints'];
-      }
-    >
+    Record<string, Pick<ProcessSpec, 'count' | 'resources' | 'constraints'>>
   >;
   /** Types whose jobs are published in discovery once their health check passes. */
   readonly healthChecked: ReadonlySet<string>;
@@ -120,14 +113,7 @@ export async function rollout(
       app,
       release: target,
       processes: Object.fromEntries(
-        Object.entries(plan.processes).map(([t, p]) => [
-          t,
-          {
-            count: counts[t] ?? 0,
-            resources: p.resources,
-            ...(p.constraints === undefined ? {} : { constraints: p.constraints }),
-          },
-        ]),
+        Object.entries(plan.processes).map(([t, p]) => [t, { ...p, count: counts[t] ?? 0 }]),
       ),
     });
   const oldCount = (type: string): number => {
