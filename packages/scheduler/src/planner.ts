@@ -514,13 +514,10 @@ export class Planner {
       if (e.job.state === 'up') serving.push(e);
       else stop.push({ jobId: e.job.id, reason: 'host-draining' });
     }
-    let stoppable = Math.max(0, upElsewhere + serving.length - spec.count);
+    const stoppable = Math.max(0, upElsewhere + serving.length - spec.count);
     serving.sort(newestFirst);
-    for (const e of serving) {
-      if (stoppable === 0) break;
+    for (const e of serving.slice(0, stoppable))
       stop.push({ jobId: e.job.id, reason: 'host-draining' });
-      stoppable -= 1;
-    }
     g.awaitingUp = serving.length > 0 && upElsewhere < spec.count;
   }
 }
