@@ -351,6 +351,26 @@ describe('Controller on a MemoryStore with a real scheduler and fake agents', ()
     expect((await webJobs(h)).map((j) => j.release)).toEqual(['v1']);
   });
 
+  it('a build aborted while its hook hangs ends at once with the abort reason, not at hookTimeoutMs', async () => {
+    h = await harness();
+    await h.controller.createApp({ name: 'demo' });
+    const src = await h.source(WEB_APP);
+    let entered!: () => void;
+    const inHook = new Promise<void>((resolve) => (entered = resolve));
+    h.controller.hooks.add('pre-build', () => {
+      entered();
+      return new Promise(() => undefined); // hangs, and ignores its signal
+    });
+    const ac = new AbortController();
+    const building = h.controller
+      .createBuild('demo', { type: 'git', dir: src, sha: sha(3) }, { signal: ac.signal })
+      .catch((e: unknown) => e);
+    await inHook;
+    const reason = new Error('push abandoned');
+    ac.abort(reason);
+    expect(await building).toBe(reason);
+  });
+
   it('refuses a hookTimeoutMs that is no whole number of ms from 1', async () => {
     for (const hookTimeoutMs of [0, -1, Number.NaN, 1.5, Infinity]) {
       const err = await harness({ controller: { hookTimeoutMs } }).catch((e: unknown) => e);

@@ -42,8 +42,9 @@ export class HookRegistry implements Hooks {
     for (const [i, hook] of hooks.entries()) {
       let reason: string | undefined;
       let cause: unknown;
-      // Each hook gets the step's signal, aborted too when it has taken timeoutMs; one that
-      // has not answered by then (it ignores its signal) is not waited for: it vetoes.
+      // Each hook gets the step's signal, aborted too when it has taken timeoutMs. One that has
+      // not answered by then, or by the step's own abort (it ignores its signal), is not waited
+      // for: it vetoes, or the step ends with its abort reason.
       const timedOut = new ControllerError(
         ControllerErrorCodes.VETOED,
         `hook ${i + 1} of ${hooks.length} did not answer within ${this.timeoutMs} ms (hookTimeoutMs)`,
@@ -51,15 +52,13 @@ export class HookRegistry implements Hooks {
       );
       const timeout = new AbortController();
       const timer = setTimeout(() => timeout.abort(timedOut), this.timeoutMs);
+      const hookSignal = AbortSignal.any([signal, timeout.signal]);
       try {
         signal.throwIfAborted();
-        const expired = new Promise<never>((_, reject) =>
-          timeout.signal.addEventListener('abort', () => reject(timedOut), { once: true }),
+        const stopped = new Promise<never>((_, reject) =>
+          hookSignal.addEventListener('abort', () => reject(hookSignal.reason), { once: true }),
         );
-        const res = await Promise.race([
-          (hook as Hook<N>)(context, AbortSignal.any([signal, timeout.signal])),
-          expired,
-        ]);
+        const res = await Promise.race([(hook as Hook<N>)(context, hookSignal), stopped]);
         if (res !== undefined && res !== null && typeof res === 'object' && 'veto' in res)
           reason = String(res.veto).slice(0, 4096) || 'no reason given';
       } catch (err) {
