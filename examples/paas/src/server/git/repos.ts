@@ -13,6 +13,14 @@ const DEFAULT_MAX_PUSH_BYTES = 512 * 1024 * 1024;
 const INCARNATION = 'flotilla.incarnation';
 
 /**
+ * Whether a repository marked `mark` belongs to the app of `incarnation`: marked with it, or
+ * unmarked (`''`, made before repositories were marked: taken as the current app's).
+ */
+function isOf(mark: string, incarnation: string): boolean {
+  return mark === incarnation || mark === '';
+}
+
+/**
  * The bare repositories of the apps, one per app under `root` (`<root>/<app>.git`). Each is
  * marked with the incarnation of its app (the app's `createdAt`): a repository of an earlier
  * app of the same name (destroyed while this server was down, or through another server) is
@@ -49,7 +57,7 @@ export class GitRepos {
   async #ensure(app: string, incarnation: string): Promise<string> {
     const dir = this.#dir(app);
     const mark = await this.#incarnation(dir);
-    if (mark !== undefined && mark.value !== incarnation && mark.value !== '') {
+    if (mark !== undefined && !isOf(mark.value, incarnation)) {
       // An earlier app's: its history is not the new app's.
       await this.#discard(app, dir);
     } else if (mark !== undefined) {
@@ -100,7 +108,7 @@ export class GitRepos {
     return this.#lock.run(app, async () => {
       const dir = this.#dir(app);
       const mark = await this.#incarnation(dir);
-      if (mark === undefined || (mark.value !== incarnation && mark.value !== '')) return false;
+      if (mark === undefined || !isOf(mark.value, incarnation)) return false;
       await this.#discard(app, dir);
       return true;
     });
@@ -140,7 +148,7 @@ export class GitRepos {
           onError(app, err);
           return;
         }
-        if (current !== undefined && (mark.value === current || mark.value === '')) return;
+        if (current !== undefined && isOf(mark.value, current)) return;
         await this.#discard(app, dir);
         removed.push(app);
       });
