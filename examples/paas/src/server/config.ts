@@ -77,7 +77,7 @@ const raw = z.object({
   advertiseHost: z
     .string()
     // An IPv6 address may come in brackets, as in a URL.
-    .transform((h) => (/^\[.*\]$/.test(h) ? h.slice(1, -1) : h))
+    .transform(unbracket)
     .refine(
       (h) => isIP(h) !== 0 || (HOSTNAME.test(h) && !/^[\d.]+$/.test(h)),
       'must be a host name or an IP address, without a port (the API port is --api-port)',
@@ -194,8 +194,13 @@ export function resolveServerConfig(
 
 /** Whether `host` listens on every interface: `0.0.0.0`, `::` (also bracketed). */
 function isWildcard(host: string): boolean {
-  const h = /^\[.*\]$/.test(host) ? host.slice(1, -1) : host;
+  const h = unbracket(host);
   return h === '0.0.0.0' || (isIP(h) === 6 && /^[0:]+$/.test(h));
+}
+
+/** `host` without the brackets of an IPv6 address as a URL writes it (`[::1]` is `::1`). */
+function unbracket(host: string): string {
+  return /^\[.*\]$/.test(host) ? host.slice(1, -1) : host;
 }
 
 /** `host` as a URL writes it: an IPv6 address in brackets. */
