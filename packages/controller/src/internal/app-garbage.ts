@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { retry } from '@flotilla/core';
-import { canRemoveImages } from './image-capability.js';
+import { buildImagePrefix, canRemoveImages } from './image-capability.js';
 import type { ControllerParts } from './parts.js';
 
 /** How long the removal of an image is tried again (its last container may still be going). */
@@ -43,7 +43,7 @@ export async function removeAppGarbage(
     else if (
       b.artifact?.type === 'image' &&
       b.builder === 'dockerfile' &&
-      b.artifact.image.startsWith(`flotilla/${name}:`)
+      b.artifact.image.startsWith(buildImagePrefix(name))
     )
       images.add(b.artifact.image);
   }

@@ -17,6 +17,7 @@ import type {
 import { ControllerError, ControllerErrorCodes } from '../errors.js';
 import type { BuildOutputWriter } from './build-output.js';
 import type { HookRegistry } from './hook-registry.js';
+import { buildImageTag } from './image-capability.js';
 import { invalid, show } from './names.js';
 import type { Repo } from './repo.js';
 
@@ -183,7 +184,7 @@ export async function runBuild(
       const res = await untilAborted(
         ctx.imageBuilder.buildImage({
           context: src,
-          tag: `flotilla/${build.app}:${build.id}`,
+          tag: buildImageTag(build.app, build.id),
           onOutput: (chunk) => out.write(chunk),
           signal,
         }),

@@ -1,4 +1,9 @@
-import { BUILD_IMAGE, canCollectImages } from './image-capability.js';
+import {
+  BUILD_IMAGE,
+  buildImagePrefix,
+  buildImageTag,
+  canCollectImages,
+} from './image-capability.js';
 import type { ControllerParts } from './parts.js';
 
 /** Builds per app whose output is kept at least. */
@@ -46,10 +51,10 @@ export async function collectArtifacts(
     }
     for (const b of builds)
       if (b.status !== 'succeeded' && b.status !== 'failed')
-        keepImages.add(`flotilla/${app.name}:${b.id}`);
+        keepImages.add(buildImageTag(app.name, b.id));
     // Its destroy removes them (and may still need them to say so).
     if (app.destroying === true)
-      for (const tag of images) if (tag.startsWith(`flotilla/${app.name}:`)) keepImages.add(tag);
+      for (const tag of images) if (tag.startsWith(buildImagePrefix(app.name))) keepImages.add(tag);
     // The stored output of finished builds older than the newest ones goes too.
     for (const b of byAge.slice(0, Math.max(0, byAge.length - Math.max(n, KEEP_BUILD_OUTPUTS))))
       if (b.status === 'succeeded' || b.status === 'failed')
