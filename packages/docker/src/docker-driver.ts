@@ -536,7 +536,7 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
             if (after === undefined) await read(tail === undefined ? {} : { tail });
             else {
               await read({ since: after });
-              frames.replaying = true;
+              frames.beginReplay();
               await read({ tail: RECENT_MESSAGES });
               frames.endReplay();
             }

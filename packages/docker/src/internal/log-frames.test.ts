@@ -29,7 +29,7 @@ describe('LogFrames', () => {
     frames.write(frame(1, '2026-12-01T16:20:22.1Z first\n'));
     frames.write(frame(2, '2026-12-01T16:20:22.5Z on stderr'));
     expect(frames.resumeAfter()).toBe('1796142022.500000001'); // would miss 22.49
-    frames.replaying = true;
+    frames.beginReplay();
     frames.write(
       Buffer.concat([
         frame(1, '2026-12-01T16:20:21.9Z lost to the rotation\n'),
@@ -43,6 +43,20 @@ describe('LogFrames', () => {
     // Only what comes after the last line read: a line lost further back stays lost rather
     // than come after later ones.
     expect(got).toEqual(['stdout:first\n', 'stderr:on stderr', 'stdout:last words']);
+  });
+
+  it('a replay that a failed read cut short is dropped by the next resume; reads after it give at once', () => {
+    const got: string[] = [];
+    const frames = new LogFrames((_stream, bytes) => got.push(bytes.toString()));
+    frames.write(frame(1, '2026-12-01T16:20:22.1Z a\n'));
+    frames.beginReplay();
+    frames.write(frame(1, '2026-12-01T16:20:22.1Z a\n'));
+    frames.write(frame(1, '2026-12-01T16:20:22.2Z b\n')); // held: the read then fails
+    frames.resumeAfter();
+    frames.write(frame(1, '2026-12-01T16:20:22.3Z c\n')); // the follow resumed
+    expect(got).toEqual(['a\n', 'c\n']);
+    frames.endReplay(); // nothing held is left to give
+    expect(got).toEqual(['a\n', 'c\n']);
   });
 
   it('while following, gives every message, also two alike with one timestamp', () => {

@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-
 /** How many of the last messages read are remembered, to skip them when read again. */
 export const RECENT_MESSAGES = 1024;
 
@@ -21,9 +19,9 @@ export class LogFrames {
   lastTimestamp: string | undefined;
   #latest: bigint | undefined;
   /**
-   * The last messages read, by stream, timestamp and a digest of their bytes (at most
+   * The last messages read, by stream, timestamp, length and first bytes (at most
    * {@link RECENT_MESSAGES}): given again by a read of the output's tail ({@link
-   * LogFrames.replaying}), they are skipped. A message of one stream can come
+   * LogFrames.beginReplay}), they are skipped. A message of one stream can come
    * after later ones of the other, even after a follow ended: a partial last line is written
    * when the job's output closes, stamped when its first bytes were read. A read resumed after
    * the latest timestamp misses it; one of the tail does not.
@@ -32,11 +30,8 @@ export class LogFrames {
   #next = 0;
   /** How many times each key is among the last messages (a long line's pieces share one). */
   readonly #recentKeys = new Map<string, number>();
-  /**
-   * Set for a read of output partly read already (its tail, once the job ended): its messages
-   * are held until {@link LogFrames.endReplay}. Off while following, where every one is new.
-   */
-  replaying = false;
+  /** Set by {@link LogFrames.beginReplay}: messages are held. Off while following. */
+  #replaying = false;
   readonly #replayed: { stream: 'stdout' | 'stderr'; line: Buffer; key: string }[] = [];
 
   constructor(onData: (stream: 'stdout' | 'stderr', bytes: Buffer) => void) {
@@ -59,8 +54,10 @@ export class LogFrames {
           this.#latest = at;
         }
         const line = payload.subarray(space + 1);
-        const key = `${stream} ${timestamp} ${createHash('sha1').update(line).digest('base64')}`;
-        if (this.replaying) this.#replayed.push({ stream, line: Buffer.from(line), key });
+        // Enough to tell one message from another of the same stream and nanosecond, without
+        // hashing every line while following (what the key is for is rare: a replay).
+        const key = `${stream} ${timestamp} ${line.length} ${line.subarray(0, 32).toString('latin1')}`;
+        if (this.#replaying) this.#replayed.push({ stream, line: Buffer.from(line), key });
         else {
           this.#remember(key);
           this.#onData(stream, line);
@@ -82,11 +79,23 @@ export class LogFrames {
 
   /**
    * Docker's `since` for a new read of the output after the latest message read (undefined when
-   * none was: read it all, or its tail). What a cut read left unfinished is dropped.
+   * none was: read it all, or its tail). What a cut read left unfinished is dropped, and so is
+   * a replay it cut short.
    */
   resumeAfter(): string | undefined {
     this.dropPartial();
+    // A replay that a failed read cut short is dropped: the reads start over.
+    this.#replaying = false;
+    this.#replayed.length = 0;
     return this.lastTimestamp === undefined ? undefined : sinceAfter(this.lastTimestamp);
+  }
+
+  /**
+   * Starts a read of output partly read already (its tail, once the job ended): its messages
+   * are held until {@link LogFrames.endReplay}.
+   */
+  beginReplay(): void {
+    this.#replaying = true;
   }
 
   /**
@@ -96,7 +105,7 @@ export class LogFrames {
    * after later ones. None is given when the read holds none of those read before.
    */
   endReplay(): void {
-    this.replaying = false;
+    this.#replaying = false;
     const replayed = this.#replayed.splice(0);
     let last = -1;
     for (let i = replayed.length - 1; i >= 0; i--) {
