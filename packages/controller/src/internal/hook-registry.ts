@@ -45,13 +45,18 @@ export class HookRegistry implements Hooks {
       // Each hook gets the step's signal, aborted too when it has taken timeoutMs. One that has
       // not answered by then, or by the step's own abort (it ignores its signal), is not waited
       // for: it vetoes, or the step ends with its abort reason.
-      const timedOut = new ControllerError(
-        ControllerErrorCodes.VETOED,
-        `hook ${i + 1} of ${hooks.length} did not answer within ${this.timeoutMs} ms (hookTimeoutMs)`,
-        { app, hook: name },
-      );
       const timeout = new AbortController();
-      const timer = setTimeout(() => timeout.abort(timedOut), this.timeoutMs);
+      const timer = setTimeout(
+        () =>
+          timeout.abort(
+            new ControllerError(
+              ControllerErrorCodes.VETOED,
+              `hook ${i + 1} of ${hooks.length} did not answer within ${this.timeoutMs} ms (hookTimeoutMs)`,
+              { app, hook: name },
+            ),
+          ),
+        this.timeoutMs,
+      );
       const hookSignal = AbortSignal.any([signal, timeout.signal]);
       try {
         signal.throwIfAborted();
