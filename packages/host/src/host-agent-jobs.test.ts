@@ -11,7 +11,7 @@ import { ArtifactCache } from './artifact-cache.js';
 import type { DrainWait } from './drain-wait.js';
 import { HostAgent, type HostAgentOptions } from './host-agent.js';
 import { FakeDriver } from './testing/fake-driver.js';
-import { freePortRange } from './test-support/free-port-range.js';
+import { claimPortRange } from '../../../test/support/port-slots.js';
 
 describe('HostAgent: what it asks the driver to run, and how it drains (FakeDriver)', () => {
   let dir: string;
@@ -48,7 +48,7 @@ describe('HostAgent: what it asks the driver to run, and how it drains (FakeDriv
       driver,
       address: '127.0.0.1:7000',
       capacity: { cpu: 4000, memory: 8192 },
-      ports: await freePortRange(10),
+      ports: await claimPortRange(10),
       artifacts: new ArtifactCache({ dir: join(dir, 'artifacts') }),
       workDir: join(dir, 'run'),
       discovery,

@@ -15,7 +15,7 @@ import { IMAGE_HOST_TAG } from './driver-tags.js';
 import { HostAgent, type HostAgentOptions } from './host-agent.js';
 import { ProcessDriver } from './process-driver.js';
 import { FakeDriver } from './testing/fake-driver.js';
-import { freePortRange } from './test-support/free-port-range.js';
+import { claimPortRange } from '../../../test/support/port-slots.js';
 
 describe('HostAgent: host tags from its driver', () => {
   let dir: string;
@@ -49,7 +49,7 @@ describe('HostAgent: host tags from its driver', () => {
       driver,
       address: '127.0.0.1:7000',
       capacity: { cpu: 4000, memory: 8192 },
-      ports: await freePortRange(4),
+      ports: await claimPortRange(4),
       artifacts: new ArtifactCache({ dir: join(dir, 'artifacts') }),
       workDir: join(dir, 'run'),
       discovery,

@@ -14,7 +14,7 @@ import { ArtifactCache } from './artifact-cache.js';
 import type { DrainWait } from './drain-wait.js';
 import { HostAgent, type HostAgentOptions } from './host-agent.js';
 import { ProcessDriver } from './process-driver.js';
-import { freePortRange } from './test-support/free-port-range.js';
+import { claimPortRange } from '../../../test/support/port-slots.js';
 
 // A hello app: answers with its DYNO and a config var, /healthz with HEALTH_STATUS, exits on /crash.
 const SERVER = `
@@ -81,7 +81,7 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
       driver,
       address: '127.0.0.1:7000',
       capacity: { cpu: 4000, memory: 8192 },
-      ports: await freePortRange(20),
+      ports: await claimPortRange(20),
       artifacts: new ArtifactCache({ dir: join(dir, 'artifacts') }),
       workDir: join(dir, `run-${id}`),
       discovery,
@@ -761,7 +761,7 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
   });
   it('publishes a job on a port of its own when another process listens on the first port of the range', async () => {
     await release();
-    const ports = await freePortRange(5);
+    const ports = await claimPortRange(5);
     // A stranger on the port the agent would have handed out first: it must get no traffic.
     let strangerConnections = 0;
     const stranger = createServer((c) => {

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HostError, HostErrorCodes } from './errors.js';
 import { PortAllocator } from './ports.js';
-import { freePortRange } from './test-support/free-port-range.js';
+import { claimPortRange } from '../../../test/support/port-slots.js';
 
 const servers: Server[] = [];
 
@@ -27,7 +27,7 @@ describe('PortAllocator', () => {
   it.each(['127.0.0.1', '0.0.0.0', '::1'])(
     'skips a port another process listens on (%s)',
     async (host) => {
-      const range = await freePortRange(3);
+      const range = await claimPortRange(3);
       expect(await listen(range.from, host)).toBeDefined();
       const ports = new PortAllocator(range, { host: '127.0.0.1' });
       expect(await ports.allocate('web.1')).toBe(range.from + 1);
@@ -38,7 +38,7 @@ describe('PortAllocator', () => {
   );
 
   it('fails with FLOTILLA_HOST_NO_PORT when every free port is held by jobs or other processes, and recovers once one is free', async () => {
-    const range = await freePortRange(3);
+    const range = await claimPortRange(3);
     const foreign = await listen(range.from, '127.0.0.1');
     await listen(range.from + 2, '127.0.0.1');
     const ports = new PortAllocator(range);
@@ -53,7 +53,7 @@ describe('PortAllocator', () => {
   });
 
   it('hands concurrent allocations distinct ports', async () => {
-    const range = await freePortRange(8);
+    const range = await claimPortRange(8);
     await listen(range.from + 1, '127.0.0.1');
     const ports = new PortAllocator(range);
     const got = await Promise.all(
@@ -65,7 +65,7 @@ describe('PortAllocator', () => {
   });
 
   it('gives a port back on release, and holds nothing after an aborted allocation', async () => {
-    const range = await freePortRange(1);
+    const range = await claimPortRange(1);
     const ports = new PortAllocator(range);
     const err = await ports
       .allocate('web.1', { signal: AbortSignal.abort() })
@@ -78,7 +78,7 @@ describe('PortAllocator', () => {
   });
 
   it("a release while the job's allocation is in flight cancels it: the port is not kept", async () => {
-    const range = await freePortRange(1);
+    const range = await claimPortRange(1);
     const ports = new PortAllocator(range);
     const first = ports.allocate('web.1');
     ports.release('web.1');
