@@ -16,6 +16,7 @@ export type {
   RegisterHostOptions,
 } from './cluster-state.js';
 export { ClusterKeys } from './keys.js';
+export { IMAGE_HOST_TAG, RESERVED_TAG_PREFIX } from './host-tags.js';
 export type { ClusterKey } from './keys.js';
 export { decodeRecord } from './decode.js';
 export type { ClusterRecord } from './decode.js';

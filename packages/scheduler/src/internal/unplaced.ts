@@ -1,3 +1,4 @@
+import { RESERVED_TAG_PREFIX } from '@flotilla/cluster';
 import type { Cluster } from './cluster.js';
 import type { Group, Need } from './placement.js';
 import type { HostSnapshot, ProcessSpec, Unplaced } from '../types.js';
@@ -15,9 +16,9 @@ export function describeUnplaced(
   const eligible = cluster.eligible(group.signature, spec.constraints);
   if (eligible.length === 0) {
     const tags = spec.constraints ?? {};
-    // Tags under `flotilla.` are set by host agents from what they can do (their driver runs
-    // images, say), never by an operator: the fix is a host that can.
-    const reserved = Object.keys(tags).filter((k) => k.startsWith('flotilla.'));
+    // Tags under RESERVED_TAG_PREFIX are set by host agents from what they can do (their
+    // driver runs images, say), never by an operator: the fix is a host that can.
+    const reserved = Object.keys(tags).filter((k) => k.startsWith(RESERVED_TAG_PREFIX));
     return {
       ...base,
       reason: 'no-matching-host',
