@@ -23,6 +23,7 @@ import { ClusterError, ClusterErrorCodes } from './errors.js';
 import { validateId } from './ids.js';
 import { ClusterKeys } from './keys.js';
 import {
+  drainForced,
   hostState,
   jobState,
   validateFormation,
@@ -67,8 +68,31 @@ export interface HostView {
   /** The operator's settings, when any were made. */
   readonly control: HostControl | undefined;
   readonly state: HostState;
+  /**
+   * Draining and past the drain's deadline (`control.drainDeadline`) by this ClusterState's
+   * clock: the scheduler stops the jobs left on it whether or not their replacements are up.
+   */
+  readonly drainForced: boolean;
   /** What schedulers have placed on it. */
   readonly alloc: HostAlloc | undefined;
+}
+
+/** The longest drain deadline {@link ClusterState.drainHost} takes: 365 days, in ms. */
+export const MAX_DRAIN_DEADLINE_MS = 365 * 24 * 60 * 60 * 1000;
+
+/** Options of {@link ClusterState.drainHost}. */
+export interface DrainHostOptions extends CallOptions {
+  /** Why, for humans (`flotilla hosts` shows it); replaces the reason of an earlier call. */
+  readonly reason?: string;
+  /**
+   * How long, from now, the drain waits for replacements: once it has passed, the scheduler
+   * stops every job left on the host whether or not its replacement is up (a replacement
+   * with no room anywhere, or one that keeps crashing, no longer holds the drain forever).
+   * A whole number of ms from 1 to {@link MAX_DRAIN_DEADLINE_MS}; stored as the absolute
+   * `HostControl.drainDeadline`. Absent (the default): no deadline, as before; a drain of a
+   * host that had one drops it, since each drainHost call sets the drain anew.
+   */
+  readonly deadlineMs?: number;
 }
 
 /** A job as the controller sees it: the scheduler's record, the agent's status, the derived state. */
@@ -139,6 +163,23 @@ export interface RegisterHostOptions extends CallOptions {
 }
 
 const CAS_ATTEMPTS = 16;
+
+function hostView(
+  record: HostRecord,
+  live: boolean,
+  control: HostControl | undefined,
+  alloc: HostAlloc | undefined,
+  now: number,
+): HostView {
+  return {
+    record,
+    live,
+    control,
+    state: hostState(live, control),
+    drainForced: drainForced(control, now),
+    alloc,
+  };
+}
 
 type RecordOf<K extends ClusterRecord['kind']> =
   Extract<ClusterRecord, { kind: K }> extends {
@@ -397,34 +438,69 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
     return registration;
   }
 
-  /** Drains a host: it gets no new jobs and its jobs are placed elsewhere. Operators' call. */
-  async drainHost(
-    hostId: string,
-    options: CallOptions & { reason?: string } = {},
-  ): Promise<HostControl> {
-    return this.#control(hostId, (c) => ({ ...c, drain: true }), options);
+  /**
+   * Drains a host: it gets no new jobs and its jobs are placed elsewhere, each stopped once its
+   * replacement is up. With `deadlineMs`, the jobs still there when it passes are stopped
+   * anyway. Operators' call; `FLOTILLA_CLUSTER_INVALID_OPTION` for a bad `deadlineMs` and
+   * `FLOTILLA_CLUSTER_UNKNOWN_HOST` for a host that never registered, writing nothing.
+   *
+   * @example
+   * ```ts
+   * await cluster.drainHost('host-1', { reason: 'kernel upgrade', deadlineMs: 10 * 60_000 });
+   * ```
+   */
+  async drainHost(hostId: string, options: DrainHostOptions = {}): Promise<HostControl> {
+    this.#open();
+    const { deadlineMs } = options;
+    if (
+      deadlineMs !== undefined &&
+      !(Number.isSafeInteger(deadlineMs) && deadlineMs >= 1 && deadlineMs <= MAX_DRAIN_DEADLINE_MS)
+    ) {
+      throw new ClusterError(
+        ClusterErrorCodes.INVALID_OPTION,
+        `deadlineMs must be a whole number of ms from 1 to ${MAX_DRAIN_DEADLINE_MS} (365 days), got ${String(deadlineMs)}: give how long the drain may wait for replacements, or none for no deadline`,
+        { path: 'deadlineMs' },
+      );
+    }
+    return this.#control(
+      hostId,
+      (c, now) => ({
+        eligible: c.eligible,
+        drain: true,
+        ...(deadlineMs === undefined ? {} : { drainDeadline: now + deadlineMs }),
+      }),
+      options,
+    );
   }
 
-  /** Ends a drain. */
+  /** Ends a drain (and its deadline). */
   async undrainHost(
     hostId: string,
     options: CallOptions & { reason?: string } = {},
   ): Promise<HostControl> {
-    return this.#control(hostId, (c) => ({ ...c, drain: false }), options);
+    return this.#control(hostId, (c) => ({ eligible: c.eligible, drain: false }), options);
   }
 
-  /** Makes a host eligible for new jobs, or not (its jobs keep running). */
+  /** Makes a host eligible for new jobs, or not (its jobs keep running). A drain and its deadline stay. */
   async setEligible(
     hostId: string,
     eligible: boolean,
     options: CallOptions & { reason?: string } = {},
   ): Promise<HostControl> {
-    return this.#control(hostId, (c) => ({ ...c, eligible }), options);
+    return this.#control(
+      hostId,
+      (c) => ({
+        eligible,
+        drain: c.drain,
+        ...(c.drainDeadline === undefined ? {} : { drainDeadline: c.drainDeadline }),
+      }),
+      options,
+    );
   }
 
   async #control(
     hostId: string,
-    change: (c: HostControl) => HostControl,
+    change: (c: HostControl, now: number) => Omit<HostControl, 'reason' | 'updatedAt'>,
     options: CallOptions & { reason?: string },
   ): Promise<HostControl> {
     this.#open();
@@ -450,13 +526,12 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
               drain: false,
               updatedAt: 0,
             });
+      const now = this.#clock.now();
       // The reason is the one of this call: an older reason does not carry over.
-      const { eligible, drain } = change(current);
       const next = validateHostControl({
-        eligible,
-        drain,
+        ...change(current, now),
         ...(options.reason === undefined ? {} : { reason: options.reason }),
-        updatedAt: this.#clock.now(),
+        updatedAt: now,
       });
       const res = await this.store.txn(
         {
@@ -485,16 +560,33 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
     for (const r of beats) if (r.kind === 'heartbeat') live.add(r.hostId);
     for (const r of controls) if (r.kind === 'host-control') control.set(r.hostId, r.record);
     for (const r of allocs) if (r.kind === 'alloc') alloc.set(r.hostId, r.record);
-    return records.map((record) => {
-      const c = control.get(record.id);
-      return {
-        record,
-        live: live.has(record.id),
-        control: c,
-        state: hostState(live.has(record.id), c),
-        alloc: alloc.get(record.id),
-      };
-    });
+    const now = this.#clock.now();
+    return records.map((record) =>
+      hostView(record, live.has(record.id), control.get(record.id), alloc.get(record.id), now),
+    );
+  }
+
+  /**
+   * One host with its derived state, as {@link hosts} gives it; undefined when it never
+   * registered. Reads that host's four keys only, whatever the size of the cluster. A record
+   * of it that cannot be read is reported through the `invalid` event and left out, as
+   * {@link hosts} does (a corrupt host record: undefined).
+   */
+  async host(hostId: string, options: CallOptions = {}): Promise<HostView | undefined> {
+    this.#open();
+    const k = this.keys;
+    const [recordKv, beatKv, controlKv, allocKv] = await Promise.all([
+      this.store.get(k.host(hostId), options),
+      this.store.get(k.heartbeat(hostId), options),
+      this.store.get(k.hostControl(hostId), options),
+      this.store.get(k.alloc(hostId), options),
+    ]);
+    const record = this.#readOne(recordKv, 'host')?.record;
+    if (record === undefined) return undefined;
+    const control = this.#readOne(controlKv, 'host-control')?.record;
+    const alloc = this.#readOne(allocKv, 'alloc')?.record;
+    const live = this.#readOne(beatKv, 'heartbeat') !== undefined;
+    return hostView(record, live, control, alloc, this.#clock.now());
   }
 
   // --- jobs: the scheduler places, the agent reports ---------------------------------------
@@ -736,6 +828,21 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
     kind: K,
   ): Extract<ClusterRecord, { kind: K }> | undefined {
     const decoded = decodeRecord(this.keys, kv);
+    return decoded?.kind === kind ? (decoded as Extract<ClusterRecord, { kind: K }>) : undefined;
+  }
+
+  /** Decodes one record read by key, as a list does: what cannot be read is reported, not thrown. */
+  #readOne<K extends ClusterRecord['kind']>(
+    kv: KeyValue | undefined,
+    kind: K,
+  ): Extract<ClusterRecord, { kind: K }> | undefined {
+    if (kv === undefined) return undefined;
+    const decoded = this.#tryDecode(kv);
+    if (decoded instanceof ClusterError) {
+      this.#logger.warn({ key: kv.key, err: decoded }, 'cluster record cannot be read');
+      this.emit('invalid', decoded);
+      return undefined;
+    }
     return decoded?.kind === kind ? (decoded as Extract<ClusterRecord, { kind: K }>) : undefined;
   }
 

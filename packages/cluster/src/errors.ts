@@ -14,6 +14,11 @@ export const ClusterErrorCodes = {
    * where it is written.
    */
   INVALID_ID: 'FLOTILLA_CLUSTER_INVALID_ID',
+  /**
+   * An option of a call is out of range: `drainHost`'s `deadlineMs` not a whole number of ms
+   * from 1 to `MAX_DRAIN_DEADLINE_MS` (365 days), say. Nothing is written.
+   */
+  INVALID_OPTION: 'FLOTILLA_CLUSTER_INVALID_OPTION',
   /** A release record already exists under that key with different content: releases are immutable. */
   RELEASE_EXISTS: 'FLOTILLA_CLUSTER_RELEASE_EXISTS',
   /** A formation names a release that has not been written, or a process type it does not declare. */

@@ -4,12 +4,13 @@
  *
  * @packageDocumentation
  */
-export { ClusterState } from './cluster-state.js';
+export { ClusterState, MAX_DRAIN_DEADLINE_MS } from './cluster-state.js';
 export type {
   AssignedItem,
   AssignedJob,
   ClusterStateEvents,
   ClusterStateOptions,
+  DrainHostOptions,
   HostRegistration,
   HostView,
   JobView,
@@ -21,6 +22,7 @@ export type { ClusterKey } from './keys.js';
 export { decodeRecord } from './decode.js';
 export type { ClusterRecord } from './decode.js';
 export {
+  drainForced,
   hostState,
   isResourceAmount,
   jobState,

@@ -72,6 +72,13 @@ export interface HostControl {
   readonly eligible: boolean;
   /** True: the host gets no new jobs and its jobs are moved elsewhere. */
   readonly drain: boolean;
+  /**
+   * Only with `drain`: when the drain's deadline passes, ms since the epoch. Until then a job
+   * on the host stops once its replacement is up elsewhere; from then on the scheduler stops
+   * every job left on the host, replacement up or not (Nomad's `node drain -deadline`).
+   * Absent: no deadline, the jobs wait for their replacements however long it takes.
+   */
+  readonly drainDeadline?: number;
   /** Why, for humans. */
   readonly reason?: string;
   /** When it was last changed, ms since the epoch. */
@@ -95,6 +102,11 @@ export type StopReason =
   | 'host-down'
   /** Its host is draining: a replacement is planned elsewhere. */
   | 'host-draining'
+  /**
+   * Its host's drain deadline passed before a replacement was up elsewhere: stopped anyway
+   * (the replacement, if it cannot be placed, is reported unplaced).
+   */
+  | 'drain-deadline'
   /** Its host no longer matches the process type's constraints. */
   | 'constraint-mismatch'
   /** Its host is not in the cluster state. */
@@ -106,6 +118,7 @@ export const STOP_REASONS: readonly StopReason[] = [
   'no-formation',
   'host-down',
   'host-draining',
+  'drain-deadline',
   'constraint-mismatch',
   'host-unknown',
 ];
@@ -329,9 +342,14 @@ export function validateHeartbeat(v: unknown, path = 'heartbeat'): Heartbeat {
 /** Checks an operator's host settings. */
 export function validateHostControl(v: unknown, path = 'hostControl'): HostControl {
   const o = object(v, path);
+  const drain = boolean(o.drain, `${path}.drain`);
+  const drainDeadline = optional(o.drainDeadline, (d) => time(d, `${path}.drainDeadline`));
+  if (drainDeadline !== undefined && !drain)
+    fail(`${path}.drainDeadline`, 'is only for a draining host (drain: true): drop it');
   return compact<HostControl>({
     eligible: boolean(o.eligible, `${path}.eligible`),
-    drain: boolean(o.drain, `${path}.drain`),
+    drain,
+    drainDeadline,
     reason: optional(o.reason, (r) => string(r, `${path}.reason`, 1024)),
     updatedAt: time(o.updatedAt, `${path}.updatedAt`),
   });
@@ -479,6 +497,17 @@ export function jobState(job: Pick<JobRecord, 'desired'>, status: JobStatus | un
   if (status === undefined) return job.desired === 'run' ? 'pending' : 'stopping';
   if (status.state === 'down' || status.state === 'crashed') return status.state;
   return job.desired === 'stop' ? 'stopping' : status.state;
+}
+
+/**
+ * Whether a host's drain is past its deadline at `now` (ms since the epoch): the scheduler then
+ * stops its remaining jobs whether or not their replacements are up. False without a drain or
+ * without a deadline. The scheduler and every reader of the cluster state share this rule.
+ */
+export function drainForced(control: HostControl | undefined, now: number): boolean {
+  return (
+    control?.drain === true && control.drainDeadline !== undefined && now >= control.drainDeadline
+  );
 }
 
 /** The state the scheduler sees for a host; see {@link HostState}. */
