@@ -67,6 +67,12 @@ export interface RouterOptions {
   readonly headersTimeoutMs?: number;
   /** An idle keep-alive client connection is closed after this long (default 60000 ms). */
   readonly idleTimeoutMs?: number;
+  /**
+   * A client that takes nothing of a response for this long (it stopped reading) is cut off,
+   * as nginx's `send_timeout` does; meanwhile no more of its requests are read (default 60000
+   * ms).
+   */
+  readonly sendTimeoutMs?: number;
   /** A backend that has not answered a request's head this long: 504 (default 60000 ms). */
   readonly upstreamTimeoutMs?: number;
   /** A backend connect that takes longer fails over (default 3000 ms). */
@@ -271,6 +277,7 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
       limits,
       headersTimeoutMs: positive('headersTimeoutMs', options.headersTimeoutMs, 10000),
       idleTimeoutMs: positive('idleTimeoutMs', options.idleTimeoutMs, 60000),
+      sendTimeoutMs: positive('sendTimeoutMs', options.sendTimeoutMs, 60000),
       upstreamTimeoutMs: positive('upstreamTimeoutMs', options.upstreamTimeoutMs, 60000),
       maxRetries: positive('maxRetries', options.maxRetries, 2, 0),
       httpsPort: undefined,

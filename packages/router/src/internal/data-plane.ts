@@ -29,6 +29,8 @@ export interface DataPlane {
   readonly headersTimeoutMs: number;
   /** A keep-alive connection idle this long is closed. */
   readonly idleTimeoutMs: number;
+  /** A client that takes nothing of what was written to it this long is cut off. */
+  readonly sendTimeoutMs: number;
   /** A backend that has not answered a request's head this long gets the client a 504. */
   readonly upstreamTimeoutMs: number;
   /** Most retries of one request on other backends. */

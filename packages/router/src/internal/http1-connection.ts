@@ -60,6 +60,11 @@ export class Http1Connection {
   readonly forwardedLines: string;
   /** The same, with the X-Forwarded-For line and the start of the X-Request-Id one. */
   readonly forwardedHead: string;
+  /**
+   * When the router began to wait for the client to take what was written to it (0: it is
+   * not waiting). A client that takes nothing for the plane's `sendTimeoutMs` is cut off.
+   */
+  drainSince = 0;
 
   constructor(
     readonly socket: net.Socket,
@@ -153,12 +158,47 @@ export class Http1Connection {
     this.headStart = now;
     if (rest !== null && rest.length > 0)
       this.buf = this.buf === null ? rest : Buffer.concat([rest, this.buf]);
+    if (this.socket.writableNeedDrain) {
+      // The client has not taken the responses written so far (it pipelines, or sends its next
+      // request without reading): no more of its requests are read until it does. Otherwise a
+      // client that never reads had every response it asked for held here, thousands of them
+      // for a few kilobytes of requests.
+      this.socket.pause();
+      this.awaitDrain(() => {
+        if (this.state !== 'head') return;
+        this.headStart = this.plane.now();
+        this.#readOn();
+      });
+      return;
+    }
+    this.#readOn();
+  }
+
+  #readOn(): void {
     if (this.socket.isPaused()) this.socket.resume();
     if (this.buf !== null) this.#parse();
   }
 
+  /**
+   * Calls `then` once the client has taken all that was written to it; until then, {@link
+   * sweep} cuts off a client that takes nothing for the plane's `sendTimeoutMs`.
+   */
+  awaitDrain(then: () => void): void {
+    this.drainSince = this.plane.now();
+    this.socket.once('drain', () => {
+      this.drainSince = 0;
+      then();
+    });
+  }
+
   /** Called by the router's sweeper about once a second: head and idle timeouts. */
   sweep(now: number): void {
+    if (this.drainSince !== 0) {
+      // Waiting for the client to read: the send timeout is the one that applies (a head that
+      // waits behind it is not late, and the request in progress is not the backend's fault).
+      if (now - this.drainSince >= this.plane.sendTimeoutMs) this.abort();
+      return;
+    }
     if (this.state === 'head') {
       const elapsed = now - this.headStart;
       if (this.buf === null || this.buf.length === 0) {
@@ -721,7 +761,7 @@ class Exchange implements UpstreamOwner {
     if (!flowing && !framer.done) {
       const up = this.#up_;
       up.pause();
-      cs.once('drain', () => up.resume());
+      this.#c.awaitDrain(() => up.resume());
     }
     // Bytes after the body do not matter: a backend connection that served an HTTP/1.0 client
     // is not reused.
@@ -785,7 +825,7 @@ class Exchange implements UpstreamOwner {
     if (!flowing && !framer.done) {
       const up = this.#up_;
       up.pause();
-      cs.once('drain', () => up.resume());
+      this.#c.awaitDrain(() => up.resume());
     }
     if (end < chunk.length) {
       if (framer.trailing) this.#responseTrailers(framer, chunk);
@@ -937,7 +977,7 @@ class Exchange implements UpstreamOwner {
             resumeUp = null;
             up.resume();
           };
-          cs.once('drain', resumeUp);
+          this.#c.awaitDrain(resumeUp);
         }
         return cs.writableLength > 0;
       },
