@@ -94,6 +94,8 @@ describe('request trailers', () => {
     const names = must(seen[0]).headers.map((n) => n.toLowerCase());
     for (const n of ['x-real-ip', 'forwarded', 'x-original-url', 'authorization', 'cookie'])
       expect(names).not.toContain(n);
+    // Nor does it announce trailer fields that never come.
+    expect(names).not.toContain('trailer');
   });
 
   it('are dropped when the section comes byte by byte, with the next request behind it', async () => {
@@ -327,6 +329,8 @@ describe('over HTTP/2', () => {
       rejectUnauthorized: false,
     });
     h.defer(() => client.close());
+    /** The response's Trailer header, if any. */
+    let announced: string | string[] | undefined;
     /** Sends a request (with a body and trailers when given); resolves with what came back. */
     const ask = (
       authority: string,
@@ -335,11 +339,17 @@ describe('over HTTP/2', () => {
       new Promise((resolve, reject) => {
         const got: http2.IncomingHttpHeaders[] = [];
         const r = client.request(
-          { ':authority': authority, ':path': '/h2', ':method': trailers ? 'POST' : 'GET' },
+          {
+            ':authority': authority,
+            ':path': '/h2',
+            ':method': trailers ? 'POST' : 'GET',
+            ...(trailers ? { trailer: Object.keys(trailers).join(', ') } : {}),
+          },
           { waitForTrailers: trailers !== undefined },
         );
         if (trailers !== undefined) r.on('wantTrailers', () => r.sendTrailers(trailers));
         let body = '';
+        r.on('response', (headers) => (announced = headers.trailer));
         r.setEncoding('latin1');
         r.on('data', (d: string) => (body += d));
         r.on('trailers', (t: http2.IncomingHttpHeaders) => got.push(t));
@@ -353,8 +363,11 @@ describe('over HTTP/2', () => {
     });
     expect(sent.body).toBe('got /h2');
     expect(seen.map((x) => [x.body, x.trailers])).toEqual([['data', []]]);
+    // Neither way is a trailer announced that never comes.
+    expect(must(seen[0]).headers.map((n) => n.toLowerCase())).not.toContain('trailer');
     const back = await ask('trailing.localhost');
     expect(back.body).toBe('hello');
     expect(back.trailers).toEqual([]);
+    expect(announced).toBeUndefined();
   });
 });

@@ -61,6 +61,13 @@ export const DROPPED_FROM_CLIENT: ReadonlySet<string> = new Set([
   'x-forwarded-uri',
 ]);
 
+/**
+ * `Trailer`, which announces the fields of a chunked body's trailer section. A request's trailer
+ * fields never reach the backend (nor, over HTTP/2, a response's reach the client: see the
+ * README's Trailers), so neither does the announcement of them.
+ */
+export const ANNOUNCES_TRAILERS = 'trailer';
+
 /** Request headers a client may not set: {@link SET_BY_ROUTER} and {@link DROPPED_FROM_CLIENT}. */
 export const FORWARDED: ReadonlySet<string> = new Set([...SET_BY_ROUTER, ...DROPPED_FROM_CLIENT]);
 
@@ -83,7 +90,9 @@ function byLength(names: ReadonlySet<string>): readonly (readonly string[])[] {
 }
 const HOP_BY_HOP_BY_LENGTH = byLength(HOP_BY_HOP);
 /** Both, for request heads: one look-up per field, not one per set. */
-const NOT_FROM_CLIENT_BY_LENGTH = byLength(new Set([...HOP_BY_HOP, ...FORWARDED]));
+const NOT_FROM_CLIENT_BY_LENGTH = byLength(
+  new Set([...HOP_BY_HOP, ...FORWARDED, ANNOUNCES_TRAILERS]),
+);
 
 function within(lists: readonly (readonly string[])[], name: string): boolean {
   const list = lists[name.length];
@@ -99,7 +108,7 @@ export function isHopByHop(name: string): boolean {
 
 /**
  * Whether a client's request header of this lower-case name is dropped: it is in {@link
- * HOP_BY_HOP} or {@link FORWARDED} (one look-up for both).
+ * HOP_BY_HOP} or {@link FORWARDED}, or is {@link ANNOUNCES_TRAILERS} (one look-up for all).
  */
 export function isNotFromClient(name: string): boolean {
   return within(NOT_FROM_CLIENT_BY_LENGTH, name);

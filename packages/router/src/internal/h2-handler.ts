@@ -2,10 +2,11 @@ import http from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Backend } from './backend-set.js';
 import type { DataPlane } from './data-plane.js';
-import { FORWARDED, HOP_BY_HOP, IDEMPOTENT } from './forwarding.js';
+import { ANNOUNCES_TRAILERS, FORWARDED, HOP_BY_HOP, IDEMPOTENT } from './forwarding.js';
 
 /** Hop-by-hop headers, and `host` (HTTP/2 carries it as `:authority`). */
-const HOP = new Set([...HOP_BY_HOP, 'host']);
+// Trailers are dropped both ways over HTTP/2: so is the header that announces them.
+const HOP = new Set([...HOP_BY_HOP, 'host', ANNOUNCES_TRAILERS]);
 
 /**
  * Serves HTTP/2 clients (negotiated by ALPN on the TLS listener): the same routes, balancing,
