@@ -116,13 +116,20 @@ export class Planner {
   /** Adds or replaces a host. */
   setHost(host: HostSnapshot): void {
     this.#thaw();
+    const slot = this.#cluster.index.get(host.id);
+    const before = slot === undefined ? undefined : this.#cluster.hosts[slot];
+    const forced = (before?.drainForced === true) !== (host.drainForced === true);
     const { isNew, changed } = this.#cluster.setHost(host);
     const jobs = this.#jobsByHost.get(host.id);
     // Jobs that arrived before their host now hold resources on it.
     if (isNew && jobs !== undefined) {
       for (const e of jobs) this.#hold(e);
     }
-    if (!changed) return;
+    if (!changed) {
+      // A drain's deadline passed (or was lifted): only its jobs are planned again.
+      if (forced) for (const e of jobs ?? []) this.#dirty.add(e.group);
+      return;
+    }
     this.#placer.reset();
     for (const e of jobs ?? []) this.#dirty.add(e.group);
     for (const g of this.#omni) this.#dirty.add(g);
@@ -498,7 +505,8 @@ export class Planner {
    * A drain moves jobs without a gap: a job on a draining host is stopped once the group has
    * `count` jobs up elsewhere (its replacement is placed as a missing job meanwhile), so an app
    * whose only dyno is on the drained host keeps serving. A replacement that cannot be placed
-   * (no room) leaves the job where it is, reported unplaced.
+   * (no room) leaves the job where it is, reported unplaced, until the drain's deadline (a
+   * host `drainForced`): then it is stopped anyway, reason `drain-deadline`.
    */
   #moveOffDraining(
     g: Group,
@@ -507,6 +515,7 @@ export class Planner {
     draining: JobEntry[],
     stop: PlannedStop[],
   ): void {
+    const c = this.#cluster;
     const upElsewhere = kept.filter((e) => e.job.state === 'up').length;
     const serving: JobEntry[] = [];
     for (const e of draining) {
@@ -514,11 +523,20 @@ export class Planner {
       if (e.job.state === 'up') serving.push(e);
       else stop.push({ jobId: e.job.id, reason: 'host-draining' });
     }
+    const forced = (e: JobEntry): boolean =>
+      (c.hosts[c.index.get(e.job.hostId) as number] as HostSnapshot).drainForced === true;
     const stoppable = Math.max(0, upElsewhere + serving.length - spec.count);
-    serving.sort(newestFirst);
-    for (const e of serving.slice(0, stoppable))
-      stop.push({ jobId: e.job.id, reason: 'host-draining' });
-    g.awaitingUp = serving.length > 0 && upElsewhere < spec.count;
+    // Those past their deadline first: the stops the replacements allow are spent on them,
+    // and a job on a host still within its deadline keeps serving.
+    serving.sort((a, b) => Number(forced(b)) - Number(forced(a)) || newestFirst(a, b));
+    let waiting = 0;
+    for (let i = 0; i < serving.length; i++) {
+      const e = serving[i] as JobEntry;
+      if (i < stoppable) stop.push({ jobId: e.job.id, reason: 'host-draining' });
+      else if (forced(e)) stop.push({ jobId: e.job.id, reason: 'drain-deadline' });
+      else waiting++;
+    }
+    g.awaitingUp = waiting > 0 && upElsewhere < spec.count;
   }
 }
 

@@ -9,6 +9,7 @@ import { Planner, type PlannerOptions } from './planner.js';
 import { Collector } from './service/collector.js';
 import { Committer } from './service/committer.js';
 import { CrashBackoff, type CrashLoop } from './service/crash-backoff.js';
+import { DrainDeadlines } from './service/drain-deadlines.js';
 import { HostMonitor } from './service/host-monitor.js';
 import { Membership } from './service/membership.js';
 import { ClusterMirror, type KnownJob } from './service/mirror.js';
@@ -88,8 +89,9 @@ export type SchedulerState = 'idle' | 'starting' | 'running' | 'stopping' | 'sto
  * schedulers may share one store: they share the hosts and shard the apps (see the README), so
  * none over-commits a host and no formation gets more jobs than it asks for.
  *
- * It replaces the jobs of hosts whose heartbeat vanishes, restarts crashed jobs with backoff,
- * and collects jobs that ended. Each concern has its own part under `service/`; this class
+ * It replaces the jobs of hosts whose heartbeat vanishes, moves the jobs of draining hosts
+ * (forcing them off once a drain's deadline passes), restarts crashed jobs with backoff, and
+ * collects jobs that ended. Each concern has its own part under `service/`; this class
  * wires them.
  *
  * @example
@@ -106,6 +108,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
   readonly #o: ResolvedOptions;
   readonly #planner: Planner;
   readonly #monitor: HostMonitor;
+  readonly #deadlines: DrainDeadlines;
   readonly #backoff: CrashBackoff;
   readonly #mirror: ClusterMirror;
   readonly #collector: Collector;
@@ -147,6 +150,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       }
       this.#kick();
     });
+    this.#deadlines = new DrainDeadlines(o.clock, (hostId) => {
+      o.logger.info({ hostId }, 'drain deadline passed: the jobs left on the host are stopped');
+      this.#mirror.refreshHost(hostId);
+      this.#kick();
+    });
     this.#backoff = new CrashBackoff({
       clock: o.clock,
       delays: o.restartBackoffMs,
@@ -163,7 +171,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       signal: this.#abort.signal,
       onError,
     });
-    this.#mirror = new ClusterMirror(o.keys, this.#planner, this.#monitor, {
+    this.#mirror = new ClusterMirror(o.keys, this.#planner, this.#monitor, this.#deadlines, {
       ended: (job) => this.#collector.collect(job),
       orphan: (hostId, jobId, rev) => this.#collector.collectOrphan(hostId, jobId, rev),
       crashed: (job) => this.#crashed(job),
@@ -279,6 +287,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
     this.#abort.abort();
     this.#backoff.close();
     this.#monitor.close();
+    this.#deadlines.close();
     // Leaving first ends a join in flight, so that a start() in flight settles.
     const left = this.#membership.leave();
     await this.#starting?.catch(() => undefined);

@@ -1,6 +1,7 @@
 import { type Clock, ManualClock } from '@flotilla/core';
 import {
   ClusterState,
+  type DrainHostOptions,
   type Formation,
   type HostRegistration,
   type HostView,
@@ -149,9 +150,12 @@ export class ClusterSimulator implements AsyncDisposable {
     await this.settle();
   }
 
-  /** Drains a host, as an operator would: it gets nothing new, its jobs are moved away. */
-  async drainHost(id: string): Promise<void> {
-    await this.cluster.drainHost(id);
+  /**
+   * Drains a host, as an operator would: it gets nothing new, its jobs are moved away (with
+   * `deadlineMs`, those still there when it passes are stopped anyway; see `advance`).
+   */
+  async drainHost(id: string, options: DrainHostOptions = {}): Promise<void> {
+    await this.cluster.drainHost(id, options);
     await this.settle();
   }
 

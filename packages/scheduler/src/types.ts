@@ -21,6 +21,12 @@ export interface HostSnapshot {
   /** What the host offers to jobs. */
   readonly capacity: Resources;
   readonly state: HostState;
+  /**
+   * A `draining` host whose drain deadline has passed: its jobs are stopped whether or not
+   * their replacements are up (reason `drain-deadline`). Default false: a drained job stops
+   * only once its replacement is up.
+   */
+  readonly drainForced?: boolean;
 }
 
 /** A job in a {@link ClusterSnapshot}: one running instance of a process type. */

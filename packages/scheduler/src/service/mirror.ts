@@ -14,6 +14,7 @@ import {
 import type { KeyValue, WatchEvent } from '@flotilla/store';
 import type { Planner } from '../planner.js';
 import type { JobSnapshot, JobState, Resources } from '../types.js';
+import type { DrainDeadlines } from './drain-deadlines.js';
 import type { HostMonitor } from './host-monitor.js';
 
 /**
@@ -137,13 +138,21 @@ export class ClusterMirror {
   readonly #jobsPrefix: string;
   readonly #planner: Planner;
   readonly #monitor: HostMonitor;
+  readonly #deadlines: DrainDeadlines;
   readonly #hooks: MirrorHooks;
 
-  constructor(keys: ClusterKeys, planner: Planner, monitor: HostMonitor, hooks: MirrorHooks) {
+  constructor(
+    keys: ClusterKeys,
+    planner: Planner,
+    monitor: HostMonitor,
+    deadlines: DrainDeadlines,
+    hooks: MirrorHooks,
+  ) {
     this.#keys = keys;
     this.#jobsPrefix = keys.jobs;
     this.#planner = planner;
     this.#monitor = monitor;
+    this.#deadlines = deadlines;
     this.#hooks = hooks;
   }
 
@@ -277,16 +286,19 @@ export class ClusterMirror {
     this.#forgetJob(jobId);
   }
 
-  /** Feeds the planner a host's derived state (after its liveness changed, say). */
+  /** Feeds the planner a host's derived state (after its liveness changed or its drain deadline passed, say). */
   refreshHost(hostId: string): void {
     const host = this.hosts.get(hostId);
     if (host === undefined) return;
     const { record } = host;
+    const control = this.controls.get(hostId)?.record;
+    const state = hostState(this.#monitor.live(hostId), control);
     this.#planner.setHost({
       id: record.id,
       capacity: record.capacity,
-      state: hostState(this.#monitor.live(hostId), this.controls.get(hostId)?.record),
+      state,
       ...(record.tags === undefined ? {} : { tags: record.tags }),
+      ...(state === 'draining' && this.#deadlines.forced(control) ? { drainForced: true } : {}),
     });
   }
 
@@ -336,6 +348,7 @@ export class ClusterMirror {
         return;
       case 'host-control':
         this.controls.set(decoded.hostId, { record: decoded.record, rev: kv.modRevision });
+        this.#deadlines.track(decoded.hostId, decoded.record);
         this.refreshHost(decoded.hostId);
         return;
       case 'alloc':
@@ -377,6 +390,7 @@ export class ClusterMirror {
       case 'host':
         this.hosts.delete(where.hostId);
         this.#monitor.forget(where.hostId);
+        this.#deadlines.forget(where.hostId);
         this.#planner.removeHost(where.hostId);
         return;
       case 'heartbeat':
@@ -384,6 +398,7 @@ export class ClusterMirror {
         return;
       case 'host-control':
         this.controls.delete(where.hostId);
+        this.#deadlines.forget(where.hostId);
         this.refreshHost(where.hostId);
         return;
       case 'alloc':
