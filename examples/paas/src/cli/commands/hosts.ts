@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { MAX_DRAIN_DEADLINE_MS } from '@flotilla/cluster';
+import { PaasError, PaasErrorCodes } from '../../errors.js';
 import { printJson, step, table } from '../output.js';
 import { client, jsonOption, p } from './context.js';
 
@@ -9,8 +11,44 @@ interface HostJson {
   capacity: { cpu: number; memory: number };
   jobs: number;
   drain: boolean;
+  /** When the drain stops waiting for replacements, ms since the epoch. */
+  drain_deadline?: number;
+  /** The deadline has passed: the jobs left were stopped. */
+  drain_forced?: boolean;
   eligible: boolean;
   reason?: string;
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * A duration as `hosts:drain --deadline` takes it, in ms: one or more numbers with a unit
+ * (`ms`, `s`, `m`, `h`, `d`), as Nomad's `-deadline` (`10m`, `1h30m`, `90s`). From 1 ms to
+ * 365 days; anything else is `FLOTILLA_PAAS_INVALID_REQUEST` saying what to give.
+ */
+export function parseDuration(text: string, option = '--deadline'): number {
+  const parts = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$/.test(text)
+    ? [...text.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)]
+    : [];
+  const ms = Math.round(
+    parts.reduce((sum, [, n, unit]) => sum + Number(n) * (UNITS[unit as string] as number), 0),
+  );
+  if (parts.length === 0 || !(ms >= 1 && ms <= MAX_DRAIN_DEADLINE_MS)) {
+    throw new PaasError(
+      PaasErrorCodes.INVALID_REQUEST,
+      `${option} ${JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}...` : text)} is not a duration from 1ms to 365d: give a number with its unit, such as 10m, 1h30m or 90s`,
+    );
+  }
+  return ms;
+}
+
+/** The drain column of `hosts`: its deadline, and whether it has passed. */
+export function drainColumn(
+  h: Pick<HostJson, 'drain' | 'drain_deadline' | 'drain_forced'>,
+): string {
+  if (!h.drain || h.drain_deadline === undefined) return '';
+  const at = new Date(h.drain_deadline).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return h.drain_forced === true ? `deadline ${at} passed: forced` : `deadline ${at}`;
 }
 
 /** `hosts`, `hosts:drain`, `hosts:undrain`. */
@@ -30,8 +68,9 @@ export function hostCommands(program: Command): void {
             `${h.capacity.cpu}m`,
             `${h.capacity.memory} MiB`,
             h.reason ?? '',
+            drainColumn(h),
           ]),
-          ['HOST', 'STATE', 'ADDRESS', 'JOBS', 'CPU', 'MEMORY', ''],
+          ['HOST', 'STATE', 'ADDRESS', 'JOBS', 'CPU', 'MEMORY', '', 'DRAIN'],
         ),
       );
     });
@@ -39,10 +78,15 @@ export function hostCommands(program: Command): void {
   program
     .command('hosts:drain <host>')
     .description(
-      'drain a host: it gets no new dynos and its dynos are started on other hosts, then stopped (undo with hosts:undrain)',
+      'drain a host: it gets no new dynos and its dynos are started on other hosts, each stopped once its replacement is up (undo with hosts:undrain)',
     )
     .option('--reason <why>', 'why, shown by `flotilla hosts`')
-    .action(async (host: string, o: { reason?: string }) => {
+    .option(
+      '--deadline <duration>',
+      'stop the dynos still there after this long (10m, 1h30m) even if their replacements are not up (no room, a crashing release); default: wait for them however long it takes',
+    )
+    .action(async (host: string, o: { reason?: string; deadline?: string }) => {
+      const deadlineMs = o.deadline === undefined ? undefined : parseDuration(o.deadline);
       const api = await client();
       await step(
         `Draining ${host}`,
@@ -50,8 +94,12 @@ export function hostCommands(program: Command): void {
           api.request<HostJson>('PATCH', `/hosts/${p(host)}`, {
             drain: true,
             ...(o.reason === undefined ? {} : { reason: o.reason }),
+            ...(deadlineMs === undefined ? {} : { deadline_ms: deadlineMs }),
           }),
-        () => 'done: its dynos move to other hosts (`flotilla hosts` shows its JOBS go to 0)',
+        (h) =>
+          h.drain_deadline === undefined
+            ? 'done: its dynos move to other hosts (`flotilla hosts` shows its JOBS go to 0)'
+            : `done: its dynos move to other hosts; those left at ${new Date(h.drain_deadline).toISOString()} are stopped anyway`,
       );
     });
 

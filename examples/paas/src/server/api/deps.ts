@@ -8,7 +8,10 @@ import type { LogAggregator } from '../logs/log-aggregator.js';
 export interface ApiDeps {
   readonly controller: Controller;
   /** The cluster state, for hosts: their jobs, and the operator's drain and eligibility. */
-  readonly cluster: Pick<ClusterState, 'drainHost' | 'undrainHost' | 'setEligible' | 'jobs'>;
+  readonly cluster: Pick<
+    ClusterState,
+    'drainHost' | 'undrainHost' | 'setEligible' | 'host' | 'jobs'
+  >;
   readonly artifacts: ArtifactStore;
   readonly repos: GitRepos;
   readonly logs: LogAggregator;

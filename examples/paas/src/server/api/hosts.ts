@@ -9,8 +9,9 @@ const RUNNING = new Set<JobView['state']>(['pending', 'starting', 'up', 'stoppin
 
 /**
  * `/hosts`: the cluster's hosts with their state and their jobs; `PATCH /hosts/{host}` drains
- * a host (it gets no new jobs and its jobs are placed elsewhere) or makes it ineligible (no new
- * jobs, its jobs stay), and undoes either.
+ * a host (it gets no new jobs and its jobs are placed elsewhere; with `deadline_ms`, those left
+ * when it passes are stopped anyway) or makes it ineligible (no new jobs, its jobs stay), and
+ * undoes either.
  */
 export function hostRoutes(routes: Routes, d: ApiDeps): void {
   const list = async (signal: AbortSignal): Promise<Record<string, unknown>[]> => {
@@ -18,9 +19,7 @@ export function hostRoutes(routes: Routes, d: ApiDeps): void {
       d.controller.hosts({ signal }),
       d.cluster.jobs({ signal }),
     ]);
-    const count = new Map<string, number>();
-    for (const j of jobs)
-      if (RUNNING.has(j.state)) count.set(j.record.hostId, (count.get(j.record.hostId) ?? 0) + 1);
+    const count = running(jobs);
     return hosts.map((h) => hostJson(h, count.get(h.record.id) ?? 0));
   };
   routes.on('GET', '/hosts', async ({ signal }) => list(signal));
@@ -29,14 +28,32 @@ export function hostRoutes(routes: Routes, d: ApiDeps): void {
     const body = await readJson(req, hostPatchBody);
     const options = { signal, ...(body.reason === undefined ? {} : { reason: body.reason }) };
     // Drain first: a host made ineligible and drained at once takes no job in between.
-    if (body.drain === true) await d.cluster.drainHost(id, options);
+    if (body.drain === true)
+      await d.cluster.drainHost(id, {
+        ...options,
+        ...(body.deadline_ms === undefined ? {} : { deadlineMs: body.deadline_ms }),
+      });
     if (body.eligible !== undefined) await d.cluster.setEligible(id, body.eligible, options);
     if (body.drain === false) await d.cluster.undrainHost(id, options);
-    return (await list(signal)).find((h) => h.id === id);
+    // That host and its jobs only: the answer costs the same in a cluster of any size.
+    const [host, jobs] = await Promise.all([
+      d.cluster.host(id, { signal }),
+      d.cluster.jobs({ hostId: id, signal }),
+    ]);
+    return host === undefined ? undefined : hostJson(host, running(jobs).get(id) ?? 0);
   });
 }
 
+/** Jobs not over yet, by host. */
+function running(jobs: readonly JobView[]): Map<string, number> {
+  const count = new Map<string, number>();
+  for (const j of jobs)
+    if (RUNNING.has(j.state)) count.set(j.record.hostId, (count.get(j.record.hostId) ?? 0) + 1);
+  return count;
+}
+
 function hostJson(h: HostView, jobs: number): Record<string, unknown> {
+  const deadline = h.control?.drainDeadline;
   return {
     id: h.record.id,
     address: h.record.addr,
@@ -49,6 +66,8 @@ function hostJson(h: HostView, jobs: number): Record<string, unknown> {
     tags: h.record.tags ?? {},
     registered_at: h.record.registeredAt,
     drain: h.control?.drain ?? false,
+    // When the drain stops waiting for replacements (ms since the epoch), and whether it has.
+    ...(deadline === undefined ? {} : { drain_deadline: deadline, drain_forced: h.drainForced }),
     eligible: h.control?.eligible ?? true,
     ...(h.control?.reason === undefined ? {} : { reason: h.control.reason }),
   };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_DRAIN_DEADLINE_MS } from '@flotilla/cluster';
 
 /** An app name: a DNS label (what `<app>.localhost` needs). */
 export const appName = z
@@ -133,8 +134,19 @@ export const hostPatchBody = z
     drain: z.boolean().optional(),
     eligible: z.boolean().optional(),
     reason: z.string().max(256).refine(noNul, 'a reason must not contain NUL').optional(),
+    /** With `drain: true`: how long the drain waits for replacements before forcing the rest off. */
+    deadline_ms: z
+      .number()
+      .int('deadline_ms is a whole number of ms')
+      .min(1, 'deadline_ms is at least 1')
+      .max(MAX_DRAIN_DEADLINE_MS, 'deadline_ms is at most 365 days')
+      .optional(),
   })
   .refine(
     (b) => b.drain !== undefined || b.eligible !== undefined,
     'give drain (true or false) or eligible (true or false)',
+  )
+  .refine(
+    (b) => b.deadline_ms === undefined || b.drain === true,
+    'deadline_ms goes with drain: true (a deadline for the drain it starts)',
   );
