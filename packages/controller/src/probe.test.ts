@@ -322,6 +322,11 @@ describe('bad input that reaches the build', () => {
       { 'Web Server': 'x' },
       { web: 'x'.repeat(70 * 1024) },
       { 'a/b': 'x' },
+      // More types than a formation record can hold (it failed at deploy, with the store's
+      // size error, after the release was written).
+      Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`w${i}`, 'sleep 1000'])),
+      // Commands that each fit but together overflow the release record.
+      Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`w${i}`, 'x'.repeat(60 * 1024)])),
     ];
     let n = 0;
     h = await harness({

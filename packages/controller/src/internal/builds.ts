@@ -239,10 +239,17 @@ export class BuildService {
   }
 }
 
+/** The most process types a build may declare: its formation and release records must fit the store. */
+const MAX_PROCESS_TYPES = 100;
+/** The most bytes all of a build's commands may take together, for the same reason. */
+const MAX_COMMANDS_BYTES = 256 * 1024;
+
 /**
  * Refuses process types a release cannot hold: a type must be a cluster id that is also a
  * discovery service name part (`a-z 0-9 _ -`, starting with a letter), and a command at most
- * 64 KiB without NUL; at least one type.
+ * 64 KiB without NUL; at least one type, at most {@link MAX_PROCESS_TYPES}, whose commands take
+ * at most {@link MAX_COMMANDS_BYTES} in all (more overflowed the formation or release record
+ * at deploy, after the release was written).
  */
 function checkProcessTypes(types: Readonly<Record<string, string>>): void {
   const names = Object.keys(types);
@@ -250,6 +257,11 @@ function checkProcessTypes(types: Readonly<Record<string, string>>): void {
     throw new ControllerError(
       ControllerErrorCodes.BUILD_FAILED,
       'the build declares no process type: add a Procfile (web: <command>)',
+    );
+  if (names.length > MAX_PROCESS_TYPES)
+    throw new ControllerError(
+      ControllerErrorCodes.BUILD_FAILED,
+      `the build declares ${names.length} process types: at most ${MAX_PROCESS_TYPES} are allowed; remove some from the Procfile`,
     );
   for (const [type, command] of Object.entries(types)) {
     if (!/^[a-z][a-z0-9_-]{0,62}$/.test(type))
@@ -270,4 +282,10 @@ function checkProcessTypes(types: Readonly<Record<string, string>>): void {
         { path: `processTypes.${type}` },
       );
   }
+  const bytes = Object.values(types).reduce((n, c) => n + Buffer.byteLength(c), 0);
+  if (bytes > MAX_COMMANDS_BYTES)
+    throw new ControllerError(
+      ControllerErrorCodes.BUILD_FAILED,
+      `the build's commands take ${bytes} bytes in all: at most ${MAX_COMMANDS_BYTES} are allowed; shorten them (move long scripts into files)`,
+    );
 }
