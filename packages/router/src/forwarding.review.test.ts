@@ -1,12 +1,9 @@
 // Hostile review of 13c3c90: a client's X-Real-IP, Forwarded, X-Forwarded-Host... are dropped.
 // Tried: names in any case, each sent twice, on the second request of a keep-alive connection
 // (pipelined), over HTTP/1.0, and over HTTP/2 with repeated fields.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { selfSignedCert } from './test-support/cert.js';
 import { Harness, must, raw } from './test-support/harness.js';
 
 let h: Harness;
@@ -98,36 +95,13 @@ describe('forwarded headers a client cannot forge, in any spelling', () => {
   });
 
   it('HTTP/2: repeated fields', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'flotilla-router-fwd-review-'));
-    h.defer(() => rmSync(dir, { recursive: true, force: true }));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-        '-days',
-        '1',
-        '-subj',
-        '/CN=demo.localhost',
-      ],
-      { stdio: 'ignore' },
-    );
+    const tlsCert = selfSignedCert('demo.localhost');
     await echoBackend('echo2');
     const router = h.router();
     await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'echo2' });
     await router.setCertificate({
       domain: 'demo.localhost',
-      cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
-      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+      ...tlsCert,
     });
     const port = must((await router.listen({ https: { port: 0 } })).https).port;
     const client = http2.connect(`https://127.0.0.1:${port}`, {

@@ -2,15 +2,12 @@
 // (RFC 9112 section 7.1), so it gets the data only and the close ends the body; a backend that
 // breaks the framing gets the client's connection reset, never a clean close that would pass
 // for a complete body. Also: the forwarded headers a client cannot forge.
-import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { selfSignedCert } from './test-support/cert.js';
 import { Harness, must } from './test-support/harness.js';
 
 const HOST = 'Host: demo.localhost\r\n';
@@ -569,36 +566,13 @@ describe('forwarded headers a client cannot forge', () => {
   });
 
   it('drops the same fields from HTTP/2 requests', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'flotilla-router-http10-'));
-    h.defer(() => rmSync(dir, { recursive: true, force: true }));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-        '-days',
-        '1',
-        '-subj',
-        '/CN=demo.localhost',
-      ],
-      { stdio: 'ignore' },
-    );
+    const tlsCert = selfSignedCert('demo.localhost');
     await echoBackend('echo2');
     const router = h.router();
     await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'echo2' });
     await router.setCertificate({
       domain: 'demo.localhost',
-      cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
-      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+      ...tlsCert,
     });
     const port = must((await router.listen({ https: { port: 0 } })).https).port;
     const client = http2.connect(`https://127.0.0.1:${port}`, {

@@ -1,8 +1,10 @@
 // Clients that stop reading: the router neither piles up their responses nor holds their
 // connections (and the backends' behind them) forever.
 import { once } from 'node:events';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { afterEach, beforeEach, expect, it } from 'vitest';
+import { selfSignedCert } from './test-support/cert.js';
 import { Harness, must } from './test-support/harness.js';
 
 let h: Harness;
@@ -49,7 +51,7 @@ it('reads no more pipelined requests while the client has not taken the response
     .toBe(true);
   expect(b.count).toBeLessThan(N / 2);
   // Once the client reads, every request is answered, in order.
-  let received = Buffer.alloc(0);
+  let received: Buffer = Buffer.alloc(0);
   let answered = 0;
   const done = new Promise<void>((resolve) => {
     c.on('data', (d: Buffer) => {
@@ -117,4 +119,31 @@ it('keeps a client that reads slowly but steadily', async () => {
   c.resume();
   await complete;
   expect(bytes).toBeGreaterThanOrEqual(body.length);
+});
+
+it('over HTTP/2, resets the stream of a client that takes nothing for sendTimeoutMs', async () => {
+  const body = Buffer.alloc(32 * 1024 * 1024, 97);
+  let backendGone: Promise<unknown> | undefined;
+  await h.backend('web', 'web', (_req, res) => {
+    backendGone = once(res, 'close');
+    res.end(body);
+  });
+  const router = h.router({ sendTimeoutMs: 300 });
+  await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'web' });
+  await router.setCertificate({ domain: 'demo.localhost', ...selfSignedCert('demo.localhost') });
+  const port = must((await router.listen({ https: { port: 0 } })).https).port;
+  const client = http2.connect(`https://127.0.0.1:${port}`, {
+    servername: 'demo.localhost',
+    rejectUnauthorized: false,
+  });
+  client.on('error', () => undefined);
+  h.defer(() => client.destroy());
+  const r = client.request({ ':authority': 'demo.localhost', ':path': '/' });
+  r.on('error', () => undefined);
+  r.pause();
+  const closed = once(r, 'close');
+  await expect.poll(() => backendGone).toBeDefined();
+  await backendGone;
+  await closed;
+  expect(r.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
 });

@@ -1,50 +1,16 @@
 // TLS: certificates by SNI from the store (hot-reloaded), HTTP/2 by ALPN, redirects and HSTS.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import tls from 'node:tls';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { selfSignedCert, type TestCert } from './test-support/cert.js';
 import { Harness, request, waitFor, must } from './test-support/harness.js';
 
-let dir: string;
-const certs: Record<string, { cert: string; key: string }> = {};
-function makeCert(cn: string): { cert: string; key: string } {
-  const name = cn.replace(/[^a-z0-9]/g, '_');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      join(dir, `${name}.key`),
-      '-out',
-      join(dir, `${name}.crt`),
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${cn}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  return {
-    cert: readFileSync(join(dir, `${name}.crt`), 'utf8'),
-    key: readFileSync(join(dir, `${name}.key`), 'utf8'),
-  };
-}
+const certs: Record<string, TestCert> = {};
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'flotilla-router-tls-'));
   for (const cn of ['a.localhost', '*.wild.localhost', 'default.localhost', 'a2.localhost'])
-    certs[cn] = makeCert(cn);
+    certs[cn] = selfSignedCert(cn);
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 let h: Harness;
 beforeEach(() => {

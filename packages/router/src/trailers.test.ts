@@ -3,13 +3,10 @@
 // Host or Content-Length from them); a backend's response trailers reach an HTTP/1.1 client
 // less the hop-by-hop and framing fields. Malformed trailer fields are refused as malformed
 // header fields are.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { selfSignedCert } from './test-support/cert.js';
 import { Harness, must, raw, request } from './test-support/harness.js';
 
 let h: Harness;
@@ -284,29 +281,7 @@ describe('response trailers', () => {
 
 describe('over HTTP/2', () => {
   it('trailers are dropped both ways', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'flotilla-router-trailers-'));
-    h.defer(() => rmSync(dir, { recursive: true, force: true }));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-      ],
-      { stdio: 'ignore' },
-    );
+    const tlsCert = selfSignedCert('localhost');
     await h.rawBackend('trailing', 'trailing-h2', (s) =>
       s.once('data', () =>
         s.write(
@@ -320,8 +295,7 @@ describe('over HTTP/2', () => {
     await router.setRoute({ type: 'http', domain: 'trailing.localhost', service: 'trailing' });
     await router.setCertificate({
       domain: 'demo.localhost',
-      cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
-      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
+      ...tlsCert,
     });
     const tls = must((await router.listen({ https: { port: 0 } })).https).port;
     const client = http2.connect(`https://127.0.0.1:${tls}`, {

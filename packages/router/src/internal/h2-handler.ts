@@ -1,11 +1,13 @@
 import http from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import type { Backend } from './backend-set.js';
 import type { DataPlane } from './data-plane.js';
 import { ANNOUNCES_TRAILERS, FORWARDED, HOP_BY_HOP, IDEMPOTENT } from './forwarding.js';
 
-/** Hop-by-hop headers, and `host` (HTTP/2 carries it as `:authority`). */
-// Trailers are dropped both ways over HTTP/2: so is the header that announces them.
+/**
+ * Hop-by-hop headers, `host` (HTTP/2 carries it as `:authority`), and `trailer`: trailers are
+ * dropped both ways over HTTP/2, and so is the header that announces them.
+ */
 const HOP = new Set([...HOP_BY_HOP, 'host', ANNOUNCES_TRAILERS]);
 
 /**
@@ -132,7 +134,21 @@ export function createH2Handler(
         if (route.hsts === true) out['strict-transport-security'] = 'max-age=31536000';
         const status = ur.statusCode ?? 502;
         res.writeHead(status, out);
-        ur.pipe(res);
+        // As a pipe, but a client that takes nothing for sendTimeoutMs has its stream reset,
+        // which lets the backend's connection go (as over HTTP/1).
+        ur.on('data', (chunk: Buffer) => {
+          if (res.write(chunk)) return;
+          ur.pause();
+          stalled = setTimeout(
+            () => res.stream.close(constants.NGHTTP2_CANCEL),
+            plane.sendTimeoutMs,
+          );
+          res.once('drain', () => {
+            clearTimeout(stalled);
+            ur.resume();
+          });
+        });
+        ur.on('end', () => res.end());
         ur.on('end', () => {
           release();
           plane.metrics.request(route.label, status);
@@ -172,7 +188,9 @@ export function createH2Handler(
           attempt();
         } else local(res, 502, 'Bad Gateway: the backend failed before answering\n', route.label);
       });
+      let stalled: NodeJS.Timeout | undefined;
       res.stream.once('close', () => {
+        clearTimeout(stalled);
         if (!up.destroyed) up.destroy();
         release();
       });
