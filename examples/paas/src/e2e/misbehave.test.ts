@@ -1,0 +1,121 @@
+// A hostile user's session, and an app that misbehaves after its deploy: what `run`, `ps`,
+// `logs`, `ps:scale`, `-a` and a branch deletion tell the user. Each case failed before its fix.
+import { appendFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  cli,
+  commitAll,
+  ps,
+  removeDir,
+  run,
+  sampleRepo,
+  startServer,
+  waitFor,
+  type TestServer,
+} from './harness.js';
+
+let s: TestServer;
+let repo: string;
+const app = 'e2e-misbehave';
+
+beforeAll(async () => {
+  s = await startServer({ args: ['--stop-jobs'] });
+  repo = await sampleRepo(s, 'node');
+  // The sample, plus a crash some time after it boots when CRASH_AFTER_MS is set.
+  await appendFile(
+    join(repo, 'server.js'),
+    '\nif (process.env.CRASH_AFTER_MS) setTimeout(() => { console.error("boom: out of widgets"); process.exit(2); }, Number(process.env.CRASH_AFTER_MS));\n',
+  );
+  await commitAll(s, repo, 'crash on demand');
+  expect((await cli(s, ['create', app], repo)).code).toBe(0);
+  const push = await run('git', ['push', 'flotilla', 'main'], {
+    cwd: repo,
+    env: s.env,
+    timeoutMs: 180_000,
+  });
+  expect(push.code, push.stderr).toBe(0);
+}, 240_000);
+
+afterAll(async () => {
+  await s?.stop();
+  if (s !== undefined) await removeDir(s.dataDir);
+}, 60_000);
+
+describe('what the CLI tells a hostile user', { timeout: 120_000 }, () => {
+  it("run: stdout is the command's output alone; its exit status is said once, on stderr", async () => {
+    const ok = await cli(s, ['run', '-a', app, 'echo out']);
+    expect(ok.code, ok.stderr).toBe(0);
+    // `flotilla run cat x > copy` must copy x: no "exited with code 0" in it.
+    expect(ok.stdout).toBe('out\n');
+    const failed = await cli(s, ['run', '-a', app, 'exit 3']);
+    expect(failed.code).toBe(3);
+    expect(failed.stdout).toBe('');
+    expect(failed.stderr.match(/exited with code 3/g)).toHaveLength(1);
+  });
+
+  it('-a with a name that is no app name says so (it said "no route for GET /")', async () => {
+    for (const name of ['..', '.', 'a/b']) {
+      const r = await cli(s, ['apps:info', '-a', name]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('is not an app name');
+      expect(r.stderr).not.toContain('no route');
+    }
+  });
+
+  it('an unknown app is named, with the command that lists them', async () => {
+    const r = await cli(s, ['apps:info', '-a', 'nope']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('there is no app nope');
+    expect(r.stderr).not.toContain('listApps');
+  });
+
+  it('ps:scale with one type twice is refused, not the last one silently taken', async () => {
+    const r = await cli(s, ['ps:scale', 'web=1', 'web=2', '-a', app]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('web is given twice');
+    expect((await ps(s, app)).filter((d) => d.type === 'web')).toHaveLength(1);
+  });
+
+  it('deleting a branch that does not deploy says it was deleted', async () => {
+    const store = await run('git', ['push', 'flotilla', 'main:feature'], { cwd: repo, env: s.env });
+    expect(store.code, store.stderr).toBe(0);
+    const del = await run('git', ['push', 'flotilla', ':feature'], { cwd: repo, env: s.env });
+    expect(del.code, del.stderr).toBe(0);
+    expect(del.stderr).toContain('refs/heads/feature is deleted');
+    expect(del.stderr).not.toContain('stored, not deployed');
+  });
+});
+
+describe('an app that crashes after its deploy', { timeout: 180_000 }, () => {
+  it("logs keep the crashed dyno's last lines once it is replaced; ps says it crashed", async () => {
+    const set = await cli(s, ['config:set', 'CRASH_AFTER_MS=4000', '-a', app]);
+    expect(set.code, set.stderr).toBe(0);
+    const first = (await ps(s, app)).find((d) => d.name === 'web.1' && d.release === 'v2');
+    expect(first).toBeDefined();
+    // The first crash is replaced at once (no backoff): another job is web.1.
+    await waitFor(
+      'web.1 replaced after its crash',
+      async () => {
+        const web = (await ps(s, app)).find((d) => d.name === 'web.1');
+        return web !== undefined && web.id !== first?.id && web.state === 'up' ? true : undefined;
+      },
+      60_000,
+    );
+    const logs = await cli(s, ['logs', '-a', app, '-n', '50']);
+    expect(logs.code, logs.stderr).toBe(0);
+    expect(logs.stdout).toContain('app[web.1]: boom: out of widgets');
+    // The second crash waits out a backoff: ps shows the crash, not a lack of room.
+    await waitFor(
+      'web.1 crashed again',
+      async () =>
+        (await ps(s, app)).some((d) => d.name === 'web.1' && d.state === 'crashed')
+          ? true
+          : undefined,
+      60_000,
+    );
+    const text = await cli(s, ['ps', '-a', app]);
+    expect(text.stdout).toMatch(/web: 1 wanted, 0 up .*web\.1 crashed/);
+    expect(text.stdout).not.toContain('no host with room');
+  });
+});
