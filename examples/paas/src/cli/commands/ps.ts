@@ -140,6 +140,9 @@ export function psCommands(program: Command): void {
         process.once('SIGINT', () => ac.abort());
         process.stderr.write(`Running ${command.join(' ')} on ${app}... `);
         let exit: RunLine['exit'];
+        // The platform's own lines (the exit, dropped lines) go to stderr: stdout is the
+        // command's output alone, so `flotilla run cat x > copy` copies x.
+        let lastSystem: string | undefined;
         for await (const text of api.lines(
           'POST',
           `/apps/${p(app)}/dynos`,
@@ -153,14 +156,16 @@ export function psCommands(program: Command): void {
         )) {
           const l = JSON.parse(text) as RunLine;
           if (l.id !== undefined) process.stderr.write(`up, ${l.id}\n`);
-          else if (l.line !== undefined)
-            (l.stream === 'stderr' ? process.stderr : process.stdout).write(`${l.line}\n`);
-          else if (l.exit !== undefined) exit = l.exit;
+          else if (l.line !== undefined) {
+            if (l.stream === 'system') lastSystem = l.line;
+            (l.stream === 'stdout' ? process.stdout : process.stderr).write(`${l.line}\n`);
+          } else if (l.exit !== undefined) exit = l.exit;
         }
         if (exit === undefined)
           throw new PaasError(PaasErrorCodes.API, 'the run ended without an exit status');
         if (exit.code !== 0) {
-          process.stderr.write(`${exit.message}\n`);
+          // Said once: the driver's last line is often this very message.
+          if (exit.message !== lastSystem) process.stderr.write(`${exit.message}\n`);
           process.exitCode = exit.code ?? 1;
         }
       },
