@@ -12,3 +12,20 @@ export const RESERVED_TAG_PREFIX = 'flotilla.';
  * tag.
  */
 export const IMAGE_HOST_TAG = `${RESERVED_TAG_PREFIX}artifact.image`;
+
+/** The most tags a host record holds, and constraints a process type names. */
+export const MAX_TAGS = 64;
+
+/** The longest tag value, in characters. */
+export const MAX_TAG_VALUE_LENGTH = 256;
+
+const TAG_NAME = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
+
+/**
+ * Whether `name` can name a host tag or a constraint: 1 to 63 characters from
+ * `A-Z a-z 0-9 . _ / -`, starting with a letter or digit. The record validators and the host
+ * agent's options check this one rule.
+ */
+export function isValidTagName(name: string): boolean {
+  return TAG_NAME.test(name);
+}

@@ -17,7 +17,13 @@ export type {
   RegisterHostOptions,
 } from './cluster-state.js';
 export { ClusterKeys } from './keys.js';
-export { IMAGE_HOST_TAG, RESERVED_TAG_PREFIX } from './host-tags.js';
+export {
+  IMAGE_HOST_TAG,
+  isValidTagName,
+  MAX_TAG_VALUE_LENGTH,
+  MAX_TAGS,
+  RESERVED_TAG_PREFIX,
+} from './host-tags.js';
 export type { ClusterKey } from './keys.js';
 export { decodeRecord } from './decode.js';
 export type { ClusterRecord } from './decode.js';

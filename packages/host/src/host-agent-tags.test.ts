@@ -145,4 +145,48 @@ describe('HostAgent: host tags from its driver', () => {
     // Nothing was registered by the refused ones.
     expect((await cluster.hosts()).length).toBe(1);
   });
+
+  it('refuses tag names and values the host record cannot hold, as its TSDoc states, naming the tag and what to use', async () => {
+    const driver = new FakeDriver({ runsImages: false });
+    const refused = async (tags: unknown, message: RegExp, path: string): Promise<void> => {
+      let caught: unknown;
+      try {
+        await agent(driver, { tags: tags as Record<string, string> });
+      } catch (err) {
+        caught = err;
+      }
+      expect(isFlotillaError(caught, 'FLOTILLA_HOST_INVALID_OPTIONS'), String(caught)).toBe(true);
+      expect((caught as Error).message).toMatch(message);
+      expect((caught as { path?: string }).path).toBe(path);
+    };
+    const what =
+      /use 1 to 63 characters from A-Z a-z 0-9 \. _ \/ -, starting with a letter or digit/;
+    const long = 'z'.repeat(64);
+    await refused({ [long]: 'a' }, what, `tags.${long}`);
+    await refused({ '': 'a' }, what, 'tags.');
+    await refused({ 'my zone': 'a' }, what, 'tags.my zone');
+    await refused({ 'zone\0': 'a' }, what, 'tags.zone\0');
+    await refused({ '-zone': 'a' }, what, 'tags.-zone');
+    await refused({ '.zone': 'a' }, what, 'tags..zone');
+    await refused({ zoné: 'a' }, what, 'tags.zoné');
+    await refused({ ['x'.repeat(10_000)]: 'a' }, what, `tags.${'x'.repeat(80)}`);
+    const value = /give a string of at most 256 characters without NUL/;
+    await refused({ zone: 'a'.repeat(257) }, value, 'tags.zone');
+    await refused({ zone: 'a\0b' }, value, 'tags.zone');
+    await refused({ zone: 7 }, value, 'tags.zone');
+    await refused({ zone: null }, value, 'tags.zone');
+    // A hundred thousand tags: refused by their count, before any name is looked at.
+    const many = Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`t${i}`, 'x']));
+    await refused(many, /at most 64 tags/, 'tags');
+    // Nothing was registered by the refused ones; names at the limits are fine.
+    expect(await cluster.hosts()).toEqual([]);
+    const edge = {
+      ['z'.repeat(63)]: 'a'.repeat(256),
+      'topology.kubernetes.io/zone': 'a',
+      '9_x': '',
+    };
+    const a = await agent(driver, { tags: edge });
+    await a.start();
+    expect(await registeredTags()).toEqual(edge);
+  });
 });

@@ -5,6 +5,9 @@ import { EventEmitter } from 'eventemitter3';
 import {
   ClusterState,
   isValidId,
+  isValidTagName,
+  MAX_TAG_VALUE_LENGTH,
+  MAX_TAGS,
   type AssignedJob,
   type HostRegistration,
   type JobRecord,
@@ -67,10 +70,11 @@ export interface HostAgentOptions {
   readonly capacity: Resources;
   /**
    * Labels that constraints match and spreading reads (`zone`...): at most 64 with the driver's
-   * (see below), names of 1 to 63 of `A-Z a-z 0-9 . _ / -`. The agent adds what its driver can
+   * (see below), names of 1 to 63 of `A-Z a-z 0-9 . _ / -` starting with a letter or digit,
+   * values strings of at most 256 characters without NUL. The agent adds what its driver can
    * run ({@link driverTags}: `flotilla.artifact.image: 'true'` for a driver that runs images);
-   * names starting with `flotilla.` are the agent's and refused here
-   * (`FLOTILLA_HOST_INVALID_OPTIONS`).
+   * names starting with `flotilla.` are the agent's. Tags that break any of these are refused
+   * by the constructor (`FLOTILLA_HOST_INVALID_OPTIONS`, `path` naming the tag).
    */
   readonly tags?: Readonly<Record<string, string>>;
   /** Ports handed to jobs as `PORT`. */
@@ -149,20 +153,36 @@ function hostTags(
       path: 'tags',
     });
   const names = Object.keys(tags);
-  for (const name of names)
+  // The count first: a million tags are refused without a check of each.
+  const total = names.length + Object.keys(own).length;
+  if (total > MAX_TAGS)
+    throw new HostError(
+      HostErrorCodes.INVALID_OPTIONS,
+      `a host has at most ${MAX_TAGS} tags, and these ${names.length} with the driver's ${Object.keys(own).length} make ${total}: drop some`,
+      { path: 'tags' },
+    );
+  for (const name of names) {
+    const path = `tags.${name.slice(0, 80)}`;
+    if (!isValidTagName(name))
+      throw new HostError(
+        HostErrorCodes.INVALID_OPTIONS,
+        `tag name ${describe(name)} is not valid: use 1 to 63 characters from A-Z a-z 0-9 . _ / -, starting with a letter or digit`,
+        { path },
+      );
     if (name.startsWith(RESERVED_TAG_PREFIX))
       throw new HostError(
         HostErrorCodes.INVALID_OPTIONS,
         `tag ${describe(name)} starts with ${RESERVED_TAG_PREFIX}, which names what the agent's driver can run (the agent sets those itself): rename it`,
-        { path: `tags.${name.slice(0, 80)}` },
+        { path },
       );
-  const total = names.length + Object.keys(own).length;
-  if (total > 64)
-    throw new HostError(
-      HostErrorCodes.INVALID_OPTIONS,
-      `a host has at most 64 tags, and these ${names.length} with the driver's ${Object.keys(own).length} make ${total}: drop some`,
-      { path: 'tags' },
-    );
+    const value: unknown = tags[name];
+    if (typeof value !== 'string' || value.length > MAX_TAG_VALUE_LENGTH || value.includes('\0'))
+      throw new HostError(
+        HostErrorCodes.INVALID_OPTIONS,
+        `tag ${describe(name)} has the value ${describe(value)}: give a string of at most ${MAX_TAG_VALUE_LENGTH} characters without NUL`,
+        { path },
+      );
+  }
   return { ...tags, ...own };
 }
 

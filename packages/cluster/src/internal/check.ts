@@ -1,4 +1,5 @@
 import { ClusterError, ClusterErrorCodes } from '../errors.js';
+import { isValidTagName, MAX_TAG_VALUE_LENGTH, MAX_TAGS } from '../host-tags.js';
 import { isValidId, type IdKind } from '../ids.js';
 
 /** Field checks shared by every record parser; each throws INVALID_RECORD naming the field. */
@@ -63,18 +64,17 @@ export function optional<T>(v: unknown, check: (v: unknown) => T): T | undefined
   return v === undefined ? undefined : check(v);
 }
 
-const TAG_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
-
 /** A record of string labels (host tags, constraints): at most 64, keys `A-Z a-z 0-9 . _ / -`. */
 export function labels(v: unknown, path: string): Record<string, string> {
   const o = object(v, path);
   const entries = Object.entries(o);
-  if (entries.length > 64) fail(path, `must have at most 64 entries, got ${entries.length}`);
+  if (entries.length > MAX_TAGS)
+    fail(path, `must have at most ${MAX_TAGS} entries, got ${entries.length}`);
   const out: Record<string, string> = {};
   for (const [k, val] of entries) {
-    if (!TAG_KEY.test(k))
+    if (!isValidTagName(k))
       fail(`${path}.${k}`, 'is not a valid label name (1-63 of A-Z a-z 0-9 . _ / -)');
-    out[k] = string(val, `${path}.${k}`, 256);
+    out[k] = string(val, `${path}.${k}`, MAX_TAG_VALUE_LENGTH);
   }
   return out;
 }
