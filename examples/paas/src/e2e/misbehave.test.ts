@@ -63,7 +63,7 @@ describe('what the CLI tells a hostile user', { timeout: 120_000 }, () => {
     }
   });
 
-  it('an unknown app is named, with the command that lists them', async () => {
+  it('an unknown app is named, in words a CLI user can act on (no API method name)', async () => {
     const r = await cli(s, ['apps:info', '-a', 'nope']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('there is no app nope');

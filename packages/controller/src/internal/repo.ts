@@ -352,7 +352,7 @@ function byCreation(kvs: KeyValue[]): KeyValue[] {
 export function notFound(app: string): ControllerError {
   return new ControllerError(
     ControllerErrorCodes.APP_NOT_FOUND,
-    `there is no app ${app}: check the name (listApps) or create it`,
+    `there is no app ${app}: check the name against the list of apps, or create it`,
     { app },
   );
 }
