@@ -92,6 +92,15 @@ export function psCommands(program: Command): void {
           ...(m[3] === undefined ? {} : { size: m[3] }),
         };
       });
+      const seen = new Set<string>();
+      for (const u of updates) {
+        if (seen.has(u.type))
+          throw new PaasError(
+            PaasErrorCodes.INVALID_REQUEST,
+            `${u.type} is given twice: give each process type once (web=3 worker=1)`,
+          );
+        seen.add(u.type);
+      }
       const { api, app } = await appContext(o);
       const formation = await step(`Scaling ${app}`, () =>
         api.request<{ type: string; quantity: number; size: string }[]>(
