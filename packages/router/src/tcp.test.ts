@@ -1,7 +1,9 @@
 // TCP routes: a listener per route port, forwarding to ready backends, changed live.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Harness, waitFor } from './test-support/harness.js';
+import { Harness, must, waitFor } from './test-support/harness.js';
 
 let h: Harness;
 beforeEach(() => {
@@ -125,5 +127,70 @@ describe('TCP routes', () => {
     const [err] = await warned;
     expect(err.code).toBe('FLOTILLA_ROUTER_LISTEN_FAILED');
     expect(router.state).toBe('running');
+  });
+
+  it('reads no more of a client than 64 KiB while the backend connect hangs', async () => {
+    // A backend whose accept queue is full (its process stopped): the router's SYN is
+    // dropped, and its connect hangs as it would to a host that went away without a trace.
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const s = require('net').createServer((c) => {
+           let n = 0;
+           c.on('data', (d) => (n += d.length));
+           c.on('end', () => n > 0 && console.log('got ' + n));
+         });
+         s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+           console.log(s.address().port);
+           process.kill(process.pid, 'SIGSTOP');
+         });`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    h.defer(() => child.kill('SIGKILL'));
+    const [line] = (await once(must(child.stdout), 'data')) as [Buffer];
+    const stuck = Number(line.toString().trim());
+    for (let i = 0; i < 4; i++) {
+      const s = net.connect(stuck, '127.0.0.1');
+      s.on('error', () => undefined);
+      h.defer(() => s.destroy());
+    }
+    await h.discovery.register({
+      service: 'stuck',
+      id: 'stuck-1',
+      addr: `127.0.0.1:${stuck}`,
+      ready: true,
+      ttlMs: 60_000,
+    });
+    const port = await freePort();
+    const router = h.router({ connectTimeoutMs: 60_000 });
+    await router.setRoute({ type: 'tcp', port, service: 'stuck' });
+    await router.listen({ tcp: { host: '127.0.0.1' } });
+    const c = net.connect(port, '127.0.0.1');
+    c.on('error', () => undefined);
+    h.defer(() => c.destroy());
+    await once(c, 'connect');
+    const sent = 64 * 1024 * 1024;
+    c.write(Buffer.alloc(sent));
+    // The router stops reading: what the client wrote stays with it, all but what the socket
+    // buffers between them hold (before, the router took all 64 MiB).
+    let last = -1;
+    await expect
+      .poll(
+        () => {
+          const stable = c.writableLength === last;
+          last = c.writableLength;
+          return stable;
+        },
+        { interval: 300, timeout: 15_000 },
+      )
+      .toBe(true);
+    expect(c.writableLength).toBeGreaterThan(sent / 2);
+    // Once the backend answers, every byte goes through.
+    const got = once(must(child.stdout), 'data') as Promise<[Buffer]>;
+    process.kill(must(child.pid), 'SIGCONT');
+    c.end();
+    expect((await got)[0].toString().trim()).toBe(`got ${sent}`);
   });
 });

@@ -11,6 +11,13 @@ export interface TcpPlane {
 }
 
 /**
+ * Client bytes held while no backend connection is up yet: past this, the client is read no
+ * more until one is (it sent on at full speed during a connect that hangs, up to
+ * `connectTimeoutMs` for each backend tried, and all of it was held).
+ */
+const MAX_PENDING_BYTES = 64 * 1024;
+
+/**
  * Forwards one client connection of a TCP route to a ready backend of `service`; a backend
  * that refuses (or does not answer in time) is counted as failed and the next one is tried,
  * before any client byte is forwarded.
@@ -18,9 +25,13 @@ export interface TcpPlane {
 export function forwardTcp(client: net.Socket, service: string, plane: TcpPlane): void {
   const tried = new Set<Backend>();
   const pending: Buffer[] = [];
+  let pendingBytes = 0;
   let closed = false;
   const onData = (chunk: Buffer): void => {
     pending.push(chunk);
+    pendingBytes += chunk.length;
+    // The pipe set up on connect resumes it.
+    if (pendingBytes >= MAX_PENDING_BYTES) client.pause();
   };
   client.on('data', onData);
   client.on('error', () => client.destroy());
@@ -57,6 +68,7 @@ export function forwardTcp(client: net.Socket, service: string, plane: TcpPlane)
       client.removeListener('data', onData);
       for (const chunk of pending) up.write(chunk);
       pending.length = 0;
+      pendingBytes = 0;
       up.pipe(client);
       client.pipe(up);
       client.once('close', () => up.destroy());
