@@ -4,6 +4,7 @@ import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  api,
   cli,
   commitAll,
   ps,
@@ -74,6 +75,15 @@ describe('what the CLI tells a hostile user', { timeout: 120_000 }, () => {
     const r = await cli(s, ['ps:scale', 'web=1', 'web=2', '-a', app]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('web is given twice');
+    // The API too: Heroku's batch update names each type once.
+    const batch = await api<{ message: string }>(s, 'PATCH', `/apps/${app}/formation`, {
+      updates: [
+        { type: 'web', quantity: 1 },
+        { type: 'web', quantity: 2 },
+      ],
+    });
+    expect(batch.status).toBe(422);
+    expect(batch.body.message).toContain('each process type once');
     expect((await ps(s, app)).filter((d) => d.type === 'web')).toHaveLength(1);
   });
 

@@ -55,7 +55,14 @@ export const formationUpdate = z.strictObject({
 
 /** `PATCH /apps/{app}/formation`: Heroku's batch update. */
 export const formationBatchBody = z.strictObject({
-  updates: z.array(formationUpdate).min(1, 'give at least one update').max(100),
+  updates: z
+    .array(formationUpdate)
+    .min(1, 'give at least one update')
+    .max(100)
+    .refine(
+      (u) => new Set(u.map((x) => x.type)).size === u.length,
+      'give each process type once (two updates of one type would leave the last silently)',
+    ),
 });
 
 /** `PATCH /apps/{app}/formation/{type}`. */
