@@ -27,7 +27,11 @@ async function main(): Promise<number> {
   const deploys = updates.filter((u) => DEPLOY_REFS.has(u.ref));
   for (const u of updates) {
     if (!DEPLOY_REFS.has(u.ref))
-      console.log(`flotilla: ${u.ref} is stored, not deployed: push to main or master to deploy`);
+      console.log(
+        ZERO.test(u.sha)
+          ? `flotilla: ${u.ref} is deleted (only main or master deploy: nothing changes)`
+          : `flotilla: ${u.ref} is stored, not deployed: push to main or master to deploy`,
+      );
   }
   if (deploys.length > 1) {
     console.log('flotilla: push main or master, not both at once');
