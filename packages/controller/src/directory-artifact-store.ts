@@ -59,7 +59,8 @@ export class DirectoryArtifactStore implements ArtifactStore {
     try {
       await copyFile(path, temp);
       const hash = createHash('sha256');
-      await pipeline(createReadStream(temp), hash, { signal: options.signal });
+      const read = createReadStream(temp);
+      await pipeline(read, hash, { signal: options.signal });
       const digest = hash.digest('hex');
       if (options.sha256 !== undefined && options.sha256 !== digest)
         throw new ControllerError(
@@ -67,16 +68,22 @@ export class DirectoryArtifactStore implements ArtifactStore {
           `artifact ${path} has sha256 ${digest}, not the expected ${options.sha256}: it changed after it was built; build again`,
           { path: 'sha256' },
         );
-      const existing = await this.stat(digest);
-      if (existing !== undefined) {
-        // Stored again now: its createdAt says so, so that a collection (or an app's destroy)
-        // that found no build naming it does not delete it while this put's build records it.
-        const now = new Date();
-        await utimes(this.#file(digest), now, now).catch(() => undefined);
-        const again = await this.stat(digest);
-        if (again !== undefined) return again;
-        // Deleted meanwhile (collected): stored anew below.
-      }
+      // Stored already: one call. A file under a digest name is whole (only a rename makes one)
+      // and holds that digest's bytes, so its size is the temp's; utimes makes it new, so that
+      // a collection (or an app's destroy) that found no build naming it does not delete it
+      // while this put's build records it. If it finds none (never stored, or collected since:
+      // ENOENT), or cannot touch it, the bytes are stored below; a rename over a copy stored
+      // meanwhile by a concurrent put replaces it with the same bytes. A delete after this call
+      // removes it, as after any put.
+      const now = Date.now();
+      // Half a ms on: stat() reads it back, floored, as `now` (the time set reads back a
+      // microsecond off either way).
+      const at = (now + 0.5) / 1000;
+      const touched = await utimes(this.#file(digest), at, at).then(
+        () => true,
+        () => false,
+      );
+      if (touched) return { digest, size: read.bytesRead, createdAt: now };
       await rename(temp, this.#file(digest));
       const info = await this.stat(digest);
       if (info === undefined)
@@ -106,7 +113,8 @@ export class DirectoryArtifactStore implements ArtifactStore {
       if (err.code === 'ENOENT') return undefined;
       throw err;
     });
-    return s === undefined ? undefined : { digest, size: s.size, createdAt: s.mtimeMs };
+    // Whole ms, floored: never after the clock's now (see put).
+    return s === undefined ? undefined : { digest, size: s.size, createdAt: Math.floor(s.mtimeMs) };
   }
 
   async open(digest: string): Promise<Readable> {
