@@ -274,9 +274,13 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
     }
   }
 
-  /** Resolves once nothing is left to plan and no commit is in flight. */
+  /**
+   * Resolves once nothing is left to plan and no commit is in flight; at once when the
+   * scheduler is stopped or failed (nothing will plan any more).
+   */
   idle(): Promise<void> {
-    if (this.#quiet()) return Promise.resolve();
+    if (this.#quiet() || this.#state === 'stopped' || this.#state === 'failed')
+      return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
