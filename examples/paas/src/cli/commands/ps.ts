@@ -28,18 +28,33 @@ interface FormationJson {
 }
 
 /**
- * A line per process type with fewer dynos up than its formation asks for: dynos that cannot
- * be placed wait for room, and without this `ps` just listed fewer of them.
+ * A line per process type with fewer dynos up than its formation asks for, saying why: dynos
+ * that crashed (restarted after a backoff), dynos on their way up, and dynos that cannot be
+ * placed (they wait for room). Without it `ps` just listed fewer of them.
  */
 export function missingDynos(
   formation: readonly FormationJson[],
-  dynos: readonly Pick<DynoJson, 'type' | 'state'>[],
+  dynos: readonly Pick<DynoJson, 'name' | 'type' | 'state'>[],
 ): string {
   let out = '';
   for (const f of formation) {
-    const up = dynos.filter((d) => d.type === f.type && d.state === 'up').length;
-    if (up < f.quantity)
-      out += `${f.type}: ${f.quantity} wanted, ${up} up (one that finds no host with room waits: see \`flotilla hosts\` and the server log)\n`;
+    const mine = dynos.filter((d) => d.type === f.type);
+    const up = mine.filter((d) => d.state === 'up').length;
+    if (up >= f.quantity) continue;
+    const crashed = mine.filter((d) => d.state === 'crashed').map((d) => d.name);
+    const coming = mine.filter((d) => d.state === 'pending' || d.state === 'starting').length;
+    const unplaced = f.quantity - up - crashed.length - coming;
+    const why: string[] = [];
+    if (crashed.length > 0)
+      why.push(
+        `${crashed.join(', ')} crashed: see \`flotilla logs -p ${f.type}\`; restarted after a backoff`,
+      );
+    if (coming > 0) why.push(`${coming} starting`);
+    if (unplaced > 0)
+      why.push(
+        `${unplaced} not placed: one that finds no host with room waits: see \`flotilla hosts\` and the server log`,
+      );
+    out += `${f.type}: ${f.quantity} wanted, ${up} up (${why.join('; ')})\n`;
   }
   return out;
 }
