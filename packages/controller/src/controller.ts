@@ -299,6 +299,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
           app: r.app,
           jobId: r.id,
           processType: r.type,
+          index: r.index,
           release: r.release,
           host: r.hostId,
           state: change.job.state,

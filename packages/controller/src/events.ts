@@ -40,6 +40,8 @@ export interface ControllerEventMap {
     readonly jobId: string;
     /** The process type (`web`). */
     readonly processType: string;
+    /** Its number within the type: the dyno is `<processType>.<index>` (`web.1`). */
+    readonly index: number;
     readonly release: string;
     readonly host: string;
     readonly state: JobState;

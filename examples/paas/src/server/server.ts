@@ -320,6 +320,9 @@ export class FlotillaServer implements AsyncDisposable {
       });
       ref.controller = controller;
       controller.on('error', (err) => logger.warn({ err }, 'controller'));
+      // Ended dynos, for their last lines in `flotilla logs` once they are replaced.
+      controller.on('job.state', (ev) => logs.observe(ev));
+      controller.on('app.destroyed', (ev) => logs.observe(ev));
       // Build steps of a server SIGKILLed mid-build still run: end them before building again.
       await sweepDeadBuildSteps(logger.child({ c: 'build-sweep' }));
       await controller.start();

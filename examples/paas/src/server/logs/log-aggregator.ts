@@ -24,6 +24,17 @@ export interface LogAggregatorOptions {
   readonly logger: Logger;
 }
 
+/** How many ended dynos of each app {@link LogAggregator} remembers for their last lines. */
+export const ENDED_PER_APP = 20;
+
+/** A dyno whose lines can be read: its job id, host, type and name (`web.1`). */
+interface LogSource {
+  readonly id: string;
+  readonly host: string;
+  readonly type: string;
+  readonly name: string;
+}
+
 /** What {@link LogAggregator.read} reads. */
 export interface LogReadRequest {
   /** How many of the newest lines first. */
@@ -43,9 +54,38 @@ export interface LogReadRequest {
  */
 export class LogAggregator implements JobLogSource {
   readonly #o: LogAggregatorOptions;
+  /** Dynos that ended lately, by app then job id: their agents keep their last lines. */
+  readonly #ended = new Map<string, Map<string, LogSource>>();
 
   constructor(options: LogAggregatorOptions) {
     this.#o = options;
+  }
+
+  /**
+   * Takes the controller's events (`job.state`, `app.destroyed`): a dyno that ended (crashed,
+   * stopped) is remembered, so that {@link read} still prints its last lines once another job
+   * replaced it (a crash's last words were gone from `flotilla logs` as soon as the dyno was
+   * restarted). The last {@link ENDED_PER_APP} of each app are kept.
+   */
+  observe(ev: ControllerEvent): void {
+    if (ev.type === 'app.destroyed') {
+      this.#ended.delete(ev.app);
+      return;
+    }
+    if (ev.type !== 'job.state' || (ev.state !== 'crashed' && ev.state !== 'down')) return;
+    let jobs = this.#ended.get(ev.app);
+    if (jobs === undefined) this.#ended.set(ev.app, (jobs = new Map()));
+    jobs.delete(ev.jobId);
+    jobs.set(ev.jobId, {
+      id: ev.jobId,
+      host: ev.host,
+      type: ev.processType,
+      name: `${ev.processType}.${ev.index}`,
+    });
+    for (const id of jobs.keys()) {
+      if (jobs.size <= ENDED_PER_APP) break;
+      jobs.delete(id);
+    }
   }
 
   /** The last `lines` lines of one job, as text. */
@@ -69,10 +109,15 @@ export class LogAggregator implements JobLogSource {
     const matches = (type: string, name: string): boolean =>
       (r.type === undefined || type === r.type) && (r.dyno === undefined || name === r.dyno);
     const dynos = (await this.#o.dynos(app, r.signal)).filter((d) => matches(d.type, d.name));
+    // Dynos that ended lately and are no longer listed (replaced) are read too.
+    const listed = new Set(dynos.map((d) => d.id));
+    const ended = [...(this.#ended.get(app)?.values() ?? [])].filter(
+      (d) => !listed.has(d.id) && matches(d.type, d.name),
+    );
     // The newest lines of each dyno, merged by time.
     const recent: { l: LogLine; name: string }[] = [];
     await Promise.all(
-      dynos.map(async (d) => {
+      [...dynos, ...ended].map(async (d) => {
         try {
           for await (const l of this.#jobLines(d.host, d.id, r.lines, false, r.signal))
             recent.push({ l, name: d.name });
