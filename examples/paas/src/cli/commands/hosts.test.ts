@@ -1,7 +1,7 @@
 // `hosts:drain --deadline` durations and the DRAIN column of `hosts`.
 import { MAX_DRAIN_DEADLINE_MS } from '@flotilla/cluster';
 import { describe, expect, it } from 'vitest';
-import { drainColumn, parseDuration } from './hosts.js';
+import { drainColumn, drainingNotes, parseDuration } from './hosts.js';
 
 describe('parseDuration (hosts:drain --deadline)', () => {
   it('reads numbers with units, alone or in a row, as ms', () => {
@@ -52,5 +52,39 @@ describe('drainColumn (hosts)', () => {
     );
     expect(drainColumn({ drain: true })).toBe('');
     expect(drainColumn({ drain: false })).toBe('');
+  });
+});
+
+describe('drainingNotes (ps)', () => {
+  const at = Date.UTC(2026, 11, 2, 4, 10);
+  const dynos = [
+    { name: 'web.1', host: 'a', state: 'up' },
+    { name: 'web.2', host: 'b', state: 'up' },
+    { name: 'web.3', host: 'b', state: 'starting' },
+    { name: 'web.4', host: 'c', state: 'up' },
+    { name: 'web.5', host: 'd', state: 'crashed' },
+  ];
+
+  it("names the app's dynos on each draining host, and when they stop: replaced, deadline, forced", () => {
+    expect(
+      drainingNotes(dynos, [
+        { id: 'a', state: 'up' },
+        { id: 'b', state: 'draining', drain_deadline: at, drain_forced: false },
+        { id: 'c', state: 'draining' },
+        { id: 'd', state: 'draining', drain_deadline: at, drain_forced: true },
+        { id: 'e', state: 'draining', drain_deadline: at, drain_forced: true },
+      ]),
+    ).toBe(
+      'web.2, web.3 on b, draining: each stops once its replacement is up elsewhere, or at its deadline 2026-12-02T04:10:00Z regardless\n' +
+        'web.4 on c, draining: each stops once its replacement is up elsewhere (no deadline)\n',
+    );
+    expect(
+      drainingNotes(dynos, [
+        { id: 'b', state: 'draining', drain_deadline: at, drain_forced: true },
+      ]),
+    ).toBe(
+      'web.2, web.3 on b, draining: its deadline 2026-12-02T04:10:00Z passed: stopped, replacements up or not (forced)\n',
+    );
+    expect(drainingNotes(dynos, [])).toBe('');
   });
 });

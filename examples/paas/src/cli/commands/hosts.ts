@@ -4,7 +4,8 @@ import { PaasError, PaasErrorCodes } from '../../errors.js';
 import { printJson, step, table } from '../output.js';
 import { client, jsonOption, p } from './context.js';
 
-interface HostJson {
+/** A host as `GET /hosts` gives it. */
+export interface HostJson {
   id: string;
   address: string;
   state: string;
@@ -49,6 +50,36 @@ export function drainColumn(
   if (!h.drain || h.drain_deadline === undefined) return '';
   const at = new Date(h.drain_deadline).toISOString().replace(/\.\d{3}Z$/, 'Z');
   return h.drain_forced === true ? `deadline ${at} passed: forced` : `deadline ${at}`;
+}
+
+/**
+ * The lines `ps` adds for an app's dynos on draining hosts: each is stopped once its
+ * replacement is up elsewhere, or when the drain's deadline passes, whichever comes first.
+ */
+export function drainingNotes(
+  dynos: readonly { name: string; host: string; state: string }[],
+  hosts: readonly Pick<HostJson, 'id' | 'state' | 'drain_deadline' | 'drain_forced'>[],
+): string {
+  let out = '';
+  for (const h of hosts) {
+    if (h.state !== 'draining') continue;
+    const names = dynos
+      .filter((d) => d.host === h.id && d.state !== 'down' && d.state !== 'crashed')
+      .map((d) => d.name);
+    if (names.length === 0) continue;
+    const at =
+      h.drain_deadline === undefined
+        ? undefined
+        : new Date(h.drain_deadline).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const what =
+      at === undefined
+        ? 'each stops once its replacement is up elsewhere (no deadline)'
+        : h.drain_forced === true
+          ? `its deadline ${at} passed: stopped, replacements up or not (forced)`
+          : `each stops once its replacement is up elsewhere, or at its deadline ${at} regardless`;
+    out += `${names.join(', ')} on ${h.id}, draining: ${what}\n`;
+  }
+  return out;
 }
 
 /** `hosts`, `hosts:drain`, `hosts:undrain`. */

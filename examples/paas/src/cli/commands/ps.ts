@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { PaasError, PaasErrorCodes } from '../../errors.js';
 import { ago, printJson, step, table } from '../output.js';
 import { appContext, appOption, jsonOption, p, type AppOptions } from './context.js';
+import { drainingNotes, type HostJson } from './hosts.js';
 
 interface DynoJson {
   id: string;
@@ -65,12 +66,13 @@ export function psCommands(program: Command): void {
     .description("list an app's dynos with their state, host and release")
     .action(async (o: AppOptions) => {
       const { api, app } = await appContext(o);
-      const [dynos, formation] = await Promise.all([
+      const [dynos, formation, hosts] = await Promise.all([
         api.get<DynoJson[]>(`/apps/${p(app)}/dynos`),
         o.json ? [] : api.get<FormationJson[]>(`/apps/${p(app)}/formation`),
+        o.json ? [] : api.get<HostJson[]>('/hosts'),
       ]);
       if (o.json) return printJson(dynos);
-      const short = missingDynos(formation, dynos);
+      const short = missingDynos(formation, dynos) + drainingNotes(dynos, hosts);
       if (dynos.length === 0) {
         process.stdout.write(`No dynos on ${app}\n${short}`);
         return;
