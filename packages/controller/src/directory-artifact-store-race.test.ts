@@ -69,6 +69,17 @@ describe('DirectoryArtifactStore.put of a digest stored already', () => {
     expect(await store.stat(digest)).toEqual(again);
   });
 
+  it('a time set in whole ms (by a put, or by hand) reads back as set, for any ms', async () => {
+    await store.put(src);
+    const file = join(dir, 'store', `${digest}.tgz`);
+    const base = Date.now();
+    for (let i = 0; i < 500; i++) {
+      const at = new Date(base - i * 86_400_007 - i);
+      await fsp.utimes(file, at, at);
+      expect((await store.stat(digest))?.createdAt).toBe(at.getTime());
+    }
+  });
+
   it('deleted between the hash and the touch (collected): stored anew, not answered as there', async () => {
     await store.put(src);
     beforeUtimes = async () => {

@@ -76,10 +76,7 @@ export class DirectoryArtifactStore implements ArtifactStore {
       // meanwhile by a concurrent put replaces it with the same bytes. A delete after this call
       // removes it, as after any put.
       const now = Date.now();
-      // Half a ms on: stat() reads it back, floored, as `now` (the time set reads back a
-      // microsecond off either way).
-      const at = (now + 0.5) / 1000;
-      const touched = await utimes(this.#file(digest), at, at).then(
+      const touched = await utimes(this.#file(digest), now / 1000, now / 1000).then(
         () => true,
         () => false,
       );
@@ -113,8 +110,10 @@ export class DirectoryArtifactStore implements ArtifactStore {
       if (err.code === 'ENOENT') return undefined;
       throw err;
     });
-    // Whole ms, floored: never after the clock's now (see put).
-    return s === undefined ? undefined : { digest, size: s.size, createdAt: Math.floor(s.mtimeMs) };
+    // To 10 µs: a time set in ms (by put) reads back a microsecond off, and is given as set.
+    return s === undefined
+      ? undefined
+      : { digest, size: s.size, createdAt: Math.round(s.mtimeMs * 100) / 100 };
   }
 
   async open(digest: string): Promise<Readable> {
