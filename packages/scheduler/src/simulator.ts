@@ -11,7 +11,8 @@ import {
   type Resources,
 } from '@flotilla/cluster';
 import { listAndWatch, MemoryStore, type Store } from '@flotilla/store';
-import { PartitionableStore } from '@flotilla/store/testing';
+// Not '@flotilla/store/testing': that entry loads vitest (the contract suite), an optional peer.
+import { PartitionableStore } from '@flotilla/store/testing/partitionable-store';
 import { SchedulerError, SchedulerErrorCodes } from './errors.js';
 import { rng } from './internal/rng.js';
 import type { PlannerOptions } from './planner.js';
