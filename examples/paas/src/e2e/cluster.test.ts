@@ -36,11 +36,25 @@ const app = 'e2e-cluster';
 
 beforeAll(async () => {
   store = await etcdStore('paas');
-  server = await startServer({ args: ['--store', store, '--host-id', 'host-a', '--stop-jobs'] });
+  // Room for 4 standard dynos on each host (--host-cpu 2000), so that 'no host with room' is
+  // reached with few dynos on any machine.
+  server = await startServer({
+    args: ['--store', store, '--host-id', 'host-a', '--stop-jobs', '--host-cpu', '2000'],
+  });
   // host-b advertises a name, not the address it listens on: it and its jobs are dialled there.
   host = await startServer({
     command: 'host',
-    args: ['--store', store, '--host-id', 'host-b', '--stop-jobs', '--advertise-host', 'localhost'],
+    args: [
+      '--store',
+      store,
+      '--host-id',
+      'host-b',
+      '--stop-jobs',
+      '--advertise-host',
+      'localhost',
+      '--host-cpu',
+      '2000',
+    ],
     env: { FLOTILLA_TOKEN: server.token },
   });
 }, 120_000);
@@ -146,7 +160,7 @@ describe('two host agents on one etcd', { timeout: 180_000 }, () => {
 
   it('dynos that find no host with room: ps says how many are missing, the server log why', async () => {
     const s = server as TestServer;
-    // Two hosts of (cores x 1000) millicores each, standard dynos of 500: one dyno more than fits.
+    // Two hosts of 2000 millicores each, standard dynos of 500: one dyno more than fits.
     const cpu = JSON.parse((await cli(s, ['hosts', '--json'])).stdout) as {
       capacity: { cpu: number };
     }[];

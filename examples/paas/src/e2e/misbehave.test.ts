@@ -1,6 +1,7 @@
 // A hostile user's session, and an app that misbehaves after its deploy: what `run`, `ps`,
 // `logs`, `ps:scale`, `-a` and a branch deletion tell the user. Each case failed before its fix.
 import { appendFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -94,6 +95,32 @@ describe('what the CLI tells a hostile user', { timeout: 120_000 }, () => {
     expect(del.code, del.stderr).toBe(0);
     expect(del.stderr).toContain('refs/heads/feature is deleted');
     expect(del.stderr).not.toContain('stored, not deployed');
+  });
+});
+
+describe('the embedded host on a small machine', { timeout: 180_000 }, () => {
+  it('runs more standard dynos than twice its cores (local processes share the CPUs)', async () => {
+    // A standard dyno books 500 CPU millis; the host offered 1000 per core, so a 2-core laptop
+    // ran 4 dynos in all: a third app (or a rolling deploy of a scaled one) waited for room.
+    const many = 'e2e-many';
+    const repo2 = await sampleRepo(s, 'static');
+    expect((await cli(s, ['create', many], repo2)).code).toBe(0);
+    const push = await run('git', ['push', 'flotilla', 'main'], {
+      cwd: repo2,
+      env: s.env,
+      timeoutMs: 180_000,
+    });
+    expect(push.code, push.stderr).toBe(0);
+    const want = availableParallelism() * 2 + 1;
+    const scale = await cli(s, ['ps:scale', `web=${want}`, '-a', many]);
+    expect(scale.code, scale.stderr).toBe(0);
+    await waitFor(
+      `${want} web dynos up`,
+      async () =>
+        (await ps(s, many)).filter((d) => d.state === 'up').length === want ? true : undefined,
+      60_000,
+    );
+    expect((await cli(s, ['apps:destroy', '--confirm', many, '-a', many])).code).toBe(0);
   });
 });
 

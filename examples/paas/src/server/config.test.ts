@@ -1,3 +1,4 @@
+import { availableParallelism, totalmem } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { parseStoreUrl, resolveServerConfig, urlHost } from './config.js';
 
@@ -30,6 +31,10 @@ describe('resolveServerConfig', () => {
     [{ hostId: 'a/b' }, /hostId: must be a DNS label/],
     [{ jobPorts: '9000-80' }, /jobPorts/],
     [{ dataDir: 'a\0b' }, /dataDir: must not contain NUL/],
+    [{ hostCpu: '0' }, /hostCpu: must be at least 1/],
+    [{ hostCpu: '1.5' }, /hostCpu: must be a whole number/],
+    [{ hostCpu: 'lots' }, /hostCpu/],
+    [{ hostMemory: '-5' }, /hostMemory/],
   ])('refuses %o with a message naming the option', (flags, message) => {
     expect(() => resolveServerConfig(flags, {})).toThrow(message);
     try {
@@ -37,6 +42,22 @@ describe('resolveServerConfig', () => {
     } catch (err) {
       expect(err).toMatchObject({ code: 'FLOTILLA_PAAS_INVALID_REQUEST' });
     }
+  });
+});
+
+describe("the host's capacity", () => {
+  it('is --host-cpu/--host-memory (or FLOTILLA_HOST_*), else per core: 4000 for local processes, 1000 for Docker', () => {
+    const cores = availableParallelism();
+    expect(resolveServerConfig({}, {}).capacity.cpu).toBe(cores * 4000);
+    expect(resolveServerConfig({ driver: 'docker' }, {}).capacity.cpu).toBe(cores * 1000);
+    expect(resolveServerConfig({}, {}).capacity.memory).toBe(Math.floor(totalmem() / 2 ** 20));
+    expect(resolveServerConfig({ hostCpu: '1500', hostMemory: '2048' }, {}).capacity).toEqual({
+      cpu: 1500,
+      memory: 2048,
+    });
+    expect(
+      resolveServerConfig({}, { FLOTILLA_HOST_CPU: '750', FLOTILLA_HOST_MEMORY: '100' }).capacity,
+    ).toEqual({ cpu: 750, memory: 100 });
   });
 });
 

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { validate } from './http/body.js';
@@ -41,6 +41,14 @@ export interface ServerConfig {
   readonly hostId: string;
   /** The ports the host agent hands to jobs. */
   readonly jobPorts: { readonly from: number; readonly to: number };
+  /**
+   * What the host agent offers the scheduler (`--host-cpu`, `--host-memory`): CPU millis and
+   * memory MiB that dynos book by their size (standard: 500 millis, 512 MiB). By default,
+   * with the process driver 4000 millis per core (local processes share the CPUs, and most
+   * dynos idle: 1000 per core ran 4 standard dynos in all on a 2-core machine), with Docker
+   * 1000 per core; memory is the machine's.
+   */
+  readonly capacity: { readonly cpu: number; readonly memory: number };
   /** Whether jobs are stopped when the server exits (by default they keep running and are adopted at the next start). */
   readonly stopJobsOnExit: boolean;
   /** pino's level for the logs on stderr. */
@@ -102,6 +110,18 @@ const raw = z.object({
       (r) => r.from >= 1024 && r.to <= 65535 && r.from <= r.to,
       'must be within 1024-65535, low to high',
     ),
+  hostCpu: z.coerce
+    .number({ error: 'must be a number of CPU millis (1000 per core)' })
+    .int('must be a whole number of CPU millis (1000 per core)')
+    .min(1, 'must be at least 1 (CPU millis, 1000 per core)')
+    .max(10_000_000, 'must be at most 10000000 (CPU millis, 1000 per core)')
+    .optional(),
+  hostMemory: z.coerce
+    .number({ error: 'must be a number of MiB' })
+    .int('must be a whole number of MiB')
+    .min(1, 'must be at least 1 (MiB)')
+    .max(1_000_000_000, 'must be at most 1000000000 (MiB)')
+    .optional(),
   stopJobsOnExit: z.boolean(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
@@ -130,6 +150,10 @@ export interface ServerFlags {
   hostId?: string;
   /** `--job-ports`. */
   jobPorts?: string;
+  /** `--host-cpu`. */
+  hostCpu?: string;
+  /** `--host-memory`. */
+  hostMemory?: string;
   /** `--stop-jobs`. */
   stopJobs?: boolean;
   /** `--log-level`. */
@@ -157,6 +181,8 @@ export function resolveServerConfig(
     driver: flags.driver ?? env.FLOTILLA_DRIVER ?? 'process',
     hostId: flags.hostId ?? env.FLOTILLA_HOST_ID ?? defaultHostId(),
     jobPorts: flags.jobPorts ?? env.FLOTILLA_JOB_PORTS ?? '20000-20999',
+    hostCpu: flags.hostCpu ?? emptyToUndefined(env.FLOTILLA_HOST_CPU),
+    hostMemory: flags.hostMemory ?? emptyToUndefined(env.FLOTILLA_HOST_MEMORY),
     stopJobsOnExit: flags.stopJobs ?? false,
     logLevel: flags.logLevel ?? env.FLOTILLA_LOG_LEVEL ?? 'info',
   });
@@ -186,6 +212,10 @@ export function resolveServerConfig(
     driver: r.driver,
     hostId: r.hostId,
     jobPorts: r.jobPorts,
+    capacity: {
+      cpu: r.hostCpu ?? availableParallelism() * (r.driver === 'process' ? 4000 : 1000),
+      memory: r.hostMemory ?? Math.floor(totalmem() / 2 ** 20),
+    },
     stopJobsOnExit: r.stopJobsOnExit,
     logLevel: r.logLevel,
     roles,

@@ -1,5 +1,4 @@
 import { mkdir } from 'node:fs/promises';
-import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isFlotillaError, type Logger } from '@flotilla/core';
@@ -180,7 +179,7 @@ export class FlotillaServer implements AsyncDisposable {
         driver: d,
         discovery,
         address: apiBase().slice('http://'.length),
-        capacity: { cpu: availableParallelism() * 1000, memory: Math.floor(totalmem() / 2 ** 20) },
+        capacity: config.capacity,
         ports: config.jobPorts,
         artifacts: cache,
         workDir: dir('run'),

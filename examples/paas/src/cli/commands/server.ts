@@ -36,6 +36,14 @@ export function serverCommands(program: Command): void {
       'ports handed to jobs (FLOTILLA_JOB_PORTS, default 20000-20999)',
     )
     .option(
+      '--host-cpu <millis>',
+      'CPU millis this host offers dynos, 1000 per core (FLOTILLA_HOST_CPU; default 4000 per core with the process driver, 1000 with docker)',
+    )
+    .option(
+      '--host-memory <MiB>',
+      "memory this host offers dynos (FLOTILLA_HOST_MEMORY; default the machine's)",
+    )
+    .option(
       '--stop-jobs',
       'stop every job when the server exits (default: they keep running and are adopted at the next start)',
     )
@@ -70,6 +78,14 @@ export function serverCommands(program: Command): void {
     .option(
       '--job-ports <from-to>',
       'ports handed to jobs (FLOTILLA_JOB_PORTS, default 20000-20999)',
+    )
+    .option(
+      '--host-cpu <millis>',
+      'CPU millis this host offers dynos, 1000 per core (FLOTILLA_HOST_CPU; default 4000 per core with the process driver, 1000 with docker)',
+    )
+    .option(
+      '--host-memory <MiB>',
+      "memory this host offers dynos (FLOTILLA_HOST_MEMORY; default the machine's)",
     )
     .option('--stop-jobs', 'stop every job when the agent exits')
     .action(async (flags: ServerFlags) => {
