@@ -946,7 +946,7 @@ function validBuildId(id: unknown): id is string {
 function buildNotFound(app: string, id: unknown): ControllerError {
   return new ControllerError(
     ControllerErrorCodes.BUILD_NOT_FOUND,
-    `app ${app} has no build ${show(id)}: check the id (listBuilds)`,
+    `app ${app} has no build ${show(id)}: check the id against the list of its builds`,
     { app },
   );
 }
@@ -954,7 +954,7 @@ function buildNotFound(app: string, id: unknown): ControllerError {
 function releaseNotFound(app: string, n: number): ControllerError {
   return new ControllerError(
     ControllerErrorCodes.RELEASE_NOT_FOUND,
-    `app ${app} has no release v${n}: check listReleases`,
+    `app ${app} has no release v${n}: check the number against the list of its releases`,
     { app },
   );
 }

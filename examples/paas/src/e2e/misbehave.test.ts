@@ -70,6 +70,17 @@ describe('what the CLI tells a hostile user', { timeout: 120_000 }, () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('there is no app nope');
     expect(r.stderr).not.toContain('listApps');
+    // A release or build that does not exist: the same.
+    for (const args of [
+      ['rollback', 'v999'],
+      ['releases:info', 'v999'],
+      ['builds:output', 'b-000000000000'],
+    ]) {
+      const missing = await cli(s, [...args, '-a', app]);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toMatch(/has no (release v999|build "?b-000000000000)/);
+      expect(missing.stderr).not.toMatch(/list[A-Z]/);
+    }
   });
 
   it('ps:scale with one type twice is refused, not the last one silently taken', async () => {

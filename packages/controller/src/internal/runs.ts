@@ -105,7 +105,7 @@ export async function startRun(
 function releaseNotFound(app: string, n: number): ControllerError {
   return new ControllerError(
     ControllerErrorCodes.RELEASE_NOT_FOUND,
-    `app ${app} has no release v${n}: check listReleases`,
+    `app ${app} has no release v${n}: check the number against the list of its releases`,
     { app },
   );
 }
