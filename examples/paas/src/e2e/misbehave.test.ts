@@ -1,5 +1,6 @@
 // A hostile user's session, and an app that misbehaves after its deploy: what `run`, `ps`,
 // `logs`, `ps:scale`, `-a` and a branch deletion tell the user. Each case failed before its fix.
+import { spawn } from 'node:child_process';
 import { appendFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import {
   api,
   cli,
   commitAll,
+  MAIN,
   ps,
   removeDir,
   run,
@@ -54,6 +56,31 @@ describe('what the CLI tells a hostile user', { timeout: 120_000 }, () => {
     expect(failed.code).toBe(3);
     expect(failed.stdout).toBe('');
     expect(failed.stderr.match(/exited with code 3/g)).toHaveLength(1);
+  });
+
+  it('run stopped with Ctrl-C ends quietly with 130, and its one-off is stopped', async () => {
+    const child = spawn(process.execPath, [MAIN, 'run', '-a', app, 'echo started; sleep 97'], {
+      env: s.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    await new Promise<void>((resolve) =>
+      child.stdout.setEncoding('utf8').on('data', (c: string) => {
+        stdout += c;
+        if (stdout.includes('started')) resolve();
+      }),
+    );
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(stderr).not.toMatch(/AbortError|DOMException|at /);
+    expect(stderr).toMatch(/run\.\w+ stopped/);
+    // `ps` does not list one-offs: look for its process.
+    await waitFor('the one-off process gone', async () =>
+      (await run('pgrep', ['-f', 'sleep 97'])).code === 1 ? true : undefined,
+    );
   });
 
   it('-a with a name that is no app name says so (it said "no route for GET /")', async () => {

@@ -169,23 +169,32 @@ export function psCommands(program: Command): void {
         // The platform's own lines (the exit, dropped lines) go to stderr: stdout is the
         // command's output alone, so `flotilla run cat x > copy` copies x.
         let lastSystem: string | undefined;
-        for await (const text of api.lines(
-          'POST',
-          `/apps/${p(app)}/dynos`,
-          {
-            command: command.join(' '),
-            ...(Object.keys(env).length > 0 ? { env } : {}),
-            ...(o.size === undefined ? {} : { size: o.size }),
-            ...(o.timeout === undefined ? {} : { timeout: Number(o.timeout) }),
-          },
-          ac.signal,
-        )) {
-          const l = JSON.parse(text) as RunLine;
-          if (l.id !== undefined) process.stderr.write(`up, ${l.id}\n`);
-          else if (l.line !== undefined) {
-            if (l.stream === 'system') lastSystem = l.line;
-            (l.stream === 'stdout' ? process.stdout : process.stderr).write(`${l.line}\n`);
-          } else if (l.exit !== undefined) exit = l.exit;
+        let id: string | undefined;
+        try {
+          for await (const text of api.lines(
+            'POST',
+            `/apps/${p(app)}/dynos`,
+            {
+              command: command.join(' '),
+              ...(Object.keys(env).length > 0 ? { env } : {}),
+              ...(o.size === undefined ? {} : { size: o.size }),
+              ...(o.timeout === undefined ? {} : { timeout: Number(o.timeout) }),
+            },
+            ac.signal,
+          )) {
+            const l = JSON.parse(text) as RunLine;
+            if (l.id !== undefined) process.stderr.write(`up, ${(id = l.id)}\n`);
+            else if (l.line !== undefined) {
+              if (l.stream === 'system') lastSystem = l.line;
+              (l.stream === 'stdout' ? process.stdout : process.stderr).write(`${l.line}\n`);
+            } else if (l.exit !== undefined) exit = l.exit;
+          }
+        } catch (err) {
+          if (!ac.signal.aborted) throw err;
+          // Ctrl-C: the server stops the one-off when the call goes away.
+          process.stderr.write(`\n${id ?? 'the run'} stopped (interrupted)\n`);
+          process.exitCode = 130;
+          return;
         }
         if (exit === undefined)
           throw new PaasError(PaasErrorCodes.API, 'the run ended without an exit status');
