@@ -136,6 +136,20 @@ describe('what the CLI tells a hostile user', { timeout: 120_000 }, () => {
   });
 });
 
+describe('a deploy that fails', { timeout: 120_000 }, () => {
+  it('releases marks its release failed (it looked like any other)', async () => {
+    const set = await cli(s, ['config:set', 'CRASH_AFTER_MS=1', '-a', app]);
+    expect(set.code).toBe(1);
+    const r = await cli(s, ['releases', '-a', app]);
+    expect(r.code, r.stderr).toBe(0);
+    const row = (v: string): string | undefined =>
+      r.stdout.split('\n').find((l) => l.startsWith(`${v} `));
+    expect(row('v2')).toMatch(/^v2\s+failed\s/);
+    expect(row('v1')).toMatch(/^v1\s+live\s/);
+    expect((await cli(s, ['config:unset', 'CRASH_AFTER_MS', '-a', app])).code).toBe(0);
+  });
+});
+
 describe('the embedded host on a small machine', { timeout: 180_000 }, () => {
   it('runs more standard dynos than twice its cores (local processes share the CPUs)', async () => {
     // A standard dyno books 500 CPU millis; the host offered 1000 per core, so a 2-core laptop
@@ -166,7 +180,8 @@ describe('an app that crashes after its deploy', { timeout: 180_000 }, () => {
   it("logs keep the crashed dyno's last lines once it is replaced; ps says it crashed", async () => {
     const set = await cli(s, ['config:set', 'CRASH_AFTER_MS=4000', '-a', app]);
     expect(set.code, set.stderr).toBe(0);
-    const first = (await ps(s, app)).find((d) => d.name === 'web.1' && d.release === 'v2');
+    const live = /done, (v\d+)/.exec(set.stderr)?.[1];
+    const first = (await ps(s, app)).find((d) => d.name === 'web.1' && d.release === live);
     expect(first).toBeDefined();
     // The first crash is replaced at once (no backoff): another job is web.1.
     await waitFor(

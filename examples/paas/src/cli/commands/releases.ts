@@ -13,6 +13,46 @@ interface ReleaseJson {
   createdAt: number;
 }
 
+interface DeploymentJson {
+  release: string;
+  kind: string;
+  status: string;
+  createdAt: number;
+}
+
+/**
+ * What the releases table says of each release beside its description: `live`, or how its
+ * last deploy ended when that kept it from going live (`failed`, `deploying`). A release whose
+ * deploy failed and was rolled back looked like any other.
+ */
+export function releaseStates(
+  releases: readonly Pick<ReleaseJson, 'id'>[],
+  deployments: readonly DeploymentJson[],
+  live: string | undefined,
+): Map<string, string> {
+  const last = new Map<string, DeploymentJson>();
+  for (const d of deployments) {
+    if (d.kind !== 'release') continue;
+    const seen = last.get(d.release);
+    if (seen === undefined || d.createdAt >= seen.createdAt) last.set(d.release, d);
+  }
+  const states = new Map<string, string>();
+  for (const r of releases) {
+    const d = last.get(r.id);
+    states.set(
+      r.id,
+      r.id === live
+        ? 'live'
+        : d?.status === 'running'
+          ? 'deploying'
+          : d?.status === 'failed' || d?.status === 'rolled-back'
+            ? 'failed'
+            : '',
+    );
+  }
+  return states;
+}
+
 /** `releases`, `releases:info`, `rollback`. */
 export function releaseCommands(program: Command): void {
   jsonOption(appOption(program.command('releases')))
@@ -20,18 +60,20 @@ export function releaseCommands(program: Command): void {
     .option('-n, --num <n>', 'how many', '15')
     .action(async (o: AppOptions & { num: string }) => {
       const { api, app } = await appContext(o);
-      const [releases, info] = await Promise.all([
+      const [releases, info, deployments] = await Promise.all([
         api.get<ReleaseJson[]>(`/apps/${p(app)}/releases`),
         api.get<{ liveRelease?: string }>(`/apps/${p(app)}`),
+        o.json ? [] : api.get<DeploymentJson[]>(`/apps/${p(app)}/deployments`),
       ]);
       const shown = releases.slice(0, Number(o.num) || 15);
       if (o.json) return printJson(shown);
+      const states = releaseStates(shown, deployments, info.liveRelease);
       process.stdout.write(
         `=== ${app} Releases\n` +
           table(
             shown.map((r) => [
               r.id,
-              r.id === info.liveRelease ? 'live' : '',
+              states.get(r.id) ?? '',
               r.description,
               r.user ?? '',
               ago(r.createdAt),
