@@ -126,6 +126,17 @@ describe('what the CLI tells a hostile user', { timeout: 120_000 }, () => {
     expect((await ps(s, app)).filter((d) => d.type === 'web')).toHaveLength(1);
   });
 
+  it('create in a repository whose remote points at another app says it repointed it', async () => {
+    const dir = await sampleRepo(s, 'static');
+    expect((await cli(s, ['create', 'e2e-first'], dir)).code).toBe(0);
+    const second = await cli(s, ['create', 'e2e-second'], dir);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toContain('Git remote flotilla now points at e2e-second');
+    expect(second.stderr).toContain('/git/e2e-first.git');
+    for (const a of ['e2e-first', 'e2e-second'])
+      expect((await cli(s, ['apps:destroy', '--confirm', a, '-a', a])).code).toBe(0);
+  });
+
   it('deleting a branch that does not deploy says it was deleted', async () => {
     const store = await run('git', ['push', 'flotilla', 'main:feature'], { cwd: repo, env: s.env });
     expect(store.code, store.stderr).toBe(0);

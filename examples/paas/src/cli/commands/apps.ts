@@ -47,8 +47,12 @@ export function appCommands(program: Command): void {
       if (o.json) printJson(app);
       else process.stdout.write(`${app.web_url ?? app.name} | ${api.url}/git/${app.name}.git\n`);
       if (o.remote !== false && inGitRepo()) {
-        addRemote(api.url, app.name, o.remote);
-        process.stderr.write(`Git remote ${o.remote} added\n`);
+        const was = addRemote(api.url, app.name, o.remote);
+        process.stderr.write(
+          was === undefined
+            ? `Git remote ${o.remote} added\n`
+            : `Git remote ${o.remote} now points at ${app.name} (it pointed at ${was}; git:remote -a <app> -r <name> adds one under another name)\n`,
+        );
       }
     });
 

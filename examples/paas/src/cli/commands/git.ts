@@ -7,13 +7,16 @@ import { appContext, appOption, type AppOptions } from './context.js';
 
 /**
  * Adds (or repoints) a git remote to the app's repository, and a credential helper for the API's
- * URL that answers with the CLI's login, so the token never lands in `.git/config`.
+ * URL that answers with the CLI's login, so the token never lands in `.git/config`. Returns
+ * the URL the remote had when it pointed elsewhere (it was repointed), else undefined.
  */
-export function addRemote(apiUrl: string, app: string, remote: string): void {
+export function addRemote(apiUrl: string, app: string, remote: string): string | undefined {
   const url = `${apiUrl}/git/${app}.git`;
   const git = (...args: string[]): string =>
     execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  let before: string | undefined;
   try {
+    before = git('remote', 'get-url', remote).trim();
     git('remote', 'set-url', remote, url);
   } catch {
     git('remote', 'add', remote, url);
@@ -28,6 +31,7 @@ export function addRemote(apiUrl: string, app: string, remote: string): void {
   }
   git('config', '--local', '--add', key, '');
   git('config', '--local', '--add', key, helper);
+  return before === undefined || before === url ? undefined : before;
 }
 
 /** `git:remote`, and the hidden credential helper git calls. */
