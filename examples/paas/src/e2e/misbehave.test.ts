@@ -58,6 +58,21 @@ describe('what the CLI tells a hostile user', { timeout: 120_000 }, () => {
     expect(failed.stderr.match(/exited with code 3/g)).toHaveLength(1);
   });
 
+  it("run passes the command's own options and keeps each argument whole", async () => {
+    // `run ls -la` was refused as an unknown option '-la' of run; arguments were joined with
+    // spaces, so 'a  b' lost a space and "it's" broke the shell.
+    const ls = await cli(s, ['run', '-a', app, 'ls', '-la', 'server.js']);
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.stdout).toMatch(/^-.* server\.js\n$/);
+    const args = await cli(s, ['run', '-a', app, 'printf', '[%s]', 'a  b', "it's", '$HOME', '*']);
+    expect(args.code, args.stderr).toBe(0);
+    // (a last line without a newline comes back as a line)
+    expect(args.stdout).toBe("[a  b][it's][$HOME][*]\n");
+    // One argument is a shell command line, as before (and as Heroku's run takes it).
+    const line = await cli(s, ['run', '-a', app, 'echo one && echo two']);
+    expect(line.stdout).toBe('one\ntwo\n');
+  });
+
   it('run stopped with Ctrl-C ends quietly with 130, and its one-off is stopped', async () => {
     const child = spawn(process.execPath, [MAIN, 'run', '-a', app, 'echo started; sleep 97'], {
       env: s.env,

@@ -60,6 +60,18 @@ export function missingDynos(
   return out;
 }
 
+/**
+ * The shell command line of `run`'s arguments: one argument is a command line as it is
+ * (`run 'rake db:migrate && echo done'`); several are words, each quoted for the shell unless
+ * plain (`run printf '%s' "it's"` prints it's), as a shell would have passed them.
+ */
+export function commandLine(args: readonly string[]): string {
+  if (args.length === 1) return args[0] ?? '';
+  return args
+    .map((a) => (/^[A-Za-z0-9_\-+=.,:/@%]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`))
+    .join(' ');
+}
+
 /** `ps`, `ps:scale`, `ps:restart`, `run`. */
 export function psCommands(program: Command): void {
   jsonOption(appOption(program.command('ps')))
@@ -145,7 +157,10 @@ export function psCommands(program: Command): void {
     });
 
   appOption(program.command('run <command...>'))
-    .description("run a one-off command in the app's environment; its output streams back")
+    .description(
+      "run a one-off command in the app's environment; its output streams back (options of run go before the command: run -a demo ls -la)",
+    )
+    .passThroughOptions()
     .option('-e, --env <pairs>', 'extra config vars for this run: KEY=value;KEY2=value2')
     .option('-s, --size <size>', 'the dyno size')
     .option('--timeout <seconds>', 'stop it after this long')
@@ -164,7 +179,7 @@ export function psCommands(program: Command): void {
         }
         const ac = new AbortController();
         process.once('SIGINT', () => ac.abort());
-        process.stderr.write(`Running ${command.join(' ')} on ${app}... `);
+        process.stderr.write(`Running ${commandLine(command)} on ${app}... `);
         let exit: RunLine['exit'];
         // The platform's own lines (the exit, dropped lines) go to stderr: stdout is the
         // command's output alone, so `flotilla run cat x > copy` copies x.
@@ -175,7 +190,7 @@ export function psCommands(program: Command): void {
             'POST',
             `/apps/${p(app)}/dynos`,
             {
-              command: command.join(' '),
+              command: commandLine(command),
               ...(Object.keys(env).length > 0 ? { env } : {}),
               ...(o.size === undefined ? {} : { size: o.size }),
               ...(o.timeout === undefined ? {} : { timeout: Number(o.timeout) }),
