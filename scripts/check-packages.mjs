@@ -42,6 +42,8 @@ import { dirname, join, posix, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const defaultRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** TypeScript and @types/node come from this repository, whatever `root` is checked. */
+const tools = createRequire(join(defaultRoot, 'package.json'));
 
 /** Files no package may ship. */
 const FORBIDDEN = [
@@ -62,9 +64,10 @@ const MAX_FILE_BYTES = 512 * 1024;
 export async function checkPackages({ root = defaultRoot, only = [], compile = true } = {}) {
   const problems = [];
   const rootPkg = readJson(join(root, 'package.json'));
-  const dirs = readdirSync(join(root, 'packages'))
-    .filter((name) => existsSync(join(root, 'packages', name, 'package.json')))
-    .filter((name) => only.length === 0 || only.includes(name));
+  const dirs = readdirSync(join(root, 'packages')).filter((name) =>
+    existsSync(join(root, 'packages', name, 'package.json')),
+  );
+  const checked = dirs.filter((name) => only.length === 0 || only.includes(name));
   const all = new Map();
   for (const name of readdirSync(join(root, 'packages'))) {
     const file = join(root, 'packages', name, 'package.json');
@@ -79,24 +82,26 @@ export async function checkPackages({ root = defaultRoot, only = [], compile = t
     );
     const modules = join(tmp, 'consumer', 'node_modules');
     const unpacked = new Map();
-    for (const [i, dir] of dirs.entries()) {
-      const info = packed[i];
+    for (const dir of dirs) {
+      const { name } = readJson(join(root, 'packages', dir, 'package.json'));
+      const info = packed.find((p) => p.name === name);
       const into = join(modules, ...info.name.split('/'));
       mkdirSync(into, { recursive: true });
       execFileSync('tar', ['xzf', join(tmp, info.filename), '-C', into, '--strip-components=1']);
       unpacked.set(dir, { info, into });
     }
-    const ts = createRequire(join(root, 'package.json'))('typescript');
-    for (const dir of dirs) {
+    const ts = tools('typescript');
+    for (const dir of checked) {
       const { info, into } = unpacked.get(dir);
       const report = (msg) => problems.push(`${info.name}: ${msg}`);
       checkPackage({ root, rootPkg, all, dir, info, into, ts, report });
     }
-    if (compile) {
-      for (const p of compileReadmes({ root, all, dirs, unpacked, consumer: dirname(modules) })) {
-        problems.push(p);
-      }
-    }
+    const consumer = dirname(modules);
+    setUpConsumer({ root, all, unpacked, consumer });
+    problems.push(
+      ...importEntries({ consumer, names: checked.map((d) => unpacked.get(d).info.name) }),
+    );
+    if (compile) problems.push(...compileReadmes({ root, all, dirs: checked, consumer }));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
@@ -193,8 +198,10 @@ function checkPackage({ root, rootPkg, all, dir, info, into, ts, report }) {
 
   // --- tarball contents
   for (const f of info.files) {
-    for (const [re, what] of FORBIDDEN) {
-      if (re.test(f.path)) report(`ships ${f.path}, ${what}: exclude it in "files"`);
+    const forbidden = FORBIDDEN.find(([re]) => re.test(f.path));
+    if (forbidden) {
+      report(`ships ${f.path}, ${forbidden[1]}: exclude it in "files"`);
+      continue;
     }
     if (f.size > MAX_FILE_BYTES) {
       report(`ships ${f.path} of ${f.size} bytes (over ${MAX_FILE_BYTES}): is it needed?`);
@@ -451,8 +458,12 @@ function minVersion(range) {
 }
 
 // --- README examples
-function compileReadmes({ root, all, dirs, unpacked, consumer }) {
-  const problems = [];
+/**
+ * Makes `consumer` a project as npm would install it: node_modules holds the unpacked tarballs
+ * and the third-party dependencies they declare (links into the workspace's node_modules),
+ * hoisted to the top, or inside the package when the top holds another copy; and @types/node.
+ */
+function setUpConsumer({ root, all, unpacked, consumer }) {
   const modules = join(consumer, 'node_modules');
   writeFileSync(
     join(consumer, 'package.json'),
@@ -480,8 +491,30 @@ function compileReadmes({ root, all, dirs, unpacked, consumer }) {
     }
   }
   if (!top.has('@types/node')) {
-    link(resolvePackageDir(root, '@types/node'), join(modules, '@types', 'node'));
+    link(resolvePackageDir(defaultRoot, '@types/node'), join(modules, '@types', 'node'));
   }
+}
+
+/** Imports each package's main entry in the consumer project: what `import '@flotilla/x'` does. */
+function importEntries({ consumer, names }) {
+  const script = `
+    const failed = [];
+    for (const name of ${JSON.stringify(names)}) {
+      try { await import(name); } catch (err) { failed.push(name + ': ' + String(err.message).split('\\n')[0]); }
+    }
+    console.log(JSON.stringify(failed));`;
+  const res = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: consumer,
+    encoding: 'utf8',
+  });
+  if (res.status !== 0) return [`importing the packages in a consumer failed: ${res.stderr}`];
+  return JSON.parse(res.stdout).map(
+    (line) => `${line} (on import of the main entry in a consumer)`,
+  );
+}
+
+function compileReadmes({ root, all, dirs, consumer }) {
+  const problems = [];
   const blocks = new Map();
   for (const dir of dirs) {
     const readme = join(root, 'packages', dir, 'README.md');
@@ -512,7 +545,7 @@ function compileReadmes({ root, all, dirs, unpacked, consumer }) {
       include: ['examples/**/*.ts'],
     }),
   );
-  const tsc = createRequire(join(root, 'package.json')).resolve('typescript/bin/tsc');
+  const tsc = tools.resolve('typescript/bin/tsc');
   const res = spawnSync(process.execPath, [tsc, '-p', consumer, '--pretty', 'false'], {
     cwd: consumer,
     encoding: 'utf8',
