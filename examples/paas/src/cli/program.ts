@@ -19,10 +19,7 @@ export function buildProgram(): Command {
       'Flotilla: your own platform-as-a-service. `flotilla server` runs it; the other commands talk to it.',
     )
     .version(VERSION)
-    .showHelpAfterError()
-    // Options after a command's arguments may be the arguments' own (`run ls -la`): each
-    // command says whether it passes them through.
-    .enablePositionalOptions();
+    .showHelpAfterError();
   serverCommands(program);
   loginCommands(program);
   appCommands(program);

@@ -61,7 +61,7 @@ describe('what the CLI tells a hostile user', { timeout: 120_000 }, () => {
   it("run passes the command's own options and keeps each argument whole", async () => {
     // `run ls -la` was refused as an unknown option '-la' of run; arguments were joined with
     // spaces, so 'a  b' lost a space and "it's" broke the shell.
-    const ls = await cli(s, ['run', '-a', app, 'ls', '-la', 'server.js']);
+    const ls = await cli(s, ['run', 'ls', '-la', 'server.js', '-a', app]);
     expect(ls.code, ls.stderr).toBe(0);
     expect(ls.stdout).toMatch(/^-.* server\.js\n$/);
     const args = await cli(s, ['run', '-a', app, 'printf', '[%s]', 'a  b', "it's", '$HOME', '*']);

@@ -158,9 +158,10 @@ export function psCommands(program: Command): void {
 
   appOption(program.command('run <command...>'))
     .description(
-      "run a one-off command in the app's environment; its output streams back (options of run go before the command: run -a demo ls -la)",
+      "run a one-off command in the app's environment; its output streams back (options run does not know are the command's: run ls -la -a demo)",
     )
-    .passThroughOptions()
+    // As Heroku's: run's own options anywhere, any other option is the command's.
+    .allowUnknownOption()
     .option('-e, --env <pairs>', 'extra config vars for this run: KEY=value;KEY2=value2')
     .option('-s, --size <size>', 'the dyno size')
     .option('--timeout <seconds>', 'stop it after this long')
