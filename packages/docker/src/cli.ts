@@ -13,6 +13,8 @@
  *
  * @packageDocumentation
  */
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
 import { isFlotillaError } from '@flotilla/core';
@@ -106,6 +108,8 @@ export async function main(
   }
 }
 
+// argv[1] is the path as run: npm's node_modules/.bin/flotilla-stack is a symlink to this file.
 const isMain =
-  process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+  process.argv[1] !== undefined &&
+  import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
 if (isMain) process.exitCode = await main(process.argv.slice(2));
