@@ -101,6 +101,7 @@ export async function checkPackages({ root = defaultRoot, only = [], compile = t
     problems.push(
       ...importEntries({ consumer, names: checked.map((d) => unpacked.get(d).info.name) }),
     );
+    for (const dir of checked) problems.push(...runBins({ consumer, ...unpacked.get(dir) }));
     if (compile) problems.push(...compileReadmes({ root, all, dirs: checked, consumer }));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
@@ -511,6 +512,35 @@ function importEntries({ consumer, names }) {
   return JSON.parse(res.stdout).map(
     (line) => `${line} (on import of the main entry in a consumer)`,
   );
+}
+
+/**
+ * Runs each `bin` with --help through a symlink, as npm links it into node_modules/.bin: it must
+ * exit 0 and print its usage (a main-module check that compares paths without resolving the
+ * link makes it do nothing).
+ */
+function runBins({ consumer, info, into }) {
+  const pkg = readJson(join(into, 'package.json'));
+  const bins = typeof pkg.bin === 'string' ? { [pkg.name]: pkg.bin } : (pkg.bin ?? {});
+  const problems = [];
+  for (const [name, target] of Object.entries(bins)) {
+    if (!existsSync(join(into, target))) continue; // reported with the package.json fields
+    const link = join(consumer, 'node_modules', '.bin', name);
+    mkdirSync(dirname(link), { recursive: true });
+    symlinkSync(relative(dirname(link), join(into, target)), link);
+    const res = spawnSync(process.execPath, [link, '--help'], {
+      cwd: consumer,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    if (res.status !== 0 || `${res.stdout}${res.stderr}`.trim() === '') {
+      problems.push(
+        `${info.name}: bin ${name} --help, run through a symlink as npm installs it, exited ` +
+          `${res.status} printing ${JSON.stringify((res.stdout + res.stderr).slice(0, 200))}`,
+      );
+    }
+  }
+  return problems;
 }
 
 function compileReadmes({ root, all, dirs, consumer }) {
