@@ -58,6 +58,7 @@ describe('check-packages', () => {
         './extra': './dist/extra.js',
       },
       files: ['dist', 'README.md'],
+      bin: { 'bad-cli': './dist/cli.js' },
       engines: { node: '>=18' },
       dependencies: { '@fx/good': '^0.2.0', untyped: '^1.0.0', 'unused-dep': '^1.0.0' },
       peerDependencies: { vitest: '>=3' },
@@ -88,6 +89,12 @@ describe('check-packages', () => {
       "import type * as U from 'untyped';\nexport declare const double: number;\nexport type T = typeof U;\n",
     );
     write('packages/bad/dist/index.test.js', '// a test\n');
+    write('packages/bad/src/cli.ts', '');
+    write(
+      'packages/bad/dist/cli.js',
+      '#!/usr/bin/env node\n' +
+        'if (import.meta.url === `file://${process.argv[1]}`) console.log("usage: bad-cli");\n',
+    );
     write('packages/bad/dist/.tsbuildinfo', '{}');
     write('packages/bad/dist/stale.js', 'export {};\n');
     write('packages/bad/README.md', "# bad\n\n```ts\nimport { triple } from '@fx/bad';\n```\n");
@@ -115,6 +122,7 @@ describe('check-packages', () => {
       '@fx/bad: dist/index.js imports vitest, an optional peer, and the main entry loads it',
       '@fx/bad: dist/index.d.ts (public types) imports untyped, which has no types of its own',
       "@fx/bad: Cannot find package 'left-pad'",
+      '@fx/bad: bin bad-cli --help, run through a symlink as npm installs it, exited 0 printing ""',
       "packages/bad/README.md:4:10: error TS2305: Module '\"@fx/bad\"' has no exported member 'triple'",
     ];
     for (const e of expected) {
