@@ -23,7 +23,8 @@
 //   dependency that ships types, or its @types package is a dependency too; every dependency is
 //   imported by some shipped file.
 // - README: every ```ts block compiles, as its own file, in a consumer project (`"type":
-//   "module"`, tsc --strict --module nodenext, no skipLibCheck) where node_modules holds the
+//   "module"`, tsc --strict --module nodenext, exactOptionalPropertyTypes and
+//   noUncheckedIndexedAccess, no skipLibCheck) where node_modules holds the
 //   unpacked tarballs and the dependencies they declare, nothing else but @types/node.
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
@@ -565,8 +566,12 @@ function compileReadmes({ root, all, dirs, consumer }) {
   writeFileSync(
     join(consumer, 'tsconfig.json'),
     JSON.stringify({
+      // The strictest options a consumer may have (this repository's own): what compiles with
+      // them compiles with --strict alone.
       compilerOptions: {
         strict: true,
+        exactOptionalPropertyTypes: true,
+        noUncheckedIndexedAccess: true,
         module: 'nodenext',
         moduleResolution: 'nodenext',
         noEmit: true,
