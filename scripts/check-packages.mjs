@@ -4,7 +4,7 @@
 // dependencies and files left out of `files`.
 //
 //   node scripts/check-packages.mjs              every package, README examples compiled too
-//   node scripts/check-packages.mjs --no-compile every package, tarball checks only (~2 s)
+//   node scripts/check-packages.mjs --no-compile every package, no README compile (~3 s)
 //   node scripts/check-packages.mjs router slug  some packages
 //
 // Run `npm run build` first: the tarballs hold dist/. Exits 1 and lists the problems, one a line,
@@ -20,8 +20,10 @@
 //   dist file has its source in src/ (no stale output of a deleted file).
 // - imports: every bare import of a shipped .js is a dependency (or a peer; an optional peer
 //   only off the main entry's import graph); every bare import of a shipped .d.ts is a
-//   dependency that ships types, or its @types package is a dependency too; every dependency is
-//   imported by some shipped file.
+//   dependency that ships types (public .d.ts only), or its @types package is a dependency
+//   too; every dependency is imported by some shipped file (or named, for a computed import).
+// - in a consumer project (below): `import '<package>'` succeeds, and each bin, run through a
+//   symlink as npm links it, answers --help.
 // - README: every ```ts block compiles, as its own file, in a consumer project (`"type":
 //   "module"`, tsc --strict --module nodenext, exactOptionalPropertyTypes and
 //   noUncheckedIndexedAccess, no skipLibCheck) where node_modules holds the
