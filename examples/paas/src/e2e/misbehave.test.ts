@@ -26,10 +26,11 @@ const app = 'e2e-misbehave';
 beforeAll(async () => {
   s = await startServer({ args: ['--stop-jobs'] });
   repo = await sampleRepo(s, 'node');
-  // The sample, plus a crash some time after it boots when CRASH_AFTER_MS is set.
+  // The sample, plus a crash before it listens (CRASH_AT_BOOT) or some time after it boots
+  // (CRASH_AFTER_MS).
   await appendFile(
     join(repo, 'server.js'),
-    '\nif (process.env.CRASH_AFTER_MS) setTimeout(() => { console.error("boom: out of widgets"); process.exit(2); }, Number(process.env.CRASH_AFTER_MS));\n',
+    '\nif (process.env.CRASH_AT_BOOT) process.exit(2);\nif (process.env.CRASH_AFTER_MS) setTimeout(() => { console.error("boom: out of widgets"); process.exit(2); }, Number(process.env.CRASH_AFTER_MS));\n',
   );
   await commitAll(s, repo, 'crash on demand');
   expect((await cli(s, ['create', app], repo)).code).toBe(0);
@@ -152,6 +153,16 @@ describe('what the CLI tells a hostile user', { timeout: 120_000 }, () => {
       expect((await cli(s, ['apps:destroy', '--confirm', a, '-a', a])).code).toBe(0);
   });
 
+  it('a push to an app scaled to no web dyno says how to start one', async () => {
+    expect((await cli(s, ['ps:scale', 'web=0', '-a', app])).code).toBe(0);
+    await appendFile(join(repo, 'server.js'), '// again\n');
+    await commitAll(s, repo, 'again');
+    const push = await run('git', ['push', 'flotilla', 'main'], { cwd: repo, env: s.env });
+    expect(push.code, push.stderr).toBe(0);
+    expect(push.stderr).toMatch(/no web dyno runs.*ps:scale web=1/);
+    expect((await cli(s, ['ps:scale', 'web=1', '-a', app])).code).toBe(0);
+  });
+
   it('deleting a branch that does not deploy says it was deleted', async () => {
     const store = await run('git', ['push', 'flotilla', 'main:feature'], { cwd: repo, env: s.env });
     expect(store.code, store.stderr).toBe(0);
@@ -164,15 +175,15 @@ describe('what the CLI tells a hostile user', { timeout: 120_000 }, () => {
 
 describe('a deploy that fails', { timeout: 120_000 }, () => {
   it('releases marks its release failed (it looked like any other)', async () => {
-    const set = await cli(s, ['config:set', 'CRASH_AFTER_MS=1', '-a', app]);
-    expect(set.code).toBe(1);
+    const set = await cli(s, ['config:set', 'CRASH_AT_BOOT=1', '-a', app]);
+    expect(set.code, set.stderr).toBe(1);
     const r = await cli(s, ['releases', '-a', app]);
     expect(r.code, r.stderr).toBe(0);
-    const row = (v: string): string | undefined =>
-      r.stdout.split('\n').find((l) => l.startsWith(`${v} `));
-    expect(row('v2')).toMatch(/^v2\s+failed\s/);
-    expect(row('v1')).toMatch(/^v1\s+live\s/);
-    expect((await cli(s, ['config:unset', 'CRASH_AFTER_MS', '-a', app])).code).toBe(0);
+    // The newest release is the failed one; the one before it still serves.
+    const rows = r.stdout.split('\n').filter((l) => /^v\d+ /.test(l));
+    expect(rows[0]).toMatch(/^v\d+\s+failed\s/);
+    expect(rows[1]).toMatch(/^v\d+\s+live\s/);
+    expect((await cli(s, ['config:unset', 'CRASH_AT_BOOT', '-a', app])).code).toBe(0);
   });
 });
 

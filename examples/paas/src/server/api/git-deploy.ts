@@ -43,6 +43,13 @@ export function gitDeployRoutes(routes: Routes, d: ApiDeps): void {
       const outcome = await d.controller.waitForDeploy(app, build.id);
       if (outcome.status === 'live') {
         const url = d.appUrl(app);
+        // Deployed, yet nothing answers at the URL: say so, and how to start a web dyno.
+        const formation = await d.controller.getFormation(app, { signal }).catch(() => []);
+        const web = formation.find((f) => f.type === 'web');
+        if (web !== undefined && web.quantity === 0)
+          await say(
+            `       no web dyno runs, so ${url ?? 'the app'} answers 503: flotilla ps:scale web=1 -a ${app}`,
+          );
         await out.write(
           formatDeployLine({
             kind: 'result',
