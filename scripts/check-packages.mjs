@@ -59,6 +59,8 @@ const FORBIDDEN = [
   [/(^|\/)id_(rsa|ed25519|ecdsa)/, 'an SSH key'],
 ];
 const MAX_FILE_BYTES = 512 * 1024;
+/** Scratch directories of runs in progress, removed on Ctrl-C too (see the CLI below). */
+const scratch = new Set();
 
 /**
  * Checks the packages under `root`/packages and returns the problems found (empty: all good).
@@ -77,6 +79,7 @@ export async function checkPackages({ root = defaultRoot, only = [], compile = t
     if (existsSync(file)) all.set(readJson(file).name, { dir: name, pkg: readJson(file) });
   }
   const tmp = mkdtempSync(join(tmpdir(), 'flotilla-check-packages-'));
+  scratch.add(tmp);
   try {
     const packed = pack(
       root,
@@ -108,6 +111,7 @@ export async function checkPackages({ root = defaultRoot, only = [], compile = t
     if (compile) problems.push(...compileReadmes({ root, all, dirs: checked, consumer }));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+    scratch.delete(tmp);
   }
   return problems;
 }
@@ -589,6 +593,7 @@ function compileReadmes({ root, all, dirs, consumer }) {
     maxBuffer: 64 * 1024 * 1024,
   });
   if (res.status === 0) return problems;
+  const before = problems.length;
   for (const line of res.stdout.split('\n')) {
     const m = /^(.+?)\((\d+),(\d+)\): (error .*)$/.exec(line);
     if (!m) {
@@ -601,6 +606,13 @@ function compileReadmes({ root, all, dirs, consumer }) {
       block
         ? `${block.readme}:${block.line + Number(m[2])}:${m[3]}: ${m[4]}`
         : `${m[1].replace(/^node_modules\//, '')}(${m[2]},${m[3]}): ${m[4]}`,
+    );
+  }
+  // tsc killed (Ctrl-C, out of memory) or failing without a diagnostic is no pass.
+  if (problems.length === before || res.signal !== null) {
+    problems.push(
+      `README examples: tsc ended with ${res.signal ?? `code ${res.status}`} ` +
+        `${(res.stderr || res.error?.message || '').trim()}`.trim(),
     );
   }
   return problems;
@@ -627,6 +639,15 @@ export function codeBlocks(markdown) {
 }
 
 if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
+  for (const [signal, number] of [
+    ['SIGINT', 2],
+    ['SIGTERM', 15],
+  ]) {
+    process.once(signal, () => {
+      for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+      process.exit(128 + number);
+    });
+  }
   const args = process.argv.slice(2);
   const started = performance.now();
   const problems = await checkPackages({
