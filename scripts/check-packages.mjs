@@ -73,6 +73,9 @@ export async function checkPackages({ root = defaultRoot, only = [], compile = t
     existsSync(join(root, 'packages', name, 'package.json')),
   );
   const checked = dirs.filter((name) => only.length === 0 || only.includes(name));
+  for (const name of only) {
+    if (!dirs.includes(name)) problems.push(`${name}: no such package directory in packages/`);
+  }
   const all = new Map();
   for (const name of readdirSync(join(root, 'packages'))) {
     const file = join(root, 'packages', name, 'package.json');
