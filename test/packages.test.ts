@@ -134,6 +134,12 @@ describe('check-packages', () => {
     expect(problems.filter((p) => /good/.test(p.split(':')[0] ?? ''))).toEqual([]);
   }, 60_000);
 
+  it('reports a package asked for that does not exist, rather than checking nothing', async () => {
+    expect(await checkPackages({ root, only: ['nope'], compile: false })).toEqual([
+      'nope: no such package directory in packages/',
+    ]);
+  }, 60_000);
+
   it('reads the version ranges package.json files use', () => {
     expect(satisfies('20.19.0', '>=20.19')).toBe(true);
     expect(satisfies('20.0.0', '>=20.19')).toBe(false);
