@@ -99,6 +99,15 @@ describe('what the CLI tells a hostile user', { timeout: 120_000 }, () => {
     );
   });
 
+  it('login with a token file that cannot be read says which, without a stack trace', async () => {
+    for (const file of [join(s.dataDir, 'no-such-token'), s.dataDir]) {
+      const r = await cli(s, ['login', '--url', s.apiUrl, '--token-file', file]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`cannot read the token file ${file}`);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+  });
+
   it('-a with a name that is no app name says so (it said "no route for GET /")', async () => {
     for (const name of ['..', '.', 'a/b']) {
       const r = await cli(s, ['apps:info', '-a', name]);

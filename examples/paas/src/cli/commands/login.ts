@@ -15,8 +15,18 @@ export function loginCommands(program: Command): void {
     .option('--token-file <file>', 'read the token from this file (the server prints where it is)')
     .action(async (o: { url: string; token?: string; tokenFile?: string }) => {
       let token = o.token;
-      if (token === undefined && o.tokenFile !== undefined)
-        token = (await readFile(o.tokenFile, 'utf8')).trim();
+      if (token === undefined && o.tokenFile !== undefined) {
+        const file = o.tokenFile;
+        token = (
+          await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+            throw new PaasError(
+              PaasErrorCodes.DATA_DIR,
+              `cannot read the token file ${file} (${err.code ?? err.message}): give the file the server printed at its start (<data dir>/token)`,
+              { cause: err },
+            );
+          })
+        ).trim();
+      }
       if (token === undefined) {
         process.stderr.write('Token: ');
         for await (const line of createInterface({ input: process.stdin })) {
