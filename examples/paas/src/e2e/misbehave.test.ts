@@ -1,7 +1,7 @@
 // A hostile user's session, and an app that misbehaves after its deploy: what `run`, `ps`,
 // `logs`, `ps:scale`, `-a` and a branch deletion tell the user. Each case failed before its fix.
 import { spawn } from 'node:child_process';
-import { appendFile } from 'node:fs/promises';
+import { appendFile, mkdtemp } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -170,6 +170,14 @@ describe('what the CLI tells a hostile user', { timeout: 120_000 }, () => {
     expect(push.code, push.stderr).toBe(0);
     expect(push.stderr).toMatch(/no web dyno runs.*ps:scale web=1/);
     expect((await cli(s, ['ps:scale', 'web=1', '-a', app])).code).toBe(0);
+  });
+
+  it('git:remote outside a git repository says so, without a stack trace', async () => {
+    const dir = await mkdtemp(join(s.dataDir, 'not-a-repo-'));
+    const r = await cli(s, ['git:remote', '-a', app], dir);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('is not a git repository');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('deleting a branch that does not deploy says it was deleted', async () => {

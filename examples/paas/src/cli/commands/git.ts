@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { createInterface } from 'node:readline';
+import { PaasError, PaasErrorCodes } from '../../errors.js';
 import { findLogin } from '../credentials.js';
 import { appContext, appOption, type AppOptions } from './context.js';
 
@@ -14,6 +15,14 @@ export function addRemote(apiUrl: string, app: string, remote: string): string |
   const url = `${apiUrl}/git/${app}.git`;
   const git = (...args: string[]): string =>
     execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    git('rev-parse', '--git-dir');
+  } catch {
+    throw new PaasError(
+      PaasErrorCodes.GIT,
+      `${process.cwd()} is not a git repository: cd into your app's repository (or git init it) first`,
+    );
+  }
   let before: string | undefined;
   try {
     before = git('remote', 'get-url', remote).trim();
