@@ -10,6 +10,8 @@ export const SlugErrorCodes = {
   INVALID_ARGUMENT: 'FLOTILLA_SLUG_INVALID_ARGUMENT',
   /** `packSlug`: the directory to pack does not exist or is not a directory. */
   NOT_DIRECTORY: 'FLOTILLA_SLUG_NOT_DIRECTORY',
+  /** `packSlug`: the directory `dest` is to be written in does not exist or is not a directory. */
+  DEST_NOT_DIRECTORY: 'FLOTILLA_SLUG_DEST_NOT_DIRECTORY',
   /** `packSlug`: a file was written to, deleted or replaced (by a directory or a link) while it was being packed. */
   CHANGED: 'FLOTILLA_SLUG_CHANGED',
   /** `extractSlug`: an entry name is absolute or has a `..` component, so it would land outside the target directory. */

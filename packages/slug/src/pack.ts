@@ -121,6 +121,15 @@ export async function packSlug(
       { path: root },
     );
   }
+  // Before the tree is walked (a large one takes a while) and not as a bare ENOENT after it.
+  const destDirStat = await stat(dirname(target)).catch(() => undefined);
+  if (destDirStat?.isDirectory() !== true) {
+    throw new SlugError(
+      SlugErrorCodes.DEST_NOT_DIRECTORY,
+      `packSlug: ${dirname(target)} is not a directory; make it before packing to ${target}`,
+      { path: dirname(target) },
+    );
+  }
   const destInside = relative(root, target);
   const skip = (path: string): boolean => path === destInside.split(sep).join('/') || exclude(path);
 

@@ -289,6 +289,13 @@ describe('packSlug refuses', () => {
     await expect(packSlug('', join(work, 'x.tgz'))).rejects.toMatchObject({
       code: 'FLOTILLA_SLUG_INVALID_ARGUMENT',
     });
+    // A dest in a directory that does not exist (or is a file): a coded error naming it.
+    await mkdir(join(work, 'app'), { recursive: true });
+    for (const parent of [join(work, 'missing'), join(work, 'outside')])
+      await expect(packSlug(join(work, 'app'), join(parent, 'x.tgz'))).rejects.toMatchObject({
+        code: 'FLOTILLA_SLUG_DEST_NOT_DIRECTORY',
+        path: parent,
+      });
     expect((await readdir(work)).sort()).toEqual(['app', 'outside']);
   });
 });
