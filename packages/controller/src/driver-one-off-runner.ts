@@ -139,7 +139,18 @@ export class DriverOneOffRunner implements OneOffRunner {
     const exit = (async (): Promise<RunExit> => {
       try {
         let lastDropped = 0;
+        // The driver keeps a job's last lines in a ring (1500 by default): a command that
+        // writes faster than they are read loses lines there, its first ones included. The
+        // loss is told where it happened, never silent (lines are numbered from 0 by `seq`).
+        let expected = 0;
         for await (const l of this.#driver.logs(spec.id, { follow: true })) {
+          if (l.seq > expected)
+            output.push({
+              stream: 'system',
+              line: `(${l.seq - expected} lines of output lost: the command wrote faster than they were read; write to a file for all of it)`,
+              time: l.time,
+            });
+          expected = l.seq + 1;
           if (output.dropped > lastDropped) {
             output.push({
               stream: 'system',

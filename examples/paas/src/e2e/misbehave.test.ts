@@ -74,6 +74,18 @@ describe('what the CLI tells a hostile user', { timeout: 120_000 }, () => {
     expect(line.stdout).toBe('one\ntwo\n');
   });
 
+  it('run that writes faster than its output is read says how many lines were lost', async () => {
+    // The dyno's log keeps 1500 lines: 'seq 1 3000' lost its first 1500 without a word.
+    const r = await cli(s, ['run', '-a', app, 'seq 1 3000']);
+    expect(r.code, r.stderr).toBe(0);
+    const got = r.stdout.split('\n').filter(Boolean).length;
+    const lost = [...r.stderr.matchAll(/\((\d+) lines? of output lost/g)].reduce(
+      (n, m) => n + Number(m[1]),
+      0,
+    );
+    expect(got + lost).toBe(3000);
+  });
+
   it('run stopped with Ctrl-C ends quietly with 130, and its one-off is stopped', async () => {
     const child = spawn(process.execPath, [MAIN, 'run', '-a', app, 'echo started; sleep 97'], {
       env: s.env,
