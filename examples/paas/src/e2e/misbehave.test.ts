@@ -86,6 +86,23 @@ describe('what the CLI tells a hostile user', { timeout: 120_000 }, () => {
     expect(got + lost).toBe(3000);
   });
 
+  it('output piped into head ends quietly when head has read enough (no EPIPE trace)', async () => {
+    const r = await run(
+      'bash',
+      [
+        '-c',
+        `"$0" "$1" run -a "$2" 'echo first; sleep 1; seq 1 100' | head -1`,
+        process.execPath,
+        MAIN,
+        app,
+      ],
+      { env: s.env },
+    );
+    expect(r.stdout).toBe('first\n');
+    expect(r.stderr).not.toContain('EPIPE');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('run stopped with Ctrl-C ends quietly with 130, and its one-off is stopped', async () => {
     const child = spawn(process.execPath, [MAIN, 'run', '-a', app, 'echo started; sleep 97'], {
       env: s.env,
