@@ -33,7 +33,22 @@ export class ApiClient {
     const res = await this.#fetch(method, path, body, signal);
     if (res.body === null) return;
     let rest = '';
-    for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    for (;;) {
+      let chunk: string | undefined;
+      try {
+        const next = await reader.read();
+        chunk = next.done ? undefined : next.value;
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        // The server went away mid-answer (killed, restarted, the network cut).
+        throw new PaasError(
+          PaasErrorCodes.API,
+          `the connection to the Flotilla API at ${this.url} was lost while it answered: is \`flotilla server\` still running? (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : String(err)})`,
+          { retryable: true, cause: err },
+        );
+      }
+      if (chunk === undefined) break;
       rest += chunk;
       let nl: number;
       while ((nl = rest.indexOf('\n')) >= 0) {

@@ -219,6 +219,42 @@ describe('what the CLI tells a hostile user', { timeout: 120_000 }, () => {
   });
 });
 
+describe('a server that dies under a following CLI', { timeout: 120_000 }, () => {
+  it('logs -t says the connection was lost, without a stack trace', async () => {
+    const other = await startServer({ args: ['--stop-jobs'] });
+    try {
+      expect((await cli(other, ['create', 'e2e-doomed', '--no-remote'])).code).toBe(0);
+      const child = spawn(process.execPath, [MAIN, 'logs', '-t', '-a', 'e2e-doomed'], {
+        env: other.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      // Following: the log stream is open once the server has a connection from the CLI.
+      await waitFor('the CLI following', async () =>
+        (
+          await run('ss', [
+            '-tnH',
+            'state',
+            'established',
+            `dport = :${new URL(other.apiUrl).port}`,
+          ])
+        ).stdout.trim() !== ''
+          ? true
+          : undefined,
+      );
+      other.process.kill('SIGKILL');
+      expect(await exited).toBe(1);
+      expect(stderr).toContain('the connection to the Flotilla API');
+      expect(stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      await other.stop();
+      await removeDir(other.dataDir);
+    }
+  });
+});
+
 describe('a deploy that fails', { timeout: 120_000 }, () => {
   it('releases marks its release failed (it looked like any other)', async () => {
     const set = await cli(s, ['config:set', 'CRASH_AT_BOOT=1', '-a', app]);
