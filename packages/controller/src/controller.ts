@@ -181,6 +181,8 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   readonly #deployer: Deployer;
   readonly #closing = new AbortController();
   readonly #parts: ControllerParts;
+  /** The one-offs this controller runs, by app: an app's destroy stops them. */
+  readonly #runs = new Map<string, Set<OneOffHandle>>();
   readonly #buildService: BuildService;
   readonly #domains: DomainService;
   readonly #formations: FormationService;
@@ -435,6 +437,8 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   async destroyApp(name: string, options: CallOptions = {}): Promise<void> {
     this.#open();
     checkAppName(name);
+    // Its one-offs first: they run with its config (its secrets), and nothing else stops them.
+    await Promise.all([...(this.#runs.get(name) ?? [])].map((h) => h.stop()));
     await destroyApp(this.#parts, name, options, this.#buildService, this.#domains);
   }
 
@@ -822,7 +826,16 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   async run(app: string, options: RunOptions): Promise<OneOffHandle> {
     this.#open();
     checkAppName(app);
-    return startRun(this.#parts, this.#formations, app, options);
+    const handle = await startRun(this.#parts, this.#formations, app, options);
+    const runs = this.#runs.get(app) ?? new Set<OneOffHandle>();
+    this.#runs.set(app, runs);
+    runs.add(handle);
+    const forget = (): void => {
+      runs.delete(handle);
+      if (runs.size === 0 && this.#runs.get(app) === runs) this.#runs.delete(app);
+    };
+    handle.exit.then(forget, forget);
+    return handle;
   }
 
   // --- domains -------------------------------------------------------------------------------

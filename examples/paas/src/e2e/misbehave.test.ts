@@ -255,6 +255,32 @@ describe('a server that dies under a following CLI', { timeout: 120_000 }, () =>
   });
 });
 
+describe('apps:destroy while a one-off runs', { timeout: 120_000 }, () => {
+  it('stops the one-off too (it ran on with the destroyed app’s config)', async () => {
+    const doomed = 'e2e-doomed-run';
+    const dir = await sampleRepo(s, 'static');
+    expect((await cli(s, ['create', doomed], dir)).code).toBe(0);
+    const push = await run('git', ['push', 'flotilla', 'main'], { cwd: dir, env: s.env });
+    expect(push.code, push.stderr).toBe(0);
+    const child = spawn(process.execPath, [MAIN, 'run', '-a', doomed, 'echo started; sleep 98'], {
+      env: s.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    await new Promise<void>((resolve) =>
+      child.stdout.setEncoding('utf8').on('data', (c: string) => {
+        if (c.includes('started')) resolve();
+      }),
+    );
+    expect((await cli(s, ['apps:destroy', '--confirm', doomed, '-a', doomed])).code).toBe(0);
+    // The run ends (its one-off stopped), and no process of it is left.
+    expect(await exited).not.toBe(0);
+    await waitFor('the one-off process gone', async () =>
+      (await run('pgrep', ['-f', 'sleep 98'])).code === 1 ? true : undefined,
+    );
+  });
+});
+
 describe('a deploy that fails', { timeout: 120_000 }, () => {
   it('releases marks its release failed (it looked like any other)', async () => {
     const set = await cli(s, ['config:set', 'CRASH_AT_BOOT=1', '-a', app]);
