@@ -1,7 +1,9 @@
 import { mkdir, rm } from 'node:fs/promises';
+import { isFlotillaError } from '@flotilla/core';
 import type { DeployOutcome } from '@flotilla/controller';
 import { z } from 'zod';
 import { validate } from '../http/body.js';
+import { userMessage } from '../http/errors.js';
 import type { Routes } from '../http/routes.js';
 import { ResponseStream } from '../http/stream.js';
 import { formatDeployLine } from '../git/protocol.js';
@@ -73,7 +75,7 @@ export function gitDeployRoutes(routes: Routes, d: ApiDeps): void {
         formatDeployLine({
           kind: 'result',
           ok: false,
-          message: ` !     Push rejected: ${err instanceof Error ? err.message : String(err)}`,
+          message: ` !     Push rejected: ${isFlotillaError(err) ? userMessage(err) : err instanceof Error ? err.message : String(err)}`,
         }),
       );
     } finally {

@@ -25,12 +25,25 @@ export function errorResponse(err: unknown): { status: number; body: ApiErrorBod
   }
   if (isFlotillaError(err)) {
     const status = statusForCode(err.code, err.retryable);
-    return { status, body: { id: idFor(status), message: err.message, code: err.code } };
+    return { status, body: { id: idFor(status), message: userMessage(err), code: err.code } };
   }
   return {
     status: 500,
-    body: { id: 'internal_error', message: 'internal error: see the server log' },
+    body: { id: 'internal_error', message: userMessage(err) },
   };
+}
+
+/**
+ * What a user reads for an error (an API answer, a push's last line): its message, except that
+ * a component closed under the call (`*_CLOSED`: the server is shutting down) says so and to
+ * retry, not the library's 'the controller is closed: create a new one', and an error without
+ * a code leaks nothing.
+ */
+export function userMessage(err: unknown): string {
+  if (!isFlotillaError(err)) return 'internal error: see the server log';
+  if (!(err instanceof PaasError) && /_CLOSED$/.test(err.code))
+    return `the server is shutting down: retry once it is back (${err.message})`;
+  return err.message;
 }
 
 function statusForCode(code: string, retryable: boolean): number {
