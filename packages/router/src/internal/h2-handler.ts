@@ -120,6 +120,9 @@ export function createH2Handler(
       let responded = false;
       up.on('response', (ur) => {
         responded = true;
+        // upstreamTimeoutMs is for the head (as over HTTP/1): the socket's idle timer would
+        // also cut a body whose client pauses, or whose backend streams slowly.
+        up.setTimeout(0);
         set.succeeded(backend);
         plane.metrics.upstreamLatency(route.service, (plane.now() - sentAt) / 1000);
         const out: Record<string, string | string[]> = {};
