@@ -80,3 +80,26 @@ it('over HTTP/2, a stream the client resets while stalled lets the backend go; t
   await once(s, 'end');
   expect(text).toBe('ok');
 });
+
+it('over HTTP/2, a body the backend cuts short ends in a reset the client can tell from the end', async () => {
+  // Content-Length 100, 10 bytes, then the backend's connection drops.
+  await h.rawBackend('web', 'web-raw', (s) => {
+    s.once('data', () => {
+      s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789');
+      setTimeout(() => s.destroy(), 50);
+    });
+  });
+  const client = await h2Router({ sendTimeoutMs: 60_000 });
+  const r = client.request({ ':authority': 'demo.localhost', ':path': '/' });
+  r.on('error', () => undefined);
+  let bytes = 0;
+  let ended = false;
+  r.on('data', (d: Buffer) => (bytes += d.length));
+  r.on('end', () => (ended = true));
+  // (once() would reject on the stream's error event, which a reset emits.)
+  await new Promise((resolve) => r.once('close', resolve));
+  expect(bytes).toBe(10);
+  // NO_ERROR would end the stream as if the body were whole: node:http2 emits 'end' for it.
+  expect(r.rstCode).not.toBe(http2.constants.NGHTTP2_NO_ERROR);
+  expect(ended).toBe(false);
+});

@@ -170,13 +170,14 @@ export function createH2Handler(
         });
         ur.on('error', () => {
           release();
-          res.stream.close();
+          // Not NO_ERROR: node:http2 (and others) take that for the end of a whole body.
+          res.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
         });
       });
       up.on('error', () => {
         release();
         if (responded) {
-          res.stream.close();
+          res.stream.close(constants.NGHTTP2_INTERNAL_ERROR);
           return;
         }
         set.failed(backend);
