@@ -1,6 +1,7 @@
 // Review of the slow-reader and Trailer changes: the cases a hostile client or backend finds.
 import { once } from 'node:events';
 import http2 from 'node:http2';
+import net from 'node:net';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { selfSignedCert } from './test-support/cert.js';
 import { Harness, must } from './test-support/harness.js';
@@ -102,4 +103,32 @@ it('over HTTP/2, a body the backend cuts short ends in a reset the client can te
   // NO_ERROR would end the stream as if the body were whole: node:http2 emits 'end' for it.
   expect(r.rstCode).not.toBe(http2.constants.NGHTTP2_NO_ERROR);
   expect(ended).toBe(false);
+});
+
+it('an HTTP/1.0 client of a chunked response gets no Trailer header: the trailers never reach it', async () => {
+  // A backend that answers chunked whatever the request's version (the router passes 1.0 on).
+  await h.rawBackend('web', 'web-raw', (s) => {
+    s.once('data', () =>
+      s.end(
+        'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\n\r\n' +
+          '5\r\nhello\r\n0\r\nx-checksum: abc\r\n\r\n',
+      ),
+    );
+  });
+  const router = h.router();
+  await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'web' });
+  const port = must((await router.listen({ http: { port: 0 } })).http).port;
+  const c = net.connect(port, '127.0.0.1');
+  c.on('error', () => undefined);
+  h.defer(() => c.destroy());
+  let out = '';
+  c.setEncoding('latin1');
+  c.on('data', (d: string) => (out += d));
+  c.write('GET / HTTP/1.0\r\nHost: demo.localhost\r\n\r\n');
+  await once(c, 'close');
+  const [head, rest] = out.split('\r\n\r\n');
+  expect(rest).toBe('hello');
+  expect(head).toMatch(/^HTTP\/1\.1 200 /);
+  expect(head?.toLowerCase()).not.toContain('trailer:');
+  expect(head?.toLowerCase()).not.toContain('transfer-encoding');
 });

@@ -14,7 +14,13 @@ import {
 } from './http-head.js';
 import type { ActiveHttpRoute } from './route-matcher.js';
 import { STICKY_COOKIE } from './sticky.js';
-import { IDEMPOTENT, isHopByHop, isNotFromClient, keepResponseTrailer } from './forwarding.js';
+import {
+  ANNOUNCES_TRAILERS,
+  IDEMPOTENT,
+  isHopByHop,
+  isNotFromClient,
+  keepResponseTrailer,
+} from './forwarding.js';
 import { keptTrailerLines } from './trailer-fields.js';
 
 const REQUEST_ID_RE = /^[\x21-\x7e]{1,200}$/;
@@ -724,7 +730,8 @@ class Exchange implements UpstreamOwner {
       upClose: () => this.upClose(),
       upDrain: () => this.upDrain(),
     };
-    const head = copyHead(raw, rh, `${s}\r\n`);
+    // Less the Trailer header: the trailers it announces do not reach an HTTP/1.0 client.
+    const head = copyHead(raw, rh, `${s}\r\n`, keepDechunkedHeader);
     if (rest !== null) return this.#forwardData(rest, head);
     this.#c.socket.write(head, 'latin1');
     return false;
@@ -1154,10 +1161,15 @@ function copyHeaderLines(
 
 /**
  * The client's copy of a response head: the status line (the backend's, or rewritten to
- * HTTP/1.1 when it spoke 1.0), the backend's header lines less hop-by-hop ones and those its
- * Connection header names, then `tail` (our lines and the final CRLF).
+ * HTTP/1.1 when it spoke 1.0), the backend's header lines less hop-by-hop ones (or those `base`
+ * refuses) and those its Connection header names, then `tail` (our lines and the final CRLF).
  */
-function copyHead(raw: string, rh: ResponseHead, tail: string): string {
+function copyHead(
+  raw: string,
+  rh: ResponseHead,
+  tail: string,
+  base: (name: string) => boolean = keepResponseHeader,
+): string {
   // An HTTP/1.1 status line is copied with the rest; a 1.0 one is rewritten.
   const v11 = rh.version === 11;
   return copyHeaderLines(
@@ -1165,7 +1177,7 @@ function copyHead(raw: string, rh: ResponseHead, tail: string): string {
     v11 ? 0 : (rh.lineStarts[0] as number),
     rh.lineStarts,
     rh.names,
-    headerFilter(rh, keepResponseHeader),
+    headerFilter(rh, base),
     v11 ? '' : `HTTP/1.1 ${rh.status} ${rh.reason}\r\n`,
     tail,
   );
@@ -1191,4 +1203,9 @@ function headerFilter(
 /** Response header lines passed on: not hop-by-hop. */
 function keepResponseHeader(name: string): boolean {
   return !isHopByHop(name);
+}
+
+/** The same for a chunked response passed on to an HTTP/1.0 client without its trailers. */
+function keepDechunkedHeader(name: string): boolean {
+  return !isHopByHop(name) && name !== ANNOUNCES_TRAILERS;
 }
