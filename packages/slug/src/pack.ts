@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs, { constants } from 'node:fs';
-import { open, readdir, readlink, rename, rm, stat } from 'node:fs/promises';
+import { lstat, open, readdir, readlink, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -88,7 +88,8 @@ const MTIME = new Date(0);
  * @param dest - where to write the slug; its directory must exist.
  * @throws {@link SlugError} `FLOTILLA_SLUG_LINK` for a symlink that is absolute or leads outside
  *   `dir`, `FLOTILLA_SLUG_SPECIAL` for a device, FIFO or socket, `FLOTILLA_SLUG_NOT_DIRECTORY`,
- *   `FLOTILLA_SLUG_CHANGED`, `FLOTILLA_SLUG_INVALID_ARGUMENT`; the signal's reason when aborted.
+ *   `FLOTILLA_SLUG_DEST_NOT_DIRECTORY`, `FLOTILLA_SLUG_CHANGED`, `FLOTILLA_SLUG_INVALID_ARGUMENT`
+ *   (also for a `dest` that is a directory); the signal's reason when aborted.
  *
  * @example
  * ```ts
@@ -128,6 +129,14 @@ export async function packSlug(
       SlugErrorCodes.DEST_NOT_DIRECTORY,
       `packSlug: ${dirname(target)} is not a directory; make it before packing to ${target}`,
       { path: dirname(target) },
+    );
+  }
+  // A directory at dest would only be refused by the rename at the end, after the walk.
+  if ((await lstat(target).catch(() => undefined))?.isDirectory() === true) {
+    throw new SlugError(
+      SlugErrorCodes.INVALID_ARGUMENT,
+      `packSlug: dest ${target} is a directory; name the file to write, such as ${join(target, 'slug.tgz')}`,
+      { path: target },
     );
   }
   const destInside = relative(root, target);

@@ -296,6 +296,14 @@ describe('packSlug refuses', () => {
         code: 'FLOTILLA_SLUG_DEST_NOT_DIRECTORY',
         path: parent,
       });
+    // A dest that is a directory (the app's own, say): refused before the walk, not a bare
+    // EISDIR from the rename after it; the directory is left as it was.
+    for (const dest of [join(work, 'app'), `${join(work, 'app')}/`])
+      await expect(packSlug(join(work, 'app'), dest)).rejects.toMatchObject({
+        code: 'FLOTILLA_SLUG_INVALID_ARGUMENT',
+        path: join(work, 'app'),
+      });
+    expect(await readdir(join(work, 'app'))).toEqual([]);
     expect((await readdir(work)).sort()).toEqual(['app', 'outside']);
   });
 });
