@@ -61,6 +61,12 @@ const FORBIDDEN = [
 const MAX_FILE_BYTES = 512 * 1024;
 /** Scratch directories of runs in progress, removed on Ctrl-C too (see the CLI below). */
 const scratch = new Set();
+/**
+ * Lets the event loop turn. The checks run child processes synchronously, and a signal's
+ * handler runs only when the loop turns: without these, a SIGTERM or SIGINT sent to this
+ * process alone was held until the run had finished, which then exited 0 as a pass.
+ */
+const turn = () => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * Checks the packages under `root`/packages and returns the problems found (empty: all good).
@@ -99,19 +105,26 @@ export async function checkPackages({ root = defaultRoot, only = [], compile = t
       execFileSync('tar', ['xzf', join(tmp, info.filename), '-C', into, '--strip-components=1']);
       unpacked.set(dir, { info, into });
     }
+    await turn();
     const ts = tools('typescript');
     for (const dir of checked) {
       const { info, into } = unpacked.get(dir);
       const report = (msg) => problems.push(`${info.name}: ${msg}`);
       checkPackage({ root, rootPkg, all, dir, info, into, ts, report });
+      await turn();
     }
     const consumer = dirname(modules);
     setUpConsumer({ root, all, unpacked, consumer });
     problems.push(
       ...importEntries({ consumer, names: checked.map((d) => unpacked.get(d).info.name) }),
     );
-    for (const dir of checked) problems.push(...runBins({ consumer, ...unpacked.get(dir) }));
+    await turn();
+    for (const dir of checked) {
+      problems.push(...runBins({ consumer, ...unpacked.get(dir) }));
+      await turn();
+    }
     if (compile) problems.push(...compileReadmes({ root, all, dirs: checked, consumer }));
+    await turn();
   } finally {
     rmSync(tmp, { recursive: true, force: true });
     scratch.delete(tmp);

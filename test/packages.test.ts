@@ -2,9 +2,11 @@
 // checks the tarball (files, exports, dependencies, an import of each in a consumer project, and
 // the README's ```ts blocks compiled against the packed types). Needs `tsc -b` first, as
 // `npm test` does.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkPackages, codeBlocks, satisfies } from '../scripts/check-packages.mjs';
 
@@ -138,6 +140,39 @@ describe('check-packages', () => {
     expect(await checkPackages({ root, only: ['nope'], compile: false })).toEqual([
       'nope: no such package directory in packages/',
     ]);
+  }, 60_000);
+
+  it('the CLI stopped by SIGTERM stops: exits 143 and leaves no scratch directory', async () => {
+    // Its own TMPDIR, to see its scratch directory come and go.
+    const tmp = mkdtempSync(join(tmpdir(), 'flotilla-check-packages-cli-'));
+    try {
+      const script = join(
+        dirname(fileURLToPath(import.meta.url)),
+        '..',
+        'scripts',
+        'check-packages.mjs',
+      );
+      const child = spawn(process.execPath, [script, '--no-compile', 'core'], {
+        env: { ...process.env, TMPDIR: tmp },
+        stdio: 'ignore',
+      });
+      const exited = new Promise<number | null>((resolve) =>
+        child.once('exit', (code) => resolve(code)),
+      );
+      // Once the run is under way (its scratch directory made, the packages being packed).
+      await expect
+        .poll(() => readdirSync(tmp).some((n) => n.startsWith('flotilla-check-packages-')), {
+          timeout: 30_000,
+          interval: 20,
+        })
+        .toBe(true);
+      child.kill('SIGTERM');
+      // Before, the signal waited for the run to end, which exited 0 as a pass.
+      expect(await exited).toBe(143);
+      expect(readdirSync(tmp).filter((n) => n.startsWith('flotilla-check-packages-'))).toEqual([]);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   }, 60_000);
 
   it('reads the version ranges package.json files use', () => {
