@@ -55,6 +55,17 @@ export interface LogReadOptions {
    * output was drained) or `signal` aborts. Default false: end after the kept lines.
    */
   readonly follow?: boolean;
+  /**
+   * Read the job's output from its first byte, as far as the driver still has it (its output
+   * files, dockerd's log), not only the lines its ring keeps: each line once, in order per
+   * stream, then with `follow` what comes. The read is paced by its consumer (a slow reader
+   * slows it; the driver buffers no more than a chunk for it). Output the driver no longer has
+   * (a file cut at its size cap before this reader got to it) is told by one `system` line
+   * saying how many bytes were lost. `seq` then counts the lines of this read. Not with `tail`
+   * (`FLOTILLA_HOST_INVALID_OPTIONS`). On a bare {@link LogBuffer}, the same as the default: it
+   * has only its kept lines.
+   */
+  readonly fromStart?: boolean;
   /** Ends the iteration, quietly, when aborted. */
   readonly signal?: AbortSignal;
 }
@@ -216,6 +227,7 @@ export class LogBuffer {
    */
   async *read(options: LogReadOptions = {}): AsyncGenerator<LogLine, void, undefined> {
     const { follow = false, signal } = options;
+    checkReadOptions(options);
     const tail = options.tail === undefined ? undefined : intOption(options.tail, 'tail', 0, 0);
     let cursor = tail === undefined ? this.#first : Math.max(this.#first, this.#next - tail);
     const stop = follow ? Infinity : this.#next;
@@ -331,6 +343,20 @@ export class LogBuffer {
         resolve();
       });
     });
+  }
+}
+
+/**
+ * Checks what {@link LogReadOptions} combine: `tail` and `fromStart` contradict each other.
+ * Throws `FLOTILLA_HOST_INVALID_OPTIONS`.
+ */
+export function checkReadOptions(options: LogReadOptions): void {
+  if (options.fromStart === true && options.tail !== undefined) {
+    throw new HostError(
+      HostErrorCodes.INVALID_OPTIONS,
+      'logs: fromStart reads from the first line and tail from the newest ones: give one of them',
+      { path: 'tail' },
+    );
   }
 }
 

@@ -17,6 +17,7 @@ import { HostError, HostErrorCodes } from './errors.js';
 import { describeExit, DriverJobTable, type DriverJobEntry } from './driver-job-table.js';
 import { validateJobSpec, type JobSpec } from './job-spec.js';
 import {
+  checkReadOptions,
   DEFAULT_LOG_MAX_BYTES,
   LogBuffer,
   type LogBufferOptions,
@@ -25,6 +26,7 @@ import {
 } from './log-buffer.js';
 import { decodeShellStatus, isSignal, JOB_SCRIPT } from './internal/job-script.js';
 import { LogTailer } from './internal/log-tailer.js';
+import { readFromStart } from './internal/file-log-reader.js';
 import { MemoryWatch } from './internal/memory-watch.js';
 import {
   isSameProcess,
@@ -259,8 +261,28 @@ export class ProcessDriver
     return this.#jobs.wait(id, options);
   }
 
+  /**
+   * A job's output. With `fromStart`, read from its output files (from their first byte, as far
+   * as they were not cut at `maxLogFileBytes`), not from its ring: see {@link LogReadOptions}.
+   */
   logs(id: string, options: LogReadOptions = {}): AsyncIterable<LogLine> {
-    return this.#jobs.logs(id, options);
+    checkReadOptions(options);
+    if (options.fromStart !== true) return this.#jobs.logs(id, options);
+    const job = this.#jobs.get(id);
+    const tailers = job.exit === undefined && !job.finishing ? job.tailers : [];
+    return readFromStart({
+      jobId: id,
+      files: (['stdout', 'stderr'] as const).map((stream, i) => ({
+        path: stream === 'stdout' ? job.paths.stdout : job.paths.stderr,
+        stream,
+        tailer: tailers[i],
+      })),
+      ring: job.logs,
+      maxLineBytes: this.#logOptions.maxLineBytes,
+      follow: options.follow === true,
+      pollMs: this.#logPollMs,
+      signal: options.signal,
+    });
   }
 
   async list(): Promise<JobInfo[]> {

@@ -25,9 +25,24 @@ export interface LogTailerOptions {
   readonly onError: (err: unknown) => void;
 }
 
+/**
+ * A reader of the same file that must not lose bytes to truncation (a `fromStart` read): the
+ * file is truncated only once every hold has read to its end, or past twice the bound, when
+ * what a hold had not read is added to its `lost` and its `position` goes back to 0.
+ */
+export interface FileHold {
+  /** The next byte it reads. */
+  position: number;
+  /** Bytes cut before it read them, not yet reported by it. */
+  lost: number;
+  /** One more at each truncation: a read begun before one is void. */
+  generation: number;
+}
+
 /** Copies what a job appends to a file into its log buffer, as it is written. */
 export class LogTailer {
   readonly #o: LogTailerOptions;
+  readonly #holds = new Set<FileHold>();
   #fh: FileHandle | undefined;
   #position = 0;
   #skipToNewline = false;
@@ -77,6 +92,27 @@ export class LogTailer {
       });
   }
 
+  /** Keeps the file from being truncated past `hold`'s position (up to twice its bound). */
+  hold(hold: FileHold): void {
+    if (!this.#stopped) this.#holds.add(hold);
+  }
+
+  /** Ends a {@link hold}. */
+  release(hold: FileHold): void {
+    this.#holds.delete(hold);
+    this.kick(); // the file may be truncated now
+  }
+
+  /** Truncates the file; holds not at `size` lose what they had not read. */
+  async #truncate(fh: FileHandle, size: number): Promise<void> {
+    for (const h of this.#holds) {
+      h.lost += Math.max(0, size - h.position);
+      h.position = 0;
+      h.generation++;
+    }
+    await fh.truncate(0);
+  }
+
   /** Reads to the end of the file one last time, then stops following it. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
@@ -84,6 +120,7 @@ export class LogTailer {
     clearInterval(this.#poll);
     while (this.#reading !== undefined) await this.#reading;
     this.#stopped = true;
+    this.#holds.clear();
     try {
       await this.#drain();
     } catch (err) {
@@ -121,7 +158,10 @@ export class LogTailer {
     if (size < this.#position) {
       this.#position = 0; // truncated by someone else: start over
     } else if (size === this.#position && size > this.#o.maxFileBytes) {
-      await fh.truncate(0);
+      const held = [...this.#holds].some((h) => h.position < size);
+      // a hold that does not read keeps the file up to twice its bound, then loses the rest
+      if (held && size <= 2 * this.#o.maxFileBytes) return;
+      await this.#truncate(fh, size);
       this.#position = 0;
     }
   }
@@ -134,7 +174,7 @@ export class LogTailer {
   async #dropIfBehind(fh: FileHandle): Promise<void> {
     const { size } = await fh.stat();
     if (size <= 2 * this.#o.maxFileBytes) return;
-    await fh.truncate(0);
+    await this.#truncate(fh, size);
     const dropped = size - this.#position;
     this.#position = 0;
     if (!this.#o.buffer.ended) {

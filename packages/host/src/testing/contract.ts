@@ -283,6 +283,59 @@ export function runDriverContract(options: DriverContractOptions): void {
       expect(await driver.wait(s.id)).toMatchObject({ code: 4, reason: 'exited' });
     });
 
+    it("reads all of a fast job's output with fromStart, in order, though its ring keeps 1500 lines", async () => {
+      const driver = await open();
+      const s = spec('seq 1 100000; echo done >&2');
+      await driver.start(s);
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), timeoutMs * 3);
+      const out: string[] = [];
+      const other: LogLine[] = [];
+      try {
+        for await (const l of driver.logs(s.id, {
+          fromStart: true,
+          follow: true,
+          signal: ac.signal,
+        })) {
+          if (l.stream === 'stdout') out.push(l.line);
+          else other.push(l);
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+      expect(ac.signal.aborted).toBe(false);
+      expect(out.length).toBe(100_000);
+      expect(out.every((line, i) => line === String(i + 1))).toBe(true);
+      expect(other.filter((l) => l.stream === 'stderr').map((l) => l.line)).toEqual(['done']);
+      // the driver's exit message comes after the output
+      expect(other.at(-1)).toMatchObject({ stream: 'system' });
+      expect(other.at(-1)?.line).toMatch(/exited with code 0/);
+      const kept = [];
+      for await (const l of driver.logs(s.id)) kept.push(l);
+      expect(kept.length).toBeLessThan(100_000);
+    });
+
+    it('paces a fromStart read by its consumer: one that waits loses nothing', async () => {
+      const driver = await open();
+      const s = spec('seq 1 20000');
+      await driver.start(s);
+      const it = driver.logs(s.id, { fromStart: true, follow: true })[Symbol.asyncIterator]();
+      const first = await it.next();
+      expect(first.value).toMatchObject({ line: '1', stream: 'stdout' });
+      await waitExit(driver, s.id); // the job ends while the reader waits
+      const out = [first.value.line as string];
+      for (let r = await it.next(); r.done !== true; r = await it.next())
+        if (r.value.stream === 'stdout') out.push(r.value.line);
+      expect(out).toEqual(Array.from({ length: 20_000 }, (_, i) => String(i + 1)));
+      // without follow, an ended job's read ends too, from its first line
+      const again = [];
+      for await (const l of driver.logs(s.id, { fromStart: true })) again.push(l);
+      expect(again.filter((l) => l.stream === 'stdout').length).toBe(20_000);
+      expect(() => driver.logs(s.id, { fromStart: true, tail: 5 })).toThrow(
+        expect.objectContaining({ code: 'FLOTILLA_HOST_INVALID_OPTIONS' }),
+      );
+    });
+
     it('ends a follow when its signal aborts', async () => {
       const driver = await open();
       const s = spec(js(`console.log('up'); setInterval(() => {}, 1000);`));
