@@ -29,3 +29,12 @@ const TAG_NAME = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
 export function isValidTagName(name: string): boolean {
   return TAG_NAME.test(name);
 }
+
+/**
+ * Whether `value` can be a host tag's or a constraint's value: a string of at most
+ * {@link MAX_TAG_VALUE_LENGTH} characters (UTF-16 code units, as `length` counts) without NUL.
+ * The record validators and the host agent's options check this one rule.
+ */
+export function isValidTagValue(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= MAX_TAG_VALUE_LENGTH && !value.includes('\0');
+}

@@ -20,6 +20,7 @@ export { ClusterKeys } from './keys.js';
 export {
   IMAGE_HOST_TAG,
   isValidTagName,
+  isValidTagValue,
   MAX_TAG_VALUE_LENGTH,
   MAX_TAGS,
   RESERVED_TAG_PREFIX,

@@ -6,6 +6,7 @@ import {
   ClusterState,
   isValidId,
   isValidTagName,
+  isValidTagValue,
   MAX_TAG_VALUE_LENGTH,
   MAX_TAGS,
   type AssignedJob,
@@ -176,7 +177,7 @@ function hostTags(
         { path },
       );
     const value: unknown = tags[name];
-    if (typeof value !== 'string' || value.length > MAX_TAG_VALUE_LENGTH || value.includes('\0'))
+    if (!isValidTagValue(value))
       throw new HostError(
         HostErrorCodes.INVALID_OPTIONS,
         `tag ${describe(name)} has the value ${describe(value)}: give a string of at most ${MAX_TAG_VALUE_LENGTH} characters without NUL`,

@@ -1,5 +1,5 @@
 import { ClusterError, ClusterErrorCodes } from '../errors.js';
-import { isValidTagName, MAX_TAG_VALUE_LENGTH, MAX_TAGS } from '../host-tags.js';
+import { isValidTagName, isValidTagValue, MAX_TAG_VALUE_LENGTH, MAX_TAGS } from '../host-tags.js';
 import { isValidId, type IdKind } from '../ids.js';
 
 /** Field checks shared by every record parser; each throws INVALID_RECORD naming the field. */
@@ -74,7 +74,12 @@ export function labels(v: unknown, path: string): Record<string, string> {
   for (const [k, val] of entries) {
     if (!isValidTagName(k))
       fail(`${path}.${k}`, 'is not a valid label name (1-63 of A-Z a-z 0-9 . _ / -)');
-    out[k] = string(val, `${path}.${k}`, MAX_TAG_VALUE_LENGTH);
+    if (!isValidTagValue(val))
+      fail(
+        `${path}.${k}`,
+        `must be a string of at most ${MAX_TAG_VALUE_LENGTH} characters without NUL, got ${shown(val)}`,
+      );
+    out[k] = val;
   }
   return out;
 }
