@@ -72,6 +72,52 @@ describe('ProcessDriver', () => {
     };
   }
 
+  it('removes a job read to its end at once, leaving no directory behind (no stray exit.json)', async () => {
+    const d = await create();
+    for (let i = 0; i < 5; i++) {
+      const id = `demo.run.${i}`;
+      await d.start(spec(id, 'echo hi'));
+      const lines = [];
+      // the ring's follow ends with the job's log, before its exit is written
+      for await (const l of d.logs(id, { follow: true })) lines.push(l.line);
+      expect(lines[0]).toBe('hi');
+      await d.remove(id);
+      await expect(readFile(join(dir, 'state', 'jobs', id, 'exit.json'))).rejects.toMatchObject({
+        code: 'ENOENT',
+      });
+    }
+  });
+
+  it('tells a fromStart reader that waits, once per cut, how many bytes its capped file lost', async () => {
+    const d = await create({ maxLogFileBytes: 4096 });
+    await d.start(spec('demo.fast.1', 'echo 1; sleep 0.3; seq 2 20000'));
+    const it = d.logs('demo.fast.1', { fromStart: true, follow: true })[Symbol.asyncIterator]();
+    const first = await it.next();
+    expect(first.value).toMatchObject({ line: '1', stream: 'stdout' });
+    await d.wait('demo.fast.1');
+    const out: number[] = [];
+    const lost: string[] = [];
+    for (let r = await it.next(); r.done !== true; r = await it.next()) {
+      if (r.value.stream === 'stdout') out.push(Number(r.value.line));
+      else if (/bytes of stdout were lost/.test(r.value.line)) lost.push(r.value.line);
+    }
+    expect(lost.length).toBeGreaterThan(0);
+    const bytes = lost.reduce((n, l) => n + Number(/\((\d+) bytes/.exec(l)?.[1]), 0);
+    expect(bytes).toBeGreaterThan(0);
+    // what is left is in order; the file stayed bounded
+    expect(out.every((n, i) => i === 0 || n > (out[i - 1] as number) || Number.isNaN(n))).toBe(
+      true,
+    );
+    expect(out.length).toBeLessThan(20000);
+    // a read begun after the cuts is told of them first
+    const again = [];
+    for await (const l of d.logs('demo.fast.1', { fromStart: true })) again.push(l);
+    expect(again[0]).toMatchObject({ stream: 'system' });
+    expect(again[0]?.line).toMatch(/^\(\d+ bytes of stdout were lost/);
+    expect(again.filter((l) => /were lost/.test(l.line))).toHaveLength(1);
+    expect(again.filter((l) => /dropped unread/.test(l.line))).toHaveLength(0);
+  });
+
   async function line(d: ProcessDriver, id: string, text: string): Promise<void> {
     for await (const l of d.logs(id, { follow: true, signal: AbortSignal.timeout(10_000) })) {
       if (l.line.includes(text)) return;

@@ -269,13 +269,12 @@ export class ProcessDriver
     checkReadOptions(options);
     if (options.fromStart !== true) return this.#jobs.logs(id, options);
     const job = this.#jobs.get(id);
-    const tailers = job.exit === undefined && !job.finishing ? job.tailers : [];
     return readFromStart({
       jobId: id,
       files: (['stdout', 'stderr'] as const).map((stream, i) => ({
         path: stream === 'stdout' ? job.paths.stdout : job.paths.stderr,
         stream,
-        tailer: tailers[i],
+        tailer: job.tailers[i],
       })),
       ring: job.logs,
       maxLineBytes: this.#logOptions.maxLineBytes,
@@ -290,7 +289,11 @@ export class ProcessDriver
   }
 
   async remove(id: string): Promise<void> {
-    await this.#jobs.remove(id, (job) => rm(job.paths.dir, { recursive: true, force: true }));
+    await this.#jobs.remove(id, async (job) => {
+      // its log ends before its exit is written: removed meanwhile, exit.json would stay behind
+      await job.exited;
+      await rm(job.paths.dir, { recursive: true, force: true });
+    });
   }
 
   async stats(id: string): Promise<JobStats> {

@@ -2,7 +2,7 @@
 // the consumer, plus the driver's own `system` lines from the job's ring.
 import { open, type FileHandle } from 'node:fs/promises';
 import { DEFAULT_LOG_MAX_LINE_BYTES, LogBuffer, type LogLine } from '../log-buffer.js';
-import type { FileHold, LogTailer } from './log-tailer.js';
+import { isDropMessage, type FileHold, type LogTailer } from './log-tailer.js';
 
 /** Bytes read per step: what the reader holds at most, beside one line. */
 const CHUNK = 32 * 1024;
@@ -13,7 +13,7 @@ const MAX_SYSTEM = 1000;
 export interface OutputFile {
   readonly path: string;
   readonly stream: 'stdout' | 'stderr';
-  /** Its tailer while the job runs (it truncates the file): held while this reads. */
+  /** Its tailer (it truncates the file): held while this reads, and says what it cut. */
   readonly tailer: LogTailer | undefined;
 }
 
@@ -64,7 +64,7 @@ export async function* readFromStart(o: FromStartOptions): AsyncGenerator<LogLin
   let ringEnded = false;
   let pending: Promise<IteratorResult<LogLine>> | undefined;
   const buf = Buffer.allocUnsafe(CHUNK);
-  if (!o.follow) system.push(...o.ring.lines().filter((l) => l.stream === 'system'));
+  if (!o.follow) system.push(...o.ring.lines().filter(isDriverLine));
   try {
     for (const s of sources) {
       s.tailer?.hold(s.hold);
@@ -120,7 +120,7 @@ export async function* readFromStart(o: FromStartOptions): AsyncGenerator<LogLin
       pending = undefined;
       if (r.done === true) ringEnded = true;
       else {
-        if (r.value.stream === 'system') {
+        if (isDriverLine(r.value)) {
           system.push(r.value);
           if (system.length > MAX_SYSTEM) system.shift();
         }
@@ -136,7 +136,7 @@ export async function* readFromStart(o: FromStartOptions): AsyncGenerator<LogLin
             ringEnded = true;
             break;
           }
-          if (more.value.stream === 'system') {
+          if (isDriverLine(more.value)) {
             system.push(more.value);
             if (system.length > MAX_SYSTEM) system.shift();
           }
@@ -179,4 +179,9 @@ async function readChunk(s: Source, buf: Buffer, parse: LogBuffer): Promise<numb
 
 function isAborted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
+}
+
+/** A `system` line of the driver, not the ring's own word of what it dropped (told here in bytes). */
+function isDriverLine(l: LogLine): boolean {
+  return l.stream === 'system' && !isDropMessage(l.line);
 }

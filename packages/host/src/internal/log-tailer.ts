@@ -43,6 +43,7 @@ export interface FileHold {
 export class LogTailer {
   readonly #o: LogTailerOptions;
   readonly #holds = new Set<FileHold>();
+  #cut = 0;
   #fh: FileHandle | undefined;
   #position = 0;
   #skipToNewline = false;
@@ -92,8 +93,17 @@ export class LogTailer {
       });
   }
 
-  /** Keeps the file from being truncated past `hold`'s position (up to twice its bound). */
+  /** The bytes truncations have cut from the file so far, read or not. */
+  get cutBytes(): number {
+    return this.#cut;
+  }
+
+  /**
+   * Keeps the file from being truncated past `hold`'s position (up to twice its bound), from
+   * its start: what was cut before is added to `hold.lost`.
+   */
   hold(hold: FileHold): void {
+    hold.lost += this.#cut;
     if (!this.#stopped) this.#holds.add(hold);
   }
 
@@ -110,6 +120,7 @@ export class LogTailer {
       h.position = 0;
       h.generation++;
     }
+    this.#cut += size;
     await fh.truncate(0);
   }
 
@@ -177,11 +188,18 @@ export class LogTailer {
     await this.#truncate(fh, size);
     const dropped = size - this.#position;
     this.#position = 0;
-    if (!this.#o.buffer.ended) {
-      this.#o.buffer.append(
-        'system',
-        `${dropped} bytes of ${this.#o.stream} were dropped unread: the job writes faster than its log is read`,
-      );
-    }
+    if (!this.#o.buffer.ended)
+      this.#o.buffer.append('system', dropMessage(dropped, this.#o.stream));
   }
+}
+
+const DROPPED = ' were dropped unread: the job writes faster than its log is read';
+
+function dropMessage(bytes: number, stream: string): string {
+  return `${bytes} bytes of ${stream}${DROPPED}`;
+}
+
+/** Whether a `system` line is a tailer's own word that it dropped output from the ring. */
+export function isDropMessage(line: string): boolean {
+  return line.endsWith(DROPPED);
 }
