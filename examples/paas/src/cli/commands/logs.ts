@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { MAX_LOG_LINES } from '../../server/api/schemas.js';
+import { wholeNumber } from '../numbers.js';
 import { appContext, appOption, p, type AppOptions } from './context.js';
 
 /** `logs [-t] [-n N] [-p type] [-d dyno]`. */
@@ -13,8 +15,15 @@ export function logCommands(program: Command): void {
       async (
         o: AppOptions & { num: string; tail?: boolean; processType?: string; dyno?: string },
       ) => {
+        const lines = wholeNumber(o.num, {
+          option: '-n/--num',
+          what: 'a number of lines',
+          min: 0,
+          max: MAX_LOG_LINES,
+          example: '-n 200',
+        });
         const { api, app } = await appContext(o);
-        const q = new URLSearchParams({ lines: o.num, tail: o.tail ? 'true' : 'false' });
+        const q = new URLSearchParams({ lines: String(lines), tail: o.tail ? 'true' : 'false' });
         if (o.processType !== undefined) q.set('type', o.processType);
         if (o.dyno !== undefined) q.set('dyno', o.dyno);
         const ac = new AbortController();

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { PaasError, PaasErrorCodes } from '../../errors.js';
+import { MAX_RUN_TIMEOUT_S, MAX_SCALE } from '../../server/api/schemas.js';
+import { wholeNumber } from '../numbers.js';
 import { ago, printJson, step, table } from '../output.js';
 import { appContext, appOption, jsonOption, p, type AppOptions } from './context.js';
 import { drainingNotes, type HostJson } from './hosts.js';
@@ -117,7 +119,17 @@ export function psCommands(program: Command): void {
           );
         return {
           type: m[1] ?? '',
-          ...(m[2] === undefined ? {} : { quantity: Number(m[2]) }),
+          ...(m[2] === undefined
+            ? {}
+            : {
+                quantity: wholeNumber(m[2], {
+                  option: c,
+                  what: `a count of ${m[1] ?? ''} dynos`,
+                  min: 0,
+                  max: MAX_SCALE,
+                  example: `${m[1] ?? 'web'}=3`,
+                }),
+              }),
           ...(m[3] === undefined ? {} : { size: m[3] }),
         };
       });
@@ -170,6 +182,16 @@ export function psCommands(program: Command): void {
         command: string[],
         o: AppOptions & { env?: string; size?: string; timeout?: string },
       ) => {
+        const timeout =
+          o.timeout === undefined
+            ? undefined
+            : wholeNumber(o.timeout, {
+                option: '--timeout',
+                what: 'a number of seconds',
+                min: 1,
+                max: MAX_RUN_TIMEOUT_S,
+                example: '--timeout 600',
+              });
         const { api, app } = await appContext(o);
         const env: Record<string, string> = {};
         for (const pair of o.env?.split(';').filter(Boolean) ?? []) {
@@ -194,7 +216,7 @@ export function psCommands(program: Command): void {
               command: commandLine(command),
               ...(Object.keys(env).length > 0 ? { env } : {}),
               ...(o.size === undefined ? {} : { size: o.size }),
-              ...(o.timeout === undefined ? {} : { timeout: Number(o.timeout) }),
+              ...(timeout === undefined ? {} : { timeout }),
             },
             ac.signal,
           )) {

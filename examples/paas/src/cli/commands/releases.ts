@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { wholeNumber } from '../numbers.js';
 import { ago, printJson, step, table } from '../output.js';
 import { appContext, appOption, jsonOption, p, type AppOptions } from './context.js';
 
@@ -59,13 +60,21 @@ export function releaseCommands(program: Command): void {
     .description("list an app's releases, newest first")
     .option('-n, --num <n>', 'how many', '15')
     .action(async (o: AppOptions & { num: string }) => {
+      // -n abc and -n 0 showed 15 without a word.
+      const num = wholeNumber(o.num, {
+        option: '-n/--num',
+        what: 'a number of releases',
+        min: 1,
+        max: 1_000_000,
+        example: '-n 30',
+      });
       const { api, app } = await appContext(o);
       const [releases, info, deployments] = await Promise.all([
         api.get<ReleaseJson[]>(`/apps/${p(app)}/releases`),
         api.get<{ liveRelease?: string }>(`/apps/${p(app)}`),
         o.json ? [] : api.get<DeploymentJson[]>(`/apps/${p(app)}/deployments`),
       ]);
-      const shown = releases.slice(0, Number(o.num) || 15);
+      const shown = releases.slice(0, num);
       if (o.json) return printJson(shown);
       const states = releaseStates(shown, deployments, info.liveRelease);
       process.stdout.write(

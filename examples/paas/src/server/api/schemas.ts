@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import { MAX_DRAIN_DEADLINE_MS } from '@flotilla/cluster';
 
+/** The most lines `GET /apps/{app}/log-stream?lines=` returns (`flotilla logs -n`). */
+export const MAX_LOG_LINES = 1500;
+/** The most dynos of one process type a formation update asks for (`flotilla ps:scale`). */
+export const MAX_SCALE = 10_000;
+/** The longest one-off timeout, in seconds (`flotilla run --timeout`). */
+export const MAX_RUN_TIMEOUT_S = 86_400;
+
 /** An app name: a DNS label (what `<app>.localhost` needs). */
 export const appName = z
   .string()
@@ -49,7 +56,7 @@ export const processType = z
 /** One formation change. */
 export const formationUpdate = z.strictObject({
   type: processType,
-  quantity: z.number().int('quantity must be a whole number').min(0).max(10_000).optional(),
+  quantity: z.number().int('quantity must be a whole number').min(0).max(MAX_SCALE).optional(),
   size: z.string().min(1).max(64).optional(),
 });
 
@@ -90,7 +97,7 @@ export const runBody = z.strictObject({
     .regex(/^v\d{1,9}$/, 'a release is vN')
     .optional(),
   /** Seconds. */
-  timeout: z.number().int().min(1).max(86_400).optional(),
+  timeout: z.number().int().min(1).max(MAX_RUN_TIMEOUT_S).optional(),
 });
 
 /** `POST /apps/{app}/domains`. */
@@ -112,7 +119,7 @@ export const rollbackBody = z.strictObject({ release: releaseId.optional() });
 
 /** `GET /apps/{app}/log-stream` query. */
 export const logQuery = z.object({
-  lines: z.coerce.number().int().min(0).max(1500).default(100),
+  lines: z.coerce.number().int().min(0).max(MAX_LOG_LINES).default(100),
   tail: z
     .enum(['true', 'false', '1', '0'])
     .default('false')
