@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { type Logger, silentLogger } from '@flotilla/core';
 import { type ArtifactCache, type Driver, extractCachedSlug, jobEnv } from '@flotilla/host';
 import { ControllerError, ControllerErrorCodes } from './errors.js';
-import { AsyncQueue } from './internal/queue.js';
+import { PacedQueue } from './internal/paced-queue.js';
 import type { OneOffHandle, OneOffRunner, OneOffSpec, RunExit, RunOutputLine } from './one-off.js';
 
 /** Options of {@link DriverOneOffRunner}. */
@@ -16,7 +16,12 @@ export interface DriverOneOffRunnerOptions {
   readonly workDir: string;
   /** Between SIGTERM and SIGKILL when a run is stopped, ms (default 10,000). */
   readonly stopGraceMs?: number;
-  /** Lines of output held for a consumer that does not read (default 10,000); older ones are dropped, and a `system` line says how many. */
+  /**
+   * Lines of output held for a consumer that reads slower than the job writes (default
+   * 10,000). Past it the job's output is read no further until the consumer reads: it waits in
+   * the driver (its output files, dockerd's log), nothing is dropped. Read the output (or stop
+   * iterating it, or stop the run): the job is removed once its output was read.
+   */
   readonly maxBufferedLines?: number;
   readonly logger?: Logger;
 }
@@ -59,6 +64,12 @@ export class DriverOneOffRunner implements OneOffRunner {
     this.#workDir = resolve(options.workDir);
     this.#grace = options.stopGraceMs ?? 10_000;
     this.#max = options.maxBufferedLines ?? 10_000;
+    if (!Number.isSafeInteger(this.#max) || this.#max < 1)
+      throw new ControllerError(
+        ControllerErrorCodes.INVALID_INPUT,
+        `maxBufferedLines must be a whole number of lines, at least 1 (got ${String(options.maxBufferedLines)})`,
+        { path: 'maxBufferedLines' },
+      );
     this.#logger = options.logger ?? silentLogger;
   }
 
@@ -116,7 +127,7 @@ export class DriverOneOffRunner implements OneOffRunner {
       await rm(dir, { recursive: true, force: true });
       throw err;
     }
-    const output = new AsyncQueue<RunOutputLine>(this.#max, 'drop-oldest');
+    const output = new PacedQueue<RunOutputLine>(this.#max);
     let timedOut = false;
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> =>
@@ -138,32 +149,16 @@ export class DriverOneOffRunner implements OneOffRunner {
     signal?.addEventListener('abort', onAbort, { once: true });
     const exit = (async (): Promise<RunExit> => {
       try {
-        let lastDropped = 0;
-        // The driver keeps a job's last lines in a ring (1500 by default): a command that
-        // writes faster than they are read loses lines there, its first ones included. The
-        // loss is told where it happened, never silent (lines are numbered from 0 by `seq`).
-        let expected = 0;
-        for await (const l of this.#driver.logs(spec.id, { follow: true })) {
-          if (l.seq > expected)
-            output.push({
-              stream: 'system',
-              line: `(${l.seq - expected} lines of output lost: the command wrote faster than they were read; write to a file for all of it)`,
-              time: l.time,
-            });
-          expected = l.seq + 1;
-          if (output.dropped > lastDropped) {
-            output.push({
-              stream: 'system',
-              line: `(${output.dropped - lastDropped} lines dropped: the reader fell behind)`,
-              time: l.time,
-            });
-            lastDropped = output.dropped;
-          }
-          output.push({
+        // From the job's first line, paced by the consumer: a command that writes faster than
+        // its output is read waits in the driver, not in the driver's ring (1500 lines), where
+        // it would be lost. What the driver could not keep comes as a `system` line.
+        for await (const l of this.#driver.logs(spec.id, { follow: true, fromStart: true })) {
+          const pushed = await output.push({
             stream: l.stream === 'stderr' ? 'stderr' : l.stream === 'stdout' ? 'stdout' : 'system',
             line: l.line,
             time: l.time,
           });
+          if (!pushed) break; // the consumer left: the job still runs to its end
         }
         const status = await this.#driver.wait(spec.id);
         return { code: status.code, signal: status.signal, message: status.message, timedOut };

@@ -167,6 +167,22 @@ describe('Controller end to end: real HostAgent, ProcessDriver, node processes',
       'server.js',
     ]);
     expect(lines.filter((l) => l.stream === 'stderr').map((l) => l.line)).toEqual(['oops']);
+    // All of a fast command's output, in order: it waits for its reader, none is lost.
+    const many = await controller.run('demo', { command: 'seq 1 30000' });
+    const got: string[] = [];
+    const other: RunOutputLine[] = [];
+    for await (const l of many.output) {
+      if (l.stream === 'stdout') got.push(l.line);
+      else other.push(l);
+    }
+    expect(await many.exit).toMatchObject({ code: 0 });
+    expect(got.length).toBe(30_000);
+    expect(got.every((line, i) => line === String(i + 1))).toBe(true);
+    expect(other.map((l) => l.line).join('\n')).not.toMatch(/lost|dropped/);
+    // A consumer that stops reading early does not keep the run from ending.
+    const left = await controller.run('demo', { command: 'seq 1 50000' });
+    for await (const l of left.output) if (l.line === '1') break;
+    expect(await left.exit).toMatchObject({ code: 0 });
     const slow = await controller.run('demo', { command: 'sleep 30', timeoutMs: 200 });
     expect(await slow.exit).toMatchObject({ timedOut: true, signal: 'SIGTERM' });
   });
