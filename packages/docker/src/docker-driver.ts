@@ -5,6 +5,8 @@ import type Docker from 'dockerode';
 import { EventEmitter } from 'eventemitter3';
 import { silentLogger, systemClock, type Clock, type Logger } from '@flotilla/core';
 import {
+  checkReadOptions,
+  DEFAULT_LOG_MAX_LINE_BYTES,
   describeExit,
   DriverJobTable,
   HostError,
@@ -273,8 +275,110 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
     return this.#jobs.wait(id, options);
   }
 
+  /**
+   * A job's output. With `fromStart`, read from dockerd's log of its container (all it keeps,
+   * `maxLogFileBytes`), not from its ring, paced by the consumer: see `LogReadOptions`.
+   */
   logs(id: string, options: LogReadOptions = {}): AsyncIterable<LogLine> {
-    return this.#jobs.logs(id, options);
+    checkReadOptions(options);
+    if (options.fromStart !== true) return this.#jobs.logs(id, options);
+    return this.#readFromStart(this.#jobs.get(id), options.follow === true, options.signal);
+  }
+
+  /**
+   * Reads a container's log from its start, a chunk at a time (the HTTP stream pauses while
+   * the consumer does not read), then what a follow that ended with the container missed (as
+   * {@link DockerDriver.#follow} does), then the driver's own lines, its exit message last.
+   */
+  async *#readFromStart(
+    job: Job,
+    follow: boolean,
+    signal: AbortSignal | undefined,
+  ): AsyncGenerator<LogLine, void> {
+    const parse = new LogBuffer(job.id, {
+      maxLines: 2 * FROM_START_CHUNK_LINES,
+      maxBytes: 64 * 1024 * 1024,
+      maxLineBytes: this.#logOptions.maxLineBytes ?? DEFAULT_LOG_MAX_LINE_BYTES,
+    });
+    let taken = 0;
+    const take = function* (): Generator<LogLine> {
+      for (const l of parse.lines(parse.nextSeq - taken)) yield l;
+      taken = parse.nextSeq;
+    };
+    const frames = new LogFrames((name, bytes) => parse.write(name, bytes));
+    const container = this.#docker.getContainer(job.containerId);
+    const ac = new AbortController();
+    const onAbort = (): void => ac.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const base = { stdout: true, stderr: true, timestamps: true, abortSignal: ac.signal };
+    try {
+      if (!follow && job.exit === undefined) {
+        // what the log holds now; a running job's, as one answer (bounded by maxLogFileBytes)
+        frames.write(
+          (await container.logs({
+            ...base,
+            follow: false,
+          } as Docker.ContainerLogsOptions & { follow: false })) as unknown as Buffer,
+        );
+        yield* take();
+      } else {
+        for (let attempt = 0; !ac.signal.aborted; attempt++) {
+          const since = frames.resumeAfter();
+          try {
+            const stream = (await container.logs({
+              ...base,
+              follow: true,
+              ...(since === undefined ? {} : { since }),
+            } as Docker.ContainerLogsOptions & { follow: true })) as unknown as Readable;
+            for await (const chunk of stream) {
+              frames.write(chunk as Buffer);
+              yield* take();
+            }
+            break; // the container stopped (or dockerd went: then its end is waited for below)
+          } catch (err) {
+            if (ac.signal.aborted || statusOf(err) === 404) break;
+            await abortableDelay(Math.min(2000, 50 * 2 ** Math.min(attempt, 6)), ac.signal);
+          }
+        }
+        if (ac.signal.aborted) return;
+        // the driver's own follow and its end: the job's log ends when the driver saw it end
+        const end = job.logs.read({ follow: true, tail: 0, signal: ac.signal });
+        while ((await end.next()).done !== true) {
+          // waiting for the end only
+        }
+        if (ac.signal.aborted) return;
+        const after = frames.resumeAfter();
+        const read = async (range: { since?: string; tail?: number }): Promise<void> => {
+          frames.write(
+            (await container.logs({
+              ...base,
+              follow: false,
+              ...range,
+            } as Docker.ContainerLogsOptions & { follow: false })) as unknown as Buffer,
+          );
+          frames.dropPartial();
+        };
+        try {
+          if (after !== undefined) {
+            await read({ since: after });
+            frames.beginReplay();
+            await read({ tail: RECENT_MESSAGES });
+            frames.endReplay();
+          }
+        } catch (err) {
+          if (statusOf(err) !== 404 && !ac.signal.aborted) throw err;
+        }
+        yield* take();
+      }
+      if (ac.signal.aborted) return;
+      parse.flush();
+      for (const l of job.logs.lines()) if (l.stream === 'system') parse.append('system', l.line);
+      parse.end();
+      yield* take();
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      ac.abort();
+    }
   }
 
   async list(): Promise<JobInfo[]> {
@@ -712,6 +816,9 @@ async function untilTrapsSet(pid: number): Promise<void> {
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
+/** Lines a chunk of dockerd's log stream can hold at most, and then some. */
+const FROM_START_CHUNK_LINES = 64 * 1024;
+
 function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();

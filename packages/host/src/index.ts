@@ -22,6 +22,7 @@ export type { DriverJobEntry, DriverJobTableOptions } from './driver-job-table.j
 export { jobEnv, validateJobSpec } from './job-spec.js';
 export type { JobEnvInput, JobSpec } from './job-spec.js';
 export {
+  checkReadOptions,
   DEFAULT_LOG_MAX_BYTES,
   DEFAULT_LOG_MAX_LINE_BYTES,
   DEFAULT_LOG_MAX_LINES,
