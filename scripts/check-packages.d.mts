@@ -8,6 +8,8 @@ export function checkPackages(options?: {
   only?: string[];
   /** Compile the README ```ts blocks (default true). */
   compile?: boolean;
+  /** How long the import of each package's main entry may take, in ms (default 30 000). */
+  importTimeoutMs?: number;
 }): Promise<string[]>;
 /** Whether `version` is in `range` (the semver forms package.json files here use). */
 export function satisfies(version: string, range: string): boolean;

@@ -6,6 +6,7 @@
 //   node scripts/check-packages.mjs              every package, README examples compiled too
 //   node scripts/check-packages.mjs --no-compile every package, no README compile (~3 s)
 //   node scripts/check-packages.mjs router slug  some packages
+//   node scripts/check-packages.mjs --help       this usage (an unknown option: it, and exit 2)
 //
 // Run `npm run build` first: the tarballs hold dist/. Exits 1 and lists the problems, one a line,
 // each saying what to fix. test/packages.test.ts runs the same checks inside `npm test`.
@@ -70,9 +71,15 @@ const turn = () => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * Checks the packages under `root`/packages and returns the problems found (empty: all good).
- * `only` limits it to some package directory names; `compile: false` skips the README examples.
+ * `only` limits it to some package directory names; `compile: false` skips the README examples;
+ * `importTimeoutMs` bounds the import of each main entry (default 30 s).
  */
-export async function checkPackages({ root = defaultRoot, only = [], compile = true } = {}) {
+export async function checkPackages({
+  root = defaultRoot,
+  only = [],
+  compile = true,
+  importTimeoutMs = 30_000,
+} = {}) {
   const problems = [];
   const rootPkg = readJson(join(root, 'package.json'));
   const dirs = readdirSync(join(root, 'packages')).filter((name) =>
@@ -116,7 +123,11 @@ export async function checkPackages({ root = defaultRoot, only = [], compile = t
     const consumer = dirname(modules);
     setUpConsumer({ root, all, unpacked, consumer });
     problems.push(
-      ...importEntries({ consumer, names: checked.map((d) => unpacked.get(d).info.name) }),
+      ...(await importEntries({
+        consumer,
+        names: checked.map((d) => unpacked.get(d).info.name),
+        timeoutMs: importTimeoutMs,
+      })),
     );
     await turn();
     for (const dir of checked) {
@@ -519,22 +530,36 @@ function setUpConsumer({ root, all, unpacked, consumer }) {
   }
 }
 
-/** Imports each package's main entry in the consumer project: what `import '@flotilla/x'` does. */
-function importEntries({ consumer, names }) {
+/**
+ * Imports each package's main entry in the consumer project, what `import '@flotilla/x'` does:
+ * each in a Node process of its own, given `timeoutMs` (an import that hangs, a top-level await
+ * that never settles or a busy loop, is a problem; it hung the whole check).
+ */
+async function importEntries({ consumer, names, timeoutMs }) {
+  const problems = [];
   const script = `
-    const failed = [];
-    for (const name of ${JSON.stringify(names)}) {
-      try { await import(name); } catch (err) { failed.push(name + ': ' + String(err.message).split('\\n')[0]); }
+    try { await import(process.argv[1]); }
+    catch (err) { console.log(String(err?.message ?? err).split('\\n')[0]); process.exit(1); }
+    process.exit(0);`;
+  for (const name of names) {
+    const res = spawnSync(process.execPath, ['--input-type=module', '-e', script, name], {
+      cwd: consumer,
+      encoding: 'utf8',
+      timeout: timeoutMs,
+      killSignal: 'SIGKILL',
+    });
+    if (res.error?.code === 'ETIMEDOUT') {
+      problems.push(
+        `${name}: importing the main entry did not finish within ${timeoutMs / 1000} s: a ` +
+          'top-level await that never settles or a loop at import time? Importing must not wait',
+      );
+    } else if (res.status !== 0) {
+      const why = res.stdout.trim() || `${res.signal ?? `code ${res.status}`} ${res.stderr}`.trim();
+      problems.push(`${name}: ${why} (on import of the main entry in a consumer)`);
     }
-    console.log(JSON.stringify(failed));`;
-  const res = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-    cwd: consumer,
-    encoding: 'utf8',
-  });
-  if (res.status !== 0) return [`importing the packages in a consumer failed: ${res.stderr}`];
-  return JSON.parse(res.stdout).map(
-    (line) => `${line} (on import of the main entry in a consumer)`,
-  );
+    await turn();
+  }
+  return problems;
 }
 
 /**
@@ -665,10 +690,24 @@ if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) 
     });
   }
   const args = process.argv.slice(2);
+  const usage =
+    'usage: node scripts/check-packages.mjs [--no-compile] [package-dir ...]\n' +
+    '  --no-compile  skip compiling the README ```ts blocks\n' +
+    '  package-dir   check only these directories of packages/ (default: all)\n';
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(usage);
+    process.exit(0);
+  }
+  // A typo (--no-compil) was ignored: the run did what was not asked, and took minutes.
+  const unknown = args.filter((a) => a.startsWith('-') && a !== '--no-compile');
+  if (unknown.length > 0) {
+    process.stderr.write(`check-packages: unknown option ${unknown.join(', ')}\n${usage}`);
+    process.exit(2);
+  }
   const started = performance.now();
   const problems = await checkPackages({
     compile: !args.includes('--no-compile'),
-    only: args.filter((a) => !a.startsWith('--')),
+    only: args.filter((a) => !a.startsWith('-')),
   });
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   for (const p of problems) console.log(p);

@@ -2,7 +2,7 @@
 // checks the tarball (files, exports, dependencies, an import of each in a consumer project, and
 // the README's ```ts blocks compiled against the packed types). Needs `tsc -b` first, as
 // `npm test` does.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -174,6 +174,71 @@ describe('check-packages', () => {
       rmSync(tmp, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('reports a main entry whose import hangs, after importTimeoutMs, and checks the rest', async () => {
+    // A root of its own: these would hold up every other check of the fixture.
+    const hangRoot = mkdtempSync(join(tmpdir(), 'flotilla-check-packages-hang-'));
+    try {
+      writeFileSync(
+        join(hangRoot, 'package.json'),
+        JSON.stringify({ name: 'fixture', private: true }),
+      );
+      const pkg = (name: string, code: string): void => {
+        const dir = join(hangRoot, 'packages', name);
+        mkdirSync(join(dir, 'dist'), { recursive: true });
+        mkdirSync(join(dir, 'src'), { recursive: true });
+        writeFileSync(
+          join(dir, 'package.json'),
+          JSON.stringify({
+            name: `@fx/${name}`,
+            version: '0.1.0',
+            type: 'module',
+            exports: { '.': './dist/index.js' },
+            files: ['dist'],
+          }),
+        );
+        writeFileSync(join(dir, 'src', 'index.ts'), '');
+        writeFileSync(join(dir, 'dist', 'index.js'), code);
+      };
+      // A top-level await that never settles, the event loop kept alive; a busy loop.
+      pkg('waits', 'await new Promise(() => setInterval(() => {}, 1000));\nexport {};\n');
+      pkg('spins', 'for (;;) {}\nexport {};\n');
+      pkg('fine', 'export const ok = 1;\n');
+      pkg('throws', "throw new Error('boom at import');\n");
+      const problems = await checkPackages({
+        root: hangRoot,
+        compile: false,
+        importTimeoutMs: 1500,
+      });
+      const imports = problems.filter((p) => /import/.test(p));
+      expect(imports).toEqual([
+        expect.stringMatching(/^@fx\/spins: importing the main entry did not finish within 1\.5 s/),
+        '@fx/throws: boom at import (on import of the main entry in a consumer)',
+        expect.stringMatching(/^@fx\/waits: importing the main entry did not finish within 1\.5 s/),
+      ]);
+      expect(problems.filter((p) => p.startsWith('@fx/fine'))).toEqual([]);
+    } finally {
+      rmSync(hangRoot, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('the CLI refuses an unknown option with its usage (a typo was ignored), before any work', () => {
+    const script = join(
+      dirname(fileURLToPath(import.meta.url)),
+      '..',
+      'scripts',
+      'check-packages.mjs',
+    );
+    const typo = spawnSync(process.execPath, [script, '--no-compil', 'core'], { encoding: 'utf8' });
+    expect(typo.status).toBe(2);
+    expect(typo.stderr).toMatch(
+      /^check-packages: unknown option --no-compil\nusage: node scripts\/check-packages\.mjs \[--no-compile\]/,
+    );
+    expect(typo.stdout).toBe('');
+    const help = spawnSync(process.execPath, [script, '--help'], { encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/--no-compile +skip compiling the README/);
+  });
 
   it('reads the version ranges package.json files use', () => {
     expect(satisfies('20.19.0', '>=20.19')).toBe(true);
