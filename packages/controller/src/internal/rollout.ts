@@ -190,7 +190,7 @@ export async function rollout(
       const placed = jobs.filter((j) => !ENDED.has(j.state)).length;
       const why =
         placed < want
-          ? `only ${placed} of ${want} ${type} job(s) were placed: ${await unplacedWhy(cluster, plan.processes[type]?.constraints)}`
+          ? `only ${placed} of ${want} ${type} job(s) were placed: ${await unplacedWhy(cluster, type, plan.processes[type])}`
           : `${notReady.length} ${type} job(s) did not become ready`;
       throw new RolloutFailure(`${why} within ${settings.readyTimeoutMs} ms`, notReady);
     }
@@ -277,21 +277,55 @@ export async function rollout(
   }
 }
 
+/** The ways to more room; the flags are the reference server's (`flotilla server` runs one host). */
+const MORE_ROOM =
+  'add a host, or give one more CPU and memory (the embedded server: --host-cpu <millis> and --host-memory <MiB>)';
+
 /**
- * Why jobs were not placed, as far as the rollout can tell: no up host runs images for an image
- * release (the tag is the agents', no operator can add it), else capacity or matching hosts.
+ * Why `type`'s jobs were not placed, as far as the rollout can tell, and what the user can do:
+ * no up host runs images for an image release (the tag is the agents', no operator can add it);
+ * no host is up; no up host has the type's tags; one job is larger than any up host; or the up
+ * hosts are full. Names the type and what each of its jobs asks for.
  */
 async function unplacedWhy(
   cluster: ClusterState,
-  constraints: ProcessSpec['constraints'],
+  type: string,
+  spec: Pick<ProcessSpec, 'count' | 'resources' | 'constraints'> | undefined,
 ): Promise<string> {
-  const generic = 'the cluster lacks capacity or matching hosts';
-  if (constraints?.[IMAGE_HOST_TAG] === undefined) return generic;
   const hosts = await cluster.hosts().catch(() => undefined);
-  if (hosts === undefined) return generic;
-  return hosts.some((x) => x.state === 'up' && x.record.tags?.[IMAGE_HOST_TAG] === 'true')
-    ? generic
-    : 'the release is a container image, and no host that is up runs images (a host agent on a driver that runs images, such as DockerDriver, tags its host flotilla.artifact.image): start one';
+  if (spec === undefined || hosts === undefined)
+    return `no host had room for them or the tags they need: ${MORE_ROOM}`;
+  const { cpu, memory } = spec.resources;
+  const asks = `each ${type} job asks for ${cpu} millicores and ${memory} MiB`;
+  const up = hosts.filter((x) => x.state === 'up');
+  if (up.length === 0)
+    return `no host is up (${hosts.length === 0 ? 'none has registered' : `${hosts.length} known, none up and eligible`}): start a host agent, or undrain a host`;
+  const constraints = spec.constraints ?? {};
+  const matching = up.filter((x) =>
+    Object.entries(constraints).every(([k, v]) => x.record.tags?.[k] === v),
+  );
+  if (matching.length === 0)
+    return constraints[IMAGE_HOST_TAG] !== undefined
+      ? 'the release is a container image, and no host that is up runs images (a host agent on a driver that runs images, such as DockerDriver, tags its host flotilla.artifact.image): start one'
+      : `no up host has the tags ${type} needs (${JSON.stringify(constraints)}): tag a host so, or change the constraints`;
+  // How many jobs of this size fit in (c, m): what "largest" and "roomiest" compare.
+  const fit = (c: number, m: number): number =>
+    Math.min(c / Math.max(cpu, 1), m / Math.max(memory, 1));
+  const largest = matching.reduce((a, b) =>
+    fit(b.record.capacity.cpu, b.record.capacity.memory) >
+    fit(a.record.capacity.cpu, a.record.capacity.memory)
+      ? b
+      : a,
+  );
+  const cap = largest.record.capacity;
+  if (cap.cpu < cpu || cap.memory < memory)
+    return `${asks}, more than any up host has in all (the largest, ${largest.record.id}, has ${cap.cpu} millicores and ${cap.memory} MiB): give ${type} a smaller size, or ${MORE_ROOM}`;
+  const free = matching.map((x) => ({
+    cpu: x.record.capacity.cpu - (x.alloc?.cpu ?? 0),
+    memory: x.record.capacity.memory - (x.alloc?.memory ?? 0),
+  }));
+  const roomiest = free.reduce((a, b) => (fit(b.cpu, b.memory) > fit(a.cpu, a.memory) ? b : a));
+  return `${asks} (${spec.count} in all), and the ${matching.length} up host(s) are full (the roomiest has ${Math.max(roomiest.cpu, 0)} millicores and ${Math.max(roomiest.memory, 0)} MiB free): scale ${type} or other apps down, give ${type} a smaller size, or ${MORE_ROOM}`;
 }
 
 /** Rolls back: the target's jobs go, the old formations are as they were. Retried: it must land. */
