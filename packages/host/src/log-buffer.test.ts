@@ -130,4 +130,16 @@ describe('LogBuffer', () => {
       expect.objectContaining({ code: 'FLOTILLA_HOST_INVALID_OPTIONS' }),
     );
   });
+
+  it('reads all it keeps with fromStart, and refuses fromStart with tail', async () => {
+    const b = new LogBuffer('j', { maxLines: 3 });
+    for (let i = 0; i < 5; i++) b.write('stdout', `n${i}\n`);
+    b.end();
+    const got = [];
+    for await (const l of b.read({ fromStart: true })) got.push(l.line);
+    expect(got).toEqual(['n2', 'n3', 'n4']);
+    await expect(b.read({ fromStart: true, tail: 1 }).next()).rejects.toMatchObject({
+      code: 'FLOTILLA_HOST_INVALID_OPTIONS',
+    });
+  });
 });

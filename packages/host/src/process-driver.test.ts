@@ -118,6 +118,41 @@ describe('ProcessDriver', () => {
     expect(again.filter((l) => /dropped unread/.test(l.line))).toHaveLength(0);
   });
 
+  it('fromStart without follow ends at what was written when it began, though the job writes on', async () => {
+    const d = await create();
+    await d.start(spec('demo.chatty.1', 'echo first; while :; do echo more; done'));
+    await line(d, 'demo.chatty.1', 'more');
+    const got = [];
+    for await (const l of d.logs('demo.chatty.1', { fromStart: true })) got.push(l.line);
+    expect(got[0]).toBe('first');
+    expect(got.slice(1).every((l) => l === 'more')).toBe(true);
+    await d.stop('demo.chatty.1', { graceMs: 0 });
+  });
+
+  it('fromStart gives NUL bytes and bad UTF-8 as the ring does, to two readers at once, and ends quietly on abort', async () => {
+    const d = await create();
+    await d.start(spec('demo.odd.1', "printf 'a\\0b\\377c\\n'; seq 1 5000; sleep 60"));
+    await line(d, 'demo.odd.1', '5000');
+    const read = async (): Promise<string[]> => {
+      const ac = new AbortController();
+      const out: string[] = [];
+      for await (const l of d.logs('demo.odd.1', {
+        fromStart: true,
+        follow: true,
+        signal: ac.signal,
+      })) {
+        out.push(l.line);
+        if (l.line === '5000') ac.abort(); // the job runs on: only the abort ends this read
+      }
+      return out;
+    };
+    const [a, b] = await Promise.all([read(), read()]);
+    expect(a[0]).toBe('a\u0000b\ufffdc');
+    expect(a.slice(1)).toEqual(Array.from({ length: 5000 }, (_, i) => String(i + 1)));
+    expect(b).toEqual(a);
+    await d.stop('demo.odd.1', { graceMs: 0 });
+  });
+
   async function line(d: ProcessDriver, id: string, text: string): Promise<void> {
     for await (const l of d.logs(id, { follow: true, signal: AbortSignal.timeout(10_000) })) {
       if (l.line.includes(text)) return;

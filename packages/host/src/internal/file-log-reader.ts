@@ -33,6 +33,8 @@ export interface FromStartOptions {
 interface Source extends OutputFile {
   fh: FileHandle | undefined;
   hold: FileHold;
+  /** Without follow: the file's size when the read began, where it ends. */
+  limit: number;
 }
 
 /**
@@ -55,6 +57,7 @@ export async function* readFromStart(o: FromStartOptions): AsyncGenerator<LogLin
     ...f,
     fh: undefined,
     hold: { position: 0, lost: 0, generation: 0 },
+    limit: Infinity,
   }));
   const ringAbort = new AbortController();
   const onAbort = (): void => ringAbort.abort();
@@ -70,6 +73,7 @@ export async function* readFromStart(o: FromStartOptions): AsyncGenerator<LogLin
       s.tailer?.hold(s.hold);
       try {
         s.fh = await open(s.path, 'r');
+        if (!o.follow) s.limit = (await s.fh.stat()).size;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
@@ -158,8 +162,14 @@ async function readChunk(s: Source, buf: Buffer, parse: LogBuffer): Promise<numb
   if (s.fh === undefined) return 0;
   for (;;) {
     const { generation, position } = s.hold;
-    const { bytesRead } = await s.fh.read(buf, 0, buf.length, position);
-    if (s.hold.generation !== generation) continue; // cut meanwhile: what was read is lost
+    const want = Math.min(buf.length, s.limit - position);
+    if (want <= 0) return 0;
+    const { bytesRead } = await s.fh.read(buf, 0, want, position);
+    if (s.hold.generation !== generation) {
+      // cut meanwhile: what was read is lost; a read without follow ends there
+      if (s.limit !== Infinity) s.limit = 0;
+      continue;
+    }
     if (bytesRead === 0) {
       // truncated by someone else (not our tailer): start over
       const { size } = await s.fh.stat();
@@ -167,6 +177,7 @@ async function readChunk(s: Source, buf: Buffer, parse: LogBuffer): Promise<numb
         s.hold.lost += position - size; // at least; what the file had past it is unknown
         s.hold.position = 0;
         s.hold.generation++;
+        if (s.limit !== Infinity) s.limit = 0;
         continue;
       }
       return 0;
