@@ -7,6 +7,7 @@ import { cgroupParent, StepCgroup } from './internal/cgroup.js';
 import { isTimeoutMs, TIMEOUT_MS_RULE } from './internal/options.js';
 import { killSessionTree } from './internal/proc-tree.js';
 import { resolveProgram } from './internal/resolve-program.js';
+import { defaultStepsDir, recordStep, sweepStepRecords } from './internal/step-records.js';
 
 /** How long a step's output pipes may stay open after its processes were killed, ms. */
 const PIPE_GRACE_MS = 1000;
@@ -32,6 +33,14 @@ export interface LocalExecutorOptions {
    * (`setsid`) and whose parent then exited before the kill. Default true.
    */
   readonly cgroups?: boolean;
+  /**
+   * Where a step that runs without a cgroup records its process group while it runs, so that
+   * when its builder was SIGKILLed the next step run here without a cgroup (another executor's,
+   * after a restart) kills what it left: the process groups and sessions of steps whose builder,
+   * on this host, is gone. Default: `flotilla-build-steps-<uid>` in the OS temp directory,
+   * shared by every executor of the user.
+   */
+  readonly stepsDir?: string;
   /** A pino-compatible logger. Default: silent. */
   readonly logger?: Logger;
 }
@@ -57,6 +66,7 @@ export class LocalExecutor implements BuildExecutor, AsyncDisposable {
   readonly name = 'local';
   readonly #running = new Set<() => Promise<void>>();
   readonly #cgroups: boolean;
+  readonly #stepsDir: string;
   readonly #logger: Logger;
   #closed = false;
 
@@ -76,7 +86,20 @@ export class LocalExecutor implements BuildExecutor, AsyncDisposable {
         { path: 'cgroups' },
       );
     }
+    if (
+      options.stepsDir !== undefined &&
+      (typeof options.stepsDir !== 'string' ||
+        options.stepsDir === '' ||
+        options.stepsDir.includes('\0'))
+    ) {
+      throw new BuildpackError(
+        BuildpackErrorCodes.INVALID_OPTIONS,
+        'LocalExecutor: stepsDir must be a directory path (a non-empty string without NUL)',
+        { path: 'stepsDir' },
+      );
+    }
     this.#cgroups = options.cgroups ?? true;
+    this.#stepsDir = options.stepsDir ?? defaultStepsDir();
     this.#logger = (options.logger ?? silentLogger).child({ component: 'buildpack-executor' });
   }
 
@@ -123,6 +146,8 @@ export class LocalExecutor implements BuildExecutor, AsyncDisposable {
         return undefined;
       });
     }
+    // No cgroup: steps of dead builders are found through their records instead.
+    if (cgroup === undefined) await sweepStepRecords(this.#stepsDir, this.#logger);
     if (cgroup !== undefined && resolved !== undefined) {
       const pwd = req.env['PWD'];
       argv = [
@@ -165,6 +190,12 @@ export class LocalExecutor implements BuildExecutor, AsyncDisposable {
       // A NUL byte in an argument, the environment or cwd: nothing was started.
       throw cannotRun((err as Error).message, err);
     }
+    // Without a cgroup, the step's group is recorded until it is gone: if this process is
+    // SIGKILLed meanwhile, the next executor's sweep finds it.
+    const forget =
+      cgroup === undefined && child.pid !== undefined
+        ? recordStep(this.#stepsDir, child.pid, this.#logger)
+        : undefined;
     // Everything the step started: its cgroup, else its session and their descendants.
     let killed: Promise<void> | undefined;
     const killAll = (): Promise<void> => {
@@ -206,6 +237,7 @@ export class LocalExecutor implements BuildExecutor, AsyncDisposable {
             else child.once('close', () => done());
           });
           void killAll()
+            .then(() => forget?.())
             .then(() =>
               Promise.race([
                 pipesClosed,

@@ -5,9 +5,10 @@ import { LocalExecutor } from '@flotilla/buildpack';
 /**
  * Ends the build steps a server SIGKILLed mid-build left running (an `npm install` or a build
  * script outlives its builder: nothing is left to kill it). `LocalExecutor` kills the step
- * cgroups of dead builders of this host when it makes a step cgroup, so one no-op step run at
- * start does it, before the restarted server builds anything (where cgroups can be made; without
- * them nothing can find those processes). Never throws: a failure is logged.
+ * cgroups of dead builders of this host when it makes a step cgroup and, where no cgroup can be
+ * made (cgroup v1 without a usable freezer, not root), the process groups that dead builders'
+ * steps recorded (its `stepsDir`): so one no-op step run at start does it, before the restarted
+ * server builds anything. Never throws: a failure is logged.
  */
 export async function sweepDeadBuildSteps(logger: Logger): Promise<void> {
   const executor = new LocalExecutor({ logger });

@@ -3,6 +3,7 @@
 // for a session of its own (`setsid`) while its parent lives. They are stopped first, scan after
 // scan, so that none can fork between the scan and the kill. An orphan that left the session
 // after its parent died is out of reach: only a cgroup holds on to that one.
+import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { waitFor } from './poll.js';
 
@@ -19,11 +20,18 @@ interface Proc {
   readonly start: string;
 }
 
-/** Kills everything of the session `leader` leads, and their descendants; resolves once they are gone. */
-export async function killSessionTree(leader: number): Promise<void> {
+/**
+ * Kills everything of the session `leader` leads, and their descendants; resolves once they are
+ * gone. With `leaderStart` (its {@link processStart}), a process now at the leader's pid that
+ * started at another time means the pid was reused, the session long gone: nothing is killed.
+ */
+export async function killSessionTree(leader: number, leaderStart?: string): Promise<void> {
   const marked = new Map<number, string>();
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const found = members(leader, await scan());
+    const procs = await scan();
+    const now = procs.find((p) => p.pid === leader);
+    if (leaderStart !== undefined && now !== undefined && now.start !== leaderStart) break;
+    const found = members(leader, procs);
     let fresh = 0;
     for (const proc of found) {
       if (marked.get(proc.pid) === proc.start) continue;
@@ -33,6 +41,7 @@ export async function killSessionTree(leader: number): Promise<void> {
     }
     if (fresh === 0) break;
   }
+  if (marked.size === 0) return;
   signal(-leader, 'SIGKILL');
   for (const pid of marked.keys()) signal(pid, 'SIGKILL');
   const left = new Map(marked);
@@ -88,6 +97,21 @@ async function stat(pid: number): Promise<Proc | undefined> {
     session: Number(fields[3]),
     start: fields[19] ?? '',
   };
+}
+
+/**
+ * When process `pid` started (clock ticks since boot, /proc's field 22), undefined when there is
+ * none (or a zombie): with the pid, what names one process for as long as the host runs.
+ */
+export function processStart(pid: number): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
 }
 
 /** Whether `pid` is still the process that started at `start`, and not a zombie. */
