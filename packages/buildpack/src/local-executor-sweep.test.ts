@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,7 +81,8 @@ describe('LocalExecutor without cgroups: steps of a SIGKILLed builder', () => {
 
   it("leave a live builder's running step alone; a step's record goes when it ends", async () => {
     const stepsDir = join(dir, 'steps');
-    const a = new LocalExecutor({ cgroups: false, stepsDir });
+    // Closed however the test ends: it kills the step.
+    await using a = new LocalExecutor({ cgroups: false, stepsDir });
     const running = a.exec({ argv: ['sleep', '1000'], ...step });
     await vi.waitFor(async () => expect((await readdir(stepsDir).catch(() => [])).length).toBe(1));
     const [record] = await readdir(stepsDir);
@@ -99,7 +100,6 @@ describe('LocalExecutor without cgroups: steps of a SIGKILLed builder', () => {
     const stepsDir = join(dir, 'steps');
     const other = spawn('sleep', ['1000'], { detached: true, stdio: 'ignore' });
     strays.push(other.pid as number);
-    const { mkdir } = await import('node:fs/promises');
     await mkdir(stepsDir);
     // A builder that is gone (no such pid), its step's pid reused by `other` (another start).
     const gone = 2 ** 22 + 1;
