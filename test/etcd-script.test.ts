@@ -2,7 +2,7 @@
 // outlive the Node process that started it, however that process ends (a test run or bench
 // killed with SIGTERM, Ctrl-C, SIGKILL), and the parent's signal must still end it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -21,11 +21,14 @@ function alive(pid: number): boolean {
 describe('scripts/etcd.mjs: etcd dies with its parent', () => {
   const parents: ChildProcess[] = [];
   const etcds: number[] = [];
+  /** Data directories of etcds whose parent died: no stop() removed them. */
+  const dirs: string[] = [];
 
   afterEach(() => {
     for (const p of parents.splice(0))
       if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
     for (const pid of etcds.splice(0)) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
 
   /** A Node process that starts etcd and idles (as a test file or bench does); its etcd's pid. */
@@ -37,21 +40,23 @@ describe('scripts/etcd.mjs: etcd dies with its parent', () => {
         '-e',
         `const m = await import(${JSON.stringify(script)});
          const e = await m.startEtcd();
-         console.log(e.pid);
+         console.log(e.pid, e.dataDir);
          ${code}
          setInterval(() => {}, 1e9);`,
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     parents.push(parent);
-    const pid = await new Promise<number>((resolve, reject) => {
+    const [pid, dataDir] = await new Promise<[number, string]>((resolve, reject) => {
       let out = '';
       parent.stdout?.on('data', (d: Buffer) => {
         out += String(d);
-        if (out.includes('\n')) resolve(Number(out.trim()));
+        const m = /^(\d+) (.+)\n/.exec(out);
+        if (m) resolve([Number(m[1]), m[2] as string]);
       });
       parent.once('exit', (code) => reject(new Error(`the parent exited with ${code}`)));
     });
+    dirs.push(dataDir);
     etcds.push(pid);
     expect(alive(pid)).toBe(true);
     expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toMatch(/etcd\0--name\0flotilla-test/);
