@@ -37,18 +37,32 @@ function findSetpriv() {
   return help.status === 0 && help.stdout.includes('--pdeathsig') ? 'setpriv' : undefined;
 }
 
-/** Children alive now: killed on a normal exit of this process (where setpriv is missing too). */
+/**
+ * Children alive now, and the data directories made here not yet removed: on a normal exit of
+ * this process (process.exit(), an uncaught error) the children are killed (where setpriv is
+ * missing too) and the directories removed. Death by a signal is setpriv's, and leaves them.
+ */
 const running = new Set();
+const ownedDirs = new Set();
 let exitHook = false;
+function hookExit() {
+  if (exitHook) return;
+  exitHook = true;
+  process.on('exit', () => {
+    for (const c of running) c.kill('SIGKILL');
+    for (const dir of ownedDirs) {
+      try {
+        rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+      } catch {
+        // a file etcd was writing as it died: the temp directory's cleaner takes it
+      }
+    }
+  });
+}
 function track(child) {
   running.add(child);
   child.once('exit', () => running.delete(child));
-  if (exitHook) return;
-  exitHook = true;
-  // 'exit' runs on process.exit() and an emptied event loop; death by a signal is setpriv's.
-  process.on('exit', () => {
-    for (const c of running) c.kill('SIGKILL');
-  });
+  hookExit();
 }
 
 export const ETCD_MISSING =
@@ -107,6 +121,10 @@ export async function startEtcd(options = {}) {
   if (!bin) throw new Error(ETCD_MISSING);
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'flotilla-etcd-'));
   const ownsDir = options.dataDir === undefined;
+  if (ownsDir) {
+    ownedDirs.add(dataDir);
+    hookExit();
+  }
   let clientPort = options.clientPort ?? (await freePort());
   let peerPort = options.peerPort ?? (await freePort());
   let endpoint = `http://127.0.0.1:${clientPort}`;
@@ -204,6 +222,7 @@ export async function startEtcd(options = {}) {
   } catch (err) {
     // Nothing will stop this etcd: the directory made for it goes now.
     if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
+    ownedDirs.delete(dataDir);
     throw err;
   }
   return {
@@ -242,6 +261,7 @@ export async function startEtcd(options = {}) {
     async stop() {
       await stopChild('SIGTERM');
       if (ownsDir) rmSync(dataDir, { recursive: true, force: true });
+      ownedDirs.delete(dataDir);
     },
   };
 }

@@ -2,7 +2,7 @@
 // outlive the Node process that started it, however that process ends (a test run or bench
 // killed with SIGTERM, Ctrl-C, SIGKILL), and the parent's signal must still end it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -84,5 +84,7 @@ describe('scripts/etcd.mjs: etcd dies with its parent', () => {
     const { parent, pid } = await parentWithEtcd(`setTimeout(() => process.exit(3), 100);`);
     expect(await ended(parent)).toEqual({ code: 3, signal: null });
     await expect.poll(() => alive(pid), { timeout: 10_000, interval: 20 }).toBe(false);
+    // Its data directory went with it (a signal's death leaves it: no handler runs).
+    expect(existsSync(dirs[0] as string)).toBe(false);
   }, 30_000);
 });
