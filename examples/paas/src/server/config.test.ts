@@ -24,17 +24,26 @@ describe('resolveServerConfig', () => {
   });
 
   it.each([
-    [{ apiPort: '70000' }, /apiPort: must be 0 \(any free port\) to 65535/],
-    [{ apiPort: 'abc' }, /apiPort/],
-    [{ routerPort: '-1' }, /routerPort/],
-    [{ driver: 'kvm' }, /driver: must be process or docker/],
-    [{ hostId: 'a/b' }, /hostId: must be a DNS label/],
-    [{ jobPorts: '9000-80' }, /jobPorts/],
-    [{ dataDir: 'a\0b' }, /dataDir: must not contain NUL/],
-    [{ hostCpu: '0' }, /hostCpu: must be at least 1/],
-    [{ hostCpu: '1.5' }, /hostCpu: must be a whole number/],
-    [{ hostCpu: 'lots' }, /hostCpu/],
-    [{ hostMemory: '-5' }, /hostMemory/],
+    [
+      { apiPort: '70000' },
+      /^--api-port \(FLOTILLA_API_PORT\) "70000": must be 0 \(any free port\) to 65535$/,
+    ],
+    [{ apiPort: 'abc' }, /^--api-port \(FLOTILLA_API_PORT\) "abc": must be a port number$/],
+    [{ routerPort: '-1' }, /^--router-port \(FLOTILLA_ROUTER_PORT\) "-1": must be 0/],
+    [{ driver: 'kvm' }, /^--driver \(FLOTILLA_DRIVER\) "kvm": must be process or docker/],
+    [{ hostId: 'a/b' }, /^--host-id \(FLOTILLA_HOST_ID\) "a\/b": must be a DNS label/],
+    [{ jobPorts: '9000-80' }, /^--job-ports \(FLOTILLA_JOB_PORTS\) "9000-80": /],
+    [{ dataDir: 'a\0b' }, /^--data-dir \(FLOTILLA_DATA_DIR\) "a\\u0000b": must not contain NUL/],
+    [{ hostCpu: '0' }, /^--host-cpu \(FLOTILLA_HOST_CPU\) "0": must be at least 1/],
+    [{ hostCpu: '1.5' }, /^--host-cpu \(FLOTILLA_HOST_CPU\) "1\.5": must be a whole number/],
+    [
+      { hostCpu: 'lots' },
+      /^--host-cpu \(FLOTILLA_HOST_CPU\) "lots": must be a number of CPU millis \(1000 per core\)$/,
+    ],
+    [
+      { hostMemory: '-5' },
+      /^--host-memory \(FLOTILLA_HOST_MEMORY\) "-5": must be at least 1 \(MiB\)$/,
+    ],
   ])('refuses %o with a message naming the option', (flags, message) => {
     expect(() => resolveServerConfig(flags, {})).toThrow(message);
     try {
@@ -110,7 +119,9 @@ describe('the address a server or host advertises', () => {
     '-x',
     '1.2.3',
   ])('refuses --advertise-host %j', (advertiseHost) => {
-    expect(() => resolveServerConfig({ advertiseHost }, {})).toThrow(/advertiseHost/);
+    expect(() => resolveServerConfig({ advertiseHost }, {})).toThrow(
+      /^--advertise-host \(FLOTILLA_ADVERTISE_HOST\) ".*": must be/,
+    );
   });
 
   it('takes an IPv6 address with or without brackets, and writes it bracketed in URLs', () => {

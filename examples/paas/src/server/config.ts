@@ -126,6 +126,51 @@ const raw = z.object({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
 
+/** Each field's flag and variable, for messages: the user gave one of those, not the field. */
+const WHERE: Readonly<Record<string, readonly [flag: string, env: string | undefined]>> = {
+  dataDir: ['--data-dir', 'FLOTILLA_DATA_DIR'],
+  apiHost: ['--api-host', 'FLOTILLA_API_HOST'],
+  advertiseHost: ['--advertise-host', 'FLOTILLA_ADVERTISE_HOST'],
+  apiPort: ['--api-port', 'FLOTILLA_API_PORT'],
+  routerHost: ['--router-host', 'FLOTILLA_ROUTER_HOST'],
+  routerPort: ['--router-port', 'FLOTILLA_ROUTER_PORT'],
+  token: ['--token', 'FLOTILLA_TOKEN'],
+  store: ['--store', 'FLOTILLA_STORE'],
+  driver: ['--driver', 'FLOTILLA_DRIVER'],
+  hostId: ['--host-id', 'FLOTILLA_HOST_ID'],
+  jobPorts: ['--job-ports', 'FLOTILLA_JOB_PORTS'],
+  hostCpu: ['--host-cpu', 'FLOTILLA_HOST_CPU'],
+  hostMemory: ['--host-memory', 'FLOTILLA_HOST_MEMORY'],
+  stopJobsOnExit: ['--stop-jobs', undefined],
+  logLevel: ['--log-level', 'FLOTILLA_LOG_LEVEL'],
+};
+
+/**
+ * {@link validate} of the server's settings, whose message names the flag (and variable) and the
+ * value given, not the field: `--host-cpu (FLOTILLA_HOST_CPU) "lots": must be a number of CPU
+ * millis (1000 per core)`; it said `hostCpu: must be...`. A token's value is never shown.
+ */
+function validateSettings(input: Record<string, unknown>): z.output<typeof raw> {
+  try {
+    return validate(raw, input);
+  } catch (err) {
+    if (!(err instanceof PaasError)) throw err;
+    const key = Object.keys(WHERE).find((k) => err.message.startsWith(`${k}: `));
+    const where = key === undefined ? undefined : WHERE[key];
+    if (key === undefined || where === undefined) throw err;
+    const value = input[key];
+    const shown =
+      key === 'token' || typeof value !== 'string'
+        ? ''
+        : ` ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)}`;
+    throw new PaasError(
+      PaasErrorCodes.INVALID_REQUEST,
+      `${where[0]}${where[1] === undefined ? '' : ` (${where[1]})`}${shown}: ${err.message.slice(key.length + 2)}`,
+      { cause: err },
+    );
+  }
+}
+
 /** The flags of `flotilla server` (all optional: variables, then defaults, fill the rest). */
 export interface ServerFlags {
   /** `--data-dir`. */
@@ -169,7 +214,7 @@ export function resolveServerConfig(
   env: NodeJS.ProcessEnv = process.env,
   roles: ServerConfig['roles'] = { api: true, scheduler: true, host: true, router: true },
 ): ServerConfig {
-  const r = validate(raw, {
+  const r = validateSettings({
     dataDir: flags.dataDir ?? env.FLOTILLA_DATA_DIR ?? '.flotilla',
     apiHost: flags.apiHost ?? env.FLOTILLA_API_HOST ?? '127.0.0.1',
     advertiseHost: flags.advertiseHost ?? emptyToUndefined(env.FLOTILLA_ADVERTISE_HOST),
