@@ -336,6 +336,29 @@ export function runDriverContract(options: DriverContractOptions): void {
       );
     });
 
+    it('ends a fromStart follow quietly when its signal aborts while the job runs on', async () => {
+      const driver = await open();
+      const s = spec('seq 1 5000; exec sleep 60');
+      await driver.start(s);
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(new Error('timed out')), timeoutMs);
+      const got: string[] = [];
+      try {
+        for await (const l of driver.logs(s.id, {
+          fromStart: true,
+          follow: true,
+          signal: ac.signal,
+        })) {
+          if (l.stream === 'stdout') got.push(l.line);
+          if (l.line === '5000') ac.abort();
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+      expect(got).toEqual(Array.from({ length: 5000 }, (_, i) => String(i + 1)));
+      expect((await driver.inspect(s.id)).state).toBe('running');
+    });
+
     it('ends a follow when its signal aborts', async () => {
       const driver = await open();
       const s = spec(js(`console.log('up'); setInterval(() => {}, 1000);`));
