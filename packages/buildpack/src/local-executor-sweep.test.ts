@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -118,6 +118,40 @@ describe('LocalExecutor without cgroups: steps of a SIGKILLed builder', () => {
       expect.objectContaining({ file: join(stepsDir, `step-${gone}-${hostTag()}-7.json`) }),
       'a build step record cannot be read: removing it',
     );
+  });
+
+  it('trusts no records in a directory others may write, and runs steps all the same', async () => {
+    const stepsDir = join(dir, 'shared');
+    await mkdir(stepsDir, { mode: 0o777 });
+    await chmod(stepsDir, 0o777);
+    // Another user's plant: a gone builder, and a process group of ours to kill.
+    const victim = spawn('sleep', ['1000'], { detached: true, stdio: 'ignore' });
+    strays.push(victim.pid as number);
+    const start = (await readFile(`/proc/${victim.pid}/stat`, 'utf8'))
+      .split(') ')[1]
+      ?.split(' ')[19];
+    const gone = 2 ** 22 + 3;
+    await writeFile(
+      join(stepsDir, `step-${gone}-${hostTag()}-${victim.pid}.json`),
+      JSON.stringify({ builder: gone, host: hostTag(), pgid: victim.pid, start }),
+    );
+    const warn = vi.fn();
+    const logger = { ...silentLogger, warn, child: () => logger };
+    await using executor = new LocalExecutor({ cgroups: false, stepsDir, logger });
+    expect(await executor.exec({ argv: ['true'], ...step })).toEqual({ code: 0, signal: null });
+    expect(await alive(victim.pid as number)).toBe(true);
+    expect(warn).toHaveBeenCalledWith(
+      { dir: stepsDir },
+      expect.stringMatching(/not this user's alone.*give LocalExecutor a stepsDir of your own/),
+    );
+    // A directory that cannot be made (where Node's recursive mkdir looped forever): warned,
+    // the step runs unrecorded.
+    await using other = new LocalExecutor({
+      cgroups: false,
+      stepsDir: '/proc/flotilla-no',
+      logger,
+    });
+    expect(await other.exec({ argv: ['true'], ...step })).toEqual({ code: 0, signal: null });
   });
 
   it('refuses a stepsDir that is no path', () => {

@@ -38,7 +38,8 @@ export interface LocalExecutorOptions {
    * when its builder was SIGKILLed the next step run here without a cgroup (another executor's,
    * after a restart) kills what it left: the process groups and sessions of steps whose builder,
    * on this host, is gone. Default: `flotilla-build-steps-<uid>` in the OS temp directory,
-   * shared by every executor of the user.
+   * shared by every executor of the user. Its parent directory must exist; it must be this
+   * user's alone (mode 0700), else nothing is recorded or swept there (logged).
    */
   readonly stepsDir?: string;
   /** A pino-compatible logger. Default: silent. */

@@ -3,7 +3,7 @@
 // process group (the step leads its session and process group, so the group's id is its pid)
 // with the start time of its leader. The next step on this host that runs without a cgroup
 // (or the reference server's start-up sweep) kills the groups of builders that are gone.
-import { mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { readdir, readFile, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,36 @@ import { killSessionTree, processStart } from './proc-tree.js';
 export function defaultStepsDir(): string {
   const uid = typeof process.getuid === 'function' ? process.getuid() : 'user';
   return join(tmpdir(), `flotilla-build-steps-${uid}`);
+}
+
+/**
+ * Whether `dir` is a directory of this user that no one else may write (made so when missing):
+ * a record names process groups to kill, so only this user's own records are believed. The
+ * default lives in the shared temp directory, where another user could have made it first.
+ */
+function ownDir(dir: string, logger: Logger, create: boolean): boolean {
+  try {
+    // Not recursive: Node's recursive mkdir never returns where mkdir says ENOENT under a
+    // parent that exists (a stepsDir under /proc hung the builder). The parent must exist.
+    if (create) {
+      try {
+        mkdirSync(dir, { mode: 0o700 });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    const st = lstatSync(dir);
+    const uid = typeof process.getuid === 'function' ? process.getuid() : st.uid;
+    if (st.isDirectory() && st.uid === uid && (st.mode & 0o022) === 0) return true;
+    logger.warn(
+      { dir },
+      "the build step records directory is not this user's alone (owner, mode 0700): steps are not recorded there, nor swept; give LocalExecutor a stepsDir of your own",
+    );
+  } catch (err) {
+    if (create || (err as NodeJS.ErrnoException).code !== 'ENOENT')
+      logger.warn({ err, dir }, 'cannot use the build step records directory');
+  }
+  return false;
 }
 
 interface StepRecord {
@@ -36,8 +66,8 @@ export function recordStep(dir: string, pgid: number, logger: Logger): (() => vo
   if (start === undefined) return undefined; // ended already: nothing to find later
   const record: StepRecord = { builder: process.pid, host: hostTag(), pgid, start };
   const file = join(dir, `step-${process.pid}-${record.host}-${pgid}.json`);
+  if (!ownDir(dir, logger, true)) return undefined;
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
     writeFileSync(file, JSON.stringify(record), { mode: 0o600 });
   } catch (err) {
     logger.warn({ err, dir }, 'cannot record a build step for a later sweep');
@@ -58,6 +88,7 @@ export function recordStep(dir: string, pgid: number, logger: Logger): (() => vo
  * names another process (started at another time) is dropped without a kill. Never throws.
  */
 export async function sweepStepRecords(dir: string, logger: Logger): Promise<void> {
+  if (!ownDir(dir, logger, false)) return;
   const names = await readdir(dir).catch(() => [] as string[]);
   for (const name of names) {
     if (!NAME.test(name)) continue;
