@@ -2,6 +2,8 @@
 // directory, stopped (and the directory removed) afterwards. Uses Debian's etcd-server 3.4.
 // etcd dies with the Node process that started it (SIGTERM, SIGINT, SIGKILL, process.exit()),
 // through util-linux's `setpriv --pdeathsig` on Linux: a killed test run leaves none behind.
+// (The kernel sends that signal when the thread that spawned etcd ends: started from a worker
+// thread, etcd goes with the worker.)
 //
 //   const etcd = await startEtcd();     // { endpoint: 'http://127.0.0.1:PORT', ... }
 //   await etcd.restart();               // same data dir and port: for restart tests
