@@ -14,7 +14,10 @@ afterEach(async () => {
 const APP = { Procfile: 'web: node server.js\n', 'server.js': '// server\n' };
 let n = 0;
 
-async function deploy(hh: Harness, app: string): Promise<{ status: string; reason?: string }> {
+async function deploy(
+  hh: Harness,
+  app: string,
+): Promise<{ status: string; reason?: string | undefined }> {
   const src = await hh.source({ ...APP, [`v${++n}.js`]: '//\n' });
   const build = await hh.controller.createBuild(app, { type: 'git', dir: src, sha: sha(n) });
   return hh.controller.waitForDeploy(app, build.id);
