@@ -13,8 +13,25 @@ export function serverCommands(program: Command): void {
       )
       .option('--token <token>', 'API token (FLOTILLA_TOKEN; default: kept in the data directory)')
       .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', undefined);
+  /** The options of the host agent, which `server` embeds and `host` runs alone. */
+  const hostOptions = (c: Command): Command =>
+    c
+      .option('--driver <driver>', 'process or docker (FLOTILLA_DRIVER, default process)')
+      .option('--host-id <id>', "this machine's host id (FLOTILLA_HOST_ID, default the hostname)")
+      .option(
+        '--job-ports <from-to>',
+        'ports handed to jobs (FLOTILLA_JOB_PORTS, default 20000-20999)',
+      )
+      .option(
+        '--host-cpu <millis>',
+        'CPU millis this host offers dynos, 1000 per core (FLOTILLA_HOST_CPU; default 4000 per core with the process driver, 1000 with docker)',
+      )
+      .option(
+        '--host-memory <MiB>',
+        "memory this host offers dynos (FLOTILLA_HOST_MEMORY; default the machine's)",
+      );
 
-  common(program.command('server'))
+  hostOptions(common(program.command('server')))
     .description(
       'run the platform: API, scheduler, a host agent and the router (embedded: SQLite, no Docker)',
     )
@@ -28,20 +45,6 @@ export function serverCommands(program: Command): void {
     .option(
       '--router-port <port>',
       'router port (FLOTILLA_ROUTER_PORT, default 8080; 0: any free port)',
-    )
-    .option('--driver <driver>', 'process or docker (FLOTILLA_DRIVER, default process)')
-    .option('--host-id <id>', "this machine's host id (FLOTILLA_HOST_ID, default the hostname)")
-    .option(
-      '--job-ports <from-to>',
-      'ports handed to jobs (FLOTILLA_JOB_PORTS, default 20000-20999)',
-    )
-    .option(
-      '--host-cpu <millis>',
-      'CPU millis this host offers dynos, 1000 per core (FLOTILLA_HOST_CPU; default 4000 per core with the process driver, 1000 with docker)',
-    )
-    .option(
-      '--host-memory <MiB>',
-      "memory this host offers dynos (FLOTILLA_HOST_MEMORY; default the machine's)",
     )
     .option(
       '--stop-jobs',
@@ -59,7 +62,7 @@ export function serverCommands(program: Command): void {
       await runServer(config, 'server');
     });
 
-  common(program.command('host'))
+  hostOptions(common(program.command('host')))
     .description('run a host agent on this machine, joining the cluster in --store')
     .option(
       '--api-host <host>',
@@ -72,20 +75,6 @@ export function serverCommands(program: Command): void {
     .option(
       '--api-port <port>',
       "port of this host's log endpoint (FLOTILLA_API_PORT, default 7700; 0: any)",
-    )
-    .option('--driver <driver>', 'process or docker (FLOTILLA_DRIVER, default process)')
-    .option('--host-id <id>', "this machine's host id (FLOTILLA_HOST_ID, default the hostname)")
-    .option(
-      '--job-ports <from-to>',
-      'ports handed to jobs (FLOTILLA_JOB_PORTS, default 20000-20999)',
-    )
-    .option(
-      '--host-cpu <millis>',
-      'CPU millis this host offers dynos, 1000 per core (FLOTILLA_HOST_CPU; default 4000 per core with the process driver, 1000 with docker)',
-    )
-    .option(
-      '--host-memory <MiB>',
-      "memory this host offers dynos (FLOTILLA_HOST_MEMORY; default the machine's)",
     )
     .option('--stop-jobs', 'stop every job when the agent exits')
     .action(async (flags: ServerFlags) => {
