@@ -831,18 +831,21 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
     return decoded?.kind === kind ? (decoded as Extract<ClusterRecord, { kind: K }>) : undefined;
   }
 
+  /** Decodes a record read by a list or a get: what cannot be read is reported, not thrown. */
+  #decodeOrReport(kv: KeyValue): ClusterRecord | undefined {
+    const decoded = this.#tryDecode(kv);
+    if (!(decoded instanceof ClusterError)) return decoded;
+    this.#logger.warn({ key: kv.key, err: decoded }, 'cluster record cannot be read');
+    this.emit('invalid', decoded);
+    return undefined;
+  }
+
   /** Decodes one record read by key, as a list does: what cannot be read is reported, not thrown. */
   #readOne<K extends ClusterRecord['kind']>(
     kv: KeyValue | undefined,
     kind: K,
   ): Extract<ClusterRecord, { kind: K }> | undefined {
-    if (kv === undefined) return undefined;
-    const decoded = this.#tryDecode(kv);
-    if (decoded instanceof ClusterError) {
-      this.#logger.warn({ key: kv.key, err: decoded }, 'cluster record cannot be read');
-      this.emit('invalid', decoded);
-      return undefined;
-    }
+    const decoded = kv === undefined ? undefined : this.#decodeOrReport(kv);
     return decoded?.kind === kind ? (decoded as Extract<ClusterRecord, { kind: K }>) : undefined;
   }
 
@@ -856,11 +859,8 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
         ...(options.signal === undefined ? {} : { signal: options.signal }),
       });
       for (const kv of page.kvs) {
-        const decoded = this.#tryDecode(kv);
-        if (decoded instanceof ClusterError) {
-          this.#logger.warn({ key: kv.key, err: decoded }, 'cluster record cannot be read');
-          this.emit('invalid', decoded);
-        } else if (decoded !== undefined) out.push(decoded);
+        const decoded = this.#decodeOrReport(kv);
+        if (decoded !== undefined) out.push(decoded);
       }
       if (!page.more) return out;
       after = page.kvs[page.kvs.length - 1]?.key;
