@@ -151,8 +151,8 @@ export function createH2Handler(
             ur.resume();
           });
         });
-        ur.on('end', () => res.end());
         ur.on('end', () => {
+          res.end();
           release();
           plane.metrics.request(route.label, status);
           plane.accessLog?.({
