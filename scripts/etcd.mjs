@@ -34,10 +34,14 @@ export function findEtcd() {
  * crash. No signal handler is needed here, so none swallows a signal's default exit.
  */
 function findSetpriv() {
-  if (process.platform !== 'linux') return undefined;
+  if (setprivFound !== null) return setprivFound;
+  if (process.platform !== 'linux') return (setprivFound = undefined);
   const help = spawnSync('setpriv', ['--help'], { encoding: 'utf8' });
-  return help.status === 0 && help.stdout.includes('--pdeathsig') ? 'setpriv' : undefined;
+  setprivFound = help.status === 0 && help.stdout.includes('--pdeathsig') ? 'setpriv' : undefined;
+  return setprivFound;
 }
+/** findSetpriv's answer, looked up once per process (null: not yet). */
+let setprivFound = null;
 
 /**
  * Children alive now, and the data directories made here not yet removed: on a normal exit of
