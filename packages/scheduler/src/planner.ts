@@ -116,10 +116,7 @@ export class Planner {
   /** Adds or replaces a host. */
   setHost(host: HostSnapshot): void {
     this.#thaw();
-    const slot = this.#cluster.index.get(host.id);
-    const before = slot === undefined ? undefined : this.#cluster.hosts[slot];
-    const forced = (before?.drainForced === true) !== (host.drainForced === true);
-    const { isNew, changed } = this.#cluster.setHost(host);
+    const { isNew, changed, forced } = this.#cluster.setHost(host);
     const jobs = this.#jobsByHost.get(host.id);
     // Jobs that arrived before their host now hold resources on it.
     if (isNew && jobs !== undefined) {

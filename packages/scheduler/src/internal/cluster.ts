@@ -34,9 +34,10 @@ export class Cluster {
   /**
    * Adds or replaces a host. Resources held stay as they are. Returns whether the host is new
    * or changed in a way placement sees (state, capacity, tags): a re-put of the same record
-   * changes nothing, and keeps the cached eligibility lists.
+   * changes nothing, and keeps the cached eligibility lists. `forced`: whether its drain's
+   * deadline passed (or was lifted) with this put, which placement does not see but its jobs do.
    */
-  setHost(host: HostSnapshot): { slot: number; isNew: boolean; changed: boolean } {
+  setHost(host: HostSnapshot): { slot: number; isNew: boolean; changed: boolean; forced: boolean } {
     let h = this.index.get(host.id);
     const before = h === undefined ? undefined : this.hosts[h];
     if (h === undefined) {
@@ -46,13 +47,14 @@ export class Cluster {
       this.rank[h] = Math.floor(this.#random() * 0x7fffffff);
     }
     this.hosts[h] = host;
+    const forced = (before?.drainForced === true) !== (host.drainForced === true);
     const eligibility =
       before === undefined || before.state !== host.state || !sameTags(before.tags, host.tags);
     const changed =
       eligibility ||
       before.capacity.cpu !== host.capacity.cpu ||
       before.capacity.memory !== host.capacity.memory;
-    if (!changed) return { slot: h, isNew: false, changed: false };
+    if (!changed) return { slot: h, isNew: false, changed: false, forced };
     this.capCpu[h] = host.capacity.cpu;
     this.capMem[h] = host.capacity.memory;
     this.up[h] = host.state === 'up' ? 1 : 0;
@@ -65,7 +67,7 @@ export class Cluster {
     }
     this.zone[h] = slot;
     if (eligibility) this.#eligible.clear();
-    return { slot: h, isNew: before === undefined, changed: true };
+    return { slot: h, isNew: before === undefined, changed: true, forced };
   }
 
   /** Removes a host: its slot stays, empty and not up. Returns the slot, if it existed. */
