@@ -348,23 +348,8 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
         }
         if (ac.signal.aborted) return;
         const after = frames.resumeAfter();
-        const read = async (range: { since?: string; tail?: number }): Promise<void> => {
-          frames.write(
-            (await container.logs({
-              ...base,
-              follow: false,
-              ...range,
-            } as Docker.ContainerLogsOptions & { follow: false })) as unknown as Buffer,
-          );
-          frames.dropPartial();
-        };
         try {
-          if (after !== undefined) {
-            await read({ since: after });
-            frames.beginReplay();
-            await read({ tail: RECENT_MESSAGES });
-            frames.endReplay();
-          }
+          if (after !== undefined) await readRest(container, frames, after, ac.signal);
         } catch (err) {
           if (statusOf(err) !== 404 && !ac.signal.aborted) throw err;
         }
@@ -623,27 +608,10 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
             // lines, possibly after the follow ended (CI lost a crash's 'last words' so). So
             // the output is read once more, without following: after the latest line read,
             // then its tail, where a late line is: what comes after the last line read.
-            const read = async (range: { since?: string; tail?: number }): Promise<void> => {
-              frames.write(
-                (await container.logs({
-                  follow: false,
-                  stdout: true,
-                  stderr: true,
-                  timestamps: true,
-                  ...range,
-                  abortSignal: signal,
-                } as Docker.ContainerLogsOptions & { follow: false })) as unknown as Buffer,
-              );
-              frames.dropPartial();
-            };
             const after = frames.resumeAfter();
-            if (after === undefined) await read(tail === undefined ? {} : { tail });
-            else {
-              await read({ since: after });
-              frames.beginReplay();
-              await read({ tail: RECENT_MESSAGES });
-              frames.endReplay();
-            }
+            if (after === undefined)
+              await readOnce(container, frames, tail === undefined ? {} : { tail }, signal);
+            else await readRest(container, frames, after, signal);
             return;
           }
         } catch (err) {
@@ -815,10 +783,46 @@ async function untilTrapsSet(pid: number): Promise<void> {
   }
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
 /** Lines a chunk of dockerd's log stream can hold at most, and then some. */
 const FROM_START_CHUNK_LINES = 64 * 1024;
 
+/** Reads a container's log once, without following, into `frames` (a partial last line dropped). */
+async function readOnce(
+  container: Docker.Container,
+  frames: LogFrames,
+  range: { since?: string; tail?: number },
+  signal: AbortSignal,
+): Promise<void> {
+  frames.write(
+    (await container.logs({
+      follow: false,
+      stdout: true,
+      stderr: true,
+      timestamps: true,
+      ...range,
+      abortSignal: signal,
+    } as Docker.ContainerLogsOptions & { follow: false })) as unknown as Buffer,
+  );
+  frames.dropPartial();
+}
+
+/**
+ * Reads what a follow of a stopped container missed, once more without following: after the
+ * latest line read (`after`), then the log's tail, where a late partial line is.
+ */
+async function readRest(
+  container: Docker.Container,
+  frames: LogFrames,
+  after: string,
+  signal: AbortSignal,
+): Promise<void> {
+  await readOnce(container, frames, { since: after }, signal);
+  frames.beginReplay();
+  await readOnce(container, frames, { tail: RECENT_MESSAGES }, signal);
+  frames.endReplay();
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
 function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
