@@ -64,6 +64,12 @@ export async function* readFromStart(o: FromStartOptions): AsyncGenerator<LogLin
   o.signal?.addEventListener('abort', onAbort, { once: true });
   const ring = o.ring.read({ follow: true, signal: ringAbort.signal })[Symbol.asyncIterator]();
   const system: LogLine[] = [];
+  /** Holds a driver line of the ring until the files are caught up with (the latest MAX_SYSTEM). */
+  const keep = (l: LogLine): void => {
+    if (!isDriverLine(l)) return;
+    system.push(l);
+    if (system.length > MAX_SYSTEM) system.shift();
+  };
   let ringEnded = false;
   let pending: Promise<IteratorResult<LogLine>> | undefined;
   const buf = Buffer.allocUnsafe(CHUNK);
@@ -124,10 +130,7 @@ export async function* readFromStart(o: FromStartOptions): AsyncGenerator<LogLin
       pending = undefined;
       if (r.done === true) ringEnded = true;
       else {
-        if (isDriverLine(r.value)) {
-          system.push(r.value);
-          if (system.length > MAX_SYSTEM) system.shift();
-        }
+        keep(r.value);
         // lines that are already here need no wait of their own
         for (;;) {
           const next = ring.next();
@@ -140,10 +143,7 @@ export async function* readFromStart(o: FromStartOptions): AsyncGenerator<LogLin
             ringEnded = true;
             break;
           }
-          if (isDriverLine(more.value)) {
-            system.push(more.value);
-            if (system.length > MAX_SYSTEM) system.shift();
-          }
+          keep(more.value);
         }
       }
     }
