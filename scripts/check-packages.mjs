@@ -90,9 +90,9 @@ export async function checkPackages({
     if (!dirs.includes(name)) problems.push(`${name}: no such package directory in packages/`);
   }
   const all = new Map();
-  for (const name of readdirSync(join(root, 'packages'))) {
-    const file = join(root, 'packages', name, 'package.json');
-    if (existsSync(file)) all.set(readJson(file).name, { dir: name, pkg: readJson(file) });
+  for (const dir of dirs) {
+    const pkg = readJson(join(root, 'packages', dir, 'package.json'));
+    all.set(pkg.name, { dir, pkg });
   }
   const tmp = mkdtempSync(join(tmpdir(), 'flotilla-check-packages-'));
   scratch.add(tmp);
@@ -104,8 +104,7 @@ export async function checkPackages({
     );
     const modules = join(tmp, 'consumer', 'node_modules');
     const unpacked = new Map();
-    for (const dir of dirs) {
-      const { name } = readJson(join(root, 'packages', dir, 'package.json'));
+    for (const [name, { dir }] of all) {
       const info = packed.find((p) => p.name === name);
       const into = join(modules, ...info.name.split('/'));
       mkdirSync(into, { recursive: true });
