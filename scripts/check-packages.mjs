@@ -596,9 +596,7 @@ function compileReadmes({ root, all, dirs, consumer }) {
   for (const dir of dirs) {
     const readme = join(root, 'packages', dir, 'README.md');
     if (!existsSync(readme)) {
-      problems.push(
-        `${all.get(readJson(join(root, 'packages', dir, 'package.json')).name)}: no README.md`,
-      );
+      problems.push(`${readJson(join(root, 'packages', dir, 'package.json')).name}: no README.md`);
       continue;
     }
     for (const block of codeBlocks(readFileSync(readme, 'utf8'))) {

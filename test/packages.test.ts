@@ -222,6 +222,34 @@ describe('check-packages', () => {
     }
   }, 60_000);
 
+  it('names a package without a README by its name', async () => {
+    const bareRoot = mkdtempSync(join(tmpdir(), 'flotilla-check-packages-bare-'));
+    try {
+      const at = (path: string, content: string): void => {
+        mkdirSync(dirname(join(bareRoot, path)), { recursive: true });
+        writeFileSync(join(bareRoot, path), content);
+      };
+      at('package.json', JSON.stringify({ name: 'fixture', private: true }));
+      at(
+        'packages/bare/package.json',
+        JSON.stringify({
+          name: '@fx/bare',
+          version: '0.1.0',
+          type: 'module',
+          exports: { '.': './dist/index.js' },
+          files: ['dist'],
+        }),
+      );
+      at('packages/bare/src/index.ts', 'export const ok = 1;\n');
+      at('packages/bare/dist/index.js', 'export const ok = 1;\n');
+      const problems = await checkPackages({ root: bareRoot });
+      // It read "[object Object]: no README.md".
+      expect(problems.filter((p) => /README/.test(p))).toEqual(['@fx/bare: no README.md']);
+    } finally {
+      rmSync(bareRoot, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('the CLI refuses an unknown option with its usage (a typo was ignored), before any work', () => {
     const script = join(
       dirname(fileURLToPath(import.meta.url)),
