@@ -12,6 +12,11 @@ export interface WholeNumberRule {
   readonly example: string;
 }
 
+/** A value the user typed, quoted for a message and cut at 40 characters. */
+export function quoted(value: string): string {
+  return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+}
+
 /**
  * Reads a whole number given on the command line: digits only (no sign, fraction, exponent,
  * spaces or hex), from `rule.min` to `rule.max`. Anything else is `FLOTILLA_PAAS_INVALID_REQUEST`
@@ -19,7 +24,7 @@ export interface WholeNumberRule {
  * answered in its validator's words).
  */
 export function wholeNumber(value: string, rule: WholeNumberRule): number {
-  const shown = JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+  const shown = quoted(value);
   const range = `give a whole number from ${rule.min} to ${rule.max} (${rule.example})`;
   if (!/^\d{1,15}$/.test(value))
     throw new PaasError(

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { MAX_DRAIN_DEADLINE_MS } from '@flotilla/cluster';
 import { PaasError, PaasErrorCodes } from '../../errors.js';
+import { quoted } from '../numbers.js';
 import { printJson, step, table } from '../output.js';
 import { client, jsonOption, p } from './context.js';
 
@@ -37,10 +38,15 @@ export function parseDuration(text: string, option = '--deadline'): number {
   if (parts.length === 0 || !(ms >= 1 && ms <= MAX_DRAIN_DEADLINE_MS)) {
     throw new PaasError(
       PaasErrorCodes.INVALID_REQUEST,
-      `${option} ${JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}...` : text)} is not a duration from 1ms to 365d: give a number with its unit, such as 10m, 1h30m or 90s`,
+      `${option} ${quoted(text)} is not a duration from 1ms to 365d: give a number with its unit, such as 10m, 1h30m or 90s`,
     );
   }
   return ms;
+}
+
+/** A time (ms since the epoch) in UTC to the second: `2026-12-02T05:15:00Z`. */
+function isoSeconds(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** The drain column of `hosts`: its deadline, and whether it has passed. */
@@ -48,7 +54,7 @@ export function drainColumn(
   h: Pick<HostJson, 'drain' | 'drain_deadline' | 'drain_forced'>,
 ): string {
   if (!h.drain || h.drain_deadline === undefined) return '';
-  const at = new Date(h.drain_deadline).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const at = isoSeconds(h.drain_deadline);
   return h.drain_forced === true ? `deadline ${at} passed: forced` : `deadline ${at}`;
 }
 
@@ -67,10 +73,7 @@ export function drainingNotes(
       .filter((d) => d.host === h.id && d.state !== 'down' && d.state !== 'crashed')
       .map((d) => d.name);
     if (names.length === 0) continue;
-    const at =
-      h.drain_deadline === undefined
-        ? undefined
-        : new Date(h.drain_deadline).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const at = h.drain_deadline === undefined ? undefined : isoSeconds(h.drain_deadline);
     const what =
       at === undefined
         ? 'each stops once its replacement is up elsewhere (no deadline)'
