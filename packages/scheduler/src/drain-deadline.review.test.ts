@@ -122,3 +122,21 @@ it('re-drained with a later deadline before the first passes: the first no longe
   await s.idle();
   expect(await desired(cluster, job)).toEqual({ desired: 'stop', reason: 'drain-deadline' });
 });
+
+it('a deadline past the longest timer (30 days > 2^31 ms): not forced early, forced when it passes', async () => {
+  const { clock, cluster, scheduler, job } = await setup();
+  const s = await scheduler();
+  const days30 = 30 * 24 * 3_600_000;
+  await cluster.drainHost('drain', { deadlineMs: days30 });
+  await s.idle();
+  // The first step of the wait ends here; the job still has its deadline ahead.
+  await clock.advance(2 ** 31 - 1);
+  await s.idle();
+  expect(await desired(cluster, job)).toEqual({ desired: 'run', reason: undefined });
+  await clock.advance(days30 - (2 ** 31 - 1) - 1);
+  await s.idle();
+  expect(await desired(cluster, job)).toEqual({ desired: 'run', reason: undefined });
+  await clock.advance(1);
+  await s.idle();
+  expect(await desired(cluster, job)).toEqual({ desired: 'stop', reason: 'drain-deadline' });
+});
