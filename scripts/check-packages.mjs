@@ -72,7 +72,8 @@ const turn = () => new Promise((resolve) => setImmediate(resolve));
 /**
  * Checks the packages under `root`/packages and returns the problems found (empty: all good).
  * `only` limits it to some package directory names; `compile: false` skips the README examples;
- * `importTimeoutMs` bounds the import of each main entry (default 30 s).
+ * `importTimeoutMs` bounds the import of each main entry and each bin's `--help` run (default
+ * 30 s).
  */
 export async function checkPackages({
   root = defaultRoot,
@@ -130,10 +131,10 @@ export async function checkPackages({
     );
     await turn();
     for (const dir of checked) {
-      problems.push(...runBins({ consumer, ...unpacked.get(dir) }));
+      problems.push(...runBins({ consumer, ...unpacked.get(dir), timeoutMs: importTimeoutMs }));
       await turn();
     }
-    if (compile) problems.push(...compileReadmes({ root, all, dirs: checked, consumer }));
+    if (compile) problems.push(...compileReadmes({ root, dirs: checked, consumer }));
     await turn();
   } finally {
     rmSync(tmp, { recursive: true, force: true });
@@ -566,7 +567,7 @@ async function importEntries({ consumer, names, timeoutMs }) {
  * exit 0 and print its usage (a main-module check that compares paths without resolving the
  * link makes it do nothing).
  */
-function runBins({ consumer, info, into }) {
+function runBins({ consumer, info, into, timeoutMs }) {
   const pkg = readJson(join(into, 'package.json'));
   const bins = typeof pkg.bin === 'string' ? { [pkg.name]: pkg.bin } : (pkg.bin ?? {});
   const problems = [];
@@ -578,9 +579,16 @@ function runBins({ consumer, info, into }) {
     const res = spawnSync(process.execPath, [link, '--help'], {
       cwd: consumer,
       encoding: 'utf8',
-      timeout: 30_000,
+      timeout: timeoutMs,
+      // SIGTERM, the default, left spawnSync waiting on a bin that ignores it: the run hung.
+      killSignal: 'SIGKILL',
     });
-    if (res.status !== 0 || `${res.stdout}${res.stderr}`.trim() === '') {
+    if (res.error?.code === 'ETIMEDOUT') {
+      problems.push(
+        `${info.name}: bin ${name} --help did not finish within ${timeoutMs / 1000} s: ` +
+          '--help must print the usage and exit',
+      );
+    } else if (res.status !== 0 || `${res.stdout}${res.stderr}`.trim() === '') {
       problems.push(
         `${info.name}: bin ${name} --help, run through a symlink as npm installs it, exited ` +
           `${res.status} printing ${JSON.stringify((res.stdout + res.stderr).slice(0, 200))}`,
@@ -590,7 +598,7 @@ function runBins({ consumer, info, into }) {
   return problems;
 }
 
-function compileReadmes({ root, all, dirs, consumer }) {
+function compileReadmes({ root, dirs, consumer }) {
   const problems = [];
   const blocks = new Map();
   for (const dir of dirs) {

@@ -204,6 +204,25 @@ describe('check-packages', () => {
       pkg('waits', 'await new Promise(() => setInterval(() => {}, 1000));\nexport {};\n');
       pkg('spins', 'for (;;) {}\nexport {};\n');
       pkg('fine', 'export const ok = 1;\n');
+      // A bin whose --help never ends, deaf to SIGTERM (spawnSync's default kill).
+      pkg('stuck-cli', 'export {};\n');
+      const stuck = join(hangRoot, 'packages', 'stuck-cli');
+      writeFileSync(join(stuck, 'src', 'cli.ts'), '');
+      writeFileSync(
+        join(stuck, 'dist', 'cli.js'),
+        "#!/usr/bin/env node\nprocess.on('SIGTERM', () => {});\nfor (;;) {}\n",
+      );
+      writeFileSync(
+        join(stuck, 'package.json'),
+        JSON.stringify({
+          name: '@fx/stuck-cli',
+          version: '0.1.0',
+          type: 'module',
+          exports: { '.': './dist/index.js' },
+          bin: { 'stuck-cli': './dist/cli.js' },
+          files: ['dist'],
+        }),
+      );
       pkg('throws', "throw new Error('boom at import');\n");
       const problems = await checkPackages({
         root: hangRoot,
@@ -215,6 +234,9 @@ describe('check-packages', () => {
         expect.stringMatching(/^@fx\/spins: importing the main entry did not finish within 1\.5 s/),
         '@fx/throws: boom at import (on import of the main entry in a consumer)',
         expect.stringMatching(/^@fx\/waits: importing the main entry did not finish within 1\.5 s/),
+      ]);
+      expect(problems.filter((p) => p.startsWith('@fx/stuck-cli'))).toEqual([
+        '@fx/stuck-cli: bin stuck-cli --help did not finish within 1.5 s: --help must print the usage and exit',
       ]);
       expect(problems.filter((p) => p.startsWith('@fx/fine'))).toEqual([]);
     } finally {
