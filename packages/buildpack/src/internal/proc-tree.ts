@@ -86,7 +86,11 @@ async function scan(): Promise<Proc[]> {
 
 async function stat(pid: number): Promise<Proc | undefined> {
   const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-  if (text === undefined) return undefined;
+  return text === undefined ? undefined : parseStat(pid, text);
+}
+
+/** A process of `/proc/<pid>/stat`'s text. */
+function parseStat(pid: number, text: string): Proc {
   // The command name may hold spaces and parentheses: the fields start after the last ')'.
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return {
@@ -110,8 +114,8 @@ export function processStart(pid: number): string | undefined {
   } catch {
     return undefined;
   }
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
+  const proc = parseStat(pid, text);
+  return proc.state === 'Z' || proc.state === 'X' || proc.start === '' ? undefined : proc.start;
 }
 
 /** Whether `pid` is still the process that started at `start`, and not a zombie. */
