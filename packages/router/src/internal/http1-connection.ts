@@ -1207,5 +1207,5 @@ function keepResponseHeader(name: string): boolean {
 
 /** The same for a chunked response passed on to an HTTP/1.0 client without its trailers. */
 function keepDechunkedHeader(name: string): boolean {
-  return !isHopByHop(name) && name !== ANNOUNCES_TRAILERS;
+  return keepResponseHeader(name) && name !== ANNOUNCES_TRAILERS;
 }
