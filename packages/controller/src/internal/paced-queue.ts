@@ -16,11 +16,6 @@ export class PacedQueue<T> implements AsyncIterable<T> {
     this.#max = max;
   }
 
-  /** Whether the consumer stopped iterating: pushes are discarded. */
-  get left(): boolean {
-    return this.#left;
-  }
-
   /** Adds an item once there is room; false if the queue ended or its consumer left. */
   async push(item: T): Promise<boolean> {
     while (this.#items.length >= this.#max && !this.#left && !this.#ended) {
