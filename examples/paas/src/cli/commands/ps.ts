@@ -80,12 +80,24 @@ export function psCommands(program: Command): void {
     .description("list an app's dynos with their state, host and release")
     .action(async (o: AppOptions) => {
       const { api, app } = await appContext(o);
-      const [dynos, formation, hosts] = await Promise.all([
+      const [dynos, formation] = await Promise.all([
         api.get<DynoJson[]>(`/apps/${p(app)}/dynos`),
         o.json ? [] : api.get<FormationJson[]>(`/apps/${p(app)}/formation`),
-        o.json ? [] : api.get<HostJson[]>('/hosts'),
       ]);
       if (o.json) return printJson(dynos);
+      // The hosts of this app's dynos only (`GET /hosts` would list the whole cluster's jobs);
+      // one gone meanwhile is left out.
+      const hostIds = [...new Set(dynos.map((d) => d.host).filter((h) => h !== ''))];
+      const hosts = (
+        await Promise.all(
+          hostIds.map((h) =>
+            api.get<HostJson>(`/hosts/${p(h)}`).catch((err: unknown) => {
+              if ((err as { status?: number }).status === 404) return undefined;
+              throw err;
+            }),
+          ),
+        )
+      ).filter((h) => h !== undefined);
       const short = missingDynos(formation, dynos) + drainingNotes(dynos, hosts);
       if (dynos.length === 0) {
         process.stdout.write(`No dynos on ${app}\n${short}`);

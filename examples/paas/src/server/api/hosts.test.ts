@@ -164,3 +164,27 @@ describe('PATCH /hosts/{host}', () => {
     expect((await patch('host-zz', { drain: true, deadline_ms: 1000 })).status).toBe(404);
   });
 });
+
+describe('GET /hosts/{host}', () => {
+  const get = (host: string): Promise<Response> =>
+    fetch(`${url}/hosts/${host}`, { headers: { authorization: `Bearer ${token}` } });
+
+  it("answers GET /hosts's entry for that host, reading only that host's jobs", async () => {
+    listed = [];
+    const res = await get('host-a');
+    expect(res.status).toBe(200);
+    const answer = (await res.json()) as Record<string, unknown>;
+    expect(answer).toMatchObject({ id: 'host-a', jobs: 1 });
+    expect(listed.sort()).toEqual(
+      [cluster.keys.jobsOf('host-a'), cluster.keys.jobStatusesOf('host-a')].sort(),
+    );
+    expect((await hosts()).find((h) => h.id === 'host-a')).toEqual(answer);
+  });
+
+  it('is a 404 for a host that does not exist, and a 422 for a bad id', async () => {
+    const missing = await get('host-z');
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toMatchObject({ code: 'FLOTILLA_PAAS_NOT_FOUND' });
+    expect((await get('a%2Fb')).status).toBe(422);
+  });
+});

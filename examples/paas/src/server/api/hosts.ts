@@ -1,4 +1,5 @@
 import type { HostView, JobView } from '@flotilla/cluster';
+import { PaasError, PaasErrorCodes } from '../../errors.js';
 import { readJson, validate } from '../http/body.js';
 import type { Routes } from '../http/routes.js';
 import type { ApiDeps } from './deps.js';
@@ -8,7 +9,8 @@ import { hostId, hostPatchBody } from './schemas.js';
 const RUNNING = new Set<JobView['state']>(['pending', 'starting', 'up', 'stopping']);
 
 /**
- * `/hosts`: the cluster's hosts with their state and their jobs; `PATCH /hosts/{host}` drains
+ * `/hosts`: the cluster's hosts with their state and their jobs; `GET /hosts/{host}`: one of
+ * them, read alone; `PATCH /hosts/{host}` drains
  * a host (it gets no new jobs and its jobs are placed elsewhere; with `deadline_ms`, those left
  * when it passes are stopped anyway) or makes it ineligible (no new jobs, its jobs stay), and
  * undoes either.
@@ -22,7 +24,27 @@ export function hostRoutes(routes: Routes, d: ApiDeps): void {
     const count = running(jobs);
     return hosts.map((h) => hostJson(h, count.get(h.record.id) ?? 0));
   };
+  // That host and its jobs only: the answer costs the same in a cluster of any size.
+  const one = async (
+    id: string,
+    signal: AbortSignal,
+  ): Promise<Record<string, unknown> | undefined> => {
+    const [host, jobs] = await Promise.all([
+      d.cluster.host(id, { signal }),
+      d.cluster.jobs({ hostId: id, signal }),
+    ]);
+    return host === undefined ? undefined : hostJson(host, running(jobs).get(id) ?? 0);
+  };
   routes.on('GET', '/hosts', async ({ signal }) => list(signal));
+  routes.on('GET', '/hosts/:host', async ({ params, signal }) => {
+    const id = validate(hostId, params.host);
+    const host = await one(id, signal);
+    if (host === undefined)
+      throw new PaasError(PaasErrorCodes.NOT_FOUND, `no host ${id}: see \`flotilla hosts\``, {
+        status: 404,
+      });
+    return host;
+  });
   routes.on('PATCH', '/hosts/:host', async ({ params, req, signal }) => {
     const id = validate(hostId, params.host);
     const body = await readJson(req, hostPatchBody);
@@ -35,12 +57,7 @@ export function hostRoutes(routes: Routes, d: ApiDeps): void {
       });
     if (body.eligible !== undefined) await d.cluster.setEligible(id, body.eligible, options);
     if (body.drain === false) await d.cluster.undrainHost(id, options);
-    // That host and its jobs only: the answer costs the same in a cluster of any size.
-    const [host, jobs] = await Promise.all([
-      d.cluster.host(id, { signal }),
-      d.cluster.jobs({ hostId: id, signal }),
-    ]);
-    return host === undefined ? undefined : hostJson(host, running(jobs).get(id) ?? 0);
+    return one(id, signal);
   });
 }
 
