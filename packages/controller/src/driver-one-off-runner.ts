@@ -20,7 +20,9 @@ export interface DriverOneOffRunnerOptions {
    * Lines of output held for a consumer that reads slower than the job writes (default
    * 10,000). Past it the job's output is read no further until the consumer reads: it waits in
    * the driver (its output files, dockerd's log), nothing is dropped. Read the output (or stop
-   * iterating it, or stop the run): the job is removed once its output was read.
+   * iterating it, or stop the run): the job is removed once its output was read. A stopped run
+   * (`stop()`, its timeout, its signal) waits no more: the rest of its output, as much as the
+   * driver kept, is held for the consumer.
    */
   readonly maxBufferedLines?: number;
   readonly logger?: Logger;
@@ -130,11 +132,15 @@ export class DriverOneOffRunner implements OneOffRunner {
     const output = new PacedQueue<RunOutputLine>(this.#max);
     let timedOut = false;
     let stopping: Promise<void> | undefined;
-    const stop = (): Promise<void> =>
-      (stopping ??= this.#driver.stop(spec.id, { graceMs: this.#grace }).then(
+    const stop = (): Promise<void> => {
+      // A stopped run ends though its output is not read: what is left of it (bounded by what
+      // the driver kept) is held for the consumer instead of waiting for it.
+      output.unpace();
+      return (stopping ??= this.#driver.stop(spec.id, { graceMs: this.#grace }).then(
         () => undefined,
         () => undefined,
       ));
+    };
     const timer =
       spec.timeoutMs === undefined
         ? undefined

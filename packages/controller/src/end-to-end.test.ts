@@ -185,6 +185,18 @@ describe('Controller end to end: real HostAgent, ProcessDriver, node processes',
     expect(await left.exit).toMatchObject({ code: 0 });
     const slow = await controller.run('demo', { command: 'sleep 30', timeoutMs: 200 });
     expect(await slow.exit).toMatchObject({ timedOut: true, signal: 'SIGTERM' });
+    // A run stopped (here by its timeout) ends though its output, more than the runner
+    // holds, is never read: the stop releases the paced reader.
+    const unread = await controller.run('demo', {
+      command: 'seq 1 20000; sleep 30',
+      timeoutMs: 500,
+    });
+    expect(
+      await Promise.race([
+        unread.exit,
+        new Promise((resolve) => setTimeout(() => resolve('still running'), 10_000)),
+      ]),
+    ).toMatchObject({ timedOut: true, signal: 'SIGTERM' });
   });
 
   it('runs the release phase before a release goes live; its failure stops the deploy', async () => {

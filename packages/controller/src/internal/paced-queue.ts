@@ -9,6 +9,7 @@ export class PacedQueue<T> implements AsyncIterable<T> {
   readonly #max: number;
   #ended = false;
   #left = false;
+  #paced = true;
   #wakeConsumer: (() => void) | undefined;
   #wakeProducer: (() => void) | undefined;
 
@@ -18,13 +19,22 @@ export class PacedQueue<T> implements AsyncIterable<T> {
 
   /** Adds an item once there is room; false if the queue ended or its consumer left. */
   async push(item: T): Promise<boolean> {
-    while (this.#items.length >= this.#max && !this.#left && !this.#ended) {
+    while (this.#paced && this.#items.length >= this.#max && !this.#left && !this.#ended) {
       await new Promise<void>((resolve) => (this.#wakeProducer = resolve));
     }
     if (this.#left || this.#ended) return false;
     this.#items.push(item);
     this.#wake();
     return true;
+  }
+
+  /**
+   * Stops pacing: `push` no longer waits for room, the queue holds what comes (for a producer
+   * whose source is bounded now, such as a stopped job's output).
+   */
+  unpace(): void {
+    this.#paced = false;
+    this.#wake();
   }
 
   /** Ends the queue: the consumer gets what is left, then the end. */
