@@ -153,6 +153,10 @@ export class DriverOneOffRunner implements OneOffRunner {
       void stop();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
+    // Once the job has ended, so has the growth of its output: what is left of it (bounded by
+    // what the driver kept) is held for the consumer, and the exit no longer waits for one.
+    const release = (): void => output.unpace();
+    this.#driver.wait(spec.id).then(release, release);
     const exit = (async (): Promise<RunExit> => {
       try {
         // From the job's first line, paced by the consumer: a command that writes faster than

@@ -197,6 +197,18 @@ describe('Controller end to end: real HostAgent, ProcessDriver, node processes',
         new Promise((resolve) => setTimeout(() => resolve('still running'), 10_000)),
       ]),
     ).toMatchObject({ timedOut: true, signal: 'SIGTERM' });
+    // Nor does one that ends by itself: its exit does not wait for a reader.
+    const ended = await controller.run('demo', { command: 'seq 1 20000' });
+    expect(
+      await Promise.race([
+        ended.exit,
+        new Promise((resolve) => setTimeout(() => resolve('still waiting'), 10_000)),
+      ]),
+    ).toMatchObject({ code: 0, timedOut: false });
+    // The output is still all there for a reader that comes late.
+    let count = 0;
+    for await (const l of ended.output) if (l.stream === 'stdout') count++;
+    expect(count).toBe(20_000);
   });
 
   it('runs the release phase before a release goes live; its failure stops the deploy', async () => {
