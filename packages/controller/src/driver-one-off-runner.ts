@@ -19,12 +19,12 @@ export interface DriverOneOffRunnerOptions {
   /**
    * Lines of output held for a consumer that reads slower than the job writes (default
    * 10,000). Past it the job's output is read no further until the consumer reads: it waits in
-   * the driver (its output files, dockerd's log), nothing is dropped. Read the output (or stop
-   * iterating it, or stop the run): the job is removed once its output was read. A stopped run
-   * (`stop()`, its timeout, its signal) waits no more: the rest of its output, as much as the
-   * driver kept, is held for the consumer.
+   * the driver (its output files, dockerd's log), nothing is dropped. Once the job has ended
+   * (by itself, or stopped by `stop()`, its timeout or its signal) it waits no more: the rest
+   * of its output, as much as the driver kept, is held for the consumer.
    */
   readonly maxBufferedLines?: number;
+  /** Where the runner logs what goes wrong around a run (a job it could not remove); silent by default. */
   readonly logger?: Logger;
 }
 
