@@ -563,7 +563,7 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
    * goes away (restarted, killed), both are taken up again once it answers: the log from just
    * after the last message read, the end by waiting again; the job is not reported ended.
    */
-  #follow(job: Job, tail: number | undefined): void {
+  #follow(job: Job, tail: number | undefined, frames = this.#framesOf(job)): void {
     const container = this.#docker.getContainer(job.containerId);
     const { signal } = job.watch;
     let warned = false;
@@ -583,9 +583,6 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
     const onWatchAbort = (): void => waitAttempt.abort();
     signal.addEventListener('abort', onWatchAbort, { once: true });
     job.logsDone = (async () => {
-      const frames = new LogFrames((name, bytes) => {
-        if (!job.logs.ended) job.logs.write(name, bytes);
-      });
       for (let attempt = 0; !signal.aborted; attempt++) {
         // Resumed after dockerd went away: after the latest message read.
         const since = frames.resumeAfter();
@@ -645,6 +642,13 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
       signal.removeEventListener('abort', onWatchAbort);
       await this.#finish(job, state);
     })();
+  }
+
+  /** Parses a container's log stream into the job's buffer. */
+  #framesOf(job: Job): LogFrames {
+    return new LogFrames((name, bytes) => {
+      if (!job.logs.ended) job.logs.write(name, bytes);
+    });
   }
 
   /** Reports a job's end once its output is read: how its container ended, or `lost`. */
@@ -708,6 +712,7 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
     } catch (err) {
       throw engineError(`cannot list the containers of driver ${this.instanceId}`, err);
     }
+    const adopted: Job[] = [];
     for (const c of containers) {
       const l = c.Labels;
       const id = l[LABELS.JOB];
@@ -750,11 +755,30 @@ export class DockerDriver extends EventEmitter<DockerDriverEvents> implements Dr
         true,
       );
       this.#jobs.set(job);
-      const tail = this.#logOptions.maxLines ?? 1500;
-      this.#follow(job, tail);
+      adopted.push(job);
       if (state.Running === true)
         this.#logger.info({ jobId: id, container: c.Id }, 'adopted a running job');
     }
+    // The output an adopted job wrote so far is in its buffer when open() returns: a read
+    // right after sees it. Then the follow takes up after it.
+    const tail = this.#logOptions.maxLines ?? 1500;
+    await Promise.all(
+      adopted.map(async (job) => {
+        const frames = this.#framesOf(job);
+        try {
+          await readOnce(
+            this.#docker.getContainer(job.containerId),
+            frames,
+            { tail },
+            job.watch.signal,
+          );
+        } catch (err) {
+          // the follow reads it, retrying while dockerd is away
+          this.#logger.debug({ jobId: job.id, err }, 'reading the output of an adopted job failed');
+        }
+        this.#follow(job, tail, frames);
+      }),
+    );
   }
 
   #emitError(err: DockerError): void {
