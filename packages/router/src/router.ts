@@ -20,6 +20,7 @@ import type { Balancing } from './internal/backend-set.js';
 import type { AccessEntry, DataPlane } from './internal/data-plane.js';
 import { DrainPublisher } from './internal/drain-publisher.js';
 import { createH2Handler } from './internal/h2-handler.js';
+import { readIntoShared } from './internal/user-buffer-socket.js';
 import { Http1Connection } from './internal/http1-connection.js';
 import type { HeadLimits } from './internal/http-head.js';
 import { RouteMatcher } from './internal/route-matcher.js';
@@ -388,10 +389,18 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
       signal.throwIfAborted();
       const out: { http?: net.AddressInfo; https?: net.AddressInfo } = {};
       if (options.http !== undefined) {
-        const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) =>
-          this.#accept(s, false, 'http'),
+        // Accepted paused: each connection then reads into the router's own buffer.
+        const server = net.createServer({
+          allowHalfOpen: true,
+          noDelay: true,
+          pauseOnConnect: true,
+        });
+        out.http = await this.#bind(
+          server,
+          options.http.port,
+          options.http.host ?? '127.0.0.1',
+          (s) => this.#acceptPlain(s),
         );
-        out.http = await this.#bind(server, options.http.port, options.http.host ?? '127.0.0.1');
       }
       if (options.https !== undefined) {
         out.https = await this.#bind(
@@ -451,10 +460,20 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
     }
   }
 
-  #bind(server: net.Server, port: number, host: string): Promise<net.AddressInfo> {
+  /**
+   * Listens. `accept`: takes each connection and returns the socket it goes on as (plain HTTP
+   * moves it to another, see {@link readIntoShared}).
+   */
+  #bind(
+    server: net.Server,
+    port: number,
+    host: string,
+    accept: (s: net.Socket) => net.Socket = (s) => s,
+  ): Promise<net.AddressInfo> {
     this.#servers.push(server);
     // Every raw connection, so that close() can end those a TLS handshake still holds.
-    server.on('connection', (s: net.Socket) => {
+    server.on('connection', (raw: net.Socket) => {
+      const s = accept(raw);
       this.#raw.add(s);
       s.once('close', () => this.#raw.delete(s));
     });
@@ -503,17 +522,43 @@ export class Router extends EventEmitter<RouterEvents> implements AsyncDisposabl
     return server;
   }
 
-  #accept(socket: net.Socket, secure: boolean, protocol: 'http' | 'https'): void {
+  /** A plain HTTP connection (accepted paused): read into the router's buffer where it can be. */
+  #acceptPlain(raw: net.Socket): net.Socket {
+    // Its first bytes come on a later turn of the loop, once the connection is made below.
+    const to: { conn: Http1Connection | undefined } = { conn: undefined };
+    const socket = readIntoShared(raw, (view) => to.conn?.onView(view));
+    if (socket === undefined) {
+      this.#accept(raw, false, 'http');
+      raw.resume();
+      return raw;
+    }
+    to.conn = this.#accept(socket, false, 'http', true);
+    return socket;
+  }
+
+  #accept(
+    socket: net.Socket,
+    secure: boolean,
+    protocol: 'http' | 'https',
+    viewed = false,
+  ): Http1Connection | undefined {
     if (this.#state === 'stopping' || this.#state === 'stopped') {
       socket.destroy();
-      return;
+      return undefined;
     }
     this.metrics.connection(protocol, 1);
-    const conn = new Http1Connection(socket, this.#plane, secure, (c) => {
-      this.#conns.delete(c);
-      this.metrics.connection(protocol, -1);
-    });
+    const conn = new Http1Connection(
+      socket,
+      this.#plane,
+      secure,
+      (c) => {
+        this.#conns.delete(c);
+        this.metrics.connection(protocol, -1);
+      },
+      viewed,
+    );
     this.#conns.add(conn);
+    return conn;
   }
 
   async #watchRoutes(): Promise<void> {

@@ -57,6 +57,10 @@ export class Http1Connection {
   state: ConnState = 'head';
   /** Client bytes not yet consumed (a partial head, or pipelined requests). */
   buf: Buffer | null = null;
+  /** Where a tunnel's client bytes go, and its client's half-close (set once it is one). */
+  tunnel: { data(chunk: Buffer): void; end(): void } | null = null;
+  /** Set while the head parsed is in a read buffer that is reused after the call. */
+  #transient = false;
   /** When the current wait for a head began. */
   headStart: number;
   exchange: Exchange | null = null;
@@ -72,11 +76,16 @@ export class Http1Connection {
    */
   drainSince = 0;
 
+  /**
+   * `viewed`: the socket's bytes come through {@link Http1Connection.onView} (it reads into a
+   * buffer of its own) rather than as `data` events.
+   */
   constructor(
     readonly socket: net.Socket,
     readonly plane: DataPlane,
     readonly secure: boolean,
     readonly onClosed: (c: Http1Connection) => void,
+    viewed = false,
   ) {
     this.headStart = plane.now();
     const ra = socket.remoteAddress ?? '';
@@ -87,7 +96,7 @@ export class Http1Connection {
       `x-forwarded-port: ${this.localPort}\r\n`;
     this.forwardedHead = `x-forwarded-for: ${this.forwardedLines}x-request-id: `;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    if (!viewed) socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', () => socket.destroy());
     socket.on('end', () => {
       // The client closed its side. Between requests: close ours. During a request: it has
@@ -95,8 +104,29 @@ export class Http1Connection {
       // will never read. A tunnel's pipes carry the half-close through.
       if (this.state === 'head') socket.end();
       else if (this.state === 'request') socket.destroy();
+      else if (this.state === 'tunnel') this.tunnel?.end();
     });
     socket.on('close', () => this.#onClose());
+  }
+
+  /**
+   * Client bytes in a read buffer that is reused once this returns: a whole head (the usual
+   * case) is parsed from it; whatever is kept past the call is copied.
+   */
+  onView(view: Buffer): void {
+    if (this.state !== 'head' || this.buf !== null) {
+      this.#onData(Buffer.from(view));
+      return;
+    }
+    this.buf = view;
+    this.#transient = true;
+    try {
+      this.#parse();
+    } finally {
+      this.#transient = false;
+    }
+    // A partial head waits for the rest.
+    if (this.buf === view) this.buf = Buffer.from(view);
   }
 
   #onData(chunk: Buffer): void {
@@ -105,6 +135,8 @@ export class Http1Connection {
       this.#parse();
     } else if (this.state === 'request') {
       this.exchange?.onClientData(chunk);
+    } else if (this.state === 'tunnel') {
+      this.tunnel?.data(chunk);
     }
   }
 
@@ -124,7 +156,8 @@ export class Http1Connection {
       else this.socket.destroy();
       return;
     }
-    const rest = buf.length > head.length ? buf.subarray(head.length) : null;
+    let rest = buf.length > head.length ? buf.subarray(head.length) : null;
+    if (rest !== null && this.#transient) rest = Buffer.from(rest);
     this.buf = null;
     this.state = 'request';
     this.exchange = new Exchange(this, head, text);
@@ -950,7 +983,6 @@ class Exchange implements UpstreamOwner {
     this.#detachUp(up);
     this.#c.state = 'tunnel';
     this.#status = 101;
-    this.#c.socket.removeAllListeners('data');
     cs.write(head, 'latin1');
     if (rest !== null) cs.write(rest);
     const pending = this.#c.buf;
@@ -992,7 +1024,16 @@ class Exchange implements UpstreamOwner {
       upClose: done,
       upDrain: () => undefined,
     };
-    cs.pipe(up);
+    // Client to backend, as a pipe would: backpressure, and the client's half-close passed on.
+    this.#c.tunnel = {
+      data: (chunk: Buffer): void => {
+        if (!up.write(chunk)) {
+          cs.pause();
+          up.once('drain', () => cs.resume());
+        }
+      },
+      end: () => up.end(),
+    };
     if (cs.isPaused()) cs.resume();
     this.#finished = true;
   }
