@@ -136,6 +136,31 @@ describe('client bytes kept past a read survive other clients', () => {
     expect(await other).toBeGreaterThan(0);
   });
 
+  it('bodies that came with their heads, held while new backend connections open', async () => {
+    await echoBackend('fresh');
+    const port = await routerFor('fresh');
+    // Clients at once, each head with 40 KB of body in one write: every exchange waits for a
+    // connection of its own while the others' bytes are read.
+    const bodies = Array.from({ length: 4 }, () => randomBytes(40_000));
+    const outs = await Promise.all(
+      bodies.map((body, i) =>
+        sendInParts(
+          port,
+          [
+            Buffer.concat([
+              Buffer.from(
+                `POST /c${i} HTTP/1.1\r\nHost: demo.localhost\r\nX-Tag: c${i}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+              ),
+              body,
+            ]),
+          ],
+          0,
+        ),
+      ),
+    );
+    outs.forEach((out, i) => expect(out).toContain(`/c${i} c${i} ${sha(must(bodies[i]))}`));
+  });
+
   it('a tunnel (Upgrade) carries the client bytes byte for byte, and its half-close', async () => {
     const ended = new Promise<void>((resolve) => {
       void h.rawBackend('tunnel', 'tunnel-raw', (s) => {

@@ -156,12 +156,11 @@ export class Http1Connection {
       else this.socket.destroy();
       return;
     }
-    let rest = buf.length > head.length ? buf.subarray(head.length) : null;
-    if (rest !== null && this.#transient) rest = Buffer.from(rest);
+    const rest = buf.length > head.length ? buf.subarray(head.length) : null;
     this.buf = null;
     this.state = 'request';
     this.exchange = new Exchange(this, head, text);
-    this.exchange.start(rest);
+    this.exchange.start(rest, this.#transient);
   }
 
   /** Answers with an error and closes the connection (the framing can no longer be trusted). */
@@ -338,7 +337,12 @@ class Exchange implements UpstreamOwner {
     this.#start = this.#p.now();
   }
 
-  start(rest: Buffer | null): void {
+  /**
+   * Sends the request on. `rest`: the client's bytes after the head; `transient`: in a read
+   * buffer reused after this call (what is kept of it is copied; a small body goes on inlined
+   * in the head's string, which is a copy already).
+   */
+  start(rest: Buffer | null, transient = false): void {
     const h = this.#h;
     const p = this.#p;
     const c = this.#c;
@@ -366,7 +370,7 @@ class Exchange implements UpstreamOwner {
       }
     }
     if (pipelined !== null) {
-      c.buf = pipelined;
+      c.buf = transient ? Buffer.from(pipelined) : pipelined;
       c.socket.pause();
     }
     this.#requestId = this.#header('x-request-id');
@@ -427,7 +431,8 @@ class Exchange implements UpstreamOwner {
     // Literal, not push: an array grown from empty takes room for 17.
     if (this.#replay !== null) this.#replay = [upHead];
     this.#replayBytes = upHead.length;
-    if (bodyPart !== null && bodyPart.length > 0) this.#queue(bodyPart);
+    if (bodyPart !== null && bodyPart.length > 0)
+      this.#queue(transient ? Buffer.from(bodyPart) : bodyPart);
     if (route.sticky === true) {
       const cookie = this.#header('cookie');
       if (cookie !== '') this.#stickyId = p.sticky.verify(route.service, cookie);
