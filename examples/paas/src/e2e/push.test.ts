@@ -78,6 +78,8 @@ describe('flotilla end to end (embedded: SQLite, processes)', { timeout: 180_000
       timeoutMs: 180_000,
     });
     expect(r.stderr).toContain('remote: -----> Building');
+    // The deploy's steps stream back while they happen, before the result line.
+    expect(r.stderr).toMatch(/remote: {8}web: 1 of 1 new job\(s\) ready\s[^]*deployed to/);
     expect(r.stderr).toContain(`http://${app}.localhost:${s.routerPort}`);
     expect(r.code, r.stderr).toBe(0);
     expect(await message()).toBe('Hello from Flotilla');
@@ -201,6 +203,9 @@ describe('flotilla end to end (embedded: SQLite, processes)', { timeout: 180_000
     await Promise.all(workers);
     agent.destroy();
     expect(push.code, push.stderr).toBe(0);
+    // What the rolling deploy waits for is said as it happens.
+    expect(push.stderr).toContain('web: 3 of 3 new job(s) ready');
+    expect(push.stderr).toMatch(/web: stopping \d old job\(s\)/);
     expect(failures).toEqual([]);
     expect(ok).toBeGreaterThan(50);
   });
