@@ -355,15 +355,7 @@ class Exchange implements UpstreamOwner {
     let bodyPart: Buffer | null = null;
     if (this.#reqBody !== null && rest !== null) {
       try {
-        const body = this.#reqBody;
-        const end = body.feed(rest);
-        bodyPart = rest.subarray(0, end);
-        pipelined = end < rest.length ? rest.subarray(end) : null;
-        if (pipelined !== null && body.trailing) {
-          // A trailer section, held back: none of its fields goes on (see #requestTrailers).
-          if (body.done) bodyPart = Buffer.concat([bodyPart, NO_TRAILERS]);
-          pipelined = body.done && body.end < rest.length ? rest.subarray(body.end) : null;
-        }
+        ({ part: bodyPart, after: pipelined } = splitBody(this.#reqBody, rest));
       } catch (err) {
         this.#localError(400, (err as Error).message, false);
         return;
@@ -513,9 +505,9 @@ class Exchange implements UpstreamOwner {
       if (this.#c.buf.length > this.#p.limits.maxHeaderBytes) this.#c.socket.pause();
       return;
     }
-    let end: number;
+    let split: { part: Buffer | null; after: Buffer | null };
     try {
-      end = body.feed(chunk);
+      split = splitBody(body, chunk);
     } catch (err) {
       if (err instanceof FramingError) this.#abortBody(400, err.message);
       return;
@@ -525,29 +517,9 @@ class Exchange implements UpstreamOwner {
       this.#abortBody(413, `the body is larger than this route's limit of ${max} bytes`);
       return;
     }
-    if (end > 0) this.#queue(end === chunk.length ? chunk : chunk.subarray(0, end));
-    if (end < chunk.length) {
-      if (body.trailing) {
-        this.#requestTrailers(body, chunk);
-        return;
-      }
-      this.#c.buf = chunk.subarray(end);
-      this.#c.socket.pause();
-    }
-  }
-
-  /**
-   * The request body's trailer section was held back from `chunk` on: once it is complete,
-   * it goes on with none of its fields (the final CRLF only), and what follows it is the next
-   * request's. A backend that merged trailer fields into the head (as some do) would take a
-   * forged X-Forwarded-For, Host or Content-Length from them, and nothing a backend needs
-   * comes only there: nginx and Envoy drop them too.
-   */
-  #requestTrailers(body: BodyFramer, chunk: Buffer): void {
-    if (!body.done) return;
-    this.#queue(NO_TRAILERS);
-    if (body.end < chunk.length) {
-      this.#c.buf = chunk.subarray(body.end);
+    if (split.part !== null) this.#queue(split.part);
+    if (split.after !== null) {
+      this.#c.buf = split.after;
       this.#c.socket.pause();
     }
   }
@@ -1166,6 +1138,24 @@ function named(tokens: readonly string[], name: string): boolean {
 /** Request header lines passed on: not hop-by-hop, not set (or dropped) by the router. */
 function keepRequestHeader(name: string): boolean {
   return !isNotFromClient(name);
+}
+
+/**
+ * Feeds `chunk` to a request body's framer and splits it: the body bytes to send on, and the
+ * bytes after the body (the next request's). A trailer section is held back; once complete, it
+ * goes on as its final CRLF alone, none of its fields: a backend that merged trailer fields
+ * into the head (as some do) would take a forged X-Forwarded-For, Host or Content-Length from
+ * them, and nothing a backend needs comes only there (nginx and Envoy drop them too). Throws
+ * the framer's {@link FramingError}.
+ */
+function splitBody(body: BodyFramer, chunk: Buffer): { part: Buffer | null; after: Buffer | null } {
+  const end = body.feed(chunk);
+  let part = end === 0 ? null : end === chunk.length ? chunk : chunk.subarray(0, end);
+  if (end === chunk.length) return { part, after: null };
+  if (!body.trailing) return { part, after: chunk.subarray(end) };
+  if (!body.done) return { part, after: null };
+  part = part === null ? NO_TRAILERS : Buffer.concat([part, NO_TRAILERS]);
+  return { part, after: body.end < chunk.length ? chunk.subarray(body.end) : null };
 }
 
 /** Writes strings (as latin1) and Buffers in one system call. */
