@@ -24,7 +24,7 @@ import {
 import { keptTrailerLines } from './trailer-fields.js';
 
 const REQUEST_ID_RE = /^[\x21-\x7e]{1,200}$/;
-/** A request's trailer section as it goes on: empty (see Exchange.#requestTrailers). */
+/** A request's trailer section as it goes on: empty (see splitBody). */
 const NO_TRAILERS = Buffer.from('\r\n', 'latin1');
 /** Request bytes kept to replay on another backend; a longer request is not retried once sent. */
 const REPLAY_LIMIT = 64 * 1024;
