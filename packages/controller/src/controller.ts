@@ -30,7 +30,7 @@ import type {
 import type { FormationEntry, FormationPatchEntry } from './formation.js';
 import type { Hooks } from './hooks.js';
 import type { JobLogSource } from './job-logs.js';
-import type { OneOffHandle, OneOffRunner, RunOptions } from './one-off.js';
+import type { OneOffHandle, OneOffRunner, RunInfo, RunOptions } from './one-off.js';
 import type { Release, ReleaseOptions } from './release.js';
 import type { RouteTableLike } from './route-table.js';
 import { readOutput } from './internal/build-output.js';
@@ -40,7 +40,7 @@ import { collectArtifacts } from './internal/collector.js';
 import { destroyApp } from './internal/destroy.js';
 import { DomainService } from './internal/domains.js';
 import { FormationService } from './internal/formations.js';
-import { startRun } from './internal/runs.js';
+import { RunTracker, startRun } from './internal/runs.js';
 import { resolveOptions, type ResolvedOptions } from './internal/options.js';
 import type { ControllerParts } from './internal/parts.js';
 import { Deployer } from './internal/deployer.js';
@@ -181,8 +181,8 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   readonly #deployer: Deployer;
   readonly #closing = new AbortController();
   readonly #parts: ControllerParts;
-  /** The one-offs this controller runs, by app: an app's destroy stops them. */
-  readonly #runs = new Map<string, Set<OneOffHandle>>();
+  /** The one-offs this controller runs (`run` and release phases): listed, stopped by an app's destroy and by close. */
+  readonly #runs: RunTracker;
   readonly #buildService: BuildService;
   readonly #domains: DomainService;
   readonly #formations: FormationService;
@@ -222,6 +222,9 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     this.#liveness = new Liveness(this.id, store, this.#keys, this.#o.leaseTtlMs, clock, logger);
     this.#locks = new AppLocks(steady, this.#keys, this.#liveness, clock);
     this.#mirror = new JobMirror(store, this.#cluster.keys, clock, logger, report);
+    // Only runs started here: they are this process's jobs (one controller per server in the
+    // reference PaaS), not recorded in the store.
+    this.#runs = new RunTracker(this.#o.runner, clock, this.#o.defaultSize, closed);
     this.#reaper = new Reaper(
       steady,
       this.#keys,
@@ -242,7 +245,8 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
       mirror: this.#mirror,
       locks: this.#locks,
       artifacts: this.#o.artifacts,
-      runner: this.#o.runner,
+      // Release phases start through the tracker too: listed while they run, stopped by close.
+      runner: this.#o.runner === undefined ? undefined : this.#runs,
       hooks: this.#hooks,
       logs: this.#o.logs,
       clock,
@@ -320,12 +324,18 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     }
   }
 
-  /** Stops: cancels its builds (marked failed), ends its watches and event streams, revokes its lease. Jobs keep running. Idempotent. */
+  /**
+   * Stops: stops the one-offs it runs (`run` and release phases: SIGTERM, then SIGKILL after
+   * the runner's grace) and waits until they ended, cancels its builds (marked failed), ends its
+   * watches and event streams, revokes its lease. Formation jobs keep running. Idempotent.
+   */
   async close(): Promise<void> {
     this.#closingPromise ??= (async () => {
       const was = this.#state;
       this.#state = 'stopping';
       this.#closing.abort(closed());
+      // First: a one-off runs with its app's config (its secrets) and nothing else stops it.
+      await this.#runs.close();
       await this.#starting?.catch(() => undefined);
       await this.#buildService.close(closed());
       await this.#deployer.idle();
@@ -438,7 +448,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     this.#open();
     checkAppName(name);
     // Its one-offs first: they run with its config (its secrets), and nothing else stops them.
-    await Promise.all([...(this.#runs.get(name) ?? [])].map((h) => h.stop()));
+    await this.#runs.stopApp(name);
     await destroyApp(this.#parts, name, options, this.#buildService, this.#domains);
   }
 
@@ -826,16 +836,26 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
   async run(app: string, options: RunOptions): Promise<OneOffHandle> {
     this.#open();
     checkAppName(app);
-    const handle = await startRun(this.#parts, this.#formations, app, options);
-    const runs = this.#runs.get(app) ?? new Set<OneOffHandle>();
-    this.#runs.set(app, runs);
-    runs.add(handle);
-    const forget = (): void => {
-      runs.delete(handle);
-      if (runs.size === 0 && this.#runs.get(app) === runs) this.#runs.delete(app);
-    };
-    handle.exit.then(forget, forget);
-    return handle;
+    return startRun(this.#parts, this.#runs, this.#formations, app, options);
+  }
+
+  /**
+   * The app's one-offs this controller runs, oldest first: its `run`s, and the release phase of
+   * a deploy while its release command runs. Only those started through this instance (it
+   * holds them in memory, the store does not record them): with several controllers over one
+   * store, each lists its own (the reference PaaS has one per server). One leaves the list
+   * once it ended and was cleaned up. `FLOTILLA_CONTROLLER_APP_NOT_FOUND` for an unknown app.
+   *
+   * @example
+   * ```ts
+   * for (const r of await controller.listRuns('demo')) console.log(r.id, r.type, r.command);
+   * ```
+   */
+  async listRuns(app: string, options: CallOptions = {}): Promise<RunInfo[]> {
+    this.#open();
+    checkAppName(app);
+    await this.#repo.requireApp(app, options);
+    return this.#runs.list(app);
   }
 
   // --- domains -------------------------------------------------------------------------------

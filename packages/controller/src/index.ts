@@ -47,6 +47,7 @@ export type {
   OneOffRunner,
   OneOffSpec,
   RunExit,
+  RunInfo,
   RunOptions,
   RunOutputLine,
 } from './one-off.js';

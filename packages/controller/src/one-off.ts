@@ -57,6 +57,27 @@ export interface OneOffRunner {
   start(spec: OneOffSpec, options?: { readonly signal?: AbortSignal }): Promise<OneOffHandle>;
 }
 
+/**
+ * A one-off job a controller runs ({@link Controller.listRuns}): a `run`, or the release phase
+ * of a deploy while its release command runs.
+ */
+export interface RunInfo {
+  /** The job id (`demo.run.1a2b3c4d`, `demo.release.5e6f7a8b`). */
+  readonly id: string;
+  /** `run` for {@link Controller.run}, `release` for a deploy's release phase. */
+  readonly type: 'run' | 'release';
+  /** The command, as given (run through `bash -c`). */
+  readonly command: string;
+  /** The controller release it runs with (`v4`). */
+  readonly release: string;
+  /** The cluster release id it runs with (`v4`, or `v4-r2` after restarts). */
+  readonly deployment: string;
+  /** The size name it runs at (the default size for the release phase). */
+  readonly size: string;
+  /** When it started (its runner's start resolved), ms since the epoch, by the controller's clock. */
+  readonly startedAt: number;
+}
+
 /** Options of {@link Controller.run}. */
 export interface RunOptions {
   /** The command (`bin/rake db:migrate`, `bash -c 'echo $FOO'`). */

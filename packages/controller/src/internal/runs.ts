@@ -1,5 +1,6 @@
 import { ControllerError, ControllerErrorCodes } from '../errors.js';
-import type { OneOffHandle, OneOffSpec, RunOptions } from '../one-off.js';
+import type { Clock } from '@flotilla/core';
+import type { OneOffHandle, OneOffRunner, OneOffSpec, RunInfo, RunOptions } from '../one-off.js';
 import type { Release } from '../release.js';
 import { compact } from './check.js';
 import type { FormationService } from './formations.js';
@@ -13,6 +14,7 @@ import type { ControllerParts } from './parts.js';
  */
 export async function startRun(
   p: ControllerParts,
+  runs: RunTracker,
   formations: FormationService,
   app: string,
   options: RunOptions,
@@ -50,8 +52,7 @@ export async function startRun(
       `timeoutMs must be a whole number of ms above 0, got ${show(options.timeoutMs)}`,
       app,
     );
-  const runner = p.o.runner;
-  if (runner === undefined)
+  if (p.o.runner === undefined)
     throw new ControllerError(
       ControllerErrorCodes.NOT_CONFIGURED,
       'the controller has no one-off runner: configure one (DriverOneOffRunner)',
@@ -80,7 +81,7 @@ export async function startRun(
   await p.deployer.requireArtifact(build);
   const artifact = p.deployer.clusterRecord(release, build, release.id).artifact;
   const jobId = `${app}.run.${newId('r').slice(2)}`;
-  const handle = await runner.start(
+  const handle = await runs.start(
     compact<OneOffSpec>({
       id: jobId,
       app,
@@ -93,6 +94,7 @@ export async function startRun(
       timeoutMs: options.timeoutMs,
     }),
     options.signal === undefined ? {} : { signal: options.signal },
+    size,
   );
   p.emit('run.started', { app, jobId, command });
   const exit = handle.exit.then((e) => {
@@ -108,4 +110,135 @@ function releaseNotFound(app: string, n: number): ControllerError {
     `app ${app} has no release v${n}: check the number against the list of its releases`,
     { app },
   );
+}
+
+interface Tracked {
+  readonly info: RunInfo;
+  readonly handle: OneOffHandle;
+  /** Settles when the job ended and was cleaned up (its `exit`, never rejecting). */
+  readonly ended: Promise<void>;
+}
+
+/**
+ * The one-offs this controller runs: a {@link OneOffRunner} over the configured one, through
+ * which both `run` and the deployer's release phase start their jobs, so it can list them
+ * (`listRuns`) and stop them (an app's destroy, the controller's close). A job leaves it when
+ * its `exit` settles. Once closed it starts nothing more; a start in flight when it closed is
+ * stopped as soon as it is up, and `close()` waits for that too.
+ */
+export class RunTracker implements OneOffRunner {
+  readonly #runner: OneOffRunner | undefined;
+  readonly #clock: Clock;
+  readonly #defaultSize: string;
+  readonly #closedError: () => Error;
+  /** By app, then job id. */
+  readonly #runs = new Map<string, Map<string, Tracked>>();
+  /** Starts in flight, each settling once its job is registered (or its start failed). */
+  readonly #starting = new Set<Promise<unknown>>();
+  #closed = false;
+
+  constructor(
+    runner: OneOffRunner | undefined,
+    clock: Clock,
+    defaultSize: string,
+    closedError: () => Error,
+  ) {
+    this.#runner = runner;
+    this.#clock = clock;
+    this.#defaultSize = defaultSize;
+    this.#closedError = closedError;
+  }
+
+  /** Starts the job with the runner and holds it until it ended; `size` defaults to the default size. */
+  start(
+    spec: OneOffSpec,
+    options: { readonly signal?: AbortSignal } = {},
+    size: string = this.#defaultSize,
+  ): Promise<OneOffHandle> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    const runner = this.#runner;
+    if (runner === undefined)
+      return Promise.reject(
+        new ControllerError(
+          ControllerErrorCodes.NOT_CONFIGURED,
+          'the controller has no one-off runner: configure one (DriverOneOffRunner)',
+          { app: spec.app },
+        ),
+      );
+    const started = (async () => {
+      const handle = await runner.start(spec, options);
+      this.#add(spec, handle, size);
+      // Closed while it started: close() waits for it, so it is stopped now.
+      if (this.#closed) void handle.stop().catch(() => undefined);
+      return handle;
+    })();
+    this.#starting.add(started);
+    const done = (): void => void this.#starting.delete(started);
+    started.then(done, done);
+    return started;
+  }
+
+  #add(spec: OneOffSpec, handle: OneOffHandle, size: string): void {
+    const app = spec.app;
+    const byId = this.#runs.get(app) ?? new Map<string, Tracked>();
+    this.#runs.set(app, byId);
+    const ended = handle.exit.then(
+      () => undefined,
+      () => undefined,
+    );
+    const tracked: Tracked = {
+      info: {
+        id: handle.id,
+        type: spec.type === 'release' ? 'release' : 'run',
+        command: spec.command,
+        release: /^(v[0-9]+)/.exec(spec.release)?.[1] ?? spec.release,
+        deployment: spec.release,
+        size,
+        startedAt: this.#clock.now(),
+      },
+      handle,
+      ended,
+    };
+    byId.set(handle.id, tracked);
+    void ended.then(() => {
+      if (byId.get(handle.id) === tracked) byId.delete(handle.id);
+      if (byId.size === 0 && this.#runs.get(app) === byId) this.#runs.delete(app);
+    });
+  }
+
+  /** The app's one-offs still running, oldest first. */
+  list(app: string): RunInfo[] {
+    return [...(this.#runs.get(app)?.values() ?? [])]
+      .map((t) => t.info)
+      .sort((a, b) => a.startedAt - b.startedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** Stops one of the app's one-offs and waits until it ended; false when it runs none of that id. */
+  async stop(app: string, id: string): Promise<boolean> {
+    const tracked = this.#runs.get(app)?.get(id);
+    if (tracked === undefined) return false;
+    await stopAndWait(tracked);
+    return true;
+  }
+
+  /** Stops every one-off of the app and waits until they ended. */
+  async stopApp(app: string): Promise<void> {
+    await Promise.all([...(this.#runs.get(app)?.values() ?? [])].map(stopAndWait));
+  }
+
+  /**
+   * Starts no more; stops every one-off it runs (SIGTERM, then SIGKILL after the runner's
+   * grace), including those whose start was in flight, and waits until they ended. Idempotent.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled([...this.#starting]);
+    const all = [...this.#runs.values()].flatMap((byId) => [...byId.values()]);
+    await Promise.all(all.map(stopAndWait));
+  }
+}
+
+async function stopAndWait(t: Tracked): Promise<void> {
+  await t.handle.stop().catch(() => undefined);
+  await t.ended;
 }
