@@ -20,12 +20,6 @@ afterEach(async () => {
   await h.close();
 });
 
-async function routerFor(service: string): Promise<number> {
-  const router = h.router();
-  await router.setRoute({ type: 'http', domain: 'demo.localhost', service });
-  return must((await router.listen({ http: { port: 0 } })).http).port;
-}
-
 /** A backend that answers with the sha256 of the body and the x-tag header it got. */
 async function echoBackend(service: string, delayFor?: string): Promise<void> {
   await h.backend(service, service, (req, res) => {
@@ -68,7 +62,7 @@ async function sendInParts(port: number, parts: Buffer[], gapMs: number): Promis
 describe('client bytes kept past a read survive other clients', () => {
   it('a request head split across many reads', async () => {
     await echoBackend('echo');
-    const port = await routerFor('echo');
+    const port = await h.httpRouterFor('echo');
     const stop = { done: false };
     const other = noise(port, stop);
     const head = Buffer.from(
@@ -86,7 +80,7 @@ describe('client bytes kept past a read survive other clients', () => {
 
   it('pipelined requests with bodies, read with the first, while the first waits for its backend', async () => {
     await echoBackend('echo', '/slow');
-    const port = await routerFor('echo');
+    const port = await h.httpRouterFor('echo');
     const [one, two] = [randomBytes(700), randomBytes(3000)];
     const packet = Buffer.concat([
       Buffer.from(
@@ -116,7 +110,7 @@ describe('client bytes kept past a read survive other clients', () => {
       req.on('end', () => res.end(`${req.url} ${sha(Buffer.concat(chunks))}`));
       setTimeout(() => req.resume(), 300);
     });
-    const port = await routerFor('echo');
+    const port = await h.httpRouterFor('echo');
     const stop = { done: false };
     const other = noise(port, stop);
     for (const [size, piece, gapMs] of [
@@ -138,7 +132,7 @@ describe('client bytes kept past a read survive other clients', () => {
 
   it('bodies that came with their heads, held while new backend connections open', async () => {
     await echoBackend('fresh');
-    const port = await routerFor('fresh');
+    const port = await h.httpRouterFor('fresh');
     // Clients at once, each head with 40 KB of body in one write: every exchange waits for a
     // connection of its own while the others' bytes are read.
     const bodies = Array.from({ length: 4 }, () => randomBytes(40_000));

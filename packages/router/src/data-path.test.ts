@@ -20,13 +20,6 @@ afterEach(async () => {
   await h.close();
 });
 
-/** A router for demo.localhost -> `service`; resolves with its HTTP port. */
-async function routerFor(service: string): Promise<number> {
-  const router = h.router();
-  await router.setRoute({ type: 'http', domain: 'demo.localhost', service });
-  return must((await router.listen({ http: { port: 0 } })).http).port;
-}
-
 /**
  * GETs `paths` one after the other on one keep-alive connection, reading each response
  * slowly (paused for `pauseMs` after every chunk); resolves with the bodies.
@@ -92,7 +85,7 @@ describe('response bytes arrive intact', () => {
         res.end(body);
       }
     });
-    const port = await routerFor('big');
+    const port = await h.httpRouterFor('big');
     const expected = sha(payload.subarray(0, MIB));
     const runs = await Promise.all([
       slowGets(port, ['/length', '/chunked', '/length'], 2),
@@ -125,7 +118,7 @@ describe('response bytes arrive intact', () => {
         send();
       });
     });
-    const port = await routerFor('trickle');
+    const port = await h.httpRouterFor('trickle');
     const [got] = await slowGets(port, ['/'], 1);
     expect(sha(must(got))).toBe(sha(body));
   });
@@ -146,7 +139,7 @@ describe('response bytes arrive intact', () => {
         );
       });
     });
-    const port = await routerFor('latin');
+    const port = await h.httpRouterFor('latin');
     const value = Buffer.from([0x63, 0xe9, 0xff, 0x80, 0x20, 0x7e]);
     const out = await raw(
       port,
@@ -169,7 +162,7 @@ describe('request bytes arrive intact', () => {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => res.end(sha(Buffer.concat(chunks))));
     });
-    const port = await routerFor('sum');
+    const port = await h.httpRouterFor('sum');
     // 1 KiB goes out in one write with the head; 300 KiB does not fit and follows it.
     for (const size of [1, 1024, 300 * 1024]) {
       const body = payload.subarray(size, 2 * size);
@@ -194,7 +187,7 @@ describe('request heads as the backend sees them', () => {
         if (seen.includes('\r\n\r\n')) s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
       });
     });
-    const port = await routerFor('heads');
+    const port = await h.httpRouterFor('heads');
     const out = await raw(
       port,
       '\r\n\r\nPOST /p?q=1 HTTP/1.0\r\nHost: demo.localhost\r\nConnection: x-drop\r\n' +
@@ -218,7 +211,7 @@ describe('framing between requests', () => {
       const delay = req.url === '/a' ? 50 : 0;
       setTimeout(() => res.end(`path ${req.url}`), delay);
     });
-    const port = await routerFor('echo');
+    const port = await h.httpRouterFor('echo');
     const out = await raw(
       port,
       'GET /a HTTP/1.1\r\nHost: demo.localhost\r\n\r\n' +
@@ -237,7 +230,7 @@ describe('framing between requests', () => {
         );
       });
     });
-    const port = await routerFor('chatty');
+    const port = await h.httpRouterFor('chatty');
     const out = await raw(
       port,
       'GET /1 HTTP/1.1\r\nHost: demo.localhost\r\n\r\nGET /2 HTTP/1.1\r\nHost: demo.localhost\r\nConnection: close\r\n\r\n',
@@ -251,7 +244,7 @@ describe('framing between requests', () => {
 
   it('closes quietly on a head cut off mid-way and keeps serving others', async () => {
     await h.backend('web', 'web');
-    const port = await routerFor('web');
+    const port = await h.httpRouterFor('web');
     const out = await new Promise<string>((resolve, reject) => {
       const s = net.connect(port, '127.0.0.1');
       let got = '';
@@ -287,7 +280,7 @@ describe('backpressure', () => {
       };
       pump();
     });
-    const port = await routerFor('flood');
+    const port = await h.httpRouterFor('flood');
     const client = net.connect(port, '127.0.0.1');
     // Reset by the router's close when the test ends early (unread bytes): not an uncaught error.
     client.on('error', () => undefined);
@@ -327,7 +320,7 @@ describe('backpressure', () => {
         next();
       });
     });
-    const port = await routerFor('ws');
+    const port = await h.httpRouterFor('ws');
     const got = await new Promise<Buffer>((resolve, reject) => {
       const s = net.connect(port, '127.0.0.1');
       const chunks: Buffer[] = [];

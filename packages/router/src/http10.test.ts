@@ -21,13 +21,6 @@ afterEach(async () => {
   await h.close();
 });
 
-/** A router for demo.localhost -> `service`; resolves with its HTTP port. */
-async function routerFor(service: string): Promise<number> {
-  const router = h.router();
-  await router.setRoute({ type: 'http', domain: 'demo.localhost', service });
-  return must((await router.listen({ http: { port: 0 } })).http).port;
-}
-
 /** A value that arrives later (a backend's response object, a raw backend's socket). */
 function later<T>(): { promise: Promise<T>; resolve: (v: T) => void } {
   let resolve!: (v: T) => void;
@@ -143,7 +136,7 @@ describe('a chunked response to an HTTP/1.0 client', () => {
       res.flushHeaders();
       backendRes.resolve(res);
     });
-    const port = await routerFor('s');
+    const port = await h.httpRouterFor('s');
     const c = new RawClient(port, `GET /stream HTTP/1.0\r\n${HOST}\r\n`);
     const res = await backendRes.promise;
     await c.until(() => c.head() !== '');
@@ -186,7 +179,7 @@ describe('a chunked response to an HTTP/1.0 client', () => {
       res.addTrailers({ 'x-checksum': 'sum-in-trailer' });
       res.end('def');
     });
-    const port = await routerFor('t');
+    const port = await h.httpRouterFor('t');
     const c = new RawClient(port, `GET / HTTP/1.0\r\n${HOST}Connection: keep-alive\r\n\r\n`);
     await c.closed;
     expect(c.body().toString('latin1')).toBe('abcdef');
@@ -218,7 +211,7 @@ describe('a chunked response to an HTTP/1.0 client', () => {
       res.setHeader('transfer-encoding', 'chunked');
       res.end(req.method === 'HEAD' ? undefined : `got ${req.url}`);
     });
-    const port = await routerFor('hd');
+    const port = await h.httpRouterFor('hd');
     const c = new RawClient(port, `HEAD /h HTTP/1.0\r\n${HOST}Connection: keep-alive\r\n\r\n`);
     await c.until(() => c.head() !== '');
     const head = c.head();
@@ -242,7 +235,7 @@ describe('a chunked response to an HTTP/1.0 client', () => {
       res.addTrailers({ 'x-checksum': 'sum' });
       res.end('def');
     });
-    const port = await routerFor('c11');
+    const port = await h.httpRouterFor('c11');
     const c = new RawClient(port, `GET / HTTP/1.1\r\n${HOST}Connection: close\r\n\r\n`);
     await c.closed;
     expect(hasLine(c.head(), 'transfer-encoding', 'chunked')).toBe(true);
@@ -259,7 +252,7 @@ describe('a chunked response to an HTTP/1.0 client', () => {
       // The body is read only once the answer has begun: until then it piles up between.
       void go.promise.then(() => req.pipe(res));
     });
-    const port = await routerFor('echo');
+    const port = await h.httpRouterFor('echo');
     const mib = randomBytes(1024 * 1024);
     const body = Buffer.concat(Array.from({ length: 32 }, () => mib));
     const c = new RawClient(
@@ -314,7 +307,7 @@ describe('a chunked response to an HTTP/1.0 client', () => {
     framed.push(Buffer.from('0\r\nx-sum: 1\r\n\r\n'));
     const wire = Buffer.concat(framed);
     const { conn } = await hostileBackend('odd');
-    const port = await routerFor('odd');
+    const port = await h.httpRouterFor('odd');
     const c = new RawClient(port, `GET / HTTP/1.0\r\n${HOST}\r\n`);
     const s = await conn;
     s.write(CHUNKED_HEAD);
@@ -337,7 +330,7 @@ describe('a chunked response to an HTTP/1.0 client', () => {
       res.write('first');
       res.on('close', () => gone.resolve(undefined));
     });
-    const port = await routerFor('away');
+    const port = await h.httpRouterFor('away');
     const c = new RawClient(port, `GET / HTTP/1.0\r\n${HOST}\r\n`);
     await c.until(() => c.body().toString('latin1') === 'first');
     c.socket.destroy();
@@ -351,7 +344,7 @@ describe('a chunked response to an HTTP/1.0 client', () => {
       for (let i = 0; i < 50; i++) res.write(`${n}:${i};`.repeat(n + 1));
       res.end();
     });
-    const port = await routerFor('many');
+    const port = await h.httpRouterFor('many');
     const clients = Array.from(
       { length: 20 },
       (_, n) => new RawClient(port, `GET /${n} HTTP/1.0\r\n${HOST}\r\n`),
@@ -374,7 +367,7 @@ describe('a chunked response to an HTTP/1.0 client', () => {
         res.write(payload.subarray(at, at + 65_537));
       res.end();
     });
-    const port = await routerFor('big');
+    const port = await h.httpRouterFor('big');
     const c = new RawClient(port, `GET / HTTP/1.0\r\n${HOST}\r\n`);
     // A reader that stops after each read and goes on once the event loop has turned.
     c.socket.on('data', () => {
@@ -407,7 +400,7 @@ describe('a chunked response to an HTTP/1.0 client', () => {
       };
       next();
     });
-    const port = await routerFor('bp');
+    const port = await h.httpRouterFor('bp');
     const c = new RawClient(port, `GET / HTTP/1.0\r\n${HOST}\r\n`);
     c.socket.pause();
     // There is no event for "the backend can write no more": wait until its writes have been
@@ -449,7 +442,7 @@ describe('a backend that breaks the chunked framing: the HTTP/1.0 client is rese
   for (const [name, bad, data, close] of cases) {
     it(name, async () => {
       const { conn } = await hostileBackend('bad');
-      const port = await routerFor('bad');
+      const port = await h.httpRouterFor('bad');
       const c = new RawClient(port, `GET / HTTP/1.0\r\n${HOST}\r\n`);
       const s = await conn;
       // A good first chunk, which the client gets before the backend goes wrong.
@@ -471,7 +464,7 @@ describe('a backend that breaks the chunked framing: the HTTP/1.0 client is rese
 
   it('bad framing in the same read as the head: the client is reset before any byte', async () => {
     const { conn } = await hostileBackend('bad1');
-    const port = await routerFor('bad1');
+    const port = await h.httpRouterFor('bad1');
     const c = new RawClient(port, `GET / HTTP/1.0\r\n${HOST}\r\n`);
     (await conn).write(`${CHUNKED_HEAD}zz\r\n`);
     await c.closed;
@@ -486,7 +479,7 @@ describe('a backend that breaks the chunked framing: the HTTP/1.0 client is rese
       [(s: net.Socket) => s.end(), true],
     ] as const) {
       const { conn } = await hostileBackend(`nolen-${ended}`);
-      const port = await routerFor(`nolen-${ended}`);
+      const port = await h.httpRouterFor(`nolen-${ended}`);
       const c = new RawClient(port, `GET / HTTP/1.1\r\n${HOST}\r\n`);
       const s = await conn;
       s.write('HTTP/1.1 200 OK\r\n\r\npart');
@@ -532,7 +525,7 @@ function values(pairs: [string, string][], name: string): string[] {
 describe('forwarded headers a client cannot forge', () => {
   it('drops the client address, scheme, host and prefix fields it sends; sets or appends its own', async () => {
     await echoBackend('echo');
-    const port = await routerFor('echo');
+    const port = await h.httpRouterFor('echo');
     const forged = FORGED.map(([n, v]) => `${n}: ${v}\r\n`).join('');
     const c = new RawClient(
       port,

@@ -126,6 +126,15 @@ export class Harness {
     return r;
   }
 
+  /** A router routing demo.localhost to `service`, listening on HTTP; resolves with its port. */
+  async httpRouterFor(service: string): Promise<number> {
+    const router = this.router();
+    await router.setRoute({ type: 'http', domain: 'demo.localhost', service });
+    const { http } = await router.listen({ http: { port: 0 } });
+    if (http === undefined) throw new Error('the router did not listen on HTTP');
+    return http.port;
+  }
+
   /** Registers something to undo at close. */
   defer(fn: () => Promise<unknown> | unknown): void {
     this.#cleanups.push(fn);
