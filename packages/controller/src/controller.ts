@@ -858,6 +858,25 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     return this.#runs.list(app);
   }
 
+  /**
+   * Stops one of the app's one-offs this controller runs (`ps:stop run.4821`): SIGTERM, then
+   * SIGKILL after the runner's grace; resolves once it ended. `id` is its job id, as
+   * {@link listRuns} gives it. False when this controller runs no one-off of that id for the app
+   * (it ended, or another controller runs it); `FLOTILLA_CONTROLLER_APP_NOT_FOUND` for an unknown app.
+   */
+  async stopRun(app: string, id: string, options: CallOptions = {}): Promise<boolean> {
+    this.#open();
+    checkAppName(app);
+    if (typeof id !== 'string' || id === '' || id.length > 256)
+      throw new ControllerError(
+        ControllerErrorCodes.INVALID_INPUT,
+        `${show(id)} is not a job id: use one listRuns gives (demo.run.1a2b3c4d5e6f)`,
+        { app, path: 'id' },
+      );
+    await this.#repo.requireApp(app, options);
+    return this.#runs.stop(app, id);
+  }
+
   // --- domains -------------------------------------------------------------------------------
 
   /** The app's domains. */

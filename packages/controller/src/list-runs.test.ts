@@ -17,6 +17,9 @@ const dirs: string[] = [];
 afterEach(async () => {
   await h?.close();
   h = undefined;
+  // A job a failed test left (one that ignores SIGTERM too) is not left running.
+  for (const j of (await driver?.list()) ?? [])
+    if (j.state === 'running') await driver?.stop(j.id, { graceMs: 100 });
   await driver?.close();
   driver = undefined;
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
@@ -98,6 +101,25 @@ describe('Controller.listRuns', () => {
     expect((await hh.controller.listRuns('demo')).map((r) => r.id)).toEqual([run.id]);
   });
 
+  it('stopRun stops one run of the app and waits until it ended; another app, an unknown id or a bad one is refused', async () => {
+    const hh = await setUp();
+    await appWithBuild(hh, 'demo');
+    await hh.controller.createApp({ name: 'other' });
+    const a = await hh.controller.run('demo', { command: 'sleep 60' });
+    const b = await hh.controller.run('demo', { command: 'sleep 60' });
+    expect(await hh.controller.stopRun('other', a.id)).toBe(false);
+    expect(await hh.controller.stopRun('demo', 'demo.run.000000000000')).toBe(false);
+    const bad = await hh.controller.stopRun('demo', '').catch((e: unknown) => e);
+    expect(isFlotillaError(bad, 'FLOTILLA_CONTROLLER_INVALID_INPUT')).toBe(true);
+    const unknown = await hh.controller.stopRun('nope', a.id).catch((e: unknown) => e);
+    expect(isFlotillaError(unknown, 'FLOTILLA_CONTROLLER_APP_NOT_FOUND')).toBe(true);
+    expect(await hh.controller.stopRun('demo', a.id)).toBe(true);
+    expect(await running()).toEqual([b.id]);
+    expect((await a.exit).signal).toBe('SIGTERM');
+    expect((await hh.controller.listRuns('demo')).map((r) => r.id)).toEqual([b.id]);
+    expect(await hh.controller.stopRun('demo', a.id)).toBe(false);
+  });
+
   it('lists the release phase while its command runs; destroying the app stops it', async () => {
     let started!: () => void;
     const up = new Promise<void>((resolve) => (started = resolve));
@@ -143,10 +165,14 @@ describe('Controller.close and one-offs', () => {
     await hh.controller.close(); // idempotent
   });
 
-  it('stops a run that streams output faster than it is read, and ends its output', async () => {
+  it('stops a run that streams output while it is not read, and ends its output', async () => {
     const hh = await setUp();
     await appWithBuild(hh);
-    const run = await hh.controller.run('demo', { command: 'yes flotilla' });
+    // A steady stream, not `yes`: what a stopped run wrote is all handed to its reader (up to
+    // the driver's 16 MiB), which would measure that hand-over, not close().
+    const run = await hh.controller.run('demo', {
+      command: 'while true; do echo flotilla; sleep 0.002; done',
+    });
     const it = run.output[Symbol.asyncIterator]();
     const first = await it.next();
     expect((first.value as RunOutputLine).line).toBe('flotilla');
