@@ -15,6 +15,7 @@ import {
   sampleRepo,
   startServer,
   waitFor,
+  type DynoJson,
   type TestServer,
   type Answer,
 } from './harness.js';
@@ -94,6 +95,62 @@ describe('a web + worker app', { timeout: 180_000 }, () => {
     expect(r.stdout).toContain('out run.1');
     expect(r.stderr).toContain('to stderr');
     expect(r.code).toBe(7);
+  });
+
+  it('ps lists one-off runs in their own section while they run; ps:stop stops one; ended ones are gone', async () => {
+    type Listed = DynoJson & { command?: string; size?: string };
+    const oneOffs = async (): Promise<Listed[]> =>
+      ((await ps(s, app)) as Listed[]).filter((d) => d.command !== undefined);
+    // Two runs at once, each a `flotilla run` whose call stays open while it runs.
+    const first = cli(s, ['run', '-a', app, 'sleep 30']);
+    const second = cli(s, ['run', '-a', app, 'echo ready; sleep 31']);
+    const runs = await waitFor('two one-offs in ps --json', async () => {
+      const r = await oneOffs();
+      return r.length === 2 ? r : undefined;
+    });
+    expect(runs.map((r) => [r.type, r.state, r.size, r.release])).toEqual([
+      ['run', 'up', 'standard', 'v1'],
+      ['run', 'up', 'standard', 'v1'],
+    ]);
+    expect(runs.map((r) => r.command).sort()).toEqual(['echo ready; sleep 31', 'sleep 30']);
+    for (const r of runs) expect(r.name).toMatch(/^run\.[0-9]{4}$/);
+    expect(new Set(runs.map((r) => r.name)).size).toBe(2);
+    const sleeper = runs.find((r) => r.command === 'sleep 30') as Listed;
+    const other = runs.find((r) => r !== sleeper) as Listed;
+    // The same names at the next look: a name holds for the run's life.
+    expect((await oneOffs()).map((r) => r.name).sort()).toEqual(runs.map((r) => r.name).sort());
+
+    const text = await cli(s, ['ps', '-a', app]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^web\.1 +up +v1/m); // the formation's table, unchanged
+    expect(text.stdout).toContain('=== run: one-off processes (2)');
+    expect(text.stdout).toMatch(
+      new RegExp(
+        `^${sleeper.name.replace('.', '\\.')} \\(standard\\): up [0-9]{4}/[0-9]{2}/[0-9]{2} [0-9:]{8} \\+0000 \\(~ [0-9]+s ago\\): sleep 30$`,
+        'm',
+      ),
+    );
+
+    // Refused rather than surprising: restarting a one-off, stopping a formation dyno or a
+    // one-off that is not there.
+    const restart = await cli(s, ['ps:restart', sleeper.name, '-a', app]);
+    expect(restart.code).not.toBe(0);
+    expect(restart.stderr).toContain(`${sleeper.name} is a one-off`);
+    const web = await cli(s, ['ps:stop', 'web.1', '-a', app]);
+    expect(web.code).not.toBe(0);
+    expect(web.stderr).toContain('not a one-off dyno');
+    const missing = await api(s, 'DELETE', `/apps/${app}/dynos/run.1`);
+    expect(missing.status).toBe(404);
+
+    const stop = await cli(s, ['ps:stop', sleeper.name, '-a', app]);
+    expect(stop.code, stop.stderr).toBe(0);
+    const ended = await first;
+    expect(ended.code).not.toBe(0); // stopped, not exited by itself
+    expect((await oneOffs()).map((r) => r.name)).toEqual([other.name]);
+    expect((await cli(s, ['ps:stop', other.name, '-a', app])).code).toBe(0);
+    expect((await second).stdout).toContain('ready');
+    expect(await oneOffs()).toEqual([]);
+    expect((await cli(s, ['ps', '-a', app])).stdout).not.toContain('one-off');
   });
 
   it('the event stream tells of a config change as it happens', async () => {

@@ -16,6 +16,9 @@ interface DynoJson {
   startedAt?: number;
   createdAt: number;
   message?: string;
+  /** One-offs only (`run.4821`): what tells them from the formation's dynos. */
+  command?: string;
+  size?: string;
 }
 
 interface RunLine {
@@ -62,6 +65,40 @@ export function missingDynos(
   return out;
 }
 
+/** A command as one line of a terminal: control characters (newlines, escapes) shown as `\n`, `\x1b`. */
+function oneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f]/g, (c) =>
+    c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+}
+
+/** `2026/12/02 10:00:00 +0000 (~ 5s ago)`, as Heroku's `ps` says since when a one-off is up. */
+function since(ms: number, now = Date.now()): string {
+  const t = new Date(ms).toISOString();
+  return `${t.slice(0, 10).replaceAll('-', '/')} ${t.slice(11, 19)} +0000 (~ ${ago(ms, now)})`;
+}
+
+/**
+ * The one-offs' sections of `ps`, after the formation's, as Heroku prints them:
+ * `=== run: one-off processes (1)` then `run.4821 (standard): up <since>: <command>`; a release
+ * phase running has its own section.
+ */
+export function oneOffSections(dynos: readonly DynoJson[], now = Date.now()): string {
+  let out = '';
+  for (const [type, title] of [
+    ['run', 'one-off processes'],
+    ['release', 'release phase'],
+  ] as const) {
+    const mine = dynos.filter((d) => d.command !== undefined && d.type === type);
+    if (mine.length === 0) continue;
+    out += `=== ${type}: ${title} (${mine.length})\n`;
+    for (const d of mine)
+      out += `${d.name} (${d.size ?? '?'}): ${d.state} ${since(d.startedAt ?? d.createdAt, now)}: ${oneLine(d.command ?? '')}\n`;
+  }
+  return out;
+}
+
 /**
  * The shell command line of `run`'s arguments: one argument is a command line as it is
  * (`run 'rake db:migrate && echo done'`); several are words, each quoted for the shell unless
@@ -74,7 +111,7 @@ export function commandLine(args: readonly string[]): string {
     .join(' ');
 }
 
-/** `ps`, `ps:scale`, `ps:restart`, `run`. */
+/** `ps`, `ps:scale`, `ps:restart`, `ps:stop`, `run`. */
 export function psCommands(program: Command): void {
   jsonOption(appOption(program.command('ps')))
     .description("list an app's dynos with their state, host and release")
@@ -98,14 +135,18 @@ export function psCommands(program: Command): void {
           ),
         )
       ).filter((h) => h !== undefined);
-      const short = missingDynos(formation, dynos) + drainingNotes(dynos, hosts);
-      if (dynos.length === 0) {
-        process.stdout.write(`No dynos on ${app}\n${short}`);
+      const formationDynos = dynos.filter((d) => d.command === undefined);
+      const short = missingDynos(formation, formationDynos) + drainingNotes(formationDynos, hosts);
+      const oneOffs = oneOffSections(dynos);
+      if (formationDynos.length === 0) {
+        process.stdout.write(
+          oneOffs === '' ? `No dynos on ${app}\n${short}` : `${short}${oneOffs}`,
+        );
         return;
       }
       process.stdout.write(
         table(
-          dynos.map((d) => [
+          formationDynos.map((d) => [
             d.name,
             d.state,
             d.release,
@@ -114,7 +155,9 @@ export function psCommands(program: Command): void {
             d.message ?? '',
           ]),
           ['DYNO', 'STATE', 'RELEASE', 'HOST', 'SINCE', ''],
-        ) + short,
+        ) +
+          short +
+          (oneOffs === '' ? '' : `\n${oneOffs}`),
       );
     });
 
@@ -170,14 +213,38 @@ export function psCommands(program: Command): void {
       );
     });
 
-  appOption(program.command('ps:restart'))
+  appOption(program.command('ps:restart [dyno]'))
     .alias('restart')
     .description("restart an app's dynos (rolling)")
-    .action(async (o: AppOptions) => {
+    .action(async (dyno: string | undefined, o: AppOptions) => {
+      // Restarting one dyno is not something the server does: refused rather than restarting all.
+      if (dyno !== undefined)
+        throw new PaasError(
+          PaasErrorCodes.INVALID_REQUEST,
+          /^(run|release)\.[0-9]+$/.test(dyno)
+            ? `${dyno} is a one-off: it is not restarted; stop it with \`flotilla ps:stop ${dyno}\` and run its command again`
+            : `ps:restart restarts all of the app's dynos (rolling) and takes no dyno: restarting ${dyno} alone is not supported`,
+        );
       const { api, app } = await appContext(o);
       await step(`Restarting ${app} (one dyno at a time, waiting for each to be ready)`, () =>
         api.request('DELETE', `/apps/${p(app)}/dynos`),
       );
+    });
+
+  jsonOption(appOption(program.command('ps:stop <dyno>')))
+    .alias('stop')
+    .description('stop a one-off dyno (run.4821) of the app; it ends as if interrupted')
+    .action(async (dyno: string, o: AppOptions) => {
+      if (!/^(run|release)\.[0-9]+$/.test(dyno))
+        throw new PaasError(
+          PaasErrorCodes.INVALID_REQUEST,
+          `${dyno} is not a one-off dyno (run.4821): a formation's dynos are scaled with \`flotilla ps:scale\`, restarted with \`flotilla ps:restart\``,
+        );
+      const { api, app } = await appContext(o);
+      const done = await step(`Stopping ${dyno} on ${app}`, () =>
+        api.request<{ name: string; id: string }>('DELETE', `/apps/${p(app)}/dynos/${p(dyno)}`),
+      );
+      if (o.json) printJson(done);
     });
 
   appOption(program.command('run <command...>'))
