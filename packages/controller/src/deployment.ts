@@ -49,6 +49,13 @@ export interface DeployOptions {
   readonly surge?: number;
   /** How long every new job of a step has to become ready, ms (default 60,000). */
   readonly readyTimeoutMs?: number;
+  /**
+   * How long each new job must stay up (and ready, when health checked) before it counts, ms
+   * (default 0: counted once up). A job that crashes meanwhile fails the deploy, which rolls
+   * back: a process that binds its port and dies a moment later does not replace one that
+   * serves. Nomad's `min_healthy_time`, Kubernetes' `minReadySeconds`. Below `readyTimeoutMs`.
+   */
+  readonly minHealthyMs?: number;
   /** How long the old jobs of a step have to be gone, ms (default 120,000). */
   readonly stopTimeoutMs?: number;
   /** What to do when another deploy of the app runs: wait for it (default) or refuse with `FLOTILLA_CONTROLLER_DEPLOY_IN_PROGRESS`. */

@@ -100,7 +100,7 @@ export class Deployer {
         );
       return v;
     };
-    return {
+    const settings = {
       batchSize: pick(options.batchSize, d.batchSize, 'batchSize', 1, 100_000),
       surge: pick(options.surge, d.surge, 'surge', 0, 100_000),
       readyTimeoutMs: pick(
@@ -111,7 +111,15 @@ export class Deployer {
         86_400_000,
       ),
       stopTimeoutMs: pick(options.stopTimeoutMs, d.stopTimeoutMs, 'stopTimeoutMs', 1, 86_400_000),
+      minHealthyMs: pick(options.minHealthyMs, d.minHealthyMs, 'minHealthyMs', 0, 86_400_000),
     };
+    if (settings.minHealthyMs >= settings.readyTimeoutMs)
+      throw new ControllerError(
+        ControllerErrorCodes.INVALID_INPUT,
+        `minHealthyMs (${settings.minHealthyMs}) must be below readyTimeoutMs (${settings.readyTimeoutMs}): a new job must be able to stay up long enough within the time it has to become ready`,
+        { path: 'minHealthyMs' },
+      );
+    return settings;
   }
 
   resources(size: string): Resources {

@@ -104,6 +104,8 @@ export function resolveOptions(o: ControllerOptions): ResolvedOptions {
     return v;
   };
   const d = o.deploy ?? {};
+  if ((d.minHealthyMs ?? 0) > 0 && (d.minHealthyMs ?? 0) >= (d.readyTimeoutMs ?? 60_000))
+    bad('deploy.minHealthyMs', 'must be below deploy.readyTimeoutMs (60000 unless set)');
   return {
     store: o.store,
     prefix: o.prefix ?? 'controller/',
@@ -127,6 +129,7 @@ export function resolveOptions(o: ControllerOptions): ResolvedOptions {
       batchSize: num(d.batchSize, 1, 'deploy.batchSize', 1, 100_000),
       surge: num(d.surge, 1, 'deploy.surge', 0, 100_000),
       readyTimeoutMs: num(d.readyTimeoutMs, 60_000, 'deploy.readyTimeoutMs', 1, 86_400_000),
+      minHealthyMs: num(d.minHealthyMs, 0, 'deploy.minHealthyMs', 0, 86_400_000),
       stopTimeoutMs: num(d.stopTimeoutMs, 120_000, 'deploy.stopTimeoutMs', 1, 86_400_000),
     },
     keepReleases: num(o.keepReleases, 5, 'keepReleases', 1, 10_000),

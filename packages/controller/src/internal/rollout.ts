@@ -13,6 +13,8 @@ export interface RolloutSettings {
   readonly surge: number;
   readonly readyTimeoutMs: number;
   readonly stopTimeoutMs: number;
+  /** How long a new job stays up (and ready) before it counts. */
+  readonly minHealthyMs: number;
 }
 
 /** What to roll out. */
@@ -85,6 +87,8 @@ export async function rollout(
   for (const type of Object.keys(plan.processes)) counts[type] = 0;
   const crashed = new Map<string, MirroredJob>();
   const discoveryReady = new Map<string, Set<string>>();
+  /** When each new job was first seen up (and ready): it counts `minHealthyMs` later. */
+  const readySince = new Map<string, number>();
   const notifier = new Notifier();
   /** A mirror that stopped watching (the store closed) fails every wait at once. */
   const watching = (): void => {
@@ -167,20 +171,50 @@ export async function rollout(
   };
   const waitReady = async (type: string, want: number): Promise<void> => {
     const ready = discoveryReady.get(type);
+    // A wake-up for when the soonest job that is up has been up for `minHealthyMs`.
+    let wake: ReturnType<Clock['setTimeout']> | undefined;
+    let said = false;
     const res = await waitUntil(
       notifier,
       () => {
         watching();
         const failed = [...crashed.values()].filter((j) => j.record.type === type);
         if (failed.length > 0) return { failed };
-        const jobs = mirror.jobs(app, { releases: new Set([target]), type });
-        const up = jobs.filter(
-          (j) => j.state === 'up' && (ready === undefined || ready.has(j.record.id)),
-        );
-        return up.length >= want ? { failed: [] as MirroredJob[] } : undefined;
+        const now = ctx.clock.now();
+        let up = 0;
+        let healthy = 0;
+        let soonest = Infinity;
+        for (const j of mirror.jobs(app, { releases: new Set([target]), type })) {
+          const id = j.record.id;
+          if (j.state !== 'up' || (ready !== undefined && !ready.has(id))) {
+            readySince.delete(id);
+            continue;
+          }
+          up++;
+          let since = readySince.get(id);
+          if (since === undefined) readySince.set(id, (since = now));
+          const left = since + settings.minHealthyMs - now;
+          if (left <= 0) healthy++;
+          else soonest = Math.min(soonest, left);
+        }
+        if (healthy >= want) return { failed: [] as MirroredJob[] };
+        if (up >= want && !said) {
+          said = true;
+          ctx.progress(
+            `${type}: ${up} new job(s) up; each must stay up ${settings.minHealthyMs} ms to count`,
+          );
+        }
+        if (soonest !== Infinity && wake === undefined)
+          wake = ctx.clock.setTimeout(() => {
+            wake = undefined;
+            notifier.notify();
+          }, soonest);
+        return undefined;
       },
       { timeoutMs: settings.readyTimeoutMs, clock: ctx.clock, signal },
-    );
+    ).finally(() => {
+      if (wake !== undefined) ctx.clock.clearTimeout(wake);
+    });
     if ('aborted' in res) throw new RolloutFailure('the deploy was cancelled', []);
     if ('timedOut' in res) {
       const jobs = mirror.jobs(app, { releases: new Set([target]), type });

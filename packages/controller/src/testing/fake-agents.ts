@@ -4,7 +4,7 @@ import {
   type HostRegistration,
   type JobStatus,
 } from '@flotilla/cluster';
-import type { Clock } from '@flotilla/core';
+import { type Clock, systemClock } from '@flotilla/core';
 import { Discovery, type Registration } from '@flotilla/discovery';
 import { driverTags, serviceName } from '@flotilla/host';
 import type { Store } from '@flotilla/store';
@@ -13,8 +13,11 @@ import type { Store } from '@flotilla/store';
 export type FakeJobBehaviour =
   /** Starts, becomes ready (published in discovery for `web`), runs until stopped. */
   | 'run'
-  /** Starts, then crashes with this exit status before it is ready. */
-  | { readonly crash: number; readonly message?: string }
+  /**
+   * Starts, then crashes with this exit status: before it is ready, or with `upForMs` after
+   * it was up (and ready) for that long.
+   */
+  | { readonly crash: number; readonly message?: string; readonly upForMs?: number }
   /** Starts and never becomes ready. */
   | 'hang';
 
@@ -137,7 +140,7 @@ export class FakeAgents implements AsyncDisposable {
           }
         : (this.#o.behaviour?.(job) ?? 'run');
     if (behaviour === 'hang') return;
-    if (typeof behaviour === 'object') {
+    if (typeof behaviour === 'object' && behaviour.upForMs === undefined) {
       local.state = 'crashed';
       await cluster.reportJob(record.hostId, record.id, {
         state: 'crashed',
@@ -164,6 +167,23 @@ export class FakeAgents implements AsyncDisposable {
     }
     local.state = 'up';
     await cluster.reportJob(record.hostId, record.id, { state: 'up', startedAt: now, port });
+    if (typeof behaviour === 'object') {
+      const { crash, message } = behaviour;
+      (this.#o.clock ?? systemClock).setTimeout(() => {
+        if (this.#jobs.get(record.id) !== local || local.state !== 'up') return;
+        local.state = 'crashed';
+        void (async () => {
+          await local.reg?.close();
+          await cluster.reportJob(record.hostId, record.id, {
+            state: 'crashed',
+            startedAt: now,
+            finishedAt: Date.now(),
+            exitStatus: crash,
+            message: message ?? `exited with code ${crash}`,
+          });
+        })().catch(() => undefined);
+      }, behaviour.upForMs ?? 0);
+    }
   }
 
   /** A host record's tags: the operator's and, as a real agent adds them, its driver's. */
