@@ -141,6 +141,10 @@ describe('a web + worker app', { timeout: 180_000 }, () => {
     expect(web.stderr).toContain('not a one-off dyno');
     const missing = await api(s, 'DELETE', `/apps/${app}/dynos/run.1`);
     expect(missing.status).toBe(404);
+    for (const bad of ['run.1%00', `run.${'9'.repeat(5000)}`, 'run.1%2F..', 'web.1'])
+      expect((await api(s, 'DELETE', `/apps/${app}/dynos/${bad}`)).status).toBe(422);
+    expect((await api(s, 'GET', `/apps/${app}%2Fx/dynos`)).status).toBe(422);
+    expect((await api(s, 'DELETE', `/apps/nope/dynos/${sleeper.name}`)).status).toBe(404);
 
     const stop = await cli(s, ['ps:stop', sleeper.name, '-a', app]);
     expect(stop.code, stop.stderr).toBe(0);

@@ -34,7 +34,7 @@ export interface OneOffDyno {
  * life once given: two runs of an app whose ids give the same digits (1 in 9,000) get distinct
  * ones, the one seen later the next free number, and neither changes while both run.
  */
-class OneOffNames {
+export class OneOffNames {
   /** By app: job id to number, for the runs it listed last. */
   readonly #numbers = new Map<string, Map<string, number>>();
 
