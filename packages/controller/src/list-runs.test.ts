@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isFlotillaError } from '@flotilla/core';
 import { ArtifactCache, ProcessDriver } from '@flotilla/host';
+import { Controller } from './controller.js';
 import { DriverOneOffRunner } from './driver-one-off-runner.js';
 import type { OneOffRunner, RunExit, RunOutputLine } from './one-off.js';
 import { harness, sha, type Harness } from './test-support/harness.js';
@@ -120,6 +121,37 @@ describe('Controller.listRuns', () => {
     expect(await hh.controller.stopRun('demo', a.id)).toBe(false);
   });
 
+  it('a run whose process is killed from outside leaves the list once its exit resolved', async () => {
+    const hh = await setUp();
+    await appWithBuild(hh);
+    const run = await hh.controller.run('demo', { command: 'sleep 60' });
+    const pid = (await (driver as ProcessDriver).inspect(run.id)).pid as number;
+    process.kill(pid, 'SIGKILL');
+    expect((await run.exit).code).not.toBe(0);
+    expect(await hh.controller.listRuns('demo')).toEqual([]);
+  });
+
+  it("a second controller over the same store lists none of the first's runs, and its close stops none", async () => {
+    const hh = await setUp();
+    await appWithBuild(hh);
+    const run = await hh.controller.run('demo', { command: 'sleep 60' });
+    const second = new Controller({
+      store: hh.store,
+      artifacts: hh.artifacts,
+      workDir: join(hh.dir, 'work-2'),
+      leaseTtlMs: 2000,
+    });
+    try {
+      await second.start();
+      expect(await second.listRuns('demo')).toEqual([]);
+      expect(await second.stopRun('demo', run.id)).toBe(false);
+    } finally {
+      await second.close();
+    }
+    expect(await running()).toEqual([run.id]);
+    expect((await hh.controller.listRuns('demo')).map((r) => r.id)).toEqual([run.id]);
+  });
+
   it('lists the release phase while its command runs; destroying the app stops it', async () => {
     let started!: () => void;
     const up = new Promise<void>((resolve) => (started = resolve));
@@ -181,6 +213,19 @@ describe('Controller.close and one-offs', () => {
     // Its output ends (what was left of it is held for the reader), the reader is not left hanging.
     for (let r = await it.next(); r.done !== true; r = await it.next());
     expect(await running()).toEqual([]);
+  });
+
+  it('stops a release phase running, and close() resolves', async () => {
+    const hh = await setUp();
+    await hh.controller.createApp({ name: 'demo' });
+    const src = await hh.source({ Procfile: 'release: sleep 60\nworker: sleep 1\n' });
+    await hh.controller.createBuild('demo', { type: 'git', dir: src, sha: sha(3) });
+    await vi.waitFor(async () => expect(await hh.controller.listRuns('demo')).toHaveLength(1), {
+      timeout: 10_000,
+    });
+    expect(await running()).toHaveLength(1);
+    await hh.controller.close();
+    expect(await (driver as ProcessDriver).list()).toEqual([]);
   });
 
   it('a run whose start is in flight when close() begins is stopped too, and close() waits for it', async () => {
