@@ -19,9 +19,10 @@ export interface DriverOneOffRunnerOptions {
   /**
    * Lines of output held for a consumer that reads slower than the job writes (default
    * 10,000). Past it the job's output is read no further until the consumer reads: it waits in
-   * the driver (its output files, dockerd's log), nothing is dropped. Once the job has ended
-   * (by itself, or stopped by `stop()`, its timeout or its signal) it waits no more: the rest
-   * of its output, as much as the driver kept, is held for the consumer.
+   * the driver (its output files, dockerd's log), nothing is dropped. Once the job has ended it
+   * waits no more: after an end by itself, the rest of its output (as much as the driver kept)
+   * is held for the consumer; after a stop (`stop()`, its timeout or its signal), the newest
+   * this many lines of it, after a `system` line saying how many were not shown.
    */
   readonly maxBufferedLines?: number;
   /** Where the runner logs what goes wrong around a run (a job it could not remove); silent by default. */
@@ -133,9 +134,18 @@ export class DriverOneOffRunner implements OneOffRunner {
     let timedOut = false;
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> => {
-      // A stopped run ends though its output is not read: what is left of it (bounded by what
-      // the driver kept) is held for the consumer instead of waiting for it.
-      output.unpace();
+      // A stopped run ends though its output is not read: the newest of what is left of it
+      // (maxBufferedLines) is held for a consumer instead of waiting for one, the rest said
+      // dropped. A reader may never come (the client left, the controller closes): all of a
+      // chatty run's output held as lines took hundreds of MB and a minute to gather.
+      output.unpace({
+        max: this.#max,
+        gap: (n) => ({
+          stream: 'system',
+          line: `${n} line(s) of output not shown: the run was stopped before they were read`,
+          time: Date.now(),
+        }),
+      });
       return (stopping ??= this.#driver.stop(spec.id, { graceMs: this.#grace }).then(
         () => undefined,
         () => undefined,

@@ -197,6 +197,16 @@ describe('Controller end to end: real HostAgent, ProcessDriver, node processes',
         new Promise((resolve) => setTimeout(() => resolve('still running'), 10_000)),
       ]),
     ).toMatchObject({ timedOut: true, signal: 'SIGTERM' });
+    // What it holds for a reader that comes late is bounded (the runner's maxBufferedLines,
+    // 10,000 by default): the newest lines, and a line that says how many were dropped.
+    const held: RunOutputLine[] = [];
+    for await (const l of unread.output) held.push(l);
+    const kept = held.filter((l) => l.stream === 'stdout').map((l) => l.line);
+    expect(held.length).toBeLessThanOrEqual(10_001);
+    expect(kept.at(-1)).toBe('20000');
+    expect(kept.length).toBeLessThan(20_000);
+    const gap = held.find((l) => l.stream === 'system' && l.line.includes('not shown'));
+    expect(gap?.line).toMatch(/^\d+ line\(s\) of output not shown: the run was stopped/);
     // Nor does one that ends by itself: its exit does not wait for a reader.
     const ended = await controller.run('demo', { command: 'seq 1 20000' });
     expect(

@@ -10,6 +10,10 @@ export class PacedQueue<T> implements AsyncIterable<T> {
   #ended = false;
   #left = false;
   #paced = true;
+  /** Set by a bounded {@link PacedQueue.unpace}: the most it holds, and what says a gap. */
+  #keep: { readonly max: number; readonly gap: (dropped: number) => T } | undefined;
+  /** Items dropped since the consumer last took one. */
+  #dropped = 0;
   #wakeConsumer: (() => void) | undefined;
   #wakeProducer: (() => void) | undefined;
 
@@ -23,6 +27,10 @@ export class PacedQueue<T> implements AsyncIterable<T> {
       await new Promise<void>((resolve) => (this.#wakeProducer = resolve));
     }
     if (this.#left || this.#ended) return false;
+    if (!this.#paced && this.#keep !== undefined && this.#items.length >= this.#keep.max) {
+      this.#items.shift();
+      this.#dropped++;
+    }
     this.#items.push(item);
     this.#wake();
     return true;
@@ -30,10 +38,14 @@ export class PacedQueue<T> implements AsyncIterable<T> {
 
   /**
    * Stops pacing: `push` no longer waits for room, the queue holds what comes (for a producer
-   * whose source is bounded now, such as a stopped job's output).
+   * whose source is bounded now, such as an ended job's output). With `keep`, it holds at most
+   * `keep.max` items, the newest: older ones are dropped, and the consumer gets `keep.gap(n)`
+   * where `n` were (for output nobody may read any more, such as a stopped job's). A bound,
+   * once set, stays.
    */
-  unpace(): void {
+  unpace(keep?: { readonly max: number; readonly gap: (dropped: number) => T }): void {
     this.#paced = false;
+    if (keep !== undefined) this.#keep ??= keep;
     this.#wake();
   }
 
@@ -55,6 +67,12 @@ export class PacedQueue<T> implements AsyncIterable<T> {
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     try {
       for (;;) {
+        if (this.#dropped > 0 && this.#keep !== undefined) {
+          const gap = this.#keep.gap(this.#dropped);
+          this.#dropped = 0;
+          yield gap;
+          continue;
+        }
         if (this.#items.length > 0) {
           const item = this.#items.shift() as T;
           this.#wake();
