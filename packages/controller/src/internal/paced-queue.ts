@@ -46,6 +46,12 @@ export class PacedQueue<T> implements AsyncIterable<T> {
   unpace(keep?: { readonly max: number; readonly gap: (dropped: number) => T }): void {
     this.#paced = false;
     if (keep !== undefined) this.#keep ??= keep;
+    // What is held already is bounded too (the queue may have been unpaced without one).
+    const bound = this.#keep?.max;
+    if (bound !== undefined && this.#items.length > bound) {
+      this.#dropped += this.#items.length - bound;
+      this.#items.splice(0, this.#items.length - bound);
+    }
     this.#wake();
   }
 
