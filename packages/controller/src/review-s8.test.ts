@@ -1,6 +1,17 @@
 // Review of this session's controller changes: each test failed before its fix.
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { AssignedJob } from '@flotilla/cluster';
+import { isFlotillaError } from '@flotilla/core';
 import { PacedQueue } from './internal/paced-queue.js';
+import type { FakeJobBehaviour } from './testing/fake-agents.js';
+import { harness, sha, type Harness } from './test-support/harness.js';
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
 
 async function drain<T>(q: PacedQueue<T>): Promise<T[]> {
   const out: T[] = [];
@@ -20,5 +31,62 @@ describe('a stopped one-off holds at most maxBufferedLines of its output', () =>
     expect(await q.push('11')).toBe(true);
     q.end();
     expect(await drain(q)).toEqual(['8 not shown', '9', '10', '11']);
+  });
+});
+
+describe('deploy minHealthyMs', () => {
+  it('a deploy that timed out on jobs up but not yet up minHealthyMs names them and says why', async () => {
+    // v2's worker stays `starting` (the agent hangs) until this test reports it up, 700 ms
+    // into the step's 1500: it would count at 1700, so the step times out with the job up.
+    h = await harness({
+      controller: { deploy: { minHealthyMs: 1000, readyTimeoutMs: 1500 } },
+      agents: {
+        behaviour: (job: AssignedJob): FakeJobBehaviour =>
+          job.release?.config.SLOW === '1' ? 'hang' : 'run',
+      },
+    });
+    const hh = h;
+    await hh.controller.createApp({ name: 'demo' });
+    const src = await hh.source({ Procfile: 'worker: node w.js\n', 'w.js': '//\n' });
+    const build = await hh.controller.createBuild('demo', { type: 'git', dir: src, sha: sha(1) });
+    expect((await hh.controller.waitForBuild('demo', build.id)).status).toBe('succeeded');
+    await hh.controller.patchFormation('demo', { worker: { quantity: 1 } });
+    const ac = new AbortController();
+    const reported = (async () => {
+      for await (const e of hh.controller.events({ app: 'demo', signal: ac.signal })) {
+        if (e.type !== 'deploy.progress' || e.message !== 'worker: starting 1 of 1 new job(s)')
+          continue;
+        const started = Date.now();
+        let job;
+        // The new job is placed, then reported starting, a moment after the step began.
+        while (job === undefined && Date.now() - started < 1000) {
+          const jobs = await hh.cluster.jobs({ app: 'demo' });
+          job = jobs.find((j) => j.status?.state === 'starting');
+          if (job === undefined) await delay(10);
+        }
+        if (job === undefined) return undefined;
+        // The time that passes before the job is up is what is tested.
+        await delay(700 - (Date.now() - started));
+        await hh.cluster.reportJob(job.record.hostId, job.record.id, {
+          state: 'up',
+          startedAt: Date.now(),
+          port: 40_000,
+        });
+        return job.record.id;
+      }
+      return undefined;
+    })();
+    const err = await hh.controller.patchConfig('demo', { SLOW: '1' }).catch((e: unknown) => e);
+    ac.abort();
+    const jobId = await reported.catch(() => undefined);
+    expect(jobId).toBeDefined();
+    expect(isFlotillaError(err, 'FLOTILLA_CONTROLLER_DEPLOY_FAILED'), String(err)).toBe(true);
+    const deployment = (err as { deployment?: { reason?: string; failedJobs?: { id: string }[] } })
+      .deployment;
+    // It said "0 worker job(s) did not become ready", with no failed job.
+    expect(deployment?.reason).toBe(
+      '1 worker job(s) did not become ready and stay up 1000 ms within 1500 ms',
+    );
+    expect(deployment?.failedJobs?.map((j) => j.id)).toEqual([jobId]);
   });
 });

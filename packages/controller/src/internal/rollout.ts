@@ -218,14 +218,19 @@ export async function rollout(
     if ('aborted' in res) throw new RolloutFailure('the deploy was cancelled', []);
     if ('timedOut' in res) {
       const jobs = mirror.jobs(app, { releases: new Set([target]), type });
+      const now = ctx.clock.now();
+      // Up but not yet for minHealthyMs is not ready either (it was said "0 did not").
       const notReady = jobs.filter(
-        (j) => j.state !== 'up' || (ready !== undefined && !ready.has(j.record.id)),
+        (j) =>
+          j.state !== 'up' ||
+          (ready !== undefined && !ready.has(j.record.id)) ||
+          now - (readySince.get(j.record.id) ?? now) < settings.minHealthyMs,
       );
       const placed = jobs.filter((j) => !ENDED.has(j.state)).length;
       const why =
         placed < want
           ? `only ${placed} of ${want} ${type} job(s) were placed: ${await unplacedWhy(cluster, type, plan.processes[type])}`
-          : `${notReady.length} ${type} job(s) did not become ready`;
+          : `${notReady.length} ${type} job(s) did not become ready${settings.minHealthyMs > 0 ? ` and stay up ${settings.minHealthyMs} ms` : ''}`;
       throw new RolloutFailure(`${why} within ${settings.readyTimeoutMs} ms`, notReady);
     }
     if (res.value.failed.length > 0) {
