@@ -1,16 +1,28 @@
 // Review of this session's controller changes: each test failed before its fix.
-import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { AssignedJob } from '@flotilla/cluster';
 import { isFlotillaError } from '@flotilla/core';
+import { ArtifactCache, ProcessDriver } from '@flotilla/host';
+import { DriverOneOffRunner } from './driver-one-off-runner.js';
 import { PacedQueue } from './internal/paced-queue.js';
 import type { FakeJobBehaviour } from './testing/fake-agents.js';
 import { harness, sha, type Harness } from './test-support/harness.js';
 
 let h: Harness | undefined;
+let driver: ProcessDriver | undefined;
+const dirs: string[] = [];
 afterEach(async () => {
   await h?.close();
   h = undefined;
+  for (const j of (await driver?.list()) ?? [])
+    if (j.state === 'running') await driver?.stop(j.id, { graceMs: 100 });
+  await driver?.close();
+  driver = undefined;
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
 
 async function drain<T>(q: PacedQueue<T>): Promise<T[]> {
@@ -88,5 +100,53 @@ describe('deploy minHealthyMs', () => {
       '1 worker job(s) did not become ready and stay up 1000 ms within 1500 ms',
     );
     expect(deployment?.failedJobs?.map((j) => j.id)).toEqual([jobId]);
+  });
+});
+
+describe('destroyApp and one-offs', () => {
+  it('stops a run whose start was in flight when the destroy began', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'flotilla-review-s8-'));
+    dirs.push(dir);
+    driver = await ProcessDriver.create({ stateDir: join(dir, 'state'), logPollMs: 50 });
+    const runner = new DriverOneOffRunner({
+      driver,
+      artifacts: new ArtifactCache({ dir: join(dir, 'cache') }),
+      workDir: join(dir, 'run'),
+      stopGraceMs: 300,
+    });
+    // The run's start returns (its job already runs: a driver's start is slow to say so) only
+    // once the destroy has begun.
+    let reached!: () => void;
+    const atStart = new Promise<void>((r) => (reached = r));
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    h = await harness({
+      controller: {
+        runner: {
+          async start(spec, o) {
+            const handle = await runner.start(spec, o);
+            reached();
+            await gate;
+            return handle;
+          },
+        },
+      },
+    });
+    const hh = h;
+    await hh.controller.createApp({ name: 'demo' });
+    const src = await hh.source({ Procfile: 'worker: sleep 1\n' });
+    const b = await hh.controller.createBuild('demo', { type: 'git', dir: src, sha: sha(1) });
+    expect((await hh.controller.waitForBuild('demo', b.id)).status).toBe('succeeded');
+    const starting = hh.controller.run('demo', { command: 'sleep 60' });
+    await atStart;
+    const destroyed = hh.controller.destroyApp('demo');
+    open();
+    await destroyed;
+    const run = await starting;
+    // It ran on, with the destroyed app's config, after the destroy resolved.
+    expect(await Promise.race([run.exit, delay(5000).then(() => 'still running')])).toMatchObject({
+      signal: 'SIGTERM',
+    });
+    expect((await driver.list()).filter((j) => j.state === 'running')).toEqual([]);
   });
 });

@@ -133,8 +133,8 @@ export class RunTracker implements OneOffRunner {
   readonly #closedError: () => Error;
   /** By app, then job id. */
   readonly #runs = new Map<string, Map<string, Tracked>>();
-  /** Starts in flight, each settling once its job is registered (or its start failed). */
-  readonly #starting = new Set<Promise<unknown>>();
+  /** Starts in flight, with their app, each settling once its job is registered (or its start failed). */
+  readonly #starting = new Map<Promise<unknown>, string>();
   #closed = false;
 
   constructor(
@@ -172,7 +172,7 @@ export class RunTracker implements OneOffRunner {
       if (this.#closed) void handle.stop().catch(() => undefined);
       return handle;
     })();
-    this.#starting.add(started);
+    this.#starting.set(started, spec.app);
     const done = (): void => void this.#starting.delete(started);
     started.then(done, done);
     return started;
@@ -221,8 +221,12 @@ export class RunTracker implements OneOffRunner {
     return true;
   }
 
-  /** Stops every one-off of the app and waits until they ended. */
+  /**
+   * Stops every one-off of the app, those whose start is in flight too (their job may run
+   * already), and waits until they ended.
+   */
   async stopApp(app: string): Promise<void> {
+    await Promise.allSettled([...this.#starting].flatMap(([p, a]) => (a === app ? [p] : [])));
     await Promise.all([...(this.#runs.get(app)?.values() ?? [])].map(stopAndWait));
   }
 
@@ -232,7 +236,7 @@ export class RunTracker implements OneOffRunner {
    */
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.allSettled([...this.#starting]);
+    await Promise.allSettled([...this.#starting.keys()]);
     const all = [...this.#runs.values()].flatMap((byId) => [...byId.values()]);
     await Promise.all(all.map(stopAndWait));
   }
