@@ -65,12 +65,18 @@ export function missingDynos(
   return out;
 }
 
-/** A command as one line of a terminal: control characters (newlines, escapes) shown as `\n`, `\x1b`. */
+/**
+ * A command as one line of a terminal: control characters (newlines, escapes, the 8-bit ones
+ * such as CSI U+009B), line separators and bidi overrides shown as `\n`, `\x1b`, `\u202e`.
+ */
 function oneLine(text: string): string {
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\x00-\x1f\x7f]/g, (c) =>
-    c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
+  return text.replace(/[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    const n = c.charCodeAt(0);
+    if (c === '\n') return '\\n';
+    if (c === '\t') return '\\t';
+    return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16)}`;
+  });
 }
 
 /** `2026/12/02 10:00:00 +0000 (~ 5s ago)`, as Heroku's `ps` says since when a one-off is up. */
