@@ -42,18 +42,30 @@ export class OneOffNames {
   dynos(app: string, runs: readonly RunInfo[]): OneOffDyno[] {
     const known = this.#numbers.get(app) ?? new Map<string, number>();
     const next = new Map<string, number>();
+    // The numbers given, by type (run.1010 and release.1010 are distinct names).
+    const taken = new Map<string, Set<number>>();
+    const takenOf = (type: string): Set<number> => {
+      let t = taken.get(type);
+      if (t === undefined) taken.set(type, (t = new Set()));
+      return t;
+    };
     for (const r of runs) {
       const n = known.get(r.id);
-      if (n !== undefined) next.set(r.id, n);
+      if (n !== undefined && !takenOf(r.type).has(n)) {
+        next.set(r.id, n);
+        takenOf(r.type).add(n);
+      }
     }
     for (const r of runs) {
       if (next.has(r.id)) continue;
-      const taken = new Set(
-        [...next].filter(([id]) => typeOf(runs, id) === r.type).map(([, n]) => n),
-      );
+      const t = takenOf(r.type);
       let n = digits(r.id);
-      while (taken.has(n)) n = n === 9999 ? 1000 : n + 1;
+      // Past 9,000 runs of a type at once every 4-digit number is taken: 10000 and up then
+      // (it looped for ever, and the look-up per run was quadratic: seconds for 1,000 runs).
+      for (let tries = 0; t.has(n) && tries < 9000; tries++) n = n === 9999 ? 1000 : n + 1;
+      if (t.has(n)) for (n = 10_000; t.has(n); n++);
       next.set(r.id, n);
+      t.add(n);
     }
     if (next.size === 0) this.#numbers.delete(app);
     else this.#numbers.set(app, next);
@@ -75,10 +87,6 @@ export class OneOffNames {
       };
     });
   }
-}
-
-function typeOf(runs: readonly RunInfo[], id: string): string | undefined {
-  return runs.find((r) => r.id === id)?.type;
 }
 
 /** 1000 to 9999 from the job id's random suffix (`demo.run.1a2b3c4d5e6f`). */
