@@ -61,7 +61,7 @@ export class OneOffNames {
       const t = takenOf(r.type);
       let n = digits(r.id);
       // Past 9,000 runs of a type at once every 4-digit number is taken: 10000 and up then
-      // (it looped for ever, and the look-up per run was quadratic: seconds for 1,000 runs).
+      // (it looped for ever; and the taken numbers were rebuilt for each run, O(n²) each).
       for (let tries = 0; t.has(n) && tries < 9000; tries++) n = n === 9999 ? 1000 : n + 1;
       if (t.has(n)) for (n = 10_000; t.has(n); n++);
       next.set(r.id, n);
