@@ -24,7 +24,8 @@ let repo: string;
 const app = 'e2e-misbehave';
 
 beforeAll(async () => {
-  s = await startServer({ args: ['--stop-jobs'] });
+  // A new dyno must stay up 1.5 s before a deploy counts it (see the crash-soon test below).
+  s = await startServer({ args: ['--stop-jobs', '--deploy-min-healthy', '1500'] });
   repo = await sampleRepo(s, 'node');
   // The sample, plus a crash before it listens (CRASH_AT_BOOT) or some time after it boots
   // (CRASH_AFTER_MS).
@@ -358,6 +359,21 @@ describe('the embedded host on a small machine', { timeout: 180_000 }, () => {
 });
 
 describe('an app that crashes after its deploy', { timeout: 180_000 }, () => {
+  it('a dyno that crashes soon after it came up fails its deploy (--deploy-min-healthy); the release before serves on', async () => {
+    const up = (): Promise<string[]> =>
+      ps(s, app).then((d) =>
+        d.filter((x) => x.type === 'web' && x.state === 'up').map((x) => x.release),
+      );
+    const [before] = await up();
+    expect(before).toMatch(/^v\d+$/);
+    // Up for 300 ms, then it exits: without the server's 1.5 s, this deploy went live.
+    const set = await cli(s, ['config:set', 'CRASH_AFTER_MS=300', '-a', app]);
+    expect(set.code, set.stderr).not.toBe(0);
+    expect(set.stderr).toMatch(/crashed/);
+    expect(set.stderr).toContain(`${before} still serves`);
+    expect(await up()).toEqual([before]);
+  });
+
   it("logs keep the crashed dyno's last lines once it is replaced; ps says it crashed", async () => {
     const set = await cli(s, ['config:set', 'CRASH_AFTER_MS=4000', '-a', app]);
     expect(set.code, set.stderr).toBe(0);

@@ -44,6 +44,14 @@ describe('resolveServerConfig', () => {
       { hostMemory: '-5' },
       /^--host-memory \(FLOTILLA_HOST_MEMORY\) "-5": must be at least 1 \(MiB\)$/,
     ],
+    [
+      { deployMinHealthy: '60000' },
+      /^--deploy-min-healthy \(FLOTILLA_DEPLOY_MIN_HEALTHY_MS\) "60000": must be below 60000 ms/,
+    ],
+    [
+      { deployMinHealthy: 'soon' },
+      /^--deploy-min-healthy \(FLOTILLA_DEPLOY_MIN_HEALTHY_MS\) "soon": must be a number of ms$/,
+    ],
   ])('refuses %o with a message naming the option', (flags, message) => {
     expect(() => resolveServerConfig(flags, {})).toThrow(message);
     try {
@@ -51,6 +59,16 @@ describe('resolveServerConfig', () => {
     } catch (err) {
       expect(err).toMatchObject({ code: 'FLOTILLA_PAAS_INVALID_REQUEST' });
     }
+  });
+});
+
+describe('how long a new dyno must stay up in a deploy', () => {
+  it('is --deploy-min-healthy (or FLOTILLA_DEPLOY_MIN_HEALTHY_MS), else 0', () => {
+    expect(resolveServerConfig({}, {}).deployMinHealthyMs).toBe(0);
+    expect(resolveServerConfig({ deployMinHealthy: '2000' }, {}).deployMinHealthyMs).toBe(2000);
+    expect(
+      resolveServerConfig({}, { FLOTILLA_DEPLOY_MIN_HEALTHY_MS: '1500' }).deployMinHealthyMs,
+    ).toBe(1500);
   });
 });
 

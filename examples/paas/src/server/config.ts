@@ -51,6 +51,11 @@ export interface ServerConfig {
   readonly capacity: { readonly cpu: number; readonly memory: number };
   /** Whether jobs are stopped when the server exits (by default they keep running and are adopted at the next start). */
   readonly stopJobsOnExit: boolean;
+  /**
+   * How long each new dyno of a deploy must stay up before it counts (`--deploy-min-healthy`),
+   * ms; 0: counted once up. See the controller's `deploy.minHealthyMs`.
+   */
+  readonly deployMinHealthyMs: number;
   /** pino's level for the logs on stderr. */
   readonly logLevel: string;
   /** Which components this process runs. */
@@ -123,6 +128,11 @@ const raw = z.object({
     .max(1_000_000_000, 'must be at most 1000000000 (MiB)')
     .optional(),
   stopJobsOnExit: z.boolean(),
+  deployMinHealthyMs: z.coerce
+    .number({ error: 'must be a number of ms' })
+    .int('must be a whole number of ms')
+    .min(0, 'must be at least 0 (ms)')
+    .max(59_999, 'must be below 60000 ms (the time a new dyno has to become ready)'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
 
@@ -142,6 +152,7 @@ const WHERE: Readonly<Record<string, readonly [flag: string, env: string | undef
   hostCpu: ['--host-cpu', 'FLOTILLA_HOST_CPU'],
   hostMemory: ['--host-memory', 'FLOTILLA_HOST_MEMORY'],
   stopJobsOnExit: ['--stop-jobs', undefined],
+  deployMinHealthyMs: ['--deploy-min-healthy', 'FLOTILLA_DEPLOY_MIN_HEALTHY_MS'],
   logLevel: ['--log-level', 'FLOTILLA_LOG_LEVEL'],
 };
 
@@ -201,6 +212,8 @@ export interface ServerFlags {
   hostMemory?: string;
   /** `--stop-jobs`. */
   stopJobs?: boolean;
+  /** `--deploy-min-healthy`. */
+  deployMinHealthy?: string;
   /** `--log-level`. */
   logLevel?: string;
 }
@@ -229,6 +242,8 @@ export function resolveServerConfig(
     hostCpu: flags.hostCpu ?? emptyToUndefined(env.FLOTILLA_HOST_CPU),
     hostMemory: flags.hostMemory ?? emptyToUndefined(env.FLOTILLA_HOST_MEMORY),
     stopJobsOnExit: flags.stopJobs ?? false,
+    deployMinHealthyMs:
+      flags.deployMinHealthy ?? emptyToUndefined(env.FLOTILLA_DEPLOY_MIN_HEALTHY_MS) ?? '0',
     logLevel: flags.logLevel ?? env.FLOTILLA_LOG_LEVEL ?? 'info',
   });
   const dataDir = resolve(r.dataDir);
@@ -262,6 +277,7 @@ export function resolveServerConfig(
       memory: r.hostMemory ?? Math.floor(totalmem() / 2 ** 20),
     },
     stopJobsOnExit: r.stopJobsOnExit,
+    deployMinHealthyMs: r.deployMinHealthyMs,
     logLevel: r.logLevel,
     roles,
   };

@@ -309,6 +309,7 @@ export class FlotillaServer implements AsyncDisposable {
           : {}),
         // Apps answer at http://<app>.localhost:<port>: *.localhost is loopback.
         baseDomain: 'localhost',
+        deploy: { minHealthyMs: config.deployMinHealthyMs },
         logs,
         ...(driver === undefined || cache === undefined
           ? {}

@@ -47,6 +47,10 @@ export function serverCommands(program: Command): void {
       'router port (FLOTILLA_ROUTER_PORT, default 8080; 0: any free port)',
     )
     .option(
+      '--deploy-min-healthy <ms>',
+      'how long each new dyno of a deploy must stay up before it counts; one that crashes meanwhile fails the deploy, which rolls back (FLOTILLA_DEPLOY_MIN_HEALTHY_MS, default 0)',
+    )
+    .option(
       '--stop-jobs',
       'stop every job when the server exits (default: they keep running and are adopted at the next start)',
     )
