@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { once } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Harness, must, request } from './test-support/harness.js';
+import { Harness, must, noise, request } from './test-support/harness.js';
 import { readIntoShared } from './internal/user-buffer-socket.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -19,31 +19,6 @@ beforeEach(() => {
 afterEach(async () => {
   await h.close();
 });
-
-/** A backend that answers with the sha256 of the body and the x-tag header it got. */
-async function echoBackend(service: string, delayFor?: string): Promise<void> {
-  await h.backend(service, service, (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const answer = `${req.url} ${String(req.headers['x-tag'])} ${sha(Buffer.concat(chunks))}`;
-      setTimeout(() => res.end(answer), req.url === delayFor ? 150 : 0);
-    });
-  });
-}
-
-/** Another client's requests, each with a body of bytes unlike the test's, until `stop`. */
-async function noise(port: number, stop: { done: boolean }): Promise<number> {
-  let n = 0;
-  // 60 KB: its reads reach far into the shared buffer, over bytes kept from early in a read.
-  const junk = Buffer.alloc(60_000, 0x5a);
-  while (!stop.done) {
-    const res = await request(port, { method: 'POST', path: '/noise', body: junk });
-    expect(res.status).toBe(200);
-    n++;
-  }
-  return n;
-}
 
 /** Connects, writes `parts` one per `gapMs`, and resolves with everything read until close. */
 async function sendInParts(port: number, parts: Buffer[], gapMs: number): Promise<string> {
@@ -62,7 +37,7 @@ async function sendInParts(port: number, parts: Buffer[], gapMs: number): Promis
 
 describe('client bytes kept past a read survive other clients', () => {
   it('a request head split across many reads', async () => {
-    await echoBackend('echo');
+    await h.echoBackend('echo');
     const port = await h.httpRouterFor('echo');
     const stop = { done: false };
     const other = noise(port, stop);
@@ -80,7 +55,7 @@ describe('client bytes kept past a read survive other clients', () => {
   });
 
   it('pipelined requests with bodies, read with the first, while the first waits for its backend', async () => {
-    await echoBackend('echo', '/slow');
+    await h.echoBackend('echo', '/slow');
     const port = await h.httpRouterFor('echo');
     const [one, two] = [randomBytes(700), randomBytes(3000)];
     const packet = Buffer.concat([
@@ -132,7 +107,7 @@ describe('client bytes kept past a read survive other clients', () => {
   });
 
   it('bodies that came with their heads, held while new backend connections open', async () => {
-    await echoBackend('fresh');
+    await h.echoBackend('fresh');
     const port = await h.httpRouterFor('fresh');
     // Clients at once, each head with 40 KB of body in one write: every exchange waits for a
     // connection of its own while the others' bytes are read.
@@ -180,7 +155,7 @@ describe('client bytes kept past a read survive other clients', () => {
         s.on('data', onHead);
       });
     });
-    await echoBackend('echo');
+    await h.echoBackend('echo');
     await new Promise((r) => setTimeout(r, 50)); // the raw backend registered
     const router = h.router();
     await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'tunnel' });

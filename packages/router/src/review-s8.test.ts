@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { once } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Harness, must, request } from './test-support/harness.js';
+import { Harness, must, noise } from './test-support/harness.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
@@ -15,32 +15,6 @@ beforeEach(() => {
 afterEach(async () => {
   await h.close();
 });
-
-async function echoBackend(service: string, delayFor?: string): Promise<void> {
-  await h.backend(service, service, (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const answer = `${req.url} ${String(req.headers['x-tag'])} ${sha(Buffer.concat(chunks))}`;
-      setTimeout(() => res.end(answer), req.url === delayFor ? 150 : 0);
-    });
-  });
-}
-
-/**
- * Another client's requests until `stop`, each with a body that fills the shared buffer (64
- * KiB) far enough to cover bytes kept at its far end too.
- */
-async function noise(port: number, stop: { done: boolean }): Promise<number> {
-  let n = 0;
-  const junk = Buffer.alloc(60_000, 0x5a);
-  while (!stop.done) {
-    const res = await request(port, { method: 'POST', path: '/noise', body: junk });
-    expect(res.status).toBe(200);
-    n++;
-  }
-  return n;
-}
 
 /** Writes `packet` at once and resolves with everything read until the router closes. */
 async function exchange(port: number, packet: Buffer): Promise<string> {
@@ -56,7 +30,7 @@ async function exchange(port: number, packet: Buffer): Promise<string> {
 
 describe('client bytes kept past a first read', () => {
   it('a chunked body with a trailer section and a pipelined request, in one read, while the backend is slow', async () => {
-    await echoBackend('echo', '/slow');
+    await h.echoBackend('echo', '/slow');
     const port = await h.httpRouterFor('echo');
     const [a, b, two] = [randomBytes(20_000), randomBytes(9_000), randomBytes(5_000)];
     const packet = Buffer.concat([
@@ -83,7 +57,7 @@ describe('client bytes kept past a first read', () => {
   });
 
   it('requests answered by the router itself (no route) with the next ones in the same read', async () => {
-    await echoBackend('echo', '/slow');
+    await h.echoBackend('echo', '/slow');
     const port = await h.httpRouterFor('echo');
     const body = randomBytes(30_000);
     const packet = Buffer.concat([
@@ -109,7 +83,7 @@ describe('client bytes kept past a first read', () => {
 
 describe('close() with plain connections on the moved sockets', () => {
   it('ends an idle and a half-headed connection, stops listening, and resolves', async () => {
-    await echoBackend('echo');
+    await h.echoBackend('echo');
     const router = h.router({ closeTimeoutMs: 300 });
     await router.setRoute({ type: 'http', domain: 'demo.localhost', service: 'echo' });
     const port = must((await router.listen({ http: { port: 0 } })).http).port;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 import { Discovery, type Registration } from '@flotilla/discovery';
@@ -135,6 +136,22 @@ export class Harness {
     return http.port;
   }
 
+  /**
+   * A backend for `service` answering `<path> <x-tag header> <sha256 of the body>`: what the
+   * router passed on, byte for byte. `slowPath` is answered 150 ms late.
+   */
+  async echoBackend(service: string, slowPath?: string): Promise<TestBackend> {
+    return this.backend(service, service, (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = createHash('sha256').update(Buffer.concat(chunks)).digest('hex');
+        const answer = `${req.url} ${String(req.headers['x-tag'])} ${body}`;
+        setTimeout(() => res.end(answer), req.url === slowPath ? 150 : 0);
+      });
+    });
+  }
+
   /** Registers something to undo at close. */
   defer(fn: () => Promise<unknown> | unknown): void {
     this.#cleanups.push(fn);
@@ -149,6 +166,22 @@ export class Harness {
 }
 
 /** One HTTP request through the router; resolves with status, headers and body. */
+/**
+ * Another client's POSTs of 60 KB (bytes unlike any test's) to demo.localhost until `stop.done`:
+ * its reads overwrite the whole of the router's shared client read buffer, over any bytes a
+ * connection kept from an earlier read. Resolves with how many it made; rejects on a non-200.
+ */
+export async function noise(port: number, stop: { done: boolean }): Promise<number> {
+  let n = 0;
+  const junk = Buffer.alloc(60_000, 0x5a);
+  while (!stop.done) {
+    const res = await request(port, { method: 'POST', path: '/noise', body: junk });
+    if (res.status !== 200) throw new Error(`noise: HTTP ${res.status}: ${res.body.slice(0, 200)}`);
+    n++;
+  }
+  return n;
+}
+
 export function request(
   port: number,
   options: {
