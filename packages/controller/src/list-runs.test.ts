@@ -209,10 +209,11 @@ describe('Controller.close and one-offs', () => {
     const first = await it.next();
     expect((first.value as RunOutputLine).line).toBe('flotilla');
     await hh.controller.close();
-    // Ended by the SIGTERM: bash reports it as the signal, or as 143 when its child died of
-    // it first, whichever came first.
+    // Ended by the stop: how bash then exits (the signal, 143, or 0 once its child died of
+    // it first) varies from run to run, and a slow one gets the SIGKILL after the grace; the
+    // driver's message says what ended it.
     const exit = await run.exit;
-    expect(exit.signal === 'SIGTERM' || exit.code === 143, JSON.stringify(exit)).toBe(true);
+    expect(exit.message).toMatch(/was stopped with SIG(TERM|KILL)/);
     // Its output ends (what was left of it is held for the reader), the reader is not left hanging.
     for (let r = await it.next(); r.done !== true; r = await it.next());
     expect(await running()).toEqual([]);
