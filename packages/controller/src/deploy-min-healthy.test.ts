@@ -13,10 +13,12 @@ afterEach(async () => {
   h = undefined;
 });
 
-/** Up for 150 ms, then exits with 3, when the release's config says FLAKY=1. */
+/** Up for FLAKY ms (a release's config), then exits with 3. */
 const flaky = {
-  behaviour: (job: AssignedJob): FakeJobBehaviour =>
-    job.release?.config.FLAKY === '1' ? { crash: 3, upForMs: 150 } : 'run',
+  behaviour: (job: AssignedJob): FakeJobBehaviour => {
+    const ms = job.release?.config.FLAKY;
+    return ms === undefined ? 'run' : { crash: 3, upForMs: Number(ms) };
+  },
 };
 
 async function deployed(hh: Harness): Promise<void> {
@@ -34,7 +36,7 @@ describe('deploy minHealthyMs', () => {
       agents: flaky,
     });
     await deployed(h);
-    const err = await h.controller.patchConfig('demo', { FLAKY: '1' }).catch((e: unknown) => e);
+    const err = await h.controller.patchConfig('demo', { FLAKY: '150' }).catch((e: unknown) => e);
     expect(isFlotillaError(err, 'FLOTILLA_CONTROLLER_DEPLOY_FAILED')).toBe(true);
     const deployment = (err as { deployment?: { status: string; failedJobs?: unknown[] } })
       .deployment;
@@ -44,10 +46,11 @@ describe('deploy minHealthyMs', () => {
     expect((await h.cluster.formations({ app: 'demo' })).map((f) => f.release)).toEqual(['v1']);
   });
 
-  it('without it (the default), the same job passes the deploy once it is up', async () => {
+  it('without it (the default), a job that crashes after it came up passes the deploy', async () => {
     h = await harness({ agents: flaky });
     await deployed(h);
-    await h.controller.patchConfig('demo', { FLAKY: '1' });
+    // Up for 1.5 s: counted at once, long before it crashes (150 ms raced the count under load).
+    await h.controller.patchConfig('demo', { FLAKY: '1500' });
     expect((await h.controller.getApp('demo')).liveRelease).toBe('v2');
   });
 

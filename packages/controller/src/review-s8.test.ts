@@ -49,9 +49,10 @@ describe('a stopped one-off holds at most maxBufferedLines of its output', () =>
 describe('deploy minHealthyMs', () => {
   it('a deploy that timed out on jobs up but not yet up minHealthyMs names them and says why', async () => {
     // v2's worker stays `starting` (the agent hangs) until this test reports it up, 700 ms
-    // into the step's 1500: it would count at 1700, so the step times out with the job up.
+    // into the step's 3000: it would count at 3200, so the step times out with the job up
+    // (the slack is for a loaded machine: a job placed late is not up either, same reason).
     h = await harness({
-      controller: { deploy: { minHealthyMs: 1000, readyTimeoutMs: 1500 } },
+      controller: { deploy: { minHealthyMs: 2500, readyTimeoutMs: 3000 } },
       agents: {
         behaviour: (job: AssignedJob): FakeJobBehaviour =>
           job.release?.config.SLOW === '1' ? 'hang' : 'run',
@@ -71,7 +72,7 @@ describe('deploy minHealthyMs', () => {
         const started = Date.now();
         let job;
         // The new job is placed, then reported starting, a moment after the step began.
-        while (job === undefined && Date.now() - started < 1000) {
+        while (job === undefined && Date.now() - started < 2500) {
           const jobs = await hh.cluster.jobs({ app: 'demo' });
           job = jobs.find((j) => j.status?.state === 'starting');
           if (job === undefined) await delay(10);
@@ -97,7 +98,7 @@ describe('deploy minHealthyMs', () => {
       .deployment;
     // It said "0 worker job(s) did not become ready", with no failed job.
     expect(deployment?.reason).toBe(
-      '1 worker job(s) did not become ready and stay up 1000 ms within 1500 ms',
+      '1 worker job(s) did not become ready and stay up 2500 ms within 3000 ms',
     );
     expect(deployment?.failedJobs?.map((j) => j.id)).toEqual([jobId]);
   });
