@@ -33,28 +33,23 @@ export class ApiClient {
     const res = await this.#fetch(method, path, body, signal);
     if (res.body === null) return;
     let rest = '';
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    for (;;) {
-      let chunk: string | undefined;
-      try {
-        const next = await reader.read();
-        chunk = next.done ? undefined : next.value;
-      } catch (err) {
-        if (signal?.aborted) throw err;
-        // The server went away mid-answer (killed, restarted, the network cut).
-        throw new PaasError(
-          PaasErrorCodes.API,
-          `the connection to the Flotilla API at ${this.url} was lost while it answered: is \`flotilla server\` still running? (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : String(err)})`,
-          { retryable: true, cause: err },
-        );
+    try {
+      for await (const chunk of res.body.pipeThrough(new TextDecoderStream())) {
+        rest += chunk;
+        let nl: number;
+        while ((nl = rest.indexOf('\n')) >= 0) {
+          yield rest.slice(0, nl);
+          rest = rest.slice(nl + 1);
+        }
       }
-      if (chunk === undefined) break;
-      rest += chunk;
-      let nl: number;
-      while ((nl = rest.indexOf('\n')) >= 0) {
-        yield rest.slice(0, nl);
-        rest = rest.slice(nl + 1);
-      }
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      // The server went away mid-answer (killed, restarted, the network cut).
+      throw new PaasError(
+        PaasErrorCodes.API,
+        `the connection to the Flotilla API at ${this.url} was lost while it answered: is \`flotilla server\` still running? (${causeMessage(err)})`,
+        { retryable: true, cause: err },
+      );
     }
     if (rest !== '') yield rest;
   }
@@ -81,7 +76,7 @@ export class ApiClient {
       if (signal?.aborted) throw err;
       throw new PaasError(
         PaasErrorCodes.API,
-        `cannot reach the Flotilla API at ${this.url}: is \`flotilla server\` running? (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : String(err)})`,
+        `cannot reach the Flotilla API at ${this.url}: is \`flotilla server\` running? (${causeMessage(err)})`,
         { retryable: true, cause: err },
       );
     }
@@ -98,4 +93,10 @@ export class ApiClient {
     }
     return res;
   }
+}
+
+/** What fetch's error says of its cause (`connect ECONNREFUSED 127.0.0.1:7700`, `other side closed`). */
+function causeMessage(err: unknown): string {
+  const cause = (err as Error).cause;
+  return cause instanceof Error ? cause.message : String(err);
 }
