@@ -22,10 +22,11 @@ interface Proc {
 
 /**
  * Kills everything of the session `leader` leads, and their descendants; resolves once they are
- * gone. With `leaderStart` (its {@link processStart}), a process now at the leader's pid that
- * started at another time means the pid was reused, the session long gone: nothing is killed.
+ * gone, with whether there was anything to kill. With `leaderStart` (its {@link processStart}),
+ * a process now at the leader's pid that started at another time means the pid was reused, the
+ * session long gone: nothing is killed.
  */
-export async function killSessionTree(leader: number, leaderStart?: string): Promise<void> {
+export async function killSessionTree(leader: number, leaderStart?: string): Promise<boolean> {
   const marked = new Map<number, string>();
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const procs = await scan();
@@ -41,7 +42,7 @@ export async function killSessionTree(leader: number, leaderStart?: string): Pro
     }
     if (fresh === 0) break;
   }
-  if (marked.size === 0) return;
+  if (marked.size === 0) return false;
   signal(-leader, 'SIGKILL');
   for (const pid of marked.keys()) signal(pid, 'SIGKILL');
   const left = new Map(marked);
@@ -52,6 +53,7 @@ export async function killSessionTree(leader: number, leaderStart?: string): Pro
     }
     return true;
   }, GONE_WAIT_MS);
+  return true;
 }
 
 function members(leader: number, procs: readonly Proc[]): Proc[] {

@@ -103,11 +103,9 @@ export async function sweepStepRecords(dir: string, logger: Logger): Promise<voi
       continue;
     }
     if (!taggedOwnerGone(record.builder, record.host)) continue;
-    const leaderStart = processStart(record.pgid);
     // The leader's pid reused by another process: the step's group is gone (a pid is never
-    // reused while a group or session of that id has members).
-    if (leaderStart === undefined || leaderStart === record.start) {
-      await killSessionTree(record.pgid, record.start);
+    // reused while a group or session of that id has members), and nothing is killed.
+    if (await killSessionTree(record.pgid, record.start)) {
       logger.warn(
         { pgid: record.pgid, builder: record.builder },
         'killed a build step whose builder is gone',
