@@ -117,6 +117,9 @@ export function commandLine(args: readonly string[]): string {
     .join(' ');
 }
 
+/** A one-off's name in `ps` (`run.4821`, `release.1234`): what `ps:stop` takes. */
+const ONE_OFF_NAME = /^(run|release)\.[0-9]+$/;
+
 /** `ps`, `ps:scale`, `ps:restart`, `ps:stop`, `run`. */
 export function psCommands(program: Command): void {
   jsonOption(appOption(program.command('ps')))
@@ -227,7 +230,7 @@ export function psCommands(program: Command): void {
       if (dyno !== undefined)
         throw new PaasError(
           PaasErrorCodes.INVALID_REQUEST,
-          /^(run|release)\.[0-9]+$/.test(dyno)
+          ONE_OFF_NAME.test(dyno)
             ? `${dyno} is a one-off: it is not restarted; stop it with \`flotilla ps:stop ${dyno}\` and run its command again`
             : `ps:restart restarts all of the app's dynos (rolling) and takes no dyno: restarting ${dyno} alone is not supported`,
         );
@@ -241,7 +244,7 @@ export function psCommands(program: Command): void {
     .alias('stop')
     .description('stop a one-off dyno (run.4821) of the app; it ends as if interrupted')
     .action(async (dyno: string, o: AppOptions) => {
-      if (!/^(run|release)\.[0-9]+$/.test(dyno))
+      if (!ONE_OFF_NAME.test(dyno))
         throw new PaasError(
           PaasErrorCodes.INVALID_REQUEST,
           `${dyno} is not a one-off dyno (run.4821): a formation's dynos are scaled with \`flotilla ps:scale\`, restarted with \`flotilla ps:restart\``,
