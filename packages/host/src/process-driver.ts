@@ -272,7 +272,7 @@ export class ProcessDriver
     return readFromStart({
       jobId: id,
       files: (['stdout', 'stderr'] as const).map((stream, i) => ({
-        path: stream === 'stdout' ? job.paths.stdout : job.paths.stderr,
+        path: job.paths[stream],
         stream,
         tailer: job.tailers[i],
       })),
