@@ -1,4 +1,5 @@
 import { PaasError, PaasErrorCodes } from '../errors.js';
+import { quoted } from '../internal/quoted.js';
 
 /** What a whole-number CLI value is, for {@link wholeNumber}'s message. */
 export interface WholeNumberRule {
@@ -10,11 +11,6 @@ export interface WholeNumberRule {
   readonly max: number;
   /** A good value as typed: `-n 200`. */
   readonly example: string;
-}
-
-/** A value the user typed, quoted for a message and cut at 40 characters. */
-export function quoted(value: string): string {
-  return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
 }
 
 /**

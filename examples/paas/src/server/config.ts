@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { validate } from './http/body.js';
 import { PaasError, PaasErrorCodes } from '../errors.js';
+import { quoted } from '../internal/quoted.js';
 
 /** Where the cluster state lives. */
 export type StoreUrl =
@@ -170,10 +171,7 @@ function validateSettings(input: Record<string, unknown>): z.output<typeof raw> 
     const where = key === undefined ? undefined : WHERE[key];
     if (key === undefined || where === undefined) throw err;
     const value = input[key];
-    const shown =
-      key === 'token' || typeof value !== 'string'
-        ? ''
-        : ` ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value)}`;
+    const shown = key === 'token' || typeof value !== 'string' ? '' : ` ${quoted(value)}`;
     throw new PaasError(
       PaasErrorCodes.INVALID_REQUEST,
       `${where[0]}${where[1] === undefined ? '' : ` (${where[1]})`}${shown}: ${err.message.slice(key.length + 2)}`,

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { MAX_DRAIN_DEADLINE_MS } from '@flotilla/cluster';
 import { PaasError, PaasErrorCodes } from '../../errors.js';
-import { quoted } from '../numbers.js';
+import { quoted } from '../../internal/quoted.js';
 import { printJson, step, table } from '../output.js';
 import { client, jsonOption, p } from './context.js';
 
