@@ -51,6 +51,7 @@ import { ControllerKeys } from './internal/keys.js';
 import { Liveness } from './internal/liveness.js';
 import { AppLocks } from './internal/lock.js';
 import {
+  appRelease,
   checkAppName,
   checkConfigPatch,
   checkHostname,
@@ -801,7 +802,7 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
           name: `${r.type}.${r.index}`,
           type: r.type,
           index: r.index,
-          release: /^(v[0-9]+)/.exec(r.release)?.[1] ?? r.release,
+          release: appRelease(r.release),
           deployment: r.release,
           host: r.hostId,
           state: j.state,

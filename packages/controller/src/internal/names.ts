@@ -162,3 +162,11 @@ export function releaseNumber(release: unknown, path = 'release'): number {
     throw invalid(path, `${show(release)} is not a release: give v1, v2... or its number`);
   return n;
 }
+
+/**
+ * The app's release (`v4`) of a cluster release id (`v4`, or `v4-r2` for a retried deploy of
+ * it): what a dyno or a one-off shows as its release beside its deployment.
+ */
+export function appRelease(clusterRelease: string): string {
+  return /^(v[0-9]+)/.exec(clusterRelease)?.[1] ?? clusterRelease;
+}

@@ -4,7 +4,7 @@ import type { OneOffHandle, OneOffRunner, OneOffSpec, RunInfo, RunOptions } from
 import type { Release } from '../release.js';
 import { compact } from './check.js';
 import type { FormationService } from './formations.js';
-import { checkConfigPatch, invalid, newId, releaseNumber, show } from './names.js';
+import { appRelease, checkConfigPatch, invalid, newId, releaseNumber, show } from './names.js';
 import type { ControllerParts } from './parts.js';
 
 /**
@@ -52,12 +52,7 @@ export async function startRun(
       `timeoutMs must be a whole number of ms above 0, got ${show(options.timeoutMs)}`,
       app,
     );
-  if (p.o.runner === undefined)
-    throw new ControllerError(
-      ControllerErrorCodes.NOT_CONFIGURED,
-      'the controller has no one-off runner: configure one (DriverOneOffRunner)',
-      { app },
-    );
+  if (p.o.runner === undefined) throw noRunner(app);
   const record = await p.repo.requireApp(app, options);
   let release: Release | undefined;
   if (options.release !== undefined) {
@@ -157,14 +152,7 @@ export class RunTracker implements OneOffRunner {
   ): Promise<OneOffHandle> {
     if (this.#closed) return Promise.reject(this.#closedError());
     const runner = this.#runner;
-    if (runner === undefined)
-      return Promise.reject(
-        new ControllerError(
-          ControllerErrorCodes.NOT_CONFIGURED,
-          'the controller has no one-off runner: configure one (DriverOneOffRunner)',
-          { app: spec.app },
-        ),
-      );
+    if (runner === undefined) return Promise.reject(noRunner(spec.app));
     const started = (async () => {
       const handle = await runner.start(spec, options);
       this.#add(spec, handle, size);
@@ -191,7 +179,7 @@ export class RunTracker implements OneOffRunner {
         id: handle.id,
         type: spec.type === 'release' ? 'release' : 'run',
         command: spec.command,
-        release: /^(v[0-9]+)/.exec(spec.release)?.[1] ?? spec.release,
+        release: appRelease(spec.release),
         deployment: spec.release,
         size,
         startedAt: this.#clock.now(),
@@ -240,6 +228,15 @@ export class RunTracker implements OneOffRunner {
     const all = [...this.#runs.values()].flatMap((byId) => [...byId.values()]);
     await Promise.all(all.map(stopAndWait));
   }
+}
+
+/** `run` (or a release phase) on a controller configured without a one-off runner. */
+function noRunner(app: string): ControllerError {
+  return new ControllerError(
+    ControllerErrorCodes.NOT_CONFIGURED,
+    'the controller has no one-off runner: configure one (DriverOneOffRunner)',
+    { app },
+  );
 }
 
 async function stopAndWait(t: Tracked): Promise<void> {
