@@ -1,30 +1,24 @@
 /**
  * A single-consumer async queue: `push` never blocks; the consumer iterates. Bounded: past
- * `max` unread items, `onOverflow` decides (end the queue with an error, or drop the oldest).
+ * `max` unread items, `onOverflow` is called (it ends the queue, with an error) and the item is
+ * not taken. (A producer that must wait for its consumer uses `PacedQueue`.)
  */
 export class AsyncQueue<T> implements AsyncIterable<T> {
   readonly #items: T[] = [];
   #ended = false;
   #error: unknown;
   #wake: (() => void) | undefined;
-  /** How many items were dropped since the consumer last read (drop policy). */
-  dropped = 0;
 
   constructor(
     readonly max: number,
-    readonly onOverflow: 'drop-oldest' | ((queue: AsyncQueue<T>) => void),
+    readonly onOverflow: (queue: AsyncQueue<T>) => void,
   ) {}
 
   push(item: T): void {
     if (this.#ended) return;
     if (this.#items.length >= this.max) {
-      if (this.onOverflow === 'drop-oldest') {
-        this.#items.shift();
-        this.dropped++;
-      } else {
-        this.onOverflow(this);
-        return;
-      }
+      this.onOverflow(this);
+      return;
     }
     this.#items.push(item);
     this.#wake?.();
