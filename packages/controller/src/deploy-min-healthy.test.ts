@@ -75,6 +75,33 @@ describe('deploy minHealthyMs', () => {
     expect((counted?.time ?? 0) - (waiting?.time ?? 0)).toBeGreaterThanOrEqual(400);
   });
 
+  it('a deploy cancelled while its jobs wait out minHealthyMs ends at once, rolled back', async () => {
+    h = await harness();
+    await deployed(h);
+    const hh = h;
+    const ac = new AbortController();
+    const cancelling = (async () => {
+      for await (const e of hh.controller.events({ app: 'demo', signal: ac.signal }))
+        if (e.type === 'deploy.progress' && e.message.includes('must stay up')) ac.abort();
+    })();
+    // 50 s to stay up, within a 60 s step: only the abort ends this before the test's timeout.
+    const err = await hh.controller
+      .deploy('demo', 'v1', { minHealthyMs: 50_000, readyTimeoutMs: 60_000, signal: ac.signal })
+      .catch((e: unknown) => e)
+      .finally(() => ac.abort());
+    await cancelling;
+    expect(isFlotillaError(err, 'FLOTILLA_CONTROLLER_DEPLOY_FAILED'), String(err)).toBe(true);
+    expect((err as { deployment?: { reason?: string } }).deployment?.reason).toMatch(/cancelled/);
+    expect((await hh.controller.getApp('demo')).liveRelease).toBe('v1');
+    await expect
+      .poll(async () =>
+        (await hh.controller.listDynos('demo'))
+          .filter((d) => d.state !== 'down' && d.state !== 'crashed')
+          .map((d) => d.deployment),
+      )
+      .toEqual(['v1']);
+  });
+
   it('refuses a minHealthyMs the ready timeout leaves no room for, or not a number of ms', async () => {
     h = await harness();
     await deployed(h);
