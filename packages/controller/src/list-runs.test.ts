@@ -26,6 +26,13 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
 
+/**
+ * The driver's message for a job a stop ended: by the signal, or by the SIGKILL after the grace
+ * when the job outlived it.
+ */
+const STOPPED =
+  /was stopped( with SIGTERM|: still running \d+ ms after SIGTERM, killed by SIGKILL)/;
+
 /** A controller whose one-offs run on a real ProcessDriver (SIGKILL 300 ms after SIGTERM). */
 async function setUp(wrap: (r: OneOffRunner) => OneOffRunner = (r) => r): Promise<Harness> {
   const dir = await mkdtemp(join(tmpdir(), 'flotilla-runs-'));
@@ -213,7 +220,7 @@ describe('Controller.close and one-offs', () => {
     // it first) varies from run to run, and a slow one gets the SIGKILL after the grace; the
     // driver's message says what ended it.
     const exit = await run.exit;
-    expect(exit.message).toMatch(/was stopped with SIG(TERM|KILL)/);
+    expect(exit.message).toMatch(STOPPED);
     // Its output ends (what was left of it is held for the reader), the reader is not left hanging.
     for (let r = await it.next(); r.done !== true; r = await it.next());
     expect(await running()).toEqual([]);
@@ -253,7 +260,9 @@ describe('Controller.close and one-offs', () => {
     const run = await pending;
     await closing;
     expect(closed).toBe(true);
-    expect((await run.exit).signal).toBe('SIGTERM');
+    // Stopped by close(): by SIGTERM, or by the SIGKILL after the grace when the SIGTERM came
+    // while bash was between fork and exec of `sleep` (the child then loses it; CI saw that).
+    expect((await run.exit).message).toMatch(STOPPED);
     expect(await (driver as ProcessDriver).list()).toEqual([]);
     const after = await hh.controller.run('demo', { command: 'true' }).catch((e: unknown) => e);
     expect(isFlotillaError(after, 'FLOTILLA_CONTROLLER_CLOSED')).toBe(true);
