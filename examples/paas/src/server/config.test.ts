@@ -57,7 +57,7 @@ describe('resolveServerConfig', () => {
     try {
       resolveServerConfig(flags, {});
     } catch (err) {
-      expect(err).toMatchObject({ code: 'FLOTILLA_PAAS_INVALID_REQUEST' });
+      expect(err).toMatchObject({ code: 'FLOTILLA_PAAS_INVALID_OPTIONS' });
     }
   });
 });

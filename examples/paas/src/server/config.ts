@@ -169,11 +169,12 @@ function validateSettings(input: Record<string, unknown>): z.output<typeof raw> 
     if (!(err instanceof PaasError)) throw err;
     const key = Object.keys(WHERE).find((k) => err.message.startsWith(`${k}: `));
     const where = key === undefined ? undefined : WHERE[key];
-    if (key === undefined || where === undefined) throw err;
+    if (key === undefined || where === undefined)
+      throw new PaasError(PaasErrorCodes.INVALID_OPTIONS, err.message, { cause: err });
     const value = input[key];
     const shown = key === 'token' || typeof value !== 'string' ? '' : ` ${quoted(value)}`;
     throw new PaasError(
-      PaasErrorCodes.INVALID_REQUEST,
+      PaasErrorCodes.INVALID_OPTIONS,
       `${where[0]}${where[1] === undefined ? '' : ` (${where[1]})`}${shown}: ${err.message.slice(key.length + 2)}`,
       { cause: err },
     );
@@ -219,6 +220,9 @@ export interface ServerFlags {
 /**
  * Resolves the server's configuration: flags first, then `FLOTILLA_*` variables, then the
  * embedded defaults (SQLite in `./.flotilla`, API on 127.0.0.1:7700, router on 8080).
+ *
+ * @throws `PaasError` `FLOTILLA_PAAS_INVALID_OPTIONS` when a flag or variable is malformed; the
+ *   message names the flag, its variable and the value given.
  */
 export function resolveServerConfig(
   flags: ServerFlags,
