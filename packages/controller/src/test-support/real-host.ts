@@ -63,6 +63,9 @@ export async function realHost(
     driver: runDriver,
     artifacts,
     workDir: join(dir, 'run'),
+    // A one-off stopped right after it started can lose its SIGTERM (bash between fork and
+    // exec of the command): the SIGKILL then ends it after 1 s, not the default 10 s.
+    stopGraceMs: 1000,
   });
   await agent.start();
   return {
