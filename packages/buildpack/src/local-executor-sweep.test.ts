@@ -84,7 +84,12 @@ describe('LocalExecutor without cgroups: steps of a SIGKILLed builder', () => {
     // Closed however the test ends: it kills the step.
     await using a = new LocalExecutor({ cgroups: false, stepsDir });
     const running = a.exec({ argv: ['sleep', '1000'], ...step });
-    await vi.waitFor(async () => expect((await readdir(stepsDir).catch(() => [])).length).toBe(1));
+    // The step's record is written once its process is spawned: 10 s, not vitest's 1 s
+    // default, for a spawn on a loaded machine.
+    await vi.waitFor(async () => expect((await readdir(stepsDir).catch(() => [])).length).toBe(1), {
+      timeout: 10_000,
+      interval: 20,
+    });
     const [record] = await readdir(stepsDir);
     const pgid = Number(/-(\d+)\.json$/.exec(record ?? '')?.[1]);
     strays.push(pgid);
