@@ -449,8 +449,14 @@ export class Controller extends EventEmitter<ControllerEvents> implements AsyncD
     this.#open();
     checkAppName(name);
     // Its one-offs first: they run with its config (its secrets), and nothing else stops them.
-    await this.#runs.stopApp(name);
-    await destroyApp(this.#parts, name, options, this.#buildService, this.#domains);
+    // None starts from here to the end (the destroy may wait for a deploy's lock meanwhile).
+    const allow = this.#runs.refuse(name);
+    try {
+      await this.#runs.stopApp(name);
+      await destroyApp(this.#parts, name, options, this.#buildService, this.#domains);
+    } finally {
+      allow();
+    }
   }
 
   // --- config --------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import { compact } from './check.js';
 import type { FormationService } from './formations.js';
 import { appRelease, checkConfigPatch, invalid, newId, releaseNumber, show } from './names.js';
 import type { ControllerParts } from './parts.js';
+import { notFound } from './repo.js';
 
 /**
  * Starts a one-off job (`Controller.run`): checks the command, env, size and timeout, finds the
@@ -130,6 +131,8 @@ export class RunTracker implements OneOffRunner {
   readonly #runs = new Map<string, Map<string, Tracked>>();
   /** Starts in flight, with their app, each settling once its job is registered (or its start failed). */
   readonly #starting = new Map<Promise<unknown>, string>();
+  /** Apps being destroyed, by how many destroys: their one-offs are refused meanwhile. */
+  readonly #refused = new Map<string, number>();
   #closed = false;
 
   constructor(
@@ -151,6 +154,7 @@ export class RunTracker implements OneOffRunner {
     size: string = this.#defaultSize,
   ): Promise<OneOffHandle> {
     if (this.#closed) return Promise.reject(this.#closedError());
+    if (this.#refused.has(spec.app)) return Promise.reject(notFound(spec.app));
     const runner = this.#runner;
     if (runner === undefined) return Promise.reject(noRunner(spec.app));
     const started = (async () => {
@@ -207,6 +211,24 @@ export class RunTracker implements OneOffRunner {
     if (tracked === undefined) return false;
     await stopAndWait(tracked);
     return true;
+  }
+
+  /**
+   * Refuses the app's one-offs (`FLOTILLA_CONTROLLER_APP_NOT_FOUND`) until the returned function
+   * is called: an app's destroy holds it from before it stops the app's one-offs to its end, so
+   * a run that found the app before it was marked destroying cannot start one after they were
+   * stopped (it ran on, with the app's config, after the destroy).
+   */
+  refuse(app: string): () => void {
+    this.#refused.set(app, (this.#refused.get(app) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const n = (this.#refused.get(app) ?? 1) - 1;
+      if (n <= 0) this.#refused.delete(app);
+      else this.#refused.set(app, n);
+    };
   }
 
   /**
