@@ -430,7 +430,10 @@ describe('DockerDriver', () => {
     const driver = await open({ docker: flaky });
     const errors: Error[] = [];
     driver.on('error', (e) => errors.push(e));
-    const s = spec('echo up; sleep 1000');
+    // `& wait`: the job's shell waits in a builtin, which its trapped SIGTERM interrupts. A
+    // `sleep` it ran in the foreground loses a SIGTERM that comes between bash's fork and its
+    // exec (bash's handler is still set there), and the shell waits for it: killed after the grace.
+    const s = spec('echo up; sleep 1000 & wait');
     await driver.start(s);
     const err = await expectCode(driver.stop(s.id, { graceMs: 1000 }), 'FLOTILLA_DOCKER_ENGINE');
     expect((err as unknown as { retryable: boolean }).retryable).toBe(true);
@@ -445,7 +448,9 @@ describe('DockerDriver', () => {
   it('a stop right after start is not lost: SIGTERM reaches the job at once', async () => {
     const driver = await open();
     for (let i = 0; i < 5; i++) {
-      const s = spec('sleep 1000');
+      // `& wait`, as above: what is tested is that PID 1 passes the SIGTERM on, not bash's
+      // fork/exec window, where a SIGTERM to a foreground `sleep` is lost.
+      const s = spec('sleep 1000 & wait');
       await driver.start(s);
       // a lost SIGTERM would end it by SIGKILL after the grace
       const st = await driver.stop(s.id, { graceMs: 5000 });
