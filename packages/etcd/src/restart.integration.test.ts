@@ -168,8 +168,10 @@ describe('EtcdStore across etcd restarts', () => {
     await etcd.restart();
     // A lease granted after the restart and not kept alive proves a TTL really passed.
     const sentinel = await once(() => store.grant(TTL_MS));
-    await store.put('hosts/sentinel', 'x', { lease: sentinel.id });
-    const events = watch(store, 'hosts/');
+    const put = await store.put('hosts/sentinel', 'x', { lease: sentinel.id });
+    // From a known revision: the sentinel's expiry is etcd's own write, which no store's start
+    // barrier holds; a watch "from now" that started late (a loaded machine) would miss it.
+    const events = watch(store, 'hosts/', put.revision + 1);
     expect(await sentinel.ended).toBe('expired');
     expect((await takeEvents(events, 1)).map((e) => [e.type, e.kv.key])).toEqual([
       ['delete', 'hosts/sentinel'],
@@ -340,9 +342,16 @@ describe('EtcdStore leases on a shared etcd', () => {
     const controller = new AbortController();
     try {
       const lease = await store.grant(TTL_MS);
-      await store.put('svc/a', 'x', { lease: lease.id });
+      const put = await store.put('svc/a', 'x', { lease: lease.id });
       await lease.keepAlive();
-      const events = store.watch('svc/', { signal: controller.signal })[Symbol.asyncIterator]();
+      // From a known revision: a watch "from now" is not started in etcd when watch() returns,
+      // and the other client's revoke, which this store's writes barrier does not hold, could
+      // come first (the delete then is before "now", and never delivered).
+      const watching = store.watch('svc/', {
+        signal: controller.signal,
+        fromRevision: put.revision + 1,
+      });
+      const events = watching[Symbol.asyncIterator]();
       await other.leaseClient.leaseRevoke({ ID: lease.id });
       expect((await takeEvents(events, 1)).map((e: WatchEvent) => [e.type, e.kv.key])).toEqual([
         ['delete', 'svc/a'],
