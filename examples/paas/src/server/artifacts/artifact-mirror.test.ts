@@ -77,11 +77,14 @@ describe('ArtifactMirror', () => {
     const { store, artifacts, mirror } = parts(1, () => Promise.resolve(collected++));
     await store.put('cluster/releases/demo/v1', record(`${base}/artifacts/${SHA}`));
     mirror.start();
+    // The mirror collects once the copy is stored, a few awaits after the slug's file appears
+    // (the put's own stat, its temp file's removal): wait for the collection, not the file.
     await waitFor(
-      'the slug copied',
-      async () => ((await artifacts.stat(SHA)) ? true : undefined),
-      5000,
+      'the slug copied, then old slugs collected',
+      () => Promise.resolve(collected > 0 ? true : undefined),
+      10_000,
     );
+    expect(await artifacts.stat(SHA)).toBeDefined();
     expect(collected).toBe(1);
     // A restart of the same release names the same slug: nothing is fetched again. Records
     // that name no slug are passed over. A new slug after them shows they were all seen.
@@ -101,7 +104,7 @@ describe('ArtifactMirror', () => {
     await waitFor(
       'the next slug copied',
       async () => ((await artifacts.stat(sha)) ? true : undefined),
-      5000,
+      10_000,
     );
     await mirror.close();
     await mirror.close();
@@ -114,7 +117,7 @@ describe('ArtifactMirror', () => {
     serving = Buffer.from('something else, of the same length!').subarray(0, SLUG.length);
     await store.put('cluster/releases/demo/v1', record(`${base}/artifacts/${SHA}`));
     mirror.start();
-    await waitFor('the fetch', () => Promise.resolve(asked > 0 ? true : undefined), 5000);
+    await waitFor('the fetch', () => Promise.resolve(asked > 0 ? true : undefined), 10_000);
     await mirror.close();
     expect(await artifacts.stat(SHA)).toBeUndefined();
     expect(await artifacts.list()).toEqual([]);
@@ -154,7 +157,7 @@ describe('ArtifactMirror', () => {
     serving = 'hang';
     await store.put('cluster/releases/demo/v1', record(`${base}/artifacts/${SHA}`));
     mirror.start();
-    await waitFor('the fetch', () => Promise.resolve(asked > 0 ? true : undefined), 5000);
+    await waitFor('the fetch', () => Promise.resolve(asked > 0 ? true : undefined), 10_000);
     // Without the abort, this would wait for the cache's 30 s idle timeout (the test's is 5 s).
     await mirror.close();
     expect(await artifacts.stat(SHA)).toBeUndefined();
