@@ -690,7 +690,9 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
           if (signal.aborted) return undefined;
           throw err;
         }
-        // Releases are immutable: one read per release, unless it was missing.
+        // One read per release within a snapshot, unless it was missing. Not for longer: an app
+        // destroyed and created again numbers its releases anew, and a cache kept for the
+        // watch's life handed the new app's v2 jobs the old app's v2 (its slug and config).
         if (!(
           release instanceof ClusterError && release.code === ClusterErrorCodes.UNKNOWN_RELEASE
         ))
@@ -706,6 +708,7 @@ export class ClusterState extends EventEmitter<ClusterStateEvents> implements As
       onRetry: (err, delayMs) =>
         this.#logger.warn({ err, delayMs, hostId }, 'watch of assigned jobs failed: retrying'),
     })) {
+      releases.clear();
       if (item.type === 'snapshot') {
         const jobs: AssignedJob[] = [];
         const invalid: AssignedItem[] = [];

@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { AssignedJob } from '@flotilla/cluster';
 import { isFlotillaError } from '@flotilla/core';
 import { ArtifactCache, ProcessDriver } from '@flotilla/host';
 import { DriverOneOffRunner } from './driver-one-off-runner.js';
@@ -76,5 +77,34 @@ describe('destroyApp and one-offs', () => {
       expect(settled).toBe(true);
     }
     expect(await running()).toEqual([]);
+  });
+});
+
+describe('an app destroyed and created again under its name', () => {
+  it("runs the new app's release on the host agents, not the old app's of the same number", async () => {
+    // What each job is handed by its agent's watch: the config it would run with.
+    const seen: string[] = [];
+    h = await harness({
+      agents: {
+        behaviour: (job: AssignedJob) => {
+          seen.push(`${job.record.app}/${job.record.release}: ${job.release?.config.SECRET}`);
+          return 'run';
+        },
+      },
+    });
+    const life = async (secret: string): Promise<void> => {
+      const hh = h as Harness;
+      await hh.controller.createApp({ name: 'demo' });
+      const src = await hh.source({ Procfile: 'web: node server.js\n', 'server.js': '//\n' });
+      const b = await hh.controller.createBuild('demo', { type: 'git', dir: src, sha: sha(1) });
+      expect((await hh.controller.waitForBuild('demo', b.id)).status).toBe('succeeded');
+      await hh.controller.patchConfig('demo', { SECRET: secret });
+      expect((await hh.controller.getApp('demo')).liveRelease).toBe('v2');
+    };
+    await life('old');
+    await h.controller.destroyApp('demo');
+    await life('new');
+    // The agents' watch kept the first app's v2 (its slug and its secrets) for the second's.
+    expect(seen.filter((s) => s.startsWith('demo/v2')).at(-1)).toBe('demo/v2: new');
   });
 });
