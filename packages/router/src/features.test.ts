@@ -222,7 +222,9 @@ describe('balancing and stickiness', () => {
     // Its backend turns unready: the client moves, and gets a new cookie.
     await must(must(bs.find((b) => b.name === first.body)).registration).setReady(false);
     let moved: Awaited<ReturnType<typeof request>> | undefined;
-    for (let i = 0; i < 200; i++) {
+    // Until the router has seen it go (a discovery event): bounded by time, 10 s for a loaded
+    // machine, not by a count of 200 requests, whose time is what the machine makes of it.
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
       moved = await request(port, { headers: { cookie } });
       if (moved.body !== first.body) break;
       await new Promise((r) => setTimeout(r, 5));
