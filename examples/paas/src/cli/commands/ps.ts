@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { PaasError, PaasErrorCodes } from '../../errors.js';
 import { MAX_RUN_TIMEOUT_S, MAX_SCALE } from '../../server/api/schemas.js';
@@ -327,7 +328,10 @@ export function psCommands(program: Command): void {
         if (exit.code !== 0) {
           // Said once: the driver's last line is often this very message.
           if (exit.message !== lastSystem) process.stderr.write(`${exit.message}\n`);
-          process.exitCode = exit.code ?? 1;
+          // Ended by a signal (ps:stop, --timeout): 128 + its number, as a shell says it.
+          const signal =
+            exit.signal === null ? undefined : constants.signals[exit.signal as NodeJS.Signals];
+          process.exitCode = exit.code ?? (signal === undefined ? 1 : 128 + signal);
         }
       },
     );

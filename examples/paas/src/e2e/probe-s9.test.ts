@@ -1,0 +1,91 @@
+// Probe (session 9): one-offs stopped with ps:stop, and an app destroyed and created again,
+// against a real `flotilla server` (ProcessDriver, SQLite in a temp dir) and the real CLI.
+import { spawn } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  cli,
+  getApp,
+  MAIN,
+  ps,
+  removeDir,
+  run,
+  sampleRepo,
+  startServer,
+  waitFor,
+  type TestServer,
+} from './harness.js';
+
+let s: TestServer;
+let repo: string;
+const app = 'e2e-probe-s9';
+
+async function push(): Promise<void> {
+  const r = await run('git', ['push', '-f', 'flotilla', 'main'], {
+    cwd: repo,
+    env: s.env,
+    timeoutMs: 180_000,
+  });
+  expect(r.code, r.stderr).toBe(0);
+}
+
+beforeAll(async () => {
+  s = await startServer({ args: ['--stop-jobs'] });
+  repo = await sampleRepo(s, 'node');
+  expect((await cli(s, ['create', app], repo)).code).toBe(0);
+  await push();
+}, 240_000);
+
+afterAll(async () => {
+  await s?.stop();
+  if (s !== undefined) await removeDir(s.dataDir);
+}, 60_000);
+
+describe('probe s9', { timeout: 120_000 }, () => {
+  it("a run stopped with ps:stop exits as a shell's command killed by SIGTERM does (143)", async () => {
+    const child = spawn(process.execPath, [MAIN, 'run', '-a', app, 'echo started; sleep 96'], {
+      env: s.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      await new Promise<void>((resolve) => {
+        let out = '';
+        child.stdout.setEncoding('utf8').on('data', (c: string) => {
+          out += c;
+          if (out.includes('started')) resolve();
+        });
+      });
+      const oneOff = (await ps(s, app)).find((d) => d.type === 'run');
+      expect(oneOff).toBeDefined();
+      const stop = await cli(s, ['ps:stop', '-a', app, oneOff?.name ?? '']);
+      expect(stop.code, stop.stderr).toBe(0);
+      // It was 1, as for a command that failed: a script could not tell it was stopped.
+      expect(await exited, stderr).toBe(143);
+      expect(stderr).toMatch(/stopped with SIGTERM/);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('an app destroyed and created again serves its new config, not the old release of that number', async () => {
+    // v2 of the first app says "first life".
+    const setOld = await cli(s, ['config:set', '-a', app, 'MESSAGE=first life']);
+    expect(setOld.code, setOld.stderr).toBe(0);
+    const destroyed = await cli(s, ['apps:destroy', '-a', app, '--confirm', app]);
+    expect(destroyed.code, destroyed.stderr).toBe(0);
+    expect((await cli(s, ['create', app], repo)).code).toBe(0);
+    await push();
+    const setNew = await cli(s, ['config:set', '-a', app, 'MESSAGE=second life']);
+    expect(setNew.code, setNew.stderr).toBe(0);
+    // The router answers from the new v2 (its dyno says which release it is)...
+    const body = await waitFor('v2 serving', async () => {
+      const a = await getApp(s, app);
+      const b = JSON.parse(a.body) as { message: string; release: string };
+      return a.status === 200 && b.release === 'v2' ? b : undefined;
+    });
+    // ...with the new app's config: the host agent ran the first app's v2 (its config, its slug).
+    expect(body.message).toBe('second life');
+  });
+});
