@@ -194,9 +194,13 @@ describe('HostAgent (ProcessDriver, MemoryStore)', () => {
         type: 'http',
         path: '/healthz',
         intervalMs: 50,
-        timeoutMs: 500,
+        // The message is the last probe's: an answer (HTTP 500) needs the server listening
+        // when the grace ends and answering within the probe's timeout. A node process on a
+        // loaded machine can take longer than 300 ms to listen (the message then said
+        // "connection refused") and 500 ms to answer ("timed out").
+        timeoutMs: 5000,
         threshold: 3,
-        graceMs: 300,
+        graceMs: 5000,
       },
     });
     const a = await agent();
