@@ -185,13 +185,15 @@ describe('Controller on a MemoryStore with a real scheduler and fake agents', ()
 
   it('a deploy not ready in time is rolled back, naming the jobs that were not ready', async () => {
     h = await harness({
-      controller: { deploy: { readyTimeoutMs: 300, stopTimeoutMs: 5000 } },
+      // Long enough for the job to be placed first on a loaded machine: a timeout before the
+      // scheduler placed it says "only 0 of 1 web job(s) were placed", not "did not become ready".
+      controller: { deploy: { readyTimeoutMs: 3000, stopTimeoutMs: 5000 } },
       agents: { behaviour: (job) => (job.release?.config.SLOW === '1' ? 'hang' : 'run') },
     });
     await deployed(h);
     const err = await h.controller.patchConfig('demo', { SLOW: '1' }).catch((e: unknown) => e);
     expect(isFlotillaError(err, 'FLOTILLA_CONTROLLER_DEPLOY_FAILED')).toBe(true);
-    expect((err as Error).message).toMatch(/did not become ready within 300 ms/);
+    expect((err as Error).message).toMatch(/1 web job\(s\) did not become ready within 3000 ms/);
     await expect
       .poll(() => webJobs(cur()).then((j) => j.map((x) => `${x.release}:${x.state}`)))
       .toEqual(['v1:up']);
