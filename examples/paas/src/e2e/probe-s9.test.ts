@@ -69,6 +69,17 @@ describe('probe s9', { timeout: 120_000 }, () => {
     }
   });
 
+  it('ps:stop of a garbage id says so in a short line: a 10 KB id or terminal escapes are not echoed', async () => {
+    for (const bad of [`run.${'9'.repeat(10_000)}`, 'x'.repeat(10_000), 'run.1\x1b[2J\u202e']) {
+      const r = await cli(s, ['ps:stop', '-a', app, bad]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('is not a one-off dyno');
+      // It echoed the whole id (10 KB on one line), escapes and all.
+      expect(r.stderr.length, r.stderr.slice(0, 200)).toBeLessThan(400);
+      expect(r.stderr).not.toContain('\x1b');
+    }
+  });
+
   it('an app destroyed and created again serves its new config, not the old release of that number', async () => {
     // v2 of the first app says "first life".
     const setOld = await cli(s, ['config:set', '-a', app, 'MESSAGE=first life']);

@@ -1,6 +1,7 @@
 import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { PaasError, PaasErrorCodes } from '../../errors.js';
+import { quoted } from '../../internal/quoted.js';
 import { MAX_RUN_TIMEOUT_S, MAX_SCALE } from '../../server/api/schemas.js';
 import { wholeNumber } from '../numbers.js';
 import { ago, printJson, step, table } from '../output.js';
@@ -119,7 +120,7 @@ export function commandLine(args: readonly string[]): string {
 }
 
 /** A one-off's name in `ps` (`run.4821`, `release.1234`): what `ps:stop` takes. */
-const ONE_OFF_NAME = /^(run|release)\.[0-9]+$/;
+const ONE_OFF_NAME = /^(run|release)\.[0-9]{1,6}$/;
 
 /** `ps`, `ps:scale`, `ps:restart`, `ps:stop`, `run`. */
 export function psCommands(program: Command): void {
@@ -233,7 +234,7 @@ export function psCommands(program: Command): void {
           PaasErrorCodes.INVALID_REQUEST,
           ONE_OFF_NAME.test(dyno)
             ? `${dyno} is a one-off: it is not restarted; stop it with \`flotilla ps:stop ${dyno}\` and run its command again`
-            : `ps:restart restarts all of the app's dynos (rolling) and takes no dyno: restarting ${dyno} alone is not supported`,
+            : `ps:restart restarts all of the app's dynos (rolling) and takes no dyno: restarting ${quoted(dyno)} alone is not supported`,
         );
       const { api, app } = await appContext(o);
       await step(`Restarting ${app} (one dyno at a time, waiting for each to be ready)`, () =>
@@ -248,7 +249,7 @@ export function psCommands(program: Command): void {
       if (!ONE_OFF_NAME.test(dyno))
         throw new PaasError(
           PaasErrorCodes.INVALID_REQUEST,
-          `${dyno} is not a one-off dyno (run.4821): a formation's dynos are scaled with \`flotilla ps:scale\`, restarted with \`flotilla ps:restart\``,
+          `${quoted(dyno)} is not a one-off dyno (run.4821): a formation's dynos are scaled with \`flotilla ps:scale\`, restarted with \`flotilla ps:restart\``,
         );
       const { api, app } = await appContext(o);
       const done = await step(`Stopping ${dyno} on ${app}`, () =>
