@@ -1,6 +1,8 @@
 // Probe (session 9): one-offs stopped with ps:stop, and an app destroyed and created again,
 // against a real `flotilla server` (ProcessDriver, SQLite in a temp dir) and the real CLI.
 import { spawn } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cli,
@@ -16,6 +18,8 @@ import {
 } from './harness.js';
 
 let s: TestServer;
+/** A server SIGKILLed by the restart test, stopped (its jobs killed) at the end. */
+let killed: TestServer | undefined;
 let repo: string;
 const app = 'e2e-probe-s9';
 
@@ -37,6 +41,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await s?.stop();
+  await killed?.stop();
   if (s !== undefined) await removeDir(s.dataDir);
 }, 60_000);
 
@@ -98,5 +103,36 @@ describe('probe s9', { timeout: 120_000 }, () => {
     });
     // ...with the new app's config: the host agent ran the first app's v2 (its config, its slug).
     expect(body.message).toBe('second life');
+  });
+
+  // Last: it replaces the server.
+  it('a server SIGKILLed while a one-off runs, started again, leaves nothing of it: no process, no work dir', async () => {
+    const child = spawn(process.execPath, [MAIN, 'run', '-a', app, 'echo started; sleep 95'], {
+      env: s.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      await new Promise<void>((resolve) => {
+        let out = '';
+        child.stdout.setEncoding('utf8').on('data', (c: string) => {
+          out += c;
+          if (out.includes('started')) resolve();
+        });
+      });
+      const oneOffDir = join(s.dataDir, 'one-off');
+      expect(await readdir(oneOffDir)).toHaveLength(1);
+      killed = s;
+      s.process.kill('SIGKILL');
+      await new Promise((r) => killed?.process.once('exit', r));
+      s = await startServer({ dataDir: killed.dataDir, args: ['--stop-jobs'] });
+      expect((await ps(s, app)).filter((d) => d.type === 'run')).toEqual([]);
+      await waitFor('the one-off process gone', async () =>
+        (await run('pgrep', ['-f', 'sleep 95'])).code === 1 ? true : undefined,
+      );
+      // Its slug, extracted for it, was left for ever (one per run cut short so).
+      expect(await readdir(oneOffDir)).toEqual([]);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { isFlotillaError, type Logger } from '@flotilla/core';
@@ -299,6 +299,10 @@ export class FlotillaServer implements AsyncDisposable {
         token,
         logger: logger.child({ c: 'logs' }),
       });
+      // A one-off's work dir (its slug, extracted) goes when the run ends; those of runs of a
+      // server killed meanwhile were left for ever. This process runs none yet: all are leftovers.
+      for (const leftover of await readdir(dir('one-off')).catch(() => []))
+        await rm(join(dir('one-off'), leftover), { recursive: true, force: true });
       const controller = new Controller({
         store,
         artifacts,
