@@ -23,12 +23,30 @@ describe('resolveServerConfig', () => {
     expect(d.store).toEqual({ kind: 'sqlite', path: `${d.dataDir}/state.db` });
   });
 
+  it('reads an empty port variable as unset (the default), not as 0 (any free port)', () => {
+    const c = resolveServerConfig({}, { FLOTILLA_API_PORT: '', FLOTILLA_ROUTER_PORT: '' });
+    expect(c.apiPort).toBe(7700);
+    expect(c.routerPort).toBe(8080);
+  });
+
   it.each([
     [
       { apiPort: '70000' },
       /^--api-port \(FLOTILLA_API_PORT\) "70000": must be 0 \(any free port\) to 65535$/,
     ],
     [{ apiPort: 'abc' }, /^--api-port \(FLOTILLA_API_PORT\) "abc": must be a port number$/],
+    // Not numbers, though z.coerce took them ('' as 0: any free port).
+    [{ apiPort: '' }, /^--api-port \(FLOTILLA_API_PORT\) "": must be a port number$/],
+    [{ routerPort: ' 5' }, /^--router-port \(FLOTILLA_ROUTER_PORT\) " 5": must be a port number$/],
+    [{ hostCpu: '0x10' }, /^--host-cpu \(FLOTILLA_HOST_CPU\) "0x10": must be a number of CPU/],
+    [
+      { hostMemory: '1e3' },
+      /^--host-memory \(FLOTILLA_HOST_MEMORY\) "1e3": must be a number of MiB$/,
+    ],
+    [
+      { deployMinHealthy: '' },
+      /^--deploy-min-healthy \(FLOTILLA_DEPLOY_MIN_HEALTHY_MS\) "": must be a number of ms$/,
+    ],
     [{ routerPort: '-1' }, /^--router-port \(FLOTILLA_ROUTER_PORT\) "-1": must be 0/],
     [{ driver: 'kvm' }, /^--driver \(FLOTILLA_DRIVER\) "kvm": must be process or docker/],
     [{ hostId: 'a/b' }, /^--host-id \(FLOTILLA_HOST_ID\) "a\/b": must be a DNS label/],

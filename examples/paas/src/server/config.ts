@@ -76,11 +76,24 @@ export interface ServerConfig {
 const HOSTNAME =
   /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
-const port = z.coerce
-  .number({ error: 'must be a port number' })
-  .int('must be a whole number')
-  .min(0, 'must be 0 (any free port) to 65535')
-  .max(65535, 'must be 0 (any free port) to 65535');
+/**
+ * A number as a flag or variable gives it: decimal digits, maybe signed or with a fraction (the
+ * checks after it say what is wrong with those). `z.coerce` took `''` (an empty variable) as 0,
+ * and `' 5'`, `1e3` and `0x10` as numbers: an empty FLOTILLA_API_PORT meant any free port.
+ */
+const decimal = (error: string) =>
+  z
+    .string()
+    .regex(/^-?\d{1,16}(\.\d{1,16})?$/, error)
+    .transform(Number);
+
+const port = decimal('must be a port number').pipe(
+  z
+    .number()
+    .int('must be a whole number')
+    .min(0, 'must be 0 (any free port) to 65535')
+    .max(65535, 'must be 0 (any free port) to 65535'),
+);
 
 const raw = z.object({
   dataDir: z
@@ -116,24 +129,32 @@ const raw = z.object({
       (r) => r.from >= 1024 && r.to <= 65535 && r.from <= r.to,
       'must be within 1024-65535, low to high',
     ),
-  hostCpu: z.coerce
-    .number({ error: 'must be a number of CPU millis (1000 per core)' })
-    .int('must be a whole number of CPU millis (1000 per core)')
-    .min(1, 'must be at least 1 (CPU millis, 1000 per core)')
-    .max(10_000_000, 'must be at most 10000000 (CPU millis, 1000 per core)')
+  hostCpu: decimal('must be a number of CPU millis (1000 per core)')
+    .pipe(
+      z
+        .number()
+        .int('must be a whole number of CPU millis (1000 per core)')
+        .min(1, 'must be at least 1 (CPU millis, 1000 per core)')
+        .max(10_000_000, 'must be at most 10000000 (CPU millis, 1000 per core)'),
+    )
     .optional(),
-  hostMemory: z.coerce
-    .number({ error: 'must be a number of MiB' })
-    .int('must be a whole number of MiB')
-    .min(1, 'must be at least 1 (MiB)')
-    .max(1_000_000_000, 'must be at most 1000000000 (MiB)')
+  hostMemory: decimal('must be a number of MiB')
+    .pipe(
+      z
+        .number()
+        .int('must be a whole number of MiB')
+        .min(1, 'must be at least 1 (MiB)')
+        .max(1_000_000_000, 'must be at most 1000000000 (MiB)'),
+    )
     .optional(),
   stopJobsOnExit: z.boolean(),
-  deployMinHealthyMs: z.coerce
-    .number({ error: 'must be a number of ms' })
-    .int('must be a whole number of ms')
-    .min(0, 'must be at least 0 (ms)')
-    .max(59_999, 'must be below 60000 ms (the time a new dyno has to become ready)'),
+  deployMinHealthyMs: decimal('must be a number of ms').pipe(
+    z
+      .number()
+      .int('must be a whole number of ms')
+      .min(0, 'must be at least 0 (ms)')
+      .max(59_999, 'must be below 60000 ms (the time a new dyno has to become ready)'),
+  ),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
 
@@ -233,9 +254,9 @@ export function resolveServerConfig(
     dataDir: flags.dataDir ?? env.FLOTILLA_DATA_DIR ?? '.flotilla',
     apiHost: flags.apiHost ?? env.FLOTILLA_API_HOST ?? '127.0.0.1',
     advertiseHost: flags.advertiseHost ?? emptyToUndefined(env.FLOTILLA_ADVERTISE_HOST),
-    apiPort: flags.apiPort ?? env.FLOTILLA_API_PORT ?? '7700',
+    apiPort: flags.apiPort ?? emptyToUndefined(env.FLOTILLA_API_PORT) ?? '7700',
     routerHost: flags.routerHost ?? env.FLOTILLA_ROUTER_HOST ?? '127.0.0.1',
-    routerPort: flags.routerPort ?? env.FLOTILLA_ROUTER_PORT ?? '8080',
+    routerPort: flags.routerPort ?? emptyToUndefined(env.FLOTILLA_ROUTER_PORT) ?? '8080',
     token: flags.token ?? emptyToUndefined(env.FLOTILLA_TOKEN),
     store: flags.store ?? emptyToUndefined(env.FLOTILLA_STORE),
     driver: flags.driver ?? env.FLOTILLA_DRIVER ?? 'process',
