@@ -167,6 +167,8 @@ describe('Controller on a MemoryStore with a real scheduler and fake agents', ()
     expect(deployment?.status).toBe('rolled-back');
     expect(deployment?.failedJobs?.[0]?.exitStatus).toBe(3);
     expect((err as Error).message).toContain('v1 still serves');
+    // Named as ps names it (web.1), not by its job id alone.
+    expect((err as Error).message).toMatch(/new web\.1 crashed: exited with code 3/);
     expect(before).toEqual(['v1']);
     await expect
       .poll(() => webJobs(cur()).then((j) => j.map((x) => `${x.release}:${x.state}`)))

@@ -236,7 +236,8 @@ export async function rollout(
     if (res.value.failed.length > 0) {
       const j = res.value.failed[0] as MirroredJob;
       throw new RolloutFailure(
-        `new ${type} job ${j.record.id} crashed${j.status?.message === undefined ? '' : `: ${j.status.message}`}`,
+        // The dyno's name, as `ps` shows it; the driver's message names the job.
+        `new ${type}.${j.record.index} crashed: ${j.status?.message ?? `job ${j.record.id}`}`,
         res.value.failed,
       );
     }
