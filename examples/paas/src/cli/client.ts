@@ -84,8 +84,11 @@ export class ApiClient {
       const text = await res.text();
       let message = `${method} ${path}: HTTP ${res.status}`;
       try {
-        const e = JSON.parse(text) as { message?: unknown };
+        const e = JSON.parse(text) as { message?: unknown; details?: unknown };
         if (typeof e.message === 'string') message = e.message;
+        // A failed deploy's dynos and their last lines, under the message.
+        if (Array.isArray(e.details) && e.details.every((d) => typeof d === 'string'))
+          message = [message, ...(e.details as string[])].join('\n');
       } catch {
         // not JSON
       }

@@ -371,6 +371,8 @@ describe('an app that crashes after its deploy', { timeout: 180_000 }, () => {
     expect(set.code, set.stderr).not.toBe(0);
     expect(set.stderr).toMatch(/crashed/);
     expect(set.stderr).toContain(`${before} still serves`);
+    // The crashed dyno's last lines, as a push shows them.
+    expect(set.stderr).toContain('| boom: out of widgets');
     expect(await up()).toEqual([before]);
   });
 

@@ -1,9 +1,8 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { isFlotillaError } from '@flotilla/core';
-import type { DeployOutcome } from '@flotilla/controller';
 import { z } from 'zod';
 import { validate } from '../http/body.js';
-import { userMessage } from '../http/errors.js';
+import { failedDynoLines, userMessage } from '../http/errors.js';
 import type { Routes } from '../http/routes.js';
 import { ResponseStream } from '../http/stream.js';
 import { formatDeployLine } from '../git/protocol.js';
@@ -60,7 +59,7 @@ export function gitDeployRoutes(routes: Routes, d: ApiDeps): void {
           }),
         );
       } else {
-        for (const line of failureDetails(outcome)) await say(line);
+        for (const line of failedDynoLines(outcome.deployment)) await say(line);
         const live = outcome.status === 'deploy-failed' ? outcome.liveRelease : undefined;
         await out.write(
           formatDeployLine({
@@ -83,14 +82,4 @@ export function gitDeployRoutes(routes: Routes, d: ApiDeps): void {
       await rm(dir, { recursive: true, force: true });
     }
   });
-}
-
-/** The failed jobs of a deploy that did not go live, with their last log lines. */
-function failureDetails(outcome: DeployOutcome): string[] {
-  const details: string[] = [];
-  for (const job of outcome.deployment?.failedJobs ?? []) {
-    details.push(` !     ${job.type} (${job.id}): ${job.message ?? job.state}`);
-    for (const line of job.logs.slice(-20)) details.push(`       | ${line}`);
-  }
-  return details;
 }

@@ -1,4 +1,5 @@
 import { isFlotillaError } from '@flotilla/core';
+import type { Deployment } from '@flotilla/controller';
 import { PaasError } from '../../errors.js';
 
 /** The body of every API error: Heroku's `{ id, message }`, plus the Flotilla code. */
@@ -9,6 +10,21 @@ export interface ApiErrorBody {
   readonly message: string;
   /** The `FLOTILLA_*` code, when the error has one. */
   readonly code?: string;
+  /**
+   * Lines to show under the message: for a deploy that failed (`FLOTILLA_CONTROLLER_DEPLOY_FAILED`),
+   * each failed dyno with its message and last log lines, as `git push` shows them.
+   */
+  readonly details?: readonly string[];
+}
+
+/** The failed dynos of a deploy, each with its message and last 20 log lines, for a user to read. */
+export function failedDynoLines(deployment: Deployment | undefined): string[] {
+  const lines: string[] = [];
+  for (const job of deployment?.failedJobs ?? []) {
+    lines.push(` !     ${job.type} (${job.id}): ${job.message ?? job.state}`);
+    for (const line of job.logs.slice(-20)) lines.push(`       | ${line}`);
+  }
+  return lines;
 }
 
 /**
@@ -25,7 +41,16 @@ export function errorResponse(err: unknown): { status: number; body: ApiErrorBod
   }
   if (isFlotillaError(err)) {
     const status = statusForCode(err.code, err.retryable);
-    return { status, body: { id: idFor(status), message: userMessage(err), code: err.code } };
+    const details = failedDynoLines((err as { deployment?: Deployment }).deployment);
+    return {
+      status,
+      body: {
+        id: idFor(status),
+        message: userMessage(err),
+        code: err.code,
+        ...(details.length === 0 ? {} : { details }),
+      },
+    };
   }
   return {
     status: 500,
