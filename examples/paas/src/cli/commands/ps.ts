@@ -2,7 +2,7 @@ import { constants } from 'node:os';
 import type { Command } from 'commander';
 import { PaasError, PaasErrorCodes } from '../../errors.js';
 import { quoted } from '../../internal/quoted.js';
-import { MAX_RUN_TIMEOUT_S, MAX_SCALE } from '../../server/api/schemas.js';
+import { MAX_RUN_TIMEOUT_S, MAX_SCALE, ONE_OFF_NAME } from '../../server/api/schemas.js';
 import { wholeNumber } from '../numbers.js';
 import { ago, printJson, step, table } from '../output.js';
 import { appContext, appOption, jsonOption, p, type AppOptions } from './context.js';
@@ -118,9 +118,6 @@ export function commandLine(args: readonly string[]): string {
     .map((a) => (/^[A-Za-z0-9_\-+=.,:/@%]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`))
     .join(' ');
 }
-
-/** A one-off's name in `ps` (`run.4821`, `release.1234`): what `ps:stop` takes. */
-const ONE_OFF_NAME = /^(run|release)\.[0-9]{1,6}$/;
 
 /** `ps`, `ps:scale`, `ps:restart`, `ps:stop`, `run`. */
 export function psCommands(program: Command): void {

@@ -4,7 +4,7 @@ import { readJson, validate } from '../http/body.js';
 import type { Routes } from '../http/routes.js';
 import { ResponseStream } from '../http/stream.js';
 import type { ApiDeps } from './deps.js';
-import { appName, runBody } from './schemas.js';
+import { appName, ONE_OFF_NAME, runBody } from './schemas.js';
 
 /** A one-off as `GET /apps/{app}/dynos` lists it: a dyno named `run.4821` with its command. */
 export interface OneOffDyno {
@@ -120,7 +120,7 @@ export function dynoRoutes(routes: Routes, d: ApiDeps): void {
   routes.on('DELETE', '/apps/:app/dynos/:dyno', async ({ params, signal }) => {
     const app = validate(appName, params.app);
     const dyno = params.dyno ?? '';
-    if (!/^(run|release)\.[0-9]{1,6}$/.test(dyno))
+    if (!ONE_OFF_NAME.test(dyno))
       throw new PaasError(
         PaasErrorCodes.INVALID_REQUEST,
         `${JSON.stringify(dyno.slice(0, 64))} is not a one-off dyno: only one-offs (run.4821) are stopped one by one; scale a process type with ps:scale, restart them all with ps:restart`,

@@ -164,3 +164,6 @@ export const hostPatchBody = z
     (b) => b.deadline_ms === undefined || b.drain === true,
     'deadline_ms goes with drain: true (a deadline for the drain it starts)',
   );
+
+/** A one-off's name as `ps` lists it (`run.4821`, `release.1234`): what `ps:stop` takes. */
+export const ONE_OFF_NAME = /^(run|release)\.[0-9]{1,6}$/;
