@@ -374,6 +374,48 @@ describe('ProcessDriver', () => {
     for (const pid of pids) expect((await readStat(pid))?.state ?? 'gone').toMatch(/^(gone|Z)$/);
   });
 
+  it('a stop right after start reaches the command, also while the job script is forking it', async () => {
+    // Between the shell's fork and its exec of the command, a group signal is caught by the
+    // shell's handler and lost at the exec: 1 stop in 30 then waited out the whole grace and
+    // ended by SIGKILL. Starts stopped within 0-2 ms, four at a time, hit that window.
+    const d = await create();
+    const ends: string[] = [];
+    await Promise.all(
+      Array.from({ length: 4 }, async (_, w) => {
+        for (let i = w; i < 160; i += 4) {
+          const id = `demo.web.${i}`;
+          await d.start(spec(id, 'sleep 30'));
+          if (i % 3 > 0) await new Promise((r) => setTimeout(r, i % 3));
+          const status = await d.stop(id, { graceMs: 5_000 });
+          ends.push(status.signal ?? `code ${status.code}`);
+          await d.remove(id);
+        }
+      }),
+    );
+    expect(ends.filter((e) => e !== 'SIGTERM')).toEqual([]);
+  }, 60_000);
+
+  it('a stop while the profile scripts run ends the job by SIGTERM before its command runs', async () => {
+    // The profile busy in shell builtins: the signal ends it between two of them. The job used
+    // to end with the last builtin's status (code 0), as if its command had run and succeeded.
+    await mkdir(join(slug, '.profile.d'));
+    await writeFile(
+      join(slug, '.profile.d', 'slow.sh'),
+      'echo profile; i=0; while [ $i -lt 5000000 ]; do i=$((i+1)); done\n',
+    );
+    const d = await create();
+    await d.start(spec('slow-profile', 'echo command ran'));
+    for await (const l of d.logs('slow-profile', { follow: true })) if (l.line === 'profile') break;
+    expect(await d.stop('slow-profile', { graceMs: 5_000 })).toMatchObject({
+      signal: 'SIGTERM',
+      code: null,
+    });
+    const lines = [];
+    for await (const l of d.logs('slow-profile')) lines.push(l.line);
+    expect(lines).toContain('profile');
+    expect(lines).not.toContain('command ran');
+  });
+
   it('refuses bad options and signals with coded errors', async () => {
     await expect(create({ sampleIntervalMs: 0 })).rejects.toMatchObject({
       code: 'FLOTILLA_HOST_INVALID_OPTIONS',

@@ -32,6 +32,7 @@ import {
   isSameProcess,
   killGroup,
   processGroups,
+  signalShellGroup,
   processesWriting,
   readStat,
   residentBytes,
@@ -457,7 +458,19 @@ export class ProcessDriver
   async #signalJob(job: Job, signal: NodeJS.Signals): Promise<boolean> {
     if (job.exit !== undefined || job.finishing) return false;
     if (job.child === undefined && !(await this.#leaderAlive(job))) return false;
-    return killGroup(job.record.pid, signal);
+    // SIGKILL, SIGSTOP and SIGCONT cannot be caught, so no starting command can miss them.
+    if (signal === 'SIGKILL' || signal === 'SIGSTOP' || signal === 'SIGCONT')
+      return killGroup(job.record.pid, signal);
+    const resent = signalShellGroup(job.record.pid, signal);
+    if (resent === false) return false;
+    void resent.then((pids) => {
+      if (pids.length > 0)
+        this.#logger.debug(
+          { jobId: job.id, pids, signal },
+          'sent the signal again to a command that was starting when it came',
+        );
+    });
+    return true;
   }
 
   #leaderAlive(job: Job): Promise<boolean> {

@@ -12,25 +12,33 @@ import { constants } from 'node:os';
  *   ends by that signal, as a shell that `exec`s would. USR1 and USR2 are trapped so that
  *   `signal(id, 'SIGUSR2')` reaches the command without killing the shell. Trapped signals are
  *   reset to their defaults in the command, so it sees all of them normally.
+ * - A signal that comes before the command starts (while the profile scripts run) ends the
+ *   job by that signal, not with the status of the last profile command.
  * - The EXIT trap writes the status to the exit file. A command that `exec`s replaces the
  *   shell, and then no file is written: the driver that started it sees its exit anyway.
  * - `.profile.d/*.sh`, then `.profile`, are sourced as on Heroku; then the command is
  *   `eval`ed with no positional parameters, so shell syntax in it works.
  */
-export const JOB_SCRIPT = `__flotilla_cmd=$1 __flotilla_exit_file=$2
+export const JOB_SCRIPT = `__flotilla_cmd=$1 __flotilla_exit_file=$2 __flotilla_ran=
 __flotilla_end() {
   __flotilla_s=$?
+  if [ -n "\${1-}" ] && [ -z "$__flotilla_ran" ]; then __flotilla_s=$1; fi
   trap - EXIT TERM INT HUP QUIT USR1 USR2
   printf '%s\\n' "$__flotilla_s" > "$__flotilla_exit_file" 2>/dev/null
   case $__flotilla_s in 129|130|131|134|137|138|139|140|141|142|143) kill -n "$((__flotilla_s - 128))" "$$" ;; esac
   exit "$__flotilla_s"
 }
-trap __flotilla_end EXIT TERM INT HUP QUIT
+trap __flotilla_end EXIT
+trap '__flotilla_end 143' TERM
+trap '__flotilla_end 130' INT
+trap '__flotilla_end 129' HUP
+trap '__flotilla_end 131' QUIT
 trap : USR1 USR2
 set --
 for __flotilla_f in .profile.d/*.sh; do if [ -r "$__flotilla_f" ]; then . "./$__flotilla_f"; fi; done
 unset __flotilla_f
 if [ -r .profile ]; then . ./.profile; fi
+__flotilla_ran=1
 eval "$__flotilla_cmd"
 `;
 

@@ -1,6 +1,8 @@
 // Reading Linux's /proc: process start times (to tell a pid from a reused one), process groups
 // and resident memory.
+import { readFileSync } from 'node:fs';
 import { readdir, readFile, readlink } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** The fields of `/proc/<pid>/stat` the driver uses. */
 export interface ProcStat {
@@ -124,4 +126,87 @@ export async function processesWriting(paths: readonly string[]): Promise<number
     }),
   );
   return found;
+}
+
+/** A file of /proc read at once (the caller races a process), or undefined when it is gone. */
+function readNow(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'latin1');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The start time of `pid` (see {@link ProcStat}), read at once; undefined when it is gone. */
+function startTimeNow(pid: number): number | undefined {
+  const text = readNow(`/proc/${pid}/stat`);
+  return text === undefined ? undefined : parseStat(pid, text)?.startTime;
+}
+
+/** The children of `pid` with their command lines, read at once; undefined when it is gone. */
+function childrenNow(pid: number): Map<number, string> | undefined {
+  const list = readNow(`/proc/${pid}/task/${pid}/children`);
+  if (list === undefined) return undefined;
+  const out = new Map<number, string>();
+  for (const s of list.split(' ')) {
+    if (s === '') continue;
+    const cmdline = readNow(`/proc/${s}/cmdline`);
+    if (cmdline !== undefined && cmdline !== '') out.set(Number(s), cmdline);
+  }
+  return out;
+}
+
+/**
+ * Sends `signal` to the process group of `leader`, a job script's shell (bash), so that the
+ * command the shell runs gets it even when it is starting. A child the shell forks to run a
+ * command is the shell until it execs the command: a signal that comes then is caught by the
+ * shell's handler and forgotten by the exec, and a signal the shell takes just before it forks
+ * is never seen by the child at all. Either way the command would run on as if never signalled
+ * (until SIGKILL ends the grace). So each child of the shell that was not running its command
+ * when the signal was sent gets it again, once, as soon as it runs its command; one that ends
+ * first, or whose pid another process now has, is left alone. Children are watched until the
+ * shell ends or `watchMs` (5 s) passes.
+ *
+ * Returns false when the group has no process left (nothing was sent), and otherwise a promise
+ * of the pids the signal went to again. A child that execs in the microseconds between the
+ * read of the children and the signal may get it twice.
+ */
+export function signalShellGroup(
+  leader: number,
+  signal: NodeJS.Signals,
+  options: { watchMs?: number } = {},
+): false | Promise<number[]> {
+  const leaderCmdline = readNow(`/proc/${leader}/cmdline`);
+  const before = childrenNow(leader);
+  if (!killGroup(leader, signal)) return false;
+  if (leaderCmdline === undefined || before === undefined) return Promise.resolve([]);
+  // Children running their command when the signal went: it reached them.
+  const reached = new Set<number>();
+  for (const [pid, cmdline] of before) if (cmdline !== leaderCmdline) reached.add(pid);
+  const deadline = Date.now() + (options.watchMs ?? 5_000);
+  const seen = new Map<number, number | undefined>(); // pid -> start time when first seen
+  const resent: number[] = [];
+  const check = (): boolean => {
+    const children = childrenNow(leader);
+    if (children === undefined) return false; // the shell ended
+    for (const [pid, cmdline] of children) {
+      if (reached.has(pid)) continue;
+      if (!seen.has(pid)) seen.set(pid, startTimeNow(pid));
+      if (cmdline === leaderCmdline) continue; // not yet running its command
+      reached.add(pid);
+      if (startTimeNow(pid) !== seen.get(pid)) continue;
+      try {
+        process.kill(pid, signal);
+        resent.push(pid);
+      } catch {
+        // ended meanwhile
+      }
+    }
+    return true;
+  };
+  return (async () => {
+    for (let wait = 1; check() && Date.now() < deadline; wait = Math.min(wait * 2, 50))
+      await sleep(wait, undefined, { ref: false });
+    return resent;
+  })();
 }
