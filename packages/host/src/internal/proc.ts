@@ -143,17 +143,13 @@ function startTimeNow(pid: number): number | undefined {
   return text === undefined ? undefined : parseStat(pid, text)?.startTime;
 }
 
-/** The children of `pid` with their command lines, read at once; undefined when it is gone. */
-function childrenNow(pid: number): Map<number, string> | undefined {
+/** The children of `pid`, read at once; undefined when it is gone. */
+function childrenNow(pid: number): number[] | undefined {
   const list = readNow(`/proc/${pid}/task/${pid}/children`);
-  if (list === undefined) return undefined;
-  const out = new Map<number, string>();
-  for (const s of list.split(' ')) {
-    if (s === '') continue;
-    const cmdline = readNow(`/proc/${s}/cmdline`);
-    if (cmdline !== undefined && cmdline !== '') out.set(Number(s), cmdline);
-  }
-  return out;
+  return list
+    ?.split(' ')
+    .filter((p) => p !== '')
+    .map(Number);
 }
 
 /**
@@ -177,21 +173,30 @@ export function signalShellGroup(
   options: { watchMs?: number } = {},
 ): false | Promise<number[]> {
   const leaderCmdline = readNow(`/proc/${leader}/cmdline`);
-  const before = childrenNow(leader);
-  if (!killGroup(leader, signal)) return false;
-  if (leaderCmdline === undefined || before === undefined) return Promise.resolve([]);
+  const leaderStart = startTimeNow(leader);
   // Children running their command when the signal went: it reached them.
   const reached = new Set<number>();
-  for (const [pid, cmdline] of before) if (cmdline !== leaderCmdline) reached.add(pid);
+  const before = childrenNow(leader);
+  for (const pid of before ?? []) {
+    const cmdline = readNow(`/proc/${pid}/cmdline`);
+    if (cmdline !== undefined && cmdline !== leaderCmdline) reached.add(pid);
+  }
+  if (!killGroup(leader, signal)) return false;
+  if (leaderCmdline === undefined || leaderStart === undefined || before === undefined)
+    return Promise.resolve([]);
   const deadline = Date.now() + (options.watchMs ?? 5_000);
   const seen = new Map<number, number | undefined>(); // pid -> start time when first seen
   const resent: number[] = [];
   const check = (): boolean => {
+    // The shell ended, or (later) its pid names another process, whose children are not ours.
+    if (startTimeNow(leader) !== leaderStart) return false;
     const children = childrenNow(leader);
-    if (children === undefined) return false; // the shell ended
-    for (const [pid, cmdline] of children) {
+    if (children === undefined) return false;
+    for (const pid of children) {
       if (reached.has(pid)) continue;
       if (!seen.has(pid)) seen.set(pid, startTimeNow(pid));
+      const cmdline = readNow(`/proc/${pid}/cmdline`);
+      if (cmdline === undefined || cmdline === '') continue; // ended (a zombie has none)
       if (cmdline === leaderCmdline) continue; // not yet running its command
       reached.add(pid);
       if (startTimeNow(pid) !== seen.get(pid)) continue;
