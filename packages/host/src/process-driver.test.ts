@@ -395,6 +395,27 @@ describe('ProcessDriver', () => {
     expect(ends.filter((e) => e !== 'SIGTERM')).toEqual([]);
   }, 60_000);
 
+  it('a signal reaches the processes the job had when it was sent, not a command its shell starts after', async () => {
+    // The re-send above watches the shell's children: a command the shell starts once the
+    // first one has handled USR2 must not get it (a re-send to every later child did).
+    const d = await create();
+    await d.start(
+      spec(
+        'seq',
+        `sh -c 'trap "echo first got USR2" USR2; echo first ready; sleep 2 & wait'; ` +
+          `sh -c 'trap "echo second got USR2" USR2; sleep 0.3 & wait'; echo "second status $?"; ` +
+          'exec sleep 1000',
+      ),
+    );
+    const lines: string[] = [];
+    for await (const l of d.logs('seq', { follow: true })) {
+      lines.push(l.line);
+      if (l.line === 'first ready') await d.signal('seq', 'SIGUSR2');
+      if (l.line.startsWith('second status')) break;
+    }
+    expect(lines).toEqual(['first ready', 'first got USR2', 'second status 0']);
+  });
+
   it('a stop while the profile scripts run ends the job by SIGTERM before its command runs', async () => {
     // The profile busy in shell builtins: the signal ends it between two of them. The job used
     // to end with the last builtin's status (code 0), as if its command had run and succeeded.

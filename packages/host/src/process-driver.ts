@@ -24,7 +24,12 @@ import {
   type LogLine,
   type LogReadOptions,
 } from './log-buffer.js';
-import { decodeShellStatus, isSignal, JOB_SCRIPT } from './internal/job-script.js';
+import {
+  decodeShellStatus,
+  isSignal,
+  JOB_SCRIPT,
+  JOB_SCRIPT_ENDS_ON,
+} from './internal/job-script.js';
 import { LogTailer } from './internal/log-tailer.js';
 import { readFromStart } from './internal/file-log-reader.js';
 import { MemoryWatch } from './internal/memory-watch.js';
@@ -461,7 +466,10 @@ export class ProcessDriver
     // SIGKILL, SIGSTOP and SIGCONT cannot be caught, so no starting command can miss them.
     if (signal === 'SIGKILL' || signal === 'SIGSTOP' || signal === 'SIGCONT')
       return killGroup(job.record.pid, signal);
-    const resent = signalShellGroup(job.record.pid, signal);
+    const resent = signalShellGroup(job.record.pid, signal, {
+      isJobShell: (cmdline) => cmdline.includes(JOB_SCRIPT),
+      endsJob: JOB_SCRIPT_ENDS_ON.has(signal),
+    });
     if (resent === false) return false;
     void resent.then((pids) => {
       if (pids.length > 0)

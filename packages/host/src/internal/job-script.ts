@@ -42,6 +42,14 @@ __flotilla_ran=1
 eval "$__flotilla_cmd"
 `;
 
+/** The signals whose trap in {@link JOB_SCRIPT} ends the job (once a running command has ended). */
+export const JOB_SCRIPT_ENDS_ON: ReadonlySet<NodeJS.Signals> = new Set([
+  'SIGTERM',
+  'SIGINT',
+  'SIGHUP',
+  'SIGQUIT',
+]);
+
 /** The name of a signal number, or undefined. */
 export function signalName(n: number): NodeJS.Signals | undefined {
   for (const [name, num] of Object.entries(constants.signals)) {

@@ -137,12 +137,6 @@ function readNow(path: string): string | undefined {
   }
 }
 
-/** The start time of `pid` (see {@link ProcStat}), read at once; undefined when it is gone. */
-function startTimeNow(pid: number): number | undefined {
-  const text = readNow(`/proc/${pid}/stat`);
-  return text === undefined ? undefined : parseStat(pid, text)?.startTime;
-}
-
 /** The children of `pid`, read at once; undefined when it is gone. */
 function childrenNow(pid: number): number[] | undefined {
   const list = readNow(`/proc/${pid}/task/${pid}/children`);
@@ -152,54 +146,79 @@ function childrenNow(pid: number): number[] | undefined {
     .map(Number);
 }
 
+/** `/proc/<pid>/stat` of `pid`, read at once; undefined when it is gone. */
+function statNow(pid: number): ProcStat | undefined {
+  const text = readNow(`/proc/${pid}/stat`);
+  return text === undefined ? undefined : parseStat(pid, text);
+}
+
 /**
- * Sends `signal` to the process group of `leader`, a job script's shell (bash), so that the
- * command the shell runs gets it even when it is starting. A child the shell forks to run a
- * command is the shell until it execs the command: a signal that comes then is caught by the
- * shell's handler and forgotten by the exec, and a signal the shell takes just before it forks
- * is never seen by the child at all. Either way the command would run on as if never signalled
- * (until SIGKILL ends the grace). So each child of the shell that was not running its command
- * when the signal was sent gets it again, once, as soon as it runs its command; one that ends
- * first, or whose pid another process now has, is left alone. Children are watched until the
- * shell ends or `watchMs` (5 s) passes.
+ * Sends `signal` to the process group of `leader`, so that the command a job script's shell
+ * runs gets it even when it is starting. `isJobShell` tells the job script's shell by its
+ * command line (`/proc/<pid>/cmdline`).
  *
- * Returns false when the group has no process left (nothing was sent), and otherwise a promise
- * of the pids the signal went to again. A child that execs in the microseconds between the
- * read of the children and the signal may get it twice.
+ * A child the shell forks to run a command is a copy of the shell until it execs the command:
+ * a signal that comes then is caught by the shell's handler and forgotten by the exec. And a
+ * signal the shell itself takes just before it forks never reaches that child (the shell runs
+ * its trap only once the command ends). Either way the command runs on as if never signalled;
+ * for a stop, until SIGKILL ends the grace. So, while the leader is still the job script's
+ * shell (not a command it exec'd) and for at most `watchMs` (5 s):
+ *
+ * - each child of the shell that was a copy of it when the signal went gets the signal once
+ *   more as soon as it execs its command;
+ * - with `endsJob` (the signal's trap ends the job once the running command does: TERM, INT,
+ *   HUP, QUIT), so does each child the shell forks afterwards: the command it was starting.
+ *   Without it, later children are commands started after the signal, and are left alone.
+ *
+ * Only the shell's own children in its process group are considered, never their children; a
+ * child that ends first, or whose pid another process now has, is left alone. Returns false
+ * when the group has no process left (nothing was sent), else a promise of the pids the signal
+ * went to again. A child that execs in the microseconds between the read of the children and
+ * the signal may get it twice.
  */
 export function signalShellGroup(
   leader: number,
   signal: NodeJS.Signals,
-  options: { watchMs?: number } = {},
+  options: { isJobShell: (cmdline: string) => boolean; endsJob: boolean; watchMs?: number },
 ): false | Promise<number[]> {
   const leaderCmdline = readNow(`/proc/${leader}/cmdline`);
-  const leaderStart = startTimeNow(leader);
-  // Children running their command when the signal went: it reached them.
-  const reached = new Set<number>();
-  const before = childrenNow(leader);
-  for (const pid of before ?? []) {
-    const cmdline = readNow(`/proc/${pid}/cmdline`);
-    if (cmdline !== undefined && cmdline !== leaderCmdline) reached.add(pid);
+  const leaderStart = statNow(leader)?.startTime;
+  if (leaderCmdline === undefined || !options.isJobShell(leaderCmdline))
+    return killGroup(leader, signal) && Promise.resolve([]);
+  // The children when the signal went: copies of the shell are watched, the rest were reached.
+  const copies = new Set<number>();
+  const before = new Set<number>();
+  for (const pid of childrenNow(leader) ?? []) {
+    before.add(pid);
+    if (readNow(`/proc/${pid}/cmdline`) === leaderCmdline) copies.add(pid);
   }
   if (!killGroup(leader, signal)) return false;
-  if (leaderCmdline === undefined || leaderStart === undefined || before === undefined)
-    return Promise.resolve([]);
   const deadline = Date.now() + (options.watchMs ?? 5_000);
-  const seen = new Map<number, number | undefined>(); // pid -> start time when first seen
+  const watched = new Map<number, number>(); // pid -> start time when first seen
+  const done = new Set<number>();
   const resent: number[] = [];
   const check = (): boolean => {
-    // The shell ended, or (later) its pid names another process, whose children are not ours.
-    if (startTimeNow(leader) !== leaderStart) return false;
-    const children = childrenNow(leader);
-    if (children === undefined) return false;
-    for (const pid of children) {
-      if (reached.has(pid)) continue;
-      if (!seen.has(pid)) seen.set(pid, startTimeNow(pid));
-      const cmdline = readNow(`/proc/${pid}/cmdline`);
-      if (cmdline === undefined || cmdline === '') continue; // ended (a zombie has none)
-      if (cmdline === leaderCmdline) continue; // not yet running its command
-      reached.add(pid);
-      if (startTimeNow(pid) !== seen.get(pid)) continue;
+    // Stop once the shell ended, exec'd a command, or its pid names another process.
+    const stat = statNow(leader);
+    if (stat === undefined || stat.startTime !== leaderStart) return false;
+    if (readNow(`/proc/${leader}/cmdline`) !== leaderCmdline) return false;
+    for (const pid of childrenNow(leader) ?? []) {
+      if (done.has(pid)) continue;
+      if (!copies.has(pid) && (before.has(pid) || !options.endsJob)) continue;
+      const child = statNow(pid);
+      if (child === undefined || child.state === 'Z') continue;
+      if (child.pgrp !== leader) {
+        done.add(pid); // left the job's group: not the job script's to signal
+        continue;
+      }
+      const first = watched.get(pid);
+      if (first === undefined) watched.set(pid, child.startTime);
+      else if (first !== child.startTime) {
+        done.add(pid); // another process under a reused pid
+        continue;
+      }
+      if (readNow(`/proc/${pid}/cmdline`) === leaderCmdline) continue; // not yet exec'd
+      done.add(pid);
       try {
         process.kill(pid, signal);
         resent.push(pid);
