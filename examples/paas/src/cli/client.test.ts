@@ -38,6 +38,32 @@ describe('ApiClient.lines', () => {
     expect(got).toEqual(['one']);
   });
 
+  it('says the connection was lost when the server goes away before it answers, and cannot be reached when nothing listens', async () => {
+    // A server killed with the request in flight: the CLI said "cannot reach ... is `flotilla
+    // server` running?", as for a server that was never there.
+    const url = await serve((req) => req.socket.destroy());
+    await expect(
+      (async () => {
+        const got: string[] = [];
+        for await (const line of new ApiClient({ url, token: 't' }).lines('GET', '/x'))
+          got.push(line);
+        return got;
+      })(),
+    ).rejects.toMatchObject({
+      code: 'FLOTILLA_PAAS_API',
+      retryable: true,
+      message: expect.stringContaining(
+        `the connection to the Flotilla API at ${url} was lost before it answered`,
+      ),
+    });
+    server?.closeAllConnections();
+    await new Promise((r) => server?.close(r));
+    await expect(new ApiClient({ url, token: 't' }).get('/x')).rejects.toMatchObject({
+      code: 'FLOTILLA_PAAS_API',
+      message: expect.stringContaining(`cannot reach the Flotilla API at ${url}`),
+    });
+  });
+
   it('closes the answer when the caller stops reading early', async () => {
     let closed: Promise<unknown> | undefined;
     const url = await serve((_req, res) => {

@@ -74,9 +74,14 @@ export class ApiClient {
       });
     } catch (err) {
       if (signal?.aborted) throw err;
+      // Connected, then cut before the answer came (the server killed mid-request): not the
+      // same as a server that is not there.
+      const lost = connectionLost(err);
       throw new PaasError(
         PaasErrorCodes.API,
-        `cannot reach the Flotilla API at ${this.url}: is \`flotilla server\` running? (${causeMessage(err)})`,
+        lost
+          ? `the connection to the Flotilla API at ${this.url} was lost before it answered: is \`flotilla server\` still running? (${causeMessage(err)})`
+          : `cannot reach the Flotilla API at ${this.url}: is \`flotilla server\` running? (${causeMessage(err)})`,
         { retryable: true, cause: err },
       );
     }
@@ -96,6 +101,13 @@ export class ApiClient {
     }
     return res;
   }
+}
+
+/** Whether fetch failed on a connection cut after it was made (reset, closed by the server). */
+function connectionLost(err: unknown): boolean {
+  const cause = (err as Error).cause as { code?: unknown } | undefined;
+  const code = typeof cause?.code === 'string' ? cause.code : '';
+  return code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET';
 }
 
 /** What fetch's error says of its cause (`connect ECONNREFUSED 127.0.0.1:7700`, `other side closed`). */
