@@ -469,6 +469,7 @@ export class ProcessDriver
     const resent = signalShellGroup(job.record.pid, signal, {
       isJobShell: (cmdline) => cmdline.includes(JOB_SCRIPT),
       endsJob: JOB_SCRIPT_ENDS_ON.has(signal),
+      startTime: job.record.startTime,
     });
     if (resent === false) return false;
     void resent.then((pids) => {

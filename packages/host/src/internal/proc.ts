@@ -172,17 +172,30 @@ function statNow(pid: number): ProcStat | undefined {
  *
  * Only the shell's own children in its process group are considered, never their children; a
  * child that ends first, or whose pid another process now has, is left alone. Returns false
- * when the group has no process left (nothing was sent), else a promise of the pids the signal
+ * when the group has no process left or `leader` now names a process started at another time
+ * than `startTime` (nothing was sent), else a promise of the pids the signal
  * went to again. A child that execs in the microseconds between the read of the children and
  * the signal may get it twice.
  */
 export function signalShellGroup(
   leader: number,
   signal: NodeJS.Signals,
-  options: { isJobShell: (cmdline: string) => boolean; endsJob: boolean; watchMs?: number },
+  options: {
+    isJobShell: (cmdline: string) => boolean;
+    endsJob: boolean;
+    /** The leader's start time when known: a pid that now names another process is not signalled. */
+    startTime?: number;
+    watchMs?: number;
+  },
 ): false | Promise<number[]> {
   const leaderCmdline = readNow(`/proc/${leader}/cmdline`);
   const leaderStart = statNow(leader)?.startTime;
+  if (
+    options.startTime !== undefined &&
+    leaderStart !== undefined &&
+    leaderStart !== options.startTime
+  )
+    return false;
   if (leaderCmdline === undefined || !options.isJobShell(leaderCmdline))
     return killGroup(leader, signal) && Promise.resolve([]);
   // The children when the signal went: copies of the shell are watched, the rest were reached.
