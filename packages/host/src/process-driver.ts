@@ -463,9 +463,6 @@ export class ProcessDriver
   async #signalJob(job: Job, signal: NodeJS.Signals): Promise<boolean> {
     if (job.exit !== undefined || job.finishing) return false;
     if (job.child === undefined && !(await this.#leaderAlive(job))) return false;
-    // SIGKILL, SIGSTOP and SIGCONT cannot be caught, so no starting command can miss them.
-    if (signal === 'SIGKILL' || signal === 'SIGSTOP' || signal === 'SIGCONT')
-      return killGroup(job.record.pid, signal);
     const resent = signalShellGroup(job.record.pid, signal, {
       isJobShell: (cmdline) => cmdline.includes(JOB_SCRIPT),
       endsJob: JOB_SCRIPT_ENDS_ON.has(signal),

@@ -3,6 +3,19 @@
 // adopts the job after a restart can learn how it ended.
 import { constants } from 'node:os';
 
+/** The signals whose trap in {@link JOB_SCRIPT} ends the job (once a running command has ended). */
+export const JOB_SCRIPT_ENDS_ON: ReadonlySet<NodeJS.Signals> = new Set([
+  'SIGTERM',
+  'SIGINT',
+  'SIGHUP',
+  'SIGQUIT',
+]);
+
+/** One trap per {@link JOB_SCRIPT_ENDS_ON} signal, passing the status a shell gives its death by it. */
+const ENDING_TRAPS = [...JOB_SCRIPT_ENDS_ON]
+  .map((s) => `trap '__flotilla_end ${128 + constants.signals[s]}' ${s.slice(3)}`)
+  .join('\n');
+
 /**
  * Run as `bash -c JOB_SCRIPT bash <command> <exit file>`.
  *
@@ -29,10 +42,7 @@ __flotilla_end() {
   exit "$__flotilla_s"
 }
 trap __flotilla_end EXIT
-trap '__flotilla_end 143' TERM
-trap '__flotilla_end 130' INT
-trap '__flotilla_end 129' HUP
-trap '__flotilla_end 131' QUIT
+${ENDING_TRAPS}
 trap : USR1 USR2
 set --
 for __flotilla_f in .profile.d/*.sh; do if [ -r "$__flotilla_f" ]; then . "./$__flotilla_f"; fi; done
@@ -41,14 +51,6 @@ if [ -r .profile ]; then . ./.profile; fi
 __flotilla_ran=1
 eval "$__flotilla_cmd"
 `;
-
-/** The signals whose trap in {@link JOB_SCRIPT} ends the job (once a running command has ended). */
-export const JOB_SCRIPT_ENDS_ON: ReadonlySet<NodeJS.Signals> = new Set([
-  'SIGTERM',
-  'SIGINT',
-  'SIGHUP',
-  'SIGQUIT',
-]);
 
 /** The name of a signal number, or undefined. */
 export function signalName(n: number): NodeJS.Signals | undefined {

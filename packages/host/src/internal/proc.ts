@@ -188,6 +188,9 @@ export function signalShellGroup(
     watchMs?: number;
   },
 ): false | Promise<number[]> {
+  // No handler catches these, so no starting command can miss them.
+  if (signal === 'SIGKILL' || signal === 'SIGSTOP' || signal === 'SIGCONT')
+    return killGroup(leader, signal) && Promise.resolve([]);
   const leaderCmdline = readNow(`/proc/${leader}/cmdline`);
   const leaderStart = statNow(leader)?.startTime;
   if (
