@@ -26,6 +26,7 @@ import {
   validateKey,
   validateList,
   validatePrefix,
+  validateWatchBefore,
   validatePut,
   validateRevision,
   validateTtl,
@@ -274,6 +275,7 @@ export class EtcdStore implements Store {
   watch(prefix: string, options: WatchOptions = {}): AsyncIterable<WatchEvent> {
     if (this.#closed) throw closedError();
     validatePrefix(prefix, this.limits);
+    validateWatchBefore(prefix, options.before, this.limits);
     if (options.fromRevision !== undefined) validateRevision(options.fromRevision, 'fromRevision');
     if (options.signal?.aborted === true) return new EventQueue<WatchEvent>(options.signal);
     // The queue calls back when the consumer stops (break, abort, close): stop the stream.
@@ -286,7 +288,7 @@ export class EtcdStore implements Store {
       open: this.#openWatch,
       skip,
       currentRevision: () => this.#readRevision(this.#deadline()),
-      range: this.#keys.range(prefix),
+      range: this.#keys.range(prefix, options.before),
       keys: this.#keys,
       queue,
       fromRevision: options.fromRevision,

@@ -58,6 +58,7 @@ export {
   validateKey,
   validateList,
   validatePrefix,
+  validateWatchBefore,
   validatePut,
   validateRevision,
   validateTtl,

@@ -34,6 +34,25 @@ describe('listAndWatch', () => {
     await store.close();
   });
 
+  it('with watchBefore, lists every key but yields only the changes before it', async () => {
+    const store = new MemoryStore();
+    await store.put('p/a', '1');
+    await store.put('p/own/x', 'mine');
+    const ac = new AbortController();
+    const it = listAndWatch(store, 'p/', { signal: ac.signal, watchBefore: 'p/own/' })[
+      Symbol.asyncIterator
+    ]();
+    const first = await next(it);
+    if (first.type !== 'snapshot') throw new Error('expected a snapshot');
+    expect(first.kvs.map((kv) => kv.key)).toEqual(['p/a', 'p/own/x']);
+    await store.put('p/own/y', 'mine too');
+    await store.put('p/b', '2');
+    const change = await next(it);
+    expect(change.type === 'change' && change.event.kv.key).toBe('p/b');
+    ac.abort();
+    await store.close();
+  });
+
   it('lists again, as a reset snapshot, when the store compacted past the watch', async () => {
     const store = new MemoryStore({ historyLimit: 10 });
     await store.put('p/gone', 'x');

@@ -41,6 +41,13 @@ export interface ListAndWatchOptions {
    * it returns true for are not yielded. The snapshots are whole.
    */
   readonly skipRevision?: (revision: number) => boolean;
+  /**
+   * Passed to every watch as its `before` option: the changes of keys from
+   * this one on are not yielded, though the snapshots still list them. For a caller that alone
+   * writes those keys and applies its own writes (the Scheduler and job records, while it is
+   * the only scheduler): it reads them once, then is not sent its own writes back.
+   */
+  readonly watchBefore?: string;
 }
 
 /**
@@ -93,6 +100,7 @@ export async function* listAndWatch(
         fromRevision: revision + 1,
         ...(signal === undefined ? {} : { signal }),
         ...(options.skipRevision === undefined ? {} : { skipRevision: options.skipRevision }),
+        ...(options.watchBefore === undefined ? {} : { before: options.watchBefore }),
       })) {
         revision = event.revision;
         delay = initial;

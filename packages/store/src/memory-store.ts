@@ -9,6 +9,7 @@ import {
   validateKey,
   validateList,
   validatePrefix,
+  validateWatchBefore,
   validatePut,
   validateRevision,
   validateTtl,
@@ -224,6 +225,7 @@ export class MemoryStore implements Store {
   watch(prefix: string, options: WatchOptions = {}): AsyncIterable<WatchEvent> {
     if (this.#closed) throw closedError();
     validatePrefix(prefix, this.limits);
+    validateWatchBefore(prefix, options.before, this.limits);
     if (options.fromRevision !== undefined) validateRevision(options.fromRevision, 'fromRevision');
     const watcher: PrefixWatch = new PrefixWatch(
       prefix,

@@ -1,10 +1,11 @@
 import { type EventQueue, revisionSkipper, watchQueue } from './event-queue.js';
+import { compareKeys } from './keys.js';
 import type { StoreLimits, WatchEvent, WatchOptions } from './store.js';
 
 /**
  * One `watch()` of a backend that sees its own commits (MemoryStore, SqliteStore): its queue,
- * and the one rule of what it is offered: changes under its prefix, from its start revision
- * on, but for the revisions its `skipRevision` leaves out.
+ * and the one rule of what it is offered: changes under its prefix (and before its `before`),
+ * from its start revision on, but for the revisions its `skipRevision` leaves out.
  */
 export class PrefixWatch {
   /** What the consumer iterates; fail it to end the watch with an error. */
@@ -12,6 +13,7 @@ export class PrefixWatch {
   readonly #prefix: string;
   readonly #from: number;
   readonly #skip: ((revision: number) => boolean) | undefined;
+  readonly #before: string | undefined;
 
   /**
    * `from`: the first revision delivered. `onClose`: called once when the consumer stops.
@@ -27,6 +29,7 @@ export class PrefixWatch {
   ) {
     this.#prefix = prefix;
     this.#from = from;
+    this.#before = options.before;
     this.queue = watchQueue(limits, options.signal, onClose);
     this.#skip = revisionSkipper(options.skipRevision, this.queue);
   }
@@ -38,7 +41,12 @@ export class PrefixWatch {
 
   /** Queues `ev` if this watch wants it. */
   offer(ev: WatchEvent): void {
-    if (ev.revision >= this.#from && ev.kv.key.startsWith(this.#prefix) && !this.skips(ev.revision))
+    if (
+      ev.revision >= this.#from &&
+      ev.kv.key.startsWith(this.#prefix) &&
+      (this.#before === undefined || compareKeys(ev.kv.key, this.#before) < 0) &&
+      !this.skips(ev.revision)
+    )
       this.queue.push(ev);
   }
 }

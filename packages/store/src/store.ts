@@ -160,6 +160,15 @@ export interface WatchOptions extends CallOptions {
    * asks again.
    */
   readonly skipRevision?: (revision: number) => boolean;
+  /**
+   * Only changes of keys that sort before this one (in key order, as `list` sorts): the part
+   * of the prefix up to `before`, as one watch with its revision order. For a writer that
+   * applies its own writes and owns the keys from `before` on while nobody else writes there:
+   * the Scheduler, which alone writes job records, watches the cluster state but for them.
+   * Must be a key that sorts after `prefix`, else the call throws
+   * `FLOTILLA_STORE_INVALID_ARGUMENT`.
+   */
+  readonly before?: string;
 }
 
 /** Why a lease ended. */

@@ -1,5 +1,5 @@
 import { showKey, StoreError, StoreErrorCodes } from './errors.js';
-import { byteLength } from './keys.js';
+import { byteLength, compareKeys } from './keys.js';
 import type { CallOptions, Compare, ListOptions, PutOptions, StoreLimits, Txn } from './store.js';
 
 /** The limits of etcd's defaults, which every Flotilla backend enforces. */
@@ -102,6 +102,28 @@ export function validatePrefix(prefix: unknown, limits?: StoreLimits): asserts p
     );
   }
   if (prefix !== '') validateKey(prefix, 'prefix', limits);
+}
+
+/**
+ * Validates the `before` option of a `watch` call: a well-formed key that sorts after `prefix`
+ * (so that the watch covers some keys). Every backend checks it alike.
+ */
+export function validateWatchBefore(prefix: string, before: unknown, limits?: StoreLimits): void {
+  if (before === undefined) return;
+  if (typeof before !== 'string' || before === '') {
+    throw new StoreError(
+      StoreErrorCodes.INVALID_ARGUMENT,
+      `watch option before must be a non-empty key, got ${before === '' ? "''" : typeof before}`,
+    );
+  }
+  validateKey(before, 'before', limits);
+  if (compareKeys(before, prefix) <= 0) {
+    throw new StoreError(
+      StoreErrorCodes.INVALID_ARGUMENT,
+      `watch option before (${showKey(before)}) must sort after the prefix (${showKey(prefix)}): ` +
+        'the watch would cover no key',
+    );
+  }
 }
 
 /**

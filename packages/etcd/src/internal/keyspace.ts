@@ -54,11 +54,25 @@ export class KeySpace {
     return Buffer.concat([this.#prefix, Buffer.from(key, 'utf8')]);
   }
 
-  /** The etcd range of every store key that starts with `prefix` (`''`: the whole store). */
-  range(prefix: string): EtcdRange {
+  /**
+   * The etcd range of every store key that starts with `prefix` (`''`: the whole store); with
+   * `before`, only those that sort before it (UTF-8 byte order, etcd's and the store's).
+   */
+  range(prefix: string, before?: string): EtcdRange {
     const start = this.key(prefix);
-    if (start.length === 0) return { key: ZERO, range_end: ZERO };
-    return { key: start, range_end: prefixEnd(start) };
+    const whole: EtcdRange =
+      start.length === 0
+        ? { key: ZERO, range_end: ZERO }
+        : { key: start, range_end: prefixEnd(start) };
+    if (before === undefined) return whole;
+    // Up to `before` (exclusive), or the prefix's end if that comes first. ZERO as range_end
+    // means "every key from `key` on", so it is never the smaller end.
+    const end = this.key(before);
+    const isAll = whole.range_end.length === 1 && whole.range_end[0] === 0;
+    return {
+      key: whole.key,
+      range_end: isAll || Buffer.compare(end, whole.range_end) < 0 ? end : whole.range_end,
+    };
   }
 
   /** Like {@link range}, starting strictly after the store key `after`. */

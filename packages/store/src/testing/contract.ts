@@ -679,6 +679,52 @@ export function runStoreContract(options: StoreContractOptions): void {
         ]).toContainEqual(seen);
       });
 
+      it('watches only the keys before `before`, live and replayed, in revision order', async () => {
+        const open = (fromRevision?: number): AsyncIterator<WatchEvent> => {
+          const controller = new AbortController();
+          cleanups.push(() => controller.abort());
+          const iterable = store.watch('bf/', {
+            signal: controller.signal,
+            before: 'bf/m',
+            ...(fromRevision === undefined ? {} : { fromRevision }),
+          });
+          return iterable[Symbol.asyncIterator]();
+        };
+        const live = open();
+        const first = await store.put('bf/a', '1');
+        await store.put('bf/m', 'left out: before is exclusive');
+        await store.put('bf/z', 'left out');
+        // One transaction on both sides of `before`: only its part before it is delivered.
+        await store.txn({
+          compare: [],
+          success: [
+            { op: 'put', key: 'bf/zz', value: 'left out' },
+            { op: 'put', key: 'bf/l\u{10ffff}', value: 'in: sorts before bf/m' },
+            { op: 'delete', key: 'bf/a' },
+          ],
+        });
+        await store.put('bg/a', 'outside the prefix');
+        await store.put('bf/b', '2');
+        const expected = [
+          ['put', 'bf/a', '1'],
+          ['put', 'bf/l\u{10ffff}', 'in: sorts before bf/m'],
+          ['delete', 'bf/a', ''],
+          ['put', 'bf/b', '2'],
+        ];
+        expect((await takeEvents(live, 4, eventTimeout)).map(summary)).toEqual(expected);
+        expect((await takeEvents(open(first.revision), 4, eventTimeout)).map(summary)).toEqual(
+          expected,
+        );
+      });
+
+      it('refuses a watch whose `before` does not sort after its prefix', () => {
+        for (const before of ['bf/', 'be/z', '', 7]) {
+          expect(() => store.watch('bf/', { before: before as unknown as string })).toThrow(
+            expect.objectContaining({ code: 'FLOTILLA_STORE_INVALID_ARGUMENT' }),
+          );
+        }
+      });
+
       it('fails a watch whose skipRevision throws, and refuses one that is not a function', async () => {
         const boom = new Error('skip failed');
         const throwing = store.watch('st/', {
