@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { compareKeys } from '@flotilla/store';
 import { describe, expect, it } from 'vitest';
 import { ClusterError } from './errors.js';
 import { isValidId, MAX_ID_LENGTH, validateId } from './ids.js';
@@ -102,9 +103,26 @@ describe('ClusterKeys builders', () => {
     expect(keys.release('demo', 'v1')).toBe('cluster/releases/demo/v1');
     expect(keys.job('h1', 'j1')).toBe('cluster/jobs/h1/j1');
     expect(keys.jobStatus('h1', 'j1')).toBe('cluster/job-status/h1/j1');
-    expect(keys.scheduler('s1')).toBe('cluster/schedulers/s1');
-    expect(keys.schedulerEpoch).toBe('cluster/scheduler-epoch');
+    expect(keys.scheduler('s1')).toBe('cluster/coordination/schedulers/s1');
+    expect(keys.schedulerEpoch).toBe('cluster/coordination/scheduler-epoch');
     expect(new ClusterKeys('x/').host('h1')).toBe('x/hosts/h1');
+  });
+
+  it('puts every key a scheduler reads before jobs/, but job records and releases', () => {
+    // A sole scheduler watches up to `jobs` (it writes every job record itself): whatever else
+    // it reads must sort before that, or its watch would miss it.
+    const read = [
+      keys.host('h'),
+      keys.heartbeat('h'),
+      keys.hostControl('h'),
+      keys.alloc('h'),
+      keys.formation('a', 'v1'),
+      keys.jobStatus('h', 'j'),
+      keys.scheduler('s'),
+      keys.schedulerEpoch,
+    ];
+    for (const key of read) expect(compareKeys(key, keys.jobs), key).toBeLessThan(0);
+    expect(compareKeys(keys.release('a', 'v1'), keys.jobs)).toBeGreaterThan(0);
   });
 
   it("a host's prefixes hold its keys only, not those of a host whose id extends it", () => {
@@ -156,7 +174,8 @@ describe('ClusterKeys.parse', () => {
       'cluster/',
       'cluster/hosts',
       'cluster/unknown/h1',
-      'cluster/scheduler-epoch/x',
+      'cluster/coordination/scheduler-epoch/x',
+      'cluster/coordination/other',
       'clusterx/hosts/h1',
     ]) {
       expect(keys.parse(foreign), foreign).toBeUndefined();
@@ -180,8 +199,8 @@ describe('ClusterKeys.parse', () => {
       'cluster/jobs/h1/j1/extra',
       'cluster/job-status/h1/.',
       `cluster/jobs/h1/${'x'.repeat(201)}`,
-      'cluster/schedulers/',
-      'cluster/schedulers/a/b',
+      'cluster/coordination/schedulers/',
+      'cluster/coordination/schedulers/a/b',
     ]) {
       const parsed = keys.parse(bad);
       expect(parsed, bad).toMatchObject({ kind: 'invalid' });

@@ -37,8 +37,8 @@ const HOST_KINDS = {
  * | `jobs/<host>/<job>`             | JobRecord     | the scheduler (placement, desired state)     |
  * | `job-status/<host>/<job>`       | JobStatus     | the host agent (observed state)              |
  * | `alloc/<host>`                  | HostAlloc     | the scheduler, in every commit placing there |
- * | `schedulers/<id>`               | member        | each scheduler, under its lease              |
- * | `scheduler-epoch`               | SchedulerEpoch| schedulers, compare-and-set                  |
+ * | `coordination/schedulers/<id>`  | member        | each scheduler, under its lease              |
+ * | `coordination/scheduler-epoch`  | SchedulerEpoch| schedulers, compare-and-set                  |
  *
  * Every method that builds a key validates its ids ({@link validateId}): a key that could not
  * be parsed back to the same ids is never built.
@@ -143,9 +143,18 @@ export class ClusterKeys {
     validateId('host', hostId);
     return `${this.allocs}${hostId}`;
   }
+  /**
+   * Prefix of the schedulers' own coordination: their membership keys and the epoch. It sorts
+   * before `jobs/`, with every other key a scheduler reads: a scheduler can watch all of that
+   * but the job records (which it alone writes, while it is the only one) as one ordered range
+   * (see `watchBefore` of `listAndWatch`).
+   */
+  get coordination(): string {
+    return `${this.prefix}coordination/`;
+  }
   /** Prefix of the schedulers' membership keys. */
   get schedulers(): string {
-    return `${this.prefix}schedulers/`;
+    return `${this.coordination}schedulers/`;
   }
   /** Key of a scheduler's membership, attached to its lease. */
   scheduler(schedulerId: string): string {
@@ -154,7 +163,7 @@ export class ClusterKeys {
   }
   /** Key of the scheduler epoch: the member list that shards apps between schedulers. */
   get schedulerEpoch(): string {
-    return `${this.prefix}scheduler-epoch`;
+    return `${this.coordination}scheduler-epoch`;
   }
 
   /**
@@ -165,7 +174,6 @@ export class ClusterKeys {
   parse(key: string): ClusterKey | undefined {
     if (!key.startsWith(this.prefix)) return undefined;
     const rest = key.slice(this.prefix.length);
-    if (rest === 'scheduler-epoch') return { kind: 'scheduler-epoch' };
     const slash = rest.indexOf('/');
     if (slash < 0) return undefined;
     const dir = rest.slice(0, slash);
@@ -201,10 +209,13 @@ export class ClusterKeys {
               jobId: parts[1] as string,
             }
           : bad('expected <host>/<job> with valid ids');
-      case 'schedulers':
-        return ids(1)
-          ? { kind: 'scheduler', schedulerId: parts[0] as string }
-          : bad('expected one valid scheduler id');
+      case 'coordination':
+        if (parts.length === 1 && parts[0] === 'scheduler-epoch')
+          return { kind: 'scheduler-epoch' };
+        if (parts[0] !== 'schedulers') return undefined;
+        return parts.length === 2 && isValidId(parts[1] as string)
+          ? { kind: 'scheduler', schedulerId: parts[1] as string }
+          : bad('expected one valid scheduler id after coordination/schedulers/');
       default:
         return undefined;
     }
