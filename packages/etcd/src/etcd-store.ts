@@ -275,7 +275,7 @@ export class EtcdStore implements Store {
   watch(prefix: string, options: WatchOptions = {}): AsyncIterable<WatchEvent> {
     if (this.#closed) throw closedError();
     validatePrefix(prefix, this.limits);
-    validateWatchBefore(prefix, options.before, this.limits);
+    validateWatchBefore(prefix, options.before, this.limits, options.deletesOnly);
     if (options.fromRevision !== undefined) validateRevision(options.fromRevision, 'fromRevision');
     if (options.signal?.aborted === true) return new EventQueue<WatchEvent>(options.signal);
     // The queue calls back when the consumer stops (break, abort, close): stop the stream.
@@ -289,6 +289,7 @@ export class EtcdStore implements Store {
       skip,
       currentRevision: () => this.#readRevision(this.#deadline()),
       range: this.#keys.range(prefix, options.before),
+      deletesOnly: options.deletesOnly === true,
       keys: this.#keys,
       queue,
       fromRevision: options.fromRevision,

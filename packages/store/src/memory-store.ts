@@ -225,7 +225,7 @@ export class MemoryStore implements Store {
   watch(prefix: string, options: WatchOptions = {}): AsyncIterable<WatchEvent> {
     if (this.#closed) throw closedError();
     validatePrefix(prefix, this.limits);
-    validateWatchBefore(prefix, options.before, this.limits);
+    validateWatchBefore(prefix, options.before, this.limits, options.deletesOnly);
     if (options.fromRevision !== undefined) validateRevision(options.fromRevision, 'fromRevision');
     const watcher: PrefixWatch = new PrefixWatch(
       prefix,

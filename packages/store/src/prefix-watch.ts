@@ -4,7 +4,8 @@ import type { StoreLimits, WatchEvent, WatchOptions } from './store.js';
 
 /**
  * One `watch()` of a backend that sees its own commits (MemoryStore, SqliteStore): its queue,
- * and the one rule of what it is offered: changes under its prefix (and before its `before`),
+ * and the one rule of what it is offered: changes under its prefix (and before its `before`;
+ * only deletes with `deletesOnly`),
  * from its start revision on, but for the revisions its `skipRevision` leaves out.
  */
 export class PrefixWatch {
@@ -14,6 +15,7 @@ export class PrefixWatch {
   readonly #from: number;
   readonly #skip: ((revision: number) => boolean) | undefined;
   readonly #before: string | undefined;
+  readonly #deletesOnly: boolean;
 
   /**
    * `from`: the first revision delivered. `onClose`: called once when the consumer stops.
@@ -30,6 +32,7 @@ export class PrefixWatch {
     this.#prefix = prefix;
     this.#from = from;
     this.#before = options.before;
+    this.#deletesOnly = options.deletesOnly === true;
     this.queue = watchQueue(limits, options.signal, onClose);
     this.#skip = revisionSkipper(options.skipRevision, this.queue);
   }
@@ -43,6 +46,7 @@ export class PrefixWatch {
   offer(ev: WatchEvent): void {
     if (
       ev.revision >= this.#from &&
+      (!this.#deletesOnly || ev.type === 'delete') &&
       ev.kv.key.startsWith(this.#prefix) &&
       (this.#before === undefined || compareKeys(ev.kv.key, this.#before) < 0) &&
       !this.skips(ev.revision)

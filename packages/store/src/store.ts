@@ -169,6 +169,12 @@ export interface WatchOptions extends CallOptions {
    * `FLOTILLA_STORE_INVALID_ARGUMENT`.
    */
   readonly before?: string;
+  /**
+   * Only deletes: puts are left out by the store itself (etcd's `NOPUT` filter drops them
+   * before they are queued or sent). For a writer that applies its own puts but must learn
+   * of a key deleted by someone else.
+   */
+  readonly deletesOnly?: boolean;
 }
 
 /** Why a lease ended. */

@@ -106,9 +106,21 @@ export function validatePrefix(prefix: unknown, limits?: StoreLimits): asserts p
 
 /**
  * Validates the `before` option of a `watch` call: a well-formed key that sorts after `prefix`
- * (so that the watch covers some keys). Every backend checks it alike.
+ * (so that the watch covers some keys); and `deletesOnly`, a boolean. Every backend checks them
+ * alike.
  */
-export function validateWatchBefore(prefix: string, before: unknown, limits?: StoreLimits): void {
+export function validateWatchBefore(
+  prefix: string,
+  before: unknown,
+  limits?: StoreLimits,
+  deletesOnly?: unknown,
+): void {
+  if (deletesOnly !== undefined && typeof deletesOnly !== 'boolean') {
+    throw new StoreError(
+      StoreErrorCodes.INVALID_ARGUMENT,
+      `watch option deletesOnly must be a boolean, got ${typeof deletesOnly}`,
+    );
+  }
   if (before === undefined) return;
   if (typeof before !== 'string' || before === '') {
     throw new StoreError(

@@ -19,6 +19,8 @@ export interface ResumingWatchDeps {
   /** Reads etcd's current revision, linearizably. */
   readonly currentRevision: () => Promise<number>;
   readonly range: EtcdRange;
+  /** Only deletes: etcd's NOPUT filter. */
+  readonly deletesOnly: boolean;
   readonly keys: KeySpace;
   readonly queue: EventQueue<WatchEvent>;
   /** The watch's `skipRevision`, made safe by `revisionSkipper`. */
@@ -141,7 +143,12 @@ export class ResumingWatch {
     stream.on('error', (err) => onBroken(err));
     stream.on('end', () => onBroken(new Error('etcd ended the watch stream')));
     stream.write(
-      encodeWatchCreate(this.#deps.range.key, this.#deps.range.range_end, this.#next ?? 0),
+      encodeWatchCreate(
+        this.#deps.range.key,
+        this.#deps.range.range_end,
+        this.#next ?? 0,
+        this.#deps.deletesOnly,
+      ),
     );
   }
 

@@ -20,13 +20,19 @@ import {
  */
 
 /** A `WatchCreateRequest` of the range `[key, rangeEnd)` from `startRevision` (0: now). */
-export function encodeWatchCreate(key: Buffer, rangeEnd: Buffer, startRevision: Int64): Buffer {
+export function encodeWatchCreate(
+  key: Buffer,
+  rangeEnd: Buffer,
+  startRevision: Int64,
+  noPut = false,
+): Buffer {
   const inner =
     1 +
     lenSize(key.length) +
     1 +
     lenSize(rangeEnd.length) +
-    (startRevision === 0 ? 0 : 1 + varintSize(startRevision));
+    (startRevision === 0 ? 0 : 1 + varintSize(startRevision)) +
+    (noPut ? 3 : 0);
   const w = new Writer(1 + lenSize(inner));
   w.varint(tag(1, LEN)); // WatchRequest.create_request
   w.varint(inner);
@@ -35,6 +41,12 @@ export function encodeWatchCreate(key: Buffer, rangeEnd: Buffer, startRevision: 
   if (startRevision !== 0) {
     w.varint(tag(3, VARINT));
     w.varint(startRevision);
+  }
+  if (noPut) {
+    // filters (packed enum): [NOPUT = 0]. etcd drops the puts before queueing them.
+    w.varint(tag(5, LEN));
+    w.varint(1);
+    w.varint(0);
   }
   return w.buf;
 }

@@ -717,6 +717,42 @@ export function runStoreContract(options: StoreContractOptions): void {
         );
       });
 
+      it('with deletesOnly, delivers the deletes and none of the puts, live and replayed', async () => {
+        const open = (fromRevision?: number): AsyncIterator<WatchEvent> => {
+          const controller = new AbortController();
+          cleanups.push(() => controller.abort());
+          const iterable = store.watch('do/', {
+            signal: controller.signal,
+            deletesOnly: true,
+            ...(fromRevision === undefined ? {} : { fromRevision }),
+          });
+          return iterable[Symbol.asyncIterator]();
+        };
+        const live = open();
+        const first = await store.put('do/a', '1');
+        await store.put('do/b', '2');
+        await store.txn({
+          compare: [],
+          success: [
+            { op: 'put', key: 'do/c', value: '3' },
+            { op: 'delete', key: 'do/a' },
+          ],
+        });
+        await store.put('do/b', 'again');
+        await store.delete('do/b');
+        const expected = [
+          ['delete', 'do/a', ''],
+          ['delete', 'do/b', ''],
+        ];
+        expect((await takeEvents(live, 2, eventTimeout)).map(summary)).toEqual(expected);
+        expect((await takeEvents(open(first.revision), 2, eventTimeout)).map(summary)).toEqual(
+          expected,
+        );
+        expect(() => store.watch('do/', { deletesOnly: 'yes' as unknown as boolean })).toThrow(
+          expect.objectContaining({ code: 'FLOTILLA_STORE_INVALID_ARGUMENT' }),
+        );
+      });
+
       it('refuses a watch whose `before` does not sort after its prefix', () => {
         for (const before of ['bf/', 'be/z', '', 7]) {
           expect(() => store.watch('bf/', { before: before as unknown as string })).toThrow(
