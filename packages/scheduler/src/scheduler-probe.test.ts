@@ -636,7 +636,8 @@ describe('Scheduler probes: the watch echo of a commit arriving before its answe
         if (ev.kv.key === barrierKey) passed?.(ev.kv.value);
       },
     });
-    const s = new Scheduler({ store, clock, id: 'echo' });
+    // Job records watched: a sole scheduler leaving them out gets no echo (see below).
+    const s = new Scheduler({ store, clock, id: 'echo', watchOwnJobs: false });
     await s.start();
     await declare(cluster, web(3));
     await until(clock, async () => (await cluster.jobs()).length >= 3);
@@ -674,6 +675,78 @@ describe('Scheduler probes: job records written by someone else', () => {
     expect(jobs.map((j) => j.record.index).sort()).toEqual([1, 2]);
     expect(s.stats.jobs).toBe(2);
     await s.close();
+    await cluster.close();
+    await memory.close();
+  });
+});
+
+describe('Scheduler: a sole scheduler leaves its own job records out of its watch', () => {
+  it('is sent none of the job records it places; with watchOwnJobs false, it is sent them', async () => {
+    for (const watchOwnJobs of [true, false]) {
+      const { clock, memory, cluster } = await setup();
+      let jobPuts = 0;
+      const store = interceptStore(memory, {
+        watchEvent: (ev) => {
+          if (ev.type === 'put' && ev.kv.key.startsWith(cluster.keys.jobs)) jobPuts++;
+        },
+      });
+      const s = new Scheduler({ store, clock, id: 'sole', watchOwnJobs });
+      await s.start();
+      await declare(cluster, web(20));
+      await until(clock, async () => (await cluster.jobs()).length >= 20);
+      await s.idle();
+      expect(s.stats.jobs).toBe(20);
+      if (watchOwnJobs) expect(jobPuts).toBe(0);
+      else expect(jobPuts).toBeGreaterThanOrEqual(20);
+      await s.close();
+      await cluster.close();
+      await memory.close();
+    }
+  });
+
+  it('a second scheduler joining: the first watches job records again, and no host is over-committed', async () => {
+    const { clock, memory, cluster } = await setup(0);
+    // Room for exactly ten jobs of 100 millicores.
+    await cluster.registerHost(
+      { id: 'h0', addr: 'test://h0', capacity: { cpu: 1000, memory: 65_536 } },
+      { ttlMs: 600_000 },
+    );
+    const a = new Scheduler({ store: memory, clock, id: 'a' });
+    await a.start();
+    await declare(cluster, web(4, 'one'));
+    await until(clock, async () => (await cluster.jobs()).length >= 4);
+    await a.idle();
+    const b = new Scheduler({ store: memory, clock, id: 'b' });
+    await b.start();
+    await until(clock, async () => a.stats.members.length === 2);
+    // Whichever of them owns each app, each must count the other's jobs on h0.
+    for (const app of ['two', 'three', 'four', 'five']) await declare(cluster, web(3, app));
+    await until(clock, async () => (await cluster.jobs()).length >= 10, 20_000);
+    await clock.advance(5_000);
+    await Promise.all([a.idle(), b.idle()]);
+    const jobs = await cluster.jobs();
+    expect(jobs).toHaveLength(10);
+    const alloc = JSON.parse((await memory.get(cluster.keys.alloc('h0')))?.value ?? '{}') as {
+      cpu?: number;
+    };
+    expect(alloc.cpu).toBe(1000);
+    // Both views hold every job, whoever placed it.
+    expect(a.stats.jobs).toBe(10);
+    expect(b.stats.jobs).toBe(10);
+    // b leaves: a is alone again, leaves job records out of its watch, and still sees b's jobs
+    // deleted by hand (a replacement is placed, within the capacity).
+    await b.close();
+    await until(clock, async () => a.stats.members.length === 1, 30_000);
+    const [victim] = (await cluster.jobs()).filter((j) => j.record.app !== 'one');
+    await memory.delete(cluster.keys.job('h0', victim?.record.id ?? ''));
+    await until(clock, async () => {
+      const now = await cluster.jobs();
+      return now.length === 10 && !now.some((j) => j.record.id === victim?.record.id);
+    });
+    await a.idle();
+    expect(await cluster.jobs()).toHaveLength(10);
+    expect(a.stats.jobs).toBe(10);
+    await a.close();
     await cluster.close();
     await memory.close();
   });

@@ -172,78 +172,90 @@ describe('Scheduler service (simulated cluster)', () => {
     expect(running(await sim.jobs())).toHaveLength(2);
   });
 
-  it('reports every record it cannot read, keeps running, and schedules the rest', async () => {
-    await using sim = new ClusterSimulator({ hosts: 2, seed: 7 });
-    const invalid: [string, string][] = [];
-    sim.scheduler.on('invalid-record', (key, err) => invalid.push([key, err.code]));
-    await sim.start();
-    const k = sim.keys;
-    const bad = {
-      // Negative count, and a formation that would have made 1e8 jobs of nothing.
-      negative: k.formation('bad', 'v1'),
-      huge: k.formation('huge', 'v1'),
-      notJson: k.host('junk'),
-      // Ids that cannot round-trip through their keys.
-      slashType: `${k.formations}slash/v1`,
-      slashJob: `${k.jobs}host-0/web/1`,
-      unknownDesired: k.job('host-0', 'web.x'),
-    };
-    await sim.store.put(
-      bad.negative,
-      '{"app":"bad","release":"v1","processes":{"web":{"count":-1}}}',
-    );
-    await sim.store.put(
-      bad.huge,
-      JSON.stringify({
-        app: 'huge',
-        release: 'v1',
-        processes: { web: { count: 1e8, resources: { cpu: 0, memory: 0 } } },
-      }),
-    );
-    await sim.store.put(bad.notJson, 'not json');
-    await sim.store.put(
-      bad.slashType,
-      JSON.stringify({
-        app: 'slash',
-        release: 'v1',
-        processes: { 'a/b': { count: 1, resources: { cpu: 1, memory: 1 } } },
-      }),
-    );
-    await sim.store.put(bad.slashJob, '{}');
-    await sim.store.put(
-      bad.unknownDesired,
-      JSON.stringify({
-        id: 'web.x',
-        app: 'demo',
-        release: 'v1',
-        type: 'web',
-        hostId: 'host-0',
-        index: 1,
-        resources: { cpu: 1, memory: 1 },
-        desired: 'maybe',
-        createdAt: 0,
-      }),
-    );
-    await sim.settle();
-    expect(invalid.map(([key]) => key).sort()).toEqual(Object.values(bad).sort());
-    expect(new Set(invalid.map(([, code]) => code))).toEqual(
-      new Set(['FLOTILLA_CLUSTER_INVALID_RECORD']),
-    );
-    expect(sim.scheduler.state).toBe('running');
-    await sim.setFormation(web(1));
-    expect(running(await sim.jobs())).toHaveLength(1);
-    // The writer refuses such ids before anything is written.
-    await expect(
-      sim.cluster.setFormation({
-        app: 'demo',
-        release: 'v1',
-        processes: { 'a/b': { count: 1, resources: { cpu: 1, memory: 1 } } },
-      }),
-    ).rejects.toMatchObject({ code: 'FLOTILLA_CLUSTER_INVALID_RECORD' });
-    expect(() => sim.keys.job('host/0', 'web.1')).toThrow(
-      expect.objectContaining({ code: 'FLOTILLA_CLUSTER_INVALID_ID' }),
-    );
-  });
+  it.each([
+    ['watching job records', false],
+    ['leaving its own job records out of its watch (the default; read as it lists)', true],
+  ])(
+    'reports every record it cannot read, %s, keeps running, and schedules the rest',
+    async (_, watchOwnJobs) => {
+      await using sim = new ClusterSimulator({ hosts: 2, seed: 7, scheduler: { watchOwnJobs } });
+      const invalid: [string, string][] = [];
+      sim.scheduler.on('invalid-record', (key, err) => invalid.push([key, err.code]));
+      // A sole scheduler that leaves job records out of its watch reads those written by hand
+      // when it lists them: here, as it starts.
+      const writeJobs = async (): Promise<void> => {
+        await sim.store.put(bad.slashJob, '{}');
+        await sim.store.put(
+          bad.unknownDesired,
+          JSON.stringify({
+            id: 'web.x',
+            app: 'demo',
+            release: 'v1',
+            type: 'web',
+            hostId: 'host-0',
+            index: 1,
+            resources: { cpu: 1, memory: 1 },
+            desired: 'maybe',
+            createdAt: 0,
+          }),
+        );
+      };
+      const k = sim.keys;
+      const bad = {
+        // Negative count, and a formation that would have made 1e8 jobs of nothing.
+        negative: k.formation('bad', 'v1'),
+        huge: k.formation('huge', 'v1'),
+        notJson: k.host('junk'),
+        // Ids that cannot round-trip through their keys.
+        slashType: `${k.formations}slash/v1`,
+        slashJob: `${k.jobs}host-0/web/1`,
+        unknownDesired: k.job('host-0', 'web.x'),
+      };
+      if (watchOwnJobs) await writeJobs();
+      await sim.start();
+      await sim.store.put(
+        bad.negative,
+        '{"app":"bad","release":"v1","processes":{"web":{"count":-1}}}',
+      );
+      await sim.store.put(
+        bad.huge,
+        JSON.stringify({
+          app: 'huge',
+          release: 'v1',
+          processes: { web: { count: 1e8, resources: { cpu: 0, memory: 0 } } },
+        }),
+      );
+      await sim.store.put(bad.notJson, 'not json');
+      await sim.store.put(
+        bad.slashType,
+        JSON.stringify({
+          app: 'slash',
+          release: 'v1',
+          processes: { 'a/b': { count: 1, resources: { cpu: 1, memory: 1 } } },
+        }),
+      );
+      if (!watchOwnJobs) await writeJobs();
+      await sim.settle();
+      expect(invalid.map(([key]) => key).sort()).toEqual(Object.values(bad).sort());
+      expect(new Set(invalid.map(([, code]) => code))).toEqual(
+        new Set(['FLOTILLA_CLUSTER_INVALID_RECORD']),
+      );
+      expect(sim.scheduler.state).toBe('running');
+      await sim.setFormation(web(1));
+      expect(running(await sim.jobs())).toHaveLength(1);
+      // The writer refuses such ids before anything is written.
+      await expect(
+        sim.cluster.setFormation({
+          app: 'demo',
+          release: 'v1',
+          processes: { 'a/b': { count: 1, resources: { cpu: 1, memory: 1 } } },
+        }),
+      ).rejects.toMatchObject({ code: 'FLOTILLA_CLUSTER_INVALID_RECORD' });
+      expect(() => sim.keys.job('host/0', 'web.1')).toThrow(
+        expect.objectContaining({ code: 'FLOTILLA_CLUSTER_INVALID_ID' }),
+      );
+    },
+  );
 
   it('refuses bad options with a coded error', () => {
     const store = new MemoryStore();

@@ -3,10 +3,11 @@ import { setMaxListeners } from 'node:events';
 import { EventEmitter } from 'eventemitter3';
 import { type Clock, type Logger, sleep } from '@flotilla/core';
 import type { ClusterError, ClusterKeys } from '@flotilla/cluster';
-import { listAndWatch, type ListWatchItem, type Store } from '@flotilla/store';
+import type { Store } from '@flotilla/store';
 import { SchedulerError, SchedulerErrorCodes } from './errors.js';
 import { Planner, type PlannerOptions } from './planner.js';
 import { Collector } from './service/collector.js';
+import { ClusterWatch } from './service/cluster-watch.js';
 import { Committer } from './service/committer.js';
 import { CrashBackoff, type CrashLoop } from './service/crash-backoff.js';
 import { DrainDeadlines } from './service/drain-deadlines.js';
@@ -14,10 +15,12 @@ import { HostMonitor } from './service/host-monitor.js';
 import { Membership } from './service/membership.js';
 import { ClusterMirror, type KnownJob } from './service/mirror.js';
 import { resolveOptions, type ResolvedOptions } from './service/options.js';
-import { Watermark } from './service/watermark.js';
 import type { Plan, Unplaced } from './types.js';
 
 export type { CrashLoop } from './service/crash-backoff.js';
+
+/** How long a sole scheduler watches job records after a commit failed without an answer. */
+const UNCERTAIN_WATCH_JOBS_MS = 60_000;
 
 /** Options of {@link Scheduler}. */
 export interface SchedulerOptions extends PlannerOptions {
@@ -43,6 +46,16 @@ export interface SchedulerOptions extends PlannerOptions {
   readonly commitConcurrency?: number;
   /** TTL of this scheduler's membership lease (default 10,000 ms): how soon others take over its apps if it dies. */
   readonly memberTtlMs?: number;
+  /**
+   * While this is the only scheduler, leave the job records out of its watch (default true).
+   * It writes every one of them and applies its own writes as they commit, so the store need
+   * not send them back: after a bulk placement on etcd, that echo was a sixth of etcd's CPU
+   * per job and a third of the scheduler's. Deletes of job records are still watched (an
+   * operator deleting one by hand gets it replaced). A job record put by anything but a
+   * scheduler is then read at the next listing (a restart, a second scheduler joining), not
+   * at once: set `false` where something else writes job records.
+   */
+  readonly watchOwnJobs?: boolean;
 }
 
 /** What one planning cycle did. */
@@ -117,7 +130,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
   readonly #abort = new AbortController();
   #state: SchedulerState = 'idle';
   #starting: Promise<void> | undefined;
-  #watching: Promise<void> | undefined;
+  readonly #watch: ClusterWatch;
   #cycle: Promise<void> | undefined;
   #again = false;
   #kicked = false;
@@ -128,8 +141,12 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
    * did land conflicts instead of placing it twice.
    */
   #uncertain = false;
-  /** The newest store revision the watch has delivered. */
-  readonly #watermark = new Watermark();
+  /**
+   * Until then (clock ms), job records are watched even by a sole scheduler: a commit that
+   * failed without an answer may still land (etcd drops a proposal it has not applied within
+   * its request timeout, 7 s by default), and only the watch would tell.
+   */
+  #watchJobsUntil = 0;
 
   constructor(options: SchedulerOptions) {
     super();
@@ -170,6 +187,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       clock: o.clock,
       signal: this.#abort.signal,
       onError,
+      // A sole scheduler's watch does not bring the deletes of job records back.
+      collected: (jobId) => this.#mirror.deleted(jobId),
     });
     this.#mirror = new ClusterMirror(o.keys, this.#planner, this.#monitor, this.#deadlines, {
       ended: (job) => this.#collector.collect(job),
@@ -193,6 +212,43 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       ttlMs: o.memberTtlMs,
       logger: o.logger,
       onChange: () => this.#ownershipChanged(),
+    });
+    this.#watch = new ClusterWatch({
+      store: o.store,
+      keys: o.keys,
+      clock: o.clock,
+      signal: this.#abort.signal,
+      onRetry: (err) => this.emit('error', err),
+      skipRevision: (revision) => this.#mirror.skips(revision),
+      hooks: {
+        snapshot: (kvs, revision, first, why) => {
+          if (!first) {
+            if (why === 'compacted')
+              // We fell behind the store's history (a long disconnect): apply the difference.
+              this.#o.logger.warn('scheduler watch compacted: resynchronised from a new list');
+            else
+              this.#o.logger.debug('scheduler watch mode changed: resynchronised from a new list');
+          }
+          this.#mirror.applySnapshot(kvs, revision, !first);
+          if (first) for (const id of this.#mirror.hosts.keys()) this.#monitor.grace(id);
+          this.#membership.sweep();
+        },
+        change: (event) => this.#mirror.apply(event),
+        jobDeleted: (event) => {
+          this.#mirror.jobDeleted(event.kv.key, event.revision);
+          this.#kick();
+        },
+        applied: () => this.#kick(),
+        view: (ownJobs) => {
+          this.#mirror.ownJobs = ownJobs;
+        },
+        failed: (err) => {
+          this.#o.logger.error({ err }, 'scheduler watch failed');
+          this.#state = 'failed';
+          this.emit('error', err);
+          this.#settle();
+        },
+      },
     });
     this.#committer = new Committer({
       store: o.store,
@@ -250,20 +306,14 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
     try {
       await this.#membership.join();
       closed();
-      const items = listAndWatch(this.#o.store, this.keys.prefix, {
-        signal: this.#abort.signal,
-        clock: this.#o.clock,
-        onRetry: (err) => this.emit('error', err),
-        skipRevision: (revision) => this.#mirror.skips(revision),
-      })[Symbol.asyncIterator]();
-      const first = await items.next();
+      // The only member (as the join found the epoch): watch all but the job records.
+      const m = this.#membership;
+      const started = await this.#watch.start(
+        this.#o.watchOwnJobs && m.active && m.members.length === 1,
+      );
       closed();
       options.signal?.throwIfAborted();
-      if (first.done === true || first.value.type !== 'snapshot') throw this.#closedError();
-      this.#mirror.applySnapshot(first.value.kvs, first.value.revision, false);
-      for (const id of this.#mirror.hosts.keys()) this.#monitor.grace(id);
-      this.#membership.sweep();
-      this.#watching = this.#watch(items);
+      if (!started) throw this.#closedError();
       this.#state = 'running';
       this.#kick();
     } catch (err) {
@@ -295,7 +345,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
     // Leaving first ends a join in flight, so that a start() in flight settles.
     const left = this.#membership.leave();
     await this.#starting?.catch(() => undefined);
-    await this.#watching?.catch(() => undefined);
+    await this.#watch.closed();
     await this.#cycle?.catch(() => undefined);
     await this.#collector.drain();
     await left;
@@ -318,28 +368,6 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
     return this.#cycle === undefined && !this.#kicked && !this.#planner.pending;
   }
 
-  async #watch(items: AsyncIterator<ListWatchItem>): Promise<void> {
-    try {
-      for (let r = await items.next(); r.done !== true; r = await items.next()) {
-        const item = r.value;
-        if (item.type === 'snapshot') {
-          // We fell behind the store's history (a long disconnect): apply the difference.
-          this.#o.logger.warn('scheduler watch compacted: resynchronised from a new list');
-          this.#mirror.applySnapshot(item.kvs, item.revision, true);
-          this.#membership.sweep();
-        } else this.#mirror.apply(item.event);
-        this.#watermark.saw(item.type === 'snapshot' ? item.revision : item.event.revision);
-        this.#kick();
-      }
-    } catch (err) {
-      if (this.#abort.signal.aborted) return;
-      this.#o.logger.error({ err }, 'scheduler watch failed');
-      this.#state = 'failed';
-      this.emit('error', err);
-      this.#settle();
-    }
-  }
-
   /**
    * After a commit failed without an answer: waits until the watch has delivered a write made
    * after it, so that what the commit may have placed is known before planning again. Without
@@ -347,7 +375,8 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
    */
   async #catchUp(): Promise<void> {
     const revision = await this.#membership.barrier();
-    await this.#watermark.reached(revision, this.#abort.signal);
+    // Watching job records too: a sole scheduler's watch would not bring what the commit placed.
+    await this.#watch.caughtUp(revision);
   }
 
   #crashed(job: KnownJob): void {
@@ -409,6 +438,13 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       try {
         const m = this.#membership;
         const sole = m.active && m.members.length === 1 && !this.#uncertain;
+        // The only scheduler writes every job record and applies its own writes: its watch can
+        // leave them out. Any other scheduler's records must be seen before placing anything
+        // (the hosts' usage counts them): until a new listing is applied, wait.
+        this.#watch.watchOwnJobs(
+          this.#o.watchOwnJobs && sole && this.#o.clock.now() >= this.#watchJobsUntil,
+        );
+        if (!sole && this.#watch.ownJobsView) return; // its snapshot kicks the next cycle
         const committed = await this.#committer.commit(plan, m.revision, m.memberRevision, sole);
         this.emit('plan', {
           started: committed.started,
@@ -429,6 +465,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       } catch (err) {
         if (this.#abort.signal.aborted) return;
         this.#uncertain = true;
+        this.#watchJobsUntil = this.#o.clock.now() + UNCERTAIN_WATCH_JOBS_MS;
         this.#o.logger.warn({ err }, 'commit failed; planning again');
         this.emit('error', err);
         this.#requeue(plan);

@@ -17,6 +17,7 @@ export class Collector {
   readonly #clock: Clock;
   readonly #signal: AbortSignal;
   readonly #onError: (err: unknown) => void;
+  readonly #collected: (jobId: string) => void;
   readonly #inflight = new Set<Promise<void>>();
 
   constructor(options: {
@@ -25,12 +26,15 @@ export class Collector {
     clock: Clock;
     signal: AbortSignal;
     onError: (err: unknown) => void;
+    /** A job's records were deleted (its transaction succeeded). */
+    collected: (jobId: string) => void;
   }) {
     this.#store = options.store;
     this.#keys = options.keys;
     this.#clock = options.clock;
     this.#signal = options.signal;
     this.#onError = options.onError;
+    this.#collected = options.collected;
   }
 
   /** Deletes an ended job's records, in the background. */
@@ -46,6 +50,7 @@ export class Collector {
         { op: 'delete', key },
         { op: 'delete', key: statusKey },
       ],
+      () => this.#collected(job.id),
     );
   }
 
@@ -61,8 +66,8 @@ export class Collector {
     );
   }
 
-  #run(compare: Compare[], success: TxnOp[]): void {
-    const p = this.#delete(compare, success).finally(() => this.#inflight.delete(p));
+  #run(compare: Compare[], success: TxnOp[], done?: () => void): void {
+    const p = this.#delete(compare, success, done).finally(() => this.#inflight.delete(p));
     this.#inflight.add(p);
   }
 
@@ -71,13 +76,14 @@ export class Collector {
     await Promise.all(this.#inflight);
   }
 
-  async #delete(compare: Compare[], success: TxnOp[]): Promise<void> {
+  async #delete(compare: Compare[], success: TxnOp[], done?: () => void): Promise<void> {
     // Not succeeded: the job or its status changed since; the change brings it back here.
-    await retry(() => this.#store.txn({ compare, success }, { signal: this.#signal }), {
+    const res = await retry(() => this.#store.txn({ compare, success }, { signal: this.#signal }), {
       clock: this.#clock,
       signal: this.#signal,
       retryable: () => true,
       onRetry: (err) => this.#onError(err),
     }).catch(() => undefined); // aborted: the scheduler closed
+    if (res?.succeeded === true) done?.();
   }
 }

@@ -124,6 +124,12 @@ export class ClusterMirror {
   readonly jobs = new Map<string, KnownJob>();
   readonly formations = new Map<string, Formation>();
   readonly allocRev = new Map<string, number>();
+  /**
+   * Whether the watch leaves out job records (a sole scheduler's, which applies its own
+   * writes): the delete of a job's status then stands for its record's too, deleted in the
+   * same transaction (statuses are only ever deleted with their record, or as orphans).
+   */
+  ownJobs = false;
   readonly usage = new Map<string, { jobs: number; cpu: number; memory: number }>();
   readonly #orphans = new Map<string, Orphan>();
   /** Revisions of this scheduler's own commits whose watch echo has not been passed yet. */
@@ -281,6 +287,18 @@ export class ClusterMirror {
     flush();
   }
 
+  /**
+   * A job record deleted at `revision`, as the deletes-only watch of a sole scheduler sees it:
+   * forgets the job unless it is newer.
+   */
+  jobDeleted(key: string, revision: number): void {
+    const where = this.#keys.parse(key);
+    if (where?.kind !== 'job') return;
+    const known = this.jobs.get(where.jobId);
+    if (known !== undefined && known.hostId === where.hostId && known.rev < revision)
+      this.#forgetJob(where.jobId);
+  }
+
   /** Forgets a job this scheduler just deleted. */
   deleted(jobId: string): void {
     this.#forgetJob(jobId);
@@ -417,6 +435,15 @@ export class ClusterMirror {
       case 'job-status': {
         this.#orphans.delete(where.jobId);
         const job = this.jobs.get(where.jobId);
+        if (
+          this.ownJobs &&
+          job !== undefined &&
+          job.hostId === where.hostId &&
+          job.rev < revision
+        ) {
+          this.#forgetJob(where.jobId);
+          return;
+        }
         if (job !== undefined && job.statusRev > 0 && job.statusRev < revision)
           this.#update(job, job.record, job.rev, undefined, 0);
         return;

@@ -18,6 +18,7 @@ export interface ResolvedOptions {
   readonly crashLoopAfter: number;
   readonly commitConcurrency: number;
   readonly memberTtlMs: number;
+  readonly watchOwnJobs: boolean;
 }
 
 const DEFAULT_BACKOFF = [0, 10_000, 30_000, 60_000, 120_000, 300_000];
@@ -66,6 +67,9 @@ export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
   const commitConcurrency = options.commitConcurrency ?? 16;
   if (!Number.isSafeInteger(commitConcurrency) || commitConcurrency < 1 || commitConcurrency > 1024)
     throw bad('commitConcurrency', 'must be an integer from 1 to 1024', commitConcurrency);
+  const watchOwnJobs = options.watchOwnJobs ?? true;
+  if (typeof watchOwnJobs !== 'boolean')
+    throw bad('watchOwnJobs', 'must be a boolean', watchOwnJobs);
   return {
     store,
     keys: new ClusterKeys(prefix),
@@ -78,5 +82,6 @@ export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
     crashLoopAfter,
     commitConcurrency,
     memberTtlMs: duration(options, 'memberTtlMs', 10_000, 1000),
+    watchOwnJobs,
   };
 }
