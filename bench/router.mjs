@@ -15,7 +15,7 @@
 // (machine_busy_cores, from /proc/stat: at the core count, every process waits for CPU).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,17 @@ const NODE_FLAGS = args
   .filter((a) => a.startsWith('--node-flags='))
   .flatMap((a) => a.slice('--node-flags='.length).split(','));
 const BODIES = !args.includes('--no-bodies');
+// --pin: every proxy on the last CPU, the backend and wrk on the others (taskset), the same for
+// all three. Unpinned, the scheduler moves the four processes between CPUs; on a paravirtualised
+// guest a wakeup across CPUs is costly, and which CPU each process lands on changed a proxy's
+// CPU per request by up to 2x between rounds of the same run.
+const PIN = args.includes('--pin');
+const CPUS = availableParallelism();
+const PROXY_CPUS = String(CPUS - 1);
+const OTHER_CPUS = CPUS > 1 ? `0-${CPUS - 2}` : '0';
+/** [command, args] run on `cpus` with taskset when --pin is given. */
+const pinned = (cpus, command, argv) =>
+  PIN ? ['taskset', ['-c', cpus, command, ...argv]] : [command, argv];
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 
 function ensureTools() {
@@ -68,8 +79,8 @@ function ensureTools() {
 }
 
 const children = [];
-function startNode(script, argv, flags = []) {
-  const child = spawn(process.execPath, [...flags, script, ...argv], {
+function startNode(script, argv, flags = [], cpus = PROXY_CPUS) {
+  const child = spawn(...pinned(cpus, process.execPath, [...flags, script, ...argv]), {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.push(child);
@@ -129,9 +140,12 @@ http {
 }`;
   writeFileSync(join(dir, 'nginx.conf'), conf);
   // daemon off: the master is this child, its one worker a child of it (both are counted).
-  const child = spawn('/usr/sbin/nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const child = spawn(
+    ...pinned(PROXY_CPUS, '/usr/sbin/nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir]),
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   children.push(child);
   // wait until it accepts
   const net = (await import('node:net')).default;
@@ -156,8 +170,7 @@ function wrk(url, extra = [], pid) {
   const machine0 = machineBusySeconds();
   const t0 = performance.now();
   const out = execFileSync(
-    'wrk',
-    [
+    ...pinned(OTHER_CPUS, 'wrk', [
       '-t1',
       `-c${CONNECTIONS}`,
       `-d${DURATION}s`,
@@ -166,7 +179,7 @@ function wrk(url, extra = [], pid) {
       'Host: demo.localhost',
       ...extra,
       url,
-    ],
+    ]),
     { encoding: 'utf8' },
   );
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
@@ -231,7 +244,7 @@ async function main() {
         { stdio: 'ignore' },
       );
     }
-    const backend = await startNode(here('./router/backend.mjs'), []);
+    const backend = await startNode(here('./router/backend.mjs'), [], [], OTHER_CPUS);
     const backendPort = backend.info;
     backendPid = backend.pid;
     const node = async (script) => {
@@ -349,6 +362,7 @@ async function main() {
           duration_s: DURATION,
           rounds: ROUNDS,
           connections: CONNECTIONS,
+          pinned: PIN ? { proxy_cpus: PROXY_CPUS, backend_and_wrk_cpus: OTHER_CPUS } : false,
           results,
         },
         null,

@@ -3,11 +3,19 @@
 //
 //   node --max-old-space-size=8192 bench/scheduler-service.mjs [--backend memory|etcd]
 //        [--hosts 10000] [--jobs 1000000] [--trials 50] [--concurrency 16]
+//        [--commit-concurrency N] [--pin]
+//
+// --concurrency: the raw phase's transactions in flight; --commit-concurrency: the Scheduler's
+// (its `commitConcurrency`; by default the Scheduler's own default).
 //
 // With FLOTILLA_ETCD_ENDPOINTS set, both phases use that etcd (under prefixes of their own)
 // instead of starting one each; etcd's CPU share (etcdCores) is reported only for an etcd
 // started here. nodeCores and etcdCores: CPU seconds per wall second of each phase;
 // nodeCpuUsPerItem and etcdCpuUsPerItem: CPU microseconds per put (raw) or per job (bulk).
+//
+// --pin (etcd started here): etcd on the last CPU, this process on the others (taskset, every
+// thread), in both phases: etcd with a core of its own, as on machines of its own in a
+// cluster, rather than the two processes taking turns on the same cores.
 //
 // 0. Raw: the store's own rate for as many job-sized puts as the scheduler will place, in
 //    transactions of 100 with --concurrency in flight, on a fresh store of the same backend,
@@ -17,6 +25,8 @@
 // 2. Incremental, with those jobs placed (memory backend): time from the store write to the
 //    committed plan for a scale of one app by +10, a host failure (its jobs re-placed), and a
 //    new release (formation replaced), p50/p99 over --trials.
+import { execFileSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { ClusterKeys } from '@flotilla/cluster';
 import { Scheduler } from '@flotilla/scheduler';
 import { MemoryStore } from '@flotilla/store';
@@ -34,7 +44,24 @@ const HOSTS = Number(arg('hosts', 10_000));
 const JOBS = Number(arg('jobs', 1_000_000));
 const TRIALS = Number(arg('trials', 50));
 const CONCURRENCY = Number(arg('concurrency', 16));
+// The Scheduler's transactions in flight; by default its own default (commitConcurrency).
+const COMMIT_CONCURRENCY =
+  arg('commit-concurrency') === undefined ? undefined : Number(arg('commit-concurrency'));
 const PER_APP = 100;
+const PIN = args.includes('--pin');
+const CPUS = availableParallelism();
+const ETCD_CPUS = String(CPUS - 1);
+const NODE_CPUS = CPUS > 1 ? `0-${CPUS - 2}` : '0';
+/** Sets the CPUs of every thread of `pid` (and of the threads it starts later). */
+const pin = (pid, cpus) =>
+  execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+if (PIN) {
+  if (BACKEND !== 'etcd' || process.env.FLOTILLA_ETCD_ENDPOINTS !== undefined)
+    throw new Error(
+      '--pin pins an etcd this benchmark starts: use it with --backend etcd and no FLOTILLA_ETCD_ENDPOINTS',
+    );
+  pin(process.pid, NODE_CPUS);
+}
 
 const pct = (xs, p) => percentile(xs, p, 3);
 
@@ -59,6 +86,7 @@ async function openStore(name) {
           '1',
         ],
       });
+  if (PIN && etcd !== undefined) pin(etcd.pid, ETCD_CPUS);
   const store = new EtcdStore({
     endpoints: etcd === undefined ? fromEnv.split(',') : [etcd.endpoint],
     prefix: `/bench-${name}-${process.pid}/`,
@@ -142,7 +170,7 @@ const scheduler = new Scheduler({
   strategy: 'spread',
   seed: 1,
   hostGraceMs: 600_000,
-  commitConcurrency: CONCURRENCY,
+  ...(COMMIT_CONCURRENCY === undefined ? {} : { commitConcurrency: COMMIT_CONCURRENCY }),
 });
 let placed = 0;
 let transactions = 0;
@@ -281,7 +309,9 @@ console.log(
       bench: 'scheduler-service',
       backend: BACKEND,
       hosts: HOSTS,
-      commitConcurrency: CONCURRENCY,
+      rawConcurrency: CONCURRENCY,
+      commitConcurrency: COMMIT_CONCURRENCY ?? 'default',
+      pinned: PIN ? { etcdCpus: ETCD_CPUS, nodeCpus: NODE_CPUS } : false,
       raw,
       bulk,
       incremental,
