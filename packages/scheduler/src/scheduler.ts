@@ -196,8 +196,11 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
       crashed: (job) => this.#crashed(job),
       held: (id) => this.#backoff.holds(id),
       removed: (id) => this.#backoff.forget(id),
-      epoch: (epoch, revision, modRevision) =>
-        this.#membership.applyEpoch(epoch, revision, modRevision),
+      epoch: (epoch, revision, modRevision) => {
+        this.#membership.applyEpoch(epoch, revision, modRevision);
+        const m = this.#membership;
+        if (!(m.active && m.members.length === 1)) this.#watch.othersMayWrite();
+      },
       member: (id, present, modRevision) => this.#membership.applyMember(id, present, modRevision),
       invalid: (key, error) => {
         o.logger.warn({ key, err: error }, 'cluster record cannot be read; left out');
@@ -444,7 +447,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
         this.#watch.watchOwnJobs(
           this.#o.watchOwnJobs && sole && this.#o.clock.now() >= this.#watchJobsUntil,
         );
-        if (!sole && this.#watch.ownJobsView) return; // its snapshot kicks the next cycle
+        if (this.#watch.ownJobsView && (!sole || this.#watch.stale)) return; // its snapshot kicks
         const committed = await this.#committer.commit(plan, m.revision, m.memberRevision, sole);
         this.emit('plan', {
           started: committed.started,

@@ -39,6 +39,8 @@ export interface ClusterWatchHooks {
 
 /** One `listAndWatch` of the cluster state. */
 interface Stream {
+  /** Its number, in the order streams were opened. */
+  readonly seq: number;
   /** Whether it leaves out job records (watches the keys before `jobs/` only). */
   readonly ownJobs: boolean;
   readonly abort: AbortController;
@@ -77,6 +79,10 @@ export class ClusterWatch {
   #wantOwnJobs = false;
   /** A new listing is wanted in the current mode (the job deletes fell behind a compaction). */
   #relist = false;
+  /** Streams opened so far: each gets the next number. */
+  #streams = 0;
+  /** The view is stale until a stream of this number or later has listed (0: not stale). */
+  #staleUntil = 0;
   #switching: Promise<void> | undefined;
   #viewWaiters: (() => void)[] = [];
 
@@ -102,6 +108,26 @@ export class ClusterWatch {
   /** Whether the view applied so far leaves out job records written by others. */
   get ownJobsView(): boolean {
     return this.#viewOwnJobs;
+  }
+
+  /**
+   * Whether the view leaves out job records and another scheduler may have written some since
+   * it was listed: it must be listed again before this scheduler places anything.
+   */
+  get stale(): boolean {
+    return this.#viewOwnJobs && this.#staleUntil > 0;
+  }
+
+  /**
+   * Another scheduler is in the epoch (as the watch just delivered it): from now on it may
+   * write job records, which a view that leaves them out lacks, even if it leaves again
+   * before this scheduler plans. Lists again (in whichever mode is wanted then).
+   */
+  othersMayWrite(): void {
+    if (!this.#viewOwnJobs || this.#staleUntil > 0) return;
+    this.#staleUntil = this.#streams + 1;
+    this.#relist = true;
+    this.#startSwitch();
   }
 
   /**
@@ -183,6 +209,7 @@ export class ClusterWatch {
   #open(ownJobs: boolean): { stream: Stream; items: AsyncIterator<ListWatchItem> } {
     const abort = new AbortController();
     const stream: Stream = {
+      seq: ++this.#streams,
       ownJobs,
       abort,
       watermark: new Watermark(),
@@ -203,6 +230,7 @@ export class ClusterWatch {
   #ready(stream: Stream, revision: number): void {
     stream.ready = true;
     this.#viewOwnJobs = stream.ownJobs;
+    if (this.#staleUntil > 0 && stream.seq >= this.#staleUntil) this.#staleUntil = 0;
     this.#hooks.view(stream.ownJobs);
     stream.watermark.saw(revision);
     for (const w of this.#viewWaiters.splice(0)) w();

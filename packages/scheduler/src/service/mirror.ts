@@ -176,8 +176,10 @@ export class ClusterMirror {
       for (const id of this.allocRev.keys()) gone.push(k.alloc(id));
       for (const f of this.formations.keys()) gone.push(f);
       for (const j of this.jobs.values()) {
-        gone.push(k.job(j.hostId, j.id));
-        if (j.statusRev > 0) gone.push(k.jobStatus(j.hostId, j.id));
+        // Committed after the listing (its answer applied before the listing was): not gone.
+        // A watch that leaves job records out would never bring it back.
+        if (j.rev <= revision) gone.push(k.job(j.hostId, j.id));
+        if (j.statusRev > 0 && j.statusRev <= revision) gone.push(k.jobStatus(j.hostId, j.id));
       }
       for (const id of this.#members) gone.push(k.scheduler(id));
       gone.push(k.schedulerEpoch);
