@@ -129,6 +129,39 @@ describe('EtcdStore across etcd restarts', () => {
     expect(fifth?.revision).toBe(next.revision);
   }, 30_000);
 
+  it('a deletesOnly watch quiet for a while resumes after compaction and a restart, from its progress', async () => {
+    // etcd's progress notifications every 200 ms instead of 10 minutes.
+    const quick = await startEtcd({
+      extraArgs: ['--experimental-watch-progress-notify-interval', '200ms'],
+    });
+    cleanups.push(() => quick.stop());
+    const store = new EtcdStore({
+      endpoints: [quick.endpoint],
+      prefix: uniquePrefix('progress'),
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    });
+    cleanups.push(() => store.close());
+    const controller = new AbortController();
+    cleanups.push(() => controller.abort());
+    const iterable = store.watch('q/', { deletesOnly: true, signal: controller.signal });
+    const deletes = iterable[Symbol.asyncIterator]();
+    await store.put('q/a', '1');
+    await store.delete('q/a');
+    expect((await takeEvents(deletes, 1)).map((e) => [e.type, e.kv.key])).toEqual([
+      ['delete', 'q/a'],
+    ]);
+    // Puts only: the watch delivers nothing, and its last event's revision falls behind.
+    let last = 0;
+    for (let i = 0; i < 20; i++) last = (await store.put(`q/p${i}`, 'x')).revision;
+    // No event tells that a progress notification arrived: wait several intervals.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await store.compact(last);
+    await quick.restart();
+    const gone = await once(() => store.delete('q/p0'));
+    const [ev] = await takeEvents(deletes, 1);
+    expect([ev?.type, ev?.kv.key, ev?.revision]).toEqual(['delete', 'q/p0', gone.revision]);
+  }, 30_000);
+
   it('a watch with skipRevision resumes after a restart without the skipped revisions or a duplicate', async () => {
     const store = open();
     const skipped = new Set<number>();

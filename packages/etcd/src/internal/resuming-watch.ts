@@ -173,6 +173,15 @@ export class ResumingWatch {
       this.#markStarted();
       return;
     }
+    if (res.events.length === 0) {
+      // A progress notification (events filtered out send nothing): etcd sends one only to a
+      // watcher that has every change up to its header revision, so resume after it.
+      if (this.#next !== undefined && headerRevision >= this.#next) {
+        this.#next = headerRevision + 1;
+        this.#confirmed = Math.max(this.#confirmed, headerRevision);
+      }
+      return;
+    }
     let last = 0;
     const next = this.#next ?? 0;
     const skip = this.#deps.skip;

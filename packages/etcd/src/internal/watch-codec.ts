@@ -32,7 +32,7 @@ export function encodeWatchCreate(
     1 +
     lenSize(rangeEnd.length) +
     (startRevision === 0 ? 0 : 1 + varintSize(startRevision)) +
-    (noPut ? 3 : 0);
+    (noPut ? 5 : 0);
   const w = new Writer(1 + lenSize(inner));
   w.varint(tag(1, LEN)); // WatchRequest.create_request
   w.varint(inner);
@@ -43,6 +43,11 @@ export function encodeWatchCreate(
     w.varint(startRevision);
   }
   if (noPut) {
+    // progress_notify: a watch whose events are filtered can be quiet for hours; etcd's
+    // progress responses (every 10 minutes by default, only once the watcher is caught up)
+    // move its resume point, so a reconnect does not resume from a compacted revision.
+    w.varint(tag(4, VARINT));
+    w.varint(1);
     // filters (packed enum): [NOPUT = 0]. etcd drops the puts before queueing them.
     w.varint(tag(5, LEN));
     w.varint(1);
