@@ -322,6 +322,7 @@ export class Scheduler extends EventEmitter<SchedulerEvents> implements AsyncDis
     } catch (err) {
       if (this.#abort.signal.aborted) throw this.#closedError(); // close() owns the state
       this.#state = 'failed';
+      this.#watch.stop(); // a watch that started (an abort after the listing) ends here
       await this.#membership.leave();
       throw err;
     }

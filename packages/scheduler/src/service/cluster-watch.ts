@@ -44,6 +44,10 @@ interface Stream {
   /** Whether it leaves out job records (watches the keys before `jobs/` only). */
   readonly ownJobs: boolean;
   readonly abort: AbortController;
+  /** Aborts when the stream stops or the scheduler closes. */
+  readonly signal: AbortSignal;
+  /** The revision of its latest listing (its first snapshot, or one after a compaction). */
+  listedAt: number;
   /** The newest revision it delivered. */
   readonly watermark: Watermark;
   /** Whether its first snapshot is applied: the view is then this stream's. */
@@ -83,6 +87,8 @@ export class ClusterWatch {
   #streams = 0;
   /** The view is stale until a stream of this number or later has listed (0: not stale). */
   #staleUntil = 0;
+  #applyingSnapshot = false;
+  #stopped = false;
   #switching: Promise<void> | undefined;
   #viewWaiters: (() => void)[] = [];
 
@@ -124,10 +130,37 @@ export class ClusterWatch {
    * before this scheduler plans. Lists again (in whichever mode is wanted then).
    */
   othersMayWrite(): void {
-    if (!this.#viewOwnJobs || this.#staleUntil > 0) return;
+    // A listing being applied has every job record up to its revision, whoever wrote it.
+    if (!this.#viewOwnJobs || this.#staleUntil > 0 || this.#applyingSnapshot) return;
     this.#staleUntil = this.#streams + 1;
+    // Watch them all from the new listing on: the other scheduler is in the epoch.
+    this.#wantOwnJobs = false;
     this.#relist = true;
     this.#startSwitch();
+  }
+
+  /**
+   * Stops watching (a start that failed or was aborted): the current stream ends, and no
+   * change of mode opens another.
+   */
+  stop(): void {
+    this.#stopped = true;
+    this.#stream?.abort.abort();
+    for (const w of this.#viewWaiters.splice(0)) w();
+  }
+
+  #snapshot(
+    kvs: readonly KeyValue[],
+    revision: number,
+    first: boolean,
+    why: 'mode' | 'compacted',
+  ): void {
+    this.#applyingSnapshot = true;
+    try {
+      this.#hooks.snapshot(kvs, revision, first, why);
+    } finally {
+      this.#applyingSnapshot = false;
+    }
   }
 
   /**
@@ -140,7 +173,8 @@ export class ClusterWatch {
     const first = await items.next();
     if (first.done === true || first.value.type !== 'snapshot' || this.#signal.aborted)
       return false;
-    this.#hooks.snapshot(first.value.kvs, first.value.revision, true, 'mode');
+    this.#snapshot(first.value.kvs, first.value.revision, true, 'mode');
+    stream.listedAt = first.value.revision;
     this.#ready(stream, first.value.revision);
     stream.done = this.#consume(stream, items);
     return true;
@@ -156,7 +190,7 @@ export class ClusterWatch {
   }
 
   #startSwitch(): void {
-    if (this.#switching !== undefined || this.#stream === undefined) return;
+    if (this.#switching !== undefined || this.#stream === undefined || this.#stopped) return;
     if (this.#stream.ownJobs === this.#wantOwnJobs && !this.#relist) return;
     this.#switching = this.#switch().finally(() => {
       this.#switching = undefined;
@@ -169,13 +203,13 @@ export class ClusterWatch {
    */
   async caughtUp(revision: number): Promise<void> {
     this.watchOwnJobs(false);
-    while (!this.#signal.aborted) {
+    while (!this.#signal.aborted && !this.#stopped) {
       const stream = this.#stream;
       if (stream === undefined || !stream.ready || stream.ownJobs) {
         await new Promise<void>((resolve) => this.#viewWaiters.push(resolve));
         continue;
       }
-      await stream.watermark.reached(revision, stream.abort.signal);
+      await stream.watermark.reached(revision, stream.signal);
       if (stream === this.#stream && stream.watermark.seen >= revision) return;
     }
   }
@@ -196,7 +230,7 @@ export class ClusterWatch {
       this.#relist = false;
       s.abort.abort();
       await s.done;
-      if (this.#signal.aborted) return;
+      if (this.#signal.aborted || this.#stopped) return;
       const { stream, items } = this.#open(this.#wantOwnJobs);
       stream.done = this.#consume(stream, items);
       // One change of mode at a time: its snapshot, then the next if the wish changed.
@@ -208,17 +242,20 @@ export class ClusterWatch {
 
   #open(ownJobs: boolean): { stream: Stream; items: AsyncIterator<ListWatchItem> } {
     const abort = new AbortController();
+    const signal = AbortSignal.any([this.#signal, abort.signal]);
     const stream: Stream = {
       seq: ++this.#streams,
       ownJobs,
       abort,
+      signal,
+      listedAt: 0,
       watermark: new Watermark(),
       ready: false,
       done: Promise.resolve(),
     };
     this.#stream = stream;
     const items = listAndWatch(this.#store, this.#keys.prefix, {
-      signal: AbortSignal.any([this.#signal, abort.signal]),
+      signal,
       clock: this.#clock,
       onRetry: this.#onRetry,
       skipRevision: this.#skipRevision,
@@ -244,7 +281,7 @@ export class ClusterWatch {
    * before queueing them (`deletesOnly`), so the echo of a bulk placement costs it little.
    */
   async #jobDeletes(stream: Stream, from: number): Promise<void> {
-    const signal = AbortSignal.any([this.#signal, stream.abort.signal]);
+    const signal = stream.signal;
     let next = from;
     let delay = INITIAL_BACKOFF_MS;
     while (!signal.aborted) {
@@ -265,7 +302,13 @@ export class ClusterWatch {
       } catch (err) {
         if (signal.aborted) return;
         if (isFlotillaError(err, 'FLOTILLA_STORE_COMPACTED')) {
-          // Behind the store's history: only a new listing tells which jobs are gone.
+          // Behind the store's history. A listing made since (the main watch's, after the same
+          // compaction) shows which jobs were gone by then: resume after it.
+          if (stream.listedAt >= next) {
+            next = stream.listedAt + 1;
+            continue;
+          }
+          // Else only a new listing tells which jobs are gone.
           this.#relist = true;
           this.#startSwitch();
           return;
@@ -288,7 +331,8 @@ export class ClusterWatch {
         const item = r.value;
         if (item.type === 'snapshot') {
           // A new stream's first (reset false), or a list after a compaction (reset true).
-          this.#hooks.snapshot(item.kvs, item.revision, false, item.reset ? 'compacted' : 'mode');
+          this.#snapshot(item.kvs, item.revision, false, item.reset ? 'compacted' : 'mode');
+          stream.listedAt = item.revision;
           if (!stream.ready) this.#ready(stream, item.revision);
           else stream.watermark.saw(item.revision);
         } else {
