@@ -184,17 +184,11 @@ export class Committer {
     const settled = await Promise.allSettled(
       Array.from({ length: this.#concurrency }, async () => {
         for (let b = failed ? undefined : nextBatch(); b !== undefined;) {
-          const sent = run(b).catch((err: unknown) => {
+          await run(b).catch((err: unknown) => {
             failed = true;
             throw err;
           });
-          // The next transaction is built while this one is in flight, and sent as soon as its
-          // answer is applied: built only after it, the answers of a batch etcd applied
-          // together were each followed by building the next on the one thread, and etcd
-          // waited for the last of them. (Units are hosts: none is built twice in a commit.)
-          const next = failed ? undefined : nextBatch();
-          await sent;
-          b = failed ? undefined : next;
+          b = failed ? undefined : nextBatch();
         }
       }),
     );
