@@ -1,59 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { ClusterState, type Formation } from '@flotilla/cluster';
-import { ManualClock } from '@flotilla/core';
-import {
-  MemoryStore,
-  StoreError,
-  StoreErrorCodes,
-  type Store,
-  type Txn,
-  type TxnResult,
-} from '@flotilla/store';
+import { StoreError, StoreErrorCodes, type Store, type Txn, type TxnResult } from '@flotilla/store';
 import { PartitionableStore } from '@flotilla/store/testing';
 import { interceptStore, placesJobs } from '../../../test/support/intercept-store.js';
+import { declare, setup, until, web } from '../../../test/support/scheduler-probes.js';
 import { Scheduler } from './scheduler.js';
 
 // Hostile probes of the Scheduler service: hand edits of its records, faults, and races of its
 // own lifecycle.
-
-const web = (count: number, app = 'demo'): Formation => ({
-  app,
-  release: 'v1',
-  processes: { web: { count, resources: { cpu: 100, memory: 100 } } },
-});
-
-async function setup(hosts = 1): Promise<{
-  clock: ManualClock;
-  memory: MemoryStore;
-  cluster: ClusterState;
-}> {
-  const clock = new ManualClock(Date.UTC(2026, 0, 1));
-  const memory = new MemoryStore({ clock });
-  const cluster = new ClusterState({ store: memory, clock });
-  for (let i = 0; i < hosts; i++)
-    await cluster.registerHost(
-      { id: `h${i}`, addr: `test://h${i}`, capacity: { cpu: 64_000, memory: 65_536 } },
-      { ttlMs: 600_000 },
-    );
-  return { clock, memory, cluster };
-}
-
-async function declare(cluster: ClusterState, formation: Formation): Promise<void> {
-  await cluster.putRelease({
-    app: formation.app,
-    release: formation.release,
-    artifact: { type: 'image', image: 'test' },
-    config: {},
-    processes: Object.fromEntries(Object.keys(formation.processes).map((t) => [t, { command: t }])),
-    createdAt: 0,
-  });
-  await cluster.setFormation(formation);
-}
-
-/** Advances the clock step by step until `done()` or the time runs out. */
-async function until(clock: ManualClock, done: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  for (let t = 0; t < ms && !(await done()); t += 250) await clock.advance(250);
-}
 
 /** A store whose next transaction matching `when` fails as if the engine dropped the call. */
 function failing(store: Store, when: (txn: Txn) => boolean): Store & { failures: number } {
