@@ -6,6 +6,7 @@ import { PartitionableStore } from '@flotilla/store/testing';
 import { interceptStore } from '../../../test/support/intercept-store.js';
 import { Scheduler, type CrashLoop, type PlanReport } from './scheduler.js';
 import { ClusterSimulator, type SimulatedJob } from './simulator.js';
+import { declare } from '../../../test/support/scheduler-probes.js';
 
 const web = (count: number, extra: Partial<Formation['processes'][string]> = {}): Formation => ({
   app: 'demo',
@@ -284,18 +285,6 @@ async function seedHosts(
   for (const h of hosts)
     await cluster.registerHost({ ...h, addr: `test://${h.id}` }, { ttlMs: 600_000 });
   return cluster;
-}
-
-async function declare(cluster: ClusterState, formation: Formation): Promise<void> {
-  await cluster.putRelease({
-    app: formation.app,
-    release: formation.release,
-    artifact: { type: 'image', image: 'test' },
-    config: {},
-    processes: Object.fromEntries(Object.keys(formation.processes).map((t) => [t, { command: t }])),
-    createdAt: 0,
-  });
-  await cluster.setFormation(formation);
 }
 
 describe('resynchronising', () => {

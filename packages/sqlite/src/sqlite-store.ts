@@ -14,7 +14,7 @@ import {
   validateKey,
   validateList,
   validatePrefix,
-  validateWatchBefore,
+  validateWatchOptions,
   validatePut,
   validateRevision,
   validateTtl,
@@ -401,8 +401,7 @@ export class SqliteStore implements Store {
     if (this.#closed) throw closedError();
     if (this.#failure !== undefined) throw this.#failure;
     validatePrefix(prefix, this.limits);
-    validateWatchBefore(prefix, options.before, this.limits, options.deletesOnly);
-    if (options.fromRevision !== undefined) validateRevision(options.fromRevision, 'fromRevision');
+    validateWatchOptions(prefix, options, this.limits);
     if (options.signal?.aborted === true) {
       // Not through the watcher below: its queue would end, and call back, before the
       // watcher exists.

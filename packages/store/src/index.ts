@@ -58,7 +58,7 @@ export {
   validateKey,
   validateList,
   validatePrefix,
-  validateWatchBefore,
+  validateWatchOptions,
   validatePut,
   validateRevision,
   validateTtl,

@@ -9,7 +9,7 @@ import {
   validateKey,
   validateList,
   validatePrefix,
-  validateWatchBefore,
+  validateWatchOptions,
   validatePut,
   validateRevision,
   validateTtl,
@@ -225,8 +225,7 @@ export class MemoryStore implements Store {
   watch(prefix: string, options: WatchOptions = {}): AsyncIterable<WatchEvent> {
     if (this.#closed) throw closedError();
     validatePrefix(prefix, this.limits);
-    validateWatchBefore(prefix, options.before, this.limits, options.deletesOnly);
-    if (options.fromRevision !== undefined) validateRevision(options.fromRevision, 'fromRevision');
+    validateWatchOptions(prefix, options, this.limits);
     const watcher: PrefixWatch = new PrefixWatch(
       prefix,
       options.fromRevision ?? this.#revision + 1,

@@ -1,6 +1,14 @@
 import { showKey, StoreError, StoreErrorCodes } from './errors.js';
 import { byteLength, compareKeys } from './keys.js';
-import type { CallOptions, Compare, ListOptions, PutOptions, StoreLimits, Txn } from './store.js';
+import type {
+  CallOptions,
+  Compare,
+  ListOptions,
+  PutOptions,
+  StoreLimits,
+  Txn,
+  WatchOptions,
+} from './store.js';
 
 /** The limits of etcd's defaults, which every Flotilla backend enforces. */
 export const DEFAULT_LIMITS: StoreLimits = Object.freeze({
@@ -105,16 +113,21 @@ export function validatePrefix(prefix: unknown, limits?: StoreLimits): asserts p
 }
 
 /**
- * Validates the `before` option of a `watch` call: a well-formed key that sorts after `prefix`
- * (so that the watch covers some keys); and `deletesOnly`, a boolean. Every backend checks them
- * alike.
+ * Validates the options of a `watch` call: `fromRevision` a revision; `deletesOnly` a boolean;
+ * `before` a well-formed key that sorts after `prefix` (so that the watch covers some keys).
+ * Every backend checks them alike.
  */
-export function validateWatchBefore(
+export function validateWatchOptions(
   prefix: string,
-  before: unknown,
+  options: WatchOptions,
   limits?: StoreLimits,
-  deletesOnly?: unknown,
 ): void {
+  const { fromRevision, deletesOnly, before } = options as {
+    fromRevision?: unknown;
+    deletesOnly?: unknown;
+    before?: unknown;
+  };
+  if (fromRevision !== undefined) validateRevision(fromRevision, 'fromRevision');
   if (deletesOnly !== undefined && typeof deletesOnly !== 'boolean') {
     throw new StoreError(
       StoreErrorCodes.INVALID_ARGUMENT,

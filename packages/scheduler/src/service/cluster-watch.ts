@@ -146,7 +146,7 @@ export class ClusterWatch {
   stop(): void {
     this.#stopped = true;
     this.#stream?.abort.abort();
-    for (const w of this.#viewWaiters.splice(0)) w();
+    this.#wakeViewWaiters();
   }
 
   #snapshot(
@@ -174,7 +174,6 @@ export class ClusterWatch {
     if (first.done === true || first.value.type !== 'snapshot' || this.#signal.aborted)
       return false;
     this.#snapshot(first.value.kvs, first.value.revision, true, 'mode');
-    stream.listedAt = first.value.revision;
     this.#ready(stream, first.value.revision);
     stream.done = this.#consume(stream, items);
     return true;
@@ -206,7 +205,7 @@ export class ClusterWatch {
     while (!this.#signal.aborted && !this.#stopped) {
       const stream = this.#stream;
       if (stream === undefined || !stream.ready || stream.ownJobs) {
-        await new Promise<void>((resolve) => this.#viewWaiters.push(resolve));
+        await this.#nextView();
         continue;
       }
       await stream.watermark.reached(revision, stream.signal);
@@ -214,11 +213,20 @@ export class ClusterWatch {
     }
   }
 
+  /** Resolves when a stream's first snapshot is applied, or one ends without it. */
+  #nextView(): Promise<void> {
+    return new Promise<void>((resolve) => this.#viewWaiters.push(resolve));
+  }
+
+  #wakeViewWaiters(): void {
+    for (const w of this.#viewWaiters.splice(0)) w();
+  }
+
   /** Waits for the stream in flight to stop (after the signal aborted). */
   async closed(): Promise<void> {
     await this.#switching;
     await this.#stream?.done;
-    for (const w of this.#viewWaiters.splice(0)) w();
+    this.#wakeViewWaiters();
   }
 
   async #switch(): Promise<void> {
@@ -234,8 +242,7 @@ export class ClusterWatch {
       const { stream, items } = this.#open(this.#wantOwnJobs);
       stream.done = this.#consume(stream, items);
       // One change of mode at a time: its snapshot, then the next if the wish changed.
-      while (!stream.ready && !stream.abort.signal.aborted && !this.#signal.aborted)
-        await new Promise<void>((resolve) => this.#viewWaiters.push(resolve));
+      while (!stream.ready && !stream.signal.aborted) await this.#nextView();
       if (!stream.ready) return;
     }
   }
@@ -266,11 +273,12 @@ export class ClusterWatch {
 
   #ready(stream: Stream, revision: number): void {
     stream.ready = true;
+    stream.listedAt = revision;
     this.#viewOwnJobs = stream.ownJobs;
     if (this.#staleUntil > 0 && stream.seq >= this.#staleUntil) this.#staleUntil = 0;
     this.#hooks.view(stream.ownJobs);
     stream.watermark.saw(revision);
-    for (const w of this.#viewWaiters.splice(0)) w();
+    this.#wakeViewWaiters();
     if (stream.ownJobs) void this.#jobDeletes(stream, revision + 1);
   }
 
@@ -332,9 +340,11 @@ export class ClusterWatch {
         if (item.type === 'snapshot') {
           // A new stream's first (reset false), or a list after a compaction (reset true).
           this.#snapshot(item.kvs, item.revision, false, item.reset ? 'compacted' : 'mode');
-          stream.listedAt = item.revision;
           if (!stream.ready) this.#ready(stream, item.revision);
-          else stream.watermark.saw(item.revision);
+          else {
+            stream.listedAt = item.revision;
+            stream.watermark.saw(item.revision);
+          }
         } else {
           this.#hooks.change(item.event);
           stream.watermark.saw(item.event.revision);
@@ -342,11 +352,11 @@ export class ClusterWatch {
         this.#hooks.applied();
       }
     } catch (err) {
-      if (this.#signal.aborted || stream.abort.signal.aborted) return;
+      if (stream.signal.aborted) return;
       this.#hooks.failed(err);
     } finally {
       // Whoever waits for this stream's snapshot learns it will not come.
-      if (!stream.ready) for (const w of this.#viewWaiters.splice(0)) w();
+      if (!stream.ready) this.#wakeViewWaiters();
     }
   }
 }
