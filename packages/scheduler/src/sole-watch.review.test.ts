@@ -500,3 +500,41 @@ describe('review s11 P9', () => {
     await memory.close();
   });
 });
+
+describe('review s12', () => {
+  it('close() after the listing of a change of watch mode failed for good resolves', async () => {
+    const { clock, memory, cluster } = await setup();
+    let failList = false;
+    const store = proxy(memory, {
+      list: async (_prefix, next) => {
+        // Not retryable: the watch fails for good.
+        if (failList) throw new StoreError(StoreErrorCodes.INVALID_ARGUMENT, 'injected');
+        return next();
+      },
+    });
+    const a = new Scheduler({ store, clock, id: 'a' });
+    const errors: unknown[] = [];
+    a.on('error', (err) => errors.push(err));
+    await a.start();
+    await declare(cluster, web(2));
+    await until(clock, async () => (await cluster.jobs()).length >= 2);
+    await a.idle();
+    failList = true;
+    // A second scheduler: the first lists everything again, and that listing fails.
+    const b = new Scheduler({ store: memory, clock, id: 'b' });
+    await b.start();
+    await until(clock, async () => a.state === 'failed', 5000);
+    expect(
+      errors.some((e) => e instanceof StoreError && e.code === 'FLOTILLA_STORE_INVALID_ARGUMENT'),
+    ).toBe(true);
+    const r = await Promise.race([
+      a.close().then(() => 'closed'),
+      new Promise((res) => setTimeout(() => res('hung'), 3000)),
+    ]);
+    expect(r).toBe('closed');
+    expect(a.state).toBe('stopped');
+    await b.close();
+    await cluster.close();
+    await memory.close();
+  });
+});

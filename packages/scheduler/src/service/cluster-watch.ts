@@ -52,6 +52,8 @@ interface Stream {
   readonly watermark: Watermark;
   /** Whether its first snapshot is applied: the view is then this stream's. */
   ready: boolean;
+  /** Whether it stopped or failed (its snapshot, if not applied yet, will not come). */
+  ended: boolean;
   /** Settles when it stopped (a mode change, close) or failed. */
   done: Promise<void>;
 }
@@ -242,7 +244,8 @@ export class ClusterWatch {
       const { stream, items } = this.#open(this.#wantOwnJobs);
       stream.done = this.#consume(stream, items);
       // One change of mode at a time: its snapshot, then the next if the wish changed.
-      while (!stream.ready && !stream.signal.aborted) await this.#nextView();
+      // Until it is applied, or the stream ends without it (stopped, or failed for good).
+      while (!stream.ready && !stream.ended) await this.#nextView();
       if (!stream.ready) return;
     }
   }
@@ -258,6 +261,7 @@ export class ClusterWatch {
       listedAt: 0,
       watermark: new Watermark(),
       ready: false,
+      ended: false,
       done: Promise.resolve(),
     };
     this.#stream = stream;
@@ -355,6 +359,7 @@ export class ClusterWatch {
       if (stream.signal.aborted) return;
       this.#hooks.failed(err);
     } finally {
+      stream.ended = true;
       // Whoever waits for this stream's snapshot learns it will not come.
       if (!stream.ready) this.#wakeViewWaiters();
     }
