@@ -26,7 +26,7 @@ import {
   validateKey,
   validateList,
   validatePrefix,
-  validateWatchOptions,
+  validateWatch,
   validatePut,
   validateRevision,
   validateTtl,
@@ -274,8 +274,7 @@ export class EtcdStore implements Store {
    */
   watch(prefix: string, options: WatchOptions = {}): AsyncIterable<WatchEvent> {
     if (this.#closed) throw closedError();
-    validatePrefix(prefix, this.limits);
-    validateWatchOptions(prefix, options, this.limits);
+    validateWatch(prefix, options, this.limits);
     if (options.signal?.aborted === true) return new EventQueue<WatchEvent>(options.signal);
     // The queue calls back when the consumer stops (break, abort, close): stop the stream.
     const queue: EventQueue<WatchEvent> = watchQueue(this.limits, options.signal, () => {

@@ -14,7 +14,7 @@ import {
   validateKey,
   validateList,
   validatePrefix,
-  validateWatchOptions,
+  validateWatch,
   validatePut,
   validateRevision,
   validateTtl,
@@ -400,8 +400,7 @@ export class SqliteStore implements Store {
   watch(prefix: string, options: WatchOptions = {}): AsyncIterable<WatchEvent> {
     if (this.#closed) throw closedError();
     if (this.#failure !== undefined) throw this.#failure;
-    validatePrefix(prefix, this.limits);
-    validateWatchOptions(prefix, options, this.limits);
+    validateWatch(prefix, options, this.limits);
     if (options.signal?.aborted === true) {
       // Not through the watcher below: its queue would end, and call back, before the
       // watcher exists.

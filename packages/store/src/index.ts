@@ -58,7 +58,7 @@ export {
   validateKey,
   validateList,
   validatePrefix,
-  validateWatchOptions,
+  validateWatch,
   validatePut,
   validateRevision,
   validateTtl,

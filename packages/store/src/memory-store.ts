@@ -9,7 +9,7 @@ import {
   validateKey,
   validateList,
   validatePrefix,
-  validateWatchOptions,
+  validateWatch,
   validatePut,
   validateRevision,
   validateTtl,
@@ -224,8 +224,7 @@ export class MemoryStore implements Store {
 
   watch(prefix: string, options: WatchOptions = {}): AsyncIterable<WatchEvent> {
     if (this.#closed) throw closedError();
-    validatePrefix(prefix, this.limits);
-    validateWatchOptions(prefix, options, this.limits);
+    validateWatch(prefix, options, this.limits);
     const watcher: PrefixWatch = new PrefixWatch(
       prefix,
       options.fromRevision ?? this.#revision + 1,

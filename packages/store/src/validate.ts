@@ -113,15 +113,22 @@ export function validatePrefix(prefix: unknown, limits?: StoreLimits): asserts p
 }
 
 /**
- * Validates the options of a `watch` call: `fromRevision` a revision; `deletesOnly` a boolean;
- * `before` a well-formed key that sorts after `prefix` (so that the watch covers some keys).
- * Every backend checks them alike.
+ * Validates the arguments of a `watch` call: the prefix (see {@link validatePrefix}), and its
+ * options: `fromRevision` a revision; `deletesOnly` a boolean; `before` a well-formed key that
+ * sorts after `prefix` (so that the watch covers some keys). Every backend checks them alike.
  */
-export function validateWatchOptions(
-  prefix: string,
+export function validateWatch(
+  prefix: unknown,
   options: WatchOptions,
   limits?: StoreLimits,
-): void {
+): asserts prefix is string {
+  validatePrefix(prefix, limits);
+  if (typeof options !== 'object' || options === null) {
+    throw new StoreError(
+      StoreErrorCodes.INVALID_ARGUMENT,
+      `watch options must be an object, got ${options === null ? 'null' : typeof options}`,
+    );
+  }
   const { fromRevision, deletesOnly, before } = options as {
     fromRevision?: unknown;
     deletesOnly?: unknown;

@@ -2,7 +2,7 @@ import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isFlotillaError } from '@flotilla/core';
 import { compareKeys } from '../keys.js';
-import type { Lease, Store, Txn, TxnOp, WatchEvent } from '../store.js';
+import type { Lease, Store, Txn, TxnOp, WatchEvent, WatchOptions } from '../store.js';
 import { MAX_LEASE_TTL_MS } from '../validate.js';
 
 /** Options of {@link runStoreContract}. */
@@ -751,6 +751,14 @@ export function runStoreContract(options: StoreContractOptions): void {
         expect(() => store.watch('do/', { deletesOnly: 'yes' as unknown as boolean })).toThrow(
           expect.objectContaining({ code: 'FLOTILLA_STORE_INVALID_ARGUMENT' }),
         );
+      });
+
+      it('refuses watch options that are not an object, with a code', () => {
+        for (const options of [null, 'from 3', 3]) {
+          expect(() => store.watch('wo/', options as unknown as WatchOptions)).toThrow(
+            expect.objectContaining({ code: 'FLOTILLA_STORE_INVALID_ARGUMENT' }),
+          );
+        }
       });
 
       it('refuses a watch whose `before` does not sort after its prefix', () => {
