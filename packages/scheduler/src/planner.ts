@@ -148,8 +148,14 @@ export class Planner {
     this.#placer.reset();
   }
 
-  /** Adds or replaces a job (a new state, say). */
-  setJob(job: JobSnapshot): void {
+  /**
+   * Adds or replaces a job (a new state, say). `planned`: the job is a new one that this
+   * planner's own plan asked for, now committed; its group is not planned again for it (a
+   * commit of a million starts otherwise left every group to be reconciled once more, for
+   * nothing). A change that does call for planning (a new formation, a conflict) marks the group
+   * itself.
+   */
+  setJob(job: JobSnapshot, options?: { planned?: boolean }): void {
     this.#thaw();
     const prev = this.#jobs.size === 0 ? undefined : this.#jobs.get(job.id);
     if (prev !== undefined) {
@@ -178,7 +184,8 @@ export class Planner {
     group.jobs.push(entry);
     byHost.push(entry);
     this.#hold(entry);
-    if (COUNTED.has(job.state)) this.#dirty.add(group);
+    if (COUNTED.has(job.state) && (prev !== undefined || options?.planned !== true))
+      this.#dirty.add(group);
   }
 
   /** Forgets a job (it is gone from the store). */

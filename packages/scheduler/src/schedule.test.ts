@@ -10,6 +10,7 @@ import type {
   HostSnapshot,
   JobSnapshot,
   Plan,
+  PlannedStart,
   Resources,
 } from './types.js';
 
@@ -646,6 +647,26 @@ describe('Planner', () => {
     planner.setFormation(formation('b', 'v1', { web: { count: 2, resources: small } }));
     const second = planner.plan();
     expect(second.start.map((s) => s.app)).toEqual(['b', 'b']);
+  });
+
+  it('does not plan a group again for the jobs its own plan placed, but does for any other', () => {
+    const planner = new Planner();
+    planner.setHost(host('h1', 'a'));
+    planner.setFormation(formation('a', 'v1', { web: { count: 2, resources: small } }));
+    const first = planner.plan();
+    first.start.forEach((s, i) =>
+      planner.setJob({ ...s, id: `p${i}`, state: 'pending' }, { planned: true }),
+    );
+    expect(planner.pending).toBe(false);
+    // The placements hold their resources all the same.
+    planner.setFormation(
+      formation('b', 'v1', { web: { count: 1, resources: { cpu: 3900, memory: 1 } } }),
+    );
+    expect(planner.plan().unplaced.map((u) => u.app)).toEqual(['b']);
+    // A job nobody planned (another scheduler's, say) marks its group: one too many.
+    planner.setJob({ ...(first.start[0] as PlannedStart), id: 'other', state: 'pending' });
+    expect(planner.pending).toBe(true);
+    expect(planner.plan().stop).toHaveLength(1);
   });
 
   it('refuses changes once loaded frozen', () => {

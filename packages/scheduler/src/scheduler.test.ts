@@ -455,3 +455,75 @@ it('leaves the cluster layout to @flotilla/cluster', async () => {
   expect(mod.ClusterKeys).toBeUndefined();
   expect(new ClusterKeys().jobs).toBe('cluster/jobs/');
 });
+
+describe('committing a plan', () => {
+  /** One host with room for 600 small jobs, and a scheduler recording its plan reports. */
+  const oneBigHost = async (
+    intercept?: (store: MemoryStore, cluster: ClusterState) => Store,
+  ): Promise<{
+    memory: MemoryStore;
+    cluster: ClusterState;
+    scheduler: Scheduler;
+    reports: PlanReport[];
+  }> => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const memory = new MemoryStore({ clock });
+    const cluster = await seedHosts(memory, clock, [
+      { id: 'h1', capacity: { cpu: 6000, memory: 9600 } },
+    ]);
+    const store = intercept?.(memory, cluster) ?? withLatency(memory, 1);
+    const scheduler = new Scheduler({ store, clock, hostGraceMs: 60_000 });
+    const reports: PlanReport[] = [];
+    scheduler.on('plan', (r) => reports.push(r));
+    await scheduler.start();
+    return { memory, cluster, scheduler, reports };
+  };
+  const small = (count: number): Formation => web(count, { resources: { cpu: 10, memory: 16 } });
+
+  it("commits a host's starts beyond one transaction in one cycle, in full transactions", async () => {
+    const { memory, cluster, scheduler, reports } = await oneBigHost();
+    await declare(cluster, small(300));
+    await scheduler.idle();
+    // One plan, committed in full: 300 jobs in ceil(300 / 124) transactions of at most 128
+    // ops (the epoch and member compares, the host's compare and allocation). Before, a host
+    // took at most 60 starts a cycle: five plans, 300 starts in five or more transactions.
+    expect(reports).toHaveLength(1);
+    expect(reports[0]).toMatchObject({ started: 300, conflicts: 0, transactions: 3 });
+    const jobs = await cluster.jobs();
+    expect(jobs).toHaveLength(300);
+    expect(new Set(jobs.map((j) => j.record.index)).size).toBe(300);
+    expect(Math.max(...jobs.map((j) => j.record.index))).toBe(300);
+    const alloc = await memory.get(cluster.keys.alloc('h1'));
+    expect(JSON.parse(alloc?.value ?? '{}')).toMatchObject({ jobs: 300, cpu: 3000, memory: 4800 });
+    await scheduler.close();
+    await cluster.close();
+  });
+
+  it("plans a host's remaining starts again when a unit in its chain conflicts, placing each job once", async () => {
+    let placing = 0;
+    const { memory, cluster, scheduler, reports } = await oneBigHost((memory, cluster) =>
+      interceptStore(memory, {
+        txn: async (txn, next) => {
+          // The second transaction of the chain: the host's record changes under it.
+          if (txn.success.some((op) => op.op === 'put' && op.key.startsWith(cluster.keys.jobs)))
+            if (++placing === 2) {
+              const host = await memory.get(cluster.keys.host('h1'));
+              await memory.put(cluster.keys.host('h1'), host?.value ?? '');
+            }
+          return next();
+        },
+      }),
+    );
+    await declare(cluster, small(300));
+    await scheduler.idle();
+    expect(reports.reduce((a, r) => a + r.conflicts, 0)).toBe(124);
+    expect(reports.reduce((a, r) => a + r.started, 0)).toBe(300);
+    const jobs = await cluster.jobs();
+    expect(jobs).toHaveLength(300);
+    expect(new Set(jobs.map((j) => j.record.index)).size).toBe(300);
+    const alloc = await memory.get(cluster.keys.alloc('h1'));
+    expect(JSON.parse(alloc?.value ?? '{}')).toMatchObject({ jobs: 300, cpu: 3000 });
+    await scheduler.close();
+    await cluster.close();
+  });
+});

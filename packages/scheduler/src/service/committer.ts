@@ -10,6 +10,12 @@ import type { Planner } from '../planner.js';
 import type { Plan, PlannedStart, PlannedStop } from '../types.js';
 import type { ClusterMirror } from './mirror.js';
 
+/**
+ * The fewest ops left in a transaction for another host's starts to go in: the unit's compares
+ * and allocation, and a few jobs.
+ */
+const MIN_START_ROOM = 8;
+
 /** A unit of commit: one transaction's worth of work on one host or one job. */
 interface Unit {
   readonly compare: Compare[];
@@ -29,7 +35,7 @@ export interface CommitResult {
   stopped: number;
   conflicts: number;
   transactions: number;
-  /** Whether something was left for the next cycle (a conflict, a host over one transaction). */
+  /** Whether something was left for the next cycle (a conflict). */
   again: boolean;
 }
 
@@ -109,7 +115,8 @@ export class Committer {
     // whole commit, long enough to be promoted, and the old generation's collections then took
     // a third of the scheduler's time.
     const stops = this.#stopUnits(plan.stop);
-    const starts = this.#startUnits(plan.start, result, sole, dropped);
+    const starts = this.#startUnits(plan.start, sole, dropped);
+    let failed = false;
     let stopAt = 0;
     let spare: Unit | undefined; // a unit that did not fit the previous transaction
     const limits = this.#store.limits;
@@ -120,8 +127,15 @@ export class Committer {
       let ops = 0;
       let bytes = 0;
       for (;;) {
-        const u = spare ?? (stopAt < stops.length ? stops[stopAt++] : starts());
+        let u = spare;
         spare = undefined;
+        if (u === undefined && stopAt < stops.length) u = stops[stopAt++];
+        else if (u === undefined) {
+          // A host's starts are cut to the room left, the rest following in a unit of its
+          // own: transactions go out full, whatever the number of starts per host.
+          if (batch.length > 0 && maxOps - ops < MIN_START_ROOM) break;
+          u = starts.next(batch.length > 0 ? maxOps - ops : maxOps);
+        }
         if (u === undefined) break;
         const n = u.ops.length + u.compare.length;
         if (batch.length > 0 && (ops + n > maxOps || bytes + u.bytes > maxBytes)) {
@@ -180,15 +194,22 @@ export class Committer {
     // When one transaction fails, the others in flight are still waited for (and applied):
     // planning again before they land would place their jobs a second time.
     // After a failure no more units are built: the caller plans the whole plan again.
-    let failed = false;
+    // A worker that finds nothing to send while a host's next unit waits on one in flight
+    // waits for it, so that the host's remaining starts go in this commit, not the next cycle.
     const settled = await Promise.allSettled(
       Array.from({ length: this.#concurrency }, async () => {
-        for (let b = failed ? undefined : nextBatch(); b !== undefined;) {
+        while (!failed) {
+          const b = nextBatch();
+          if (b === undefined) {
+            if (starts.waiting === 0) return;
+            await starts.changed();
+            continue;
+          }
           await run(b).catch((err: unknown) => {
             failed = true;
+            starts.wake();
             throw err;
           });
-          b = failed ? undefined : nextBatch();
         }
       }),
     );
@@ -242,10 +263,9 @@ export class Committer {
 
   #startUnits(
     starts: readonly PlannedStart[],
-    result: CommitResult,
     sole: boolean,
     dropped: ReadonlySet<string>,
-  ): () => Unit | undefined {
+  ): StartUnits {
     const byHost = new Map<string, PlannedStart[]>();
     for (const s of starts) {
       let list = byHost.get(s.hostId);
@@ -253,12 +273,13 @@ export class Committer {
       list.push(s);
     }
     // Each unit: compare the host's record (and allocation); put the jobs and the allocation.
-    // A unit takes at most half a transaction (besides the epoch compare), so that units pack
-    // two or more to a transaction: with up to a whole one each, a host given 70 jobs filled a
+    // A unit takes as many of a host's starts as the transaction it goes into has room for
+    // (`room`: ops). Whole hosts per unit packed badly: a host given 70 jobs filled a
     // transaction of 128 ops with 73 and the next host's 70 went into another (at 1M jobs on
-    // 10k hosts, 77 jobs per transaction instead of 100 or more). The rest of a host's starts
-    // waits for the next cycle.
-    const perUnit = Math.max(1, Math.floor((this.#store.limits.maxTxnOps - 2) / 2) - 3);
+    // 10k hosts, 77 jobs per transaction instead of 120). The rest of a host's starts goes in a
+    // unit of its own once the one before has landed (its allocation counts on it): leaving it
+    // to the next cycle cost a planning pass with nothing in flight.
+    const overhead = sole ? 2 : 3; // the compares and the allocation's put
     const now = this.#clock.now();
     // Every id of this commit shares its time part (ids stay unique by the sequence).
     const idMiddle = `.${now.toString(36)}.${this.#tag}`;
@@ -289,20 +310,27 @@ export class Committer {
       return g;
     };
     const hosts = byHost.entries();
-    return (): Unit | undefined => {
-      const next = hosts.next();
-      if (next.done === true) return undefined;
-      const [hostId, list] = next.value;
+    // Hosts whose previous unit landed, with the starts still to send.
+    const ready: [string, PlannedStart[]][] = [];
+    let waiting = 0;
+    let wakers: (() => void)[] = [];
+    const wake = (): void => {
+      const w = wakers;
+      wakers = [];
+      for (const f of w) f();
+    };
+    const invalidate = (list: readonly PlannedStart[]): void => {
+      for (const s of list) this.#planner.invalidate(s.app, s.release, s.type);
+    };
+    const build = (hostId: string, list: PlannedStart[], room: number): Unit => {
+      const perUnit = Math.max(1, room - overhead);
       const allocKey = this.#keys.alloc(hostId);
       // The host's prefix, validated once: the ids appended are this scheduler's own
       // (`#jobId`: a validated process type, then only [a-z0-9.]), valid by construction.
       const hostJobs = this.#keys.jobsOf(hostId);
-      // One unit per host: more jobs than fit one unit are left for the next cycle.
       const chunk = list.length > perUnit ? list.slice(0, perUnit) : list;
-      if (chunk.length < list.length) {
-        for (const s of list.slice(perUnit)) this.#planner.invalidate(s.app, s.release, s.type);
-        result.again = true;
-      }
+      const rest = chunk.length < list.length ? list.slice(perUnit) : undefined;
+      if (rest !== undefined) waiting++;
       // One pass per job: its record, key and serialised value. A host's starts mix many
       // groups (spread interleaves them), so each job finds its group's index allocator and
       // record writer through maps keyed by the formation's own strings (hashed once).
@@ -381,11 +409,35 @@ export class Committer {
           if ((this.#mirror.allocRev.get(hostId) ?? 0) < revision)
             this.#mirror.allocRev.set(hostId, revision);
           this.#mirror.committedStarts(records, revision);
+          if (rest !== undefined) {
+            waiting--;
+            ready.push([hostId, rest]);
+            wake();
+          }
         },
         retry: () => {
           for (const r of records) this.#planner.invalidate(r.app, r.release, r.type);
+          if (rest !== undefined) {
+            // Planned again with the rest of the host's starts.
+            invalidate(rest);
+            waiting--;
+            wake();
+          }
         },
       };
+    };
+    return {
+      next: (room) => {
+        const r = ready.pop();
+        if (r !== undefined) return build(r[0], r[1], room);
+        const next = hosts.next();
+        return next.done === true ? undefined : build(next.value[0], next.value[1], room);
+      },
+      get waiting() {
+        return waiting;
+      },
+      changed: () => new Promise<void>((resolve) => wakers.push(resolve)),
+      wake,
     };
   }
 
@@ -422,6 +474,24 @@ export class Committer {
     // (and keeps), a fifth of the cost of filing a new job in the scheduler's two maps.
     return [type.length > 100 ? type.slice(0, 100) : type, middle, this.#seq.toString(36)].join('');
   }
+}
+
+/**
+ * The start units of one commit, built as they are sent: a host's first unit, or the next unit
+ * of a host whose previous one has landed.
+ */
+interface StartUnits {
+  /**
+   * The next unit ready to send, of at most `room` ops (at least one start), or undefined when
+   * none is (now).
+   */
+  next(room: number): Unit | undefined;
+  /** Units in flight after which their host has more starts to send. */
+  readonly waiting: number;
+  /** Resolves when a unit may have become ready, or `waiting` has changed. */
+  changed(): Promise<void>;
+  /** Wakes every `changed()` (a commit failing: its workers stop). */
+  wake(): void;
 }
 
 /** What a commit keeps per group (and size) of its starts. */

@@ -283,8 +283,8 @@ export class ClusterMirror {
       cpu += record.resources.cpu;
       memory += record.resources.memory;
       this.jobs.set(job.id, job);
-      // A new id was never held in crash backoff.
-      this.#planner.setJob(job);
+      // A new id was never held in crash backoff; the plan that placed it counted it already.
+      this.#planner.setJob(job, { planned: true });
     }
     flush();
   }
