@@ -42,7 +42,12 @@ export interface SchedulerOptions extends PlannerOptions {
   readonly crashResetMs?: number;
   /** Consecutive crashes after which a `crashloop` is reported (default 5). */
   readonly crashLoopAfter?: number;
-  /** Transactions in flight at once while committing a plan (default 16). */
+  /**
+   * Transactions in flight at once while committing a plan (default 32). etcd answers a batch
+   * of them at once; with twice as many in flight as it takes per batch, it has the next batch
+   * while the scheduler applies the last (on a million placements, 0.83x etcd's raw put rate
+   * on average against 0.78x at 16).
+   */
   readonly commitConcurrency?: number;
   /** TTL of this scheduler's membership lease (default 10,000 ms): how soon others take over its apps if it dies. */
   readonly memberTtlMs?: number;

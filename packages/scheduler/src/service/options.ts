@@ -64,7 +64,7 @@ export function resolveOptions(options: SchedulerOptions): ResolvedOptions {
   const crashLoopAfter = options.crashLoopAfter ?? 5;
   if (!Number.isSafeInteger(crashLoopAfter) || crashLoopAfter < 1)
     throw bad('crashLoopAfter', 'must be an integer >= 1', crashLoopAfter);
-  const commitConcurrency = options.commitConcurrency ?? 16;
+  const commitConcurrency = options.commitConcurrency ?? 32;
   if (!Number.isSafeInteger(commitConcurrency) || commitConcurrency < 1 || commitConcurrency > 1024)
     throw bad('commitConcurrency', 'must be an integer from 1 to 1024', commitConcurrency);
   const watchOwnJobs = options.watchOwnJobs ?? true;
