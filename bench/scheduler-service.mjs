@@ -5,9 +5,10 @@
 //        [--hosts 10000] [--jobs 1000000] [--trials 50] [--concurrency 16]
 //        [--commit-concurrency N] [--pin] [--rounds 1]
 //
-// --rounds N: phases 0 and 1 N times in turn, each round on fresh stores; every round's
-// figures are printed, and the median ratio (etcd's rate moves by a third between runs on a
-// shared machine, and the ratio with it: one round proves little).
+// --rounds N: the whole benchmark N times, each in a fresh process with the same flags
+// (in one process, the garbage of the rounds before made the next ones slower); prints every
+// round's raw and bulk figures and the median ratio. etcd's rate moves by a third between
+// runs on a shared machine, and the ratio with it: one round proves little.
 //
 // --concurrency: the raw phase's transactions in flight; --commit-concurrency: the Scheduler's
 // (its `commitConcurrency`; by default the Scheduler's own default).
@@ -56,6 +57,42 @@ const PIN = args.includes('--pin');
 const ROUNDS = Number(arg('rounds', 1));
 if (!Number.isSafeInteger(ROUNDS) || ROUNDS < 1)
   throw new Error('--rounds must be a positive integer');
+if (ROUNDS > 1) {
+  const i = args.indexOf('--rounds');
+  const childArgs = [...args.slice(0, i), ...args.slice(i + 2)];
+  const rounds = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const out = execFileSync(
+      process.execPath,
+      [...process.execArgv, import.meta.filename, ...childArgs],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
+    rounds.push(JSON.parse(out.toString()));
+  }
+  const ratios = rounds.map((x) => x.bulk.ratioToRaw);
+  const { bench, backend, hosts, rawConcurrency, commitConcurrency, pinned } = rounds[0];
+  console.log(
+    JSON.stringify(
+      {
+        bench,
+        backend,
+        hosts,
+        rawConcurrency,
+        commitConcurrency,
+        pinned,
+        medianRatioToRaw: percentile(ratios, 50, 2),
+        ratios,
+        rounds: rounds.map(({ raw, bulk, incremental }) => ({ raw, bulk, incremental })),
+      },
+      null,
+      2,
+    ),
+  );
+  process.exit(0);
+}
 const CPUS = availableParallelism();
 const ETCD_CPUS = String(CPUS - 1);
 const NODE_CPUS = CPUS > 1 ? `0-${CPUS - 2}` : '0';
@@ -108,7 +145,7 @@ async function openStore(name) {
 
 // 0. Raw: as many job-sized values as the scheduler will place (what it writes per placement),
 // 100 per transaction, --concurrency in flight, on a fresh store of its own: the yardstick.
-const rawPhase = async () => {
+const raw = await (async () => {
   const { store: rawStore, release, pid } = await openStore('raw');
   const sample = JSON.stringify({
     id: 'web.mjuohukl.c6f44c1',
@@ -147,128 +184,101 @@ const rawPhase = async () => {
     putsPerSecond: Math.round(puts / seconds),
     ...cores,
   };
-};
+})();
 
+const { store, release: releaseEtcd, pid: etcdPid } = await openStore('scheduler');
 const keys = new ClusterKeys();
+
+// Hosts of 64 to 128 cores in four zones, heartbeats on one long lease.
+const lease = await store.grant(600_000);
+await lease.keepAlive();
+const hosts = Array.from({ length: HOSTS }, (_, i) => ({
+  id: `host-${i}`,
+  addr: `127.0.0.1:${10000 + (i % 50000)}`,
+  tags: { zone: 'abcd'[i % 4] },
+  capacity: i % 2 === 0 ? { cpu: 64000, memory: 262144 } : { cpu: 128000, memory: 524288 },
+  registeredAt: Date.now(),
+}));
+const heartbeat = JSON.stringify({ at: Date.now(), lease: lease.id });
+for (let i = 0; i < hosts.length; i += 60) {
+  const ops = [];
+  for (const h of hosts.slice(i, i + 60)) {
+    ops.push({ op: 'put', key: keys.host(h.id), value: JSON.stringify(h) });
+    ops.push({ op: 'put', key: keys.heartbeat(h.id), value: heartbeat, lease: lease.id });
+  }
+  await store.txn({ compare: [], success: ops });
+}
+
+const scheduler = new Scheduler({
+  store,
+  strategy: 'spread',
+  seed: 1,
+  hostGraceMs: 600_000,
+  ...(COMMIT_CONCURRENCY === undefined ? {} : { commitConcurrency: COMMIT_CONCURRENCY }),
+});
+let placed = 0;
+let transactions = 0;
+let conflicts = 0;
+let cycles = 0;
+let planMs = 0;
+let waiter;
+scheduler.on('plan', (r) => {
+  placed += r.started;
+  transactions += r.transactions;
+  conflicts += r.conflicts;
+  cycles++;
+  planMs += r.planMs;
+  waiter?.(r);
+});
+scheduler.on('error', (err) => console.error('scheduler error', err.message));
+await scheduler.start();
+
+// 1. Bulk.
 const apps = Math.ceil(JOBS / PER_APP);
 const sizes = [
   { cpu: 50, memory: 128 },
   { cpu: 100, memory: 256 },
   { cpu: 250, memory: 512 },
 ];
-
-/**
- * Phase 1 on a fresh store: hosts registered, a scheduler started, formations for every job
- * written; returns the figures, with the store and scheduler for phase 2 (`keep`) or closed.
- */
-const bulkPhase = async (raw, keep) => {
-  const { store, release: releaseEtcd, pid: etcdPid } = await openStore('scheduler');
-
-  // Hosts of 64 to 128 cores in four zones, heartbeats on one long lease.
-  const lease = await store.grant(600_000);
-  await lease.keepAlive();
-  const hosts = Array.from({ length: HOSTS }, (_, i) => ({
-    id: `host-${i}`,
-    addr: `127.0.0.1:${10000 + (i % 50000)}`,
-    tags: { zone: 'abcd'[i % 4] },
-    capacity: i % 2 === 0 ? { cpu: 64000, memory: 262144 } : { cpu: 128000, memory: 524288 },
-    registeredAt: Date.now(),
-  }));
-  const heartbeat = JSON.stringify({ at: Date.now(), lease: lease.id });
-  for (let i = 0; i < hosts.length; i += 60) {
-    const ops = [];
-    for (const h of hosts.slice(i, i + 60)) {
-      ops.push({ op: 'put', key: keys.host(h.id), value: JSON.stringify(h) });
-      ops.push({ op: 'put', key: keys.heartbeat(h.id), value: heartbeat, lease: lease.id });
-    }
-    await store.txn({ compare: [], success: ops });
+const bulkCpu = cpuMeter(etcdPid);
+const t0 = performance.now();
+for (let a = 0; a < apps; a += 100) {
+  const ops = [];
+  for (let k = a; k < Math.min(apps, a + 100); k++) {
+    const f = {
+      app: `app-${k}`,
+      release: 'v1',
+      processes: { web: { count: PER_APP, resources: sizes[k % sizes.length] } },
+    };
+    ops.push({ op: 'put', key: keys.formation(f.app, 'v1'), value: JSON.stringify(f) });
   }
-
-  const scheduler = new Scheduler({
-    store,
-    strategy: 'spread',
-    seed: 1,
-    hostGraceMs: 600_000,
-    ...(COMMIT_CONCURRENCY === undefined ? {} : { commitConcurrency: COMMIT_CONCURRENCY }),
-  });
-  let placed = 0;
-  let transactions = 0;
-  let conflicts = 0;
-  let cycles = 0;
-  let planMs = 0;
-  let waiter;
-  scheduler.on('plan', (r) => {
-    placed += r.started;
-    transactions += r.transactions;
-    conflicts += r.conflicts;
-    cycles++;
-    planMs += r.planMs;
-    waiter?.(r);
-  });
-  scheduler.on('error', (err) => console.error('scheduler error', err.message));
-  await scheduler.start();
-
-  const bulkCpu = cpuMeter(etcdPid);
-  const t0 = performance.now();
-  for (let a = 0; a < apps; a += 100) {
-    const ops = [];
-    for (let k = a; k < Math.min(apps, a + 100); k++) {
-      const f = {
-        app: `app-${k}`,
-        release: 'v1',
-        processes: { web: { count: PER_APP, resources: sizes[k % sizes.length] } },
-      };
-      ops.push({ op: 'put', key: keys.formation(f.app, 'v1'), value: JSON.stringify(f) });
-    }
-    await store.txn({ compare: [], success: ops });
-  }
-  const target = apps * PER_APP;
-  while (placed < target) {
-    await new Promise((resolve) => (waiter = resolve));
-  }
-  await scheduler.idle();
-  const bulkMs = performance.now() - t0;
-  const bulk = {
-    jobs: placed,
-    seconds: Math.round(bulkMs / 100) / 10,
-    jobsPerSecond: Math.round(placed / (bulkMs / 1000)),
-    ratioToRaw: Math.round((placed / (bulkMs / 1000) / raw.putsPerSecond) * 100) / 100,
-    transactions,
-    conflicts,
-    cycles,
-    planMs: Math.round(planMs),
-    ...bulkCpu.stop(bulkMs / 1000, placed),
-    heapMiB: Math.round(process.memoryUsage().heapUsed / 1048576),
-  };
-  const close = async () => {
-    await scheduler.close();
-    await lease.revoke().catch(() => undefined);
-    if (BACKEND === 'etcd') await store.deletePrefix('').catch(() => undefined);
-    await store.close();
-    await releaseEtcd();
-  };
-  if (!keep) await close();
-  return { bulk, store, scheduler, hosts, placed, close, setWaiter: (w) => (waiter = w) };
-};
-
-const rounds = [];
-for (let r = 0; r < ROUNDS; r++) {
-  const raw = await rawPhase();
-  const last = r === ROUNDS - 1;
-  const b = await bulkPhase(raw, last && BACKEND === 'memory');
-  rounds.push({ raw, bulk: b.bulk, phase2: last && BACKEND === 'memory' ? b : undefined });
+  await store.txn({ compare: [], success: ops });
 }
-const { raw, bulk } = rounds[rounds.length - 1];
-const ratios = rounds.map((x) => x.bulk.ratioToRaw);
-const { store, scheduler, hosts, placed, close, setWaiter } =
-  rounds[rounds.length - 1].phase2 ?? {};
+const target = apps * PER_APP;
+while (placed < target) {
+  await new Promise((resolve) => (waiter = resolve));
+}
+await scheduler.idle();
+const bulkMs = performance.now() - t0;
+const bulk = {
+  jobs: placed,
+  seconds: Math.round(bulkMs / 100) / 10,
+  jobsPerSecond: Math.round(placed / (bulkMs / 1000)),
+  ratioToRaw: Math.round((placed / (bulkMs / 1000) / raw.putsPerSecond) * 100) / 100,
+  transactions,
+  conflicts,
+  cycles,
+  planMs: Math.round(planMs),
+  ...bulkCpu.stop(bulkMs / 1000, placed),
+  heapMiB: Math.round(process.memoryUsage().heapUsed / 1048576),
+};
 
 // 2. Incremental.
 // The first few trials of each kind warm the JIT and the indexes; they are reported apart.
 const WARMUP = 3;
 
 async function timed(write) {
-  const done = new Promise((resolve) => setWaiter(resolve));
+  const done = new Promise((resolve) => (waiter = resolve));
   const t = performance.now();
   await write();
   const report = await done;
@@ -346,17 +356,16 @@ console.log(
       rawConcurrency: CONCURRENCY,
       commitConcurrency: COMMIT_CONCURRENCY ?? 'default',
       pinned: PIN ? { etcdCpus: ETCD_CPUS, nodeCpus: NODE_CPUS } : false,
-      ...(ROUNDS === 1
-        ? { raw, bulk }
-        : {
-            medianRatioToRaw: percentile(ratios, 50, 2),
-            ratios,
-            rounds: rounds.map(({ raw, bulk }) => ({ raw, bulk })),
-          }),
+      raw,
+      bulk,
       incremental,
     },
     null,
     2,
   ),
 );
-await close?.();
+await scheduler.close();
+await lease.revoke().catch(() => undefined);
+if (BACKEND === 'etcd') await store.deletePrefix('').catch(() => undefined);
+await store.close();
+await releaseEtcd();
