@@ -499,6 +499,50 @@ describe('committing a plan', () => {
     await cluster.close();
   });
 
+  it('two schedulers chaining starts onto the same two hosts: no host over capacity, every app its count', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const memory = new MemoryStore({ clock });
+    const store = withLatency(memory, 1);
+    // Room for 1000 jobs of 10m in all; 6 apps want 150 each (900): each host takes hundreds,
+    // several transactions' worth, while the other scheduler commits onto it too.
+    const cluster = await seedHosts(memory, clock, [
+      { id: 'h1', capacity: { cpu: 5000, memory: 8000 } },
+      { id: 'h2', capacity: { cpu: 5000, memory: 8000 } },
+    ]);
+    const apps = ['a', 'b', 'c', 'd', 'e', 'f'];
+    for (const app of apps) await declare(cluster, { ...small(150), app });
+    const schedulers = [1, 2].map(
+      (i) => new Scheduler({ store, clock, id: `s${i}`, seed: i, hostGraceMs: 60_000 }),
+    );
+    await Promise.all(schedulers.map((s) => s.start()));
+    const seen = new Set<string>();
+    for await (const ev of memory.watch(cluster.keys.jobs, {
+      fromRevision: 1,
+      signal: AbortSignal.timeout(10_000),
+    })) {
+      if (ev.type === 'put') seen.add(ev.kv.key);
+      if (seen.size >= 900) break;
+    }
+    await Promise.all(schedulers.map((s) => s.idle()));
+    const jobs = await cluster.jobs();
+    expect(jobs).toHaveLength(900);
+    for (const app of apps) {
+      const mine = jobs.filter((j) => j.record.app === app);
+      expect(mine).toHaveLength(150);
+      expect(new Set(mine.map((j) => j.record.index)).size).toBe(150);
+    }
+    for (const h of ['h1', 'h2']) {
+      const on = jobs.filter((j) => j.record.hostId === h);
+      expect(on.reduce((a, j) => a + j.record.resources.cpu, 0)).toBeLessThanOrEqual(5000);
+      const alloc = JSON.parse((await memory.get(cluster.keys.alloc(h)))?.value ?? '{}') as {
+        jobs: number;
+      };
+      expect(alloc.jobs).toBe(on.length);
+    }
+    await Promise.all(schedulers.map((s) => s.close()));
+    await cluster.close();
+  });
+
   it("plans a host's remaining starts again when a unit in its chain conflicts, placing each job once", async () => {
     let placing = 0;
     const { memory, cluster, scheduler, reports } = await oneBigHost((memory, cluster) =>
