@@ -79,11 +79,17 @@ function ensureTools() {
 }
 
 const children = [];
+/** How each child that ended did (by pid): a proxy gone mid-run fails the benchmark. */
+const exited = new Map();
+function track(child) {
+  children.push(child);
+  child.on('exit', (code, signal) => exited.set(child.pid, signal ?? `exit code ${code}`));
+}
 function startNode(script, argv, flags = [], cpus = PROXY_CPUS) {
   const child = spawn(...pinned(cpus, process.execPath, [...flags, script, ...argv]), {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  children.push(child);
+  track(child);
   return new Promise((resolve, reject) => {
     const rl = createInterface({ input: child.stdout });
     rl.once('line', (line) => resolve({ pid: child.pid, info: JSON.parse(line) }));
@@ -146,7 +152,7 @@ http {
       stdio: ['ignore', 'ignore', 'inherit'],
     },
   );
-  children.push(child);
+  track(child);
   // wait until it accepts
   const net = (await import('node:net')).default;
   for (let i = 0; i < 100; i++) {
@@ -315,13 +321,18 @@ async function main() {
         for (const name of order) {
           const port = proxies[name][sc.scheme];
           if (port === undefined) continue;
-          runs[name].push(
-            wrk(
-              `${sc.scheme}://127.0.0.1:${port}${sc.path}`,
-              luaFile ? ['-s', luaFile] : [],
-              proxies[name].pid,
-            ),
+          const run = wrk(
+            `${sc.scheme}://127.0.0.1:${port}${sc.path}`,
+            luaFile ? ['-s', luaFile] : [],
+            proxies[name].pid,
           );
+          // A proxy that died (or answers nothing) would otherwise be reported as 0 requests/s.
+          const gone = exited.get(proxies[name].pid);
+          if (gone !== undefined || !(run.rps > 0))
+            throw new Error(
+              `${name} ${gone === undefined ? 'answered no request' : `ended (${gone})`} in round ${r + 1} of ${sc.name}${run.socket_errors ? ` (wrk: ${run.socket_errors})` : ''}: no figures for it; its output is above`,
+            );
+          runs[name].push(run);
         }
       }
       const summary = {};
