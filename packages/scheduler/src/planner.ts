@@ -153,7 +153,8 @@ export class Planner {
    * planner's own plan asked for, now committed; its group is not planned again for it (a
    * commit of a million starts otherwise left every group to be reconciled once more, for
    * nothing). A change that does call for planning (a new formation, a conflict) marks the group
-   * itself.
+   * itself; so does a job that its group's reconcile would not keep where it is (its formation
+   * removed, its host gone, down, draining or retagged between the plan and the commit).
    */
   setJob(job: JobSnapshot, options?: { planned?: boolean }): void {
     this.#thaw();
@@ -184,8 +185,24 @@ export class Planner {
     group.jobs.push(entry);
     byHost.push(entry);
     this.#hold(entry);
-    if (COUNTED.has(job.state) && (prev !== undefined || options?.planned !== true))
+    if (
+      COUNTED.has(job.state) &&
+      (prev !== undefined || options?.planned !== true || !this.#keeps(group, job.hostId))
+    )
       this.#dirty.add(group);
+  }
+
+  /**
+   * Whether a reconcile of `g` would keep a job on `hostId` where it is: what changed between
+   * a plan and the commit of its placements (the formation removed, the host gone, down,
+   * draining or retagged) calls for planning the group again.
+   */
+  #keeps(g: Group, hostId: string): boolean {
+    const c = this.#cluster;
+    const h = c.index.get(hostId);
+    if (g.spec === undefined || h === undefined) return false;
+    const state = (c.hosts[h] as HostSnapshot).state;
+    return state !== 'down' && state !== 'draining' && c.matches(h, g.spec.constraints);
   }
 
   /** Forgets a job (it is gone from the store). */

@@ -669,6 +669,42 @@ describe('Planner', () => {
     expect(planner.plan().stop).toHaveLength(1);
   });
 
+  it('stops a planned job whose formation was removed before its commit landed', () => {
+    const planner = new Planner();
+    planner.setHost(host('h1', 'a'));
+    planner.setFormation(formation('a', 'v1', { web: { count: 2, resources: small } }));
+    const plan = planner.plan();
+    planner.removeFormation('a', 'v1');
+    expect(planner.plan()).toEqual({ start: [], stop: [], unplaced: [] });
+    // The commit lands after the removal: its jobs must not be left running.
+    plan.start.forEach((s, i) =>
+      planner.setJob({ ...s, id: `late${i}`, state: 'pending' }, { planned: true }),
+    );
+    expect(planner.pending).toBe(true);
+    expect(
+      planner
+        .plan()
+        .stop.map((s) => s.jobId)
+        .sort(),
+    ).toEqual(['late0', 'late1']);
+  });
+
+  it('replaces a planned job whose host went down or began draining before its commit landed', () => {
+    for (const state of ['down', 'draining'] as const) {
+      const planner = new Planner();
+      planner.setHost(host('h1', 'a'));
+      planner.setHost(host('h2', 'b'));
+      planner.setFormation(formation('a', 'v1', { web: { count: 1, resources: small } }));
+      const [start] = planner.plan().start as [PlannedStart];
+      planner.setHost(host(start.hostId, start.hostId === 'h1' ? 'a' : 'b', 4000, 8192, { state }));
+      planner.setJob({ ...start, id: 'late', state: 'pending' }, { planned: true });
+      expect(planner.pending).toBe(true);
+      const next = planner.plan();
+      expect(next.start.map((s) => s.hostId)).toEqual([start.hostId === 'h1' ? 'h2' : 'h1']);
+      if (state === 'down') expect(next.stop).toEqual([{ jobId: 'late', reason: 'host-down' }]);
+    }
+  });
+
   it('refuses changes once loaded frozen', () => {
     const planner = new Planner();
     planner.load({ hosts: [host('h1', 'a')], jobs: [], formations: [] }, { frozen: true });
