@@ -1,3 +1,4 @@
+import type { StopReason } from '@flotilla/cluster';
 import { SchedulerError, SchedulerErrorCodes } from './errors.js';
 import { BinpackPlacer } from './internal/binpack-placer.js';
 import { Cluster, constraintSignature } from './internal/cluster.js';
@@ -187,22 +188,28 @@ export class Planner {
     this.#hold(entry);
     if (
       COUNTED.has(job.state) &&
-      (prev !== undefined || options?.planned !== true || !this.#keeps(group, job.hostId))
+      (prev !== undefined ||
+        options?.planned !== true ||
+        this.#standing(group, job.hostId) !== 'keep')
     )
       this.#dirty.add(group);
   }
 
   /**
-   * Whether a reconcile of `g` would keep a job on `hostId` where it is: what changed between
-   * a plan and the commit of its placements (the formation removed, the host gone, down,
-   * draining or retagged) calls for planning the group again.
+   * Where a job of `g` on `hostId` stands: kept, on a draining host (kept until replaced), or
+   * to be stopped, and why. Reconcile acts on it; `setJob` with `planned` plans the group again
+   * for anything but `keep` (what changed between a plan and its commit landing).
    */
-  #keeps(g: Group, hostId: string): boolean {
+  #standing(g: Group, hostId: string): 'keep' | 'draining' | StopReason {
     const c = this.#cluster;
     const h = c.index.get(hostId);
-    if (g.spec === undefined || h === undefined) return false;
+    if (h === undefined) return 'host-unknown';
     const state = (c.hosts[h] as HostSnapshot).state;
-    return state !== 'down' && state !== 'draining' && c.matches(h, g.spec.constraints);
+    if (state === 'down') return 'host-down';
+    if (state === 'draining') return 'draining';
+    if (g.spec === undefined) return 'no-formation';
+    if (!c.matches(h, g.spec.constraints)) return 'constraint-mismatch';
+    return 'keep';
   }
 
   /** Forgets a job (it is gone from the store). */
@@ -445,29 +452,10 @@ export class Planner {
     g.awaitingUp = false;
     for (const e of g.jobs) {
       if (!COUNTED.has(e.job.state)) continue;
-      const h = c.index.get(e.job.hostId);
-      if (h === undefined) {
-        stop.push({ jobId: e.job.id, reason: 'host-unknown' });
-        continue;
-      }
-      const state = (c.hosts[h] as HostSnapshot).state;
-      if (state === 'down') {
-        stop.push({ jobId: e.job.id, reason: 'host-down' });
-        continue;
-      }
-      if (state === 'draining') {
-        draining.push(e);
-        continue;
-      }
-      if (spec === undefined) {
-        stop.push({ jobId: e.job.id, reason: 'no-formation' });
-        continue;
-      }
-      if (!c.matches(h, spec.constraints)) {
-        stop.push({ jobId: e.job.id, reason: 'constraint-mismatch' });
-        continue;
-      }
-      kept.push(e);
+      const standing = this.#standing(g, e.job.hostId);
+      if (standing === 'keep') kept.push(e);
+      else if (standing === 'draining') draining.push(e);
+      else stop.push({ jobId: e.job.id, reason: standing });
     }
     if (spec === undefined || spec.omni === true) {
       // No formation: nothing to keep serving. Omni: one per eligible host, none to move.

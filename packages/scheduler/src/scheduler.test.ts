@@ -336,6 +336,18 @@ function withLatency(store: Store, ms: number): Store {
   });
 }
 
+/** Resolves once `count` job records have been put (whoever put them), within 10 s. */
+async function jobsPlaced(store: Store, cluster: ClusterState, count: number): Promise<void> {
+  const seen = new Set<string>();
+  for await (const ev of store.watch(cluster.keys.jobs, {
+    fromRevision: 1,
+    signal: AbortSignal.timeout(10_000),
+  })) {
+    if (ev.type === 'put') seen.add(ev.kv.key);
+    if (seen.size >= count) return;
+  }
+}
+
 describe('several schedulers on one store', () => {
   it('never over-commit a host nor over-place a formation, and together place what fits', async () => {
     /** One race on a fresh store; returns the conflicts the schedulers saw. */
@@ -361,14 +373,7 @@ describe('several schedulers on one store', () => {
       let conflicts = 0;
       for (const s of schedulers) s.on('plan', (r) => (conflicts += r.conflicts));
       await Promise.all(schedulers.map((s) => s.start()));
-      const seen = new Set<string>();
-      for await (const ev of memory.watch(cluster.keys.jobs, {
-        fromRevision: 1,
-        signal: AbortSignal.timeout(10_000),
-      })) {
-        if (ev.type === 'put') seen.add(ev.kv.key);
-        if (seen.size >= 32) break;
-      }
+      await jobsPlaced(memory, cluster, 32);
       await Promise.all(schedulers.map((s) => s.idle()));
       const jobs = await cluster.jobs();
       const perHost = new Map<string, { cpu: number; memory: number }>();
@@ -515,14 +520,7 @@ describe('committing a plan', () => {
       (i) => new Scheduler({ store, clock, id: `s${i}`, seed: i, hostGraceMs: 60_000 }),
     );
     await Promise.all(schedulers.map((s) => s.start()));
-    const seen = new Set<string>();
-    for await (const ev of memory.watch(cluster.keys.jobs, {
-      fromRevision: 1,
-      signal: AbortSignal.timeout(10_000),
-    })) {
-      if (ev.type === 'put') seen.add(ev.kv.key);
-      if (seen.size >= 900) break;
-    }
+    await jobsPlaced(memory, cluster, 900);
     await Promise.all(schedulers.map((s) => s.idle()));
     const jobs = await cluster.jobs();
     expect(jobs).toHaveLength(900);

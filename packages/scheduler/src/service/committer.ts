@@ -319,7 +319,7 @@ export class Committer {
       wakers = [];
       for (const f of w) f();
     };
-    const invalidate = (list: readonly PlannedStart[]): void => {
+    const invalidate = (list: readonly { app: string; release: string; type: string }[]): void => {
       for (const s of list) this.#planner.invalidate(s.app, s.release, s.type);
     };
     const build = (hostId: string, list: PlannedStart[], room: number): Unit => {
@@ -416,7 +416,7 @@ export class Committer {
           }
         },
         retry: () => {
-          for (const r of records) this.#planner.invalidate(r.app, r.release, r.type);
+          invalidate(records);
           if (rest !== undefined) {
             // Planned again with the rest of the host's starts.
             invalidate(rest);
