@@ -54,4 +54,17 @@ describe('jobRecordWriter', () => {
       index: 3,
     });
   });
+
+  it('writes what JSON.stringify writes for ids that need escaping or are unusual, and odd indexes', () => {
+    const base = record();
+    const write = jobRecordWriter(sharedOf(base));
+    const odd = ['a\u0001b', 'a\u001fb', 'a\u007fb', 'x\ud800y', 'x\udfffy', '😀', 'é', '', 'a\nb'];
+    for (const id of odd)
+      for (const hostId of ['host-1', ...odd])
+        expect(write(id, hostId, 2)).toBe(JSON.stringify({ ...base, id, hostId, index: 2 }));
+    for (const index of [0, 1.5, -3, 2 ** 53, Number.MAX_SAFE_INTEGER, 1e21])
+      expect(write('web.1', 'host-1', index)).toBe(
+        JSON.stringify({ ...base, id: 'web.1', hostId: 'host-1', index }),
+      );
+  });
 });

@@ -26,6 +26,16 @@ export function jobRecordWriter(
     `,"resources":${JSON.stringify(shared.resources)},"desired":${JSON.stringify(shared.desired)}` +
     `,"createdAt":${JSON.stringify(shared.createdAt)}` +
     (shared.stopReason === undefined ? '}' : `,"stopReason":${JSON.stringify(shared.stopReason)}}`);
+  // The usual case (ids with nothing to escape, an integer index) in one flat string: a chain
+  // of concatenations left a rope of a dozen pieces per record, which the store's encoder
+  // then copied flat again; a third of the allocation of a bulk commit.
+  const afterId = `"${middle}"`;
   return (id, hostId, index) =>
-    `{"id":${JSON.stringify(id)}${middle}${JSON.stringify(hostId)},"index":${JSON.stringify(index)}${tail}`;
+    PLAIN.test(id) && PLAIN.test(hostId) && Number.isSafeInteger(index)
+      ? ['{"id":"', id, afterId, hostId, '","index":', String(index), tail].join('')
+      : `{"id":${JSON.stringify(id)}${middle}${JSON.stringify(hostId)},"index":${JSON.stringify(index)}${tail}`;
 }
+
+/** A string JSON.stringify writes as it is, between quotes (nothing to escape). */
+// eslint-disable-next-line no-control-regex -- control characters are what JSON escapes
+const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;

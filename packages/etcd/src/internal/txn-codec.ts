@@ -5,7 +5,7 @@ import {
   type Int64,
   LEN,
   lenSize,
-  type Reader,
+  Reader,
   readKeyValue,
   readResponse,
   tag,
@@ -276,9 +276,17 @@ export function decodeTxnResponse(buf: Buffer): DecodedTxnResponse {
       case tag(2, VARINT):
         res.succeeded = r.varint() !== 0;
         return true;
-      case tag(3, LEN):
-        res.responses.push(readResponseOp(r.message()));
+      case tag(3, LEN): {
+        // A put's response (its first and only field: response_put) reports nothing: skipped
+        // without a reader of its own, as most ops of a large transaction are puts.
+        const start = r.len();
+        res.responses.push(
+          start < r.lenEnd && r.buf[start] === tag(2, LEN)
+            ? PUT_RESPONSE
+            : readResponseOp(new Reader(r.buf, start, r.lenEnd)),
+        );
         return true;
+      }
       default:
         return false;
     }
