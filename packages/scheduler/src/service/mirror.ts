@@ -17,6 +17,9 @@ import type { JobSnapshot, JobState, Resources } from '../types.js';
 import type { DrainDeadlines } from './drain-deadlines.js';
 import type { HostMonitor } from './host-monitor.js';
 
+/** `setJob`'s options for a job this scheduler's own plan placed (one object, not one per job). */
+const PLANNED = Object.freeze({ planned: true });
+
 /**
  * A job as the scheduler holds it: the planner's snapshot, plus both records and revisions.
  * The snapshot's fields are read from the record, not copied: at a million jobs the copies
@@ -284,7 +287,7 @@ export class ClusterMirror {
       memory += record.resources.memory;
       this.jobs.set(job.id, job);
       // A new id was never held in crash backoff; the plan that placed it counted it already.
-      this.#planner.setJob(job, { planned: true });
+      this.#planner.setJob(job, PLANNED);
     }
     flush();
   }
