@@ -3,7 +3,7 @@ import { ClusterKeys, ClusterState, type Formation, type JobRecord } from '@flot
 import { ManualClock } from '@flotilla/core';
 import { MemoryStore, type Store } from '@flotilla/store';
 import { PartitionableStore } from '@flotilla/store/testing';
-import { interceptStore } from '../../../test/support/intercept-store.js';
+import { interceptStore, placesJobs } from '../../../test/support/intercept-store.js';
 import { Scheduler, type CrashLoop, type PlanReport } from './scheduler.js';
 import { ClusterSimulator, type SimulatedJob } from './simulator.js';
 import { declare } from '../../../test/support/scheduler-probes.js';
@@ -538,6 +538,41 @@ describe('committing a plan', () => {
       expect(alloc.jobs).toBe(on.length);
     }
     await Promise.all(schedulers.map((s) => s.close()));
+    await cluster.close();
+  });
+
+  it("close() while a host's next unit waits on one in flight ends the commit and sends nothing more", async () => {
+    let sent = 0;
+    let closing = false;
+    let sentAfterClose = 0;
+    let held: () => void = () => undefined;
+    const inFlight = new Promise<void>((resolve) => (held = resolve));
+    const { cluster, scheduler } = await oneBigHost((memory, cluster) =>
+      interceptStore(memory, {
+        txn: async (txn, next, options) => {
+          if (!placesJobs(txn, cluster.keys.jobs)) return next();
+          if (closing) sentAfterClose++;
+          if (++sent > 1) return next();
+          // The first unit of the host's chain of three: held until the scheduler gives up on
+          // it (as a store does when the call's signal aborts). The other workers have nothing
+          // to send but the host's rest, which waits for this unit to land.
+          const signal = options?.signal;
+          if (signal === undefined) throw new Error('the commit passed no signal');
+          held();
+          return new Promise((_, reject) =>
+            signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }),
+          );
+        },
+      }),
+    );
+    await declare(cluster, small(300));
+    await inFlight;
+    closing = true;
+    await scheduler.close();
+    expect(scheduler.state).toBe('stopped');
+    expect(sentAfterClose).toBe(0);
+    expect(sent).toBe(1);
+    expect(await cluster.jobs()).toHaveLength(0);
     await cluster.close();
   });
 
