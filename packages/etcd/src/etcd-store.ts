@@ -42,7 +42,7 @@ import { KeySpace, leaseForPut } from './internal/keyspace.js';
 import { resolveOptions, type ResolvedOptions } from './internal/resolve-options.js';
 import { ResumingWatch } from './internal/resuming-watch.js';
 import { barrierFor, type StartBarrier } from './internal/start-barrier.js';
-import { fromEtcdTxn, toEtcdTxn } from './internal/txn.js';
+import { fromEtcdTxn, toEtcdTxn, type TxnShape, txnShape } from './internal/txn.js';
 import { decodeTxnResponse } from './internal/txn-codec.js';
 import { decodeWatchResponse } from './internal/watch-codec.js';
 
@@ -227,17 +227,26 @@ export class EtcdStore implements Store {
   }
 
   txn(txn: Txn, options?: CallOptions): Promise<TxnResult> {
+    // Encoded as soon as it is checked, and then let go: only the kinds of its ops are kept
+    // for reading the answer, so its keys and values need not outlive the encoding (see
+    // `TxnShape`). Nothing the call keeps for its round trip refers to it.
+    let pending: Txn | undefined = txn;
+    let request: Buffer | undefined;
+    let shape: TxnShape | undefined;
     return this.#call(
       options,
       'write',
       () => {
-        validateTxn(txn, this.limits);
+        const t = pending as Txn;
+        pending = undefined;
+        validateTxn(t, this.limits);
+        request = toEtcdTxn(t, this.#keys);
+        shape = txnShape(t);
         return { what: 'txn' };
       },
       async (grpcOptions) => {
-        const request = toEtcdTxn(txn, this.#keys);
-        const res = await this.#rawTxn(request, decodeTxnResponse, grpcOptions);
-        return fromEtcdTxn(txn, res, this.#keys);
+        const res = await this.#rawTxn(request as Buffer, decodeTxnResponse, grpcOptions);
+        return fromEtcdTxn(shape as TxnShape, res, this.#keys);
       },
     );
   }

@@ -541,6 +541,57 @@ describe('committing a plan', () => {
     await cluster.close();
   });
 
+  it('a failed transaction retried unit by unit writes the same records it first built', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const memory = new MemoryStore({ clock });
+    const cluster = await seedHosts(memory, clock, [
+      { id: 'h1', capacity: { cpu: 6000, memory: 9600 } },
+      { id: 'h2', capacity: { cpu: 6000, memory: 9600 } },
+    ]);
+    const sizes: number[] = [];
+    let bumped = false;
+    const store = interceptStore(memory, {
+      txn: async (txn, next) => {
+        if (placesJobs(txn, cluster.keys.jobs)) {
+          sizes.push(txn.success.length);
+          if (!bumped) {
+            // Both hosts' units share the first transaction; h2's record changes under it, so
+            // it fails and each unit is sent again on its own (h1's with its ops built anew).
+            bumped = true;
+            const host = await memory.get(cluster.keys.host('h2'));
+            await memory.put(cluster.keys.host('h2'), host?.value ?? '');
+          }
+        }
+        return next();
+      },
+    });
+    const scheduler = new Scheduler({ store, clock, hostGraceMs: 60_000 });
+    const reports: PlanReport[] = [];
+    scheduler.on('plan', (r) => reports.push(r));
+    await scheduler.start();
+    await declare(cluster, small(100));
+    await scheduler.idle();
+    // The shared transaction (50 + 50 jobs and two allocations), h1's unit alone, h2's alone
+    // (a conflict), then h2's jobs planned again.
+    expect(sizes.slice(0, 3)).toEqual([102, 51, 51]);
+    expect(reports.reduce((a, r) => a + r.conflicts, 0)).toBe(50);
+    const jobs = await cluster.jobs();
+    expect(jobs).toHaveLength(100);
+    expect(new Set(jobs.map((j) => j.record.index)).size).toBe(100);
+    for (const j of jobs) {
+      const kv = await memory.get(cluster.keys.job(j.record.hostId, j.record.id));
+      expect(kv?.value).toBe(JSON.stringify(j.record));
+    }
+    for (const h of ['h1', 'h2']) {
+      const alloc = JSON.parse((await memory.get(cluster.keys.alloc(h)))?.value ?? '{}') as {
+        jobs: number;
+      };
+      expect(alloc.jobs).toBe(jobs.filter((j) => j.record.hostId === h).length);
+    }
+    await scheduler.close();
+    await cluster.close();
+  });
+
   it("close() while a host's next unit waits on one in flight ends the commit and sends nothing more", async () => {
     let sent = 0;
     let closing = false;

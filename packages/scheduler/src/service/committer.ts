@@ -19,7 +19,15 @@ const MIN_START_ROOM = 8;
 /** A unit of commit: one transaction's worth of work on one host or one job. */
 interface Unit {
   readonly compare: Compare[];
-  readonly ops: TxnOp[];
+  /** How many ops {@link takeOps} gives. */
+  readonly opCount: number;
+  /**
+   * Its ops, to send. A unit of starts gives the ones it built and lets them go, so that their
+   * keys and values live no longer than the store takes to encode them (held for the round
+   * trip, a bulk commit's values were promoted and copied by the collector); called again (a
+   * retry on its own after its transaction failed), it builds them anew from its records.
+   */
+  takeOps(): TxnOp[];
   readonly bytes: number;
   /** Applies the unit's effect locally after a successful commit. */
   readonly apply: (revision: number) => void;
@@ -137,7 +145,7 @@ export class Committer {
           u = starts.next(batch.length > 0 ? maxOps - ops : maxOps);
         }
         if (u === undefined) break;
-        const n = u.ops.length + u.compare.length;
+        const n = u.opCount + u.compare.length;
         if (batch.length > 0 && (ops + n > maxOps || bytes + u.bytes > maxBytes)) {
           spare = u;
           break;
@@ -165,7 +173,7 @@ export class Committer {
       const res = await this.#store.txn(
         {
           compare: [epochCompare, memberCompare, ...b.flatMap((u) => u.compare)],
-          success: b.flatMap((u) => u.ops),
+          success: b.flatMap((u) => u.takeOps()),
         },
         { signal: this.#signal },
       );
@@ -237,7 +245,8 @@ export class Committer {
             { key, target: 'modRevision', op: '==', value: rev },
             { key: statusKey, target: 'modRevision', op: '==', value: known.statusRev },
           ],
-          ops,
+          opCount: ops.length,
+          takeOps: () => ops,
           bytes: size(ops),
           starts: 0,
           stops: 1,
@@ -250,7 +259,8 @@ export class Committer {
       const ops: TxnOp[] = [{ op: 'put', key, value: JSON.stringify(next) }];
       units.push({
         compare: [{ key, target: 'modRevision', op: '==', value: rev }],
-        ops,
+        opCount: ops.length,
+        takeOps: () => ops,
         bytes: size(ops),
         starts: 0,
         stops: 1,
@@ -399,9 +409,25 @@ export class Committer {
           op: '==',
           value: this.#mirror.allocRev.get(hostId) ?? 0,
         });
+      let built: TxnOp[] | undefined = ops;
       return {
         compare,
-        ops,
+        opCount: ops.length,
+        takeOps: () => {
+          const o = built;
+          if (o !== undefined) {
+            built = undefined;
+            return o;
+          }
+          // As written the first time: the writer's JSON is JSON.stringify of the record.
+          const again: TxnOp[] = records.map((r) => ({
+            op: 'put',
+            key: hostJobs + r.id,
+            value: JSON.stringify(r),
+          }));
+          again.push({ op: 'put', key: allocKey, value: allocValue });
+          return again;
+        },
         bytes: chars * 2,
         starts: records.length,
         stops: 0,
