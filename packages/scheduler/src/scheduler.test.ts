@@ -461,10 +461,29 @@ it('leaves the cluster layout to @flotilla/cluster', async () => {
   expect(new ClusterKeys().jobs).toBe('cluster/jobs/');
 });
 
+/** Expects each host's allocation record to count the jobs placed on it. */
+async function expectAllocsCount(
+  memory: MemoryStore,
+  cluster: ClusterState,
+  jobs: readonly { record: JobRecord }[],
+  hosts: readonly string[],
+): Promise<void> {
+  for (const h of hosts) {
+    const alloc = JSON.parse((await memory.get(cluster.keys.alloc(h)))?.value ?? '{}') as {
+      jobs: number;
+    };
+    expect(alloc.jobs).toBe(jobs.filter((j) => j.record.hostId === h).length);
+  }
+}
+
 describe('committing a plan', () => {
-  /** One host with room for 600 small jobs, and a scheduler recording its plan reports. */
-  const oneBigHost = async (
+  /**
+   * Hosts (`h1` alone unless told) each with room for 600 small jobs, and a scheduler recording
+   * its plan reports.
+   */
+  const bigHosts = async (
     intercept?: (store: MemoryStore, cluster: ClusterState) => Store,
+    hosts: readonly string[] = ['h1'],
   ): Promise<{
     memory: MemoryStore;
     cluster: ClusterState;
@@ -473,9 +492,11 @@ describe('committing a plan', () => {
   }> => {
     const clock = new ManualClock(Date.UTC(2026, 0, 1));
     const memory = new MemoryStore({ clock });
-    const cluster = await seedHosts(memory, clock, [
-      { id: 'h1', capacity: { cpu: 6000, memory: 9600 } },
-    ]);
+    const cluster = await seedHosts(
+      memory,
+      clock,
+      hosts.map((id) => ({ id, capacity: { cpu: 6000, memory: 9600 } })),
+    );
     const store = intercept?.(memory, cluster) ?? withLatency(memory, 1);
     const scheduler = new Scheduler({ store, clock, hostGraceMs: 60_000 });
     const reports: PlanReport[] = [];
@@ -486,7 +507,7 @@ describe('committing a plan', () => {
   const small = (count: number): Formation => web(count, { resources: { cpu: 10, memory: 16 } });
 
   it("commits a host's starts beyond one transaction in one cycle, in full transactions", async () => {
-    const { memory, cluster, scheduler, reports } = await oneBigHost();
+    const { memory, cluster, scheduler, reports } = await bigHosts();
     await declare(cluster, small(300));
     await scheduler.idle();
     // One plan, committed in full: 300 jobs in ceil(300 / 124) transactions of at most 128
@@ -532,43 +553,35 @@ describe('committing a plan', () => {
     for (const h of ['h1', 'h2']) {
       const on = jobs.filter((j) => j.record.hostId === h);
       expect(on.reduce((a, j) => a + j.record.resources.cpu, 0)).toBeLessThanOrEqual(5000);
-      const alloc = JSON.parse((await memory.get(cluster.keys.alloc(h)))?.value ?? '{}') as {
-        jobs: number;
-      };
-      expect(alloc.jobs).toBe(on.length);
     }
+    await expectAllocsCount(memory, cluster, jobs, ['h1', 'h2']);
     await Promise.all(schedulers.map((s) => s.close()));
     await cluster.close();
   });
 
   it('a failed transaction retried unit by unit writes the same records it first built', async () => {
-    const clock = new ManualClock(Date.UTC(2026, 0, 1));
-    const memory = new MemoryStore({ clock });
-    const cluster = await seedHosts(memory, clock, [
-      { id: 'h1', capacity: { cpu: 6000, memory: 9600 } },
-      { id: 'h2', capacity: { cpu: 6000, memory: 9600 } },
-    ]);
     const sizes: number[] = [];
     let bumped = false;
-    const store = interceptStore(memory, {
-      txn: async (txn, next) => {
-        if (placesJobs(txn, cluster.keys.jobs)) {
-          sizes.push(txn.success.length);
-          if (!bumped) {
-            // Both hosts' units share the first transaction; h2's record changes under it, so
-            // it fails and each unit is sent again on its own (h1's with its ops built anew).
-            bumped = true;
-            const host = await memory.get(cluster.keys.host('h2'));
-            await memory.put(cluster.keys.host('h2'), host?.value ?? '');
-          }
-        }
-        return next();
-      },
-    });
-    const scheduler = new Scheduler({ store, clock, hostGraceMs: 60_000 });
-    const reports: PlanReport[] = [];
-    scheduler.on('plan', (r) => reports.push(r));
-    await scheduler.start();
+    const { memory, cluster, scheduler, reports } = await bigHosts(
+      (memory, cluster) =>
+        interceptStore(memory, {
+          txn: async (txn, next) => {
+            if (placesJobs(txn, cluster.keys.jobs)) {
+              sizes.push(txn.success.length);
+              if (!bumped) {
+                // Both hosts' units share the first transaction; h2's record changes under
+                // it, so it fails and each unit is sent again on its own (h1's with its ops
+                // built anew).
+                bumped = true;
+                const host = await memory.get(cluster.keys.host('h2'));
+                await memory.put(cluster.keys.host('h2'), host?.value ?? '');
+              }
+            }
+            return next();
+          },
+        }),
+      ['h1', 'h2'],
+    );
     await declare(cluster, small(100));
     await scheduler.idle();
     // The shared transaction (50 + 50 jobs and two allocations), h1's unit alone, h2's alone
@@ -582,12 +595,7 @@ describe('committing a plan', () => {
       const kv = await memory.get(cluster.keys.job(j.record.hostId, j.record.id));
       expect(kv?.value).toBe(JSON.stringify(j.record));
     }
-    for (const h of ['h1', 'h2']) {
-      const alloc = JSON.parse((await memory.get(cluster.keys.alloc(h)))?.value ?? '{}') as {
-        jobs: number;
-      };
-      expect(alloc.jobs).toBe(jobs.filter((j) => j.record.hostId === h).length);
-    }
+    await expectAllocsCount(memory, cluster, jobs, ['h1', 'h2']);
     await scheduler.close();
     await cluster.close();
   });
@@ -598,7 +606,7 @@ describe('committing a plan', () => {
     let sentAfterClose = 0;
     let held: () => void = () => undefined;
     const inFlight = new Promise<void>((resolve) => (held = resolve));
-    const { cluster, scheduler } = await oneBigHost((memory, cluster) =>
+    const { cluster, scheduler } = await bigHosts((memory, cluster) =>
       interceptStore(memory, {
         txn: async (txn, next, options) => {
           if (!placesJobs(txn, cluster.keys.jobs)) return next();
@@ -629,7 +637,7 @@ describe('committing a plan', () => {
 
   it("plans a host's remaining starts again when a unit in its chain conflicts, placing each job once", async () => {
     let placing = 0;
-    const { memory, cluster, scheduler, reports } = await oneBigHost((memory, cluster) =>
+    const { memory, cluster, scheduler, reports } = await bigHosts((memory, cluster) =>
       interceptStore(memory, {
         txn: async (txn, next) => {
           // The second transaction of the chain: the host's record changes under it.
