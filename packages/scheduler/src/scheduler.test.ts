@@ -600,6 +600,50 @@ describe('committing a plan', () => {
     await cluster.close();
   });
 
+  it('close() while a failed transaction is retried unit by unit ends the commit and sends nothing more', async () => {
+    let placing = 0;
+    let closing = false;
+    let sentAfterClose = 0;
+    let held: () => void = () => undefined;
+    const retrying = new Promise<void>((resolve) => (held = resolve));
+    const { cluster, scheduler } = await bigHosts(
+      (memory, cluster) =>
+        interceptStore(memory, {
+          txn: async (txn, next, options) => {
+            if (!placesJobs(txn, cluster.keys.jobs)) return next();
+            if (closing) sentAfterClose++;
+            placing++;
+            if (placing === 1) {
+              // The shared transaction fails (h2 changed under it)...
+              const host = await memory.get(cluster.keys.host('h2'));
+              await memory.put(cluster.keys.host('h2'), host?.value ?? '');
+              return next();
+            }
+            if (placing > 2) return next();
+            // ...and the first unit's retry on its own is in flight when the scheduler closes.
+            const signal = options?.signal;
+            if (signal === undefined) throw new Error('the commit passed no signal');
+            held();
+            return new Promise((_, reject) =>
+              signal.addEventListener('abort', () => reject(signal.reason as Error), {
+                once: true,
+              }),
+            );
+          },
+        }),
+      ['h1', 'h2'],
+    );
+    await declare(cluster, small(100));
+    await retrying;
+    closing = true;
+    await scheduler.close();
+    expect(scheduler.state).toBe('stopped');
+    expect(sentAfterClose).toBe(0);
+    expect(placing).toBe(2);
+    expect(await cluster.jobs()).toHaveLength(0);
+    await cluster.close();
+  });
+
   it("close() while a host's next unit waits on one in flight ends the commit and sends nothing more", async () => {
     let sent = 0;
     let closing = false;

@@ -361,6 +361,7 @@ export function runStoreContract(options: StoreContractOptions): void {
 
       it('refuses malformed compares and ops with coded errors', async () => {
         const bad = [
+          null,
           { compare: [null], success: [] },
           { compare: [], success: [null] },
           { compare: [], success: [], failure: [42] },
@@ -371,6 +372,24 @@ export function runStoreContract(options: StoreContractOptions): void {
     });
 
     describe('transactions', () => {
+      it('answers for the ops as they were when called, whatever the caller changes after', async () => {
+        await store.put('asked/a', '1');
+        const success: TxnOp[] = [
+          { op: 'get', key: 'asked/a' },
+          { op: 'put', key: 'asked/b', value: '2' },
+        ];
+        const call = store.txn({ compare: [], success });
+        // The caller reuses its array while the call is in flight.
+        success.reverse();
+        success.push({ op: 'delete', key: 'asked/a' });
+        const res = await call;
+        expect(res.results).toHaveLength(2);
+        expect(res.results[0]).toMatchObject({ op: 'get', kv: { key: 'asked/a', value: '1' } });
+        expect(res.results[1]).toEqual({ op: 'put' });
+        expect((await store.get('asked/a'))?.value).toBe('1');
+        expect((await store.get('asked/b'))?.value).toBe('2');
+      });
+
       it('creates a key only if absent (version == 0)', async () => {
         const create = (value: string) =>
           store.txn({
