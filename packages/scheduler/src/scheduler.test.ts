@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ClusterKeys, ClusterState, type Formation, type JobRecord } from '@flotilla/cluster';
 import { ManualClock } from '@flotilla/core';
-import { MemoryStore, type Store } from '@flotilla/store';
+import { MemoryStore, type Store, type TxnResult } from '@flotilla/store';
 import { PartitionableStore } from '@flotilla/store/testing';
 import { interceptStore, placesJobs } from '../../../test/support/intercept-store.js';
 import { Scheduler, type CrashLoop, type PlanReport } from './scheduler.js';
@@ -461,6 +461,22 @@ it('leaves the cluster layout to @flotilla/cluster', async () => {
   expect(new ClusterKeys().jobs).toBe('cluster/jobs/');
 });
 
+/**
+ * A transaction held in flight until its call's signal aborts (as a store gives up a call),
+ * then rejected with the abort's reason; `held` is called once it is held.
+ */
+function heldUntilAborted(
+  options: Parameters<Store['txn']>[1],
+  held: () => void,
+): Promise<TxnResult> {
+  const signal = options?.signal;
+  if (signal === undefined) throw new Error('the commit passed no signal');
+  held();
+  return new Promise((_, reject) =>
+    signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }),
+  );
+}
+
 /** Expects each host's allocation record to count the jobs placed on it. */
 async function expectAllocsCount(
   memory: MemoryStore,
@@ -621,14 +637,7 @@ describe('committing a plan', () => {
             }
             if (placing > 2) return next();
             // ...and the first unit's retry on its own is in flight when the scheduler closes.
-            const signal = options?.signal;
-            if (signal === undefined) throw new Error('the commit passed no signal');
-            held();
-            return new Promise((_, reject) =>
-              signal.addEventListener('abort', () => reject(signal.reason as Error), {
-                once: true,
-              }),
-            );
+            return heldUntilAborted(options, held);
           },
         }),
       ['h1', 'h2'],
@@ -659,12 +668,7 @@ describe('committing a plan', () => {
           // The first unit of the host's chain of three: held until the scheduler gives up on
           // it (as a store does when the call's signal aborts). The other workers have nothing
           // to send but the host's rest, which waits for this unit to land.
-          const signal = options?.signal;
-          if (signal === undefined) throw new Error('the commit passed no signal');
-          held();
-          return new Promise((_, reject) =>
-            signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }),
-          );
+          return heldUntilAborted(options, held);
         },
       }),
     );
